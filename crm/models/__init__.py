@@ -1,0 +1,25 @@
+"""The crm app's models: pipeline configuration and the shared customer data."""
+
+from .account import Account, AccountType, Contact, Industry
+from .base import Priority, Rating, TimeStampedModel
+from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
+from .pipeline import Pipeline, Stage
+from .tag import LostReason, Tag
+
+__all__ = [
+    "Account",
+    "AccountType",
+    "Contact",
+    "Industry",
+    "Lead",
+    "LeadSource",
+    "LeadStatus",
+    "LostReason",
+    "Pipeline",
+    "PipelineRecordMixin",
+    "Priority",
+    "Rating",
+    "Stage",
+    "Tag",
+    "TimeStampedModel",
+]

@@ -1,0 +1,152 @@
+"""Pipelines and their ordered stages: the configuration every lead and opportunity moves through."""
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from .base import PROBABILITY_VALIDATORS, TimeStampedModel, probability_constraint
+
+color_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Enter a colour as #RRGGBB, for example #1f77b4.")
+
+
+class PipelineQuerySet(models.QuerySet):
+    def default(self) -> "Pipeline | None":
+        return self.filter(is_default=True).first()
+
+
+class Pipeline(TimeStampedModel):
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    is_default = models.BooleanField(
+        default=False, help_text="New leads and opportunities go into the default pipeline."
+    )
+    is_active = models.BooleanField(default=True)
+    sequence = models.PositiveIntegerField(default=0, db_index=True)
+
+    objects = PipelineQuerySet.as_manager()
+
+    constraint_error_fields = {
+        **TimeStampedModel.constraint_error_fields,
+        "pipeline_name_taken": "name",
+        "pipeline_default_taken": "is_default",
+    }
+
+    class Meta:
+        ordering = ["sequence", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=Q(is_default=True),
+                name="crm_pipeline_one_default",
+                violation_error_code="pipeline_default_taken",
+                violation_error_message="Another pipeline is already the default.",
+            ),
+            models.UniqueConstraint(
+                Lower("name"),
+                name="crm_pipeline_name_ci_unique",
+                violation_error_code="pipeline_name_taken",
+                violation_error_message="A pipeline with this name already exists.",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_default=False) | Q(is_active=True),
+                name="crm_pipeline_default_is_active",
+                violation_error_code="pipeline_default_inactive",
+                violation_error_message="The default pipeline must be active.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def validate_constraints(self, exclude=None):
+        # Making a pipeline the default moves the flag from the old one (pipeline_save), so the
+        # one-default constraint is the database's last line, not a form error.
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"})
+
+    def clean(self):
+        super().clean()
+        if self.is_default and not self.is_active:
+            raise ValidationError({"is_active": "The default pipeline must be active."})
+        if self.pk and not self.is_default:
+            was_default = Pipeline.objects.filter(pk=self.pk, is_default=True).exists()
+            if was_default:
+                raise ValidationError(
+                    {
+                        "is_default": "There must always be a default pipeline: make another "
+                        "pipeline the default instead of unsetting this one."
+                    }
+                )
+
+    def first_stage(self) -> "Stage | None":
+        """The stage new records start in: the first open stage, or the first of all."""
+        stages = self.stages.order_by("sequence", "id")
+        return stages.filter(is_won=False, is_lost=False).first() or stages.first()
+
+    @property
+    def won_stage(self) -> "Stage | None":
+        return self.stages.filter(is_won=True).first()
+
+    @property
+    def lost_stage(self) -> "Stage | None":
+        return self.stages.filter(is_lost=True).first()
+
+
+class Stage(TimeStampedModel):
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="stages")
+    name = models.CharField(max_length=120)
+    sequence = models.PositiveIntegerField(default=0)
+    probability = models.PositiveSmallIntegerField(default=0, validators=PROBABILITY_VALIDATORS)
+    color = models.CharField(max_length=7, default="#6c757d", validators=[color_validator])
+    is_won = models.BooleanField(default=False, help_text="Records in this stage are won.")
+    is_lost = models.BooleanField(default=False, help_text="Records in this stage are lost.")
+
+    constraint_error_fields = {
+        **TimeStampedModel.constraint_error_fields,
+        "stage_won_and_lost": "is_lost",
+        "stage_name_taken": "name",
+        "stage_won_taken": "is_won",
+        "stage_lost_taken": "is_lost",
+    }
+
+    class Meta:
+        ordering = ["pipeline", "sequence", "id"]
+        indexes = [models.Index(fields=["pipeline", "sequence"], name="crm_stage_pipeline_seq")]
+        constraints = [
+            probability_constraint("crm_stage"),
+            models.CheckConstraint(
+                condition=~(Q(is_won=True) & Q(is_lost=True)),
+                name="crm_stage_not_won_and_lost",
+                violation_error_code="stage_won_and_lost",
+                violation_error_message="A stage cannot be both won and lost.",
+            ),
+            models.UniqueConstraint(
+                "pipeline",
+                Lower("name"),
+                name="crm_stage_name_unique_in_pipeline",
+                violation_error_code="stage_name_taken",
+                violation_error_message="This pipeline already has a stage with this name.",
+            ),
+            models.UniqueConstraint(
+                fields=["pipeline"],
+                condition=Q(is_won=True),
+                name="crm_stage_one_won_per_pipeline",
+                violation_error_code="stage_won_taken",
+                violation_error_message="This pipeline already has a won stage.",
+            ),
+            models.UniqueConstraint(
+                fields=["pipeline"],
+                condition=Q(is_lost=True),
+                name="crm_stage_one_lost_per_pipeline",
+                violation_error_code="stage_lost_taken",
+                violation_error_message="This pipeline already has a lost stage.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.name} › {self.name}" if self.pipeline_id else self.name
+
+    @property
+    def is_closed(self) -> bool:
+        return self.is_won or self.is_lost

@@ -1,0 +1,39 @@
+"""Shared fixtures: personas, the demo pipeline and API/admin clients."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from tests.factories import PipelineFactory, StageFactory
+
+
+@pytest.fixture
+def admin_user(db):
+    return get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss-123!")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def pipeline(db):
+    """A default pipeline with New → Qualified → Proposal → Won / Lost."""
+    pipeline = PipelineFactory(name="Sales", is_default=True)
+    for seq, (name, prob, won, lost) in enumerate(
+        [
+            ("New", 10, False, False),
+            ("Qualified", 30, False, False),
+            ("Proposal", 60, False, False),
+            ("Won", 100, True, False),
+            ("Lost", 0, False, True),
+        ]
+    ):
+        StageFactory(pipeline=pipeline, name=name, sequence=seq, probability=prob, is_won=won, is_lost=lost)
+    return pipeline
+
+
+@pytest.fixture
+def stages(pipeline):
+    return {stage.name: stage for stage in pipeline.stages.all()}
