@@ -120,9 +120,7 @@ def test_lead_stage_must_belong_to_its_pipeline(pipeline):
     foreign_stage = StageFactory(pipeline=other, name="Discovery")
     lead = Lead(name="x", pipeline=pipeline, stage=foreign_stage)
     errors = field_errors(lead)
-    assert errors["stage"] == [
-        "The stage “Discovery” belongs to the pipeline “Enterprise”, not to “Sales”."
-    ]
+    assert errors["stage"] == ["The stage “Discovery” belongs to the pipeline “Enterprise”, not to “Sales”."]
 
 
 @pytest.mark.django_db
