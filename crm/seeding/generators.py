@@ -7,6 +7,9 @@ index (``_mix``) rather than lists kept in memory. Only what cannot be derived i
 the converted leads waiting for their opportunity, and each opportunity's time, account and contact for the
 activities logged against it.
 
+Account names and contact emails are unique by construction, and so are the emails of leads, except that a
+converted lead takes the email of the contact it became and a contact may come back with a second lead.
+
 Times are whole seconds since the epoch. Records of one table are created in id order: row ``i`` of ``n``
 falls in the ``i``-th slot of a two-year window that gets busier towards its end (``slot_time``), so the
 number of rows that exist at a given time is known without looking (``existing``). That is what lets an

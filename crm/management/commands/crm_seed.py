@@ -23,7 +23,8 @@ class Command(BaseCommand):
         "Generate a large, realistic CRM data set (by default 1,000,000 leads, 200,000 opportunities, "
         "100,000 accounts, 300,000 contacts, 2,000,000 activities and 50 sales users) for benchmarks "
         "and demos. The same --seed and --end-date give the same data. Refuses a database that already "
-        "holds CRM records unless --force is given."
+        "holds CRM records unless --force is given. Everything is written in one transaction; on "
+        "PostgreSQL the CRM tables stay locked until it commits, so seed a database nobody is using."
     )
 
     def add_arguments(self, parser):
