@@ -34,12 +34,20 @@ def test_healthz_answers_503_when_the_database_does_not(client, monkeypatch):
     assert response.json()["database"] == "unavailable"
 
 
+# Variables the test run itself sets (pytest-env, the browser harness) that no deployment has.
+TEST_ONLY_VARIABLES = {
+    "SECURE_SSL_REDIRECT",
+    "SECURE_COOKIES",
+    "STATICFILES_STORAGE",
+    "DEBUG",
+    "SECRET_KEY",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}
+
+
 def run_manage(*args, **env_overrides):
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"SECURE_SSL_REDIRECT", "SECURE_COOKIES", "STATICFILES_STORAGE", "DEBUG", "SECRET_KEY"}
-    }
+    """Run manage.py in a fresh process with the environment a deployment would have."""
+    env = {k: v for k, v in os.environ.items() if k not in TEST_ONLY_VARIABLES}
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True
