@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format setup setup-dev migrate demo clean
+.PHONY: run test lint format setup setup-dev chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,14 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-setup: $(VENV)/.runtime
+# A development checkout gets a local .env (DEBUG on) so manage.py works without exporting
+# anything; production sets its own environment and has no .env.
+.env:
+	cp .env.example .env
 
-setup-dev: $(VENV)/.dev
+setup: $(VENV)/.runtime .env
+
+setup-dev: $(VENV)/.dev .env
 
 # Development settings: DEBUG on, SQLite in the project folder unless DATABASE_URL says otherwise.
 run: export DEBUG ?= true
@@ -35,7 +40,18 @@ run: setup
 	@echo "The back office is at http://$(HOST):$(PORT)/admin/"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: setup-dev
+# Browser tests need Debian's Chromium; install it when missing and we are allowed to.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Chromium for the browser tests (apt-get install chromium)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "Chromium is missing: run 'sudo apt-get install chromium' or the browser tests are skipped"; \
+		fi; \
+	fi
+
+test: setup-dev chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup-dev

@@ -1,6 +1,7 @@
 """Admin for opportunities, and the opportunities inline on an account."""
 
 from django.contrib import admin
+from django.db.models import Count
 
 from crm.admin import TagListMixin
 from crm.admin_utils import (
@@ -10,7 +11,7 @@ from crm.admin_utils import (
     money,
     register_inline,
 )
-from sales.models import Opportunity
+from sales.models import Opportunity, SalesTeam
 
 
 class OpportunityInline(admin.TabularInline):
@@ -83,3 +84,19 @@ class OpportunityAdmin(
     @admin.display(description="amount", ordering="amount")
     def value(self, obj):
         return money(obj.amount)
+
+
+@admin.register(SalesTeam)
+class SalesTeamAdmin(admin.ModelAdmin):
+    list_display = ("name", "manager", "member_count", "is_active")
+    list_filter = ("is_active",)
+    list_select_related = ("manager",)
+    search_fields = ("name", "manager__username", "members__username")
+    autocomplete_fields = ("manager", "members")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_total=Count("members", distinct=True))
+
+    @admin.display(description="members", ordering="member_total")
+    def member_count(self, obj):
+        return obj.member_total

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from activities.models import Activity
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
-from sales.models import Opportunity
+from sales.models import Opportunity, SalesTeam
 from tests.factories import (
     AccountFactory,
     ActivityFactory,
@@ -19,7 +19,7 @@ from tests.factories import (
     UserFactory,
 )
 
-MODELS = [Pipeline, Stage, Tag, LostReason, Account, Contact, Lead, Opportunity, Activity]
+MODELS = [Pipeline, Stage, Tag, LostReason, Account, Contact, Lead, Opportunity, Activity, SalesTeam]
 
 
 def make_records(n: int, stages) -> Account:
@@ -37,6 +37,7 @@ def make_records(n: int, stages) -> Account:
         ActivityFactory(lead=lead, account=account, owner=owner)
         ActivityFactory(opportunity=opp, contact=contact, owner=owner)
         LostReasonFactory()
+        SalesTeam.objects.create(name=f"Team {owner.username} {i}", manager=owner).members.add(owner)
     return account
 
 
