@@ -9,7 +9,18 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum, Value
+from django.db.models import (
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce, TruncMonth, TruncQuarter
 
 from crm.filters import filter_queryset
@@ -22,6 +33,7 @@ from crm.selectors import (
     lead_visible_to,
     pipeline_for_board,
     pipeline_kanban,
+    pipeline_kanban_cards,
     priority_rank,
     tags_prefetch,
 )
@@ -246,3 +258,82 @@ def dashboard(*, user: User, pipeline: Pipeline | None = None) -> dict[str, Any]
             for stage in stages
         ],
     }
+
+
+def conversion_funnel(*, user: User, pipeline: Pipeline | None = None) -> list[dict[str, Any]]:
+    """Lead-to-deal funnel: leads → qualified → converted → won, counted by the database in one query.
+
+    Qualified = converted, or open past the first open stage of its pipeline. Until stage history
+    exists a lost lead counts as not qualified, wherever it was lost. Won = the leads whose converted
+    opportunity is won. Each step has its count, its share of all leads and of the step before (in
+    percent, two decimals; 0 when the base is 0), and a value: expected revenue for the lead steps,
+    the won opportunities' amount for the last.
+    """
+    leads = lead_visible_to(user)
+    if pipeline is not None:
+        leads = leads.filter(pipeline=pipeline)
+    first_open_sequence = Subquery(
+        Stage.objects.filter(pipeline=OuterRef("pipeline"), is_won=False, is_lost=False)
+        .order_by("sequence", "id")
+        .values("sequence")[:1]
+    )
+    is_converted = Q(status="converted")
+    is_qualified = is_converted | Q(status="open", stage__sequence__gt=F("first_open_sequence"))
+    is_won = Q(converted_opportunity__status=OpportunityStatus.WON)
+    revenue = Coalesce(Sum("expected_revenue"), _zero(), output_field=MONEY)
+    row = leads.annotate(first_open_sequence=first_open_sequence).aggregate(
+        leads=Count("pk"),
+        leads_value=revenue,
+        qualified=Count("pk", filter=is_qualified),
+        qualified_value=Coalesce(Sum("expected_revenue", filter=is_qualified), _zero(), output_field=MONEY),
+        converted=Count("pk", filter=is_converted),
+        converted_value=Coalesce(Sum("expected_revenue", filter=is_converted), _zero(), output_field=MONEY),
+        won=Count("pk", filter=is_won),
+        won_value=Coalesce(Sum("converted_opportunity__amount", filter=is_won), _zero(), output_field=MONEY),
+    )
+    labels = {"leads": "Leads", "qualified": "Qualified", "converted": "Converted", "won": "Won deals"}
+    steps: list[dict[str, Any]] = []
+    for key, label in labels.items():
+        count = row[key]
+        previous = steps[-1]["count"] if steps else count
+        steps.append(
+            {
+                "key": key,
+                "label": label,
+                "count": count,
+                "value": _money(row[f"{key}_value"]),
+                "percent_of_total": _percent(count, row["leads"]),
+                "percent_of_previous": _percent(count, previous),
+            }
+        )
+    return steps
+
+
+def _percent(part: int, whole: int) -> float:
+    if not whole:
+        return 0.0
+    return float((Decimal(part) * 100 / whole).quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def opportunity_recent_won(
+    *, user: User, pipeline: Pipeline | None = None, limit: int = 5
+) -> QuerySet[Opportunity]:
+    """The last deals won, most recently closed first, with their account and owner."""
+    queryset = opportunity_visible_to(user).filter(status=OpportunityStatus.WON)
+    if pipeline is not None:
+        queryset = queryset.filter(pipeline=pipeline)
+    return queryset.select_related("account", "owner", "stage").order_by("-closed_at", "-pk")[:limit]
+
+
+def opportunity_kanban_cards(
+    *,
+    user: User,
+    stage: Stage,
+    filters: Filters = None,
+    offset: int = 0,
+    limit: int = KANBAN_DEFAULT_LIMIT,
+) -> tuple[list[Opportunity], bool]:
+    """The opportunities of one column of the board beyond its first cards."""
+    return pipeline_kanban_cards(
+        queryset=opportunity_list(user=user, filters=filters), stage=stage, offset=offset, limit=limit
+    )
