@@ -260,3 +260,32 @@ def lead_kanban(
         value_field="expected_revenue",
         limit=limit,
     )
+
+
+def pipeline_kanban_cards(
+    *, queryset: QuerySet, stage: Stage, offset: int = 0, limit: int = KANBAN_DEFAULT_LIMIT
+) -> tuple[list[Model], bool]:
+    """More cards for one column of a board: ``limit`` records from ``offset``, in the board's order.
+
+    Returns the records and whether more follow (one query, fetching one record beyond the page).
+    """
+    offset = max(0, offset)
+    limit = max(1, min(limit, KANBAN_MAX_LIMIT))
+    records = list(
+        queryset.filter(stage=stage).order_by(*_window_ordering(queryset))[offset : offset + limit + 1]
+    )
+    return records[:limit], len(records) > limit
+
+
+def lead_kanban_cards(
+    *,
+    user: User,
+    stage: Stage,
+    filters: Filters = None,
+    offset: int = 0,
+    limit: int = KANBAN_DEFAULT_LIMIT,
+) -> tuple[list[Lead], bool]:
+    """The leads of one column of the leads board beyond its first cards (see pipeline_kanban_cards)."""
+    return pipeline_kanban_cards(
+        queryset=lead_list(user=user, filters=filters), stage=stage, offset=offset, limit=limit
+    )
