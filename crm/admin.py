@@ -3,8 +3,12 @@
 from django.contrib import admin
 from django.db import models
 from django.db.models import Prefetch
+from django.urls import reverse
 
 from crm import selectors, services
+from crm.admin_convert import LeadConvertAdminMixin
+from crm.admin_kanban import KanbanAdminMixin
+from crm.admin_record import MarkLostAdminMixin, RecordAction, RecordPageMixin
 from crm.admin_utils import (
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
@@ -12,11 +16,8 @@ from crm.admin_utils import (
     color_swatch,
     money,
 )
-from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
-
-admin.site.site_header = "CRM back office"
-admin.site.site_title = "CRM"
-admin.site.index_title = "Sales pipeline"
+from crm.filters import LeadFilter
+from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
 
 
 class TagListMixin:
@@ -117,7 +118,9 @@ class ContactInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin):
+class AccountAdmin(
+    RecordPageMixin, ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin
+):
     list_display = (
         "name",
         "account_type",
@@ -180,7 +183,9 @@ class AccountAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admi
 
 
 @admin.register(Contact)
-class ContactAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin):
+class ContactAdmin(
+    RecordPageMixin, ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin
+):
     list_display = (
         "full_name",
         "account",
@@ -212,7 +217,16 @@ class ContactAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admi
 
 
 @admin.register(Lead)
-class LeadAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, StagePillMixin, TagListMixin, admin.ModelAdmin):
+class LeadAdmin(
+    KanbanAdminMixin,
+    LeadConvertAdminMixin,
+    MarkLostAdminMixin,
+    ExtensibleInlinesMixin,
+    OwnerDefaultMixin,
+    StagePillMixin,
+    TagListMixin,
+    admin.ModelAdmin,
+):
     list_display = (
         "name",
         "company_name",
@@ -280,3 +294,47 @@ class LeadAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, StagePillMixin, TagLi
     @admin.display(description="expected revenue", ordering="expected_revenue")
     def revenue(self, obj):
         return money(obj.expected_revenue)
+
+    # --- the lead's page: convert, mark lost ---------------------------------------------------------
+
+    def get_record_actions(self, request, obj):
+        actions = super().get_record_actions(request, obj)
+        if not obj.is_closed and self.has_change_permission(request, obj):
+            actions += [
+                RecordAction(
+                    "Convert", reverse("admin:crm_lead_convert", args=[obj.pk]), css_class="crm-tool-won"
+                ),
+                RecordAction(
+                    "Mark lost", reverse("admin:crm_lead_mark_lost", args=[obj.pk]), css_class="crm-tool-lost"
+                ),
+            ]
+        elif obj.status == LeadStatus.CONVERTED:
+            actions.append(RecordAction("Conversion", reverse("admin:crm_lead_converted", args=[obj.pk])))
+        return actions
+
+    def mark_lost(self, *, record, user, lost_reason, lost_note):
+        return services.lead_mark_lost(lead=record, user=user, lost_reason=lost_reason, lost_note=lost_note)
+
+    # --- the leads board -----------------------------------------------------------------------------
+
+    kanban_filterset = LeadFilter
+    kanban_filter_fields = ("search", "owner", "priority", "rating", "source", "status", "tag")
+    kanban_value_field = "expected_revenue"
+    kanban_value_label = "expected revenue"
+
+    def kanban_records(self, *, user):
+        return selectors.lead_visible_to(user)
+
+    def kanban_board(self, *, user, pipeline, filters, limit):
+        return selectors.lead_kanban(user=user, pipeline=pipeline, filters=filters, limit=limit)
+
+    def kanban_cards(self, *, user, stage, filters, offset, limit):
+        return selectors.lead_kanban_cards(
+            user=user, stage=stage, filters=filters, offset=offset, limit=limit
+        )
+
+    def kanban_move(self, *, record, stage, user):
+        return services.lead_move_stage(lead=record, stage=stage, user=user)
+
+    def kanban_card_subtitle(self, record):
+        return " · ".join(part for part in (record.company_name, record.contact_name) if part)
