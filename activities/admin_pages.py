@@ -86,7 +86,6 @@ class CalendarAdminMixin:
         context = {
             **self.admin_site.each_context(request),
             "title": "Calendar",
-            "subtitle": heading,
             "opts": self.opts,
             "view": view,
             "heading": heading,

@@ -34,7 +34,12 @@ class LeadConvertForm(forms.Form):
     contact_action = forms.ChoiceField(label="Contact", widget=forms.RadioSelect)
     contact = forms.ModelChoiceField(queryset=Contact.objects.all(), required=False, label="Existing contact")
     create_opportunity = forms.BooleanField(label="Create an opportunity", required=False, initial=True)
-    opportunity_name = forms.CharField(label="Opportunity name", max_length=200, required=False)
+    opportunity_name = forms.CharField(
+        label="Opportunity name",
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"class": "vTextField"}),
+    )
     amount = forms.DecimalField(label="Amount", max_digits=14, decimal_places=2, min_value=0, required=False)
     close_date = forms.DateField(label="Expected close date", required=False, widget=DateInput)
     pipeline = forms.ModelChoiceField(queryset=Pipeline.objects.filter(is_active=True), required=False)
@@ -51,12 +56,12 @@ class LeadConvertForm(forms.Form):
     def __init__(self, *args, lead: Lead, admin_site, **kwargs):
         super().__init__(*args, **kwargs)
         self.lead = lead
-        self.fields["account"].widget = AutocompleteSelect(
-            Lead._meta.get_field("converted_account"), admin_site
-        )
-        self.fields["contact"].widget = AutocompleteSelect(
-            Lead._meta.get_field("converted_contact"), admin_site
-        )
+        # The admin's autocomplete (searching the account and contact admins), fed by the lead's own
+        # link fields so Django knows which admin answers.
+        for name, link in (("account", "converted_account"), ("contact", "converted_contact")):
+            field = self.fields[name]
+            field.widget = AutocompleteSelect(Lead._meta.get_field(link), admin_site)
+            field.widget.choices = field.choices
         self.existing_account = self.find_existing_account()
         self.existing_contact = self.find_existing_contact()
 
@@ -171,7 +176,9 @@ class LeadConvertAdminMixin:
                 request, f"“{lead}” is already {lead.get_status_display().lower()}.", messages.WARNING
             )
             return HttpResponseRedirect(self.record_url(lead))
-        form = LeadConvertForm(request.POST or None, lead=lead, admin_site=self.admin_site)
+        form = LeadConvertForm(
+            request.POST if request.method == "POST" else None, lead=lead, admin_site=self.admin_site
+        )
         if request.method == "POST" and form.is_valid():
             try:
                 conversion = lead_convert(lead=lead, user=request.user, **form.service_kwargs())

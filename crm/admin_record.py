@@ -169,7 +169,7 @@ class MarkLostAdminMixin(RecordPageMixin):
 
     def mark_lost_view(self, request, object_id):
         obj = self.get_record_or_404(request, object_id)
-        form = MarkLostForm(request.POST or None)
+        form = MarkLostForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
                 record = self.mark_lost(

@@ -11,7 +11,7 @@ register = template.Library()
 
 BAR_HEIGHT = 22
 GAP = 8
-LABEL_WIDTH = 170
+LABEL_WIDTH = 235
 BAR_AREA = 300
 VALUE_WIDTH = 130
 DEFAULT_COLOR = "#417690"
@@ -49,7 +49,7 @@ def bar_chart(items, label_key: str, value_key: str, color_key: str = "", title:
         rows.append(
             (
                 y + 15,
-                label[:26],
+                label[:30],
                 LABEL_WIDTH,
                 y,
                 max(bar, 1),
@@ -127,7 +127,7 @@ def grouped_bar_chart(items, label_key: str, series, title: str = "", money_valu
             '<text x="{}" y="{}" class="value">{}</text><title>{} — {}: {}</title>',
             bars,
         )
-        groups.append((top + (len(series) * (bar + 2)) // 2 + 4, label[:26], body))
+        groups.append((top + (len(series) * (bar + 2)) // 2 + 4, label[:30], body))
     content = format_html_join("", '<g><text x="0" y="{}">{}</text>{}</g>', groups)
     return format_html(
         '<svg class="crm-chart" role="img" aria-label="{}" viewBox="0 0 {} {}" width="100%" '
@@ -141,46 +141,51 @@ def grouped_bar_chart(items, label_key: str, series, title: str = "", money_valu
 
 @register.simple_tag
 def funnel_chart(steps, title: str = "Conversion funnel"):
-    """A funnel: one centred band per step, as wide as its share of the first step, with its count."""
+    """A funnel: the step's name on the left, a centred band as wide as its share of the first step,
+    and its count and share on the right."""
     steps = list(steps or [])
     if not steps:
         return format_html('<p class="help">{}</p>', "Nothing to chart yet.")
-    width, band, gap = 600, 34, 6
+    label_width, area, figure_width, band, gap = 120, 360, 120, 30, 6
     first = Decimal(steps[0].get("count") or 0) or Decimal(1)
     rows = []
     for index, step in enumerate(steps):
         count = Decimal(step.get("count") or 0)
-        share = count / first
         # Never thinner than a sliver, so an empty step still reads as a step of the funnel.
-        bar = max(int(width * share), 6)
-        x = (width - bar) // 2
+        bar = max(int(area * count / first), 4)
         y = index * (band + gap)
+        text_y = y + band // 2 + 5
+        share = step.get("percent_of_total", 0)
         rows.append(
             (
                 index,
-                x,
+                text_y,
+                step.get("label", ""),
+                label_width + (area - bar) // 2,
                 y,
                 bar,
                 band,
-                width // 2,
-                y + band // 2 + 5,
-                step.get("label", ""),
+                label_width + area + 10,
+                text_y,
                 step.get("count", 0),
+                f"{share:.0f}%" if index else "",
                 step.get("label", ""),
                 step.get("count", 0),
             )
         )
     body = format_html_join(
         "",
-        '<g class="funnel-step step-{}"><rect x="{}" y="{}" width="{}" height="{}" rx="4"></rect>'
-        '<text x="{}" y="{}" text-anchor="middle">{} · {}</text><title>{}: {}</title></g>',
+        '<g class="funnel-step step-{}"><text x="0" y="{}">{}</text>'
+        '<rect x="{}" y="{}" width="{}" height="{}" rx="4"></rect>'
+        '<text x="{}" y="{}" class="figure">{} <tspan class="share">{}</tspan></text>'
+        "<title>{}: {}</title></g>",
         rows,
     )
     return format_html(
         '<svg class="crm-chart crm-funnel" role="img" aria-label="{}" viewBox="0 0 {} {}" width="100%" '
-        'preserveAspectRatio="xMidYMin meet" xmlns="http://www.w3.org/2000/svg">{}</svg>',
+        'preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">{}</svg>',
         title,
-        width,
+        label_width + area + figure_width,
         len(steps) * (band + gap) - gap,
         body,
     )
