@@ -1,15 +1,18 @@
 """Admin for pipelines, tags, lost reasons, accounts, contacts and leads."""
 
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Prefetch
+from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 
 from crm import selectors, services
 from crm.admin_convert import LeadConvertAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
-from crm.admin_record import MarkLostAdminMixin, RecordAction, RecordPageMixin
+from crm.admin_record import MarkLostAdminMixin, RecordAction, RecordPageMixin, apply_service_errors
 from crm.admin_utils import (
+    ColorPickerMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
     StagePillMixin,
@@ -35,11 +38,32 @@ class TagListMixin:
         return ", ".join(tag.name for tag in obj.tags.all()) or "—"
 
 
-class StageInline(admin.TabularInline):
+class StageInlineFormSet(BaseInlineFormSet):
+    def clean(self):
+        """Validate each changed stage as the stage services will, so a rule broken by a row (a second
+        won stage) is an error on that row rather than a failure while saving."""
+        super().clean()
+        for form in self.forms:
+            if form in self.deleted_forms or not form.has_changed() or form.errors:
+                continue
+            try:
+                # A new pipeline has no stages in the database yet to conflict with.
+                form.instance.full_clean(exclude=["pipeline"] if self.instance.pk is None else None)
+            except ValidationError as exc:
+                apply_service_errors(form, exc)
+
+
+class StageInline(ColorPickerMixin, admin.TabularInline):
+    """A pipeline's stages, ordered by dragging their rows (static/crm/stage_sort.js) or by sequence."""
+
     model = Stage
+    formset = StageInlineFormSet
     fields = ("name", "sequence", "probability", "color", "is_won", "is_lost")
     extra = 0
     ordering = ("sequence", "id")
+
+    class Media:
+        js = ("crm/stage_sort.js",)
 
 
 @admin.register(Pipeline)
@@ -64,6 +88,30 @@ class PipelineAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         services.pipeline_save(pipeline=obj)
 
+    def save_formset(self, request, form, formset, change):
+        """Stages are written by the crm services like every other record, in the order shown."""
+        if formset.model is not Stage:
+            return super().save_formset(request, form, formset, change)
+        formset.save(commit=False)  # sorts the rows into new, changed and deleted ones
+        for stage in formset.deleted_objects:
+            services.record_delete(instance=stage)
+        fields = [name for name in StageInline.fields if name in formset.form.base_fields]
+        for stage_form in formset.forms:
+            stage = stage_form.instance
+            if stage_form in formset.deleted_forms or not stage_form.has_changed():
+                continue
+            if stage.pk is None:
+                data = {name: stage_form.cleaned_data[name] for name in fields}
+                stage_form.instance = services.stage_create(
+                    user=request.user, data={**data, "pipeline": form.instance}
+                )
+            else:
+                data = {
+                    name: stage_form.cleaned_data[name] for name in stage_form.changed_data if name in fields
+                }
+                services.stage_update(stage=stage, user=request.user, data=data)
+        return None
+
     def get_deleted_objects(self, objs, request):
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         for pipeline in objs:
@@ -80,7 +128,7 @@ class PipelineAdmin(admin.ModelAdmin):
 
 
 @admin.register(Stage)
-class StageAdmin(admin.ModelAdmin):
+class StageAdmin(ColorPickerMixin, admin.ModelAdmin):
     list_display = ("name", "pipeline", "sequence", "probability", "swatch", "is_won", "is_lost")
     list_filter = ("pipeline", "is_won", "is_lost")
     list_select_related = ("pipeline",)
@@ -94,7 +142,7 @@ class StageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
+class TagAdmin(ColorPickerMixin, admin.ModelAdmin):
     list_display = ("name", "swatch", "created_at")
     search_fields = ("name",)
 

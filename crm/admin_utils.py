@@ -3,6 +3,7 @@
 from collections import defaultdict
 from decimal import Decimal
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.utils.html import format_html
@@ -59,3 +60,21 @@ class StagePillMixin:
     @admin.display(description="stage", ordering="stage__sequence")
     def stage_pill(self, obj):
         return color_swatch(obj.stage.color, obj.stage.name)
+
+
+class ColorInput(forms.TextInput):
+    """The browser's colour picker; it submits #rrggbb, which the models' colour validator expects."""
+
+    input_type = "color"
+
+    def __init__(self, attrs=None):
+        super().__init__({"class": "crm-color", **(attrs or {})})
+
+
+class ColorPickerMixin:
+    """A colour picker for the model's ``color`` field, on a ModelAdmin or an inline."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "color":
+            kwargs["widget"] = ColorInput()
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
