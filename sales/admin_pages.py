@@ -10,6 +10,7 @@ from django.urls import path
 from django.utils.http import urlencode
 
 from crm.admin_convert import DateInput
+from crm.admin_utils import money
 from crm.models import Pipeline
 from sales import selectors, services
 
@@ -114,7 +115,7 @@ class OpportunityPagesMixin:
             else:
                 self.log_change(request, opportunity, "Marked won.")
                 self.message_user(
-                    request, f"“{opportunity}” is won: {opportunity.amount:,.2f} closed.", messages.SUCCESS
+                    request, f"“{opportunity}” is won: {money(opportunity.amount)} closed.", messages.SUCCESS
                 )
             return HttpResponseRedirect(self.record_url(opportunity))
         context = self.page_context(
