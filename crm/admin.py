@@ -6,11 +6,14 @@ from django.db.models import Prefetch
 
 from crm import selectors, services
 from crm.admin_utils import (
+    ClosedRecordMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
+    ServiceSaveMixin,
     StagePillMixin,
     color_swatch,
     money,
+    run_transition,
 )
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
 
@@ -212,7 +215,15 @@ class ContactAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admi
 
 
 @admin.register(Lead)
-class LeadAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, StagePillMixin, TagListMixin, admin.ModelAdmin):
+class LeadAdmin(
+    ServiceSaveMixin,
+    ClosedRecordMixin,
+    ExtensibleInlinesMixin,
+    OwnerDefaultMixin,
+    StagePillMixin,
+    TagListMixin,
+    admin.ModelAdmin,
+):
     list_display = (
         "name",
         "company_name",
@@ -277,6 +288,24 @@ class LeadAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, StagePillMixin, TagLi
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
+    actions = ["mark_lost"]
+
+    def create_record(self, request, data):
+        return services.lead_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.lead_update(lead=obj, user=request.user, data=data)
+
     @admin.display(description="expected revenue", ordering="expected_revenue")
     def revenue(self, obj):
         return money(obj.expected_revenue)
+
+    @admin.action(description="Mark the selected leads lost", permissions=["change"])
+    def mark_lost(self, request, queryset):
+        run_transition(
+            self,
+            request,
+            queryset,
+            lambda lead: services.lead_mark_lost(lead=lead, user=request.user),
+            "marked lost",
+        )

@@ -6,15 +6,47 @@ parameters returns exactly what the API list would.
 """
 
 import django_filters
+from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Q, QuerySet
 
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
 
 
+class StrictBooleanField(forms.NullBooleanField):
+    """true/false (or 1/0, yes/no); anything else is an error rather than silently no filter."""
+
+    widget = forms.TextInput  # NullBooleanSelect would turn unknown values into "no filter"
+    TRUE = ("true", "1", "yes", "on")
+    FALSE = ("false", "0", "no", "off")
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        text = str(value).strip().lower()
+        if text in self.TRUE:
+            return True
+        if text in self.FALSE:
+            return False
+        raise ValidationError("Use true or false.", code="invalid")
+
+    def validate(self, value):
+        pass
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class SearchFilterSet(django_filters.FilterSet):
     """``?search=`` matches records where every word appears in at least one of ``search_fields``."""
+
+    FILTER_DEFAULTS = {
+        **django_filters.FilterSet.FILTER_DEFAULTS,
+        models.BooleanField: {"filter_class": StrictBooleanFilter},
+    }
 
     search_fields: tuple[str, ...] = ()
 

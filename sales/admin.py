@@ -4,12 +4,16 @@ from django.contrib import admin
 
 from crm.admin import TagListMixin
 from crm.admin_utils import (
+    ClosedRecordMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
+    ServiceSaveMixin,
     StagePillMixin,
     money,
     register_inline,
+    run_transition,
 )
+from sales import services
 from sales.models import Opportunity
 
 
@@ -30,7 +34,13 @@ register_inline("crm.account", OpportunityInline)
 
 @admin.register(Opportunity)
 class OpportunityAdmin(
-    ExtensibleInlinesMixin, OwnerDefaultMixin, StagePillMixin, TagListMixin, admin.ModelAdmin
+    ServiceSaveMixin,
+    ClosedRecordMixin,
+    ExtensibleInlinesMixin,
+    OwnerDefaultMixin,
+    StagePillMixin,
+    TagListMixin,
+    admin.ModelAdmin,
 ):
     list_display = (
         "name",
@@ -80,6 +90,34 @@ class OpportunityAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
+    actions = ["mark_won", "mark_lost"]
+
+    def create_record(self, request, data):
+        return services.opportunity_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.opportunity_update(opportunity=obj, user=request.user, data=data)
+
     @admin.display(description="amount", ordering="amount")
     def value(self, obj):
         return money(obj.amount)
+
+    @admin.action(description="Mark the selected opportunities won", permissions=["change"])
+    def mark_won(self, request, queryset):
+        run_transition(
+            self,
+            request,
+            queryset,
+            lambda opportunity: services.opportunity_mark_won(opportunity=opportunity, user=request.user),
+            "marked won",
+        )
+
+    @admin.action(description="Mark the selected opportunities lost", permissions=["change"])
+    def mark_lost(self, request, queryset):
+        run_transition(
+            self,
+            request,
+            queryset,
+            lambda opportunity: services.opportunity_mark_lost(opportunity=opportunity, user=request.user),
+            "marked lost",
+        )

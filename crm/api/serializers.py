@@ -110,8 +110,10 @@ class PipelineSerializer(serializers.ModelSerializer):
         validators: list = []
         extra_kwargs = {
             "is_default": {
+                # Not DRF's guess from the one-default constraint: pipeline_save moves the flag.
+                "validators": [],
                 "help_text": "Making a pipeline the default takes the flag from the previous default; "
-                "the default cannot be unset, only moved."
+                "the default cannot be unset, only moved.",
             }
         }
 
