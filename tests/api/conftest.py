@@ -57,7 +57,17 @@ def viewer(db):
         user,
         *(
             f"view_{model}"
-            for model in ("lead", "opportunity", "account", "contact", "activity", "pipeline", "stage", "tag")
+            for model in (
+                "lead",
+                "opportunity",
+                "account",
+                "contact",
+                "activity",
+                "pipeline",
+                "stage",
+                "tag",
+                "lostreason",
+            )
         ),
     )
     client = APIClient()

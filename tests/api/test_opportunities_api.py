@@ -228,7 +228,19 @@ def test_opportunity_search_and_ordering(api, stages):
         "Gamma",
         "Beta",
     ]
-    assert names(api.get(url("opportunities/"), {"ordering": "account,name"}))[-1] == "Alpha upgrade"
+    # Records without the value come last in both directions, on every database.
+    assert names(api.get(url("opportunities/"), {"ordering": "account,name"})) == [
+        "Alpha upgrade",
+        "Beta",
+        "Gamma",
+    ]
+    assert names(api.get(url("opportunities/"), {"ordering": "-account,-name"})) == [
+        "Alpha upgrade",
+        "Gamma",
+        "Beta",
+    ]
+    assert names(api.get(url("opportunities/"), {"ordering": "close_date"}))[0] == "Gamma"
+    assert names(api.get(url("opportunities/"), {"ordering": "-close_date"}))[0] == "Gamma"
 
 
 # --- transitions ----------------------------------------------------------------------------------
