@@ -128,7 +128,11 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
         return type(self).selector(user=self.request.user)
 
     def get_serializer_class(self):
-        return self.action_serializers.get(self.action) or super().get_serializer_class()
+        action = self.action
+        if action == "metadata":
+            # OPTIONS describes each method of this route with the serializer of its real action.
+            action = self.action_map.get(self.request.method.lower(), action)
+        return self.action_serializers.get(action) or super().get_serializer_class()
 
     def create_record(self, data: dict[str, Any]) -> Model:
         raise NotImplementedError

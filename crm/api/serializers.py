@@ -265,6 +265,10 @@ class LeadSerializer(serializers.ModelSerializer):
 # --- action bodies --------------------------------------------------------------------------------
 
 
+class NoInputSerializer(serializers.Serializer):
+    """The body of an action that takes none (mark-won): what OPTIONS and the browsable API show."""
+
+
 class MoveStageInputSerializer(serializers.Serializer):
     stage_id = related_id(
         Stage.objects.all(),

@@ -7,7 +7,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from crm.api.serializers import KanbanQuerySerializer, MarkLostInputSerializer, MoveStageInputSerializer
+from crm.api.serializers import (
+    KanbanQuerySerializer,
+    MarkLostInputSerializer,
+    MoveStageInputSerializer,
+    NoInputSerializer,
+)
 from crm_project.viewsets import (
     BAD_REQUEST,
     CONFLICT,
@@ -42,6 +47,7 @@ class OpportunityViewSet(ServiceModelViewSet):
         "kanban": KanbanQuerySerializer,
         "forecast": ForecastQuerySerializer,
         "move_stage": MoveStageInputSerializer,
+        "mark_won": NoInputSerializer,
         "mark_lost": MarkLostInputSerializer,
     }
 
