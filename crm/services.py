@@ -74,7 +74,8 @@ def record_delete(*, instance: models.Model) -> None:
         with transaction.atomic():
             instance.delete()
     except (ProtectedError, RestrictedError) as exc:
-        raise ValidationError(protected_message(instance, exc.protected_objects), code=PROTECTED) from exc
+        # Both errors carry the blocking records as their second argument.
+        raise ValidationError(protected_message(instance, exc.args[1]), code=PROTECTED) from exc
 
 
 def protected_message(instance: models.Model | None, blockers) -> str:

@@ -58,7 +58,13 @@ def build_router() -> ApiRouter:
 
 def _positive_int_param(request, name: str) -> None:
     value = request.query_params.get(name)
-    if value is not None and not (value.isdigit() and int(value) > 0):
+    if value is None:
+        return
+    try:
+        valid = int(value) > 0
+    except ValueError:  # str.isdigit() would let "²" through to int()
+        valid = False
+    if not valid:
         raise exceptions.ValidationError(
             {name: [f"“{value}” is not a page {name.split('_')[-1]}: use 1 or more."]}
         )

@@ -268,7 +268,15 @@ def test_page_size_is_capped_at_200(api, stages):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("param", "value"), [("page", "abc"), ("page", "0"), ("page_size", "abc"), ("page_size", "-1")]
+    ("param", "value"),
+    [
+        ("page", "abc"),
+        ("page", "0"),
+        ("page", "²"),
+        ("page_size", "abc"),
+        ("page_size", "-1"),
+        ("page_size", "1.5"),
+    ],
 )
 def test_malformed_paging_is_a_400(api, pipeline, param, value):
     response = api.get(url("leads/"), {param: value})
