@@ -31,7 +31,17 @@ from tests.api.conftest import url
 from tests.factories import AccountFactory, LeadFactory, OpportunityFactory
 
 JUNK = [None, "", "abc", -1, 10**30, 1.5, [1], {"a": 1}, True, "9999-99-99", "x\x00y", "x" * 5000]
-QUERY_JUNK = ["abc", "-1", "99999999999999999999", "1.5", "²", "9999-99-99", "x\x00y", "true,false", "__all__"]
+QUERY_JUNK = [
+    "abc",
+    "-1",
+    "99999999999999999999",
+    "1.5",
+    "²",
+    "9999-99-99",
+    "x\x00y",
+    "true,false",
+    "__all__",
+]
 
 RESOURCES = {
     "leads": (LeadSerializer, LeadFilter, {"name": "x"}),
