@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from activities.models import Activity, ActivityType
-from crm.filters import SearchFilterSet, id_filter, ordering, owner_filter
+from crm.filters import SearchFilterSet, StrictBooleanFilter, id_filter, ordering, owner_filter
 from crm.models import Account, Contact, Lead
 from sales.models import Opportunity
 
@@ -24,7 +24,7 @@ class ActivityFilter(SearchFilterSet):
     due_date = django_filters.DateFromToRangeFilter(
         label="Due between (due_date_after, due_date_before; dates, inclusive)"
     )
-    overdue = django_filters.BooleanFilter(
+    overdue = StrictBooleanFilter(
         method="filter_overdue", label="Overdue: not completed or cancelled, due in the past"
     )
     ordering = ordering("due_date", "created_at", "updated_at", "subject", "status", "priority")

@@ -12,12 +12,15 @@ from crm.admin_convert import LeadConvertAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
 from crm.admin_record import MarkLostAdminMixin, RecordAction, RecordPageMixin, apply_service_errors
 from crm.admin_utils import (
+    ClosedRecordMixin,
     ColorPickerMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
+    ServiceSaveMixin,
     StagePillMixin,
     color_swatch,
     money,
+    run_transition,
 )
 from crm.filters import LeadFilter
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
@@ -269,6 +272,8 @@ class LeadAdmin(
     KanbanAdminMixin,
     LeadConvertAdminMixin,
     MarkLostAdminMixin,
+    ServiceSaveMixin,
+    ClosedRecordMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
     StagePillMixin,
@@ -339,9 +344,27 @@ class LeadAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
+    actions = ["mark_lost"]
+
+    def create_record(self, request, data):
+        return services.lead_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.lead_update(lead=obj, user=request.user, data=data)
+
     @admin.display(description="expected revenue", ordering="expected_revenue")
     def revenue(self, obj):
         return money(obj.expected_revenue)
+
+    @admin.action(description="Mark the selected leads lost", permissions=["change"])
+    def mark_lost(self, request, queryset):
+        run_transition(
+            self,
+            request,
+            queryset,
+            lambda lead: services.lead_mark_lost(lead=lead, user=request.user),
+            "marked lost",
+        )
 
     # --- the lead's page: convert, mark lost ---------------------------------------------------------
 
@@ -360,7 +383,7 @@ class LeadAdmin(
             actions.append(RecordAction("Conversion", reverse("admin:crm_lead_converted", args=[obj.pk])))
         return actions
 
-    def mark_lost(self, *, record, user, lost_reason, lost_note):
+    def mark_lost_record(self, *, record, user, lost_reason, lost_note):
         return services.lead_mark_lost(lead=record, user=user, lost_reason=lost_reason, lost_note=lost_note)
 
     # --- the leads board -----------------------------------------------------------------------------

@@ -153,7 +153,7 @@ def apply_service_errors(form: forms.Form, exc: ValidationError, field_map: dict
 class MarkLostAdminMixin(RecordPageMixin):
     """``<id>/mark-lost/``: a reason and a note, then the app's mark-lost service."""
 
-    def mark_lost(self, *, record, user, lost_reason, lost_note):
+    def mark_lost_record(self, *, record, user, lost_reason, lost_note):
         raise NotImplementedError
 
     def get_urls(self):
@@ -172,7 +172,7 @@ class MarkLostAdminMixin(RecordPageMixin):
         form = MarkLostForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
-                record = self.mark_lost(
+                record = self.mark_lost_record(
                     record=obj,
                     user=request.user,
                     lost_reason=form.cleaned_data["lost_reason"],

@@ -6,15 +6,48 @@ parameters returns exactly what the API list would.
 """
 
 import django_filters
+from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db import models
+from django.db.models import F, OrderBy, Q, QuerySet
+from django_filters.constants import EMPTY_VALUES
 
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
 
 
+class StrictBooleanField(forms.NullBooleanField):
+    """true/false (or 1/0, yes/no); anything else is an error rather than silently no filter."""
+
+    widget = forms.TextInput  # NullBooleanSelect would turn unknown values into "no filter"
+    TRUE = ("true", "1", "yes", "on")
+    FALSE = ("false", "0", "no", "off")
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        text = str(value).strip().lower()
+        if text in self.TRUE:
+            return True
+        if text in self.FALSE:
+            return False
+        raise ValidationError("Use true or false.", code="invalid")
+
+    def validate(self, value):
+        pass
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class SearchFilterSet(django_filters.FilterSet):
     """``?search=`` matches records where every word appears in at least one of ``search_fields``."""
+
+    FILTER_DEFAULTS = {
+        **django_filters.FilterSet.FILTER_DEFAULTS,
+        models.BooleanField: {"filter_class": StrictBooleanFilter},
+    }
 
     search_fields: tuple[str, ...] = ()
 
@@ -39,11 +72,27 @@ def filter_queryset(filterset_class: type[django_filters.FilterSet], queryset: Q
     return filterset.qs
 
 
+class NullsLastOrderingFilter(django_filters.OrderingFilter):
+    """Sorts empty values last in both directions on every database (SQLite and PostgreSQL disagree),
+    then by id, so pages of equal values do not shuffle between requests."""
+
+    def get_ordering_value(self, param: str) -> OrderBy:
+        descending = param.startswith("-")
+        field = F(self.param_map[param.lstrip("-")])
+        return field.desc(nulls_last=True) if descending else field.asc(nulls_last=True)
+
+    def filter(self, qs: QuerySet, value) -> QuerySet:
+        if value in EMPTY_VALUES:
+            return qs
+        ordering = [self.get_ordering_value(param) for param in value]
+        return qs.order_by(*ordering, "pk")
+
+
 def ordering(*fields: str | tuple[str, str], help_text: str = "") -> django_filters.OrderingFilter:
     """``?ordering=name,-created_at`` over an allow-list: (model path, public name) or a plain name."""
     pairs = tuple(field if isinstance(field, tuple) else (field, field) for field in fields)
     names = ", ".join(public for _, public in pairs)
-    return django_filters.OrderingFilter(
+    return NullsLastOrderingFilter(
         fields=pairs,
         help_text=help_text or f"Sort by one or more of: {names}, comma-separated; prefix - for descending.",
     )

@@ -203,12 +203,16 @@ def pipeline_for_board(pipeline: Pipeline | None) -> Pipeline:
 
 def _window_ordering(queryset: QuerySet) -> list:
     """The queryset's ordering (the ``ordering`` filter's, else the model's) as window expressions."""
-    names = [
-        name for name in (queryset.query.order_by or queryset.model._meta.ordering) if isinstance(name, str)
-    ]
-    if not any(name.lstrip("-") in ("pk", "id") for name in names):
-        names.append("-pk")
-    return [F(name[1:]).desc() if name.startswith("-") else F(name).asc() for name in names]
+    ordering = list(queryset.query.order_by or queryset.model._meta.ordering)
+    expressions = []
+    for item in ordering:
+        if isinstance(item, str):
+            name = item.lstrip("-")
+            item = F(name).desc() if item.startswith("-") else F(name).asc()
+        expressions.append(item)
+    if not any(getattr(expr.expression, "name", None) in ("pk", "id") for expr in expressions):
+        expressions.append(F("pk").desc())
+    return expressions
 
 
 def pipeline_kanban(*, queryset: QuerySet, pipeline: Pipeline, value_field: str, limit: int) -> KanbanBoard:

@@ -74,19 +74,18 @@ def record_delete(*, instance: models.Model) -> None:
         with transaction.atomic():
             instance.delete()
     except (ProtectedError, RestrictedError) as exc:
-        raise ValidationError(protected_message(instance, exc.protected_objects), code=PROTECTED) from exc
+        # Both errors carry the blocking records as their second argument.
+        raise ValidationError(protected_message(instance, exc.args[1]), code=PROTECTED) from exc
 
 
-def protected_message(instance: models.Model, blockers) -> str:
+def protected_message(instance: models.Model | None, blockers) -> str:
     counts = Counter(type(obj)._meta for obj in blockers)
     parts = [
         f"{count} {opts.verbose_name if count == 1 else opts.verbose_name_plural}"
         for opts, count in sorted(counts.items(), key=lambda item: item[0].label)
     ]
-    return (
-        f"{instance._meta.verbose_name.capitalize()} “{instance}” cannot be deleted: "
-        f"it is still used by {', '.join(parts)}. Move or delete those first."
-    )
+    what = "This record" if instance is None else f"{instance._meta.verbose_name.capitalize()} “{instance}”"
+    return f"{what} cannot be deleted: it is still used by {', '.join(parts)}. Move or delete those first."
 
 
 def rekey_errors(exc: ValidationError, mapping: Mapping[str, str]) -> ValidationError:

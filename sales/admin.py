@@ -7,11 +7,14 @@ from crm.admin import TagListMixin
 from crm.admin_kanban import KanbanAdminMixin
 from crm.admin_record import MarkLostAdminMixin, RecordAction
 from crm.admin_utils import (
+    ClosedRecordMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
+    ServiceSaveMixin,
     StagePillMixin,
     money,
     register_inline,
+    run_transition,
 )
 from sales import selectors, services
 from sales.admin_pages import OpportunityPagesMixin
@@ -39,6 +42,8 @@ class OpportunityAdmin(
     KanbanAdminMixin,
     OpportunityPagesMixin,
     MarkLostAdminMixin,
+    ServiceSaveMixin,
+    ClosedRecordMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
     StagePillMixin,
@@ -93,9 +98,37 @@ class OpportunityAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
+    actions = ["mark_won", "mark_lost"]
+
+    def create_record(self, request, data):
+        return services.opportunity_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.opportunity_update(opportunity=obj, user=request.user, data=data)
+
     @admin.display(description="amount", ordering="amount")
     def value(self, obj):
         return money(obj.amount)
+
+    @admin.action(description="Mark the selected opportunities won", permissions=["change"])
+    def mark_won(self, request, queryset):
+        run_transition(
+            self,
+            request,
+            queryset,
+            lambda opportunity: services.opportunity_mark_won(opportunity=opportunity, user=request.user),
+            "marked won",
+        )
+
+    @admin.action(description="Mark the selected opportunities lost", permissions=["change"])
+    def mark_lost(self, request, queryset):
+        run_transition(
+            self,
+            request,
+            queryset,
+            lambda opportunity: services.opportunity_mark_lost(opportunity=opportunity, user=request.user),
+            "marked lost",
+        )
 
     change_list_template = "admin/sales/opportunity/change_list.html"
 
@@ -112,7 +145,7 @@ class OpportunityAdmin(
             ]
         return actions
 
-    def mark_lost(self, *, record, user, lost_reason, lost_note):
+    def mark_lost_record(self, *, record, user, lost_reason, lost_note):
         return services.opportunity_mark_lost(
             opportunity=record, user=user, lost_reason=lost_reason, lost_note=lost_note
         )
