@@ -242,3 +242,26 @@ def test_dark_mode_pages(demo, browser, live_server, staff_user):
     page.goto("/admin/crm/lead/board/")
     screenshot(page, "leads-board-dark")
     context.close()
+
+
+def test_a_long_column_loads_more_cards_on_demand(demo, logged_in_page):
+    from tests.factories import LeadFactory
+
+    new = Stage.objects.get(pipeline__is_default=True, name="New")
+    for i in range(25):
+        LeadFactory(name=f"Inbound {i:02}", pipeline=new.pipeline, stage=new, expected_revenue=100)
+    page = logged_in_page
+    page.goto("/admin/crm/lead/board/")
+    cards = column(page, "New").locator("[data-card]")
+    assert cards.count() == 20
+    assert column(page, "New").locator("[data-count]").inner_text() == "27"
+
+    column(page, "New").locator("[data-load-more]").click()
+
+    page.wait_for_function(
+        f"document.querySelectorAll('[data-stage-id=\"{new.pk}\"] [data-card]').length === 27"
+    )
+    assert column(page, "New").locator("[data-load-more]").count() == 0
+    ids = [cards.nth(i).get_attribute("data-id") for i in range(cards.count())]
+    assert len(set(ids)) == 27
+    screenshot(page, "leads-board-load-more")
