@@ -12,10 +12,12 @@ from django.utils.http import urlencode
 from django.utils.text import Truncator
 
 from activities.models import ActivityStatus
-from activities.selectors import activity_calendar, activity_timeline
+from activities.selectors import CalendarDay, activity_calendar, activity_timeline
 from crm.admin_record import RecordAction, TimelineEntry
 
 VIEWS = ("month", "week")
+# How many activities a day's cell lists before "+ N more" (a link to that day's list).
+PER_DAY = {"month": 4, "week": 12}
 
 
 def _local_midnight(day: datetime.date) -> datetime.datetime:
@@ -58,25 +60,28 @@ class CalendarAdminMixin:
             previous, following = start - datetime.timedelta(days=7), end
             heading = f"Week of {start.day} {start:%B %Y}"
 
-        activities = activity_calendar(
+        by_day = activity_calendar(
             user=request.user,
             start=_local_midnight(start),
             end=_local_midnight(end),
             owner=None if everyone else request.user,
+            per_day=PER_DAY[view],
         )
-        by_day: dict[datetime.date, list] = {}
-        for activity in activities:
-            by_day.setdefault(timezone.localtime(activity.due_date).date(), []).append(activity)
-        days = [
-            {
-                "date": day,
-                "in_period": view == "week" or day.month == anchor.month,
-                "is_today": day == today,
-                "activities": by_day.get(day, []),
-                "add_url": self.add_url_for(day),
-            }
-            for day in (start + datetime.timedelta(days=n) for n in range((end - start).days))
-        ]
+        days = []
+        for day in (start + datetime.timedelta(days=n) for n in range((end - start).days)):
+            listed = by_day.get(day, CalendarDay())
+            days.append(
+                {
+                    "date": day,
+                    "in_period": view == "week" or day.month == anchor.month,
+                    "is_today": day == today,
+                    "activities": listed.activities,
+                    "count": listed.count,
+                    "more": listed.count - len(listed.activities),
+                    "more_url": self.day_list_url(day, None if everyone else request.user),
+                    "add_url": self.add_url_for(day),
+                }
+            )
 
         def link(**changes) -> str:
             params = {"view": view, "date": anchor.isoformat(), **({"everyone": "1"} if everyone else {})}
@@ -92,7 +97,7 @@ class CalendarAdminMixin:
             "weeks": [days[i : i + 7] for i in range(0, len(days), 7)],
             "weekdays": [calendar.day_abbr[n] for n in range(7)],
             "everyone": everyone,
-            "count": sum(len(day["activities"]) for day in days),
+            "count": sum(day["count"] for day in days),
             "links": {
                 "previous": link(date=previous.isoformat()),
                 "next": link(date=following.isoformat()),
@@ -106,6 +111,13 @@ class CalendarAdminMixin:
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/activities/activity/calendar.html", context)
+
+    def day_list_url(self, day: datetime.date, owner) -> str:
+        """The activity list of one day (the changelist's date hierarchy), for the ones not shown."""
+        params = {"due_date__year": day.year, "due_date__month": day.month, "due_date__day": day.day}
+        if owner is not None:
+            params["owner__id__exact"] = owner.pk
+        return reverse("admin:activities_activity_changelist") + "?" + urlencode(params)
 
     def add_url_for(self, day: datetime.date) -> str:
         due = timezone.make_aware(datetime.datetime.combine(day, datetime.time(9, 0)))

@@ -1,10 +1,10 @@
 """Reads that carry rules for the activities app. The conventions are crm.selectors'."""
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from django.db.models import F, Model, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Model, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber, TruncDate
 from django.utils import timezone
 
 from activities.filters import ActivityFilter
@@ -50,14 +50,51 @@ def activity_agenda(
     return Agenda(overdue=list(overdue), upcoming=list(upcoming))
 
 
+@dataclass
+class CalendarDay:
+    """The activities a calendar lists on one day, and how many that day has in all."""
+
+    activities: list[Activity] = field(default_factory=list)
+    count: int = 0
+
+
 def activity_calendar(
-    *, user: User, start: datetime.datetime, end: datetime.datetime, owner=None
-) -> QuerySet[Activity]:
-    """Activities due in [start, end), in time order, of ``owner`` (everyone's when None)."""
+    *,
+    user: User,
+    start: datetime.datetime,
+    end: datetime.datetime,
+    owner=None,
+    per_day: int | None = None,
+) -> dict[datetime.date, CalendarDay]:
+    """Activities due in [start, end) of ``owner`` (everyone's when None), by local day, in time order.
+
+    ``per_day`` caps the activities listed on a day (numbered per day by the database, so a busy
+    month costs two queries, not thousands of rows); each day still counts all of its activities.
+    """
     queryset = activity_visible_to(user).filter(due_date__gte=start, due_date__lt=end)
     if owner is not None:
         queryset = queryset.filter(owner=owner)
-    return queryset.select_related("owner", *RELATED).order_by("due_date", "pk")
+    counts = dict(
+        queryset.order_by()
+        .annotate(day=TruncDate("due_date"))
+        .values("day")
+        .annotate(n=Count("pk"))
+        .values_list("day", "n")
+    )
+    listed = queryset.select_related("owner", *RELATED)
+    if per_day is not None:
+        listed = listed.annotate(
+            day_rank=Window(
+                RowNumber(),
+                partition_by=[TruncDate("due_date")],
+                order_by=[F("due_date").asc(), F("pk").asc()],
+            )
+        ).filter(day_rank__lte=per_day)
+    days: dict[datetime.date, CalendarDay] = {}
+    for activity in listed.order_by("due_date", "pk"):
+        day = timezone.localtime(activity.due_date).date()
+        days.setdefault(day, CalendarDay(count=counts.get(day, 0))).activities.append(activity)
+    return days
 
 
 def activity_timeline(*, user: User, record) -> QuerySet[Activity]:

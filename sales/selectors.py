@@ -272,16 +272,23 @@ def conversion_funnel(*, user: User, pipeline: Pipeline | None = None) -> list[d
     leads = lead_visible_to(user)
     if pipeline is not None:
         leads = leads.filter(pipeline=pipeline)
+    # The stages past their pipeline's first open stage: a handful of rows, matched once per query
+    # rather than once per lead.
     first_open_sequence = Subquery(
         Stage.objects.filter(pipeline=OuterRef("pipeline"), is_won=False, is_lost=False)
         .order_by("sequence", "id")
         .values("sequence")[:1]
     )
+    later_stages = (
+        Stage.objects.annotate(first_open_sequence=first_open_sequence)
+        .filter(sequence__gt=F("first_open_sequence"))
+        .values("pk")
+    )
     is_converted = Q(status="converted")
-    is_qualified = is_converted | Q(status="open", stage__sequence__gt=F("first_open_sequence"))
+    is_qualified = is_converted | Q(status="open", stage__in=later_stages)
     is_won = Q(converted_opportunity__status=OpportunityStatus.WON)
     revenue = Coalesce(Sum("expected_revenue"), _zero(), output_field=MONEY)
-    row = leads.annotate(first_open_sequence=first_open_sequence).aggregate(
+    row = leads.aggregate(
         leads=Count("pk"),
         leads_value=revenue,
         qualified=Count("pk", filter=is_qualified),

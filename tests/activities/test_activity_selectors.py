@@ -47,14 +47,30 @@ def test_agenda_and_calendar_windows(stages):
     agenda = activity_agenda(user=me, owner=me, now=now)
     assert ([a.subject for a in agenda.overdue], [a.subject for a in agenda.upcoming]) == (["late"], ["soon"])
 
+    def listed(days):
+        return [a.subject for day in sorted(days) for a in days[day].activities]
+
     window = activity_calendar(
         user=me, start=now - datetime.timedelta(days=1), end=now + datetime.timedelta(days=7)
     )
-    assert [a.subject for a in window] == ["late", "theirs", "soon"]
-    assert [
-        a.subject
-        for a in activity_calendar(user=me, start=now, end=now + datetime.timedelta(days=9), owner=me)
-    ] == [
-        "soon",
-        "far",
-    ]
+    assert listed(window) == ["late", "theirs", "soon"]
+    mine = activity_calendar(user=me, start=now, end=now + datetime.timedelta(days=9), owner=me)
+    assert listed(mine) == ["soon", "far"]
+
+
+@pytest.mark.django_db
+def test_calendar_lists_a_few_per_day_but_counts_them_all(stages):
+    user = UserFactory()
+    lead = LeadFactory(stage=stages["New"])
+    day = timezone.make_aware(datetime.datetime(2026, 3, 2, 8))
+    for hour in range(6):
+        ActivityFactory(lead=lead, subject=f"at {8 + hour}", due_date=day + datetime.timedelta(hours=hour))
+    ActivityFactory(lead=lead, subject="next day", due_date=day + datetime.timedelta(days=1))
+
+    with CaptureQueriesContext(connection) as queries:
+        days = activity_calendar(user=user, start=day, end=day + datetime.timedelta(days=7), per_day=4)
+
+    assert len(queries) == 2
+    first, second = days[datetime.date(2026, 3, 2)], days[datetime.date(2026, 3, 3)]
+    assert ([a.subject for a in first.activities], first.count) == (["at 8", "at 9", "at 10", "at 11"], 6)
+    assert ([a.subject for a in second.activities], second.count) == (["next day"], 1)

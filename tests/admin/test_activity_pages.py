@@ -116,6 +116,30 @@ def test_overdue_activities_are_highlighted(admin_client, admin_user, stages):
 
 
 @pytest.mark.django_db
+def test_a_busy_day_lists_four_and_links_to_the_rest(admin_client, admin_user, stages):
+    lead = LeadFactory(stage=stages["New"])
+    for hour in range(7):
+        ActivityFactory(
+            lead=lead, owner=admin_user, subject=f"Call {hour}", due_date=at(2026, 3, 4, 8 + hour)
+        )
+
+    response = calendar(admin_client, date="2026-03-04")
+
+    assert shown(response)["2026-03-04"] == ["Call 0", "Call 1", "Call 2", "Call 3"]
+    day = next(
+        d for week in response.context["weeks"] for d in week if d["date"] == datetime.date(2026, 3, 4)
+    )
+    assert (day["count"], day["more"]) == (7, 3)
+    assert response.context["count"] == 7
+    html = response.content.decode()
+    assert "+ 3 more" in html
+    listing = admin_client.get(day["more_url"])
+    assert listing.status_code == 200 and listing.context["cl"].result_count == 7
+    # The week view has room for all seven.
+    assert len(shown(calendar(admin_client, view="week", date="2026-03-04"))["2026-03-04"]) == 7
+
+
+@pytest.mark.django_db
 def test_calendar_costs_a_fixed_number_of_queries(admin_client, admin_user, stages):
     def make(n):
         for i in range(n):
