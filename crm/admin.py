@@ -371,14 +371,11 @@ class LeadAdmin(
     def get_record_actions(self, request, obj):
         actions = super().get_record_actions(request, obj)
         if not obj.is_closed and self.has_change_permission(request, obj):
-            actions += [
-                RecordAction(
-                    "Convert", reverse("admin:crm_lead_convert", args=[obj.pk]), css_class="crm-tool-won"
-                ),
-                RecordAction(
-                    "Mark lost", reverse("admin:crm_lead_mark_lost", args=[obj.pk]), css_class="crm-tool-lost"
-                ),
-            ]
+            if self.has_convert_permission(request, obj):
+                url = reverse("admin:crm_lead_convert", args=[obj.pk])
+                actions.append(RecordAction("Convert", url, css_class="crm-tool-won"))
+            url = reverse("admin:crm_lead_mark_lost", args=[obj.pk])
+            actions.append(RecordAction("Mark lost", url, css_class="crm-tool-lost"))
         elif obj.status == LeadStatus.CONVERTED:
             actions.append(RecordAction("Conversion", reverse("admin:crm_lead_converted", args=[obj.pk])))
         return actions

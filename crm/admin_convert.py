@@ -7,7 +7,7 @@ everything, and its errors come back onto the form with nothing changed.
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.widgets import AutocompleteSelect
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -155,8 +155,15 @@ class LeadConvertForm(forms.Form):
         return result
 
 
+# Converting may create all three, so it asks for the same permissions as the API's convert action.
+CONVERT_PERMISSIONS = ("sales.add_opportunity", "crm.add_account", "crm.add_contact")
+
+
 class LeadConvertAdminMixin:
     """``<id>/convert/`` and ``<id>/convert/done/`` on the lead admin."""
+
+    def has_convert_permission(self, request, lead) -> bool:
+        return self.has_change_permission(request, lead) and request.user.has_perms(CONVERT_PERMISSIONS)
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -171,6 +178,8 @@ class LeadConvertAdminMixin:
         from sales.services import lead_convert
 
         lead = self.get_record_or_404(request, object_id)
+        if not self.has_convert_permission(request, lead):
+            raise PermissionDenied
         if lead.is_closed:
             self.message_user(
                 request, f"“{lead}” is already {lead.get_status_display().lower()}.", messages.WARNING

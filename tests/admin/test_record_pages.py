@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
@@ -340,3 +341,25 @@ def test_a_won_deal_page_offers_no_transition(admin_client, stages):
     opp = mark_won(opportunity=OpportunityFactory(stage=stages["Proposal"]))
     html = admin_client.get(reverse("admin:sales_opportunity_change", args=[opp.pk])).content.decode()
     assert reverse("admin:sales_opportunity_mark_won", args=[opp.pk]) not in html
+
+
+@pytest.mark.django_db
+def test_converting_needs_the_permissions_to_create_what_it_creates(client, lead):
+    from django.contrib.auth.models import Group
+
+    from tests.factories import UserFactory
+
+    rep = UserFactory()
+    rep.groups.add(Group.objects.get(name="Sales Rep"))
+    client.force_login(rep)
+    assert client.get(reverse("admin:crm_lead_convert", args=[lead.pk])).status_code == 200
+
+    only_leads = UserFactory()
+    only_leads.user_permissions.add(*Permission.objects.filter(codename__in=["view_lead", "change_lead"]))
+    client.force_login(only_leads)
+    page = client.get(reverse("admin:crm_lead_change", args=[lead.pk])).content.decode()
+    assert reverse("admin:crm_lead_convert", args=[lead.pk]) not in page
+    assert reverse("admin:crm_lead_mark_lost", args=[lead.pk]) in page
+    assert client.post(reverse("admin:crm_lead_convert", args=[lead.pk]), convert_data()).status_code == 403
+    lead.refresh_from_db()
+    assert lead.status == LeadStatus.OPEN
