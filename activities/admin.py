@@ -1,9 +1,15 @@
 """Admin for activities, and the activity inlines on leads, opportunities, contacts and accounts."""
 
 from django.contrib import admin
+from django.http import HttpResponseRedirect
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
 
+from activities.admin_pages import CalendarAdminMixin, activity_timeline_entries, quick_activity_actions
 from activities.models import Activity
+from crm.admin_record import register_record_actions, register_timeline
 from crm.admin_utils import OwnerDefaultMixin, register_inline
 
 
@@ -30,10 +36,12 @@ for _label, _fk in (
     ("crm.account", "account"),
 ):
     register_inline(_label, _inline_for(_fk))
+    register_record_actions(_label, quick_activity_actions)
+    register_timeline(_label, activity_timeline_entries)
 
 
 @admin.register(Activity)
-class ActivityAdmin(OwnerDefaultMixin, admin.ModelAdmin):
+class ActivityAdmin(CalendarAdminMixin, OwnerDefaultMixin, admin.ModelAdmin):
     list_display = (
         "subject",
         "activity_type",
@@ -69,6 +77,34 @@ class ActivityAdmin(OwnerDefaultMixin, admin.ModelAdmin):
         ("Details", {"fields": ("description",)}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
+
+    change_list_template = "admin/activities/activity/change_list.html"
+
+    def get_changeform_initial_data(self, request):
+        """Prefill from the query string (quick "Log a call" links): due_date as an ISO date-time."""
+        initial = super().get_changeform_initial_data(request)
+        if "due_date" in initial:
+            due = parse_datetime(str(initial["due_date"]))
+            if due is not None and timezone.is_naive(due):
+                due = timezone.make_aware(due)
+            if due is None:
+                del initial["due_date"]
+            else:
+                initial["due_date"] = timezone.localtime(due)
+        return initial
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # A quick link from a record's page brings the user back to it after saving.
+        next_url = request.GET.get("next", "")
+        if (
+            next_url
+            and "_addanother" not in request.POST
+            and "_continue" not in request.POST
+            and url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure())
+        ):
+            super().response_add(request, obj, post_url_continue)
+            return HttpResponseRedirect(next_url)
+        return super().response_add(request, obj, post_url_continue)
 
     @admin.display(description="due", ordering="due_date")
     def due(self, obj):

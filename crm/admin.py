@@ -1,22 +1,29 @@
 """Admin for pipelines, tags, lost reasons, accounts, contacts and leads."""
 
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Prefetch
+from django.forms.models import BaseInlineFormSet
+from django.urls import reverse
 
 from crm import selectors, services
+from crm.admin_convert import LeadConvertAdminMixin
+from crm.admin_kanban import KanbanAdminMixin
+from crm.admin_record import MarkLostAdminMixin, RecordAction, RecordPageMixin, apply_service_errors
 from crm.admin_utils import (
+    ClosedRecordMixin,
+    ColorPickerMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
+    ServiceSaveMixin,
     StagePillMixin,
     color_swatch,
     money,
+    run_transition,
 )
-from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
-
-admin.site.site_header = "CRM back office"
-admin.site.site_title = "CRM"
-admin.site.index_title = "Sales pipeline"
+from crm.filters import LeadFilter
+from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
 
 
 class TagListMixin:
@@ -34,11 +41,32 @@ class TagListMixin:
         return ", ".join(tag.name for tag in obj.tags.all()) or "—"
 
 
-class StageInline(admin.TabularInline):
+class StageInlineFormSet(BaseInlineFormSet):
+    def clean(self):
+        """Validate each changed stage as the stage services will, so a rule broken by a row (a second
+        won stage) is an error on that row rather than a failure while saving."""
+        super().clean()
+        for form in self.forms:
+            if form in self.deleted_forms or not form.has_changed() or form.errors:
+                continue
+            try:
+                # A new pipeline has no stages in the database yet to conflict with.
+                form.instance.full_clean(exclude=["pipeline"] if self.instance.pk is None else None)
+            except ValidationError as exc:
+                apply_service_errors(form, exc)
+
+
+class StageInline(ColorPickerMixin, admin.TabularInline):
+    """A pipeline's stages, ordered by dragging their rows (static/crm/stage_sort.js) or by sequence."""
+
     model = Stage
+    formset = StageInlineFormSet
     fields = ("name", "sequence", "probability", "color", "is_won", "is_lost")
     extra = 0
     ordering = ("sequence", "id")
+
+    class Media:
+        js = ("crm/stage_sort.js",)
 
 
 @admin.register(Pipeline)
@@ -63,6 +91,30 @@ class PipelineAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         services.pipeline_save(pipeline=obj)
 
+    def save_formset(self, request, form, formset, change):
+        """Stages are written by the crm services like every other record, in the order shown."""
+        if formset.model is not Stage:
+            return super().save_formset(request, form, formset, change)
+        formset.save(commit=False)  # sorts the rows into new, changed and deleted ones
+        for stage in formset.deleted_objects:
+            services.record_delete(instance=stage)
+        fields = [name for name in StageInline.fields if name in formset.form.base_fields]
+        for stage_form in formset.forms:
+            stage = stage_form.instance
+            if stage_form in formset.deleted_forms or not stage_form.has_changed():
+                continue
+            if stage.pk is None:
+                data = {name: stage_form.cleaned_data[name] for name in fields}
+                stage_form.instance = services.stage_create(
+                    user=request.user, data={**data, "pipeline": form.instance}
+                )
+            else:
+                data = {
+                    name: stage_form.cleaned_data[name] for name in stage_form.changed_data if name in fields
+                }
+                services.stage_update(stage=stage, user=request.user, data=data)
+        return None
+
     def get_deleted_objects(self, objs, request):
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         for pipeline in objs:
@@ -79,7 +131,7 @@ class PipelineAdmin(admin.ModelAdmin):
 
 
 @admin.register(Stage)
-class StageAdmin(admin.ModelAdmin):
+class StageAdmin(ColorPickerMixin, admin.ModelAdmin):
     list_display = ("name", "pipeline", "sequence", "probability", "swatch", "is_won", "is_lost")
     list_filter = ("pipeline", "is_won", "is_lost")
     list_select_related = ("pipeline",)
@@ -93,7 +145,7 @@ class StageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
+class TagAdmin(ColorPickerMixin, admin.ModelAdmin):
     list_display = ("name", "swatch", "created_at")
     search_fields = ("name",)
 
@@ -117,7 +169,9 @@ class ContactInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin):
+class AccountAdmin(
+    RecordPageMixin, ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin
+):
     list_display = (
         "name",
         "account_type",
@@ -180,7 +234,9 @@ class AccountAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admi
 
 
 @admin.register(Contact)
-class ContactAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin):
+class ContactAdmin(
+    RecordPageMixin, ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin
+):
     list_display = (
         "full_name",
         "account",
@@ -212,7 +268,18 @@ class ContactAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admi
 
 
 @admin.register(Lead)
-class LeadAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, StagePillMixin, TagListMixin, admin.ModelAdmin):
+class LeadAdmin(
+    KanbanAdminMixin,
+    LeadConvertAdminMixin,
+    MarkLostAdminMixin,
+    ServiceSaveMixin,
+    ClosedRecordMixin,
+    ExtensibleInlinesMixin,
+    OwnerDefaultMixin,
+    StagePillMixin,
+    TagListMixin,
+    admin.ModelAdmin,
+):
     list_display = (
         "name",
         "company_name",
@@ -277,6 +344,65 @@ class LeadAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, StagePillMixin, TagLi
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
+    actions = ["mark_lost"]
+
+    def create_record(self, request, data):
+        return services.lead_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.lead_update(lead=obj, user=request.user, data=data)
+
     @admin.display(description="expected revenue", ordering="expected_revenue")
     def revenue(self, obj):
         return money(obj.expected_revenue)
+
+    @admin.action(description="Mark the selected leads lost", permissions=["change"])
+    def mark_lost(self, request, queryset):
+        run_transition(
+            self,
+            request,
+            queryset,
+            lambda lead: services.lead_mark_lost(lead=lead, user=request.user),
+            "marked lost",
+        )
+
+    # --- the lead's page: convert, mark lost ---------------------------------------------------------
+
+    def get_record_actions(self, request, obj):
+        actions = super().get_record_actions(request, obj)
+        if not obj.is_closed and self.has_change_permission(request, obj):
+            if self.has_convert_permission(request, obj):
+                url = reverse("admin:crm_lead_convert", args=[obj.pk])
+                actions.append(RecordAction("Convert", url, css_class="crm-tool-won"))
+            url = reverse("admin:crm_lead_mark_lost", args=[obj.pk])
+            actions.append(RecordAction("Mark lost", url, css_class="crm-tool-lost"))
+        elif obj.status == LeadStatus.CONVERTED:
+            actions.append(RecordAction("Conversion", reverse("admin:crm_lead_converted", args=[obj.pk])))
+        return actions
+
+    def mark_lost_record(self, *, record, user, lost_reason, lost_note):
+        return services.lead_mark_lost(lead=record, user=user, lost_reason=lost_reason, lost_note=lost_note)
+
+    # --- the leads board -----------------------------------------------------------------------------
+
+    kanban_filterset = LeadFilter
+    kanban_filter_fields = ("search", "owner", "priority", "rating", "source", "status", "tag")
+    kanban_value_field = "expected_revenue"
+    kanban_value_label = "expected revenue"
+
+    def kanban_records(self, *, user):
+        return selectors.lead_visible_to(user)
+
+    def kanban_board(self, *, user, pipeline, filters, limit):
+        return selectors.lead_kanban(user=user, pipeline=pipeline, filters=filters, limit=limit)
+
+    def kanban_cards(self, *, user, stage, filters, offset, limit):
+        return selectors.lead_kanban_cards(
+            user=user, stage=stage, filters=filters, offset=offset, limit=limit
+        )
+
+    def kanban_move(self, *, record, stage, user):
+        return services.lead_move_stage(lead=record, stage=stage, user=user)
+
+    def kanban_card_subtitle(self, record):
+        return " · ".join(part for part in (record.company_name, record.contact_name) if part)

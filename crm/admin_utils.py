@@ -1,10 +1,16 @@
 """Admin building blocks shared by the crm, sales and activities admins."""
 
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
+from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.http import HttpResponseRedirect
 from django.utils.html import format_html
 
 # Inlines that another app contributes to a crm model's admin (sales adds opportunities to an
@@ -59,3 +65,105 @@ class StagePillMixin:
     @admin.display(description="stage", ordering="stage__sequence")
     def stage_pill(self, obj):
         return color_swatch(obj.stage.color, obj.stage.name)
+
+
+class ColorInput(forms.TextInput):
+    """The browser's colour picker; it submits #rrggbb, which the models' colour validator expects."""
+
+    input_type = "color"
+
+    def __init__(self, attrs=None):
+        super().__init__({"class": "crm-color", **(attrs or {})})
+
+
+class ColorPickerMixin:
+    """A colour picker for the model's ``color`` field, on a ModelAdmin or an inline."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "color":
+            kwargs["widget"] = ColorInput()
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+class ServiceRefused(Exception):
+    """A service refused a save that the form had accepted; carries the service's ValidationError."""
+
+    def __init__(self, error: ValidationError):
+        super().__init__(error)
+        self.error = error
+
+
+class ServiceSaveMixin:
+    """save_model() goes through the app's create/update services, like every other entry point.
+
+    Subclasses implement ``create_record(request, data)`` and ``update_record(request, obj, data)``.
+    The form has already run the model's own validation; should a service still refuse (a rule
+    beyond one record), the change is rolled back and the form page shows the reason instead of
+    failing.
+    """
+
+    def create_record(self, request, data: dict[str, Any]) -> models.Model:
+        raise NotImplementedError
+
+    def update_record(self, request, obj: models.Model, data: dict[str, Any]) -> models.Model:
+        raise NotImplementedError
+
+    def save_model(self, request, obj, form, change):
+        writable = {
+            field.name for field in obj._meta.get_fields() if field.concrete and not field.primary_key
+        }
+        names = form.changed_data if change else form.cleaned_data
+        data = {
+            name: form.cleaned_data[name] for name in names if name in writable and name in form.cleaned_data
+        }
+        try:
+            saved = self.update_record(request, obj, data) if change else self.create_record(request, data)
+        except ValidationError as exc:
+            raise ServiceRefused(exc) from exc
+        # The admin goes on with ``obj`` (inlines, the log, the redirect): make it the saved record.
+        for field in obj._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+        obj._state.adding = False
+        obj._state.db = saved._state.db
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRefused as refused:
+            # changeform_view's transaction has rolled everything back by now.
+            self.message_user(request, " ".join(refused.error.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class ClosedRecordMixin:
+    """A converted, won or lost record keeps its pipeline and stage: show them read-only."""
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.is_closed:
+            readonly += tuple(name for name in ("pipeline", "stage") if name not in readonly)
+        return readonly
+
+
+def run_transition(
+    modeladmin: admin.ModelAdmin,
+    request,
+    queryset: models.QuerySet,
+    transition: Callable[[models.Model], models.Model],
+    done: str,
+) -> None:
+    """Apply a service to each selected record; report how many succeeded and why others did not."""
+    succeeded, refused = 0, []
+    for record in queryset:
+        try:
+            transition(record)
+        except ValidationError as exc:
+            refused.append(f"“{record}”: {' '.join(exc.messages)}")
+        else:
+            succeeded += 1
+    opts = queryset.model._meta
+    if succeeded:
+        noun = opts.verbose_name if succeeded == 1 else opts.verbose_name_plural
+        modeladmin.message_user(request, f"{succeeded} {noun} {done}.", messages.SUCCESS)
+    for reason in refused:
+        modeladmin.message_user(request, f"Skipped {reason}", messages.WARNING)

@@ -1,21 +1,52 @@
-"""Reads that carry rules for the crm app: annotated querysets for lists and pages."""
+"""Reads that carry rules for the crm app: visibility, lists, kanban boards.
 
+Every selector takes the requesting ``user``. What a user may see is decided once per model by
+``<model>_visible_to(user)`` (everything, until access control arrives); lists and boards start from
+it, apply the app's FilterSet to ``filters`` (query parameters, or None for no filtering) and load
+related rows so a page costs a fixed number of queries. Nothing here depends on DRF: the admin's
+pages call the same functions.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.apps import apps
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
 from django.db.models import (
+    Case,
     Count,
     DecimalField,
+    F,
     IntegerField,
+    Model,
     OuterRef,
+    Prefetch,
     QuerySet,
     Subquery,
     Sum,
     Value,
+    When,
+    Window,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, RowNumber
 
-from crm.models import Account, Pipeline
+from crm.filters import (
+    AccountFilter,
+    ContactFilter,
+    LeadFilter,
+    LostReasonFilter,
+    PipelineFilter,
+    StageFilter,
+    TagFilter,
+    filter_queryset,
+)
+from crm.models import Account, Contact, Lead, LostReason, Pipeline, Priority, Stage, Tag
+
+User = AbstractBaseUser | AnonymousUser
+Filters = Mapping[str, Any] | None
 
 MONEY = DecimalField(max_digits=16, decimal_places=2)
 
@@ -62,4 +93,203 @@ def pipeline_annotate_counts(queryset: QuerySet[Pipeline]) -> QuerySet[Pipeline]
             IntegerField(),
             0,
         ),
+    )
+
+
+def priority_rank() -> Case:
+    """Priorities in their business order (low < urgent), for sorting."""
+    return Case(
+        *(When(priority=value, then=Value(rank)) for rank, value in enumerate(Priority.values)),
+        default=Value(-1),
+        output_field=IntegerField(),
+    )
+
+
+def tags_prefetch() -> Prefetch:
+    return Prefetch("tags", queryset=Tag.objects.only("id", "name").order_by("name", "id"))
+
+
+# --- visibility: the one place per model that decides which records a user sees ------------------
+
+
+def lead_visible_to(user: User) -> QuerySet[Lead]:
+    return Lead.objects.all()
+
+
+def account_visible_to(user: User) -> QuerySet[Account]:
+    return Account.objects.all()
+
+
+def contact_visible_to(user: User) -> QuerySet[Contact]:
+    return Contact.objects.all()
+
+
+# --- lists ----------------------------------------------------------------------------------------
+
+
+def lead_list(*, user: User, filters: Filters = None) -> QuerySet[Lead]:
+    queryset = (
+        lead_visible_to(user)
+        .select_related("pipeline", "stage", "owner", "lost_reason")
+        .prefetch_related(tags_prefetch())
+        .annotate(priority_rank=priority_rank(), converted_opportunity_pk=F("converted_opportunity__id"))
+    )
+    return filter_queryset(LeadFilter, queryset, filters)
+
+
+def account_list(*, user: User, filters: Filters = None) -> QuerySet[Account]:
+    queryset = account_annotate_aggregates(
+        account_visible_to(user).select_related("owner", "parent").prefetch_related(tags_prefetch())
+    )
+    return filter_queryset(AccountFilter, queryset, filters)
+
+
+def contact_list(*, user: User, filters: Filters = None) -> QuerySet[Contact]:
+    queryset = contact_visible_to(user).select_related("account", "owner").prefetch_related(tags_prefetch())
+    return filter_queryset(ContactFilter, queryset, filters)
+
+
+def pipeline_list(*, user: User, filters: Filters = None) -> QuerySet[Pipeline]:
+    queryset = Pipeline.objects.prefetch_related(
+        Prefetch("stages", queryset=Stage.objects.order_by("sequence", "id"))
+    )
+    return filter_queryset(PipelineFilter, queryset, filters)
+
+
+def stage_list(*, user: User, filters: Filters = None) -> QuerySet[Stage]:
+    queryset = Stage.objects.select_related("pipeline").order_by(
+        "pipeline__sequence", "pipeline_id", "sequence", "id"
+    )
+    return filter_queryset(StageFilter, queryset, filters)
+
+
+def tag_list(*, user: User, filters: Filters = None) -> QuerySet[Tag]:
+    return filter_queryset(TagFilter, Tag.objects.all(), filters)
+
+
+def lost_reason_list(*, user: User, filters: Filters = None) -> QuerySet[LostReason]:
+    return filter_queryset(LostReasonFilter, LostReason.objects.all(), filters)
+
+
+# --- kanban boards --------------------------------------------------------------------------------
+
+KANBAN_DEFAULT_LIMIT = 20
+KANBAN_MAX_LIMIT = 100
+
+
+@dataclass
+class KanbanColumn:
+    stage: Stage
+    count: int = 0
+    total: Decimal = Decimal("0.00")
+    results: list[Model] = field(default_factory=list)
+
+
+@dataclass
+class KanbanBoard:
+    pipeline: Pipeline
+    columns: list[KanbanColumn]
+
+
+def pipeline_for_board(pipeline: Pipeline | None) -> Pipeline:
+    """The pipeline a board, forecast or dashboard shows: the one asked for, else the default one."""
+    if pipeline is not None:
+        return pipeline
+    default = Pipeline.objects.default()
+    if default is None:
+        raise ValidationError({"pipeline": "There is no default pipeline: choose a pipeline."})
+    return default
+
+
+def _window_ordering(queryset: QuerySet) -> list:
+    """The queryset's ordering (the ``ordering`` filter's, else the model's) as window expressions."""
+    ordering = list(queryset.query.order_by or queryset.model._meta.ordering)
+    expressions = []
+    for item in ordering:
+        if isinstance(item, str):
+            name = item.lstrip("-")
+            item = F(name).desc() if item.startswith("-") else F(name).asc()
+        expressions.append(item)
+    if not any(getattr(expr.expression, "name", None) in ("pk", "id") for expr in expressions):
+        expressions.append(F("pk").desc())
+    return expressions
+
+
+def pipeline_kanban(*, queryset: QuerySet, pipeline: Pipeline, value_field: str, limit: int) -> KanbanBoard:
+    """A board of ``queryset``'s records in ``pipeline``: a column per stage, in stage order.
+
+    Each column has the count and ``value_field`` total of all its records (one grouped aggregate
+    query) and its first ``limit`` cards in the queryset's order (one query numbering the rows of
+    each stage with ROW_NUMBER() OVER (PARTITION BY stage), plus the queryset's prefetches).
+    """
+    limit = max(0, min(limit, KANBAN_MAX_LIMIT))
+    queryset = queryset.filter(pipeline=pipeline)
+    columns = {stage.pk: KanbanColumn(stage=stage) for stage in pipeline.stages.order_by("sequence", "id")}
+    money = DecimalField(max_digits=16, decimal_places=2)
+    totals = (
+        queryset.order_by()
+        .values("stage_id")
+        .annotate(
+            count=Count("pk"), total=Coalesce(Sum(value_field), Value(Decimal("0")), output_field=money)
+        )
+    )
+    for row in totals:
+        column = columns.get(row["stage_id"])
+        if column is not None:
+            column.count = row["count"]
+            column.total = row["total"].quantize(Decimal("0.01"))
+    if limit:
+        ranked = queryset.annotate(
+            kanban_rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=_window_ordering(queryset))
+        )
+        for record in ranked.filter(kanban_rank__lte=limit).order_by("stage_id", "kanban_rank"):
+            column = columns.get(record.stage_id)
+            if column is not None:
+                column.results.append(record)
+    return KanbanBoard(pipeline=pipeline, columns=list(columns.values()))
+
+
+def lead_kanban(
+    *,
+    user: User,
+    pipeline: Pipeline | None = None,
+    filters: Filters = None,
+    limit: int = KANBAN_DEFAULT_LIMIT,
+) -> KanbanBoard:
+    """The leads board of ``pipeline`` (default: the default pipeline); ``total`` sums expected revenue."""
+    pipeline = pipeline_for_board(pipeline)
+    return pipeline_kanban(
+        queryset=lead_list(user=user, filters=filters),
+        pipeline=pipeline,
+        value_field="expected_revenue",
+        limit=limit,
+    )
+
+
+def pipeline_kanban_cards(
+    *, queryset: QuerySet, stage: Stage, offset: int = 0, limit: int = KANBAN_DEFAULT_LIMIT
+) -> tuple[list[Model], bool]:
+    """More cards for one column of a board: ``limit`` records from ``offset``, in the board's order.
+
+    Returns the records and whether more follow (one query, fetching one record beyond the page).
+    """
+    offset = max(0, offset)
+    limit = max(1, min(limit, KANBAN_MAX_LIMIT))
+    records = list(
+        queryset.filter(stage=stage).order_by(*_window_ordering(queryset))[offset : offset + limit + 1]
+    )
+    return records[:limit], len(records) > limit
+
+
+def lead_kanban_cards(
+    *,
+    user: User,
+    stage: Stage,
+    filters: Filters = None,
+    offset: int = 0,
+    limit: int = KANBAN_DEFAULT_LIMIT,
+) -> tuple[list[Lead], bool]:
+    """The leads of one column of the leads board beyond its first cards (see pipeline_kanban_cards)."""
+    return pipeline_kanban_cards(
+        queryset=lead_list(user=user, filters=filters), stage=stage, offset=offset, limit=limit
     )

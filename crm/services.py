@@ -1,9 +1,168 @@
-"""Writes for the crm app. Every entry point (admin, API, import, commands) goes through these."""
+"""Writes for the crm app. Every entry point (admin, API, import, commands) goes through these.
 
+Conventions shared with sales and activities services:
+
+- ``data`` maps model field names (``stage``, ``tags``) to values (a Stage, a list of Tags); whatever
+  the caller validated for type, the service validates the business rules with ``full_clean()``.
+- Bad input raises ``django.core.exceptions.ValidationError`` keyed by model field. A request that
+  conflicts with a record's state (moving a closed lead, deleting a stage still in use) raises it with
+  one of ``CONFLICT_CODES``, which the API answers with 409 instead of 400.
+- Transitions (move stage, win, lose, convert) lock the row with ``select_for_update()`` and check
+  the transition from the locked row's state.
+"""
+
+import zlib
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, models, transaction
+from django.db.models import ProtectedError, RestrictedError
 
-from crm.models import Pipeline
+from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
+
+M = TypeVar("M", bound=models.Model)
+User = AbstractBaseUser
+
+# ValidationError codes that mean "the request is valid but the record's state forbids it" (409).
+CLOSED = "closed"
+PROTECTED = "protected"
+DEFAULT_PIPELINE = "default_pipeline"
+NO_WON_STAGE = "no_won_stage"
+CONFLICT_CODES = frozenset({CLOSED, PROTECTED, DEFAULT_PIPELINE, NO_WON_STAGE})
+
+
+# --- shared helpers -------------------------------------------------------------------------------
+
+
+def record_assign(*, instance: models.Model, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Set ``data``'s concrete fields on ``instance``; return the many-to-many values to set after saving."""
+    opts = instance._meta
+    m2m_names = {field.name for field in opts.many_to_many}
+    m2m = {}
+    for name, value in data.items():
+        if name in m2m_names:
+            m2m[name] = value
+            continue
+        field = opts.get_field(name)  # FieldDoesNotExist on a typo: a programming error, not input
+        if not field.concrete or field.primary_key:
+            raise TypeError(f"{opts.label}.{name} cannot be written.")
+        setattr(instance, name, value)
+    return m2m
+
+
+def record_save(*, instance: M, data: Mapping[str, Any] | None = None) -> M:
+    """Assign ``data`` to ``instance``, validate the whole record with ``full_clean()``, save it."""
+    m2m = record_assign(instance=instance, data=data or {})
+    instance.full_clean()
+    instance.save()
+    for name, values in m2m.items():
+        getattr(instance, name).set(values)
+    return instance
+
+
+def record_lock(instance: M) -> M:
+    """The row of ``instance`` re-read under ``SELECT ... FOR UPDATE``: transitions decide from it."""
+    return type(instance)._default_manager.select_for_update().get(pk=instance.pk)
+
+
+def record_delete(*, instance: models.Model) -> None:
+    """Delete a record, or explain in a 409-coded error which records still depend on it."""
+    try:
+        with transaction.atomic():
+            instance.delete()
+    except (ProtectedError, RestrictedError) as exc:
+        # Both errors carry the blocking records as their second argument.
+        raise ValidationError(protected_message(instance, exc.args[1]), code=PROTECTED) from exc
+
+
+def protected_message(instance: models.Model | None, blockers) -> str:
+    counts = Counter(type(obj)._meta for obj in blockers)
+    parts = [
+        f"{count} {opts.verbose_name if count == 1 else opts.verbose_name_plural}"
+        for opts, count in sorted(counts.items(), key=lambda item: item[0].label)
+    ]
+    what = "This record" if instance is None else f"{instance._meta.verbose_name.capitalize()} “{instance}”"
+    return f"{what} cannot be deleted: it is still used by {', '.join(parts)}. Move or delete those first."
+
+
+def rekey_errors(exc: ValidationError, mapping: Mapping[str, str]) -> ValidationError:
+    """The same errors filed under other keys: a service reports a nested record's errors in its own terms."""
+    if not hasattr(exc, "error_dict"):
+        return exc
+    return ValidationError({mapping.get(key, key): errors for key, errors in exc.error_dict.items()})
+
+
+def name_lock(kind: str, name: str) -> None:
+    """Serialise creations of a ``kind`` of record with this name (case-insensitive) until commit.
+
+    Accounts have no unique name in the database, yet conversion must never create the same account
+    twice: on PostgreSQL a transaction-scoped advisory lock makes concurrent conversions wait for one
+    another before they look for an existing record. SQLite already serialises writers.
+    """
+    if connection.vendor == "postgresql":
+        key = zlib.crc32(f"{kind}:{name.strip().lower()}".encode())
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+# --- pipeline records: the rules leads and opportunities share ------------------------------------
+
+
+def record_ensure_open(record) -> None:
+    """A converted, lost or won record stays where it is until it is reopened."""
+    if record.is_closed:
+        noun = record._meta.verbose_name
+        raise ValidationError(
+            f"This {noun} is already {record.get_status_display().lower()}: a closed {noun} cannot be "
+            f"moved, converted, won or lost again until it is reopened.",
+            code=CLOSED,
+        )
+
+
+def record_ensure_stage_in_pipeline(record, stage: Stage) -> None:
+    if stage.pipeline_id != record.pipeline_id:
+        raise ValidationError(
+            {
+                "stage": f"The stage “{stage.name}” belongs to the pipeline “{stage.pipeline}”, not to "
+                f"this {record._meta.verbose_name}'s pipeline “{record.pipeline}”."
+            }
+        )
+
+
+def lost_reason_ensure_active(lost_reason: LostReason | None) -> None:
+    if lost_reason is not None and not lost_reason.is_active:
+        raise ValidationError(
+            {"lost_reason": f"The lost reason “{lost_reason}” is no longer in use: choose an active one."}
+        )
+
+
+def pipeline_record_prepare_update(*, record, data: dict[str, Any]) -> Stage | None:
+    """Resolve the pipeline and stage an update asks for, in place in ``data``.
+
+    A new pipeline without a stage puts the record in that pipeline's first stage; a new stage brings
+    its probability unless the update sets one. A closed record keeps its place. Returns the stage
+    when it closes the record (won or lost), so the caller runs that transition after saving.
+    """
+    pipeline = data.get("pipeline", record.pipeline)
+    stage = data.get("stage")
+    pipeline_changed = "pipeline" in data and getattr(pipeline, "pk", None) != record.pipeline_id
+    stage_changed = stage is not None and stage.pk != record.stage_id
+    if not (pipeline_changed or stage_changed):
+        data.pop("stage", None)
+        return None
+    record_ensure_open(record)
+    if stage is None and pipeline is not None:
+        stage = pipeline.first_stage()
+        data["stage"] = stage
+    if stage is not None and "probability" not in data:
+        data["probability"] = stage.probability
+    return stage if stage is not None and stage.is_closed else None
+
+
+# --- pipelines, stages and vocabularies -----------------------------------------------------------
 
 
 @transaction.atomic
@@ -22,6 +181,20 @@ def pipeline_save(*, pipeline: Pipeline) -> Pipeline:
         Pipeline.objects.filter(pk=current_default.pk).update(is_default=False)
     pipeline.save()
     return pipeline
+
+
+@transaction.atomic
+def pipeline_create(*, user: User | None = None, data: Mapping[str, Any]) -> Pipeline:
+    pipeline = Pipeline()
+    record_assign(instance=pipeline, data=data)
+    return pipeline_save(pipeline=pipeline)
+
+
+@transaction.atomic
+def pipeline_update(*, pipeline: Pipeline, user: User | None = None, data: Mapping[str, Any]) -> Pipeline:
+    pipeline = record_lock(pipeline)
+    record_assign(instance=pipeline, data=data)
+    return pipeline_save(pipeline=pipeline)
 
 
 @transaction.atomic
@@ -44,5 +217,150 @@ def pipeline_delete_problems(*, pipeline: Pipeline) -> list[str]:
 def pipeline_delete(*, pipeline: Pipeline) -> None:
     problems = pipeline_delete_problems(pipeline=pipeline)
     if problems:
-        raise ValidationError(problems)
-    pipeline.delete()
+        raise ValidationError(problems[0], code=DEFAULT_PIPELINE)
+    record_delete(instance=pipeline)
+
+
+@transaction.atomic
+def stage_create(*, user: User | None = None, data: Mapping[str, Any]) -> Stage:
+    return record_save(instance=Stage(), data=data)
+
+
+@transaction.atomic
+def stage_update(*, stage: Stage, user: User | None = None, data: Mapping[str, Any]) -> Stage:
+    stage = record_lock(stage)
+    pipeline = data.get("pipeline")
+    if pipeline is not None and pipeline.pk != stage.pipeline_id:
+        raise ValidationError(
+            {"pipeline": "A stage cannot move to another pipeline: create it in that pipeline instead."}
+        )
+    return record_save(instance=stage, data=data)
+
+
+@transaction.atomic
+def tag_create(*, user: User | None = None, data: Mapping[str, Any]) -> Tag:
+    return record_save(instance=Tag(), data=data)
+
+
+@transaction.atomic
+def tag_update(*, tag: Tag, user: User | None = None, data: Mapping[str, Any]) -> Tag:
+    return record_save(instance=record_lock(tag), data=data)
+
+
+@transaction.atomic
+def lost_reason_create(*, user: User | None = None, data: Mapping[str, Any]) -> LostReason:
+    return record_save(instance=LostReason(), data=data)
+
+
+@transaction.atomic
+def lost_reason_update(
+    *, lost_reason: LostReason, user: User | None = None, data: Mapping[str, Any]
+) -> LostReason:
+    return record_save(instance=record_lock(lost_reason), data=data)
+
+
+# --- accounts and contacts ------------------------------------------------------------------------
+
+
+def with_default_owner(data: Mapping[str, Any], user: User | None) -> dict[str, Any]:
+    """New records belong to whoever creates them unless the caller names an owner (or None)."""
+    data = dict(data)
+    if "owner" not in data and user is not None and user.is_authenticated:
+        data["owner"] = user
+    return data
+
+
+@transaction.atomic
+def account_create(*, user: User | None = None, data: Mapping[str, Any]) -> Account:
+    return record_save(instance=Account(), data=with_default_owner(data, user))
+
+
+@transaction.atomic
+def account_update(*, account: Account, user: User | None = None, data: Mapping[str, Any]) -> Account:
+    return record_save(instance=record_lock(account), data=data)
+
+
+@transaction.atomic
+def contact_create(*, user: User | None = None, data: Mapping[str, Any]) -> Contact:
+    return record_save(instance=Contact(), data=with_default_owner(data, user))
+
+
+@transaction.atomic
+def contact_update(*, contact: Contact, user: User | None = None, data: Mapping[str, Any]) -> Contact:
+    return record_save(instance=record_lock(contact), data=data)
+
+
+# --- leads ----------------------------------------------------------------------------------------
+
+
+def _lead_enter_closed_stage(*, lead: Lead, stage: Stage, user: User | None) -> Lead:
+    """A lead put into a won stage is converted with the default options; into a lost stage, lost."""
+    if stage.is_won:
+        from sales.services import lead_convert  # crm never imports sales at module level
+
+        return lead_convert(lead=lead, user=user).lead
+    return lead_mark_lost(lead=lead, user=user)
+
+
+@transaction.atomic
+def lead_create(*, user: User | None = None, data: Mapping[str, Any]) -> Lead:
+    """Create a lead; without pipeline or stage it starts in the default pipeline's first stage.
+
+    Created directly in a won or lost stage, it goes through that transition (see lead_move_stage).
+    """
+    lead = record_save(instance=Lead(), data=with_default_owner(data, user))
+    if lead.stage.is_closed:
+        lead = _lead_enter_closed_stage(lead=lead, stage=lead.stage, user=user)
+    return lead
+
+
+@transaction.atomic
+def lead_update(*, lead: Lead, user: User | None = None, data: Mapping[str, Any]) -> Lead:
+    """Update a lead's fields. A change of pipeline or stage follows the lead_move_stage rules."""
+    lead = record_lock(lead)
+    data = dict(data)
+    closing_stage = pipeline_record_prepare_update(record=lead, data=data)
+    lead = record_save(instance=lead, data=data)
+    if closing_stage is not None:
+        lead = _lead_enter_closed_stage(lead=lead, stage=closing_stage, user=user)
+    return lead
+
+
+@transaction.atomic
+def lead_move_stage(*, lead: Lead, stage: Stage, user: User | None = None) -> Lead:
+    """Move an open lead to another stage of its pipeline, taking the stage's probability.
+
+    Moving into the pipeline's won stage converts the lead with lead_convert's defaults (an account
+    from the company name, a contact from the person, an opportunity); into its lost stage marks it
+    lost without a reason.
+    """
+    lead = record_lock(lead)
+    record_ensure_open(lead)
+    record_ensure_stage_in_pipeline(lead, stage)
+    if stage.is_closed:
+        return _lead_enter_closed_stage(lead=lead, stage=stage, user=user)
+    return record_save(instance=lead, data={"stage": stage, "probability": stage.probability})
+
+
+@transaction.atomic
+def lead_mark_lost(
+    *,
+    lead: Lead,
+    user: User | None = None,
+    lost_reason: LostReason | None = None,
+    lost_note: str = "",
+) -> Lead:
+    """Close an open lead as lost, in its pipeline's lost stage when the pipeline has one."""
+    lead = record_lock(lead)
+    record_ensure_open(lead)
+    lost_reason_ensure_active(lost_reason)
+    data: dict[str, Any] = {
+        "status": LeadStatus.LOST,
+        "probability": 0,
+        "lost_reason": lost_reason,
+        "lost_note": lost_note or "",
+    }
+    lost_stage = lead.pipeline.lost_stage
+    if lost_stage is not None:
+        data["stage"] = lost_stage
+    return record_save(instance=lead, data=data)

@@ -27,7 +27,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin with the CRM site (dashboard index); see crm_project/admin_site.py.
+    "crm_project.apps.CRMAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "import_export",
     "axes",
     "crm.apps.CrmConfig",
@@ -159,28 +161,54 @@ if len(CRM_CURRENCY) != 3 or not CRM_CURRENCY.isalpha():
     raise ImproperlyConfigured(f"CRM_CURRENCY must be a 3-letter ISO 4217 code, not {CRM_CURRENCY!r}.")
 
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes a request without credentials a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
+    # Resource viewsets add Django's model permissions (crm_project.api.ModelPermissions).
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
     ],
+    # Search and ordering live in each app's FilterSet, so the selectors share them.
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
     ],
+    "DEFAULT_PAGINATION_CLASS": "crm_project.api.ApiPagination",
+    "EXCEPTION_HANDLER": "crm_project.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "CRM API",
-    "DESCRIPTION": "Leads, accounts, contacts, opportunities, pipelines and activities.",
+    "DESCRIPTION": (
+        "Leads, accounts, contacts, opportunities, pipelines and activities. Authenticate with a session "
+        "(log in to the admin) or a token (`Authorization: Token <key>`, issued in the admin). Relations "
+        "are read and written as `<name>_id` integers; money is a decimal string with two places. Bad "
+        "input answers 400 with `{field: [messages]}`; a record's state forbidding an action answers "
+        "409 with `{detail, code}`."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1/crm",
+    # The docs page works on a closed network: Swagger UI and ReDoc are served from the project.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "PriorityEnum": "crm.models.Priority",
+        "RatingEnum": "crm.models.Rating",
+        "LeadStatusEnum": "crm.models.LeadStatus",
+        "LeadSourceEnum": "crm.models.LeadSource",
+        "AccountTypeEnum": "crm.models.AccountType",
+        "IndustryEnum": "crm.models.Industry",
+        "OpportunityStatusEnum": "sales.models.OpportunityStatus",
+        "OpportunityTypeEnum": "sales.models.OpportunityType",
+        "ActivityStatusEnum": "activities.models.ActivityStatus",
+        "ActivityTypeEnum": "activities.models.ActivityType",
+    },
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

@@ -4,13 +4,21 @@ from django.contrib import admin
 from django.db.models import Count
 
 from crm.admin import TagListMixin
+from crm.admin_kanban import KanbanAdminMixin
+from crm.admin_record import MarkLostAdminMixin, RecordAction
 from crm.admin_utils import (
+    ClosedRecordMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
+    ServiceSaveMixin,
     StagePillMixin,
     money,
     register_inline,
+    run_transition,
 )
+from sales import selectors, services
+from sales.admin_pages import OpportunityPagesMixin
+from sales.filters import OpportunityFilter
 from sales.models import Opportunity, SalesTeam
 
 
@@ -31,7 +39,16 @@ register_inline("crm.account", OpportunityInline)
 
 @admin.register(Opportunity)
 class OpportunityAdmin(
-    ExtensibleInlinesMixin, OwnerDefaultMixin, StagePillMixin, TagListMixin, admin.ModelAdmin
+    KanbanAdminMixin,
+    OpportunityPagesMixin,
+    MarkLostAdminMixin,
+    ServiceSaveMixin,
+    ClosedRecordMixin,
+    ExtensibleInlinesMixin,
+    OwnerDefaultMixin,
+    StagePillMixin,
+    TagListMixin,
+    admin.ModelAdmin,
 ):
     list_display = (
         "name",
@@ -81,9 +98,81 @@ class OpportunityAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
+    actions = ["mark_won", "mark_lost"]
+
+    def create_record(self, request, data):
+        return services.opportunity_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.opportunity_update(opportunity=obj, user=request.user, data=data)
+
     @admin.display(description="amount", ordering="amount")
     def value(self, obj):
         return money(obj.amount)
+
+    @admin.action(description="Mark the selected opportunities won", permissions=["change"])
+    def mark_won(self, request, queryset):
+        run_transition(
+            self,
+            request,
+            queryset,
+            lambda opportunity: services.opportunity_mark_won(opportunity=opportunity, user=request.user),
+            "marked won",
+        )
+
+    @admin.action(description="Mark the selected opportunities lost", permissions=["change"])
+    def mark_lost(self, request, queryset):
+        run_transition(
+            self,
+            request,
+            queryset,
+            lambda opportunity: services.opportunity_mark_lost(opportunity=opportunity, user=request.user),
+            "marked lost",
+        )
+
+    change_list_template = "admin/sales/opportunity/change_list.html"
+
+    # --- the deal's page: mark won, mark lost --------------------------------------------------------
+
+    def get_record_actions(self, request, obj):
+        actions = super().get_record_actions(request, obj)
+        if not obj.is_closed and self.has_change_permission(request, obj):
+            actions += [
+                RecordAction(
+                    "Mark won", self.record_url(obj, "mark_won"), method="post", css_class="crm-tool-won"
+                ),
+                RecordAction("Mark lost", self.record_url(obj, "mark_lost"), css_class="crm-tool-lost"),
+            ]
+        return actions
+
+    def mark_lost_record(self, *, record, user, lost_reason, lost_note):
+        return services.opportunity_mark_lost(
+            opportunity=record, user=user, lost_reason=lost_reason, lost_note=lost_note
+        )
+
+    # --- the opportunities board ---------------------------------------------------------------------
+
+    kanban_filterset = OpportunityFilter
+    kanban_filter_fields = ("search", "owner", "priority", "opportunity_type", "status", "tag")
+    kanban_value_field = "amount"
+    kanban_value_label = "amount"
+
+    def kanban_records(self, *, user):
+        return selectors.opportunity_visible_to(user)
+
+    def kanban_board(self, *, user, pipeline, filters, limit):
+        return selectors.opportunity_kanban(user=user, pipeline=pipeline, filters=filters, limit=limit)
+
+    def kanban_cards(self, *, user, stage, filters, offset, limit):
+        return selectors.opportunity_kanban_cards(
+            user=user, stage=stage, filters=filters, offset=offset, limit=limit
+        )
+
+    def kanban_move(self, *, record, stage, user):
+        return services.opportunity_move_stage(opportunity=record, stage=stage, user=user)
+
+    def kanban_card_subtitle(self, record):
+        return str(record.account) if record.account_id else ""
 
 
 @admin.register(SalesTeam)

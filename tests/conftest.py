@@ -6,6 +6,12 @@ from django.contrib.auth import get_user_model
 from tests.factories import PipelineFactory, StageFactory
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    """Tests create many users; the production hasher's deliberate slowness would dominate the suite."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def admin_user(db):
     return get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss-123!")

@@ -1,0 +1,204 @@
+"""The activity admin's calendar, and what activities add to lead, deal, contact and account pages."""
+
+import calendar
+import datetime
+
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.utils.http import urlencode
+from django.utils.text import Truncator
+
+from activities.models import ActivityStatus
+from activities.selectors import CalendarDay, activity_calendar, activity_timeline
+from crm.admin_record import RecordAction, TimelineEntry
+
+VIEWS = ("month", "week")
+# How many activities a day's cell lists before "+ N more" (a link to that day's list).
+PER_DAY = {"month": 4, "week": 12}
+
+
+def _local_midnight(day: datetime.date) -> datetime.datetime:
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
+
+
+class CalendarAdminMixin:
+    """``calendar/``: a month or week of activities, the user's own unless ``everyone=1``."""
+
+    def get_urls(self):
+        return [
+            path(
+                "calendar/",
+                self.admin_site.admin_view(self.calendar_view),
+                name="activities_activity_calendar",
+            ),
+            *super().get_urls(),
+        ]
+
+    def calendar_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        view = request.GET.get("view") if request.GET.get("view") in VIEWS else "month"
+        today = timezone.localdate()
+        anchor = parse_date(request.GET.get("date", "")) if request.GET.get("date") else None
+        anchor = anchor or today
+        everyone = request.GET.get("everyone") == "1"
+
+        if view == "month":
+            first = anchor.replace(day=1)
+            start = first - datetime.timedelta(days=first.weekday())
+            last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+            end = last + datetime.timedelta(days=7 - last.weekday())
+            previous = (first - datetime.timedelta(days=1)).replace(day=1)
+            following = last + datetime.timedelta(days=1)
+            heading = f"{first:%B %Y}"
+        else:
+            start = anchor - datetime.timedelta(days=anchor.weekday())
+            end = start + datetime.timedelta(days=7)
+            previous, following = start - datetime.timedelta(days=7), end
+            heading = f"Week of {start.day} {start:%B %Y}"
+
+        by_day = activity_calendar(
+            user=request.user,
+            start=_local_midnight(start),
+            end=_local_midnight(end),
+            owner=None if everyone else request.user,
+            per_day=PER_DAY[view],
+        )
+        days = []
+        for day in (start + datetime.timedelta(days=n) for n in range((end - start).days)):
+            listed = by_day.get(day, CalendarDay())
+            days.append(
+                {
+                    "date": day,
+                    "in_period": view == "week" or day.month == anchor.month,
+                    "is_today": day == today,
+                    "activities": listed.activities,
+                    "count": listed.count,
+                    "more": listed.count - len(listed.activities),
+                    "more_url": self.day_list_url(day, None if everyone else request.user),
+                    "add_url": self.add_url_for(day),
+                }
+            )
+
+        def link(**changes) -> str:
+            params = {"view": view, "date": anchor.isoformat(), **({"everyone": "1"} if everyone else {})}
+            params.update(changes)
+            return "?" + urlencode({key: value for key, value in params.items() if value})
+
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Calendar",
+            "opts": self.opts,
+            "view": view,
+            "heading": heading,
+            "weeks": [days[i : i + 7] for i in range(0, len(days), 7)],
+            "weekdays": [calendar.day_abbr[n] for n in range(7)],
+            "everyone": everyone,
+            "count": sum(day["count"] for day in days),
+            "links": {
+                "previous": link(date=previous.isoformat()),
+                "next": link(date=following.isoformat()),
+                "today": link(date=today.isoformat()),
+                "month": link(view="month"),
+                "week": link(view="week"),
+                "mine": link(everyone=""),
+                "everyone": link(everyone="1"),
+            },
+            "changelist_url": reverse("admin:activities_activity_changelist"),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/activities/activity/calendar.html", context)
+
+    def day_list_url(self, day: datetime.date, owner) -> str:
+        """The activity list of one day (the changelist's date hierarchy), for the ones not shown."""
+        params = {"due_date__year": day.year, "due_date__month": day.month, "due_date__day": day.day}
+        if owner is not None:
+            params["owner__id__exact"] = owner.pk
+        return reverse("admin:activities_activity_changelist") + "?" + urlencode(params)
+
+    def add_url_for(self, day: datetime.date) -> str:
+        due = timezone.make_aware(datetime.datetime.combine(day, datetime.time(9, 0)))
+        return reverse("admin:activities_activity_add") + "?" + urlencode({"due_date": due.isoformat()})
+
+
+# --- what activities add to a record's change page -------------------------------------------------
+
+
+def _person(obj) -> str:
+    model = obj._meta.model_name
+    if model == "lead":
+        return obj.contact_name or obj.company_name or obj.name
+    if model == "opportunity":
+        return str(obj.contact) if obj.contact_id else (str(obj.account) if obj.account_id else obj.name)
+    return str(obj)
+
+
+def _related_params(obj) -> dict[str, int]:
+    """The activity's links for a record: the record itself, and the account and contact around it."""
+    model = obj._meta.model_name
+    params = {model: obj.pk}
+    if model in ("opportunity", "contact") and obj.account_id:
+        params["account"] = obj.account_id
+    if model == "opportunity" and obj.contact_id:
+        params["contact"] = obj.contact_id
+    return params
+
+
+def quick_activity_actions(*, request, obj) -> list[RecordAction]:
+    """ "Log a call" (done now) and "Schedule a meeting" (tomorrow 10:00), prefilled, back here after."""
+    if not request.user.has_perm("activities.add_activity"):
+        return []
+    opts = obj._meta
+    back = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+    add = reverse("admin:activities_activity_add")
+    now = timezone.localtime().replace(second=0, microsecond=0)
+    tomorrow = (now + datetime.timedelta(days=1)).replace(hour=10, minute=0)
+    person = _person(obj)
+    call = {
+        **_related_params(obj),
+        "activity_type": "call",
+        "status": ActivityStatus.COMPLETED,
+        "subject": f"Call with {person}",
+        "due_date": now.isoformat(),
+        "next": back,
+    }
+    meeting = {
+        **_related_params(obj),
+        "activity_type": "meeting",
+        "status": ActivityStatus.SCHEDULED,
+        "subject": f"Meeting with {person}",
+        "due_date": tomorrow.isoformat(),
+        "next": back,
+    }
+    return [
+        RecordAction("Log a call", f"{add}?{urlencode(call)}", css_class="crm-quick-activity"),
+        RecordAction("Schedule a meeting", f"{add}?{urlencode(meeting)}", css_class="crm-quick-activity"),
+    ]
+
+
+def activity_timeline_entries(*, request, obj, limit: int) -> list[TimelineEntry]:
+    """The record's activities as timeline entries (one query)."""
+    entries = []
+    for activity in activity_timeline(user=request.user, record=obj)[:limit]:
+        meta = [activity.get_status_display()]
+        if activity.owner_id:
+            meta.append(activity.owner.get_full_name() or activity.owner.get_username())
+        css = "is-done" if activity.status == ActivityStatus.COMPLETED else ""
+        if activity.is_overdue:
+            css = "is-overdue"
+            meta.append("overdue")
+        entries.append(
+            TimelineEntry(
+                when=activity.happened_at,
+                kind="activity",
+                title=f"{activity.get_activity_type_display()}: {activity.subject}",
+                url=reverse("admin:activities_activity_change", args=[activity.pk]),
+                meta=" · ".join(meta),
+                detail=Truncator(activity.description).chars(240),
+                css_class=css,
+            )
+        )
+    return entries

@@ -1,0 +1,46 @@
+"""Serializers for activities. Conventions: crm.api.serializers."""
+
+from rest_framework import serializers
+
+from activities.models import Activity
+from crm.api.serializers import TIMESTAMPS, label, owner_id, related_id
+from crm.models import Account, Contact, Lead
+from sales.models import Opportunity
+
+
+class ActivitySerializer(serializers.ModelSerializer):
+    lead_id = related_id(Lead.objects.all(), "lead")
+    opportunity_id = related_id(Opportunity.objects.all(), "opportunity")
+    contact_id = related_id(Contact.objects.all(), "contact")
+    account_id = related_id(Account.objects.all(), "account")
+    owner_id = owner_id()
+    owner_username = label("owner.username")
+    is_overdue = serializers.BooleanField(
+        read_only=True, help_text="Not completed or cancelled, and due in the past."
+    )
+
+    class Meta:
+        model = Activity
+        fields = (
+            "id",
+            "subject",
+            "activity_type",
+            "description",
+            "due_date",
+            "completed_at",
+            "status",
+            "priority",
+            "lead_id",
+            "opportunity_id",
+            "contact_id",
+            "account_id",
+            "owner_id",
+            "owner_username",
+            "is_overdue",
+            *TIMESTAMPS,
+        )
+        read_only_fields = ("id", *TIMESTAMPS)
+        validators: list = []
+        extra_kwargs = {
+            "completed_at": {"help_text": "Set to now when the status becomes completed without one."},
+        }

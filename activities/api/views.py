@@ -1,0 +1,23 @@
+"""Viewset for activities. Reads go through activities.selectors, writes through activities.services."""
+
+from drf_spectacular.utils import extend_schema_view
+
+from activities import selectors, services
+from activities.api.serializers import ActivitySerializer
+from activities.filters import ActivityFilter
+from crm_project.viewsets import ServiceModelViewSet, crud_schema
+
+
+@extend_schema_view(**crud_schema("activity", ActivitySerializer))
+class ActivityViewSet(ServiceModelViewSet):
+    """Calls, meetings, tasks, emails and notes, each linked to a lead, opportunity, contact or account."""
+
+    serializer_class = ActivitySerializer
+    filterset_class = ActivityFilter
+    selector = staticmethod(selectors.activity_list)
+
+    def create_record(self, data):
+        return services.activity_create(user=self.request.user, data=data)
+
+    def update_record(self, instance, data):
+        return services.activity_update(activity=instance, user=self.request.user, data=data)

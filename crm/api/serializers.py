@@ -1,0 +1,376 @@
+"""Serializers for the crm resources: the JSON shape of SPEC.md's REST API.
+
+Relations are read and written as ``<name>_id`` integers and tags as a list of ids; read-only
+labels (``stage_name``...) sit beside them. Serializers check types and ranges only: the services
+check the business rules, and ``Meta.validators = []`` keeps DRF from guessing them from the
+model's constraints.
+"""
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
+from crm.selectors import KANBAN_DEFAULT_LIMIT, KANBAN_MAX_LIMIT
+
+TIMESTAMPS = ("created_at", "updated_at")
+
+
+def related_id(
+    queryset, source: str, *, required: bool = False, allow_null: bool = True, help_text: str = ""
+):
+    """A relation written and read as an integer id; an unknown id is a 400 on this field."""
+    return serializers.PrimaryKeyRelatedField(
+        source=source,
+        queryset=queryset,
+        required=required,
+        allow_null=allow_null,
+        help_text=help_text or None,
+    )
+
+
+def owner_id():
+    return related_id(
+        get_user_model().objects.filter(is_active=True),
+        "owner",
+        help_text="The user who owns the record. Omitted on create: the requesting user.",
+    )
+
+
+def label(source: str, help_text: str = "") -> serializers.CharField:
+    return serializers.CharField(source=source, read_only=True, allow_null=True, help_text=help_text or None)
+
+
+def tags_field():
+    return serializers.PrimaryKeyRelatedField(
+        many=True, queryset=Tag.objects.all(), required=False, help_text="Tag ids."
+    )
+
+
+class TagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tag
+        fields = ("id", "name", "color", *TIMESTAMPS)
+        read_only_fields = ("id", *TIMESTAMPS)
+        validators: list = []
+
+
+class LostReasonSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LostReason
+        fields = ("id", "name", "is_active", *TIMESTAMPS)
+        read_only_fields = ("id", *TIMESTAMPS)
+        validators: list = []
+
+
+class StageBriefSerializer(serializers.ModelSerializer):
+    """A stage as a board column or a pipeline's stage list shows it."""
+
+    class Meta:
+        model = Stage
+        fields = ("id", "name", "sequence", "probability", "color", "is_won", "is_lost")
+        read_only_fields = fields
+
+
+class StageSerializer(serializers.ModelSerializer):
+    pipeline_id = related_id(Pipeline.objects.all(), "pipeline", required=True, allow_null=False)
+    pipeline_name = label("pipeline.name")
+
+    class Meta:
+        model = Stage
+        fields = (
+            "id",
+            "pipeline_id",
+            "pipeline_name",
+            "name",
+            "sequence",
+            "probability",
+            "color",
+            "is_won",
+            "is_lost",
+            *TIMESTAMPS,
+        )
+        read_only_fields = ("id", *TIMESTAMPS)
+        validators: list = []
+
+
+class PipelineBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Pipeline
+        fields = ("id", "name", "description", "is_default", "is_active", "sequence")
+        read_only_fields = fields
+
+
+class PipelineSerializer(serializers.ModelSerializer):
+    stages = StageBriefSerializer(many=True, read_only=True, help_text="In board order.")
+
+    class Meta:
+        model = Pipeline
+        fields = ("id", "name", "description", "is_default", "is_active", "sequence", "stages", *TIMESTAMPS)
+        read_only_fields = ("id", *TIMESTAMPS)
+        validators: list = []
+        extra_kwargs = {
+            "is_default": {
+                # Not DRF's guess from the one-default constraint: pipeline_save moves the flag.
+                "validators": [],
+                "help_text": "Making a pipeline the default takes the flag from the previous default; "
+                "the default cannot be unset, only moved.",
+            }
+        }
+
+
+class AccountSerializer(serializers.ModelSerializer):
+    parent_id = related_id(Account.objects.all(), "parent", help_text="The parent company.")
+    parent_name = label("parent.name")
+    owner_id = owner_id()
+    owner_username = label("owner.username")
+    tags = tags_field()
+    contact_count = serializers.IntegerField(read_only=True)
+    opportunity_count = serializers.IntegerField(read_only=True)
+    open_value = serializers.DecimalField(
+        max_digits=16, decimal_places=2, read_only=True, help_text="Summed amount of its open opportunities."
+    )
+    won_value = serializers.DecimalField(
+        max_digits=16, decimal_places=2, read_only=True, help_text="Summed amount of its won opportunities."
+    )
+
+    class Meta:
+        model = Account
+        fields = (
+            "id",
+            "name",
+            "website",
+            "phone",
+            "account_type",
+            "industry",
+            "rating",
+            "employees",
+            "annual_revenue",
+            "billing_street",
+            "billing_city",
+            "billing_state",
+            "billing_zip",
+            "billing_country",
+            "parent_id",
+            "parent_name",
+            "is_active",
+            "owner_id",
+            "owner_username",
+            "tags",
+            "contact_count",
+            "opportunity_count",
+            "open_value",
+            "won_value",
+            *TIMESTAMPS,
+        )
+        read_only_fields = ("id", *TIMESTAMPS)
+        validators: list = []
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    account_id = related_id(Account.objects.all(), "account")
+    account_name = label("account.name")
+    full_name = serializers.CharField(read_only=True)
+    owner_id = owner_id()
+    owner_username = label("owner.username")
+    tags = tags_field()
+
+    class Meta:
+        model = Contact
+        fields = (
+            "id",
+            "first_name",
+            "last_name",
+            "full_name",
+            "email",
+            "phone",
+            "mobile",
+            "job_title",
+            "department",
+            "account_id",
+            "account_name",
+            "is_primary",
+            "do_not_call",
+            "email_opt_out",
+            "is_active",
+            "owner_id",
+            "owner_username",
+            "tags",
+            *TIMESTAMPS,
+        )
+        read_only_fields = ("id", *TIMESTAMPS)
+        validators: list = []
+
+
+class LeadSerializer(serializers.ModelSerializer):
+    pipeline_id = related_id(
+        Pipeline.objects.all(), "pipeline", allow_null=False, help_text="Omitted: the default pipeline."
+    )
+    pipeline_name = label("pipeline.name")
+    stage_id = related_id(
+        Stage.objects.all(),
+        "stage",
+        allow_null=False,
+        help_text="Omitted: the pipeline's first stage. Changing it follows the move-stage rules.",
+    )
+    stage_name = label("stage.name")
+    owner_id = owner_id()
+    owner_username = label("owner.username")
+    tags = tags_field()
+    lost_reason_id = serializers.IntegerField(read_only=True, allow_null=True)
+    lost_reason_name = label("lost_reason.name")
+    converted_account_id = serializers.IntegerField(read_only=True, allow_null=True)
+    converted_contact_id = serializers.IntegerField(read_only=True, allow_null=True)
+    converted_opportunity_id = serializers.IntegerField(
+        source="converted_opportunity_pk", read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = Lead
+        fields = (
+            "id",
+            "name",
+            "contact_name",
+            "email",
+            "phone",
+            "company_name",
+            "job_title",
+            "pipeline_id",
+            "pipeline_name",
+            "stage_id",
+            "stage_name",
+            "priority",
+            "rating",
+            "source",
+            "expected_revenue",
+            "probability",
+            "description",
+            "status",
+            "lost_reason_id",
+            "lost_reason_name",
+            "lost_note",
+            "converted_at",
+            "converted_account_id",
+            "converted_contact_id",
+            "converted_opportunity_id",
+            "owner_id",
+            "owner_username",
+            "tags",
+            *TIMESTAMPS,
+        )
+        read_only_fields = ("id", "status", "lost_note", "converted_at", *TIMESTAMPS)
+        validators: list = []
+        extra_kwargs = {"probability": {"help_text": "0–100. Omitted: the stage's probability."}}
+
+
+# --- action bodies --------------------------------------------------------------------------------
+
+
+class NoInputSerializer(serializers.Serializer):
+    """The body of an action that takes none (mark-won): what OPTIONS and the browsable API show."""
+
+
+class MoveStageInputSerializer(serializers.Serializer):
+    stage_id = related_id(
+        Stage.objects.all(),
+        "stage",
+        required=True,
+        allow_null=False,
+        help_text="A stage of the record's pipeline.",
+    )
+
+
+class MarkLostInputSerializer(serializers.Serializer):
+    lost_reason_id = related_id(LostReason.objects.all(), "lost_reason", help_text="An active lost reason.")
+    lost_note = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class LeadConvertInputSerializer(serializers.Serializer):
+    account_id = related_id(Account.objects.all(), "account", help_text="Link this existing account.")
+    create_account = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Create an account from the company name, or reuse the account of that name (any case). "
+        "Default: true when the lead has a company name.",
+    )
+    contact_id = related_id(Contact.objects.all(), "contact", help_text="Link this existing contact.")
+    create_contact = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Create a contact from the lead's person, or reuse the contact with the lead's email "
+        "(any case). Default: true when the lead has a contact name or email.",
+    )
+    create_opportunity = serializers.BooleanField(required=False, default=True)
+    opportunity_name = serializers.CharField(
+        required=False, max_length=200, help_text="Default: the lead's name."
+    )
+    amount = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        min_value=0,
+        required=False,
+        help_text="Default: the expected revenue.",
+    )
+    close_date = serializers.DateField(required=False, allow_null=True)
+    pipeline_id = related_id(
+        Pipeline.objects.all(), "pipeline", help_text="Default: the stage's pipeline, else the lead's."
+    )
+    stage_id = related_id(Stage.objects.all(), "stage", help_text="Default: the pipeline's first stage.")
+
+
+class LeadConvertResultSerializer(serializers.Serializer):
+    lead = LeadSerializer()
+    account = AccountSerializer(allow_null=True)
+    contact = ContactSerializer(allow_null=True)
+
+    def get_fields(self):
+        # crm never imports sales at module level; by the time fields are built, every app is loaded.
+        from sales.api.serializers import OpportunitySerializer
+
+        fields = super().get_fields()
+        fields["opportunity"] = OpportunitySerializer(allow_null=True)
+        return fields
+
+
+# --- boards ---------------------------------------------------------------------------------------
+
+
+class KanbanQuerySerializer(serializers.Serializer):
+    pipeline = serializers.PrimaryKeyRelatedField(
+        queryset=Pipeline.objects.all(),
+        required=False,
+        help_text="Pipeline id. Default: the default pipeline.",
+    )
+    limit = serializers.IntegerField(
+        min_value=0,
+        max_value=KANBAN_MAX_LIMIT,
+        default=KANBAN_DEFAULT_LIMIT,
+        help_text=f"Cards per column (default {KANBAN_DEFAULT_LIMIT}, at most {KANBAN_MAX_LIMIT}).",
+    )
+
+
+def kanban_serializer(
+    card_serializer: type[serializers.Serializer], name: str
+) -> type[serializers.Serializer]:
+    """The board shape for ``card_serializer``'s records: {"pipeline", "columns": [...]}."""
+    column = type(
+        f"{name}KanbanColumnSerializer",
+        (serializers.Serializer,),
+        {
+            "stage": StageBriefSerializer(),
+            "count": serializers.IntegerField(help_text="Records in the stage (after the filters)."),
+            "total": serializers.DecimalField(
+                max_digits=20, decimal_places=2, help_text="Their summed value."
+            ),
+            "results": card_serializer(many=True, help_text="The first `limit` records."),
+        },
+    )
+    return type(
+        f"{name}KanbanSerializer",
+        (serializers.Serializer,),
+        {"pipeline": PipelineBriefSerializer(), "columns": column(many=True)},
+    )
+
+
+LeadKanbanSerializer = kanban_serializer(LeadSerializer, "Lead")

@@ -1,0 +1,171 @@
+"""What every resource viewset shares: model permissions, schema helpers and the service-backed base."""
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db.models import Model, QuerySet
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.permissions import BasePermission, DjangoModelPermissions
+from rest_framework.response import Response
+
+from crm import services
+
+# --- permissions ----------------------------------------------------------------------------------
+
+VIEW = "%(app_label)s.view_%(model_name)s"
+CHANGE = "%(app_label)s.change_%(model_name)s"
+
+
+class ModelPermissions(DjangoModelPermissions):
+    """Django's model permissions, reads included: GET needs view_<model>, POST add, PUT/PATCH change."""
+
+    perms_map = {
+        "GET": [VIEW],
+        "OPTIONS": [VIEW],
+        "HEAD": [VIEW],
+        "POST": ["%(app_label)s.add_%(model_name)s"],
+        "PUT": [CHANGE],
+        "PATCH": [CHANGE],
+        "DELETE": ["%(app_label)s.delete_%(model_name)s"],
+    }
+
+
+class TransitionPermissions(ModelPermissions):
+    """For POST actions that change a record's state (move, win, lose, convert): change_<model>."""
+
+    perms_map = {**ModelPermissions.perms_map, "POST": [CHANGE]}
+
+
+def requires(*perms: str) -> type[BasePermission]:
+    """A permission class that needs all of ``perms`` ("sales.add_opportunity") besides the model's."""
+
+    class Requires(BasePermission):
+        def has_permission(self, request, view):
+            return bool(request.user and request.user.is_authenticated and request.user.has_perms(perms))
+
+    Requires.__name__ = f"Requires({', '.join(perms)})"
+    return Requires
+
+
+# --- schema helpers -------------------------------------------------------------------------------
+
+
+class ConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What conflicts, in words a person can act on.")
+    code = serializers.CharField(help_text="closed, protected, default_pipeline, no_won_stage or conflict.")
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+BAD_REQUEST = OpenApiResponse(
+    response={
+        "type": "object",
+        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        "example": {"stage_id": ['Invalid pk "999" - object does not exist.']},
+    },
+    description="Bad input: {field: [messages]}; messages about no single field under non_field_errors.",
+)
+NOT_FOUND = OpenApiResponse(response=DetailSerializer, description="No such record.")
+CONFLICT = OpenApiResponse(
+    response=ConflictSerializer,
+    description="The record's state forbids it: closed (converted, won or lost), still in use, the default "
+    "pipeline, or a pipeline without a won stage.",
+)
+
+
+class ObjectSchema(AutoSchema):
+    """The schema of a ``list`` route that answers one object (the dashboard), not a list of them."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False
+
+
+def crud_schema(noun: str, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
+    """extend_schema_view() arguments documenting a resource's list/create/retrieve/update/delete."""
+    plural = f"{noun[:-1]}ies" if noun.endswith("y") else f"{noun}s"
+    article = "an" if noun[0] in "aeiou" else "a"
+    write = {200: serializer_class, 400: BAD_REQUEST, 404: NOT_FOUND, 409: CONFLICT}
+    return {
+        "list": extend_schema(summary=f"List {plural}"),
+        "create": extend_schema(
+            summary=f"Create {article} {noun}", responses={201: serializer_class, 400: BAD_REQUEST}
+        ),
+        "retrieve": extend_schema(
+            summary=f"Get {article} {noun}", responses={200: serializer_class, 404: NOT_FOUND}
+        ),
+        "update": extend_schema(summary=f"Replace {article} {noun}", responses=write),
+        "partial_update": extend_schema(summary=f"Update some fields of {article} {noun}", responses=write),
+        "destroy": extend_schema(
+            summary=f"Delete {article} {noun}",
+            description="409 when other records still use it (the message names them).",
+            responses={204: None, 404: NOT_FOUND, 409: CONFLICT},
+        ),
+    }
+
+
+# --- the base viewset -----------------------------------------------------------------------------
+
+
+class ServiceModelViewSet(viewsets.ModelViewSet):
+    """A resource read through a selector and written through services.
+
+    Subclasses set ``selector`` (``lambda *, user, filters=None: QuerySet``), ``serializer_class``,
+    ``filterset_class`` and implement ``create_record`` / ``update_record`` (and ``delete_record``
+    when deleting has rules) by calling their app's services. Serializers check types only; the
+    services check the business rules. Responses re-read the record through the selector so a
+    write answers with exactly what a read would.
+    """
+
+    permission_classes = [ModelPermissions]
+    selector: Callable[..., QuerySet]
+    action_serializers: dict[str, type[serializers.BaseSerializer]] = {}
+
+    def get_queryset(self) -> QuerySet:
+        return type(self).selector(user=self.request.user)
+
+    def get_serializer_class(self):
+        action = self.action
+        if action == "metadata":
+            # OPTIONS describes each method of this route with the serializer of its real action.
+            action = self.action_map.get(self.request.method.lower(), action)
+        return self.action_serializers.get(action) or super().get_serializer_class()
+
+    def create_record(self, data: dict[str, Any]) -> Model:
+        raise NotImplementedError
+
+    def update_record(self, instance: Model, data: dict[str, Any]) -> Model:
+        raise NotImplementedError
+
+    def delete_record(self, instance: Model) -> None:
+        services.record_delete(instance=instance)
+
+    def perform_create(self, serializer):
+        serializer.instance = self.reread(self.create_record(dict(serializer.validated_data)))
+
+    def perform_update(self, serializer):
+        serializer.instance = self.reread(
+            self.update_record(serializer.instance, dict(serializer.validated_data))
+        )
+
+    def perform_destroy(self, instance):
+        self._deleting = instance
+        self.delete_record(instance)
+
+    def reread(self, instance: Model) -> Model:
+        return self.get_queryset().get(pk=instance.pk)
+
+    def validated_input(self, serializer_class: type[serializers.Serializer], data=None) -> dict[str, Any]:
+        """An action's body (or ``data``) checked by its input serializer; errors raise 400."""
+        serializer = serializer_class(
+            data=self.request.data if data is None else data, context=self.get_serializer_context()
+        )
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def record_response(self, instance: Model, status_code: int = status.HTTP_200_OK) -> Response:
+        data = self.serializer_class(self.reread(instance), context=self.get_serializer_context()).data
+        return Response(data, status=status_code)

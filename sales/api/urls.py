@@ -1,0 +1,9 @@
+"""The sales app's API routes, gathered under /api/v1/crm/ by crm_project.api.build_router()."""
+
+from rest_framework.routers import SimpleRouter
+
+from sales.api import views
+
+router = SimpleRouter()
+router.register("opportunities", views.OpportunityViewSet, basename="opportunity")
+router.register("dashboard", views.DashboardViewSet, basename="dashboard")

@@ -1,0 +1,346 @@
+"""Reads that carry rules for the sales app: opportunity lists and board, forecast, dashboard.
+
+The conventions (``user``, ``filters``, visibility in one function) are crm.selectors'. Every figure is
+an aggregate computed by the database; Python only arranges the grouped rows.
+"""
+
+import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+from django.contrib.auth import get_user_model
+from django.db.models import (
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, TruncMonth, TruncQuarter
+
+from crm.filters import filter_queryset
+from crm.models import Pipeline, Stage
+from crm.selectors import (
+    KANBAN_DEFAULT_LIMIT,
+    Filters,
+    KanbanBoard,
+    User,
+    lead_visible_to,
+    pipeline_for_board,
+    pipeline_kanban,
+    pipeline_kanban_cards,
+    priority_rank,
+    tags_prefetch,
+)
+from sales.filters import OpportunityFilter
+from sales.models import Opportunity, OpportunityStatus
+
+CENT = Decimal("0.01")
+MONEY = DecimalField(max_digits=20, decimal_places=2)
+# Weighted amounts keep four places until they are summed, then round to cents once.
+WEIGHTED = DecimalField(max_digits=24, decimal_places=4)
+
+GroupBy = Literal["month", "quarter", "stage", "owner"]
+GROUP_BY_CHOICES = ("month", "quarter", "stage", "owner")
+
+
+def opportunity_visible_to(user: User) -> QuerySet[Opportunity]:
+    return Opportunity.objects.all()
+
+
+def opportunity_list(*, user: User, filters: Filters = None) -> QuerySet[Opportunity]:
+    queryset = (
+        opportunity_visible_to(user)
+        .select_related("pipeline", "stage", "account", "contact", "owner", "lost_reason")
+        .prefetch_related(tags_prefetch())
+        .annotate(priority_rank=priority_rank())
+    )
+    return filter_queryset(OpportunityFilter, queryset, filters)
+
+
+def opportunity_kanban(
+    *,
+    user: User,
+    pipeline: Pipeline | None = None,
+    filters: Filters = None,
+    limit: int = KANBAN_DEFAULT_LIMIT,
+) -> KanbanBoard:
+    """The opportunities board of ``pipeline`` (default: the default pipeline); ``total`` sums amount."""
+    return pipeline_kanban(
+        queryset=opportunity_list(user=user, filters=filters),
+        pipeline=pipeline_for_board(pipeline),
+        value_field="amount",
+        limit=limit,
+    )
+
+
+def _money(value: Decimal | None) -> Decimal:
+    return (value or Decimal("0")).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _zero() -> Value:
+    return Value(Decimal("0"))
+
+
+def _group_expression(group_by: GroupBy):
+    if group_by == "month":
+        return TruncMonth("close_date")
+    if group_by == "quarter":
+        return TruncQuarter("close_date")
+    if group_by == "stage":
+        return F("stage_id")
+    return F("owner_id")
+
+
+def _group_key_and_label(group_by: GroupBy, value, labels: dict) -> tuple[Any, str]:
+    if value is None:
+        return None, "No close date" if group_by in ("month", "quarter") else "Unassigned"
+    if group_by == "month":
+        return f"{value:%Y-%m}", f"{value:%B %Y}"
+    if group_by == "quarter":
+        quarter = (value.month - 1) // 3 + 1
+        return f"{value.year}-Q{quarter}", f"Q{quarter} {value.year}"
+    return value, labels.get(value, str(value))
+
+
+def forecast(
+    *,
+    user: User,
+    pipeline: Pipeline | None = None,
+    owner: Any = None,
+    date_from: datetime.date | None = None,
+    date_to: datetime.date | None = None,
+    group_by: GroupBy = "month",
+) -> dict[str, Any]:
+    """Open pipeline value, probability-weighted value and won value, grouped, for a period.
+
+    Open figures cover open opportunities whose close date falls in [date_from, date_to]; with no
+    range, open opportunities without a close date are included, in a group whose key is None.
+    Weighted amount = amount × probability / 100 over open opportunities. Won figures cover
+    opportunities won with a close date in the range. ``pipeline`` and ``owner`` narrow everything;
+    none means all pipelines, every owner. Groups come in time order (month, quarter), stage order
+    or owner name order, the None group last.
+    """
+    if group_by not in GROUP_BY_CHOICES:
+        raise ValueError(f"group_by must be one of {GROUP_BY_CHOICES}, not {group_by!r}")
+    queryset = opportunity_visible_to(user)
+    if pipeline is not None:
+        queryset = queryset.filter(pipeline=pipeline)
+    if owner is not None:
+        queryset = queryset.filter(owner=owner)
+    if date_from is not None:
+        queryset = queryset.filter(close_date__gte=date_from)
+    if date_to is not None:
+        queryset = queryset.filter(close_date__lte=date_to)
+
+    weighted = ExpressionWrapper(
+        F("amount") * F("probability") * Value(Decimal("0.01")), output_field=WEIGHTED
+    )
+    is_open = Q(status=OpportunityStatus.OPEN)
+    is_won = Q(status=OpportunityStatus.WON)
+    # Aliases must not be field names: F("amount") inside the weighted sum would mean the alias.
+    figures = {
+        "open_count": Count("pk", filter=is_open),
+        "open_amount": Coalesce(Sum("amount", filter=is_open), _zero(), output_field=MONEY),
+        "open_weighted": Coalesce(Sum(weighted, filter=is_open), _zero(), output_field=WEIGHTED),
+        "won_total": Count("pk", filter=is_won),
+        "won_value": Coalesce(Sum("amount", filter=is_won), _zero(), output_field=MONEY),
+    }
+    queryset = queryset.filter(is_open | is_won)
+    rows = queryset.annotate(group=_group_expression(group_by)).order_by().values("group").annotate(**figures)
+    rows = list(rows)
+    labels, order = _group_labels(
+        group_by, [row["group"] for row in rows if row["group"] is not None], pipeline
+    )
+
+    groups = []
+    for row in rows:
+        key, label = _group_key_and_label(group_by, row["group"], labels)
+        is_null = row["group"] is None
+        groups.append(
+            {
+                "key": key,
+                "label": label,
+                **_forecast_figures(row),
+                "_order": (is_null, () if is_null else order.get(row["group"], ())),
+            }
+        )
+    groups.sort(key=lambda group: group.pop("_order"))
+    totals = _forecast_figures(queryset.aggregate(**figures))
+    return {"totals": totals, "groups": groups}
+
+
+def _forecast_figures(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "count": row["open_count"],
+        "amount": _money(row["open_amount"]),
+        "weighted_amount": _money(row["open_weighted"]),
+        "won_count": row["won_total"],
+        "won_amount": _money(row["won_value"]),
+    }
+
+
+def _group_labels(group_by: GroupBy, values: list, pipeline: Pipeline | None) -> tuple[dict, dict]:
+    """Labels and sort keys for the groups' values (one query for stages or owners)."""
+    if group_by in ("month", "quarter"):
+        return {}, {value: (value,) for value in values}
+    if group_by == "stage":
+        stages = Stage.objects.filter(pk__in=values).select_related("pipeline")
+        labels = {s.pk: s.name if pipeline is not None else f"{s.pipeline.name} › {s.name}" for s in stages}
+        order = {
+            s.pk: (s.pipeline.sequence, s.pipeline.name, s.pipeline_id, s.sequence, s.pk) for s in stages
+        }
+        return labels, order
+    users = get_user_model().objects.filter(pk__in=values)
+    labels = {u.pk: u.get_username() for u in users}
+    return labels, {pk: (label.lower(), pk) for pk, label in labels.items()}
+
+
+def dashboard(*, user: User, pipeline: Pipeline | None = None) -> dict[str, Any]:
+    """The back-office KPIs, for one pipeline or (by default) all of them.
+
+    total_leads; open and won opportunities (count and summed amount); conversion_rate = converted
+    leads / all leads × 100, two decimals (0 without leads); pipeline_distribution = every stage
+    (of ``pipeline``, else of every active pipeline) in board order with the count and summed amount
+    of the opportunities in it.
+    """
+    leads = lead_visible_to(user)
+    opportunities = opportunity_visible_to(user)
+    stages = Stage.objects.select_related("pipeline")
+    if pipeline is not None:
+        leads = leads.filter(pipeline=pipeline)
+        opportunities = opportunities.filter(pipeline=pipeline)
+        stages = stages.filter(pipeline=pipeline)
+    else:
+        stages = stages.filter(pipeline__is_active=True)
+    stages = stages.order_by("pipeline__sequence", "pipeline__name", "pipeline_id", "sequence", "id")
+
+    lead_figures = leads.aggregate(total=Count("pk"), converted=Count("pk", filter=Q(status="converted")))
+    is_open = Q(status=OpportunityStatus.OPEN)
+    is_won = Q(status=OpportunityStatus.WON)
+    figures = opportunities.aggregate(
+        open_count=Count("pk", filter=is_open),
+        open_value=Coalesce(Sum("amount", filter=is_open), _zero(), output_field=MONEY),
+        won_count=Count("pk", filter=is_won),
+        won_value=Coalesce(Sum("amount", filter=is_won), _zero(), output_field=MONEY),
+    )
+    per_stage = {
+        row["stage_id"]: row
+        for row in opportunities.order_by()
+        .values("stage_id")
+        .annotate(count=Count("pk"), value=Coalesce(Sum("amount"), _zero(), output_field=MONEY))
+    }
+    total_leads = lead_figures["total"]
+    conversion_rate = (
+        float((Decimal(lead_figures["converted"]) * 100 / total_leads).quantize(CENT, rounding=ROUND_HALF_UP))
+        if total_leads
+        else 0.0
+    )
+    return {
+        "total_leads": total_leads,
+        "open_opportunities": {"count": figures["open_count"], "value": _money(figures["open_value"])},
+        "won_opportunities": {"count": figures["won_count"], "value": _money(figures["won_value"])},
+        "conversion_rate": conversion_rate,
+        "pipeline_distribution": [
+            {
+                "stage_id": stage.pk,
+                "stage_name": stage.name,
+                "pipeline_id": stage.pipeline_id,
+                "pipeline_name": stage.pipeline.name,
+                "count": per_stage.get(stage.pk, {}).get("count", 0),
+                "value": _money(per_stage.get(stage.pk, {}).get("value")),
+            }
+            for stage in stages
+        ],
+    }
+
+
+def conversion_funnel(*, user: User, pipeline: Pipeline | None = None) -> list[dict[str, Any]]:
+    """Lead-to-deal funnel: leads → qualified → converted → won, counted by the database in one query.
+
+    Qualified = converted, or open past the first open stage of its pipeline. Until stage history
+    exists a lost lead counts as not qualified, wherever it was lost. Won = the leads whose converted
+    opportunity is won. Each step has its count, its share of all leads and of the step before (in
+    percent, two decimals; 0 when the base is 0), and a value: expected revenue for the lead steps,
+    the won opportunities' amount for the last.
+    """
+    leads = lead_visible_to(user)
+    if pipeline is not None:
+        leads = leads.filter(pipeline=pipeline)
+    # The stages past their pipeline's first open stage: a handful of rows, matched once per query
+    # rather than once per lead.
+    first_open_sequence = Subquery(
+        Stage.objects.filter(pipeline=OuterRef("pipeline"), is_won=False, is_lost=False)
+        .order_by("sequence", "id")
+        .values("sequence")[:1]
+    )
+    later_stages = (
+        Stage.objects.annotate(first_open_sequence=first_open_sequence)
+        .filter(sequence__gt=F("first_open_sequence"))
+        .values("pk")
+    )
+    is_converted = Q(status="converted")
+    is_qualified = is_converted | Q(status="open", stage__in=later_stages)
+    is_won = Q(converted_opportunity__status=OpportunityStatus.WON)
+    revenue = Coalesce(Sum("expected_revenue"), _zero(), output_field=MONEY)
+    row = leads.aggregate(
+        leads=Count("pk"),
+        leads_value=revenue,
+        qualified=Count("pk", filter=is_qualified),
+        qualified_value=Coalesce(Sum("expected_revenue", filter=is_qualified), _zero(), output_field=MONEY),
+        converted=Count("pk", filter=is_converted),
+        converted_value=Coalesce(Sum("expected_revenue", filter=is_converted), _zero(), output_field=MONEY),
+        won=Count("pk", filter=is_won),
+        won_value=Coalesce(Sum("converted_opportunity__amount", filter=is_won), _zero(), output_field=MONEY),
+    )
+    labels = {"leads": "Leads", "qualified": "Qualified", "converted": "Converted", "won": "Won deals"}
+    steps: list[dict[str, Any]] = []
+    for key, label in labels.items():
+        count = row[key]
+        previous = steps[-1]["count"] if steps else count
+        steps.append(
+            {
+                "key": key,
+                "label": label,
+                "count": count,
+                "value": _money(row[f"{key}_value"]),
+                "percent_of_total": _percent(count, row["leads"]),
+                "percent_of_previous": _percent(count, previous),
+            }
+        )
+    return steps
+
+
+def _percent(part: int, whole: int) -> float:
+    if not whole:
+        return 0.0
+    return float((Decimal(part) * 100 / whole).quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def opportunity_recent_won(
+    *, user: User, pipeline: Pipeline | None = None, limit: int = 5
+) -> QuerySet[Opportunity]:
+    """The last deals won, most recently closed first, with their account and owner."""
+    queryset = opportunity_visible_to(user).filter(status=OpportunityStatus.WON)
+    if pipeline is not None:
+        queryset = queryset.filter(pipeline=pipeline)
+    return queryset.select_related("account", "owner", "stage").order_by("-closed_at", "-pk")[:limit]
+
+
+def opportunity_kanban_cards(
+    *,
+    user: User,
+    stage: Stage,
+    filters: Filters = None,
+    offset: int = 0,
+    limit: int = KANBAN_DEFAULT_LIMIT,
+) -> tuple[list[Opportunity], bool]:
+    """The opportunities of one column of the board beyond its first cards."""
+    return pipeline_kanban_cards(
+        queryset=opportunity_list(user=user, filters=filters), stage=stage, offset=offset, limit=limit
+    )

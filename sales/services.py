@@ -1,0 +1,313 @@
+"""Writes for the sales app: opportunities and their transitions, and converting a lead into one.
+
+The conventions (``data`` dicts of model fields, ValidationError codes, row locks) are crm.services'.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage
+from crm.services import (
+    NO_WON_STAGE,
+    User,
+    account_create,
+    contact_create,
+    contact_update,
+    lost_reason_ensure_active,
+    name_lock,
+    pipeline_record_prepare_update,
+    record_ensure_open,
+    record_ensure_stage_in_pipeline,
+    record_lock,
+    record_save,
+    rekey_errors,
+    with_default_owner,
+)
+from sales.models import Opportunity, OpportunityStatus
+
+
+def _opportunity_enter_closed_stage(
+    *, opportunity: Opportunity, stage: Stage, user: User | None
+) -> Opportunity:
+    if stage.is_won:
+        return opportunity_mark_won(opportunity=opportunity, user=user)
+    return opportunity_mark_lost(opportunity=opportunity, user=user)
+
+
+@transaction.atomic
+def opportunity_create(*, user: User | None = None, data: Mapping[str, Any]) -> Opportunity:
+    """Create an opportunity; without pipeline or stage it starts in the default pipeline's first stage.
+
+    Created directly in a won or lost stage (a deal already closed elsewhere), it is won or lost.
+    """
+    opportunity = record_save(instance=Opportunity(), data=with_default_owner(data, user))
+    if opportunity.stage.is_closed:
+        opportunity = _opportunity_enter_closed_stage(
+            opportunity=opportunity, stage=opportunity.stage, user=user
+        )
+    return opportunity
+
+
+@transaction.atomic
+def opportunity_update(
+    *, opportunity: Opportunity, user: User | None = None, data: Mapping[str, Any]
+) -> Opportunity:
+    """Update an opportunity's fields. A change of pipeline or stage follows the move-stage rules."""
+    opportunity = record_lock(opportunity)
+    data = dict(data)
+    closing_stage = pipeline_record_prepare_update(record=opportunity, data=data)
+    opportunity = record_save(instance=opportunity, data=data)
+    if closing_stage is not None:
+        opportunity = _opportunity_enter_closed_stage(opportunity=opportunity, stage=closing_stage, user=user)
+    return opportunity
+
+
+@transaction.atomic
+def opportunity_move_stage(
+    *, opportunity: Opportunity, stage: Stage, user: User | None = None
+) -> Opportunity:
+    """Move an open opportunity to a stage of its pipeline, taking the stage's probability.
+
+    The pipeline's won stage wins it (opportunity_mark_won), its lost stage loses it without a reason.
+    """
+    opportunity = record_lock(opportunity)
+    record_ensure_open(opportunity)
+    record_ensure_stage_in_pipeline(opportunity, stage)
+    if stage.is_closed:
+        return _opportunity_enter_closed_stage(opportunity=opportunity, stage=stage, user=user)
+    return record_save(instance=opportunity, data={"stage": stage, "probability": stage.probability})
+
+
+def _closing_data(opportunity: Opportunity) -> dict[str, Any]:
+    # A deal that closes without an expected close date closed today: the forecast files it there.
+    data: dict[str, Any] = {"closed_at": timezone.now()}
+    if opportunity.close_date is None:
+        data["close_date"] = timezone.localdate()
+    return data
+
+
+@transaction.atomic
+def opportunity_mark_won(*, opportunity: Opportunity, user: User | None = None) -> Opportunity:
+    """Win an open opportunity: its pipeline's won stage, probability 100, closed now."""
+    opportunity = record_lock(opportunity)
+    record_ensure_open(opportunity)
+    won_stage = opportunity.pipeline.won_stage
+    if won_stage is None:
+        raise ValidationError(
+            f"The pipeline “{opportunity.pipeline}” has no won stage: add a stage marked won to it "
+            f"before winning its opportunities.",
+            code=NO_WON_STAGE,
+        )
+    data = {
+        **_closing_data(opportunity),
+        "status": OpportunityStatus.WON,
+        "stage": won_stage,
+        "probability": 100,
+    }
+    return record_save(instance=opportunity, data=data)
+
+
+@transaction.atomic
+def opportunity_mark_lost(
+    *,
+    opportunity: Opportunity,
+    user: User | None = None,
+    lost_reason: LostReason | None = None,
+    lost_note: str = "",
+) -> Opportunity:
+    """Lose an open opportunity: its pipeline's lost stage if it has one, probability 0, closed now."""
+    opportunity = record_lock(opportunity)
+    record_ensure_open(opportunity)
+    lost_reason_ensure_active(lost_reason)
+    data: dict[str, Any] = {
+        **_closing_data(opportunity),
+        "status": OpportunityStatus.LOST,
+        "probability": 0,
+        "lost_reason": lost_reason,
+        "lost_note": lost_note or "",
+    }
+    lost_stage = opportunity.pipeline.lost_stage
+    if lost_stage is not None:
+        data["stage"] = lost_stage
+    return record_save(instance=opportunity, data=data)
+
+
+# --- converting a lead ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeadConversion:
+    lead: Lead
+    account: Account | None
+    contact: Contact | None
+    opportunity: Opportunity | None
+
+
+def _split_name(full_name: str) -> tuple[str, str]:
+    first, _, last = full_name.strip().partition(" ")
+    return first, last.strip()
+
+
+def _conversion_account(
+    *, lead: Lead, user: User | None, account: Account | None, create_account: bool | None
+) -> Account | None:
+    if account is not None:
+        if create_account:
+            raise ValidationError(
+                {"create_account": "Give either an existing account or create_account, not both."}
+            )
+        return account
+    if create_account is None:
+        create_account = bool(lead.company_name.strip())
+    if not create_account:
+        return None
+    name = lead.company_name.strip()
+    if not name:
+        raise ValidationError({"create_account": "The lead has no company name to name a new account after."})
+    name_lock("account", name)
+    existing = Account.objects.filter(name__iexact=name).order_by("id").first()
+    if existing is not None:
+        return existing
+    return account_create(user=user, data={"name": name, "owner": lead.owner})
+
+
+def _conversion_contact(
+    *,
+    lead: Lead,
+    user: User | None,
+    account: Account | None,
+    contact: Contact | None,
+    create_contact: bool | None,
+) -> Contact | None:
+    if contact is not None:
+        if create_contact:
+            raise ValidationError(
+                {"create_contact": "Give either an existing contact or create_contact, not both."}
+            )
+    else:
+        if create_contact is None:
+            create_contact = bool(lead.contact_name.strip() or lead.email.strip())
+        if not create_contact:
+            return None
+        if not (lead.contact_name.strip() or lead.email.strip()):
+            raise ValidationError(
+                {"create_contact": "The lead has no contact name or email to create a contact from."}
+            )
+        email = lead.email.strip()
+        if email:
+            name_lock("contact", email)
+            contact = Contact.objects.filter(email__iexact=email).order_by("id").first()
+        if contact is None:
+            first_name, last_name = (
+                _split_name(lead.contact_name) if lead.contact_name.strip() else (email, "")
+            )
+            return contact_create(
+                user=user,
+                data={
+                    "first_name": first_name,
+                    "last_name": last_name,
+                    "email": email,
+                    "phone": lead.phone,
+                    "job_title": lead.job_title,
+                    "account": account,
+                    "owner": lead.owner,
+                },
+            )
+    if account is not None and contact.account_id not in (None, account.pk):
+        raise ValidationError(
+            {
+                "contact": f"The contact “{contact}” ({contact.email or 'no email'}) works for "
+                f"“{contact.account}”, not for “{account}”: pick another contact or account."
+            }
+        )
+    if account is not None and contact.account_id is None:
+        contact = contact_update(contact=contact, user=user, data={"account": account})
+    return contact
+
+
+@transaction.atomic
+def lead_convert(
+    *,
+    lead: Lead,
+    user: User | None = None,
+    account: Account | None = None,
+    create_account: bool | None = None,
+    contact: Contact | None = None,
+    create_contact: bool | None = None,
+    create_opportunity: bool = True,
+    opportunity_name: str | None = None,
+    amount: Decimal | None = None,
+    close_date: date | None = None,
+    pipeline: Pipeline | None = None,
+    stage: Stage | None = None,
+) -> LeadConversion:
+    """Convert an open lead into an opportunity and, as asked, an account and a contact.
+
+    Account: ``account`` links an existing one; ``create_account`` (the default when the lead has a
+    company name) reuses an account of that name, case-insensitively, or creates it. Contact:
+    ``contact`` links an existing one; ``create_contact`` (the default when the lead has a contact
+    name or email) reuses a contact with the lead's email, case-insensitively, or creates one; the
+    contact joins the account if it has none. Opportunity (unless ``create_opportunity`` is false):
+    named ``opportunity_name`` or the lead's name, worth ``amount`` or the expected revenue, in
+    ``pipeline`` (default: the stage's pipeline, else the lead's) at ``stage`` (default: its first
+    stage), with the lead's owner, priority, description and tags. The lead becomes converted, in its
+    pipeline's won stage if there is one, and keeps links to what it produced.
+    """
+    lead = record_lock(lead)
+    record_ensure_open(lead)
+    opportunity_options = {"opportunity_name": opportunity_name, "amount": amount, "close_date": close_date}
+    opportunity_options |= {"pipeline": pipeline, "stage": stage}
+    if not create_opportunity:
+        given = [name for name, value in opportunity_options.items() if value is not None]
+        if given:
+            raise ValidationError(
+                {"create_opportunity": f"{', '.join(given)} only apply when an opportunity is created."}
+            )
+
+    account = _conversion_account(lead=lead, user=user, account=account, create_account=create_account)
+    contact = _conversion_contact(
+        lead=lead, user=user, account=account, contact=contact, create_contact=create_contact
+    )
+
+    opportunity = None
+    if create_opportunity:
+        if pipeline is None:
+            pipeline = stage.pipeline if stage is not None else lead.pipeline
+        data = {
+            "name": opportunity_name or lead.name,
+            "account": account,
+            "contact": contact,
+            "pipeline": pipeline,
+            "stage": stage,
+            "amount": amount if amount is not None else (lead.expected_revenue or Decimal("0")),
+            "close_date": close_date,
+            "priority": lead.priority,
+            "description": lead.description,
+            "owner": lead.owner,
+            "lead": lead,
+            "tags": list(lead.tags.all()),
+        }
+        try:
+            opportunity = opportunity_create(user=user, data=data)
+        except ValidationError as exc:
+            raise rekey_errors(exc, {"name": "opportunity_name"}) from exc
+
+    data = {
+        "status": LeadStatus.CONVERTED,
+        "converted_at": timezone.now(),
+        "converted_account": account,
+        "converted_contact": contact,
+        "probability": 100,
+    }
+    won_stage = lead.pipeline.won_stage
+    if won_stage is not None:
+        data["stage"] = won_stage
+    lead = record_save(instance=lead, data=data)
+    return LeadConversion(lead=lead, account=account, contact=contact, opportunity=opportunity)

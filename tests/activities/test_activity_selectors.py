@@ -1,0 +1,76 @@
+"""Activity reads for the back office: the agenda, the calendar and each record's next activity."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from activities.selectors import activity_agenda, activity_calendar, activity_next_by_record
+from crm.models import Lead
+from tests.factories import ActivityFactory, LeadFactory, UserFactory
+
+
+@pytest.mark.django_db
+def test_next_activity_is_the_earliest_open_one_undated_last(stages):
+    user = UserFactory()
+    now = timezone.now()
+    busy, idle, undated = (LeadFactory(stage=stages["New"]) for _ in range(3))
+    ActivityFactory(lead=busy, subject="undated")
+    ActivityFactory(lead=busy, subject="later", due_date=now + datetime.timedelta(days=3))
+    ActivityFactory(lead=busy, subject="sooner", due_date=now + datetime.timedelta(days=1))
+    ActivityFactory(lead=busy, subject="cancelled", status="cancelled", due_date=now)
+    ActivityFactory(lead=undated, subject="someday")
+
+    with CaptureQueriesContext(connection) as queries:
+        result = activity_next_by_record(user=user, model=Lead, ids=[busy.pk, idle.pk, undated.pk])
+
+    assert len(queries) == 1
+    assert {pk: activity.subject for pk, activity in result.items()} == {
+        busy.pk: "sooner",
+        undated.pk: "someday",
+    }
+    assert result[busy.pk].get_activity_type_display() == "Call" and not result[busy.pk].is_overdue
+
+
+@pytest.mark.django_db
+def test_agenda_and_calendar_windows(stages):
+    me, other = UserFactory(), UserFactory()
+    lead = LeadFactory(stage=stages["New"])
+    now = timezone.now()
+    ActivityFactory(lead=lead, owner=me, subject="late", due_date=now - datetime.timedelta(hours=1))
+    ActivityFactory(lead=lead, owner=me, subject="soon", due_date=now + datetime.timedelta(days=6))
+    ActivityFactory(lead=lead, owner=me, subject="far", due_date=now + datetime.timedelta(days=8))
+    ActivityFactory(lead=lead, owner=other, subject="theirs", due_date=now + datetime.timedelta(days=1))
+
+    agenda = activity_agenda(user=me, owner=me, now=now)
+    assert ([a.subject for a in agenda.overdue], [a.subject for a in agenda.upcoming]) == (["late"], ["soon"])
+
+    def listed(days):
+        return [a.subject for day in sorted(days) for a in days[day].activities]
+
+    window = activity_calendar(
+        user=me, start=now - datetime.timedelta(days=1), end=now + datetime.timedelta(days=7)
+    )
+    assert listed(window) == ["late", "theirs", "soon"]
+    mine = activity_calendar(user=me, start=now, end=now + datetime.timedelta(days=9), owner=me)
+    assert listed(mine) == ["soon", "far"]
+
+
+@pytest.mark.django_db
+def test_calendar_lists_a_few_per_day_but_counts_them_all(stages):
+    user = UserFactory()
+    lead = LeadFactory(stage=stages["New"])
+    day = timezone.make_aware(datetime.datetime(2026, 3, 2, 8))
+    for hour in range(6):
+        ActivityFactory(lead=lead, subject=f"at {8 + hour}", due_date=day + datetime.timedelta(hours=hour))
+    ActivityFactory(lead=lead, subject="next day", due_date=day + datetime.timedelta(days=1))
+
+    with CaptureQueriesContext(connection) as queries:
+        days = activity_calendar(user=user, start=day, end=day + datetime.timedelta(days=7), per_day=4)
+
+    assert len(queries) == 2
+    first, second = days[datetime.date(2026, 3, 2)], days[datetime.date(2026, 3, 3)]
+    assert ([a.subject for a in first.activities], first.count) == (["at 8", "at 9", "at 10", "at 11"], 6)
+    assert ([a.subject for a in second.activities], second.count) == (["next day"], 1)

@@ -1,0 +1,176 @@
+"""The admin index is the CRM dashboard: the API's figures, the funnel, the agenda, at a fixed query cost."""
+
+import datetime
+import re
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from crm import services as crm_services
+from sales import selectors, services
+from tests.factories import ActivityFactory, LeadFactory, OpportunityFactory, UserFactory
+
+D = Decimal
+
+
+@pytest.fixture
+def book(stages, admin_user):
+    """Four leads and three deals whose figures are worked out by hand in the tests."""
+    LeadFactory(name="L1", stage=stages["New"], expected_revenue=D("1000"))
+    LeadFactory(name="L2", stage=stages["Qualified"], expected_revenue=D("2000"))
+    converted = LeadFactory(
+        name="L3", stage=stages["Proposal"], expected_revenue=D("5000"), company_name="Acme"
+    )
+    lost = LeadFactory(name="L4", stage=stages["Qualified"], expected_revenue=D("500"))
+    conversion = services.lead_convert(lead=converted)
+    services.opportunity_mark_won(opportunity=conversion.opportunity)
+    crm_services.lead_mark_lost(lead=lost)
+    OpportunityFactory(name="O1", stage=stages["New"], amount=D("1000"))
+    OpportunityFactory(name="O2", stage=stages["Proposal"], amount=D("3000"))
+    return {"won": conversion.opportunity}
+
+
+def get_dashboard(client, query=""):
+    response = client.get(reverse("admin:index") + query)
+    assert response.status_code == 200
+    return response
+
+
+def kpi(html: str, name: str) -> str:
+    block = re.search(rf'data-kpi="{name}">(.*?)</div>\s*</div>', html, re.S).group(1)
+    return " ".join(re.sub(r"<[^>]+>", " ", block).split())
+
+
+@pytest.mark.django_db
+def test_dashboard_shows_the_hand_computed_figures(admin_client, book):
+    response = get_dashboard(admin_client)
+    html = response.content.decode()
+
+    # 4 leads; open deals O1 + O2; won: L3's deal; 1 converted lead of 4.
+    assert kpi(html, "total-leads") == "Total leads 4"
+    assert kpi(html, "open-opportunities") == "Open opportunities 2 4,000.00 USD"
+    assert kpi(html, "won-opportunities") == "Won deals 1 5,000.00 USD"
+    assert kpi(html, "conversion-rate").startswith("Lead conversion rate 25.00%")
+    # The same dict as GET /api/v1/crm/dashboard/.
+    assert response.context["figures"] == selectors.dashboard(user=response.wsgi_request.user)
+
+
+@pytest.mark.django_db
+def test_dashboard_funnel_counts_leads_qualified_converted_won(admin_client, book):
+    response = get_dashboard(admin_client)
+
+    funnel = {step["key"]: step for step in response.context["funnel"]}
+    # Qualified: L2 (past New) and L3 (converted); L4 was lost, L1 is still new.
+    assert [(key, step["count"]) for key, step in funnel.items()] == [
+        ("leads", 4),
+        ("qualified", 2),
+        ("converted", 1),
+        ("won", 1),
+    ]
+    assert (funnel["qualified"]["percent_of_total"], funnel["converted"]["percent_of_previous"]) == (
+        50.0,
+        50.0,
+    )
+    assert (funnel["won"]["percent_of_total"], funnel["won"]["percent_of_previous"]) == (25.0, 100.0)
+    assert funnel["leads"]["value"] == D("8500.00") and funnel["won"]["value"] == D("5000.00")
+    html = response.content.decode()
+    assert '<tr data-funnel-step="qualified">' in html
+    assert "crm-funnel" in html
+
+
+@pytest.mark.django_db
+def test_dashboard_chart_has_a_bar_per_stage_with_its_value(admin_client, book, stages):
+    html = get_dashboard(admin_client).content.decode()
+
+    chart = re.search(r'<section class="crm-panel" id="pipeline-distribution">(.*?)</section>', html, re.S)[1]
+    assert chart.count("<rect") == 5  # New, Qualified, Proposal, Won, Lost
+    assert "Proposal · 1" in chart and "3,000.00 USD" in chart
+    assert "Won · 1" in chart and "5,000.00 USD" in chart
+
+
+@pytest.mark.django_db
+def test_dashboard_for_one_pipeline(admin_client, book, pipeline):
+    response = get_dashboard(admin_client, f"?pipeline={pipeline.pk}")
+    assert response.context["selected_pipeline"] == pipeline
+    assert response.context["figures"]["total_leads"] == 4
+
+
+@pytest.mark.django_db
+def test_dashboard_lists_my_overdue_and_upcoming_activities_only(admin_client, admin_user, book, stages):
+    lead = LeadFactory(stage=stages["New"])
+    now = timezone.now()
+    ActivityFactory(
+        subject="Overdue call", lead=lead, owner=admin_user, due_date=now - datetime.timedelta(days=1)
+    )
+    ActivityFactory(
+        subject="Soon meeting", lead=lead, owner=admin_user, due_date=now + datetime.timedelta(days=2)
+    )
+    ActivityFactory(
+        subject="Next month", lead=lead, owner=admin_user, due_date=now + datetime.timedelta(days=30)
+    )
+    ActivityFactory(
+        subject="Done long ago",
+        lead=lead,
+        owner=admin_user,
+        status="completed",
+        completed_at=now,
+        due_date=now - datetime.timedelta(days=3),
+    )
+    ActivityFactory(
+        subject="Someone else's", lead=lead, owner=UserFactory(), due_date=now - datetime.timedelta(days=1)
+    )
+
+    response = get_dashboard(admin_client)
+
+    agenda = response.context["agenda"]
+    assert [a.subject for a in agenda.overdue] == ["Overdue call"]
+    assert [a.subject for a in agenda.upcoming] == ["Soon meeting"]
+    html = response.content.decode()
+    assert "Overdue call" in html and "Someone else" not in html and "Next month" not in html
+
+
+@pytest.mark.django_db
+def test_dashboard_lists_recent_wins_and_links_to_the_working_pages(admin_client, book):
+    response = get_dashboard(admin_client)
+
+    assert [deal.pk for deal in response.context["recent_won"]] == [book["won"].pk]
+    html = response.content.decode()
+    for name in (
+        "admin:crm_lead_board",
+        "admin:sales_opportunity_board",
+        "admin:sales_opportunity_forecast",
+        "admin:activities_activity_calendar",
+    ):
+        assert f'href="{reverse(name)}"' in html
+    # The usual app list stays on the page.
+    assert reverse("admin:crm_lead_changelist") in html and 'class="app-crm module' in html
+
+
+def make_book(stages, n: int):
+    owner = UserFactory()
+    for i in range(n):
+        lead = LeadFactory(stage=stages["Qualified"], owner=owner, expected_revenue=100)
+        opp = OpportunityFactory(stage=stages["Proposal"], owner=owner, amount=100)
+        if i % 2:
+            services.opportunity_mark_won(opportunity=opp)
+        ActivityFactory(lead=lead, owner=owner, due_date=timezone.now() + datetime.timedelta(hours=i + 1))
+
+
+@pytest.mark.django_db
+def test_dashboard_query_count_does_not_grow_with_the_data(admin_client, admin_user, stages):
+    make_book(stages, 2)
+    admin_client.get(reverse("admin:index"))  # warm the session and content types
+    with CaptureQueriesContext(connection) as small:
+        get_dashboard(admin_client)
+    make_book(stages, 15)
+    for activity in ActivityFactory._meta.model.objects.all():
+        activity.owner = admin_user
+        activity.save()
+    with CaptureQueriesContext(connection) as large:
+        get_dashboard(admin_client)
+    assert len(large) == len(small)
+    assert len(large) <= 20

@@ -1,0 +1,150 @@
+"""Authentication (session, token) and Django model permissions on every endpoint."""
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from crm.models import Lead
+from tests.api.conftest import grant, url
+from tests.factories import (
+    AccountFactory,
+    ActivityFactory,
+    ContactFactory,
+    LeadFactory,
+    LostReasonFactory,
+    OpportunityFactory,
+    TagFactory,
+    UserFactory,
+)
+
+
+@pytest.fixture
+def records(stages, pipeline):
+    return {
+        "lead": LeadFactory().pk,
+        "opportunity": OpportunityFactory().pk,
+        "account": AccountFactory().pk,
+        "contact": ContactFactory().pk,
+        "activity": ActivityFactory(account=AccountFactory()).pk,
+        "pipeline": pipeline.pk,
+        "stage": stages["New"].pk,
+        "tag": TagFactory().pk,
+        "lost_reason": LostReasonFactory().pk,
+    }
+
+
+RESOURCES = [
+    ("leads", "lead"),
+    ("opportunities", "opportunity"),
+    ("accounts", "account"),
+    ("contacts", "contact"),
+    ("activities", "activity"),
+    ("pipelines", "pipeline"),
+    ("stages", "stage"),
+    ("tags", "tag"),
+    ("lost-reasons", "lost_reason"),
+]
+
+READS = [f"{path}/" for path, _ in RESOURCES] + [
+    "leads/kanban/",
+    "opportunities/kanban/",
+    "opportunities/forecast/",
+    "dashboard/",
+]
+READS += [f"{path}/{{{key}}}/" for path, key in RESOURCES]
+
+WRITES = (
+    [("post", f"{path}/") for path, _ in RESOURCES]
+    + [(method, f"{path}/{{{key}}}/") for path, key in RESOURCES for method in ("put", "patch", "delete")]
+    + [
+        ("post", "leads/{lead}/move-stage/"),
+        ("post", "leads/{lead}/mark-lost/"),
+        ("post", "leads/{lead}/convert/"),
+        ("post", "opportunities/{opportunity}/move-stage/"),
+        ("post", "opportunities/{opportunity}/mark-won/"),
+        ("post", "opportunities/{opportunity}/mark-lost/"),
+    ]
+)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", READS)
+def test_reads_without_credentials_are_401(anon, records, path):
+    response = anon.get(url(path.format(**records)))
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "path"), WRITES)
+def test_writes_without_credentials_are_401_and_change_nothing(anon, records, method, path):
+    response = getattr(anon, method)(url(path.format(**records)), {"name": "x", "stage_id": records["stage"]})
+    assert response.status_code == 401
+    assert Lead.objects.get().status == "open"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", READS)
+def test_reads_without_the_view_permission_are_403(outsider, records, path):
+    response = outsider.get(url(path.format(**records)))
+    assert response.status_code == 403
+    assert response.json() == {"detail": "You do not have permission to perform this action."}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", READS)
+def test_a_viewer_reads_everything(viewer, records, path):
+    assert viewer.get(url(path.format(**records))).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "path"), WRITES)
+def test_a_viewer_writes_nothing(viewer, records, method, path):
+    response = getattr(viewer, method)(
+        url(path.format(**records)), {"name": "x", "stage_id": records["stage"]}
+    )
+    assert response.status_code == 403
+    assert Lead.objects.get().status == "open"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "perm", "status"),
+    [("post", "add_lead", 201), ("patch", "change_lead", 200), ("delete", "delete_lead", 204)],
+)
+def test_each_write_needs_its_own_model_permission(records, method, perm, status):
+    others = {"add_lead", "change_lead", "delete_lead"} - {perm}
+    path = "leads/" if method == "post" else f"leads/{records['lead']}/"
+    without = APIClient()
+    without.force_authenticate(grant(UserFactory(), "view_lead", *others))
+    with_perm = APIClient()
+    with_perm.force_authenticate(grant(UserFactory(), "view_lead", perm))
+
+    assert getattr(without, method)(url(path), {"name": "x"}).status_code == 403
+    assert getattr(with_perm, method)(url(path), {"name": "x"}).status_code == status
+
+
+@pytest.mark.django_db
+def test_token_authentication(records, manager):
+    token = Token.objects.create(user=manager)
+    client = APIClient()
+
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert client.get(url("leads/")).status_code == 200
+
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-real-key")
+    response = client.get(url("leads/"))
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token."}
+
+
+@pytest.mark.django_db
+def test_session_authentication_with_csrf(records, manager):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(manager)
+
+    assert client.get(url("leads/")).status_code == 200
+    response = client.post(url("leads/"), {"name": "x"})
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
