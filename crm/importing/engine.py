@@ -1,0 +1,431 @@
+"""The import engine: read, validate every row, match by natural key, then write all or nothing.
+
+Phases, each over the whole file:
+1. header — names normalised (case, spaces); unknown, duplicate and missing required columns refused;
+2. cells — every cell parsed strictly by a parser built once from the model field (no queries);
+3. keys — duplicates within the file reported; existing records fetched by natural key in bulk;
+4. rules — pipeline defaults, stage in pipeline, primary contact, account hierarchy..., in Python,
+   so a bad row is reported instead of failing the database;
+5. write — only when no row is bad and it is not a dry run: bulk inserts, updates and tag links in
+   one transaction (see ``writing``).
+"""
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from typing import BinaryIO
+
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from . import lookups, writing
+from .cells import KEEP, CellError, shown_value
+from .reading import ImportFileError, Table, open_table, read_upload
+from .result import ImportResult, PreviewRow, RowError
+from .schemas import READ_ONLY_COLUMNS, ImportContext, ImportSchema, PendingAccount, Problem, import_schema
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+PREVIEW_ROWS = 50
+PROGRESS_EVERY = 5000
+
+
+class _Rollback(Exception):
+    pass
+
+
+def normalise_header(cell) -> str:
+    """'  Contact Name ' → 'contact_name': case, surrounding spaces and inner spaces do not matter."""
+    return re.sub(r"[\s\-]+", "_", str(cell if cell is not None else "").strip().lower())
+
+
+def import_file(
+    *,
+    kind: str,
+    file: BinaryIO | None = None,
+    data: bytes | None = None,
+    filename: str = "",
+    dry_run: bool = False,
+    default_owner=None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import a CSV or XLSX file of ``kind`` (leads, contacts, accounts); never raises for a bad file.
+
+    ``default_owner`` owns the new records when the file has no owner column (the admin and the API
+    pass the person importing). ``progress(phase, done, total)`` is called as rows are read and written.
+    """
+    schema = import_schema(kind)
+    result = ImportResult(kind=kind, dry_run=dry_run, filename=filename)
+    try:
+        if data is None:
+            data = read_upload(file)
+        table = open_table(data, filename)
+    except ImportFileError as exc:
+        result.file_errors.append(str(exc))
+        return result
+    del data
+    return import_table(
+        schema=schema, table=table, result=result, default_owner=default_owner, progress=progress
+    )
+
+
+def import_table(
+    *, schema: ImportSchema, table: Table, result: ImportResult, default_owner=None, progress=None
+) -> ImportResult:
+    """Run the phases on an opened table; a real run holds one transaction from first read to commit."""
+    run = _Run(schema, table, result, default_owner, progress or (lambda phase, done, total: None))
+    if result.dry_run:
+        run.execute()
+        return result
+    try:
+        with transaction.atomic():
+            writing.lock_for_import(schema)
+            run.execute()
+            if not result.ok:
+                raise _Rollback
+    except _Rollback:
+        result.committed = False
+    except ImportFileError as exc:
+        result.file_errors.append(str(exc))
+        result.committed = False
+    except DatabaseError as exc:
+        # The rules are checked in Python first; this is a concurrent change or a rule we missed.
+        logger.exception("import of %s failed in the database", schema.kind)
+        result.file_errors.append(
+            f"The database refused the import, so nothing was written ({exc.__class__.__name__}: {exc}). "
+            "The data may have changed while importing: try again."
+        )
+        result.committed = False
+    return result
+
+
+class _Run:
+    def __init__(self, schema: ImportSchema, table: Table, result: ImportResult, default_owner, progress):
+        self.schema = schema
+        self.model = schema.model
+        self.table = table
+        self.result = result
+        self.default_owner = default_owner
+        self.progress = progress
+        self.ctx = ImportContext()
+
+    def error(self, row: int, column: str, value, message: str) -> None:
+        self.result.errors.append(RowError(row, column, shown_value(value), message))
+
+    # -- phase 1: header ------------------------------------------------------------------------------
+    def read_header(self) -> list[tuple[int, str]] | None:
+        schema, result = self.schema, self.result
+        names = [normalise_header(cell) for cell in self.table.header]
+        seen: dict[str, int] = {}
+        columns, unknown, ignored = [], [], []
+        for index, name in enumerate(names):
+            if not name:
+                continue  # an unnamed column is checked row by row: it must stay empty
+            if name in seen:
+                result.file_errors.append(
+                    f"The column “{name}” appears twice (columns {seen[name] + 1} and {index + 1})."
+                )
+                continue
+            seen[name] = index
+            if name in schema.columns:
+                columns.append((index, name))
+            elif name in READ_ONLY_COLUMNS or name in schema.export_only:
+                ignored.append(name)
+            else:
+                unknown.append(self.table.header[index].strip())
+        if unknown:
+            result.file_errors.append(
+                f"Unknown column{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
+                f"The columns of {schema.verbose} are: {', '.join(schema.columns)}."
+            )
+        missing = [name for name in schema.required if name not in seen]
+        if missing:
+            result.file_errors.append(f"Required column missing: {', '.join(missing)}.")
+        if ignored:
+            result.notices.append(f"Ignored read-only column(s): {', '.join(ignored)}.")
+        if schema.key not in seen:
+            result.notices.append(
+                f"There is no {schema.key} column, so every row creates a new record: "
+                f"existing {schema.verbose} are matched by {schema.key}."
+            )
+        return None if result.file_errors else columns
+
+    # -- phase 2: cells -------------------------------------------------------------------------------
+    def load_lookups(self, names: list[str]) -> None:
+        ctx = self.ctx
+        ctx.pipelines = lookups.PipelineCache()
+        if "owner" in names:
+            ctx.users = lookups.user_ids_by_username()
+        if "lost_reason" in names:
+            ctx.lost_reasons = lookups.lost_reason_ids_by_name()
+        if "tags" in names:
+            ctx.tags = lookups.tags_by_name()
+
+    def parse_rows(self, columns: list[tuple[int, str]]):
+        schema, table = self.schema, self.table
+        names = [name for _, name in columns]
+        parsers = [schema.parser(name, self.ctx) for name in names]
+        plan = list(zip([index for index, _ in columns], names, parsers, strict=True))
+        width = len(table.header)
+        named = {index for index, cell in enumerate(table.header) if normalise_header(cell)}
+        key_position = names.index(schema.key) if schema.key in names else None
+        parsed = []
+        append, error = parsed.append, self.error
+        total = table.row_estimate
+        count = 0
+        for number, cells in table.rows:
+            count += 1
+            if count % PROGRESS_EVERY == 0:
+                self.progress("validating", count, max(total, count))
+            if len(cells) < width:
+                cells = cells + [""] * (width - len(cells))
+            elif len(cells) > width and any(c not in (None, "") for c in cells[width:]):
+                error(
+                    number, "", "", f"The row has {len(cells)} values but the header names {width} columns."
+                )
+                continue
+            values = []
+            bad = False
+            for index, name, parse in plan:
+                raw = cells[index]
+                try:
+                    values.append(parse("" if raw is None else raw))
+                except CellError as exc:
+                    error(number, name, raw, str(exc))
+                    bad = True
+            if len(named) < width:
+                for index in range(width):
+                    if index not in named and cells[index] not in (None, ""):
+                        error(
+                            number, f"column {index + 1}", cells[index], "A value in a column without a name."
+                        )
+                        bad = True
+            if bad:
+                continue
+            key = None
+            if key_position is not None:
+                key_value = values[key_position]
+                key = key_value.lower() if key_value else None
+            append((number, values, key))
+        self.result.rows = count
+        self.progress("validating", count, count)
+        return names, parsed
+
+    # -- phase 3: keys --------------------------------------------------------------------------------
+    def dedupe(self, parsed):
+        first_row: dict[str, int] = {}
+        kept = []
+        key = self.schema.key
+        for number, values, row_key in parsed:
+            if row_key is not None:
+                if row_key in first_row:
+                    self.error(
+                        number,
+                        key,
+                        row_key,
+                        f"Row {first_row[row_key]} has the same {key}: a file may name each record once.",
+                    )
+                    continue
+                first_row[row_key] = number
+            kept.append((number, values, row_key))
+        return kept
+
+    def fetch_existing(self, keys: list[str], attnames: list[str]) -> dict[str, list[tuple]]:
+        schema = self.schema
+        function = lookups.key_function(schema.key_index)
+        transform = str.upper if schema.key_index == "upper" else str.lower
+        found: dict[str, list[tuple]] = defaultdict(list)
+        query_keys = sorted({transform(k) for k in keys})
+        for chunk in lookups.chunked(query_keys):
+            rows = (
+                self.model.objects.annotate(_import_key=function(schema.key))
+                .filter(_import_key__in=chunk)
+                .order_by("pk")
+                .values_list("pk", schema.key, *attnames)
+            )
+            for pk, key_value, *values in rows:
+                found[key_value.lower()].append((pk, *values))
+        return found
+
+    def fetch_tags(self, ids: list[int]) -> dict[int, frozenset]:
+        through, fk = writing.tag_through(self.model)
+        names: dict[int, set] = defaultdict(set)
+        for chunk in lookups.chunked(ids):
+            for pk, name in through.objects.filter(**{f"{fk}__in": chunk}).values_list(fk, "tag__name"):
+                names[pk].add(name.lower())
+        return {pk: frozenset(tag_names) for pk, tag_names in names.items()}
+
+    # -- the whole run --------------------------------------------------------------------------------
+    def execute(self) -> None:
+        schema, result, ctx = self.schema, self.result, self.ctx
+        columns = self.read_header()
+        if columns is None:
+            return
+        self.load_lookups([name for _, name in columns])
+        names, parsed = self.parse_rows(columns)
+        if result.rows == 0:
+            result.file_errors.append("The file has a header row but no data rows.")
+            return
+        parsed = self.dedupe(parsed)
+
+        field_attnames = [schema.attname(name) for name in names]
+        has_tags = "tags" in names
+        rule_attnames = [schema.attname(name) for name in schema.rule_fields]
+        write_attnames = [a for a in field_attnames if a != "tags"]
+        write_attnames += [a for a in rule_attnames if a not in write_attnames]
+        write_index = {a: i for i, a in enumerate(write_attnames)}
+        resolved_by_rule = {schema.attname(name) for name in schema.resolved_by_rule}
+
+        existing = self.fetch_existing([k for _, _, k in parsed if k], write_attnames)
+        old_tags = (
+            self.fetch_tags([rows[0][0] for rows in existing.values() if len(rows) == 1]) if has_tags else {}
+        )
+        if ctx.account_names:
+            ctx.accounts = lookups.account_ids_by_name(ctx.account_names)
+        ctx.new_keys = {k for _, _, k in parsed if k and k not in existing}
+        if schema.kind == "accounts":
+            # A new account of the file can be the parent of another row; count names without a key too.
+            name_position = names.index("name")
+            ctx.new_keys |= {values[name_position].lower() for _, values, k in parsed if k is None}
+
+        defaults = {}
+        for attname in write_attnames:
+            field = self.model._meta.get_field(attname)
+            defaults[attname] = field.get_default() if field.has_default() else (None if field.null else "")
+        if "owner_id" not in write_attnames:
+            self.owner_id = getattr(self.default_owner, "pk", None)
+        else:
+            self.owner_id = None
+
+        finals = []  # (row number, pk or None, rec, tags or KEEP)
+        key_name = schema.key
+        for number, values, key in parsed:
+            rec = dict(zip(field_attnames, values, strict=True))
+            tags = rec.pop("tags", KEEP)
+            for attname in rule_attnames:
+                rec.setdefault(attname, KEEP)
+            old = None
+            pk = None
+            if key is not None and key in existing:
+                matches = existing[key]
+                if len(matches) > 1:
+                    ids = ", ".join(str(m[0]) for m in matches[:5])
+                    self.error(
+                        number,
+                        key_name,
+                        key,
+                        f"{len(matches)} {schema.verbose} already have this {key_name} (ids {ids}): "
+                        "merge them before importing.",
+                    )
+                    continue
+                pk, *old_values = matches[0]
+                old = dict(zip(write_attnames, old_values, strict=True))
+            for attname in write_attnames:
+                if rec[attname] is KEEP and attname not in resolved_by_rule:
+                    rec[attname] = old[attname] if old is not None else defaults[attname]
+            problems: list[Problem] = []
+            schema.finalize(rec, old, ctx, problems)
+            if problems:
+                for problem in problems:
+                    self.error(number, problem.column, problem.value, problem.message)
+                continue
+            if pk is not None and tags is not KEEP and tags == old_tags.get(pk, frozenset()):
+                tags = KEEP
+            finals.append((number, pk, rec, tags, old))
+
+        for number, row_problems in schema.check_rows(
+            [(n, pk, rec) for n, pk, rec, _, _ in finals], ctx
+        ).items():
+            for problem in row_problems:
+                self.error(number, problem.column, problem.value, problem.message)
+
+        bad_rows = {error.row for error in result.errors}
+        inserts, updates, tag_sets = [], [], {}
+        label_attname = "name" if "name" in write_index else write_attnames[0]
+        for number, pk, rec, tags, old in finals:
+            if number in bad_rows:
+                continue
+            row = tuple(rec[a] for a in write_attnames)
+            if pk is None:
+                result.new += 1
+                inserts.append((number, row, tags if tags is not KEEP else frozenset()))
+                if len(result.preview) < PREVIEW_ROWS:
+                    result.preview.append(PreviewRow(number, "new", str(rec.get(label_attname, ""))))
+                continue
+            changed = [a for a in write_attnames if rec[a] != old[a]]
+            if not changed and tags is KEEP:
+                result.unchanged += 1
+                continue
+            result.updated += 1
+            updates.append((pk, row))
+            if tags is not KEEP:
+                tag_sets[pk] = tags
+            if len(result.preview) < 2 * PREVIEW_ROWS:
+                shown = [_column(a) for a in changed] + (["tags"] if tags is not KEEP else [])
+                result.preview.append(
+                    PreviewRow(number, "updated", str(rec.get(label_attname, "")), tuple(shown))
+                )
+
+        result.new_tags = sorted(ctx.new_tags.values(), key=str.lower)
+        if not result.ok or result.dry_run:
+            return
+        self.write(write_attnames, inserts, updates, tag_sets)
+        result.committed = True
+
+    def write(self, write_attnames, inserts, updates, tag_sets) -> None:
+        ctx = self.ctx
+        now = timezone.now()
+        writer = writing.writer_for(connection)
+        tag_ids = writing.ensure_tags(ctx.tags, ctx.new_tags)
+        total = len(inserts) + len(updates)
+
+        def report(done):
+            self.progress("writing", done, total)
+
+        # An account whose parent is a new row of the file is inserted without it, then linked.
+        parent_index = write_attnames.index("parent_id") if "parent_id" in write_attnames else None
+        rows = [row for _, row, _ in inserts]
+        pending = []
+        if parent_index is not None:
+            for position, row in enumerate(rows):
+                if isinstance(row[parent_index], PendingAccount):
+                    pending.append((position, row[parent_index].key))
+                    rows[position] = (*row[:parent_index], None, *row[parent_index + 1 :])
+        new_ids = writer.insert(
+            self.model, write_attnames, rows, now=now, owner_id=self.owner_id, progress=report
+        )
+        del rows
+        if parent_index is not None:
+            name_index = write_attnames.index("name")
+            id_by_key = {row[name_index].lower(): new_ids[i] for i, (_, row, _) in enumerate(inserts)}
+            if pending:
+                links = [(new_ids[position], (id_by_key[key],)) for position, key in pending]
+                writer.update(self.model, ["parent_id"], links, now=now)
+            updates = [
+                (pk, (*row[:parent_index], id_by_key[row[parent_index].key], *row[parent_index + 1 :]))
+                if isinstance(row[parent_index], PendingAccount)
+                else (pk, row)
+                for pk, row in updates
+            ]
+        if updates:
+            writer.update(
+                self.model,
+                write_attnames,
+                updates,
+                now=now,
+                progress=lambda done: report(len(inserts) + done),
+            )
+        links = [
+            (new_ids[position], tag_ids[name])
+            for position, (_, _, tags) in enumerate(inserts)
+            for name in tags
+        ]
+        links += [(pk, tag_ids[name]) for pk, tags in tag_sets.items() for name in tags]
+        writer.set_tags(self.model, list(tag_sets), links)
+        self.progress("writing", total, total)
+
+
+def _column(attname: str) -> str:
+    return attname[:-3] if attname.endswith("_id") else attname
