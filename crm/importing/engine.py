@@ -342,7 +342,7 @@ class _Run:
                 self.error(number, problem.column, problem.value, problem.message)
 
         bad_rows = {error.row for error in result.errors}
-        inserts, updates, tag_sets = [], [], {}
+        inserts, updates, tag_sets, released = [], [], {}, []
         label_attname = "name" if "name" in write_index else write_attnames[0]
         for number, pk, rec, tags, old in finals:
             if number in bad_rows:
@@ -360,6 +360,8 @@ class _Run:
                 continue
             result.updated += 1
             updates.append((pk, row))
+            if any(old[a] != v for a, v in schema.released.items()):
+                released.append(pk)
             if tags is not KEEP:
                 tag_sets[pk] = tags
             if len(result.preview) < 2 * PREVIEW_ROWS:
@@ -371,11 +373,12 @@ class _Run:
         result.new_tags = sorted(ctx.new_tags.values(), key=str.lower)
         if not result.ok or result.dry_run:
             return
-        self.write(write_attnames, inserts, updates, tag_sets)
+        self.write(write_attnames, inserts, updates, tag_sets, released)
         result.committed = True
 
-    def write(self, write_attnames, inserts, updates, tag_sets) -> None:
-        ctx = self.ctx
+    def write(self, write_attnames, inserts, updates, tag_sets, released) -> None:
+        """Updates first (a primary contact may move to a new row), then inserts, then links and tags."""
+        ctx, model, schema = self.ctx, self.model, self.schema
         now = timezone.now()
         writer = writing.writer_for(connection)
         tag_ids = writing.ensure_tags(ctx.tags, ctx.new_tags)
@@ -384,47 +387,50 @@ class _Run:
         def report(done):
             self.progress("writing", done, total)
 
-        # An account whose parent is a new row of the file is inserted without it, then linked.
+        if released:
+            values = tuple(schema.released.values())
+            writer.update(model, list(schema.released), [(pk, values) for pk in released], now=now)
+        # An account whose parent is a new row of the file is written without it, then linked.
         parent_index = write_attnames.index("parent_id") if "parent_id" in write_attnames else None
-        rows = [row for _, row, _ in inserts]
-        pending = []
+        pending_updates, pending_inserts = [], []
         if parent_index is not None:
-            for position, row in enumerate(rows):
-                if isinstance(row[parent_index], PendingAccount):
-                    pending.append((position, row[parent_index].key))
-                    rows[position] = (*row[:parent_index], None, *row[parent_index + 1 :])
+            updates = [(pk, _without_pending(row, parent_index, pk, pending_updates)) for pk, row in updates]
+        if updates:
+            writer.update(model, write_attnames, updates, now=now, progress=report)
+        rows = [row for _, row, _ in inserts]
+        if parent_index is not None:
+            rows = [_without_pending(row, parent_index, i, pending_inserts) for i, row in enumerate(rows)]
         new_ids = writer.insert(
-            self.model, write_attnames, rows, now=now, owner_id=self.owner_id, progress=report
+            model,
+            write_attnames,
+            rows,
+            now=now,
+            owner_id=self.owner_id,
+            progress=lambda done: report(len(updates) + done),
         )
         del rows
-        if parent_index is not None:
+        if pending_updates or pending_inserts:
             name_index = write_attnames.index("name")
             id_by_key = {row[name_index].lower(): new_ids[i] for i, (_, row, _) in enumerate(inserts)}
-            if pending:
-                links = [(new_ids[position], (id_by_key[key],)) for position, key in pending]
-                writer.update(self.model, ["parent_id"], links, now=now)
-            updates = [
-                (pk, (*row[:parent_index], id_by_key[row[parent_index].key], *row[parent_index + 1 :]))
-                if isinstance(row[parent_index], PendingAccount)
-                else (pk, row)
-                for pk, row in updates
-            ]
-        if updates:
-            writer.update(
-                self.model,
-                write_attnames,
-                updates,
-                now=now,
-                progress=lambda done: report(len(inserts) + done),
-            )
+            links = [(pk, (id_by_key[key],)) for pk, key in pending_updates]
+            links += [(new_ids[position], (id_by_key[key],)) for position, key in pending_inserts]
+            writer.update(model, ["parent_id"], links, now=now)
         links = [
             (new_ids[position], tag_ids[name])
             for position, (_, _, tags) in enumerate(inserts)
             for name in tags
         ]
         links += [(pk, tag_ids[name]) for pk, tags in tag_sets.items() for name in tags]
-        writer.set_tags(self.model, list(tag_sets), links)
+        writer.set_tags(model, list(tag_sets), links)
         self.progress("writing", total, total)
+
+
+def _without_pending(row: tuple, index: int, ref, pending: list) -> tuple:
+    """The row with a pending parent account replaced by None, noting (ref, parent key) in ``pending``."""
+    if isinstance(row[index], PendingAccount):
+        pending.append((ref, row[index].key))
+        return (*row[:index], None, *row[index + 1 :])
+    return row
 
 
 def _column(attname: str) -> str:

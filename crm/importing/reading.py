@@ -56,9 +56,10 @@ def read_upload(file: BinaryIO, *, size: int | None = None) -> bytes:
 
 def _too_large(size: int | None, limit: int) -> ImportFileError:
     shown = f" ({filesizeformat(size)})" if size is not None else ""
-    return ImportFileError(
+    message = (
         f"The file is too large{shown}: the limit is {filesizeformat(limit)}. Split it into smaller files."
     )
+    return ImportFileError(message.replace("\xa0", " "))
 
 
 def open_table(data: bytes, filename: str = "") -> Table:

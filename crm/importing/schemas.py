@@ -115,6 +115,9 @@ class ImportSchema(Schema):
     deferred: tuple[str, ...] = ()
     # Fields whose empty cell the schema's own rule resolves, instead of "keep the value / default".
     resolved_by_rule: tuple[str, ...] = ()
+    # Values written to every updated record before the updates, so a unique flag can move between
+    # records of the file in any order (a primary contact handed from one contact to another).
+    released: dict = field(default_factory=dict)
 
     def attname(self, column: str) -> str:
         return self.field(column).attname if column != "tags" else "tags"
@@ -387,6 +390,7 @@ CONTACTS = ContactSchema(
     required=("first_name",),
     rule_fields=("account", "is_primary"),
     deferred=("account",),
+    released={"is_primary": False},
 )
 ACCOUNTS = AccountSchema(
     kind="accounts",
