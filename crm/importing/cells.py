@@ -280,6 +280,8 @@ def choice_parser(field: models.Field):
         text = cell_text(raw).strip()
         if not text:
             return empty
+        if text[0] == "'":
+            text = unescape_formula(text)
         try:
             return by_name[text.lower()]
         except KeyError:
@@ -295,6 +297,8 @@ def name_parser(*, noun: str, ids_by_name: dict[str, list[int]], nullable: bool)
         text = cell_text(raw).strip()
         if not text:
             return None if nullable else KEEP
+        if text[0] == "'":
+            text = unescape_formula(text)
         ids = ids_by_name.get(text.lower())
         if not ids:
             raise CellError(f"No {noun} is named “{text}”.")
@@ -313,6 +317,8 @@ def deferred_name_parser(*, nullable: bool, max_length: int, seen: set[str]):
         text = cell_text(raw).strip()
         if not text:
             return None if nullable else KEEP
+        if text[0] == "'":
+            text = unescape_formula(text)
         if len(text) > max_length:
             raise CellError(f"At most {max_length} characters (it has {len(text)}).")
         seen.add(text.lower())
