@@ -46,12 +46,16 @@ def import_file(
     kind: str,
     file: BinaryIO | None = None,
     data: bytes | None = None,
+    size: int | None = None,
     filename: str = "",
     dry_run: bool = False,
     default_owner=None,
     progress: Progress | None = None,
 ) -> ImportResult:
     """Import a CSV or XLSX file of ``kind`` (leads, contacts, accounts); never raises for a bad file.
+
+    Pass ``file`` (its ``size``, when known, is checked against CRM_IMPORT_MAX_BYTES before reading)
+    or the bytes as ``data``.
 
     ``default_owner`` owns the new records when the file has no owner column (the admin and the API
     pass the person importing). ``progress(phase, done, total)`` is called as rows are read and written.
@@ -60,7 +64,7 @@ def import_file(
     result = ImportResult(kind=kind, dry_run=dry_run, filename=filename)
     try:
         if data is None:
-            data = read_upload(file)
+            data = read_upload(file, size=size)
         table = open_table(data, filename)
     except ImportFileError as exc:
         result.file_errors.append(str(exc))

@@ -57,7 +57,7 @@ def make_leads(stages):
     reason = LostReasonFactory(name="Price")
     tags = [TagFactory(name="VIP"), TagFactory(name="Has, comma")]
     first = LeadFactory(
-        name="=HYPERLINK(\"http://evil\")",
+        name='=HYPERLINK("http://evil")',
         email="a@x.test",
         phone="+1 555 0100",
         company_name="-Minus Corp",
@@ -143,7 +143,12 @@ def test_headers_are_field_names_and_relations_are_names(stages):
     rows = read_csv(export_queryset(kind="leads", queryset=Lead.objects.order_by("name"), fmt="csv").content)
     assert list(rows[0])[:4] == ["id", "name", "contact_name", "email"]
     lost = next(r for r in rows if r["name"] == "Lost one")
-    assert (lost["pipeline"], lost["stage"], lost["lost_reason"], lost["status"]) == ("Sales", "Lost", "Price", "lost")
+    assert (lost["pipeline"], lost["stage"], lost["lost_reason"], lost["status"]) == (
+        "Sales",
+        "Lost",
+        "Price",
+        "lost",
+    )
     first = next(r for r in rows if r["email"] == "a@x.test")
     assert first["owner"] == "owner-1"
     assert first["tags"] == '"Has, comma", VIP'
@@ -178,17 +183,36 @@ def test_export_query_count_does_not_grow_with_rows(stages, django_assert_max_nu
 def test_opportunities_and_activities_export(stages):
     acme = AccountFactory(name="Acme")
     opp = OpportunityFactory(
-        name="+Deal", account=acme, stage=stages["Proposal"], amount=Decimal("900.00"), close_date=date(2026, 5, 1)
+        name="+Deal",
+        account=acme,
+        stage=stages["Proposal"],
+        amount=Decimal("900.00"),
+        close_date=date(2026, 5, 1),
     )
     ActivityFactory(subject="Call", opportunity=opp, account=acme)
-    rows = read_csv(export_queryset(kind="opportunities", queryset=Opportunity.objects.all(), fmt="csv").content)
-    assert (rows[0]["name"], rows[0]["account"], rows[0]["stage"], rows[0]["amount"], rows[0]["close_date"]) == (
+    rows = read_csv(
+        export_queryset(kind="opportunities", queryset=Opportunity.objects.all(), fmt="csv").content
+    )
+    assert (
+        rows[0]["name"],
+        rows[0]["account"],
+        rows[0]["stage"],
+        rows[0]["amount"],
+        rows[0]["close_date"],
+    ) == (
         "'+Deal",
         "Acme",
         "Proposal",
         "900.00",
         "2026-05-01",
     )
-    header, cells = read_xlsx(export_queryset(kind="activities", queryset=Activity.objects.all(), fmt="xlsx").content)
+    header, cells = read_xlsx(
+        export_queryset(kind="activities", queryset=Activity.objects.all(), fmt="xlsx").content
+    )
     row = {name: cell.value for name, cell in zip(header, cells[0], strict=True)}
-    assert (row["subject"], row["opportunity"], row["account"], row["activity_type"]) == ("Call", "'+Deal", "Acme", "call")
+    assert (row["subject"], row["opportunity"], row["account"], row["activity_type"]) == (
+        "Call",
+        "'+Deal",
+        "Acme",
+        "call",
+    )
