@@ -74,37 +74,60 @@ def _shown(raw) -> str:
     return cell_text(raw)[:200]
 
 
+# Addresses this matches are valid for Django's EmailValidator too (a strict subset of what it
+# accepts); anything else is checked by the validator itself, which is slower.
+_PLAIN_EMAIL_RE = re.compile(
+    r"[a-z0-9_%+-]+(?:\.[a-z0-9_%+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z",
+    re.IGNORECASE,
+)
+
+
 def text_parser(field: models.Field, *, required: bool = False):
-    max_length = field.max_length or 0
-    extra_validators = [
+    max_length = field.max_length or 10**9
+    validators = [
         v
         for v in field.validators
         if not isinstance(v, (MaxValueValidator, MinValueValidator))
         and type(v).__name__ != "MaxLengthValidator"
     ]
+    plain_email = _PLAIN_EMAIL_RE.match if isinstance(field, models.EmailField) else None
     # A URL typed without a scheme gets https://, as the admin's form does (assume_scheme).
     is_url = isinstance(field, models.URLField)
 
-    def parse(raw):
-        value = (raw if raw.__class__ is str else cell_text(raw)).strip()
-        if not value:
-            if required:
-                raise CellError("This column is required.")
-            return ""
-        if value[0] == "'":
-            value = unescape_formula(value)
+    def too_long(value):
+        return CellError(f"At most {max_length} characters (it has {len(value)}).")
+
+    def empty():
+        if required:
+            raise CellError("This column is required.")
+        return ""
+
+    def validate(value):
         if is_url and "://" not in value:
             value = "https://" + value
-        if max_length and len(value) > max_length:
-            raise CellError(f"At most {max_length} characters (it has {len(value)}).")
-        if "\x00" in value:
-            raise CellError("Contains a NUL character.")
-        for validator in extra_validators:
+            if len(value) > max_length:
+                raise too_long(value)
+        if plain_email is not None and plain_email(value):
+            return value
+        for validator in validators:
             try:
                 validator(value)
             except ValidationError as exc:
                 raise CellError(" ".join(exc.messages)) from None
         return value
+
+    # The common case — plain text within its length — is the first three lines of parse().
+    def parse(raw):
+        value = (raw if raw.__class__ is str else cell_text(raw)).strip()
+        if value and value[0] != "'" and len(value) <= max_length and not validators:
+            return value
+        if not value:
+            return empty()
+        if value[0] == "'":
+            value = unescape_formula(value)
+        if len(value) > max_length:
+            raise too_long(value)
+        return validate(value) if validators else value
 
     return parse
 
@@ -148,12 +171,14 @@ def decimal_parser(field: models.DecimalField, *, non_negative: bool):
             raise CellError("Not a number.")
         if value.adjusted() >= max_whole:
             raise CellError(f"Too large: at most {max_whole} digits before the decimal point.")
-        rounded = value.quantize(quantum)
-        if rounded != value:
-            raise CellError(f"At most {places} decimal places.")
-        if non_negative and rounded < 0:
+        if value.as_tuple().exponent < -places:
+            rounded = value.quantize(quantum)
+            if rounded != value:
+                raise CellError(f"At most {places} decimal places.")
+            value = rounded
+        if non_negative and value < 0:
             raise CellError("Cannot be negative.")
-        return rounded
+        return value
 
     return parse
 
@@ -275,8 +300,11 @@ def choice_parser(field: models.Field):
         by_name[str(label).lower()] = value
     allowed = ", ".join(str(value) for value, _ in field.flatchoices)
     empty = "" if field.blank else KEEP
+    exact = {str(value): value for value, _ in field.flatchoices}
 
     def parse(raw):
+        if raw in exact:
+            return exact[raw]
         text = cell_text(raw).strip()
         if not text:
             return empty
@@ -348,11 +376,18 @@ def tags_parser(*, max_length: int, known: dict[str, str], new_tags: dict[str, s
     """Tag names as a frozenset of lower-case names; names not in ``known`` are collected in ``new_tags``
     (lower-case name → spelling first seen) to be created when the import is committed."""
     interned: dict[str, str] = {}
+    # Files repeat the same few tag lists over and over: each distinct cell is parsed once.
+    seen_cells: dict[str, frozenset] = {}
+    empty = frozenset()
 
     def parse(raw):
+        try:
+            return seen_cells[raw]
+        except (KeyError, TypeError):
+            pass
         text = cell_text(raw).strip()
         if not text:
-            return frozenset()
+            return empty
         names = []
         for part in split_tags(text):
             name = part.strip()
@@ -369,7 +404,10 @@ def tags_parser(*, max_length: int, known: dict[str, str], new_tags: dict[str, s
                 if key not in known and key not in new_tags:
                     new_tags[key] = name
             names.append(canonical)
-        return frozenset(names)
+        tags = frozenset(names)
+        if raw.__class__ is str and len(seen_cells) < 100_000:
+            seen_cells[raw] = tags
+        return tags
 
     return parse
 

@@ -167,8 +167,11 @@ class ImportSchema(Schema):
     def finalize(self, rec: dict, old: dict | None, ctx: ImportContext, problems: list[Problem]) -> None:
         """Resolve the rule fields of one row in place; append a Problem for each broken rule."""
 
-    def check_rows(self, rows, ctx: ImportContext) -> dict[int, list[Problem]]:
-        """Rules across rows (and records outside the file); rows is [(row number, id or None, rec)]."""
+    def check_rows(self, rows, index: dict[str, int], ctx: ImportContext) -> dict[int, list[Problem]]:
+        """Rules across rows (and records outside the file).
+
+        ``rows`` is [(row number, id or None, values)], values in the order ``index`` (attname → position).
+        """
         return {}
 
 
@@ -240,14 +243,15 @@ class ContactSchema(ImportSchema):
                 )
             )
 
-    def check_rows(self, rows, ctx):
+    def check_rows(self, rows, index, ctx):
         """At most one primary contact per account, counting the file and the contacts already stored."""
         problems: dict[int, list[Problem]] = defaultdict(list)
         claims: dict[int, int] = {}
         in_file: set[int] = {pk for _, pk, _ in rows if pk is not None}
-        for number, _, rec in rows:
-            account_id = rec["account_id"]
-            if not rec["is_primary"] or account_id is None:
+        account, primary = index["account_id"], index["is_primary"]
+        for number, _, row in rows:
+            account_id = row[account]
+            if not row[primary] or account_id is None:
                 continue
             if account_id in claims:
                 problems[number].append(
@@ -300,14 +304,15 @@ class AccountSchema(ImportSchema):
         else:
             problems.append(Problem("parent", name, "No account has this name, in the database or the file."))
 
-    def check_rows(self, rows, ctx):
+    def check_rows(self, rows, index, ctx):
         """No account may become its own ancestor, through the file's rows or the stored hierarchy."""
         problems: dict[int, list[Problem]] = defaultdict(list)
         parent_of: dict = {}  # node → parent node; a node is an id or a PendingAccount
         number_of: dict = {}
-        for number, pk, rec in rows:
-            node = pk if pk is not None else PendingAccount(rec["name"].lower())
-            parent_of[node] = rec["parent_id"]
+        name, parent_id = index["name"], index["parent_id"]
+        for number, pk, row in rows:
+            node = pk if pk is not None else PendingAccount(row[name].lower())
+            parent_of[node] = row[parent_id]
             number_of[node] = number
         stored_parent: dict[int, int | None] = {}
 

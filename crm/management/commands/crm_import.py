@@ -16,6 +16,10 @@ class Command(BaseCommand):
         "row imports nothing and the command lists every bad row and exits with status 1."
     )
 
+    # The system checks cost a third of a second per run and check configuration, which `manage.py
+    # check` and the test suite cover; an import is a data path run many times over.
+    requires_system_checks = []
+
     def add_arguments(self, parser):
         parser.add_argument("kind", choices=IMPORT_KINDS)
         parser.add_argument("file", help="path of the .csv or .xlsx file")
