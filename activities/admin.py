@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from activities.models import Activity
+from crm.admin_import_export import ExportAdminMixin
 from crm.admin_utils import OwnerDefaultMixin, register_inline
 
 
@@ -33,7 +34,7 @@ for _label, _fk in (
 
 
 @admin.register(Activity)
-class ActivityAdmin(OwnerDefaultMixin, admin.ModelAdmin):
+class ActivityAdmin(ExportAdminMixin, OwnerDefaultMixin, admin.ModelAdmin):
     list_display = (
         "subject",
         "activity_type",

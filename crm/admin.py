@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Prefetch
 
 from crm import selectors, services
+from crm.admin_import_export import ImportExportAdminMixin
 from crm.admin_utils import (
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
@@ -117,7 +118,9 @@ class ContactInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin):
+class AccountAdmin(
+    ImportExportAdminMixin, ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin
+):
     list_display = (
         "name",
         "account_type",
@@ -180,7 +183,9 @@ class AccountAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admi
 
 
 @admin.register(Contact)
-class ContactAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin):
+class ContactAdmin(
+    ImportExportAdminMixin, ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin
+):
     list_display = (
         "full_name",
         "account",
@@ -212,7 +217,14 @@ class ContactAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admi
 
 
 @admin.register(Lead)
-class LeadAdmin(ExtensibleInlinesMixin, OwnerDefaultMixin, StagePillMixin, TagListMixin, admin.ModelAdmin):
+class LeadAdmin(
+    ImportExportAdminMixin,
+    ExtensibleInlinesMixin,
+    OwnerDefaultMixin,
+    StagePillMixin,
+    TagListMixin,
+    admin.ModelAdmin,
+):
     list_display = (
         "name",
         "company_name",

@@ -3,6 +3,7 @@
 from django.contrib import admin
 
 from crm.admin import TagListMixin
+from crm.admin_import_export import ExportAdminMixin
 from crm.admin_utils import (
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
@@ -30,7 +31,12 @@ register_inline("crm.account", OpportunityInline)
 
 @admin.register(Opportunity)
 class OpportunityAdmin(
-    ExtensibleInlinesMixin, OwnerDefaultMixin, StagePillMixin, TagListMixin, admin.ModelAdmin
+    ExportAdminMixin,
+    ExtensibleInlinesMixin,
+    OwnerDefaultMixin,
+    StagePillMixin,
+    TagListMixin,
+    admin.ModelAdmin,
 ):
     list_display = (
         "name",
