@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import BinaryIO
 
-from django.db import DatabaseError, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
 from django.utils import timezone
 
 from crm.models import Tag
@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 PREVIEW_ROWS = 50
 PROGRESS_EVERY = 5000
+STREAM_BATCH = 5000
 
 
 class _Rollback(Exception):
@@ -340,66 +341,21 @@ class _Run:
         if len(write_attnames) == 1:
             as_row = lambda rec, get=as_row: (get(rec),)  # noqa: E731
 
-        finals = []  # (row number, pk or None, row tuple in write_attnames order, tags or KEEP, old or None)
-        key_name, finalize, error = schema.key, schema.finalize, self.error
-        for position, (number, values, key) in enumerate(parsed):
-            parsed[position] = None  # free the parsed cells as the rows are resolved
-            rec = dict(zip(field_attnames, values, strict=True))
-            tags = rec.pop("tags", KEEP)
-            if missing_rule_fields:
-                rec.update(missing_rule_fields)
-            old = None
-            pk = None
-            if key is not None and key in existing:
-                matches = existing[key]
-                if len(matches) > 1:
-                    ids = ", ".join(str(m[0]) for m in matches[:5])
-                    error(
-                        number,
-                        key_name,
-                        key,
-                        f"{len(matches)} {schema.verbose} already have this {key_name} (ids {ids}): "
-                        "merge them before importing.",
-                    )
-                    continue
-                pk, *old_values = matches[0]
-                old = dict(zip(write_attnames, old_values, strict=True))
-            for attname in keepable:
-                if rec[attname] is KEEP:
-                    rec[attname] = old[attname] if old is not None else defaults[attname]
-            problems: list[Problem] = []
-            finalize(rec, old, ctx, problems)
-            if problems:
-                for problem in problems:
-                    error(number, problem.column, problem.value, problem.message)
-                continue
-            if pk is not None and tags is not KEEP and tags == old_tags.get(pk, frozenset()):
-                tags = KEEP
-            finals.append((number, pk, as_row(rec), tags, old))
-        del parsed
-
-        row_problems = schema.check_rows([(n, pk, row) for n, pk, row, _, _ in finals], write_index, ctx)
-        for number, problems in row_problems.items():
-            for problem in problems:
-                error(number, problem.column, problem.value, problem.message)
-
-        bad_rows = {error.row for error in result.errors}
         inserts, updates, tag_sets, released = [], [], {}, []
         label = write_index.get("name", 0)
         released_fields = list(schema.released.items())
-        for number, pk, row, tags, old in finals:
-            if number in bad_rows:
-                continue
+
+        def classify(number, pk, row, tags, old):
             if pk is None:
                 result.new += 1
-                inserts.append((number, row, tags if tags is not KEEP else frozenset()))
+                inserts.append((row, tags if tags is not KEEP else frozenset()))
                 if len(result.preview) < PREVIEW_ROWS:
                     result.preview.append(PreviewRow(number, "new", str(row[label])))
-                continue
+                return
             changed = [a for a, value in zip(write_attnames, row, strict=True) if value != old[a]]
             if not changed and tags is KEEP:
                 result.unchanged += 1
-                continue
+                return
             result.updated += 1
             updates.append((pk, row))
             if any(old[a] != v for a, v in released_fields):
@@ -409,21 +365,99 @@ class _Run:
             if len(result.preview) < 2 * PREVIEW_ROWS:
                 shown = [_column(a) for a in changed] + (["tags"] if tags is not KEEP else [])
                 result.preview.append(PreviewRow(number, "updated", str(row[label]), tuple(shown)))
-        del finals
+
+        # Without rules across rows, a row is final as soon as it is resolved: new rows can be written
+        # while the next ones are resolved (PostgreSQL), and nothing needs holding for a second pass.
+        cross_row = schema.has_cross_row_rules
+        now = timezone.now()
+        streamer = None
+        if not cross_row and not result.dry_run and not result.errors and connection.vendor == "postgresql":
+            self.tag_ids = writing.ensure_tags(ctx.tags, ctx.new_tags)
+            streamer = writing.BackgroundInserter(
+                # The connection itself, not the thread-local django.db.connection proxy: the worker
+                # thread must write in this transaction.
+                writing.writer_for(connections[DEFAULT_DB_ALIAS]),
+                self.model,
+                write_attnames,
+                now=now,
+                owner_id=self.owner_id,
+                tag_ids=self.tag_ids,
+            )
+        finals = []  # (row number, pk or None, row tuple in write_attnames order, tags or KEEP, old or None)
+        key_name, finalize, error = schema.key, schema.finalize, self.error
+        try:
+            for position, (number, values, key) in enumerate(parsed):
+                parsed[position] = None  # free the parsed cells as the rows are resolved
+                rec = dict(zip(field_attnames, values, strict=True))
+                tags = rec.pop("tags", KEEP)
+                if missing_rule_fields:
+                    rec.update(missing_rule_fields)
+                old = None
+                pk = None
+                if key is not None and key in existing:
+                    matches = existing[key]
+                    if len(matches) > 1:
+                        ids = ", ".join(str(m[0]) for m in matches[:5])
+                        error(
+                            number,
+                            key_name,
+                            key,
+                            f"{len(matches)} {schema.verbose} already have this {key_name} (ids {ids}): "
+                            "merge them before importing.",
+                        )
+                        continue
+                    pk, *old_values = matches[0]
+                    old = dict(zip(write_attnames, old_values, strict=True))
+                for attname in keepable:
+                    if rec[attname] is KEEP:
+                        rec[attname] = old[attname] if old is not None else defaults[attname]
+                problems: list[Problem] = []
+                finalize(rec, old, ctx, problems)
+                if problems:
+                    for problem in problems:
+                        error(number, problem.column, problem.value, problem.message)
+                    continue
+                if pk is not None and tags is not KEEP and tags == old_tags.get(pk, frozenset()):
+                    tags = KEEP
+                if cross_row:
+                    finals.append((number, pk, as_row(rec), tags, old))
+                    continue
+                classify(number, pk, as_row(rec), tags, old)
+                if streamer is not None and len(inserts) >= STREAM_BATCH and not result.errors:
+                    streamer.submit(inserts)
+                    self.progress("writing", result.new, result.new + result.updated)
+                    inserts = []
+            del parsed
+            if streamer is not None and not result.errors:
+                streamer.submit(inserts)
+                inserts = []
+        finally:
+            if streamer is not None:
+                streamer.finish(raise_error=not result.errors)
+
+        if cross_row:
+            row_problems = schema.check_rows([(n, pk, row) for n, pk, row, _, _ in finals], write_index, ctx)
+            for number, problems in row_problems.items():
+                for problem in problems:
+                    error(number, problem.column, problem.value, problem.message)
+            bad_rows = {error.row for error in result.errors}
+            for number, pk, row, tags, old in finals:
+                if number not in bad_rows:
+                    classify(number, pk, row, tags, old)
+            del finals
 
         result.new_tags = sorted(ctx.new_tags.values(), key=str.lower)
         if not result.ok or result.dry_run:
             return
-        self.write(write_attnames, inserts, updates, tag_sets, released)
+        self.write(write_attnames, inserts, updates, tag_sets, released, now=now)
         result.committed = True
 
-    def write(self, write_attnames, inserts, updates, tag_sets, released) -> None:
+    def write(self, write_attnames, inserts, updates, tag_sets, released, *, now) -> None:
         """Updates first (a primary contact may move to a new row), then inserts, then links and tags."""
         ctx, model, schema = self.ctx, self.model, self.schema
-        now = timezone.now()
         writer = writing.writer_for(connection)
-        tag_ids = writing.ensure_tags(ctx.tags, ctx.new_tags)
-        total = len(inserts) + len(updates)
+        tag_ids = getattr(self, "tag_ids", None) or writing.ensure_tags(ctx.tags, ctx.new_tags)
+        total = self.result.new + self.result.updated  # some new rows may be written already
 
         def report(done):
             self.progress("writing", done, total)
@@ -438,7 +472,7 @@ class _Run:
             updates = [(pk, _without_pending(row, parent_index, pk, pending_updates)) for pk, row in updates]
         if updates:
             writer.update(model, write_attnames, updates, now=now, progress=report)
-        rows = [row for _, row, _ in inserts]
+        rows = [row for row, _ in inserts]
         if parent_index is not None:
             rows = [_without_pending(row, parent_index, i, pending_inserts) for i, row in enumerate(rows)]
         new_ids = writer.insert(
@@ -452,14 +486,12 @@ class _Run:
         del rows
         if pending_updates or pending_inserts:
             name_index = write_attnames.index("name")
-            id_by_key = {row[name_index].lower(): new_ids[i] for i, (_, row, _) in enumerate(inserts)}
+            id_by_key = {row[name_index].lower(): new_ids[i] for i, (row, _) in enumerate(inserts)}
             links = [(pk, (id_by_key[key],)) for pk, key in pending_updates]
             links += [(new_ids[position], (id_by_key[key],)) for position, key in pending_inserts]
             writer.update(model, ["parent_id"], links, now=now)
         links = [
-            (new_ids[position], tag_ids[name])
-            for position, (_, _, tags) in enumerate(inserts)
-            for name in tags
+            (new_ids[position], tag_ids[name]) for position, (_, tags) in enumerate(inserts) for name in tags
         ]
         links += [(pk, tag_ids[name]) for pk, tags in tag_sets.items() for name in tags]
         writer.set_tags(model, list(tag_sets), links)

@@ -87,7 +87,8 @@ def export_rows(
             progress(done)
 
 
-def _text(value) -> str:
+def text_cell(value) -> str:
+    """A value as a CSV cell: text formula-escaped, numbers and dates as ISO text, tags joined."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -107,7 +108,7 @@ def _to_csv(columns, rows) -> bytes:
     writer.writerow(columns)
     count = 0
     for row in rows:
-        writer.writerow([_text(value) for value in row])
+        writer.writerow([text_cell(value) for value in row])
         count += 1
     # A byte-order mark tells Excel the file is UTF-8; the importer accepts it.
     return buffer.getvalue().encode("utf-8-sig"), count

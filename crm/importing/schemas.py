@@ -164,6 +164,11 @@ class ImportSchema(Schema):
             for constraint in self.model._meta.constraints
         )
 
+    @property
+    def has_cross_row_rules(self) -> bool:
+        """Whether a row's fate depends on other rows beyond its key (then rows are written together)."""
+        return type(self).check_rows is not ImportSchema.check_rows or bool(self.released)
+
     def finalize(self, rec: dict, old: dict | None, ctx: ImportContext, problems: list[Problem]) -> None:
         """Resolve the rule fields of one row in place; append a Problem for each broken rule."""
 

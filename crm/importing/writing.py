@@ -6,6 +6,9 @@ links can be written in the same pass) and updates through a temporary table; it
 several times faster for large files.
 """
 
+import queue
+import threading
+
 from django.db import connection
 from django.db.models.functions import Lower
 
@@ -44,10 +47,15 @@ def ensure_tags(known: dict[str, int], new: dict[str, str]) -> dict[str, int]:
 
 
 def writer_for(db_connection):
-    return PostgresWriter() if db_connection.vendor == "postgresql" else DjangoWriter()
+    return (PostgresWriter if db_connection.vendor == "postgresql" else DjangoWriter)(db_connection)
 
 
 class DjangoWriter:
+    def __init__(self, db_connection):
+        # Held explicitly: the background inserter uses it from another thread, where
+        # django.db.connection would be a different connection outside this transaction.
+        self.connection = db_connection
+
     def insert(self, model, attnames, rows, *, now, owner_id=None, progress=None) -> list[int]:
         extra = {"owner_id": owner_id} if owner_id is not None else {}
         ids = []
@@ -66,7 +74,7 @@ class DjangoWriter:
 
     def update(self, model, attnames, rows, *, now, progress=None) -> None:
         """One prepared UPDATE run for every row (bulk_update's CASE per field is slow past a few rows)."""
-        meta, quote = model._meta, connection.ops.quote_name
+        meta, quote = model._meta, self.connection.ops.quote_name
         fields = [meta.get_field(a) for a in attnames] + [meta.get_field("updated_at")]
         sql = (
             f"UPDATE {quote(meta.db_table)} SET "
@@ -74,11 +82,11 @@ class DjangoWriter:
             + f" WHERE {quote(meta.pk.column)} = %s"
         )
         done = 0
-        with connection.cursor() as cursor:
+        with self.connection.cursor() as cursor:
             for start in range(0, len(rows), BATCH_SIZE):
                 batch = rows[start : start + BATCH_SIZE]
                 params = [
-                    [f.get_db_prep_save(v, connection) for f, v in zip(fields, (*row, now), strict=True)]
+                    [f.get_db_prep_save(v, self.connection) for f, v in zip(fields, (*row, now), strict=True)]
                     + [pk]
                     for pk, row in batch
                 ]
@@ -107,7 +115,7 @@ class PostgresWriter(DjangoWriter):
     def insert(self, model, attnames, rows, *, now, owner_id=None, progress=None) -> list[int]:
         if not rows:
             return []
-        meta, quote = model._meta, connection.ops.quote_name
+        meta, quote = model._meta, self.connection.ops.quote_name
         given = set(attnames)
         # Every other column gets the model's default, the same value for every row.
         constants = {}
@@ -120,11 +128,12 @@ class PostgresWriter(DjangoWriter):
                 constants[field.column] = owner_id
             else:
                 constants[field.column] = field.get_db_prep_save(
-                    field.get_default() if field.has_default() else (None if field.null else ""), connection
+                    field.get_default() if field.has_default() else (None if field.null else ""),
+                    self.connection,
                 )
         columns = [meta.pk.column] + [meta.get_field(a).column for a in attnames] + list(constants)
         tail = tuple(constants.values())
-        with connection.cursor() as cursor:
+        with self.connection.cursor() as cursor:
             # Ids come from the table's sequence up front, so tag links need no RETURNING.
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -145,12 +154,12 @@ class PostgresWriter(DjangoWriter):
     def update(self, model, attnames, rows, *, now, progress=None) -> None:
         if len(rows) < 100:
             return super().update(model, attnames, rows, now=now, progress=progress)
-        meta, quote = model._meta, connection.ops.quote_name
+        meta, quote = model._meta, self.connection.ops.quote_name
         columns = [meta.get_field(a).column for a in attnames] + [meta.get_field("updated_at").column]
         table, pk = quote(meta.db_table), quote(meta.pk.column)
         staging = quote(f"import_{meta.db_table}")
         quoted = ", ".join(quote(c) for c in columns)
-        with connection.cursor() as cursor:
+        with self.connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {staging}")
             cursor.execute(
                 f"CREATE TEMPORARY TABLE {staging} AS SELECT {pk}, {quoted} FROM {table} WITH NO DATA"
@@ -168,8 +177,8 @@ class PostgresWriter(DjangoWriter):
 
     def set_tags(self, model, cleared_ids, links) -> None:
         through, fk = tag_through(model)
-        table, quote = through._meta.db_table, connection.ops.quote_name
-        with connection.cursor() as cursor:
+        table, quote = through._meta.db_table, self.connection.ops.quote_name
+        with self.connection.cursor() as cursor:
             if cleared_ids:
                 cursor.execute(f"DELETE FROM {quote(table)} WHERE {quote(fk)} = ANY(%s)", [list(cleared_ids)])
             if links:
@@ -179,3 +188,54 @@ class PostgresWriter(DjangoWriter):
                         copy.write(
                             "".join(f"{pk}\t{tag_id}\n" for pk, tag_id in links[start : start + 50_000])
                         )
+
+
+class BackgroundInserter:
+    """Inserts batches of new rows (and their tag links) on a worker thread, on the same connection and
+    in the same transaction, so PostgreSQL inserts and checks foreign keys while the engine resolves the
+    next rows on the other core. Used for files whose rows need no rule across rows (leads).
+    """
+
+    def __init__(self, writer: "PostgresWriter", model, attnames, *, now, owner_id, tag_ids):
+        self.writer, self.model, self.attnames = writer, model, attnames
+        self.now, self.owner_id, self.tag_ids = now, owner_id, tag_ids
+        self.connection = writer.connection
+        self.error: BaseException | None = None
+        self.written = 0
+        self.batches: queue.Queue = queue.Queue(maxsize=2)  # bounds memory: the engine waits for the worker
+        with self.connection.cursor() as cursor:
+            # Foreign keys are checked as each batch lands, overlapping the engine, not all at commit.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        self.connection.inc_thread_sharing()
+        self.thread = threading.Thread(target=self._work, name="crm-import-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, batch: list[tuple[tuple, frozenset]]) -> None:
+        """Queue (row, tag names) pairs; raises at once if an earlier batch failed."""
+        if self.error is not None:
+            raise self.error
+        self.batches.put(batch)
+
+    def finish(self, *, raise_error: bool = True) -> None:
+        self.batches.put(None)
+        self.thread.join()
+        self.connection.dec_thread_sharing()
+        if raise_error and self.error is not None:
+            raise self.error
+
+    def _work(self) -> None:
+        while (batch := self.batches.get()) is not None:
+            if self.error is not None:
+                continue  # drain, so the engine never blocks on a full queue
+            try:
+                ids = self.writer.insert(
+                    self.model, self.attnames, [row for row, _ in batch], now=self.now, owner_id=self.owner_id
+                )
+                tag_ids = self.tag_ids
+                links = [
+                    (pk, tag_ids[name]) for pk, (_, tags) in zip(ids, batch, strict=True) for name in tags
+                ]
+                self.writer.set_tags(self.model, [], links)
+                self.written += len(batch)
+            except BaseException as exc:  # handed to the engine's thread, which rolls back
+                self.error = exc
