@@ -119,6 +119,7 @@ class _Run:
         self.default_owner = default_owner
         self.progress = progress
         self.ctx = ImportContext()
+        self.tag_ids: dict[str, int] | None = None  # set once tags exist (before streaming, or at write)
 
     def error(self, row: int, column: str, value, message: str) -> None:
         self.result.errors.append(RowError(row, column, shown_value(value), message))
@@ -456,7 +457,7 @@ class _Run:
         """Updates first (a primary contact may move to a new row), then inserts, then links and tags."""
         ctx, model, schema = self.ctx, self.model, self.schema
         writer = writing.writer_for(connection)
-        tag_ids = getattr(self, "tag_ids", None) or writing.ensure_tags(ctx.tags, ctx.new_tags)
+        tag_ids = self.tag_ids if self.tag_ids is not None else writing.ensure_tags(ctx.tags, ctx.new_tags)
         total = self.result.new + self.result.updated  # some new rows may be written already
 
         def report(done):

@@ -220,7 +220,11 @@ class BackgroundInserter:
         self.batches.put(None)
         self.thread.join()
         self.connection.dec_thread_sharing()
-        if raise_error and self.error is not None:
+        if self.error is None:
+            with self.connection.cursor() as cursor:
+                # Back to how Django declares its foreign keys, for the rest of the transaction.
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        elif raise_error:
             raise self.error
 
     def _work(self) -> None:

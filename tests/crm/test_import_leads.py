@@ -251,3 +251,38 @@ def test_new_records_belong_to_the_default_owner_when_the_file_names_none(stages
     boss = UserFactory(username="boss")
     assert run([["name", "email"], ["Mine", "m@x.test"]], default_owner=boss).ok
     assert Lead.objects.get().owner == boss
+
+
+def test_a_bad_row_after_thousands_of_streamed_rows_still_writes_nothing(stages):
+    # On PostgreSQL new rows are written in batches while later rows are still being resolved:
+    # a bad row at the end must roll all of them back.
+    rows = [["name", "email", "stage", "tags"]]
+    rows += [[f"Lead {i}", f"l{i}@x.test", "New", "bulk"] for i in range(12_000)]
+    rows.append(["Late and bad", "late@x.test", "No such stage", ""])
+    result = run(rows)
+    assert [(e.row, e.column) for e in result.errors] == [(12_002, "stage")]
+    assert not result.committed
+    assert not Lead.objects.exists() and not Tag.objects.exists()
+
+
+def test_many_updates_and_new_rows_in_one_file(stages):
+    for i in range(150):
+        LeadFactory(email=f"u{i}@x.test", name=f"Old {i}", stage=stages["New"])
+    rows = [["name", "email", "stage", "tags", "expected_revenue"]]
+    rows += [[f"Updated {i}", f"U{i}@x.test", "Qualified", "a, b", "10.50"] for i in range(150)]
+    rows += [[f"New {i}", f"n{i}@x.test", "", "b", ""] for i in range(6_000)]
+    result = run(rows)
+    assert result.ok and (result.new, result.updated) == (6_000, 150)
+    assert Lead.objects.count() == 6_150
+    updated = Lead.objects.get(email="U7@x.test")
+    assert (updated.name, updated.stage, updated.probability, updated.expected_revenue) == (
+        "Updated 7",
+        stages["Qualified"],
+        30,
+        Decimal("10.50"),
+    )
+    assert sorted(updated.tags.values_list("name", flat=True)) == ["a", "b"]
+    assert Lead.tags.through.objects.count() == 150 * 2 + 6_000
+    assert set(Lead.objects.filter(email__startswith="n").values_list("stage", flat=True)) == {
+        stages["New"].pk
+    }
