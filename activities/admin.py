@@ -9,6 +9,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from activities.admin_pages import CalendarAdminMixin, activity_timeline_entries, quick_activity_actions
 from activities.models import Activity
+from crm.admin_import_export import ExportAdminMixin
 from crm.admin_record import register_record_actions, register_timeline
 from crm.admin_utils import OwnerDefaultMixin, register_inline
 
@@ -41,7 +42,7 @@ for _label, _fk in (
 
 
 @admin.register(Activity)
-class ActivityAdmin(CalendarAdminMixin, OwnerDefaultMixin, admin.ModelAdmin):
+class ActivityAdmin(CalendarAdminMixin, ExportAdminMixin, OwnerDefaultMixin, admin.ModelAdmin):
     list_display = (
         "subject",
         "activity_type",
@@ -77,8 +78,6 @@ class ActivityAdmin(CalendarAdminMixin, OwnerDefaultMixin, admin.ModelAdmin):
         ("Details", {"fields": ("description",)}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
-
-    change_list_template = "admin/activities/activity/change_list.html"
 
     def get_changeform_initial_data(self, request):
         """Prefill from the query string (quick "Log a call" links): due_date as an ISO date-time."""

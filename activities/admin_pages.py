@@ -14,6 +14,7 @@ from django.utils.text import Truncator
 from activities.models import ActivityStatus
 from activities.selectors import CalendarDay, activity_calendar, activity_timeline
 from crm.admin_record import RecordAction, TimelineEntry
+from crm.admin_utils import with_changelist_tool
 
 VIEWS = ("month", "week")
 # How many activities a day's cell lists before "+ N more" (a link to that day's list).
@@ -36,6 +37,10 @@ class CalendarAdminMixin:
             ),
             *super().get_urls(),
         ]
+
+    def changelist_view(self, request, extra_context=None):
+        calendar_url = reverse("admin:activities_activity_calendar")
+        return super().changelist_view(request, with_changelist_tool(extra_context, "Calendar", calendar_url))
 
     def calendar_view(self, request):
         if not self.has_view_permission(request):

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from crm import selectors, services
 from crm.admin_convert import LeadConvertAdminMixin
+from crm.admin_import_export import ImportExportAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
 from crm.admin_record import MarkLostAdminMixin, RecordAction, RecordPageMixin, apply_service_errors
 from crm.admin_utils import (
@@ -170,7 +171,12 @@ class ContactInline(admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(
-    RecordPageMixin, ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin
+    RecordPageMixin,
+    ImportExportAdminMixin,
+    ExtensibleInlinesMixin,
+    OwnerDefaultMixin,
+    TagListMixin,
+    admin.ModelAdmin,
 ):
     list_display = (
         "name",
@@ -235,7 +241,12 @@ class AccountAdmin(
 
 @admin.register(Contact)
 class ContactAdmin(
-    RecordPageMixin, ExtensibleInlinesMixin, OwnerDefaultMixin, TagListMixin, admin.ModelAdmin
+    RecordPageMixin,
+    ImportExportAdminMixin,
+    ExtensibleInlinesMixin,
+    OwnerDefaultMixin,
+    TagListMixin,
+    admin.ModelAdmin,
 ):
     list_display = (
         "full_name",
@@ -274,6 +285,7 @@ class LeadAdmin(
     MarkLostAdminMixin,
     ServiceSaveMixin,
     ClosedRecordMixin,
+    ImportExportAdminMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
     StagePillMixin,

@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 
-from crm.admin_utils import money
+from crm.admin_utils import CRM_CHANGE_LIST_TEMPLATE, money, with_changelist_tool
 from crm.models import Pipeline, Stage
 from crm.selectors import KANBAN_DEFAULT_LIMIT, KanbanBoard
 
@@ -59,7 +59,7 @@ class KanbanAdminMixin:
     kanban_page_size = KANBAN_DEFAULT_LIMIT
     kanban_value_field: str
     kanban_value_label = "value"
-    change_list_template = "admin/crm/kanban/change_list.html"
+    change_list_template = CRM_CHANGE_LIST_TEMPLATE
 
     # --- what a subclass provides ------------------------------------------------------------------
 
@@ -148,7 +148,9 @@ class KanbanAdminMixin:
     def changelist_view(self, request, extra_context=None):
         board_query = urlencode(self.changelist_params_to_filters(request.GET))
         board_url = self.kanban_url("board") + (f"?{board_query}" if board_query else "")
-        return super().changelist_view(request, {"kanban_board_url": board_url, **(extra_context or {})})
+        extra_context = with_changelist_tool(extra_context, "Board view", board_url, "crm-board-link")
+        extra_context["kanban_board_url"] = board_url
+        return super().changelist_view(request, extra_context)
 
     # --- cards ---------------------------------------------------------------------------------------
 

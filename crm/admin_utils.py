@@ -167,3 +167,13 @@ def run_transition(
         modeladmin.message_user(request, f"{succeeded} {noun} {done}.", messages.SUCCESS)
     for reason in refused:
         modeladmin.message_user(request, f"Skipped {reason}", messages.WARNING)
+
+
+CRM_CHANGE_LIST_TEMPLATE = "admin/crm/change_list.html"
+
+
+def with_changelist_tool(extra_context: dict | None, label: str, url: str, css: str = "") -> dict:
+    """Add a button to a changelist's object tools (drawn by admin/crm/change_list.html)."""
+    context = dict(extra_context or {})
+    context["crm_tools"] = [*context.get("crm_tools", []), {"label": label, "url": url, "class": css}]
+    return context

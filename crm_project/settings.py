@@ -160,6 +160,11 @@ CRM_CURRENCY = env.str("CRM_CURRENCY", default="USD").upper()
 if len(CRM_CURRENCY) != 3 or not CRM_CURRENCY.isalpha():
     raise ImproperlyConfigured(f"CRM_CURRENCY must be a 3-letter ISO 4217 code, not {CRM_CURRENCY!r}.")
 
+# Bulk import: the largest file accepted (bytes), and where the admin keeps an upload between its
+# preview and the confirmation that imports it for real.
+CRM_IMPORT_MAX_BYTES = env.int("CRM_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+CRM_IMPORT_TMP_DIR = env.str("CRM_IMPORT_TMP_DIR", default="") or None
+
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes a request without credentials a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [

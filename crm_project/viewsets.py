@@ -32,6 +32,12 @@ class ModelPermissions(DjangoModelPermissions):
     }
 
 
+class ImportPermissions(ModelPermissions):
+    """A bulk import creates and updates records: it needs add_<model> and change_<model>."""
+
+    perms_map = {**ModelPermissions.perms_map, "POST": ["%(app_label)s.add_%(model_name)s", CHANGE]}
+
+
 class TransitionPermissions(ModelPermissions):
     """For POST actions that change a record's state (move, win, lose, convert): change_<model>."""
 

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.db.models import Count
 
 from crm.admin import TagListMixin
+from crm.admin_import_export import ExportAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
 from crm.admin_record import MarkLostAdminMixin, RecordAction
 from crm.admin_utils import (
@@ -44,6 +45,7 @@ class OpportunityAdmin(
     MarkLostAdminMixin,
     ServiceSaveMixin,
     ClosedRecordMixin,
+    ExportAdminMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
     StagePillMixin,
@@ -129,8 +131,6 @@ class OpportunityAdmin(
             lambda opportunity: services.opportunity_mark_lost(opportunity=opportunity, user=request.user),
             "marked lost",
         )
-
-    change_list_template = "admin/sales/opportunity/change_list.html"
 
     # --- the deal's page: mark won, mark lost --------------------------------------------------------
 

@@ -6,11 +6,11 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.http import urlencode
 
 from crm.admin_convert import DateInput
-from crm.admin_utils import money
+from crm.admin_utils import money, with_changelist_tool
 from crm.models import Pipeline
 from sales import selectors, services
 
@@ -64,6 +64,10 @@ class OpportunityPagesMixin:
             path("<path:object_id>/mark-won/", wrap(self.mark_won_view), name="sales_opportunity_mark_won"),
             *super().get_urls(),
         ]
+
+    def changelist_view(self, request, extra_context=None):
+        forecast_url = reverse("admin:sales_opportunity_forecast")
+        return super().changelist_view(request, with_changelist_tool(extra_context, "Forecast", forecast_url))
 
     def forecast_view(self, request):
         if not self.has_view_permission(request):

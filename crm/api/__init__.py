@@ -1,0 +1,1 @@
+"""The crm app's REST API."""

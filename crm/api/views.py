@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm import selectors, services
+from crm.api.import_export import ImportExportViewSetMixin
 from crm.api.serializers import (
     AccountSerializer,
     ContactSerializer,
@@ -43,9 +44,10 @@ from crm_project.viewsets import (
 
 
 @extend_schema_view(**crud_schema("lead", LeadSerializer))
-class LeadViewSet(ServiceModelViewSet):
+class LeadViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
     """Leads: prospective business qualified through a pipeline, then converted or lost."""
 
+    import_export_kind = "leads"
     serializer_class = LeadSerializer
     filterset_class = LeadFilter
     selector = staticmethod(selectors.lead_list)
@@ -147,9 +149,10 @@ class LeadViewSet(ServiceModelViewSet):
 
 
 @extend_schema_view(**crud_schema("account", AccountSerializer))
-class AccountViewSet(ServiceModelViewSet):
+class AccountViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
     """Accounts (companies), with their contact and opportunity counts and open and won value."""
 
+    import_export_kind = "accounts"
     serializer_class = AccountSerializer
     filterset_class = AccountFilter
     selector = staticmethod(selectors.account_list)
@@ -162,9 +165,10 @@ class AccountViewSet(ServiceModelViewSet):
 
 
 @extend_schema_view(**crud_schema("contact", ContactSerializer))
-class ContactViewSet(ServiceModelViewSet):
+class ContactViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
     """Contacts: the people who work for accounts. `search` matches name, email and phone."""
 
+    import_export_kind = "contacts"
     serializer_class = ContactSerializer
     filterset_class = ContactFilter
     selector = staticmethod(selectors.contact_list)

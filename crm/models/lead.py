@@ -15,7 +15,7 @@ from .base import (
     non_negative_constraint,
     probability_constraint,
 )
-from .pipeline import Pipeline, Stage
+from .pipeline import Pipeline, Stage, first_open_stage
 from .tag import LostReason, Tag
 
 
@@ -37,6 +37,68 @@ class LeadStatus(models.TextChoices):
     LOST = "lost", "Lost"
 
 
+class DatabasePipelineSource:
+    """Pipelines and stages for ``pipeline_defaults``, read from the database as needed.
+
+    Objects the record already holds (a stage picked in a form) are reused, and what is fetched is
+    handed back to the record, so a save costs the same queries as before the rule was shared.
+    """
+
+    def __init__(self, record: models.Model | None = None):
+        self.objects: dict[tuple[type, int], models.Model] = {}
+        if record is not None:
+            for name in ("pipeline", "stage"):
+                field = record._meta.get_field(name)
+                if field.is_cached(record) and (obj := field.get_cached_value(record)) is not None:
+                    self.objects[type(obj), obj.pk] = obj
+
+    def _remember(self, obj):
+        if obj is not None:
+            self.objects[type(obj), obj.pk] = obj
+        return obj
+
+    def stage(self, stage_id: int):
+        if (Stage, stage_id) not in self.objects:
+            self._remember(Stage.objects.filter(pk=stage_id).first())
+        return self.objects.get((Stage, stage_id))
+
+    def default_pipeline(self):
+        return self._remember(Pipeline.objects.default())
+
+    def first_stage(self, pipeline_id: int):
+        return self._remember(
+            first_open_stage(Stage.objects.filter(pipeline_id=pipeline_id).order_by("sequence", "id"))
+        )
+
+
+def pipeline_defaults(
+    *, pipeline_id, stage_id, probability, source
+) -> tuple[int | None, int | None, int | None]:
+    """Fill pipeline, stage and probability the way a new lead or opportunity expects them.
+
+    No pipeline: the stage's own pipeline when only a stage is given, else the default one. No stage:
+    the pipeline's first open stage. No probability: the stage's. ``source`` answers ``stage(id)``,
+    ``default_pipeline()`` and ``first_stage(pipeline_id)`` with objects that have ``id``,
+    ``pipeline_id`` and ``probability``; the model passes the database, the import engine a cache.
+    """
+    if pipeline_id is None and stage_id is not None:
+        stage = source.stage(stage_id)
+        pipeline_id = stage.pipeline_id if stage is not None else None
+    if pipeline_id is None:
+        default = source.default_pipeline()
+        if default is not None:
+            pipeline_id = default.id
+    if stage_id is None and pipeline_id is not None:
+        first = source.first_stage(pipeline_id)
+        if first is not None:
+            stage_id = first.id
+    if probability is None and stage_id is not None:
+        stage = source.stage(stage_id)
+        if stage is not None:
+            probability = stage.probability
+    return pipeline_id, stage_id, probability
+
+
 class PipelineRecordMixin(models.Model):
     """Pipeline placement shared by leads and opportunities: defaults and the stage-in-pipeline rule."""
 
@@ -50,25 +112,19 @@ class PipelineRecordMixin(models.Model):
         super().save(*args, **kwargs)
 
     def apply_pipeline_defaults(self) -> None:
-        """Fill pipeline, stage and probability the way a new record expects them.
-
-        No pipeline: the default one. No stage: the pipeline's first open stage (or the stage's own
-        pipeline when only a stage is given). No probability: the stage's.
-        """
-        if self.pipeline_id is None and self.stage_id is not None:
-            self.pipeline_id = (
-                Stage.objects.filter(pk=self.stage_id).values_list("pipeline_id", flat=True).first()
-            )
-        if self.pipeline_id is None:
-            default = Pipeline.objects.default()
-            if default is not None:
-                self.pipeline = default
-        if self.stage_id is None and self.pipeline_id is not None:
-            first = self.pipeline.first_stage()
-            if first is not None:
-                self.stage = first
-        if self.probability is None and self.stage_id is not None:
-            self.probability = self.stage.probability
+        """Fill pipeline, stage and probability the way a new record expects them (``pipeline_defaults``)."""
+        source = DatabasePipelineSource(self)
+        self.pipeline_id, self.stage_id, self.probability = pipeline_defaults(
+            pipeline_id=self.pipeline_id,
+            stage_id=self.stage_id,
+            probability=self.probability,
+            source=source,
+        )
+        # Keep the fetched objects on the record: clean() reads them next.
+        if (pipeline := source.objects.get((Pipeline, self.pipeline_id))) is not None:
+            self.pipeline = pipeline
+        if (stage := source.objects.get((Stage, self.stage_id))) is not None:
+            self.stage = stage
 
     def clean_pipeline_placement(self) -> None:
         self.apply_pipeline_defaults()

@@ -11,6 +11,16 @@ from .base import PROBABILITY_VALIDATORS, TimeStampedModel, probability_constrai
 color_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Enter a colour as #RRGGBB, for example #1f77b4.")
 
 
+def first_open_stage(stages):
+    """The first open stage of ``stages`` (ordered by sequence, id), or the first of all when none is open.
+
+    Takes any iterable of stage-like objects, so the import engine applies the same rule to stages it
+    holds in memory.
+    """
+    stages = list(stages)
+    return next((s for s in stages if not s.is_won and not s.is_lost), stages[0] if stages else None)
+
+
 class PipelineQuerySet(models.QuerySet):
     def default(self) -> "Pipeline | None":
         return self.filter(is_default=True).first()
@@ -81,8 +91,7 @@ class Pipeline(TimeStampedModel):
 
     def first_stage(self) -> "Stage | None":
         """The stage new records start in: the first open stage, or the first of all."""
-        stages = self.stages.order_by("sequence", "id")
-        return stages.filter(is_won=False, is_lost=False).first() or stages.first()
+        return first_open_stage(self.stages.order_by("sequence", "id"))
 
     @property
     def won_stage(self) -> "Stage | None":

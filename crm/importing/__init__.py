@@ -1,0 +1,33 @@
+"""Bulk import and export of CRM records: one engine behind the admin, the API and the commands.
+
+result = import_file(kind="leads", file=upload, filename="leads.csv", dry_run=True)
+result.ok, result.counts, result.errors          # ImportResult; nothing written unless ok
+export = export_queryset(kind="leads", queryset=filtered, fmt="xlsx")   # ExportFile
+"""
+
+from .engine import import_file, import_table, normalise_header
+from .exporting import EXPORT_FORMATS, ExportFile, export_queryset, export_rows
+from .reading import ImportFileError, Table, open_table
+from .result import ImportResult, PreviewRow, RowError
+from .schemas import EXPORT_KINDS, IMPORT_KINDS, export_schema, import_schema, schema_for_model
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "EXPORT_KINDS",
+    "IMPORT_KINDS",
+    "ExportFile",
+    "ImportFileError",
+    "ImportResult",
+    "PreviewRow",
+    "RowError",
+    "Table",
+    "export_queryset",
+    "export_rows",
+    "export_schema",
+    "import_file",
+    "import_schema",
+    "import_table",
+    "normalise_header",
+    "open_table",
+    "schema_for_model",
+]

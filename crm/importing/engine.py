@@ -1,0 +1,520 @@
+"""The import engine: read, validate every row, match by natural key, then write all or nothing.
+
+Phases, each over the whole file:
+1. header — names normalised (case, spaces); unknown, duplicate and missing required columns refused;
+2. cells — every cell parsed strictly by a parser built once from the model field (no queries),
+   and a natural key already named by an earlier row reported;
+3. keys — existing records fetched by natural key in bulk;
+4. rules — pipeline defaults, stage in pipeline, primary contact, account hierarchy..., in Python,
+   so a bad row is reported instead of failing the database;
+5. write — only when no row is bad and it is not a dry run: bulk inserts, updates and tag links in
+   one transaction (see ``writing``).
+"""
+
+import logging
+import operator
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from typing import BinaryIO
+
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
+from django.utils import timezone
+
+from crm.models import Tag
+
+from . import lookups, writing
+from .cells import KEEP, CellError, shown_value
+from .reading import ImportFileError, Table, open_table, read_upload
+from .result import ImportResult, PreviewRow, RowError
+from .schemas import READ_ONLY_COLUMNS, ImportContext, ImportSchema, PendingAccount, Problem, import_schema
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+PREVIEW_ROWS = 50
+PROGRESS_EVERY = 5000
+STREAM_BATCH = 5000
+
+
+class _Rollback(Exception):
+    pass
+
+
+def normalise_header(cell) -> str:
+    """'  Contact Name ' → 'contact_name': case, surrounding spaces and inner spaces do not matter."""
+    return re.sub(r"[\s\-]+", "_", str(cell if cell is not None else "").strip().lower())
+
+
+def import_file(
+    *,
+    kind: str,
+    file: BinaryIO | None = None,
+    data: bytes | None = None,
+    size: int | None = None,
+    filename: str = "",
+    dry_run: bool = False,
+    default_owner=None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import a CSV or XLSX file of ``kind`` (leads, contacts, accounts); never raises for a bad file.
+
+    Pass ``file`` (its ``size``, when known, is checked against CRM_IMPORT_MAX_BYTES before reading)
+    or the bytes as ``data``.
+
+    ``default_owner`` owns the new records when the file has no owner column (the admin and the API
+    pass the person importing). ``progress(phase, done, total)`` is called as rows are read and written.
+    """
+    schema = import_schema(kind)
+    result = ImportResult(kind=kind, dry_run=dry_run, filename=filename)
+    try:
+        if data is None:
+            data = read_upload(file, size=size)
+        table = open_table(data, filename)
+    except ImportFileError as exc:
+        result.file_errors.append(str(exc))
+        return result
+    del data
+    return import_table(
+        schema=schema, table=table, result=result, default_owner=default_owner, progress=progress
+    )
+
+
+def import_table(
+    *, schema: ImportSchema, table: Table, result: ImportResult, default_owner=None, progress=None
+) -> ImportResult:
+    """Run the phases on an opened table; a real run holds one transaction from first read to commit."""
+    run = _Run(schema, table, result, default_owner, progress or (lambda phase, done, total: None))
+    if result.dry_run:
+        run.execute()
+        return result
+    try:
+        with transaction.atomic():
+            writing.lock_for_import(schema)
+            run.execute()
+            if not result.ok:
+                raise _Rollback
+    except _Rollback:
+        result.committed = False
+    except ImportFileError as exc:
+        result.file_errors.append(str(exc))
+        result.committed = False
+    except DatabaseError as exc:
+        # The rules are checked in Python first; this is a concurrent change or a rule we missed.
+        logger.exception("import of %s failed in the database", schema.kind)
+        result.file_errors.append(
+            f"The database refused the import, so nothing was written ({exc.__class__.__name__}: {exc}). "
+            "The data may have changed while importing: try again."
+        )
+        result.committed = False
+    return result
+
+
+class _Run:
+    def __init__(self, schema: ImportSchema, table: Table, result: ImportResult, default_owner, progress):
+        self.schema = schema
+        self.model = schema.model
+        self.table = table
+        self.result = result
+        self.default_owner = default_owner
+        self.progress = progress
+        self.ctx = ImportContext()
+        self.tag_ids: dict[str, int] | None = None  # set once tags exist (before streaming, or at write)
+
+    def error(self, row: int, column: str, value, message: str) -> None:
+        self.result.errors.append(RowError(row, column, shown_value(value), message))
+
+    # -- phase 1: header ------------------------------------------------------------------------------
+    def read_header(self) -> list[tuple[int, str]] | None:
+        schema, result = self.schema, self.result
+        names = [normalise_header(cell) for cell in self.table.header]
+        seen: dict[str, int] = {}
+        columns, unknown, ignored = [], [], []
+        for index, name in enumerate(names):
+            if not name:
+                continue  # an unnamed column is checked row by row: it must stay empty
+            if name in seen:
+                result.file_errors.append(
+                    f"The column “{name}” appears twice (columns {seen[name] + 1} and {index + 1})."
+                )
+                continue
+            seen[name] = index
+            if name in schema.columns:
+                columns.append((index, name))
+            elif name in READ_ONLY_COLUMNS or name in schema.export_only:
+                ignored.append(name)
+            else:
+                unknown.append(self.table.header[index].strip())
+        if unknown:
+            result.file_errors.append(
+                f"Unknown column{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
+                f"The columns of {schema.verbose} are: {', '.join(schema.columns)}."
+            )
+        missing = [name for name in schema.required if name not in seen]
+        if missing:
+            result.file_errors.append(f"Required column missing: {', '.join(missing)}.")
+        if ignored:
+            result.notices.append(f"Ignored read-only column(s): {', '.join(ignored)}.")
+        if schema.key not in seen:
+            result.notices.append(
+                f"There is no {schema.key} column, so every row creates a new record: "
+                f"existing {schema.verbose} are matched by {schema.key}."
+            )
+        return None if result.file_errors else columns
+
+    # -- phase 2: cells -------------------------------------------------------------------------------
+    def load_lookups(self, names: list[str]) -> None:
+        ctx = self.ctx
+        ctx.pipelines = lookups.PipelineCache()
+        if "owner" in names:
+            ctx.users = lookups.user_ids_by_username()
+        if "lost_reason" in names:
+            ctx.lost_reasons = lookups.lost_reason_ids_by_name()
+        if "tags" in names:
+            ctx.tags = lookups.tags_by_name()
+
+    def parse_rows(self, columns: list[tuple[int, str]]):
+        schema, table = self.schema, self.table
+        names = [name for _, name in columns]
+        parsers = [schema.parser(name, self.ctx) for name in names]
+        plan = list(zip([index for index, _ in columns], names, parsers, strict=True))
+        fast_plan = [(index, parse) for index, _, parse in plan]
+        width = len(table.header)
+        named = {index for index, cell in enumerate(table.header) if normalise_header(cell)}
+        key_position = names.index(schema.key) if schema.key in names else None
+        parsed = []
+        first_row: dict[str, int] = {}  # natural key → the row that names it first
+        append, error = parsed.append, self.error
+        total = table.row_estimate
+        count = 0
+        for number, cells in table.rows:
+            count += 1
+            if count % PROGRESS_EVERY == 0:
+                self.progress("validating", count, max(total, count))
+            if len(cells) < width:
+                cells = cells + [""] * (width - len(cells))
+            elif len(cells) > width and any(c not in (None, "") for c in cells[width:]):
+                error(
+                    number, "", "", f"The row has {len(cells)} values but the header names {width} columns."
+                )
+                continue
+            try:
+                values = [parse(cells[index]) for index, parse in fast_plan]
+                bad = False
+            except CellError:
+                # The slow path runs only for a bad row: every bad cell of it is reported.
+                values, bad = [], True
+                for index, name, parse in plan:
+                    try:
+                        parse(cells[index])
+                    except CellError as exc:
+                        error(number, name, cells[index], str(exc))
+            if len(named) < width:
+                for index in range(width):
+                    if index not in named and cells[index] not in (None, ""):
+                        error(
+                            number, f"column {index + 1}", cells[index], "A value in a column without a name."
+                        )
+                        bad = True
+            if bad:
+                continue
+            key = None
+            if key_position is not None:
+                key_value = values[key_position]
+                if key_value:
+                    key = key_value.lower()
+                    first = first_row.setdefault(key, number)
+                    if first != number:
+                        error(
+                            number,
+                            schema.key,
+                            key_value,
+                            f"Row {first} has the same {schema.key}: a file may name each record once.",
+                        )
+                        continue
+            append((number, values, key))
+        self.result.rows = count
+        self.progress("validating", count, count)
+        return names, parsed
+
+    # -- phase 3: keys --------------------------------------------------------------------------------
+    def fetch_existing(self, keys: list[str], attnames: list[str]) -> dict[str, list[tuple]]:
+        """Stored records whose natural key is one of ``keys`` (lower-case), by key: [(pk, *attnames)]."""
+        schema = self.schema
+        transform = str.upper if schema.key_index == "upper" else str.lower
+        query_keys = sorted({transform(k) for k in keys})
+        found: dict[str, list[tuple]] = defaultdict(list)
+        if connection.vendor == "postgresql":
+            # One query with an array parameter instead of thousands of placeholders.
+            meta, quote = self.model._meta, connection.ops.quote_name
+            columns = ", ".join(quote(meta.get_field(a).column) for a in ["id", schema.key, *attnames])
+            key_sql = f"{schema.key_index}({quote(meta.get_field(schema.key).column)})"
+            sql = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {key_sql} = ANY(%s) ORDER BY 1"
+            # One text parameter split by the server is far cheaper to send than a 100,000-item array.
+            if not any("\n" in k for k in query_keys):
+                sql = sql.replace("ANY(%s)", "ANY(string_to_array(%s, E'\\n'))")
+                query_keys = "\n".join(query_keys)
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [query_keys])
+                rows = cursor.fetchall()
+        else:
+            function = lookups.key_function(schema.key_index)
+            rows = []
+            for chunk in lookups.chunked(query_keys):
+                rows += (
+                    self.model.objects.annotate(_import_key=function(schema.key))
+                    .filter(_import_key__in=chunk)
+                    .order_by("pk")
+                    .values_list("pk", schema.key, *attnames)
+                )
+        for pk, key_value, *values in rows:
+            found[key_value.lower()].append((pk, *values))
+        return found
+
+    def fetch_tags(self, ids: list[int]) -> dict[int, frozenset]:
+        """The lower-case tag names of each of the records ``ids``."""
+        through, fk = writing.tag_through(self.model)
+        names: dict[int, set] = defaultdict(set)
+        if connection.vendor == "postgresql":
+            quote = connection.ops.quote_name
+            sql = (
+                f"SELECT l.{quote(fk)}, lower(t.name) FROM {quote(through._meta.db_table)} l "
+                f"JOIN {quote(Tag._meta.db_table)} t ON t.id = l.tag_id WHERE l.{quote(fk)} = ANY(%s)"
+            )
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [ids])
+                rows = cursor.fetchall()
+        else:
+            rows = [
+                (pk, name.lower())
+                for chunk in lookups.chunked(ids)
+                for pk, name in through.objects.filter(**{f"{fk}__in": chunk}).values_list(fk, "tag__name")
+            ]
+        for pk, name in rows:
+            names[pk].add(name)
+        return {pk: frozenset(tag_names) for pk, tag_names in names.items()}
+
+    # -- the whole run --------------------------------------------------------------------------------
+    def execute(self) -> None:
+        schema, result, ctx = self.schema, self.result, self.ctx
+        columns = self.read_header()
+        if columns is None:
+            return
+        self.load_lookups([name for _, name in columns])
+        names, parsed = self.parse_rows(columns)
+        if result.rows == 0:
+            result.file_errors.append("The file has a header row but no data rows.")
+            return
+
+        field_attnames = [schema.attname(name) for name in names]
+        has_tags = "tags" in names
+        rule_attnames = [schema.attname(name) for name in schema.rule_fields]
+        write_attnames = [a for a in field_attnames if a != "tags"]
+        write_attnames += [a for a in rule_attnames if a not in write_attnames]
+        write_index = {a: i for i, a in enumerate(write_attnames)}
+        resolved_by_rule = {schema.attname(name) for name in schema.resolved_by_rule}
+
+        existing = self.fetch_existing([k for _, _, k in parsed if k], write_attnames)
+        old_tags = (
+            self.fetch_tags([rows[0][0] for rows in existing.values() if len(rows) == 1]) if has_tags else {}
+        )
+        if ctx.account_names:
+            ctx.accounts = lookups.account_ids_by_name(ctx.account_names)
+        ctx.new_keys = {k for _, _, k in parsed if k and k not in existing}
+        if schema.kind == "accounts":
+            # A new account of the file can be the parent of another row; count names without a key too.
+            name_position = names.index("name")
+            ctx.new_keys |= {values[name_position].lower() for _, values, k in parsed if k is None}
+
+        meta = self.model._meta
+        defaults = {}
+        keepable = []  # fields whose empty cell means "keep the value, or the default when new"
+        for attname in write_attnames:
+            field = meta.get_field(attname)
+            defaults[attname] = field.get_default() if field.has_default() else (None if field.null else "")
+            if attname in resolved_by_rule:
+                continue
+            if attname not in field_attnames or _may_keep(field):
+                keepable.append(attname)
+        missing_rule_fields = {a: KEEP for a in rule_attnames if a not in field_attnames}
+        self.owner_id = getattr(self.default_owner, "pk", None) if "owner_id" not in write_attnames else None
+        as_row = operator.itemgetter(*write_attnames)
+        if len(write_attnames) == 1:
+            as_row = lambda rec, get=as_row: (get(rec),)  # noqa: E731
+
+        inserts, updates, tag_sets, released = [], [], {}, []
+        label = write_index.get("name", 0)
+        released_fields = list(schema.released.items())
+
+        def classify(number, pk, row, tags, old):
+            if pk is None:
+                result.new += 1
+                inserts.append((row, tags if tags is not KEEP else frozenset()))
+                if len(result.preview) < PREVIEW_ROWS:
+                    result.preview.append(PreviewRow(number, "new", str(row[label])))
+                return
+            changed = [a for a, value in zip(write_attnames, row, strict=True) if value != old[a]]
+            if not changed and tags is KEEP:
+                result.unchanged += 1
+                return
+            result.updated += 1
+            updates.append((pk, row))
+            if any(old[a] != v for a, v in released_fields):
+                released.append(pk)
+            if tags is not KEEP:
+                tag_sets[pk] = tags
+            if len(result.preview) < 2 * PREVIEW_ROWS:
+                shown = [_column(a) for a in changed] + (["tags"] if tags is not KEEP else [])
+                result.preview.append(PreviewRow(number, "updated", str(row[label]), tuple(shown)))
+
+        # Without rules across rows, a row is final as soon as it is resolved: new rows can be written
+        # while the next ones are resolved (PostgreSQL), and nothing needs holding for a second pass.
+        cross_row = schema.has_cross_row_rules
+        now = timezone.now()
+        streamer = None
+        if not cross_row and not result.dry_run and not result.errors and connection.vendor == "postgresql":
+            self.tag_ids = writing.ensure_tags(ctx.tags, ctx.new_tags)
+            streamer = writing.BackgroundInserter(
+                # The connection itself, not the thread-local django.db.connection proxy: the worker
+                # thread must write in this transaction.
+                writing.writer_for(connections[DEFAULT_DB_ALIAS]),
+                self.model,
+                write_attnames,
+                now=now,
+                owner_id=self.owner_id,
+                tag_ids=self.tag_ids,
+            )
+        finals = []  # (row number, pk or None, row tuple in write_attnames order, tags or KEEP, old or None)
+        key_name, finalize, error = schema.key, schema.finalize, self.error
+        try:
+            for position, (number, values, key) in enumerate(parsed):
+                parsed[position] = None  # free the parsed cells as the rows are resolved
+                rec = dict(zip(field_attnames, values, strict=True))
+                tags = rec.pop("tags", KEEP)
+                if missing_rule_fields:
+                    rec.update(missing_rule_fields)
+                old = None
+                pk = None
+                if key is not None and key in existing:
+                    matches = existing[key]
+                    if len(matches) > 1:
+                        ids = ", ".join(str(m[0]) for m in matches[:5])
+                        error(
+                            number,
+                            key_name,
+                            key,
+                            f"{len(matches)} {schema.verbose} already have this {key_name} (ids {ids}): "
+                            "merge them before importing.",
+                        )
+                        continue
+                    pk, *old_values = matches[0]
+                    old = dict(zip(write_attnames, old_values, strict=True))
+                for attname in keepable:
+                    if rec[attname] is KEEP:
+                        rec[attname] = old[attname] if old is not None else defaults[attname]
+                problems: list[Problem] = []
+                finalize(rec, old, ctx, problems)
+                if problems:
+                    for problem in problems:
+                        error(number, problem.column, problem.value, problem.message)
+                    continue
+                if pk is not None and tags is not KEEP and tags == old_tags.get(pk, frozenset()):
+                    tags = KEEP
+                if cross_row:
+                    finals.append((number, pk, as_row(rec), tags, old))
+                    continue
+                classify(number, pk, as_row(rec), tags, old)
+                if streamer is not None and len(inserts) >= STREAM_BATCH and not result.errors:
+                    streamer.submit(inserts)
+                    self.progress("writing", result.new, result.new + result.updated)
+                    inserts = []
+            del parsed
+            if streamer is not None and not result.errors:
+                streamer.submit(inserts)
+                inserts = []
+        finally:
+            if streamer is not None:
+                streamer.finish(raise_error=not result.errors)
+
+        if cross_row:
+            row_problems = schema.check_rows([(n, pk, row) for n, pk, row, _, _ in finals], write_index, ctx)
+            for number, problems in row_problems.items():
+                for problem in problems:
+                    error(number, problem.column, problem.value, problem.message)
+            bad_rows = {error.row for error in result.errors}
+            for number, pk, row, tags, old in finals:
+                if number not in bad_rows:
+                    classify(number, pk, row, tags, old)
+            del finals
+
+        result.new_tags = sorted(ctx.new_tags.values(), key=str.lower)
+        if not result.ok or result.dry_run:
+            return
+        self.write(write_attnames, inserts, updates, tag_sets, released, now=now)
+        result.committed = True
+
+    def write(self, write_attnames, inserts, updates, tag_sets, released, *, now) -> None:
+        """Updates first (a primary contact may move to a new row), then inserts, then links and tags."""
+        ctx, model, schema = self.ctx, self.model, self.schema
+        writer = writing.writer_for(connection)
+        tag_ids = self.tag_ids if self.tag_ids is not None else writing.ensure_tags(ctx.tags, ctx.new_tags)
+        total = self.result.new + self.result.updated  # some new rows may be written already
+
+        def report(done):
+            self.progress("writing", done, total)
+
+        if released:
+            values = tuple(schema.released.values())
+            writer.update(model, list(schema.released), [(pk, values) for pk in released], now=now)
+        # An account whose parent is a new row of the file is written without it, then linked.
+        parent_index = write_attnames.index("parent_id") if "parent_id" in write_attnames else None
+        pending_updates, pending_inserts = [], []
+        if parent_index is not None:
+            updates = [(pk, _without_pending(row, parent_index, pk, pending_updates)) for pk, row in updates]
+        if updates:
+            writer.update(model, write_attnames, updates, now=now, progress=report)
+        rows = [row for row, _ in inserts]
+        if parent_index is not None:
+            rows = [_without_pending(row, parent_index, i, pending_inserts) for i, row in enumerate(rows)]
+        new_ids = writer.insert(
+            model,
+            write_attnames,
+            rows,
+            now=now,
+            owner_id=self.owner_id,
+            progress=lambda done: report(len(updates) + done),
+        )
+        del rows
+        if pending_updates or pending_inserts:
+            name_index = write_attnames.index("name")
+            id_by_key = {row[name_index].lower(): new_ids[i] for i, (row, _) in enumerate(inserts)}
+            links = [(pk, (id_by_key[key],)) for pk, key in pending_updates]
+            links += [(new_ids[position], (id_by_key[key],)) for position, key in pending_inserts]
+            writer.update(model, ["parent_id"], links, now=now)
+        links = [
+            (new_ids[position], tag_ids[name]) for position, (_, tags) in enumerate(inserts) for name in tags
+        ]
+        links += [(pk, tag_ids[name]) for pk, tags in tag_sets.items() for name in tags]
+        writer.set_tags(model, list(tag_sets), links)
+        self.progress("writing", total, total)
+
+
+def _without_pending(row: tuple, index: int, ref, pending: list) -> tuple:
+    """The row with a pending parent account replaced by None, noting (ref, parent key) in ``pending``."""
+    if isinstance(row[index], PendingAccount):
+        pending.append((ref, row[index].key))
+        return (*row[:index], None, *row[index + 1 :])
+    return row
+
+
+def _may_keep(field) -> bool:
+    """Whether the field's parser answers KEEP for an empty cell (the field cannot be empty)."""
+    if isinstance(field, models.BooleanField):
+        return True
+    if field.choices:
+        return not field.blank
+    return not field.null and not isinstance(field, (models.CharField, models.TextField))
+
+
+def _column(attname: str) -> str:
+    return attname[:-3] if attname.endswith("_id") else attname

@@ -1,0 +1,33 @@
+"""Small real CSV and XLSX files for the import and export tests."""
+
+import csv
+import io
+
+from openpyxl import Workbook, load_workbook
+
+
+def csv_bytes(rows: list[list], *, bom: bool = False, delimiter: str = ",") -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue().encode("utf-8-sig" if bom else "utf-8")
+
+
+def xlsx_bytes(rows: list[list]) -> bytes:
+    workbook = Workbook()
+    sheet = workbook.active
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def read_csv(content: bytes) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+
+
+def read_xlsx(content: bytes) -> tuple[list, list[tuple]]:
+    """(header, data rows) of the first sheet, as cell objects so data types can be checked."""
+    sheet = load_workbook(io.BytesIO(content)).worksheets[0]
+    rows = list(sheet.iter_rows())
+    return [cell.value for cell in rows[0]], rows[1:]
