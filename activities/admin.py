@@ -7,20 +7,26 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from activities import selectors
 from activities.admin_pages import CalendarAdminMixin, activity_timeline_entries, quick_activity_actions
 from activities.models import Activity
 from crm.admin_import_export import ExportAdminMixin
 from crm.admin_record import register_record_actions, register_timeline
-from crm.admin_utils import OwnerDefaultMixin, register_inline
+from crm.admin_utils import OwnerDefaultMixin, VisibleRecordsAdminMixin, register_inline
+from crm.selectors import lead_visible_to
+from sales.selectors import opportunity_visible_to
 
 
-class ActivityInlineBase(admin.TabularInline):
+class ActivityInlineBase(VisibleRecordsAdminMixin, admin.TabularInline):
     model = Activity
     fields = ("subject", "activity_type", "status", "priority", "due_date", "owner")
     readonly_fields = ("owner",)
     extra = 0
     show_change_link = True
     ordering = ("-due_date", "-id")
+
+    def visible_records(self, user):
+        return selectors.activity_visible_to(user)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("owner")
@@ -42,7 +48,9 @@ for _label, _fk in (
 
 
 @admin.register(Activity)
-class ActivityAdmin(CalendarAdminMixin, ExportAdminMixin, OwnerDefaultMixin, admin.ModelAdmin):
+class ActivityAdmin(
+    CalendarAdminMixin, ExportAdminMixin, OwnerDefaultMixin, VisibleRecordsAdminMixin, admin.ModelAdmin
+):
     list_display = (
         "subject",
         "activity_type",
@@ -59,6 +67,17 @@ class ActivityAdmin(CalendarAdminMixin, ExportAdminMixin, OwnerDefaultMixin, adm
     date_hierarchy = "due_date"
     show_full_result_count = False
     readonly_fields = ("created_at", "updated_at")
+
+    def visible_records(self, user):
+        return selectors.activity_visible_to(user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # An activity is logged only on a lead or deal its author sees (a crafted id is "not a choice").
+        visible = {"lead": lead_visible_to, "opportunity": opportunity_visible_to}.get(db_field.name)
+        if visible is not None:
+            kwargs["queryset"] = visible(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     fieldsets = (
         (
             None,

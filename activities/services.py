@@ -6,7 +6,7 @@ from typing import Any
 from django.db import transaction
 
 from activities.models import Activity, ActivityStatus
-from crm.services import User, record_lock, record_save, with_default_owner
+from crm.services import User, owner_ensure_allowed, record_lock, record_save, with_default_owner
 
 
 @transaction.atomic
@@ -19,6 +19,7 @@ def activity_create(*, user: User | None = None, data: Mapping[str, Any]) -> Act
 def activity_update(*, activity: Activity, user: User | None = None, data: Mapping[str, Any]) -> Activity:
     """Update an activity. Reopening a completed one clears its completion time unless one is given."""
     activity = record_lock(activity)
+    owner_ensure_allowed(user=user, record=activity, data=data)
     data = dict(data)
     reopened = (
         "status" in data

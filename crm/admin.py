@@ -19,6 +19,7 @@ from crm.admin_utils import (
     OwnerDefaultMixin,
     ServiceSaveMixin,
     StagePillMixin,
+    VisibleRecordsAdminMixin,
     color_swatch,
     money,
     run_transition,
@@ -176,6 +177,7 @@ class AccountAdmin(
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
     TagListMixin,
+    VisibleRecordsAdminMixin,
     admin.ModelAdmin,
 ):
     list_display = (
@@ -219,6 +221,12 @@ class AccountAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
+    def visible_records(self, user):
+        return selectors.account_visible_to(user)
+
+    def editable_records(self, user):
+        return selectors.account_editable_by(user)
+
     def get_queryset(self, request):
         return selectors.account_annotate_aggregates(super().get_queryset(request))
 
@@ -246,6 +254,7 @@ class ContactAdmin(
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
     TagListMixin,
+    VisibleRecordsAdminMixin,
     admin.ModelAdmin,
 ):
     list_display = (
@@ -273,6 +282,12 @@ class ContactAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
+    def visible_records(self, user):
+        return selectors.contact_visible_to(user)
+
+    def editable_records(self, user):
+        return selectors.contact_editable_by(user)
+
     @admin.display(description="name", ordering="last_name")
     def full_name(self, obj):
         return obj.full_name
@@ -290,6 +305,7 @@ class LeadAdmin(
     OwnerDefaultMixin,
     StagePillMixin,
     TagListMixin,
+    VisibleRecordsAdminMixin,
     admin.ModelAdmin,
 ):
     list_display = (
@@ -396,6 +412,9 @@ class LeadAdmin(
         return services.lead_mark_lost(lead=record, user=user, lost_reason=lost_reason, lost_note=lost_note)
 
     # --- the leads board -----------------------------------------------------------------------------
+
+    def visible_records(self, user):
+        return selectors.lead_visible_to(user)
 
     kanban_filterset = LeadFilter
     kanban_filter_fields = ("search", "owner", "priority", "rating", "source", "status", "tag")

@@ -13,6 +13,8 @@ from django.db import models
 from django.http import HttpResponseRedirect
 from django.utils.html import format_html
 
+from crm.services import owner_ensure_allowed
+
 # Inlines that another app contributes to a crm model's admin (sales adds opportunities to an
 # account, activities adds activities everywhere), so crm never imports those apps.
 _extra_inlines: dict[str, list[type]] = defaultdict(list)
@@ -51,6 +53,28 @@ class OwnerDefaultMixin:
         initial = super().get_changeform_initial_data(request)
         initial.setdefault("owner", request.user.pk)
         return initial
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        user = request.user
+
+        class OwnerRuleForm(form_class):
+            """Refuses an owner the services would refuse (services.owner_ensure_allowed), on the field."""
+
+            def clean(self):
+                cleaned = super().clean()
+                if "owner" in self.fields and "owner" in cleaned and "owner" in self.changed_data:
+                    try:
+                        owner_ensure_allowed(
+                            user=user, record=self.instance, data={"owner": cleaned["owner"]}
+                        )
+                    except ValidationError as exc:
+                        for message in exc.message_dict.get("owner", exc.messages):
+                            self.add_error("owner", message)
+                return cleaned
+
+        OwnerRuleForm.__name__ = form_class.__name__
+        return OwnerRuleForm
 
     def save_formset(self, request, form, formset, change):
         # Records added through an inline (a logged call on a lead) belong to whoever adds them.
@@ -177,3 +201,35 @@ def with_changelist_tool(extra_context: dict | None, label: str, url: str, css: 
     context = dict(extra_context or {})
     context["crm_tools"] = [*context.get("crm_tools", []), {"label": label, "url": url, "class": css}]
     return context
+
+
+class VisibleRecordsAdminMixin:
+    """The admin (changelist, change pages, autocompletes, actions) starts from the records the app's
+    selectors let the user see, so another rep's record is absent, as if it did not exist.
+
+    Put it right before ``admin.ModelAdmin`` or an inline class: it replaces their ``get_queryset``.
+    ``editable_records(user)``, when set, narrows which of those the user may change or delete.
+    """
+
+    def visible_records(self, user) -> models.QuerySet:
+        raise NotImplementedError
+
+    def editable_records(self, user) -> models.QuerySet | None:
+        return None
+
+    def get_queryset(self, request):
+        queryset = self.visible_records(request.user)
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
+
+    def _may_write(self, request, obj) -> bool:
+        if obj is None or obj.pk is None:
+            return True
+        editable = self.editable_records(request.user)
+        return editable is None or editable.filter(pk=obj.pk).exists()
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._may_write(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._may_write(request, obj)

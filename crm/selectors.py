@@ -1,7 +1,7 @@
 """Reads that carry rules for the crm app: visibility, lists, kanban boards.
 
 Every selector takes the requesting ``user``. What a user may see is decided once per model by
-``<model>_visible_to(user)`` (everything, until access control arrives); lists and boards start from
+``<model>_visible_to(user)`` (the rules are above those functions); lists and boards start from
 it, apply the app's FilterSet to ``filters`` (query parameters, or None for no filtering) and load
 related rows so a page costs a fixed number of queries. Nothing here depends on DRF: the admin's
 pages call the same functions.
@@ -13,17 +13,20 @@ from decimal import Decimal
 from typing import Any
 
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db.models import (
     Case,
     Count,
     DecimalField,
+    Exists,
     F,
     IntegerField,
     Model,
     OuterRef,
     Prefetch,
+    Q,
     QuerySet,
     Subquery,
     Sum,
@@ -112,16 +115,101 @@ def tags_prefetch() -> Prefetch:
 # --- visibility: the one place per model that decides which records a user sees ------------------
 
 
+# Leads, opportunities and activities: a rep sees what they own and what nobody owns; a manager also
+# sees what the members of the (active) teams they manage own; a CRM Admin or a superuser sees all.
+# Accounts and contacts are shared customer data: every signed-in user reads them, but only the owner's
+# team (the owner, their team-mates and their teams' managers) or a CRM Admin may change them.
+
+CRM_ADMIN_GROUP = "CRM Admin"
+
+
+def _crm_admin_membership(user: User) -> Exists:
+    return Exists(get_user_model().groups.through.objects.filter(user=user.pk, group__name=CRM_ADMIN_GROUP))
+
+
+def user_sees_everything(user: User) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or user.groups.filter(name=CRM_ADMIN_GROUP).exists()
+
+
+def _teams():
+    return apps.get_model("sales", "SalesTeam").objects.filter(is_active=True)
+
+
+def user_managed_ids(user: User) -> QuerySet:
+    """The ids of ``user`` and of the members of the active teams ``user`` manages (a subquery)."""
+    UserModel = get_user_model()
+    return UserModel.objects.filter(Q(pk=user.pk) | Q(sales_teams__in=_teams().filter(manager=user))).values(
+        "pk"
+    )
+
+
+def user_team_ids(user: User) -> QuerySet:
+    """The ids of ``user``'s team: ``user``, the members and managers of every active team they are in
+    or manage (a subquery)."""
+    UserModel = get_user_model()
+    teams = _teams().filter(Q(manager=user) | Q(members=user)).values("pk")
+    return UserModel.objects.filter(
+        Q(pk=user.pk) | Q(sales_teams__in=teams) | Q(managed_teams__in=teams)
+    ).values("pk")
+
+
+def user_manages_a_team(user: User) -> bool:
+    return user.is_authenticated and _teams().filter(manager=user).exists()
+
+
+def owned_records_visible_to(queryset: QuerySet, user: User) -> QuerySet:
+    """``queryset`` narrowed to the records ``user`` may see under the owner rule above."""
+    if not user.is_authenticated or not user.is_active:
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    # One SQL condition, not a query per request to learn the user's group first.
+    return queryset.filter(
+        Q(owner__isnull=True) | Q(owner__in=user_managed_ids(user)) | Q(_crm_admin_membership(user))
+    )
+
+
+def shared_records_editable_by(queryset: QuerySet, user: User) -> QuerySet:
+    """``queryset`` (accounts, contacts) narrowed to the records ``user``'s team may change."""
+    if not user.is_authenticated or not user.is_active:
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    return queryset.filter(
+        Q(owner__isnull=True) | Q(owner__in=user_team_ids(user)) | Q(_crm_admin_membership(user))
+    )
+
+
+def owner_assignable_by(user: User) -> QuerySet:
+    """The users ``user`` may make the owner of a record: anyone for a CRM Admin; else those whose
+    records ``user`` sees (themselves, and for a manager their teams' members), so a record never
+    leaves the sight of the person who assigns it."""
+    UserModel = get_user_model()
+    if user_sees_everything(user):
+        return UserModel.objects.all()
+    return UserModel.objects.filter(pk__in=user_managed_ids(user))
+
+
 def lead_visible_to(user: User) -> QuerySet[Lead]:
-    return Lead.objects.all()
+    return owned_records_visible_to(Lead.objects.all(), user)
 
 
 def account_visible_to(user: User) -> QuerySet[Account]:
-    return Account.objects.all()
+    return Account.objects.all() if user.is_authenticated and user.is_active else Account.objects.none()
+
+
+def account_editable_by(user: User) -> QuerySet[Account]:
+    return shared_records_editable_by(Account.objects.all(), user)
 
 
 def contact_visible_to(user: User) -> QuerySet[Contact]:
-    return Contact.objects.all()
+    return Contact.objects.all() if user.is_authenticated and user.is_active else Contact.objects.none()
+
+
+def contact_editable_by(user: User) -> QuerySet[Contact]:
+    return shared_records_editable_by(Contact.objects.all(), user)
 
 
 # --- lists ----------------------------------------------------------------------------------------

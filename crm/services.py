@@ -262,12 +262,50 @@ def lost_reason_update(
 # --- accounts and contacts ------------------------------------------------------------------------
 
 
+OWNER_OUTSIDE_TEAM = "You may assign a record only to yourself or, as a manager, to a member of your teams."
+OWNER_CHANGE_REFUSED = "Only a sales manager or a CRM admin may change the owner of a record someone owns."
+
+
+def owner_ensure_allowed(*, user: User | None, record: models.Model, data: Mapping[str, Any]) -> None:
+    """The owner rule, for every entry point that acts for a person (``user``; None for the system:
+    imports from the command line, the seed, conversions' derived records).
+
+    A CRM Admin or superuser assigns anyone. A rep assigns only themselves, a manager themselves and
+    the members of the teams they manage (selectors.owner_assignable_by); taking an unowned record is
+    allowed, but reassigning one that someone owns is for team managers only.
+    """
+    if user is None or "owner" not in data:
+        return
+    new = data["owner"]
+    new_id = new.pk if new is not None else None
+    if new_id == record.owner_id:
+        return
+    from crm.selectors import owner_assignable_by, user_manages_a_team, user_sees_everything
+
+    if user_sees_everything(user):
+        return
+    if record.pk is not None and record.owner_id is not None and not user_manages_a_team(user):
+        raise ValidationError({"owner": OWNER_CHANGE_REFUSED}, code="owner_change_refused")
+    if new_id is not None and not owner_assignable_by(user).filter(pk=new_id).exists():
+        raise ValidationError({"owner": OWNER_OUTSIDE_TEAM}, code="owner_outside_team")
+
+
 def with_default_owner(data: Mapping[str, Any], user: User | None) -> dict[str, Any]:
-    """New records belong to whoever creates them unless the caller names an owner (or None)."""
+    """New records belong to whoever creates them unless the caller names an owner (or None), who
+    must be someone ``user`` may assign (owner_ensure_allowed)."""
     data = dict(data)
     if "owner" not in data and user is not None and user.is_authenticated:
         data["owner"] = user
+    elif "owner" in data and user is not None:
+        owner_ensure_allowed(user=user, record=_Unowned, data=data)
     return data
+
+
+class _Unowned:
+    """What a record about to be created looks like to owner_ensure_allowed."""
+
+    pk = None
+    owner_id = None
 
 
 @transaction.atomic
@@ -277,7 +315,9 @@ def account_create(*, user: User | None = None, data: Mapping[str, Any]) -> Acco
 
 @transaction.atomic
 def account_update(*, account: Account, user: User | None = None, data: Mapping[str, Any]) -> Account:
-    return record_save(instance=record_lock(account), data=data)
+    account = record_lock(account)
+    owner_ensure_allowed(user=user, record=account, data=data)
+    return record_save(instance=account, data=data)
 
 
 @transaction.atomic
@@ -287,7 +327,9 @@ def contact_create(*, user: User | None = None, data: Mapping[str, Any]) -> Cont
 
 @transaction.atomic
 def contact_update(*, contact: Contact, user: User | None = None, data: Mapping[str, Any]) -> Contact:
-    return record_save(instance=record_lock(contact), data=data)
+    contact = record_lock(contact)
+    owner_ensure_allowed(user=user, record=contact, data=data)
+    return record_save(instance=contact, data=data)
 
 
 # --- leads ----------------------------------------------------------------------------------------
@@ -318,6 +360,7 @@ def lead_create(*, user: User | None = None, data: Mapping[str, Any]) -> Lead:
 def lead_update(*, lead: Lead, user: User | None = None, data: Mapping[str, Any]) -> Lead:
     """Update a lead's fields. A change of pipeline or stage follows the lead_move_stage rules."""
     lead = record_lock(lead)
+    owner_ensure_allowed(user=user, record=lead, data=data)
     data = dict(data)
     closing_stage = pipeline_record_prepare_update(record=lead, data=data)
     lead = record_save(instance=lead, data=data)

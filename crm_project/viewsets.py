@@ -7,7 +7,8 @@ from django.db.models import Model, QuerySet
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
-from rest_framework.permissions import BasePermission, DjangoModelPermissions
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModelPermissions
 from rest_framework.response import Response
 
 from crm import services
@@ -128,10 +129,24 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
 
     permission_classes = [ModelPermissions]
     selector: Callable[..., QuerySet]
+    # For records everyone reads but only some may change (accounts, contacts): ``(user) -> QuerySet``
+    # of the records ``user`` may write; a write to any other is refused with 403.
+    editable_selector: Callable[..., QuerySet] | None = None
     action_serializers: dict[str, type[serializers.BaseSerializer]] = {}
 
     def get_queryset(self) -> QuerySet:
         return type(self).selector(user=self.request.user)
+
+    def get_object(self):
+        instance = super().get_object()
+        editable = type(self).editable_selector
+        if (
+            editable is not None
+            and self.request.method not in SAFE_METHODS
+            and not editable(self.request.user).filter(pk=instance.pk).exists()
+        ):
+            raise PermissionDenied("Only the owner's team may change this record.")
+        return instance
 
     def get_serializer_class(self):
         action = self.action

@@ -13,6 +13,7 @@ from crm.admin_utils import (
     OwnerDefaultMixin,
     ServiceSaveMixin,
     StagePillMixin,
+    VisibleRecordsAdminMixin,
     money,
     register_inline,
     run_transition,
@@ -23,13 +24,16 @@ from sales.filters import OpportunityFilter
 from sales.models import Opportunity, SalesTeam
 
 
-class OpportunityInline(admin.TabularInline):
+class OpportunityInline(VisibleRecordsAdminMixin, admin.TabularInline):
     model = Opportunity
     fk_name = "account"
     fields = ("name", "stage", "status", "amount", "probability", "close_date", "owner")
     readonly_fields = ("stage", "status", "owner")
     extra = 0
     show_change_link = True
+
+    def visible_records(self, user):
+        return selectors.opportunity_visible_to(user)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("stage__pipeline", "owner")
@@ -50,6 +54,7 @@ class OpportunityAdmin(
     OwnerDefaultMixin,
     StagePillMixin,
     TagListMixin,
+    VisibleRecordsAdminMixin,
     admin.ModelAdmin,
 ):
     list_display = (
@@ -151,6 +156,9 @@ class OpportunityAdmin(
         )
 
     # --- the opportunities board ---------------------------------------------------------------------
+
+    def visible_records(self, user):
+        return selectors.opportunity_visible_to(user)
 
     kanban_filterset = OpportunityFilter
     kanban_filter_fields = ("search", "owner", "priority", "opportunity_type", "status", "tag")

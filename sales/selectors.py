@@ -31,6 +31,7 @@ from crm.selectors import (
     KanbanBoard,
     User,
     lead_visible_to,
+    owned_records_visible_to,
     pipeline_for_board,
     pipeline_kanban,
     pipeline_kanban_cards,
@@ -50,7 +51,7 @@ GROUP_BY_CHOICES = ("month", "quarter", "stage", "owner")
 
 
 def opportunity_visible_to(user: User) -> QuerySet[Opportunity]:
-    return Opportunity.objects.all()
+    return owned_records_visible_to(Opportunity.objects.all(), user)
 
 
 def opportunity_list(*, user: User, filters: Filters = None) -> QuerySet[Opportunity]:

@@ -22,6 +22,7 @@ from crm.services import (
     contact_update,
     lost_reason_ensure_active,
     name_lock,
+    owner_ensure_allowed,
     pipeline_record_prepare_update,
     record_ensure_open,
     record_ensure_stage_in_pipeline,
@@ -61,6 +62,7 @@ def opportunity_update(
 ) -> Opportunity:
     """Update an opportunity's fields. A change of pipeline or stage follows the move-stage rules."""
     opportunity = record_lock(opportunity)
+    owner_ensure_allowed(user=user, record=opportunity, data=data)
     data = dict(data)
     closing_stage = pipeline_record_prepare_update(record=opportunity, data=data)
     opportunity = record_save(instance=opportunity, data=data)

@@ -3,14 +3,16 @@
 from rest_framework import serializers
 
 from activities.models import Activity
-from crm.api.serializers import TIMESTAMPS, label, owner_id, related_id
+from crm.api.serializers import TIMESTAMPS, label, owner_id, related_id, visible_id
 from crm.models import Account, Contact, Lead
+from crm.selectors import lead_visible_to
 from sales.models import Opportunity
+from sales.selectors import opportunity_visible_to
 
 
 class ActivitySerializer(serializers.ModelSerializer):
-    lead_id = related_id(Lead.objects.all(), "lead")
-    opportunity_id = related_id(Opportunity.objects.all(), "opportunity")
+    lead_id = visible_id(Lead, lead_visible_to, "lead")
+    opportunity_id = visible_id(Opportunity, opportunity_visible_to, "opportunity")
     contact_id = related_id(Contact.objects.all(), "contact")
     account_id = related_id(Account.objects.all(), "account")
     owner_id = owner_id()

@@ -28,6 +28,33 @@ def related_id(
     )
 
 
+class VisibleRelatedField(serializers.PrimaryKeyRelatedField):
+    """A relation to a record the requesting user may see (``visible(user)``, a selector): another
+    rep's lead is as unknown here as it is at its own URL."""
+
+    def __init__(self, *, visible, **kwargs):
+        self.visible = visible
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        if request is None:
+            return super().get_queryset()
+        return self.visible(request.user)
+
+
+def visible_id(model, visible, source: str, help_text: str = ""):
+    """Like related_id, limited to the records the requesting user sees."""
+    return VisibleRelatedField(
+        visible=visible,
+        source=source,
+        queryset=model.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text=help_text or None,
+    )
+
+
 def owner_id():
     return related_id(
         get_user_model().objects.filter(is_active=True),

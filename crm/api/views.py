@@ -156,6 +156,7 @@ class AccountViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
     serializer_class = AccountSerializer
     filterset_class = AccountFilter
     selector = staticmethod(selectors.account_list)
+    editable_selector = staticmethod(selectors.account_editable_by)
 
     def create_record(self, data):
         return services.account_create(user=self.request.user, data=data)
@@ -172,6 +173,7 @@ class ContactViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
     serializer_class = ContactSerializer
     filterset_class = ContactFilter
     selector = staticmethod(selectors.contact_list)
+    editable_selector = staticmethod(selectors.contact_editable_by)
 
     def create_record(self, data):
         return services.contact_create(user=self.request.user, data=data)

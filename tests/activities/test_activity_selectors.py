@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from activities.selectors import activity_agenda, activity_calendar, activity_next_by_record
 from crm.models import Lead
+from sales.models import SalesTeam
 from tests.factories import ActivityFactory, LeadFactory, UserFactory
 
 
@@ -46,6 +47,8 @@ def test_agenda_and_calendar_windows(stages):
 
     agenda = activity_agenda(user=me, owner=me, now=now)
     assert ([a.subject for a in agenda.overdue], [a.subject for a in agenda.upcoming]) == (["late"], ["soon"])
+    # Another rep's activities stay off the calendar; their manager sees them.
+    SalesTeam.objects.create(name="Mine", manager=me).members.add(other)
 
     def listed(days):
         return [a.subject for day in sorted(days) for a in days[day].activities]

@@ -1,7 +1,7 @@
 """API personas and helpers: a manager with every permission, a viewer, an outsider, anonymous."""
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
@@ -21,11 +21,13 @@ def grant(user, *codenames: str):
 
 @pytest.fixture
 def manager(db):
-    """A staff user with every model permission (a superuser short-circuits the permission checks)."""
+    """A staff user with every model permission (a superuser short-circuits the permission checks),
+    in the CRM Admin group so every record is visible (visibility is tested in tests/security)."""
     user = UserFactory(username="manager")
     user.user_permissions.set(
         Permission.objects.filter(content_type__app_label__in=["crm", "sales", "activities"])
     )
+    user.groups.add(Group.objects.get(name="CRM Admin"))
     return type(user).objects.get(pk=user.pk)
 
 

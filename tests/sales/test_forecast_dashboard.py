@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 
 from sales import selectors, services
+from sales.models import SalesTeam
 from sales.services import lead_convert
 from tests.factories import LeadFactory, OpportunityFactory, PipelineFactory, StageFactory, UserFactory
 
@@ -16,6 +17,8 @@ D = Decimal
 def book(stages):
     """Opportunities A–H; see each line for what the forecast must make of it."""
     alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    # Alice manages Bob, so she sees both their deals (visibility is tested in tests/security).
+    SalesTeam.objects.create(name="Alice's", manager=alice).members.add(bob)
     enterprise = PipelineFactory(name="Enterprise")
     big = StageFactory(pipeline=enterprise, name="Scoping", probability=50)
 
