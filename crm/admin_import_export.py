@@ -136,6 +136,7 @@ class ImportExportAdminMixin(ExportAdminMixin):
                 filename=upload.name,
                 dry_run=True,
                 default_owner=request.user,
+                user=request.user,
             )
             if result.ok:
                 # Kept for the confirmation, which imports this very file for real.
@@ -163,7 +164,11 @@ class ImportExportAdminMixin(ExportAdminMixin):
             return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import"))
         with handle:
             result = import_file(
-                kind=self.import_kind, file=handle, filename=pending["filename"], default_owner=request.user
+                kind=self.import_kind,
+                file=handle,
+                filename=pending["filename"],
+                default_owner=request.user,
+                user=request.user,
             )
         self._discard_upload(request, token)
         if not result.ok:

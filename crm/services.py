@@ -13,7 +13,7 @@ Conventions shared with sales and activities services:
 
 import zlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -266,14 +266,33 @@ OWNER_OUTSIDE_TEAM = "You may assign a record only to yourself or, as a manager,
 OWNER_CHANGE_REFUSED = "Only a sales manager or a CRM admin may change the owner of a record someone owns."
 
 
-def owner_ensure_allowed(*, user: User | None, record: models.Model, data: Mapping[str, Any]) -> None:
-    """The owner rule, for every entry point that acts for a person (``user``; None for the system:
-    imports from the command line, the seed, conversions' derived records).
+def owner_change_problem(
+    *,
+    record_exists: bool,
+    old_owner_id,
+    new_owner_id,
+    manages_a_team: bool,
+    may_assign: Callable[[Any], bool],
+) -> tuple[str, str] | None:
+    """The owner rule for someone who is not a CRM Admin, as (message, code), or None when allowed.
 
-    A CRM Admin or superuser assigns anyone. A rep assigns only themselves, a manager themselves and
-    the members of the teams they manage (selectors.owner_assignable_by); taking an unowned record is
-    allowed, but reassigning one that someone owns is for team managers only.
+    A rep assigns only themselves, a manager themselves and the members of the teams they manage
+    (``may_assign``, from selectors.owner_assignable_by); taking an unowned record is allowed, but
+    reassigning one that someone owns is for team managers only. The import engine applies the same
+    function to every row.
     """
+    if new_owner_id == old_owner_id:
+        return None
+    if record_exists and old_owner_id is not None and not manages_a_team:
+        return OWNER_CHANGE_REFUSED, "owner_change_refused"
+    if new_owner_id is not None and not may_assign(new_owner_id):
+        return OWNER_OUTSIDE_TEAM, "owner_outside_team"
+    return None
+
+
+def owner_ensure_allowed(*, user: User | None, record: models.Model, data: Mapping[str, Any]) -> None:
+    """Apply owner_change_problem for ``user`` (None for the system: command-line imports, the seed,
+    the records a conversion derives), who may be a CRM Admin or superuser and assign anyone."""
     if user is None or "owner" not in data:
         return
     new = data["owner"]
@@ -284,10 +303,16 @@ def owner_ensure_allowed(*, user: User | None, record: models.Model, data: Mappi
 
     if user_sees_everything(user):
         return
-    if record.pk is not None and record.owner_id is not None and not user_manages_a_team(user):
-        raise ValidationError({"owner": OWNER_CHANGE_REFUSED}, code="owner_change_refused")
-    if new_id is not None and not owner_assignable_by(user).filter(pk=new_id).exists():
-        raise ValidationError({"owner": OWNER_OUTSIDE_TEAM}, code="owner_outside_team")
+    problem = owner_change_problem(
+        record_exists=record.pk is not None,
+        old_owner_id=record.owner_id,
+        new_owner_id=new_id,
+        manages_a_team=user_manages_a_team(user),
+        may_assign=lambda pk: owner_assignable_by(user).filter(pk=pk).exists(),
+    )
+    if problem is not None:
+        message, code = problem
+        raise ValidationError({"owner": ValidationError(message, code=code)})
 
 
 def with_default_owner(data: Mapping[str, Any], user: User | None) -> dict[str, Any]:

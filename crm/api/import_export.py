@@ -98,6 +98,7 @@ class ImportExportViewSetMixin:
             filename=upload.name or "",
             dry_run=params.validated_data["dry_run"],
             default_owner=request.user,
+            user=request.user,
         )
         body = ImportResultSerializer({"detail": result.summary(), **result.as_dict()}).data
         return Response(body, status=status.HTTP_200_OK if result.ok else status.HTTP_400_BAD_REQUEST)

@@ -21,6 +21,7 @@ from typing import BinaryIO
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
 from django.utils import timezone
 
+from crm import selectors, services
 from crm.models import Tag
 
 from . import lookups, writing
@@ -55,6 +56,7 @@ def import_file(
     filename: str = "",
     dry_run: bool = False,
     default_owner=None,
+    user=None,
     progress: Progress | None = None,
 ) -> ImportResult:
     """Import a CSV or XLSX file of ``kind`` (leads, contacts, accounts); never raises for a bad file.
@@ -63,7 +65,9 @@ def import_file(
     or the bytes as ``data``.
 
     ``default_owner`` owns the new records when the file has no owner column (the admin and the API
-    pass the person importing). ``progress(phase, done, total)`` is called as rows are read and written.
+    pass the person importing). ``user``, the person importing (None from the command line), may
+    change only the records they may change elsewhere and assign owners as services.owner_ensure_allowed
+    lets them. ``progress(phase, done, total)`` is called as rows are read and written.
     """
     schema = import_schema(kind)
     result = ImportResult(kind=kind, dry_run=dry_run, filename=filename)
@@ -76,15 +80,22 @@ def import_file(
         return result
     del data
     return import_table(
-        schema=schema, table=table, result=result, default_owner=default_owner, progress=progress
+        schema=schema, table=table, result=result, default_owner=default_owner, user=user, progress=progress
     )
 
 
 def import_table(
-    *, schema: ImportSchema, table: Table, result: ImportResult, default_owner=None, progress=None
+    *,
+    schema: ImportSchema,
+    table: Table,
+    result: ImportResult,
+    default_owner=None,
+    user=None,
+    progress=None,
 ) -> ImportResult:
     """Run the phases on an opened table; a real run holds one transaction from first read to commit."""
     run = _Run(schema, table, result, default_owner, progress or (lambda phase, done, total: None))
+    run.access = _Access(user, schema.kind)
     if result.dry_run:
         run.execute()
         return result
@@ -110,7 +121,51 @@ def import_table(
     return result
 
 
+# Who may change which matched records: the selectors' rule, by import kind.
+_WRITABLE = {
+    "leads": selectors.lead_visible_to,
+    "accounts": selectors.account_editable_by,
+    "contacts": selectors.contact_editable_by,
+}
+
+
+class _Access:
+    """What the person importing may do, computed once per import, checked per row in Python."""
+
+    def __init__(self, user=None, kind: str = ""):
+        self.user, self.kind = user, kind
+        self.unlimited = user is None or selectors.user_sees_everything(user)
+        if not self.unlimited:
+            self.manages_a_team = selectors.user_manages_a_team(user)
+            self.assignable = set(selectors.owner_assignable_by(user).values_list("pk", flat=True))
+
+    def writable_ids(self, ids: list[int]) -> set[int] | None:
+        """Of the matched records ``ids``, those the user may change (None: all)."""
+        if self.unlimited or not ids:
+            return None
+        writable = _WRITABLE[self.kind](self.user)
+        return {
+            pk
+            for chunk in lookups.chunked(ids)
+            for pk in writable.filter(pk__in=chunk).values_list("pk", flat=True)
+        }
+
+    def owner_problem(self, *, old, new_owner_id) -> str | None:
+        if self.unlimited:
+            return None
+        problem = services.owner_change_problem(
+            record_exists=old is not None,
+            old_owner_id=old["owner_id"] if old is not None else None,
+            new_owner_id=new_owner_id,
+            manages_a_team=self.manages_a_team,
+            may_assign=self.assignable.__contains__,
+        )
+        return problem[0] if problem else None
+
+
 class _Run:
+    access = _Access()
+
     def __init__(self, schema: ImportSchema, table: Table, result: ImportResult, default_owner, progress):
         self.schema = schema
         self.model = schema.model
@@ -315,6 +370,8 @@ class _Run:
         resolved_by_rule = {schema.attname(name) for name in schema.resolved_by_rule}
 
         existing = self.fetch_existing([k for _, _, k in parsed if k], write_attnames)
+        writable = self.access.writable_ids([rows[0][0] for rows in existing.values() if len(rows) == 1])
+        checks_owner = "owner_id" in write_attnames and not self.access.unlimited
         old_tags = (
             self.fetch_tags([rows[0][0] for rows in existing.values() if len(rows) == 1]) if has_tags else {}
         )
@@ -408,6 +465,14 @@ class _Run:
                         )
                         continue
                     pk, *old_values = matches[0]
+                    if writable is not None and pk not in writable:
+                        error(
+                            number,
+                            key_name,
+                            key,
+                            f"This {key_name} is another team's record (id {pk}); you may not change it.",
+                        )
+                        continue
                     old = dict(zip(write_attnames, old_values, strict=True))
                 for attname in keepable:
                     if rec[attname] is KEEP:
@@ -418,6 +483,11 @@ class _Run:
                     for problem in problems:
                         error(number, problem.column, problem.value, problem.message)
                     continue
+                if checks_owner:
+                    refused = self.access.owner_problem(old=old, new_owner_id=rec["owner_id"])
+                    if refused:
+                        error(number, "owner", rec["owner_id"], refused)
+                        continue
                 if pk is not None and tags is not KEEP and tags == old_tags.get(pk, frozenset()):
                     tags = KEEP
                 if cross_row:

@@ -276,3 +276,60 @@ def test_anonymous_and_inactive_users_see_nothing(people):
     owner = people.users["owner"]
     owner.is_active = False
     assert not lead_visible_to(owner).exists()
+
+
+# --- imports follow the same rules ---------------------------------------------------------------
+
+
+def import_csv(client, resource, rows):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.crm.importing_helpers import csv_bytes
+
+    upload = SimpleUploadedFile(f"{resource}.csv", csv_bytes(rows), content_type="text/csv")
+    return client.post(url(f"{resource}/import/"), {"file": upload}, format="multipart")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", SEES)
+def test_an_import_does_not_change_a_lead_its_importer_does_not_see(people, api_as, persona):
+    lead = people.records["owner"].lead
+    response = import_csv(api_as(persona), "leads", [["name", "email"], ["Renamed", lead.email]])
+
+    visible = "owner" in SEES[persona]
+    lead.refresh_from_db()
+    assert (lead.name == "Renamed") is visible
+    if not visible:
+        assert response.status_code == 400, response.content
+        assert "another team's record" in str(response.json())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", EDITS_SHARED)
+def test_an_import_changes_only_accounts_the_importers_team_may_change(people, api_as, persona):
+    account = people.records["owner"].account
+    response = import_csv(api_as(persona), "accounts", [["name", "phone"], [account.name, "555-0199"]])
+
+    allowed = EDITS_SHARED[persona]
+    account.refresh_from_db()
+    assert (account.phone == "555-0199") is allowed, response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "persona,owner,allowed",
+    [
+        ("owner", "owner", True),
+        ("owner", "outsider", False),
+        ("manager", "teammate", True),
+        ("admin", "outsider", True),
+    ],
+)
+def test_an_imports_owner_column_follows_the_owner_rule(people, api_as, persona, owner, allowed):
+    username = people.users[owner].username
+    response = import_csv(api_as(persona), "leads", [["name", "owner"], ["Imported", username]])
+
+    created = type(people.records["owner"].lead).objects.filter(name="Imported")
+    assert created.exists() is allowed, response.content
+    if not allowed:
+        assert services.OWNER_OUTSIDE_TEAM in str(response.json())
