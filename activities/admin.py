@@ -12,7 +12,7 @@ from activities.admin_pages import CalendarAdminMixin, activity_timeline_entries
 from activities.models import Activity
 from crm.admin_import_export import ExportAdminMixin
 from crm.admin_record import register_record_actions, register_timeline
-from crm.admin_utils import OwnerDefaultMixin, VisibleRecordsAdminMixin, register_inline
+from crm.admin_utils import OwnerDefaultMixin, StaleEditGuardMixin, VisibleRecordsAdminMixin, register_inline
 from crm.selectors import lead_visible_to
 from sales.selectors import opportunity_visible_to
 
@@ -49,7 +49,12 @@ for _label, _fk in (
 
 @admin.register(Activity)
 class ActivityAdmin(
-    CalendarAdminMixin, ExportAdminMixin, OwnerDefaultMixin, VisibleRecordsAdminMixin, admin.ModelAdmin
+    StaleEditGuardMixin,
+    CalendarAdminMixin,
+    ExportAdminMixin,
+    OwnerDefaultMixin,
+    VisibleRecordsAdminMixin,
+    admin.ModelAdmin,
 ):
     list_display = (
         "subject",

@@ -19,6 +19,7 @@ from crm.admin_utils import (
     OwnerDefaultMixin,
     ServiceSaveMixin,
     StagePillMixin,
+    StaleEditGuardMixin,
     VisibleRecordsAdminMixin,
     color_swatch,
     money,
@@ -172,6 +173,7 @@ class ContactInline(admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(
+    StaleEditGuardMixin,
     RecordPageMixin,
     ImportExportAdminMixin,
     ExtensibleInlinesMixin,
@@ -249,6 +251,7 @@ class AccountAdmin(
 
 @admin.register(Contact)
 class ContactAdmin(
+    StaleEditGuardMixin,
     RecordPageMixin,
     ImportExportAdminMixin,
     ExtensibleInlinesMixin,
@@ -295,6 +298,7 @@ class ContactAdmin(
 
 @admin.register(Lead)
 class LeadAdmin(
+    StaleEditGuardMixin,
     KanbanAdminMixin,
     LeadConvertAdminMixin,
     MarkLostAdminMixin,

@@ -233,3 +233,54 @@ class VisibleRecordsAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and self._may_write(request, obj)
+
+
+STALE_EDIT_MESSAGE = (
+    "Someone else saved this record after you opened it. Your changes were not saved: reload the page "
+    "to see theirs, then make your changes again."
+)
+
+
+def record_version(instance: models.Model) -> str:
+    updated_at = getattr(instance, "updated_at", None)
+    return updated_at.isoformat() if updated_at else ""
+
+
+class VersionedFormMixin(forms.ModelForm):
+    """Carries the version (``updated_at``) a change form was loaded with, and refuses to save over a
+    newer one, so two people editing the same record never silently overwrite each other."""
+
+    loaded_version = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["loaded_version"].initial = record_version(self.instance)
+
+    def clean(self):
+        cleaned = super().clean()
+        loaded = cleaned.get("loaded_version")
+        if self.instance.pk is not None and loaded:
+            # Locked until the admin's transaction ends: no one saves between this check and ours.
+            current = (
+                type(self.instance)._default_manager.select_for_update().filter(pk=self.instance.pk).first()
+            )
+            if current is None or record_version(current) != loaded:
+                raise ValidationError(STALE_EDIT_MESSAGE, code="stale")
+        return cleaned
+
+
+class StaleEditGuardMixin:
+    """Puts VersionedFormMixin's hidden version field on the admin's change form."""
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        base = kwargs.get("form", self.form)
+        kwargs["form"] = type(f"Versioned{base.__name__}", (VersionedFormMixin, base), {})
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        (name, options), *rest = fieldsets
+        return [(name, {**options, "fields": [*options["fields"], "loaded_version"]}), *rest]

@@ -1,13 +1,16 @@
 """What every resource viewset shares: model permissions, schema helpers and the service-backed base."""
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Model, QuerySet
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModelPermissions
 from rest_framework.response import Response
 
@@ -77,6 +80,16 @@ BAD_REQUEST = OpenApiResponse(
     description="Bad input: {field: [messages]}; messages about no single field under non_field_errors.",
 )
 NOT_FOUND = OpenApiResponse(response=DetailSerializer, description="No such record.")
+PRECONDITION_FAILED = OpenApiResponse(
+    response=DetailSerializer,
+    description="The record changed since the version named in If-Match: read it again (its ETag) first.",
+)
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="The ETag of the version this change is based on; a stale one answers 412. Optional.",
+)
 CONFLICT = OpenApiResponse(
     response=ConflictSerializer,
     description="The record's state forbids it: closed (converted, won or lost), still in use, the default "
@@ -95,23 +108,51 @@ def crud_schema(noun: str, serializer_class: type[serializers.Serializer]) -> di
     """extend_schema_view() arguments documenting a resource's list/create/retrieve/update/delete."""
     plural = f"{noun[:-1]}ies" if noun.endswith("y") else f"{noun}s"
     article = "an" if noun[0] in "aeiou" else "a"
-    write = {200: serializer_class, 400: BAD_REQUEST, 404: NOT_FOUND, 409: CONFLICT}
+    write = {200: serializer_class, 400: BAD_REQUEST, 404: NOT_FOUND, 409: CONFLICT, 412: PRECONDITION_FAILED}
     return {
         "list": extend_schema(summary=f"List {plural}"),
         "create": extend_schema(
             summary=f"Create {article} {noun}", responses={201: serializer_class, 400: BAD_REQUEST}
         ),
         "retrieve": extend_schema(
-            summary=f"Get {article} {noun}", responses={200: serializer_class, 404: NOT_FOUND}
+            summary=f"Get {article} {noun}",
+            description="The response's ETag names this version; send it as If-Match when changing it.",
+            responses={200: serializer_class, 404: NOT_FOUND},
         ),
-        "update": extend_schema(summary=f"Replace {article} {noun}", responses=write),
-        "partial_update": extend_schema(summary=f"Update some fields of {article} {noun}", responses=write),
+        "update": extend_schema(summary=f"Replace {article} {noun}", parameters=[IF_MATCH], responses=write),
+        "partial_update": extend_schema(
+            summary=f"Update some fields of {article} {noun}", parameters=[IF_MATCH], responses=write
+        ),
         "destroy": extend_schema(
             summary=f"Delete {article} {noun}",
             description="409 when other records still use it (the message names them).",
-            responses={204: None, 404: NOT_FOUND, 409: CONFLICT},
+            parameters=[IF_MATCH],
+            responses={204: None, 404: NOT_FOUND, 409: CONFLICT, 412: PRECONDITION_FAILED},
         ),
     }
+
+
+# --- versions: ETag and If-Match --------------------------------------------------------------------
+
+
+def record_etag(instance: Model) -> str:
+    """A strong ETag for one version of a record: its id and when it was last saved."""
+    updated_at = getattr(instance, "updated_at", None)
+    stamp = updated_at.isoformat() if updated_at else ""
+    digest = hashlib.sha256(f"{instance._meta.label}:{instance.pk}:{stamp}".encode()).hexdigest()[:32]
+    return f'"{digest}"'
+
+
+class PreconditionFailed(APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = (
+        "This record was changed by someone else since you read it; read it again and redo your change."
+    )
+    default_code = "precondition_failed"
+
+
+def _if_match_tags(header: str) -> list[str]:
+    return [tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()]
 
 
 # --- the base viewset -----------------------------------------------------------------------------
@@ -148,6 +189,37 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
             raise PermissionDenied("Only the owner's team may change this record.")
         return instance
 
+    def check_if_match(self, instance: Model) -> None:
+        """412 unless If-Match (when sent) names the stored version of ``instance``. Call inside the
+        write's transaction: the row is locked first, so no one can change it between check and write."""
+        header = self.request.headers.get("If-Match")
+        if not header:
+            return
+        current = type(instance)._default_manager.select_for_update().filter(pk=instance.pk).first()
+        tags = _if_match_tags(header)
+        if current is None or ("*" not in tags and record_etag(current) not in tags):
+            raise PreconditionFailed
+
+    def retrieve(self, request, *args, **kwargs):
+        instance = self.get_object()
+        response = Response(self.get_serializer(instance).data)
+        response["ETag"] = record_etag(instance)
+        return response
+
+    def update(self, request, *args, **kwargs):
+        with transaction.atomic():
+            self.check_if_match(self.get_object())
+            response = super().update(request, *args, **kwargs)
+        instance = getattr(self, "_updated", None)
+        if instance is not None:
+            response["ETag"] = record_etag(instance)
+        return response
+
+    def destroy(self, request, *args, **kwargs):
+        with transaction.atomic():
+            self.check_if_match(self.get_object())
+            return super().destroy(request, *args, **kwargs)
+
     def get_serializer_class(self):
         action = self.action
         if action == "metadata":
@@ -168,7 +240,7 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
         serializer.instance = self.reread(self.create_record(dict(serializer.validated_data)))
 
     def perform_update(self, serializer):
-        serializer.instance = self.reread(
+        serializer.instance = self._updated = self.reread(
             self.update_record(serializer.instance, dict(serializer.validated_data))
         )
 

@@ -13,6 +13,7 @@ from crm.admin_utils import (
     OwnerDefaultMixin,
     ServiceSaveMixin,
     StagePillMixin,
+    StaleEditGuardMixin,
     VisibleRecordsAdminMixin,
     money,
     register_inline,
@@ -44,6 +45,7 @@ register_inline("crm.account", OpportunityInline)
 
 @admin.register(Opportunity)
 class OpportunityAdmin(
+    StaleEditGuardMixin,
     KanbanAdminMixin,
     OpportunityPagesMixin,
     MarkLostAdminMixin,

@@ -9,7 +9,7 @@ from django.db import connection
 from crm.models import Account
 from crm.services import CLOSED
 from sales.models import Opportunity
-from sales.services import lead_convert, opportunity_mark_won
+from sales.services import lead_convert, opportunity_mark_won, opportunity_move_stage
 from tests.factories import LeadFactory, OpportunityFactory
 
 pytestmark = [
@@ -62,3 +62,50 @@ def test_concurrent_wins_of_one_opportunity_win_it_once(stages):
     assert len(refused) == 1
     assert refused[0].code == CLOSED
     assert Opportunity.objects.get().status == "won"
+
+
+def moving(opportunity, stage):
+    return lambda: opportunity_move_stage(opportunity=opportunity, stage=stage)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_parallel_closing_moves_of_one_deal_close_it_once(stages):
+    opportunity = OpportunityFactory(stage=stages["New"])
+    targets = [stages["Won"] if i % 2 else stages["Lost"] for i in range(20)]
+
+    outcomes = run_together(
+        *[
+            lambda stage=stage: opportunity_move_stage(opportunity=opportunity, stage=stage)
+            for stage in targets
+        ]
+    )
+
+    done = [outcome for outcome in outcomes if isinstance(outcome, Opportunity)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, ValidationError)]
+    assert len(done) == 1 and len(refused) == 19
+    assert {exc.code for exc in refused} == {CLOSED}
+    stored = Opportunity.objects.get()
+    assert stored.stage == done[0].stage
+    assert stored.status == ("won" if stored.stage.is_won else "lost")
+    assert stored.probability == (100 if stored.stage.is_won else 0)
+    assert stored.closed_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_parallel_open_moves_of_one_deal_leave_a_consistent_stage_and_probability(stages):
+    opportunity = OpportunityFactory(stage=stages["New"])
+    targets = [stages[("New", "Qualified", "Proposal")[i % 3]] for i in range(20)]
+
+    outcomes = run_together(
+        *[
+            lambda stage=stage: opportunity_move_stage(opportunity=opportunity, stage=stage)
+            for stage in targets
+        ]
+    )
+
+    assert all(isinstance(outcome, Opportunity) for outcome in outcomes), outcomes
+    stored = Opportunity.objects.select_related("stage").get()
+    # Each move saw the row as the previous one left it: the last writer's stage and its probability.
+    assert stored.status == "open"
+    assert stored.probability == stored.stage.probability
+    assert stored.stage in targets
