@@ -163,6 +163,15 @@ if len(CRM_CURRENCY) != 3 or not CRM_CURRENCY.isalpha():
 # Bulk import: the largest file accepted (bytes), and where the admin keeps an upload between its
 # preview and the confirmation that imports it for real.
 CRM_IMPORT_MAX_BYTES = env.int("CRM_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+
+# Request bodies other than uploaded files (JSON, form fields); larger ones are refused with 400/413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
+# Uploaded files above this size go to a temporary file instead of memory (imports stream them).
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
+
+# The throttles' counters. Local memory by default (one process); several workers share a real cache:
+# CACHE_URL=redis://127.0.0.1:6379/1
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://crm")}
 CRM_IMPORT_TMP_DIR = env.str("CRM_IMPORT_TMP_DIR", default="") or None
 
 REST_FRAMEWORK = {
@@ -180,6 +189,17 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
     ],
     "DEFAULT_PAGINATION_CLASS": "crm_project.api.ApiPagination",
+    # Per-user (per-address without credentials) request budgets; 429 with Retry-After beyond them.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_RATE_ANON", default="60/minute"),
+        "user": env.str("API_RATE_USER", default="1200/minute"),
+        # Token requests (username + password) per address, besides django-axes' lockout.
+        "token": env.str("API_RATE_TOKEN", default="10/minute"),
+    },
     "EXCEPTION_HANDLER": "crm_project.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

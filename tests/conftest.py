@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 
 from tests.factories import PipelineFactory, StageFactory
 
@@ -10,6 +11,12 @@ from tests.factories import PipelineFactory, StageFactory
 def fast_password_hasher(settings):
     """Tests create many users; the production hasher's deliberate slowness would dominate the suite."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts with empty throttle counters (the cache outlives a test's database)."""
+    cache.clear()
 
 
 @pytest.fixture
