@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
+from simple_history.admin import SimpleHistoryAdmin
 
 from activities import selectors
 from activities.admin_pages import CalendarAdminMixin, activity_timeline_entries, quick_activity_actions
@@ -54,7 +55,7 @@ class ActivityAdmin(
     ExportAdminMixin,
     OwnerDefaultMixin,
     VisibleRecordsAdminMixin,
-    admin.ModelAdmin,
+    SimpleHistoryAdmin,
 ):
     list_display = (
         "subject",

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from crm.models import Account, Contact, Lead, Priority, TimeStampedModel
 from sales.models import Opportunity
@@ -68,6 +69,9 @@ class Activity(TimeStampedModel):
     objects = ActivityQuerySet.as_manager()
 
     constraint_error_fields = {"activity_completed_at": "completed_at"}
+
+    # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name_plural = "activities"

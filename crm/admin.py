@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Prefetch
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
+from simple_history.admin import SimpleHistoryAdmin
 
 from crm import selectors, services
 from crm.admin_convert import LeadConvertAdminMixin
@@ -180,7 +181,7 @@ class AccountAdmin(
     OwnerDefaultMixin,
     TagListMixin,
     VisibleRecordsAdminMixin,
-    admin.ModelAdmin,
+    SimpleHistoryAdmin,
 ):
     list_display = (
         "name",
@@ -258,7 +259,7 @@ class ContactAdmin(
     OwnerDefaultMixin,
     TagListMixin,
     VisibleRecordsAdminMixin,
-    admin.ModelAdmin,
+    SimpleHistoryAdmin,
 ):
     list_display = (
         "full_name",
@@ -310,7 +311,7 @@ class LeadAdmin(
     StagePillMixin,
     TagListMixin,
     VisibleRecordsAdminMixin,
-    admin.ModelAdmin,
+    SimpleHistoryAdmin,
 ):
     list_display = (
         "name",

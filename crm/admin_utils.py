@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpResponseRedirect
@@ -230,6 +231,13 @@ class VisibleRecordsAdminMixin:
 
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and self._may_write(request, obj)
+
+    def history_view(self, request, object_id, extra_context=None):
+        # The history of a record the user may not see is as absent as the record (simple-history's
+        # view would otherwise fall back to the stored versions).
+        if self.get_object(request, unquote(object_id)) is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        return super().history_view(request, object_id, extra_context)
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and self._may_write(request, obj)

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "import_export",
     "axes",
+    "simple_history",
     "crm.apps.CrmConfig",
     "sales.apps.SalesConfig",
     "activities.apps.ActivitiesConfig",
@@ -55,6 +56,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Lets the history of a change name who made it (the admin's user, or the API's once DRF authenticates).
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into a 429 page.
@@ -168,6 +171,10 @@ CRM_IMPORT_MAX_BYTES = env.int("CRM_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
 # Uploaded files above this size go to a temporary file instead of memory (imports stream them).
 FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
+
+# The audit trail (django-simple-history) shows each record's versions in the admin; reverting one
+# from there would skip the services' rules, so it is off.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 # The throttles' counters. Local memory by default (one process); several workers share a real cache:
 # CACHE_URL=redis://127.0.0.1:6379/1

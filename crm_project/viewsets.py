@@ -5,11 +5,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModelPermissions
 from rest_framework.response import Response
@@ -262,3 +263,90 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
     def record_response(self, instance: Model, status_code: int = status.HTTP_200_OK) -> Response:
         data = self.serializer_class(self.reread(instance), context=self.get_serializer_context()).data
         return Response(data, status=status_code)
+
+
+# --- the audit trail ------------------------------------------------------------------------------
+
+HISTORY_TYPES = {"+": "created", "~": "changed", "-": "deleted"}
+UNTRACKED = {"updated_at"}  # changes on every save: noise in a list of what changed
+
+
+class HistoryChangeSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="The API field name (`stage_id`).")
+    old = serializers.CharField(allow_null=True, help_text="The value before, as text; null when empty.")
+    new = serializers.CharField(allow_null=True, help_text="The value after, as text; null when empty.")
+
+
+class HistoryEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The version's id.")
+    date = serializers.DateTimeField()
+    type = serializers.ChoiceField(choices=sorted(HISTORY_TYPES.values()))
+    user_id = serializers.IntegerField(allow_null=True, help_text="Who made the change; null for the system.")
+    username = serializers.CharField(allow_null=True)
+    reason = serializers.CharField(allow_null=True, help_text="Why, when known (an import says so).")
+    changes = HistoryChangeSerializer(many=True)
+
+
+class HistoryPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = HistoryEntrySerializer(many=True)
+
+
+def _as_text(value) -> str | None:
+    if value is None or value == "":
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def history_entry(version, previous) -> dict[str, Any]:
+    """One version of a record as the API shows it: who, when, what kind, and each field old → new."""
+    fields = [f for f in version.instance_type._meta.concrete_fields if f.attname not in UNTRACKED]
+    changes = []
+    if version.history_type != "-":
+        for field in fields:
+            new = getattr(version, field.attname)
+            old = getattr(previous, field.attname) if previous is not None else None
+            if old != new:
+                name = field.attname if field.attname != "id" else "id"
+                changes.append({"field": name, "old": _as_text(old), "new": _as_text(new)})
+    user = version.history_user
+    return {
+        "id": version.history_id,
+        "date": version.history_date,
+        "type": HISTORY_TYPES[version.history_type],
+        "user_id": user.pk if user else None,
+        "username": user.get_username() if user else None,
+        "reason": version.history_change_reason,
+        "changes": changes,
+    }
+
+
+class HistoryViewSetMixin:
+    """``GET {resource}/{id}/history/``: the record's versions, newest first, paginated."""
+
+    @extend_schema(
+        summary="History of a record",
+        description="Every create and change of the record (through the admin, the API, imports and bulk "
+        "actions), newest first: when, who, what kind and each changed field's old and new value.",
+        responses={200: HistoryPageSerializer, 404: NOT_FOUND},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def history(self, request, pk=None):
+        record = self.get_object()
+        versions = record.history.select_related("history_user").order_by("-history_date", "-history_id")
+        items = list(self.paginate_queryset(versions))
+        older = None
+        if items:
+            last = items[-1]
+            older = versions.filter(
+                Q(history_date__lt=last.history_date)
+                | Q(history_date=last.history_date, history_id__lt=last.history_id)
+            ).first()
+        entries = [
+            history_entry(version, items[index + 1] if index + 1 < len(items) else older)
+            for index, version in enumerate(items)
+        ]
+        return self.get_paginated_response(HistoryEntrySerializer(entries, many=True).data)

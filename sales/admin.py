@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.db.models import Count
+from simple_history.admin import SimpleHistoryAdmin
 
 from crm.admin import TagListMixin
 from crm.admin_import_export import ExportAdminMixin
@@ -57,7 +58,7 @@ class OpportunityAdmin(
     StagePillMixin,
     TagListMixin,
     VisibleRecordsAdminMixin,
-    admin.ModelAdmin,
+    SimpleHistoryAdmin,
 ):
     list_display = (
         "name",

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from simple_history.models import HistoricalRecords
 
 from crm.models import (
     Account,
@@ -104,6 +105,9 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
         "opportunity_closed_at": "closed_at",
         "opportunity_won_probability": "probability",
     }
+
+    # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name_plural = "opportunities"

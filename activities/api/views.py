@@ -5,11 +5,11 @@ from drf_spectacular.utils import extend_schema_view
 from activities import selectors, services
 from activities.api.serializers import ActivitySerializer
 from activities.filters import ActivityFilter
-from crm_project.viewsets import ServiceModelViewSet, crud_schema
+from crm_project.viewsets import HistoryViewSetMixin, ServiceModelViewSet, crud_schema
 
 
 @extend_schema_view(**crud_schema("activity", ActivitySerializer))
-class ActivityViewSet(ServiceModelViewSet):
+class ActivityViewSet(HistoryViewSetMixin, ServiceModelViewSet):
     """Calls, meetings, tasks, emails and notes, each linked to a lead, opportunity, contact or account."""
 
     serializer_class = ActivitySerializer

@@ -36,6 +36,7 @@ from crm_project.viewsets import (
     BAD_REQUEST,
     CONFLICT,
     NOT_FOUND,
+    HistoryViewSetMixin,
     ServiceModelViewSet,
     TransitionPermissions,
     crud_schema,
@@ -44,7 +45,7 @@ from crm_project.viewsets import (
 
 
 @extend_schema_view(**crud_schema("lead", LeadSerializer))
-class LeadViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
+class LeadViewSet(HistoryViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet):
     """Leads: prospective business qualified through a pipeline, then converted or lost."""
 
     import_export_kind = "leads"
@@ -149,7 +150,7 @@ class LeadViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
 
 
 @extend_schema_view(**crud_schema("account", AccountSerializer))
-class AccountViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
+class AccountViewSet(HistoryViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet):
     """Accounts (companies), with their contact and opportunity counts and open and won value."""
 
     import_export_kind = "accounts"
@@ -166,7 +167,7 @@ class AccountViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
 
 
 @extend_schema_view(**crud_schema("contact", ContactSerializer))
-class ContactViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
+class ContactViewSet(HistoryViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet):
     """Contacts: the people who work for accounts. `search` matches name, email and phone."""
 
     import_export_kind = "contacts"

@@ -521,6 +521,7 @@ class _Run:
         if not result.ok or result.dry_run:
             return
         self.write(write_attnames, inserts, updates, tag_sets, released, now=now)
+        writing.record_history(self.model, now=now, user_id=getattr(self.access.user, "pk", None))
         result.committed = True
 
     def write(self, write_attnames, inserts, updates, tag_sets, released, *, now) -> None:

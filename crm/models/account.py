@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower, Upper
+from simple_history.models import HistoricalRecords
 
 from .base import Rating, TimeStampedModel, non_negative_constraint
 from .tag import Tag
@@ -66,6 +67,9 @@ class Account(TimeStampedModel):
         related_name="owned_accounts",
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="accounts")
+
+    # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["name", "id"]
@@ -141,6 +145,9 @@ class Contact(TimeStampedModel):
         "contact_primary_taken": "is_primary",
         "contact_primary_needs_account": "is_primary",
     }
+
+    # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["last_name", "first_name", "id"]

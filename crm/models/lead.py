@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from simple_history.models import HistoricalRecords
 
 from .account import Account, Contact
 from .base import (
@@ -202,6 +203,9 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         **TimeStampedModel.constraint_error_fields,
         "lead_converted_at": "converted_at",
     }
+
+    # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["-created_at", "-id"]

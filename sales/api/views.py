@@ -17,6 +17,7 @@ from crm_project.viewsets import (
     BAD_REQUEST,
     CONFLICT,
     NOT_FOUND,
+    HistoryViewSetMixin,
     ObjectSchema,
     ServiceModelViewSet,
     TransitionPermissions,
@@ -36,7 +37,7 @@ from sales.filters import OpportunityFilter
 
 
 @extend_schema_view(**crud_schema("opportunity", OpportunitySerializer))
-class OpportunityViewSet(ServiceModelViewSet):
+class OpportunityViewSet(HistoryViewSetMixin, ServiceModelViewSet):
     """Opportunities: deals with an amount and a close date, moving through a pipeline to won or lost."""
 
     serializer_class = OpportunitySerializer
