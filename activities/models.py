@@ -4,9 +4,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from simple_history.models import HistoricalRecords
 
 from crm.models import Account, Contact, Lead, Priority, TimeStampedModel
+from crm.models.base import audit_history
 from sales.models import Opportunity
 
 
@@ -71,7 +71,7 @@ class Activity(TimeStampedModel):
     constraint_error_fields = {"activity_completed_at": "completed_at"}
 
     # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
-    history = HistoricalRecords()
+    history = audit_history()
 
     class Meta:
         verbose_name_plural = "activities"

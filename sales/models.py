@@ -5,7 +5,6 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
-from simple_history.models import HistoricalRecords
 
 from crm.models import (
     Account,
@@ -19,7 +18,12 @@ from crm.models import (
     Tag,
     TimeStampedModel,
 )
-from crm.models.base import PROBABILITY_VALIDATORS, non_negative_constraint, probability_constraint
+from crm.models.base import (
+    PROBABILITY_VALIDATORS,
+    audit_history,
+    non_negative_constraint,
+    probability_constraint,
+)
 
 
 class OpportunityType(models.TextChoices):
@@ -107,7 +111,7 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
     }
 
     # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
-    history = HistoricalRecords()
+    history = audit_history()
 
     class Meta:
         verbose_name_plural = "opportunities"

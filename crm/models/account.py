@@ -5,9 +5,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower, Upper
-from simple_history.models import HistoricalRecords
 
-from .base import Rating, TimeStampedModel, non_negative_constraint
+from .base import Rating, TimeStampedModel, audit_history, non_negative_constraint
 from .tag import Tag
 
 
@@ -69,7 +68,7 @@ class Account(TimeStampedModel):
     tags = models.ManyToManyField(Tag, blank=True, related_name="accounts")
 
     # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
-    history = HistoricalRecords()
+    history = audit_history()
 
     class Meta:
         ordering = ["name", "id"]
@@ -147,7 +146,7 @@ class Contact(TimeStampedModel):
     }
 
     # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
-    history = HistoricalRecords()
+    history = audit_history()
 
     class Meta:
         ordering = ["last_name", "first_name", "id"]

@@ -4,6 +4,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 PROBABILITY_VALIDATORS = [MinValueValidator(0), MaxValueValidator(100)]
 
@@ -72,3 +73,20 @@ class TimeStampedModel(models.Model):
                         target = self.constraint_error_fields.get(error.code, field)
                     errors.setdefault(target, []).append(error)
             raise ValidationError(errors) from exc
+
+
+class _AllFieldsBut:
+    """A container of every field name except ``kept``: for HistoricalRecords(no_db_index=...)."""
+
+    def __init__(self, *kept: str):
+        self.kept = kept
+
+    def __contains__(self, name) -> bool:
+        return name not in self.kept
+
+
+def audit_history() -> HistoricalRecords:
+    """The audit trail of a model (django-simple-history). Its table is written for every change and
+    read per record, newest first: indexed on the record's id and the version's date only, not on
+    every indexed field of the model, so a bulk import's history rows stay cheap to write."""
+    return HistoricalRecords(no_db_index=_AllFieldsBut("id"))

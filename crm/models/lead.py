@@ -5,7 +5,6 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
-from simple_history.models import HistoricalRecords
 
 from .account import Account, Contact
 from .base import (
@@ -13,6 +12,7 @@ from .base import (
     Priority,
     Rating,
     TimeStampedModel,
+    audit_history,
     non_negative_constraint,
     probability_constraint,
 )
@@ -205,7 +205,7 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
     }
 
     # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
-    history = HistoricalRecords()
+    history = audit_history()
 
     class Meta:
         ordering = ["-created_at", "-id"]
