@@ -11,7 +11,14 @@ from crm import selectors, services
 from crm.admin_convert import LeadConvertAdminMixin
 from crm.admin_import_export import ImportExportAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
-from crm.admin_record import MarkLostAdminMixin, RecordAction, RecordPageMixin, apply_service_errors
+from crm.admin_record import (
+    MarkLostAdminMixin,
+    RecordAction,
+    RecordPageMixin,
+    apply_service_errors,
+    register_timeline,
+    stage_history_timeline_entries,
+)
 from crm.admin_utils import (
     ClosedRecordMixin,
     ColorPickerMixin,
@@ -276,6 +283,9 @@ class ContactAdmin(
     @admin.display(description="name", ordering="last_name")
     def full_name(self, obj):
         return obj.full_name
+
+
+register_timeline("crm.lead", stage_history_timeline_entries)
 
 
 @admin.register(Lead)

@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from crm.models import LostReason
+from crm.selectors import stage_history
 
 
 @dataclass
@@ -193,3 +194,43 @@ class MarkLostAdminMixin(RecordPageMixin):
             closed=obj.is_closed,
         )
         return TemplateResponse(request, "admin/crm/mark_lost.html", context)
+
+
+def stage_history_timeline_entries(*, request, obj, limit: int) -> list[TimelineEntry]:
+    """A lead's or opportunity's stage changes as timeline entries, the newest ``limit`` of them.
+
+    The entry for the current stage says how long the record has been there and how long it is open.
+    """
+    history = stage_history(user=request.user, record=obj)
+    entries = []
+    for change in history.entries[-limit:]:
+        meta = []
+        if change.changed_by_id:
+            meta.append(change.changed_by.get_full_name() or change.changed_by.get_username())
+        if change.duration is not None:
+            meta.append(f"{timesince_text(change.duration)} in this stage")
+        if change.from_stage_name:
+            title = f"Stage: {change.from_stage_name} → {change.to_stage_name}"
+        else:
+            title = f"Stage: entered {change.to_stage_name}"
+        entries.append(
+            TimelineEntry(when=change.changed_at, kind="stage", title=title, meta=" · ".join(meta))
+        )
+    if entries:
+        days = f"{history.days_open} day{'' if history.days_open == 1 else 's'}"
+        entries[-1].detail = (
+            f"Was open {days} before it closed."
+            if obj.is_closed
+            else f"Open {days}; {timesince_text(history.time_in_stage)} in its current stage."
+        )
+    return entries
+
+
+def timesince_text(delta: datetime.timedelta) -> str:
+    """A duration as people say it: "3 days", "5 hours", "less than a minute"."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return "less than a minute"

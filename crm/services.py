@@ -111,6 +111,46 @@ def name_lock(kind: str, name: str) -> None:
 # --- pipeline records: the rules leads and opportunities share ------------------------------------
 
 
+def acting_user(user: User | None) -> User | None:
+    """The user to credit with a change: nobody for a system or anonymous caller."""
+    return user if user is not None and user.is_authenticated else None
+
+
+def stage_change_record(*, record, from_stage: Stage | None, user: User | None) -> None:
+    """Add a line to ``record``'s stage history unless it is still in ``from_stage``.
+
+    ``from_stage`` None means the record was just created: the line says which stage it started in,
+    so the time spent in that first stage is known too.
+    """
+    if from_stage is not None and from_stage.pk == record.stage_id:
+        return
+    record.stage_changes.create(
+        from_stage=from_stage,
+        from_stage_name=from_stage.name if from_stage is not None else "",
+        to_stage=record.stage,
+        to_stage_name=record.stage.name,
+        changed_by=acting_user(user),
+    )
+
+
+def pipeline_record_save(*, instance: M, data: Mapping[str, Any] | None = None, user: User | None) -> M:
+    """``record_save`` for a lead or an opportunity, recording a change of stage in its history.
+
+    Every service that writes a lead or an opportunity saves through here, so no entry point can move
+    a record without the history knowing (the import engine writes its history in bulk itself).
+    """
+    from_stage = None
+    if not instance._state.adding:
+        field = instance._meta.get_field("stage")
+        if field.is_cached(instance):
+            from_stage = field.get_cached_value(instance)
+        else:
+            from_stage = Stage.objects.filter(pk=instance.stage_id).first()
+    instance = record_save(instance=instance, data=data)
+    stage_change_record(record=instance, from_stage=from_stage, user=user)
+    return instance
+
+
 def record_ensure_open(record) -> None:
     """A converted, lost or won record stays where it is until it is reopened."""
     if record.is_closed:
@@ -308,7 +348,7 @@ def lead_create(*, user: User | None = None, data: Mapping[str, Any]) -> Lead:
 
     Created directly in a won or lost stage, it goes through that transition (see lead_move_stage).
     """
-    lead = record_save(instance=Lead(), data=with_default_owner(data, user))
+    lead = pipeline_record_save(instance=Lead(), data=with_default_owner(data, user), user=user)
     if lead.stage.is_closed:
         lead = _lead_enter_closed_stage(lead=lead, stage=lead.stage, user=user)
     return lead
@@ -320,7 +360,7 @@ def lead_update(*, lead: Lead, user: User | None = None, data: Mapping[str, Any]
     lead = record_lock(lead)
     data = dict(data)
     closing_stage = pipeline_record_prepare_update(record=lead, data=data)
-    lead = record_save(instance=lead, data=data)
+    lead = pipeline_record_save(instance=lead, data=data, user=user)
     if closing_stage is not None:
         lead = _lead_enter_closed_stage(lead=lead, stage=closing_stage, user=user)
     return lead
@@ -339,7 +379,9 @@ def lead_move_stage(*, lead: Lead, stage: Stage, user: User | None = None) -> Le
     record_ensure_stage_in_pipeline(lead, stage)
     if stage.is_closed:
         return _lead_enter_closed_stage(lead=lead, stage=stage, user=user)
-    return record_save(instance=lead, data={"stage": stage, "probability": stage.probability})
+    return pipeline_record_save(
+        instance=lead, data={"stage": stage, "probability": stage.probability}, user=user
+    )
 
 
 @transaction.atomic
@@ -363,4 +405,4 @@ def lead_mark_lost(
     lost_stage = lead.pipeline.lost_stage
     if lost_stage is not None:
         data["stage"] = lost_stage
-    return record_save(instance=lead, data=data)
+    return pipeline_record_save(instance=lead, data=data, user=user)

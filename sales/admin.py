@@ -6,7 +6,12 @@ from django.db.models import Count
 from crm.admin import TagListMixin
 from crm.admin_import_export import ExportAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
-from crm.admin_record import MarkLostAdminMixin, RecordAction
+from crm.admin_record import (
+    MarkLostAdminMixin,
+    RecordAction,
+    register_timeline,
+    stage_history_timeline_entries,
+)
 from crm.admin_utils import (
     ClosedRecordMixin,
     ExtensibleInlinesMixin,
@@ -36,6 +41,7 @@ class OpportunityInline(admin.TabularInline):
 
 
 register_inline("crm.account", OpportunityInline)
+register_timeline("sales.opportunity", stage_history_timeline_entries)
 
 
 @admin.register(Opportunity)

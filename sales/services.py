@@ -23,10 +23,10 @@ from crm.services import (
     lost_reason_ensure_active,
     name_lock,
     pipeline_record_prepare_update,
+    pipeline_record_save,
     record_ensure_open,
     record_ensure_stage_in_pipeline,
     record_lock,
-    record_save,
     rekey_errors,
     with_default_owner,
 )
@@ -47,7 +47,7 @@ def opportunity_create(*, user: User | None = None, data: Mapping[str, Any]) -> 
 
     Created directly in a won or lost stage (a deal already closed elsewhere), it is won or lost.
     """
-    opportunity = record_save(instance=Opportunity(), data=with_default_owner(data, user))
+    opportunity = pipeline_record_save(instance=Opportunity(), data=with_default_owner(data, user), user=user)
     if opportunity.stage.is_closed:
         opportunity = _opportunity_enter_closed_stage(
             opportunity=opportunity, stage=opportunity.stage, user=user
@@ -63,7 +63,7 @@ def opportunity_update(
     opportunity = record_lock(opportunity)
     data = dict(data)
     closing_stage = pipeline_record_prepare_update(record=opportunity, data=data)
-    opportunity = record_save(instance=opportunity, data=data)
+    opportunity = pipeline_record_save(instance=opportunity, data=data, user=user)
     if closing_stage is not None:
         opportunity = _opportunity_enter_closed_stage(opportunity=opportunity, stage=closing_stage, user=user)
     return opportunity
@@ -82,7 +82,9 @@ def opportunity_move_stage(
     record_ensure_stage_in_pipeline(opportunity, stage)
     if stage.is_closed:
         return _opportunity_enter_closed_stage(opportunity=opportunity, stage=stage, user=user)
-    return record_save(instance=opportunity, data={"stage": stage, "probability": stage.probability})
+    return pipeline_record_save(
+        instance=opportunity, data={"stage": stage, "probability": stage.probability}, user=user
+    )
 
 
 def _closing_data(opportunity: Opportunity) -> dict[str, Any]:
@@ -111,7 +113,7 @@ def opportunity_mark_won(*, opportunity: Opportunity, user: User | None = None) 
         "stage": won_stage,
         "probability": 100,
     }
-    return record_save(instance=opportunity, data=data)
+    return pipeline_record_save(instance=opportunity, data=data, user=user)
 
 
 @transaction.atomic
@@ -136,7 +138,7 @@ def opportunity_mark_lost(
     lost_stage = opportunity.pipeline.lost_stage
     if lost_stage is not None:
         data["stage"] = lost_stage
-    return record_save(instance=opportunity, data=data)
+    return pipeline_record_save(instance=opportunity, data=data, user=user)
 
 
 # --- converting a lead ----------------------------------------------------------------------------
@@ -309,5 +311,5 @@ def lead_convert(
     won_stage = lead.pipeline.won_stage
     if won_stage is not None:
         data["stage"] = won_stage
-    lead = record_save(instance=lead, data=data)
+    lead = pipeline_record_save(instance=lead, data=data, user=user)
     return LeadConversion(lead=lead, account=account, contact=contact, opportunity=opportunity)

@@ -23,6 +23,7 @@ from crm.api.serializers import (
     StageSerializer,
     TagSerializer,
 )
+from crm.api.stage_history import StageHistoryViewSetMixin
 from crm.filters import (
     AccountFilter,
     ContactFilter,
@@ -44,7 +45,7 @@ from crm_project.viewsets import (
 
 
 @extend_schema_view(**crud_schema("lead", LeadSerializer))
-class LeadViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
+class LeadViewSet(StageHistoryViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet):
     """Leads: prospective business qualified through a pipeline, then converted or lost."""
 
     import_export_kind = "leads"

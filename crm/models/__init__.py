@@ -2,6 +2,7 @@
 
 from .account import Account, AccountType, Contact, Industry
 from .base import Priority, Rating, TimeStampedModel
+from .history import LeadStageChange, StageChange
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
 from .pipeline import Pipeline, Stage
 from .tag import LostReason, Tag
@@ -13,6 +14,7 @@ __all__ = [
     "Industry",
     "Lead",
     "LeadSource",
+    "LeadStageChange",
     "LeadStatus",
     "LostReason",
     "Pipeline",
@@ -20,6 +22,7 @@ __all__ = [
     "Priority",
     "Rating",
     "Stage",
+    "StageChange",
     "Tag",
     "TimeStampedModel",
 ]

@@ -13,6 +13,7 @@ from crm.api.serializers import (
     MoveStageInputSerializer,
     NoInputSerializer,
 )
+from crm.api.stage_history import StageHistoryViewSetMixin
 from crm_project.viewsets import (
     BAD_REQUEST,
     CONFLICT,
@@ -36,7 +37,7 @@ from sales.filters import OpportunityFilter
 
 
 @extend_schema_view(**crud_schema("opportunity", OpportunitySerializer))
-class OpportunityViewSet(ServiceModelViewSet):
+class OpportunityViewSet(StageHistoryViewSetMixin, ServiceModelViewSet):
     """Opportunities: deals with an amount and a close date, moving through a pipeline to won or lost."""
 
     serializer_class = OpportunitySerializer
