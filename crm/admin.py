@@ -15,6 +15,7 @@ from crm.admin_record import (
     MarkLostAdminMixin,
     RecordAction,
     RecordPageMixin,
+    ReopenAdminMixin,
     apply_service_errors,
     register_timeline,
     stage_history_timeline_entries,
@@ -164,9 +165,20 @@ class TagAdmin(ColorPickerMixin, admin.ModelAdmin):
 
 @admin.register(LostReason)
 class LostReasonAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_active")
+    list_display = ("name", "is_active", "lead_count", "opportunity_count")
     list_filter = ("is_active",)
     search_fields = ("name",)
+
+    def get_queryset(self, request):
+        return selectors.lost_reason_annotate_counts(super().get_queryset(request))
+
+    @admin.display(description="leads lost", ordering="lead_count")
+    def lead_count(self, obj):
+        return obj.lead_count
+
+    @admin.display(description="opportunities lost", ordering="opportunity_count")
+    def opportunity_count(self, obj):
+        return obj.opportunity_count
 
 
 class ContactInline(admin.TabularInline):
@@ -293,6 +305,7 @@ class LeadAdmin(
     KanbanAdminMixin,
     LeadConvertAdminMixin,
     MarkLostAdminMixin,
+    ReopenAdminMixin,
     ServiceSaveMixin,
     ClosedRecordMixin,
     ImportExportAdminMixin,
@@ -400,10 +413,15 @@ class LeadAdmin(
             actions.append(RecordAction("Mark lost", url, css_class="crm-tool-lost"))
         elif obj.status == LeadStatus.CONVERTED:
             actions.append(RecordAction("Conversion", reverse("admin:crm_lead_converted", args=[obj.pk])))
-        return actions
+        return actions + self.reopen_action(request, obj)
 
     def mark_lost_record(self, *, record, user, lost_reason, lost_note):
         return services.lead_mark_lost(lead=record, user=user, lost_reason=lost_reason, lost_note=lost_note)
+
+    reopenable_statuses = (LeadStatus.LOST,)
+
+    def reopen_record(self, *, record, user, stage):
+        return services.lead_reopen(lead=record, user=user, stage=stage)
 
     # --- the leads board -----------------------------------------------------------------------------
 

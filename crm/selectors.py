@@ -98,6 +98,17 @@ def pipeline_annotate_counts(queryset: QuerySet[Pipeline]) -> QuerySet[Pipeline]
     )
 
 
+def lost_reason_annotate_counts(queryset: QuerySet[LostReason]) -> QuerySet[LostReason]:
+    """How many leads and opportunities each lost reason explains."""
+    Opportunity = apps.get_model("sales", "Opportunity")
+    return queryset.annotate(
+        lead_count=_subquery_aggregate(Lead.objects.all(), "lost_reason", Count("*"), IntegerField(), 0),
+        opportunity_count=_subquery_aggregate(
+            Opportunity.objects.all(), "lost_reason", Count("*"), IntegerField(), 0
+        ),
+    )
+
+
 def priority_rank() -> Case:
     """Priorities in their business order (low < urgent), for sorting."""
     return Case(

@@ -31,7 +31,8 @@ CLOSED = "closed"
 PROTECTED = "protected"
 DEFAULT_PIPELINE = "default_pipeline"
 NO_WON_STAGE = "no_won_stage"
-CONFLICT_CODES = frozenset({CLOSED, PROTECTED, DEFAULT_PIPELINE, NO_WON_STAGE})
+NOT_REOPENABLE = "not_reopenable"
+CONFLICT_CODES = frozenset({CLOSED, PROTECTED, DEFAULT_PIPELINE, NO_WON_STAGE, NOT_REOPENABLE})
 
 
 # --- shared helpers -------------------------------------------------------------------------------
@@ -177,6 +178,47 @@ def lost_reason_ensure_active(lost_reason: LostReason | None) -> None:
         raise ValidationError(
             {"lost_reason": f"The lost reason “{lost_reason}” is no longer in use: choose an active one."}
         )
+
+
+def lost_reason_ensure_given(record, lost_reason: LostReason | None) -> None:
+    """A pipeline that requires a lost reason refuses to lose a record without one, whatever the route."""
+    if lost_reason is None and record.pipeline.lost_reason_required:
+        noun = record._meta.verbose_name
+        raise ValidationError(
+            {
+                "lost_reason": f"The pipeline “{record.pipeline}” requires a lost reason to lose a {noun}: "
+                f"give one (moving to a lost stage needs one too)."
+            }
+        )
+
+
+def record_reopen_stage(record, stage: Stage | None) -> Stage:
+    """Where a reopened record goes: ``stage`` if given (an open stage of its pipeline), else the last
+    open stage of its pipeline it was in according to its history, else the pipeline's first open stage.
+    """
+    if stage is not None:
+        record_ensure_stage_in_pipeline(record, stage)
+        if stage.is_closed:
+            raise ValidationError(
+                {"stage": f"“{stage.name}” is a won or lost stage: reopen into an open stage."}
+            )
+        return stage
+    last_open = (
+        record.stage_changes.filter(
+            to_stage__pipeline=record.pipeline_id, to_stage__is_won=False, to_stage__is_lost=False
+        )
+        .select_related("to_stage")
+        .order_by("-changed_at", "-id")
+        .first()
+    )
+    if last_open is not None:
+        return last_open.to_stage
+    first = record.pipeline.first_stage()
+    if first is None or first.is_closed:
+        raise ValidationError(
+            {"stage": f"The pipeline “{record.pipeline}” has no open stage to reopen this record into."}
+        )
+    return first
 
 
 def pipeline_record_prepare_update(*, record, data: dict[str, Any]) -> Stage | None:
@@ -334,12 +376,13 @@ def contact_update(*, contact: Contact, user: User | None = None, data: Mapping[
 
 
 def _lead_enter_closed_stage(*, lead: Lead, stage: Stage, user: User | None) -> Lead:
-    """A lead put into a won stage is converted with the default options; into a lost stage, lost."""
+    """A lead put into a won stage is converted with the default options; into a lost stage, lost
+    (with the reason and note the same update gave, if any)."""
     if stage.is_won:
         from sales.services import lead_convert  # crm never imports sales at module level
 
         return lead_convert(lead=lead, user=user).lead
-    return lead_mark_lost(lead=lead, user=user)
+    return lead_mark_lost(lead=lead, user=user, lost_reason=lead.lost_reason, lost_note=lead.lost_note)
 
 
 @transaction.atomic
@@ -392,10 +435,14 @@ def lead_mark_lost(
     lost_reason: LostReason | None = None,
     lost_note: str = "",
 ) -> Lead:
-    """Close an open lead as lost, in its pipeline's lost stage when the pipeline has one."""
+    """Close an open lead as lost, in its pipeline's lost stage when the pipeline has one.
+
+    A pipeline with ``lost_reason_required`` refuses it without ``lost_reason``.
+    """
     lead = record_lock(lead)
     record_ensure_open(lead)
     lost_reason_ensure_active(lost_reason)
+    lost_reason_ensure_given(lead, lost_reason)
     data: dict[str, Any] = {
         "status": LeadStatus.LOST,
         "probability": 0,
@@ -405,4 +452,27 @@ def lead_mark_lost(
     lost_stage = lead.pipeline.lost_stage
     if lost_stage is not None:
         data["stage"] = lost_stage
+    return pipeline_record_save(instance=lead, data=data, user=user)
+
+
+@transaction.atomic
+def lead_reopen(*, lead: Lead, user: User | None = None, stage: Stage | None = None) -> Lead:
+    """Reopen a lost lead: open again, in ``stage`` or where it last was (``record_reopen_stage``),
+    with the stage's probability and no lost reason. A converted lead stays converted: its
+    opportunity carries on instead.
+    """
+    lead = record_lock(lead)
+    if lead.status != LeadStatus.LOST:
+        raise ValidationError(
+            f"Only a lost lead can be reopened; this lead is {lead.get_status_display().lower()}.",
+            code=NOT_REOPENABLE,
+        )
+    stage = record_reopen_stage(lead, stage)
+    data = {
+        "status": LeadStatus.OPEN,
+        "stage": stage,
+        "probability": stage.probability,
+        "lost_reason": None,
+        "lost_note": "",
+    }
     return pipeline_record_save(instance=lead, data=data, user=user)

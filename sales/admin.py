@@ -9,6 +9,7 @@ from crm.admin_kanban import KanbanAdminMixin
 from crm.admin_record import (
     MarkLostAdminMixin,
     RecordAction,
+    ReopenAdminMixin,
     register_timeline,
     stage_history_timeline_entries,
 )
@@ -25,7 +26,7 @@ from crm.admin_utils import (
 from sales import selectors, services
 from sales.admin_pages import OpportunityPagesMixin
 from sales.filters import OpportunityFilter
-from sales.models import Opportunity, SalesTeam
+from sales.models import Opportunity, OpportunityStatus, SalesTeam
 
 
 class OpportunityInline(admin.TabularInline):
@@ -49,6 +50,7 @@ class OpportunityAdmin(
     KanbanAdminMixin,
     OpportunityPagesMixin,
     MarkLostAdminMixin,
+    ReopenAdminMixin,
     ServiceSaveMixin,
     ClosedRecordMixin,
     ExportAdminMixin,
@@ -149,7 +151,12 @@ class OpportunityAdmin(
                 ),
                 RecordAction("Mark lost", self.record_url(obj, "mark_lost"), css_class="crm-tool-lost"),
             ]
-        return actions
+        return actions + self.reopen_action(request, obj)
+
+    reopenable_statuses = (OpportunityStatus.WON, OpportunityStatus.LOST)
+
+    def reopen_record(self, *, record, user, stage):
+        return services.opportunity_reopen(opportunity=record, user=user, stage=stage)
 
     def mark_lost_record(self, *, record, user, lost_reason, lost_note):
         return services.opportunity_mark_lost(

@@ -16,17 +16,20 @@ from django.utils import timezone
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage
 from crm.services import (
     NO_WON_STAGE,
+    NOT_REOPENABLE,
     User,
     account_create,
     contact_create,
     contact_update,
     lost_reason_ensure_active,
+    lost_reason_ensure_given,
     name_lock,
     pipeline_record_prepare_update,
     pipeline_record_save,
     record_ensure_open,
     record_ensure_stage_in_pipeline,
     record_lock,
+    record_reopen_stage,
     rekey_errors,
     with_default_owner,
 )
@@ -38,7 +41,12 @@ def _opportunity_enter_closed_stage(
 ) -> Opportunity:
     if stage.is_won:
         return opportunity_mark_won(opportunity=opportunity, user=user)
-    return opportunity_mark_lost(opportunity=opportunity, user=user)
+    return opportunity_mark_lost(
+        opportunity=opportunity,
+        user=user,
+        lost_reason=opportunity.lost_reason,
+        lost_note=opportunity.lost_note,
+    )
 
 
 @transaction.atomic
@@ -124,10 +132,14 @@ def opportunity_mark_lost(
     lost_reason: LostReason | None = None,
     lost_note: str = "",
 ) -> Opportunity:
-    """Lose an open opportunity: its pipeline's lost stage if it has one, probability 0, closed now."""
+    """Lose an open opportunity: its pipeline's lost stage if it has one, probability 0, closed now.
+
+    A pipeline with ``lost_reason_required`` refuses it without ``lost_reason``.
+    """
     opportunity = record_lock(opportunity)
     record_ensure_open(opportunity)
     lost_reason_ensure_active(lost_reason)
+    lost_reason_ensure_given(opportunity, lost_reason)
     data: dict[str, Any] = {
         **_closing_data(opportunity),
         "status": OpportunityStatus.LOST,
@@ -138,6 +150,29 @@ def opportunity_mark_lost(
     lost_stage = opportunity.pipeline.lost_stage
     if lost_stage is not None:
         data["stage"] = lost_stage
+    return pipeline_record_save(instance=opportunity, data=data, user=user)
+
+
+@transaction.atomic
+def opportunity_reopen(
+    *, opportunity: Opportunity, user: User | None = None, stage: Stage | None = None
+) -> Opportunity:
+    """Reopen a won or lost opportunity: open again, in ``stage`` or where it last was
+    (``record_reopen_stage``), with the stage's probability, no closing date and no lost reason."""
+    opportunity = record_lock(opportunity)
+    if not opportunity.is_closed:
+        raise ValidationError(
+            "Only a won or lost opportunity can be reopened; this one is open.", code=NOT_REOPENABLE
+        )
+    stage = record_reopen_stage(opportunity, stage)
+    data = {
+        "status": OpportunityStatus.OPEN,
+        "stage": stage,
+        "probability": stage.probability,
+        "closed_at": None,
+        "lost_reason": None,
+        "lost_note": "",
+    }
     return pipeline_record_save(instance=opportunity, data=data, user=user)
 
 

@@ -105,7 +105,17 @@ class PipelineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Pipeline
-        fields = ("id", "name", "description", "is_default", "is_active", "sequence", "stages", *TIMESTAMPS)
+        fields = (
+            "id",
+            "name",
+            "description",
+            "is_default",
+            "is_active",
+            "sequence",
+            "lost_reason_required",
+            "stages",
+            *TIMESTAMPS,
+        )
         read_only_fields = ("id", *TIMESTAMPS)
         validators: list = []
         extra_kwargs = {
@@ -276,6 +286,15 @@ class MoveStageInputSerializer(serializers.Serializer):
         required=True,
         allow_null=False,
         help_text="A stage of the record's pipeline.",
+    )
+
+
+class ReopenInputSerializer(serializers.Serializer):
+    stage_id = related_id(
+        Stage.objects.all(),
+        "stage",
+        help_text="An open stage of the record's pipeline. Default: the last open stage it was in, "
+        "else the pipeline's first open stage.",
     )
 
 

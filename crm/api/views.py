@@ -20,6 +20,7 @@ from crm.api.serializers import (
     MarkLostInputSerializer,
     MoveStageInputSerializer,
     PipelineSerializer,
+    ReopenInputSerializer,
     StageSerializer,
     TagSerializer,
 )
@@ -58,6 +59,7 @@ class LeadViewSet(StageHistoryViewSetMixin, ImportExportViewSetMixin, ServiceMod
         "move_stage": MoveStageInputSerializer,
         "mark_lost": MarkLostInputSerializer,
         "convert": LeadConvertInputSerializer,
+        "reopen": ReopenInputSerializer,
     }
 
     def create_record(self, data):
@@ -112,6 +114,20 @@ class LeadViewSet(StageHistoryViewSetMixin, ImportExportViewSetMixin, ServiceMod
         lead = self.get_object()
         data = self.validated_input(MarkLostInputSerializer)
         return self.record_response(services.lead_mark_lost(lead=lead, user=request.user, **data))
+
+    @extend_schema(
+        summary="Reopen a lost lead",
+        description="Returns a lost lead to an open stage of its pipeline: `stage_id` if given, else the "
+        "last open stage it was in, else the first. It becomes `open` with the stage's probability and "
+        "no lost reason. An open or converted lead answers 409.",
+        request=ReopenInputSerializer,
+        responses={200: LeadSerializer, 400: BAD_REQUEST, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"], permission_classes=[TransitionPermissions])
+    def reopen(self, request: Request, pk=None) -> Response:
+        lead = self.get_object()
+        data = self.validated_input(ReopenInputSerializer)
+        return self.record_response(services.lead_reopen(lead=lead, user=request.user, **data))
 
     @extend_schema(
         summary="Convert a lead",
