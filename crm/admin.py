@@ -8,6 +8,7 @@ from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 
 from crm import selectors, services
+from crm.admin_bulk import BulkActionsMixin
 from crm.admin_convert import LeadConvertAdminMixin
 from crm.admin_import_export import ImportExportAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
@@ -29,7 +30,6 @@ from crm.admin_utils import (
     StagePillMixin,
     color_swatch,
     money,
-    run_transition,
 )
 from crm.filters import LeadFilter
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
@@ -302,6 +302,7 @@ register_timeline("crm.lead", stage_history_timeline_entries)
 
 @admin.register(Lead)
 class LeadAdmin(
+    BulkActionsMixin,
     KanbanAdminMixin,
     LeadConvertAdminMixin,
     MarkLostAdminMixin,
@@ -379,7 +380,7 @@ class LeadAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
-    actions = ["mark_lost"]
+    actions = BulkActionsMixin.bulk_actions
 
     def create_record(self, request, data):
         return services.lead_create(user=request.user, data=data)
@@ -391,14 +392,17 @@ class LeadAdmin(
     def revenue(self, obj):
         return money(obj.expected_revenue)
 
-    @admin.action(description="Mark the selected leads lost", permissions=["change"])
-    def mark_lost(self, request, queryset):
-        run_transition(
-            self,
-            request,
-            queryset,
-            lambda lead: services.lead_mark_lost(lead=lead, user=request.user),
-            "marked lost",
+    # --- bulk actions (BulkActionsMixin) -------------------------------------------------------------
+
+    def bulk_update(self, request, record, data):
+        return services.lead_update(lead=record, user=request.user, data=data)
+
+    def bulk_move(self, request, record, stage):
+        return services.lead_move_stage(lead=record, stage=stage, user=request.user)
+
+    def bulk_mark_lost(self, request, record, lost_reason, lost_note):
+        return services.lead_mark_lost(
+            lead=record, user=request.user, lost_reason=lost_reason, lost_note=lost_note
         )
 
     # --- the lead's page: convert, mark lost ---------------------------------------------------------

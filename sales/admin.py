@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.db.models import Count
 
 from crm.admin import TagListMixin
+from crm.admin_bulk import BulkActionsMixin
 from crm.admin_import_export import ExportAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
 from crm.admin_record import (
@@ -47,6 +48,7 @@ register_timeline("sales.opportunity", stage_history_timeline_entries)
 
 @admin.register(Opportunity)
 class OpportunityAdmin(
+    BulkActionsMixin,
     KanbanAdminMixin,
     OpportunityPagesMixin,
     MarkLostAdminMixin,
@@ -108,7 +110,7 @@ class OpportunityAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
-    actions = ["mark_won", "mark_lost"]
+    actions = ["mark_won", *BulkActionsMixin.bulk_actions]
 
     def create_record(self, request, data):
         return services.opportunity_create(user=request.user, data=data)
@@ -130,14 +132,17 @@ class OpportunityAdmin(
             "marked won",
         )
 
-    @admin.action(description="Mark the selected opportunities lost", permissions=["change"])
-    def mark_lost(self, request, queryset):
-        run_transition(
-            self,
-            request,
-            queryset,
-            lambda opportunity: services.opportunity_mark_lost(opportunity=opportunity, user=request.user),
-            "marked lost",
+    # --- bulk actions (BulkActionsMixin) -------------------------------------------------------------
+
+    def bulk_update(self, request, record, data):
+        return services.opportunity_update(opportunity=record, user=request.user, data=data)
+
+    def bulk_move(self, request, record, stage):
+        return services.opportunity_move_stage(opportunity=record, stage=stage, user=request.user)
+
+    def bulk_mark_lost(self, request, record, lost_reason, lost_note):
+        return services.opportunity_mark_lost(
+            opportunity=record, user=request.user, lost_reason=lost_reason, lost_note=lost_note
         )
 
     # --- the deal's page: mark won, mark lost --------------------------------------------------------

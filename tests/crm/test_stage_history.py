@@ -294,7 +294,7 @@ def test_admin_bulk_actions_are_recorded(admin_client, stages):
     )
     admin_client.post(
         reverse("admin:sales_opportunity_changelist"),
-        {"action": "mark_lost", "_selected_action": [second.pk]},
+        {"action": "mark_lost", "_selected_action": [second.pk], "apply": "1"},
     )
     assert moves(first) == [("New", "Won", "boss")]
     assert moves(second) == [("New", "Lost", "boss")]
