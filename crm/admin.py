@@ -10,6 +10,7 @@ from django.urls import reverse
 from crm import selectors, services
 from crm.admin_bulk import BulkActionsMixin
 from crm.admin_convert import LeadConvertAdminMixin
+from crm.admin_duplicates import DuplicatesAdminMixin
 from crm.admin_import_export import ImportExportAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
 from crm.admin_record import (
@@ -190,6 +191,7 @@ class ContactInline(admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(
+    DuplicatesAdminMixin,
     RecordPageMixin,
     ImportExportAdminMixin,
     ExtensibleInlinesMixin,
@@ -260,6 +262,7 @@ class AccountAdmin(
 
 @admin.register(Contact)
 class ContactAdmin(
+    DuplicatesAdminMixin,
     RecordPageMixin,
     ImportExportAdminMixin,
     ExtensibleInlinesMixin,
@@ -302,6 +305,7 @@ register_timeline("crm.lead", stage_history_timeline_entries)
 
 @admin.register(Lead)
 class LeadAdmin(
+    DuplicatesAdminMixin,
     BulkActionsMixin,
     KanbanAdminMixin,
     LeadConvertAdminMixin,

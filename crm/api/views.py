@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm import selectors, services
+from crm.api.duplicates import DuplicatesViewSetMixin
 from crm.api.import_export import ImportExportViewSetMixin
 from crm.api.serializers import (
     AccountSerializer,
@@ -46,10 +47,13 @@ from crm_project.viewsets import (
 
 
 @extend_schema_view(**crud_schema("lead", LeadSerializer))
-class LeadViewSet(StageHistoryViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet):
+class LeadViewSet(
+    DuplicatesViewSetMixin, StageHistoryViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet
+):
     """Leads: prospective business qualified through a pipeline, then converted or lost."""
 
     import_export_kind = "leads"
+    duplicates_scope = staticmethod(selectors.lead_visible_to)
     serializer_class = LeadSerializer
     filterset_class = LeadFilter
     selector = staticmethod(selectors.lead_list)
@@ -166,10 +170,11 @@ class LeadViewSet(StageHistoryViewSetMixin, ImportExportViewSetMixin, ServiceMod
 
 
 @extend_schema_view(**crud_schema("account", AccountSerializer))
-class AccountViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
+class AccountViewSet(DuplicatesViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet):
     """Accounts (companies), with their contact and opportunity counts and open and won value."""
 
     import_export_kind = "accounts"
+    duplicates_scope = staticmethod(selectors.account_visible_to)
     serializer_class = AccountSerializer
     filterset_class = AccountFilter
     selector = staticmethod(selectors.account_list)
@@ -182,10 +187,11 @@ class AccountViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
 
 
 @extend_schema_view(**crud_schema("contact", ContactSerializer))
-class ContactViewSet(ImportExportViewSetMixin, ServiceModelViewSet):
+class ContactViewSet(DuplicatesViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet):
     """Contacts: the people who work for accounts. `search` matches name, email and phone."""
 
     import_export_kind = "contacts"
+    duplicates_scope = staticmethod(selectors.contact_visible_to)
     serializer_class = ContactSerializer
     filterset_class = ContactFilter
     selector = staticmethod(selectors.contact_list)
