@@ -10,7 +10,7 @@ from django.urls import reverse
 from crm import selectors, services
 from crm.admin_bulk import BulkActionsMixin
 from crm.admin_convert import LeadConvertAdminMixin
-from crm.admin_duplicates import DuplicatesAdminMixin
+from crm.admin_duplicates import DuplicatesAdminMixin, MergeAdminMixin
 from crm.admin_import_export import ImportExportAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
 from crm.admin_record import (
@@ -191,6 +191,7 @@ class ContactInline(admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(
+    MergeAdminMixin,
     DuplicatesAdminMixin,
     RecordPageMixin,
     ImportExportAdminMixin,
@@ -199,6 +200,7 @@ class AccountAdmin(
     TagListMixin,
     admin.ModelAdmin,
 ):
+    actions = ["merge_selected"]
     list_display = (
         "name",
         "account_type",
@@ -262,6 +264,7 @@ class AccountAdmin(
 
 @admin.register(Contact)
 class ContactAdmin(
+    MergeAdminMixin,
     DuplicatesAdminMixin,
     RecordPageMixin,
     ImportExportAdminMixin,
@@ -270,6 +273,7 @@ class ContactAdmin(
     TagListMixin,
     admin.ModelAdmin,
 ):
+    actions = ["merge_selected"]
     list_display = (
         "full_name",
         "account",
@@ -305,6 +309,7 @@ register_timeline("crm.lead", stage_history_timeline_entries)
 
 @admin.register(Lead)
 class LeadAdmin(
+    MergeAdminMixin,
     DuplicatesAdminMixin,
     BulkActionsMixin,
     KanbanAdminMixin,
@@ -384,7 +389,7 @@ class LeadAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
-    actions = BulkActionsMixin.bulk_actions
+    actions = [*BulkActionsMixin.bulk_actions, "merge_selected"]
 
     def create_record(self, request, data):
         return services.lead_create(user=request.user, data=data)

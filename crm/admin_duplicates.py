@@ -1,16 +1,21 @@
 """Duplicates in the admin: "possible duplicates" on a record's page, a warning when a new record
-looks like others, and a report of the records that share an email or a phone, per kind."""
+looks like others, a report of the records that share an email or a phone, per kind, and the merge
+action that resolves them."""
 
-from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.db.models.functions import Lower
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from crm.admin_utils import with_changelist_tool
 from crm.duplicates import MIN_PHONE_DIGITS, RULES, digits_expression, find_duplicates, phone_digits
+from crm.merging import merge_check, merge_plan, merge_survivor, record_merge
 
 REPORT_GROUPS = 100
 
@@ -110,3 +115,69 @@ class DuplicatesAdminMixin:
             for key, records in by_key.items()
             if len(records) > 1
         ]
+
+
+class MergeForm(forms.Form):
+    survivor = forms.TypedChoiceField(coerce=int, widget=forms.RadioSelect, label="Keep")
+
+    def __init__(self, *args, records, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["survivor"].choices = [
+            (r.pk, f"{r} (#{r.pk}, added {r.created_at:%d %b %Y})") for r in records
+        ]
+
+
+class MergeAdminMixin:
+    """The "Merge the selected" action: a confirmation page with the survivor to keep and what will
+    move, then ``record_merge``; the message says what it did."""
+
+    @admin.action(description="Merge the selected (2–5) into one", permissions=["change", "delete"])
+    def merge_selected(self, request, queryset):
+        records = list(queryset.order_by("created_at", "pk"))
+        try:
+            merge_check(records)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return None
+        oldest = merge_survivor(records)
+        form = MergeForm(
+            request.POST if "apply" in request.POST else None,
+            records=records,
+            initial={"survivor": oldest.pk},
+        )
+        if form.is_valid():
+            survivor = next(r for r in records if r.pk == form.cleaned_data["survivor"])
+            try:
+                plan = record_merge(records=records, survivor=survivor, user=request.user)
+            except ValidationError as exc:
+                form.add_error(None, exc.messages)
+            else:
+                self.log_change(
+                    request, plan.survivor, f"Merged {', '.join(str(r) for r in plan.others)} into it."
+                )
+                moved = ", ".join(f"{count} {what}" for what, count in plan.moved.items()) or "nothing"
+                filled = ", ".join(sorted(plan.filled)) or "none"
+                self.message_user(
+                    request,
+                    f"Merged {len(plan.others)} {self.opts.verbose_name_plural} into “{plan.survivor}”: "
+                    f"moved {moved}; filled {filled}.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(self.record_url(plan.survivor))
+        chosen = form.data.get("survivor") if form.is_bound else oldest.pk
+        survivor = next((r for r in records if str(r.pk) == str(chosen)), oldest)
+        try:
+            plan = merge_plan(records, survivor)
+        except ValidationError as exc:
+            form.add_error(None, exc.messages)
+            plan = None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Merge {self.opts.verbose_name_plural}",
+            "opts": self.opts,
+            "form": form,
+            "plan": plan,
+            "records": records,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/crm/merge_confirm.html", context)

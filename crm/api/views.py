@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from crm import selectors, services
 from crm.api.duplicates import DuplicatesViewSetMixin
 from crm.api.import_export import ImportExportViewSetMixin
+from crm.api.merge import MergeInputSerializer, MergeViewSetMixin
 from crm.api.serializers import (
     AccountSerializer,
     ContactSerializer,
@@ -48,7 +49,11 @@ from crm_project.viewsets import (
 
 @extend_schema_view(**crud_schema("lead", LeadSerializer))
 class LeadViewSet(
-    DuplicatesViewSetMixin, StageHistoryViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet
+    MergeViewSetMixin,
+    DuplicatesViewSetMixin,
+    StageHistoryViewSetMixin,
+    ImportExportViewSetMixin,
+    ServiceModelViewSet,
 ):
     """Leads: prospective business qualified through a pipeline, then converted or lost."""
 
@@ -64,6 +69,7 @@ class LeadViewSet(
         "mark_lost": MarkLostInputSerializer,
         "convert": LeadConvertInputSerializer,
         "reopen": ReopenInputSerializer,
+        "merge": MergeInputSerializer,
     }
 
     def create_record(self, data):
@@ -170,11 +176,14 @@ class LeadViewSet(
 
 
 @extend_schema_view(**crud_schema("account", AccountSerializer))
-class AccountViewSet(DuplicatesViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet):
+class AccountViewSet(
+    MergeViewSetMixin, DuplicatesViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet
+):
     """Accounts (companies), with their contact and opportunity counts and open and won value."""
 
     import_export_kind = "accounts"
     duplicates_scope = staticmethod(selectors.account_visible_to)
+    action_serializers = {"merge": MergeInputSerializer}
     serializer_class = AccountSerializer
     filterset_class = AccountFilter
     selector = staticmethod(selectors.account_list)
@@ -187,11 +196,14 @@ class AccountViewSet(DuplicatesViewSetMixin, ImportExportViewSetMixin, ServiceMo
 
 
 @extend_schema_view(**crud_schema("contact", ContactSerializer))
-class ContactViewSet(DuplicatesViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet):
+class ContactViewSet(
+    MergeViewSetMixin, DuplicatesViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet
+):
     """Contacts: the people who work for accounts. `search` matches name, email and phone."""
 
     import_export_kind = "contacts"
     duplicates_scope = staticmethod(selectors.contact_visible_to)
+    action_serializers = {"merge": MergeInputSerializer}
     serializer_class = ContactSerializer
     filterset_class = ContactFilter
     selector = staticmethod(selectors.contact_list)
