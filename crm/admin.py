@@ -1,11 +1,12 @@
 """Admin for pipelines, tags, lost reasons, accounts, contacts and leads."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Prefetch
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
+from django.utils.html import format_html_join
 
 from crm import selectors, services
 from crm.admin_bulk import BulkActionsMixin
@@ -33,7 +34,8 @@ from crm.admin_utils import (
     money,
 )
 from crm.filters import LeadFilter
-from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
+from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, ScoringRule, Stage, Tag
+from crm.scoring import lead_scores_refresh
 
 
 class TagListMixin:
@@ -162,6 +164,36 @@ class TagAdmin(ColorPickerMixin, admin.ModelAdmin):
     @admin.display(description="colour")
     def swatch(self, obj):
         return color_swatch(obj.color, obj.color)
+
+
+class ScoreBandFilter(admin.SimpleListFilter):
+    title = "score"
+    parameter_name = "score_band"
+    bands = {"hot": (70, 100), "warm": (40, 69), "cold": (0, 39)}
+
+    def lookups(self, request, model_admin):
+        return [("hot", "70–100"), ("warm", "40–69"), ("cold", "0–39"), ("none", "Not scored")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.filter(score__isnull=True)
+        if self.value() in self.bands:
+            low, high = self.bands[self.value()]
+            return queryset.filter(score__gte=low, score__lte=high)
+        return queryset
+
+
+@admin.register(ScoringRule)
+class ScoringRuleAdmin(admin.ModelAdmin):
+    list_display = ("criterion", "value", "points", "is_active")
+    list_editable = ("points", "is_active")
+    list_filter = ("criterion", "is_active")
+    actions = ["recompute_scores"]
+
+    @admin.action(description="Recompute every lead's score now", permissions=["change"])
+    def recompute_scores(self, request, queryset):
+        written = lead_scores_refresh()
+        self.message_user(request, f"Recomputed the scores of {written} leads.", messages.SUCCESS)
 
 
 @admin.register(LostReason)
@@ -336,12 +368,14 @@ class LeadAdmin(
         "source",
         "revenue",
         "probability",
+        "score",
         "owner",
         "tag_list",
         "created_at",
     )
     list_filter = (
         "status",
+        ScoreBandFilter,
         "pipeline",
         "stage",
         "priority",
@@ -365,9 +399,12 @@ class LeadAdmin(
         "converted_contact",
         "created_at",
         "updated_at",
+        "score",
+        "score_points",
     )
     fieldsets = (
         (None, {"fields": ("name", "pipeline", "stage", "status", "owner", "tags")}),
+        ("Score", {"fields": ("score", "score_points")}),
         ("Person and company", {"fields": ("contact_name", "email", "phone", "company_name", "job_title")}),
         (
             "Qualification",
@@ -400,6 +437,19 @@ class LeadAdmin(
     @admin.display(description="expected revenue", ordering="expected_revenue")
     def revenue(self, obj):
         return money(obj.expected_revenue)
+
+    @admin.display(description="why this score")
+    def score_points(self, obj):
+        if obj.score is None:
+            return "No score: only open leads are scored."
+        return (
+            format_html_join(
+                "",
+                "<div>{} {}: <strong>+{}</strong></div>",
+                ((line["label"], line["value"], line["points"]) for line in obj.score_breakdown),
+            )
+            or "No rule gives this lead points."
+        )
 
     # --- bulk actions (BulkActionsMixin) -------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from django.db import connection, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
+from crm.scoring import lead_score_refresh
 
 M = TypeVar("M", bound=models.Model)
 User = AbstractBaseUser
@@ -135,7 +136,8 @@ def stage_change_record(*, record, from_stage: Stage | None, user: User | None) 
 
 
 def pipeline_record_save(*, instance: M, data: Mapping[str, Any] | None = None, user: User | None) -> M:
-    """``record_save`` for a lead or an opportunity, recording a change of stage in its history.
+    """``record_save`` for a lead or an opportunity, recording a change of stage in its history
+    (and keeping a lead's score current).
 
     Every service that writes a lead or an opportunity saves through here, so no entry point can move
     a record without the history knowing (the import engine writes its history in bulk itself).
@@ -149,6 +151,8 @@ def pipeline_record_save(*, instance: M, data: Mapping[str, Any] | None = None, 
             from_stage = Stage.objects.filter(pk=instance.stage_id).first()
     instance = record_save(instance=instance, data=data)
     stage_change_record(record=instance, from_stage=from_stage, user=user)
+    if isinstance(instance, Lead):
+        lead_score_refresh(lead=instance)
     return instance
 
 

@@ -21,7 +21,8 @@ from typing import BinaryIO
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
 from django.utils import timezone
 
-from crm.models import Tag
+from crm.models import Lead, Tag
+from crm.scoring import lead_scores_refresh
 
 from . import lookups, writing
 from .cells import KEEP, CellError, shown_value
@@ -509,6 +510,8 @@ class _Run:
             user=self.default_owner,
             now=now,
         )
+        if model is Lead:
+            lead_scores_refresh(ids=[*self.streamed_ids, *new_ids, *(pk for pk, _ in updates)])
         self.progress("writing", total, total)
 
 

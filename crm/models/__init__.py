@@ -5,9 +5,11 @@ from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
 from .pipeline import Pipeline, Stage
+from .scoring import COMPLETENESS_FIELDS, ScoringCriterion, ScoringRule
 from .tag import LostReason, Tag
 
 __all__ = [
+    "COMPLETENESS_FIELDS",
     "Account",
     "AccountType",
     "Contact",
@@ -21,6 +23,8 @@ __all__ = [
     "PipelineRecordMixin",
     "Priority",
     "Rating",
+    "ScoringCriterion",
+    "ScoringRule",
     "Stage",
     "StageChange",
     "Tag",

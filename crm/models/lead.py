@@ -197,6 +197,15 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         related_name="owned_leads",
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="leads")
+    score = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        db_index=True,
+        help_text="0–100 from the scoring rules; open leads only.",
+    )
+    # Nullable so bulk writers that name only their own columns (the seeder) need not know it.
+    score_breakdown = models.JSONField(null=True, blank=True, editable=False)
 
     constraint_error_fields = {
         **TimeStampedModel.constraint_error_fields,
