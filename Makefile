@@ -36,6 +36,7 @@ run: export DEBUG ?= true
 run: setup
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py loaddata demo
+	$(BIN)/python manage.py crm_recompute_scores
 	$(BIN)/python manage.py crm_create_admin
 	@echo "The back office is at http://$(HOST):$(PORT)/admin/"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)

@@ -6,13 +6,15 @@ from typing import Any
 from django.db import transaction
 
 from activities.models import Activity, ActivityStatus
+from crm.models import Lead
+from crm.scoring import lead_score_refresh
 from crm.services import User, owner_ensure_allowed, record_lock, record_save, with_default_owner
 
 
 @transaction.atomic
 def activity_create(*, user: User | None = None, data: Mapping[str, Any]) -> Activity:
     """Log an activity on a lead, opportunity, contact or account; completed ones get a completion time."""
-    return record_save(instance=Activity(), data=with_default_owner(data, user))
+    return _rescore(record_save(instance=Activity(), data=with_default_owner(data, user)))
 
 
 @transaction.atomic
@@ -28,4 +30,15 @@ def activity_update(*, activity: Activity, user: User | None = None, data: Mappi
     )
     if reopened and "completed_at" not in data:
         data["completed_at"] = None
-    return record_save(instance=activity, data=data)
+    previous_lead_id = activity.lead_id
+    activity = _rescore(record_save(instance=activity, data=data))
+    if previous_lead_id and previous_lead_id != activity.lead_id:
+        lead_score_refresh(lead=Lead.objects.get(pk=previous_lead_id))
+    return activity
+
+
+def _rescore(activity: Activity) -> Activity:
+    """Recent activity counts in a lead's score: keep it current."""
+    if activity.lead_id:
+        lead_score_refresh(lead=activity.lead)
+    return activity

@@ -1,18 +1,29 @@
 """Admin for pipelines, tags, lost reasons, accounts, contacts and leads."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Prefetch
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
+from django.utils.html import format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from crm import selectors, services
+from crm.admin_bulk import BulkActionsMixin
 from crm.admin_convert import LeadConvertAdminMixin
+from crm.admin_duplicates import DuplicatesAdminMixin, MergeAdminMixin
 from crm.admin_import_export import ImportExportAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
-from crm.admin_record import MarkLostAdminMixin, RecordAction, RecordPageMixin, apply_service_errors
+from crm.admin_record import (
+    MarkLostAdminMixin,
+    RecordAction,
+    RecordPageMixin,
+    ReopenAdminMixin,
+    apply_service_errors,
+    register_timeline,
+    stage_history_timeline_entries,
+)
 from crm.admin_utils import (
     ClosedRecordMixin,
     ColorPickerMixin,
@@ -24,10 +35,10 @@ from crm.admin_utils import (
     VisibleRecordsAdminMixin,
     color_swatch,
     money,
-    run_transition,
 )
 from crm.filters import LeadFilter
-from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
+from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, ScoringRule, Stage, Tag
+from crm.scoring import lead_scores_refresh
 
 
 class TagListMixin:
@@ -158,11 +169,52 @@ class TagAdmin(ColorPickerMixin, admin.ModelAdmin):
         return color_swatch(obj.color, obj.color)
 
 
+class ScoreBandFilter(admin.SimpleListFilter):
+    title = "score"
+    parameter_name = "score_band"
+    bands = {"hot": (70, 100), "warm": (40, 69), "cold": (0, 39)}
+
+    def lookups(self, request, model_admin):
+        return [("hot", "70–100"), ("warm", "40–69"), ("cold", "0–39"), ("none", "Not scored")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.filter(score__isnull=True)
+        if self.value() in self.bands:
+            low, high = self.bands[self.value()]
+            return queryset.filter(score__gte=low, score__lte=high)
+        return queryset
+
+
+@admin.register(ScoringRule)
+class ScoringRuleAdmin(admin.ModelAdmin):
+    list_display = ("criterion", "value", "points", "is_active")
+    list_editable = ("points", "is_active")
+    list_filter = ("criterion", "is_active")
+    actions = ["recompute_scores"]
+
+    @admin.action(description="Recompute every lead's score now", permissions=["change"])
+    def recompute_scores(self, request, queryset):
+        written = lead_scores_refresh()
+        self.message_user(request, f"Recomputed the scores of {written} leads.", messages.SUCCESS)
+
+
 @admin.register(LostReason)
 class LostReasonAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_active")
+    list_display = ("name", "is_active", "lead_count", "opportunity_count")
     list_filter = ("is_active",)
     search_fields = ("name",)
+
+    def get_queryset(self, request):
+        return selectors.lost_reason_annotate_counts(super().get_queryset(request))
+
+    @admin.display(description="leads lost", ordering="lead_count")
+    def lead_count(self, obj):
+        return obj.lead_count
+
+    @admin.display(description="opportunities lost", ordering="opportunity_count")
+    def opportunity_count(self, obj):
+        return obj.opportunity_count
 
 
 class ContactInline(admin.TabularInline):
@@ -175,6 +227,8 @@ class ContactInline(admin.TabularInline):
 @admin.register(Account)
 class AccountAdmin(
     StaleEditGuardMixin,
+    MergeAdminMixin,
+    DuplicatesAdminMixin,
     RecordPageMixin,
     ImportExportAdminMixin,
     ExtensibleInlinesMixin,
@@ -183,6 +237,7 @@ class AccountAdmin(
     VisibleRecordsAdminMixin,
     SimpleHistoryAdmin,
 ):
+    actions = ["merge_selected"]
     list_display = (
         "name",
         "account_type",
@@ -253,6 +308,8 @@ class AccountAdmin(
 @admin.register(Contact)
 class ContactAdmin(
     StaleEditGuardMixin,
+    MergeAdminMixin,
+    DuplicatesAdminMixin,
     RecordPageMixin,
     ImportExportAdminMixin,
     ExtensibleInlinesMixin,
@@ -261,6 +318,7 @@ class ContactAdmin(
     VisibleRecordsAdminMixin,
     SimpleHistoryAdmin,
 ):
+    actions = ["merge_selected"]
     list_display = (
         "full_name",
         "account",
@@ -297,12 +355,19 @@ class ContactAdmin(
         return obj.full_name
 
 
+register_timeline("crm.lead", stage_history_timeline_entries)
+
+
 @admin.register(Lead)
 class LeadAdmin(
     StaleEditGuardMixin,
+    MergeAdminMixin,
+    DuplicatesAdminMixin,
+    BulkActionsMixin,
     KanbanAdminMixin,
     LeadConvertAdminMixin,
     MarkLostAdminMixin,
+    ReopenAdminMixin,
     ServiceSaveMixin,
     ClosedRecordMixin,
     ImportExportAdminMixin,
@@ -324,12 +389,14 @@ class LeadAdmin(
         "source",
         "revenue",
         "probability",
+        "score",
         "owner",
         "tag_list",
         "created_at",
     )
     list_filter = (
         "status",
+        ScoreBandFilter,
         "pipeline",
         "stage",
         "priority",
@@ -353,9 +420,12 @@ class LeadAdmin(
         "converted_contact",
         "created_at",
         "updated_at",
+        "score",
+        "score_points",
     )
     fieldsets = (
         (None, {"fields": ("name", "pipeline", "stage", "status", "owner", "tags")}),
+        ("Score", {"fields": ("score", "score_points")}),
         ("Person and company", {"fields": ("contact_name", "email", "phone", "company_name", "job_title")}),
         (
             "Qualification",
@@ -377,7 +447,7 @@ class LeadAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
-    actions = ["mark_lost"]
+    actions = [*BulkActionsMixin.bulk_actions, "merge_selected"]
 
     def create_record(self, request, data):
         return services.lead_create(user=request.user, data=data)
@@ -389,14 +459,30 @@ class LeadAdmin(
     def revenue(self, obj):
         return money(obj.expected_revenue)
 
-    @admin.action(description="Mark the selected leads lost", permissions=["change"])
-    def mark_lost(self, request, queryset):
-        run_transition(
-            self,
-            request,
-            queryset,
-            lambda lead: services.lead_mark_lost(lead=lead, user=request.user),
-            "marked lost",
+    @admin.display(description="why this score")
+    def score_points(self, obj):
+        if obj.score is None:
+            return "No score: only open leads are scored."
+        return (
+            format_html_join(
+                "",
+                "<div>{} {}: <strong>+{}</strong></div>",
+                ((line["label"], line["value"], line["points"]) for line in obj.score_breakdown),
+            )
+            or "No rule gives this lead points."
+        )
+
+    # --- bulk actions (BulkActionsMixin) -------------------------------------------------------------
+
+    def bulk_update(self, request, record, data):
+        return services.lead_update(lead=record, user=request.user, data=data)
+
+    def bulk_move(self, request, record, stage):
+        return services.lead_move_stage(lead=record, stage=stage, user=request.user)
+
+    def bulk_mark_lost(self, request, record, lost_reason, lost_note):
+        return services.lead_mark_lost(
+            lead=record, user=request.user, lost_reason=lost_reason, lost_note=lost_note
         )
 
     # --- the lead's page: convert, mark lost ---------------------------------------------------------
@@ -411,10 +497,15 @@ class LeadAdmin(
             actions.append(RecordAction("Mark lost", url, css_class="crm-tool-lost"))
         elif obj.status == LeadStatus.CONVERTED:
             actions.append(RecordAction("Conversion", reverse("admin:crm_lead_converted", args=[obj.pk])))
-        return actions
+        return actions + self.reopen_action(request, obj)
 
     def mark_lost_record(self, *, record, user, lost_reason, lost_note):
         return services.lead_mark_lost(lead=record, user=user, lost_reason=lost_reason, lost_note=lost_note)
+
+    reopenable_statuses = (LeadStatus.LOST,)
+
+    def reopen_record(self, *, record, user, stage):
+        return services.lead_reopen(lead=record, user=user, stage=stage)
 
     # --- the leads board -----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from crm.models import LostReason
+from crm.selectors import stage_history
 
 
 @dataclass
@@ -193,3 +194,110 @@ class MarkLostAdminMixin(RecordPageMixin):
             closed=obj.is_closed,
         )
         return TemplateResponse(request, "admin/crm/mark_lost.html", context)
+
+
+def stage_history_timeline_entries(*, request, obj, limit: int) -> list[TimelineEntry]:
+    """A lead's or opportunity's stage changes as timeline entries, the newest ``limit`` of them.
+
+    The entry for the current stage says how long the record has been there and how long it is open.
+    """
+    history = stage_history(user=request.user, record=obj)
+    entries = []
+    for change in history.entries[-limit:]:
+        meta = []
+        if change.changed_by_id:
+            meta.append(change.changed_by.get_full_name() or change.changed_by.get_username())
+        if change.duration is not None:
+            meta.append(f"{timesince_text(change.duration)} in this stage")
+        if change.from_stage_name:
+            title = f"Stage: {change.from_stage_name} → {change.to_stage_name}"
+        else:
+            title = f"Stage: entered {change.to_stage_name}"
+        entries.append(
+            TimelineEntry(when=change.changed_at, kind="stage", title=title, meta=" · ".join(meta))
+        )
+    if entries:
+        days = f"{history.days_open} day{'' if history.days_open == 1 else 's'}"
+        entries[-1].detail = (
+            f"Was open {days} before it closed."
+            if obj.is_closed
+            else f"Open {days}; {timesince_text(history.time_in_stage)} in its current stage."
+        )
+    return entries
+
+
+def timesince_text(delta: datetime.timedelta) -> str:
+    """A duration as people say it: "3 days", "5 hours", "less than a minute"."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return "less than a minute"
+
+
+class ReopenForm(forms.Form):
+    stage = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        empty_label="Where it last was",
+        help_text="An open stage of its pipeline. Left empty: the last open stage it was in, else the first.",
+    )
+
+    def __init__(self, *args, record, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["stage"].queryset = record.pipeline.stages.filter(is_won=False, is_lost=False).order_by(
+            "sequence", "id"
+        )
+
+
+class ReopenAdminMixin(RecordPageMixin):
+    """``<id>/reopen/``: pick an open stage (or where it last was), then the app's reopen service."""
+
+    reopenable_statuses: tuple[str, ...] = ()
+
+    def reopen_record(self, *, record, user, stage):
+        raise NotImplementedError
+
+    def is_reopenable(self, obj) -> bool:
+        return obj.status in self.reopenable_statuses
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/reopen/",
+                self.admin_site.admin_view(self.reopen_view),
+                name="{}_{}_reopen".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def reopen_action(self, request, obj) -> list[RecordAction]:
+        """The Reopen button, for a record that can be reopened by this user."""
+        if self.is_reopenable(obj) and self.has_change_permission(request, obj):
+            return [RecordAction("Reopen", self.record_url(obj, "reopen"), css_class="crm-tool-reopen")]
+        return []
+
+    def reopen_view(self, request, object_id):
+        obj = self.get_record_or_404(request, object_id)
+        form = ReopenForm(request.POST if request.method == "POST" else None, record=obj)
+        if request.method == "POST" and form.is_valid():
+            try:
+                record = self.reopen_record(record=obj, user=request.user, stage=form.cleaned_data["stage"])
+            except ValidationError as exc:
+                apply_service_errors(form, exc)
+            else:
+                self.log_change(request, record, f"Reopened in {record.stage.name}.")
+                self.message_user(
+                    request, f"“{record}” is open again, in {record.stage.name}.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(self.record_url(record))
+        context = self.page_context(
+            request,
+            obj,
+            f"Reopen {self.opts.verbose_name}",
+            form=form,
+            reopenable=self.is_reopenable(obj),
+        )
+        return TemplateResponse(request, "admin/crm/reopen.html", context)

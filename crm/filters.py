@@ -120,9 +120,12 @@ class LeadFilter(SearchFilterSet):
     owner = owner_filter()
     tag = tag_filter()
     created = django_filters.DateFromToRangeFilter(field_name="created_at", label="Created between")
+    score_min = django_filters.NumberFilter(field_name="score", lookup_expr="gte", label="Score at least")
+    score_max = django_filters.NumberFilter(field_name="score", lookup_expr="lte", label="Score at most")
     ordering = ordering(
         "name",
         "company_name",
+        "score",
         "created_at",
         "updated_at",
         "expected_revenue",

@@ -7,6 +7,7 @@ related rows so a page costs a fixed number of queries. Nothing here depends on 
 pages call the same functions.
 """
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -35,6 +36,7 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import Coalesce, RowNumber
+from django.utils import timezone
 
 from crm.filters import (
     AccountFilter,
@@ -95,6 +97,17 @@ def pipeline_annotate_counts(queryset: QuerySet[Pipeline]) -> QuerySet[Pipeline]
             Count("*"),
             IntegerField(),
             0,
+        ),
+    )
+
+
+def lost_reason_annotate_counts(queryset: QuerySet[LostReason]) -> QuerySet[LostReason]:
+    """How many leads and opportunities each lost reason explains."""
+    Opportunity = apps.get_model("sales", "Opportunity")
+    return queryset.annotate(
+        lead_count=_subquery_aggregate(Lead.objects.all(), "lost_reason", Count("*"), IntegerField(), 0),
+        opportunity_count=_subquery_aggregate(
+            Opportunity.objects.all(), "lost_reason", Count("*"), IntegerField(), 0
         ),
     )
 
@@ -380,4 +393,56 @@ def lead_kanban_cards(
     """The leads of one column of the leads board beyond its first cards (see pipeline_kanban_cards)."""
     return pipeline_kanban_cards(
         queryset=lead_list(user=user, filters=filters), stage=stage, offset=offset, limit=limit
+    )
+
+
+# --- stage history --------------------------------------------------------------------------------
+
+
+@dataclass
+class StageHistory:
+    """A lead's or opportunity's moves between stages, oldest first, with the times derived from them.
+
+    Each entry carries ``duration``: how long the record stayed in the stage it entered (until the next
+    change; until now for the current stage of an open record; None for the stage a record closed in).
+    ``entered_stage_at`` is when it entered its current stage, ``time_in_stage`` how long ago that was;
+    ``days_open`` counts whole days from its creation until it closed (or until now while open).
+    """
+
+    record: Model
+    entries: list
+    entered_stage_at: datetime.datetime
+    time_in_stage: datetime.timedelta
+    days_open: int
+
+
+def _closed_at(record, entries) -> datetime.datetime:
+    when = getattr(record, "closed_at", None) or getattr(record, "converted_at", None)
+    if when is not None:
+        return when
+    closing = [e for e in entries if e.to_stage is not None and e.to_stage.is_closed]
+    # A lost lead keeps no date of its own; a pipeline without a lost stage leaves no history line.
+    return closing[-1].changed_at if closing else record.updated_at
+
+
+def stage_history(*, user: User, record, now: datetime.datetime | None = None) -> StageHistory:
+    """The stage history of a lead or an opportunity the caller has already been allowed to see."""
+    now = now or timezone.now()
+    entries = list(record.stage_changes.select_related("changed_by", "to_stage").order_by("changed_at", "id"))
+    closed = record.is_closed
+    for position, entry in enumerate(entries):
+        if position + 1 < len(entries):
+            entry.duration = entries[position + 1].changed_at - entry.changed_at
+        else:
+            entry.duration = None if closed else now - entry.changed_at
+    current = entries[-1] if entries and entries[-1].to_stage_id == record.stage_id else None
+    entered = current.changed_at if current is not None else record.created_at
+    started = entries[0].changed_at if entries else record.created_at
+    ended = _closed_at(record, entries) if closed else now
+    return StageHistory(
+        record=record,
+        entries=entries,
+        entered_stage_at=entered,
+        time_in_stage=now - entered,
+        days_open=max((ended - started).days, 0),
     )

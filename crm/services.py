@@ -22,6 +22,7 @@ from django.db import connection, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
+from crm.scoring import lead_score_refresh
 
 M = TypeVar("M", bound=models.Model)
 User = AbstractBaseUser
@@ -31,7 +32,8 @@ CLOSED = "closed"
 PROTECTED = "protected"
 DEFAULT_PIPELINE = "default_pipeline"
 NO_WON_STAGE = "no_won_stage"
-CONFLICT_CODES = frozenset({CLOSED, PROTECTED, DEFAULT_PIPELINE, NO_WON_STAGE})
+NOT_REOPENABLE = "not_reopenable"
+CONFLICT_CODES = frozenset({CLOSED, PROTECTED, DEFAULT_PIPELINE, NO_WON_STAGE, NOT_REOPENABLE})
 
 
 # --- shared helpers -------------------------------------------------------------------------------
@@ -111,6 +113,49 @@ def name_lock(kind: str, name: str) -> None:
 # --- pipeline records: the rules leads and opportunities share ------------------------------------
 
 
+def acting_user(user: User | None) -> User | None:
+    """The user to credit with a change: nobody for a system or anonymous caller."""
+    return user if user is not None and user.is_authenticated else None
+
+
+def stage_change_record(*, record, from_stage: Stage | None, user: User | None) -> None:
+    """Add a line to ``record``'s stage history unless it is still in ``from_stage``.
+
+    ``from_stage`` None means the record was just created: the line says which stage it started in,
+    so the time spent in that first stage is known too.
+    """
+    if from_stage is not None and from_stage.pk == record.stage_id:
+        return
+    record.stage_changes.create(
+        from_stage=from_stage,
+        from_stage_name=from_stage.name if from_stage is not None else "",
+        to_stage=record.stage,
+        to_stage_name=record.stage.name,
+        changed_by=acting_user(user),
+    )
+
+
+def pipeline_record_save(*, instance: M, data: Mapping[str, Any] | None = None, user: User | None) -> M:
+    """``record_save`` for a lead or an opportunity, recording a change of stage in its history
+    (and keeping a lead's score current).
+
+    Every service that writes a lead or an opportunity saves through here, so no entry point can move
+    a record without the history knowing (the import engine writes its history in bulk itself).
+    """
+    from_stage = None
+    if not instance._state.adding:
+        field = instance._meta.get_field("stage")
+        if field.is_cached(instance):
+            from_stage = field.get_cached_value(instance)
+        else:
+            from_stage = Stage.objects.filter(pk=instance.stage_id).first()
+    instance = record_save(instance=instance, data=data)
+    stage_change_record(record=instance, from_stage=from_stage, user=user)
+    if isinstance(instance, Lead):
+        lead_score_refresh(lead=instance)
+    return instance
+
+
 def record_ensure_open(record) -> None:
     """A converted, lost or won record stays where it is until it is reopened."""
     if record.is_closed:
@@ -137,6 +182,47 @@ def lost_reason_ensure_active(lost_reason: LostReason | None) -> None:
         raise ValidationError(
             {"lost_reason": f"The lost reason “{lost_reason}” is no longer in use: choose an active one."}
         )
+
+
+def lost_reason_ensure_given(record, lost_reason: LostReason | None) -> None:
+    """A pipeline that requires a lost reason refuses to lose a record without one, whatever the route."""
+    if lost_reason is None and record.pipeline.lost_reason_required:
+        noun = record._meta.verbose_name
+        raise ValidationError(
+            {
+                "lost_reason": f"The pipeline “{record.pipeline}” requires a lost reason to lose a {noun}: "
+                f"give one (moving to a lost stage needs one too)."
+            }
+        )
+
+
+def record_reopen_stage(record, stage: Stage | None) -> Stage:
+    """Where a reopened record goes: ``stage`` if given (an open stage of its pipeline), else the last
+    open stage of its pipeline it was in according to its history, else the pipeline's first open stage.
+    """
+    if stage is not None:
+        record_ensure_stage_in_pipeline(record, stage)
+        if stage.is_closed:
+            raise ValidationError(
+                {"stage": f"“{stage.name}” is a won or lost stage: reopen into an open stage."}
+            )
+        return stage
+    last_open = (
+        record.stage_changes.filter(
+            to_stage__pipeline=record.pipeline_id, to_stage__is_won=False, to_stage__is_lost=False
+        )
+        .select_related("to_stage")
+        .order_by("-changed_at", "-id")
+        .first()
+    )
+    if last_open is not None:
+        return last_open.to_stage
+    first = record.pipeline.first_stage()
+    if first is None or first.is_closed:
+        raise ValidationError(
+            {"stage": f"The pipeline “{record.pipeline}” has no open stage to reopen this record into."}
+        )
+    return first
 
 
 def pipeline_record_prepare_update(*, record, data: dict[str, Any]) -> Stage | None:
@@ -361,12 +447,13 @@ def contact_update(*, contact: Contact, user: User | None = None, data: Mapping[
 
 
 def _lead_enter_closed_stage(*, lead: Lead, stage: Stage, user: User | None) -> Lead:
-    """A lead put into a won stage is converted with the default options; into a lost stage, lost."""
+    """A lead put into a won stage is converted with the default options; into a lost stage, lost
+    (with the reason and note the same update gave, if any)."""
     if stage.is_won:
         from sales.services import lead_convert  # crm never imports sales at module level
 
         return lead_convert(lead=lead, user=user).lead
-    return lead_mark_lost(lead=lead, user=user)
+    return lead_mark_lost(lead=lead, user=user, lost_reason=lead.lost_reason, lost_note=lead.lost_note)
 
 
 @transaction.atomic
@@ -375,7 +462,7 @@ def lead_create(*, user: User | None = None, data: Mapping[str, Any]) -> Lead:
 
     Created directly in a won or lost stage, it goes through that transition (see lead_move_stage).
     """
-    lead = record_save(instance=Lead(), data=with_default_owner(data, user))
+    lead = pipeline_record_save(instance=Lead(), data=with_default_owner(data, user), user=user)
     if lead.stage.is_closed:
         lead = _lead_enter_closed_stage(lead=lead, stage=lead.stage, user=user)
     return lead
@@ -388,7 +475,7 @@ def lead_update(*, lead: Lead, user: User | None = None, data: Mapping[str, Any]
     owner_ensure_allowed(user=user, record=lead, data=data)
     data = dict(data)
     closing_stage = pipeline_record_prepare_update(record=lead, data=data)
-    lead = record_save(instance=lead, data=data)
+    lead = pipeline_record_save(instance=lead, data=data, user=user)
     if closing_stage is not None:
         lead = _lead_enter_closed_stage(lead=lead, stage=closing_stage, user=user)
     return lead
@@ -407,7 +494,9 @@ def lead_move_stage(*, lead: Lead, stage: Stage, user: User | None = None) -> Le
     record_ensure_stage_in_pipeline(lead, stage)
     if stage.is_closed:
         return _lead_enter_closed_stage(lead=lead, stage=stage, user=user)
-    return record_save(instance=lead, data={"stage": stage, "probability": stage.probability})
+    return pipeline_record_save(
+        instance=lead, data={"stage": stage, "probability": stage.probability}, user=user
+    )
 
 
 @transaction.atomic
@@ -418,10 +507,14 @@ def lead_mark_lost(
     lost_reason: LostReason | None = None,
     lost_note: str = "",
 ) -> Lead:
-    """Close an open lead as lost, in its pipeline's lost stage when the pipeline has one."""
+    """Close an open lead as lost, in its pipeline's lost stage when the pipeline has one.
+
+    A pipeline with ``lost_reason_required`` refuses it without ``lost_reason``.
+    """
     lead = record_lock(lead)
     record_ensure_open(lead)
     lost_reason_ensure_active(lost_reason)
+    lost_reason_ensure_given(lead, lost_reason)
     data: dict[str, Any] = {
         "status": LeadStatus.LOST,
         "probability": 0,
@@ -431,4 +524,27 @@ def lead_mark_lost(
     lost_stage = lead.pipeline.lost_stage
     if lost_stage is not None:
         data["stage"] = lost_stage
-    return record_save(instance=lead, data=data)
+    return pipeline_record_save(instance=lead, data=data, user=user)
+
+
+@transaction.atomic
+def lead_reopen(*, lead: Lead, user: User | None = None, stage: Stage | None = None) -> Lead:
+    """Reopen a lost lead: open again, in ``stage`` or where it last was (``record_reopen_stage``),
+    with the stage's probability and no lost reason. A converted lead stays converted: its
+    opportunity carries on instead.
+    """
+    lead = record_lock(lead)
+    if lead.status != LeadStatus.LOST:
+        raise ValidationError(
+            f"Only a lost lead can be reopened; this lead is {lead.get_status_display().lower()}.",
+            code=NOT_REOPENABLE,
+        )
+    stage = record_reopen_stage(lead, stage)
+    data = {
+        "status": LeadStatus.OPEN,
+        "stage": stage,
+        "probability": stage.probability,
+        "lost_reason": None,
+        "lost_note": "",
+    }
+    return pipeline_record_save(instance=lead, data=data, user=user)

@@ -302,7 +302,13 @@ def _as_text(value) -> str | None:
 
 def history_entry(version, previous) -> dict[str, Any]:
     """One version of a record as the API shows it: who, when, what kind, and each field old → new."""
-    fields = [f for f in version.instance_type._meta.concrete_fields if f.attname not in UNTRACKED]
+    # The model's fields that its history keeps (it leaves out derived ones such as a lead's score).
+    kept = {f.attname for f in type(version)._meta.concrete_fields}
+    fields = [
+        f
+        for f in version.instance_type._meta.concrete_fields
+        if f.attname not in UNTRACKED and f.attname in kept
+    ]
     changes = []
     if version.history_type != "-":
         for field in fields:

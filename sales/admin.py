@@ -5,9 +5,16 @@ from django.db.models import Count
 from simple_history.admin import SimpleHistoryAdmin
 
 from crm.admin import TagListMixin
+from crm.admin_bulk import BulkActionsMixin
 from crm.admin_import_export import ExportAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
-from crm.admin_record import MarkLostAdminMixin, RecordAction
+from crm.admin_record import (
+    MarkLostAdminMixin,
+    RecordAction,
+    ReopenAdminMixin,
+    register_timeline,
+    stage_history_timeline_entries,
+)
 from crm.admin_utils import (
     ClosedRecordMixin,
     ExtensibleInlinesMixin,
@@ -23,7 +30,7 @@ from crm.admin_utils import (
 from sales import selectors, services
 from sales.admin_pages import OpportunityPagesMixin
 from sales.filters import OpportunityFilter
-from sales.models import Opportunity, SalesTeam
+from sales.models import Opportunity, OpportunityStatus, SalesTeam
 
 
 class OpportunityInline(VisibleRecordsAdminMixin, admin.TabularInline):
@@ -42,14 +49,17 @@ class OpportunityInline(VisibleRecordsAdminMixin, admin.TabularInline):
 
 
 register_inline("crm.account", OpportunityInline)
+register_timeline("sales.opportunity", stage_history_timeline_entries)
 
 
 @admin.register(Opportunity)
 class OpportunityAdmin(
     StaleEditGuardMixin,
+    BulkActionsMixin,
     KanbanAdminMixin,
     OpportunityPagesMixin,
     MarkLostAdminMixin,
+    ReopenAdminMixin,
     ServiceSaveMixin,
     ClosedRecordMixin,
     ExportAdminMixin,
@@ -108,7 +118,7 @@ class OpportunityAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
-    actions = ["mark_won", "mark_lost"]
+    actions = ["mark_won", *BulkActionsMixin.bulk_actions]
 
     def create_record(self, request, data):
         return services.opportunity_create(user=request.user, data=data)
@@ -130,14 +140,17 @@ class OpportunityAdmin(
             "marked won",
         )
 
-    @admin.action(description="Mark the selected opportunities lost", permissions=["change"])
-    def mark_lost(self, request, queryset):
-        run_transition(
-            self,
-            request,
-            queryset,
-            lambda opportunity: services.opportunity_mark_lost(opportunity=opportunity, user=request.user),
-            "marked lost",
+    # --- bulk actions (BulkActionsMixin) -------------------------------------------------------------
+
+    def bulk_update(self, request, record, data):
+        return services.opportunity_update(opportunity=record, user=request.user, data=data)
+
+    def bulk_move(self, request, record, stage):
+        return services.opportunity_move_stage(opportunity=record, stage=stage, user=request.user)
+
+    def bulk_mark_lost(self, request, record, lost_reason, lost_note):
+        return services.opportunity_mark_lost(
+            opportunity=record, user=request.user, lost_reason=lost_reason, lost_note=lost_note
         )
 
     # --- the deal's page: mark won, mark lost --------------------------------------------------------
@@ -151,7 +164,12 @@ class OpportunityAdmin(
                 ),
                 RecordAction("Mark lost", self.record_url(obj, "mark_lost"), css_class="crm-tool-lost"),
             ]
-        return actions
+        return actions + self.reopen_action(request, obj)
+
+    reopenable_statuses = (OpportunityStatus.WON, OpportunityStatus.LOST)
+
+    def reopen_record(self, *, record, user, stage):
+        return services.opportunity_reopen(opportunity=record, user=user, stage=stage)
 
     def mark_lost_record(self, *, record, user, lost_reason, lost_note):
         return services.opportunity_mark_lost(

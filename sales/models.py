@@ -15,6 +15,7 @@ from crm.models import (
     PipelineRecordMixin,
     Priority,
     Stage,
+    StageChange,
     Tag,
     TimeStampedModel,
 )
@@ -156,6 +157,14 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
     @property
     def weighted_amount(self):
         return (self.amount or 0) * (self.probability or 0) / 100
+
+
+class OpportunityStageChange(StageChange):
+    record = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="stage_changes")
+
+    class Meta(StageChange.Meta):
+        verbose_name = "opportunity stage change"
+        indexes = [models.Index(fields=["record", "changed_at"], name="sales_oppstage_record_at")]
 
 
 class SalesTeam(TimeStampedModel):

@@ -16,18 +16,21 @@ from django.utils import timezone
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage
 from crm.services import (
     NO_WON_STAGE,
+    NOT_REOPENABLE,
     User,
     account_create,
     contact_create,
     contact_update,
     lost_reason_ensure_active,
+    lost_reason_ensure_given,
     name_lock,
     owner_ensure_allowed,
     pipeline_record_prepare_update,
+    pipeline_record_save,
     record_ensure_open,
     record_ensure_stage_in_pipeline,
     record_lock,
-    record_save,
+    record_reopen_stage,
     rekey_errors,
     with_default_owner,
 )
@@ -39,7 +42,12 @@ def _opportunity_enter_closed_stage(
 ) -> Opportunity:
     if stage.is_won:
         return opportunity_mark_won(opportunity=opportunity, user=user)
-    return opportunity_mark_lost(opportunity=opportunity, user=user)
+    return opportunity_mark_lost(
+        opportunity=opportunity,
+        user=user,
+        lost_reason=opportunity.lost_reason,
+        lost_note=opportunity.lost_note,
+    )
 
 
 @transaction.atomic
@@ -48,7 +56,7 @@ def opportunity_create(*, user: User | None = None, data: Mapping[str, Any]) -> 
 
     Created directly in a won or lost stage (a deal already closed elsewhere), it is won or lost.
     """
-    opportunity = record_save(instance=Opportunity(), data=with_default_owner(data, user))
+    opportunity = pipeline_record_save(instance=Opportunity(), data=with_default_owner(data, user), user=user)
     if opportunity.stage.is_closed:
         opportunity = _opportunity_enter_closed_stage(
             opportunity=opportunity, stage=opportunity.stage, user=user
@@ -65,7 +73,7 @@ def opportunity_update(
     owner_ensure_allowed(user=user, record=opportunity, data=data)
     data = dict(data)
     closing_stage = pipeline_record_prepare_update(record=opportunity, data=data)
-    opportunity = record_save(instance=opportunity, data=data)
+    opportunity = pipeline_record_save(instance=opportunity, data=data, user=user)
     if closing_stage is not None:
         opportunity = _opportunity_enter_closed_stage(opportunity=opportunity, stage=closing_stage, user=user)
     return opportunity
@@ -84,7 +92,9 @@ def opportunity_move_stage(
     record_ensure_stage_in_pipeline(opportunity, stage)
     if stage.is_closed:
         return _opportunity_enter_closed_stage(opportunity=opportunity, stage=stage, user=user)
-    return record_save(instance=opportunity, data={"stage": stage, "probability": stage.probability})
+    return pipeline_record_save(
+        instance=opportunity, data={"stage": stage, "probability": stage.probability}, user=user
+    )
 
 
 def _closing_data(opportunity: Opportunity) -> dict[str, Any]:
@@ -113,7 +123,7 @@ def opportunity_mark_won(*, opportunity: Opportunity, user: User | None = None) 
         "stage": won_stage,
         "probability": 100,
     }
-    return record_save(instance=opportunity, data=data)
+    return pipeline_record_save(instance=opportunity, data=data, user=user)
 
 
 @transaction.atomic
@@ -124,10 +134,14 @@ def opportunity_mark_lost(
     lost_reason: LostReason | None = None,
     lost_note: str = "",
 ) -> Opportunity:
-    """Lose an open opportunity: its pipeline's lost stage if it has one, probability 0, closed now."""
+    """Lose an open opportunity: its pipeline's lost stage if it has one, probability 0, closed now.
+
+    A pipeline with ``lost_reason_required`` refuses it without ``lost_reason``.
+    """
     opportunity = record_lock(opportunity)
     record_ensure_open(opportunity)
     lost_reason_ensure_active(lost_reason)
+    lost_reason_ensure_given(opportunity, lost_reason)
     data: dict[str, Any] = {
         **_closing_data(opportunity),
         "status": OpportunityStatus.LOST,
@@ -138,7 +152,30 @@ def opportunity_mark_lost(
     lost_stage = opportunity.pipeline.lost_stage
     if lost_stage is not None:
         data["stage"] = lost_stage
-    return record_save(instance=opportunity, data=data)
+    return pipeline_record_save(instance=opportunity, data=data, user=user)
+
+
+@transaction.atomic
+def opportunity_reopen(
+    *, opportunity: Opportunity, user: User | None = None, stage: Stage | None = None
+) -> Opportunity:
+    """Reopen a won or lost opportunity: open again, in ``stage`` or where it last was
+    (``record_reopen_stage``), with the stage's probability, no closing date and no lost reason."""
+    opportunity = record_lock(opportunity)
+    if not opportunity.is_closed:
+        raise ValidationError(
+            "Only a won or lost opportunity can be reopened; this one is open.", code=NOT_REOPENABLE
+        )
+    stage = record_reopen_stage(opportunity, stage)
+    data = {
+        "status": OpportunityStatus.OPEN,
+        "stage": stage,
+        "probability": stage.probability,
+        "closed_at": None,
+        "lost_reason": None,
+        "lost_note": "",
+    }
+    return pipeline_record_save(instance=opportunity, data=data, user=user)
 
 
 # --- converting a lead ----------------------------------------------------------------------------
@@ -311,5 +348,5 @@ def lead_convert(
     won_stage = lead.pipeline.won_stage
     if won_stage is not None:
         data["stage"] = won_stage
-    lead = record_save(instance=lead, data=data)
+    lead = pipeline_record_save(instance=lead, data=data, user=user)
     return LeadConversion(lead=lead, account=account, contact=contact, opportunity=opportunity)

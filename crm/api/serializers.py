@@ -7,6 +7,7 @@ model's constraints.
 """
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
@@ -132,7 +133,17 @@ class PipelineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Pipeline
-        fields = ("id", "name", "description", "is_default", "is_active", "sequence", "stages", *TIMESTAMPS)
+        fields = (
+            "id",
+            "name",
+            "description",
+            "is_default",
+            "is_active",
+            "sequence",
+            "lost_reason_required",
+            "stages",
+            *TIMESTAMPS,
+        )
         read_only_fields = ("id", *TIMESTAMPS)
         validators: list = []
         extra_kwargs = {
@@ -228,7 +239,22 @@ class ContactSerializer(serializers.ModelSerializer):
         validators: list = []
 
 
+class ScoreLineSerializer(serializers.Serializer):
+    criterion = serializers.CharField()
+    value = serializers.CharField()
+    points = serializers.IntegerField()
+    label = serializers.CharField()
+
+
 class LeadSerializer(serializers.ModelSerializer):
+    score_breakdown = serializers.SerializerMethodField(
+        help_text="The rules that gave the lead points, most points first."
+    )
+
+    @extend_schema_field(ScoreLineSerializer(many=True))
+    def get_score_breakdown(self, lead) -> list:
+        return lead.score_breakdown or []
+
     pipeline_id = related_id(
         Pipeline.objects.all(), "pipeline", allow_null=False, help_text="Omitted: the default pipeline."
     )
@@ -282,9 +308,19 @@ class LeadSerializer(serializers.ModelSerializer):
             "owner_id",
             "owner_username",
             "tags",
+            "score",
+            "score_breakdown",
             *TIMESTAMPS,
         )
-        read_only_fields = ("id", "status", "lost_note", "converted_at", *TIMESTAMPS)
+        read_only_fields = (
+            "id",
+            "status",
+            "lost_note",
+            "converted_at",
+            "score",
+            "score_breakdown",
+            *TIMESTAMPS,
+        )
         validators: list = []
         extra_kwargs = {"probability": {"help_text": "0–100. Omitted: the stage's probability."}}
 
@@ -303,6 +339,15 @@ class MoveStageInputSerializer(serializers.Serializer):
         required=True,
         allow_null=False,
         help_text="A stage of the record's pipeline.",
+    )
+
+
+class ReopenInputSerializer(serializers.Serializer):
+    stage_id = related_id(
+        Stage.objects.all(),
+        "stage",
+        help_text="An open stage of the record's pipeline. Default: the last open stage it was in, "
+        "else the pipeline's first open stage.",
     )
 
 

@@ -7,7 +7,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm import selectors, services
+from crm.api.duplicates import DuplicatesViewSetMixin
 from crm.api.import_export import ImportExportViewSetMixin
+from crm.api.merge import MergeInputSerializer, MergeViewSetMixin
 from crm.api.serializers import (
     AccountSerializer,
     ContactSerializer,
@@ -20,9 +22,11 @@ from crm.api.serializers import (
     MarkLostInputSerializer,
     MoveStageInputSerializer,
     PipelineSerializer,
+    ReopenInputSerializer,
     StageSerializer,
     TagSerializer,
 )
+from crm.api.stage_history import StageHistoryViewSetMixin
 from crm.filters import (
     AccountFilter,
     ContactFilter,
@@ -45,10 +49,18 @@ from crm_project.viewsets import (
 
 
 @extend_schema_view(**crud_schema("lead", LeadSerializer))
-class LeadViewSet(HistoryViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet):
+class LeadViewSet(
+    HistoryViewSetMixin,
+    ImportExportViewSetMixin,
+    MergeViewSetMixin,
+    DuplicatesViewSetMixin,
+    StageHistoryViewSetMixin,
+    ServiceModelViewSet,
+):
     """Leads: prospective business qualified through a pipeline, then converted or lost."""
 
     import_export_kind = "leads"
+    duplicates_scope = staticmethod(selectors.lead_visible_to)
     serializer_class = LeadSerializer
     filterset_class = LeadFilter
     selector = staticmethod(selectors.lead_list)
@@ -58,6 +70,8 @@ class LeadViewSet(HistoryViewSetMixin, ImportExportViewSetMixin, ServiceModelVie
         "move_stage": MoveStageInputSerializer,
         "mark_lost": MarkLostInputSerializer,
         "convert": LeadConvertInputSerializer,
+        "reopen": ReopenInputSerializer,
+        "merge": MergeInputSerializer,
     }
 
     def create_record(self, data):
@@ -114,6 +128,20 @@ class LeadViewSet(HistoryViewSetMixin, ImportExportViewSetMixin, ServiceModelVie
         return self.record_response(services.lead_mark_lost(lead=lead, user=request.user, **data))
 
     @extend_schema(
+        summary="Reopen a lost lead",
+        description="Returns a lost lead to an open stage of its pipeline: `stage_id` if given, else the "
+        "last open stage it was in, else the first. It becomes `open` with the stage's probability and "
+        "no lost reason. An open or converted lead answers 409.",
+        request=ReopenInputSerializer,
+        responses={200: LeadSerializer, 400: BAD_REQUEST, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"], permission_classes=[TransitionPermissions])
+    def reopen(self, request: Request, pk=None) -> Response:
+        lead = self.get_object()
+        data = self.validated_input(ReopenInputSerializer)
+        return self.record_response(services.lead_reopen(lead=lead, user=request.user, **data))
+
+    @extend_schema(
         summary="Convert a lead",
         description="Turns an open lead into an opportunity and, as asked, a new or existing account and "
         "contact. An account of the same name (any case) and a contact of the same email are reused, "
@@ -150,10 +178,18 @@ class LeadViewSet(HistoryViewSetMixin, ImportExportViewSetMixin, ServiceModelVie
 
 
 @extend_schema_view(**crud_schema("account", AccountSerializer))
-class AccountViewSet(HistoryViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet):
+class AccountViewSet(
+    HistoryViewSetMixin,
+    ImportExportViewSetMixin,
+    MergeViewSetMixin,
+    DuplicatesViewSetMixin,
+    ServiceModelViewSet,
+):
     """Accounts (companies), with their contact and opportunity counts and open and won value."""
 
     import_export_kind = "accounts"
+    duplicates_scope = staticmethod(selectors.account_visible_to)
+    action_serializers = {"merge": MergeInputSerializer}
     serializer_class = AccountSerializer
     filterset_class = AccountFilter
     selector = staticmethod(selectors.account_list)
@@ -167,10 +203,18 @@ class AccountViewSet(HistoryViewSetMixin, ImportExportViewSetMixin, ServiceModel
 
 
 @extend_schema_view(**crud_schema("contact", ContactSerializer))
-class ContactViewSet(HistoryViewSetMixin, ImportExportViewSetMixin, ServiceModelViewSet):
+class ContactViewSet(
+    HistoryViewSetMixin,
+    ImportExportViewSetMixin,
+    MergeViewSetMixin,
+    DuplicatesViewSetMixin,
+    ServiceModelViewSet,
+):
     """Contacts: the people who work for accounts. `search` matches name, email and phone."""
 
     import_export_kind = "contacts"
+    duplicates_scope = staticmethod(selectors.contact_visible_to)
+    action_serializers = {"merge": MergeInputSerializer}
     serializer_class = ContactSerializer
     filterset_class = ContactFilter
     selector = staticmethod(selectors.contact_list)

@@ -22,7 +22,8 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, 
 from django.utils import timezone
 
 from crm import selectors, services
-from crm.models import Tag
+from crm.models import Lead, Tag
+from crm.scoring import lead_scores_refresh
 
 from . import lookups, writing
 from .cells import KEEP, CellError, shown_value
@@ -175,6 +176,7 @@ class _Run:
         self.progress = progress
         self.ctx = ImportContext()
         self.tag_ids: dict[str, int] | None = None  # set once tags exist (before streaming, or at write)
+        self.streamed_ids: list[int] = []  # new records the background inserter wrote
 
     def error(self, row: int, column: str, value, message: str) -> None:
         self.result.errors.append(RowError(row, column, shown_value(value), message))
@@ -400,6 +402,8 @@ class _Run:
             as_row = lambda rec, get=as_row: (get(rec),)  # noqa: E731
 
         inserts, updates, tag_sets, released = [], [], {}, []
+        self.stage_moves = []  # (pk, old stage id, new stage id) of updated records that changed stage
+        stage_index = write_index.get("stage_id") if writing.stage_history_model(self.model) else None
         label = write_index.get("name", 0)
         released_fields = list(schema.released.items())
 
@@ -420,6 +424,8 @@ class _Run:
                 released.append(pk)
             if tags is not KEEP:
                 tag_sets[pk] = tags
+            if stage_index is not None and row[stage_index] != old["stage_id"]:
+                self.stage_moves.append((pk, old["stage_id"], row[stage_index]))
             if len(result.preview) < 2 * PREVIEW_ROWS:
                 shown = [_column(a) for a in changed] + (["tags"] if tags is not KEEP else [])
                 result.preview.append(PreviewRow(number, "updated", str(row[label]), tuple(shown)))
@@ -505,6 +511,7 @@ class _Run:
         finally:
             if streamer is not None:
                 streamer.finish(raise_error=not result.errors)
+                self.streamed_ids = streamer.ids
 
         if cross_row:
             row_problems = schema.check_rows([(n, pk, row) for n, pk, row, _, _ in finals], write_index, ctx)
@@ -567,6 +574,15 @@ class _Run:
         ]
         links += [(pk, tag_ids[name]) for pk, tags in tag_sets.items() for name in tags]
         writer.set_tags(model, list(tag_sets), links)
+        writing.record_stage_history(
+            model,
+            new_ids=[*self.streamed_ids, *new_ids],
+            moves=self.stage_moves,
+            user=self.default_owner,
+            now=now,
+        )
+        if model is Lead:
+            lead_scores_refresh(ids=[*self.streamed_ids, *new_ids, *(pk for pk, _ in updates)])
         self.progress("writing", total, total)
 
 

@@ -9,10 +9,11 @@ several times faster for large files.
 import queue
 import threading
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import connection
 from django.db.models.functions import Lower
 
-from crm.models import Tag
+from crm.models import Stage, Tag
 
 from .lookups import chunked
 
@@ -44,6 +45,57 @@ def ensure_tags(known: dict[str, int], new: dict[str, str]) -> dict[str, int]:
             for pk, name in rows:
                 tag_ids[name.lower()] = pk
     return tag_ids
+
+
+def stage_history_model(model):
+    """The stage history model of ``model`` (leads have one), or None."""
+    try:
+        return model._meta.get_field("stage_changes").related_model
+    except FieldDoesNotExist:
+        return None
+
+
+def record_stage_history(model, *, new_ids: list[int], moves: list[tuple[int, int, int]], user, now) -> None:
+    """Record in bulk what an import did to stages, as the services do one record at a time.
+
+    Each new record enters its stage (one INSERT ... SELECT per chunk of ids); each ``moves`` item
+    (record id, old stage id, new stage id) is a change of stage.
+    """
+    history = stage_history_model(model)
+    if history is None or not (new_ids or moves):
+        return
+    user_id = user.pk if user is not None and user.is_authenticated else None
+    meta, quote = history._meta, connection.ops.quote_name
+    columns = ["record_id", "from_stage_id", "from_stage_name", "to_stage_id", "to_stage_name"]
+    columns = ", ".join(quote(meta.get_field(a).column) for a in [*columns, "changed_by_id", "changed_at"])
+    record_table, stage_table = quote(model._meta.db_table), quote(Stage._meta.db_table)
+    now_param = meta.get_field("changed_at").get_db_prep_save(now, connection)
+    with connection.cursor() as cursor:
+        for chunk in chunked(new_ids):
+            placeholders = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+                f"SELECT r.id, NULL, '', r.stage_id, s.name, %s, %s FROM {record_table} r "
+                f"JOIN {stage_table} s ON s.id = r.stage_id WHERE r.id IN ({placeholders})",
+                [user_id, now_param, *chunk],
+            )
+    if moves:
+        names = dict(Stage.objects.values_list("id", "name"))
+        history.objects.bulk_create(
+            [
+                history(
+                    record_id=pk,
+                    from_stage_id=old,
+                    from_stage_name=names.get(old, ""),
+                    to_stage_id=new,
+                    to_stage_name=names.get(new, ""),
+                    changed_by_id=user_id,
+                    changed_at=now,
+                )
+                for pk, old, new in moves
+            ],
+            batch_size=BATCH_SIZE,
+        )
 
 
 def writer_for(db_connection):
@@ -206,6 +258,7 @@ class BackgroundInserter:
         self.connection = writer.connection
         self.error: BaseException | None = None
         self.written = 0
+        self.ids: list[int] = []
         self.batches: queue.Queue = queue.Queue(maxsize=2)  # bounds memory: the engine waits for the worker
         with self.connection.cursor() as cursor:
             # Foreign keys are checked as each batch lands, overlapping the engine, not all at commit.
@@ -244,6 +297,7 @@ class BackgroundInserter:
                     (pk, tag_ids[name]) for pk, (_, tags) in zip(ids, batch, strict=True) for name in tags
                 ]
                 self.writer.set_tags(self.model, [], links)
+                self.ids.extend(ids)
                 self.written += len(batch)
             except BaseException as exc:  # handed to the engine's thread, which rolls back
                 self.error = exc
@@ -258,7 +312,9 @@ def record_history(model, *, now, user_id) -> int:
     (created ones also have ``created_at = now``). Returns the number of history rows."""
     history_model = model.history.model
     quote = connection.ops.quote_name
-    columns = [field.column for field in model._meta.concrete_fields]
+    # The history keeps the model's fields less the ones it excludes (a lead's derived score).
+    kept = {field.column for field in history_model._meta.concrete_fields}
+    columns = [field.column for field in model._meta.concrete_fields if field.column in kept]
     names = ", ".join(quote(column) for column in columns)
     sql = (
         f"INSERT INTO {quote(history_model._meta.db_table)} "

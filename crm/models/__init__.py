@@ -2,24 +2,31 @@
 
 from .account import Account, AccountType, Contact, Industry
 from .base import Priority, Rating, TimeStampedModel
+from .history import LeadStageChange, StageChange
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
 from .pipeline import Pipeline, Stage
+from .scoring import COMPLETENESS_FIELDS, ScoringCriterion, ScoringRule
 from .tag import LostReason, Tag
 
 __all__ = [
+    "COMPLETENESS_FIELDS",
     "Account",
     "AccountType",
     "Contact",
     "Industry",
     "Lead",
     "LeadSource",
+    "LeadStageChange",
     "LeadStatus",
     "LostReason",
     "Pipeline",
     "PipelineRecordMixin",
     "Priority",
     "Rating",
+    "ScoringCriterion",
+    "ScoringRule",
     "Stage",
+    "StageChange",
     "Tag",
     "TimeStampedModel",
 ]

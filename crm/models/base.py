@@ -85,8 +85,11 @@ class _AllFieldsBut:
         return name not in self.kept
 
 
-def audit_history() -> HistoricalRecords:
+def audit_history(*, derived_fields: tuple[str, ...] = ()) -> HistoricalRecords:
     """The audit trail of a model (django-simple-history). Its table is written for every change and
     read per record, newest first: indexed on the record's id and the version's date only, not on
-    every indexed field of the model, so a bulk import's history rows stay cheap to write."""
-    return HistoricalRecords(no_db_index=_AllFieldsBut("id"))
+    every indexed field of the model, so a bulk import's history rows stay cheap to write.
+
+    ``derived_fields`` (a lead's computed score) are left out: the trail records what people changed,
+    and a derived value follows from those changes."""
+    return HistoricalRecords(no_db_index=_AllFieldsBut("id"), excluded_fields=list(derived_fields))

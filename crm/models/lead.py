@@ -198,6 +198,15 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         related_name="owned_leads",
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="leads")
+    score = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        db_index=True,
+        help_text="0–100 from the scoring rules; open leads only.",
+    )
+    # Nullable so bulk writers that name only their own columns (the seeder) need not know it.
+    score_breakdown = models.JSONField(null=True, blank=True, editable=False)
 
     constraint_error_fields = {
         **TimeStampedModel.constraint_error_fields,
@@ -205,7 +214,7 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
     }
 
     # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
-    history = audit_history()
+    history = audit_history(derived_fields=("score", "score_breakdown"))
 
     class Meta:
         ordering = ["-created_at", "-id"]

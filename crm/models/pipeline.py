@@ -34,6 +34,10 @@ class Pipeline(TimeStampedModel):
     )
     is_active = models.BooleanField(default=True)
     sequence = models.PositiveIntegerField(default=0, db_index=True)
+    lost_reason_required = models.BooleanField(
+        default=False,
+        help_text="Leads and opportunities of this pipeline can only be marked lost with a lost reason.",
+    )
 
     objects = PipelineQuerySet.as_manager()
 

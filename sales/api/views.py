@@ -12,7 +12,9 @@ from crm.api.serializers import (
     MarkLostInputSerializer,
     MoveStageInputSerializer,
     NoInputSerializer,
+    ReopenInputSerializer,
 )
+from crm.api.stage_history import StageHistoryViewSetMixin
 from crm_project.viewsets import (
     BAD_REQUEST,
     CONFLICT,
@@ -37,7 +39,11 @@ from sales.filters import OpportunityFilter
 
 
 @extend_schema_view(**crud_schema("opportunity", OpportunitySerializer))
-class OpportunityViewSet(HistoryViewSetMixin, ServiceModelViewSet):
+class OpportunityViewSet(
+    HistoryViewSetMixin,
+    StageHistoryViewSetMixin,
+    ServiceModelViewSet,
+):
     """Opportunities: deals with an amount and a close date, moving through a pipeline to won or lost."""
 
     serializer_class = OpportunitySerializer
@@ -50,6 +56,7 @@ class OpportunityViewSet(HistoryViewSetMixin, ServiceModelViewSet):
         "move_stage": MoveStageInputSerializer,
         "mark_won": NoInputSerializer,
         "mark_lost": MarkLostInputSerializer,
+        "reopen": ReopenInputSerializer,
     }
 
     def create_record(self, data):
@@ -137,6 +144,22 @@ class OpportunityViewSet(HistoryViewSetMixin, ServiceModelViewSet):
         data = self.validated_input(MarkLostInputSerializer)
         return self.record_response(
             services.opportunity_mark_lost(opportunity=opportunity, user=request.user, **data)
+        )
+
+    @extend_schema(
+        summary="Reopen a won or lost opportunity",
+        description="Returns a won or lost opportunity to an open stage of its pipeline: `stage_id` if "
+        "given, else the last open stage it was in, else the first. It becomes `open` with the stage's "
+        "probability, no `closed_at` and no lost reason. An open opportunity answers 409.",
+        request=ReopenInputSerializer,
+        responses={200: OpportunitySerializer, 400: BAD_REQUEST, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"], permission_classes=[TransitionPermissions])
+    def reopen(self, request: Request, pk=None) -> Response:
+        opportunity = self.get_object()
+        data = self.validated_input(ReopenInputSerializer)
+        return self.record_response(
+            services.opportunity_reopen(opportunity=opportunity, user=request.user, **data)
         )
 
 

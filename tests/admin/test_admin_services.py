@@ -98,7 +98,8 @@ def test_admin_mark_lost_action_reports_done_and_skipped(admin_client, stages):
 
     response = admin_client.post(
         reverse("admin:crm_lead_changelist"),
-        {"action": "mark_lost", "_selected_action": [first.pk, second.pk, already.pk]},
+        # The action asks for a reason on an intermediate page; submitting it (no reason) applies it.
+        {"action": "mark_lost", "_selected_action": [first.pk, second.pk, already.pk], "apply": "1"},
         follow=True,
     )
 
@@ -124,7 +125,7 @@ def test_admin_mark_won_and_mark_lost_actions(admin_client, stages):
     assert any("has no won stage" in message for message in messages_of(response))
 
     response = admin_client.post(
-        url, {"action": "mark_lost", "_selected_action": [lost.pk, won.pk]}, follow=True
+        url, {"action": "mark_lost", "_selected_action": [lost.pk, won.pk], "apply": "1"}, follow=True
     )
     assert "1 opportunity marked lost." in messages_of(response)
 

@@ -48,6 +48,8 @@ LEAD_FIELDS = {
     "tags",
     "created_at",
     "updated_at",
+    "score",
+    "score_breakdown",
 }
 
 

@@ -22,6 +22,7 @@ def test_list_pipelines_with_their_stages_in_order(api, pipeline):
         "is_default",
         "is_active",
         "sequence",
+        "lost_reason_required",
         "stages",
         "created_at",
         "updated_at",

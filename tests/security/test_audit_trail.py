@@ -97,8 +97,10 @@ def test_admin_saves_and_bulk_actions_are_recorded_and_shown(admin_client, admin
         reverse("admin:sales_opportunity_changelist"),
         {"action": "mark_won", "_selected_action": [deal.pk for deal in deals]},
     )
+    # Marking leads lost in bulk asks for the reason first; "apply" submits that page.
     admin_client.post(
-        reverse("admin:crm_lead_changelist"), {"action": "mark_lost", "_selected_action": [lead.pk]}
+        reverse("admin:crm_lead_changelist"),
+        {"action": "mark_lost", "_selected_action": [lead.pk], "apply": "1", "lost_note": ""},
     )
 
     for deal in deals:

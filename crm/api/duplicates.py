@@ -1,0 +1,61 @@
+"""``GET .../{id}/duplicates/`` for leads, contacts and accounts, and the duplicates a create reports."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from crm.duplicates import find_duplicates
+from crm_project.viewsets import NOT_FOUND
+
+LIKELY_DUPLICATES_HEADER = "X-Likely-Duplicates"
+
+
+class DuplicateMatchSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="record.pk")
+    label = serializers.CharField(source="record")
+    reasons = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Why it matched: same email, same company domain (…), same phone, similar name (…%).",
+    )
+    similarity = serializers.FloatField(help_text="Name similarity 0–1, 0 when the name did not match.")
+
+
+class DuplicatesSerializer(serializers.Serializer):
+    results = DuplicateMatchSerializer(many=True, help_text="Best first.")
+
+
+class DuplicatesViewSetMixin:
+    """Adds the duplicates action, and a header on create naming the likely duplicates found.
+
+    The viewset sets ``duplicates_scope`` (``lambda user: QuerySet``), the records a user may see.
+    """
+
+    duplicates_scope = None
+
+    def _duplicates_of(self, record):
+        return find_duplicates(record, queryset=type(self).duplicates_scope(self.request.user))
+
+    @extend_schema(
+        summary="Likely duplicates",
+        description="Records of the same kind that look like this one, best first, each with its reasons: "
+        "same email (any case), same company email domain (public providers such as gmail.com excluded), "
+        "same phone digits, similar names. A create answers with their ids in the "
+        f"`{LIKELY_DUPLICATES_HEADER}` header.",
+        request=None,
+        responses={200: DuplicatesSerializer, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def duplicates(self, request: Request, pk=None) -> Response:
+        matches = self._duplicates_of(self.get_object())
+        return Response(DuplicatesSerializer({"results": matches}).data)
+
+    def create(self, request, *args, **kwargs):
+        response = super().create(request, *args, **kwargs)
+        if response.status_code == status.HTTP_201_CREATED:
+            created = self.get_queryset().model._default_manager.get(pk=response.data["id"])
+            matches = self._duplicates_of(created)
+            if matches:
+                response[LIKELY_DUPLICATES_HEADER] = ", ".join(str(m.record.pk) for m in matches)
+        return response

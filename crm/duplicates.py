@@ -1,0 +1,206 @@
+"""Likely duplicates of a lead, contact or account, each with the reasons it matched.
+
+Rules, each against records of the same kind:
+- same email, case-insensitive;
+- same company email domain (the part after @; an account's website domain) unless it is a public
+  provider in ``PUBLIC_EMAIL_DOMAINS``, where sharing a domain says nothing;
+- same phone digits (formatting ignored; at least ``MIN_PHONE_DIGITS`` digits);
+- similar names: trigram similarity (pg_trgm) at least ``TRIGRAM_THRESHOLD`` on PostgreSQL; on other
+  databases difflib's ratio at least ``DIFFLIB_THRESHOLD`` over at most ``FALLBACK_CANDIDATES``
+  records that share a word of the name, found in SQL first.
+Matches come best first: more reasons, then a higher name similarity, then the oldest.
+"""
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from functools import reduce
+from urllib.parse import urlsplit
+
+from django.db import connection, models
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat, Lower, Replace
+
+from crm.models import Account, Contact, Lead
+
+PUBLIC_EMAIL_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "msn.com",
+        "yahoo.com",
+        "yahoo.co.uk",
+        "ymail.com",
+        "aol.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "proton.me",
+        "protonmail.com",
+        "gmx.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "mail.com",
+        "yandex.com",
+        "yandex.ru",
+        "zoho.com",
+        "fastmail.com",
+        "hey.com",
+        "qq.com",
+        "163.com",
+    }
+)
+MIN_PHONE_DIGITS = 6
+TRIGRAM_THRESHOLD = 0.5
+DIFFLIB_THRESHOLD = 0.8
+FALLBACK_CANDIDATES = 200
+MAX_MATCHES = 20
+PHONE_SEPARATORS = (" ", "-", "(", ")", ".", "+", "/")
+
+
+@dataclass
+class DuplicateMatch:
+    record: models.Model
+    reasons: list[str] = field(default_factory=list)
+    similarity: float = 0.0
+
+
+@dataclass(frozen=True)
+class DuplicateRules:
+    """Which fields of a model the rules read."""
+
+    email: str | None
+    phones: tuple[str, ...]
+    names: tuple[str, ...]  # "first_name+last_name" joins fields with a space
+
+
+RULES = {
+    Lead: DuplicateRules(email="email", phones=("phone",), names=("contact_name", "company_name")),
+    Contact: DuplicateRules(email="email", phones=("phone", "mobile"), names=("first_name+last_name",)),
+    Account: DuplicateRules(email=None, phones=("phone",), names=("name",)),
+}
+
+
+def phone_digits(value: str) -> str:
+    return re.sub(r"\D", "", value or "")
+
+
+def email_domain(email: str) -> str:
+    return email.rpartition("@")[2].strip().lower() if "@" in (email or "") else ""
+
+
+def website_domain(url: str) -> str:
+    url = (url or "").strip().lower()
+    if not url:
+        return ""
+    host = urlsplit(url if "//" in url else f"//{url}").hostname or ""
+    return host.removeprefix("www.")
+
+
+def company_domain(record) -> str:
+    """The record's company domain, or "" when it has none or it is a public provider."""
+    domain = website_domain(record.website) if isinstance(record, Account) else email_domain(record.email)
+    return "" if domain in PUBLIC_EMAIL_DOMAINS else domain
+
+
+def digits_expression(field_name: str):
+    return reduce(lambda expr, sep: Replace(expr, Value(sep), Value("")), PHONE_SEPARATORS, F(field_name))
+
+
+def _name_expression(name: str):
+    if "+" in name:
+        first, last = name.split("+")
+        return Concat(first, Value(" "), last, output_field=models.CharField())
+    return F(name)
+
+
+def _name_value(record, name: str) -> str:
+    return " ".join(getattr(record, part) or "" for part in name.split("+")).strip()
+
+
+def find_duplicates(record, *, queryset=None, limit: int = MAX_MATCHES) -> list[DuplicateMatch]:
+    """Likely duplicates of ``record`` among ``queryset`` (default: every record of its kind)."""
+    model = type(record)
+    rules = RULES[model]
+    base = (queryset if queryset is not None else model._default_manager.all()).exclude(pk=record.pk)
+    matches: dict[int, DuplicateMatch] = {}
+
+    def add(found, reason: str, similarity: float = 0.0):
+        for other in found:
+            match = matches.setdefault(other.pk, DuplicateMatch(other))
+            if reason not in match.reasons:
+                match.reasons.append(reason)
+            match.similarity = max(match.similarity, similarity)
+
+    email = (getattr(record, rules.email) or "").strip() if rules.email else ""
+    if email:
+        add(base.filter(**{f"{rules.email}__iexact": email})[:limit], "same email")
+
+    domain = company_domain(record)
+    if domain:
+        if rules.email:
+            same_domain = base.filter(**{f"{rules.email}__iendswith": f"@{domain}"})
+        else:
+            same_domain = base.filter(
+                Q(website__icontains=f"//{domain}") | Q(website__icontains=f".{domain}")
+            )
+        candidates = [r for r in same_domain[: limit * 5] if company_domain(r) == domain]
+        add(candidates[:limit], f"same company domain ({domain})")
+
+    phones = {d for f in rules.phones if len(d := phone_digits(getattr(record, f))) >= MIN_PHONE_DIGITS}
+    if phones:
+        digits_of = base.annotate(**{f"_digits_{f}": digits_expression(f) for f in rules.phones})
+        condition = reduce(lambda q, f: q | Q(**{f"_digits_{f}__in": sorted(phones)}), rules.phones, Q())
+        found = [r for r in digits_of.filter(condition)[: limit * 2] if _shares_phone(r, rules, phones)]
+        add(found[:limit], "same phone")
+
+    for name in rules.names:
+        value = _name_value(record, name)
+        if len(value) < 3:
+            continue
+        for other, similarity in _similar_names(base, name, value, limit):
+            add([other], f"similar name ({similarity:.0%})", similarity)
+
+    ranked = sorted(matches.values(), key=lambda m: (-len(m.reasons), -m.similarity, m.record.pk))
+    return ranked[:limit]
+
+
+def _shares_phone(record, rules: DuplicateRules, phones: set[str]) -> bool:
+    # The SQL only strips common separators; this confirms on the digits alone.
+    return any(phone_digits(getattr(record, f)) in phones for f in rules.phones)
+
+
+def _similar_names(base, name: str, value: str, limit: int) -> list[tuple[models.Model, float]]:
+    expression = _name_expression(name)
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import TrigramSimilarity
+
+        found = (
+            base.annotate(_similarity=TrigramSimilarity(expression, value))
+            .filter(_similarity__gte=TRIGRAM_THRESHOLD)
+            .order_by("-_similarity", "pk")[:limit]
+        )
+        return [(other, float(other._similarity)) for other in found]
+    # No trigrams here: records sharing a word of the name (found in SQL) are compared in Python.
+    words = sorted({w for w in re.findall(r"\w+", value.lower()) if len(w) >= 3}, key=len, reverse=True)[:3]
+    if not words:
+        return []
+    annotated = base.annotate(_name=Lower(expression))
+    shares_word = reduce(lambda q, w: q | Q(_name__contains=w), words, Q())
+    wanted = value.lower()
+    scored = []
+    for other in annotated.filter(shares_word).order_by("pk")[:FALLBACK_CANDIDATES]:
+        ratio = difflib.SequenceMatcher(None, wanted, other._name.strip()).ratio()
+        if ratio >= DIFFLIB_THRESHOLD:
+            scored.append((other, ratio))
+    scored.sort(key=lambda item: (-item[1], item[0].pk))
+    return scored[:limit]
+
+
+def describe(matches: list[DuplicateMatch]) -> str:
+    """“Acme (same email, same phone); Acme Ltd (similar name (91%))” for a message."""
+    return "; ".join(f"“{m.record}” ({', '.join(m.reasons)})" for m in matches)

@@ -1,0 +1,152 @@
+"""Merging 2–5 duplicate contacts, accounts or leads into one survivor.
+
+``record_merge`` keeps the survivor (the one chosen, else the oldest: earliest created, then lowest
+id), fills each of its empty fields from the others in that order, moves every record that points
+at the others to it (found from the model's relations, so opportunities, activities, converted
+links, stage history and child accounts follow without crm importing those apps), unites the tags,
+then deletes the others, all in one transaction.
+"""
+
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+
+from crm.models import Account, Contact, Lead, LeadStatus
+from crm.services import User, record_save
+
+MERGEABLE = (Contact, Account, Lead)
+MIN_MERGE, MAX_MERGE = 2, 5
+# A lead's closing data describes that lead's own outcome: it is never copied onto the survivor.
+NEVER_FILLED = {"id", "created_at", "updated_at", "lost_reason", "lost_note", "converted_at"}
+NEVER_FILLED |= {"converted_account", "converted_contact"}
+
+
+@dataclass
+class MergePlan:
+    """What a merge will do (shown on the confirmation page) or did."""
+
+    survivor: models.Model
+    others: list[models.Model]
+    filled: dict[str, object] = field(default_factory=dict)  # survivor field -> value taken from another
+    moved: dict[str, int] = field(default_factory=dict)  # "activities (lead)" -> how many rows move
+
+
+def merge_survivor(records: list[models.Model], survivor: models.Model | None = None) -> models.Model:
+    """The survivor: the chosen one, else the oldest."""
+    if survivor is not None:
+        if survivor.pk not in {r.pk for r in records}:
+            raise ValidationError({"survivor": "The survivor must be one of the records merged."})
+        return next(r for r in records if r.pk == survivor.pk)
+    return min(records, key=lambda r: (r.created_at, r.pk))
+
+
+def merge_check(records: list[models.Model]) -> None:
+    kinds = {type(r) for r in records}
+    if len(kinds) > 1:
+        raise ValidationError(
+            "Only records of one kind can be merged: contacts, accounts or leads, not a mix."
+        )
+    if kinds and next(iter(kinds)) not in MERGEABLE:
+        raise ValidationError(f"{next(iter(kinds))._meta.verbose_name_plural.capitalize()} cannot be merged.")
+    count = len({r.pk for r in records})
+    if not MIN_MERGE <= count <= MAX_MERGE:
+        raise ValidationError(f"Merge between {MIN_MERGE} and {MAX_MERGE} records at a time; {count} given.")
+
+
+def _empty(value) -> bool:
+    return value is None or value == ""
+
+
+def _relations(model):
+    """(related model, field name, one-to-one) of every foreign key pointing at ``model``."""
+    for rel in model._meta.related_objects:
+        if rel.many_to_many or not rel.field.concrete:
+            continue
+        yield rel.related_model, rel.field.name, rel.one_to_one
+
+
+def merge_plan(records: list[models.Model], survivor: models.Model | None = None) -> MergePlan:
+    merge_check(records)
+    survivor = merge_survivor(records, survivor)
+    others = sorted((r for r in records if r.pk != survivor.pk), key=lambda r: (r.created_at, r.pk))
+    converted = [r for r in others if isinstance(r, Lead) and r.status == LeadStatus.CONVERTED]
+    if converted:
+        raise ValidationError(
+            {
+                "survivor": f"“{converted[0]}” is converted: a converted lead can only be the survivor "
+                "of a merge."
+            }
+        )
+    model = type(survivor)
+    other_ids = [r.pk for r in others]
+    plan = MergePlan(survivor=survivor, others=others)
+    for model_field in model._meta.concrete_fields:
+        if model_field.name in NEVER_FILLED or not model_field.editable:
+            continue
+        if not _empty(getattr(survivor, model_field.attname)):
+            continue
+        for other in others:
+            value = getattr(other, model_field.attname)
+            if _empty(value):
+                continue
+            if model_field.is_relation and model_field.related_model is model and value in other_ids:
+                continue  # a parent among the merged records would become the survivor's own parent
+            plan.filled[model_field.name] = getattr(other, model_field.name)
+            break
+    for related_model, field_name, _ in _relations(model):
+        count = related_model._default_manager.filter(**{f"{field_name}__in": other_ids}).count()
+        if count:
+            plan.moved[f"{related_model._meta.verbose_name_plural} ({field_name})"] = count
+    return plan
+
+
+@transaction.atomic
+def record_merge(
+    *, records: list[models.Model], survivor: models.Model | None = None, user: User | None = None
+) -> MergePlan:
+    """Merge ``records`` into ``survivor`` (default: the oldest); returns what was done."""
+    merge_check(records)
+    model = type(records[0])
+    locked = list(
+        model._default_manager.select_for_update().filter(pk__in=[r.pk for r in records]).order_by("pk")
+    )
+    if len(locked) != len({r.pk for r in records}):
+        raise ValidationError("Some of the records to merge no longer exist.")
+    plan = merge_plan(locked, survivor)
+    survivor, other_ids = plan.survivor, [r.pk for r in plan.others]
+
+    if model is Account and survivor.parent_id in other_ids:
+        # Merging an account with its parent: the survivor cannot become its own parent.
+        survivor.parent = None
+        Account.objects.filter(pk=survivor.pk).update(parent=None)
+    for related_model, field_name, one_to_one in _relations(model):
+        moving = related_model._default_manager.filter(**{f"{field_name}__in": other_ids})
+        if one_to_one:
+            taken = related_model._default_manager.filter(**{field_name: survivor}).exists()
+            if taken or moving.count() > 1:
+                raise ValidationError(
+                    f"More than one of these {model._meta.verbose_name_plural} has a "
+                    f"{related_model._meta.verbose_name}: only one can keep it. Merge those first."
+                )
+        if related_model is Contact and field_name == "account":
+            _keep_one_primary(survivor, moving)
+        if related_model is model and field_name == "parent":
+            moving = moving.exclude(pk=survivor.pk)
+        moving.update(**{field_name: survivor})
+
+    tags = {tag for record in [survivor, *plan.others] for tag in record.tags.all()}
+    others = list(plan.others)
+    model._default_manager.filter(pk__in=other_ids).delete()
+    record_save(instance=survivor, data={**plan.filled, "tags": sorted(tags, key=lambda t: t.pk)})
+    plan.others = others
+    return plan
+
+
+def _keep_one_primary(account: Account, moving) -> None:
+    """Contacts moving to ``account`` stop being primary when it already has (or gets) one."""
+    has_primary = Contact.objects.filter(account=account, is_primary=True).exists()
+    primaries = list(moving.filter(is_primary=True).order_by("pk").values_list("pk", flat=True))
+    demote = primaries if has_primary else primaries[1:]
+    if demote:
+        Contact.objects.filter(pk__in=demote).update(is_primary=False)

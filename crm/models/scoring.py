@@ -1,0 +1,58 @@
+"""Lead scoring rules: points an admin assigns to what makes a lead promising."""
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from .base import TimeStampedModel
+
+
+class ScoringCriterion(models.TextChoices):
+    RATING = "rating", "Rating is"
+    PRIORITY = "priority", "Priority is"
+    SOURCE = "source", "Source is"
+    COMPLETENESS = "completeness", "Contact field filled in"
+    RECENT_ACTIVITY = "recent_activity", "Activity logged within (days)"
+    EXPECTED_REVENUE = "expected_revenue", "Expected revenue at least"
+
+
+COMPLETENESS_FIELDS = ("contact_name", "email", "phone", "company_name", "job_title")
+
+
+class ScoringRule(TimeStampedModel):
+    """``points`` when a lead meets ``criterion`` = ``value``.
+
+    rating / priority / source: the lead's value (``hot``, ``urgent``, ``referral``); completeness: a
+    field name the lead has filled in (``email``); recent activity: a number of days within which an
+    activity was logged on the lead; expected revenue: an amount the lead's expected revenue reaches.
+    For the last two only the best matching rule counts (the nearest days, the highest amount).
+    A lead's score is the sum of its points, capped at 100.
+    """
+
+    criterion = models.CharField(max_length=20, choices=ScoringCriterion.choices)
+    value = models.CharField(max_length=40)
+    points = models.PositiveSmallIntegerField()
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["criterion", "value"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["criterion", "value"],
+                name="crm_scoringrule_unique",
+                violation_error_message="There is already a rule for this criterion and value.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_criterion_display()} {self.value}: {self.points} points"
+
+    def clean(self):
+        super().clean()
+        numeric = {ScoringCriterion.RECENT_ACTIVITY, ScoringCriterion.EXPECTED_REVENUE}
+        if self.criterion in numeric:
+            try:
+                float(self.value)
+            except (TypeError, ValueError):
+                raise ValidationError({"value": "Enter a number for this criterion."}) from None
+        if self.criterion == ScoringCriterion.COMPLETENESS and self.value not in COMPLETENESS_FIELDS:
+            raise ValidationError({"value": f"Enter one of: {', '.join(COMPLETENESS_FIELDS)}."})

@@ -1,0 +1,108 @@
+"""Explainable lead scores: the points each active ScoringRule gives a lead, summed and capped at 100.
+
+``lead_score`` is pure (a lead, the rules, when its last activity was logged) and returns the score
+with its breakdown, one line per rule that gave points. ``lead_score_refresh`` stores them on one
+lead (the services call it whenever a lead or one of its activities changes);
+``lead_scores_refresh`` does it for many leads in bulk (imports, the recompute command). Leads that
+are not open have no score.
+"""
+
+import datetime
+from decimal import Decimal, InvalidOperation
+
+from django.db.models import Max, QuerySet
+from django.utils import timezone
+
+from crm.models import Lead, LeadStatus, ScoringCriterion, ScoringRule
+
+MAX_SCORE = 100
+BATCH_SIZE = 1000
+
+
+def active_rules() -> list[ScoringRule]:
+    return list(ScoringRule.objects.filter(is_active=True).order_by("criterion", "value", "id"))
+
+
+def _number(value: str) -> Decimal | None:
+    try:
+        return Decimal(value)
+    except (InvalidOperation, TypeError):
+        return None
+
+
+def lead_score(
+    lead: Lead, rules: list[ScoringRule], *, last_activity_at: datetime.datetime | None, now=None
+) -> tuple[int | None, list[dict]]:
+    """(score, breakdown) of ``lead``; (None, []) for a lead that is not open."""
+    if lead.status != LeadStatus.OPEN:
+        return None, []
+    now = now or timezone.now()
+    lines = []
+    best: dict[str, tuple[Decimal, ScoringRule]] = {}
+    for rule in rules:
+        criterion = rule.criterion
+        if criterion in (ScoringCriterion.RATING, ScoringCriterion.PRIORITY, ScoringCriterion.SOURCE):
+            if getattr(lead, criterion) == rule.value:
+                lines.append(rule)
+        elif criterion == ScoringCriterion.COMPLETENESS:
+            if str(getattr(lead, rule.value, "") or "").strip():
+                lines.append(rule)
+        elif criterion == ScoringCriterion.RECENT_ACTIVITY:
+            # Only the nearest window the last activity falls in counts.
+            days = _number(rule.value)
+            recent = (
+                days is not None
+                and last_activity_at is not None
+                and now - last_activity_at <= datetime.timedelta(days=float(days))
+            )
+            if recent and (criterion not in best or days < best[criterion][0]):
+                best[criterion] = (days, rule)
+        elif criterion == ScoringCriterion.EXPECTED_REVENUE:
+            # Only the highest amount the expected revenue reaches counts.
+            amount = _number(rule.value)
+            reached = (
+                amount is not None and lead.expected_revenue is not None and lead.expected_revenue >= amount
+            )
+            if reached and (criterion not in best or amount > best[criterion][0]):
+                best[criterion] = (amount, rule)
+    lines += [rule for _, rule in best.values()]
+    breakdown = [
+        {"criterion": r.criterion, "value": r.value, "points": r.points, "label": r.get_criterion_display()}
+        for r in sorted(lines, key=lambda r: (-r.points, r.criterion, r.value))
+    ]
+    return min(MAX_SCORE, sum(r.points for r in lines)), breakdown
+
+
+def _last_activity_at(lead: Lead):
+    return lead.activities.aggregate(last=Max("created_at"))["last"]
+
+
+def lead_score_refresh(*, lead: Lead, rules: list[ScoringRule] | None = None) -> Lead:
+    """Recompute and store one lead's score (an UPDATE of two columns, not a save)."""
+    score, breakdown = lead_score(
+        lead, active_rules() if rules is None else rules, last_activity_at=_last_activity_at(lead)
+    )
+    Lead.objects.filter(pk=lead.pk).update(score=score, score_breakdown=breakdown)
+    lead.score, lead.score_breakdown = score, breakdown
+    return lead
+
+
+def lead_scores_refresh(*, queryset: QuerySet[Lead] | None = None, ids: list[int] | None = None) -> int:
+    """Recompute the scores of many leads in batches; returns how many were written."""
+    if queryset is None:
+        queryset = Lead.objects.all()
+    if ids is not None:
+        queryset = queryset.filter(pk__in=ids)
+    rules, now, written, batch = active_rules(), timezone.now(), 0, []
+    leads = queryset.annotate(_last_activity_at=Max("activities__created_at")).order_by("pk")
+    for lead in leads.iterator(chunk_size=BATCH_SIZE):
+        lead.score, lead.score_breakdown = lead_score(
+            lead, rules, last_activity_at=lead._last_activity_at, now=now
+        )
+        batch.append(lead)
+        if len(batch) >= BATCH_SIZE:
+            written += Lead.objects.bulk_update(batch, ["score", "score_breakdown"])
+            batch = []
+    if batch:
+        written += Lead.objects.bulk_update(batch, ["score", "score_breakdown"])
+    return written

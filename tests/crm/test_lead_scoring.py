@@ -1,0 +1,211 @@
+"""Lead scoring: each rule, the breakdown, kept current by the services, recomputed in bulk, shown."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from activities import services as activity_services
+from crm import services
+from crm.importing import import_file
+from crm.models import Lead, ScoringRule
+from crm.scoring import lead_score
+from tests.crm.importing_helpers import csv_bytes
+from tests.factories import LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now()
+
+
+@pytest.fixture
+def rules(db):
+    """A small rule set of our own instead of the default one the migration loads."""
+    ScoringRule.objects.all().delete()
+    for criterion, value, points in [
+        ("rating", "hot", 30),
+        ("priority", "urgent", 20),
+        ("source", "referral", 10),
+        ("completeness", "email", 5),
+        ("completeness", "phone", 5),
+        ("recent_activity", "7", 15),
+        ("recent_activity", "30", 5),
+        ("expected_revenue", "10000", 10),
+        ("expected_revenue", "50000", 25),
+    ]:
+        ScoringRule.objects.create(criterion=criterion, value=value, points=points)
+    return list(ScoringRule.objects.all())
+
+
+def score(rules, last_activity_days=None, **fields):
+    values = {
+        "name": "L",
+        "status": "open",
+        "email": "",
+        "phone": "",
+        "rating": "",
+        "source": "",
+        "priority": "low",
+    }
+    lead = Lead(**(values | fields))
+    last = NOW - datetime.timedelta(days=last_activity_days) if last_activity_days is not None else None
+    return lead_score(lead, rules, last_activity_at=last, now=NOW)
+
+
+def test_each_rule_gives_its_points(rules):
+    assert score(rules) == (0, [])
+    assert score(rules, rating="hot")[0] == 30
+    assert score(rules, rating="warm")[0] == 0
+    assert score(rules, priority="urgent")[0] == 20
+    assert score(rules, source="referral")[0] == 10
+    assert score(rules, email="a@b.test", phone="1")[0] == 10
+    assert score(rules, email="  ")[0] == 0
+
+
+def test_only_the_nearest_activity_window_and_the_highest_revenue_count(rules):
+    assert score(rules, last_activity_days=3)[0] == 15
+    assert score(rules, last_activity_days=20)[0] == 5
+    assert score(rules, last_activity_days=40)[0] == 0
+    assert score(rules, expected_revenue=Decimal("9999.99"))[0] == 0
+    assert score(rules, expected_revenue=Decimal("10000"))[0] == 10
+    assert score(rules, expected_revenue=Decimal("80000"))[0] == 25
+
+
+def test_the_breakdown_explains_the_score_and_it_is_capped_at_100(rules):
+    total, breakdown = score(
+        rules,
+        last_activity_days=1,
+        rating="hot",
+        priority="urgent",
+        source="referral",
+        email="a@b.test",
+        expected_revenue=Decimal("60000"),
+    )
+    assert total == 100  # 30 + 25 + 20 + 15 + 10 + 5 = 105
+    assert breakdown == [
+        {"criterion": "rating", "value": "hot", "points": 30, "label": "Rating is"},
+        {
+            "criterion": "expected_revenue",
+            "value": "50000",
+            "points": 25,
+            "label": "Expected revenue at least",
+        },
+        {"criterion": "priority", "value": "urgent", "points": 20, "label": "Priority is"},
+        {
+            "criterion": "recent_activity",
+            "value": "7",
+            "points": 15,
+            "label": "Activity logged within (days)",
+        },
+        {"criterion": "source", "value": "referral", "points": 10, "label": "Source is"},
+        {"criterion": "completeness", "value": "email", "points": 5, "label": "Contact field filled in"},
+    ]
+
+
+def test_inactive_rules_give_nothing(rules, stages):
+    ScoringRule.objects.filter(criterion="rating").update(is_active=False)
+    lead = services.lead_create(data={"name": "L", "rating": "hot", "email": ""})
+    assert lead.score == 0
+
+
+def test_services_keep_the_score_current(rules, stages):
+    lead = services.lead_create(data={"name": "L", "email": "a@b.test"})
+    assert (Lead.objects.get(pk=lead.pk).score, lead.score) == (5, 5)
+    lead = services.lead_update(lead=lead, data={"rating": "hot"})
+    assert Lead.objects.get(pk=lead.pk).score == 35
+    activity_services.activity_create(data={"subject": "Call", "activity_type": "call", "lead": lead})
+    assert Lead.objects.get(pk=lead.pk).score == 50
+    services.lead_mark_lost(lead=lead)
+    lost = Lead.objects.get(pk=lead.pk)
+    assert (lost.score, lost.score_breakdown) == (None, [])
+    services.lead_reopen(lead=lost)
+    assert Lead.objects.get(pk=lead.pk).score == 50
+
+
+def test_moving_an_activity_to_another_lead_rescores_both(rules, stages):
+    first = services.lead_create(data={"name": "A", "email": ""})
+    second = services.lead_create(data={"name": "B", "email": ""})
+    call = activity_services.activity_create(data={"subject": "Call", "activity_type": "call", "lead": first})
+    assert Lead.objects.get(pk=first.pk).score == 15
+    activity_services.activity_update(activity=call, data={"lead": second})
+    assert (Lead.objects.get(pk=first.pk).score, Lead.objects.get(pk=second.pk).score) == (0, 15)
+
+
+def test_the_command_recomputes_every_lead(rules, stages, capsys):
+    stale = LeadFactory(rating="hot", email="")  # written without the services: no score yet
+    closed = LeadFactory(status="lost", rating="hot")
+    call_command("crm_recompute_scores")
+    assert Lead.objects.get(pk=stale.pk).score == 30
+    assert Lead.objects.get(pk=closed.pk).score is None
+    assert "Recomputed the scores of 2 leads." in capsys.readouterr().out
+
+
+def test_imported_leads_are_scored(rules, stages):
+    existing = services.lead_create(data={"name": "Old", "email": "old@x.test"})
+    rows = [["name", "email", "rating"], ["Old", "old@x.test", "hot"], ["New", "new@x.test", ""]]
+    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv")
+    assert result.committed, result.errors
+    assert Lead.objects.get(pk=existing.pk).score == 35
+    assert Lead.objects.get(email="new@x.test").score == 5
+
+
+def test_default_rules_are_installed():
+    assert ScoringRule.objects.filter(criterion="rating", value="hot").exists()
+
+
+# --- API and admin --------------------------------------------------------------------------------
+
+
+def test_api_shows_filters_and_sorts_by_score(admin_client, rules, stages):
+    hot = services.lead_create(data={"name": "Hot", "rating": "hot", "email": ""})
+    services.lead_create(data={"name": "Cold", "email": ""})
+
+    body = admin_client.get(f"/api/v1/crm/leads/{hot.pk}/").json()
+    assert (body["score"], body["score_breakdown"][0]["value"]) == (30, "hot")
+    listed = admin_client.get("/api/v1/crm/leads/?ordering=-score").json()["results"]
+    assert [row["name"] for row in listed] == ["Hot", "Cold"]
+    filtered = admin_client.get("/api/v1/crm/leads/?score_min=10").json()["results"]
+    assert [row["name"] for row in filtered] == ["Hot"]
+    response = admin_client.patch(
+        f"/api/v1/crm/leads/{hot.pk}/", {"score": 99}, content_type="application/json"
+    )
+    assert response.status_code == 200 and response.json()["score"] == 30
+
+
+def test_admin_list_sorts_and_filters_by_score_and_the_record_explains_it(admin_client, rules, stages):
+    hot = services.lead_create(data={"name": "Hot", "rating": "hot", "priority": "urgent", "email": ""})
+    services.lead_create(data={"name": "Cold", "email": ""})
+    changelist = reverse("admin:crm_lead_changelist")
+    score_column = admin_client.get(changelist).context["cl"].list_display.index("score")
+
+    sorted_page = admin_client.get(f"{changelist}?o=-{score_column}")
+    assert [lead.name for lead in sorted_page.context["cl"].result_list] == ["Hot", "Cold"]
+    warm = admin_client.get(f"{changelist}?score_band=warm")
+    assert [lead.name for lead in warm.context["cl"].result_list] == ["Hot"]
+
+    page = admin_client.get(reverse("admin:crm_lead_change", args=[hot.pk])).content.decode()
+    assert (
+        "Rating is hot: <strong>+30</strong>" in page and "Priority is urgent: <strong>+20</strong>" in page
+    )
+
+
+def test_scoring_rules_are_editable_in_the_admin_and_scores_recompute_on_demand(admin_client, rules, stages):
+    lead = services.lead_create(data={"name": "L", "rating": "hot", "email": ""})
+    rule = ScoringRule.objects.get(criterion="rating", value="hot")
+    response = admin_client.post(
+        reverse("admin:crm_scoringrule_change", args=[rule.pk]),
+        {"criterion": "rating", "value": "hot", "points": "40", "is_active": "on"},
+    )
+    assert response.status_code == 302
+    admin_client.post(
+        reverse("admin:crm_scoringrule_changelist"),
+        {"action": "recompute_scores", "_selected_action": [rule.pk]},
+    )
+    assert Lead.objects.get(pk=lead.pk).score == 40
+    bad = admin_client.post(
+        reverse("admin:crm_scoringrule_add"), {"criterion": "recent_activity", "value": "soon", "points": "5"}
+    )
+    assert bad.status_code == 200 and "Enter a number" in bad.content.decode()
