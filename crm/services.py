@@ -196,6 +196,24 @@ def lost_reason_ensure_given(record, lost_reason: LostReason | None) -> None:
         )
 
 
+def record_lost_data(record, *, lost_reason: LostReason | None, lost_note: str) -> dict[str, Any]:
+    """Check that an open lead or opportunity may be lost, and the fields that lose it: status lost,
+    probability 0, the reason and note, and its pipeline's lost stage when the pipeline has one."""
+    record_ensure_open(record)
+    lost_reason_ensure_active(lost_reason)
+    lost_reason_ensure_given(record, lost_reason)
+    data: dict[str, Any] = {
+        "status": LeadStatus.LOST,  # the same "lost" value as OpportunityStatus.LOST
+        "probability": 0,
+        "lost_reason": lost_reason,
+        "lost_note": lost_note or "",
+    }
+    lost_stage = record.pipeline.lost_stage
+    if lost_stage is not None:
+        data["stage"] = lost_stage
+    return data
+
+
 def record_reopen_stage(record, stage: Stage | None) -> Stage:
     """Where a reopened record goes: ``stage`` if given (an open stage of its pipeline), else the last
     open stage of its pipeline it was in according to its history, else the pipeline's first open stage.
@@ -512,18 +530,7 @@ def lead_mark_lost(
     A pipeline with ``lost_reason_required`` refuses it without ``lost_reason``.
     """
     lead = record_lock(lead)
-    record_ensure_open(lead)
-    lost_reason_ensure_active(lost_reason)
-    lost_reason_ensure_given(lead, lost_reason)
-    data: dict[str, Any] = {
-        "status": LeadStatus.LOST,
-        "probability": 0,
-        "lost_reason": lost_reason,
-        "lost_note": lost_note or "",
-    }
-    lost_stage = lead.pipeline.lost_stage
-    if lost_stage is not None:
-        data["stage"] = lost_stage
+    data = record_lost_data(lead, lost_reason=lost_reason, lost_note=lost_note)
     return pipeline_record_save(instance=lead, data=data, user=user)
 
 

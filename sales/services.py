@@ -21,8 +21,6 @@ from crm.services import (
     account_create,
     contact_create,
     contact_update,
-    lost_reason_ensure_active,
-    lost_reason_ensure_given,
     name_lock,
     owner_ensure_allowed,
     pipeline_record_prepare_update,
@@ -30,6 +28,7 @@ from crm.services import (
     record_ensure_open,
     record_ensure_stage_in_pipeline,
     record_lock,
+    record_lost_data,
     record_reopen_stage,
     rekey_errors,
     with_default_owner,
@@ -139,19 +138,10 @@ def opportunity_mark_lost(
     A pipeline with ``lost_reason_required`` refuses it without ``lost_reason``.
     """
     opportunity = record_lock(opportunity)
-    record_ensure_open(opportunity)
-    lost_reason_ensure_active(lost_reason)
-    lost_reason_ensure_given(opportunity, lost_reason)
-    data: dict[str, Any] = {
+    data = {
         **_closing_data(opportunity),
-        "status": OpportunityStatus.LOST,
-        "probability": 0,
-        "lost_reason": lost_reason,
-        "lost_note": lost_note or "",
+        **record_lost_data(opportunity, lost_reason=lost_reason, lost_note=lost_note),
     }
-    lost_stage = opportunity.pipeline.lost_stage
-    if lost_stage is not None:
-        data["stage"] = lost_stage
     return pipeline_record_save(instance=opportunity, data=data, user=user)
 
 
