@@ -33,6 +33,7 @@ from crm.admin_utils import (
     StagePillMixin,
     StaleEditGuardMixin,
     VisibleRecordsAdminMixin,
+    WinProbabilityAdminMixin,
     color_swatch,
     money,
 )
@@ -374,6 +375,7 @@ class LeadAdmin(
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
     StagePillMixin,
+    WinProbabilityAdminMixin,
     TagListMixin,
     VisibleRecordsAdminMixin,
     SimpleHistoryAdmin,
@@ -389,6 +391,7 @@ class LeadAdmin(
         "source",
         "revenue",
         "probability",
+        "automated_probability",
         "score",
         "owner",
         "tag_list",
@@ -422,6 +425,7 @@ class LeadAdmin(
         "updated_at",
         "score",
         "score_points",
+        "automated_probability_explained",
     )
     fieldsets = (
         (None, {"fields": ("name", "pipeline", "stage", "status", "owner", "tags")}),
@@ -429,7 +433,17 @@ class LeadAdmin(
         ("Person and company", {"fields": ("contact_name", "email", "phone", "company_name", "job_title")}),
         (
             "Qualification",
-            {"fields": ("priority", "rating", "source", "expected_revenue", "probability", "description")},
+            {
+                "fields": (
+                    "priority",
+                    "rating",
+                    "source",
+                    "expected_revenue",
+                    "probability",
+                    "automated_probability_explained",
+                    "description",
+                )
+            },
         ),
         (
             "Outcome",

@@ -15,6 +15,7 @@ from django.http import HttpResponseRedirect
 from django.utils.html import format_html
 
 from crm.services import owner_ensure_allowed
+from crm.win_probability import win_estimate_cached
 
 # Inlines that another app contributes to a crm model's admin (sales adds opportunities to an
 # account, activities adds activities everywhere), so crm never imports those apps.
@@ -90,6 +91,47 @@ class StagePillMixin:
     @admin.display(description="stage", ordering="stage__sequence")
     def stage_pill(self, obj):
         return color_swatch(obj.stage.color, obj.stage.name)
+
+
+class WinProbabilityAdminMixin:
+    """The automated (naive Bayes) win probability beside the manual one: a changelist column that
+    costs one query for the page's pipeline models, and a line on the record page saying where the
+    figure comes from or why there is none."""
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        if request.method == "GET":
+            # The page's records are fetched here instead of by the template (the same query, once).
+            models: dict = {}
+            for record in changelist.result_list:
+                record._win_estimate = win_estimate_cached(record, models)
+        return changelist
+
+    @staticmethod
+    def _win_estimate(obj):
+        estimate = getattr(obj, "_win_estimate", None)
+        if estimate is None:
+            estimate = obj._win_estimate = win_estimate_cached(obj, {})
+        return estimate
+
+    @admin.display(description="auto prob.")
+    def automated_probability(self, obj):
+        estimate = self._win_estimate(obj)
+        if estimate.probability is None:
+            return format_html('<span title="{}">—</span>', estimate.note)
+        return f"{estimate.probability}%"
+
+    @admin.display(description="automated probability")
+    def automated_probability_explained(self, obj):
+        if obj.pk is None:
+            return "Estimated once the record is saved."
+        estimate = self._win_estimate(obj)
+        if estimate.probability is None:
+            return estimate.note
+        return (
+            f"{estimate.probability}% — naive Bayes estimate from the won and lost history of this "
+            f"pipeline (stage, owner, priority, tags...), beside the manual probability."
+        )
 
 
 class ColorInput(forms.TextInput):

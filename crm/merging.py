@@ -14,6 +14,7 @@ from django.db import models, transaction
 
 from crm.models import Account, Contact, Lead, LeadStatus
 from crm.services import User, record_save
+from crm.win_probability import spec_for, win_counts_change, win_snapshots, win_snapshots_of
 
 MERGEABLE = (Contact, Account, Lead)
 MIN_MERGE, MAX_MERGE = 2, 5
@@ -115,6 +116,10 @@ def record_merge(
         raise ValidationError("Some of the records to merge no longer exist.")
     plan = merge_plan(locked, survivor)
     survivor, other_ids = plan.survivor, [r.pk for r in plan.others]
+    spec = spec_for(model)
+    # Closed leads merged away leave their pipeline's win-probability history; the survivor's counts
+    # follow what the merge fills in.
+    counted = win_snapshots(spec, [r.pk for r in locked]) if spec is not None else []
 
     if model is Account and survivor.parent_id in other_ids:
         # Merging an account with its parent: the survivor cannot become its own parent.
@@ -139,6 +144,8 @@ def record_merge(
     others = list(plan.others)
     model._default_manager.filter(pk__in=other_ids).delete()
     record_save(instance=survivor, data={**plan.filled, "tags": sorted(tags, key=lambda t: t.pk)})
+    if spec is not None:
+        win_counts_change(kind=spec.kind, removed=counted, added=win_snapshots_of(survivor))
     plan.others = others
     return plan
 

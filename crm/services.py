@@ -23,6 +23,7 @@ from django.db.models import ProtectedError, RestrictedError
 
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
 from crm.scoring import lead_score_refresh
+from crm.win_probability import spec_for, win_counts_change, win_counts_record_change, win_snapshots_of
 
 M = TypeVar("M", bound=models.Model)
 User = AbstractBaseUser
@@ -74,7 +75,11 @@ def record_delete(*, instance: models.Model) -> None:
     """Delete a record, or explain in a 409-coded error which records still depend on it."""
     try:
         with transaction.atomic():
+            # A closed lead or opportunity leaves its pipeline's win-probability history with it.
+            counted = win_snapshots_of(instance)
             instance.delete()
+            if counted:
+                win_counts_change(kind=spec_for(instance).kind, removed=counted, added=[])
     except (ProtectedError, RestrictedError) as exc:
         # Both errors carry the blocking records as their second argument.
         raise ValidationError(protected_message(instance, exc.args[1]), code=PROTECTED) from exc
@@ -137,11 +142,14 @@ def stage_change_record(*, record, from_stage: Stage | None, user: User | None) 
 
 def pipeline_record_save(*, instance: M, data: Mapping[str, Any] | None = None, user: User | None) -> M:
     """``record_save`` for a lead or an opportunity, recording a change of stage in its history
-    (and keeping a lead's score current).
+    (and keeping a lead's score and the pipeline's win-probability model current).
 
     Every service that writes a lead or an opportunity saves through here, so no entry point can move
     a record without the history knowing (the import engine writes its history in bulk itself).
+    Closing a record counts it in its pipeline's win-probability model, reopening it takes it out,
+    and editing a closed record moves its counts (``win_counts_record_change``).
     """
+    counted = [] if instance._state.adding else win_snapshots_of(instance)
     from_stage = None
     if not instance._state.adding:
         field = instance._meta.get_field("stage")
@@ -153,6 +161,7 @@ def pipeline_record_save(*, instance: M, data: Mapping[str, Any] | None = None, 
     stage_change_record(record=instance, from_stage=from_stage, user=user)
     if isinstance(instance, Lead):
         lead_score_refresh(lead=instance)
+    win_counts_record_change(instance, counted)
     return instance
 
 

@@ -167,6 +167,12 @@ if len(CRM_CURRENCY) != 3 or not CRM_CURRENCY.isalpha():
 # preview and the confirmation that imports it for real.
 CRM_IMPORT_MAX_BYTES = env.int("CRM_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
 
+# Predictive win probability: the fewest closed (won or lost) records a pipeline needs before its
+# leads or opportunities get an automated probability; below it they get a note instead of a guess.
+CRM_WIN_MODEL_MIN_CLOSED = env.int("CRM_WIN_MODEL_MIN_CLOSED", default=20)
+if CRM_WIN_MODEL_MIN_CLOSED < 1:
+    raise ImproperlyConfigured("CRM_WIN_MODEL_MIN_CLOSED must be at least 1.")
+
 # Request bodies other than uploaded files (JSON, form fields); larger ones are refused with 400/413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
 # Uploaded files above this size go to a temporary file instead of memory (imports stream them).

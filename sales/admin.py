@@ -23,6 +23,7 @@ from crm.admin_utils import (
     StagePillMixin,
     StaleEditGuardMixin,
     VisibleRecordsAdminMixin,
+    WinProbabilityAdminMixin,
     money,
     register_inline,
     run_transition,
@@ -66,6 +67,7 @@ class OpportunityAdmin(
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
     StagePillMixin,
+    WinProbabilityAdminMixin,
     TagListMixin,
     VisibleRecordsAdminMixin,
     SimpleHistoryAdmin,
@@ -77,6 +79,7 @@ class OpportunityAdmin(
         "status",
         "value",
         "probability",
+        "automated_probability",
         "close_date",
         "opportunity_type",
         "priority",
@@ -98,7 +101,15 @@ class OpportunityAdmin(
     autocomplete_fields = ("account", "contact", "pipeline", "stage", "owner", "tags", "lead")
     date_hierarchy = "close_date"
     show_full_result_count = False
-    readonly_fields = ("status", "closed_at", "lost_reason", "lost_note", "created_at", "updated_at")
+    readonly_fields = (
+        "status",
+        "closed_at",
+        "lost_reason",
+        "lost_note",
+        "created_at",
+        "updated_at",
+        "automated_probability_explained",
+    )
     fieldsets = (
         (None, {"fields": ("name", "account", "contact", "pipeline", "stage", "status", "owner", "tags")}),
         (
@@ -107,6 +118,7 @@ class OpportunityAdmin(
                 "fields": (
                     "amount",
                     "probability",
+                    "automated_probability_explained",
                     "close_date",
                     "opportunity_type",
                     "priority",

@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
 from crm.selectors import KANBAN_DEFAULT_LIMIT, KANBAN_MAX_LIMIT
+from crm.win_probability import WinEstimate, win_estimate_cached
 
 TIMESTAMPS = ("created_at", "updated_at")
 
@@ -239,6 +240,35 @@ class ContactSerializer(serializers.ModelSerializer):
         validators: list = []
 
 
+class WinProbabilityFieldsMixin(serializers.Serializer):
+    """``automated_probability`` and its note for a lead or an opportunity: naive Bayes from the
+    pipeline's won and lost history (crm.win_probability). The models are read once per response."""
+
+    automated_probability = serializers.SerializerMethodField(
+        help_text="0–100: the chance to be won estimated from the pipeline's won and lost history "
+        "(naive Bayes), beside the manual `probability`. Null for a closed record or when the pipeline "
+        "has too little history; `automated_probability_note` then says why."
+    )
+    automated_probability_note = serializers.SerializerMethodField(
+        help_text="Why there is no automated probability (e.g. “Not enough history: 7 closed leads in "
+        "this pipeline, 20 needed.”); null when there is one."
+    )
+
+    def _win_estimate(self, record) -> WinEstimate:
+        estimate = getattr(record, "_win_estimate", None)
+        if estimate is None:
+            estimate = record._win_estimate = win_estimate_cached(record, self.context)
+        return estimate
+
+    @extend_schema_field(serializers.IntegerField(min_value=0, max_value=100, allow_null=True))
+    def get_automated_probability(self, record) -> int | None:
+        return self._win_estimate(record).probability
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_automated_probability_note(self, record) -> str | None:
+        return self._win_estimate(record).note
+
+
 class ScoreLineSerializer(serializers.Serializer):
     criterion = serializers.CharField()
     value = serializers.CharField()
@@ -246,7 +276,7 @@ class ScoreLineSerializer(serializers.Serializer):
     label = serializers.CharField()
 
 
-class LeadSerializer(serializers.ModelSerializer):
+class LeadSerializer(WinProbabilityFieldsMixin, serializers.ModelSerializer):
     score_breakdown = serializers.SerializerMethodField(
         help_text="The rules that gave the lead points, most points first."
     )
@@ -296,6 +326,8 @@ class LeadSerializer(serializers.ModelSerializer):
             "source",
             "expected_revenue",
             "probability",
+            "automated_probability",
+            "automated_probability_note",
             "description",
             "status",
             "lost_reason_id",

@@ -24,6 +24,7 @@ from django.utils import timezone
 from crm import selectors, services
 from crm.models import Lead, Tag
 from crm.scoring import lead_scores_refresh
+from crm.win_probability import LEAD, win_models_rebuild
 
 from . import lookups, writing
 from .cells import KEEP, CellError, shown_value
@@ -583,6 +584,8 @@ class _Run:
         )
         if model is Lead:
             lead_scores_refresh(ids=[*self.streamed_ids, *new_ids, *(pk for pk, _ in updates)])
+            # Rows may close, reopen or change closed leads without the services: recount the history.
+            win_models_rebuild(kinds=[LEAD])
         self.progress("writing", total, total)
 
 

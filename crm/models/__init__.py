@@ -7,6 +7,7 @@ from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
 from .pipeline import Pipeline, Stage
 from .scoring import COMPLETENESS_FIELDS, ScoringCriterion, ScoringRule
 from .tag import LostReason, Tag
+from .winning import WinModel, WinModelKind
 
 __all__ = [
     "COMPLETENESS_FIELDS",
@@ -29,4 +30,6 @@ __all__ = [
     "StageChange",
     "Tag",
     "TimeStampedModel",
+    "WinModel",
+    "WinModelKind",
 ]

@@ -18,6 +18,7 @@ from crm.seeding.generators import Clock, DataSetGenerator, PipelineInfo, SeedCo
 from crm.seeding.progress import Progress
 from crm.seeding.writers import writer_for
 from crm.services import pipeline_save, pipeline_set_default
+from crm.win_probability import win_models_rebuild
 
 # The stages of the pipelines the seed creates when the database has none; the same as the demo data.
 SALES_PIPELINE = (
@@ -207,6 +208,8 @@ def crm_seed(
                 load(f"{kind} tags", through._meta.db_table, columns, generator.tags(kind, total), None)
         writer.reset_sequences([Account, Contact, Lead, Opportunity, Activity])
         writer.finish(tables)
+        # The seeded history is what the win-probability models learn from.
+        win_models_rebuild()
     result.seconds = time.monotonic() - started
     return result
 

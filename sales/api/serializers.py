@@ -4,7 +4,15 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from crm.api.serializers import TIMESTAMPS, kanban_serializer, label, owner_id, related_id, tags_field
+from crm.api.serializers import (
+    TIMESTAMPS,
+    WinProbabilityFieldsMixin,
+    kanban_serializer,
+    label,
+    owner_id,
+    related_id,
+    tags_field,
+)
 from crm.models import Account, Contact, Pipeline, Stage
 from sales.models import Opportunity
 from sales.selectors import GROUP_BY_CHOICES
@@ -14,7 +22,7 @@ def money(help_text: str = "") -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=20, decimal_places=2, help_text=help_text or None)
 
 
-class OpportunitySerializer(serializers.ModelSerializer):
+class OpportunitySerializer(WinProbabilityFieldsMixin, serializers.ModelSerializer):
     account_id = related_id(Account.objects.all(), "account")
     account_name = label("account.name")
     contact_id = related_id(Contact.objects.all(), "contact", help_text="Must work for the account, if any.")
@@ -57,6 +65,8 @@ class OpportunitySerializer(serializers.ModelSerializer):
             "stage_name",
             "amount",
             "probability",
+            "automated_probability",
+            "automated_probability_note",
             "weighted_amount",
             "close_date",
             "opportunity_type",

@@ -1,0 +1,405 @@
+"""Predictive win probability: naive Bayes over the won and lost history of each pipeline.
+
+Every pipeline has one ``WinModel`` per kind of record (leads, opportunities) holding how many
+closed records were won and lost and, per variable, how many won and lost records had each value.
+An open record's ``automated_probability`` is read from its pipeline's model when it is shown:
+
+    P(won | x) = P(won) · Π P(x_i | won) / (P(won) · Π P(x_i | won) + P(lost) · Π P(x_i | lost))
+
+with add-one (Laplace) smoothing everywhere:
+
+- prior: P(won) = (won + 1) / (won + lost + 2);
+- a categorical variable with the value v: P(v | won) = (won records with v + 1) / (won + k), k the
+  number of values the variable took in this pipeline's closed history. A value the history never
+  saw (a new owner, a stage nobody closed from) tells nothing and is left out. An empty value (no
+  owner, no source, an opportunity without an account) is a value of its own;
+- tags: every tag seen on a closed record is a yes/no variable (Bernoulli), P(has t | won) =
+  (won records with t + 1) / (won + 2); a record that lacks the tag counts 1 − that.
+
+Variables: leads use stage, source, priority, rating and owner (a lead has no industry: it has no
+account until converted); opportunities use stage, priority, the industry of their account and
+owner (an opportunity has no source or rating of its own). Both use their tags. The stage of a
+closed record is the stage it closed from (the won and lost stages themselves say nothing about an
+open record): its current stage when that is an open one, else the stage it left when it entered
+its won or lost stage, from its stage history; "" when unknown.
+
+A converted lead counts as won, a lost one as lost; an opportunity counts as won or lost. The
+services keep the models current in the same transaction as the change (``win_counts_change``):
+closing counts a record in, reopening takes it out, editing or deleting a closed record moves its
+counts. Writes that bypass the services (imports, the seeder) rebuild the models; the
+``crm_recompute_win_probabilities`` command rebuilds them from the whole history with a few
+grouped queries. Below ``CRM_WIN_MODEL_MIN_CLOSED`` closed records in the pipeline there is no
+estimate, only a note that says why.
+"""
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+
+from django.apps import apps
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Case, Count, F, OuterRef, Subquery, When
+
+from crm.models import LeadStatus, Pipeline, WinModel, WinModelKind
+
+TAGS = "tags"
+WON, LOST = 0, 1
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    kind: str
+    model_label: str
+    noun: str
+    plural: str
+    won_status: str
+    lost_status: str
+    variables: tuple[str, ...]
+
+    @property
+    def model(self) -> type[models.Model]:
+        # crm never imports sales at module level: the model is looked up when first needed.
+        return apps.get_model(self.model_label)
+
+    @property
+    def closed_statuses(self) -> tuple[str, str]:
+        return self.won_status, self.lost_status
+
+
+LEAD = KindSpec(
+    kind=WinModelKind.LEAD,
+    model_label="crm.Lead",
+    noun="lead",
+    plural="leads",
+    won_status=LeadStatus.CONVERTED,
+    lost_status=LeadStatus.LOST,
+    variables=("stage", "source", "priority", "rating", "owner"),
+)
+OPPORTUNITY = KindSpec(
+    kind=WinModelKind.OPPORTUNITY,
+    model_label="sales.Opportunity",
+    noun="opportunity",
+    plural="opportunities",
+    won_status="won",
+    lost_status="lost",
+    variables=("stage", "priority", "industry", "owner"),
+)
+SPECS = (LEAD, OPPORTUNITY)
+
+
+def spec_for(record_or_model) -> KindSpec | None:
+    """The kind of a lead or an opportunity (instance or class); None for any other model."""
+    label = record_or_model._meta.label_lower
+    return next((spec for spec in SPECS if spec.model_label.lower() == label), None)
+
+
+def min_closed() -> int:
+    return settings.CRM_WIN_MODEL_MIN_CLOSED
+
+
+def _value(value) -> str:
+    return "" if value is None else str(value)
+
+
+# --- the estimate: pure arithmetic on a model's counts -----------------------------------------------
+
+
+def win_probability(
+    *, won: int, lost: int, counts: dict, values: dict[str, str], tags: Iterable[str]
+) -> float:
+    """P(won | values, tags) under naive Bayes with add-one smoothing (see the module docstring)."""
+    log_won = math.log((won + 1) / (won + lost + 2))
+    log_lost = math.log((lost + 1) / (won + lost + 2))
+    for variable, value in values.items():
+        table = counts.get(variable) or {}
+        if value not in table:
+            continue
+        k = len(table)
+        won_with, lost_with = table[value]
+        log_won += math.log((won_with + 1) / (won + k))
+        log_lost += math.log((lost_with + 1) / (lost + k))
+    tags = set(tags)
+    for tag, (won_with, lost_with) in (counts.get(TAGS) or {}).items():
+        p_won = (won_with + 1) / (won + 2)
+        p_lost = (lost_with + 1) / (lost + 2)
+        if tag in tags:
+            log_won += math.log(p_won)
+            log_lost += math.log(p_lost)
+        else:
+            log_won += math.log(1 - p_won)
+            log_lost += math.log(1 - p_lost)
+    return 1 / (1 + math.exp(log_lost - log_won))
+
+
+@dataclass(frozen=True)
+class WinEstimate:
+    probability: int | None
+    note: str | None
+
+
+def record_values(spec: KindSpec, record) -> dict[str, str]:
+    """The variables of an open record as its model counts them (its current stage, owner...)."""
+    values = {}
+    for variable in spec.variables:
+        if variable == "stage":
+            value = record.stage_id
+        elif variable == "owner":
+            value = record.owner_id
+        elif variable == "industry":
+            value = record.account.industry if record.account_id else None
+        else:
+            value = getattr(record, variable)
+        values[variable] = _value(value)
+    return values
+
+
+def win_estimate(record, win_models: dict[int, WinModel]) -> WinEstimate:
+    """The automated probability of ``record`` (0–100) from its pipeline's model in ``win_models``
+    (``win_models_by_pipeline``), or None with a note saying why there is none."""
+    spec = spec_for(record)
+    if record.status != LeadStatus.OPEN:  # the same "open" value as OpportunityStatus.OPEN
+        return WinEstimate(
+            None,
+            f"This {spec.noun} is {record.get_status_display().lower()}: "
+            f"only open {spec.plural} get an estimate.",
+        )
+    model = win_models.get(record.pipeline_id)
+    closed = model.closed if model is not None else 0
+    needed = min_closed()
+    if closed < needed:
+        noun = spec.noun if closed == 1 else spec.plural
+        return WinEstimate(
+            None, f"Not enough history: {closed} closed {noun} in this pipeline, {needed} needed."
+        )
+    probability = win_probability(
+        won=model.won,
+        lost=model.lost,
+        counts=model.counts,
+        values=record_values(spec, record),
+        tags=(str(tag.pk) for tag in record.tags.all()),
+    )
+    return WinEstimate(round(probability * 100), None)
+
+
+def win_models_by_pipeline(kind: str) -> dict[int, WinModel]:
+    """Every pipeline's model of ``kind``, in one query (there are as many as pipelines)."""
+    return {model.pipeline_id: model for model in WinModel.objects.filter(kind=kind)}
+
+
+def win_estimate_cached(record, cache_holder: dict) -> WinEstimate:
+    """``win_estimate`` with the models loaded once per ``cache_holder`` (a serializer's context, a
+    request's attributes): a page of records costs one query for the models, whatever its size."""
+    spec = spec_for(record)
+    key = f"_win_models_{spec.kind}"
+    if key not in cache_holder:
+        cache_holder[key] = win_models_by_pipeline(spec.kind)
+    return win_estimate(record, cache_holder[key])
+
+
+# --- what the closed history holds: the same queries for one record and for the whole table --------
+
+
+def _stage_at_close(model: type[models.Model]):
+    """The stage a closed record closed from: its own when it is open, else the stage it left when it
+    entered the won or lost stage it is in (its latest move into it)."""
+    history = model._meta.get_field("stage_changes").related_model
+    left_for_current = (
+        history.objects.filter(record=OuterRef("pk"), to_stage=OuterRef("stage_id"))
+        .order_by("-changed_at", "-id")
+        .values("from_stage_id")[:1]
+    )
+    return Case(
+        When(stage__is_won=False, stage__is_lost=False, then=F("stage_id")),
+        default=Subquery(left_for_current),
+        output_field=models.BigIntegerField(),
+    )
+
+
+def _expression(spec: KindSpec, variable: str):
+    if variable == "stage":
+        return _stage_at_close(spec.model)
+    if variable == "owner":
+        return F("owner_id")
+    if variable == "industry":
+        return F("account__industry")
+    return F(variable)
+
+
+def _closed_rows(spec: KindSpec):
+    """The closed records of ``spec`` with their variables annotated as ``wp_<variable>``."""
+    queryset = spec.model._default_manager.filter(status__in=spec.closed_statuses)
+    return queryset.annotate(**{f"wp_{v}": _expression(spec, v) for v in spec.variables})
+
+
+@cache
+def _tag_link(spec: KindSpec) -> tuple[type[models.Model], str, str]:
+    """(through model, record field, tag field) of ``spec``'s tags."""
+    relation = spec.model._meta.get_field("tags")
+    return relation.remote_field.through, relation.m2m_field_name(), relation.m2m_reverse_field_name()
+
+
+def _tag_rows(spec: KindSpec):
+    through, record, tag = _tag_link(spec)
+    return through.objects.filter(**{f"{record}__status__in": spec.closed_statuses}), record, tag
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """How one closed record counts in its pipeline's model."""
+
+    pipeline_id: int
+    side: int  # WON or LOST
+    values: tuple[tuple[str, str], ...]
+    tags: tuple[str, ...]
+
+
+def win_snapshots(spec: KindSpec, pks: Iterable[int]) -> list[Snapshot]:
+    """The snapshots of the closed records among ``pks``, read from the database (2 queries)."""
+    pks = list(pks)
+    if not pks:
+        return []
+    wp = [f"wp_{v}" for v in spec.variables]
+    rows = list(_closed_rows(spec).filter(pk__in=pks).values("pk", "pipeline_id", "status", *wp))
+    if not rows:
+        return []
+    links, record, tag = _tag_rows(spec)
+    tags = defaultdict(list)
+    for record_id, tag_id in links.filter(**{f"{record}_id__in": [row["pk"] for row in rows]}).values_list(
+        f"{record}_id", f"{tag}_id"
+    ):
+        tags[record_id].append(str(tag_id))
+    return [
+        Snapshot(
+            pipeline_id=row["pipeline_id"],
+            side=WON if row["status"] == spec.won_status else LOST,
+            values=tuple((v, _value(row[f"wp_{v}"])) for v in spec.variables),
+            tags=tuple(sorted(tags[row["pk"]])),
+        )
+        for row in rows
+    ]
+
+
+def win_snapshots_of(record) -> list[Snapshot]:
+    """``record``'s snapshot if it is a closed lead or opportunity (no query for an open one)."""
+    spec = spec_for(record)
+    if spec is None or record.pk is None or record.status not in spec.closed_statuses:
+        return []
+    return win_snapshots(spec, [record.pk])
+
+
+# --- keeping the models current ---------------------------------------------------------------------
+
+
+def _add(model: WinModel, snapshot: Snapshot, sign: int) -> None:
+    """Count ``snapshot`` in (sign 1) or out (sign -1) of ``model``. Counts never go below zero: a
+    model that missed a record (written around the services) is put right by a rebuild."""
+    if snapshot.side == WON:
+        model.won = max(0, model.won + sign)
+    else:
+        model.lost = max(0, model.lost + sign)
+    cells = [*((variable, value) for variable, value in snapshot.values), *((TAGS, t) for t in snapshot.tags)]
+    for variable, value in cells:
+        table = model.counts.setdefault(variable, {})
+        cell = table.setdefault(value, [0, 0])
+        cell[snapshot.side] = max(0, cell[snapshot.side] + sign)
+        if cell == [0, 0]:
+            del table[value]
+        if not table:
+            del model.counts[variable]
+
+
+@transaction.atomic
+def win_counts_change(*, kind: str, removed: list[Snapshot], added: list[Snapshot]) -> None:
+    """Take ``removed`` out of their pipelines' models and count ``added`` in, under row locks.
+
+    A pipeline without a model yet gets one built from its whole history (which already includes
+    this change, as it reads the transaction's own writes) instead of counting from zero.
+    """
+    removed_counter, added_counter = Counter(removed), Counter(added)
+    if removed_counter == added_counter:
+        return
+    changes: dict[int, list[tuple[Snapshot, int]]] = defaultdict(list)
+    for snapshot in removed:
+        changes[snapshot.pipeline_id].append((snapshot, -1))
+    for snapshot in added:
+        changes[snapshot.pipeline_id].append((snapshot, 1))
+    spec = next(spec for spec in SPECS if spec.kind == kind)
+    for pipeline_id in sorted(changes):
+        model = WinModel.objects.select_for_update().filter(pipeline_id=pipeline_id, kind=kind).first()
+        if model is None:
+            win_models_rebuild(kinds=[spec], pipeline_ids=[pipeline_id])
+            continue
+        for snapshot, sign in changes[pipeline_id]:
+            _add(model, snapshot, sign)
+        model.save(update_fields=["won", "lost", "counts", "updated_at"])
+
+
+def win_counts_record_change(record, before: list[Snapshot]) -> None:
+    """After a service saved ``record``: move its counts from ``before`` (its snapshot taken before the
+    save, ``win_snapshots_of``) to what it is now."""
+    spec = spec_for(record)
+    if spec is None:
+        return
+    after = win_snapshots_of(record)
+    if before or after:
+        win_counts_change(kind=spec.kind, removed=before, added=after)
+
+
+@transaction.atomic
+def win_models_rebuild(
+    *, kinds: Iterable[KindSpec] = SPECS, pipeline_ids: Iterable[int] | None = None
+) -> list[WinModel]:
+    """Rebuild the models of ``kinds`` for ``pipeline_ids`` (default: every pipeline) from the whole
+    closed history: one grouped query over the records and one over their tags per kind.
+
+    The models' rows are locked first, so a record closing meanwhile waits and then counts itself
+    in on top of the rebuilt figures.
+    """
+    pipelines = Pipeline.objects.order_by("pk")
+    if pipeline_ids is not None:
+        pipelines = pipelines.filter(pk__in=list(pipeline_ids))
+    ids = list(pipelines.values_list("pk", flat=True))
+    rebuilt = []
+    for spec in kinds:
+        list(WinModel.objects.select_for_update().filter(kind=spec.kind, pipeline_id__in=ids).order_by("pk"))
+        models_by_pipeline = {pk: WinModel(pipeline_id=pk, kind=spec.kind, counts={}) for pk in ids}
+        wp = [f"wp_{v}" for v in spec.variables]
+        records = _closed_rows(spec)
+        links, record, tag = _tag_rows(spec)
+        if pipeline_ids is not None:
+            records = records.filter(pipeline_id__in=ids)
+            links = links.filter(**{f"{record}__pipeline_id__in": ids})
+        groups = records.values("pipeline_id", "status", *wp).annotate(n=Count("pk")).order_by()
+        for row in groups:
+            model, side, n = models_by_pipeline[row["pipeline_id"]], _side(spec, row["status"]), row["n"]
+            if side == WON:
+                model.won += n
+            else:
+                model.lost += n
+            for variable in spec.variables:
+                cell = model.counts.setdefault(variable, {}).setdefault(_value(row[f"wp_{variable}"]), [0, 0])
+                cell[side] += n
+        tag_groups = (
+            links.values(f"{record}__pipeline_id", f"{record}__status", f"{tag}_id")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        for row in tag_groups:
+            model = models_by_pipeline[row[f"{record}__pipeline_id"]]
+            cell = model.counts.setdefault(TAGS, {}).setdefault(str(row[f"{tag}_id"]), [0, 0])
+            cell[_side(spec, row[f"{record}__status"])] += row["n"]
+        for model in models_by_pipeline.values():
+            saved, _ = WinModel.objects.update_or_create(
+                pipeline_id=model.pipeline_id,
+                kind=spec.kind,
+                defaults={"won": model.won, "lost": model.lost, "counts": model.counts},
+            )
+            rebuilt.append(saved)
+    return rebuilt
+
+
+def _side(spec: KindSpec, status: str) -> int:
+    return WON if status == spec.won_status else LOST
