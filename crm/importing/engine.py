@@ -24,7 +24,7 @@ from django.utils import timezone
 from crm import selectors, services
 from crm.models import Lead, Tag
 from crm.scoring import lead_scores_refresh
-from crm.win_probability import LEAD, win_models_rebuild
+from crm.win_probability import LEAD, win_counts_after_bulk_write, win_counts_before_bulk_write
 
 from . import lookups, writing
 from .cells import KEEP, CellError, shown_value
@@ -538,6 +538,12 @@ class _Run:
         writer = writing.writer_for(connection)
         tag_ids = self.tag_ids if self.tag_ids is not None else writing.ensure_tags(ctx.tags, ctx.new_tags)
         total = self.result.new + self.result.updated  # some new rows may be written already
+        if model is Lead:
+            # Rows may close, reopen or change closed leads without the services: their counts in the
+            # win-probability models move with them.
+            win_before = win_counts_before_bulk_write(
+                LEAD, existing_pks=[*released, *(pk for pk, _ in updates)], total=total + len(released)
+            )
 
         def report(done):
             self.progress("writing", done, total)
@@ -583,9 +589,9 @@ class _Run:
             now=now,
         )
         if model is Lead:
-            lead_scores_refresh(ids=[*self.streamed_ids, *new_ids, *(pk for pk, _ in updates)])
-            # Rows may close, reopen or change closed leads without the services: recount the history.
-            win_models_rebuild(kinds=[LEAD])
+            written = [*self.streamed_ids, *new_ids, *(pk for pk, _ in updates)]
+            lead_scores_refresh(ids=written)
+            win_counts_after_bulk_write(LEAD, before=win_before, written_pks=[*written, *released])
         self.progress("writing", total, total)
 
 

@@ -465,3 +465,60 @@ def test_visibility_is_unaffected_a_rep_sees_only_their_records_with_estimates(s
 
     assert [(row["id"], row["automated_probability"] is not None) for row in rows] == [(mine.pk, True)]
     assert client.get(url(f"leads/{LeadFactory(owner=other, stage=stages['New']).pk}/")).status_code == 404
+
+
+# --- writes around the transitions: imports, merges, a record created closed ----------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("limit", [20_000, 0], ids=["row by row", "rebuild"])
+def test_a_lead_import_moves_the_counts_of_the_leads_it_closes_reopens_or_changes(
+    stages, pipeline, monkeypatch, limit
+):
+    from crm import win_probability
+    from crm.importing import import_file
+    from tests.crm.importing_helpers import csv_bytes
+
+    monkeypatch.setattr(win_probability, "BULK_INCREMENTAL_LIMIT", limit)
+    changed = LeadFactory(stage=stages["New"], email="changed@example.com", priority="low")
+    reopened = LeadFactory(stage=stages["New"], email="reopened@example.com", priority="low")
+    crm_services.lead_mark_lost(lead=changed)
+    crm_services.lead_mark_lost(lead=reopened)
+    rows = [
+        ["name", "email", "status", "priority"],
+        ["Gone", "gone@example.com", "lost", "high"],
+        [changed.name, "changed@example.com", "lost", "urgent"],
+        [reopened.name, "reopened@example.com", "open", "low"],
+    ]
+
+    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv", dry_run=False)
+
+    assert result.ok, result.errors
+    model = lead_model(pipeline)
+    assert (model.won, model.lost, model.counts["priority"]) == (0, 2, {"high": [0, 1], "urgent": [0, 1]})
+    incremental = models_state()
+    win_models_rebuild()
+    assert models_state() == incremental
+
+
+@pytest.mark.django_db
+def test_merging_away_a_closed_lead_takes_it_out_of_the_history(stages, pipeline):
+    from crm.merging import record_merge
+
+    survivor = LeadFactory(stage=stages["New"], email="same@example.com")
+    closed = LeadFactory(stage=stages["New"], email="same@example.com", priority="urgent")
+    crm_services.lead_mark_lost(lead=closed)
+    assert lead_model(pipeline).lost == 1
+
+    record_merge(records=[survivor, closed], survivor=survivor)
+
+    model = lead_model(pipeline)
+    assert (model.won, model.lost, model.counts) == (0, 0, {})
+
+
+@pytest.mark.django_db
+def test_a_record_created_in_the_won_stage_counts_with_an_unknown_stage(stages, pipeline):
+    sales_services.opportunity_create(data={"name": "Signed elsewhere", "stage": stages["Won"]})
+
+    model = WinModel.objects.get(pipeline=pipeline, kind="opportunity")
+    assert (model.won, model.counts["stage"]) == (1, {"": [1, 0]})
