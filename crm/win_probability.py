@@ -402,7 +402,9 @@ def win_models_rebuild(
     ids = list(pipelines.values_list("pk", flat=True))
     rebuilt = []
     for spec in kinds:
-        list(WinModel.objects.select_for_update().filter(kind=spec.kind, pipeline_id__in=ids).order_by("pk"))
+        # In pipeline order, as win_counts_change locks them: two lockers never wait on each other.
+        locked = WinModel.objects.select_for_update().filter(kind=spec.kind, pipeline_id__in=ids)
+        list(locked.order_by("pipeline_id"))
         models_by_pipeline = {pk: WinModel(pipeline_id=pk, kind=spec.kind, counts={}) for pk in ids}
         wp = [f"wp_{v}" for v in spec.variables]
         records = _closed_rows(spec)
