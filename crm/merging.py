@@ -14,7 +14,14 @@ from django.db import models, transaction
 
 from crm.models import Account, Contact, Lead, LeadStatus
 from crm.services import User, record_save
-from crm.win_probability import spec_for, win_counts_change, win_snapshots, win_snapshots_of
+from crm.win_probability import (
+    OPPORTUNITY,
+    spec_for,
+    win_counts_change,
+    win_snapshots,
+    win_snapshots_of,
+    win_snapshots_of_account_deals,
+)
 
 MERGEABLE = (Contact, Account, Lead)
 MIN_MERGE, MAX_MERGE = 2, 5
@@ -118,8 +125,12 @@ def record_merge(
     survivor, other_ids = plan.survivor, [r.pk for r in plan.others]
     spec = spec_for(model)
     # Closed leads merged away leave their pipeline's win-probability history; the survivor's counts
-    # follow what the merge fills in.
-    counted = win_snapshots(spec, [r.pk for r in locked]) if spec is not None else []
+    # follow what the merge fills in. Closed deals of merged accounts take the survivor's industry.
+    counted = []
+    if spec is not None:
+        counted = win_snapshots(spec, [r.pk for r in locked if r.status in spec.closed_statuses])
+    elif model is Account:
+        deals, deal_counts = win_snapshots_of_account_deals([r.pk for r in locked])
 
     if model is Account and survivor.parent_id in other_ids:
         # Merging an account with its parent: the survivor cannot become its own parent.
@@ -146,6 +157,8 @@ def record_merge(
     record_save(instance=survivor, data={**plan.filled, "tags": sorted(tags, key=lambda t: t.pk)})
     if spec is not None:
         win_counts_change(kind=spec.kind, removed=counted, added=win_snapshots_of(survivor))
+    elif model is Account and deal_counts:
+        win_counts_change(kind=OPPORTUNITY.kind, removed=deal_counts, added=win_snapshots(OPPORTUNITY, deals))
     plan.others = others
     return plan
 

@@ -23,7 +23,15 @@ from django.db.models import ProtectedError, RestrictedError
 
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
 from crm.scoring import lead_score_refresh
-from crm.win_probability import spec_for, win_counts_change, win_counts_record_change, win_snapshots_of
+from crm.win_probability import (
+    OPPORTUNITY,
+    spec_for,
+    win_counts_change,
+    win_counts_record_change,
+    win_snapshots,
+    win_snapshots_of,
+    win_snapshots_of_account_deals,
+)
 
 M = TypeVar("M", bound=models.Model)
 User = AbstractBaseUser
@@ -455,7 +463,13 @@ def account_create(*, user: User | None = None, data: Mapping[str, Any]) -> Acco
 def account_update(*, account: Account, user: User | None = None, data: Mapping[str, Any]) -> Account:
     account = record_lock(account)
     owner_ensure_allowed(user=user, record=account, data=data)
-    return record_save(instance=account, data=data)
+    industry_changes = "industry" in data and data["industry"] != account.industry
+    deals, counted = win_snapshots_of_account_deals([account.pk]) if industry_changes else ([], [])
+    account = record_save(instance=account, data=data)
+    if counted:
+        # Closed deals count their account's industry in their pipeline's win-probability model.
+        win_counts_change(kind=OPPORTUNITY.kind, removed=counted, added=win_snapshots(OPPORTUNITY, deals))
+    return account
 
 
 @transaction.atomic

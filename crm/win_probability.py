@@ -26,11 +26,11 @@ its won or lost stage, from its stage history; "" when unknown.
 A converted lead counts as won, a lost one as lost; an opportunity counts as won or lost. The
 services keep the models current in the same transaction as the change (``win_counts_change``):
 closing counts a record in, reopening takes it out, editing or deleting a closed record moves its
-counts. Imports do the same for the rows they write (or rebuild, for a large file), the seeder
-rebuilds the models; the
-``crm_recompute_win_probabilities`` command rebuilds them from the whole history with a few
-grouped queries. Below ``CRM_WIN_MODEL_MIN_CLOSED`` closed records in the pipeline there is no
-estimate, only a note that says why.
+counts, and so does changing the industry of (or merging) the account of closed opportunities.
+Imports do the same for the rows they write (a large file rebuilds instead); the seeder rebuilds
+the models, and the ``crm_recompute_win_probabilities`` command rebuilds them from the whole
+history with a few grouped queries. Below ``CRM_WIN_MODEL_MIN_CLOSED`` closed records in the
+pipeline there is no estimate, only a note that says why.
 """
 
 import math
@@ -299,6 +299,22 @@ def win_snapshots_of(record) -> list[Snapshot]:
     if spec is None or record.pk is None or record.status not in spec.closed_statuses:
         return []
     return win_snapshots(spec, [record.pk])
+
+
+def win_account_deals(account_pks: Iterable[int]) -> list[int]:
+    """The closed opportunities of these accounts: an opportunity's industry is its account's, so
+    changing an account's industry (or merging accounts) moves their counts."""
+    return list(
+        OPPORTUNITY.model._default_manager.filter(
+            account_id__in=list(account_pks), status__in=OPPORTUNITY.closed_statuses
+        ).values_list("pk", flat=True)
+    )
+
+
+def win_snapshots_of_account_deals(account_pks: Iterable[int]) -> tuple[list[int], list[Snapshot]]:
+    """``win_account_deals`` and their snapshots."""
+    pks = win_account_deals(account_pks)
+    return pks, win_snapshots(OPPORTUNITY, pks)
 
 
 # --- keeping the models current ---------------------------------------------------------------------

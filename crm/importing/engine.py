@@ -22,9 +22,15 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, 
 from django.utils import timezone
 
 from crm import selectors, services
-from crm.models import Lead, Tag
+from crm.models import Account, Lead, Tag
 from crm.scoring import lead_scores_refresh
-from crm.win_probability import LEAD, win_counts_after_bulk_write, win_counts_before_bulk_write
+from crm.win_probability import (
+    LEAD,
+    OPPORTUNITY,
+    win_account_deals,
+    win_counts_after_bulk_write,
+    win_counts_before_bulk_write,
+)
 
 from . import lookups, writing
 from .cells import KEEP, CellError, shown_value
@@ -538,12 +544,17 @@ class _Run:
         writer = writing.writer_for(connection)
         tag_ids = self.tag_ids if self.tag_ids is not None else writing.ensure_tags(ctx.tags, ctx.new_tags)
         total = self.result.new + self.result.updated  # some new rows may be written already
+        existing = [*released, *(pk for pk, _ in updates)]
         if model is Lead:
             # Rows may close, reopen or change closed leads without the services: their counts in the
             # win-probability models move with them.
             win_before = win_counts_before_bulk_write(
-                LEAD, existing_pks=[*released, *(pk for pk, _ in updates)], total=total + len(released)
+                LEAD, existing_pks=existing, total=total + len(released)
             )
+        elif model is Account and "industry" in write_attnames and updates:
+            # Closed deals count their account's industry.
+            deals = win_account_deals(existing)
+            win_before = win_counts_before_bulk_write(OPPORTUNITY, existing_pks=deals, total=len(deals))
 
         def report(done):
             self.progress("writing", done, total)
@@ -592,6 +603,8 @@ class _Run:
             written = [*self.streamed_ids, *new_ids, *(pk for pk, _ in updates)]
             lead_scores_refresh(ids=written)
             win_counts_after_bulk_write(LEAD, before=win_before, written_pks=[*written, *released])
+        elif model is Account and "industry" in write_attnames and updates:
+            win_counts_after_bulk_write(OPPORTUNITY, before=win_before, written_pks=deals)
         self.progress("writing", total, total)
 
 

@@ -522,3 +522,50 @@ def test_a_record_created_in_the_won_stage_counts_with_an_unknown_stage(stages, 
 
     model = WinModel.objects.get(pipeline=pipeline, kind="opportunity")
     assert (model.won, model.counts["stage"]) == (1, {"": [1, 0]})
+
+
+def deal_model(pipeline) -> WinModel:
+    return WinModel.objects.get(pipeline=pipeline, kind="opportunity")
+
+
+@pytest.mark.django_db
+def test_changing_the_industry_of_an_account_moves_its_closed_deals(stages, pipeline):
+    account = AccountFactory(industry="retail")
+    sales_services.opportunity_mark_won(opportunity=OpportunityFactory(stage=stages["New"], account=account))
+    OpportunityFactory(stage=stages["New"], account=account)  # open: not counted
+    assert deal_model(pipeline).counts["industry"] == {"retail": [1, 0]}
+
+    crm_services.account_update(account=account, data={"industry": "finance"})
+
+    assert deal_model(pipeline).counts["industry"] == {"finance": [1, 0]}
+
+
+@pytest.mark.django_db
+def test_merging_accounts_gives_their_closed_deals_the_survivors_industry(stages, pipeline):
+    from crm.merging import record_merge
+
+    survivor, other = AccountFactory(industry="retail"), AccountFactory(industry="media")
+    sales_services.opportunity_mark_lost(opportunity=OpportunityFactory(stage=stages["New"], account=other))
+
+    record_merge(records=[survivor, other], survivor=survivor)
+
+    assert deal_model(pipeline).counts["industry"] == {"retail": [0, 1]}
+    incremental = models_state()
+    win_models_rebuild()
+    assert models_state() == incremental
+
+
+@pytest.mark.django_db
+def test_an_account_import_that_changes_industries_moves_their_closed_deals(stages, pipeline):
+    from crm.importing import import_file
+    from tests.crm.importing_helpers import csv_bytes
+
+    account = AccountFactory(name="Acme", industry="retail")
+    sales_services.opportunity_mark_won(opportunity=OpportunityFactory(stage=stages["New"], account=account))
+
+    result = import_file(
+        kind="accounts", data=csv_bytes([["name", "industry"], ["Acme", "finance"]]), filename="a.csv"
+    )
+
+    assert result.ok, result.errors
+    assert deal_model(pipeline).counts["industry"] == {"finance": [1, 0]}
