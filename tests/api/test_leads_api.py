@@ -34,6 +34,8 @@ LEAD_FIELDS = {
     "source",
     "expected_revenue",
     "probability",
+    "automated_probability",
+    "automated_probability_note",
     "description",
     "status",
     "lost_reason_id",

@@ -32,6 +32,8 @@ OPPORTUNITY_FIELDS = {
     "stage_name",
     "amount",
     "probability",
+    "automated_probability",
+    "automated_probability_note",
     "weighted_amount",
     "close_date",
     "opportunity_type",
