@@ -6,11 +6,14 @@ links can be written in the same pass) and updates through a temporary table; it
 several times faster for large files.
 """
 
+import json
 import queue
 import threading
 
 from django.core.exceptions import FieldDoesNotExist
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
+from django.db.models import JSONField
 from django.db.models.functions import Lower
 
 from crm.models import Stage, Tag
@@ -189,6 +192,7 @@ class PostgresWriter(DjangoWriter):
                 )
         columns = [meta.pk.column] + [meta.get_field(a).column for a in attnames] + list(constants)
         tail = tuple(constants.values())
+        rows = _json_as_text(meta, attnames, rows)
         with self.connection.cursor() as cursor:
             # Ids come from the table's sequence up front, so tag links need no RETURNING.
             cursor.execute(
@@ -244,6 +248,31 @@ class PostgresWriter(DjangoWriter):
                         copy.write(
                             "".join(f"{pk}\t{tag_id}\n" for pk, tag_id in links[start : start + 50_000])
                         )
+
+
+def _json_as_text(meta, attnames, rows):
+    """``rows`` with the values of JSON fields as JSON text, which COPY's text format takes for jsonb.
+    Rows often share one value object (scores from a cache): each is dumped once."""
+    positions = [i for i, a in enumerate(attnames) if isinstance(meta.get_field(a), JSONField)]
+    if not positions:
+        return rows
+    dumped: dict[int, str] = {}
+
+    def text(value):
+        if value is None:
+            return None
+        found = dumped.get(id(value))
+        if found is None:
+            found = dumped[id(value)] = json.dumps(value, cls=DjangoJSONEncoder)
+        return found
+
+    converted = []
+    for row in rows:
+        row = list(row)
+        for i in positions:
+            row[i] = text(row[i])
+        converted.append(tuple(row))
+    return converted
 
 
 class BackgroundInserter:

@@ -12,7 +12,8 @@ from activities import services as activity_services
 from crm import services
 from crm.importing import import_file
 from crm.models import Lead, ScoringRule
-from crm.scoring import lead_score
+from crm.importing.engine import STREAM_BATCH
+from crm.scoring import lead_score, lead_score_refresh, new_lead_scorer
 from tests.crm.importing_helpers import csv_bytes
 from tests.factories import LeadFactory
 
@@ -150,6 +151,63 @@ def test_imported_leads_are_scored(rules, stages):
     assert result.committed, result.errors
     assert Lead.objects.get(pk=existing.pk).score == 35
     assert Lead.objects.get(email="new@x.test").score == 5
+
+
+def test_new_lead_scorer_agrees_with_lead_score(rules):
+    """The import's cached scorer gives what lead_score gives, across every combination it keys on
+    (revenue on, between and past the thresholds; filled, blank and missing fields; closed leads)."""
+    scorer = new_lead_scorer(rules, now=NOW)
+    cases = []
+    for status in ("open", "lost"):
+        for rating in ("", "hot", "cold"):
+            for source in ("", "referral"):
+                for email in ("", "  ", "a@x.test"):
+                    for revenue in (None, Decimal("9999.99"), Decimal("10000"), Decimal("60000")):
+                        cases.append(
+                            {
+                                "status": status,
+                                "rating": rating,
+                                "source": source,
+                                "email": email,
+                                "expected_revenue": revenue,
+                                "priority": "urgent" if revenue else "low",
+                            }
+                        )
+    for values in cases * 2:  # the second pass answers from the cache
+        assert scorer(values) == score(rules, **values), values
+    # A field the row lacks takes the model's default (phone blank, priority "medium").
+    assert scorer({"name": "L", "phone": "1"}) == score(rules, phone="1", priority="medium")
+
+
+def test_imported_scores_equal_the_services_scores(rules, stages):
+    """Every new row of a file larger than one streamed batch is stored with the score and breakdown
+    the services would store for it."""
+    rows = [["name", "email", "phone", "rating", "priority", "expected_revenue"]]
+    for n in range(STREAM_BATCH + 300):
+        rows.append(
+            [
+                f"Lead {n}",
+                f"lead{n}@x.test" if n % 3 else "",
+                "555 0100" if n % 4 == 0 else "",
+                ("hot", "warm", "")[n % 3],
+                ("urgent", "low")[n % 2],
+                str((n % 7) * 9000),
+            ]
+        )
+    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv")
+    assert result.committed and result.new == STREAM_BATCH + 300, result.errors
+    stored = {
+        pk: (score, breakdown)
+        for pk, score, breakdown in Lead.objects.values_list("pk", "score", "score_breakdown")
+    }
+    for lead in Lead.objects.all():
+        lead_score_refresh(lead=lead, rules=rules)
+    recomputed = {
+        pk: (score, breakdown)
+        for pk, score, breakdown in Lead.objects.values_list("pk", "score", "score_breakdown")
+    }
+    assert stored == recomputed
+    assert len({score for score, _ in stored.values()}) >= 6  # the file exercises many rules
 
 
 def test_default_rules_are_installed():
