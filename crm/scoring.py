@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 from django.db import connection
 from django.db.models import Max, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from crm.models import Lead, LeadStatus, ScoringCriterion, ScoringRule
@@ -25,6 +26,7 @@ MAX_SCORE = 100
 # per lead.
 CRITERION_LABELS = dict(ScoringCriterion.choices)
 BATCH_SIZE = 1000
+LEAD_FIELDS = {field.attname for field in Lead._meta.concrete_fields}
 
 
 def active_rules() -> list[ScoringRule]:
@@ -153,9 +155,18 @@ def lead_scores_refresh(*, queryset: QuerySet[Lead] | None = None, ids: list[int
     if queryset is None:
         queryset = Lead.objects.all()
     if ids is not None:
-        queryset = queryset.filter(pk__in=ids)
+        if connection.vendor == "postgresql":
+            # One array parameter: an IN list of 10,000 placeholders costs seconds to build and parse.
+            queryset = queryset.filter(pk__in=RawSQL("SELECT unnest(%s::bigint[])", (list(ids),)))
+        else:
+            queryset = queryset.filter(pk__in=ids)
     rules, now, written, batch = active_rules(), timezone.now(), 0, []
-    leads = queryset.annotate(_last_activity_at=Max("activities__created_at")).order_by("pk")
+    # Only the columns the rules read: a bulk rescore must not build whole leads.
+    fields = {"status", "rating", "priority", "source", "expected_revenue"}
+    fields |= {
+        r.value for r in rules if r.criterion == ScoringCriterion.COMPLETENESS and r.value in LEAD_FIELDS
+    }
+    leads = queryset.only(*fields).annotate(_last_activity_at=Max("activities__created_at")).order_by("pk")
     for lead in leads.iterator(chunk_size=BATCH_SIZE):
         score, breakdown = lead_score(lead, rules, last_activity_at=lead._last_activity_at, now=now)
         batch.append((lead.pk, score, None if breakdown is None else json.dumps(breakdown)))

@@ -455,6 +455,7 @@ class _Run:
                 now=now,
                 owner_id=self.owner_id,
                 tag_ids=self.tag_ids,
+                user=self.default_owner,  # who the stage history says entered each new lead
             )
         finals = []  # (row number, pk or None, row tuple in write_attnames order, tags or KEEP, old or None)
         key_name, finalize, error = schema.key, schema.finalize, self.error
@@ -586,7 +587,7 @@ class _Run:
         writer.set_tags(model, list(tag_sets), links)
         writing.record_stage_history(
             model,
-            new_ids=[*self.streamed_ids, *new_ids],
+            new_ids=new_ids,  # the background inserter recorded the streamed rows' entries
             moves=self.stage_moves,
             user=self.default_owner,
             now=now,
