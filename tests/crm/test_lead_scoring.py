@@ -11,8 +11,8 @@ from django.utils import timezone
 from activities import services as activity_services
 from crm import services
 from crm.importing import import_file
-from crm.models import Lead, ScoringRule
 from crm.importing.engine import STREAM_BATCH
+from crm.models import Lead, ScoringRule
 from crm.scoring import lead_score, lead_score_refresh, new_lead_scorer
 from tests.crm.importing_helpers import csv_bytes
 from tests.factories import LeadFactory
@@ -267,3 +267,98 @@ def test_scoring_rules_are_editable_in_the_admin_and_scores_recompute_on_demand(
         reverse("admin:crm_scoringrule_add"), {"criterion": "recent_activity", "value": "soon", "points": "5"}
     )
     assert bad.status_code == 200 and "Enter a number" in bad.content.decode()
+
+
+# --- activities from every entry point keep their lead's score current ----------------------------
+
+
+def lead_change_data(lead, **activities):
+    data = {
+        "name": lead.name,
+        "priority": lead.priority,
+        "pipeline": lead.pipeline_id,
+        "stage": lead.stage_id,
+        "probability": lead.probability,
+        "owner": lead.owner_id or "",
+        "activities-TOTAL_FORMS": "0",
+        "activities-INITIAL_FORMS": "0",
+    }
+    data.update(activities)
+    return data
+
+
+def test_admin_lead_page_activities_rescore_the_lead(admin_client, rules, stages):
+    lead = services.lead_create(data={"name": "L", "email": ""})
+    url = reverse("admin:crm_lead_change", args=[lead.pk])
+    added = {
+        "activities-TOTAL_FORMS": "1",
+        "activities-0-subject": "Called back",
+        "activities-0-activity_type": "call",
+        "activities-0-status": "completed",
+        "activities-0-priority": "medium",
+    }
+    response = admin_client.post(url, lead_change_data(lead, **added))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Lead.objects.get(pk=lead.pk).score == 15
+    call = lead.activities.get()
+
+    deleted = {
+        "activities-TOTAL_FORMS": "1",
+        "activities-INITIAL_FORMS": "1",
+        "activities-0-id": call.pk,
+        "activities-0-lead": lead.pk,
+        "activities-0-subject": "Called back",
+        "activities-0-activity_type": "call",
+        "activities-0-status": "completed",
+        "activities-0-priority": "medium",
+        "activities-0-DELETE": "on",
+    }
+    response = admin_client.post(url, lead_change_data(Lead.objects.get(pk=lead.pk), **deleted))
+    assert response.status_code == 302
+    assert not lead.activities.exists()
+    assert Lead.objects.get(pk=lead.pk).score == 0
+
+
+def test_activity_admin_add_delete_and_bulk_delete_rescore_the_lead(admin_client, rules, stages):
+    lead = services.lead_create(data={"name": "L", "email": ""})
+    response = admin_client.post(
+        reverse("admin:activities_activity_add"),
+        {
+            "subject": "Demo",
+            "activity_type": "meeting",
+            "status": "scheduled",
+            "priority": "medium",
+            "lead": lead.pk,
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Lead.objects.get(pk=lead.pk).score == 15
+
+    demo = lead.activities.get()
+    response = admin_client.post(reverse("admin:activities_activity_delete", args=[demo.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert Lead.objects.get(pk=lead.pk).score == 0
+
+    calls = [
+        activity_services.activity_create(
+            data={"subject": f"Call {n}", "activity_type": "call", "lead": lead}
+        )
+        for n in range(2)
+    ]
+    assert Lead.objects.get(pk=lead.pk).score == 15
+    response = admin_client.post(
+        reverse("admin:activities_activity_changelist"),
+        {"action": "delete_selected", "_selected_action": [c.pk for c in calls], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert not lead.activities.exists()
+    assert Lead.objects.get(pk=lead.pk).score == 0
+
+
+def test_api_deleting_an_activity_rescores_the_lead(admin_client, rules, stages):
+    lead = services.lead_create(data={"name": "L", "email": ""})
+    call = activity_services.activity_create(data={"subject": "Call", "activity_type": "call", "lead": lead})
+    assert Lead.objects.get(pk=lead.pk).score == 15
+    response = admin_client.delete(f"/api/v1/crm/activities/{call.pk}/")
+    assert response.status_code == 204
+    assert Lead.objects.get(pk=lead.pk).score == 0
