@@ -8,12 +8,20 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from simple_history.admin import SimpleHistoryAdmin
 
-from activities import selectors
+from activities import selectors, services
 from activities.admin_pages import CalendarAdminMixin, activity_timeline_entries, quick_activity_actions
 from activities.models import Activity
 from crm.admin_import_export import ExportAdminMixin
 from crm.admin_record import register_record_actions, register_timeline
-from crm.admin_utils import OwnerDefaultMixin, StaleEditGuardMixin, VisibleRecordsAdminMixin, register_inline
+from crm.admin_utils import (
+    OwnerDefaultMixin,
+    ServiceSaveMixin,
+    StaleEditGuardMixin,
+    VisibleRecordsAdminMixin,
+    register_inline,
+    register_inline_saver,
+    save_inline_forms,
+)
 from crm.selectors import lead_visible_to
 from sales.selectors import opportunity_visible_to
 
@@ -37,6 +45,20 @@ def _inline_for(fk: str) -> type:
     return type(f"{fk.title()}ActivityInline", (ActivityInlineBase,), {"fk_name": fk})
 
 
+def save_activity_inline(request, formset) -> None:
+    """Activities logged, changed or deleted on a lead's (deal's, contact's, account's) page are
+    written by the activity services, which keep the lead's score current."""
+    save_inline_forms(
+        request,
+        formset,
+        create=lambda user, data: services.activity_create(user=user, data=data),
+        update=lambda user, obj, data: services.activity_update(activity=obj, user=user, data=data),
+        delete=lambda obj: services.activity_delete(activity=obj),
+    )
+
+
+register_inline_saver(Activity, save_activity_inline)
+
 for _label, _fk in (
     ("crm.lead", "lead"),
     ("sales.opportunity", "opportunity"),
@@ -50,6 +72,7 @@ for _label, _fk in (
 
 @admin.register(Activity)
 class ActivityAdmin(
+    ServiceSaveMixin,
     StaleEditGuardMixin,
     CalendarAdminMixin,
     ExportAdminMixin,
@@ -76,6 +99,19 @@ class ActivityAdmin(
 
     def visible_records(self, user):
         return selectors.activity_visible_to(user)
+
+    def create_record(self, request, data):
+        return services.activity_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.activity_update(activity=obj, user=request.user, data=data)
+
+    def delete_model(self, request, obj):
+        services.activity_delete(activity=obj)
+
+    def delete_queryset(self, request, queryset):
+        for activity in queryset:
+            services.activity_delete(activity=activity)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         # An activity is logged only on a lead or deal its author sees (a crafted id is "not a choice").

@@ -8,7 +8,14 @@ from django.db import transaction
 from activities.models import Activity, ActivityStatus
 from crm.models import Lead
 from crm.scoring import lead_score_refresh
-from crm.services import User, owner_ensure_allowed, record_lock, record_save, with_default_owner
+from crm.services import (
+    User,
+    owner_ensure_allowed,
+    record_delete,
+    record_lock,
+    record_save,
+    with_default_owner,
+)
 
 
 @transaction.atomic
@@ -35,6 +42,17 @@ def activity_update(*, activity: Activity, user: User | None = None, data: Mappi
     if previous_lead_id and previous_lead_id != activity.lead_id:
         lead_score_refresh(lead=Lead.objects.get(pk=previous_lead_id))
     return activity
+
+
+@transaction.atomic
+def activity_delete(*, activity: Activity) -> None:
+    """Delete an activity; its lead loses the points the activity gave it (recent activity)."""
+    lead_id = activity.lead_id
+    record_delete(instance=activity)
+    if lead_id:
+        lead = Lead.objects.filter(pk=lead_id).first()
+        if lead is not None:
+            lead_score_refresh(lead=lead)
 
 
 def _rescore(activity: Activity) -> Activity:

@@ -21,3 +21,6 @@ class ActivityViewSet(HistoryViewSetMixin, ServiceModelViewSet):
 
     def update_record(self, instance, data):
         return services.activity_update(activity=instance, user=self.request.user, data=data)
+
+    def delete_record(self, instance):
+        services.activity_delete(activity=instance)

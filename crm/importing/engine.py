@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from crm import selectors, services
 from crm.models import Account, Lead, Tag
-from crm.scoring import lead_scores_refresh
+from crm.scoring import active_rules, lead_scores_refresh, new_lead_scorer
 from crm.win_probability import (
     LEAD,
     OPPORTUNITY,
@@ -44,6 +44,7 @@ Progress = Callable[[str, int, int], None]
 PREVIEW_ROWS = 50
 PROGRESS_EVERY = 5000
 STREAM_BATCH = 5000
+SCORE_ATTNAMES = ("score", "score_breakdown")  # written with each new lead, after its own columns
 
 
 class _Rollback(Exception):
@@ -441,6 +442,14 @@ class _Run:
         # while the next ones are resolved (PostgreSQL), and nothing needs holding for a second pass.
         cross_row = schema.has_cross_row_rules
         now = timezone.now()
+        # New leads are scored here, from the row in hand, and written with their score: reading
+        # 100,000 leads back to score them took longer than the rest of the import.
+        scorer = new_lead_scorer(active_rules(), now=now) if self.model is Lead else None
+        insert_attnames = [*write_attnames, *SCORE_ATTNAMES] if scorer else write_attnames
+
+        def new_row(rec) -> tuple:
+            return (*as_row(rec), *scorer(rec)) if scorer else as_row(rec)
+
         streamer = None
         if not cross_row and not result.dry_run and not result.errors and connection.vendor == "postgresql":
             self.tag_ids = writing.ensure_tags(ctx.tags, ctx.new_tags)
@@ -449,10 +458,11 @@ class _Run:
                 # thread must write in this transaction.
                 writing.writer_for(connections[DEFAULT_DB_ALIAS]),
                 self.model,
-                write_attnames,
+                insert_attnames,
                 now=now,
                 owner_id=self.owner_id,
                 tag_ids=self.tag_ids,
+                user=self.default_owner,  # who the stage history says entered each new lead
             )
         finals = []  # (row number, pk or None, row tuple in write_attnames order, tags or KEEP, old or None)
         key_name, finalize, error = schema.key, schema.finalize, self.error
@@ -503,10 +513,11 @@ class _Run:
                         continue
                 if pk is not None and tags is not KEEP and tags == old_tags.get(pk, frozenset()):
                     tags = KEEP
+                row = as_row(rec) if pk is not None else new_row(rec)
                 if cross_row:
-                    finals.append((number, pk, as_row(rec), tags, old))
+                    finals.append((number, pk, row, tags, old))
                     continue
-                classify(number, pk, as_row(rec), tags, old)
+                classify(number, pk, row, tags, old)
                 if streamer is not None and len(inserts) >= STREAM_BATCH and not result.errors:
                     streamer.submit(inserts)
                     self.progress("writing", result.new, result.new + result.updated)
@@ -534,11 +545,11 @@ class _Run:
         result.new_tags = sorted(ctx.new_tags.values(), key=str.lower)
         if not result.ok or result.dry_run:
             return
-        self.write(write_attnames, inserts, updates, tag_sets, released, now=now)
+        self.write(write_attnames, insert_attnames, inserts, updates, tag_sets, released, now=now)
         writing.record_history(self.model, now=now, user_id=getattr(self.access.user, "pk", None))
         result.committed = True
 
-    def write(self, write_attnames, inserts, updates, tag_sets, released, *, now) -> None:
+    def write(self, write_attnames, insert_attnames, inserts, updates, tag_sets, released, *, now) -> None:
         """Updates first (a primary contact may move to a new row), then inserts, then links and tags."""
         ctx, model, schema = self.ctx, self.model, self.schema
         writer = writing.writer_for(connection)
@@ -574,7 +585,7 @@ class _Run:
             rows = [_without_pending(row, parent_index, i, pending_inserts) for i, row in enumerate(rows)]
         new_ids = writer.insert(
             model,
-            write_attnames,
+            insert_attnames,
             rows,
             now=now,
             owner_id=self.owner_id,
@@ -594,15 +605,17 @@ class _Run:
         writer.set_tags(model, list(tag_sets), links)
         writing.record_stage_history(
             model,
-            new_ids=[*self.streamed_ids, *new_ids],
+            new_ids=new_ids,  # the background inserter recorded the streamed rows' entries
             moves=self.stage_moves,
             user=self.default_owner,
             now=now,
         )
         if model is Lead:
-            written = [*self.streamed_ids, *new_ids, *(pk for pk, _ in updates)]
-            lead_scores_refresh(ids=written)
-            win_counts_after_bulk_write(LEAD, before=win_before, written_pks=[*written, *released])
+            if updates:
+                # New leads were written with their score; an updated one may have activities to count.
+                lead_scores_refresh(ids=[pk for pk, _ in updates])
+            written = [*self.streamed_ids, *new_ids, *(pk for pk, _ in updates), *released]
+            win_counts_after_bulk_write(LEAD, before=win_before, written_pks=written)
         elif model is Account and "industry" in write_attnames and updates:
             win_counts_after_bulk_write(OPPORTUNITY, before=win_before, written_pks=deals)
         self.progress("writing", total, total)

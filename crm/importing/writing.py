@@ -6,11 +6,15 @@ links can be written in the same pass) and updates through a temporary table; it
 several times faster for large files.
 """
 
+import json
 import queue
 import threading
 
 from django.core.exceptions import FieldDoesNotExist
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
+from django.db import connection as default_connection
+from django.db.models import JSONField
 from django.db.models.functions import Lower
 
 from crm.models import Stage, Tag
@@ -55,7 +59,9 @@ def stage_history_model(model):
         return None
 
 
-def record_stage_history(model, *, new_ids: list[int], moves: list[tuple[int, int, int]], user, now) -> None:
+def record_stage_history(
+    model, *, new_ids: list[int], moves: list[tuple[int, int, int]], user, now, db_connection=None
+) -> None:
     """Record in bulk what an import did to stages, as the services do one record at a time.
 
     Each new record enters its stage (one INSERT ... SELECT per chunk of ids); each ``moves`` item
@@ -64,21 +70,27 @@ def record_stage_history(model, *, new_ids: list[int], moves: list[tuple[int, in
     history = stage_history_model(model)
     if history is None or not (new_ids or moves):
         return
+    connection = db_connection or default_connection  # the background inserter passes its own
     user_id = user.pk if user is not None and user.is_authenticated else None
     meta, quote = history._meta, connection.ops.quote_name
     columns = ["record_id", "from_stage_id", "from_stage_name", "to_stage_id", "to_stage_name"]
     columns = ", ".join(quote(meta.get_field(a).column) for a in [*columns, "changed_by_id", "changed_at"])
     record_table, stage_table = quote(model._meta.db_table), quote(Stage._meta.db_table)
     now_param = meta.get_field("changed_at").get_db_prep_save(now, connection)
+    insert = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+        f"SELECT r.id, NULL, '', r.stage_id, s.name, %s, %s FROM {record_table} r "
+        f"JOIN {stage_table} s ON s.id = r.stage_id WHERE "
+    )
     with connection.cursor() as cursor:
-        for chunk in chunked(new_ids):
-            placeholders = ", ".join(["%s"] * len(chunk))
-            cursor.execute(
-                f"INSERT INTO {quote(meta.db_table)} ({columns}) "
-                f"SELECT r.id, NULL, '', r.stage_id, s.name, %s, %s FROM {record_table} r "
-                f"JOIN {stage_table} s ON s.id = r.stage_id WHERE r.id IN ({placeholders})",
-                [user_id, now_param, *chunk],
-            )
+        if connection.vendor == "postgresql":
+            # One array parameter: IN lists of thousands of placeholders are slow to build and parse.
+            if new_ids:
+                cursor.execute(insert + "r.id = ANY(%s)", [user_id, now_param, list(new_ids)])
+        else:
+            for chunk in chunked(new_ids):
+                placeholders = ", ".join(["%s"] * len(chunk))
+                cursor.execute(insert + f"r.id IN ({placeholders})", [user_id, now_param, *chunk])
     if moves:
         names = dict(Stage.objects.values_list("id", "name"))
         history.objects.bulk_create(
@@ -189,6 +201,7 @@ class PostgresWriter(DjangoWriter):
                 )
         columns = [meta.pk.column] + [meta.get_field(a).column for a in attnames] + list(constants)
         tail = tuple(constants.values())
+        rows = _json_as_text(meta, attnames, rows)
         with self.connection.cursor() as cursor:
             # Ids come from the table's sequence up front, so tag links need no RETURNING.
             cursor.execute(
@@ -246,15 +259,40 @@ class PostgresWriter(DjangoWriter):
                         )
 
 
+def _json_as_text(meta, attnames, rows):
+    """``rows`` with the values of JSON fields as JSON text, which COPY's text format takes for jsonb.
+    Rows often share one value object (scores from a cache): each is dumped once."""
+    positions = [i for i, a in enumerate(attnames) if isinstance(meta.get_field(a), JSONField)]
+    if not positions:
+        return rows
+    dumped: dict[int, str] = {}
+
+    def text(value):
+        if value is None:
+            return None
+        found = dumped.get(id(value))
+        if found is None:
+            found = dumped[id(value)] = json.dumps(value, cls=DjangoJSONEncoder)
+        return found
+
+    converted = []
+    for row in rows:
+        row = list(row)
+        for i in positions:
+            row[i] = text(row[i])
+        converted.append(tuple(row))
+    return converted
+
+
 class BackgroundInserter:
     """Inserts batches of new rows (and their tag links) on a worker thread, on the same connection and
     in the same transaction, so PostgreSQL inserts and checks foreign keys while the engine resolves the
     next rows on the other core. Used for files whose rows need no rule across rows (leads).
     """
 
-    def __init__(self, writer: "PostgresWriter", model, attnames, *, now, owner_id, tag_ids):
+    def __init__(self, writer: "PostgresWriter", model, attnames, *, now, owner_id, tag_ids, user=None):
         self.writer, self.model, self.attnames = writer, model, attnames
-        self.now, self.owner_id, self.tag_ids = now, owner_id, tag_ids
+        self.now, self.owner_id, self.tag_ids, self.user = now, owner_id, tag_ids, user
         self.connection = writer.connection
         self.error: BaseException | None = None
         self.written = 0
@@ -297,6 +335,14 @@ class BackgroundInserter:
                     (pk, tag_ids[name]) for pk, (_, tags) in zip(ids, batch, strict=True) for name in tags
                 ]
                 self.writer.set_tags(self.model, [], links)
+                record_stage_history(
+                    self.model,
+                    new_ids=ids,
+                    moves=[],
+                    user=self.user,
+                    now=self.now,
+                    db_connection=self.connection,
+                )
                 self.ids.extend(ids)
                 self.written += len(batch)
             except BaseException as exc:  # handed to the engine's thread, which rolls back

@@ -11,8 +11,9 @@ from django.utils import timezone
 from activities import services as activity_services
 from crm import services
 from crm.importing import import_file
+from crm.importing.engine import STREAM_BATCH
 from crm.models import Lead, ScoringRule
-from crm.scoring import lead_score
+from crm.scoring import lead_score, lead_score_refresh, new_lead_scorer
 from tests.crm.importing_helpers import csv_bytes
 from tests.factories import LeadFactory
 
@@ -152,6 +153,63 @@ def test_imported_leads_are_scored(rules, stages):
     assert Lead.objects.get(email="new@x.test").score == 5
 
 
+def test_new_lead_scorer_agrees_with_lead_score(rules):
+    """The import's cached scorer gives what lead_score gives, across every combination it keys on
+    (revenue on, between and past the thresholds; filled, blank and missing fields; closed leads)."""
+    scorer = new_lead_scorer(rules, now=NOW)
+    cases = []
+    for status in ("open", "lost"):
+        for rating in ("", "hot", "cold"):
+            for source in ("", "referral"):
+                for email in ("", "  ", "a@x.test"):
+                    for revenue in (None, Decimal("9999.99"), Decimal("10000"), Decimal("60000")):
+                        cases.append(
+                            {
+                                "status": status,
+                                "rating": rating,
+                                "source": source,
+                                "email": email,
+                                "expected_revenue": revenue,
+                                "priority": "urgent" if revenue else "low",
+                            }
+                        )
+    for values in cases * 2:  # the second pass answers from the cache
+        assert scorer(values) == score(rules, **values), values
+    # A field the row lacks takes the model's default (phone blank, priority "medium").
+    assert scorer({"name": "L", "phone": "1"}) == score(rules, phone="1", priority="medium")
+
+
+def test_imported_scores_equal_the_services_scores(rules, stages):
+    """Every new row of a file larger than one streamed batch is stored with the score and breakdown
+    the services would store for it."""
+    rows = [["name", "email", "phone", "rating", "priority", "expected_revenue"]]
+    for n in range(STREAM_BATCH + 300):
+        rows.append(
+            [
+                f"Lead {n}",
+                f"lead{n}@x.test" if n % 3 else "",
+                "555 0100" if n % 4 == 0 else "",
+                ("hot", "warm", "")[n % 3],
+                ("urgent", "low")[n % 2],
+                str((n % 7) * 9000),
+            ]
+        )
+    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv")
+    assert result.committed and result.new == STREAM_BATCH + 300, result.errors
+    stored = {
+        pk: (score, breakdown)
+        for pk, score, breakdown in Lead.objects.values_list("pk", "score", "score_breakdown")
+    }
+    for lead in Lead.objects.all():
+        lead_score_refresh(lead=lead, rules=rules)
+    recomputed = {
+        pk: (score, breakdown)
+        for pk, score, breakdown in Lead.objects.values_list("pk", "score", "score_breakdown")
+    }
+    assert stored == recomputed
+    assert len({score for score, _ in stored.values()}) >= 6  # the file exercises many rules
+
+
 def test_default_rules_are_installed():
     assert ScoringRule.objects.filter(criterion="rating", value="hot").exists()
 
@@ -209,3 +267,98 @@ def test_scoring_rules_are_editable_in_the_admin_and_scores_recompute_on_demand(
         reverse("admin:crm_scoringrule_add"), {"criterion": "recent_activity", "value": "soon", "points": "5"}
     )
     assert bad.status_code == 200 and "Enter a number" in bad.content.decode()
+
+
+# --- activities from every entry point keep their lead's score current ----------------------------
+
+
+def lead_change_data(lead, **activities):
+    data = {
+        "name": lead.name,
+        "priority": lead.priority,
+        "pipeline": lead.pipeline_id,
+        "stage": lead.stage_id,
+        "probability": lead.probability,
+        "owner": lead.owner_id or "",
+        "activities-TOTAL_FORMS": "0",
+        "activities-INITIAL_FORMS": "0",
+    }
+    data.update(activities)
+    return data
+
+
+def test_admin_lead_page_activities_rescore_the_lead(admin_client, rules, stages):
+    lead = services.lead_create(data={"name": "L", "email": ""})
+    url = reverse("admin:crm_lead_change", args=[lead.pk])
+    added = {
+        "activities-TOTAL_FORMS": "1",
+        "activities-0-subject": "Called back",
+        "activities-0-activity_type": "call",
+        "activities-0-status": "completed",
+        "activities-0-priority": "medium",
+    }
+    response = admin_client.post(url, lead_change_data(lead, **added))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Lead.objects.get(pk=lead.pk).score == 15
+    call = lead.activities.get()
+
+    deleted = {
+        "activities-TOTAL_FORMS": "1",
+        "activities-INITIAL_FORMS": "1",
+        "activities-0-id": call.pk,
+        "activities-0-lead": lead.pk,
+        "activities-0-subject": "Called back",
+        "activities-0-activity_type": "call",
+        "activities-0-status": "completed",
+        "activities-0-priority": "medium",
+        "activities-0-DELETE": "on",
+    }
+    response = admin_client.post(url, lead_change_data(Lead.objects.get(pk=lead.pk), **deleted))
+    assert response.status_code == 302
+    assert not lead.activities.exists()
+    assert Lead.objects.get(pk=lead.pk).score == 0
+
+
+def test_activity_admin_add_delete_and_bulk_delete_rescore_the_lead(admin_client, rules, stages):
+    lead = services.lead_create(data={"name": "L", "email": ""})
+    response = admin_client.post(
+        reverse("admin:activities_activity_add"),
+        {
+            "subject": "Demo",
+            "activity_type": "meeting",
+            "status": "scheduled",
+            "priority": "medium",
+            "lead": lead.pk,
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Lead.objects.get(pk=lead.pk).score == 15
+
+    demo = lead.activities.get()
+    response = admin_client.post(reverse("admin:activities_activity_delete", args=[demo.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert Lead.objects.get(pk=lead.pk).score == 0
+
+    calls = [
+        activity_services.activity_create(
+            data={"subject": f"Call {n}", "activity_type": "call", "lead": lead}
+        )
+        for n in range(2)
+    ]
+    assert Lead.objects.get(pk=lead.pk).score == 15
+    response = admin_client.post(
+        reverse("admin:activities_activity_changelist"),
+        {"action": "delete_selected", "_selected_action": [c.pk for c in calls], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert not lead.activities.exists()
+    assert Lead.objects.get(pk=lead.pk).score == 0
+
+
+def test_api_deleting_an_activity_rescores_the_lead(admin_client, rules, stages):
+    lead = services.lead_create(data={"name": "L", "email": ""})
+    call = activity_services.activity_create(data={"subject": "Call", "activity_type": "call", "lead": lead})
+    assert Lead.objects.get(pk=lead.pk).score == 15
+    response = admin_client.delete(f"/api/v1/crm/activities/{call.pk}/")
+    assert response.status_code == 204
+    assert Lead.objects.get(pk=lead.pk).score == 0
