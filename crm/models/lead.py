@@ -163,6 +163,7 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         blank=True,
         related_name="leads",
         help_text="Leave empty for the pipeline's first stage.",
+        db_index=False,  # crm_lead_stage_created starts with it
     )
     priority = models.CharField(
         max_length=10, choices=Priority.choices, default=Priority.MEDIUM, db_index=True
@@ -176,9 +177,8 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         help_text="0–100. Leave empty to take the stage's probability.",
     )
     description = models.TextField(blank=True)
-    status = models.CharField(
-        max_length=10, choices=LeadStatus.choices, default=LeadStatus.OPEN, db_index=True
-    )
+    # Indexed by crm_lead_status_created, which starts with it.
+    status = models.CharField(max_length=10, choices=LeadStatus.choices, default=LeadStatus.OPEN)
     lost_reason = models.ForeignKey(
         LostReason, on_delete=models.PROTECT, null=True, blank=True, related_name="leads"
     )
@@ -196,6 +196,7 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         null=True,
         blank=True,
         related_name="owned_leads",
+        db_index=False,  # crm_lead_owner_created starts with it
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="leads")
     score = models.PositiveSmallIntegerField(
@@ -221,6 +222,15 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         indexes = [
             models.Index(fields=["pipeline", "stage", "status"], name="crm_lead_pipeline_stage"),
             models.Index(fields=["status", "-created_at"], name="crm_lead_status_created"),
+            # A board column's first cards in the list's order (a LIMIT per stage), and its count and
+            # revenue total read from the index alone (visibility needs owner_id). Also the stage filter.
+            models.Index(
+                fields=["stage", "-created_at", "-id"],
+                include=["expected_revenue", "owner"],
+                name="crm_lead_stage_created",
+            ),
+            # "My leads" (the owner filter, a rep's view) newest first.
+            models.Index(fields=["owner", "-created_at", "-id"], name="crm_lead_owner_created"),
             models.Index(Lower("email"), name="crm_lead_email_lower"),
             models.Index(fields=["name"], name="crm_lead_name"),
         ]
