@@ -77,7 +77,7 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
     priority = models.CharField(
         max_length=10, choices=Priority.choices, default=Priority.MEDIUM, db_index=True
     )
-    # Indexed by sales_opp_status_close, which starts with it.
+    # Indexed by sales_opp_status_close_inc, which starts with it.
     status = models.CharField(
         max_length=10, choices=OpportunityStatus.choices, default=OpportunityStatus.OPEN
     )
@@ -119,12 +119,18 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["pipeline", "stage", "status"], name="sales_opp_pipeline_stage"),
-            models.Index(fields=["status", "close_date"], name="sales_opp_status_close"),
-            # A board column's first cards in the list's order (a LIMIT per stage), and its count and
-            # amount total read from the index alone (visibility needs owner_id). Also the stage filter.
+            # The forecast (open and won deals by close month) reads only this index.
+            models.Index(
+                fields=["status", "close_date"],
+                include=["amount", "probability", "owner", "pipeline"],
+                name="sales_opp_status_close_inc",
+            ),
+            # A board column's first cards in the list's order (a LIMIT per stage). Its count and amount
+            # total, and the dashboard's figures, are read from the index alone: it carries what they
+            # sum and filter on (visibility needs owner_id). Also the stage filter.
             models.Index(
                 fields=["stage", "-created_at", "-id"],
-                include=["amount", "owner"],
+                include=["amount", "owner", "status", "pipeline"],
                 name="sales_opp_stage_created",
             ),
             # "My opportunities" (the owner filter, a rep's view) newest first.

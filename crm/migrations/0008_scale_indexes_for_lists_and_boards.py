@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='lead',
-            index=models.Index(fields=['stage', '-created_at', '-id'], include=('expected_revenue', 'owner'), name='crm_lead_stage_created'),
+            index=models.Index(fields=['stage', '-created_at', '-id'], include=('expected_revenue', 'owner', 'status', 'pipeline'), name='crm_lead_stage_created'),
         ),
         migrations.AddIndex(
             model_name='lead',

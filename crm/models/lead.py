@@ -219,11 +219,12 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         indexes = [
             models.Index(fields=["pipeline", "stage", "status"], name="crm_lead_pipeline_stage"),
             models.Index(fields=["status", "-created_at"], name="crm_lead_status_created"),
-            # A board column's first cards in the list's order (a LIMIT per stage), and its count and
-            # revenue total read from the index alone (visibility needs owner_id). Also the stage filter.
+            # A board column's first cards in the list's order (a LIMIT per stage). Its count and revenue
+            # total, and the dashboard's lead figures, are read from the index alone: it carries what
+            # they sum and filter on (visibility needs owner_id). Also the stage filter.
             models.Index(
                 fields=["stage", "-created_at", "-id"],
-                include=["expected_revenue", "owner"],
+                include=["expected_revenue", "owner", "status", "pipeline"],
                 name="crm_lead_stage_created",
             ),
             # "My leads" (the owner filter, a rep's view) newest first.

@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='opportunity',
-            index=models.Index(fields=['stage', '-created_at', '-id'], include=('amount', 'owner'), name='sales_opp_stage_created'),
+            index=models.Index(fields=['stage', '-created_at', '-id'], include=('amount', 'owner', 'status', 'pipeline'), name='sales_opp_stage_created'),
         ),
         migrations.AddIndex(
             model_name='opportunity',
