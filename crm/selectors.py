@@ -16,7 +16,7 @@ from typing import Any
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connection
 from django.db.models import (
     BooleanField,
@@ -371,7 +371,10 @@ def _kanban_first_cards(queryset: QuerySet, pipeline: Pipeline, limit: int) -> Q
         .order_by(*ordering)
         .values("pk")[:limit]
     )
-    per_stage_sql, params = per_stage.query.sql_with_params()
+    try:
+        per_stage_sql, params = per_stage.query.sql_with_params()
+    except EmptyResultSet:  # a filter that nothing can match (a search without matches)
+        return queryset.none()
     quote = connection.ops.quote_name
     pk_column = f"{quote(queryset.model._meta.db_table)}.{quote(queryset.model._meta.pk.column)}"
     # "= ANY(ARRAY(...))" rather than "IN (...)": the planner runs the few ids first and fetches them
