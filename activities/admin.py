@@ -13,6 +13,7 @@ from activities.admin_pages import CalendarAdminMixin, activity_timeline_entries
 from activities.models import Activity
 from crm.admin_import_export import ExportAdminMixin
 from crm.admin_record import register_record_actions, register_timeline
+from crm.admin_scale import ScalableChangeListMixin
 from crm.admin_utils import (
     OwnerDefaultMixin,
     ServiceSaveMixin,
@@ -77,6 +78,7 @@ class ActivityAdmin(
     CalendarAdminMixin,
     ExportAdminMixin,
     OwnerDefaultMixin,
+    ScalableChangeListMixin,
     VisibleRecordsAdminMixin,
     SimpleHistoryAdmin,
 ):
@@ -94,7 +96,6 @@ class ActivityAdmin(
     search_fields = ("subject", "description")
     autocomplete_fields = ("lead", "opportunity", "contact", "account", "owner")
     date_hierarchy = "due_date"
-    show_full_result_count = False
     readonly_fields = ("created_at", "updated_at")
 
     def visible_records(self, user):
