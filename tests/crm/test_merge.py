@@ -176,6 +176,9 @@ def test_api_merge_errors(admin_client, stages):
     assert unknown.status_code == 400 and "999999" in unknown.json()["ids"][0]
     assert outsider.status_code == 400 and "survivor_id" in outsider.json()
     assert other_kind.status_code == 400
+    # Past a 64-bit id (SQLite can't even compare with one) and below 1: bad input, not a 500.
+    huge = post({"ids": [a.pk, 2**70], "survivor_id": -(2**70)})
+    assert huge.status_code == 400 and set(huge.json()) == {"ids", "survivor_id"}
     assert Lead.objects.count() == 2
 
 

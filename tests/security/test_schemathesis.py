@@ -20,9 +20,10 @@ import os
 
 import pytest
 import schemathesis
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
@@ -105,10 +106,19 @@ def sent():
         assert sent.with_nul > 0, f"none of the {sent.cases} requests carried a NUL byte"
 
 
-@pytest.fixture
-def superuser_token(db, admin_user, same_transaction):
-    call_command("loaddata", "demo", verbosity=0)
-    return Token.objects.create(user=admin_user).key
+@pytest.fixture(scope="module")
+def superuser_token(django_db_setup, django_db_blocker):
+    """The demo data and a superuser's token, loaded once for the module's tests.
+
+    They are written in a transaction that spans the module and is rolled back at its end; each test
+    runs in a savepoint inside it (pytest-django's ``db``), so one operation's writes are undone
+    before the next operation's run, and the demo data is loaded once instead of per operation.
+    """
+    with django_db_blocker.unblock(), transaction.atomic():
+        call_command("loaddata", "demo", verbosity=0)
+        user = get_user_model().objects.create_superuser("fuzz", "fuzz@example.com", None)
+        yield Token.objects.create(user=user).key
+        transaction.set_rollback(True)
 
 
 def no_access_without_credentials(ctx, response, case):
@@ -124,7 +134,7 @@ def no_access_without_credentials(ctx, response, case):
 @pytest.mark.django_db
 @schema.parametrize()
 @fuzz
-def test_api_with_a_superuser_token(case, superuser_token, sent):
+def test_api_with_a_superuser_token(case, superuser_token, same_transaction, sent):
     sent.record(case)
     case.call_and_validate(
         headers={"Authorization": f"Token {superuser_token}"},
