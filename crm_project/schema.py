@@ -64,7 +64,10 @@ DESCRIPTIONS = {
         "The change conflicts with the current data (another request changed it at the same time).",
         "Conflict",
     ),
-    status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: ("The body is not in a media type this operation reads.", None),
+    status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: (
+        "The body is not in a media type this operation reads.",
+        "Detail",
+    ),
     status.HTTP_429_TOO_MANY_REQUESTS: (
         "Too many requests: wait the seconds in the Retry-After header.",
         "Detail",
@@ -78,14 +81,14 @@ def _response(code: int) -> dict[str, Any]:
     description, component = DESCRIPTIONS[code]
     return {
         "description": description,
-        "content": {"application/json": {"schema": ref(component or "Detail")}},
+        "content": {"application/json": {"schema": ref(component)}},
     }
 
 
 def standard_codes(method: str, operation: dict[str, Any]) -> list[int]:
     """The error statuses the project's plumbing can give for this operation."""
     codes = [status.HTTP_400_BAD_REQUEST, status.HTTP_404_NOT_FOUND, status.HTTP_429_TOO_MANY_REQUESTS]
-    if operation.get("security") != [{}] and "security" in operation:
+    if operation.get("security"):  # the token endpoint has none: it is how credentials are got
         codes += [status.HTTP_401_UNAUTHORIZED, status.HTTP_403_FORBIDDEN]
     if method in UNSAFE:
         codes.append(status.HTTP_409_CONFLICT)
