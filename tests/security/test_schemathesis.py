@@ -12,8 +12,14 @@ schema: a documented status, content type, headers and body. The run is done twi
   response must still be the documented one. The one public operation, POST /api/v1/auth/token/,
   is how a client gets credentials; it answers 400 (or 429) to guessed ones.
 
+In the first run schemathesis' ignored_auth check also resends each request without the token and
+expects it refused.
+
 The examples are bounded (FUZZ_EXAMPLES, default 8 per operation) and derandomized, so a run is the
-same every time. Each operation is its own pytest test, named by its method and path.
+same every time. Each operation is its own pytest test, named by its method and path. The throttles
+cannot fail the run: their counters start empty for each test (tests/conftest.py) and a 429 is a
+documented answer anyway, as is django-axes' lockout of the token endpoint; production rates are left
+as they are.
 """
 
 import os
