@@ -11,7 +11,6 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, OrderBy, Q, QuerySet
-from django_filters.constants import EMPTY_VALUES
 
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
 from crm.search_indexes import narrow_to_matches
@@ -83,10 +82,11 @@ class NullsLastOrderingFilter(django_filters.OrderingFilter):
         return field.desc(nulls_last=True) if descending else field.asc(nulls_last=True)
 
     def filter(self, qs: QuerySet, value) -> QuerySet:
-        if value in EMPTY_VALUES:
+        # ``?ordering=,`` or ``?ordering=name,`` split into empty names, which name no field: skipped.
+        params = [param for param in value or () if param]
+        if not params:
             return qs
-        ordering = [self.get_ordering_value(param) for param in value]
-        return qs.order_by(*ordering, "pk")
+        return qs.order_by(*[self.get_ordering_value(param) for param in params], "pk")
 
 
 def ordering(*fields: str | tuple[str, str], help_text: str = "") -> django_filters.OrderingFilter:

@@ -17,3 +17,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
 ]
+
+handler400 = "crm_project.views.bad_request"
+handler403 = "crm_project.views.permission_denied"
+handler404 = "crm_project.views.page_not_found"
+handler500 = "crm_project.views.server_error"

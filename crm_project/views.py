@@ -1,7 +1,8 @@
-"""Project-level views that belong to no app: the health check."""
+"""Project-level views that belong to no app: the health check, and the error pages of the API."""
 
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -17,3 +18,39 @@ def healthz(request):
     except DatabaseError:
         return JsonResponse({"status": "error", "database": "unavailable"}, status=503)
     return JsonResponse({"status": "ok", "database": "ok"})
+
+
+# --- errors outside the API's views -----------------------------------------------------------------
+# A URL under /api/ that no view matches, or a request Django refuses before any view runs (a bad
+# Host, a body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields), answers in the API's JSON shape;
+# elsewhere (the admin) Django's own pages stay.
+
+API_PREFIX = "/api/"
+
+
+def _is_api(request) -> bool:
+    return request.path_info.startswith(API_PREFIX)
+
+
+def bad_request(request, exception):
+    if _is_api(request):
+        return JsonResponse({"detail": "Bad request: the request could not be read."}, status=400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception):
+    if _is_api(request):
+        return JsonResponse({"detail": "You do not have permission to perform this action."}, status=403)
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request, exception):
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if _is_api(request):
+        return JsonResponse({"detail": "Server error: the error was logged."}, status=500)
+    return defaults.server_error(request)

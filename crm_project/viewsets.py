@@ -16,6 +16,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModel
 from rest_framework.response import Response
 
 from crm import services
+from crm_project import schema
 
 # --- permissions ----------------------------------------------------------------------------------
 
@@ -73,11 +74,7 @@ class DetailSerializer(serializers.Serializer):
 
 
 BAD_REQUEST = OpenApiResponse(
-    response={
-        "type": "object",
-        "additionalProperties": {"type": "array", "items": {"type": "string"}},
-        "example": {"stage_id": ['Invalid pk "999" - object does not exist.']},
-    },
+    response=schema.ref("ValidationError"),
     description="Bad input: {field: [messages]}; messages about no single field under non_field_errors.",
 )
 NOT_FOUND = OpenApiResponse(response=DetailSerializer, description="No such record.")

@@ -17,7 +17,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from crm.importing import EXPORT_FORMATS, export_queryset, import_file
-from crm_project.viewsets import ImportPermissions
+from crm_project import schema
+from crm_project.viewsets import BAD_REQUEST, ImportPermissions
 
 
 class ImportRequestSerializer(serializers.Serializer):
@@ -54,10 +55,6 @@ class ImportResultSerializer(serializers.Serializer):
     )
 
 
-class ExportFormatErrorSerializer(serializers.Serializer):
-    format = serializers.ListField(child=serializers.CharField())
-
-
 class ImportExportViewSetMixin:
     """``import`` and ``export`` list actions; set ``import_export_kind`` (leads, contacts, accounts)."""
 
@@ -75,7 +72,9 @@ class ImportExportViewSetMixin:
         responses={
             200: ImportResultSerializer,
             400: OpenApiResponse(
-                ImportResultSerializer, description="A bad file or bad rows: nothing written."
+                {"oneOf": [schema.ref("ImportResult"), schema.ref("ValidationError")]},
+                description="Bad rows or a bad file (an ImportResult), or no file or a bad dry_run "
+                "(per field): nothing written.",
             ),
         },
     )
@@ -123,7 +122,7 @@ class ImportExportViewSetMixin:
             (200, "text/csv"): OpenApiTypes.BINARY,
             (200, EXPORT_FORMATS["xlsx"]): OpenApiTypes.BINARY,
             (200, "application/json"): OpenApiTypes.BINARY,
-            400: ExportFormatErrorSerializer,
+            400: BAD_REQUEST,
         },
     )
     @action(detail=False, methods=["get"], url_path="export", url_name="export", pagination_class=None)

@@ -17,13 +17,22 @@ class MergePermissions(ModelPermissions):
     perms_map = {**ModelPermissions.perms_map, "POST": [CHANGE, "%(app_label)s.delete_%(model_name)s"]}
 
 
+# Record ids are 64-bit (BigAutoField); a larger number names no record, and SQLite cannot even
+# compare with one, so it is refused as bad input.
+MAX_ID = 2**63 - 1
+
+
 class MergeInputSerializer(serializers.Serializer):
     ids = serializers.ListField(
-        child=serializers.IntegerField(),
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
         help_text=f"The {MIN_MERGE}–{MAX_MERGE} records to merge, the survivor included.",
     )
     survivor_id = serializers.IntegerField(
-        required=False, allow_null=True, help_text="Which record survives. Default: the oldest."
+        min_value=1,
+        max_value=MAX_ID,
+        required=False,
+        allow_null=True,
+        help_text="Which record survives. Default: the oldest.",
     )
 
 

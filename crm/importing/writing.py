@@ -352,10 +352,14 @@ class BackgroundInserter:
 IMPORT_CHANGE_REASON = "Imported from a file"
 
 
-def record_history(model, *, now, user_id) -> int:
+def record_history(model, *, now, user_id, reason: str = IMPORT_CHANGE_REASON) -> int:
     """One history row for every record the import wrote, in one INSERT ... SELECT that the database
     runs by itself: the rows the import created or changed are those it stamped ``updated_at = now``
-    (created ones also have ``created_at = now``). Returns the number of history rows."""
+    (created ones also have ``created_at = now``). Returns the number of history rows.
+
+    Any other set-based write (a merge moving related records with QuerySet.update(), which
+    django-simple-history does not see) records its history the same way: stamp ``updated_at = now``
+    and call this with its own ``reason``."""
     history_model = model.history.model
     quote = connection.ops.quote_name
     # The history keeps the model's fields less the ones it excludes (a lead's derived score).
@@ -371,5 +375,5 @@ def record_history(model, *, now, user_id) -> int:
     field = model._meta.get_field("updated_at")
     stamp = field.get_db_prep_value(now, connection)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [stamp, stamp, user_id, IMPORT_CHANGE_REASON, stamp])
+        cursor.execute(sql, [stamp, stamp, user_id, reason, stamp])
         return cursor.rowcount

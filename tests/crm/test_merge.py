@@ -109,6 +109,27 @@ def test_merging_leads_moves_activities_history_and_the_converted_deal(stages):
     connection.check_constraints()
 
 
+def test_the_records_a_merge_moves_get_a_version_in_the_audit_trail(stages):
+    boss = UserFactory(username="boss")
+    keep, gone = AccountFactory(name="Keep"), AccountFactory(name="Gone")
+    ann = ContactFactory(first_name="Ann", account=gone)
+    deal = OpportunityFactory(name="Deal", account=gone, contact=ann)
+    untouched = ContactFactory(first_name="Bob", account=keep)
+    before = {ann.pk: ann.history.count(), deal.pk: deal.history.count()}
+
+    record_merge(records=[keep, gone], survivor=keep, user=boss)
+
+    for record in (Contact.objects.get(pk=ann.pk), Opportunity.objects.get(pk=deal.pk)):
+        versions = record.history.order_by("-history_date", "-history_id")
+        assert versions.count() == before[record.pk] + 1
+        latest = versions.first()
+        assert (latest.history_type, latest.account_id, latest.history_user) == ("~", keep.pk, boss)
+        assert latest.history_change_reason == f"Merged accounts {gone.pk} into {keep.pk}"
+        # The version is the record as it is now, and its ETag changed with it.
+        assert latest.updated_at == record.updated_at
+    assert untouched.history.count() == 1
+
+
 def test_a_converted_lead_can_only_survive(stages):
     keep = LeadFactory(name="Keep")
     converted = LeadFactory(name="Converted", status="converted", converted_at="2026-01-01T00:00:00Z")
@@ -176,6 +197,9 @@ def test_api_merge_errors(admin_client, stages):
     assert unknown.status_code == 400 and "999999" in unknown.json()["ids"][0]
     assert outsider.status_code == 400 and "survivor_id" in outsider.json()
     assert other_kind.status_code == 400
+    # Past a 64-bit id (SQLite can't even compare with one) and below 1: bad input, not a 500.
+    huge = post({"ids": [a.pk, 2**70], "survivor_id": -(2**70)})
+    assert huge.status_code == 400 and set(huge.json()) == {"ids", "survivor_id"}
     assert Lead.objects.count() == 2
 
 

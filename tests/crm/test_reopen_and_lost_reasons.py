@@ -120,7 +120,10 @@ def test_api_reopen_a_lead_and_an_opportunity(admin_client, stages):
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["stage_id"]) == ("open", stages["Qualified"].pk)
 
-    response = admin_client.post(f"/api/v1/crm/opportunities/{opportunity.pk}/reopen/")
+    # The API reads JSON: a body-less POST from Django's test client would be an (empty) multipart one.
+    response = admin_client.post(
+        f"/api/v1/crm/opportunities/{opportunity.pk}/reopen/", content_type="application/json"
+    )
     assert response.status_code == 200
     body = response.json()
     assert (body["status"], body["stage_id"], body["closed_at"]) == ("open", stages["New"].pk, None)
@@ -131,7 +134,7 @@ def test_api_reopen_errors(admin_client, stages):
     open_lead = services.lead_create(data={"name": "Open"})
     lost = services.lead_mark_lost(lead=services.lead_create(data={"name": "Lost"}))
 
-    conflict = admin_client.post(f"/api/v1/crm/leads/{open_lead.pk}/reopen/")
+    conflict = admin_client.post(f"/api/v1/crm/leads/{open_lead.pk}/reopen/", content_type="application/json")
     closed_stage = admin_client.post(
         f"/api/v1/crm/leads/{lost.pk}/reopen/",
         {"stage_id": stages["Won"].pk},

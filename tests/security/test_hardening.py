@@ -140,10 +140,19 @@ def test_a_json_body_over_the_limit_is_refused_and_writes_nothing(settings, api_
 
 
 @pytest.mark.django_db
-def test_a_form_body_over_the_limit_is_refused(settings, api_client_for_rep):
+def test_a_form_body_is_refused_with_415_where_the_api_reads_json(api_client_for_rep):
+    response = api_client_for_rep.post(url("leads/"), {"name": "Form"}, format="multipart")
+    assert response.status_code == 415
+    assert response.json()["detail"].startswith('Unsupported media type "multipart/form-data')
+    assert not Lead.objects.filter(name="Form").exists()
+
+
+@pytest.mark.django_db
+def test_a_form_over_the_limit_is_refused(settings, api_client_for_rep):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    upload = SimpleUploadedFile("leads.csv", b"name\nBig\n", content_type="text/csv")
     response = api_client_for_rep.post(
-        url("leads/"), {"name": "Big", "description": "x" * 2000}, format="multipart"
+        url("leads/import/"), {"file": upload, "dry_run": "x" * 2000}, format="multipart"
     )
     assert response.status_code == 400
     assert not Lead.objects.filter(name="Big").exists()
