@@ -28,7 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 
 PAGE_SIZE = 50
-DEEP_OFFSET = 500_000
+DEEP_OFFSET = 500_000  # rows before the deep page; half the leads on a smaller data set
+
+
+def deep_offset() -> int:
+    """500,000, or half the leads if fewer, a multiple of 200 so every page size starts a page there."""
+    from crm.models import Lead
+
+    return max(200, min(DEEP_OFFSET, Lead.objects.count() // 2 // 200 * 200))
+
+
 API = "/api/v1/crm/leads/"
 PLAIN = "/bench/plain/leads/"
 SEARCH_FIELDS = ("name", "contact_name", "email", "company_name", "phone")  # crm.filters.LeadFilter's
@@ -102,7 +111,8 @@ def deep_page(client) -> tuple[Callable[[int], str], str, tuple]:
     before it."""
     from crm.models import Lead
 
-    boundary = Lead.objects.order_by("-created_at", "-id").values_list("created_at", "id")[DEEP_OFFSET - 1]
+    offset = deep_offset()
+    boundary = Lead.objects.order_by("-created_at", "-id").values_list("created_at", "id")[offset - 1]
     first = h.get_ok(client, f"{API}?page_size={PAGE_SIZE}").json()
     if "cursor=" in (first.get("next") or ""):
         # The first page of the rows at or before the boundary's day: its "next" cursor points past it.
@@ -112,11 +122,11 @@ def deep_page(client) -> tuple[Callable[[int], str], str, tuple]:
         last = Lead.objects.filter(pk=probe["results"][-1]["id"]).values_list("created_at", "id").get()
         return (
             lambda size: f"{API}?{urlencode({'page_size': size, 'cursor': cursor})}",
-            "?cursor= (keyset), about 500,000 rows in",
+            f"?cursor= (keyset), about {offset:,} rows in",
             last,
         )
-    note = f"the API has no ?cursor= yet: ?page=N (OFFSET {DEEP_OFFSET:,}); the SQL baseline is keyset"
-    return lambda size: f"{API}?page_size={size}&page={DEEP_OFFSET // size + 1}", note, boundary
+    note = f"the API has no ?cursor= yet: ?page=N (OFFSET {offset:,}); the SQL baseline is keyset"
+    return lambda size: f"{API}?page_size={size}&page={offset // size + 1}", note, boundary
 
 
 def cases(args) -> list[h.Case]:
@@ -169,7 +179,7 @@ def cases(args) -> list[h.Case]:
     if "cursor=" not in deep_url:
         deep_steps.append(count_sql())
     deep_sql = h.sql_chain(*deep_steps)
-    plain_page = DEEP_OFFSET // PAGE_SIZE + 1
+    plain_page = deep_offset() // PAGE_SIZE + 1
     result.append(
         h.Case(
             name="API lead list, deep page",
