@@ -13,6 +13,7 @@ from activities.admin_pages import CalendarAdminMixin, activity_timeline_entries
 from activities.models import Activity
 from crm.admin_import_export import ExportAdminMixin
 from crm.admin_record import register_record_actions, register_timeline
+from crm.admin_scale import ScalableChangeListMixin
 from crm.admin_utils import OwnerDefaultMixin, StaleEditGuardMixin, VisibleRecordsAdminMixin, register_inline
 from crm.selectors import lead_visible_to
 from sales.selectors import opportunity_visible_to
@@ -54,6 +55,7 @@ class ActivityAdmin(
     CalendarAdminMixin,
     ExportAdminMixin,
     OwnerDefaultMixin,
+    ScalableChangeListMixin,
     VisibleRecordsAdminMixin,
     SimpleHistoryAdmin,
 ):
@@ -71,7 +73,6 @@ class ActivityAdmin(
     search_fields = ("subject", "description")
     autocomplete_fields = ("lead", "opportunity", "contact", "account", "owner")
     date_hierarchy = "due_date"
-    show_full_result_count = False
     readonly_fields = ("created_at", "updated_at")
 
     def visible_records(self, user):

@@ -64,6 +64,7 @@ class Activity(TimeStampedModel):
         null=True,
         blank=True,
         related_name="owned_activities",
+        db_index=False,  # act_owner_status_due starts with it
     )
 
     objects = ActivityQuerySet.as_manager()

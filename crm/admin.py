@@ -24,6 +24,7 @@ from crm.admin_record import (
     register_timeline,
     stage_history_timeline_entries,
 )
+from crm.admin_scale import ScalableChangeListMixin, StageListFilter
 from crm.admin_utils import (
     ClosedRecordMixin,
     ColorPickerMixin,
@@ -234,6 +235,7 @@ class AccountAdmin(
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
     TagListMixin,
+    ScalableChangeListMixin,
     VisibleRecordsAdminMixin,
     SimpleHistoryAdmin,
 ):
@@ -257,7 +259,6 @@ class AccountAdmin(
     search_fields = ("name", "website", "phone", "billing_city", "billing_country")
     autocomplete_fields = ("parent", "owner", "tags")
     date_hierarchy = "created_at"
-    show_full_result_count = False
     inlines = [ContactInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ("created_at", "updated_at")
@@ -315,6 +316,7 @@ class ContactAdmin(
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
     TagListMixin,
+    ScalableChangeListMixin,
     VisibleRecordsAdminMixin,
     SimpleHistoryAdmin,
 ):
@@ -335,7 +337,6 @@ class ContactAdmin(
     search_fields = ("first_name", "last_name", "email", "phone", "mobile", "account__name")
     autocomplete_fields = ("account", "owner", "tags")
     date_hierarchy = "created_at"
-    show_full_result_count = False
     readonly_fields = ("created_at", "updated_at")
     fieldsets = (
         (None, {"fields": (("first_name", "last_name"), "account", "is_primary", "job_title", "department")}),
@@ -375,6 +376,7 @@ class LeadAdmin(
     OwnerDefaultMixin,
     StagePillMixin,
     TagListMixin,
+    ScalableChangeListMixin,
     VisibleRecordsAdminMixin,
     SimpleHistoryAdmin,
 ):
@@ -398,7 +400,7 @@ class LeadAdmin(
         "status",
         ScoreBandFilter,
         "pipeline",
-        "stage",
+        ("stage", StageListFilter),
         "priority",
         "rating",
         "source",
@@ -410,7 +412,6 @@ class LeadAdmin(
     search_fields = ("name", "contact_name", "email", "company_name", "phone")
     autocomplete_fields = ("pipeline", "stage", "owner", "tags")
     date_hierarchy = "created_at"
-    show_full_result_count = False
     readonly_fields = (
         "status",
         "lost_reason",

@@ -17,7 +17,9 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import (
+    BooleanField,
     Case,
     Count,
     DecimalField,
@@ -35,6 +37,7 @@ from django.db.models import (
     When,
     Window,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
@@ -319,16 +322,18 @@ def _window_ordering(queryset: QuerySet) -> list:
 def pipeline_kanban(*, queryset: QuerySet, pipeline: Pipeline, value_field: str, limit: int) -> KanbanBoard:
     """A board of ``queryset``'s records in ``pipeline``: a column per stage, in stage order.
 
-    Each column has the count and ``value_field`` total of all its records (one grouped aggregate
-    query) and its first ``limit`` cards in the queryset's order (one query numbering the rows of
-    each stage with ROW_NUMBER() OVER (PARTITION BY stage), plus the queryset's prefetches).
+    A column holds the records in its stage. Each has the count and ``value_field`` total of all of
+    them (one grouped aggregate query; on PostgreSQL the stage index, which carries the value and the
+    owner, answers it without reading the table) and its first ``limit`` cards in the queryset's
+    order (one query, plus the queryset's prefetches; see ``_kanban_first_cards``).
     """
     limit = max(0, min(limit, KANBAN_MAX_LIMIT))
-    queryset = queryset.filter(pipeline=pipeline)
-    columns = {stage.pk: KanbanColumn(stage=stage) for stage in pipeline.stages.order_by("sequence", "id")}
+    stages = list(pipeline.stages.order_by("sequence", "id"))
+    columns = {stage.pk: KanbanColumn(stage=stage) for stage in stages}
     money = DecimalField(max_digits=16, decimal_places=2)
+    in_stages = queryset.filter(stage__in=[stage.pk for stage in stages])
     totals = (
-        queryset.order_by()
+        in_stages.order_by()
         .values("stage_id")
         .annotate(
             count=Count("pk"), total=Coalesce(Sum(value_field), Value(Decimal("0")), output_field=money)
@@ -339,15 +344,44 @@ def pipeline_kanban(*, queryset: QuerySet, pipeline: Pipeline, value_field: str,
         if column is not None:
             column.count = row["count"]
             column.total = row["total"].quantize(Decimal("0.01"))
-    if limit:
-        ranked = queryset.annotate(
-            kanban_rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=_window_ordering(queryset))
-        )
-        for record in ranked.filter(kanban_rank__lte=limit).order_by("stage_id", "kanban_rank"):
+    if limit and stages:
+        for record in _kanban_first_cards(in_stages, pipeline, limit):
             column = columns.get(record.stage_id)
             if column is not None:
                 column.results.append(record)
     return KanbanBoard(pipeline=pipeline, columns=list(columns.values()))
+
+
+def _kanban_first_cards(queryset: QuerySet, pipeline: Pipeline, limit: int) -> QuerySet:
+    """The first ``limit`` records of each stage of ``pipeline`` in ``queryset``'s order, by stage.
+
+    PostgreSQL: a LATERAL join over the pipeline's stages runs ``ORDER BY ... LIMIT n`` once per stage,
+    which the (stage, created_at, id) index answers by reading n entries for the default order; the
+    records are then loaded by id with the queryset's joins. Elsewhere: ROW_NUMBER() over each stage.
+    """
+    ordering = _window_ordering(queryset)
+    if connection.vendor != "postgresql":
+        ranked = queryset.annotate(
+            kanban_rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=ordering)
+        )
+        return ranked.filter(kanban_rank__lte=limit).order_by("stage_id", "kanban_rank")
+    stage_table = connection.ops.quote_name(Stage._meta.db_table)
+    per_stage = (
+        queryset.filter(stage_id=RawSQL("kanban_stage.id", [], output_field=IntegerField()))
+        .order_by(*ordering)
+        .values("pk")[:limit]
+    )
+    per_stage_sql, params = per_stage.query.sql_with_params()
+    table = connection.ops.quote_name(queryset.model._meta.db_table)
+    # "= ANY(ARRAY(...))" rather than "IN (...)": the planner runs the few ids first and fetches them
+    # by primary key, where it would otherwise guess a large IN list and hash-join the whole table.
+    first_cards = RawSQL(
+        f"{table}.id = ANY(ARRAY(SELECT kanban_card.pk FROM {stage_table} kanban_stage "
+        f"CROSS JOIN LATERAL ({per_stage_sql}) kanban_card WHERE kanban_stage.pipeline_id = %s))",
+        (*params, pipeline.pk),
+        output_field=BooleanField(),
+    )
+    return queryset.filter(first_cards).order_by("stage_id", *ordering)
 
 
 def lead_kanban(

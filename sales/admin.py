@@ -15,6 +15,7 @@ from crm.admin_record import (
     register_timeline,
     stage_history_timeline_entries,
 )
+from crm.admin_scale import ScalableChangeListMixin, StageListFilter
 from crm.admin_utils import (
     ClosedRecordMixin,
     ExtensibleInlinesMixin,
@@ -67,6 +68,7 @@ class OpportunityAdmin(
     OwnerDefaultMixin,
     StagePillMixin,
     TagListMixin,
+    ScalableChangeListMixin,
     VisibleRecordsAdminMixin,
     SimpleHistoryAdmin,
 ):
@@ -86,7 +88,7 @@ class OpportunityAdmin(
     list_filter = (
         "status",
         "pipeline",
-        "stage",
+        ("stage", StageListFilter),
         "priority",
         "opportunity_type",
         "owner",
@@ -97,7 +99,6 @@ class OpportunityAdmin(
     search_fields = ("name", "account__name", "description")
     autocomplete_fields = ("account", "contact", "pipeline", "stage", "owner", "tags", "lead")
     date_hierarchy = "close_date"
-    show_full_result_count = False
     readonly_fields = ("status", "closed_at", "lost_reason", "lost_note", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "account", "contact", "pipeline", "stage", "status", "owner", "tags")}),

@@ -62,6 +62,7 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
         blank=True,
         related_name="opportunities",
         help_text="Leave empty for the pipeline's first stage.",
+        db_index=False,  # sales_opp_stage_created starts with it
     )
     amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     probability = models.PositiveSmallIntegerField(
@@ -76,11 +77,9 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
     priority = models.CharField(
         max_length=10, choices=Priority.choices, default=Priority.MEDIUM, db_index=True
     )
+    # Indexed by sales_opp_status_close_inc, which starts with it.
     status = models.CharField(
-        max_length=10,
-        choices=OpportunityStatus.choices,
-        default=OpportunityStatus.OPEN,
-        db_index=True,
+        max_length=10, choices=OpportunityStatus.choices, default=OpportunityStatus.OPEN
     )
     closed_at = models.DateTimeField(null=True, blank=True)
     lost_reason = models.ForeignKey(
@@ -102,6 +101,7 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
         null=True,
         blank=True,
         related_name="owned_opportunities",
+        db_index=False,  # sales_opp_owner_created starts with it
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="opportunities")
 
@@ -119,7 +119,24 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["pipeline", "stage", "status"], name="sales_opp_pipeline_stage"),
-            models.Index(fields=["status", "close_date"], name="sales_opp_status_close"),
+            # The forecast (open and won deals by close month) reads only this index.
+            models.Index(
+                fields=["status", "close_date"],
+                include=["amount", "probability", "owner", "pipeline"],
+                name="sales_opp_status_close_inc",
+            ),
+            # A board column's first cards in the list's order (a LIMIT per stage). Its count and amount
+            # total, and the dashboard's figures, are read from the index alone: it carries what they
+            # sum and filter on (visibility needs owner_id). Also the stage filter.
+            models.Index(
+                fields=["stage", "-created_at", "-id"],
+                include=["amount", "owner", "status", "pipeline"],
+                name="sales_opp_stage_created",
+            ),
+            # "My opportunities" (the owner filter, a rep's view) newest first.
+            models.Index(fields=["owner", "-created_at", "-id"], name="sales_opp_owner_created"),
+            # The dashboard's last deals won.
+            models.Index(fields=["status", "-closed_at", "-id"], name="sales_opp_status_closed"),
             models.Index(fields=["name"], name="sales_opp_name"),
         ]
         constraints = [

@@ -163,12 +163,11 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         blank=True,
         related_name="leads",
         help_text="Leave empty for the pipeline's first stage.",
+        db_index=False,  # crm_lead_stage_created starts with it
     )
-    priority = models.CharField(
-        max_length=10, choices=Priority.choices, default=Priority.MEDIUM, db_index=True
-    )
-    rating = models.CharField(max_length=10, choices=Rating.choices, blank=True, db_index=True)
-    source = models.CharField(max_length=20, choices=LeadSource.choices, blank=True, db_index=True)
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
+    rating = models.CharField(max_length=10, choices=Rating.choices, blank=True)
+    source = models.CharField(max_length=20, choices=LeadSource.choices, blank=True)
     expected_revenue = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     probability = models.PositiveSmallIntegerField(
         blank=True,
@@ -176,9 +175,8 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         help_text="0–100. Leave empty to take the stage's probability.",
     )
     description = models.TextField(blank=True)
-    status = models.CharField(
-        max_length=10, choices=LeadStatus.choices, default=LeadStatus.OPEN, db_index=True
-    )
+    # Indexed by crm_lead_status_created, which starts with it.
+    status = models.CharField(max_length=10, choices=LeadStatus.choices, default=LeadStatus.OPEN)
     lost_reason = models.ForeignKey(
         LostReason, on_delete=models.PROTECT, null=True, blank=True, related_name="leads"
     )
@@ -196,13 +194,13 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         null=True,
         blank=True,
         related_name="owned_leads",
+        db_index=False,  # crm_lead_owner_created starts with it
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="leads")
     score = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
         editable=False,
-        db_index=True,
         help_text="0–100 from the scoring rules; open leads only.",
     )
     # Nullable so bulk writers that name only their own columns (the seeder) need not know it.
@@ -221,6 +219,23 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         indexes = [
             models.Index(fields=["pipeline", "stage", "status"], name="crm_lead_pipeline_stage"),
             models.Index(fields=["status", "-created_at"], name="crm_lead_status_created"),
+            # A board column's first cards in the list's order (a LIMIT per stage). Its count and revenue
+            # total, and the dashboard's lead figures, are read from the index alone: it carries what
+            # they sum and filter on (visibility needs owner_id). Also the stage filter.
+            models.Index(
+                fields=["stage", "-created_at", "-id"],
+                include=["expected_revenue", "owner", "status", "pipeline"],
+                name="crm_lead_stage_created",
+            ),
+            # "My leads" (the owner filter, a rep's view) newest first.
+            models.Index(fields=["owner", "-created_at", "-id"], name="crm_lead_owner_created"),
+            # Few distinct values over a million rows: with the id after them, a changelist sorted by
+            # one of these columns (either way: crm.admin_scale keeps the id in the same direction)
+            # reads its page from the index instead of sorting every row that shares a value.
+            models.Index(fields=["score", "id"], name="crm_lead_score_id"),
+            models.Index(fields=["priority", "id"], name="crm_lead_priority_id"),
+            models.Index(fields=["rating", "id"], name="crm_lead_rating_id"),
+            models.Index(fields=["source", "id"], name="crm_lead_source_id"),
             models.Index(Lower("email"), name="crm_lead_email_lower"),
             models.Index(fields=["name"], name="crm_lead_name"),
         ]
