@@ -129,6 +129,8 @@ def next_activity_sql(results):
     )
 
 
+# The funnel from the leads grouped by status and stage (a few dozen groups, one scan that an index on
+# (stage, status) carrying the expected revenue can answer), and the won deals that came from leads.
 FUNNEL_SQL = """
     WITH later_stages AS (
         SELECT s.id FROM crm_stage s
@@ -137,19 +139,25 @@ FUNNEL_SQL = """
             WHERE f.pipeline_id = s.pipeline_id AND NOT f.is_won AND NOT f.is_lost
             ORDER BY f.sequence, f.id LIMIT 1
         )
+    ), grouped AS (
+        SELECT status, stage_id, count(*) AS n, coalesce(sum(expected_revenue), 0) AS value
+        FROM crm_lead GROUP BY status, stage_id
     ), flagged AS (
-        SELECT l.expected_revenue, l.status,
-            l.status = 'converted' OR (l.status = 'open' AND l.stage_id IN (SELECT id FROM later_stages))
-                AS qualified,
-            o.status = 'won' AS won, o.amount
-        FROM crm_lead l LEFT JOIN sales_opportunity o ON o.lead_id = l.id
+        SELECT n, value, status,
+            status = 'converted' OR (status = 'open' AND stage_id IN (SELECT id FROM later_stages))
+                AS qualified
+        FROM grouped
     )
-    SELECT count(*), coalesce(sum(expected_revenue), 0),
-        count(*) FILTER (WHERE qualified), coalesce(sum(expected_revenue) FILTER (WHERE qualified), 0),
-        count(*) FILTER (WHERE status = 'converted'),
-        coalesce(sum(expected_revenue) FILTER (WHERE status = 'converted'), 0),
-        count(*) FILTER (WHERE won), coalesce(sum(amount) FILTER (WHERE won), 0)
-    FROM flagged
+    SELECT sum(f.n), sum(f.value), coalesce(sum(f.n) FILTER (WHERE f.qualified), 0),
+        coalesce(sum(f.value) FILTER (WHERE f.qualified), 0),
+        coalesce(sum(f.n) FILTER (WHERE f.status = 'converted'), 0),
+        coalesce(sum(f.value) FILTER (WHERE f.status = 'converted'), 0),
+        won.n, won.value
+    FROM flagged f CROSS JOIN (
+        SELECT count(*) AS n, coalesce(sum(amount), 0) AS value FROM sales_opportunity
+        WHERE status = 'won' AND lead_id IS NOT NULL
+    ) won
+    GROUP BY won.n, won.value
 """
 RECENT_WON_SQL = f"""
     SELECT {h.OPPORTUNITY_COLUMNS} {h.OPPORTUNITY_JOINS}
