@@ -22,6 +22,8 @@ from django.db.models import Max, Min, QuerySet
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from crm.search_indexes import narrow_to_matches
+
 
 def table_row_estimate(model, using: str = "default") -> int | None:
     """PostgreSQL's estimate of the rows of ``model``'s table, or None when it has none to give."""
@@ -157,6 +159,12 @@ class ScalableChangeListMixin:
 
     def get_changelist(self, request, **kwargs):
         return ScalableChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            queryset = narrow_to_matches(queryset)
+        return queryset, may_have_duplicates
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         if is_whole_table(queryset):

@@ -14,6 +14,7 @@ from django.db.models import F, OrderBy, Q, QuerySet
 from django_filters.constants import EMPTY_VALUES
 
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
+from crm.search_indexes import narrow_to_matches
 
 
 class StrictBooleanField(forms.NullBooleanField):
@@ -59,7 +60,7 @@ class SearchFilterSet(django_filters.FilterSet):
             for field in self.search_fields:
                 match |= Q(**{f"{field}__icontains": term})
             queryset = queryset.filter(match)
-        return queryset
+        return narrow_to_matches(queryset)
 
 
 def filter_queryset(filterset_class: type[django_filters.FilterSet], queryset: QuerySet, filters) -> QuerySet:

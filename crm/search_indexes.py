@@ -9,7 +9,8 @@ indexes exist on PostgreSQL only (pg_trgm, migration crm 0004); other databases 
 every searched column of every list and changelist has one.
 """
 
-from django.db import migrations
+from django.db import connection, migrations
+from django.db.models import QuerySet
 
 SEARCH_TRIGRAM_INDEXES: dict[str, tuple[str, ...]] = {
     "crm_lead": ("name", "contact_name", "email", "company_name", "phone"),
@@ -49,3 +50,25 @@ def create_trigram_indexes(*tables: str) -> migrations.RunPython:
                 schema_editor.execute(f'DROP INDEX IF EXISTS "{trigram_index_name(table, column)}"')
 
     return migrations.RunPython(forward, backward)
+
+
+# A search matching at most this many records is answered from their ids (see narrow_to_matches).
+SEARCH_ID_LIST_MAX = 5000
+
+
+def narrow_to_matches(queryset: QuerySet) -> QuerySet:
+    """``queryset`` (already filtered by a search) restricted to the ids of its matches, when they are few.
+
+    PostgreSQL cannot estimate how many rows ``LIKE '%term%'`` matches. Ordered by the list's index
+    (created_at) with a LIMIT, it guesses hundreds of matches and walks that index backwards hoping to
+    meet 25 of them soon: for a rare term that reads the whole table (2 s at a million leads). Asked for
+    the matching ids without an order, it uses the trigram indexes, and a LIMIT bounds the work for a
+    common term. Up to SEARCH_ID_LIST_MAX matches, the page and its count are then read by primary
+    key; beyond that, matches are common enough for the index walk to find a page quickly.
+    """
+    if connection.vendor != "postgresql":
+        return queryset
+    ids = list(queryset.order_by().values_list("pk", flat=True)[: SEARCH_ID_LIST_MAX + 1])
+    if len(ids) > SEARCH_ID_LIST_MAX:
+        return queryset
+    return queryset.filter(pk__in=ids)

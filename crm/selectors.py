@@ -16,7 +16,7 @@ from typing import Any
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connection
 from django.db.models import (
     BooleanField,
@@ -371,12 +371,16 @@ def _kanban_first_cards(queryset: QuerySet, pipeline: Pipeline, limit: int) -> Q
         .order_by(*ordering)
         .values("pk")[:limit]
     )
-    per_stage_sql, params = per_stage.query.sql_with_params()
-    table = connection.ops.quote_name(queryset.model._meta.db_table)
+    try:
+        per_stage_sql, params = per_stage.query.sql_with_params()
+    except EmptyResultSet:  # a filter that nothing can match (a search without matches)
+        return queryset.none()
+    quote = connection.ops.quote_name
+    pk_column = f"{quote(queryset.model._meta.db_table)}.{quote(queryset.model._meta.pk.column)}"
     # "= ANY(ARRAY(...))" rather than "IN (...)": the planner runs the few ids first and fetches them
     # by primary key, where it would otherwise guess a large IN list and hash-join the whole table.
     first_cards = RawSQL(
-        f"{table}.id = ANY(ARRAY(SELECT kanban_card.pk FROM {stage_table} kanban_stage "
+        f"{pk_column} = ANY(ARRAY(SELECT kanban_card.pk FROM {stage_table} kanban_stage "
         f"CROSS JOIN LATERAL ({per_stage_sql}) kanban_card WHERE kanban_stage.pipeline_id = %s))",
         (*params, pipeline.pk),
         output_field=BooleanField(),

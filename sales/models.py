@@ -55,6 +55,7 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
         blank=True,
         related_name="opportunities",
         help_text="Leave empty for the default pipeline.",
+        db_index=False,  # sales_opp_pipeline_stage starts with it
     )
     stage = models.ForeignKey(
         Stage,

@@ -228,21 +228,24 @@ def dashboard(*, user: User, pipeline: Pipeline | None = None) -> dict[str, Any]
         stages = stages.filter(pipeline__is_active=True)
     stages = stages.order_by("pipeline__sequence", "pipeline__name", "pipeline_id", "sequence", "id")
 
-    lead_figures = leads.aggregate(total=Count("pk"), converted=Count("pk", filter=Q(status="converted")))
-    is_open = Q(status=OpportunityStatus.OPEN)
-    is_won = Q(status=OpportunityStatus.WON)
-    figures = opportunities.aggregate(
-        open_count=Count("pk", filter=is_open),
-        open_value=Coalesce(Sum("amount", filter=is_open), _zero(), output_field=MONEY),
-        won_count=Count("pk", filter=is_won),
-        won_value=Coalesce(Sum("amount", filter=is_won), _zero(), output_field=MONEY),
-    )
-    per_stage = {
-        row["stage_id"]: row
-        for row in opportunities.order_by()
-        .values("stage_id")
-        .annotate(count=Count("pk"), value=Coalesce(Sum("amount"), _zero(), output_field=MONEY))
-    }
+    # Counted per status with COUNT(*): PostgreSQL reads the smallest index that has the status.
+    by_status = dict(leads.order_by().values("status").annotate(n=Count("*")).values_list("status", "n"))
+    lead_figures = {"total": sum(by_status.values()), "converted": by_status.get("converted", 0)}
+    # One pass over the opportunities by stage and status (the stage index carries both and the
+    # amount): the per-stage distribution and the open and won figures are sums of its rows.
+    figures = {"open_count": 0, "open_value": Decimal("0"), "won_count": 0, "won_value": Decimal("0")}
+    per_stage: dict[int, dict[str, Any]] = {}
+    for row in (
+        opportunities.order_by()
+        .values("stage_id", "status")
+        .annotate(count=Count("*"), value=Coalesce(Sum("amount"), _zero(), output_field=MONEY))
+    ):
+        stage = per_stage.setdefault(row["stage_id"], {"count": 0, "value": Decimal("0")})
+        stage["count"] += row["count"]
+        stage["value"] += row["value"]
+        if row["status"] in (OpportunityStatus.OPEN, OpportunityStatus.WON):
+            figures[f"{row['status']}_count"] += row["count"]
+            figures[f"{row['status']}_value"] += row["value"]
     total_leads = lead_figures["total"]
     conversion_rate = (
         float((Decimal(lead_figures["converted"]) * 100 / total_leads).quantize(CENT, rounding=ROUND_HALF_UP))

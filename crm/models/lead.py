@@ -156,6 +156,7 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         blank=True,
         related_name="leads",
         help_text="Leave empty for the default pipeline.",
+        db_index=False,  # crm_lead_pipeline_stage starts with it
     )
     stage = models.ForeignKey(
         Stage,

@@ -69,3 +69,12 @@ def test_kanban_query_count_does_not_grow_with_cards(stages, django_assert_num_q
     with django_assert_num_queries(5):
         board = selectors.lead_kanban(user=user, limit=5)
         assert [tag.name for column in board.columns for card in column.results for tag in card.tags.all()]
+
+
+@pytest.mark.django_db
+def test_kanban_with_a_search_nothing_matches_has_empty_columns(stages):
+    LeadFactory(name="Acme")
+
+    board = selectors.lead_kanban(user=UserFactory(), filters={"search": "zzzz-nothing"})
+
+    assert [(column.count, column.results) for column in board.columns] == [(0, [])] * len(board.columns)

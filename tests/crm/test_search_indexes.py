@@ -69,6 +69,14 @@ def test_every_searched_column_has_a_trigram_index_on_the_icontains_expression(m
         )
 
 
+@pytest.fixture
+def plain_search(monkeypatch):
+    """Searches stay a condition on the table (as for a common term, and as the id lookup runs it)."""
+    from crm import search_indexes
+
+    monkeypatch.setattr(search_indexes, "SEARCH_ID_LIST_MAX", 0)
+
+
 def plan(queryset) -> str:
     with connection.cursor() as cursor:
         # A handful of rows would be read faster without an index: ask what the planner can use.
@@ -85,7 +93,7 @@ def admin_search(model, term: str):
     return queryset
 
 
-def test_lead_search_of_the_api_and_the_admin_uses_the_trigram_indexes(stages):
+def test_lead_search_of_the_api_and_the_admin_uses_the_trigram_indexes(stages, plain_search):
     LeadFactory(name="Acme rollout")
     user = UserFactory(is_superuser=True)
 
@@ -95,7 +103,7 @@ def test_lead_search_of_the_api_and_the_admin_uses_the_trigram_indexes(stages):
             assert trigram_index_name("crm_lead", column) in text, text
 
 
-def test_account_and_contact_searches_use_the_trigram_indexes():
+def test_account_and_contact_searches_use_the_trigram_indexes(plain_search):
     ContactFactory(first_name="Ada", account=AccountFactory(name="Acme"))
     user = UserFactory(is_superuser=True)
 
@@ -105,7 +113,7 @@ def test_account_and_contact_searches_use_the_trigram_indexes():
     assert trigram_index_name("crm_contact", "first_name") in text, text
 
 
-def test_activity_search_uses_the_trigram_indexes(stages):
+def test_activity_search_uses_the_trigram_indexes(stages, plain_search):
     ActivityFactory(subject="Call about renewal", lead=LeadFactory())
     user = UserFactory(is_superuser=True)
 
@@ -116,3 +124,26 @@ def test_activity_search_uses_the_trigram_indexes(stages):
         text = plan(queryset)
         assert trigram_index_name("activities_activity", "subject") in text, text
         assert trigram_index_name("activities_activity", "description") in text, text
+
+
+def test_a_search_with_few_matches_is_read_by_id(stages, monkeypatch):
+    from crm import search_indexes
+
+    matches = [LeadFactory(name="Acme one"), LeadFactory(email="x@acme.example")]
+    LeadFactory(name="Other")
+    user = UserFactory(is_superuser=True)
+
+    narrowed = selectors.lead_list(user=user, filters={"search": "acme"})
+    assert '"crm_lead"."id" IN (' in str(narrowed.query)
+    assert sorted(lead.pk for lead in narrowed) == sorted(lead.pk for lead in matches)
+
+    # More matches than the id list takes: the search stays a plain condition, same records.
+    monkeypatch.setattr(search_indexes, "SEARCH_ID_LIST_MAX", 1)
+    plain = selectors.lead_list(user=user, filters={"search": "acme"})
+    assert '"crm_lead"."id" IN (' not in str(plain.query)
+    assert sorted(lead.pk for lead in plain) == sorted(lead.pk for lead in matches)
+
+    queryset, _duplicates = admin.site._registry[Lead].get_search_results(
+        RequestFactory().get("/"), Lead.objects.all(), "other"
+    )
+    assert [lead.name for lead in queryset] == ["Other"]
