@@ -8,14 +8,16 @@ timed ``--runs`` times; the table gives the median (p50) and the 95th percentile
 Queries per request are counted on one more request, apart from the timed ones, so that capturing them
 costs the timings nothing.
 
-Each case carries its baselines, timed the same way in the same run:
+Each case carries its baselines, timed the same way in the same run, in turns with it (one request of
+ours, one of each baseline, again), so that a change in the machine's load falls on all of them:
 
 * SQL — hand-written SQL that returns the same rows and columns, run on the same connection through a
   bare psycopg cursor: what the database itself needs, the physical limit;
 * plain DRF — for lists, a stock ``ModelViewSet`` with a ``ModelSerializer(fields="__all__")`` and no
   query tuning, mounted on a benchmark-only URLconf: what a user would otherwise get.
 
-The machine is shared, so the load average is printed before and after.
+A case whose request takes over a second is timed fewer times (at least 5). The machine is shared, so
+the load average is printed before and after.
 """
 
 import argparse
@@ -197,18 +199,26 @@ MIN_RUNS = 5
 
 
 def time_ms(call: Callable[[], object], runs: int, warmup: int) -> list[float]:
+    return time_interleaved([call], runs, warmup)[0]
+
+
+def time_interleaved(calls: list[Callable[[], object]], runs: int, warmup: int) -> list[list[float]]:
+    """Time each of ``calls`` ``runs`` times, in rounds (one call of each, in turn), so that a change of
+    the machine's load falls on ours and its baselines alike. Returns each call's timings in ms."""
     start = time.perf_counter()
     done = 0
     while done < max(1, warmup) and (done == 0 or time.perf_counter() - start < TIME_BUDGET_S / 4):
-        call()
+        for call in calls:
+            call()
         done += 1
-    each = (time.perf_counter() - start) / done
+    each = (time.perf_counter() - start) / done / len(calls)
     runs = min(runs, max(MIN_RUNS, int(TIME_BUDGET_S / max(each, 1e-6))))
-    timings = []
+    timings: list[list[float]] = [[] for _ in calls]
     for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        timings.append((time.perf_counter() - start) * 1000)
+        for call, times in zip(calls, timings, strict=True):
+            started = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - started) * 1000)
     return timings
 
 
@@ -275,9 +285,11 @@ class Result:
 
 
 def measure(case: Case, runs: int, warmup: int, earlier: dict[str, Result]) -> Result:
-    ours = Timing.of(time_ms(case.call, runs, warmup), count_queries(case.call))
-    sql = Timing.of(time_ms(case.sql, runs, warmup)) if case.sql else None
-    plain = Timing.of(time_ms(case.plain, runs, warmup), count_queries(case.plain)) if case.plain else None
+    calls = [call for call in (case.call, case.sql, case.plain) if call is not None]
+    timings = iter(time_interleaved(calls, runs, warmup))
+    ours = Timing.of(next(timings), count_queries(case.call))
+    sql = Timing.of(next(timings)) if case.sql else None
+    plain = Timing.of(next(timings), count_queries(case.plain)) if case.plain else None
     size_queries = {label: count_queries(call) for label, call in case.sizes}
     notes = list(case.notes)
     if case.parts:
