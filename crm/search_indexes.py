@@ -11,6 +11,7 @@ every searched column of every list and changelist has one.
 
 from django.db import connection, migrations
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 
 SEARCH_TRIGRAM_INDEXES: dict[str, tuple[str, ...]] = {
     "crm_lead": ("name", "contact_name", "email", "company_name", "phone"),
@@ -71,4 +72,6 @@ def narrow_to_matches(queryset: QuerySet) -> QuerySet:
     ids = list(queryset.order_by().values_list("pk", flat=True)[: SEARCH_ID_LIST_MAX + 1])
     if len(ids) > SEARCH_ID_LIST_MAX:
         return queryset
-    return queryset.filter(pk__in=ids)
+    # One array parameter rather than an IN list of up to SEARCH_ID_LIST_MAX placeholders, which
+    # the count and the page would each build, send and have parsed.
+    return queryset.filter(pk__in=RawSQL("SELECT unnest(%s::bigint[])", (ids,)))
