@@ -236,7 +236,7 @@ class ServiceSaveMixin:
     def save_model(self, request, obj, form, change):
         writable = {
             field.name for field in obj._meta.get_fields() if field.concrete and not field.primary_key
-        }
+        } | {field.name for field in obj._meta.many_to_many}  # tags too: the services record their change
         names = form.changed_data if change else form.cleaned_data
         data = {
             name: form.cleaned_data[name] for name in names if name in writable and name in form.cleaned_data

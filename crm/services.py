@@ -68,10 +68,29 @@ def record_save(*, instance: M, data: Mapping[str, Any] | None = None) -> M:
     """Assign ``data`` to ``instance``, validate the whole record with ``full_clean()``, save it."""
     m2m = record_assign(instance=instance, data=data or {})
     instance.full_clean()
-    instance.save()
+    reason = _m2m_change_reason(instance, m2m)
+    if reason:
+        # The audit trail keeps fields, not many-to-many sets: the version this save writes says
+        # how the tags changed (old → new), who changed them and when, like any other change.
+        instance._change_reason = reason
+    try:
+        instance.save()
+    finally:
+        instance.__dict__.pop("_change_reason", None)
     for name, values in m2m.items():
         getattr(instance, name).set(values)
     return instance
+
+
+def _m2m_change_reason(instance: models.Model, m2m: Mapping[str, Any]) -> str:
+    """“tags: Hot, VIP → Hot, Partner” for each many-to-many set that ``m2m`` changes, else ""."""
+    parts = []
+    for name, values in m2m.items():
+        new = sorted({str(value) for value in values}, key=str.lower)
+        old = sorted((str(v) for v in getattr(instance, name).all()), key=str.lower) if instance.pk else []
+        if new != old:
+            parts.append(f"{name}: {', '.join(old) or '(none)'} → {', '.join(new) or '(none)'}")
+    return "; ".join(parts)
 
 
 def record_lock(instance: M) -> M:

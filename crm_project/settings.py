@@ -189,6 +189,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2 *
 # The audit trail (django-simple-history) shows each record's versions in the admin; reverting one
 # from there would skip the services' rules, so it is off.
 SIMPLE_HISTORY_REVERT_DISABLED = True
+# Change reasons name what changed in sets the history does not keep as fields (tags: old → new).
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 
 # The throttles' counters. Local memory by default (one process); several workers share a real cache:
 # CACHE_URL=redis://127.0.0.1:6379/1

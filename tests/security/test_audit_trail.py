@@ -156,3 +156,57 @@ def test_imports_record_every_row_they_write_in_bulk(people, api_as, stages):
     assert latest["reason"] == IMPORT_CHANGE_REASON and latest["username"] == "crm_admin"
     assert changes(latest)["name"] == ("Old name", "New name")
     assert kept.history.count() == 1
+
+
+@pytest.mark.django_db
+def test_tag_changes_are_recorded_from_the_api_the_admin_form_and_bulk_actions(
+    admin_client, admin_user, stages
+):
+    """Tags are a many-to-many set the history does not keep as a field: each change of them makes a
+    version whose reason says old → new, with who and when."""
+    from crm.models import Tag
+
+    hot, vip, partner = (Tag.objects.create(name=name) for name in ("Hot", "VIP", "Partner"))
+    lead = LeadFactory(stage=stages["New"], name="Tagged")
+
+    response = admin_client.patch(
+        url(f"leads/{lead.pk}/"), {"tags": [hot.pk, vip.pk]}, content_type="application/json"
+    )
+    assert response.status_code == 200, response.content
+    latest = history(admin_client, "leads", lead.pk)[0]
+    assert latest["reason"] == "tags: (none) → Hot, VIP"
+    assert (latest["type"], latest["username"]) == ("changed", "boss")
+
+    # The same set again is no change of tags.
+    admin_client.patch(url(f"leads/{lead.pk}/"), {"tags": [vip.pk, hot.pk]}, content_type="application/json")
+    assert history(admin_client, "leads", lead.pk)[0]["reason"] in (None, "")
+
+    data = {
+        "name": "Tagged",
+        "priority": lead.priority,
+        "pipeline": lead.pipeline_id,
+        "stage": lead.stage_id,
+        "probability": lead.probability,
+        "tags": [hot.pk, partner.pk],
+        "activities-TOTAL_FORMS": "0",
+        "activities-INITIAL_FORMS": "0",
+    }
+    response = admin_client.post(reverse("admin:crm_lead_change", args=[lead.pk]), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    version = lead.history.latest("history_date")
+    assert (version.history_change_reason, version.history_user) == (
+        "tags: Hot, VIP → Hot, Partner",
+        admin_user,
+    )
+    assert set(lead.tags.values_list("name", flat=True)) == {"Hot", "Partner"}
+
+    admin_client.post(
+        reverse("admin:crm_lead_changelist"),
+        {"action": "remove_tags", "_selected_action": [lead.pk], "apply": "1", "tags": [hot.pk]},
+    )
+    assert set(lead.tags.values_list("name", flat=True)) == {"Partner"}
+    assert lead.history.latest("history_date").history_change_reason == "tags: Hot, Partner → Partner"
+    assert (
+        "tags: Hot, Partner → Partner"
+        in admin_client.get(reverse("admin:crm_lead_history", args=[lead.pk])).content.decode()
+    )
