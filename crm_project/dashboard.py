@@ -31,7 +31,10 @@ def _shortcuts(request) -> list[dict[str, str]]:
 def dashboard_context(request) -> dict:
     user = request.user
     pipeline = _pipeline_from(request)
-    figures = dashboard(user=user, pipeline=pipeline)
+    funnel = conversion_funnel(user=user, pipeline=pipeline)
+    # The funnel has counted every lead and the converted ones: the figures reuse its counts.
+    steps = {step["key"]: step["count"] for step in funnel}
+    figures = dashboard(user=user, pipeline=pipeline, lead_totals=(steps["leads"], steps["converted"]))
     colors = dict(
         Stage.objects.filter(
             pk__in=[row["stage_id"] for row in figures["pipeline_distribution"]]
@@ -53,7 +56,6 @@ def dashboard_context(request) -> dict:
             figures["pipeline_distribution"], key=lambda row: row["pipeline_name"]
         )
     ]
-    funnel = conversion_funnel(user=user, pipeline=pipeline)
     return {
         "figures": figures,
         "distribution": distribution,
