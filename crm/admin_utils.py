@@ -48,7 +48,19 @@ def color_swatch(color: str, label: str = "") -> str:
     )
 
 
-class OwnerDefaultMixin:
+class ServiceRefusedPageMixin:
+    """A change form whose save a service refused (the record's, or an inline record's) shows the
+    reason on the page instead of failing; changeform_view's transaction has rolled it all back."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRefused as refused:
+            self.message_user(request, " ".join(refused.error.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class OwnerDefaultMixin(ServiceRefusedPageMixin):
     """New records are owned by the person who creates them, unless they pick someone else."""
 
     def get_changeform_initial_data(self, request):
@@ -88,14 +100,6 @@ class OwnerDefaultMixin:
         if saver is None:
             return super().save_formset(request, form, formset, change)
         saver(request, formset)
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ServiceRefused as refused:
-            # An inline record's service refused it; the whole save has been rolled back.
-            self.message_user(request, " ".join(refused.error.messages), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
 
 
 # Apps whose inline records must be written by their services (an activity rescores its lead)
@@ -218,7 +222,7 @@ class ServiceRefused(Exception):
         self.error = error
 
 
-class ServiceSaveMixin:
+class ServiceSaveMixin(ServiceRefusedPageMixin):
     """save_model() goes through the app's create/update services, like every other entry point.
 
     Subclasses implement ``create_record(request, data)`` and ``update_record(request, obj, data)``.
@@ -250,14 +254,6 @@ class ServiceSaveMixin:
             setattr(obj, field.attname, getattr(saved, field.attname))
         obj._state.adding = False
         obj._state.db = saved._state.db
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ServiceRefused as refused:
-            # changeform_view's transaction has rolled everything back by now.
-            self.message_user(request, " ".join(refused.error.messages), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
 
 
 class ClosedRecordMixin:
