@@ -88,14 +88,16 @@ def lead_score(
     return min(MAX_SCORE, sum(r.points for r in lines)), breakdown
 
 
-def new_lead_scorer(rules: list[ScoringRule], *, now=None) -> Callable[[Mapping], tuple[int | None, list]]:
-    """A function giving (score, breakdown) of a lead that is not stored yet, from its field values
-    (attname -> value; fields it lacks take the model's defaults). A new lead has no activity.
+def new_lead_scorer(rules: list[ScoringRule], *, now=None) -> Callable[..., tuple[int | None, list]]:
+    """A function giving (score, breakdown) of a lead from its field values (attname -> value; fields
+    it lacks take the model's defaults) and when its last activity was logged (None: never, as for a
+    lead that is not stored yet).
 
-    Bulk imports score every new row with it: a lead's score depends only on a few of its fields
-    (status, rating, priority, source, which completeness fields are filled, which revenue threshold it
-    reaches), so the result is computed once per distinct combination by ``lead_score`` itself and
-    reused, instead of running every rule for each of 100,000 rows.
+    Bulk imports score every row they write with it: a lead's score depends only on a few of its
+    fields (status, rating, priority, source, which completeness fields are filled, which revenue
+    threshold it reaches) and on which activity window its last activity falls in, so the result is
+    computed once per distinct combination by ``lead_score`` itself and reused, instead of running
+    every rule for each of 100,000 rows.
     """
     defaults = {
         field.attname: field.get_default() if field.has_default() else (None if field.null else "")
@@ -111,10 +113,19 @@ def new_lead_scorer(rules: list[ScoringRule], *, now=None) -> Callable[[Mapping]
             if (amount := _number(r.value)) is not None
         }
     )
+    # The nearest window an activity falls in decides its points (see lead_score).
+    windows = sorted(
+        {
+            datetime.timedelta(days=float(days))
+            for r in rules
+            if r.criterion == ScoringCriterion.RECENT_ACTIVITY
+            if (days := _number(r.value)) is not None
+        }
+    )
     now = now or timezone.now()
     cache: dict[tuple, tuple[int | None, list]] = {}
 
-    def score(values: Mapping) -> tuple[int | None, list]:
+    def score(values: Mapping, last_activity_at: datetime.datetime | None = None) -> tuple[int | None, list]:
         def get(name):
             return values[name] if name in values else defaults[name]
 
@@ -126,14 +137,39 @@ def new_lead_scorer(rules: list[ScoringRule], *, now=None) -> Callable[[Mapping]
             get("source"),
             tuple(bool(str(get(name) or "").strip()) for name in filled),
             -1 if revenue is None else bisect.bisect_right(thresholds, revenue),
+            -1 if last_activity_at is None else bisect.bisect_left(windows, now - last_activity_at),
         )
         found = cache.get(key)
         if found is None:
             lead = SimpleNamespace(**{**defaults, **values})
-            found = cache[key] = lead_score(lead, rules, last_activity_at=None, now=now)
+            found = cache[key] = lead_score(lead, rules, last_activity_at=last_activity_at, now=now)
         return found
 
+    score.fields = frozenset(  # the fields it reads
+        {"status", "rating", "priority", "source", "expected_revenue", *filled}
+    )
     return score
+
+
+def last_activities(lead_ids: list[int]) -> dict[int, datetime.datetime]:
+    """When the last activity of each of ``lead_ids`` was logged (leads without one are left out)."""
+    from activities.models import Activity
+
+    found = {}
+    if connection.vendor == "postgresql":
+        ids = RawSQL("SELECT unnest(%s::bigint[])", (list(lead_ids),))
+        chunks = [ids] if lead_ids else []
+    else:
+        chunks = [lead_ids[i : i + BATCH_SIZE] for i in range(0, len(lead_ids), BATCH_SIZE)]
+    for chunk in chunks:
+        rows = (
+            Activity.objects.filter(lead_id__in=chunk)
+            .order_by()
+            .values_list("lead_id")
+            .annotate(last=Max("created_at"))
+        )
+        found.update(rows)
+    return found
 
 
 def _last_activity_at(lead: Lead):

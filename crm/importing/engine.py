@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from crm import selectors, services
 from crm.models import Account, Lead, Tag
-from crm.scoring import active_rules, lead_scores_refresh, new_lead_scorer
+from crm.scoring import active_rules, last_activities, new_lead_scorer
 from crm.win_probability import (
     LEAD,
     OPPORTUNITY,
@@ -379,7 +379,15 @@ class _Run:
         write_index = {a: i for i, a in enumerate(write_attnames)}
         resolved_by_rule = {schema.attname(name) for name in schema.resolved_by_rule}
 
-        existing = self.fetch_existing([k for _, _, k in parsed if k], write_attnames)
+        now = timezone.now()
+        # Leads are scored here, from the rows in hand, and written with their score: reading 100,000
+        # leads back to score them took longer than the rest of the import. An updated lead's score
+        # also reads the stored fields the file leaves out, and its last activity.
+        scorer = new_lead_scorer(active_rules(), now=now) if self.model is Lead else None
+        fetch_attnames = write_attnames
+        if scorer:
+            fetch_attnames = [*write_attnames, *sorted(scorer.fields - set(write_attnames))]
+        existing = self.fetch_existing([k for _, _, k in parsed if k], fetch_attnames)
         writable = self.access.writable_ids([rows[0][0] for rows in existing.values() if len(rows) == 1])
         checks_owner = "owner_id" in write_attnames and not self.access.unlimited
         old_tags = (
@@ -409,6 +417,9 @@ class _Run:
         if len(write_attnames) == 1:
             as_row = lambda rec, get=as_row: (get(rec),)  # noqa: E731
 
+        last_activity = (
+            last_activities([rows[0][0] for rows in existing.values() if len(rows) == 1]) if scorer else {}
+        )
         inserts, updates, tag_sets, released = [], [], {}, []
         self.stage_moves = []  # (pk, old stage id, new stage id) of updated records that changed stage
         stage_index = write_index.get("stage_id") if writing.stage_history_model(self.model) else None
@@ -427,7 +438,11 @@ class _Run:
                 result.unchanged += 1
                 return
             result.updated += 1
-            updates.append((pk, row))
+            if scorer:
+                values = {**old, **dict(zip(write_attnames, row, strict=True))}
+                updates.append((pk, (*row, *scorer(values, last_activity.get(pk)))))
+            else:
+                updates.append((pk, row))
             if any(old[a] != v for a, v in released_fields):
                 released.append(pk)
             if tags is not KEEP:
@@ -441,10 +456,6 @@ class _Run:
         # Without rules across rows, a row is final as soon as it is resolved: new rows can be written
         # while the next ones are resolved (PostgreSQL), and nothing needs holding for a second pass.
         cross_row = schema.has_cross_row_rules
-        now = timezone.now()
-        # New leads are scored here, from the row in hand, and written with their score: reading
-        # 100,000 leads back to score them took longer than the rest of the import.
-        scorer = new_lead_scorer(active_rules(), now=now) if self.model is Lead else None
         insert_attnames = [*write_attnames, *SCORE_ATTNAMES] if scorer else write_attnames
 
         def new_row(rec) -> tuple:
@@ -496,7 +507,7 @@ class _Run:
                             f"This {key_name} is another team's record (id {pk}); you may not change it.",
                         )
                         continue
-                    old = dict(zip(write_attnames, old_values, strict=True))
+                    old = dict(zip(fetch_attnames, old_values, strict=True))
                 for attname in keepable:
                     if rec[attname] is KEEP:
                         rec[attname] = old[attname] if old is not None else defaults[attname]
@@ -579,7 +590,8 @@ class _Run:
         if parent_index is not None:
             updates = [(pk, _without_pending(row, parent_index, pk, pending_updates)) for pk, row in updates]
         if updates:
-            writer.update(model, write_attnames, updates, now=now, progress=report)
+            # Updated leads carry their new score too (insert_attnames is write_attnames otherwise).
+            writer.update(model, insert_attnames, updates, now=now, progress=report)
         rows = [row for row, _ in inserts]
         if parent_index is not None:
             rows = [_without_pending(row, parent_index, i, pending_inserts) for i, row in enumerate(rows)]
@@ -611,9 +623,6 @@ class _Run:
             now=now,
         )
         if model is Lead:
-            if updates:
-                # New leads were written with their score; an updated one may have activities to count.
-                lead_scores_refresh(ids=[pk for pk, _ in updates])
             written = [*self.streamed_ids, *new_ids, *(pk for pk, _ in updates), *released]
             win_counts_after_bulk_write(LEAD, before=win_before, written_pks=written)
         elif model is Account and "industry" in write_attnames and updates:

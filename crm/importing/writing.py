@@ -234,7 +234,8 @@ class PostgresWriter(DjangoWriter):
                 f"CREATE TEMPORARY TABLE {staging} AS SELECT {pk}, {quoted} FROM {table} WITH NO DATA"
             )
             with cursor.copy(f"COPY {staging} ({pk}, {quoted}) FROM STDIN") as copy:
-                for key, row in rows:
+                values = _json_as_text(meta, attnames, [row for _, row in rows])
+                for (key, _), row in zip(rows, values, strict=True):
                     copy.write_row((key, *row, now))
             # Without statistics the planner may loop over the staging table for every stored row.
             cursor.execute(f"ANALYZE {staging}")

@@ -210,6 +210,52 @@ def test_imported_scores_equal_the_services_scores(rules, stages):
     assert len({score for score, _ in stored.values()}) >= 6  # the file exercises many rules
 
 
+def test_scorer_keys_on_the_activity_window(rules):
+    """The cached scorer gives what lead_score gives for a last activity in each window, on a
+    window's edge, past every window and never."""
+    scorer = new_lead_scorer(rules, now=NOW)
+    for days in (None, 0, 3, 7, 8, 29, 30, 31, 400):
+        last = None if days is None else NOW - datetime.timedelta(days=days)
+        for rating in ("", "hot"):
+            values = {"status": "open", "rating": rating, "email": "", "phone": "", "priority": "low"}
+            assert scorer(values, last) == score(rules, last_activity_days=days, **values), (days, rating)
+
+
+def test_updated_leads_are_scored_with_their_activities_and_stored_fields(rules, stages):
+    """More than 100 updated leads (the COPY path), some with recent activities, from a file that
+    leaves out fields the rules read: each is stored with the score the services give it."""
+    leads = [
+        services.lead_create(
+            data={"name": f"L{n}", "email": f"l{n}@x.test", "phone": "555" if n % 2 else "", "rating": "hot"}
+        )
+        for n in range(120)
+    ]
+    for lead in leads[:40]:
+        activity_services.activity_create(data={"subject": "Call", "activity_type": "call", "lead": lead})
+    old = timezone.now() - datetime.timedelta(days=20)
+    from activities.models import Activity
+
+    for lead in leads[40:60]:
+        activity = activity_services.activity_create(
+            data={"subject": "Mail", "activity_type": "email", "lead": lead}
+        )
+        Activity.objects.filter(pk=activity.pk).update(created_at=old)
+    # The file changes priority and revenue only: rating and phone come from the stored leads.
+    rows = [["name", "email", "priority", "expected_revenue"]]
+    rows += [[f"L{n}", f"L{n}@X.test", ("urgent", "low")[n % 2], str(n * 1000)] for n in range(120)]
+    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv")
+    assert result.committed and result.updated == 120, result.errors
+    stored = dict(Lead.objects.values_list("pk", "score"))
+    breakdowns = dict(Lead.objects.values_list("pk", "score_breakdown"))
+    for lead in Lead.objects.all():
+        lead_score_refresh(lead=lead, rules=rules)
+    assert stored == dict(Lead.objects.values_list("pk", "score"))
+    assert breakdowns == dict(Lead.objects.values_list("pk", "score_breakdown"))
+    # Hot (30) + urgent (20) + email (5) + phone (5) + an activity today (15) + 50,000 reached (25).
+    assert stored[leads[51].pk] == 30 + 5 + 5 + 5 + 25  # low priority, last activity 20 days ago
+    assert stored[leads[1].pk] == 30 + 5 + 5 + 15  # low priority, revenue 1,000, called today
+
+
 def test_default_rules_are_installed():
     assert ScoringRule.objects.filter(criterion="rating", value="hot").exists()
 
