@@ -174,6 +174,9 @@ CRM_ADMIN_ESTIMATED_COUNT_MIN = env.int("CRM_ADMIN_ESTIMATED_COUNT_MIN", default
 # Bulk import: the largest file accepted (bytes), and where the admin keeps an upload between its
 # preview and the confirmation that imports it for real.
 CRM_IMPORT_MAX_BYTES = env.int("CRM_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+# Bulk imports check foreign keys once per import, set-based, when the database role may turn the
+# per-row triggers off (see crm.importing.writing.ReferenceChecks); False keeps the per-row checks.
+CRM_IMPORT_SET_BASED_REFERENCE_CHECKS = env.bool("CRM_IMPORT_SET_BASED_REFERENCE_CHECKS", default=True)
 
 # Predictive win probability: the fewest closed (won or lost) records a pipeline needs before its
 # leads or opportunities get an automated probability; below it they get a note instead of a guess.

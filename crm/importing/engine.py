@@ -185,6 +185,7 @@ class _Run:
         self.ctx = ImportContext()
         self.tag_ids: dict[str, int] | None = None  # set once tags exist (before streaming, or at write)
         self.streamed_ids: list[int] = []  # new records the background inserter wrote
+        self.references: writing.ReferenceChecks | None = None
 
     def error(self, row: int, column: str, value, message: str) -> None:
         self.result.errors.append(RowError(row, column, shown_value(value), message))
@@ -464,6 +465,8 @@ class _Run:
         streamer = None
         if not cross_row and not result.dry_run and not result.errors and connection.vendor == "postgresql":
             self.tag_ids = writing.ensure_tags(ctx.tags, ctx.new_tags)
+            self.references = writing.ReferenceChecks.for_model(connections[DEFAULT_DB_ALIAS], self.model)
+            self.references.start()
             streamer = writing.BackgroundInserter(
                 # The connection itself, not the thread-local django.db.connection proxy: the worker
                 # thread must write in this transaction.
@@ -565,6 +568,9 @@ class _Run:
         ctx, model, schema = self.ctx, self.model, self.schema
         writer = writing.writer_for(connection)
         tag_ids = self.tag_ids if self.tag_ids is not None else writing.ensure_tags(ctx.tags, ctx.new_tags)
+        if self.references is None:
+            self.references = writing.ReferenceChecks.for_model(connection, model)
+            self.references.start()
         total = self.result.new + self.result.updated  # some new rows may be written already
         existing = [*released, *(pk for pk, _ in updates)]
         if model is Lead:
@@ -622,8 +628,9 @@ class _Run:
             user=self.default_owner,
             now=now,
         )
+        written = [*self.streamed_ids, *new_ids, *(pk for pk, _ in updates), *released]
+        self.references.finish(written)
         if model is Lead:
-            written = [*self.streamed_ids, *new_ids, *(pk for pk, _ in updates), *released]
             win_counts_after_bulk_write(LEAD, before=win_before, written_pks=written)
         elif model is Account and "industry" in write_attnames and updates:
             win_counts_after_bulk_write(OPPORTUNITY, before=win_before, written_pks=deals)
