@@ -178,7 +178,12 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
 
 
 class OpportunityStageChange(StageChange):
-    record = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="stage_changes")
+    record = models.ForeignKey(
+        Opportunity,
+        on_delete=models.CASCADE,
+        related_name="stage_changes",
+        db_index=False,  # the (record, changed_at) index serves lookups by record
+    )
 
     class Meta(StageChange.Meta):
         verbose_name = "opportunity stage change"

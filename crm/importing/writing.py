@@ -227,6 +227,19 @@ class ReferenceChecks:
         self.active = False
 
 
+def copy_stage_entries(db_connection, model, entries, *, stage_names: dict, user_id, now) -> None:
+    """Record that each new record entered its stage, from ``entries`` (record id, stage id) in hand:
+    one COPY, no read of the records back (PostgreSQL; see record_stage_history for the general way)."""
+    history = stage_history_model(model)
+    meta, quote = history._meta, db_connection.ops.quote_name
+    attnames = ["record_id", "from_stage_name", "to_stage_id", "to_stage_name", "changed_by_id", "changed_at"]
+    columns = ", ".join(quote(meta.get_field(a).column) for a in attnames)
+    sql = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
+    with db_connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for record_id, stage_id in entries:
+            copy.write_row((record_id, "", stage_id, stage_names.get(stage_id, ""), user_id, now))
+
+
 def writer_for(db_connection):
     return (PostgresWriter if db_connection.vendor == "postgresql" else DjangoWriter)(db_connection)
 
@@ -416,6 +429,13 @@ class BackgroundInserter:
         self.written = 0
         self.ids: list[int] = []
         self.batches: queue.Queue = queue.Queue(maxsize=2)  # bounds memory: the engine waits for the worker
+        # Each new record enters its stage: written from the rows in hand, with the stages' names.
+        self.stage_index = None
+        self.stage_names = {}
+        if stage_history_model(model) is not None and "stage_id" in attnames:
+            self.stage_index = attnames.index("stage_id")
+            self.stage_names = dict(Stage.objects.values_list("id", "name"))
+        self.user_id = user.pk if user is not None and user.is_authenticated else None
         with self.connection.cursor() as cursor:
             # Foreign keys are checked as each batch lands, overlapping the engine, not all at commit.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
@@ -453,14 +473,25 @@ class BackgroundInserter:
                     (pk, tag_ids[name]) for pk, (_, tags) in zip(ids, batch, strict=True) for name in tags
                 ]
                 self.writer.set_tags(self.model, [], links)
-                record_stage_history(
-                    self.model,
-                    new_ids=ids,
-                    moves=[],
-                    user=self.user,
-                    now=self.now,
-                    db_connection=self.connection,
-                )
+                if self.stage_index is not None:
+                    index = self.stage_index
+                    copy_stage_entries(
+                        self.connection,
+                        self.model,
+                        [(pk, row[index]) for pk, (row, _) in zip(ids, batch, strict=True)],
+                        stage_names=self.stage_names,
+                        user_id=self.user_id,
+                        now=self.now,
+                    )
+                else:
+                    record_stage_history(
+                        self.model,
+                        new_ids=ids,
+                        moves=[],
+                        user=self.user,
+                        now=self.now,
+                        db_connection=self.connection,
+                    )
                 self.ids.extend(ids)
                 self.written += len(batch)
             except BaseException as exc:  # handed to the engine's thread, which rolls back

@@ -35,7 +35,12 @@ class StageChange(models.Model):
 
 
 class LeadStageChange(StageChange):
-    record = models.ForeignKey("crm.Lead", on_delete=models.CASCADE, related_name="stage_changes")
+    record = models.ForeignKey(
+        "crm.Lead",
+        on_delete=models.CASCADE,
+        related_name="stage_changes",
+        db_index=False,  # the (record, changed_at) index serves lookups by record
+    )
 
     class Meta(StageChange.Meta):
         verbose_name = "lead stage change"
