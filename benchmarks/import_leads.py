@@ -109,7 +109,9 @@ def reset_leads(existing: int):
     from crm.models import Lead, Pipeline, Tag
 
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("TRUNCATE crm_lead_tags, crm_lead RESTART IDENTITY CASCADE")
+        # The lead's audit history too: ours writes a version per imported lead, and a history grown by
+        # earlier runs would make each run slower than the one before.
+        cursor.execute("TRUNCATE crm_lead_tags, crm_lead, crm_historicallead RESTART IDENTITY CASCADE")
         Tag.objects.exclude(name__in=TAG_NAMES).delete()
         pipeline = Pipeline.objects.get(name="Sales Pipeline")
         stage = pipeline.first_stage()
@@ -138,6 +140,8 @@ def reset_leads(existing: int):
         )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE crm_lead; ANALYZE crm_lead_tags")
+        # Every run starts just after a checkpoint, so each pays for the same full-page writes.
+        cursor.execute("CHECKPOINT")
 
 
 def generate_csv(path: Path, rows: int, existing: int):
@@ -375,6 +379,7 @@ def main():
         sys.exit(
             "Set DATABASE_URL to a PostgreSQL database, e.g. postgres://postgres@127.0.0.1:5432/crm_imports_bench"
         )
+    create_database(url)
     setup_django()
     from django.core.management import call_command
     from django.db import connection
@@ -401,12 +406,17 @@ def main():
         for attempt in range(args.repeat):
             reset_leads(existing)
             print(f"ours (manage.py crm_import leads FILE), run {attempt + 1}:")
-            runs.append(run_ours(path))
-            print(f"    {runs[-1][0]:.2f} s, peak {runs[-1][1]} MB; {check_result(args.rows, existing)}")
+            with WalMeter() as wal:
+                runs.append(run_ours(path))
+            print(
+                f"    {runs[-1][0]:.2f} s, peak {runs[-1][1]} MB, WAL {wal.mb:.0f} MB; "
+                f"{check_result(args.rows, existing)}"
+            )
             reset_leads(existing)
             print(f"raw PostgreSQL COPY of the same rows, resolved beforehand, run {attempt + 1}:")
-            copies.append((run_copy(path), None))
-            print(f"    {copies[-1][0]:.2f} s; {check_result(args.rows, existing)}")
+            with WalMeter() as wal:
+                copies.append((run_copy(path), None))
+            print(f"    {copies[-1][0]:.2f} s, WAL {wal.mb:.0f} MB; {check_result(args.rows, existing)}")
             pair_ratios.append(runs[-1][0] / copies[-1][0])
         results["ours"] = summarise(runs)
         results["copy"] = summarise(copies)
@@ -451,6 +461,37 @@ def main():
             }
         )
     )
+
+
+def create_database(url: str) -> None:
+    """Create the benchmark's database when it does not exist yet (a fresh machine)."""
+    import psycopg
+
+    name = url.rstrip("/").rsplit("/", 1)[1].split("?")[0]
+    server = url.rstrip("/").rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(server, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+class WalMeter:
+    """Megabytes of write-ahead log a run makes: what the database had to write, whatever the load
+    of the machine (a steadier measure of work than seconds on a shared disk)."""
+
+    def __enter__(self):
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_wal_lsn()")
+            self.start = cursor.fetchone()[0]
+        return self
+
+    def __exit__(self, *exc):
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [self.start])
+            self.mb = float(cursor.fetchone()[0]) / 1e6
 
 
 def summarise(runs: list[tuple[float, int | None]]) -> tuple[float, float, int | None]:

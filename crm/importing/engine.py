@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 PREVIEW_ROWS = 50
 PROGRESS_EVERY = 5000
-STREAM_BATCH = 5000
+STREAM_BATCH = 20_000  # rows a streamed batch writes: smaller batches interleave tables and slow the database
 SCORE_ATTNAMES = ("score", "score_breakdown")  # written with each new lead, after its own columns
 
 

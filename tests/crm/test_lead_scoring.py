@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from activities import services as activity_services
 from crm import services
-from crm.importing import import_file
-from crm.importing.engine import STREAM_BATCH
+from crm.importing import engine, import_file
 from crm.models import Lead, ScoringRule
 from crm.scoring import lead_score, lead_score_refresh, new_lead_scorer
 from tests.crm.importing_helpers import csv_bytes
@@ -179,11 +178,12 @@ def test_new_lead_scorer_agrees_with_lead_score(rules):
     assert scorer({"name": "L", "phone": "1"}) == score(rules, phone="1", priority="medium")
 
 
-def test_imported_scores_equal_the_services_scores(rules, stages):
+def test_imported_scores_equal_the_services_scores(rules, stages, monkeypatch):
     """Every new row of a file larger than one streamed batch is stored with the score and breakdown
     the services would store for it."""
+    monkeypatch.setattr(engine, "STREAM_BATCH", 1000)  # three batches and a bit, in a small file
     rows = [["name", "email", "phone", "rating", "priority", "expected_revenue"]]
-    for n in range(STREAM_BATCH + 300):
+    for n in range(engine.STREAM_BATCH * 3 + 300):
         rows.append(
             [
                 f"Lead {n}",
@@ -195,7 +195,7 @@ def test_imported_scores_equal_the_services_scores(rules, stages):
             ]
         )
     result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv")
-    assert result.committed and result.new == STREAM_BATCH + 300, result.errors
+    assert result.committed and result.new == engine.STREAM_BATCH * 3 + 300, result.errors
     stored = {
         pk: (score, breakdown)
         for pk, score, breakdown in Lead.objects.values_list("pk", "score", "score_breakdown")
