@@ -178,16 +178,28 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
     description = models.TextField(blank=True)
     # Indexed by crm_lead_status_created, which starts with it.
     status = models.CharField(max_length=10, choices=LeadStatus.choices, default=LeadStatus.OPEN)
+    # These three are empty on every open lead: their indexes (below) leave those rows out, so a
+    # bulk import of open leads does not write three index entries a row that no query reads.
     lost_reason = models.ForeignKey(
-        LostReason, on_delete=models.PROTECT, null=True, blank=True, related_name="leads"
+        LostReason, on_delete=models.PROTECT, null=True, blank=True, related_name="leads", db_index=False
     )
     lost_note = models.TextField(blank=True)
     converted_at = models.DateTimeField(null=True, blank=True)
     converted_account = models.ForeignKey(
-        Account, on_delete=models.PROTECT, null=True, blank=True, related_name="converted_leads"
+        Account,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="converted_leads",
+        db_index=False,
     )
     converted_contact = models.ForeignKey(
-        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="converted_leads"
+        Contact,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="converted_leads",
+        db_index=False,
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -238,6 +250,21 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
             models.Index(fields=["rating", "id"], name="crm_lead_rating_id"),
             models.Index(fields=["source", "id"], name="crm_lead_source_id"),
             models.Index(Lower("email"), name="crm_lead_email_lower"),
+            # Lookups by these keys (a filter, the delete of a reason, account or contact) name a
+            # value, which the planner knows is not null: the partial indexes serve them.
+            models.Index(
+                fields=["lost_reason"], condition=Q(lost_reason__isnull=False), name="crm_lead_lost_reason"
+            ),
+            models.Index(
+                fields=["converted_account"],
+                condition=Q(converted_account__isnull=False),
+                name="crm_lead_converted_account",
+            ),
+            models.Index(
+                fields=["converted_contact"],
+                condition=Q(converted_contact__isnull=False),
+                name="crm_lead_converted_contact",
+            ),
             models.Index(fields=["name"], name="crm_lead_name"),
         ]
         constraints = [

@@ -147,3 +147,19 @@ def test_a_search_with_few_matches_is_read_by_id(stages, monkeypatch):
         RequestFactory().get("/"), Lead.objects.all(), "other"
     )
     assert [lead.name for lead in queryset] == ["Other"]
+
+
+def test_lookups_by_a_lost_reason_or_a_conversion_use_the_partial_indexes(stages):
+    """Open leads have no lost reason and no conversion, and the indexes on those keys leave them out;
+    a lookup by a value (a filter, or what deleting the reason, account or contact looks for) still
+    uses them."""
+    LeadFactory()
+    indexes = index_definitions("crm_lead")
+    for name, column in [
+        ("crm_lead_lost_reason", "lost_reason_id"),
+        ("crm_lead_converted_account", "converted_account_id"),
+        ("crm_lead_converted_contact", "converted_contact_id"),
+    ]:
+        assert f"WHERE ({column} IS NOT NULL)" in indexes[name], indexes[name]
+        text = plan(Lead.objects.filter(**{f"{column}__in": [1, 2]}))
+        assert name in text, text
