@@ -11,6 +11,7 @@ Phases, each over the whole file:
    one transaction (see ``writing``).
 """
 
+import itertools
 import logging
 import operator
 import re
@@ -240,6 +241,12 @@ class _Run:
             ctx.tags = lookups.tags_by_name()
 
     def parse_rows(self, columns: list[tuple[int, str]]):
+        """(column names, every parsed row): see iter_rows."""
+        return [name for _, name in columns], list(self.iter_rows(columns))
+
+    def iter_rows(self, columns: list[tuple[int, str]]):
+        """Parse and check the rows one by one, yielding (row number, values, natural key or None) of
+        each good one (bad cells are reported); sets result.rows when the file is read."""
         schema, table = self.schema, self.table
         names = [name for _, name in columns]
         parsers = [schema.parser(name, self.ctx) for name in names]
@@ -248,9 +255,8 @@ class _Run:
         width = len(table.header)
         named = {index for index, cell in enumerate(table.header) if normalise_header(cell)}
         key_position = names.index(schema.key) if schema.key in names else None
-        parsed = []
         first_row: dict[str, int] = {}  # natural key → the row that names it first
-        append, error = parsed.append, self.error
+        error = self.error
         total = table.row_estimate
         count = 0
         for number, cells in table.rows:
@@ -298,10 +304,9 @@ class _Run:
                             f"Row {first} has the same {schema.key}: a file may name each record once.",
                         )
                         continue
-            append((number, values, key))
+            yield (number, values, key)
         self.result.rows = count
         self.progress("validating", count, count)
-        return names, parsed
 
     # -- phase 3: keys --------------------------------------------------------------------------------
     def fetch_existing(self, keys: list[str], attnames: list[str]) -> dict[str, list[tuple]]:
@@ -367,8 +372,19 @@ class _Run:
         if columns is None:
             return
         self.load_lookups([name for _, name in columns])
-        names, parsed = self.parse_rows(columns)
-        if result.rows == 0:
+        names = [name for _, name in columns]
+        # Without rules across rows (leads), a row is final as soon as it is resolved: on PostgreSQL
+        # the file is read, resolved and written in batches, the database writing one batch while the
+        # next is parsed and resolved. Otherwise the whole file is read first.
+        cross_row = schema.has_cross_row_rules
+        streams = not cross_row and not result.dry_run and connection.vendor == "postgresql"
+        if streams:
+            chunks = _batched(self.iter_rows(columns), STREAM_BATCH)
+            parsed = next(chunks, [])
+        else:
+            chunks = iter(())
+            parsed = list(self.iter_rows(columns))
+        if not parsed and result.rows == 0:
             result.file_errors.append("The file has a header row but no data rows.")
             return
 
@@ -388,19 +404,24 @@ class _Run:
         fetch_attnames = write_attnames
         if scorer:
             fetch_attnames = [*write_attnames, *sorted(scorer.fields - set(write_attnames))]
-        existing = self.fetch_existing([k for _, _, k in parsed if k], fetch_attnames)
-        writable = self.access.writable_ids([rows[0][0] for rows in existing.values() if len(rows) == 1])
         checks_owner = "owner_id" in write_attnames and not self.access.unlimited
-        old_tags = (
-            self.fetch_tags([rows[0][0] for rows in existing.values() if len(rows) == 1]) if has_tags else {}
-        )
-        if ctx.account_names:
-            ctx.accounts = lookups.account_ids_by_name(ctx.account_names)
-        ctx.new_keys = {k for _, _, k in parsed if k and k not in existing}
-        if schema.kind == "accounts":
-            # A new account of the file can be the parent of another row; count names without a key too.
-            name_position = names.index("name")
-            ctx.new_keys |= {values[name_position].lower() for _, values, k in parsed if k is None}
+        existing, writable, old_tags, last_activity = {}, None, {}, {}
+
+        def prepare(parsed):
+            """What resolving the rows ``parsed`` needs from the database (per batch when streaming)."""
+            nonlocal existing, writable, old_tags, last_activity
+            existing = self.fetch_existing([k for _, _, k in parsed if k], fetch_attnames)
+            matched = [rows[0][0] for rows in existing.values() if len(rows) == 1]
+            writable = self.access.writable_ids(matched)
+            old_tags = self.fetch_tags(matched) if has_tags else {}
+            last_activity = last_activities(matched) if scorer else {}
+            if ctx.account_names:
+                ctx.accounts = lookups.account_ids_by_name(ctx.account_names)
+            ctx.new_keys = {k for _, _, k in parsed if k and k not in existing}
+            if schema.kind == "accounts":
+                # A new account of the file can be the parent of another row; count names without a key.
+                name_position = names.index("name")
+                ctx.new_keys |= {values[name_position].lower() for _, values, k in parsed if k is None}
 
         meta = self.model._meta
         defaults = {}
@@ -418,9 +439,6 @@ class _Run:
         if len(write_attnames) == 1:
             as_row = lambda rec, get=as_row: (get(rec),)  # noqa: E731
 
-        last_activity = (
-            last_activities([rows[0][0] for rows in existing.values() if len(rows) == 1]) if scorer else {}
-        )
         inserts, updates, tag_sets, released = [], [], {}, []
         self.stage_moves = []  # (pk, old stage id, new stage id) of updated records that changed stage
         stage_index = write_index.get("stage_id") if writing.stage_history_model(self.model) else None
@@ -454,16 +472,13 @@ class _Run:
                 shown = [_column(a) for a in changed] + (["tags"] if tags is not KEEP else [])
                 result.preview.append(PreviewRow(number, "updated", str(row[label]), tuple(shown)))
 
-        # Without rules across rows, a row is final as soon as it is resolved: new rows can be written
-        # while the next ones are resolved (PostgreSQL), and nothing needs holding for a second pass.
-        cross_row = schema.has_cross_row_rules
         insert_attnames = [*write_attnames, *SCORE_ATTNAMES] if scorer else write_attnames
 
         def new_row(rec) -> tuple:
             return (*as_row(rec), *scorer(rec)) if scorer else as_row(rec)
 
         streamer = None
-        if not cross_row and not result.dry_run and not result.errors and connection.vendor == "postgresql":
+        if streams and not result.errors:
             self.tag_ids = writing.ensure_tags(ctx.tags, ctx.new_tags)
             self.references = writing.ReferenceChecks.for_model(connections[DEFAULT_DB_ALIAS], self.model)
             self.references.start()
@@ -481,65 +496,69 @@ class _Run:
         finals = []  # (row number, pk or None, row tuple in write_attnames order, tags or KEEP, old or None)
         key_name, finalize, error = schema.key, schema.finalize, self.error
         try:
-            for position, (number, values, key) in enumerate(parsed):
-                parsed[position] = None  # free the parsed cells as the rows are resolved
-                rec = dict(zip(field_attnames, values, strict=True))
-                tags = rec.pop("tags", KEEP)
-                if missing_rule_fields:
-                    rec.update(missing_rule_fields)
-                old = None
-                pk = None
-                if key is not None and key in existing:
-                    matches = existing[key]
-                    if len(matches) > 1:
-                        ids = ", ".join(str(m[0]) for m in matches[:5])
-                        error(
-                            number,
-                            key_name,
-                            key,
-                            f"{len(matches)} {schema.verbose} already have this {key_name} (ids {ids}): "
-                            "merge them before importing.",
-                        )
+            while parsed:
+                prepare(parsed)
+                for position, (number, values, key) in enumerate(parsed):
+                    parsed[position] = None  # free the parsed cells as the rows are resolved
+                    rec = dict(zip(field_attnames, values, strict=True))
+                    tags = rec.pop("tags", KEEP)
+                    if missing_rule_fields:
+                        rec.update(missing_rule_fields)
+                    old = None
+                    pk = None
+                    if key is not None and key in existing:
+                        matches = existing[key]
+                        if len(matches) > 1:
+                            ids = ", ".join(str(m[0]) for m in matches[:5])
+                            error(
+                                number,
+                                key_name,
+                                key,
+                                f"{len(matches)} {schema.verbose} already have this {key_name} (ids {ids}): "
+                                "merge them before importing.",
+                            )
+                            continue
+                        pk, *old_values = matches[0]
+                        if writable is not None and pk not in writable:
+                            error(
+                                number,
+                                key_name,
+                                key,
+                                f"This {key_name} is another team's record (id {pk}); you may not change it.",
+                            )
+                            continue
+                        old = dict(zip(fetch_attnames, old_values, strict=True))
+                    for attname in keepable:
+                        if rec[attname] is KEEP:
+                            rec[attname] = old[attname] if old is not None else defaults[attname]
+                    problems: list[Problem] = []
+                    finalize(rec, old, ctx, problems)
+                    if problems:
+                        for problem in problems:
+                            error(number, problem.column, problem.value, problem.message)
                         continue
-                    pk, *old_values = matches[0]
-                    if writable is not None and pk not in writable:
-                        error(
-                            number,
-                            key_name,
-                            key,
-                            f"This {key_name} is another team's record (id {pk}); you may not change it.",
-                        )
+                    if checks_owner:
+                        refused = self.access.owner_problem(old=old, new_owner_id=rec["owner_id"])
+                        if refused:
+                            error(number, "owner", rec["owner_id"], refused)
+                            continue
+                    if pk is not None and tags is not KEEP and tags == old_tags.get(pk, frozenset()):
+                        tags = KEEP
+                    row = as_row(rec) if pk is not None else new_row(rec)
+                    if cross_row:
+                        finals.append((number, pk, row, tags, old))
                         continue
-                    old = dict(zip(fetch_attnames, old_values, strict=True))
-                for attname in keepable:
-                    if rec[attname] is KEEP:
-                        rec[attname] = old[attname] if old is not None else defaults[attname]
-                problems: list[Problem] = []
-                finalize(rec, old, ctx, problems)
-                if problems:
-                    for problem in problems:
-                        error(number, problem.column, problem.value, problem.message)
-                    continue
-                if checks_owner:
-                    refused = self.access.owner_problem(old=old, new_owner_id=rec["owner_id"])
-                    if refused:
-                        error(number, "owner", rec["owner_id"], refused)
-                        continue
-                if pk is not None and tags is not KEEP and tags == old_tags.get(pk, frozenset()):
-                    tags = KEEP
-                row = as_row(rec) if pk is not None else new_row(rec)
-                if cross_row:
-                    finals.append((number, pk, row, tags, old))
-                    continue
-                classify(number, pk, row, tags, old)
-                if streamer is not None and len(inserts) >= STREAM_BATCH and not result.errors:
+                    classify(number, pk, row, tags, old)
+                if streamer is not None and not result.errors:
                     streamer.submit(inserts)
                     self.progress("writing", result.new, result.new + result.updated)
                     inserts = []
-            del parsed
-            if streamer is not None and not result.errors:
-                streamer.submit(inserts)
-                inserts = []
+                parsed = next(chunks, [])
+                if streamer is not None and not result.errors and set(ctx.new_tags) - set(self.tag_ids):
+                    # Tags first named in this batch: created while the writer waits (one connection).
+                    streamer.wait_idle()
+                    new = {k: v for k, v in ctx.new_tags.items() if k not in self.tag_ids}
+                    self.tag_ids.update(writing.ensure_tags({}, new))
         finally:
             if streamer is not None:
                 streamer.finish(raise_error=not result.errors)
@@ -643,6 +662,13 @@ def _without_pending(row: tuple, index: int, ref, pending: list) -> tuple:
         pending.append((ref, row[index].key))
         return (*row[:index], None, *row[index + 1 :])
     return row
+
+
+def _batched(iterable, size: int):
+    """Lists of ``size`` items of ``iterable`` (the last may be shorter)."""
+    iterator = iter(iterable)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def _may_keep(field) -> bool:

@@ -449,6 +449,10 @@ class BackgroundInserter:
             raise self.error
         self.batches.put(batch)
 
+    def wait_idle(self) -> None:
+        """Return once every queued batch is written: the connection is free for the engine."""
+        self.batches.join()
+
     def finish(self, *, raise_error: bool = True) -> None:
         self.batches.put(None)
         self.thread.join()
@@ -462,40 +466,45 @@ class BackgroundInserter:
 
     def _work(self) -> None:
         while (batch := self.batches.get()) is not None:
-            if self.error is not None:
-                continue  # drain, so the engine never blocks on a full queue
             try:
-                ids = self.writer.insert(
-                    self.model, self.attnames, [row for row, _ in batch], now=self.now, owner_id=self.owner_id
+                self._write(batch)
+            finally:
+                self.batches.task_done()
+        self.batches.task_done()
+
+    def _write(self, batch) -> None:
+        if self.error is not None:
+            return  # drain, so the engine never blocks on a full queue
+        try:
+            ids = self.writer.insert(
+                self.model, self.attnames, [row for row, _ in batch], now=self.now, owner_id=self.owner_id
+            )
+            tag_ids = self.tag_ids
+            links = [(pk, tag_ids[name]) for pk, (_, tags) in zip(ids, batch, strict=True) for name in tags]
+            self.writer.set_tags(self.model, [], links)
+            if self.stage_index is not None:
+                index = self.stage_index
+                copy_stage_entries(
+                    self.connection,
+                    self.model,
+                    [(pk, row[index]) for pk, (row, _) in zip(ids, batch, strict=True)],
+                    stage_names=self.stage_names,
+                    user_id=self.user_id,
+                    now=self.now,
                 )
-                tag_ids = self.tag_ids
-                links = [
-                    (pk, tag_ids[name]) for pk, (_, tags) in zip(ids, batch, strict=True) for name in tags
-                ]
-                self.writer.set_tags(self.model, [], links)
-                if self.stage_index is not None:
-                    index = self.stage_index
-                    copy_stage_entries(
-                        self.connection,
-                        self.model,
-                        [(pk, row[index]) for pk, (row, _) in zip(ids, batch, strict=True)],
-                        stage_names=self.stage_names,
-                        user_id=self.user_id,
-                        now=self.now,
-                    )
-                else:
-                    record_stage_history(
-                        self.model,
-                        new_ids=ids,
-                        moves=[],
-                        user=self.user,
-                        now=self.now,
-                        db_connection=self.connection,
-                    )
-                self.ids.extend(ids)
-                self.written += len(batch)
-            except BaseException as exc:  # handed to the engine's thread, which rolls back
-                self.error = exc
+            else:
+                record_stage_history(
+                    self.model,
+                    new_ids=ids,
+                    moves=[],
+                    user=self.user,
+                    now=self.now,
+                    db_connection=self.connection,
+                )
+            self.ids.extend(ids)
+            self.written += len(batch)
+        except BaseException as exc:  # handed to the engine's thread, which rolls back
+            self.error = exc
 
 
 IMPORT_CHANGE_REASON = "Imported from a file"

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from crm.importing import import_file
+from crm.importing import engine, import_file
 from crm.models import Lead, Tag
 from tests.crm.importing_helpers import csv_bytes, xlsx_bytes
 from tests.factories import (
@@ -17,6 +17,12 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Stream in batches of 1,000 rows, so a small file spans several."""
+    monkeypatch.setattr(engine, "STREAM_BATCH", 1000)
 
 
 def run(rows, *, dry_run=False, filename="leads.csv", **kwargs):
@@ -253,8 +259,8 @@ def test_new_records_belong_to_the_default_owner_when_the_file_names_none(stages
     assert Lead.objects.get().owner == boss
 
 
-def test_a_bad_row_after_thousands_of_streamed_rows_still_writes_nothing(stages):
-    # On PostgreSQL new rows are written in batches while later rows are still being resolved:
+def test_a_bad_row_after_thousands_of_streamed_rows_still_writes_nothing(stages, small_batches):
+    # On PostgreSQL new rows are written in batches while later rows are still being read:
     # a bad row at the end must roll all of them back.
     rows = [["name", "email", "stage", "tags"]]
     rows += [[f"Lead {i}", f"l{i}@x.test", "New", "bulk"] for i in range(12_000)]
@@ -265,7 +271,7 @@ def test_a_bad_row_after_thousands_of_streamed_rows_still_writes_nothing(stages)
     assert not Lead.objects.exists() and not Tag.objects.exists()
 
 
-def test_many_updates_and_new_rows_in_one_file(stages):
+def test_many_updates_and_new_rows_in_one_file(stages, small_batches):
     for i in range(150):
         LeadFactory(email=f"u{i}@x.test", name=f"Old {i}", stage=stages["New"])
     rows = [["name", "email", "stage", "tags", "expected_revenue"]]
@@ -286,3 +292,31 @@ def test_many_updates_and_new_rows_in_one_file(stages):
     assert set(Lead.objects.filter(email__startswith="n").values_list("stage", flat=True)) == {
         stages["New"].pk
     }
+
+
+def test_each_batch_matches_its_rows_and_creates_the_tags_it_names(stages, small_batches):
+    """A file read and written in batches: stored leads matched in every batch, tags first named in a
+    late batch created, the first row's score and stage kept, a key repeated across batches reported."""
+    for i in range(0, 3000, 500):
+        LeadFactory(email=f"l{i}@x.test", name=f"Old {i}", stage=stages["New"])
+    rows = [["name", "email", "stage", "tags"]]
+    rows += [
+        [f"Lead {i}", f"l{i}@x.test", "Qualified", "early" if i < 2500 else f"late {i % 3}"]
+        for i in range(3000)
+    ]
+    result = run(rows)
+    assert result.committed, result.errors[:3]
+    assert (result.new, result.updated) == (2994, 6)
+    assert result.new_tags == ["early", "late 0", "late 1", "late 2"]
+    assert Lead.objects.get(email="l2500@x.test").name == "Lead 2500"  # matched in the third batch
+    assert sorted(Lead.objects.get(email="l2999@x.test").tags.values_list("name", flat=True)) == ["late 2"]
+    assert Lead.tags.through.objects.count() == 3000
+    assert Lead.objects.filter(stage=stages["Qualified"]).count() == 3000
+
+    # Row 3,002 names the email of row 2, whose batch was written long before: reported, and the
+    # whole file rolled back.
+    result = run([*rows, ["Twice", "L0@x.test", "New", ""]])
+    assert [(e.row, e.column) for e in result.errors] == [(3002, "email")]
+    assert not result.committed
+    assert Lead.objects.get(email="l0@x.test").stage == stages["Qualified"]
+    assert Lead.objects.count() == 3000
