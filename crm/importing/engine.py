@@ -558,7 +558,8 @@ class _Run:
                     # Tags first named in this batch: created while the writer waits (one connection).
                     streamer.wait_idle()
                     new = {k: v for k, v in ctx.new_tags.items() if k not in self.tag_ids}
-                    self.tag_ids.update(writing.ensure_tags({}, new))
+                    with self.references.paused():  # a tag is written with its triggers
+                        self.tag_ids.update(writing.ensure_tags({}, new))
         finally:
             if streamer is not None:
                 streamer.finish(raise_error=not result.errors)
