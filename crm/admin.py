@@ -40,7 +40,7 @@ from crm.admin_utils import (
 )
 from crm.filters import LeadFilter
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, ScoringRule, Stage, Tag
-from crm.scoring import lead_scores_refresh
+from crm.scoring import lead_scores_refresh, shown_breakdown
 
 
 class TagListMixin:
@@ -482,7 +482,10 @@ class LeadAdmin(
             format_html_join(
                 "",
                 "<div>{} {}: <strong>+{}</strong></div>",
-                ((line["label"], line["value"], line["points"]) for line in obj.score_breakdown),
+                (
+                    (line["label"], line["value"], line["points"])
+                    for line in shown_breakdown(obj.score_breakdown)
+                ),
             )
             or "No rule gives this lead points."
         )

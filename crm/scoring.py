@@ -88,8 +88,28 @@ def lead_score(
     return min(MAX_SCORE, sum(r.points for r in lines)), breakdown
 
 
+def stored_breakdown(breakdown: list[dict]) -> list[list]:
+    """A breakdown as the lead stores it: [criterion, value, points] a line. The label is the
+    criterion's and is added when shown; a line is a third of the size, which counts when an import
+    writes 100,000 of them."""
+    return [[line["criterion"], line["value"], line["points"]] for line in breakdown]
+
+
+def shown_breakdown(stored: list | None) -> list[dict]:
+    """A lead's stored breakdown as the API and the admin show it: criterion, value, points, label."""
+    lines = []
+    for line in stored or []:
+        if isinstance(line, dict):  # written before breakdowns were stored compact
+            lines.append(line)
+            continue
+        criterion, value, points = line
+        label = CRITERION_LABELS.get(criterion, criterion)
+        lines.append({"criterion": criterion, "value": value, "points": points, "label": label})
+    return lines
+
+
 def new_lead_scorer(rules: list[ScoringRule], *, now=None) -> Callable[..., tuple[int | None, list]]:
-    """A function giving (score, breakdown) of a lead from its field values (attname -> value; fields
+    """A function giving (score, stored breakdown) of a lead from its field values (attname -> value; fields
     it lacks take the model's defaults) and when its last activity was logged (None: never, as for a
     lead that is not stored yet).
 
@@ -142,7 +162,8 @@ def new_lead_scorer(rules: list[ScoringRule], *, now=None) -> Callable[..., tupl
         found = cache.get(key)
         if found is None:
             lead = SimpleNamespace(**{**defaults, **values})
-            found = cache[key] = lead_score(lead, rules, last_activity_at=last_activity_at, now=now)
+            score, breakdown = lead_score(lead, rules, last_activity_at=last_activity_at, now=now)
+            found = cache[key] = (score, stored_breakdown(breakdown))
         return found
 
     score.fields = frozenset(  # the fields it reads
@@ -181,6 +202,7 @@ def lead_score_refresh(*, lead: Lead, rules: list[ScoringRule] | None = None) ->
     score, breakdown = lead_score(
         lead, active_rules() if rules is None else rules, last_activity_at=_last_activity_at(lead)
     )
+    breakdown = stored_breakdown(breakdown)
     Lead.objects.filter(pk=lead.pk).update(score=score, score_breakdown=breakdown)
     lead.score, lead.score_breakdown = score, breakdown
     return lead
@@ -205,7 +227,7 @@ def lead_scores_refresh(*, queryset: QuerySet[Lead] | None = None, ids: list[int
     leads = queryset.only(*fields).annotate(_last_activity_at=Max("activities__created_at")).order_by("pk")
     for lead in leads.iterator(chunk_size=BATCH_SIZE):
         score, breakdown = lead_score(lead, rules, last_activity_at=lead._last_activity_at, now=now)
-        batch.append((lead.pk, score, None if breakdown is None else json.dumps(breakdown)))
+        batch.append((lead.pk, score, json.dumps(stored_breakdown(breakdown))))
         if len(batch) >= SCORE_WRITE_BATCH:
             written += _write_scores(batch)
             batch = []

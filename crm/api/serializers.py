@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
+from crm.scoring import shown_breakdown
 from crm.selectors import KANBAN_DEFAULT_LIMIT, KANBAN_MAX_LIMIT
 from crm.win_probability import WinEstimate, win_estimate_cached
 
@@ -283,7 +284,7 @@ class LeadSerializer(WinProbabilityFieldsMixin, serializers.ModelSerializer):
 
     @extend_schema_field(ScoreLineSerializer(many=True))
     def get_score_breakdown(self, lead) -> list:
-        return lead.score_breakdown or []
+        return shown_breakdown(lead.score_breakdown)
 
     pipeline_id = related_id(
         Pipeline.objects.all(), "pipeline", allow_null=False, help_text="Omitted: the default pipeline."

@@ -12,7 +12,7 @@ from activities import services as activity_services
 from crm import services
 from crm.importing import engine, import_file
 from crm.models import Lead, ScoringRule
-from crm.scoring import lead_score, lead_score_refresh, new_lead_scorer
+from crm.scoring import lead_score, lead_score_refresh, new_lead_scorer, shown_breakdown, stored_breakdown
 from tests.crm.importing_helpers import csv_bytes
 from tests.factories import LeadFactory
 
@@ -172,10 +172,15 @@ def test_new_lead_scorer_agrees_with_lead_score(rules):
                                 "priority": "urgent" if revenue else "low",
                             }
                         )
+
+    def stored(result):
+        points, breakdown = result
+        return points, stored_breakdown(breakdown)
+
     for values in cases * 2:  # the second pass answers from the cache
-        assert scorer(values) == score(rules, **values), values
+        assert scorer(values) == stored(score(rules, **values)), values
     # A field the row lacks takes the model's default (phone blank, priority "medium").
-    assert scorer({"name": "L", "phone": "1"}) == score(rules, phone="1", priority="medium")
+    assert scorer({"name": "L", "phone": "1"}) == stored(score(rules, phone="1", priority="medium"))
 
 
 def test_imported_scores_equal_the_services_scores(rules, stages, monkeypatch):
@@ -218,7 +223,8 @@ def test_scorer_keys_on_the_activity_window(rules):
         last = None if days is None else NOW - datetime.timedelta(days=days)
         for rating in ("", "hot"):
             values = {"status": "open", "rating": rating, "email": "", "phone": "", "priority": "low"}
-            assert scorer(values, last) == score(rules, last_activity_days=days, **values), (days, rating)
+            points, breakdown = score(rules, last_activity_days=days, **values)
+            assert scorer(values, last) == (points, stored_breakdown(breakdown)), (days, rating)
 
 
 def test_updated_leads_are_scored_with_their_activities_and_stored_fields(rules, stages):
@@ -277,6 +283,20 @@ def test_api_shows_filters_and_sorts_by_score(admin_client, rules, stages):
         f"/api/v1/crm/leads/{hot.pk}/", {"score": 99}, content_type="application/json"
     )
     assert response.status_code == 200 and response.json()["score"] == 30
+
+
+def test_breakdowns_are_stored_compact_and_shown_whole(admin_client, rules, stages):
+    lead = services.lead_create(data={"name": "Hot", "rating": "hot", "email": "a@b.test"})
+    stored = Lead.objects.values_list("score_breakdown", flat=True).get(pk=lead.pk)
+    assert stored == [["rating", "hot", 30], ["completeness", "email", 5]]
+    whole = score(rules, rating="hot", email="a@b.test")[1]
+    assert whole[0] == {"criterion": "rating", "value": "hot", "points": 30, "label": "Rating is"}
+    assert shown_breakdown(stored) == whole
+    body = admin_client.get(f"/api/v1/crm/leads/{lead.pk}/").json()
+    assert body["score_breakdown"] == whole
+    # A breakdown stored whole, as before they were compact, shows the same.
+    Lead.objects.filter(pk=lead.pk).update(score_breakdown=whole)
+    assert admin_client.get(f"/api/v1/crm/leads/{lead.pk}/").json()["score_breakdown"] == whole
 
 
 def test_admin_list_sorts_and_filters_by_score_and_the_record_explains_it(admin_client, rules, stages):
