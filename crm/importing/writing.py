@@ -134,18 +134,19 @@ class ReferenceChecks:
 
     def __init__(self, db_connection, model, tables: list[tuple[str, str]]):
         self.connection, self.model = db_connection, model
-        self.tables = tables  # (table, column naming the written record): the rows to check
+        self.tables = tables  # (table, primary key column) of every table the import writes
+        self.since: dict[str, int] = {}  # each table's highest id before the import wrote
         self.active = False
 
     @classmethod
     def for_model(cls, db_connection, model) -> "ReferenceChecks":
         tables = [(model._meta.db_table, model._meta.pk.column)]
         if any(f.name == "tags" for f in model._meta.many_to_many):
-            through, fk = tag_through(model)
-            tables.append((through._meta.db_table, through._meta.get_field(fk).column))
+            through, _ = tag_through(model)
+            tables.append((through._meta.db_table, through._meta.pk.column))
         history = stage_history_model(model)
         if history is not None:
-            tables.append((history._meta.db_table, history._meta.get_field("record").column))
+            tables.append((history._meta.db_table, history._meta.pk.column))
         return cls(db_connection, model, tables)
 
     def start(self) -> bool:
@@ -179,6 +180,11 @@ class ReferenceChecks:
                     cursor.execute("SET LOCAL session_replication_role = replica")
             except DatabaseError:
                 return False  # not allowed for this role: the triggers check each row
+            # Ids come from sequences: the rows this import inserts are past each table's highest id.
+            quote = self.connection.ops.quote_name
+            for table, pk in self.tables:
+                cursor.execute(f"SELECT COALESCE(MAX({quote(pk)}), 0) FROM {quote(table)}")
+                self.since[table] = cursor.fetchone()[0]
         self.active = True
         return True
 
@@ -194,15 +200,20 @@ class ReferenceChecks:
             cursor.execute("SET LOCAL session_replication_role = replica")
 
     def finish(self, written_ids: list[int]) -> None:
-        """Check every foreign key of the rows written for the records ``written_ids``, lock what they
-        name, and turn the per-row triggers back on. Raises MissingReferenceError on a missing id."""
+        """Check every foreign key of the rows the import wrote, lock what they name, and turn the
+        per-row triggers back on. ``written_ids``: the records of the import's own table it inserted
+        or changed. Raises MissingReferenceError on a missing id.
+
+        The rows checked are those past each table's highest id at start() (the import's inserts,
+        and any a concurrent session committed since, which are checked twice, harmlessly) and the
+        changed records."""
         if not self.active:
             return
         own_table = self.model._meta.db_table
-        written = set(written_ids)
+        written = list(written_ids)
         quote = self.connection.ops.quote_name
         with self.connection.cursor() as cursor:
-            for table, key in self.tables:
+            for table, pk in self.tables:
                 cursor.execute(
                     "SELECT a.attname, c.confrelid::regclass::text, f.attname FROM pg_constraint c "
                     "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
@@ -211,35 +222,39 @@ class ReferenceChecks:
                     "ORDER BY 1",
                     [table],
                 )
-                # A tag link's or stage change's own record is one of written_ids: nothing to check.
-                keys = [k for k in cursor.fetchall() if not (k[0] == key and k[1] == own_table)]
+                keys = cursor.fetchall()
                 if not keys:
                     continue
-                # One pass over the written rows: the distinct ids each foreign key names.
-                columns = ", ".join(
-                    f"array_agg(DISTINCT {quote(column)}) FILTER (WHERE {quote(column)} IS NOT NULL)"
-                    for column, _, _ in keys
-                )
-                cursor.execute(
-                    f"SELECT {columns} FROM {quote(table)} WHERE {quote(key)} = ANY(%s)", [list(written_ids)]
-                )
-                named = cursor.fetchone()
-                for (column, target, target_column), ids in zip(keys, named, strict=True):
+                # One pass over the written rows: the distinct ids each foreign key names, less the
+                # import's own records (new, or changed and so locked by it).
+                columns, params = [], []
+                for column, target, _ in keys:
+                    name = quote(column)
+                    if target == own_table:
+                        columns.append(
+                            f"array_agg(DISTINCT {name}) FILTER (WHERE {name} IS NOT NULL "
+                            f"AND NOT {name} = ANY(%s::bigint[]))"
+                        )
+                        params.append(written)
+                    else:
+                        columns.append(f"array_agg(DISTINCT {name}) FILTER (WHERE {name} IS NOT NULL)")
+                where, since = f"{quote(pk)} > %s", self.since[table]
+                params.append(since)
+                if table == own_table:
+                    where += f" OR {quote(pk)} = ANY(%s::bigint[])"
+                    params.append([i for i in written if i <= since])
+                cursor.execute(f"SELECT {', '.join(columns)} FROM {quote(table)} WHERE {where}", params)
+                for (column, target, target_column), ids in zip(keys, cursor.fetchone(), strict=True):
                     if not ids:
                         continue
-                    if target == own_table:
-                        # Records this import wrote are its own (new, or updated and so locked).
-                        ids = [pk for pk in ids if pk not in written]
-                        if not ids:
-                            continue
                     cursor.execute(
                         f"SELECT {quote(target_column)} FROM {quote(target)} "
                         f"WHERE {quote(target_column)} = ANY(%s) FOR KEY SHARE",
                         [ids],
                     )
-                    missing = set(ids) - {pk for (pk,) in cursor.fetchall()}
+                    missing = set(ids) - {found for (found,) in cursor.fetchall()}
                     if missing:
-                        shown = ", ".join(str(pk) for pk in sorted(missing)[:5])
+                        shown = ", ".join(str(i) for i in sorted(missing)[:5])
                         raise MissingReferenceError(
                             f"{table}.{column} names {target} id {shown}, which no longer exists "
                             "(deleted while importing?)"
