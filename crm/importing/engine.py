@@ -11,6 +11,7 @@ Phases, each over the whole file:
    one transaction (see ``writing``).
 """
 
+import contextlib
 import itertools
 import logging
 import operator
@@ -45,6 +46,8 @@ Progress = Callable[[str, int, int], None]
 PREVIEW_ROWS = 50
 PROGRESS_EVERY = 5000
 STREAM_BATCH = 20_000  # rows a streamed batch writes: smaller batches interleave tables and slow the database
+# The first batch is smaller, so the database starts writing while the rest is still being read.
+FIRST_STREAM_BATCH = 5_000
 SCORE_ATTNAMES = ("score", "score_breakdown")  # written with each new lead, after its own columns
 
 
@@ -379,7 +382,8 @@ class _Run:
         cross_row = schema.has_cross_row_rules
         streams = not cross_row and not result.dry_run and connection.vendor == "postgresql"
         if streams:
-            chunks = _batched(self.iter_rows(columns), STREAM_BATCH)
+            first = min(FIRST_STREAM_BATCH, STREAM_BATCH)
+            chunks = _batched(self.iter_rows(columns), STREAM_BATCH, first=first)
             parsed = next(chunks, [])
         else:
             chunks = iter(())
@@ -497,7 +501,8 @@ class _Run:
         key_name, finalize, error = schema.key, schema.finalize, self.error
         try:
             while parsed:
-                prepare(parsed)
+                with streamer.reading() if streamer is not None else contextlib.nullcontext():
+                    prepare(parsed)
                 for position, (number, values, key) in enumerate(parsed):
                     parsed[position] = None  # free the parsed cells as the rows are resolved
                     rec = dict(zip(field_attnames, values, strict=True))
@@ -665,11 +670,14 @@ def _without_pending(row: tuple, index: int, ref, pending: list) -> tuple:
     return row
 
 
-def _batched(iterable, size: int):
-    """Lists of ``size`` items of ``iterable`` (the last may be shorter)."""
+def _batched(iterable, size: int, *, first: int | None = None):
+    """Lists of ``size`` items of ``iterable`` (the first has ``first`` items if given; the last may be
+    shorter)."""
     iterator = iter(iterable)
-    while batch := list(itertools.islice(iterator, size)):
+    batch = list(itertools.islice(iterator, first or size))
+    while batch:
         yield batch
+        batch = list(itertools.islice(iterator, size))
 
 
 def _may_keep(field) -> bool:

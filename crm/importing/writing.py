@@ -280,11 +280,54 @@ def writer_for(db_connection):
     return (PostgresWriter if db_connection.vendor == "postgresql" else DjangoWriter)(db_connection)
 
 
+class Turns:
+    """Who uses a connection shared by two threads next. The engine's reads go before the writer's next
+    statement, so the engine resolves a batch while the database is still writing the one before:
+    otherwise its queries wait for a whole batch's COPY, and the writer then waits for the engine.
+
+    ``engine()`` and ``writer()`` are context managers around statements; psycopg serialises the
+    statements either way, so a statement outside them is still safe, only not given way to.
+    """
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._busy = False
+        self._engine_waiting = 0
+
+    @contextlib.contextmanager
+    def engine(self):
+        with self._changed:
+            self._engine_waiting += 1
+            self._changed.wait_for(lambda: not self._busy)
+            self._engine_waiting -= 1
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    @contextlib.contextmanager
+    def writer(self):
+        with self._changed:
+            self._changed.wait_for(lambda: not self._busy and not self._engine_waiting)
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self):
+        with self._changed:
+            self._busy = False
+            self._changed.notify_all()
+
+
 class DjangoWriter:
-    def __init__(self, db_connection):
+    def __init__(self, db_connection, turn=contextlib.nullcontext):
         # Held explicitly: the background inserter uses it from another thread, where
         # django.db.connection would be a different connection outside this transaction.
         self.connection = db_connection
+        self.turn = turn  # entered around each statement (Turns.writer when on the background thread)
 
     def insert(self, model, attnames, rows, *, now, owner_id=None, progress=None) -> list[int]:
         extra = {"owner_id": owner_id} if owner_id is not None else {}
@@ -346,6 +389,8 @@ class DjangoWriter:
 class PostgresWriter(DjangoWriter):
     """COPY for inserts, updates and tag links: the rows are already valid, so stream them."""
 
+    COPY_ROWS = 4_000  # rows a COPY statement of new rows takes: another thread's reads fit between two
+
     def insert(self, model, attnames, rows, *, now, owner_id=None, progress=None) -> list[int]:
         if not rows:
             return []
@@ -368,22 +413,22 @@ class PostgresWriter(DjangoWriter):
         columns = [meta.pk.column] + [meta.get_field(a).column for a in attnames] + list(constants)
         tail = tuple(constants.values())
         rows = _json_as_text(meta, attnames, rows)
-        with self.connection.cursor() as cursor:
+        with self.turn(), self.connection.cursor() as cursor:
             # Ids come from the table's sequence up front, so tag links need no RETURNING.
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
                 [meta.db_table, meta.pk.column, len(rows)],
             )
             ids = [pk for (pk,) in cursor.fetchall()]
-            sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
-            with cursor.copy(sql) as copy:
+        sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+        for start in range(0, len(rows), self.COPY_ROWS):
+            with self.turn(), self.connection.cursor() as cursor, cursor.copy(sql) as copy:
                 write_row = copy.write_row
-                for position, (pk, row) in enumerate(zip(ids, rows, strict=True)):
+                end = start + self.COPY_ROWS
+                for pk, row in zip(ids[start:end], rows[start:end], strict=True):
                     write_row((pk, *row, *tail))
-                    if progress and position % 10_000 == 9_999:
-                        progress(position + 1)
-        if progress:
-            progress(len(rows))
+            if progress:
+                progress(min(start + self.COPY_ROWS, len(rows)))
         return ids
 
     def update(self, model, attnames, rows, *, now, progress=None) -> None:
@@ -414,7 +459,7 @@ class PostgresWriter(DjangoWriter):
     def set_tags(self, model, cleared_ids, links) -> None:
         through, fk = tag_through(model)
         table, quote = through._meta.db_table, self.connection.ops.quote_name
-        with self.connection.cursor() as cursor:
+        with self.turn(), self.connection.cursor() as cursor:
             if cleared_ids:
                 cursor.execute(f"DELETE FROM {quote(table)} WHERE {quote(fk)} = ANY(%s)", [list(cleared_ids)])
             if links:
@@ -459,6 +504,8 @@ class BackgroundInserter:
 
     def __init__(self, writer: "PostgresWriter", model, attnames, *, now, owner_id, tag_ids, user=None):
         self.writer, self.model, self.attnames = writer, model, attnames
+        self.turns = Turns()
+        writer.turn = self.turns.writer
         self.now, self.owner_id, self.tag_ids, self.user = now, owner_id, tag_ids, user
         self.connection = writer.connection
         self.error: BaseException | None = None
@@ -484,6 +531,11 @@ class BackgroundInserter:
         if self.error is not None:
             raise self.error
         self.batches.put(batch)
+
+    def reading(self):
+        """A context manager for the engine's queries while the worker writes: they run between two of
+        its statements instead of after all of them."""
+        return self.turns.engine()
 
     def wait_idle(self) -> None:
         """Return once every queued batch is written: the connection is free for the engine."""
@@ -520,23 +572,25 @@ class BackgroundInserter:
             self.writer.set_tags(self.model, [], links)
             if self.stage_index is not None:
                 index = self.stage_index
-                copy_stage_entries(
-                    self.connection,
-                    self.model,
-                    [(pk, row[index]) for pk, (row, _) in zip(ids, batch, strict=True)],
-                    stage_names=self.stage_names,
-                    user_id=self.user_id,
-                    now=self.now,
-                )
+                with self.turns.writer():
+                    copy_stage_entries(
+                        self.connection,
+                        self.model,
+                        [(pk, row[index]) for pk, (row, _) in zip(ids, batch, strict=True)],
+                        stage_names=self.stage_names,
+                        user_id=self.user_id,
+                        now=self.now,
+                    )
             else:
-                record_stage_history(
-                    self.model,
-                    new_ids=ids,
-                    moves=[],
-                    user=self.user,
-                    now=self.now,
-                    db_connection=self.connection,
-                )
+                with self.turns.writer():
+                    record_stage_history(
+                        self.model,
+                        new_ids=ids,
+                        moves=[],
+                        user=self.user,
+                        now=self.now,
+                        db_connection=self.connection,
+                    )
             self.ids.extend(ids)
             self.written += len(batch)
         except BaseException as exc:  # handed to the engine's thread, which rolls back
