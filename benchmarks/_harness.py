@@ -327,7 +327,7 @@ LEAD_COLUMNS = """
     l.expected_revenue, l.probability, l.description, l.status, l.lost_reason_id,
     lr.name AS lost_reason_name, l.lost_note, l.converted_at, l.converted_account_id,
     l.converted_contact_id, o.id AS converted_opportunity_id, l.owner_id, u.username, l.score,
-    l.score_breakdown, l.created_at, l.updated_at
+    sb.lines AS score_breakdown, l.created_at, l.updated_at
 """
 LEAD_JOINS = """
     FROM crm_lead l
@@ -336,6 +336,7 @@ LEAD_JOINS = """
     LEFT JOIN auth_user u ON u.id = l.owner_id
     LEFT JOIN crm_lostreason lr ON lr.id = l.lost_reason_id
     LEFT JOIN sales_opportunity o ON o.lead_id = l.id
+    LEFT JOIN crm_scorebreakdown sb ON sb.id = l.score_breakdown_id
 """
 # An opportunity as the API shows it (sales.api.serializers.OpportunitySerializer).
 OPPORTUNITY_COLUMNS = """

@@ -9,8 +9,9 @@ are not open have no score.
 
 import bisect
 import datetime
+import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from types import SimpleNamespace
 
@@ -19,7 +20,7 @@ from django.db.models import Max, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from crm.models import Lead, LeadStatus, ScoringCriterion, ScoringRule
+from crm.models import Lead, LeadStatus, ScoreBreakdown, ScoringCriterion, ScoringRule
 
 MAX_SCORE = 100
 # get_criterion_display() flattens the choices on every call; scoring a bulk import calls it ~7 times
@@ -88,17 +89,50 @@ def lead_score(
     return min(MAX_SCORE, sum(r.points for r in lines)), breakdown
 
 
-def stored_breakdown(breakdown: list[dict]) -> list[list]:
-    """A breakdown as the lead stores it: [criterion, value, points] a line. The label is the
-    criterion's and is added when shown; a line is a third of the size, which counts when an import
-    writes 100,000 of them."""
-    return [[line["criterion"], line["value"], line["points"]] for line in breakdown]
+def stored_breakdown(breakdown: list[dict]) -> tuple[tuple, ...] | None:
+    """A breakdown as ScoreBreakdown stores it: (criterion, value, points) a line, the label added when
+    shown; None when no rule gave points. A tuple, so it can key the ids of stored breakdowns."""
+    return tuple((line["criterion"], line["value"], line["points"]) for line in breakdown) or None
 
 
-def shown_breakdown(stored: list | None) -> list[dict]:
-    """A lead's stored breakdown as the API and the admin show it: criterion, value, points, label."""
+def breakdown_digest(lines) -> str:
+    return hashlib.sha256(json.dumps(lines, separators=(",", ":")).encode()).hexdigest()
+
+
+class Breakdowns:
+    """Ids of stored score breakdowns, by their lines (from stored_breakdown): found or created in
+    bulk, a few queries for any number of leads. Safe against another transaction storing the same
+    breakdown at the same time (the digest is unique; the insert skips a row that exists)."""
+
+    def __init__(self):
+        self.ids: dict[tuple | None, int | None] = {None: None}
+
+    def missing(self, breakdowns: Iterable[tuple | None]) -> set[tuple]:
+        return {lines for lines in breakdowns if lines not in self.ids}
+
+    def store(self, breakdowns: Iterable[tuple | None]) -> dict[tuple | None, int | None]:
+        """Make sure each of ``breakdowns`` is stored; returns the ids of all breakdowns seen so far."""
+        missing = self.missing(breakdowns)
+        if missing:
+            by_digest = {breakdown_digest(lines): lines for lines in missing}
+            found = dict(ScoreBreakdown.objects.filter(digest__in=by_digest).values_list("digest", "id"))
+            new = [
+                ScoreBreakdown(lines=[list(line) for line in lines], digest=digest)
+                for digest, lines in by_digest.items()
+                if digest not in found
+            ]
+            if new:
+                ScoreBreakdown.objects.bulk_create(new, ignore_conflicts=True)
+                created = ScoreBreakdown.objects.filter(digest__in=[b.digest for b in new])
+                found.update(created.values_list("digest", "id"))
+            self.ids.update((lines, found[digest]) for digest, lines in by_digest.items())
+        return self.ids
+
+
+def shown_breakdown(breakdown: ScoreBreakdown | None) -> list[dict]:
+    """A lead's score breakdown as the API and the admin show it: criterion, value, points, label."""
     lines = []
-    for line in stored or []:
+    for line in breakdown.lines if breakdown is not None else []:
         if isinstance(line, dict):  # written before breakdowns were stored compact
             lines.append(line)
             continue
@@ -108,8 +142,8 @@ def shown_breakdown(stored: list | None) -> list[dict]:
     return lines
 
 
-def new_lead_scorer(rules: list[ScoringRule], *, now=None) -> Callable[..., tuple[int | None, list]]:
-    """A function giving (score, stored breakdown) of a lead from its field values (attname -> value; fields
+def new_lead_scorer(rules: list[ScoringRule], *, now=None) -> Callable[..., tuple[int | None, tuple | None]]:
+    """A function giving (score, breakdown lines) of a lead from its field values (attname -> value; fields
     it lacks take the model's defaults) and when its last activity was logged (None: never, as for a
     lead that is not stored yet).
 
@@ -143,9 +177,9 @@ def new_lead_scorer(rules: list[ScoringRule], *, now=None) -> Callable[..., tupl
         }
     )
     now = now or timezone.now()
-    cache: dict[tuple, tuple[int | None, list]] = {}
+    cache: dict[tuple, tuple[int | None, tuple | None]] = {}
 
-    def score(values: Mapping, last_activity_at: datetime.datetime | None = None) -> tuple[int | None, list]:
+    def score(values: Mapping, last_activity_at: datetime.datetime | None = None):
         def get(name):
             return values[name] if name in values else defaults[name]
 
@@ -202,9 +236,9 @@ def lead_score_refresh(*, lead: Lead, rules: list[ScoringRule] | None = None) ->
     score, breakdown = lead_score(
         lead, active_rules() if rules is None else rules, last_activity_at=_last_activity_at(lead)
     )
-    breakdown = stored_breakdown(breakdown)
-    Lead.objects.filter(pk=lead.pk).update(score=score, score_breakdown=breakdown)
-    lead.score, lead.score_breakdown = score, breakdown
+    breakdown_id = Breakdowns().store([lines := stored_breakdown(breakdown)])[lines]
+    Lead.objects.filter(pk=lead.pk).update(score=score, score_breakdown_id=breakdown_id)
+    lead.score, lead.score_breakdown_id = score, breakdown_id
     return lead
 
 
@@ -219,6 +253,7 @@ def lead_scores_refresh(*, queryset: QuerySet[Lead] | None = None, ids: list[int
         else:
             queryset = queryset.filter(pk__in=ids)
     rules, now, written, batch = active_rules(), timezone.now(), 0, []
+    breakdowns = Breakdowns()
     # Only the columns the rules read: a bulk rescore must not build whole leads.
     fields = {"status", "rating", "priority", "source", "expected_revenue"}
     fields |= {
@@ -227,43 +262,46 @@ def lead_scores_refresh(*, queryset: QuerySet[Lead] | None = None, ids: list[int
     leads = queryset.only(*fields).annotate(_last_activity_at=Max("activities__created_at")).order_by("pk")
     for lead in leads.iterator(chunk_size=BATCH_SIZE):
         score, breakdown = lead_score(lead, rules, last_activity_at=lead._last_activity_at, now=now)
-        batch.append((lead.pk, score, json.dumps(stored_breakdown(breakdown))))
+        batch.append((lead.pk, score, stored_breakdown(breakdown)))
         if len(batch) >= SCORE_WRITE_BATCH:
-            written += _write_scores(batch)
+            written += _write_scores(batch, breakdowns)
             batch = []
     if batch:
-        written += _write_scores(batch)
+        written += _write_scores(batch, breakdowns)
     return written
 
 
 SCORE_WRITE_BATCH = 20_000
 
 
-def _write_scores(rows: list[tuple[int, int | None, str | None]]) -> int:
-    """Store (id, score, breakdown JSON) rows with set-based SQL: Django's bulk_update builds a CASE
+def _write_scores(rows: list[tuple[int, int | None, tuple | None]], breakdowns: Breakdowns) -> int:
+    """Store (id, score, breakdown lines) rows with set-based SQL: Django's bulk_update builds a CASE
     per row and took most of an import's time. PostgreSQL: COPY into a temporary table, then one
     UPDATE ... FROM; other databases: one executemany of a plain UPDATE."""
+    ids = breakdowns.store(lines for _, _, lines in rows)
+    rows = [(pk, score, ids[lines]) for pk, score, lines in rows]
     table = connection.ops.quote_name(Lead._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 "CREATE TEMPORARY TABLE crm_lead_score_batch "
-                "(id bigint PRIMARY KEY, score smallint, score_breakdown jsonb)"
+                "(id bigint PRIMARY KEY, score smallint, score_breakdown_id bigint)"
             )
             try:
-                with cursor.copy("COPY crm_lead_score_batch (id, score, score_breakdown) FROM STDIN") as copy:
+                sql = "COPY crm_lead_score_batch (id, score, score_breakdown_id) FROM STDIN"
+                with cursor.copy(sql) as copy:
                     for row in rows:
                         copy.write_row(row)
                 cursor.execute(
                     f"UPDATE {table} AS lead "
-                    "SET score = batch.score, score_breakdown = batch.score_breakdown "
+                    "SET score = batch.score, score_breakdown_id = batch.score_breakdown_id "
                     "FROM crm_lead_score_batch AS batch WHERE lead.id = batch.id"
                 )
                 return cursor.rowcount
             finally:
                 cursor.execute("DROP TABLE crm_lead_score_batch")
         cursor.executemany(
-            f"UPDATE {table} SET score = %s, score_breakdown = %s WHERE id = %s",
+            f"UPDATE {table} SET score = %s, score_breakdown_id = %s WHERE id = %s",
             [(score, breakdown, pk) for pk, score, breakdown in rows],
         )
         return len(rows)

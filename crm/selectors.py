@@ -234,7 +234,7 @@ def contact_editable_by(user: User) -> QuerySet[Contact]:
 def lead_list(*, user: User, filters: Filters = None) -> QuerySet[Lead]:
     queryset = (
         lead_visible_to(user)
-        .select_related("pipeline", "stage", "owner", "lost_reason")
+        .select_related("pipeline", "stage", "owner", "lost_reason", "score_breakdown")
         .prefetch_related(tags_prefetch())
         .annotate(priority_rank=priority_rank(), converted_opportunity_pk=F("converted_opportunity__id"))
     )

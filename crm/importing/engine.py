@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from crm import selectors, services
 from crm.models import Account, Lead, Tag
-from crm.scoring import active_rules, last_activities, new_lead_scorer
+from crm.scoring import Breakdowns, active_rules, last_activities, new_lead_scorer
 from crm.win_probability import (
     LEAD,
     OPPORTUNITY,
@@ -48,7 +48,9 @@ PROGRESS_EVERY = 5000
 STREAM_BATCH = 20_000  # rows a streamed batch writes: smaller batches interleave tables and slow the database
 # The first batch is smaller, so the database starts writing while the rest is still being read.
 FIRST_STREAM_BATCH = 5_000
-SCORE_ATTNAMES = ("score", "score_breakdown")  # written with each new lead, after its own columns
+# Written with each new or updated lead, after its own columns. The scorer gives the breakdown's lines;
+# they are swapped for the stored breakdown's id, a batch at a time, before the rows are written.
+SCORE_ATTNAMES = ("score", "score_breakdown_id")
 
 
 class _Rollback(Exception):
@@ -190,6 +192,7 @@ class _Run:
         self.tag_ids: dict[str, int] | None = None  # set once tags exist (before streaming, or at write)
         self.streamed_ids: list[int] = []  # new records the background inserter wrote
         self.references: writing.ReferenceChecks | None = None
+        self.breakdowns: Breakdowns | None = None  # score breakdowns stored so far (leads)
 
     def error(self, row: int, column: str, value, message: str) -> None:
         self.result.errors.append(RowError(row, column, shown_value(value), message))
@@ -405,6 +408,8 @@ class _Run:
         # leads back to score them took longer than the rest of the import. An updated lead's score
         # also reads the stored fields the file leaves out, and its last activity.
         scorer = new_lead_scorer(active_rules(), now=now) if self.model is Lead else None
+        if scorer:
+            self.breakdowns = Breakdowns()
         fetch_attnames = write_attnames
         if scorer:
             fetch_attnames = [*write_attnames, *sorted(scorer.fields - set(write_attnames))]
@@ -555,7 +560,7 @@ class _Run:
                         continue
                     classify(number, pk, row, tags, old)
                 if streamer is not None and not result.errors:
-                    streamer.submit(inserts)
+                    streamer.submit(self.with_breakdown_ids(inserts, turn=streamer.reading))
                     self.progress("writing", result.new, result.new + result.updated)
                     inserts = []
                 parsed = next(chunks, [])
@@ -587,6 +592,17 @@ class _Run:
         self.write(write_attnames, insert_attnames, inserts, updates, tag_sets, released, now=now)
         writing.record_history(self.model, now=now, user_id=getattr(self.access.user, "pk", None))
         result.committed = True
+
+    def with_breakdown_ids(self, pairs: list[tuple[tuple, object]], turn=contextlib.nullcontext) -> list:
+        """(row, x) pairs whose rows end with a score breakdown's lines, with its stored id instead (the
+        breakdowns not stored yet are stored first, in ``turn``). Unchanged for models without scores."""
+        if self.breakdowns is None or not pairs:
+            return pairs
+        if self.breakdowns.missing(row[-1] for row, _ in pairs):
+            with turn():
+                self.breakdowns.store(row[-1] for row, _ in pairs)
+        ids = self.breakdowns.ids
+        return [((*row[:-1], ids[row[-1]]), x) for row, x in pairs]
 
     def write(self, write_attnames, insert_attnames, inserts, updates, tag_sets, released, *, now) -> None:
         """Updates first (a primary contact may move to a new row), then inserts, then links and tags."""
@@ -622,8 +638,9 @@ class _Run:
             updates = [(pk, _without_pending(row, parent_index, pk, pending_updates)) for pk, row in updates]
         if updates:
             # Updated leads carry their new score too (insert_attnames is write_attnames otherwise).
+            updates = [(pk, row) for row, pk in self.with_breakdown_ids([(row, pk) for pk, row in updates])]
             writer.update(model, insert_attnames, updates, now=now, progress=report)
-        rows = [row for row, _ in inserts]
+        rows = [row for row, _ in self.with_breakdown_ids(inserts)]
         if parent_index is not None:
             rows = [_without_pending(row, parent_index, i, pending_inserts) for i, row in enumerate(rows)]
         new_ids = writer.insert(

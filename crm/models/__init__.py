@@ -5,7 +5,7 @@ from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
 from .pipeline import Pipeline, Stage
-from .scoring import COMPLETENESS_FIELDS, ScoringCriterion, ScoringRule
+from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
 from .tag import LostReason, Tag
 from .winning import WinModel, WinModelKind
 
@@ -24,6 +24,7 @@ __all__ = [
     "PipelineRecordMixin",
     "Priority",
     "Rating",
+    "ScoreBreakdown",
     "ScoringCriterion",
     "ScoringRule",
     "Stage",

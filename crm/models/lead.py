@@ -216,8 +216,18 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         editable=False,
         help_text="0–100 from the scoring rules; open leads only.",
     )
-    # Nullable so bulk writers that name only their own columns (the seeder) need not know it.
-    score_breakdown = models.JSONField(null=True, blank=True, editable=False)
+    # Why the lead has its score, shared with the leads that have it for the same reasons; null when
+    # no rule gave points. Nullable so bulk writers that name only their own columns (the seeder) need
+    # not know it. Not indexed: breakdowns are never deleted and no query looks leads up by one.
+    score_breakdown = models.ForeignKey(
+        "crm.ScoreBreakdown",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
 
     constraint_error_fields = {
         **TimeStampedModel.constraint_error_fields,

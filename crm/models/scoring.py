@@ -56,3 +56,30 @@ class ScoringRule(TimeStampedModel):
                 raise ValidationError({"value": "Enter a number for this criterion."}) from None
         if self.criterion == ScoringCriterion.COMPLETENESS and self.value not in COMPLETENESS_FIELDS:
             raise ValidationError({"value": f"Enter one of: {', '.join(COMPLETENESS_FIELDS)}."})
+
+
+class ScoreBreakdown(models.Model):
+    """Why leads have their score: the rules that gave points, one ``[criterion, value, points]`` line
+    each, most points first, as the rules were when the leads were scored.
+
+    Leads with the same reasons share one row, so a lead stores an id instead of the lines: the
+    breakdowns of 100,000 imported leads were 38 MB of mostly identical JSON, the largest part of
+    each lead row. There are as many rows as distinct breakdowns (hundreds, whatever the number of
+    leads); they are never changed or deleted.
+    """
+
+    lines = models.JSONField(editable=False)
+    # sha256 of the lines as compact JSON: finds an existing breakdown without comparing JSON.
+    digest = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["digest"],
+                name="crm_scorebreakdown_digest_unique",
+                violation_error_message="This score breakdown is already stored.",
+            )
+        ]
+
+    def __str__(self):
+        return ", ".join(f"{criterion} {value}: +{points}" for criterion, value, points in self.lines)

@@ -11,8 +11,15 @@ from django.utils import timezone
 from activities import services as activity_services
 from crm import services
 from crm.importing import engine, import_file
-from crm.models import Lead, ScoringRule
-from crm.scoring import lead_score, lead_score_refresh, new_lead_scorer, shown_breakdown, stored_breakdown
+from crm.models import Lead, ScoreBreakdown, ScoringRule
+from crm.scoring import (
+    lead_score,
+    lead_score_refresh,
+    lead_scores_refresh,
+    new_lead_scorer,
+    shown_breakdown,
+    stored_breakdown,
+)
 from tests.crm.importing_helpers import csv_bytes
 from tests.factories import LeadFactory
 
@@ -120,7 +127,7 @@ def test_services_keep_the_score_current(rules, stages):
     assert Lead.objects.get(pk=lead.pk).score == 50
     services.lead_mark_lost(lead=lead)
     lost = Lead.objects.get(pk=lead.pk)
-    assert (lost.score, lost.score_breakdown) == (None, [])
+    assert (lost.score, lost.score_breakdown) == (None, None)
     services.lead_reopen(lead=lost)
     assert Lead.objects.get(pk=lead.pk).score == 50
 
@@ -285,17 +292,29 @@ def test_api_shows_filters_and_sorts_by_score(admin_client, rules, stages):
     assert response.status_code == 200 and response.json()["score"] == 30
 
 
-def test_breakdowns_are_stored_compact_and_shown_whole(admin_client, rules, stages):
+def test_leads_with_the_same_reasons_share_one_breakdown_shown_whole(admin_client, rules, stages):
     lead = services.lead_create(data={"name": "Hot", "rating": "hot", "email": "a@b.test"})
-    stored = Lead.objects.values_list("score_breakdown", flat=True).get(pk=lead.pk)
-    assert stored == [["rating", "hot", 30], ["completeness", "email", 5]]
+    twin = services.lead_create(data={"name": "Twin", "rating": "hot", "email": "t@b.test"})
+    other = services.lead_create(data={"name": "Cold", "email": "c@b.test"})
+    nothing = services.lead_create(data={"name": "Nothing", "email": ""})
+    stored = Lead.objects.select_related("score_breakdown").get(pk=lead.pk).score_breakdown
+    assert stored.lines == [["rating", "hot", 30], ["completeness", "email", 5]]
+    ids = dict(Lead.objects.values_list("pk", "score_breakdown"))
+    assert ids[twin.pk] == ids[lead.pk] != ids[other.pk]
+    assert ids[nothing.pk] is None  # no rule gave points
+    assert ScoreBreakdown.objects.count() == 2
     whole = score(rules, rating="hot", email="a@b.test")[1]
     assert whole[0] == {"criterion": "rating", "value": "hot", "points": 30, "label": "Rating is"}
     assert shown_breakdown(stored) == whole
     body = admin_client.get(f"/api/v1/crm/leads/{lead.pk}/").json()
     assert body["score_breakdown"] == whole
+    assert admin_client.get(f"/api/v1/crm/leads/{nothing.pk}/").json()["score_breakdown"] == []
+    # Rescoring finds the stored breakdown instead of storing it again.
+    lead_scores_refresh()
+    assert dict(Lead.objects.values_list("pk", "score_breakdown")) == ids
+    assert ScoreBreakdown.objects.count() == 2
     # A breakdown stored whole, as before they were compact, shows the same.
-    Lead.objects.filter(pk=lead.pk).update(score_breakdown=whole)
+    ScoreBreakdown.objects.filter(pk=stored.pk).update(lines=whole)
     assert admin_client.get(f"/api/v1/crm/leads/{lead.pk}/").json()["score_breakdown"] == whole
 
 
