@@ -24,6 +24,16 @@ from crm.models import Stage, Tag
 from .lookups import chunked
 
 BATCH_SIZE = 1000
+# The columns a stage-history row is written with, in this order, by every bulk writer below.
+STAGE_CHANGE_ATTNAMES = (
+    "record_id",
+    "from_stage_id",
+    "from_stage_name",
+    "to_stage_id",
+    "to_stage_name",
+    "changed_by_id",
+    "changed_at",
+)
 
 
 def lock_for_import(schema) -> None:
@@ -75,8 +85,7 @@ def record_stage_history(
     connection = db_connection or default_connection  # the background inserter passes its own
     user_id = user.pk if user is not None and user.is_authenticated else None
     meta, quote = history._meta, connection.ops.quote_name
-    columns = ["record_id", "from_stage_id", "from_stage_name", "to_stage_id", "to_stage_name"]
-    columns = ", ".join(quote(meta.get_field(a).column) for a in [*columns, "changed_by_id", "changed_at"])
+    columns = ", ".join(quote(meta.get_field(a).column) for a in STAGE_CHANGE_ATTNAMES)
     record_table, stage_table = quote(model._meta.db_table), quote(Stage._meta.db_table)
     now_param = meta.get_field("changed_at").get_db_prep_save(now, connection)
     insert = (
@@ -94,15 +103,13 @@ def record_stage_history(
                 placeholders = ", ".join(["%s"] * len(chunk))
                 cursor.execute(insert + f"r.id IN ({placeholders})", [user_id, now_param, *chunk])
     if moves and connection.vendor == "postgresql":
-        names = dict(Stage.objects.values_list("id", "name"))
         # Moves of a file's updated records: thousands of rows, COPYed rather than built as models.
-        attnames = ["record_id", "from_stage_id", "from_stage_name", "to_stage_id", "to_stage_name"]
-        attnames += ["changed_by_id", "changed_at"]
-        columns = ", ".join(quote(meta.get_field(a).column) for a in attnames)
-        sql = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
-        with connection.cursor() as cursor, cursor.copy(sql) as copy:
-            for pk, old, new in moves:
-                copy.write_row((pk, old, names.get(old, ""), new, names.get(new, ""), user_id, now))
+        names = dict(Stage.objects.values_list("id", "name"))
+        _copy_stage_changes(
+            connection,
+            history,
+            ((pk, old, names.get(old, ""), new, names.get(new, ""), user_id, now) for pk, old, new in moves),
+        )
     elif moves:
         names = dict(Stage.objects.values_list("id", "name"))
         history.objects.bulk_create(
@@ -276,14 +283,21 @@ class ReferenceChecks:
 def copy_stage_entries(db_connection, model, entries, *, stage_names: dict, user_id, now) -> None:
     """Record that each new record entered its stage, from ``entries`` (record id, stage id) in hand:
     one COPY, no read of the records back (PostgreSQL; see record_stage_history for the general way)."""
-    history = stage_history_model(model)
+    _copy_stage_changes(
+        db_connection,
+        stage_history_model(model),
+        ((pk, None, "", stage_id, stage_names.get(stage_id, ""), user_id, now) for pk, stage_id in entries),
+    )
+
+
+def _copy_stage_changes(db_connection, history, changes) -> None:
+    """COPY stage-history rows, each a tuple of the values of STAGE_CHANGE_ATTNAMES (PostgreSQL)."""
     meta, quote = history._meta, db_connection.ops.quote_name
-    attnames = ["record_id", "from_stage_name", "to_stage_id", "to_stage_name", "changed_by_id", "changed_at"]
-    columns = ", ".join(quote(meta.get_field(a).column) for a in attnames)
+    columns = ", ".join(quote(meta.get_field(a).column) for a in STAGE_CHANGE_ATTNAMES)
     sql = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
     with db_connection.cursor() as cursor, cursor.copy(sql) as copy:
-        for record_id, stage_id in entries:
-            copy.write_row((record_id, "", stage_id, stage_names.get(stage_id, ""), user_id, now))
+        for change in changes:
+            copy.write_row(change)
 
 
 def writer_for(db_connection):
