@@ -54,7 +54,7 @@ def save_activity_inline(request, formset) -> None:
         formset,
         create=lambda user, data: services.activity_create(user=user, data=data),
         update=lambda user, obj, data: services.activity_update(activity=obj, user=user, data=data),
-        delete=lambda obj: services.activity_delete(activity=obj),
+        delete=lambda obj: services.activity_delete(activity=obj, user=request.user),
     )
 
 
@@ -108,11 +108,11 @@ class ActivityAdmin(
         return services.activity_update(activity=obj, user=request.user, data=data)
 
     def delete_model(self, request, obj):
-        services.activity_delete(activity=obj)
+        services.activity_delete(activity=obj, user=request.user)
 
     def delete_queryset(self, request, queryset):
         for activity in queryset:
-            services.activity_delete(activity=activity)
+            services.activity_delete(activity=activity, user=request.user)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         # An activity is logged only on a lead or deal its author sees (a crafted id is "not a choice").

@@ -6,10 +6,10 @@ from typing import Any
 from django.db import transaction
 
 from activities.models import Activity, ActivityStatus
+from crm.actors import Actor
 from crm.models import Lead
 from crm.scoring import lead_score_refresh
 from crm.services import (
-    User,
     owner_ensure_allowed,
     record_delete,
     record_lock,
@@ -19,13 +19,13 @@ from crm.services import (
 
 
 @transaction.atomic
-def activity_create(*, user: User | None = None, data: Mapping[str, Any]) -> Activity:
+def activity_create(*, user: Actor, data: Mapping[str, Any]) -> Activity:
     """Log an activity on a lead, opportunity, contact or account; completed ones get a completion time."""
     return _rescore(record_save(instance=Activity(), data=with_default_owner(data, user)))
 
 
 @transaction.atomic
-def activity_update(*, activity: Activity, user: User | None = None, data: Mapping[str, Any]) -> Activity:
+def activity_update(*, activity: Activity, user: Actor, data: Mapping[str, Any]) -> Activity:
     """Update an activity. Reopening a completed one clears its completion time unless one is given."""
     activity = record_lock(activity)
     owner_ensure_allowed(user=user, record=activity, data=data)
@@ -45,10 +45,10 @@ def activity_update(*, activity: Activity, user: User | None = None, data: Mappi
 
 
 @transaction.atomic
-def activity_delete(*, activity: Activity) -> None:
+def activity_delete(*, activity: Activity, user: Actor) -> None:
     """Delete an activity; its lead loses the points the activity gave it (recent activity)."""
     lead_id = activity.lead_id
-    record_delete(instance=activity)
+    record_delete(instance=activity, user=user)
     if lead_id:
         lead = Lead.objects.filter(pk=lead_id).first()
         if lead is not None:

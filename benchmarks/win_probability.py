@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from crm.actors import SYSTEM
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
@@ -76,12 +78,12 @@ def main() -> None:
     opportunity = Opportunity.objects.filter(status="open").order_by("pk").first()
 
     def lead_round_trip():
-        crm_services.lead_mark_lost(lead=lead)
-        crm_services.lead_reopen(lead=lead)
+        crm_services.lead_mark_lost(lead=lead, user=SYSTEM)
+        crm_services.lead_reopen(lead=lead, user=SYSTEM)
 
     def opportunity_round_trip():
-        sales_services.opportunity_mark_won(opportunity=opportunity)
-        sales_services.opportunity_reopen(opportunity=opportunity)
+        sales_services.opportunity_mark_won(opportunity=opportunity, user=SYSTEM)
+        sales_services.opportunity_reopen(opportunity=opportunity, user=SYSTEM)
 
     for label, function in (
         ("lead mark lost + reopen", lead_round_trip),

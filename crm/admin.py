@@ -106,7 +106,7 @@ class PipelineAdmin(admin.ModelAdmin):
         return obj.open_lead_count
 
     def save_model(self, request, obj, form, change):
-        services.pipeline_save(pipeline=obj)
+        services.pipeline_save(pipeline=obj, user=request.user)
 
     def save_formset(self, request, form, formset, change):
         """Stages are written by the crm services like every other record, in the order shown."""
@@ -114,7 +114,7 @@ class PipelineAdmin(admin.ModelAdmin):
             return super().save_formset(request, form, formset, change)
         formset.save(commit=False)  # sorts the rows into new, changed and deleted ones
         for stage in formset.deleted_objects:
-            services.record_delete(instance=stage)
+            services.record_delete(instance=stage, user=request.user)
         fields = [name for name in StageInline.fields if name in formset.form.base_fields]
         for stage_form in formset.forms:
             stage = stage_form.instance
@@ -143,7 +143,7 @@ class PipelineAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one pipeline to make default.", "error")
             return
-        pipeline = services.pipeline_set_default(pipeline=queryset.get())
+        pipeline = services.pipeline_set_default(pipeline=queryset.get(), user=request.user)
         self.message_user(request, f"“{pipeline}” is now the default pipeline.")
 
 

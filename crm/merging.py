@@ -14,9 +14,10 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from crm.actors import Actor
 from crm.importing.writing import record_history
 from crm.models import Account, Contact, Lead, LeadStatus
-from crm.services import User, record_save
+from crm.services import record_save
 from crm.win_probability import (
     OPPORTUNITY,
     spec_for,
@@ -114,7 +115,7 @@ def merge_plan(records: list[models.Model], survivor: models.Model | None = None
 
 @transaction.atomic
 def record_merge(
-    *, records: list[models.Model], survivor: models.Model | None = None, user: User | None = None
+    *, records: list[models.Model], survivor: models.Model | None = None, user: Actor
 ) -> MergePlan:
     """Merge ``records`` into ``survivor`` (default: the oldest); returns what was done."""
     merge_check(records)

@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 
+from crm.actors import Actor, is_system, person
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
 from crm.scoring import lead_score_refresh
 from crm.win_probability import (
@@ -98,7 +99,7 @@ def record_lock(instance: M) -> M:
     return type(instance)._default_manager.select_for_update().get(pk=instance.pk)
 
 
-def record_delete(*, instance: models.Model) -> None:
+def record_delete(*, instance: models.Model, user: Actor) -> None:
     """Delete a record, or explain in a 409-coded error which records still depend on it."""
     try:
         with transaction.atomic():
@@ -145,12 +146,12 @@ def name_lock(kind: str, name: str) -> None:
 # --- pipeline records: the rules leads and opportunities share ------------------------------------
 
 
-def acting_user(user: User | None) -> User | None:
-    """The user to credit with a change: nobody for a system or anonymous caller."""
-    return user if user is not None and user.is_authenticated else None
+def acting_user(user: Actor) -> User | None:
+    """The user to credit with a change: nobody for the system or an anonymous caller."""
+    return person(user)
 
 
-def stage_change_record(*, record, from_stage: Stage | None, user: User | None) -> None:
+def stage_change_record(*, record, from_stage: Stage | None, user: Actor) -> None:
     """Add a line to ``record``'s stage history unless it is still in ``from_stage``.
 
     ``from_stage`` None means the record was just created: the line says which stage it started in,
@@ -167,7 +168,7 @@ def stage_change_record(*, record, from_stage: Stage | None, user: User | None) 
     )
 
 
-def pipeline_record_save(*, instance: M, data: Mapping[str, Any] | None = None, user: User | None) -> M:
+def pipeline_record_save(*, instance: M, data: Mapping[str, Any] | None = None, user: Actor) -> M:
     """``record_save`` for a lead or an opportunity, recording a change of stage in its history
     (and keeping a lead's score and the pipeline's win-probability model current).
 
@@ -306,7 +307,7 @@ def pipeline_record_prepare_update(*, record, data: dict[str, Any]) -> Stage | N
 
 
 @transaction.atomic
-def pipeline_save(*, pipeline: Pipeline) -> Pipeline:
+def pipeline_save(*, pipeline: Pipeline, user: Actor) -> Pipeline:
     """Save a pipeline, keeping exactly one default pipeline.
 
     Making a pipeline the default takes the flag from the previous default in the same
@@ -324,24 +325,24 @@ def pipeline_save(*, pipeline: Pipeline) -> Pipeline:
 
 
 @transaction.atomic
-def pipeline_create(*, user: User | None = None, data: Mapping[str, Any]) -> Pipeline:
+def pipeline_create(*, user: Actor, data: Mapping[str, Any]) -> Pipeline:
     pipeline = Pipeline()
     record_assign(instance=pipeline, data=data)
-    return pipeline_save(pipeline=pipeline)
+    return pipeline_save(pipeline=pipeline, user=user)
 
 
 @transaction.atomic
-def pipeline_update(*, pipeline: Pipeline, user: User | None = None, data: Mapping[str, Any]) -> Pipeline:
+def pipeline_update(*, pipeline: Pipeline, user: Actor, data: Mapping[str, Any]) -> Pipeline:
     pipeline = record_lock(pipeline)
     record_assign(instance=pipeline, data=data)
-    return pipeline_save(pipeline=pipeline)
+    return pipeline_save(pipeline=pipeline, user=user)
 
 
 @transaction.atomic
-def pipeline_set_default(*, pipeline: Pipeline) -> Pipeline:
+def pipeline_set_default(*, pipeline: Pipeline, user: Actor) -> Pipeline:
     pipeline.is_default = True
     pipeline.is_active = True
-    return pipeline_save(pipeline=pipeline)
+    return pipeline_save(pipeline=pipeline, user=user)
 
 
 def pipeline_delete_problems(*, pipeline: Pipeline) -> list[str]:
@@ -354,20 +355,20 @@ def pipeline_delete_problems(*, pipeline: Pipeline) -> list[str]:
 
 
 @transaction.atomic
-def pipeline_delete(*, pipeline: Pipeline) -> None:
+def pipeline_delete(*, pipeline: Pipeline, user: Actor) -> None:
     problems = pipeline_delete_problems(pipeline=pipeline)
     if problems:
         raise ValidationError(problems[0], code=DEFAULT_PIPELINE)
-    record_delete(instance=pipeline)
+    record_delete(instance=pipeline, user=user)
 
 
 @transaction.atomic
-def stage_create(*, user: User | None = None, data: Mapping[str, Any]) -> Stage:
+def stage_create(*, user: Actor, data: Mapping[str, Any]) -> Stage:
     return record_save(instance=Stage(), data=data)
 
 
 @transaction.atomic
-def stage_update(*, stage: Stage, user: User | None = None, data: Mapping[str, Any]) -> Stage:
+def stage_update(*, stage: Stage, user: Actor, data: Mapping[str, Any]) -> Stage:
     stage = record_lock(stage)
     pipeline = data.get("pipeline")
     if pipeline is not None and pipeline.pk != stage.pipeline_id:
@@ -378,24 +379,22 @@ def stage_update(*, stage: Stage, user: User | None = None, data: Mapping[str, A
 
 
 @transaction.atomic
-def tag_create(*, user: User | None = None, data: Mapping[str, Any]) -> Tag:
+def tag_create(*, user: Actor, data: Mapping[str, Any]) -> Tag:
     return record_save(instance=Tag(), data=data)
 
 
 @transaction.atomic
-def tag_update(*, tag: Tag, user: User | None = None, data: Mapping[str, Any]) -> Tag:
+def tag_update(*, tag: Tag, user: Actor, data: Mapping[str, Any]) -> Tag:
     return record_save(instance=record_lock(tag), data=data)
 
 
 @transaction.atomic
-def lost_reason_create(*, user: User | None = None, data: Mapping[str, Any]) -> LostReason:
+def lost_reason_create(*, user: Actor, data: Mapping[str, Any]) -> LostReason:
     return record_save(instance=LostReason(), data=data)
 
 
 @transaction.atomic
-def lost_reason_update(
-    *, lost_reason: LostReason, user: User | None = None, data: Mapping[str, Any]
-) -> LostReason:
+def lost_reason_update(*, lost_reason: LostReason, user: Actor, data: Mapping[str, Any]) -> LostReason:
     return record_save(instance=record_lock(lost_reason), data=data)
 
 
@@ -430,10 +429,10 @@ def owner_change_problem(
     return None
 
 
-def owner_ensure_allowed(*, user: User | None, record: models.Model, data: Mapping[str, Any]) -> None:
-    """Apply owner_change_problem for ``user`` (None for the system: command-line imports, the seed,
-    the records a conversion derives), who may be a CRM Admin or superuser and assign anyone."""
-    if user is None or "owner" not in data:
+def owner_ensure_allowed(*, user: Actor, record: models.Model, data: Mapping[str, Any]) -> None:
+    """Apply owner_change_problem for ``user``; the system actor (command-line imports, the seed) and
+    a CRM Admin or superuser may assign anyone."""
+    if is_system(user) or "owner" not in data:
         return
     new = data["owner"]
     new_id = new.pk if new is not None else None
@@ -455,13 +454,13 @@ def owner_ensure_allowed(*, user: User | None, record: models.Model, data: Mappi
         raise ValidationError({"owner": ValidationError(message, code=code)})
 
 
-def with_default_owner(data: Mapping[str, Any], user: User | None) -> dict[str, Any]:
+def with_default_owner(data: Mapping[str, Any], user: Actor) -> dict[str, Any]:
     """New records belong to whoever creates them unless the caller names an owner (or None), who
     must be someone ``user`` may assign (owner_ensure_allowed)."""
     data = dict(data)
-    if "owner" not in data and user is not None and user.is_authenticated:
+    if "owner" not in data and person(user) is not None:
         data["owner"] = user
-    elif "owner" in data and user is not None:
+    elif "owner" in data:
         owner_ensure_allowed(user=user, record=_Unowned, data=data)
     return data
 
@@ -474,12 +473,12 @@ class _Unowned:
 
 
 @transaction.atomic
-def account_create(*, user: User | None = None, data: Mapping[str, Any]) -> Account:
+def account_create(*, user: Actor, data: Mapping[str, Any]) -> Account:
     return record_save(instance=Account(), data=with_default_owner(data, user))
 
 
 @transaction.atomic
-def account_update(*, account: Account, user: User | None = None, data: Mapping[str, Any]) -> Account:
+def account_update(*, account: Account, user: Actor, data: Mapping[str, Any]) -> Account:
     account = record_lock(account)
     owner_ensure_allowed(user=user, record=account, data=data)
     industry_changes = "industry" in data and data["industry"] != account.industry
@@ -492,12 +491,12 @@ def account_update(*, account: Account, user: User | None = None, data: Mapping[
 
 
 @transaction.atomic
-def contact_create(*, user: User | None = None, data: Mapping[str, Any]) -> Contact:
+def contact_create(*, user: Actor, data: Mapping[str, Any]) -> Contact:
     return record_save(instance=Contact(), data=with_default_owner(data, user))
 
 
 @transaction.atomic
-def contact_update(*, contact: Contact, user: User | None = None, data: Mapping[str, Any]) -> Contact:
+def contact_update(*, contact: Contact, user: Actor, data: Mapping[str, Any]) -> Contact:
     contact = record_lock(contact)
     owner_ensure_allowed(user=user, record=contact, data=data)
     return record_save(instance=contact, data=data)
@@ -506,7 +505,7 @@ def contact_update(*, contact: Contact, user: User | None = None, data: Mapping[
 # --- leads ----------------------------------------------------------------------------------------
 
 
-def _lead_enter_closed_stage(*, lead: Lead, stage: Stage, user: User | None) -> Lead:
+def _lead_enter_closed_stage(*, lead: Lead, stage: Stage, user: Actor) -> Lead:
     """A lead put into a won stage is converted with the default options; into a lost stage, lost
     (with the reason and note the same update gave, if any)."""
     if stage.is_won:
@@ -517,7 +516,7 @@ def _lead_enter_closed_stage(*, lead: Lead, stage: Stage, user: User | None) -> 
 
 
 @transaction.atomic
-def lead_create(*, user: User | None = None, data: Mapping[str, Any]) -> Lead:
+def lead_create(*, user: Actor, data: Mapping[str, Any]) -> Lead:
     """Create a lead; without pipeline or stage it starts in the default pipeline's first stage.
 
     Created directly in a won or lost stage, it goes through that transition (see lead_move_stage).
@@ -529,7 +528,7 @@ def lead_create(*, user: User | None = None, data: Mapping[str, Any]) -> Lead:
 
 
 @transaction.atomic
-def lead_update(*, lead: Lead, user: User | None = None, data: Mapping[str, Any]) -> Lead:
+def lead_update(*, lead: Lead, user: Actor, data: Mapping[str, Any]) -> Lead:
     """Update a lead's fields. A change of pipeline or stage follows the lead_move_stage rules."""
     lead = record_lock(lead)
     owner_ensure_allowed(user=user, record=lead, data=data)
@@ -542,7 +541,7 @@ def lead_update(*, lead: Lead, user: User | None = None, data: Mapping[str, Any]
 
 
 @transaction.atomic
-def lead_move_stage(*, lead: Lead, stage: Stage, user: User | None = None) -> Lead:
+def lead_move_stage(*, lead: Lead, stage: Stage, user: Actor) -> Lead:
     """Move an open lead to another stage of its pipeline, taking the stage's probability.
 
     Moving into the pipeline's won stage converts the lead with lead_convert's defaults (an account
@@ -563,7 +562,7 @@ def lead_move_stage(*, lead: Lead, stage: Stage, user: User | None = None) -> Le
 def lead_mark_lost(
     *,
     lead: Lead,
-    user: User | None = None,
+    user: Actor,
     lost_reason: LostReason | None = None,
     lost_note: str = "",
 ) -> Lead:
@@ -577,7 +576,7 @@ def lead_mark_lost(
 
 
 @transaction.atomic
-def lead_reopen(*, lead: Lead, user: User | None = None, stage: Stage | None = None) -> Lead:
+def lead_reopen(*, lead: Lead, user: Actor, stage: Stage | None = None) -> Lead:
     """Reopen a lost lead: open again, in ``stage`` or where it last was (``record_reopen_stage``),
     with the stage's probability and no lost reason. A converted lead stays converted: its
     opportunity carries on instead.

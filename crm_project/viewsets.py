@@ -232,7 +232,7 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
         raise NotImplementedError
 
     def delete_record(self, instance: Model) -> None:
-        services.record_delete(instance=instance)
+        services.record_delete(instance=instance, user=self.request.user)
 
     def perform_create(self, serializer):
         serializer.instance = self.reread(self.create_record(dict(serializer.validated_data)))

@@ -13,11 +13,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from crm.actors import Actor
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage
 from crm.services import (
     NO_WON_STAGE,
     NOT_REOPENABLE,
-    User,
     account_create,
     contact_create,
     contact_update,
@@ -36,9 +36,7 @@ from crm.services import (
 from sales.models import Opportunity, OpportunityStatus
 
 
-def _opportunity_enter_closed_stage(
-    *, opportunity: Opportunity, stage: Stage, user: User | None
-) -> Opportunity:
+def _opportunity_enter_closed_stage(*, opportunity: Opportunity, stage: Stage, user: Actor) -> Opportunity:
     if stage.is_won:
         return opportunity_mark_won(opportunity=opportunity, user=user)
     return opportunity_mark_lost(
@@ -50,7 +48,7 @@ def _opportunity_enter_closed_stage(
 
 
 @transaction.atomic
-def opportunity_create(*, user: User | None = None, data: Mapping[str, Any]) -> Opportunity:
+def opportunity_create(*, user: Actor, data: Mapping[str, Any]) -> Opportunity:
     """Create an opportunity; without pipeline or stage it starts in the default pipeline's first stage.
 
     Created directly in a won or lost stage (a deal already closed elsewhere), it is won or lost.
@@ -64,9 +62,7 @@ def opportunity_create(*, user: User | None = None, data: Mapping[str, Any]) -> 
 
 
 @transaction.atomic
-def opportunity_update(
-    *, opportunity: Opportunity, user: User | None = None, data: Mapping[str, Any]
-) -> Opportunity:
+def opportunity_update(*, opportunity: Opportunity, user: Actor, data: Mapping[str, Any]) -> Opportunity:
     """Update an opportunity's fields. A change of pipeline or stage follows the move-stage rules."""
     opportunity = record_lock(opportunity)
     owner_ensure_allowed(user=user, record=opportunity, data=data)
@@ -79,9 +75,7 @@ def opportunity_update(
 
 
 @transaction.atomic
-def opportunity_move_stage(
-    *, opportunity: Opportunity, stage: Stage, user: User | None = None
-) -> Opportunity:
+def opportunity_move_stage(*, opportunity: Opportunity, stage: Stage, user: Actor) -> Opportunity:
     """Move an open opportunity to a stage of its pipeline, taking the stage's probability.
 
     The pipeline's won stage wins it (opportunity_mark_won), its lost stage loses it without a reason.
@@ -105,7 +99,7 @@ def _closing_data(opportunity: Opportunity) -> dict[str, Any]:
 
 
 @transaction.atomic
-def opportunity_mark_won(*, opportunity: Opportunity, user: User | None = None) -> Opportunity:
+def opportunity_mark_won(*, opportunity: Opportunity, user: Actor) -> Opportunity:
     """Win an open opportunity: its pipeline's won stage, probability 100, closed now."""
     opportunity = record_lock(opportunity)
     record_ensure_open(opportunity)
@@ -129,7 +123,7 @@ def opportunity_mark_won(*, opportunity: Opportunity, user: User | None = None) 
 def opportunity_mark_lost(
     *,
     opportunity: Opportunity,
-    user: User | None = None,
+    user: Actor,
     lost_reason: LostReason | None = None,
     lost_note: str = "",
 ) -> Opportunity:
@@ -146,9 +140,7 @@ def opportunity_mark_lost(
 
 
 @transaction.atomic
-def opportunity_reopen(
-    *, opportunity: Opportunity, user: User | None = None, stage: Stage | None = None
-) -> Opportunity:
+def opportunity_reopen(*, opportunity: Opportunity, user: Actor, stage: Stage | None = None) -> Opportunity:
     """Reopen a won or lost opportunity: open again, in ``stage`` or where it last was
     (``record_reopen_stage``), with the stage's probability, no closing date and no lost reason."""
     opportunity = record_lock(opportunity)
@@ -185,7 +177,7 @@ def _split_name(full_name: str) -> tuple[str, str]:
 
 
 def _conversion_account(
-    *, lead: Lead, user: User | None, account: Account | None, create_account: bool | None
+    *, lead: Lead, user: Actor, account: Account | None, create_account: bool | None
 ) -> Account | None:
     if account is not None:
         if create_account:
@@ -210,7 +202,7 @@ def _conversion_account(
 def _conversion_contact(
     *,
     lead: Lead,
-    user: User | None,
+    user: Actor,
     account: Account | None,
     contact: Contact | None,
     create_contact: bool | None,
@@ -265,7 +257,7 @@ def _conversion_contact(
 def lead_convert(
     *,
     lead: Lead,
-    user: User | None = None,
+    user: Actor,
     account: Account | None = None,
     create_account: bool | None = None,
     contact: Contact | None = None,

@@ -23,4 +23,4 @@ class ActivityViewSet(HistoryViewSetMixin, ServiceModelViewSet):
         return services.activity_update(activity=instance, user=self.request.user, data=data)
 
     def delete_record(self, instance):
-        services.activity_delete(activity=instance)
+        services.activity_delete(activity=instance, user=self.request.user)

@@ -242,7 +242,7 @@ class PipelineViewSet(ServiceModelViewSet):
         return services.pipeline_update(pipeline=instance, user=self.request.user, data=data)
 
     def delete_record(self, instance):
-        services.pipeline_delete(pipeline=instance)
+        services.pipeline_delete(pipeline=instance, user=self.request.user)
 
 
 @extend_schema_view(**crud_schema("stage", StageSerializer))

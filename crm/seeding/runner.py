@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.db.models import Max
 
+from crm.actors import SYSTEM
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
 from crm.seeding import words
 from crm.seeding.generators import Clock, DataSetGenerator, PipelineInfo, SeedContext, StageInfo
@@ -261,7 +262,7 @@ def _pipelines() -> list[tuple[PipelineInfo, float]]:
     if default is None:
         default = _pipeline(*SALES_PIPELINE, sequence=0)
         if not default.is_default:
-            default = pipeline_set_default(pipeline=default)
+            default = pipeline_set_default(pipeline=default, user=SYSTEM)
     enterprise = Pipeline.objects.filter(name__iexact=ENTERPRISE_PIPELINE[0]).first()
     if enterprise is None:
         enterprise = _pipeline(*ENTERPRISE_PIPELINE, sequence=1)
@@ -278,7 +279,9 @@ def _pipelines() -> list[tuple[PipelineInfo, float]]:
 def _pipeline(name: str, description: str, stages, *, sequence: int) -> Pipeline:
     pipeline = Pipeline.objects.filter(name__iexact=name).first()
     if pipeline is None:
-        pipeline = pipeline_save(pipeline=Pipeline(name=name, description=description, sequence=sequence))
+        pipeline = pipeline_save(
+            pipeline=Pipeline(name=name, description=description, sequence=sequence), user=SYSTEM
+        )
     if not pipeline.stages.exists():
         rows = [(*stage, False, False) for stage in stages]
         rows += [("Won", 100, "#198754", True, False), ("Lost", 0, "#dc3545", False, True)]

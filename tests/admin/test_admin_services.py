@@ -7,6 +7,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from crm.actors import SYSTEM
 from crm.models import Lead
 from sales import services
 from sales.models import Opportunity
@@ -173,6 +174,6 @@ def test_staff_issue_and_revoke_api_tokens_in_the_admin(admin_client, stages):
 
 @pytest.mark.django_db
 def test_won_opportunity_cannot_be_moved_in_the_admin(admin_client, stages):
-    opportunity = services.opportunity_mark_won(opportunity=OpportunityFactory())
+    opportunity = services.opportunity_mark_won(opportunity=OpportunityFactory(), user=SYSTEM)
     response = admin_client.get(reverse("admin:sales_opportunity_change", args=[opportunity.pk]))
     assert "stage" not in response.context["adminform"].form.fields

@@ -9,6 +9,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from crm import services
+from crm.actors import SYSTEM
 from crm.models import Lead
 from sales import services as sales_services
 from sales.models import Opportunity
@@ -67,8 +68,8 @@ def test_assign_owner_to_leads_and_unassign_opportunities(admin_client, stages):
 
 
 def test_move_to_stage_moves_open_records_and_reports_the_refused(admin_client, stages):
-    moving = services.lead_create(data={"name": "Moving"})
-    lost = services.lead_mark_lost(lead=services.lead_create(data={"name": "Gone"}))
+    moving = services.lead_create(data={"name": "Moving"}, user=SYSTEM)
+    lost = services.lead_mark_lost(lead=services.lead_create(data={"name": "Gone"}, user=SYSTEM), user=SYSTEM)
     other = PipelineFactory(name="Other")
     foreign = LeadFactory(name="Foreign", pipeline=other, stage=StageFactory(pipeline=other, name="Start"))
 
@@ -155,7 +156,7 @@ def test_mark_lost_with_a_reason(admin_client, stages):
 def test_mark_lost_without_a_reason_is_refused_where_the_pipeline_requires_one(
     admin_client, pipeline, stages
 ):
-    services.pipeline_update(pipeline=pipeline, data={"lost_reason_required": True})
+    services.pipeline_update(pipeline=pipeline, data={"lost_reason_required": True}, user=SYSTEM)
     lead = LeadFactory(name="Needs reason")
     response = act(admin_client, "mark_lost", [lead], lost_reason="")
     assert any("requires a lost reason" in m for m in messages_of(response))
@@ -173,7 +174,7 @@ def test_export_selected_exports_only_the_selection(admin_client, stages):
     rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert [row["name"] for row in rows] == ["Chosen"]
 
-    deal = sales_services.opportunity_create(data={"name": "Deal", "amount": 5})
+    deal = sales_services.opportunity_create(data={"name": "Deal", "amount": 5}, user=SYSTEM)
     response = admin_client.post(
         reverse(OPPORTUNITIES), {"action": "export_selected", "_selected_action": [deal.pk]}
     )

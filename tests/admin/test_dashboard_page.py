@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm import services as crm_services
+from crm.actors import SYSTEM
 from sales import selectors, services
 from tests.factories import ActivityFactory, LeadFactory, OpportunityFactory, UserFactory
 
@@ -26,9 +27,9 @@ def book(stages, admin_user):
         name="L3", stage=stages["Proposal"], expected_revenue=D("5000"), company_name="Acme"
     )
     lost = LeadFactory(name="L4", stage=stages["Qualified"], expected_revenue=D("500"))
-    conversion = services.lead_convert(lead=converted)
-    services.opportunity_mark_won(opportunity=conversion.opportunity)
-    crm_services.lead_mark_lost(lead=lost)
+    conversion = services.lead_convert(lead=converted, user=SYSTEM)
+    services.opportunity_mark_won(opportunity=conversion.opportunity, user=SYSTEM)
+    crm_services.lead_mark_lost(lead=lost, user=SYSTEM)
     OpportunityFactory(name="O1", stage=stages["New"], amount=D("1000"))
     OpportunityFactory(name="O2", stage=stages["Proposal"], amount=D("3000"))
     return {"won": conversion.opportunity}
@@ -156,7 +157,7 @@ def make_book(stages, n: int):
         lead = LeadFactory(stage=stages["Qualified"], owner=owner, expected_revenue=100)
         opp = OpportunityFactory(stage=stages["Proposal"], owner=owner, amount=100)
         if i % 2:
-            services.opportunity_mark_won(opportunity=opp)
+            services.opportunity_mark_won(opportunity=opp, user=SYSTEM)
         ActivityFactory(lead=lead, owner=owner, due_date=timezone.now() + datetime.timedelta(hours=i + 1))
 
 

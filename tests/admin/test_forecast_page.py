@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from crm.actors import SYSTEM
 from sales import selectors, services
 from tests.factories import OpportunityFactory, PipelineFactory, StageFactory, UserFactory
 
@@ -27,8 +28,12 @@ def book(stages):
     opp("1000", stages["New"], datetime.date(2026, 1, 15), alice)  # weighted 100
     opp("2000", stages["Qualified"], datetime.date(2026, 1, 31), bob)  # weighted 600
     opp("500", stages["Proposal"], datetime.date(2026, 2, 10), alice)  # weighted 300
-    services.opportunity_mark_won(opportunity=opp("4000", stages["New"], datetime.date(2026, 2, 20), bob))
-    services.opportunity_mark_lost(opportunity=opp("9999", stages["New"], datetime.date(2026, 1, 10), alice))
+    services.opportunity_mark_won(
+        opportunity=opp("4000", stages["New"], datetime.date(2026, 2, 20), bob), user=SYSTEM
+    )
+    services.opportunity_mark_lost(
+        opportunity=opp("9999", stages["New"], datetime.date(2026, 1, 10), alice), user=SYSTEM
+    )
     opp("10000", scoping, datetime.date(2026, 3, 1), None)  # weighted 5000
     return {"alice": alice, "bob": bob, "scoping": scoping}
 

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm import services as crm_services
+from crm.actors import SYSTEM
 from crm.models import Lead, LeadStatus
 from sales import services
 from sales.models import Opportunity, OpportunityStatus
@@ -53,7 +54,9 @@ def test_lead_board_has_a_column_per_stage_with_count_total_and_cards(admin_clie
     LeadFactory(name="Small", stage=stages["New"], expected_revenue=D("100.50"), owner=admin_user)
     LeadFactory(name="Big", stage=stages["New"], expected_revenue=D("2000"), priority="urgent")
     LeadFactory(name="Q", stage=stages["Qualified"], expected_revenue=None)
-    crm_services.lead_mark_lost(lead=LeadFactory(name="Gone", stage=stages["New"], expected_revenue=D("7")))
+    crm_services.lead_mark_lost(
+        lead=LeadFactory(name="Gone", stage=stages["New"], expected_revenue=D("7")), user=SYSTEM
+    )
     LeadFactory(name="Elsewhere", pipeline=StageFactory(pipeline=PipelineFactory()).pipeline)
 
     response = board(admin_client)
@@ -244,7 +247,7 @@ def test_moving_a_lead_into_the_won_stage_converts_it(admin_client, stages):
 
 @pytest.mark.django_db
 def test_a_refused_move_answers_400_with_the_service_message_and_changes_nothing(admin_client, stages):
-    lead = crm_services.lead_mark_lost(lead=LeadFactory(stage=stages["New"]))
+    lead = crm_services.lead_mark_lost(lead=LeadFactory(stage=stages["New"]), user=SYSTEM)
     before = Lead.objects.values().get(pk=lead.pk)
 
     response = move(admin_client, lead, stages["Qualified"])
@@ -334,7 +337,7 @@ def test_moving_a_deal_into_won_wins_it(admin_client, stages):
 
 @pytest.mark.django_db
 def test_a_closed_deal_cannot_be_moved(admin_client, stages):
-    opp = services.opportunity_mark_won(opportunity=OpportunityFactory(stage=stages["New"]))
+    opp = services.opportunity_mark_won(opportunity=OpportunityFactory(stage=stages["New"]), user=SYSTEM)
     response = move(admin_client, opp, stages["New"], name="admin:sales_opportunity_board_move")
     assert response.status_code == 400
     assert "already won" in response.json()["error"]

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
+from crm.actors import SYSTEM
 from crm.models import Account, Contact, Lead, LeadStatus
 from sales.models import Opportunity, OpportunityStatus
 from sales.services import opportunity_mark_won as mark_won
@@ -74,7 +75,7 @@ def test_open_lead_page_offers_convert_and_mark_lost(admin_client, lead):
 def test_closed_lead_page_offers_neither(admin_client, lead):
     from crm.services import lead_mark_lost
 
-    lead_mark_lost(lead=lead)
+    lead_mark_lost(lead=lead, user=SYSTEM)
     html = admin_client.get(reverse("admin:crm_lead_change", args=[lead.pk])).content.decode()
     assert reverse("admin:crm_lead_convert", args=[lead.pk]) not in html
     assert reverse("admin:crm_lead_mark_lost", args=[lead.pk]) not in html

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from crm.actors import SYSTEM
 from crm.models import Account, Contact
 from sales import services
 from tests.api.conftest import url
@@ -94,7 +95,9 @@ def test_account_read_aggregates(api, stages):
     ContactFactory.create_batch(2, account=account)
     OpportunityFactory(account=account, amount=Decimal("100.50"))
     OpportunityFactory(account=account, amount=Decimal("200"))
-    services.opportunity_mark_won(opportunity=OpportunityFactory(account=account, amount=Decimal("1000")))
+    services.opportunity_mark_won(
+        opportunity=OpportunityFactory(account=account, amount=Decimal("1000")), user=SYSTEM
+    )
 
     body = api.get(url(f"accounts/{account.pk}/")).json()
 

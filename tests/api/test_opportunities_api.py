@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from crm.actors import SYSTEM
 from sales import services
 from sales.models import Opportunity
 from tests.api.conftest import url
@@ -183,7 +184,7 @@ def test_opportunity_filters(api, stages, pipeline):
     )
     target.tags.add(tag)
     services.opportunity_mark_lost(
-        opportunity=OpportunityFactory(name="lost", close_date=datetime.date(2025, 1, 1))
+        opportunity=OpportunityFactory(name="lost", close_date=datetime.date(2025, 1, 1)), user=SYSTEM
     )
     OpportunityFactory(name="elsewhere", pipeline=other.pipeline, stage=other)
 
@@ -380,7 +381,9 @@ def test_actions_on_a_missing_opportunity_are_404(api, stages):
 def test_opportunity_kanban(api, stages, pipeline):
     OpportunityFactory(name="a", amount=Decimal("100.10"))
     OpportunityFactory(name="b", amount=Decimal("0.90"))
-    services.opportunity_mark_won(opportunity=OpportunityFactory(name="won", amount=Decimal("5")))
+    services.opportunity_mark_won(
+        opportunity=OpportunityFactory(name="won", amount=Decimal("5")), user=SYSTEM
+    )
 
     response = api.get(url("opportunities/kanban/"), {"limit": 1})
 
@@ -417,10 +420,10 @@ def book(stages):
     OpportunityFactory(amount=2000, stage=stages["Qualified"], close_date=datetime.date(2026, 1, 31))  # 600
     OpportunityFactory(amount=500)  # no close date: weighted 50
     services.opportunity_mark_won(
-        opportunity=OpportunityFactory(amount=4000, close_date=datetime.date(2026, 2, 20))
+        opportunity=OpportunityFactory(amount=4000, close_date=datetime.date(2026, 2, 20)), user=SYSTEM
     )
     services.opportunity_mark_lost(
-        opportunity=OpportunityFactory(amount=9999, close_date=datetime.date(2026, 1, 2))
+        opportunity=OpportunityFactory(amount=9999, close_date=datetime.date(2026, 1, 2)), user=SYSTEM
     )
     return {"alice": alice}
 
@@ -528,8 +531,8 @@ def test_dashboard(api, book, stages, pipeline):
     from sales.services import lead_convert
 
     for name in ("a", "b", "c"):
-        lead_create(data={"name": name})
-    lead_convert(lead=lead_create(data={"name": "d"}), create_opportunity=False)
+        lead_create(data={"name": name}, user=SYSTEM)
+    lead_convert(lead=lead_create(data={"name": "d"}, user=SYSTEM), create_opportunity=False, user=SYSTEM)
 
     response = api.get(url("dashboard/"))
 

@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from crm.actors import SYSTEM
 from sales import services
 from tests.api.conftest import url
 from tests.factories import (
@@ -55,7 +56,9 @@ def add_records(n: int, stages) -> None:
         )
         opportunity.tags.set(tags)
         if i % 3 == 0:
-            services.opportunity_mark_lost(opportunity=OpportunityFactory(owner=owner), lost_reason=reason)
+            services.opportunity_mark_lost(
+                opportunity=OpportunityFactory(owner=owner), lost_reason=reason, user=SYSTEM
+            )
         ActivityFactory(lead=lead, opportunity=opportunity, contact=contact, account=account, owner=owner)
         pipeline = PipelineFactory()
         StageFactory.create_batch(2, pipeline=pipeline)

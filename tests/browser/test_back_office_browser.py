@@ -5,6 +5,7 @@ import re
 import pytest
 from django.core.management import call_command
 
+from crm.actors import SYSTEM
 from crm.models import Lead, LeadStatus, Stage
 from crm.services import lead_mark_lost
 from sales.models import Opportunity, OpportunityStatus
@@ -101,7 +102,7 @@ def test_a_refused_move_puts_the_card_back_and_says_why(demo, logged_in_page):
     page.goto("/admin/crm/lead/board/")
     lead = Lead.objects.get(name=SUMMIT)
     # Someone else closes the lead while this board is open: the service refuses the move.
-    lead_mark_lost(lead=lead)
+    lead_mark_lost(lead=lead, user=SYSTEM)
 
     page.drag_and_drop(
         f'[data-card][data-id="{lead.pk}"]', f"{column_selector(lead, 'Proposal')} [data-cards]"

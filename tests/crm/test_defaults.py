@@ -3,6 +3,7 @@
 import pytest
 
 from crm import services
+from crm.actors import SYSTEM
 from crm.models import Lead, Pipeline
 from sales.models import Opportunity
 from tests.factories import PipelineFactory, StageFactory
@@ -61,13 +62,13 @@ def test_no_default_pipeline_gives_a_clear_validation_error():
 
 @pytest.mark.django_db
 def test_first_pipeline_saved_becomes_default():
-    pipeline = services.pipeline_save(pipeline=Pipeline(name="Only"))
+    pipeline = services.pipeline_save(pipeline=Pipeline(name="Only"), user=SYSTEM)
     assert pipeline.is_default
 
 
 @pytest.mark.django_db
 def test_making_a_pipeline_default_moves_the_flag(pipeline):
-    other = services.pipeline_save(pipeline=Pipeline(name="Enterprise", is_default=True))
+    other = services.pipeline_save(pipeline=Pipeline(name="Enterprise", is_default=True), user=SYSTEM)
     pipeline.refresh_from_db()
     assert other.is_default and not pipeline.is_default
     assert Pipeline.objects.filter(is_default=True).count() == 1
@@ -79,5 +80,5 @@ def test_deleting_the_default_pipeline_is_refused_while_others_exist(pipeline):
 
     PipelineFactory(name="Other")
     with pytest.raises(ValidationError, match="make another pipeline the default"):
-        services.pipeline_delete(pipeline=pipeline)
+        services.pipeline_delete(pipeline=pipeline, user=SYSTEM)
     assert Pipeline.objects.filter(pk=pipeline.pk).exists()

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from activities import services as activity_services
 from crm import services
+from crm.actors import SYSTEM
 from crm.importing import engine, import_file
 from crm.models import Lead, ScoreBreakdown, ScoringRule
 from crm.scoring import (
@@ -114,30 +115,34 @@ def test_the_breakdown_explains_the_score_and_it_is_capped_at_100(rules):
 
 def test_inactive_rules_give_nothing(rules, stages):
     ScoringRule.objects.filter(criterion="rating").update(is_active=False)
-    lead = services.lead_create(data={"name": "L", "rating": "hot", "email": ""})
+    lead = services.lead_create(data={"name": "L", "rating": "hot", "email": ""}, user=SYSTEM)
     assert lead.score == 0
 
 
 def test_services_keep_the_score_current(rules, stages):
-    lead = services.lead_create(data={"name": "L", "email": "a@b.test"})
+    lead = services.lead_create(data={"name": "L", "email": "a@b.test"}, user=SYSTEM)
     assert (Lead.objects.get(pk=lead.pk).score, lead.score) == (5, 5)
-    lead = services.lead_update(lead=lead, data={"rating": "hot"})
+    lead = services.lead_update(lead=lead, data={"rating": "hot"}, user=SYSTEM)
     assert Lead.objects.get(pk=lead.pk).score == 35
-    activity_services.activity_create(data={"subject": "Call", "activity_type": "call", "lead": lead})
+    activity_services.activity_create(
+        data={"subject": "Call", "activity_type": "call", "lead": lead}, user=SYSTEM
+    )
     assert Lead.objects.get(pk=lead.pk).score == 50
-    services.lead_mark_lost(lead=lead)
+    services.lead_mark_lost(lead=lead, user=SYSTEM)
     lost = Lead.objects.get(pk=lead.pk)
     assert (lost.score, lost.score_breakdown) == (None, None)
-    services.lead_reopen(lead=lost)
+    services.lead_reopen(lead=lost, user=SYSTEM)
     assert Lead.objects.get(pk=lead.pk).score == 50
 
 
 def test_moving_an_activity_to_another_lead_rescores_both(rules, stages):
-    first = services.lead_create(data={"name": "A", "email": ""})
-    second = services.lead_create(data={"name": "B", "email": ""})
-    call = activity_services.activity_create(data={"subject": "Call", "activity_type": "call", "lead": first})
+    first = services.lead_create(data={"name": "A", "email": ""}, user=SYSTEM)
+    second = services.lead_create(data={"name": "B", "email": ""}, user=SYSTEM)
+    call = activity_services.activity_create(
+        data={"subject": "Call", "activity_type": "call", "lead": first}, user=SYSTEM
+    )
     assert Lead.objects.get(pk=first.pk).score == 15
-    activity_services.activity_update(activity=call, data={"lead": second})
+    activity_services.activity_update(activity=call, data={"lead": second}, user=SYSTEM)
     assert (Lead.objects.get(pk=first.pk).score, Lead.objects.get(pk=second.pk).score) == (0, 15)
 
 
@@ -151,7 +156,7 @@ def test_the_command_recomputes_every_lead(rules, stages, capsys):
 
 
 def test_imported_leads_are_scored(rules, stages):
-    existing = services.lead_create(data={"name": "Old", "email": "old@x.test"})
+    existing = services.lead_create(data={"name": "Old", "email": "old@x.test"}, user=SYSTEM)
     rows = [["name", "email", "rating"], ["Old", "old@x.test", "hot"], ["New", "new@x.test", ""]]
     result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv")
     assert result.committed, result.errors
@@ -239,18 +244,21 @@ def test_updated_leads_are_scored_with_their_activities_and_stored_fields(rules,
     leaves out fields the rules read: each is stored with the score the services give it."""
     leads = [
         services.lead_create(
-            data={"name": f"L{n}", "email": f"l{n}@x.test", "phone": "555" if n % 2 else "", "rating": "hot"}
+            data={"name": f"L{n}", "email": f"l{n}@x.test", "phone": "555" if n % 2 else "", "rating": "hot"},
+            user=SYSTEM,
         )
         for n in range(120)
     ]
     for lead in leads[:40]:
-        activity_services.activity_create(data={"subject": "Call", "activity_type": "call", "lead": lead})
+        activity_services.activity_create(
+            data={"subject": "Call", "activity_type": "call", "lead": lead}, user=SYSTEM
+        )
     old = timezone.now() - datetime.timedelta(days=20)
     from activities.models import Activity
 
     for lead in leads[40:60]:
         activity = activity_services.activity_create(
-            data={"subject": "Mail", "activity_type": "email", "lead": lead}
+            data={"subject": "Mail", "activity_type": "email", "lead": lead}, user=SYSTEM
         )
         Activity.objects.filter(pk=activity.pk).update(created_at=old)
     # The file changes priority and revenue only: rating and phone come from the stored leads.
@@ -277,8 +285,8 @@ def test_default_rules_are_installed():
 
 
 def test_api_shows_filters_and_sorts_by_score(admin_client, rules, stages):
-    hot = services.lead_create(data={"name": "Hot", "rating": "hot", "email": ""})
-    services.lead_create(data={"name": "Cold", "email": ""})
+    hot = services.lead_create(data={"name": "Hot", "rating": "hot", "email": ""}, user=SYSTEM)
+    services.lead_create(data={"name": "Cold", "email": ""}, user=SYSTEM)
 
     body = admin_client.get(f"/api/v1/crm/leads/{hot.pk}/").json()
     assert (body["score"], body["score_breakdown"][0]["value"]) == (30, "hot")
@@ -293,10 +301,10 @@ def test_api_shows_filters_and_sorts_by_score(admin_client, rules, stages):
 
 
 def test_leads_with_the_same_reasons_share_one_breakdown_shown_whole(admin_client, rules, stages):
-    lead = services.lead_create(data={"name": "Hot", "rating": "hot", "email": "a@b.test"})
-    twin = services.lead_create(data={"name": "Twin", "rating": "hot", "email": "t@b.test"})
-    other = services.lead_create(data={"name": "Cold", "email": "c@b.test"})
-    nothing = services.lead_create(data={"name": "Nothing", "email": ""})
+    lead = services.lead_create(data={"name": "Hot", "rating": "hot", "email": "a@b.test"}, user=SYSTEM)
+    twin = services.lead_create(data={"name": "Twin", "rating": "hot", "email": "t@b.test"}, user=SYSTEM)
+    other = services.lead_create(data={"name": "Cold", "email": "c@b.test"}, user=SYSTEM)
+    nothing = services.lead_create(data={"name": "Nothing", "email": ""}, user=SYSTEM)
     stored = Lead.objects.select_related("score_breakdown").get(pk=lead.pk).score_breakdown
     assert stored.lines == [["rating", "hot", 30], ["completeness", "email", 5]]
     ids = dict(Lead.objects.values_list("pk", "score_breakdown"))
@@ -319,8 +327,10 @@ def test_leads_with_the_same_reasons_share_one_breakdown_shown_whole(admin_clien
 
 
 def test_admin_list_sorts_and_filters_by_score_and_the_record_explains_it(admin_client, rules, stages):
-    hot = services.lead_create(data={"name": "Hot", "rating": "hot", "priority": "urgent", "email": ""})
-    services.lead_create(data={"name": "Cold", "email": ""})
+    hot = services.lead_create(
+        data={"name": "Hot", "rating": "hot", "priority": "urgent", "email": ""}, user=SYSTEM
+    )
+    services.lead_create(data={"name": "Cold", "email": ""}, user=SYSTEM)
     changelist = reverse("admin:crm_lead_changelist")
     score_column = admin_client.get(changelist).context["cl"].list_display.index("score")
 
@@ -336,7 +346,7 @@ def test_admin_list_sorts_and_filters_by_score_and_the_record_explains_it(admin_
 
 
 def test_scoring_rules_are_editable_in_the_admin_and_scores_recompute_on_demand(admin_client, rules, stages):
-    lead = services.lead_create(data={"name": "L", "rating": "hot", "email": ""})
+    lead = services.lead_create(data={"name": "L", "rating": "hot", "email": ""}, user=SYSTEM)
     rule = ScoringRule.objects.get(criterion="rating", value="hot")
     response = admin_client.post(
         reverse("admin:crm_scoringrule_change", args=[rule.pk]),
@@ -373,7 +383,7 @@ def lead_change_data(lead, **activities):
 
 
 def test_admin_lead_page_activities_rescore_the_lead(admin_client, rules, stages):
-    lead = services.lead_create(data={"name": "L", "email": ""})
+    lead = services.lead_create(data={"name": "L", "email": ""}, user=SYSTEM)
     url = reverse("admin:crm_lead_change", args=[lead.pk])
     added = {
         "activities-TOTAL_FORMS": "1",
@@ -405,7 +415,7 @@ def test_admin_lead_page_activities_rescore_the_lead(admin_client, rules, stages
 
 
 def test_activity_admin_add_delete_and_bulk_delete_rescore_the_lead(admin_client, rules, stages):
-    lead = services.lead_create(data={"name": "L", "email": ""})
+    lead = services.lead_create(data={"name": "L", "email": ""}, user=SYSTEM)
     response = admin_client.post(
         reverse("admin:activities_activity_add"),
         {
@@ -426,7 +436,7 @@ def test_activity_admin_add_delete_and_bulk_delete_rescore_the_lead(admin_client
 
     calls = [
         activity_services.activity_create(
-            data={"subject": f"Call {n}", "activity_type": "call", "lead": lead}
+            data={"subject": f"Call {n}", "activity_type": "call", "lead": lead}, user=SYSTEM
         )
         for n in range(2)
     ]
@@ -441,8 +451,10 @@ def test_activity_admin_add_delete_and_bulk_delete_rescore_the_lead(admin_client
 
 
 def test_api_deleting_an_activity_rescores_the_lead(admin_client, rules, stages):
-    lead = services.lead_create(data={"name": "L", "email": ""})
-    call = activity_services.activity_create(data={"subject": "Call", "activity_type": "call", "lead": lead})
+    lead = services.lead_create(data={"name": "L", "email": ""}, user=SYSTEM)
+    call = activity_services.activity_create(
+        data={"subject": "Call", "activity_type": "call", "lead": lead}, user=SYSTEM
+    )
     assert Lead.objects.get(pk=lead.pk).score == 15
     response = admin_client.delete(f"/api/v1/crm/activities/{call.pk}/")
     assert response.status_code == 204

@@ -4,6 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from crm import services
+from crm.actors import SYSTEM
 from crm.models import Account, Lead, Stage
 from sales.models import Opportunity
 from tests.factories import (
@@ -44,7 +45,7 @@ def test_lead_create_rejects_a_stage_of_another_pipeline(pipeline):
     foreign = StageFactory(pipeline=PipelineFactory(name="Enterprise"))
 
     with pytest.raises(ValidationError) as excinfo:
-        services.lead_create(data={"name": "x", "pipeline": pipeline, "stage": foreign})
+        services.lead_create(data={"name": "x", "pipeline": pipeline, "stage": foreign}, user=SYSTEM)
 
     assert "stage" in excinfo.value.message_dict
     assert not Lead.objects.exists()
@@ -53,13 +54,13 @@ def test_lead_create_rejects_a_stage_of_another_pipeline(pipeline):
 @pytest.mark.django_db
 def test_lead_create_rejects_probability_150(pipeline):
     with pytest.raises(ValidationError) as excinfo:
-        services.lead_create(data={"name": "x", "probability": 150})
+        services.lead_create(data={"name": "x", "probability": 150}, user=SYSTEM)
     assert "probability" in excinfo.value.message_dict
 
 
 @pytest.mark.django_db
 def test_lead_create_in_the_lost_stage_is_lost(stages):
-    lead = services.lead_create(data={"name": "x", "stage": stages["Lost"]})
+    lead = services.lead_create(data={"name": "x", "stage": stages["Lost"]}, user=SYSTEM)
     assert lead.status == "lost"
 
 
@@ -67,7 +68,7 @@ def test_lead_create_in_the_lost_stage_is_lost(stages):
 def test_lead_update_to_a_new_stage_takes_its_probability(stages):
     lead = LeadFactory()
 
-    lead = services.lead_update(lead=lead, data={"stage": stages["Proposal"], "name": "Renamed"})
+    lead = services.lead_update(lead=lead, data={"stage": stages["Proposal"], "name": "Renamed"}, user=SYSTEM)
 
     lead.refresh_from_db()
     assert (lead.stage, lead.probability, lead.name) == (stages["Proposal"], 60, "Renamed")
@@ -76,7 +77,7 @@ def test_lead_update_to_a_new_stage_takes_its_probability(stages):
 @pytest.mark.django_db
 def test_lead_update_keeps_an_explicit_probability_with_a_new_stage(stages):
     lead = LeadFactory()
-    lead = services.lead_update(lead=lead, data={"stage": stages["Proposal"], "probability": 45})
+    lead = services.lead_update(lead=lead, data={"stage": stages["Proposal"], "probability": 45}, user=SYSTEM)
     assert lead.probability == 45
 
 
@@ -87,25 +88,25 @@ def test_lead_update_to_another_pipeline_starts_at_its_first_stage(stages):
     StageFactory(pipeline=other, name="Later", sequence=1)
     lead = LeadFactory()
 
-    lead = services.lead_update(lead=lead, data={"pipeline": other})
+    lead = services.lead_update(lead=lead, data={"pipeline": other}, user=SYSTEM)
 
     assert (lead.pipeline, lead.stage, lead.probability) == (other, first, 5)
 
 
 @pytest.mark.django_db
 def test_lead_update_of_a_closed_lead_cannot_change_its_stage(stages):
-    lead = services.lead_mark_lost(lead=LeadFactory())
+    lead = services.lead_mark_lost(lead=LeadFactory(), user=SYSTEM)
 
     with pytest.raises(ValidationError) as excinfo:
-        services.lead_update(lead=lead, data={"stage": stages["New"]})
+        services.lead_update(lead=lead, data={"stage": stages["New"]}, user=SYSTEM)
 
     assert excinfo.value.code == services.CLOSED
 
 
 @pytest.mark.django_db
 def test_lead_update_of_a_closed_lead_can_still_change_its_notes(stages):
-    lead = services.lead_mark_lost(lead=LeadFactory())
-    lead = services.lead_update(lead=lead, data={"description": "Budget frozen until next year"})
+    lead = services.lead_mark_lost(lead=LeadFactory(), user=SYSTEM)
+    lead = services.lead_update(lead=lead, data={"description": "Budget frozen until next year"}, user=SYSTEM)
     assert lead.description == "Budget frozen until next year"
 
 
@@ -113,7 +114,7 @@ def test_lead_update_of_a_closed_lead_can_still_change_its_notes(stages):
 def test_lead_move_stage_sets_the_stage_and_its_probability(stages):
     lead = LeadFactory()
 
-    moved = services.lead_move_stage(lead=lead, stage=stages["Qualified"])
+    moved = services.lead_move_stage(lead=lead, stage=stages["Qualified"], user=SYSTEM)
 
     lead.refresh_from_db()
     assert (lead.stage, lead.probability) == (stages["Qualified"], 30)
@@ -126,7 +127,7 @@ def test_lead_move_stage_refuses_a_stage_of_another_pipeline(stages):
     foreign = StageFactory(pipeline=PipelineFactory(name="Enterprise"), name="Discovery")
 
     with pytest.raises(ValidationError) as excinfo:
-        services.lead_move_stage(lead=lead, stage=foreign)
+        services.lead_move_stage(lead=lead, stage=foreign, user=SYSTEM)
 
     assert "belongs to the pipeline “Enterprise”" in excinfo.value.message_dict["stage"][0]
     lead.refresh_from_db()
@@ -135,7 +136,7 @@ def test_lead_move_stage_refuses_a_stage_of_another_pipeline(stages):
 
 @pytest.mark.django_db
 def test_lead_move_to_the_lost_stage_marks_it_lost(stages):
-    lead = services.lead_move_stage(lead=LeadFactory(), stage=stages["Lost"])
+    lead = services.lead_move_stage(lead=LeadFactory(), stage=stages["Lost"], user=SYSTEM)
     assert (lead.status, lead.stage, lead.probability) == ("lost", stages["Lost"], 0)
 
 
@@ -145,7 +146,7 @@ def test_lead_move_to_the_won_stage_converts_it_with_the_defaults(stages):
         company_name="Acme", contact_name="Ann Lee", email="ann@acme.test", expected_revenue=500
     )
 
-    lead = services.lead_move_stage(lead=lead, stage=stages["Won"])
+    lead = services.lead_move_stage(lead=lead, stage=stages["Won"], user=SYSTEM)
 
     assert (lead.status, lead.stage, lead.probability) == ("converted", stages["Won"], 100)
     assert lead.converted_at is not None
@@ -157,10 +158,10 @@ def test_lead_move_to_the_won_stage_converts_it_with_the_defaults(stages):
 
 @pytest.mark.django_db
 def test_closed_lead_cannot_be_moved(stages):
-    lead = services.lead_mark_lost(lead=LeadFactory())
+    lead = services.lead_mark_lost(lead=LeadFactory(), user=SYSTEM)
 
     with pytest.raises(ValidationError) as excinfo:
-        services.lead_move_stage(lead=lead, stage=stages["Qualified"])
+        services.lead_move_stage(lead=lead, stage=stages["Qualified"], user=SYSTEM)
 
     assert excinfo.value.code == services.CLOSED
     assert "already lost" in excinfo.value.messages[0]
@@ -170,7 +171,9 @@ def test_closed_lead_cannot_be_moved(stages):
 def test_lead_mark_lost_records_reason_note_and_lost_stage(stages):
     reason = LostReasonFactory(name="Too expensive")
 
-    lead = services.lead_mark_lost(lead=LeadFactory(), lost_reason=reason, lost_note="Chose a rival")
+    lead = services.lead_mark_lost(
+        lead=LeadFactory(), lost_reason=reason, lost_note="Chose a rival", user=SYSTEM
+    )
 
     lead.refresh_from_db()
     assert (lead.status, lead.stage, lead.lost_reason, lead.lost_note) == (
@@ -185,7 +188,7 @@ def test_lead_mark_lost_records_reason_note_and_lost_stage(stages):
 def test_lead_mark_lost_without_a_lost_stage_keeps_the_stage(db):
     pipeline = PipelineFactory(name="Simple", is_default=True)
     only = StageFactory(pipeline=pipeline, name="Only")
-    lead = services.lead_mark_lost(lead=LeadFactory())
+    lead = services.lead_mark_lost(lead=LeadFactory(), user=SYSTEM)
     assert (lead.status, lead.stage) == ("lost", only)
 
 
@@ -195,7 +198,7 @@ def test_lead_mark_lost_refuses_an_inactive_reason(stages):
     retired = LostReasonFactory(is_active=False)
 
     with pytest.raises(ValidationError) as excinfo:
-        services.lead_mark_lost(lead=lead, lost_reason=retired)
+        services.lead_mark_lost(lead=lead, lost_reason=retired, user=SYSTEM)
 
     assert "lost_reason" in excinfo.value.message_dict
     lead.refresh_from_db()
@@ -204,9 +207,9 @@ def test_lead_mark_lost_refuses_an_inactive_reason(stages):
 
 @pytest.mark.django_db
 def test_lead_mark_lost_twice_is_a_conflict(stages):
-    lead = services.lead_mark_lost(lead=LeadFactory())
+    lead = services.lead_mark_lost(lead=LeadFactory(), user=SYSTEM)
     with pytest.raises(ValidationError) as excinfo:
-        services.lead_mark_lost(lead=lead)
+        services.lead_mark_lost(lead=lead, user=SYSTEM)
     assert excinfo.value.code == services.CLOSED
 
 
@@ -215,7 +218,7 @@ def test_record_delete_names_what_still_uses_a_stage(stages):
     LeadFactory.create_batch(2)
 
     with pytest.raises(ValidationError) as excinfo:
-        services.record_delete(instance=stages["New"])
+        services.record_delete(instance=stages["New"], user=SYSTEM)
 
     assert excinfo.value.code == services.PROTECTED
     assert "still used by 2 leads" in excinfo.value.messages[0]
@@ -226,7 +229,7 @@ def test_record_delete_names_what_still_uses_a_stage(stages):
 def test_stage_update_cannot_move_a_stage_to_another_pipeline(stages):
     other = PipelineFactory(name="Other")
     with pytest.raises(ValidationError) as excinfo:
-        services.stage_update(stage=stages["New"], data={"pipeline": other})
+        services.stage_update(stage=stages["New"], data={"pipeline": other}, user=SYSTEM)
     assert "pipeline" in excinfo.value.message_dict
 
 

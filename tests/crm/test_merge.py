@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from activities.models import Activity
 from crm import services
+from crm.actors import SYSTEM
 from crm.merging import record_merge
 from crm.models import Account, Contact, Lead, LeadStageChange
 from sales import services as sales_services
@@ -39,7 +40,7 @@ def test_merging_contacts_moves_everything_to_the_oldest_and_fills_its_empty_fie
     call = ActivityFactory(contact=twin)
     converted = LeadFactory(converted_contact=twin)
 
-    plan = record_merge(records=[twin, oldest])
+    plan = record_merge(records=[twin, oldest], user=SYSTEM)
 
     assert plan.survivor.pk == oldest.pk
     survivor = Contact.objects.get()
@@ -67,7 +68,7 @@ def test_merging_accounts_moves_contacts_deals_children_and_keeps_one_primary(st
     note = ActivityFactory(account=gone)
     converted = LeadFactory(converted_account=gone)
 
-    plan = record_merge(records=[keep, gone], survivor=keep)
+    plan = record_merge(records=[keep, gone], survivor=keep, user=SYSTEM)
 
     assert not Account.objects.filter(pk=gone.pk).exists()
     keep.refresh_from_db()
@@ -85,19 +86,23 @@ def test_merging_accounts_moves_contacts_deals_children_and_keeps_one_primary(st
 def test_merging_an_account_with_its_parent_leaves_no_self_parent(db):
     parent = AccountFactory(name="Parent")
     child = AccountFactory(name="Child", parent=parent)
-    record_merge(records=[parent, child], survivor=child)
+    record_merge(records=[parent, child], survivor=child, user=SYSTEM)
     child.refresh_from_db()
     assert child.parent is None
 
 
 def test_merging_leads_moves_activities_history_and_the_converted_deal(stages):
-    keep = services.lead_create(data={"name": "Keep", "email": "a@acme.test"})
-    gone = services.lead_create(data={"name": "Gone", "company_name": "Acme", "expected_revenue": 100})
-    gone = services.lead_move_stage(lead=gone, stage=stages["Qualified"])
+    keep = services.lead_create(data={"name": "Keep", "email": "a@acme.test"}, user=SYSTEM)
+    gone = services.lead_create(
+        data={"name": "Gone", "company_name": "Acme", "expected_revenue": 100}, user=SYSTEM
+    )
+    gone = services.lead_move_stage(lead=gone, stage=stages["Qualified"], user=SYSTEM)
     call = ActivityFactory(lead=gone)
-    deal = sales_services.opportunity_create(data={"name": "From gone", "amount": 1, "lead": gone})
+    deal = sales_services.opportunity_create(
+        data={"name": "From gone", "amount": 1, "lead": gone}, user=SYSTEM
+    )
 
-    plan = record_merge(records=[keep, gone])
+    plan = record_merge(records=[keep, gone], user=SYSTEM)
 
     keep.refresh_from_db()
     assert (keep.company_name, keep.expected_revenue) == ("Acme", 100)
@@ -134,9 +139,9 @@ def test_a_converted_lead_can_only_survive(stages):
     keep = LeadFactory(name="Keep")
     converted = LeadFactory(name="Converted", status="converted", converted_at="2026-01-01T00:00:00Z")
     with pytest.raises(ValidationError) as refused:
-        record_merge(records=[keep, converted], survivor=keep)
+        record_merge(records=[keep, converted], survivor=keep, user=SYSTEM)
     assert "converted lead can only be the survivor" in refused.value.message_dict["survivor"][0]
-    record_merge(records=[keep, converted], survivor=converted)
+    record_merge(records=[keep, converted], survivor=converted, user=SYSTEM)
     assert list(Lead.objects.values_list("name", flat=True)) == ["Converted"]
 
 
@@ -145,7 +150,7 @@ def test_two_leads_with_a_converted_deal_each_cannot_merge(stages):
     OpportunityFactory(lead=first)
     OpportunityFactory(lead=second)
     with pytest.raises(ValidationError):
-        record_merge(records=[first, second])
+        record_merge(records=[first, second], user=SYSTEM)
     assert Lead.objects.count() == 2
 
 
@@ -153,13 +158,13 @@ def test_two_leads_with_a_converted_deal_each_cannot_merge(stages):
 def test_fewer_than_two_or_more_than_five_are_refused(db, count):
     accounts = [AccountFactory() for _ in range(count)]
     with pytest.raises(ValidationError, match="between 2 and 5"):
-        record_merge(records=accounts)
+        record_merge(records=accounts, user=SYSTEM)
     assert Account.objects.count() == count
 
 
 def test_records_of_different_kinds_are_refused(stages):
     with pytest.raises(ValidationError, match="one kind"):
-        record_merge(records=[ContactFactory(), AccountFactory()])
+        record_merge(records=[ContactFactory(), AccountFactory()], user=SYSTEM)
 
 
 # --- API ------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from crm import services
+from crm.actors import SYSTEM
 from crm.models import Lead, Pipeline
 from sales import services as sales_services
 from sales.models import Opportunity
@@ -22,11 +23,11 @@ def stage_names(record) -> list[str]:
 
 def test_a_lost_lead_reopens_in_the_last_open_stage_it_was_in(stages):
     reason = LostReasonFactory()
-    lead = services.lead_create(data={"name": "Inbound"})
-    lead = services.lead_move_stage(lead=lead, stage=stages["Proposal"])
-    lead = services.lead_mark_lost(lead=lead, lost_reason=reason, lost_note="budget")
+    lead = services.lead_create(data={"name": "Inbound"}, user=SYSTEM)
+    lead = services.lead_move_stage(lead=lead, stage=stages["Proposal"], user=SYSTEM)
+    lead = services.lead_mark_lost(lead=lead, lost_reason=reason, lost_note="budget", user=SYSTEM)
 
-    lead = services.lead_reopen(lead=lead)
+    lead = services.lead_reopen(lead=lead, user=SYSTEM)
 
     lead.refresh_from_db()
     assert (lead.status, lead.stage, lead.probability) == ("open", stages["Proposal"], 60)
@@ -35,48 +36,54 @@ def test_a_lost_lead_reopens_in_the_last_open_stage_it_was_in(stages):
 
 
 def test_reopening_into_a_given_stage(stages):
-    lead = services.lead_mark_lost(lead=services.lead_create(data={"name": "Inbound"}))
-    lead = services.lead_reopen(lead=lead, stage=stages["Qualified"])
+    lead = services.lead_mark_lost(
+        lead=services.lead_create(data={"name": "Inbound"}, user=SYSTEM), user=SYSTEM
+    )
+    lead = services.lead_reopen(lead=lead, stage=stages["Qualified"], user=SYSTEM)
     assert (lead.status, lead.stage, lead.probability) == ("open", stages["Qualified"], 30)
 
 
 def test_without_history_a_record_reopens_in_the_first_open_stage(stages):
     lead = LeadFactory(status="lost", stage=stages["Lost"])
-    assert services.lead_reopen(lead=lead).stage == stages["New"]
+    assert services.lead_reopen(lead=lead, user=SYSTEM).stage == stages["New"]
 
 
 def test_reopening_refuses_a_closed_or_foreign_stage(stages):
-    lead = services.lead_mark_lost(lead=services.lead_create(data={"name": "Inbound"}))
+    lead = services.lead_mark_lost(
+        lead=services.lead_create(data={"name": "Inbound"}, user=SYSTEM), user=SYSTEM
+    )
     other = PipelineFactory(name="Other")
     with pytest.raises(ValidationError) as won:
-        services.lead_reopen(lead=lead, stage=stages["Won"])
+        services.lead_reopen(lead=lead, stage=stages["Won"], user=SYSTEM)
     with pytest.raises(ValidationError) as foreign:
-        services.lead_reopen(lead=lead, stage=StageFactory(pipeline=other))
+        services.lead_reopen(lead=lead, stage=StageFactory(pipeline=other), user=SYSTEM)
     assert "open stage" in won.value.message_dict["stage"][0]
     assert "belongs to the pipeline “Other”" in foreign.value.message_dict["stage"][0]
     assert Lead.objects.get(pk=lead.pk).status == "lost"
 
 
 def test_only_a_lost_lead_can_be_reopened(stages):
-    open_lead = services.lead_create(data={"name": "Open"})
+    open_lead = services.lead_create(data={"name": "Open"}, user=SYSTEM)
     converted = LeadFactory(status="converted", converted_at="2026-01-01T00:00:00Z", stage=stages["Won"])
     for lead in (open_lead, converted):
         with pytest.raises(ValidationError) as refused:
-            services.lead_reopen(lead=lead)
+            services.lead_reopen(lead=lead, user=SYSTEM)
         assert refused.value.code == services.NOT_REOPENABLE
 
 
 def test_won_and_lost_opportunities_reopen_without_closing_data(stages):
     reason = LostReasonFactory()
-    won = sales_services.opportunity_create(data={"name": "Won", "amount": 5})
-    won = sales_services.opportunity_move_stage(opportunity=won, stage=stages["Qualified"])
-    won = sales_services.opportunity_mark_won(opportunity=won)
+    won = sales_services.opportunity_create(data={"name": "Won", "amount": 5}, user=SYSTEM)
+    won = sales_services.opportunity_move_stage(opportunity=won, stage=stages["Qualified"], user=SYSTEM)
+    won = sales_services.opportunity_mark_won(opportunity=won, user=SYSTEM)
     lost = sales_services.opportunity_mark_lost(
-        opportunity=sales_services.opportunity_create(data={"name": "Lost", "amount": 5}), lost_reason=reason
+        opportunity=sales_services.opportunity_create(data={"name": "Lost", "amount": 5}, user=SYSTEM),
+        lost_reason=reason,
+        user=SYSTEM,
     )
 
-    won = sales_services.opportunity_reopen(opportunity=won)
-    lost = sales_services.opportunity_reopen(opportunity=lost, stage=stages["Proposal"])
+    won = sales_services.opportunity_reopen(opportunity=won, user=SYSTEM)
+    lost = sales_services.opportunity_reopen(opportunity=lost, stage=stages["Proposal"], user=SYSTEM)
 
     assert (won.status, won.stage, won.probability, won.closed_at) == ("open", stages["Qualified"], 30, None)
     assert (lost.status, lost.stage, lost.lost_reason, lost.closed_at) == (
@@ -90,7 +97,7 @@ def test_won_and_lost_opportunities_reopen_without_closing_data(stages):
 
 def test_an_open_opportunity_cannot_be_reopened(stages):
     with pytest.raises(ValidationError) as refused:
-        sales_services.opportunity_reopen(opportunity=OpportunityFactory())
+        sales_services.opportunity_reopen(opportunity=OpportunityFactory(), user=SYSTEM)
     assert refused.value.code == services.NOT_REOPENABLE
 
 
@@ -99,7 +106,7 @@ def test_a_pipeline_without_open_stages_cannot_take_a_record_back(db):
     lost_stage = StageFactory(pipeline=pipeline, name="Lost", is_lost=True)
     lead = LeadFactory(pipeline=pipeline, stage=lost_stage, status="lost")
     with pytest.raises(ValidationError) as refused:
-        services.lead_reopen(lead=lead)
+        services.lead_reopen(lead=lead, user=SYSTEM)
     assert "no open stage" in refused.value.message_dict["stage"][0]
 
 
@@ -107,9 +114,12 @@ def test_a_pipeline_without_open_stages_cannot_take_a_record_back(db):
 
 
 def test_api_reopen_a_lead_and_an_opportunity(admin_client, stages):
-    lead = services.lead_mark_lost(lead=services.lead_create(data={"name": "Inbound"}))
+    lead = services.lead_mark_lost(
+        lead=services.lead_create(data={"name": "Inbound"}, user=SYSTEM), user=SYSTEM
+    )
     opportunity = sales_services.opportunity_mark_won(
-        opportunity=sales_services.opportunity_create(data={"name": "Deal", "amount": 5})
+        opportunity=sales_services.opportunity_create(data={"name": "Deal", "amount": 5}, user=SYSTEM),
+        user=SYSTEM,
     )
 
     response = admin_client.post(
@@ -131,8 +141,8 @@ def test_api_reopen_a_lead_and_an_opportunity(admin_client, stages):
 
 
 def test_api_reopen_errors(admin_client, stages):
-    open_lead = services.lead_create(data={"name": "Open"})
-    lost = services.lead_mark_lost(lead=services.lead_create(data={"name": "Lost"}))
+    open_lead = services.lead_create(data={"name": "Open"}, user=SYSTEM)
+    lost = services.lead_mark_lost(lead=services.lead_create(data={"name": "Lost"}, user=SYSTEM), user=SYSTEM)
 
     conflict = admin_client.post(f"/api/v1/crm/leads/{open_lead.pk}/reopen/", content_type="application/json")
     closed_stage = admin_client.post(
@@ -153,7 +163,9 @@ def test_api_reopen_errors(admin_client, stages):
 
 
 def test_admin_reopen_button_and_page(admin_client, stages):
-    lead = services.lead_mark_lost(lead=services.lead_create(data={"name": "Inbound"}))
+    lead = services.lead_mark_lost(
+        lead=services.lead_create(data={"name": "Inbound"}, user=SYSTEM), user=SYSTEM
+    )
     page = admin_client.get(reverse("admin:crm_lead_change", args=[lead.pk])).content.decode()
     reopen_url = reverse("admin:crm_lead_reopen", args=[lead.pk])
     assert f'href="{reopen_url}"' in page
@@ -169,9 +181,11 @@ def test_admin_reopen_button_and_page(admin_client, stages):
 
 
 def test_admin_reopen_of_an_opportunity_where_it_last_was(admin_client, stages):
-    opportunity = sales_services.opportunity_create(data={"name": "Deal", "amount": 5})
-    opportunity = sales_services.opportunity_move_stage(opportunity=opportunity, stage=stages["Proposal"])
-    opportunity = sales_services.opportunity_mark_lost(opportunity=opportunity)
+    opportunity = sales_services.opportunity_create(data={"name": "Deal", "amount": 5}, user=SYSTEM)
+    opportunity = sales_services.opportunity_move_stage(
+        opportunity=opportunity, stage=stages["Proposal"], user=SYSTEM
+    )
+    opportunity = sales_services.opportunity_mark_lost(opportunity=opportunity, user=SYSTEM)
 
     response = admin_client.post(
         reverse("admin:sales_opportunity_reopen", args=[opportunity.pk]), {"stage": ""}
@@ -183,7 +197,7 @@ def test_admin_reopen_of_an_opportunity_where_it_last_was(admin_client, stages):
 
 
 def test_admin_reopen_page_refuses_an_open_record(admin_client, stages):
-    lead = services.lead_create(data={"name": "Open"})
+    lead = services.lead_create(data={"name": "Open"}, user=SYSTEM)
     response = admin_client.post(reverse("admin:crm_lead_reopen", args=[lead.pk]), {"stage": ""})
     assert response.status_code == 200
     assert "Only a lost lead can be reopened" in response.content.decode()
@@ -193,19 +207,21 @@ def test_admin_reopen_page_refuses_an_open_record(admin_client, stages):
 
 
 def required(pipeline: Pipeline) -> Pipeline:
-    return services.pipeline_update(pipeline=pipeline, data={"lost_reason_required": True})
+    return services.pipeline_update(pipeline=pipeline, data={"lost_reason_required": True}, user=SYSTEM)
 
 
 def test_a_pipeline_requiring_a_reason_refuses_to_lose_without_one(pipeline, stages):
     required(pipeline)
-    lead = services.lead_create(data={"name": "Inbound"})
-    opportunity = sales_services.opportunity_create(data={"name": "Deal", "amount": 5})
+    lead = services.lead_create(data={"name": "Inbound"}, user=SYSTEM)
+    opportunity = sales_services.opportunity_create(data={"name": "Deal", "amount": 5}, user=SYSTEM)
     attempts = [
-        lambda: services.lead_mark_lost(lead=lead),
-        lambda: services.lead_move_stage(lead=lead, stage=stages["Lost"]),
-        lambda: services.lead_update(lead=lead, data={"stage": stages["Lost"]}),
-        lambda: sales_services.opportunity_mark_lost(opportunity=opportunity),
-        lambda: sales_services.opportunity_move_stage(opportunity=opportunity, stage=stages["Lost"]),
+        lambda: services.lead_mark_lost(lead=lead, user=SYSTEM),
+        lambda: services.lead_move_stage(lead=lead, stage=stages["Lost"], user=SYSTEM),
+        lambda: services.lead_update(lead=lead, data={"stage": stages["Lost"]}, user=SYSTEM),
+        lambda: sales_services.opportunity_mark_lost(opportunity=opportunity, user=SYSTEM),
+        lambda: sales_services.opportunity_move_stage(
+            opportunity=opportunity, stage=stages["Lost"], user=SYSTEM
+        ),
     ]
     for attempt in attempts:
         with pytest.raises(ValidationError) as refused:
@@ -218,10 +234,12 @@ def test_a_pipeline_requiring_a_reason_refuses_to_lose_without_one(pipeline, sta
 def test_a_required_reason_given_with_the_move_is_kept(pipeline, stages):
     required(pipeline)
     reason = LostReasonFactory()
-    lead = services.lead_create(data={"name": "Inbound"})
-    lead = services.lead_update(lead=lead, data={"stage": stages["Lost"], "lost_reason": reason})
+    lead = services.lead_create(data={"name": "Inbound"}, user=SYSTEM)
+    lead = services.lead_update(lead=lead, data={"stage": stages["Lost"], "lost_reason": reason}, user=SYSTEM)
     opportunity = sales_services.opportunity_mark_lost(
-        opportunity=sales_services.opportunity_create(data={"name": "Deal", "amount": 5}), lost_reason=reason
+        opportunity=sales_services.opportunity_create(data={"name": "Deal", "amount": 5}, user=SYSTEM),
+        lost_reason=reason,
+        user=SYSTEM,
     )
     assert (lead.status, lead.lost_reason) == ("lost", reason)
     assert (opportunity.status, opportunity.lost_reason) == ("lost", reason)
@@ -229,7 +247,7 @@ def test_a_required_reason_given_with_the_move_is_kept(pipeline, stages):
 
 def test_api_lost_stage_move_without_a_required_reason_is_a_clear_400(admin_client, pipeline, stages):
     required(pipeline)
-    lead = services.lead_create(data={"name": "Inbound"})
+    lead = services.lead_create(data={"name": "Inbound"}, user=SYSTEM)
     move = admin_client.post(
         f"/api/v1/crm/leads/{lead.pk}/move-stage/",
         {"stage_id": stages["Lost"].pk},
@@ -256,10 +274,14 @@ def test_pipeline_lost_reason_required_is_writable_in_the_api(admin_client, pipe
 def test_admin_lost_reasons_list_counts_the_leads_and_opportunities_they_explain(admin_client, stages):
     price, timing = LostReasonFactory(name="Price"), LostReasonFactory(name="Timing")
     for _ in range(2):
-        services.lead_mark_lost(lead=services.lead_create(data={"name": "L"}), lost_reason=price)
+        services.lead_mark_lost(
+            lead=services.lead_create(data={"name": "L"}, user=SYSTEM), lost_reason=price, user=SYSTEM
+        )
     for reason in (price, timing, timing):
         sales_services.opportunity_mark_lost(
-            opportunity=sales_services.opportunity_create(data={"name": "O", "amount": 1}), lost_reason=reason
+            opportunity=sales_services.opportunity_create(data={"name": "O", "amount": 1}, user=SYSTEM),
+            lost_reason=reason,
+            user=SYSTEM,
         )
 
     response = admin_client.get(reverse("admin:crm_lostreason_changelist") + "?o=3")

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm import selectors, services
+from crm.actors import SYSTEM
 from crm.importing import import_file
 from crm.models import Lead, LeadStageChange
 from sales import services as sales_services
@@ -75,7 +76,7 @@ def test_converting_records_the_lead_won_and_the_new_opportunity_entering_its_st
 
 def test_a_lead_moved_into_the_won_stage_is_recorded_once(stages):
     lead = services.lead_create(user=None, data={"name": "Inbound", "company_name": "Acme"})
-    lead = services.lead_move_stage(lead=lead, stage=stages["Won"])
+    lead = services.lead_move_stage(lead=lead, stage=stages["Won"], user=SYSTEM)
     assert moves(lead) == [("", "New", None), ("New", "Won", None)]
 
 
@@ -100,20 +101,20 @@ def test_an_opportunity_created_closed_records_its_closed_stage_once(stages):
 
 def test_a_refused_move_records_nothing(stages):
     lead = services.lead_create(user=None, data={"name": "Inbound"})
-    services.lead_mark_lost(lead=lead)
+    services.lead_mark_lost(lead=lead, user=SYSTEM)
     with pytest.raises(ValidationError):
-        services.lead_move_stage(lead=lead, stage=stages["Qualified"])
+        services.lead_move_stage(lead=lead, stage=stages["Qualified"], user=SYSTEM)
     assert moves(lead) == [("", "New", None), ("New", "Lost", None)]
 
 
 def test_history_keeps_the_names_of_a_deleted_stage(pipeline, stages):
     extra = services.stage_create(
-        data={"pipeline": pipeline, "name": "Demo", "sequence": 9, "probability": 50}
+        data={"pipeline": pipeline, "name": "Demo", "sequence": 9, "probability": 50}, user=SYSTEM
     )
     lead = services.lead_create(user=None, data={"name": "Inbound"})
-    lead = services.lead_move_stage(lead=lead, stage=extra)
-    lead = services.lead_move_stage(lead=lead, stage=stages["Qualified"])
-    services.record_delete(instance=extra)
+    lead = services.lead_move_stage(lead=lead, stage=extra, user=SYSTEM)
+    lead = services.lead_move_stage(lead=lead, stage=stages["Qualified"], user=SYSTEM)
+    services.record_delete(instance=extra, user=SYSTEM)
     change = lead.stage_changes.get(from_stage_name="Demo")
     assert (change.from_stage, change.to_stage_name) == (None, "Qualified")
 
@@ -124,7 +125,7 @@ def test_history_keeps_the_names_of_a_deleted_stage(pipeline, stages):
 def test_time_in_stage_and_days_open_derive_from_the_history(stages):
     start = timezone.now() - datetime.timedelta(days=10)
     lead = services.lead_create(user=None, data={"name": "Inbound"})
-    lead = services.lead_move_stage(lead=lead, stage=stages["Qualified"])
+    lead = services.lead_move_stage(lead=lead, stage=stages["Qualified"], user=SYSTEM)
     entered, moved = lead.stage_changes.order_by("id")
     LeadStageChange.objects.filter(pk=entered.pk).update(changed_at=start)
     LeadStageChange.objects.filter(pk=moved.pk).update(changed_at=start + datetime.timedelta(days=4))
@@ -144,7 +145,7 @@ def test_time_in_stage_and_days_open_derive_from_the_history(stages):
 def test_a_closed_record_stops_counting_days_open_when_it_closed(stages):
     start = timezone.now() - datetime.timedelta(days=30)
     opportunity = sales_services.opportunity_create(user=None, data={"name": "Deal", "amount": 1})
-    opportunity = sales_services.opportunity_mark_won(opportunity=opportunity)
+    opportunity = sales_services.opportunity_mark_won(opportunity=opportunity, user=SYSTEM)
     opportunity.stage_changes.filter(from_stage__isnull=True).update(changed_at=start)
     opportunity.stage_changes.filter(from_stage__isnull=False).update(
         changed_at=start + datetime.timedelta(days=7)
@@ -350,7 +351,7 @@ def test_a_dry_run_or_failed_import_records_nothing(stages):
 def test_deleting_a_record_deletes_its_history(stages):
     lead = services.lead_create(user=None, data={"name": "Inbound"})
     opportunity = sales_services.opportunity_create(user=None, data={"name": "Deal", "amount": 1})
-    services.record_delete(instance=lead)
-    services.record_delete(instance=opportunity)
+    services.record_delete(instance=lead, user=SYSTEM)
+    services.record_delete(instance=opportunity, user=SYSTEM)
     assert not LeadStageChange.objects.exists()
     assert not OpportunityStageChange.objects.exists()

@@ -10,6 +10,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from crm import services as crm_services
+from crm.actors import SYSTEM
 from crm.models import Lead, WinModel
 from crm.win_probability import LEAD, OPPORTUNITY, win_models_rebuild, win_probability
 from sales import services as sales_services
@@ -246,10 +247,10 @@ def test_winning_and_losing_opportunities_through_the_api_update_their_model(api
 @pytest.mark.django_db
 def test_editing_or_deleting_a_closed_record_moves_its_counts(api, stages, pipeline):
     lead = LeadFactory(stage=stages["New"], priority="low")
-    crm_services.lead_mark_lost(lead=lead)
+    crm_services.lead_mark_lost(lead=lead, user=SYSTEM)
     assert lead_model(pipeline).counts["priority"] == {"low": [0, 1]}
 
-    crm_services.lead_update(lead=lead, data={"priority": "urgent"})
+    crm_services.lead_update(lead=lead, data={"priority": "urgent"}, user=SYSTEM)
     assert lead_model(pipeline).counts["priority"] == {"urgent": [0, 1]}
 
     assert api.delete(url(f"leads/{lead.pk}/")).status_code == 204
@@ -285,7 +286,7 @@ def test_admin_says_there_is_not_enough_history(admin_client, stages):
 def test_admin_mark_won_action_updates_the_model_and_the_column(admin_client, stages, pipeline, settings):
     settings.CRM_WIN_MODEL_MIN_CLOSED = 2
     lost = OpportunityFactory(stage=stages["New"], priority="low")
-    sales_services.opportunity_mark_lost(opportunity=lost)
+    sales_services.opportunity_mark_lost(opportunity=lost, user=SYSTEM)
     winner = OpportunityFactory(stage=stages["Proposal"], priority="high")
     probe = OpportunityFactory(stage=stages["Proposal"], priority="high")
     assert "Not enough history: 1 closed opportunity" in admin_client.get(change_page(probe)).content.decode()
@@ -327,24 +328,26 @@ def test_the_command_rebuilds_what_the_services_kept_incrementally(api, stages, 
         )
         lead.tags.set(tags[: i % 3])
         if i % 4 == 0:
-            sales_services.lead_convert(lead=lead)
+            sales_services.lead_convert(lead=lead, user=SYSTEM)
         elif i % 4 == 1:
-            crm_services.lead_mark_lost(lead=lead)
+            crm_services.lead_mark_lost(lead=lead, user=SYSTEM)
         account = AccountFactory(industry=("retail", "finance", "")[i % 3])
         deal = OpportunityFactory(
             stage=stages[("New", "Proposal")[i % 2]], account=account, owner=owners[i % 2], priority="high"
         )
         deal.tags.set(tags[i % 2 :])
         if i % 3 == 0:
-            sales_services.opportunity_mark_won(opportunity=deal)
+            sales_services.opportunity_mark_won(opportunity=deal, user=SYSTEM)
         elif i % 3 == 1:
-            sales_services.opportunity_mark_lost(opportunity=deal)
+            sales_services.opportunity_mark_lost(opportunity=deal, user=SYSTEM)
     # Reopen one of each, re-tag a closed one, and move a won deal back to an open stage.
     reopened = Lead.objects.filter(status="lost").first()
-    crm_services.lead_reopen(lead=reopened)
+    crm_services.lead_reopen(lead=reopened, user=SYSTEM)
     closed_deal = Opportunity.objects.filter(status="won").first()
-    sales_services.opportunity_update(opportunity=closed_deal, data={"tags": tags[:1]})
-    sales_services.opportunity_reopen(opportunity=Opportunity.objects.filter(status="lost").first())
+    sales_services.opportunity_update(opportunity=closed_deal, data={"tags": tags[:1]}, user=SYSTEM)
+    sales_services.opportunity_reopen(
+        opportunity=Opportunity.objects.filter(status="lost").first(), user=SYSTEM
+    )
     incremental = models_state()
     assert incremental
 
@@ -360,7 +363,7 @@ def test_a_pipeline_without_a_model_builds_it_from_its_history_on_the_first_clos
     older = LeadFactory(stage=stages["New"], status="lost")  # closed before the models existed
     newer = LeadFactory(stage=stages["New"])
 
-    crm_services.lead_mark_lost(lead=newer)
+    crm_services.lead_mark_lost(lead=newer, user=SYSTEM)
 
     assert older.status == "lost"
     assert lead_model(pipeline).lost == 2
@@ -368,8 +371,8 @@ def test_a_pipeline_without_a_model_builds_it_from_its_history_on_the_first_clos
 
 @pytest.mark.django_db
 def test_rebuild_of_one_pipeline_leaves_the_others_alone(stages, pipeline):
-    sales_services.opportunity_mark_lost(opportunity=OpportunityFactory(stage=stages["New"]))
-    crm_services.lead_mark_lost(lead=LeadFactory(stage=stages["New"]))
+    sales_services.opportunity_mark_lost(opportunity=OpportunityFactory(stage=stages["New"]), user=SYSTEM)
+    crm_services.lead_mark_lost(lead=LeadFactory(stage=stages["New"]), user=SYSTEM)
     other = WinModel.objects.get(pipeline=pipeline, kind="opportunity")
 
     rebuilt = win_models_rebuild(kinds=[LEAD], pipeline_ids=[pipeline.pk])
@@ -397,10 +400,10 @@ def count(client, path: str) -> int:
 def close_two_tagged(stages, tags) -> None:
     lead = LeadFactory(stage=stages["New"])
     lead.tags.set(tags)
-    crm_services.lead_mark_lost(lead=lead)
+    crm_services.lead_mark_lost(lead=lead, user=SYSTEM)
     deal = OpportunityFactory(stage=stages["New"])
     deal.tags.set(tags)
-    sales_services.opportunity_mark_won(opportunity=deal)
+    sales_services.opportunity_mark_won(opportunity=deal, user=SYSTEM)
 
 
 def add_open_records(n: int, stages, tags) -> None:
@@ -455,7 +458,7 @@ def test_visibility_is_unaffected_a_rep_sees_only_their_records_with_estimates(s
     rep, other = UserFactory(), UserFactory()
     rep.groups.add(Group.objects.get(name="Sales Rep"))
     other.groups.add(Group.objects.get(name="Sales Rep"))
-    crm_services.lead_mark_lost(lead=LeadFactory(stage=stages["New"], owner=other))
+    crm_services.lead_mark_lost(lead=LeadFactory(stage=stages["New"], owner=other), user=SYSTEM)
     mine = LeadFactory(stage=stages["New"], owner=rep)
     LeadFactory(stage=stages["New"], owner=other)
     client = APIClient()
@@ -482,8 +485,8 @@ def test_a_lead_import_moves_the_counts_of_the_leads_it_closes_reopens_or_change
     monkeypatch.setattr(win_probability, "BULK_INCREMENTAL_LIMIT", limit)
     changed = LeadFactory(stage=stages["New"], email="changed@example.com", priority="low")
     reopened = LeadFactory(stage=stages["New"], email="reopened@example.com", priority="low")
-    crm_services.lead_mark_lost(lead=changed)
-    crm_services.lead_mark_lost(lead=reopened)
+    crm_services.lead_mark_lost(lead=changed, user=SYSTEM)
+    crm_services.lead_mark_lost(lead=reopened, user=SYSTEM)
     rows = [
         ["name", "email", "status", "priority"],
         ["Gone", "gone@example.com", "lost", "high"],
@@ -507,10 +510,10 @@ def test_merging_away_a_closed_lead_takes_it_out_of_the_history(stages, pipeline
 
     survivor = LeadFactory(stage=stages["New"], email="same@example.com")
     closed = LeadFactory(stage=stages["New"], email="same@example.com", priority="urgent")
-    crm_services.lead_mark_lost(lead=closed)
+    crm_services.lead_mark_lost(lead=closed, user=SYSTEM)
     assert lead_model(pipeline).lost == 1
 
-    record_merge(records=[survivor, closed], survivor=survivor)
+    record_merge(records=[survivor, closed], survivor=survivor, user=SYSTEM)
 
     model = lead_model(pipeline)
     assert (model.won, model.lost, model.counts) == (0, 0, {})
@@ -518,7 +521,7 @@ def test_merging_away_a_closed_lead_takes_it_out_of_the_history(stages, pipeline
 
 @pytest.mark.django_db
 def test_a_record_created_in_the_won_stage_counts_with_an_unknown_stage(stages, pipeline):
-    sales_services.opportunity_create(data={"name": "Signed elsewhere", "stage": stages["Won"]})
+    sales_services.opportunity_create(data={"name": "Signed elsewhere", "stage": stages["Won"]}, user=SYSTEM)
 
     model = WinModel.objects.get(pipeline=pipeline, kind="opportunity")
     assert (model.won, model.counts["stage"]) == (1, {"": [1, 0]})
@@ -531,11 +534,13 @@ def deal_model(pipeline) -> WinModel:
 @pytest.mark.django_db
 def test_changing_the_industry_of_an_account_moves_its_closed_deals(stages, pipeline):
     account = AccountFactory(industry="retail")
-    sales_services.opportunity_mark_won(opportunity=OpportunityFactory(stage=stages["New"], account=account))
+    sales_services.opportunity_mark_won(
+        opportunity=OpportunityFactory(stage=stages["New"], account=account), user=SYSTEM
+    )
     OpportunityFactory(stage=stages["New"], account=account)  # open: not counted
     assert deal_model(pipeline).counts["industry"] == {"retail": [1, 0]}
 
-    crm_services.account_update(account=account, data={"industry": "finance"})
+    crm_services.account_update(account=account, data={"industry": "finance"}, user=SYSTEM)
 
     assert deal_model(pipeline).counts["industry"] == {"finance": [1, 0]}
 
@@ -545,9 +550,11 @@ def test_merging_accounts_gives_their_closed_deals_the_survivors_industry(stages
     from crm.merging import record_merge
 
     survivor, other = AccountFactory(industry="retail"), AccountFactory(industry="media")
-    sales_services.opportunity_mark_lost(opportunity=OpportunityFactory(stage=stages["New"], account=other))
+    sales_services.opportunity_mark_lost(
+        opportunity=OpportunityFactory(stage=stages["New"], account=other), user=SYSTEM
+    )
 
-    record_merge(records=[survivor, other], survivor=survivor)
+    record_merge(records=[survivor, other], survivor=survivor, user=SYSTEM)
 
     assert deal_model(pipeline).counts["industry"] == {"retail": [0, 1]}
     incremental = models_state()
@@ -561,7 +568,9 @@ def test_an_account_import_that_changes_industries_moves_their_closed_deals(stag
     from tests.crm.importing_helpers import csv_bytes
 
     account = AccountFactory(name="Acme", industry="retail")
-    sales_services.opportunity_mark_won(opportunity=OpportunityFactory(stage=stages["New"], account=account))
+    sales_services.opportunity_mark_won(
+        opportunity=OpportunityFactory(stage=stages["New"], account=account), user=SYSTEM
+    )
 
     result = import_file(
         kind="accounts", data=csv_bytes([["name", "industry"], ["Acme", "finance"]]), filename="a.csv"

@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
+from crm.actors import SYSTEM
 from crm.models import Account
 from crm.services import CLOSED
 from sales.models import Opportunity
@@ -45,7 +46,9 @@ def test_concurrent_conversions_of_the_same_company_create_one_account(stages):
     first = LeadFactory(company_name="Acme Corp")
     second = LeadFactory(company_name="ACME CORP")
 
-    outcomes = run_together(lambda: lead_convert(lead=first), lambda: lead_convert(lead=second))
+    outcomes = run_together(
+        lambda: lead_convert(lead=first, user=SYSTEM), lambda: lead_convert(lead=second, user=SYSTEM)
+    )
 
     assert not any(isinstance(outcome, ValidationError) for outcome in outcomes)
     assert Account.objects.count() == 1
@@ -56,7 +59,7 @@ def test_concurrent_conversions_of_the_same_company_create_one_account(stages):
 def test_concurrent_wins_of_one_opportunity_win_it_once(stages):
     opportunity = OpportunityFactory()
 
-    outcomes = run_together(*[lambda: opportunity_mark_won(opportunity=opportunity)] * 2)
+    outcomes = run_together(*[lambda: opportunity_mark_won(opportunity=opportunity, user=SYSTEM)] * 2)
 
     refused = [outcome for outcome in outcomes if isinstance(outcome, ValidationError)]
     assert len(refused) == 1
@@ -65,7 +68,7 @@ def test_concurrent_wins_of_one_opportunity_win_it_once(stages):
 
 
 def moving(opportunity, stage):
-    return lambda: opportunity_move_stage(opportunity=opportunity, stage=stage)
+    return lambda: opportunity_move_stage(opportunity=opportunity, stage=stage, user=SYSTEM)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -75,7 +78,7 @@ def test_twenty_parallel_closing_moves_of_one_deal_close_it_once(stages):
 
     outcomes = run_together(
         *[
-            lambda stage=stage: opportunity_move_stage(opportunity=opportunity, stage=stage)
+            lambda stage=stage: opportunity_move_stage(opportunity=opportunity, stage=stage, user=SYSTEM)
             for stage in targets
         ]
     )
@@ -98,7 +101,7 @@ def test_twenty_parallel_open_moves_of_one_deal_leave_a_consistent_stage_and_pro
 
     outcomes = run_together(
         *[
-            lambda stage=stage: opportunity_move_stage(opportunity=opportunity, stage=stage)
+            lambda stage=stage: opportunity_move_stage(opportunity=opportunity, stage=stage, user=SYSTEM)
             for stage in targets
         ]
     )

@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from crm.actors import SYSTEM
 from crm.services import lead_mark_lost
 from sales import services
 from sales.selectors import conversion_funnel
@@ -23,10 +24,12 @@ def test_funnel_counts_each_step_in_one_query(stages):
     LeadFactory(stage=stages["New"])
     LeadFactory(stage=stages["New"])
     LeadFactory(stage=stages["Qualified"])
-    lead_mark_lost(lead=LeadFactory(stage=stages["Proposal"]))
-    services.lead_convert(lead=LeadFactory(stage=stages["Qualified"]), create_opportunity=False)
-    won = services.lead_convert(lead=LeadFactory(stage=stages["New"], expected_revenue=Decimal("10")))
-    services.opportunity_mark_won(opportunity=won.opportunity)
+    lead_mark_lost(lead=LeadFactory(stage=stages["Proposal"]), user=SYSTEM)
+    services.lead_convert(lead=LeadFactory(stage=stages["Qualified"]), create_opportunity=False, user=SYSTEM)
+    won = services.lead_convert(
+        lead=LeadFactory(stage=stages["New"], expected_revenue=Decimal("10")), user=SYSTEM
+    )
+    services.opportunity_mark_won(opportunity=won.opportunity, user=SYSTEM)
 
     user = UserFactory()
     with CaptureQueriesContext(connection) as queries:

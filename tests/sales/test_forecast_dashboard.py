@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from crm.actors import SYSTEM
 from sales import selectors, services
 from sales.models import SalesTeam
 from sales.services import lead_convert
@@ -42,9 +43,9 @@ def book(stages):
         # open in another pipeline, weighted 10000 × 50% = 5000.00
         "H": opp("H", "10000", big, datetime.date(2026, 3, 1), None),
     }
-    services.opportunity_mark_won(opportunity=opps["E"])
-    services.opportunity_mark_won(opportunity=opps["F"])
-    services.opportunity_mark_lost(opportunity=opps["G"])
+    services.opportunity_mark_won(opportunity=opps["E"], user=SYSTEM)
+    services.opportunity_mark_won(opportunity=opps["F"], user=SYSTEM)
+    services.opportunity_mark_lost(opportunity=opps["G"], user=SYSTEM)
     return {"alice": alice, "bob": bob, "enterprise": enterprise, "big": big, **opps}
 
 
@@ -128,7 +129,7 @@ def test_forecast_of_nothing_is_zero(pipeline):
 def test_dashboard_figures(book, stages, pipeline):
     for _ in range(2):
         LeadFactory()
-    lead_convert(lead=LeadFactory(), create_opportunity=False)
+    lead_convert(lead=LeadFactory(), create_opportunity=False, user=SYSTEM)
 
     result = selectors.dashboard(user=book["alice"], pipeline=pipeline)
 

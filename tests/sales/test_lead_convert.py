@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
+from crm.actors import SYSTEM
 from crm.models import Account, Contact, Lead
 from crm.services import CLOSED
 from sales.models import Opportunity
@@ -40,7 +41,7 @@ def lead(stages):
 
 @pytest.mark.django_db
 def test_convert_with_defaults_creates_account_contact_and_opportunity(lead, stages):
-    result = lead_convert(lead=lead)
+    result = lead_convert(lead=lead, user=SYSTEM)
 
     account = Account.objects.get()
     contact = Contact.objects.get()
@@ -80,7 +81,7 @@ def test_convert_with_defaults_creates_account_contact_and_opportunity(lead, sta
 def test_convert_links_an_existing_account_by_id(lead):
     existing = AccountFactory(name="Someone Else Inc")
 
-    result = lead_convert(lead=lead, account=existing)
+    result = lead_convert(lead=lead, account=existing, user=SYSTEM)
 
     assert result.account == existing
     assert Account.objects.count() == 1
@@ -91,7 +92,7 @@ def test_convert_links_an_existing_account_by_id(lead):
 def test_convert_reuses_an_account_of_the_same_name_ignoring_case(lead):
     existing = AccountFactory(name="ACME corp")
 
-    result = lead_convert(lead=lead)
+    result = lead_convert(lead=lead, user=SYSTEM)
 
     assert result.account == existing
     assert Account.objects.count() == 1
@@ -101,7 +102,7 @@ def test_convert_reuses_an_account_of_the_same_name_ignoring_case(lead):
 def test_convert_reuses_a_contact_of_the_same_email_ignoring_case_and_links_it(lead):
     existing = ContactFactory(first_name="Ann", email="ann@ACME.test", account=None)
 
-    result = lead_convert(lead=lead)
+    result = lead_convert(lead=lead, user=SYSTEM)
 
     assert result.contact == existing
     assert Contact.objects.count() == 1
@@ -115,7 +116,7 @@ def test_convert_refuses_a_reused_contact_of_another_account(lead):
     ContactFactory(email="ann@acme.test", account=other)
 
     with pytest.raises(ValidationError) as excinfo:
-        lead_convert(lead=lead)
+        lead_convert(lead=lead, user=SYSTEM)
 
     assert "works for “Rival”" in excinfo.value.message_dict["contact"][0]
     assert not Opportunity.objects.exists()
@@ -125,7 +126,7 @@ def test_convert_refuses_a_reused_contact_of_another_account(lead):
 
 @pytest.mark.django_db
 def test_convert_without_opportunity(lead):
-    result = lead_convert(lead=lead, create_opportunity=False)
+    result = lead_convert(lead=lead, create_opportunity=False, user=SYSTEM)
     assert result.opportunity is None
     assert not Opportunity.objects.exists()
     assert Lead.objects.get().status == "converted"
@@ -133,7 +134,7 @@ def test_convert_without_opportunity(lead):
 
 @pytest.mark.django_db
 def test_convert_without_account_or_contact(lead):
-    result = lead_convert(lead=lead, create_account=False, create_contact=False)
+    result = lead_convert(lead=lead, create_account=False, create_contact=False, user=SYSTEM)
     assert (result.account, result.contact) == (None, None)
     assert result.opportunity.account is None
     assert not Account.objects.exists() and not Contact.objects.exists()
@@ -145,7 +146,12 @@ def test_convert_with_opportunity_options(lead, stages):
     stage = StageFactory(pipeline=other, name="Discovery", probability=15)
 
     result = lead_convert(
-        lead=lead, opportunity_name="Big deal", amount=Decimal("99.50"), close_date="2026-12-31", stage=stage
+        lead=lead,
+        opportunity_name="Big deal",
+        amount=Decimal("99.50"),
+        close_date="2026-12-31",
+        stage=stage,
+        user=SYSTEM,
     )
 
     opportunity = result.opportunity
@@ -162,7 +168,7 @@ def test_convert_with_opportunity_options(lead, stages):
 def test_convert_refuses_a_stage_outside_the_chosen_pipeline(lead, pipeline):
     foreign = StageFactory(pipeline=PipelineFactory(name="Enterprise"))
     with pytest.raises(ValidationError) as excinfo:
-        lead_convert(lead=lead, pipeline=pipeline, stage=foreign)
+        lead_convert(lead=lead, pipeline=pipeline, stage=foreign, user=SYSTEM)
     assert "stage" in excinfo.value.message_dict
     assert Lead.objects.get().status == "open"
 
@@ -170,16 +176,16 @@ def test_convert_refuses_a_stage_outside_the_chosen_pipeline(lead, pipeline):
 @pytest.mark.django_db
 def test_convert_reports_a_bad_opportunity_name_under_opportunity_name(lead):
     with pytest.raises(ValidationError) as excinfo:
-        lead_convert(lead=lead, opportunity_name="x" * 300)
+        lead_convert(lead=lead, opportunity_name="x" * 300, user=SYSTEM)
     assert "opportunity_name" in excinfo.value.message_dict
 
 
 @pytest.mark.django_db
 def test_convert_twice_is_refused(lead):
-    lead_convert(lead=lead)
+    lead_convert(lead=lead, user=SYSTEM)
 
     with pytest.raises(ValidationError) as excinfo:
-        lead_convert(lead=lead)
+        lead_convert(lead=lead, user=SYSTEM)
 
     assert excinfo.value.code == CLOSED
     assert Opportunity.objects.count() == 1
@@ -189,12 +195,12 @@ def test_convert_twice_is_refused(lead):
 def test_create_account_without_a_company_name_is_a_field_error(stages):
     lead = LeadFactory(company_name="")
     with pytest.raises(ValidationError) as excinfo:
-        lead_convert(lead=lead, create_account=True)
+        lead_convert(lead=lead, create_account=True, user=SYSTEM)
     assert "create_account" in excinfo.value.message_dict
 
 
 @pytest.mark.django_db
 def test_opportunity_options_without_an_opportunity_are_refused(lead):
     with pytest.raises(ValidationError) as excinfo:
-        lead_convert(lead=lead, create_opportunity=False, amount=Decimal("5"))
+        lead_convert(lead=lead, create_opportunity=False, amount=Decimal("5"), user=SYSTEM)
     assert "amount only apply" in excinfo.value.message_dict["create_opportunity"][0]

@@ -4,6 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from crm.actors import SYSTEM
 from crm.services import CLOSED, NO_WON_STAGE
 from sales import services
 from sales.models import Opportunity
@@ -25,7 +26,9 @@ def test_opportunity_create_applies_defaults_and_owner(stages):
 
 @pytest.mark.django_db
 def test_opportunity_created_in_the_won_stage_is_won(stages):
-    opportunity = services.opportunity_create(data={"name": "Closed elsewhere", "stage": stages["Won"]})
+    opportunity = services.opportunity_create(
+        data={"name": "Closed elsewhere", "stage": stages["Won"]}, user=SYSTEM
+    )
     assert (opportunity.status, opportunity.probability) == ("won", 100)
     assert opportunity.closed_at is not None
 
@@ -34,7 +37,7 @@ def test_opportunity_created_in_the_won_stage_is_won(stages):
 def test_opportunity_move_stage_takes_the_stage_probability(stages):
     opportunity = OpportunityFactory()
 
-    services.opportunity_move_stage(opportunity=opportunity, stage=stages["Proposal"])
+    services.opportunity_move_stage(opportunity=opportunity, stage=stages["Proposal"], user=SYSTEM)
 
     opportunity.refresh_from_db()
     assert (opportunity.stage, opportunity.probability, opportunity.status) == (
@@ -46,14 +49,18 @@ def test_opportunity_move_stage_takes_the_stage_probability(stages):
 
 @pytest.mark.django_db
 def test_opportunity_move_into_the_won_stage_wins_it(stages):
-    opportunity = services.opportunity_move_stage(opportunity=OpportunityFactory(), stage=stages["Won"])
+    opportunity = services.opportunity_move_stage(
+        opportunity=OpportunityFactory(), stage=stages["Won"], user=SYSTEM
+    )
     assert (opportunity.status, opportunity.probability, opportunity.stage) == ("won", 100, stages["Won"])
     assert opportunity.closed_at is not None
 
 
 @pytest.mark.django_db
 def test_opportunity_move_into_the_lost_stage_loses_it(stages):
-    opportunity = services.opportunity_move_stage(opportunity=OpportunityFactory(), stage=stages["Lost"])
+    opportunity = services.opportunity_move_stage(
+        opportunity=OpportunityFactory(), stage=stages["Lost"], user=SYSTEM
+    )
     assert (opportunity.status, opportunity.probability, opportunity.stage) == ("lost", 0, stages["Lost"])
 
 
@@ -61,7 +68,7 @@ def test_opportunity_move_into_the_lost_stage_loses_it(stages):
 def test_opportunity_move_refuses_a_stage_of_another_pipeline(stages):
     foreign = StageFactory(pipeline=PipelineFactory(name="Enterprise"))
     with pytest.raises(ValidationError) as excinfo:
-        services.opportunity_move_stage(opportunity=OpportunityFactory(), stage=foreign)
+        services.opportunity_move_stage(opportunity=OpportunityFactory(), stage=foreign, user=SYSTEM)
     assert "stage" in excinfo.value.message_dict
 
 
@@ -69,7 +76,7 @@ def test_opportunity_move_refuses_a_stage_of_another_pipeline(stages):
 def test_mark_won_moves_to_the_won_stage_and_dates_an_undated_deal_today(stages):
     opportunity = OpportunityFactory()
 
-    services.opportunity_mark_won(opportunity=opportunity)
+    services.opportunity_mark_won(opportunity=opportunity, user=SYSTEM)
 
     opportunity.refresh_from_db()
     assert (opportunity.status, opportunity.stage, opportunity.probability) == ("won", stages["Won"], 100)
@@ -79,7 +86,9 @@ def test_mark_won_moves_to_the_won_stage_and_dates_an_undated_deal_today(stages)
 
 @pytest.mark.django_db
 def test_mark_won_keeps_an_existing_close_date(stages):
-    opportunity = services.opportunity_mark_won(opportunity=OpportunityFactory(close_date="2026-03-01"))
+    opportunity = services.opportunity_mark_won(
+        opportunity=OpportunityFactory(close_date="2026-03-01"), user=SYSTEM
+    )
     assert str(opportunity.close_date) == "2026-03-01"
 
 
@@ -90,7 +99,7 @@ def test_mark_won_without_a_won_stage_is_a_clear_conflict(db):
     opportunity = OpportunityFactory()
 
     with pytest.raises(ValidationError) as excinfo:
-        services.opportunity_mark_won(opportunity=opportunity)
+        services.opportunity_mark_won(opportunity=opportunity, user=SYSTEM)
 
     assert excinfo.value.code == NO_WON_STAGE
     assert "has no won stage" in excinfo.value.messages[0]
@@ -102,7 +111,7 @@ def test_mark_lost_records_reason_and_note(stages):
     reason = LostReasonFactory()
 
     opportunity = services.opportunity_mark_lost(
-        opportunity=OpportunityFactory(), lost_reason=reason, lost_note="No budget"
+        opportunity=OpportunityFactory(), lost_reason=reason, lost_note="No budget", user=SYSTEM
     )
 
     opportunity.refresh_from_db()
@@ -119,7 +128,7 @@ def test_mark_lost_records_reason_and_note(stages):
 def test_mark_lost_refuses_an_inactive_reason(stages):
     with pytest.raises(ValidationError) as excinfo:
         services.opportunity_mark_lost(
-            opportunity=OpportunityFactory(), lost_reason=LostReasonFactory(is_active=False)
+            opportunity=OpportunityFactory(), lost_reason=LostReasonFactory(is_active=False), user=SYSTEM
         )
     assert "lost_reason" in excinfo.value.message_dict
 
@@ -129,15 +138,17 @@ def test_mark_lost_refuses_an_inactive_reason(stages):
 def test_a_closed_opportunity_cannot_be_moved_won_or_lost_again(stages, close):
     opportunity = OpportunityFactory()
     if close == "won":
-        services.opportunity_mark_won(opportunity=opportunity)
+        services.opportunity_mark_won(opportunity=opportunity, user=SYSTEM)
     else:
-        services.opportunity_mark_lost(opportunity=opportunity)
+        services.opportunity_mark_lost(opportunity=opportunity, user=SYSTEM)
 
     for attempt in (
-        lambda: services.opportunity_move_stage(opportunity=opportunity, stage=stages["New"]),
-        lambda: services.opportunity_mark_won(opportunity=opportunity),
-        lambda: services.opportunity_mark_lost(opportunity=opportunity),
-        lambda: services.opportunity_update(opportunity=opportunity, data={"stage": stages["New"]}),
+        lambda: services.opportunity_move_stage(opportunity=opportunity, stage=stages["New"], user=SYSTEM),
+        lambda: services.opportunity_mark_won(opportunity=opportunity, user=SYSTEM),
+        lambda: services.opportunity_mark_lost(opportunity=opportunity, user=SYSTEM),
+        lambda: services.opportunity_update(
+            opportunity=opportunity, data={"stage": stages["New"]}, user=SYSTEM
+        ),
     ):
         with pytest.raises(ValidationError) as excinfo:
             attempt()
@@ -147,5 +158,7 @@ def test_a_closed_opportunity_cannot_be_moved_won_or_lost_again(stages, close):
 
 @pytest.mark.django_db
 def test_opportunity_update_into_the_won_stage_wins_it(stages):
-    opportunity = services.opportunity_update(opportunity=OpportunityFactory(), data={"stage": stages["Won"]})
+    opportunity = services.opportunity_update(
+        opportunity=OpportunityFactory(), data={"stage": stages["Won"]}, user=SYSTEM
+    )
     assert opportunity.status == "won"

@@ -1,0 +1,56 @@
+"""Issue 14, "services require the acting user": no service has a default that skips the owner rules."""
+
+import inspect
+
+import pytest
+
+from activities import services as activity_services
+from crm import merging
+from crm import services as crm_services
+from crm.actors import SYSTEM, is_system, person
+from sales import services as sales_services
+
+SERVICE_MODULES = (crm_services, sales_services, activity_services, merging)
+
+
+def _writing_services():
+    """Every public function of a services module that runs in its own transaction: a write."""
+    for module in SERVICE_MODULES:
+        for name, function in vars(module).items():
+            if name.startswith("_") or not inspect.isfunction(function):
+                continue
+            if function.__module__ != module.__name__ or not hasattr(function, "__wrapped__"):
+                continue
+            yield f"{module.__name__}.{name}", function
+
+
+WRITING_SERVICES = dict(_writing_services())
+
+
+def test_the_services_are_found():
+    # The walk below must see the services it guards, or it passes by testing nothing.
+    assert {"crm.services.lead_update", "sales.services.lead_convert", "crm.merging.record_merge"} <= set(
+        WRITING_SERVICES
+    )
+    assert len(WRITING_SERVICES) >= 30
+
+
+@pytest.mark.parametrize("name", sorted(WRITING_SERVICES))
+def test_every_writing_service_requires_the_acting_user(name):
+    parameters = inspect.signature(WRITING_SERVICES[name]).parameters
+    assert "user" in parameters, f"{name} has no acting user"
+    user = parameters["user"]
+    assert user.kind is inspect.Parameter.KEYWORD_ONLY, f"{name}: user must be keyword-only"
+    assert user.default is inspect.Parameter.empty, f"{name}: user must have no default"
+
+
+def test_a_service_called_without_a_user_is_a_programming_error(db):
+    with pytest.raises(TypeError, match="user"):
+        crm_services.tag_create(data={"name": "Hot"})
+
+
+def test_the_system_actor_is_credited_with_nothing_and_owns_nothing(db, stages):
+    lead = crm_services.lead_create(user=SYSTEM, data={"name": "From a command"})
+    assert lead.owner is None
+    assert lead.stage_changes.get().changed_by is None
+    assert is_system(SYSTEM) and person(SYSTEM) is None
