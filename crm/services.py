@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 
-from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
+from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, ScoringRule, Stage, Tag
 from crm.scoring import lead_score_refresh
 from crm.win_probability import (
     OPPORTUNITY,
@@ -397,6 +397,18 @@ def lost_reason_update(
     *, lost_reason: LostReason, user: User | None = None, data: Mapping[str, Any]
 ) -> LostReason:
     return record_save(instance=record_lock(lost_reason), data=data)
+
+
+@transaction.atomic
+def scoring_rule_create(*, user: User | None = None, data: Mapping[str, Any]) -> ScoringRule:
+    return record_save(instance=ScoringRule(), data=data)
+
+
+@transaction.atomic
+def scoring_rule_update(
+    *, scoring_rule: ScoringRule, user: User | None = None, data: Mapping[str, Any]
+) -> ScoringRule:
+    return record_save(instance=record_lock(scoring_rule), data=data)
 
 
 # --- accounts and contacts ------------------------------------------------------------------------
