@@ -451,6 +451,10 @@ class ServiceHistoryAdmin(ServiceModelAdmin, SimpleHistoryAdmin):
             return super().history_form_view(request, object_id, version_id, extra_context)
         if not self.has_change_permission(request, current):
             raise PermissionDenied
+        if self.revert_disabled(request, current):
+            refusal = "Reverting to an earlier version is turned off: edit the record instead."
+            self.message_user(request, refusal, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
         try:
             with transaction.atomic():
                 return self._history_revert(request, current)

@@ -1,6 +1,7 @@
 """Issue 14 findings 1, 3 and 7: the admin's history pages, sales teams and API tokens, per persona."""
 
 import pytest
+from django.contrib.messages import get_messages
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
@@ -73,8 +74,12 @@ def test_history_version_post_by_another_team_changes_nothing(people, admin_as, 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("kind", KINDS)
-def test_history_revert_by_the_owner_goes_through_the_update_service(people, admin_as, kind, monkeypatch):
-    """Issue 14 finding 1: a revert by someone who may change the record is an update by its service."""
+def test_history_revert_by_the_owner_goes_through_the_update_service(
+    people, admin_as, kind, monkeypatch, settings
+):
+    """Issue 14 finding 1: a revert by someone who may change the record is an update by its service
+    (where reverting is turned on; see the next test for the default)."""
+    settings.SIMPLE_HISTORY_REVERT_DISABLED = False
     calls = []
     module = {"lead": services, "account": services, "contact": services}.get(kind)
     if module is None:
@@ -102,9 +107,28 @@ def test_history_revert_by_the_owner_goes_through_the_update_service(people, adm
 
 
 @pytest.mark.django_db
-def test_history_revert_does_not_reopen_or_move_a_closed_lead(people, admin_as):
+def test_history_revert_is_refused_with_a_message_while_reverting_is_turned_off(people, admin_as):
+    """Issue 14 finding 1: the product turns reverting off (SIMPLE_HISTORY_REVERT_DISABLED), so a
+    crafted POST to a version page by the record's owner changes nothing and says why."""
+    lead = people.records["owner"].lead
+    renamed(lead, "lead", "Current name")
+    _, version_url = history_urls("lead", lead)
+    client = admin_as("owner")
+    data = change_form_data(client.get(version_url))
+
+    response = client.post(version_url, data)
+
+    assert response.status_code == 302
+    assert any("turned off" in str(m) for m in get_messages(response.wsgi_request))
+    lead.refresh_from_db()
+    assert lead.name == "Current name"
+
+
+@pytest.mark.django_db
+def test_history_revert_does_not_reopen_or_move_a_closed_lead(people, admin_as, settings):
     """Issue 14 finding 1: a revert obeys the same rules as an edit; a lost lead's old open stage is
     not restored by a revert (its pipeline and stage are read-only, as on its change page)."""
+    settings.SIMPLE_HISTORY_REVERT_DISABLED = False
     lead = people.records["owner"].lead
     old_stage = lead.stage_id
     services.lead_update(lead=lead, user=people.users["owner"], data={"stage": people.stages["Qualified"]})
