@@ -235,3 +235,28 @@ def test_admin_account_deletes_go_through_record_delete(admin_client, monkeypatc
     assert response.status_code == 302
     assert calls == ["record_delete"]
     assert not Account.objects.exists()
+
+
+@pytest.mark.django_db
+def test_account_opportunity_inline_writes_through_the_opportunity_service(admin_client, stages, monkeypatch):
+    """Issue 14, what to build 1: a deal changed on its account's page is updated by opportunity_update
+    (which keeps its stage history and win counts), not saved around it."""
+    calls = []
+    _spy(monkeypatch, sales_services, "opportunity_update", calls)
+    account = AccountFactory(name="Acme")
+    deal = OpportunityFactory(account=account, stage=stages["New"], amount=1000)
+    url = reverse("admin:crm_account_change", args=[account.pk])
+    data = change_form_data(admin_client.get(url))
+    prefix = next(
+        i.formset.prefix
+        for i in admin_client.get(url).context["inline_admin_formsets"]
+        if i.formset.model is type(deal)
+    )
+    data[f"{prefix}-0-amount"] = "2500.00"
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 302
+    assert calls == ["opportunity_update"]
+    deal.refresh_from_db()
+    assert deal.amount == 2500
