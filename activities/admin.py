@@ -6,7 +6,6 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
-from simple_history.admin import SimpleHistoryAdmin
 
 from activities import selectors, services
 from activities.admin_pages import CalendarAdminMixin, activity_timeline_entries, quick_activity_actions
@@ -16,7 +15,7 @@ from crm.admin_record import register_record_actions, register_timeline
 from crm.admin_scale import ScalableChangeListMixin
 from crm.admin_utils import (
     OwnerDefaultMixin,
-    ServiceSaveMixin,
+    ServiceHistoryAdmin,
     StaleEditGuardMixin,
     VisibleRecordsAdminMixin,
     register_inline,
@@ -54,7 +53,7 @@ def save_activity_inline(request, formset) -> None:
         formset,
         create=lambda user, data: services.activity_create(user=user, data=data),
         update=lambda user, obj, data: services.activity_update(activity=obj, user=user, data=data),
-        delete=lambda obj: services.activity_delete(activity=obj, user=request.user),
+        delete=lambda user, obj: services.activity_delete(activity=obj, user=user),
     )
 
 
@@ -73,14 +72,13 @@ for _label, _fk in (
 
 @admin.register(Activity)
 class ActivityAdmin(
-    ServiceSaveMixin,
     StaleEditGuardMixin,
     CalendarAdminMixin,
     ExportAdminMixin,
     OwnerDefaultMixin,
     ScalableChangeListMixin,
     VisibleRecordsAdminMixin,
-    SimpleHistoryAdmin,
+    ServiceHistoryAdmin,
 ):
     list_display = (
         "subject",
@@ -107,12 +105,8 @@ class ActivityAdmin(
     def update_record(self, request, obj, data):
         return services.activity_update(activity=obj, user=request.user, data=data)
 
-    def delete_model(self, request, obj):
+    def delete_record(self, request, obj):
         services.activity_delete(activity=obj, user=request.user)
-
-    def delete_queryset(self, request, queryset):
-        for activity in queryset:
-            services.activity_delete(activity=activity, user=request.user)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         # An activity is logged only on a lead or deal its author sees (a crafted id is "not a choice").

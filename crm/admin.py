@@ -7,7 +7,6 @@ from django.db.models import Prefetch
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html_join
-from simple_history.admin import SimpleHistoryAdmin
 
 from crm import selectors, services
 from crm.admin_bulk import BulkActionsMixin
@@ -30,13 +29,16 @@ from crm.admin_utils import (
     ColorPickerMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
-    ServiceSaveMixin,
+    ServiceHistoryAdmin,
+    ServiceModelAdmin,
     StagePillMixin,
     StaleEditGuardMixin,
     VisibleRecordsAdminMixin,
     WinProbabilityAdminMixin,
     color_swatch,
     money,
+    register_inline_saver,
+    save_inline_forms,
 )
 from crm.filters import LeadFilter
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, ScoringRule, Stage, Tag
@@ -86,8 +88,22 @@ class StageInline(ColorPickerMixin, admin.TabularInline):
         js = ("crm/stage_sort.js",)
 
 
+def save_stage_inline(request, formset) -> None:
+    """A pipeline's stages are written by the stage services, in the order shown."""
+    save_inline_forms(
+        request,
+        formset,
+        create=lambda user, data: services.stage_create(user=user, data=data),
+        update=lambda user, obj, data: services.stage_update(stage=obj, user=user, data=data),
+        delete=lambda user, obj: services.record_delete(instance=obj, user=user),
+    )
+
+
+register_inline_saver(Stage, save_stage_inline)
+
+
 @admin.register(Pipeline)
-class PipelineAdmin(admin.ModelAdmin):
+class PipelineAdmin(ServiceModelAdmin):
     list_display = ("name", "is_default", "is_active", "sequence", "stage_count", "open_lead_count")
     list_filter = ("is_active", "is_default")
     search_fields = ("name", "description")
@@ -105,32 +121,14 @@ class PipelineAdmin(admin.ModelAdmin):
     def open_lead_count(self, obj):
         return obj.open_lead_count
 
-    def save_model(self, request, obj, form, change):
-        services.pipeline_save(pipeline=obj, user=request.user)
+    def create_record(self, request, data):
+        return services.pipeline_create(user=request.user, data=data)
 
-    def save_formset(self, request, form, formset, change):
-        """Stages are written by the crm services like every other record, in the order shown."""
-        if formset.model is not Stage:
-            return super().save_formset(request, form, formset, change)
-        formset.save(commit=False)  # sorts the rows into new, changed and deleted ones
-        for stage in formset.deleted_objects:
-            services.record_delete(instance=stage, user=request.user)
-        fields = [name for name in StageInline.fields if name in formset.form.base_fields]
-        for stage_form in formset.forms:
-            stage = stage_form.instance
-            if stage_form in formset.deleted_forms or not stage_form.has_changed():
-                continue
-            if stage.pk is None:
-                data = {name: stage_form.cleaned_data[name] for name in fields}
-                stage_form.instance = services.stage_create(
-                    user=request.user, data={**data, "pipeline": form.instance}
-                )
-            else:
-                data = {
-                    name: stage_form.cleaned_data[name] for name in stage_form.changed_data if name in fields
-                }
-                services.stage_update(stage=stage, user=request.user, data=data)
-        return None
+    def update_record(self, request, obj, data):
+        return services.pipeline_update(pipeline=obj, user=request.user, data=data)
+
+    def delete_record(self, request, obj):
+        services.pipeline_delete(pipeline=obj, user=request.user)
 
     def get_deleted_objects(self, objs, request):
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
@@ -148,7 +146,7 @@ class PipelineAdmin(admin.ModelAdmin):
 
 
 @admin.register(Stage)
-class StageAdmin(ColorPickerMixin, admin.ModelAdmin):
+class StageAdmin(ColorPickerMixin, ServiceModelAdmin):
     list_display = ("name", "pipeline", "sequence", "probability", "swatch", "is_won", "is_lost")
     list_filter = ("pipeline", "is_won", "is_lost")
     list_select_related = ("pipeline",)
@@ -156,15 +154,32 @@ class StageAdmin(ColorPickerMixin, admin.ModelAdmin):
     autocomplete_fields = ("pipeline",)
     ordering = ("pipeline__sequence", "pipeline__name", "sequence", "id")
 
+    def get_readonly_fields(self, request, obj=None):
+        # A stage stays in its pipeline (stage_update refuses the move): its records would leave it.
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        return (*readonly, "pipeline") if obj is not None else readonly
+
+    def create_record(self, request, data):
+        return services.stage_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.stage_update(stage=obj, user=request.user, data=data)
+
     @admin.display(description="colour")
     def swatch(self, obj):
         return color_swatch(obj.color, obj.color)
 
 
 @admin.register(Tag)
-class TagAdmin(ColorPickerMixin, admin.ModelAdmin):
+class TagAdmin(ColorPickerMixin, ServiceModelAdmin):
     list_display = ("name", "swatch", "created_at")
     search_fields = ("name",)
+
+    def create_record(self, request, data):
+        return services.tag_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.tag_update(tag=obj, user=request.user, data=data)
 
     @admin.display(description="colour")
     def swatch(self, obj):
@@ -189,11 +204,17 @@ class ScoreBandFilter(admin.SimpleListFilter):
 
 
 @admin.register(ScoringRule)
-class ScoringRuleAdmin(admin.ModelAdmin):
+class ScoringRuleAdmin(ServiceModelAdmin):
     list_display = ("criterion", "value", "points", "is_active")
     list_editable = ("points", "is_active")
     list_filter = ("criterion", "is_active")
     actions = ["recompute_scores"]
+
+    def create_record(self, request, data):
+        return services.scoring_rule_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.scoring_rule_update(scoring_rule=obj, user=request.user, data=data)
 
     @admin.action(description="Recompute every lead's score now", permissions=["change"])
     def recompute_scores(self, request, queryset):
@@ -202,10 +223,16 @@ class ScoringRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(LostReason)
-class LostReasonAdmin(admin.ModelAdmin):
+class LostReasonAdmin(ServiceModelAdmin):
     list_display = ("name", "is_active", "lead_count", "opportunity_count")
     list_filter = ("is_active",)
     search_fields = ("name",)
+
+    def create_record(self, request, data):
+        return services.lost_reason_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.lost_reason_update(lost_reason=obj, user=request.user, data=data)
 
     def get_queryset(self, request):
         return selectors.lost_reason_annotate_counts(super().get_queryset(request))
@@ -219,8 +246,45 @@ class LostReasonAdmin(admin.ModelAdmin):
         return obj.opportunity_count
 
 
+class ContactInlineFormSet(BaseInlineFormSet):
+    def clean(self):
+        """Validate each changed contact as contact_create/contact_update will (one primary contact per
+        account, counting the other rows too), so a refusal is an error on its row."""
+        super().clean()
+        for form in self.forms:
+            if form in self.deleted_forms or form.errors or not form.has_changed():
+                continue
+            try:
+                # A new account has no contacts in the database yet to conflict with.
+                form.instance.full_clean(exclude=["account"] if self.instance.pk is None else None)
+            except ValidationError as exc:
+                apply_service_errors(form, exc)
+        primary = [
+            form
+            for form in self.forms
+            if form not in self.deleted_forms and not form.errors and form.cleaned_data.get("is_primary")
+        ]
+        for form in primary[1:]:
+            form.add_error("is_primary", "This account already has a primary contact.")
+
+
+def save_contact_inline(request, formset) -> None:
+    """Contacts added, changed or deleted on an account's page are written by the contact services."""
+    save_inline_forms(
+        request,
+        formset,
+        create=lambda user, data: services.contact_create(user=user, data=data),
+        update=lambda user, obj, data: services.contact_update(contact=obj, user=user, data=data),
+        delete=lambda user, obj: services.record_delete(instance=obj, user=user),
+    )
+
+
+register_inline_saver(Contact, save_contact_inline)
+
+
 class ContactInline(admin.TabularInline):
     model = Contact
+    formset = ContactInlineFormSet
     fields = ("first_name", "last_name", "email", "phone", "job_title", "is_primary", "is_active")
     extra = 0
     show_change_link = True
@@ -238,7 +302,7 @@ class AccountAdmin(
     TagListMixin,
     ScalableChangeListMixin,
     VisibleRecordsAdminMixin,
-    SimpleHistoryAdmin,
+    ServiceHistoryAdmin,
 ):
     actions = ["merge_selected"]
     list_display = (
@@ -284,6 +348,12 @@ class AccountAdmin(
     def visible_records(self, user):
         return selectors.account_visible_to(user)
 
+    def create_record(self, request, data):
+        return services.account_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.account_update(account=obj, user=request.user, data=data)
+
     def editable_records(self, user):
         return selectors.account_editable_by(user)
 
@@ -319,7 +389,7 @@ class ContactAdmin(
     TagListMixin,
     ScalableChangeListMixin,
     VisibleRecordsAdminMixin,
-    SimpleHistoryAdmin,
+    ServiceHistoryAdmin,
 ):
     actions = ["merge_selected"]
     list_display = (
@@ -349,6 +419,12 @@ class ContactAdmin(
     def visible_records(self, user):
         return selectors.contact_visible_to(user)
 
+    def create_record(self, request, data):
+        return services.contact_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.contact_update(contact=obj, user=request.user, data=data)
+
     def editable_records(self, user):
         return selectors.contact_editable_by(user)
 
@@ -370,7 +446,6 @@ class LeadAdmin(
     LeadConvertAdminMixin,
     MarkLostAdminMixin,
     ReopenAdminMixin,
-    ServiceSaveMixin,
     ClosedRecordMixin,
     ImportExportAdminMixin,
     ExtensibleInlinesMixin,
@@ -380,7 +455,7 @@ class LeadAdmin(
     TagListMixin,
     ScalableChangeListMixin,
     VisibleRecordsAdminMixin,
-    SimpleHistoryAdmin,
+    ServiceHistoryAdmin,
 ):
     list_display = (
         "name",

@@ -9,11 +9,13 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import ValidationError
-from django.db import models
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
+from django.db import models, transaction
 from django.http import HttpResponseRedirect
 from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
 
+from crm import services as crm_services
 from crm.services import owner_ensure_allowed
 from crm.win_probability import win_estimate_cached
 
@@ -90,20 +92,10 @@ class OwnerDefaultMixin(ServiceRefusedPageMixin):
         OwnerRuleForm.__name__ = form_class.__name__
         return OwnerRuleForm
 
-    def save_formset(self, request, form, formset, change):
-        # Records added through an inline (a logged call on a lead) belong to whoever adds them.
-        for inline_form in formset.forms:
-            instance = inline_form.instance
-            if instance.pk is None and getattr(instance, "owner_id", False) is None:
-                instance.owner = request.user
-        saver = INLINE_SAVERS.get(formset.model)
-        if saver is None:
-            return super().save_formset(request, form, formset, change)
-        saver(request, formset)
 
-
-# Apps whose inline records must be written by their services (an activity rescores its lead)
-# register a function(request, formset) here; crm's admins call it instead of formset.save().
+# Every model shown in an inline registers the function(request, formset) that writes its rows through
+# its services (an activity rescores its lead, a contact keeps one primary contact per account);
+# ServiceModelAdmin.save_formset calls it instead of formset.save().
 INLINE_SAVERS: dict[type[models.Model], Callable] = {}
 
 
@@ -113,11 +105,14 @@ def register_inline_saver(model: type[models.Model], saver: Callable) -> None:
 
 def save_inline_forms(request, formset, *, create, update, delete) -> None:
     """Write an inline formset through services: ``create(user, data)``, ``update(user, obj, data)``,
-    ``delete(obj)``, with the changed fields of each form; sets formset.new_objects etc. as
+    ``delete(user, obj)``, with the changed fields of each form; sets formset.new_objects etc. as
     formset.save() would, for the admin's change message."""
     formset.save(commit=False)  # sorts the forms into new, changed and deleted ones
     for obj in formset.deleted_objects:
-        delete(obj)
+        try:
+            delete(request.user, obj)
+        except ValidationError as exc:
+            raise ServiceRefused(exc) from exc
     fk_name = formset.fk.name
     saved_new, saved_changed = [], []
     for inline_form in formset.forms:
@@ -222,40 +217,6 @@ class ServiceRefused(Exception):
         self.error = error
 
 
-class ServiceSaveMixin(ServiceRefusedPageMixin):
-    """save_model() goes through the app's create/update services, like every other entry point.
-
-    Subclasses implement ``create_record(request, data)`` and ``update_record(request, obj, data)``.
-    The form has already run the model's own validation; should a service still refuse (a rule
-    beyond one record), the change is rolled back and the form page shows the reason instead of
-    failing.
-    """
-
-    def create_record(self, request, data: dict[str, Any]) -> models.Model:
-        raise NotImplementedError
-
-    def update_record(self, request, obj: models.Model, data: dict[str, Any]) -> models.Model:
-        raise NotImplementedError
-
-    def save_model(self, request, obj, form, change):
-        writable = {
-            field.name for field in obj._meta.get_fields() if field.concrete and not field.primary_key
-        } | {field.name for field in obj._meta.many_to_many}  # tags too: the services record their change
-        names = form.changed_data if change else form.cleaned_data
-        data = {
-            name: form.cleaned_data[name] for name in names if name in writable and name in form.cleaned_data
-        }
-        try:
-            saved = self.update_record(request, obj, data) if change else self.create_record(request, data)
-        except ValidationError as exc:
-            raise ServiceRefused(exc) from exc
-        # The admin goes on with ``obj`` (inlines, the log, the redirect): make it the saved record.
-        for field in obj._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(saved, field.attname))
-        obj._state.adding = False
-        obj._state.db = saved._state.db
-
-
 class ClosedRecordMixin:
     """A converted, won or lost record keeps its pipeline and stage: show them read-only."""
 
@@ -328,13 +289,6 @@ class VisibleRecordsAdminMixin:
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and self._may_write(request, obj)
 
-    def history_view(self, request, object_id, extra_context=None):
-        # The history of a record the user may not see is as absent as the record (simple-history's
-        # view would otherwise fall back to the stored versions).
-        if self.get_object(request, unquote(object_id)) is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        return super().history_view(request, object_id, extra_context)
-
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and self._may_write(request, obj)
 
@@ -388,3 +342,147 @@ class StaleEditGuardMixin:
             return fieldsets
         (name, options), *rest = fieldsets
         return [(name, {**options, "fields": [*options["fields"], "loaded_version"]}), *rest]
+
+
+class ServiceModelAdmin(ServiceRefusedPageMixin, admin.ModelAdmin):
+    """The one base class of our model admins: every write goes through the services, with the user.
+
+    - the change form (and a list_editable row): ``create_record(request, data)`` and
+      ``update_record(request, obj, data)``, given the fields the form changed;
+    - a delete, of one record or of the "delete selected" action: ``delete_record(request, obj)``,
+      ``services.record_delete`` unless the model has its own delete service;
+    - inline rows: the saver the inline's model registered with ``register_inline_saver``.
+
+    A service's refusal (ValidationError) rolls the whole request back and is shown on the page as a
+    message, never a server error. ``tests/admin/test_admin_registry.py`` fails for a registered admin
+    that can write without this class.
+    """
+
+    def create_record(self, request, data: dict[str, Any]) -> models.Model:
+        raise NotImplementedError
+
+    def update_record(self, request, obj: models.Model, data: dict[str, Any]) -> models.Model:
+        raise NotImplementedError
+
+    def delete_record(self, request, obj: models.Model) -> None:
+        crm_services.record_delete(instance=obj, user=request.user)
+
+    def save_model(self, request, obj, form, change):
+        writable = {
+            field.name for field in obj._meta.get_fields() if field.concrete and not field.primary_key
+        } | {field.name for field in obj._meta.many_to_many}  # tags too: the services record their change
+        names = form.changed_data if change else form.cleaned_data
+        data = {
+            name: form.cleaned_data[name] for name in names if name in writable and name in form.cleaned_data
+        }
+        try:
+            saved = self.update_record(request, obj, data) if change else self.create_record(request, data)
+        except ValidationError as exc:
+            raise ServiceRefused(exc) from exc
+        # The admin goes on with ``obj`` (inlines, the log, the redirect): make it the saved record.
+        for field in obj._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+        obj._state.adding = False
+        obj._state.db = saved._state.db
+
+    def delete_model(self, request, obj):
+        try:
+            self.delete_record(request, obj)
+        except ValidationError as exc:
+            raise ServiceRefused(exc) from exc
+
+    def delete_queryset(self, request, queryset):
+        # One record at a time, so each goes through its service (the bulk action's own transaction,
+        # opened by changelist_view, makes it all or nothing).
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def save_formset(self, request, form, formset, change):
+        # Records added through an inline (a logged call on a lead) belong to whoever adds them.
+        for inline_form in formset.forms:
+            instance = inline_form.instance
+            if instance.pk is None and getattr(instance, "owner_id", False) is None:
+                instance.owner = request.user
+        saver = INLINE_SAVERS.get(formset.model)
+        if saver is None:
+            raise ImproperlyConfigured(
+                f"{formset.model._meta.label} is edited in an inline but has no service saver: "
+                f"call register_inline_saver()."
+            )
+        saver(request, formset)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ServiceRefused as refused:
+            self.message_user(request, " ".join(refused.error.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method != "POST":
+            return super().changelist_view(request, extra_context)
+        try:
+            # Bulk actions and list_editable rows: all written, or none when a service refuses one.
+            with transaction.atomic():
+                return super().changelist_view(request, extra_context)
+        except ServiceRefused as refused:
+            self.message_user(request, " ".join(refused.error.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class ServiceHistoryAdmin(ServiceModelAdmin, SimpleHistoryAdmin):
+    """ServiceModelAdmin for a model with an audit trail: its history pages show only a record the user
+    sees (like its change page), and a revert from a version page is an update by the record's
+    service, allowed to those who may change the record, under the same rules as an edit."""
+
+    def history_view(self, request, object_id, extra_context=None):
+        # simple-history would otherwise fall back to the stored versions of a record the user
+        # cannot see.
+        if self.get_object(request, unquote(object_id)) is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        current = self.get_object(request, unquote(object_id))
+        if current is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if request.method != "POST":
+            request._crm_current_record = current
+            return super().history_form_view(request, object_id, version_id, extra_context)
+        if not self.has_change_permission(request, current):
+            raise PermissionDenied
+        if self.revert_disabled(request, current):
+            refusal = "Reverting to an earlier version is turned off: edit the record instead."
+            self.message_user(request, refusal, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        try:
+            with transaction.atomic():
+                return self._history_revert(request, current)
+        except ServiceRefused as refused:
+            self.message_user(request, " ".join(refused.error.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def _history_revert(self, request, current):
+        """The version page posts the old values (perhaps edited): the form compares them with the
+        current record, so the update service gets exactly what the revert changes."""
+        form = self.get_form(request, current, change=True)(request.POST, request.FILES, instance=current)
+        if not form.is_valid():
+            problems = [
+                f"{name}: {' '.join(errors)}" if name != "__all__" else " ".join(errors)
+                for name, errors in form.errors.items()
+            ]
+            self.message_user(request, "Not reverted. " + " ".join(problems), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        obj = self.save_form(request, form, change=True)
+        self.save_model(request, obj, form, change=True)
+        form.save_m2m()
+        self.log_change(request, obj, self.construct_change_message(request, form, []))
+        return self.response_change(request, obj)
+
+    def render_history_view(self, request, template, context, **kwargs):
+        current = getattr(request, "_crm_current_record", None)
+        form = getattr(context.get("adminform"), "form", None)
+        if current is not None and form is not None and "loaded_version" in form.fields:
+            # A revert is checked against the version of the record it replaces, not the old one shown.
+            form.initial["loaded_version"] = record_version(current)
+        return super().render_history_view(request, template, context, **kwargs)

@@ -22,7 +22,7 @@ from django.db import connection, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 
 from crm.actors import Actor, is_system, person
-from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
+from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, ScoringRule, Stage, Tag
 from crm.scoring import lead_score_refresh
 from crm.win_probability import (
     OPPORTUNITY,
@@ -396,6 +396,16 @@ def lost_reason_create(*, user: Actor, data: Mapping[str, Any]) -> LostReason:
 @transaction.atomic
 def lost_reason_update(*, lost_reason: LostReason, user: Actor, data: Mapping[str, Any]) -> LostReason:
     return record_save(instance=record_lock(lost_reason), data=data)
+
+
+@transaction.atomic
+def scoring_rule_create(*, user: Actor, data: Mapping[str, Any]) -> ScoringRule:
+    return record_save(instance=ScoringRule(), data=data)
+
+
+@transaction.atomic
+def scoring_rule_update(*, scoring_rule: ScoringRule, user: Actor, data: Mapping[str, Any]) -> ScoringRule:
+    return record_save(instance=record_lock(scoring_rule), data=data)
 
 
 # --- accounts and contacts ------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from django.contrib import admin
 from django.db.models import Count
-from simple_history.admin import SimpleHistoryAdmin
 
 from crm.admin import TagListMixin
 from crm.admin_bulk import BulkActionsMixin
@@ -20,15 +19,20 @@ from crm.admin_utils import (
     ClosedRecordMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
-    ServiceSaveMixin,
+    ServiceHistoryAdmin,
+    ServiceModelAdmin,
     StagePillMixin,
     StaleEditGuardMixin,
     VisibleRecordsAdminMixin,
     WinProbabilityAdminMixin,
     money,
     register_inline,
+    register_inline_saver,
     run_transition,
+    save_inline_forms,
 )
+from crm.selectors import user_sees_everything
+from crm.services import record_delete
 from sales import selectors, services
 from sales.admin_pages import OpportunityPagesMixin
 from sales.filters import OpportunityFilter
@@ -50,7 +54,19 @@ class OpportunityInline(VisibleRecordsAdminMixin, admin.TabularInline):
         return super().get_queryset(request).select_related("stage__pipeline", "owner")
 
 
+def save_opportunity_inline(request, formset) -> None:
+    """Deals added, changed or deleted on an account's page are written by the opportunity services."""
+    save_inline_forms(
+        request,
+        formset,
+        create=lambda user, data: services.opportunity_create(user=user, data=data),
+        update=lambda user, obj, data: services.opportunity_update(opportunity=obj, user=user, data=data),
+        delete=lambda user, obj: record_delete(instance=obj, user=user),
+    )
+
+
 register_inline("crm.account", OpportunityInline)
+register_inline_saver(Opportunity, save_opportunity_inline)
 register_timeline("sales.opportunity", stage_history_timeline_entries)
 
 
@@ -62,7 +78,6 @@ class OpportunityAdmin(
     OpportunityPagesMixin,
     MarkLostAdminMixin,
     ReopenAdminMixin,
-    ServiceSaveMixin,
     ClosedRecordMixin,
     ExportAdminMixin,
     ExtensibleInlinesMixin,
@@ -72,7 +87,7 @@ class OpportunityAdmin(
     TagListMixin,
     ScalableChangeListMixin,
     VisibleRecordsAdminMixin,
-    SimpleHistoryAdmin,
+    ServiceHistoryAdmin,
 ):
     list_display = (
         "name",
@@ -218,7 +233,10 @@ class OpportunityAdmin(
 
 
 @admin.register(SalesTeam)
-class SalesTeamAdmin(admin.ModelAdmin):
+class SalesTeamAdmin(ServiceModelAdmin):
+    """Teams decide who sees whose records, so only a CRM Admin (or a superuser) changes them
+    (sales.services.sales_team_*); a manager or a rep views the teams they are in."""
+
     list_display = ("name", "manager", "member_count", "is_active")
     list_filter = ("is_active",)
     list_select_related = ("manager",)
@@ -226,7 +244,31 @@ class SalesTeamAdmin(admin.ModelAdmin):
     autocomplete_fields = ("manager", "members")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(member_total=Count("members", distinct=True))
+        teams = selectors.sales_team_visible_to(request.user)
+        return teams.annotate(member_total=Count("members", distinct=True)).order_by(
+            *self.get_ordering(request) or ("name",)
+        )
+
+    def _manages_teams(self, request) -> bool:
+        return user_sees_everything(request.user)
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and self._manages_teams(request)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._manages_teams(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._manages_teams(request)
+
+    def create_record(self, request, data):
+        return services.sales_team_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.sales_team_update(team=obj, user=request.user, data=data)
+
+    def delete_record(self, request, obj):
+        services.sales_team_delete(team=obj, user=request.user)
 
     @admin.display(description="members", ordering="member_total")
     def member_count(self, obj):

@@ -42,9 +42,10 @@ from crm.selectors import (
     pipeline_kanban_cards,
     priority_rank,
     tags_prefetch,
+    user_sees_everything,
 )
 from sales.filters import OpportunityFilter
-from sales.models import Opportunity, OpportunityStatus
+from sales.models import Opportunity, OpportunityStatus, SalesTeam
 
 CENT = Decimal("0.01")
 MONEY = DecimalField(max_digits=20, decimal_places=2)
@@ -57,6 +58,17 @@ GROUP_BY_CHOICES = ("month", "quarter", "stage", "owner")
 
 def opportunity_visible_to(user: User) -> QuerySet[Opportunity]:
     return owned_records_visible_to(Opportunity.objects.all(), user)
+
+
+def sales_team_visible_to(user: User) -> QuerySet[SalesTeam]:
+    """Every team for a CRM Admin or a superuser; else the teams ``user`` manages or belongs to."""
+    if user_sees_everything(user):
+        return SalesTeam.objects.all()
+    if not user.is_authenticated or not user.is_active:
+        return SalesTeam.objects.none()
+    # A subquery, not a join: a join on members would also narrow what the caller counts of them.
+    mine = SalesTeam.objects.filter(Q(manager=user) | Q(members=user)).values("pk")
+    return SalesTeam.objects.filter(pk__in=mine)
 
 
 def opportunity_list(*, user: User, filters: Filters = None) -> QuerySet[Opportunity]:

@@ -339,7 +339,7 @@ def test_marking_a_deal_lost(admin_client, stages):
 
 @pytest.mark.django_db
 def test_a_won_deal_page_offers_no_transition(admin_client, stages):
-    opp = mark_won(opportunity=OpportunityFactory(stage=stages["Proposal"]))
+    opp = mark_won(opportunity=OpportunityFactory(stage=stages["Proposal"]), user=SYSTEM)
     html = admin_client.get(reverse("admin:sales_opportunity_change", args=[opp.pk])).content.decode()
     assert reverse("admin:sales_opportunity_mark_won", args=[opp.pk]) not in html
 
