@@ -111,18 +111,20 @@ def import_table(
     """Run the phases on an opened table; a real run holds one transaction from first read to commit."""
     run = _Run(schema, table, result, default_owner, progress or (lambda phase, done, total: None))
     run.access = _Access(user, schema.kind)
-    if result.dry_run:
-        run.execute()
-        return result
     try:
-        with transaction.atomic():
-            writing.lock_for_import(schema)
+        if result.dry_run:
             run.execute()
-            if not result.ok:
-                raise _Rollback
+        else:
+            with transaction.atomic():
+                writing.lock_for_import(schema)
+                run.execute()
+                if not result.ok:
+                    raise _Rollback
     except _Rollback:
         result.committed = False
     except ImportFileError as exc:
+        # Found while reading the rows (a malformed CSV line, an over-long sheet): a dry run reports it
+        # exactly as the real import does.
         result.file_errors.append(str(exc))
         result.committed = False
     except DatabaseError as exc:
@@ -133,6 +135,8 @@ def import_table(
             "The data may have changed while importing: try again."
         )
         result.committed = False
+    # Rules run in phases over the whole file; a person reads the report in the file's order.
+    result.errors.sort(key=operator.attrgetter("row"))
     return result
 
 

@@ -168,3 +168,11 @@ def test_export_with_bad_filters_or_format_goes_back_to_the_list(admin_client, p
     assert "Unknown export format" in response.content.decode()
     response = admin_client.get(url + "?nonsense__field=1", follow=True)
     assert "nothing was exported" in response.content.decode()
+
+
+def test_preview_of_a_csv_with_a_field_over_the_csv_limit(admin_client, pipeline):
+    """Issue 14 finding 17: the admin preview of such a file answered 500."""
+    response = upload(admin_client, b"name,email\n" + b"x" * 140_000 + b",a@x.test\n")
+    assert response.status_code == 200
+    assert "The CSV file is malformed" in response.content.decode()
+    assert 'id="import-confirm"' not in response.content.decode()

@@ -196,3 +196,13 @@ def test_export_needs_view_permission(stages, django_user_model):
     client = APIClient()
     client.force_authenticate(django_user_model.objects.create_user("nobody", password="pw-nobody-123!"))
     assert client.get(LEADS + "export/?format=csv").status_code == 403
+
+
+@pytest.mark.parametrize("dry_run", ["true", "false"])
+def test_malformed_csv_is_400_in_a_dry_run_as_in_the_real_import(api, stages, dry_run):
+    """Issue 14 finding 17: the dry run of a CSV with an unterminated quote answered 500."""
+    content = b'name,email\n"Unclosed,a@x.test\nB,b@x.test\n'
+    response = api.post(LEADS + "import/", {"file": upload(content), "dry_run": dry_run}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["file_errors"][0].startswith("The CSV file is malformed")
+    assert not Lead.objects.exists()
