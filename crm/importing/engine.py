@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import BinaryIO
 
+from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
 from django.utils import timezone
 
@@ -38,7 +39,15 @@ from . import lookups, writing
 from .cells import KEEP, CellError, shown_value
 from .reading import ImportFileError, Table, open_table, read_upload
 from .result import ImportResult, PreviewRow, RowError
-from .schemas import READ_ONLY_COLUMNS, ImportContext, ImportSchema, PendingAccount, Problem, import_schema
+from .schemas import (
+    CONVERTS,
+    READ_ONLY_COLUMNS,
+    ImportContext,
+    ImportSchema,
+    PendingAccount,
+    Problem,
+    import_schema,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +206,10 @@ class _Run:
         self.streamed_ids: list[int] = []  # new records the background inserter wrote
         self.references: writing.ReferenceChecks | None = None
         self.breakdowns: Breakdowns | None = None  # score breakdowns stored so far (leads)
+        self.converts: list[
+            tuple[int, int | None]
+        ] = []  # (row number, id or None) of rows a won stage converts
+        self.new_ids: list[int] = []  # new records written after the streamed ones
 
     def error(self, row: int, column: str, value, message: str) -> None:
         self.result.errors.append(RowError(row, column, shown_value(value), message))
@@ -206,7 +219,7 @@ class _Run:
         schema, result = self.schema, self.result
         names = [normalise_header(cell) for cell in self.table.header]
         seen: dict[str, int] = {}
-        columns, unknown, ignored = [], [], []
+        columns, unknown, ignored, state = [], [], [], []
         for index, name in enumerate(names):
             if not name:
                 continue  # an unnamed column is checked row by row: it must stay empty
@@ -216,22 +229,30 @@ class _Run:
                 )
                 continue
             seen[name] = index
-            if name in schema.columns:
+            if name in schema.export_only:
+                state.append(name)
+            elif name in schema.columns:
                 columns.append((index, name))
-            elif name in READ_ONLY_COLUMNS or name in schema.export_only:
+            elif name in READ_ONLY_COLUMNS:
                 ignored.append(name)
             else:
                 unknown.append(self.table.header[index].strip())
         if unknown:
             result.file_errors.append(
                 f"Unknown column{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
-                f"The columns of {schema.verbose} are: {', '.join(schema.columns)}."
+                f"The columns of {schema.verbose} are: {', '.join(schema.import_columns)}."
             )
         missing = [name for name in schema.required if name not in seen]
         if missing:
             result.file_errors.append(f"Required column missing: {', '.join(missing)}.")
         if ignored:
             result.notices.append(f"Ignored read-only column(s): {', '.join(ignored)}.")
+        if state:
+            # Export-only: an export imports back, and a record's state follows its stage as in the services.
+            result.notices.append(
+                f"Ignored export-only column(s): {', '.join(state)}. A lead's status follows its stage: "
+                "a won stage converts it, a lost stage loses it (with a lost reason)."
+            )
         if schema.key not in seen:
             result.notices.append(
                 f"There is no {schema.key} column, so every row creates a new record: "
@@ -247,6 +268,7 @@ class _Run:
             ctx.users = lookups.user_ids_by_username()
         if "lost_reason" in names:
             ctx.lost_reasons = lookups.lost_reason_ids_by_name()
+            ctx.lost_reasons_by_id = lookups.lost_reasons_by_id()
         if "tags" in names:
             ctx.tags = lookups.tags_by_name()
 
@@ -551,11 +573,14 @@ class _Run:
                         for problem in problems:
                             error(number, problem.column, problem.value, problem.message)
                         continue
+                    converts = rec.pop(CONVERTS, False)
                     if checks_owner:
                         refused = self.access.owner_problem(old=old, new_owner_id=rec["owner_id"])
                         if refused:
                             error(number, "owner", rec["owner_id"], refused)
                             continue
+                    if converts:
+                        self.converts.append((number, pk))
                     if pk is not None and tags is not KEEP and tags == old_tags.get(pk, frozenset()):
                         tags = KEEP
                     row = as_row(rec) if pk is not None else new_row(rec)
@@ -591,11 +616,49 @@ class _Run:
             del finals
 
         result.new_tags = sorted(ctx.new_tags.values(), key=str.lower)
+        if self.converts and result.ok:
+            rows = ", ".join(str(number) for number, _ in self.converts[:20])
+            more = f" and {len(self.converts) - 20} more" if len(self.converts) > 20 else ""
+            verb = "will be" if result.dry_run else "were"
+            result.notices.append(
+                f"{len(self.converts)} lead(s) in a won stage {verb} converted as a conversion does "
+                f"(an opportunity, and an account and a contact from the lead): row {rows}{more}."
+            )
         if not result.ok or result.dry_run:
             return
         self.write(write_attnames, insert_attnames, inserts, updates, tag_sets, released, now=now)
         writing.record_history(self.model, now=now, user_id=getattr(self.access.user, "pk", None))
+        if self.converts:
+            self.convert_won_leads()
+            if not result.ok:
+                return
         result.committed = True
+
+    def convert_won_leads(self) -> None:
+        """Convert the leads the file put in a won stage, through the conversion service, as lead_create
+        and lead_update do: few rows, each converted with its account, contact and opportunity."""
+        from sales.services import lead_convert  # crm never imports sales at module level
+
+        updated = {pk: number for number, pk in self.converts if pk is not None}
+        new_numbers = [number for number, pk in self.converts if pk is None]
+        won_stages = [stage.id for stage in self.ctx.pipelines.stages.values() if stage.is_won]
+        written = [*self.streamed_ids, *self.new_ids, *updated]
+        found = []
+        for chunk in lookups.chunked(written):
+            found += Lead.objects.filter(pk__in=chunk, stage_id__in=won_stages, status="open").values_list(
+                "pk", flat=True
+            )
+        # New rows are inserted in file order, so their ids ascend with their row numbers.
+        new_pks = sorted(pk for pk in found if pk not in updated)
+        number_of = {**dict(zip(new_pks, new_numbers, strict=False)), **updated}
+        for pk in sorted(found, key=lambda pk: number_of.get(pk, 0)):
+            lead = Lead.objects.get(pk=pk)
+            try:
+                with transaction.atomic():
+                    lead_convert(lead=lead, user=self.access.user)
+            except ValidationError as exc:
+                for message in exc.messages:
+                    self.error(number_of.get(pk, 0), "stage", lead.stage.name, f"Cannot convert: {message}")
 
     def with_breakdown_ids(self, pairs: list[tuple[tuple, object]], turn=contextlib.nullcontext) -> list:
         """(row, x) pairs whose rows end with a score breakdown's lines, with its stored id instead (the
@@ -647,7 +710,7 @@ class _Run:
         rows = [row for row, _ in self.with_breakdown_ids(inserts)]
         if parent_index is not None:
             rows = [_without_pending(row, parent_index, i, pending_inserts) for i, row in enumerate(rows)]
-        new_ids = writer.insert(
+        new_ids = self.new_ids = writer.insert(
             model,
             insert_attnames,
             rows,

@@ -149,11 +149,10 @@ def test_one_bad_row_among_many_writes_nothing(stages):
 def test_every_bad_cell_is_reported(stages):
     result = run(
         [
-            ["name", "email", "expected_revenue", "probability", "priority", "converted_at", "status"],
-            ["", "not-an-email", "12.345", "ten", "Sometimes", "yesterday", "open"],
-            ["Negative", "n@x.test", "-5", "", "", "", ""],
-            ["Thousands", "t@x.test", "1,000", "", "", "", ""],
-            ["Converted without date", "c@x.test", "", "", "", "", "converted"],
+            ["name", "email", "expected_revenue", "probability", "priority", "rating"],
+            ["", "not-an-email", "12.345", "ten", "Sometimes", "boiling"],
+            ["Negative", "n@x.test", "-5", "", "", ""],
+            ["Thousands", "t@x.test", "1,000", "", "", ""],
         ]
     )
     found = {(e.row, e.column) for e in result.errors}
@@ -163,12 +162,11 @@ def test_every_bad_cell_is_reported(stages):
         (2, "expected_revenue"),
         (2, "probability"),
         (2, "priority"),
-        (2, "converted_at"),
+        (2, "rating"),
         (3, "expected_revenue"),
         (4, "expected_revenue"),
-        (5, "converted_at"),
     }
-    assert result.error_rows == 4
+    assert result.error_rows == 3
     assert not Lead.objects.exists()
 
 
@@ -225,11 +223,11 @@ def test_columns_left_out_keep_their_values(stages):
     )
 
 
-def test_lost_reason_and_status(stages):
+def test_lost_stage_and_lost_reason(stages):
     reason = LostReasonFactory(name="Too expensive")
-    assert run([["name", "email", "status", "lost_reason"], ["L", "l@x.test", "Lost", "too expensive"]]).ok
+    assert run([["name", "email", "stage", "lost_reason"], ["L", "l@x.test", "Lost", "too expensive"]]).ok
     lead = Lead.objects.get()
-    assert (lead.status, lead.lost_reason) == ("lost", reason)
+    assert (lead.status, lead.lost_reason, lead.probability) == ("lost", reason, 0)
 
 
 def test_xlsx_file_with_typed_cells(stages):
