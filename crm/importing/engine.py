@@ -38,7 +38,7 @@ from crm.win_probability import (
 from . import lookups, writing
 from .cells import KEEP, CellError, shown_value
 from .reading import ImportFileError, Table, open_table, read_upload
-from .result import ImportResult, PreviewRow, RowError
+from .result import CLEARED_LISTED, ClearedField, ImportResult, PreviewRow, RowError
 from .schemas import (
     CONVERTS,
     READ_ONLY_COLUMNS,
@@ -79,6 +79,7 @@ def import_file(
     size: int | None = None,
     filename: str = "",
     dry_run: bool = False,
+    clear_empty: bool = False,
     default_owner=None,
     user=None,
     progress: Progress | None = None,
@@ -89,12 +90,14 @@ def import_file(
     or the bytes as ``data``.
 
     ``default_owner`` owns the new records when the file has no owner column (the admin and the API
-    pass the person importing). ``user``, the person importing (None from the command line), may
-    change only the records they may change elsewhere and assign owners as services.owner_ensure_allowed
-    lets them. ``progress(phase, done, total)`` is called as rows are read and written.
+    pass the person importing). An empty cell leaves an updated record's field unchanged unless
+    ``clear_empty`` ("empty cells clear fields"); the result lists the fields it clears. ``user``, the
+    person importing (None from the command line), may change only the records they may change
+    elsewhere and assign owners as services.owner_ensure_allowed lets them. ``progress(phase, done,
+    total)`` is called as rows are read and written.
     """
     schema = import_schema(kind)
-    result = ImportResult(kind=kind, dry_run=dry_run, filename=filename)
+    result = ImportResult(kind=kind, dry_run=dry_run, filename=filename, clear_empty=clear_empty)
     try:
         if data is None:
             data = read_upload(file, size=size)
@@ -468,6 +471,13 @@ class _Run:
                 continue
             if attname not in field_attnames or _may_keep(field):
                 keepable.append(attname)
+        # Fields whose empty cell parses to "" or None: on an update it keeps the stored value unless the
+        # user chose "empty cells clear fields".
+        keep_empty = not result.clear_empty
+        clearable = [
+            a for a in field_attnames if a != "tags" and a not in keepable and a not in resolved_by_rule
+        ]
+        cleared_count, cleared_records = 0, 0
         missing_rule_fields = {a: KEEP for a in rule_attnames if a not in field_attnames}
         self.owner_id = getattr(self.default_owner, "pk", None) if "owner_id" not in write_attnames else None
         as_row = operator.itemgetter(*write_attnames)
@@ -481,6 +491,7 @@ class _Run:
         released_fields = list(schema.released.items())
 
         def classify(number, pk, row, tags, old):
+            nonlocal cleared_count, cleared_records
             if pk is None:
                 result.new += 1
                 inserts.append((row, tags if tags is not KEEP else frozenset()))
@@ -503,9 +514,23 @@ class _Run:
                 tag_sets[pk] = tags
             if stage_index is not None and row[stage_index] != old["stage_id"]:
                 self.stage_moves.append((pk, old["stage_id"], row[stage_index]))
+            cleared = ()
+            if not keep_empty:
+                cleared = [
+                    _column(a) for a in changed if row[write_index[a]] is None or row[write_index[a]] == ""
+                ]
+                if tags is not KEEP and not tags and old_tags.get(pk):
+                    cleared.append("tags")
+                if cleared:
+                    cleared_records += 1
+                    cleared_count += len(cleared)
+                    if len(result.cleared) < CLEARED_LISTED:
+                        result.cleared += [ClearedField(number, column) for column in cleared]
             if len(result.preview) < 2 * PREVIEW_ROWS:
                 shown = [_column(a) for a in changed] + (["tags"] if tags is not KEEP else [])
-                result.preview.append(PreviewRow(number, "updated", str(row[label]), tuple(shown)))
+                result.preview.append(
+                    PreviewRow(number, "updated", str(row[label]), tuple(shown), tuple(cleared))
+                )
 
         insert_attnames = [*write_attnames, *SCORE_ATTNAMES] if scorer else write_attnames
 
@@ -567,6 +592,13 @@ class _Run:
                     for attname in keepable:
                         if rec[attname] is KEEP:
                             rec[attname] = old[attname] if old is not None else defaults[attname]
+                    if keep_empty and old is not None:
+                        for attname in clearable:
+                            value = rec[attname]
+                            if value is None or value == "":
+                                rec[attname] = old[attname]
+                        if tags is not KEEP and not tags:
+                            tags = KEEP
                     problems: list[Problem] = []
                     finalize(rec, old, ctx, problems)
                     if problems:
@@ -616,6 +648,12 @@ class _Run:
             del finals
 
         result.new_tags = sorted(ctx.new_tags.values(), key=str.lower)
+        if cleared_count and result.ok:
+            verb = "will be" if result.dry_run else "were"
+            result.notices.append(
+                f"Empty cells clear fields: {cleared_count} fields of {cleared_records} records {verb} "
+                "cleared (listed by row and column)."
+            )
         if self.converts and result.ok:
             rows = ", ".join(str(number) for number, _ in self.converts[:20])
             more = f" and {len(self.converts) - 20} more" if len(self.converts) > 20 else ""

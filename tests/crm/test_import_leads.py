@@ -198,12 +198,14 @@ def test_dry_run_counts_but_writes_nothing(stages):
     assert [(p.row, p.action) for p in result.preview] == [(2, "updated"), (3, "new")]
 
 
-def test_tags_column_replaces_the_tags_and_empty_clears_them(stages):
+def test_tags_column_replaces_the_tags_and_empty_keeps_or_clears_them(stages):
     lead = LeadFactory(email="t@x.test", stage=stages["New"])
     lead.tags.set([TagFactory(name="Old"), TagFactory(name="Keep")])
     assert run([["name", "email", "tags"], ["T", "t@x.test", "keep, NEW"]]).ok
     assert sorted(lead.tags.values_list("name", flat=True)) == ["Keep", "NEW"]
     assert run([["name", "email", "tags"], ["T", "t@x.test", ""]]).ok
+    assert sorted(lead.tags.values_list("name", flat=True)) == ["Keep", "NEW"]
+    assert run([["name", "email", "tags"], ["T", "t@x.test", ""]], clear_empty=True).ok
     assert not lead.tags.exists()
 
 
