@@ -209,9 +209,8 @@ class _Run:
         self.streamed_ids: list[int] = []  # new records the background inserter wrote
         self.references: writing.ReferenceChecks | None = None
         self.breakdowns: Breakdowns | None = None  # score breakdowns stored so far (leads)
-        self.converts: list[
-            tuple[int, int | None]
-        ] = []  # (row number, id or None) of rows a won stage converts
+        # (row number, id or None) of the rows whose won stage converts their lead after the write.
+        self.converts: list[tuple[int, int | None]] = []
         self.new_ids: list[int] = []  # new records written after the streamed ones
 
     def error(self, row: int, column: str, value, message: str) -> None:
@@ -680,12 +679,11 @@ class _Run:
         updated = {pk: number for number, pk in self.converts if pk is not None}
         new_numbers = [number for number, pk in self.converts if pk is None]
         won_stages = [stage.id for stage in self.ctx.pipelines.stages.values() if stage.is_won]
-        written = [*self.streamed_ids, *self.new_ids, *updated]
-        found = []
-        for chunk in lookups.chunked(written):
-            found += Lead.objects.filter(pk__in=chunk, stage_id__in=won_stages, status="open").values_list(
-                "pk", flat=True
-            )
+        # Open leads in a won stage are, but for strays, the ones this import just wrote: one query.
+        waiting = set(
+            Lead.objects.filter(stage_id__in=won_stages, status="open").values_list("pk", flat=True)
+        )
+        found = [pk for pk in (*self.streamed_ids, *self.new_ids, *updated) if pk in waiting]
         # New rows are inserted in file order, so their ids ascend with their row numbers.
         new_pks = sorted(pk for pk in found if pk not in updated)
         number_of = {**dict(zip(new_pks, new_numbers, strict=False)), **updated}

@@ -11,7 +11,7 @@ from crm.importing import export_queryset, import_file
 from crm.models import Account, Contact, Lead
 from sales.models import Opportunity
 from tests.crm.importing_helpers import csv_bytes
-from tests.factories import LeadFactory, LostReasonFactory
+from tests.factories import AccountFactory, ContactFactory, LeadFactory, LostReasonFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -177,3 +177,20 @@ def test_an_export_of_open_converted_and_lost_leads_imports_back_unchanged(stage
     result = import_file(kind="leads", data=exported, filename="leads.csv")
     assert result.ok, result.errors
     assert (result.new, result.updated, result.unchanged) == (0, 0, 3)
+
+
+def test_a_conversion_the_service_refuses_is_a_row_error_and_nothing_is_written(stages):
+    other = AccountFactory(name="Other")
+    ContactFactory(first_name="Ann", email="ann@acme.test", account=other)
+    result = run(
+        [
+            ["name", "email", "company_name", "stage"],
+            ["Fine", "f@x.test", "", "New"],
+            ["Acme deal", "ann@acme.test", "Acme", "Won"],
+        ]
+    )
+    assert not result.ok and not result.committed
+    assert [(e.row, e.column) for e in result.errors] == [(3, "stage")]
+    assert "works for “Other”, not for “Acme”" in result.errors[0].message
+    assert not Lead.objects.exists() and not Opportunity.objects.exists()
+    assert not Account.objects.filter(name="Acme").exists()
