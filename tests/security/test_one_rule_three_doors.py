@@ -9,7 +9,7 @@ one), a closed record is not moved, status and converted_at are not writable.
 import pytest
 from django.urls import reverse
 
-from crm import services
+from crm import rules, services
 from crm.importing import import_file
 from crm.models import Lead
 from sales.models import Opportunity
@@ -153,3 +153,25 @@ def test_status_and_converted_at_are_not_writable(people, api_as, admin_as, door
         result = import_row(people, lead, {"status": "converted", "converted_at": "2026-01-01 10:00"})
         assert result.ok, result.errors
     assert snapshot(lead) == before == ("open", "New", 10, None, False, 0)
+
+
+@pytest.mark.parametrize("label", sorted(rules.STATE_FIELDS))
+def test_state_fields_are_read_only_at_every_door(label):
+    """The state fields crm.rules names: read-only in the API serializer and the admin form, export-only
+    in the import (where the model has an import)."""
+    from django.apps import apps
+    from django.contrib import admin
+
+    from crm.api.serializers import LeadSerializer
+    from crm.importing.schemas import IMPORT_SCHEMAS
+    from sales.api.serializers import OpportunitySerializer
+
+    model = apps.get_model(label)
+    serializer = {"crm.Lead": LeadSerializer, "sales.Opportunity": OpportunitySerializer}[label]()
+    model_admin = admin.site._registry[model]
+    for name in rules.STATE_FIELDS[label]:
+        assert serializer.fields[name].read_only, name
+        assert name in model_admin.readonly_fields, name
+    for schema in IMPORT_SCHEMAS.values():
+        if schema.model is model:
+            assert set(schema.export_only) == set(rules.STATE_FIELDS[label])
