@@ -50,6 +50,12 @@ class ImportForm(forms.Form):
         help_text="CSV (UTF-8) or Excel .xlsx; the first row names the columns.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,text/csv"}),
     )
+    clear_empty = forms.BooleanField(
+        label="Empty cells clear fields",
+        required=False,
+        help_text="Unticked, an empty cell leaves an updated record's field unchanged. The preview lists "
+        "each field an update would clear.",
+    )
 
 
 class ExportAdminMixin:
@@ -135,13 +141,14 @@ class ImportExportAdminMixin(ExportAdminMixin):
                 size=upload.size,
                 filename=upload.name,
                 dry_run=True,
+                clear_empty=form.cleaned_data["clear_empty"],
                 default_owner=request.user,
                 user=request.user,
             )
             if result.ok:
                 # Kept for the confirmation, which imports this very file for real.
                 upload.seek(0)
-                token = self._store_upload(request, upload)
+                token = self._store_upload(request, upload, clear_empty=form.cleaned_data["clear_empty"])
         return self._render_import(request, form, result, token)
 
     def import_confirm_view(self, request):
@@ -167,6 +174,7 @@ class ImportExportAdminMixin(ExportAdminMixin):
                 kind=self.import_kind,
                 file=handle,
                 filename=pending["filename"],
+                clear_empty=pending.get("clear_empty", False),
                 default_owner=request.user,
                 user=request.user,
             )
@@ -195,7 +203,9 @@ class ImportExportAdminMixin(ExportAdminMixin):
             "token": token,
             "row_errors": result.errors[:ERRORS_SHOWN] if result else [],
             "errors_hidden": max(0, len(result.errors) - ERRORS_SHOWN) if result else 0,
-            "columns": schema.columns,
+            "cleared_fields": result.cleared[:ERRORS_SHOWN] if result else [],
+            "columns": schema.import_columns,
+            "export_only": schema.export_only,
             "required": schema.required,
             "key": schema.key,
             "verbose_name_plural": capfirst(opts.verbose_name_plural),
@@ -204,7 +214,7 @@ class ImportExportAdminMixin(ExportAdminMixin):
         return TemplateResponse(request, "admin/crm/import.html", context)
 
     # -- the stored upload, between preview and confirm ---------------------------------------------
-    def _store_upload(self, request, upload) -> str:
+    def _store_upload(self, request, upload, *, clear_empty: bool = False) -> str:
         folder = upload_dir()
         _forget_stale_uploads(folder)
         token = secrets.token_urlsafe(24)
@@ -212,7 +222,7 @@ class ImportExportAdminMixin(ExportAdminMixin):
             for chunk in upload.chunks():
                 target.write(chunk)
         pending = request.session.get(SESSION_KEY, {})
-        pending[token] = {"kind": self.import_kind, "filename": upload.name}
+        pending[token] = {"kind": self.import_kind, "filename": upload.name, "clear_empty": clear_empty}
         request.session[SESSION_KEY] = pending
         return token
 

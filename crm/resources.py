@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from import_export import resources
 from import_export.results import Error, InvalidRow, Result, RowResult
 
+from crm.actors import person
 from crm.importing import ImportResult, Table, export_rows, export_schema, import_schema, import_table
 from crm.importing.exporting import text_cell
 
@@ -26,7 +27,10 @@ class EngineResource(resources.ModelResource):
     def import_data(
         self, dataset, dry_run=False, raise_errors=False, use_transactions=None, **kwargs
     ) -> Result:
-        """Import ``dataset`` (its headers are the columns); ``kwargs["user"]`` owns the new records."""
+        """Import ``dataset`` (its headers are the columns) as ``kwargs["user"]``, who owns the new records
+        and may change only what the services let them change."""
+        if kwargs.get("user") is None:
+            raise TypeError("import_data needs the acting user (user=...): a system import passes SYSTEM.")
         schema = import_schema(self.kind)
         table = Table(
             format="dataset",
@@ -38,7 +42,8 @@ class EngineResource(resources.ModelResource):
             schema=schema,
             table=table,
             result=ImportResult(kind=self.kind, dry_run=dry_run),
-            default_owner=kwargs.get("user"),
+            default_owner=person(kwargs["user"]),
+            user=kwargs["user"],
         )
         result = Result()
         result.add_dataset_headers(list(dataset.headers or []))

@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 
+from crm import rules
 from crm.actors import Actor, is_system, person
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, ScoringRule, Stage, Tag
 from crm.scoring import lead_score_refresh
@@ -194,14 +195,12 @@ def pipeline_record_save(*, instance: M, data: Mapping[str, Any] | None = None, 
 
 
 def record_ensure_open(record) -> None:
-    """A converted, lost or won record stays where it is until it is reopened."""
-    if record.is_closed:
-        noun = record._meta.verbose_name
-        raise ValidationError(
-            f"This {noun} is already {record.get_status_display().lower()}: a closed {noun} cannot be "
-            f"moved, converted, won or lost again until it is reopened.",
-            code=CLOSED,
-        )
+    """A converted, lost or won record stays where it is until it is reopened (rules.record_move_problem)."""
+    problem = rules.record_move_problem(
+        noun=record._meta.verbose_name, status=record.status, status_label=record.get_status_display()
+    )
+    if problem is not None:
+        raise ValidationError(problem, code=CLOSED)
 
 
 def record_ensure_stage_in_pipeline(record, stage: Stage) -> None:
@@ -216,21 +215,24 @@ def record_ensure_stage_in_pipeline(record, stage: Stage) -> None:
 
 def lost_reason_ensure_active(lost_reason: LostReason | None) -> None:
     if lost_reason is not None and not lost_reason.is_active:
-        raise ValidationError(
-            {"lost_reason": f"The lost reason “{lost_reason}” is no longer in use: choose an active one."}
+        problem = rules.lost_reason_problem(
+            reason=str(lost_reason), reason_active=False, required=False, pipeline="", noun=""
         )
+        raise ValidationError({"lost_reason": problem})
 
 
 def lost_reason_ensure_given(record, lost_reason: LostReason | None) -> None:
     """A pipeline that requires a lost reason refuses to lose a record without one, whatever the route."""
-    if lost_reason is None and record.pipeline.lost_reason_required:
-        noun = record._meta.verbose_name
-        raise ValidationError(
-            {
-                "lost_reason": f"The pipeline “{record.pipeline}” requires a lost reason to lose a {noun}: "
-                f"give one (moving to a lost stage needs one too)."
-            }
+    if lost_reason is None:
+        problem = rules.lost_reason_problem(
+            reason=None,
+            reason_active=True,
+            required=record.pipeline.lost_reason_required,
+            pipeline=str(record.pipeline),
+            noun=record._meta.verbose_name,
         )
+        if problem is not None:
+            raise ValidationError({"lost_reason": problem})
 
 
 def record_lost_data(record, *, lost_reason: LostReason | None, lost_note: str) -> dict[str, Any]:
@@ -239,16 +241,11 @@ def record_lost_data(record, *, lost_reason: LostReason | None, lost_note: str) 
     record_ensure_open(record)
     lost_reason_ensure_active(lost_reason)
     lost_reason_ensure_given(record, lost_reason)
-    data: dict[str, Any] = {
-        "status": LeadStatus.LOST,  # the same "lost" value as OpportunityStatus.LOST
-        "probability": 0,
+    return {
+        **rules.lost_values(lost_stage=record.pipeline.lost_stage),
         "lost_reason": lost_reason,
         "lost_note": lost_note or "",
     }
-    lost_stage = record.pipeline.lost_stage
-    if lost_stage is not None:
-        data["stage"] = lost_stage
-    return data
 
 
 def record_reopen_stage(record, stage: Stage | None) -> Stage:
@@ -518,7 +515,7 @@ def contact_update(*, contact: Contact, user: Actor, data: Mapping[str, Any]) ->
 def _lead_enter_closed_stage(*, lead: Lead, stage: Stage, user: Actor) -> Lead:
     """A lead put into a won stage is converted with the default options; into a lost stage, lost
     (with the reason and note the same update gave, if any)."""
-    if stage.is_won:
+    if rules.stage_effect(is_won=stage.is_won, is_lost=stage.is_lost, noun="lead") == rules.CONVERT:
         from sales.services import lead_convert  # crm never imports sales at module level
 
         return lead_convert(lead=lead, user=user).lead

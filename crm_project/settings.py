@@ -174,6 +174,10 @@ CRM_ADMIN_ESTIMATED_COUNT_MIN = env.int("CRM_ADMIN_ESTIMATED_COUNT_MIN", default
 # Bulk import: the largest file accepted (bytes), and where the admin keeps an upload between its
 # preview and the confirmation that imports it for real.
 CRM_IMPORT_MAX_BYTES = env.int("CRM_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+# An XLSX sheet is read row by row whether a row holds data or not: a sheet declaring more rows than
+# this (Excel's own limit by default) is refused, and so is one with this many empty rows in a row.
+CRM_IMPORT_MAX_ROWS = env.int("CRM_IMPORT_MAX_ROWS", default=1_048_576)
+CRM_IMPORT_MAX_EMPTY_ROWS = env.int("CRM_IMPORT_MAX_EMPTY_ROWS", default=10_000)
 # Bulk imports check foreign keys once per import, set-based, when the database role may turn the
 # per-row triggers off (see crm.importing.writing.ReferenceChecks); False keeps the per-row checks.
 CRM_IMPORT_SET_BASED_REFERENCE_CHECKS = env.bool("CRM_IMPORT_SET_BASED_REFERENCE_CHECKS", default=True)

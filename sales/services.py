@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from crm import rules
 from crm.actors import Actor, is_system
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage
 from crm.selectors import user_sees_everything
@@ -40,7 +41,7 @@ from sales.models import Opportunity, OpportunityStatus, SalesTeam
 
 
 def _opportunity_enter_closed_stage(*, opportunity: Opportunity, stage: Stage, user: Actor) -> Opportunity:
-    if stage.is_won:
+    if rules.stage_effect(is_won=stage.is_won, is_lost=stage.is_lost, noun="opportunity") == rules.WIN:
         return opportunity_mark_won(opportunity=opportunity, user=user)
     return opportunity_mark_lost(
         opportunity=opportunity,

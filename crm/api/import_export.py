@@ -26,6 +26,11 @@ class ImportRequestSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField(
         default=False, help_text="Validate and count without writing anything (a preview)."
     )
+    clear_empty = serializers.BooleanField(
+        default=False,
+        help_text="Empty cells clear fields. Without it an empty cell leaves an updated record's field "
+        "unchanged (a new record gets the field's default).",
+    )
 
 
 class ImportRowErrorSerializer(serializers.Serializer):
@@ -33,6 +38,11 @@ class ImportRowErrorSerializer(serializers.Serializer):
     column = serializers.CharField()
     value = serializers.CharField(allow_blank=True)
     message = serializers.CharField()
+
+
+class ImportClearedFieldSerializer(serializers.Serializer):
+    row = serializers.IntegerField()
+    column = serializers.CharField()
 
 
 class ImportResultSerializer(serializers.Serializer):
@@ -53,6 +63,10 @@ class ImportResultSerializer(serializers.Serializer):
     new_tags = serializers.ListField(
         child=serializers.CharField(), help_text="Tags created (or to be created)."
     )
+    clear_empty = serializers.BooleanField(help_text="Whether empty cells clear fields.")
+    cleared = ImportClearedFieldSerializer(
+        many=True, help_text="Each field an update clears (or would clear) because its cell is empty."
+    )
 
 
 class ImportExportViewSetMixin:
@@ -66,7 +80,10 @@ class ImportExportViewSetMixin:
             "All or nothing: existing records are matched by natural key (lead and contact: email; "
             "account: name, in any case) and updated, the others created. A file with any bad row "
             "writes nothing and is answered with 400 and every bad row (row, column, value, message). "
-            "With dry_run the counts are computed and nothing is written."
+            "With dry_run the counts are computed and nothing is written. An empty cell leaves an "
+            "updated record's field unchanged unless clear_empty is true; `cleared` lists each field "
+            "an update clears. Export-only columns (a lead's status and converted_at) are ignored: a "
+            "row's stage has the services' effect (a won stage converts the lead, a lost stage loses it)."
         ),
         request={"multipart/form-data": ImportRequestSerializer},
         responses={
@@ -96,6 +113,7 @@ class ImportExportViewSetMixin:
             size=upload.size,
             filename=upload.name or "",
             dry_run=params.validated_data["dry_run"],
+            clear_empty=params.validated_data["clear_empty"],
             default_owner=request.user,
             user=request.user,
         )

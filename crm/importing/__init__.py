@@ -8,13 +8,14 @@ export = export_queryset(kind="leads", queryset=filtered, fmt="xlsx")   # Export
 from .engine import import_file, import_table, normalise_header
 from .exporting import EXPORT_FORMATS, ExportFile, export_queryset, export_rows
 from .reading import ImportFileError, Table, open_table
-from .result import ImportResult, PreviewRow, RowError
+from .result import ClearedField, ImportResult, PreviewRow, RowError
 from .schemas import EXPORT_KINDS, IMPORT_KINDS, export_schema, import_schema, schema_for_model
 
 __all__ = [
     "EXPORT_FORMATS",
     "EXPORT_KINDS",
     "IMPORT_KINDS",
+    "ClearedField",
     "ExportFile",
     "ImportFileError",
     "ImportResult",

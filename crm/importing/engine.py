@@ -20,10 +20,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import BinaryIO
 
+from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
 from django.utils import timezone
 
 from crm import selectors, services
+from crm.actors import is_system, person
 from crm.models import Account, Lead, Tag
 from crm.scoring import Breakdowns, active_rules, last_activities, new_lead_scorer
 from crm.win_probability import (
@@ -37,8 +39,16 @@ from crm.win_probability import (
 from . import lookups, writing
 from .cells import KEEP, CellError, shown_value
 from .reading import ImportFileError, Table, open_table, read_upload
-from .result import ImportResult, PreviewRow, RowError
-from .schemas import READ_ONLY_COLUMNS, ImportContext, ImportSchema, PendingAccount, Problem, import_schema
+from .result import CLEARED_LISTED, ClearedField, ImportResult, PreviewRow, RowError
+from .schemas import (
+    CONVERTS,
+    READ_ONLY_COLUMNS,
+    ImportContext,
+    ImportSchema,
+    PendingAccount,
+    Problem,
+    import_schema,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +80,9 @@ def import_file(
     size: int | None = None,
     filename: str = "",
     dry_run: bool = False,
+    clear_empty: bool = False,
     default_owner=None,
-    user=None,
+    user,
     progress: Progress | None = None,
 ) -> ImportResult:
     """Import a CSV or XLSX file of ``kind`` (leads, contacts, accounts); never raises for a bad file.
@@ -80,12 +91,14 @@ def import_file(
     or the bytes as ``data``.
 
     ``default_owner`` owns the new records when the file has no owner column (the admin and the API
-    pass the person importing). ``user``, the person importing (None from the command line), may
-    change only the records they may change elsewhere and assign owners as services.owner_ensure_allowed
-    lets them. ``progress(phase, done, total)`` is called as rows are read and written.
+    pass the person importing). An empty cell leaves an updated record's field unchanged unless
+    ``clear_empty`` ("empty cells clear fields"); the result lists the fields it clears. ``user``, the
+    person importing (None from the command line), may change only the records they may change
+    elsewhere and assign owners as services.owner_ensure_allowed lets them. ``progress(phase, done,
+    total)`` is called as rows are read and written.
     """
     schema = import_schema(kind)
-    result = ImportResult(kind=kind, dry_run=dry_run, filename=filename)
+    result = ImportResult(kind=kind, dry_run=dry_run, filename=filename, clear_empty=clear_empty)
     try:
         if data is None:
             data = read_upload(file, size=size)
@@ -105,24 +118,26 @@ def import_table(
     table: Table,
     result: ImportResult,
     default_owner=None,
-    user=None,
+    user,
     progress=None,
 ) -> ImportResult:
     """Run the phases on an opened table; a real run holds one transaction from first read to commit."""
     run = _Run(schema, table, result, default_owner, progress or (lambda phase, done, total: None))
     run.access = _Access(user, schema.kind)
-    if result.dry_run:
-        run.execute()
-        return result
     try:
-        with transaction.atomic():
-            writing.lock_for_import(schema)
+        if result.dry_run:
             run.execute()
-            if not result.ok:
-                raise _Rollback
+        else:
+            with transaction.atomic():
+                writing.lock_for_import(schema)
+                run.execute()
+                if not result.ok:
+                    raise _Rollback
     except _Rollback:
         result.committed = False
     except ImportFileError as exc:
+        # Found while reading the rows (a malformed CSV line, an over-long sheet): a dry run reports it
+        # exactly as the real import does.
         result.file_errors.append(str(exc))
         result.committed = False
     except DatabaseError as exc:
@@ -133,6 +148,8 @@ def import_table(
             "The data may have changed while importing: try again."
         )
         result.committed = False
+    # Rules run in phases over the whole file; a person reads the report in the file's order.
+    result.errors.sort(key=operator.attrgetter("row"))
     return result
 
 
@@ -147,9 +164,9 @@ _WRITABLE = {
 class _Access:
     """What the person importing may do, computed once per import, checked per row in Python."""
 
-    def __init__(self, user=None, kind: str = ""):
+    def __init__(self, user, kind: str = ""):
         self.user, self.kind = user, kind
-        self.unlimited = user is None or selectors.user_sees_everything(user)
+        self.unlimited = is_system(user) or selectors.user_sees_everything(user)
         if not self.unlimited:
             self.manages_a_team = selectors.user_manages_a_team(user)
             self.assignable = set(selectors.owner_assignable_by(user).values_list("pk", flat=True))
@@ -179,7 +196,7 @@ class _Access:
 
 
 class _Run:
-    access = _Access()
+    access: _Access  # set by import_table: who imports, and what they may change
 
     def __init__(self, schema: ImportSchema, table: Table, result: ImportResult, default_owner, progress):
         self.schema = schema
@@ -193,6 +210,9 @@ class _Run:
         self.streamed_ids: list[int] = []  # new records the background inserter wrote
         self.references: writing.ReferenceChecks | None = None
         self.breakdowns: Breakdowns | None = None  # score breakdowns stored so far (leads)
+        # (row number, id or None) of the rows whose won stage converts their lead after the write.
+        self.converts: list[tuple[int, int | None]] = []
+        self.new_ids: list[int] = []  # new records written after the streamed ones
 
     def error(self, row: int, column: str, value, message: str) -> None:
         self.result.errors.append(RowError(row, column, shown_value(value), message))
@@ -202,7 +222,7 @@ class _Run:
         schema, result = self.schema, self.result
         names = [normalise_header(cell) for cell in self.table.header]
         seen: dict[str, int] = {}
-        columns, unknown, ignored = [], [], []
+        columns, unknown, ignored, state = [], [], [], []
         for index, name in enumerate(names):
             if not name:
                 continue  # an unnamed column is checked row by row: it must stay empty
@@ -212,22 +232,30 @@ class _Run:
                 )
                 continue
             seen[name] = index
-            if name in schema.columns:
+            if name in schema.export_only:
+                state.append(name)
+            elif name in schema.columns:
                 columns.append((index, name))
-            elif name in READ_ONLY_COLUMNS or name in schema.export_only:
+            elif name in READ_ONLY_COLUMNS:
                 ignored.append(name)
             else:
                 unknown.append(self.table.header[index].strip())
         if unknown:
             result.file_errors.append(
                 f"Unknown column{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
-                f"The columns of {schema.verbose} are: {', '.join(schema.columns)}."
+                f"The columns of {schema.verbose} are: {', '.join(schema.import_columns)}."
             )
         missing = [name for name in schema.required if name not in seen]
         if missing:
             result.file_errors.append(f"Required column missing: {', '.join(missing)}.")
         if ignored:
             result.notices.append(f"Ignored read-only column(s): {', '.join(ignored)}.")
+        if state:
+            # Export-only: an export imports back, and a record's state follows its stage as in the services.
+            result.notices.append(
+                f"Ignored export-only column(s): {', '.join(state)}. A lead's status follows its stage: "
+                "a won stage converts it, a lost stage loses it (with a lost reason)."
+            )
         if schema.key not in seen:
             result.notices.append(
                 f"There is no {schema.key} column, so every row creates a new record: "
@@ -243,6 +271,7 @@ class _Run:
             ctx.users = lookups.user_ids_by_username()
         if "lost_reason" in names:
             ctx.lost_reasons = lookups.lost_reason_ids_by_name()
+            ctx.lost_reasons_by_id = lookups.lost_reasons_by_id()
         if "tags" in names:
             ctx.tags = lookups.tags_by_name()
 
@@ -442,6 +471,13 @@ class _Run:
                 continue
             if attname not in field_attnames or _may_keep(field):
                 keepable.append(attname)
+        # Fields whose empty cell parses to "" or None: on an update it keeps the stored value unless the
+        # user chose "empty cells clear fields".
+        keep_empty = not result.clear_empty
+        clearable = [
+            a for a in field_attnames if a != "tags" and a not in keepable and a not in resolved_by_rule
+        ]
+        cleared_count, cleared_records = 0, 0
         missing_rule_fields = {a: KEEP for a in rule_attnames if a not in field_attnames}
         self.owner_id = getattr(self.default_owner, "pk", None) if "owner_id" not in write_attnames else None
         as_row = operator.itemgetter(*write_attnames)
@@ -455,6 +491,7 @@ class _Run:
         released_fields = list(schema.released.items())
 
         def classify(number, pk, row, tags, old):
+            nonlocal cleared_count, cleared_records
             if pk is None:
                 result.new += 1
                 inserts.append((row, tags if tags is not KEEP else frozenset()))
@@ -477,9 +514,23 @@ class _Run:
                 tag_sets[pk] = tags
             if stage_index is not None and row[stage_index] != old["stage_id"]:
                 self.stage_moves.append((pk, old["stage_id"], row[stage_index]))
+            cleared = ()
+            if not keep_empty:
+                cleared = [
+                    _column(a) for a in changed if row[write_index[a]] is None or row[write_index[a]] == ""
+                ]
+                if tags is not KEEP and not tags and old_tags.get(pk):
+                    cleared.append("tags")
+                if cleared:
+                    cleared_records += 1
+                    cleared_count += len(cleared)
+                    if len(result.cleared) < CLEARED_LISTED:
+                        result.cleared += [ClearedField(number, column) for column in cleared]
             if len(result.preview) < 2 * PREVIEW_ROWS:
                 shown = [_column(a) for a in changed] + (["tags"] if tags is not KEEP else [])
-                result.preview.append(PreviewRow(number, "updated", str(row[label]), tuple(shown)))
+                result.preview.append(
+                    PreviewRow(number, "updated", str(row[label]), tuple(shown), tuple(cleared))
+                )
 
         insert_attnames = [*write_attnames, *SCORE_ATTNAMES] if scorer else write_attnames
 
@@ -541,17 +592,27 @@ class _Run:
                     for attname in keepable:
                         if rec[attname] is KEEP:
                             rec[attname] = old[attname] if old is not None else defaults[attname]
+                    if keep_empty and old is not None:
+                        for attname in clearable:
+                            value = rec[attname]
+                            if value is None or value == "":
+                                rec[attname] = old[attname]
+                        if tags is not KEEP and not tags:
+                            tags = KEEP
                     problems: list[Problem] = []
                     finalize(rec, old, ctx, problems)
                     if problems:
                         for problem in problems:
                             error(number, problem.column, problem.value, problem.message)
                         continue
+                    converts = rec.pop(CONVERTS, False)
                     if checks_owner:
                         refused = self.access.owner_problem(old=old, new_owner_id=rec["owner_id"])
                         if refused:
                             error(number, "owner", rec["owner_id"], refused)
                             continue
+                    if converts:
+                        self.converts.append((number, pk))
                     if pk is not None and tags is not KEEP and tags == old_tags.get(pk, frozenset()):
                         tags = KEEP
                     row = as_row(rec) if pk is not None else new_row(rec)
@@ -587,11 +648,54 @@ class _Run:
             del finals
 
         result.new_tags = sorted(ctx.new_tags.values(), key=str.lower)
+        if cleared_count and result.ok:
+            verb = "will be" if result.dry_run else "were"
+            result.notices.append(
+                f"Empty cells clear fields: {cleared_count} fields of {cleared_records} records {verb} "
+                "cleared (listed by row and column)."
+            )
+        if self.converts and result.ok:
+            rows = ", ".join(str(number) for number, _ in self.converts[:20])
+            more = f" and {len(self.converts) - 20} more" if len(self.converts) > 20 else ""
+            verb = "will be" if result.dry_run else "were"
+            result.notices.append(
+                f"{len(self.converts)} lead(s) in a won stage {verb} converted as a conversion does "
+                f"(an opportunity, and an account and a contact from the lead): row {rows}{more}."
+            )
         if not result.ok or result.dry_run:
             return
         self.write(write_attnames, insert_attnames, inserts, updates, tag_sets, released, now=now)
-        writing.record_history(self.model, now=now, user_id=getattr(self.access.user, "pk", None))
+        writing.record_history(self.model, now=now, user_id=getattr(person(self.access.user), "pk", None))
+        if self.converts:
+            self.convert_won_leads()
+            if not result.ok:
+                return
         result.committed = True
+
+    def convert_won_leads(self) -> None:
+        """Convert the leads the file put in a won stage, through the conversion service, as lead_create
+        and lead_update do: few rows, each converted with its account, contact and opportunity."""
+        from sales.services import lead_convert  # crm never imports sales at module level
+
+        updated = {pk: number for number, pk in self.converts if pk is not None}
+        new_numbers = [number for number, pk in self.converts if pk is None]
+        won_stages = [stage.id for stage in self.ctx.pipelines.stages.values() if stage.is_won]
+        # Open leads in a won stage are, but for strays, the ones this import just wrote: one query.
+        waiting = set(
+            Lead.objects.filter(stage_id__in=won_stages, status="open").values_list("pk", flat=True)
+        )
+        found = [pk for pk in (*self.streamed_ids, *self.new_ids, *updated) if pk in waiting]
+        # New rows are inserted in file order, so their ids ascend with their row numbers.
+        new_pks = sorted(pk for pk in found if pk not in updated)
+        number_of = {**dict(zip(new_pks, new_numbers, strict=False)), **updated}
+        for pk in sorted(found, key=lambda pk: number_of.get(pk, 0)):
+            lead = Lead.objects.get(pk=pk)
+            try:
+                with transaction.atomic():
+                    lead_convert(lead=lead, user=self.access.user)
+            except ValidationError as exc:
+                for message in exc.messages:
+                    self.error(number_of.get(pk, 0), "stage", lead.stage.name, f"Cannot convert: {message}")
 
     def with_breakdown_ids(self, pairs: list[tuple[tuple, object]], turn=contextlib.nullcontext) -> list:
         """(row, x) pairs whose rows end with a score breakdown's lines, with its stored id instead (the
@@ -643,7 +747,7 @@ class _Run:
         rows = [row for row, _ in self.with_breakdown_ids(inserts)]
         if parent_index is not None:
             rows = [_without_pending(row, parent_index, i, pending_inserts) for i, row in enumerate(rows)]
-        new_ids = writer.insert(
+        new_ids = self.new_ids = writer.insert(
             model,
             insert_attnames,
             rows,

@@ -26,6 +26,7 @@ class StageInfo:
 class PipelineInfo:
     id: int
     name: str
+    lost_reason_required: bool = False
 
 
 def chunk_size() -> int:
@@ -47,8 +48,9 @@ class PipelineCache:
         self.pipelines: dict[int, PipelineInfo] = {}
         self.pipeline_ids_by_name: dict[str, list[int]] = defaultdict(list)
         self.default_id: int | None = None
-        for pk, name, is_default in Pipeline.objects.values_list("id", "name", "is_default"):
-            self.pipelines[pk] = PipelineInfo(pk, name)
+        pipelines = Pipeline.objects.values_list("id", "name", "is_default", "lost_reason_required")
+        for pk, name, is_default, lost_reason_required in pipelines:
+            self.pipelines[pk] = PipelineInfo(pk, name, lost_reason_required)
             self.pipeline_ids_by_name[name.lower()].append(pk)
             if is_default:
                 self.default_id = pk
@@ -62,6 +64,11 @@ class PipelineCache:
             self.stage_by_name[stage.pipeline_id, stage.name.lower()] = stage
             by_pipeline[stage.pipeline_id].append(stage)
         self.first_stages = {pk: first_open_stage(by_pipeline.get(pk, ())) for pk in self.pipelines}
+        # Pipeline.lost_stage: where a lost record goes.
+        self.lost_stages = {
+            pk: next((stage for stage in by_pipeline.get(pk, ()) if stage.is_lost), None)
+            for pk in self.pipelines
+        }
 
     # The source interface of pipeline_defaults():
     def stage(self, stage_id: int) -> StageInfo | None:
@@ -88,6 +95,13 @@ def user_ids_by_username() -> dict[str, list[int]]:
 
 def lost_reason_ids_by_name() -> dict[str, list[int]]:
     return ids_by_lower_name(LostReason.objects.all(), "name")
+
+
+def lost_reasons_by_id() -> dict[int, tuple[str, bool]]:
+    """Every lost reason's (name, is_active), by id: the lost-reason rules read them per row."""
+    return {
+        pk: (name, active) for pk, name, active in LostReason.objects.values_list("id", "name", "is_active")
+    }
 
 
 def tags_by_name() -> dict[str, int]:

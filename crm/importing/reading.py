@@ -138,6 +138,12 @@ def _open_csv(data: bytes) -> Table:
     return Table("csv", header, rows(), max(data.count(b"\n"), 1))
 
 
+def _too_many_rows(what: str, limit: int) -> ImportFileError:
+    return ImportFileError(
+        f"{what}: at most {limit:,} rows can be imported at once. Split it into smaller files."
+    )
+
+
 def _open_xlsx(data: bytes) -> Table:
     from openpyxl import load_workbook
 
@@ -170,15 +176,34 @@ def _open_xlsx(data: bytes) -> Table:
     # Formatting can stretch a sheet with empty cells on the right; they are not columns.
     while header and not header[-1].strip():
         header.pop()
-    estimate = (sheet.max_row or 2) - 1
+    max_rows, max_empty = settings.CRM_IMPORT_MAX_ROWS, settings.CRM_IMPORT_MAX_EMPTY_ROWS
+    declared = sheet.max_row
+    if declared is not None and declared > max_rows:
+        workbook.close()
+        raise _too_many_rows(f"The sheet has {declared:,} rows", max_rows)
+    estimate = (declared or 2) - 1
 
     def rows():
+        # Reading a row costs the same whether it holds data or not: a sheet stretched by millions of
+        # empty rows is refused after a bounded number of them, and after CRM_IMPORT_MAX_ROWS rows.
         number = 1
+        empty_since = None
         try:
             for cells in row_iter:
                 number += 1
                 if any(cell is not None and cell != "" for cell in cells):
+                    empty_since = None
                     yield number, list(cells)
+                elif empty_since is None:
+                    empty_since = number
+                elif number - empty_since >= max_empty:
+                    raise ImportFileError(
+                        f"The sheet has more than {max_empty:,} empty rows in a row (from row "
+                        f"{empty_since:,}): delete the empty rows, or move the rows after them up, "
+                        "and import the file again."
+                    )
+                if number > max_rows:
+                    raise _too_many_rows(f"The sheet has more than {max_rows:,} rows", max_rows)
         except ImportFileError:
             raise
         except Exception:

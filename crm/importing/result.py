@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+CLEARED_LISTED = 10_000  # fields to clear listed in a result; the notice counts them all
+
 
 @dataclass(frozen=True, slots=True)
 class RowError:
@@ -29,6 +31,18 @@ class PreviewRow:
     action: str  # "new" or "updated"
     label: str
     changes: tuple[str, ...] = ()
+    cleared: tuple[str, ...] = ()  # of the changes, the fields the update empties
+
+
+@dataclass(frozen=True, slots=True)
+class ClearedField:
+    """A field an update empties, because its cell is empty and the user chose "empty cells clear fields"."""
+
+    row: int
+    column: str
+
+    def as_dict(self) -> dict:
+        return {"row": self.row, "column": self.column}
 
 
 @dataclass
@@ -52,6 +66,9 @@ class ImportResult:
     new_tags: list[str] = field(default_factory=list)
     preview: list[PreviewRow] = field(default_factory=list)
     committed: bool = False
+    # Without it an empty cell leaves an updated record's field unchanged (a new record gets the default).
+    clear_empty: bool = False
+    cleared: list[ClearedField] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -82,6 +99,8 @@ class ImportResult:
             "row_errors": [error.as_dict() for error in self.errors],
             "notices": list(self.notices),
             "new_tags": list(self.new_tags),
+            "clear_empty": self.clear_empty,
+            "cleared": [cleared.as_dict() for cleared in self.cleared[:CLEARED_LISTED]],
         }
 
     def summary(self) -> str:

@@ -12,7 +12,8 @@ from functools import cached_property
 from django.apps import apps
 from django.db import models
 
-from crm.models.lead import pipeline_defaults
+from crm import rules
+from crm.models.lead import LeadStatus, pipeline_defaults
 
 from .cells import (
     KEEP,
@@ -63,8 +64,8 @@ class Schema:
 
     kind: str
     model_label: str
-    columns: tuple[str, ...]  # importable columns (or, for export-only kinds, all data columns)
-    export_only: tuple[str, ...] = ()  # written by an export, ignored by an import
+    columns: tuple[str, ...]  # the data columns, in file order
+    export_only: tuple[str, ...] = ()  # of the columns, those written by an export and ignored by an import
     verbose: str = ""
 
     @cached_property
@@ -73,7 +74,12 @@ class Schema:
 
     @property
     def export_columns(self) -> tuple[str, ...]:
-        return ("id", *self.columns, *self.export_only, "created_at", "updated_at")
+        return ("id", *self.columns, "created_at", "updated_at")
+
+    @property
+    def import_columns(self) -> tuple[str, ...]:
+        """The columns an import writes: all but the export-only ones (state fields)."""
+        return tuple(column for column in self.columns if column not in self.export_only)
 
     def field(self, column: str) -> models.Field:
         return self.model._meta.get_field(column)
@@ -94,12 +100,13 @@ class ImportContext:
 
     pipelines: object = None
     users: dict = field(default_factory=dict)
-    lost_reasons: dict = field(default_factory=dict)
     tags: dict = field(default_factory=dict)
     new_tags: dict = field(default_factory=dict)
     account_names: set = field(default_factory=set)  # names referenced by the file, lower-case
     accounts: dict = field(default_factory=dict)  # lower-case name → [ids], for those names
     new_keys: set = field(default_factory=set)  # natural keys of the file's rows that create records
+    lost_reasons: dict = field(default_factory=dict)
+    lost_reasons_by_id: dict = field(default_factory=dict)  # id → (name, is_active)
 
 
 @dataclass
@@ -212,17 +219,74 @@ class LeadSchema(ImportSchema):
         )
         if pipeline_id is None:
             problems.append(Problem("pipeline", "", "Name a pipeline: there is no default pipeline."))
-        elif stage_id is None:
+            return
+        if stage_id is None:
             problems.append(
                 Problem("stage", "", f"The pipeline “{cache.pipelines[pipeline_id].name}” has no stages.")
             )
+            return
         rec["pipeline_id"], rec["stage_id"], rec["probability"] = pipeline_id, stage_id, probability
-        if rec["status"] == "converted" and rec["converted_at"] is None:
-            problems.append(
-                Problem(
-                    "converted_at", "", "A converted lead needs the date it was converted (converted_at)."
-                )
+        self.apply_state_rules(rec, old, ctx, problems)
+
+    def apply_state_rules(self, rec, old, ctx, problems):
+        """The services' rules (crm.rules) on the row's resolved values: a closed lead is not moved, a
+        won stage converts (marked for the engine, which converts after writing), a lost stage loses."""
+        stage_id = rec["stage_id"]
+        moves = old is None or stage_id != old["stage_id"] or rec["pipeline_id"] != old["pipeline_id"]
+        has_reason = "lost_reason_id" in rec
+        reason_id = rec["lost_reason_id"] if has_reason else None
+        old_reason_id = old["lost_reason_id"] if old is not None and has_reason else None
+        if not moves:
+            if reason_id != old_reason_id or (
+                "lost_note" in rec and old and rec["lost_note"] != old["lost_note"]
+            ):
+                problems.append(_LOST_ONLY_WITH_A_LOST_STAGE)
+            return
+        if old is not None:
+            status = old["status"]
+            closed = rules.record_move_problem(
+                noun="lead", status=status, status_label=_LEAD_STATUS_LABELS.get(status, status)
             )
+            if closed is not None:
+                problems.append(Problem("stage", "", closed))
+                return
+        stage = ctx.pipelines.stages[stage_id]
+        effect = rules.stage_effect(is_won=stage.is_won, is_lost=stage.is_lost, noun="lead")
+        if effect != rules.LOSE:
+            if reason_id is not None or rec.get("lost_note"):
+                problems.append(_LOST_ONLY_WITH_A_LOST_STAGE)
+            elif effect == rules.CONVERT:
+                rec[CONVERTS] = True
+            return
+        pipeline = ctx.pipelines.pipelines[rec["pipeline_id"]]
+        name, active = (
+            ctx.lost_reasons_by_id.get(reason_id, ("", True)) if reason_id is not None else (None, True)
+        )
+        problem = rules.lost_reason_problem(
+            reason=name,
+            reason_active=active,
+            required=pipeline.lost_reason_required,
+            pipeline=pipeline.name,
+            noun="lead",
+        )
+        if problem is not None:
+            problems.append(Problem("lost_reason", name or "", problem))
+            return
+        lost_stage = ctx.pipelines.lost_stages.get(pipeline.id)
+        values = rules.lost_values(lost_stage=lost_stage.id if lost_stage is not None else None)
+        rec["status"], rec["probability"] = values["status"], values["probability"]
+        rec["stage_id"] = values.get("stage", stage_id)
+
+
+# The key a row's values carry when its won stage converts it after the write (see the engine).
+CONVERTS = "_converts"
+_LEAD_STATUS_LABELS = dict(LeadStatus.choices)
+_LOST_ONLY_WITH_A_LOST_STAGE = Problem(
+    "lost_reason",
+    "",
+    "A lost reason and note are recorded when the lead is lost: put the row in its pipeline's lost stage "
+    "(a lost lead's reason changes only by reopening it and losing it again).",
+)
 
 
 class ContactSchema(ImportSchema):
@@ -370,9 +434,10 @@ LEADS = LeadSchema(
         "owner",
         "tags",
     ),
+    export_only=rules.STATE_FIELDS["crm.Lead"],
     key="email",
     required=("name",),
-    rule_fields=("pipeline", "stage", "probability", "status", "converted_at"),
+    rule_fields=("pipeline", "stage", "probability", "status"),
     deferred=("stage",),
     resolved_by_rule=("pipeline", "stage", "probability"),
 )

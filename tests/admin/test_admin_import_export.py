@@ -168,3 +168,35 @@ def test_export_with_bad_filters_or_format_goes_back_to_the_list(admin_client, p
     assert "Unknown export format" in response.content.decode()
     response = admin_client.get(url + "?nonsense__field=1", follow=True)
     assert "nothing was exported" in response.content.decode()
+
+
+def test_preview_of_a_csv_with_a_field_over_the_csv_limit(admin_client, pipeline):
+    """Issue 14 finding 17: the admin preview of such a file answered 500."""
+    response = upload(admin_client, b"name,email\n" + b"x" * 140_000 + b",a@x.test\n")
+    assert response.status_code == 200
+    assert "The CSV file is malformed" in response.content.decode()
+    assert 'id="import-confirm"' not in response.content.decode()
+
+
+def test_preview_lists_the_fields_an_update_would_clear_and_confirm_clears_them(admin_client, stages):
+    """Issue 14 finding 12: the preview did not say that an empty cell would clear the field."""
+    lead = LeadFactory(email="k@x.test", stage=stages["New"], phone="555")
+    content = csv_bytes([["name", "email", "phone"], ["K", "k@x.test", ""]])
+    file = SimpleUploadedFile("leads.csv", content, content_type="text/csv")
+    preview = admin_client.post(reverse("admin:crm_lead_import"), {"file": file, "clear_empty": "on"})
+    page = preview.content.decode()
+    assert 'id="import-cleared"' in page and "<td>2</td><td>phone</td>" in page
+    lead.refresh_from_db()
+    assert lead.phone == "555"
+    admin_client.post(reverse("admin:crm_lead_import_confirm"), {"token": preview.context["token"]})
+    lead.refresh_from_db()
+    assert lead.phone == ""
+
+
+def test_without_the_choice_empty_cells_keep_the_fields(admin_client, stages):
+    lead = LeadFactory(email="k@x.test", stage=stages["New"], phone="555")
+    preview = upload(admin_client, csv_bytes([["name", "email", "phone"], ["K", "k@x.test", ""]]))
+    assert 'id="import-cleared"' not in preview.content.decode()
+    admin_client.post(reverse("admin:crm_lead_import_confirm"), {"token": preview.context["token"]})
+    lead.refresh_from_db()
+    assert lead.phone == "555"

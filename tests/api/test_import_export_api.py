@@ -153,7 +153,7 @@ def test_schema_documents_both_actions_without_warnings(capsys):
     imported = schema["paths"]["/api/v1/crm/leads/import/"]["post"]
     assert set(imported["requestBody"]["content"]) == {"multipart/form-data"}
     request = imported["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].split("/")[-1]
-    assert set(schema["components"]["schemas"][request]["properties"]) == {"file", "dry_run"}
+    assert set(schema["components"]["schemas"][request]["properties"]) == {"file", "dry_run", "clear_empty"}
     # 200, the import's 400, and the errors every operation documents (crm_project.schema).
     assert set(imported["responses"]) == {"200", "400", "401", "403", "404", "409", "415", "429"}
     assert imported["responses"]["400"]["content"]["application/json"]["schema"] == {
@@ -196,3 +196,35 @@ def test_export_needs_view_permission(stages, django_user_model):
     client = APIClient()
     client.force_authenticate(django_user_model.objects.create_user("nobody", password="pw-nobody-123!"))
     assert client.get(LEADS + "export/?format=csv").status_code == 403
+
+
+@pytest.mark.parametrize("dry_run", ["true", "false"])
+def test_malformed_csv_is_400_in_a_dry_run_as_in_the_real_import(api, stages, dry_run):
+    """Issue 14 finding 17: the dry run of a CSV with an unterminated quote answered 500."""
+    content = b'name,email\n"Unclosed,a@x.test\nB,b@x.test\n'
+    response = api.post(LEADS + "import/", {"file": upload(content), "dry_run": dry_run}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["file_errors"][0].startswith("The CSV file is malformed")
+    assert not Lead.objects.exists()
+
+
+def test_empty_cells_keep_fields_unless_clear_empty_and_the_dry_run_lists_them(api, stages):
+    """Issue 14 finding 12: an empty cell cleared the phone silently; clear_empty chooses it, and the
+    dry run lists each field it would clear."""
+    lead = LeadFactory(email="k@x.test", stage=stages["New"], phone="555")
+    content = csv_bytes([["name", "email", "phone"], ["K", "k@x.test", ""]])
+    response = api.post(LEADS + "import/", {"file": upload(content)}, format="multipart")
+    assert response.status_code == 200, response.data
+    lead.refresh_from_db()
+    assert lead.phone == "555"
+    data = {"file": upload(content), "dry_run": "true", "clear_empty": "true"}
+    body = api.post(LEADS + "import/", data, format="multipart").json()
+    assert (body["clear_empty"], body["cleared"]) == (True, [{"row": 2, "column": "phone"}])
+    lead.refresh_from_db()
+    assert lead.phone == "555"
+    response = api.post(
+        LEADS + "import/", {"file": upload(content), "clear_empty": "true"}, format="multipart"
+    )
+    assert response.status_code == 200
+    lead.refresh_from_db()
+    assert lead.phone == ""

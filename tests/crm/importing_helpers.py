@@ -31,3 +31,25 @@ def read_xlsx(content: bytes) -> tuple[list, list[tuple]]:
     sheet = load_workbook(io.BytesIO(content)).worksheets[0]
     rows = list(sheet.iter_rows())
     return [cell.value for cell in rows[0]], rows[1:]
+
+
+def xlsx_with_empty_rows(rows: list[list], empty: int, *, declared: int | None = None) -> bytes:
+    """An XLSX of ``rows`` followed by ``empty`` rows that hold only an unstyled empty cell, as a sheet
+    stretched by formatting does; ``declared`` sets the sheet's declared last row (its dimension)."""
+    import re
+    import zipfile
+
+    buffer = io.BytesIO(xlsx_bytes(rows))
+    out = io.BytesIO()
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                first = len(rows) + 1
+                filler = "".join(f'<row r="{n}"><c r="A{n}"/></row>' for n in range(first, first + empty))
+                last = declared or first + empty - 1
+                text = data.decode().replace("</sheetData>", filler + "</sheetData>")
+                text = re.sub(r'<dimension ref="[^"]*" ?/>', f'<dimension ref="A1:B{last}"/>', text)
+                data = text.encode()
+            target.writestr(info, data)
+    return out.getvalue()

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from activities.models import Activity
+from crm.actors import SYSTEM
 from crm.importing import export_queryset, import_file
 from crm.models import Account, Contact, Lead
 from sales.models import Opportunity
@@ -80,7 +81,7 @@ def test_export_then_import_into_an_empty_database_gives_the_same_records(stages
     before = sorted((lead_snapshot(lead) for lead in Lead.objects.all()), key=lambda s: s["name"])
     exported = export_queryset(kind="leads", queryset=Lead.objects.all(), fmt=fmt)
     Lead.objects.all().delete()
-    result = import_file(kind="leads", data=exported.content, filename=exported.filename)
+    result = import_file(kind="leads", data=exported.content, filename=exported.filename, user=SYSTEM)
     assert result.ok, (result.errors, result.file_errors)
     assert result.new == 3
     after = sorted((lead_snapshot(lead) for lead in Lead.objects.all()), key=lambda s: s["name"])
@@ -95,7 +96,7 @@ def test_reimporting_an_export_changes_nothing(stages, fmt):
     ContactFactory(first_name="=Ann", email="ann@acme.test", account=acme, is_primary=True)
     for kind, model in (("leads", Lead), ("accounts", Account), ("contacts", Contact)):
         exported = export_queryset(kind=kind, queryset=model.objects.all(), fmt=fmt)
-        result = import_file(kind=kind, data=exported.content, filename=exported.filename)
+        result = import_file(kind=kind, data=exported.content, filename=exported.filename, user=SYSTEM)
         assert result.ok, (kind, result.errors, result.file_errors)
         # The lead without an email has no natural key, so it comes back as a new record.
         expected_new = 1 if kind == "leads" else 0

@@ -5,16 +5,17 @@ import zipfile
 
 import pytest
 
+from crm.actors import SYSTEM
 from crm.importing import import_file
 from crm.models import Account, Lead
-from tests.crm.importing_helpers import csv_bytes, xlsx_bytes
+from tests.crm.importing_helpers import csv_bytes, xlsx_bytes, xlsx_with_empty_rows
 from tests.factories import AccountFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def run(content: bytes, filename="leads.csv", kind="leads"):
-    result = import_file(kind=kind, data=content, filename=filename)
+    result = import_file(kind=kind, data=content, filename=filename, user=SYSTEM)
     assert not result.ok and not result.committed
     assert not Lead.objects.exists()
     return result
@@ -59,6 +60,7 @@ def test_read_only_columns_of_an_export_are_ignored_with_a_notice(pipeline):
         kind="leads",
         data=csv_bytes([["id", "name", "created_at"], ["99", "A", "2020-01-01"]]),
         filename="x.csv",
+        user=SYSTEM,
     )
     assert result.ok
     assert result.notices[0] == "Ignored read-only column(s): id, created_at."
@@ -68,7 +70,7 @@ def test_read_only_columns_of_an_export_are_ignored_with_a_notice(pipeline):
 def test_utf8_with_and_without_bom_are_accepted(pipeline):
     rows = [["name", "company_name"], ["Café", "Zürich AG"]]
     for content in (csv_bytes(rows), csv_bytes(rows, bom=True)):
-        result = import_file(kind="leads", data=content, filename="x.csv")
+        result = import_file(kind="leads", data=content, filename="x.csv", user=SYSTEM)
         assert result.ok, result.file_errors
     assert set(Lead.objects.values_list("name", flat=True)) == {"Café"}
 
@@ -133,7 +135,9 @@ def test_legacy_xls_is_refused_by_name(pipeline):
 def test_file_over_the_size_limit(pipeline, settings):
     settings.CRM_IMPORT_MAX_BYTES = 100
     content = csv_bytes([["name", "email"]] + [[f"Lead {i}", f"l{i}@x.test"] for i in range(20)])
-    message = only_file_error(import_file(kind="leads", file=io.BytesIO(content), filename="x.csv"))
+    message = only_file_error(
+        import_file(kind="leads", file=io.BytesIO(content), filename="x.csv", user=SYSTEM)
+    )
     assert message.startswith("The file is too large")
     assert "100 bytes" in message
     assert not Lead.objects.exists()
@@ -147,12 +151,74 @@ def test_size_limit_defaults_to_50_mb():
 
 def test_semicolon_separated_csv_from_a_european_spreadsheet(pipeline):
     result = import_file(
-        kind="leads", data=csv_bytes([["name", "email"], ["A", "a@x.test"]], delimiter=";"), filename="x.csv"
+        kind="leads",
+        data=csv_bytes([["name", "email"], ["A", "a@x.test"]], delimiter=";"),
+        filename="x.csv",
+        user=SYSTEM,
     )
     assert result.ok and Lead.objects.get().email == "a@x.test"
 
 
 def test_bad_file_changes_no_existing_record(pipeline):
     AccountFactory(name="Acme", phone="1")
-    result = import_file(kind="accounts", data=b"name,phone\nAcme,2\n\x00", filename="a.csv")
+    result = import_file(kind="accounts", data=b"name,phone\nAcme,2\n\x00", filename="a.csv", user=SYSTEM)
     assert result.file_errors and Account.objects.get().phone == "1"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'name,email\n"Unclosed,a@x.test\nB,b@x.test\n', b"name,email\n" + b"x" * 140_000 + b",a@x.test\n"],
+    ids=["unterminated-quote", "field-over-the-csv-limit"],
+)
+def test_dry_run_of_a_malformed_csv_is_a_file_error_like_the_real_import(pipeline, content):
+    """Issue 14 finding 17: the dry run of a malformed CSV raised (a 500) where the real import
+    reported a file error."""
+    real = run(content)
+    dry = import_file(kind="leads", data=content, filename="leads.csv", dry_run=True, user=SYSTEM)
+    assert not dry.ok and not dry.errors
+    assert dry.file_errors == real.file_errors
+    assert dry.file_errors[0].startswith("The CSV file is malformed")
+
+
+def test_xlsx_of_many_empty_rows_is_refused_without_reading_them_all(pipeline, settings):
+    """Issue 14 finding 19: an XLSX of 2.5 million empty rows held a worker 46 s; the reading stops
+    after CRM_IMPORT_MAX_EMPTY_ROWS empty rows in a row (lowered here to keep the test fast)."""
+    settings.CRM_IMPORT_MAX_EMPTY_ROWS = 100
+    content = xlsx_with_empty_rows([["name", "email"], ["A", "a@x.test"]], 5000)
+    message = only_file_error(run(content, "leads.xlsx"))
+    assert message.startswith("The sheet has more than 100 empty rows in a row (from row 3)")
+
+
+def test_xlsx_declaring_more_rows_than_the_limit_is_refused_before_reading(pipeline, settings):
+    """Issue 14 finding 19: a sheet that declares more rows than CRM_IMPORT_MAX_ROWS is refused at once."""
+    settings.CRM_IMPORT_MAX_ROWS = 1000
+    content = xlsx_with_empty_rows([["name", "email"], ["A", "a@x.test"]], 10, declared=2_500_000)
+    message = only_file_error(run(content, "leads.xlsx"))
+    assert message.startswith("The sheet has 2,500,000 rows: at most 1,000 rows")
+
+
+def test_xlsx_with_some_trailing_empty_rows_imports(pipeline, settings):
+    settings.CRM_IMPORT_MAX_EMPTY_ROWS = 100
+    content = xlsx_with_empty_rows([["name", "email"], ["A", "a@x.test"]], 50)
+    result = import_file(kind="leads", data=content, filename="leads.xlsx", user=SYSTEM)
+    assert result.ok, (result.file_errors, result.errors)
+    assert Lead.objects.count() == 1
+
+
+def test_row_errors_are_listed_by_row_number(stages):
+    """Issue 14 finding 12: cell errors came before rule errors, so rows were listed 2, 3, 5, 5, 5, 4."""
+    result = import_file(
+        kind="leads",
+        filename="leads.csv",
+        data=csv_bytes(
+            [
+                ["name", "email", "stage", "probability", "priority", "expected_revenue"],
+                ["A", "bad-email", "", "", "", ""],
+                ["B", "b@x.test", "", "ten", "", ""],
+                ["C", "c@x.test", "Nowhere", "", "", ""],
+                ["", "d@x.test", "", "", "Sometimes", "-x"],
+            ]
+        ),
+        user=SYSTEM,
+    )
+    assert [e.row for e in result.errors] == [2, 3, 4, 5, 5, 5]

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from crm.actors import SYSTEM
 from crm.importing import import_file
 from crm.models import Account, Contact
 from tests.crm.importing_helpers import csv_bytes
@@ -13,6 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 def run(kind, rows, **kwargs):
+    kwargs.setdefault("user", SYSTEM)  # a system import unless a test names the importer
     return import_file(kind=kind, data=csv_bytes(rows), filename=f"{kind}.csv", **kwargs)
 
 

@@ -5,6 +5,7 @@ reference still refuses the whole file."""
 import pytest
 from django.db import connection
 
+from crm.actors import SYSTEM
 from crm.importing import import_file
 from crm.models import Lead
 from tests.crm.importing_helpers import csv_bytes
@@ -36,7 +37,9 @@ def import_watching(rows, *, during=None):
             if during is not None:
                 during()
 
-    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv", progress=progress)
+    result = import_file(
+        kind="leads", data=csv_bytes(rows), filename="leads.csv", progress=progress, user=SYSTEM
+    )
     return result, seen
 
 
@@ -90,7 +93,9 @@ def test_the_referenced_rows_are_locked_until_commit(file_rows):
                 )
                 locks.append(cursor.fetchone()[0])
 
-    result = import_file(kind="leads", data=csv_bytes(file_rows), filename="leads.csv", progress=after_write)
+    result = import_file(
+        kind="leads", data=csv_bytes(file_rows), filename="leads.csv", progress=after_write, user=SYSTEM
+    )
     assert result.committed
     assert locks == [1]
 

@@ -158,7 +158,7 @@ def test_the_command_recomputes_every_lead(rules, stages, capsys):
 def test_imported_leads_are_scored(rules, stages):
     existing = services.lead_create(data={"name": "Old", "email": "old@x.test"}, user=SYSTEM)
     rows = [["name", "email", "rating"], ["Old", "old@x.test", "hot"], ["New", "new@x.test", ""]]
-    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv")
+    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv", user=SYSTEM)
     assert result.committed, result.errors
     assert Lead.objects.get(pk=existing.pk).score == 35
     assert Lead.objects.get(email="new@x.test").score == 5
@@ -211,7 +211,7 @@ def test_imported_scores_equal_the_services_scores(rules, stages, monkeypatch):
                 str((n % 7) * 9000),
             ]
         )
-    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv")
+    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv", user=SYSTEM)
     assert result.committed and result.new == engine.STREAM_BATCH * 3 + 300, result.errors
     stored = {
         pk: (score, breakdown)
@@ -264,7 +264,7 @@ def test_updated_leads_are_scored_with_their_activities_and_stored_fields(rules,
     # The file changes priority and revenue only: rating and phone come from the stored leads.
     rows = [["name", "email", "priority", "expected_revenue"]]
     rows += [[f"L{n}", f"L{n}@X.test", ("urgent", "low")[n % 2], str(n * 1000)] for n in range(120)]
-    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv")
+    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv", user=SYSTEM)
     assert result.committed and result.updated == 120, result.errors
     stored = dict(Lead.objects.values_list("pk", "score"))
     breakdowns = dict(Lead.objects.values_list("pk", "score_breakdown"))

@@ -3,6 +3,7 @@
 import pytest
 import tablib
 
+from crm.actors import SYSTEM
 from crm.models import Lead
 from crm.resources import AccountResource, LeadResource, opportunity_resource
 from tests.factories import AccountFactory, LeadFactory, OpportunityFactory, UserFactory
@@ -27,7 +28,7 @@ def test_import_data_reports_invalid_rows_and_writes_nothing(stages):
     dataset = tablib.Dataset(headers=["name", "email", "probability"])
     dataset.append(["Good", "g@x.test", "10"])
     dataset.append(["Bad", "b@x.test", "500"])
-    result = LeadResource().import_data(dataset, dry_run=False)
+    result = LeadResource().import_data(dataset, dry_run=False, user=SYSTEM)
     assert result.has_validation_errors()
     assert [(row.number, row.error_dict) for row in result.invalid_rows] == [
         (3, {"probability": ["Must be at most 100."]})
@@ -36,7 +37,7 @@ def test_import_data_reports_invalid_rows_and_writes_nothing(stages):
 
 
 def test_import_data_reports_file_errors():
-    result = AccountResource().import_data(tablib.Dataset(headers=["colour"]), dry_run=True)
+    result = AccountResource().import_data(tablib.Dataset(headers=["colour"]), dry_run=True, user=SYSTEM)
     assert result.has_errors()
     assert "Unknown column: colour." in str(result.base_errors[0].error)
 

@@ -330,7 +330,9 @@ def test_import_records_new_leads_and_stage_changes_in_bulk(stages):
         ["Default", "default@example.com", ""],
     ]
 
-    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv", default_owner=importer)
+    result = import_file(
+        kind="leads", data=csv_bytes(rows), filename="leads.csv", default_owner=importer, user=SYSTEM
+    )
 
     assert result.committed, result.errors
     assert moves(moved) == [("", "New", None), ("New", "Proposal", "importer")]
@@ -341,9 +343,9 @@ def test_import_records_new_leads_and_stage_changes_in_bulk(stages):
 
 def test_a_dry_run_or_failed_import_records_nothing(stages):
     rows = [["name", "email", "stage"], ["Fresh", "fresh@example.com", "Qualified"]]
-    import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv", dry_run=True)
+    import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv", dry_run=True, user=SYSTEM)
     bad = [*rows, ["Bad", "bad@example.com", "No such stage"]]
-    result = import_file(kind="leads", data=csv_bytes(bad), filename="leads.csv")
+    result = import_file(kind="leads", data=csv_bytes(bad), filename="leads.csv", user=SYSTEM)
     assert not result.committed
     assert not LeadStageChange.objects.exists()
 

@@ -475,30 +475,35 @@ def test_visibility_is_unaffected_a_rep_sees_only_their_records_with_estimates(s
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("limit", [20_000, 0], ids=["row by row", "rebuild"])
-def test_a_lead_import_moves_the_counts_of_the_leads_it_closes_reopens_or_changes(
+def test_a_lead_import_moves_the_counts_of_the_leads_it_closes_or_changes(
     stages, pipeline, monkeypatch, limit
 ):
+    # An import closes a lead by its stage (a lost stage loses it) and never reopens one: reopening is
+    # the services' transition (issue 14 finding 11).
     from crm import win_probability
     from crm.importing import import_file
     from tests.crm.importing_helpers import csv_bytes
 
     monkeypatch.setattr(win_probability, "BULK_INCREMENTAL_LIMIT", limit)
     changed = LeadFactory(stage=stages["New"], email="changed@example.com", priority="low")
-    reopened = LeadFactory(stage=stages["New"], email="reopened@example.com", priority="low")
+    closed = LeadFactory(stage=stages["New"], email="closed@example.com", priority="low")
     crm_services.lead_mark_lost(lead=changed, user=SYSTEM)
-    crm_services.lead_mark_lost(lead=reopened, user=SYSTEM)
     rows = [
-        ["name", "email", "status", "priority"],
-        ["Gone", "gone@example.com", "lost", "high"],
-        [changed.name, "changed@example.com", "lost", "urgent"],
-        [reopened.name, "reopened@example.com", "open", "low"],
+        ["name", "email", "stage", "priority"],
+        ["Gone", "gone@example.com", "Lost", "high"],
+        [changed.name, "changed@example.com", "Lost", "urgent"],
+        [closed.name, "closed@example.com", "Lost", "low"],
     ]
 
-    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv", dry_run=False)
+    result = import_file(kind="leads", data=csv_bytes(rows), filename="leads.csv", dry_run=False, user=SYSTEM)
 
     assert result.ok, result.errors
     model = lead_model(pipeline)
-    assert (model.won, model.lost, model.counts["priority"]) == (0, 2, {"high": [0, 1], "urgent": [0, 1]})
+    assert (model.won, model.lost, model.counts["priority"]) == (
+        0,
+        3,
+        {"high": [0, 1], "urgent": [0, 1], "low": [0, 1]},
+    )
     incremental = models_state()
     win_models_rebuild()
     assert models_state() == incremental
@@ -573,7 +578,10 @@ def test_an_account_import_that_changes_industries_moves_their_closed_deals(stag
     )
 
     result = import_file(
-        kind="accounts", data=csv_bytes([["name", "industry"], ["Acme", "finance"]]), filename="a.csv"
+        kind="accounts",
+        data=csv_bytes([["name", "industry"], ["Acme", "finance"]]),
+        filename="a.csv",
+        user=SYSTEM,
     )
 
     assert result.ok, result.errors

@@ -4,6 +4,7 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
+from crm.actors import SYSTEM
 from crm.importing import IMPORT_KINDS, import_file
 
 from ._progress import Progress
@@ -24,9 +25,14 @@ class Command(BaseCommand):
         parser.add_argument("kind", choices=IMPORT_KINDS)
         parser.add_argument("file", help="path of the .csv or .xlsx file")
         parser.add_argument("--dry-run", action="store_true", help="validate and count, write nothing")
+        parser.add_argument(
+            "--clear-empty",
+            action="store_true",
+            help="empty cells clear fields (without it, an empty cell leaves an updated field unchanged)",
+        )
         parser.add_argument("--no-progress", action="store_true", help="print no progress")
 
-    def handle(self, *args, kind, file, dry_run, no_progress, **options):
+    def handle(self, *args, kind, file, dry_run, clear_empty, no_progress, **options):
         try:
             handle = open(file, "rb")  # noqa: SIM115 - closed below, after the size check
         except OSError as exc:
@@ -40,6 +46,8 @@ class Command(BaseCommand):
                     size=os.fstat(handle.fileno()).st_size,
                     filename=os.path.basename(file),
                     dry_run=dry_run,
+                    clear_empty=clear_empty,
+                    user=SYSTEM,
                     progress=progress,
                 )
             finally:
@@ -56,5 +64,7 @@ class Command(BaseCommand):
             for error in result.errors:
                 self.stderr.write(str(error))
             raise CommandError(result.summary())
+        for cleared in result.cleared:
+            self.stdout.write(f"row {cleared.row}: {cleared.column} {'would be ' if dry_run else ''}cleared")
         prefix = "Dry run, nothing written. " if dry_run else ""
         self.stdout.write(self.style.SUCCESS(prefix + result.summary()))
