@@ -15,6 +15,7 @@ import datetime
 
 from django.conf import settings
 from django.contrib.admin import RelatedFieldListFilter
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections
@@ -68,29 +69,57 @@ class EstimatedCountPaginator(Paginator):
         return self.estimated_count
 
 
+# Up to this many years between the first and the last record, the year list is every year between
+# them (no query); a wider range (a date typed as year 9999) lists the years that have records.
+YEAR_SPAN_LISTED = 20
+# The most years a wide range lists, one index lookup each.
+YEARS_LOOKED_UP = 100
+
+
+def _next_period(day: datetime.date, step: str) -> datetime.date | None:
+    """The first day of the next year, month or day after ``day``; None past 31 December 9999."""
+    try:
+        if step == "year":
+            return day.replace(year=day.year + 1, month=1, day=1)
+        if step == "month":
+            return day.replace(year=day.year + day.month // 12, month=day.month % 12 + 1, day=1)
+        return day + datetime.timedelta(days=1)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _period_start(value, kind: str):
+    """``value`` (a date, or a local datetime) truncated to its year, month or day."""
+    is_datetime = isinstance(value, datetime.datetime)
+    day = value.date() if is_datetime else value
+    if kind == "year":
+        day = day.replace(month=1, day=1)
+    elif kind == "month":
+        day = day.replace(day=1)
+    return datetime.datetime.combine(day, datetime.time(), value.tzinfo) if is_datetime else day
+
+
 def _period_starts(first, last, kind: str) -> list:
     """Every year, month or day from ``first`` to ``last`` (dates or local datetimes), as Django's
     ``QuerySet.dates()`` / ``datetimes()`` would truncate them."""
     is_datetime = isinstance(first, datetime.datetime)
     tzinfo = first.tzinfo if is_datetime else None
-    day = first.date() if is_datetime else first
+    day = _period_start(first.date() if is_datetime else first, kind)
     end = last.date() if is_datetime else last
-    if kind == "year":
-        day, step = day.replace(month=1, day=1), "year"
-    elif kind == "month":
-        day, step = day.replace(day=1), "month"
-    else:
-        step = "day"
     starts = []
-    while day <= end:
+    while day is not None and day <= end:
         starts.append(datetime.datetime.combine(day, datetime.time(), tzinfo) if is_datetime else day)
-        if step == "year":
-            day = day.replace(year=day.year + 1)
-        elif step == "month":
-            day = day.replace(year=day.year + day.month // 12, month=day.month % 12 + 1)
-        else:
-            day += datetime.timedelta(days=1)
+        day = _next_period(day, kind)
     return starts
+
+
+def _localtime(value: datetime.datetime) -> datetime.datetime:
+    """``value`` in the current time zone, or in UTC where that would leave the calendar (year 9999
+    ahead of UTC, year 1 behind it)."""
+    try:
+        return timezone.localtime(value)
+    except OverflowError:
+        return value.astimezone(datetime.UTC)
 
 
 class DateRangeQuerySetMixin:
@@ -104,8 +133,30 @@ class DateRangeQuerySetMixin:
         if first is None or last is None:
             return []
         if is_datetime and settings.USE_TZ:
-            first, last = timezone.localtime(first), timezone.localtime(last)
+            first, last = _localtime(first), _localtime(last)
+        if kind == "year" and last.year - first.year >= YEAR_SPAN_LISTED:
+            return self._years_with_records(field_name, first, last)
         return _period_starts(first, last, kind)
+
+    def _years_with_records(self, field_name: str, first, last) -> list:
+        """The years that hold a value, found by one index lookup per year (each asks for the
+        first value from the next year on), with the last year always listed."""
+        starts = [_period_start(first, "year")]
+        current = first
+        while len(starts) < YEARS_LOOKED_UP:
+            following = _next_period(_period_start(current, "year"), "year")
+            if following is None or following > _period_start(last, "year"):
+                break
+            current = self.filter(**{f"{field_name}__gte": following}).aggregate(next=Min(field_name))["next"]
+            if current is None:
+                break
+            if isinstance(current, datetime.datetime) and settings.USE_TZ:
+                current = _localtime(current)
+            starts.append(_period_start(current, "year"))
+        last_start = _period_start(last, "year")
+        if starts[-1] != last_start:
+            starts.append(last_start)
+        return starts
 
     def dates(self, field_name, kind, order="ASC"):
         starts = self._period_range(field_name, kind, is_datetime=False)
@@ -127,6 +178,48 @@ def with_date_ranges(queryset: QuerySet) -> QuerySet:
 class ScalableChangeList(ChangeList):
     def get_queryset(self, request, exclude_parameters=None):
         return with_date_ranges(super().get_queryset(request, exclude_parameters))
+
+    def get_filters(self, request):
+        """Django's, but a date drill-down that is not a date is a bad lookup (the list says so) rather
+        than a 500, and the last period there is (year 9999, December 9999, 31 December 9999) is
+        shown: Django would compute its end past the calendar's."""
+        last_period = self._last_period_start()
+        if last_period is None:
+            return super().get_filters(request)
+        prefix = f"{self.date_hierarchy}__"
+        drill_down = {f"{prefix}year", f"{prefix}month", f"{prefix}day"}
+        params = self.filter_params
+        self.filter_params = {key: value for key, value in params.items() if key not in drill_down}
+        try:
+            filter_specs, has_filters, lookup_params, may_have_duplicates, has_active = super().get_filters(
+                request
+            )
+        finally:
+            self.filter_params = params
+        lookup_params[f"{prefix}gte"] = [last_period]
+        return filter_specs, has_filters, lookup_params, may_have_duplicates, has_active
+
+    def _last_period_start(self):
+        """The start of the date drill-down's period when it is the calendar's last, else None.
+
+        Raises IncorrectLookupParameters for a year, month or day that is not one (0, 13, 10**20)."""
+        if not self.date_hierarchy:
+            return None
+        year, month, day = (
+            self.filter_params.get(f"{self.date_hierarchy}__{part}") for part in ("year", "month", "day")
+        )
+        if year is None:
+            return None
+        try:
+            start = datetime.datetime(
+                int(year[-1]), int(month[-1] if month else 1), int(day[-1] if day else 1)
+            )
+        except (ValueError, OverflowError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        step = "day" if day else "month" if month else "year"
+        if _next_period(start.date(), step) is not None:
+            return None
+        return timezone.make_aware(start) if settings.USE_TZ else start
 
     def _get_deterministic_ordering(self, ordering):
         """Django breaks ties with ``-pk`` whatever the sort's direction; here the id follows the first
