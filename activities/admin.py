@@ -15,6 +15,7 @@ from crm.admin_import_export import ExportAdminMixin
 from crm.admin_record import register_record_actions, register_timeline
 from crm.admin_scale import ScalableChangeListMixin
 from crm.admin_utils import (
+    BadKeysTolerantMixin,
     OwnerDefaultMixin,
     ServiceSaveMixin,
     StaleEditGuardMixin,
@@ -73,6 +74,7 @@ for _label, _fk in (
 
 @admin.register(Activity)
 class ActivityAdmin(
+    BadKeysTolerantMixin,
     ServiceSaveMixin,
     StaleEditGuardMixin,
     CalendarAdminMixin,

@@ -26,6 +26,7 @@ from crm.admin_record import (
 )
 from crm.admin_scale import ScalableChangeListMixin, StageListFilter
 from crm.admin_utils import (
+    BadKeysTolerantMixin,
     ClosedRecordMixin,
     ColorPickerMixin,
     ExtensibleInlinesMixin,
@@ -148,7 +149,7 @@ class PipelineAdmin(admin.ModelAdmin):
 
 
 @admin.register(Stage)
-class StageAdmin(ColorPickerMixin, admin.ModelAdmin):
+class StageAdmin(BadKeysTolerantMixin, ColorPickerMixin, admin.ModelAdmin):
     list_display = ("name", "pipeline", "sequence", "probability", "swatch", "is_won", "is_lost")
     list_filter = ("pipeline", "is_won", "is_lost")
     list_select_related = ("pipeline",)
@@ -228,6 +229,7 @@ class ContactInline(admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(
+    BadKeysTolerantMixin,
     StaleEditGuardMixin,
     MergeAdminMixin,
     DuplicatesAdminMixin,
@@ -309,6 +311,7 @@ class AccountAdmin(
 
 @admin.register(Contact)
 class ContactAdmin(
+    BadKeysTolerantMixin,
     StaleEditGuardMixin,
     MergeAdminMixin,
     DuplicatesAdminMixin,
@@ -362,6 +365,7 @@ register_timeline("crm.lead", stage_history_timeline_entries)
 
 @admin.register(Lead)
 class LeadAdmin(
+    BadKeysTolerantMixin,
     StaleEditGuardMixin,
     MergeAdminMixin,
     DuplicatesAdminMixin,

@@ -9,6 +9,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpResponseRedirect
@@ -46,6 +47,54 @@ def color_swatch(color: str, label: str = "") -> str:
         color,
         label,
     )
+
+
+def _is_key_of(field: models.Field, value) -> bool:
+    """True when ``value`` could be a value of ``field`` (an id in its range, say)."""
+    try:
+        field.run_validators(field.to_python(value))
+    except (ValidationError, TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+class _KnownKeysOnlyMixin:
+    """Shows only the values that could be ids of the related model: the widget looks the selected
+    ones up by id, and ``?lead=abc`` (or a form posted back with it) would fail that query."""
+
+    def optgroups(self, name, value, attr=None):
+        target = self.field.target_field
+        empty = self.choices.field.empty_values
+        value = [item for item in value if str(item) in empty or _is_key_of(target, item)]
+        return super().optgroups(name, value, attr)
+
+
+class KnownKeysAutocompleteSelect(_KnownKeysOnlyMixin, AutocompleteSelect):
+    pass
+
+
+class KnownKeysAutocompleteSelectMultiple(_KnownKeysOnlyMixin, AutocompleteSelectMultiple):
+    pass
+
+
+class BadKeysTolerantMixin:
+    """Autocomplete fields that show a form prefilled or posted with an id that is not one (``abc``,
+    ``99999999999999999999``) without it, where Django's widget answers 500; the field itself says
+    "Select a valid choice" on a post."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = KnownKeysAutocompleteSelect(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = KnownKeysAutocompleteSelectMultiple(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
 class ServiceRefusedPageMixin:

@@ -17,6 +17,7 @@ from crm.admin_record import (
 )
 from crm.admin_scale import ScalableChangeListMixin, StageListFilter
 from crm.admin_utils import (
+    BadKeysTolerantMixin,
     ClosedRecordMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
@@ -56,6 +57,7 @@ register_timeline("sales.opportunity", stage_history_timeline_entries)
 
 @admin.register(Opportunity)
 class OpportunityAdmin(
+    BadKeysTolerantMixin,
     StaleEditGuardMixin,
     BulkActionsMixin,
     KanbanAdminMixin,
@@ -218,7 +220,7 @@ class OpportunityAdmin(
 
 
 @admin.register(SalesTeam)
-class SalesTeamAdmin(admin.ModelAdmin):
+class SalesTeamAdmin(BadKeysTolerantMixin, admin.ModelAdmin):
     list_display = ("name", "manager", "member_count", "is_active")
     list_filter = ("is_active",)
     list_select_related = ("manager",)
