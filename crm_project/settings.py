@@ -215,7 +215,8 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
     ],
     # The API reads JSON bodies (a form can't say null or a list); the imports read their multipart file.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # A body nested absurdly deep is a 400 (crm_project.parsers.DepthLimitedJSONParser).
+    "DEFAULT_PARSER_CLASSES": ["crm_project.parsers.DepthLimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "crm_project.api.ApiPagination",
     # Per-user (per-address without credentials) request budgets; 429 with Retry-After beyond them.
     "DEFAULT_THROTTLE_CLASSES": [
