@@ -12,14 +12,17 @@ Two costs grow with a table and neither tells the user much on a big unfiltered 
 """
 
 import datetime
+import re
 
 from django.conf import settings
 from django.contrib.admin import RelatedFieldListFilter
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Max, Min, QuerySet
+from django.db.models import IntegerField, Max, Min, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -175,14 +178,51 @@ def with_date_ranges(queryset: QuerySet) -> QuerySet:
     return clone
 
 
-class ScalableChangeList(ChangeList):
-    def get_queryset(self, request, exclude_parameters=None):
-        return with_date_ranges(super().get_queryset(request, exclude_parameters))
+# The integers a database column can hold (PostgreSQL's bigint, SQLite's INTEGER); SQLite fails the
+# whole query on a larger one where PostgreSQL finds nothing.
+INTEGER_RANGE = (-(2**63), 2**63 - 1)
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+
+
+def _integer_field_of(model, lookup: str):
+    """The integer field a changelist lookup (``owner``, ``stage__id__exact``) compares, or None."""
+    opts, field = model._meta, None
+    for part in lookup.split(LOOKUP_SEP):
+        try:
+            field = opts.get_field(part)
+        except FieldDoesNotExist:
+            break
+        if field.is_relation and field.related_model is not None:
+            opts = field.related_model._meta
+            field = field.target_field if hasattr(field, "target_field") else opts.pk
+    return field if isinstance(field, IntegerField) else None
+
+
+class SafeChangeList(ChangeList):
+    """Django's ChangeList, but query strings it would answer with a 500 are a bad lookup (the list
+    redirects with "?e=1") or, for the calendar's last period, shown:
+
+    * a date drill-down that is not a date (``__year=0``, ``__month=10**20``), and the last period
+      there is (year 9999, December 9999, 31 December 9999), whose end Django computes past the
+      calendar's;
+    * an integer too large for the database compared with an id or another integer column.
+    """
 
     def get_filters(self, request):
-        """Django's, but a date drill-down that is not a date is a bad lookup (the list says so) rather
-        than a 500, and the last period there is (year 9999, December 9999, 31 December 9999) is
-        shown: Django would compute its end past the calendar's."""
+        result = self._get_filters_within_the_calendar(request)
+        for key, values in result[2].items():
+            field = _integer_field_of(self.model, key)
+            if field is None:
+                continue
+            for value in values if isinstance(values, list) else [values]:
+                parts = str(value).split(",") if key.endswith("__in") else [str(value)]
+                for part in parts:
+                    if _INTEGER.fullmatch(part) and not INTEGER_RANGE[0] <= int(part) <= INTEGER_RANGE[1]:
+                        raise IncorrectLookupParameters(f"{key}: {part} is out of range.")
+        return result
+
+    def _get_filters_within_the_calendar(self, request):
+        """Django's, with the date drill-down's last period open-ended, its bad values bad lookups."""
         last_period = self._last_period_start()
         if last_period is None:
             return super().get_filters(request)
@@ -220,6 +260,11 @@ class ScalableChangeList(ChangeList):
         if _next_period(start.date(), step) is not None:
             return None
         return timezone.make_aware(start) if settings.USE_TZ else start
+
+
+class ScalableChangeList(SafeChangeList):
+    def get_queryset(self, request, exclude_parameters=None):
+        return with_date_ranges(super().get_queryset(request, exclude_parameters))
 
     def _get_deterministic_ordering(self, ordering):
         """Django breaks ties with ``-pk`` whatever the sort's direction; here the id follows the first

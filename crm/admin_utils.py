@@ -12,7 +12,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.utils.html import format_html
 
 from crm.services import owner_ensure_allowed
@@ -80,7 +80,7 @@ class KnownKeysAutocompleteSelectMultiple(_KnownKeysOnlyMixin, AutocompleteSelec
 class BadKeysTolerantMixin:
     """Autocomplete fields that show a form prefilled or posted with an id that is not one (``abc``,
     ``99999999999999999999``) without it, where Django's widget answers 500; the field itself says
-    "Select a valid choice" on a post."""
+    "Select a valid choice" on a post. A history version page with such an id is a 404."""
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
@@ -88,6 +88,16 @@ class BadKeysTolerantMixin:
                 db_field, self.admin_site, using=kwargs.get("using")
             )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        # simple-history looks the version up by both ids: one that is not a number failed that query.
+        history_model = self.model.history.model
+        if not (
+            _is_key_of(self.model._meta.pk, object_id)
+            and _is_key_of(history_model._meta.get_field("history_id"), version_id)
+        ):
+            raise Http404("No such version.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
