@@ -7,9 +7,10 @@ from django.template.response import TemplateResponse
 class SafeChangeListAdminMixin:
     def get_changelist(self, request, **kwargs):
         # Imported here: this module is loaded while the app registry is still being populated.
-        from crm.admin_scale import SafeChangeList
+        from crm.admin_scale import SafeChangeList, safe_changelist
 
-        return SafeChangeList
+        changelist = super().get_changelist(request, **kwargs)
+        return changelist if issubclass(changelist, SafeChangeList) else safe_changelist(changelist)
 
 
 class CRMAdminSite(admin.AdminSite):
@@ -19,10 +20,10 @@ class CRMAdminSite(admin.AdminSite):
     index_template = "admin/crm_dashboard.html"
 
     def register(self, model_or_iterable, admin_class=None, **options):
-        """Admins that keep Django's changelist (users, groups, tokens, login attempts) get the one
-        that answers a bad query string with "?e=1" rather than a 500 (crm.admin_scale.SafeChangeList)."""
+        """Every admin's changelist (users, groups, tokens and login attempts too) answers a bad query
+        string with "?e=1" rather than a 500 (crm.admin_scale.SafeChangeList)."""
         admin_class = admin_class or admin.ModelAdmin
-        if admin_class.get_changelist is admin.ModelAdmin.get_changelist:
+        if not issubclass(admin_class, SafeChangeListAdminMixin):
             admin_class = type(
                 admin_class.__name__,
                 (SafeChangeListAdminMixin, admin_class),
