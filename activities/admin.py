@@ -136,16 +136,21 @@ class ActivityAdmin(
     )
 
     def get_changeform_initial_data(self, request):
-        """Prefill from the query string (quick "Log a call" links): due_date as an ISO date-time."""
+        """Prefill from the query string (quick "Log a call" links): due_date (and completed_at) as an
+        ISO date-time; one that is not a date-time is left out."""
         initial = super().get_changeform_initial_data(request)
-        if "due_date" in initial:
-            due = parse_datetime(str(initial["due_date"]))
-            if due is not None and timezone.is_naive(due):
-                due = timezone.make_aware(due)
-            if due is None:
-                del initial["due_date"]
-            else:
-                initial["due_date"] = timezone.localtime(due)
+        for name in ("due_date", "completed_at"):
+            if name not in initial:
+                continue
+            try:
+                moment = parse_datetime(str(initial[name]))
+                if moment is not None and timezone.is_naive(moment):
+                    moment = timezone.make_aware(moment)
+                initial[name] = timezone.localtime(moment) if moment is not None else None
+            except (ValueError, OverflowError):  # 2026-13-45T10:00, or out of the time zone's range
+                initial[name] = None
+            if initial[name] is None:
+                del initial[name]
         return initial
 
     def response_add(self, request, obj, post_url_continue=None):

@@ -3,6 +3,7 @@
 import calendar
 import datetime
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -25,6 +26,54 @@ def _local_midnight(day: datetime.date) -> datetime.datetime:
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
 
 
+def _day_after(day: datetime.date) -> datetime.date | None:
+    """The next day, or None after the calendar's last (31 December 9999)."""
+    return day + datetime.timedelta(days=1) if day < datetime.date.max else None
+
+
+def _shifted(day: datetime.date, days: int) -> datetime.date | None:
+    """``day`` moved by ``days``, or None past either end of the calendar (year 1 to 9999)."""
+    try:
+        return day + datetime.timedelta(days=days)
+    except OverflowError:
+        return None
+
+
+def _bound(day: datetime.date | None, *, upper: bool) -> datetime.datetime:
+    """Local midnight of ``day`` as a query bound; past the calendar's end (None) or where the local
+    midnight has no UTC equivalent, the earliest or latest instant there is."""
+    if day is not None:
+        try:
+            moment = _local_midnight(day)
+            moment.astimezone(datetime.UTC)
+            return moment
+        except OverflowError:
+            pass
+    extreme = datetime.datetime.max if upper else datetime.datetime.min
+    return extreme.replace(tzinfo=datetime.UTC)
+
+
+def _period(
+    anchor: datetime.date, view: str
+) -> tuple[datetime.date, datetime.date, datetime.date | None, str]:
+    """First and last day shown, the day after (None at the calendar's end) and the heading.
+
+    Whole weeks, except where the calendar itself starts or ends (1 January 1 is a Monday; the week
+    of 31 December 9999 is cut after its Friday)."""
+    if view == "month":
+        first = anchor.replace(day=1)
+        last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+        start = first - datetime.timedelta(days=first.weekday())
+        end = _shifted(last, 7 - last.weekday())
+        heading = f"{first:%B} {first.year:04d}"
+    else:
+        start = anchor - datetime.timedelta(days=anchor.weekday())
+        end = _shifted(start, 7)
+        heading = f"Week of {start.day} {start:%B} {start.year:04d}"
+    shown_last = end - datetime.timedelta(days=1) if end is not None else datetime.date.max
+    return start, shown_last, end, heading
+
+
 class CalendarAdminMixin:
     """``calendar/``: a month or week of activities, the user's own unless ``everyone=1``."""
 
@@ -42,38 +91,49 @@ class CalendarAdminMixin:
         calendar_url = reverse("admin:activities_activity_calendar")
         return super().changelist_view(request, with_changelist_tool(extra_context, "Calendar", calendar_url))
 
+    def calendar_anchor(self, request) -> datetime.date:
+        """The day asked for (``?date=YYYY-MM-DD``), or today with a message when it is not a date."""
+        today = timezone.localdate()
+        value = request.GET.get("date", "")
+        if not value:
+            return today
+        try:
+            anchor = parse_date(value)
+        except ValueError:  # well formed but impossible: 2026-13-45, 2026-02-30
+            anchor = None
+        if anchor is None:
+            self.message_user(
+                request, f"“{value}” is not a date (YYYY-MM-DD): showing today instead.", messages.WARNING
+            )
+            return today
+        return anchor
+
     def calendar_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
         view = request.GET.get("view") if request.GET.get("view") in VIEWS else "month"
         today = timezone.localdate()
-        anchor = parse_date(request.GET.get("date", "")) if request.GET.get("date") else None
-        anchor = anchor or today
+        anchor = self.calendar_anchor(request)
         everyone = request.GET.get("everyone") == "1"
 
+        start, last, end, heading = _period(anchor, view)
         if view == "month":
             first = anchor.replace(day=1)
-            start = first - datetime.timedelta(days=first.weekday())
-            last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
-            end = last + datetime.timedelta(days=7 - last.weekday())
-            previous = (first - datetime.timedelta(days=1)).replace(day=1)
-            following = last + datetime.timedelta(days=1)
-            heading = f"{first:%B %Y}"
+            previous = _shifted(first, -1)
+            previous = previous.replace(day=1) if previous is not None else None
+            following = _day_after(first.replace(day=calendar.monthrange(first.year, first.month)[1]))
         else:
-            start = anchor - datetime.timedelta(days=anchor.weekday())
-            end = start + datetime.timedelta(days=7)
-            previous, following = start - datetime.timedelta(days=7), end
-            heading = f"Week of {start.day} {start:%B %Y}"
+            previous, following = _shifted(start, -7), end
 
         by_day = activity_calendar(
             user=request.user,
-            start=_local_midnight(start),
-            end=_local_midnight(end),
+            start=_bound(start, upper=False),
+            end=_bound(end, upper=True),
             owner=None if everyone else request.user,
             per_day=PER_DAY[view],
         )
         days = []
-        for day in (start + datetime.timedelta(days=n) for n in range((end - start).days)):
+        for day in (start + datetime.timedelta(days=n) for n in range((last - start).days + 1)):
             listed = by_day.get(day, CalendarDay())
             days.append(
                 {
@@ -104,8 +164,9 @@ class CalendarAdminMixin:
             "everyone": everyone,
             "count": sum(day["count"] for day in days),
             "links": {
-                "previous": link(date=previous.isoformat()),
-                "next": link(date=following.isoformat()),
+                # None at either end of the calendar: there is no month before year 1 or after 9999.
+                "previous": link(date=previous.isoformat()) if previous is not None else None,
+                "next": link(date=following.isoformat()) if following is not None else None,
                 "today": link(date=today.isoformat()),
                 "month": link(view="month"),
                 "week": link(view="week"),

@@ -257,8 +257,14 @@ class KanbanAdminMixin:
         stage = Stage.objects.filter(pk=stage_id).first() if stage_id.isdigit() else None
         if stage is None:
             return HttpResponse("Unknown stage.", status=400, content_type="text/plain")
-        offset = request.GET.get("offset", "0")
-        offset = int(offset) if offset.isdigit() else 0
+        offset = request.GET.get("offset") or "0"
+        if not (offset.isascii() and offset.isdigit()):
+            return HttpResponse(
+                "The offset is how many cards the column already shows: a whole number, 0 or more.",
+                status=400,
+                content_type="text/plain",
+            )
+        offset = int(offset)
         filters, _form = self.kanban_filters(request.GET)
         records, has_more = self.kanban_cards(
             user=request.user, stage=stage, filters=filters, offset=offset, limit=self.kanban_page_size

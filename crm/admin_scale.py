@@ -12,13 +12,18 @@ Two costs grow with a table and neither tells the user much on a big unfiltered 
 """
 
 import datetime
+import functools
+import re
 
 from django.conf import settings
 from django.contrib.admin import RelatedFieldListFilter
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Max, Min, QuerySet
+from django.db.models import IntegerField, Max, Min, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -68,29 +73,57 @@ class EstimatedCountPaginator(Paginator):
         return self.estimated_count
 
 
+# Up to this many years between the first and the last record, the year list is every year between
+# them (no query); a wider range (a date typed as year 9999) lists the years that have records.
+YEAR_SPAN_LISTED = 20
+# The most years a wide range lists, one index lookup each.
+YEARS_LOOKED_UP = 100
+
+
+def _next_period(day: datetime.date, step: str) -> datetime.date | None:
+    """The first day of the next year, month or day after ``day``; None past 31 December 9999."""
+    try:
+        if step == "year":
+            return day.replace(year=day.year + 1, month=1, day=1)
+        if step == "month":
+            return day.replace(year=day.year + day.month // 12, month=day.month % 12 + 1, day=1)
+        return day + datetime.timedelta(days=1)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _period_start(value, kind: str):
+    """``value`` (a date, or a local datetime) truncated to its year, month or day."""
+    is_datetime = isinstance(value, datetime.datetime)
+    day = value.date() if is_datetime else value
+    if kind == "year":
+        day = day.replace(month=1, day=1)
+    elif kind == "month":
+        day = day.replace(day=1)
+    return datetime.datetime.combine(day, datetime.time(), value.tzinfo) if is_datetime else day
+
+
 def _period_starts(first, last, kind: str) -> list:
     """Every year, month or day from ``first`` to ``last`` (dates or local datetimes), as Django's
     ``QuerySet.dates()`` / ``datetimes()`` would truncate them."""
     is_datetime = isinstance(first, datetime.datetime)
     tzinfo = first.tzinfo if is_datetime else None
-    day = first.date() if is_datetime else first
+    day = _period_start(first.date() if is_datetime else first, kind)
     end = last.date() if is_datetime else last
-    if kind == "year":
-        day, step = day.replace(month=1, day=1), "year"
-    elif kind == "month":
-        day, step = day.replace(day=1), "month"
-    else:
-        step = "day"
     starts = []
-    while day <= end:
+    while day is not None and day <= end:
         starts.append(datetime.datetime.combine(day, datetime.time(), tzinfo) if is_datetime else day)
-        if step == "year":
-            day = day.replace(year=day.year + 1)
-        elif step == "month":
-            day = day.replace(year=day.year + day.month // 12, month=day.month % 12 + 1)
-        else:
-            day += datetime.timedelta(days=1)
+        day = _next_period(day, kind)
     return starts
+
+
+def _localtime(value: datetime.datetime) -> datetime.datetime:
+    """``value`` in the current time zone, or in UTC where that would leave the calendar (year 9999
+    ahead of UTC, year 1 behind it)."""
+    try:
+        return timezone.localtime(value)
+    except OverflowError:
+        return value.astimezone(datetime.UTC)
 
 
 class DateRangeQuerySetMixin:
@@ -104,8 +137,30 @@ class DateRangeQuerySetMixin:
         if first is None or last is None:
             return []
         if is_datetime and settings.USE_TZ:
-            first, last = timezone.localtime(first), timezone.localtime(last)
+            first, last = _localtime(first), _localtime(last)
+        if kind == "year" and last.year - first.year >= YEAR_SPAN_LISTED:
+            return self._years_with_records(field_name, first, last)
         return _period_starts(first, last, kind)
+
+    def _years_with_records(self, field_name: str, first, last) -> list:
+        """The years that hold a value, found by one index lookup per year (each asks for the
+        first value from the next year on), with the last year always listed."""
+        starts = [_period_start(first, "year")]
+        current = first
+        while len(starts) < YEARS_LOOKED_UP:
+            following = _next_period(_period_start(current, "year"), "year")
+            if following is None or following > _period_start(last, "year"):
+                break
+            current = self.filter(**{f"{field_name}__gte": following}).aggregate(next=Min(field_name))["next"]
+            if current is None:
+                break
+            if isinstance(current, datetime.datetime) and settings.USE_TZ:
+                current = _localtime(current)
+            starts.append(_period_start(current, "year"))
+        last_start = _period_start(last, "year")
+        if starts[-1] != last_start:
+            starts.append(last_start)
+        return starts
 
     def dates(self, field_name, kind, order="ASC"):
         starts = self._period_range(field_name, kind, is_datetime=False)
@@ -124,7 +179,97 @@ def with_date_ranges(queryset: QuerySet) -> QuerySet:
     return clone
 
 
-class ScalableChangeList(ChangeList):
+# The integers a database column can hold (PostgreSQL's bigint, SQLite's INTEGER); SQLite fails the
+# whole query on a larger one where PostgreSQL finds nothing.
+INTEGER_RANGE = (-(2**63), 2**63 - 1)
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+
+
+def _integer_field_of(model, lookup: str):
+    """The integer field a changelist lookup (``owner``, ``stage__id__exact``) compares, or None."""
+    opts, field = model._meta, None
+    for part in lookup.split(LOOKUP_SEP):
+        try:
+            field = opts.get_field(part)
+        except FieldDoesNotExist:
+            break
+        if field.is_relation and field.related_model is not None:
+            opts = field.related_model._meta
+            field = field.target_field if hasattr(field, "target_field") else opts.pk
+    return field if isinstance(field, IntegerField) else None
+
+
+class SafeChangeList(ChangeList):
+    """Django's ChangeList, but query strings it would answer with a 500 are a bad lookup (the list
+    redirects with "?e=1") or, for the calendar's last period, shown:
+
+    * a date drill-down that is not a date (``__year=0``, ``__month=10**20``), and the last period
+      there is (year 9999, December 9999, 31 December 9999), whose end Django computes past the
+      calendar's;
+    * an integer too large for the database compared with an id or another integer column.
+    """
+
+    def get_filters(self, request):
+        result = self._get_filters_within_the_calendar(request)
+        for key, values in result[2].items():
+            field = _integer_field_of(self.model, key)
+            if field is None:
+                continue
+            for value in values if isinstance(values, list) else [values]:
+                parts = str(value).split(",") if key.endswith("__in") else [str(value)]
+                for part in parts:
+                    if _INTEGER.fullmatch(part) and not INTEGER_RANGE[0] <= int(part) <= INTEGER_RANGE[1]:
+                        raise IncorrectLookupParameters(f"{key}: {part} is out of range.")
+        return result
+
+    def _get_filters_within_the_calendar(self, request):
+        """Django's, with the date drill-down's last period open-ended, its bad values bad lookups."""
+        last_period = self._last_period_start()
+        if last_period is None:
+            return super().get_filters(request)
+        prefix = f"{self.date_hierarchy}__"
+        drill_down = {f"{prefix}year", f"{prefix}month", f"{prefix}day"}
+        params = self.filter_params
+        self.filter_params = {key: value for key, value in params.items() if key not in drill_down}
+        try:
+            filter_specs, has_filters, lookup_params, may_have_duplicates, has_active = super().get_filters(
+                request
+            )
+        finally:
+            self.filter_params = params
+        lookup_params[f"{prefix}gte"] = [last_period]
+        return filter_specs, has_filters, lookup_params, may_have_duplicates, has_active
+
+    def _last_period_start(self):
+        """The start of the date drill-down's period when it is the calendar's last, else None.
+
+        Raises IncorrectLookupParameters for a year, month or day that is not one (0, 13, 10**20)."""
+        if not self.date_hierarchy:
+            return None
+        year, month, day = (
+            self.filter_params.get(f"{self.date_hierarchy}__{part}") for part in ("year", "month", "day")
+        )
+        if year is None:
+            return None
+        try:
+            start = datetime.datetime(
+                int(year[-1]), int(month[-1] if month else 1), int(day[-1] if day else 1)
+            )
+        except (ValueError, OverflowError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        step = "day" if day else "month" if month else "year"
+        if _next_period(start.date(), step) is not None:
+            return None
+        return timezone.make_aware(start) if settings.USE_TZ else start
+
+
+@functools.cache
+def safe_changelist(changelist: type[ChangeList]) -> type[SafeChangeList]:
+    """A third-party admin's own ChangeList (DRF's tokens list) with SafeChangeList's checks."""
+    return type(f"Safe{changelist.__name__}", (SafeChangeList, changelist), {})
+
+
+class ScalableChangeList(SafeChangeList):
     def get_queryset(self, request, exclude_parameters=None):
         return with_date_ranges(super().get_queryset(request, exclude_parameters))
 

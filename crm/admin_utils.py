@@ -9,9 +9,10 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.db import models, transaction
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -48,6 +49,64 @@ def color_swatch(color: str, label: str = "") -> str:
         color,
         label,
     )
+
+
+def _is_key_of(field: models.Field, value) -> bool:
+    """True when ``value`` could be a value of ``field`` (an id in its range, say)."""
+    try:
+        field.run_validators(field.to_python(value))
+    except (ValidationError, TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+class _KnownKeysOnlyMixin:
+    """Shows only the values that could be ids of the related model: the widget looks the selected
+    ones up by id, and ``?lead=abc`` (or a form posted back with it) would fail that query."""
+
+    def optgroups(self, name, value, attr=None):
+        target = self.field.target_field
+        empty = self.choices.field.empty_values
+        value = [item for item in value if str(item) in empty or _is_key_of(target, item)]
+        return super().optgroups(name, value, attr)
+
+
+class KnownKeysAutocompleteSelect(_KnownKeysOnlyMixin, AutocompleteSelect):
+    pass
+
+
+class KnownKeysAutocompleteSelectMultiple(_KnownKeysOnlyMixin, AutocompleteSelectMultiple):
+    pass
+
+
+class BadKeysTolerantMixin:
+    """Autocomplete fields that show a form prefilled or posted with an id that is not one (``abc``,
+    ``99999999999999999999``) without it, where Django's widget answers 500; the field itself says
+    "Select a valid choice" on a post. A history version page with such an id is a 404."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = KnownKeysAutocompleteSelect(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        # simple-history looks the version up by both ids: one that is not a number failed that query.
+        history_model = self.model.history.model
+        if not (
+            _is_key_of(self.model._meta.pk, object_id)
+            and _is_key_of(history_model._meta.get_field("history_id"), version_id)
+        ):
+            raise Http404("No such version.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = KnownKeysAutocompleteSelectMultiple(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
 class ServiceRefusedPageMixin:
@@ -344,7 +403,7 @@ class StaleEditGuardMixin:
         return [(name, {**options, "fields": [*options["fields"], "loaded_version"]}), *rest]
 
 
-class ServiceModelAdmin(ServiceRefusedPageMixin, admin.ModelAdmin):
+class ServiceModelAdmin(BadKeysTolerantMixin, ServiceRefusedPageMixin, admin.ModelAdmin):
     """The one base class of our model admins: every write goes through the services, with the user.
 
     - the change form (and a list_editable row): ``create_record(request, data)`` and

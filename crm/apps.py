@@ -1,9 +1,15 @@
 """The crm app: pipelines, accounts, contacts and leads."""
 
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class CrmConfig(AppConfig):
     name = "crm"
     verbose_name = "CRM"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from crm import checks
+
+        post_migrate.connect(checks.create_cache_tables, sender=self, dispatch_uid="crm_create_cache_tables")

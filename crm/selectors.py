@@ -279,6 +279,8 @@ def lost_reason_list(*, user: User, filters: Filters = None) -> QuerySet[LostRea
 
 KANBAN_DEFAULT_LIMIT = 20
 KANBAN_MAX_LIMIT = 100
+# No column is this long; a larger offset (which the database could not take) has no cards.
+KANBAN_MAX_OFFSET = 2**62
 
 
 @dataclass
@@ -414,6 +416,8 @@ def pipeline_kanban_cards(
     """
     offset = max(0, offset)
     limit = max(1, min(limit, KANBAN_MAX_LIMIT))
+    if offset > KANBAN_MAX_OFFSET:
+        return [], False
     records = list(
         queryset.filter(stage=stage).order_by(*_window_ordering(queryset))[offset : offset + limit + 1]
     )

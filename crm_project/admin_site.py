@@ -4,11 +4,32 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 
 
+class SafeChangeListAdminMixin:
+    def get_changelist(self, request, **kwargs):
+        # Imported here: this module is loaded while the app registry is still being populated.
+        from crm.admin_scale import SafeChangeList, safe_changelist
+
+        changelist = super().get_changelist(request, **kwargs)
+        return changelist if issubclass(changelist, SafeChangeList) else safe_changelist(changelist)
+
+
 class CRMAdminSite(admin.AdminSite):
     site_header = "CRM back office"
     site_title = "CRM"
     index_title = "Dashboard"
     index_template = "admin/crm_dashboard.html"
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Every admin's changelist (users, groups, tokens and login attempts too) answers a bad query
+        string with "?e=1" rather than a 500 (crm.admin_scale.SafeChangeList)."""
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, SafeChangeListAdminMixin):
+            admin_class = type(
+                admin_class.__name__,
+                (SafeChangeListAdminMixin, admin_class),
+                {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__},
+            )
+        return super().register(model_or_iterable, admin_class, **options)
 
     def index(self, request, extra_context=None):
         # admin_view() (in get_urls) already makes the page login-only and uncached.

@@ -206,7 +206,7 @@ class CursorPage:
             ordering = data["o"]
             if created_at.tzinfo is None and settings.USE_TZ:
                 raise ValueError("naive datetime")
-        except (ValueError, TypeError, KeyError, UnicodeError, binascii.Error):
+        except (ValueError, TypeError, KeyError, UnicodeError, binascii.Error, RecursionError):
             raise exceptions.ValidationError(
                 {self.param: ["This cursor is not valid: follow the next or previous link of a page."]}
             ) from None

@@ -199,9 +199,17 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 # Change reasons name what changed in sets the history does not keep as fields (tags: old → new).
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 
-# The throttles' counters. Local memory by default (one process); several workers share a real cache:
-# CACHE_URL=redis://127.0.0.1:6379/1
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://crm")}
+# The cache holds the API throttles' counters, which every worker must share or N gunicorn workers
+# allow N times the rate. CACHE_URL=redis://127.0.0.1:6379/1 uses Redis (Django's RedisCache), as
+# production should. Without it: with DEBUG on (one development server) this process's memory; with
+# DEBUG off the database's table crm_cache (created by `migrate`), shared by every worker. The deploy
+# check warns about a per-process cache in production (crm.checks).
+if env.str("CACHE_URL", default=""):
+    CACHES = {"default": env.cache("CACHE_URL")}
+elif DEBUG:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "crm"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "crm_cache"}}
 CRM_IMPORT_TMP_DIR = env.str("CRM_IMPORT_TMP_DIR", default="") or None
 
 REST_FRAMEWORK = {
@@ -219,7 +227,8 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
     ],
     # The API reads JSON bodies (a form can't say null or a list); the imports read their multipart file.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # A body nested absurdly deep is a 400 (crm_project.parsers.DepthLimitedJSONParser).
+    "DEFAULT_PARSER_CLASSES": ["crm_project.parsers.DepthLimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "crm_project.api.ApiPagination",
     # Per-user (per-address without credentials) request budgets; 429 with Retry-After beyond them.
     "DEFAULT_THROTTLE_CLASSES": [

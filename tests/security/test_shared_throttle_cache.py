@@ -1,0 +1,178 @@
+"""The API throttles count in a cache that every worker shares: Redis when CACHE_URL says so, the
+database by default in production, never one process's memory without a warning (issue 14 finding 8)."""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from django.apps import apps
+from django.core.cache.backends.db import DatabaseCache
+from django.db.models.signals import post_migrate
+from rest_framework.throttling import UserRateThrottle
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+# A database of its own on the machine's Redis, emptied before and after each test.
+REDIS_URL = os.environ.get("CRM_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+# What one worker does: N requests of one user through DRF's user throttle, with the settings'
+# default cache; it prints the cache backend and whether each request was allowed.
+WORKER = """
+import json, sys
+from types import SimpleNamespace
+import django
+django.setup()
+from django.core.cache import caches
+from rest_framework.throttling import UserRateThrottle
+request = SimpleNamespace(user=SimpleNamespace(is_authenticated=True, pk=4242), META={})
+allowed = [UserRateThrottle().allow_request(request, None) for _ in range(int(sys.argv[1]))]
+print(json.dumps({"backend": type(caches["default"]).__name__, "allowed": allowed}))
+"""
+
+
+def production_env(**overrides) -> dict[str, str]:
+    """The environment of a production worker: DEBUG off, a key, no test-only variables."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"CACHE_URL", "DEBUG", "SECRET_KEY", "API_RATE_USER"}
+    }
+    env.update(
+        DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), DJANGO_SETTINGS_MODULE="crm_project.settings"
+    )
+    env.update(overrides)
+    return env
+
+
+def run_python(script: str, *args: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=BASE_DIR,
+        env=production_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def worker(requests: int, **env) -> dict:
+    result = run_python(WORKER, str(requests), **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def redis_db():
+    """The test's Redis database, empty; the test is skipped when no Redis answers."""
+    redis = pytest.importorskip("redis", reason="the redis client (requirements.txt) is not installed")
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def test_two_worker_processes_share_one_throttle_budget_through_redis(redis_db):
+    """Issue 14 finding 8: with CACHE_URL=redis://…, two gunicorn workers (two processes) draw on one
+    budget: 3 requests a minute in all, not 3 each."""
+    env = {"CACHE_URL": REDIS_URL, "API_RATE_USER": "3/minute"}
+
+    first = worker(2, **env)
+    second = worker(2, **env)
+
+    assert first == {"backend": "RedisCache", "allowed": [True, True]}
+    assert second == {"backend": "RedisCache", "allowed": [True, False]}
+    assert redis_db.dbsize() == 1  # one counter, kept in Redis
+
+
+def test_production_without_cache_url_counts_in_the_database_not_in_memory():
+    """Issue 14 finding 8: with DEBUG off and no CACHE_URL, the counters are in the database (shared
+    by every worker), not in each process's memory."""
+    result = run_python(
+        "import django; django.setup(); from django.core.cache import caches; "
+        "print(type(caches['default']).__name__, caches['default']._table)"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["DatabaseCache", "crm_cache"]
+
+
+def test_development_keeps_the_counters_in_memory():
+    """Development (DEBUG on, one server process) needs neither Redis nor a cache table."""
+    result = run_python(
+        "import django; django.setup(); from django.core.cache import caches; "
+        "print(type(caches['default']).__name__)",
+        DEBUG="true",
+    )
+
+    assert result.stdout.split() == ["LocMemCache"], result.stderr
+
+
+@pytest.mark.django_db
+def test_two_workers_share_one_throttle_budget_through_the_database_cache(settings):
+    """Issue 14 finding 8: the database cache's counters are shared too: two cache clients, as two
+    workers have, draw on one budget. ``migrate`` makes its table (its post_migrate signal); the
+    table goes with the test's transaction."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "crm_cache"}
+    }
+    crm_app = apps.get_app_config("crm")
+    post_migrate.send(
+        sender=crm_app,
+        app_config=crm_app,
+        verbosity=0,
+        interactive=False,
+        using="default",
+        apps=apps,
+        plan=[],
+    )
+    workers = [DatabaseCache("crm_cache", {}), DatabaseCache("crm_cache", {})]
+    request = SimpleNamespace(user=SimpleNamespace(is_authenticated=True, pk=7), META={})
+
+    def allow(cache) -> bool:
+        throttle = UserRateThrottle()
+        throttle.cache = cache
+        throttle.num_requests, throttle.duration = 3, 60
+        return throttle.allow_request(request, None)
+
+    allowed = [allow(workers[n % 2]) for n in range(4)]
+
+    assert allowed == [True, True, True, False]
+
+
+def test_the_deploy_check_warns_about_a_per_process_cache_in_production():
+    """Issue 14 finding 8: `check --deploy` (the README's production step) fails on a cache that
+    each worker keeps to itself."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING", "--tag", "caches"],
+        cwd=BASE_DIR,
+        env=production_env(CACHE_URL="locmemcache://crm", ALLOWED_HOSTS="crm.example.com"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode != 0
+    assert "crm.W001" in result.stderr + result.stdout
+
+
+def test_the_deploy_check_accepts_redis():
+    """Redis (or the database default) passes the deploy check."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING", "--tag", "caches"],
+        cwd=BASE_DIR,
+        env=production_env(CACHE_URL=REDIS_URL, ALLOWED_HOSTS="crm.example.com"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
