@@ -7,3 +7,8 @@ class CrmConfig(AppConfig):
     name = "crm"
     verbose_name = "CRM"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from crm import audit_versions
+
+        audit_versions.connect()
