@@ -106,8 +106,13 @@ class Command(BaseCommand):
         tables = [model._meta.db_table for model in models]
         statements = connection.ops.sql_flush(no_style(), tables, reset_sequences=True)
         with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # TRUNCATE refuses a table with foreign-key checks still deferred in this transaction.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             for sql in statements:
                 cursor.execute(sql)
+            if connection.vendor == "postgresql":
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
     def _load(self, verbosity: int) -> None:
         call_command("loaddata", FIXTURE, verbosity=0)
