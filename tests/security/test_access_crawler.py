@@ -31,7 +31,9 @@ from tests.security.conftest import _records, _user
 
 # Who tries: the CRM Admin may act on every record, so the crawl is about the others. Each tries the
 # records of another team: the West personas the outsider's, the outsider (team East) the owner's.
-PERSONAS = ("owner", "teammate", "manager", "outsider")
+# The teammate is left out: against the outsider's records it is the owner's twin (same role, same
+# team), and the crawl stays within its time.
+PERSONAS = ("owner", "manager", "outsider")
 REFUSED = {302, 403, 404, 405}
 OWNED = {"lead": "crm.lead", "opportunity": "sales.opportunity", "activity": "activities.activity"}
 SHARED = {"account": "crm.account", "contact": "crm.contact"}
