@@ -238,3 +238,20 @@ def test_loaddata_over_a_changed_record_records_the_change(admin_user):
     latest = Lead.history.model.objects.filter(id=1).latest("history_date", "history_id")
     assert (latest.history_type, latest.name) == ("~", name)
     assert Lead.history.model.objects.filter(id=1).count() == 3
+
+
+@pytest.mark.django_db
+def test_crm_load_demo_reset_asks_on_a_terminal(admin_user, monkeypatch):
+    load_demo()
+    demo = snapshot()
+    convert_a_demo_lead(admin_user)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    answers = iter(["no", "yes"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+
+    with pytest.raises(CommandError, match="cancelled"):
+        load_demo("--reset")
+    assert Lead.objects.filter(status="converted").count() == 1
+
+    load_demo("--reset")
+    assert snapshot() == demo
