@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format setup setup-dev chromium clean
+.PHONY: run demo-reset test lint format setup setup-dev chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,14 +32,22 @@ setup: $(VENV)/.runtime .env
 setup-dev: $(VENV)/.dev .env
 
 # Development settings: DEBUG on, SQLite in the project folder unless DATABASE_URL says otherwise.
+# The demo data goes into an empty CRM only: a second run keeps everything the user changed.
 run: export DEBUG ?= true
 run: setup
 	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py loaddata demo
+	$(BIN)/python manage.py crm_load_demo
 	$(BIN)/python manage.py crm_recompute_scores
 	$(BIN)/python manage.py crm_create_admin
 	@echo "The back office is at http://$(HOST):$(PORT)/admin/"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# Deletes every CRM record (users stay) and loads the demo data again, after asking.
+demo-reset: export DEBUG ?= true
+demo-reset: setup
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py crm_load_demo --reset
+	$(BIN)/python manage.py crm_recompute_scores
 
 # Browser tests need Debian's Chromium; install it when missing and we are allowed to.
 chromium:

@@ -10,6 +10,7 @@ class CrmConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from crm import checks
+        from crm import audit_versions, checks
 
         post_migrate.connect(checks.create_cache_tables, sender=self, dispatch_uid="crm_create_cache_tables")
+        audit_versions.connect()

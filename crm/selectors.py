@@ -479,7 +479,9 @@ def stage_history(*, user: User, record, now: datetime.datetime | None = None) -
             entry.duration = None if closed else now - entry.changed_at
     current = entries[-1] if entries and entries[-1].to_stage_id == record.stage_id else None
     entered = current.changed_at if current is not None else record.created_at
-    started = entries[0].changed_at if entries else record.created_at
+    # A record loaded without its first stage line (loaddata, an older version) is open since its
+    # creation, not since its first recorded move.
+    started = min([record.created_at, *(entry.changed_at for entry in entries[:1])])
     ended = _closed_at(record, entries) if closed else now
     return StageHistory(
         record=record,

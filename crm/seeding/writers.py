@@ -28,6 +28,15 @@ class RowWriter:
     ) -> int:
         raise NotImplementedError
 
+    def insert_select(self, table: str, columns: Sequence[str], select: str, params: Sequence) -> int:
+        """``INSERT INTO table (columns) <select>``, run by the database alone: rows derived from rows
+        already written (the first history version of each seeded record)."""
+        qn = self.connection.ops.quote_name
+        sql = f"INSERT INTO {qn(table)} ({', '.join(qn(column) for column in columns)}) {select}"
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
+
     def reset_sequences(self, models: Sequence[type]) -> None:
         """Make the next id the database hands out follow the ids the generator chose."""
         statements = self.connection.ops.sequence_reset_sql(no_style(), models)
@@ -91,6 +100,11 @@ class CopyWriter(RowWriter):
                     tick(len(batch))
         self._rebuild[table] = rebuild
         return written
+
+    def insert_select(self, table, columns, select, params) -> int:
+        with self.connection.cursor() as cursor:
+            self._rebuild[table] = self._drop_indexes_and_constraints(cursor, table)
+        return super().insert_select(table, columns, select, params)
 
     def indexes_to_rebuild(self, table: str) -> int:
         return len(self._rebuild.get(table, ()))

@@ -1,14 +1,17 @@
 """Convert, mark lost and mark won through the admin pages: the services decide, errors change nothing."""
 
+import datetime
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from crm.actors import SYSTEM
 from crm.models import Account, Contact, Lead, LeadStatus
+from crm.services import lead_move_stage
 from sales.models import Opportunity, OpportunityStatus
 from sales.services import opportunity_mark_won as mark_won
 from tests.factories import (
@@ -364,3 +367,15 @@ def test_converting_needs_the_permissions_to_create_what_it_creates(client, lead
     assert client.post(reverse("admin:crm_lead_convert", args=[lead.pk]), convert_data()).status_code == 403
     lead.refresh_from_db()
     assert lead.status == LeadStatus.OPEN
+
+
+def test_a_lead_created_weeks_ago_says_how_long_it_has_been_open(admin_client, lead, stages):
+    """Issue 14 finding 22: the record page of a lead created three weeks ago and moved today said
+    "Open 0 days"."""
+    Lead.objects.filter(pk=lead.pk).update(created_at=timezone.now() - datetime.timedelta(weeks=3))
+    lead.refresh_from_db()
+    lead_move_stage(lead=lead, stage=stages["Proposal"], user=None)
+
+    page = admin_client.get(reverse("admin:crm_lead_change", args=[lead.pk])).content.decode()
+
+    assert "Open 21 days;" in page

@@ -401,3 +401,41 @@ def test_impossible_sizes_are_refused_with_a_reason(args, error):
     with pytest.raises(CommandError, match=error):
         call_command("crm_seed", *args, stdout=StringIO())
     assert Lead.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_every_seeded_record_has_its_first_history_version(pipeline):
+    """Issue 14 finding 21: seeded records had no first version, so their first change showed every
+    old value as empty. The seeder writes the '+' versions in bulk, for the records it adds only."""
+    LeadFactory(stage=pipeline.stages.first())  # an existing record, with a version of its own
+    existing = Lead.history.count()
+    history_tables = [model.history.model._meta.db_table for model in (Lead, Account, Activity)]
+
+    def constraints():
+        with connection.cursor() as cursor:
+            return {t: set(connection.introspection.get_constraints(cursor, t)) for t in history_tables}
+
+    before = constraints()
+    seed("--force")
+
+    assert constraints() == before
+    assert Lead.history.count() == existing + 200
+    for model in (Lead, Opportunity, Account, Contact, Activity):
+        versions = model.history.model.objects.filter(history_type="+")
+        firsts = dict(versions.values_list("id").annotate(n=Count("history_id")).values_list("id", "n"))
+        assert set(firsts) == set(model.objects.values_list("pk", flat=True)), model.__name__
+        assert set(firsts.values()) == {1}
+        record = model.objects.order_by("-pk").first()
+        first = versions.get(id=record.pk)
+        assert first.history_date == record.created_at
+        for field in model.history.model.tracked_fields:
+            assert getattr(first, field.attname) == getattr(record, field.attname), field.name
+
+    lead = Lead.objects.order_by("-pk").first()
+    old_phone = lead.phone
+    lead.phone = "555-0199"
+    lead.save()
+    latest = Lead.history.filter(id=lead.pk).latest("history_date", "history_id")
+    assert [(c.field, c.old) for c in latest.diff_against(latest.prev_record).changes] == [
+        ("phone", old_phone)
+    ]

@@ -357,3 +357,16 @@ def test_deleting_a_record_deletes_its_history(stages):
     services.record_delete(instance=opportunity, user=SYSTEM)
     assert not LeadStageChange.objects.exists()
     assert not OpportunityStageChange.objects.exists()
+
+
+def test_days_open_count_from_creation_when_the_history_starts_later(stages):
+    """Issue 14 finding 22: a lead created weeks ago (by loaddata, without a first stage line) and moved
+    today was "Open 0 days": time open counts from its creation."""
+    lead = LeadFactory(stage=stages["New"])
+    Lead.objects.filter(pk=lead.pk).update(created_at=timezone.now() - datetime.timedelta(weeks=3))
+    lead.refresh_from_db()
+    lead = services.lead_move_stage(lead=lead, stage=stages["Qualified"], user=SYSTEM)
+
+    history = selectors.stage_history(user=None, record=lead)
+
+    assert history.days_open == 21

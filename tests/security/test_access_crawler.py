@@ -1,0 +1,804 @@
+"""The access crawler (issue 14, "What to build" 5): every admin URL pattern and every API operation of
+the OpenAPI schema, tried by each persona against another team's record, for read, change, delete,
+history and actions. A refusal is 403, 404, a redirect (302) or 405, and the database is exactly as it
+was, audit trail included; reads of accounts and contacts are allowed (every member of staff sees them)
+and lists must not name the other team's record.
+
+A new admin page or API operation fails ``test_every_admin_url_and_api_operation_is_crawled`` until the
+crawler knows how to try it (or it is listed as touching no record, with the reason)."""
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from types import SimpleNamespace
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.db import connection, transaction
+from django.test import Client, override_settings
+from django.urls import URLPattern, URLResolver
+from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
+
+from sales.models import SalesTeam
+from tests.factories import LostReasonFactory, PipelineFactory, StageFactory, TagFactory, UserFactory
+from tests.security.conftest import _records, _user
+
+# Who tries: the CRM Admin may act on every record, so the crawl is about the others. Each tries the
+# records of another team: the West personas the outsider's, the outsider (team East) the owner's.
+# The teammate is left out: against the outsider's records it is the owner's twin (same role, same
+# team), and the crawl stays within its time.
+PERSONAS = ("owner", "manager", "outsider")
+REFUSED = {302, 403, 404, 405}
+OWNED = {"lead": "crm.lead", "opportunity": "sales.opportunity", "activity": "activities.activity"}
+SHARED = {"account": "crm.account", "contact": "crm.contact"}
+RECORD_KINDS = {**OWNED, **SHARED}
+# Every record page of every kind, and their API resources.
+API_RESOURCES = {
+    "leads": "lead",
+    "opportunities": "opportunity",
+    "activities": "activity",
+    "accounts": "account",
+    "contacts": "contact",
+}
+CONFIG_RESOURCES = {
+    "pipelines": "crm.pipeline",
+    "stages": "crm.stage",
+    "tags": "crm.tag",
+    "lost-reasons": "crm.lostreason",
+}
+# The field a change sets, by kind (the first one the form or the resource has).
+CHANGED_FIELDS = ("description", "name", "subject", "first_name", "phone")
+
+BRANCH_ACCESS = "access"
+
+
+def hole(finding: int, why: str = "") -> pytest.MarkDecorator:
+    """A known hole being closed on another branch: the case must fail until the fix is merged."""
+    reason = f"issue 14 finding {finding}: fixed on branch {BRANCH_ACCESS}"
+    return pytest.mark.xfail(strict=True, reason=f"{reason}{' (' + why + ')' if why else ''}")
+
+
+# (case id, persona or None for every persona) → the known hole it runs into.
+KNOWN_HOLES: dict[tuple[str, str | None], pytest.MarkDecorator] = {}
+for _label in ("crm_account", "crm_contact"):
+    KNOWN_HOLES[(f"admin:{_label}_changelist:POST:merge_selected", "manager")] = hole(2, "merges it away")
+for _resource in ("accounts", "contacts"):
+    KNOWN_HOLES[(f"api:{_resource}_merge_create:POST", "manager")] = hole(2, "merges it away")
+KNOWN_HOLES[("admin:sales_opportunity_add:POST:lead", None)] = hole(5, "links a lead it cannot see")
+
+
+# --- the world every case starts from: personas and their records, made once for the module -------
+
+
+def _stages():
+    pipeline = PipelineFactory(name="Sales", is_default=True)
+    for seq, (name, prob, won, lost) in enumerate(
+        [
+            ("New", 10, False, False),
+            ("Qualified", 30, False, False),
+            ("Proposal", 60, False, False),
+            ("Won", 100, True, False),
+            ("Lost", 0, False, True),
+        ]
+    ):
+        StageFactory(pipeline=pipeline, name=name, sequence=seq, probability=prob, is_won=won, is_lost=lost)
+    return {stage.name: stage for stage in pipeline.stages.all()}
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """The personas of tests/security/conftest.py with their records, made once and rolled back after
+    the module; each test runs in a savepoint inside it (pytest-django's ``db``)."""
+    hasher = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    with django_db_blocker.unblock(), override_settings(PASSWORD_HASHERS=hasher), transaction.atomic():
+        stages = _stages()
+        users = {
+            "owner": _user("owner", "Sales Rep"),
+            "teammate": _user("teammate", "Sales Rep"),
+            "manager": _user("west_manager", "Sales Manager"),
+            "outsider": _user("outsider_rep", "Sales Rep"),
+            "admin": _user("crm_admin", "CRM Admin"),
+        }
+        west = SalesTeam.objects.create(name="West", manager=users["manager"])
+        west.members.add(users["owner"], users["teammate"])
+        east = SalesTeam.objects.create(name="East", manager=UserFactory(username="east_manager"))
+        east.members.add(users["outsider"])
+        records = {name: _records(user, stages) for name, user in users.items()}
+        tag = TagFactory(name="Crawled")
+        LostReasonFactory(name="Too expensive")
+        yield SimpleNamespace(
+            users=users, records=records, stages=stages, teams={"West": west, "East": east}, tag=tag
+        )
+        transaction.set_rollback(True)
+
+
+def target_of(world, persona: str) -> SimpleNamespace:
+    """The records of another team that ``persona`` tries."""
+    return world.records["owner" if persona == "outsider" else "outsider"]
+
+
+def own_of(world, persona: str) -> SimpleNamespace:
+    return world.records[persona]
+
+
+def other_team(world, persona: str) -> SalesTeam:
+    return world.teams["West" if persona == "outsider" else "East"]
+
+
+# --- what the database holds: every row of the CRM's tables and of the users and roles ------------
+
+
+def _snapshot_models() -> list:
+    models = []
+    for config in apps.get_app_configs():
+        if config.label in {"crm", "sales", "activities", "auth", "authtoken"}:
+            models.extend(config.get_models(include_auto_created=True))
+    return models
+
+
+SNAPSHOT_MODELS = _snapshot_models()
+# Derived caches a read may (re)build: they hold no one's data.
+SNAPSHOT_SKIPPED = {"crm.winmodel"}
+
+
+def snapshot() -> dict:
+    """Every row of those tables (read with plain SQL: the crawl takes two snapshots per request)."""
+    quote = connection.ops.quote_name
+    rows = {}
+    with connection.cursor() as cursor:
+        for model in SNAPSHOT_MODELS:
+            opts = model._meta
+            if opts.label_lower in SNAPSHOT_SKIPPED:
+                continue
+            columns = [f.column for f in opts.concrete_fields if f.attname != "last_login"]
+            cursor.execute(
+                f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(opts.db_table)} "
+                f"ORDER BY {quote(opts.pk.column)}"
+            )
+            rows[opts.label_lower] = cursor.fetchall()
+    return rows
+
+
+def target_state(world, persona) -> dict:
+    """The other team's records, their audit trail and every row that points at them."""
+    state = {}
+    for kind in RECORD_KINDS:
+        record = getattr(target_of(world, persona), kind)
+        model = type(record)
+        state[kind] = list(model._base_manager.filter(pk=record.pk).values())
+        state[f"{kind} history"] = list(model.history.filter(id=record.pk).values())
+        for relation in model._meta.related_objects:
+            if relation.many_to_many:
+                continue
+            related = relation.related_model._base_manager.filter(**{relation.field.name: record.pk})
+            state[f"{kind} {relation.related_model._meta.label_lower}"] = sorted(
+                related.values_list("pk", flat=True)
+            )
+    return state
+
+
+def changed_tables(before: dict, after: dict) -> list[str]:
+    return [label for label in before if before[label] != after[label]]
+
+
+# --- forms as their pages show them ---------------------------------------------------------------
+
+
+class _FormParser(HTMLParser):
+    """The fields of each POST form of a page, with the values the page gives them."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms: list[list[tuple[str, str]]] = []
+        self._form = None
+        self._select = None
+        self._textarea = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self._form = [] if (a.get("method") or "").lower() == "post" else None
+            if self._form is not None:
+                self.forms.append(self._form)
+        elif self._form is None or ("name" not in a and tag != "option"):
+            return
+        elif tag == "input":
+            kind = (a.get("type") or "text").lower()
+            if kind in ("submit", "button", "file", "image", "reset"):
+                return
+            if kind in ("checkbox", "radio") and "checked" not in a:
+                return
+            self._form.append((a["name"], a.get("value", "on" if kind == "checkbox" else "")))
+        elif tag == "select":
+            self._select = [a["name"], [], "multiple" in a]
+        elif tag == "option" and self._select is not None:
+            if "selected" in a:
+                self._select[1].append(a.get("value", ""))
+        elif tag == "textarea":
+            self._textarea = [a["name"], ""]
+
+    def handle_data(self, data):
+        if self._textarea is not None:
+            self._textarea[1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+        elif tag == "select" and self._select is not None:
+            name, chosen, multiple = self._select
+            if multiple:
+                self._form.extend((name, value) for value in chosen)
+            else:
+                self._form.append((name, chosen[0] if chosen else ""))
+            self._select = None
+        elif tag == "textarea" and self._textarea is not None:
+            self._form.append(tuple(self._textarea))
+            self._textarea = None
+
+
+def page_form(html: str) -> dict[str, list[str]]:
+    """The page's main POST form (the one with most fields; the header's logout form has one)."""
+    parser = _FormParser()
+    parser.feed(html)
+    if not parser.forms:
+        return {}
+    fields: dict[str, list[str]] = {}
+    for name, value in max(parser.forms, key=len):
+        fields.setdefault(name, []).append(value)
+    return fields
+
+
+def with_change(body: dict, persona: str) -> dict:
+    body = dict(body)
+    for name in CHANGED_FIELDS:
+        if name in body:
+            body[name] = (
+                [f"Changed by {persona}"] if isinstance(body[name], list) else f"Changed by {persona}"
+            )
+            break
+    return body
+
+
+# --- the cases ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One request: ``build(world, persona, client)`` returns (method, url, body or None, options)."""
+
+    id: str
+    door: str  # "admin" or "api"
+    method: str
+    build: object = field(compare=False)
+    # "refused": 403/404/302/405; "read": any answer but a 5xx (accounts, contacts, lists); both
+    # leave the database unchanged. "unchanged": whatever the answer, the other team's records, their
+    # history and what points at them stay as they were (a merge, an import, an action or a new
+    # record may legitimately change the persona's own). ``leak_checked``: the answer must not name
+    # the other team's leads, deals and activities.
+    expect: str = "refused"
+    leak_checked: bool = False
+    persona_filter: object = field(default=None, compare=False)
+
+
+def _admin_url(route: str, **values) -> str:
+    """An admin route with its converters replaced by values (``<path:object_id>``, ``<id>``)."""
+    url = "/admin/" + route
+    if "^" in route:  # simple-history's per-version page: ^([^/]+)/history/([^/]+)/$
+        prefix = route.split("^", 1)[0]
+        return f"/admin/{prefix}{values['object_id']}/history/{values['history_id']}/"
+    url = re.sub(r"<(?:\w+:)?object_id>", str(values.get("object_id", "")), url)
+    url = re.sub(r"<(?:\w+:)?id>", str(values.get("object_id", "")), url)
+    url = re.sub(r"<path:content_type_id>", str(values.get("content_type_id", "")), url)
+    return url
+
+
+def _walk(patterns, prefix=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern), pattern.name
+
+
+def admin_patterns() -> list[tuple[str, str | None, object]]:
+    """(route, name, model admin or None) of every admin URL pattern."""
+    found = []
+    owners = {}
+    for model, model_admin in admin.site._registry.items():
+        prefix = f"{model._meta.app_label}/{model._meta.model_name}/"
+        for route, name in _walk(model_admin.get_urls()):
+            owners[(prefix + route, name)] = model_admin
+    for route, name in _walk(admin.site.get_urls()):
+        found.append((route, name, owners.get((route, name))))
+    return found
+
+
+def api_operations() -> list[tuple[str, str, str]]:
+    """(method, path, operationId) of every operation of the OpenAPI schema."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return [
+        (method.upper(), path, operation["operationId"])
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+    ]
+
+
+def _kind_of(model_admin):
+    label = model_admin.model._meta.label_lower
+    return next((kind for kind, lab in RECORD_KINDS.items() if lab == label), None)
+
+
+def _record(world, persona, kind, whose="target"):
+    records = target_of(world, persona) if whose == "target" else own_of(world, persona)
+    return getattr(records, kind)
+
+
+def _latest_version(record):
+    return record.history.order_by("-history_date", "-history_id").first()
+
+
+_FORMS: dict[tuple[str, str], dict] = {}
+
+
+def _admin_body(world, url, persona, shown_to="admin"):
+    """The form ``shown_to`` (the CRM Admin: the record's page as someone allowed) is shown at ``url``,
+    as the body of a change by ``persona``. Every test starts from the same rows: the form is read once."""
+    if (shown_to, url) not in _FORMS:
+        page = _admin_client(world, shown_to).get(url)
+        _FORMS[(shown_to, url)] = page_form(page.content.decode()) if page.status_code == 200 else {}
+    return with_change(_FORMS[(shown_to, url)], persona)
+
+
+def _admin_client(world, persona):
+    client = Client()
+    client.force_login(world.users[persona])
+    return client
+
+
+def _close(record, stages):
+    closed = {"closed_at": timezone.now()} if hasattr(record, "closed_at") else {}
+    type(record).objects.filter(pk=record.pk).update(status="lost", stage=stages["Lost"], **closed)
+
+
+# Admin page names (the part after "<app>_<model>_") and how each is tried on a record.
+RECORD_PAGE_SUFFIXES = {
+    "change",
+    "delete",
+    "history",
+    "simple_history",
+    "convert",
+    "converted",
+    "mark_lost",
+    "mark_won",
+    "reopen",
+}
+# Pages of a whole model (lists, boards, exports): read, and must not name another team's record.
+LIST_PAGE_SUFFIXES = {
+    "changelist",
+    "board",
+    "board_cards",
+    "export",
+    "duplicates",
+    "forecast",
+    "calendar",
+}
+# Pages that take no record and show none (import a file one chose, add a record, the confirm step
+# of an import reads only the uploaded file): crawled by the import and add tests, not here.
+NOT_RECORD_PAGES = {
+    "import": "uploads a file the user chose; the import tests cover updating another team's rows",
+    "import_confirm": "applies a preview held in the session, made by the import page",
+}
+
+
+def admin_cases() -> list[Case]:
+    cases = []
+    for route, name, model_admin in admin_patterns():
+        if model_admin is None:
+            continue
+        opts = model_admin.model._meta
+        kind = _kind_of(model_admin)
+        prefix = f"{opts.app_label}_{opts.model_name}_"
+        suffix = name[len(prefix) :] if name and name.startswith(prefix) else name
+        case_id = f"admin:{name or opts.label_lower + ':object'}"
+        if kind is not None:
+            cases.extend(_record_admin_cases(case_id, route, suffix, kind, model_admin))
+        else:
+            cases.extend(_config_admin_cases(case_id, route, suffix, model_admin))
+    return cases
+
+
+def _record_admin_cases(case_id, route, suffix, kind, model_admin):
+    shared = kind in SHARED
+
+    def record_url(world, persona):
+        record = _record(world, persona, kind)
+        version = _latest_version(record)
+        return _admin_url(route, object_id=record.pk, history_id=version.history_id if version else 0)
+
+    if suffix is None:  # <path:object_id>/: redirects to the change page
+        yield Case(case_id + ":GET", "admin", "GET", lambda w, p: ("GET", record_url(w, p), None))
+        return
+    if suffix in RECORD_PAGE_SUFFIXES:
+        reads = suffix in (
+            "change",
+            "history",
+            "simple_history",
+            "delete",
+            "convert",
+            "converted",
+            "mark_lost",
+            "reopen",
+        )
+        if reads and suffix != "mark_won":
+            yield Case(
+                case_id + ":GET",
+                "admin",
+                "GET",
+                lambda w, p: ("GET", record_url(w, p), None),
+                expect="read" if shared and suffix in ("change", "history", "simple_history") else "refused",
+            )
+
+        def post(w, p, suffix=suffix):
+            url = record_url(w, p)
+            if suffix == "reopen":
+                _close(_record(w, p, kind), w.stages)
+            if suffix == "delete":
+                return "POST", url, {"post": "yes"}
+            if suffix in ("mark_won",):
+                return "POST", url, {}
+            return "POST", url, _admin_body(w, url, p)
+
+        if suffix not in ("history", "converted"):
+            yield Case(case_id + ":POST", "admin", "POST", post)
+        return
+    if suffix in LIST_PAGE_SUFFIXES:
+
+        def list_page(w, p, suffix=suffix):
+            url = _admin_url(route)
+            query = {}
+            if suffix == "board_cards":
+                query = {"stage": w.stages["New"].pk}
+            if suffix == "duplicates":
+                query = {"id": _record(w, p, kind).pk}
+            return "GET", url, query
+
+        yield Case(case_id + ":GET", "admin", "GET", list_page, expect="read", leak_checked=not shared)
+        if suffix == "changelist":
+            for action in model_admin.actions or ():
+                yield Case(
+                    f"{case_id}:POST:{action}",
+                    "admin",
+                    "POST",
+                    lambda w, p, action=action: ("POST", _admin_url(route), _action_body(w, p, kind, action)),
+                    expect="unchanged",
+                )
+        return
+    if suffix == "board_move":
+
+        def move(w, p):
+            record = _record(w, p, kind)
+            return "POST", _admin_url(route), {"record": record.pk, "stage": w.stages["Qualified"].pk}
+
+        yield Case(case_id + ":POST", "admin", "POST", move)
+        return
+    if suffix == "add":
+        if kind in ("opportunity", "activity"):
+
+            def add_linked(w, p):
+                url = _admin_url(route)
+                body = _admin_body(w, url, p, shown_to=p)
+                body["name" if kind == "opportunity" else "subject"] = f"Linked by {p}"
+                if kind == "activity":
+                    body["activity_type"] = "call"
+                body["lead"] = _record(w, p, "lead").pk
+                return "POST", url, body
+
+            yield Case(case_id + ":POST:lead", "admin", "POST", add_linked, expect="unchanged")
+        return
+    if suffix in NOT_RECORD_PAGES:
+        return
+    raise AssertionError(f"the crawler does not know the admin page {case_id} ({route})")
+
+
+def _action_body(world, persona, kind, action):
+    target = _record(world, persona, kind)
+    selected = [target.pk]
+    if action == "merge_selected":
+        selected.append(_record(world, persona, kind, whose="own").pk)
+    return {
+        "action": action,
+        "_selected_action": selected,
+        "apply": "1",
+        "post": "yes",
+        "survivor": _record(world, persona, kind, whose="own").pk,
+        "owner": world.users[persona].pk,
+        "stage": world.stages["Qualified"].pk,
+        "tags": world.tag.pk,
+        "lost_note": "x",
+    }
+
+
+def _config_object(world, persona, model):
+    if model is SalesTeam:
+        return other_team(world, persona)
+    if model._meta.label_lower == "auth.user":
+        return world.users["admin"]
+    if model._meta.label_lower == "auth.group":
+        return Group.objects.get(name="CRM Admin")
+    return model._default_manager.order_by("pk").first()
+
+
+def _may(world, persona, model, action) -> bool:
+    """Whether the persona's role may ``action`` every object of a model that belongs to no team."""
+    if model is SalesTeam:
+        return False  # another team's team: nobody but its managers and a CRM Admin
+    opts = model._meta
+    return world.users[persona].has_perm(f"{opts.app_label}.{action}_{opts.model_name}")
+
+
+def _config_admin_cases(case_id, route, suffix, model_admin):
+    model = model_admin.model
+    if suffix not in ("change", "delete"):
+        return
+    action = suffix
+
+    def post(w, p):
+        obj = _config_object(w, p, model)
+        if obj is None:
+            return None
+        url = _admin_url(route, object_id=obj.pk)
+        if suffix == "delete":
+            return "POST", url, {"post": "yes"}
+        body = _admin_body(w, url, p)
+        if model is SalesTeam:
+            body["manager"] = w.users[p].pk
+            body["members"] = [w.users[p].pk]
+        return "POST", url, body
+
+    yield Case(
+        case_id + ":POST",
+        "admin",
+        "POST",
+        post,
+        persona_filter=lambda w, p: not _may(w, p, model, action),
+    )
+
+
+# --- API cases -------------------------------------------------------------------------------------
+
+API_PREFIX = "/api/v1/crm/"
+API_ACTION_BODIES = {
+    "convert": lambda w, p: {},
+    "mark-lost": lambda w, p: {"lost_note": "x"},
+    "mark-won": lambda w, p: {},
+    "move-stage": lambda w, p: {"stage_id": w.stages["Qualified"].pk},
+    "reopen": lambda w, p: {},
+}
+API_READS = {"", "history/", "stage-history/", "duplicates/"}
+# Operations on no record: the token login, creating a record of one's own (links are tried below).
+API_NOT_RECORD_OPERATIONS = {
+    "api_v1_auth_token_create": "exchanges one's own password for one's own token",
+    "leads_create": "a new lead links no other record",
+    "accounts_create": "a new account links no other team's record",
+    "contacts_create": "creating a contact under another team's account is tried by the contact tests",
+    "pipelines_create": "configuration: covered by the role tests",
+    "stages_create": "configuration: covered by the role tests",
+    "tags_create": "configuration: covered by the role tests",
+    "lost_reasons_create": "configuration: covered by the role tests",
+}
+
+
+def api_cases() -> list[Case]:
+    cases = []
+    for method, path, operation in api_operations():
+        if operation in API_NOT_RECORD_OPERATIONS:
+            continue
+        case_id = f"api:{operation}:{method}"
+        rest = path[len(API_PREFIX) :] if path.startswith(API_PREFIX) else path
+        resource, _, tail = rest.partition("/")
+        if resource in API_RESOURCES:
+            cases.extend(_record_api_cases(case_id, method, resource, tail))
+        elif resource in CONFIG_RESOURCES:
+            cases.extend(_config_api_cases(case_id, method, resource, tail))
+        elif resource == "dashboard":
+            cases.append(
+                Case(case_id, "api", method, lambda w, p, path=path: ("GET", path, None), expect="read")
+            )
+        else:
+            raise AssertionError(f"the crawler does not know the API operation {operation} ({path})")
+    return cases
+
+
+def _record_api_cases(case_id, method, resource, tail):
+    kind = API_RESOURCES[resource]
+    shared = kind in SHARED
+    base = f"{API_PREFIX}{resource}/"
+    if tail.startswith("{id}/"):
+        sub = tail[len("{id}/") :]
+
+        def detail(w, p, sub=sub, method=method):
+            record = _record(w, p, kind)
+            url = f"{base}{record.pk}/{sub}"
+            if method == "GET" or method == "DELETE":
+                return method, url, None
+            if sub == "":
+                if method == "PATCH":
+                    return method, url, {next(f for f in CHANGED_FIELDS if hasattr(record, f)): f"by {p}"}
+                admin_api = APIClient()
+                admin_api.force_authenticate(w.users["admin"])
+                return method, url, with_change(admin_api.get(url).json(), p)
+            action = sub.strip("/")
+            if action == "reopen":
+                _close(record, w.stages)
+            return method, url, API_ACTION_BODIES[action](w, p)
+
+        read = method == "GET" and sub in API_READS
+        yield Case(case_id, "api", method, detail, expect="read" if read and shared else "refused")
+        return
+    if method == "GET":
+        yield Case(
+            case_id,
+            "api",
+            method,
+            lambda w, p: ("GET", f"{base}{tail}", {"format": "csv"} if tail == "export/" else {}),
+            expect="read",
+            leak_checked=not shared,
+        )
+        return
+    if tail == "merge/":
+
+        def merge(w, p):
+            target, own = _record(w, p, kind), _record(w, p, kind, whose="own")
+            return "POST", f"{base}merge/", {"ids": [target.pk, own.pk], "survivor_id": own.pk}
+
+        yield Case(case_id, "api", "POST", merge, expect="unchanged")
+        return
+    if tail == "import/":
+
+        def import_update(w, p):
+            # A row that matches the other team's record (by email, or an account by name) and
+            # changes its phone: the import must leave that record alone.
+            record = _record(w, p, kind)
+            if kind != "account" and not record.email:
+                type(record).objects.filter(pk=record.pk).update(email=f"{kind}{record.pk}@crawl.example")
+                record.refresh_from_db()
+            row = {"name": record.name} if kind != "contact" else {"first_name": record.first_name}
+            if kind != "account":
+                row["email"] = record.email
+            row["phone"] = "555-0199"
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=list(row))
+            writer.writeheader()
+            writer.writerow(row)
+            upload = io.BytesIO(out.getvalue().encode())
+            upload.name = f"{resource}.csv"
+            return "POST", f"{base}import/", {"file": upload}
+
+        yield Case(case_id, "api", "POST", import_update, expect="unchanged")
+        return
+    if tail == "" and method == "POST":
+        if kind not in ("opportunity", "activity"):
+            raise AssertionError(f"the crawler does not know the API operation {case_id}")
+
+        def create_linked(w, p):
+            body = {"name": f"Linked by {p}", "amount": "10.00"}
+            if kind == "activity":
+                body = {"subject": f"Linked by {p}", "activity_type": "call"}
+            body["lead_id"] = _record(w, p, "lead").pk
+            return "POST", base, body
+
+        yield Case(case_id + ":lead_id", "api", "POST", create_linked, expect="unchanged")
+        return
+    raise AssertionError(f"the crawler does not know the API operation {case_id}")
+
+
+def _config_api_cases(case_id, method, resource, tail):
+    label = CONFIG_RESOURCES[resource]
+    model = apps.get_model(label)
+    if not tail.startswith("{id}/") or method == "GET":
+        return  # lists and reads of the configuration are for everyone
+    action = "delete" if method == "DELETE" else "change"
+
+    def detail(w, p):
+        obj = model._default_manager.order_by("pk").first()
+        url = f"{API_PREFIX}{resource}/{obj.pk}/"
+        if method == "DELETE":
+            return method, url, None
+        admin_api = APIClient()
+        admin_api.force_authenticate(w.users["admin"])
+        return method, url, with_change(admin_api.get(url).json(), p)
+
+    yield Case(case_id, "api", method, detail, persona_filter=lambda w, p: not _may(w, p, model, action))
+
+
+ADMIN_CASES = admin_cases()
+API_CASES = api_cases()
+ALL_CASES = ADMIN_CASES + API_CASES
+
+
+def _params():
+    params = []
+    for case in ALL_CASES:
+        for persona in PERSONAS:
+            mark = KNOWN_HOLES.get((case.id, persona)) or KNOWN_HOLES.get((case.id, None))
+            params.append(
+                pytest.param(case, persona, id=f"{case.id}-{persona}", marks=[mark] if mark else [])
+            )
+    return params
+
+
+def _send(world, case, persona, method, url, body):
+    if case.door == "admin":
+        client = _admin_client(world, persona)
+        if method == "GET":
+            return client.get(url, body or {})
+        return client.post(url, body or {})
+    client = APIClient()
+    client.force_authenticate(world.users[persona])
+    if method == "GET":
+        return client.get(url, body or {})
+    if method == "DELETE":
+        return client.delete(url)
+    if any(hasattr(value, "read") for value in (body or {}).values()):
+        return client.post(url, body, format="multipart")
+    return getattr(client, method.lower())(url, body, format="json")
+
+
+def _secrets(world, persona) -> list[str]:
+    """What a list must not show ``persona``: the names of the other team's leads, deals, activities."""
+    target = target_of(world, persona)
+    return [target.lead.name, target.opportunity.name, target.activity.subject]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case,persona", _params())
+def test_another_teams_record_is_refused_at_every_door(world, case, persona):
+    if case.persona_filter is not None and not case.persona_filter(world, persona):
+        pytest.skip(f"a {persona} may legitimately do this")
+    request = case.build(world, persona)
+    if request is None:
+        pytest.skip("nothing to try this on")
+    method, url, body = request
+    before, before_target = snapshot(), target_state(world, persona)
+
+    response = _send(world, case, persona, method, url, body)
+
+    assert response.status_code < 500, f"{method} {url}: {response.status_code}"
+    if case.expect == "refused":
+        assert response.status_code in REFUSED, f"{method} {url} answered {response.status_code}"
+    if case.leak_checked and response.status_code == 200:
+        content = b"".join(response.streaming_content) if response.streaming else response.content
+        text = content.decode(errors="replace")
+        shown = [secret for secret in _secrets(world, persona) if secret in text]
+        assert not shown, f"{method} {url} shows another team's {shown}"
+    after_target = target_state(world, persona)
+    touched = [key for key in before_target if before_target[key] != after_target[key]]
+    assert not touched, f"{method} {url} ({response.status_code}) changed the other team's {touched}"
+    if case.expect != "unchanged":
+        changed = changed_tables(before, snapshot())
+        assert not changed, f"{method} {url} ({response.status_code}) changed {changed}"
+
+
+def test_every_admin_url_and_api_operation_is_crawled():
+    """Every admin page of a record kind and every API operation is tried by the crawler, or listed
+    with the reason it touches no other team's record (building the cases already fails on a page or
+    an operation the crawler does not know)."""
+    crawled_pages = {case.id.split(":")[1] for case in ADMIN_CASES}
+    for _route, name, model_admin in admin_patterns():
+        if model_admin is None or _kind_of(model_admin) is None or name is None:
+            continue
+        opts = model_admin.model._meta
+        suffix = name.removeprefix(f"{opts.app_label}_{opts.model_name}_")
+        assert name in crawled_pages or suffix in NOT_RECORD_PAGES or suffix == "add", name
+    crawled_operations = {case.id.split(":")[1] for case in API_CASES}
+    for _method, path, operation in api_operations():
+        configuration = any(path.startswith(f"{API_PREFIX}{r}/") for r in CONFIG_RESOURCES)
+        assert operation in crawled_operations or operation in API_NOT_RECORD_OPERATIONS or configuration, (
+            operation
+        )
