@@ -11,6 +11,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from activities import selectors, services
 from activities.admin_pages import CalendarAdminMixin, activity_timeline_entries, quick_activity_actions
 from activities.models import Activity
+from activities.selectors import RELATED
 from crm.admin_import_export import ExportAdminMixin
 from crm.admin_record import register_record_actions, register_timeline
 from crm.admin_scale import ScalableChangeListMixin
@@ -23,7 +24,7 @@ from crm.admin_utils import (
     register_inline_saver,
     save_inline_forms,
 )
-from crm.selectors import lead_visible_to
+from crm.selectors import HIDDEN_RECORD, lead_visible_to, related_seen_annotations, related_shown
 from sales.selectors import opportunity_visible_to
 
 
@@ -101,6 +102,11 @@ class ActivityAdmin(
     def visible_records(self, user):
         return selectors.activity_visible_to(user)
 
+    def get_queryset(self, request):
+        # Whether the user sees the lead and deal of each activity, so the list names only those.
+        annotations = related_seen_annotations(Activity, request.user, RELATED)
+        return super().get_queryset(request).annotate(**annotations)
+
     def create_record(self, request, data):
         return services.activity_create(user=request.user, data=data)
 
@@ -177,4 +183,7 @@ class ActivityAdmin(
 
     @admin.display(description="related to")
     def related_to(self, obj):
-        return obj.opportunity or obj.lead or obj.contact or obj.account
+        shown = [related_shown(obj, name) for name in ("opportunity", "lead", "contact", "account")]
+        return next((r for r in shown if r not in (None, HIDDEN_RECORD)), None) or next(
+            (r for r in shown if r is not None), None
+        )

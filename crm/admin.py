@@ -95,7 +95,7 @@ class PipelineAdmin(admin.ModelAdmin):
     actions = ["make_default"]
 
     def get_queryset(self, request):
-        return selectors.pipeline_annotate_counts(super().get_queryset(request))
+        return selectors.pipeline_annotate_counts(super().get_queryset(request), user=request.user)
 
     @admin.display(description="stages", ordering="stage_count")
     def stage_count(self, obj):
@@ -208,7 +208,7 @@ class LostReasonAdmin(admin.ModelAdmin):
     search_fields = ("name",)
 
     def get_queryset(self, request):
-        return selectors.lost_reason_annotate_counts(super().get_queryset(request))
+        return selectors.lost_reason_annotate_counts(super().get_queryset(request), user=request.user)
 
     @admin.display(description="leads lost", ordering="lead_count")
     def lead_count(self, obj):
@@ -288,7 +288,7 @@ class AccountAdmin(
         return selectors.account_editable_by(user)
 
     def get_queryset(self, request):
-        return selectors.account_annotate_aggregates(super().get_queryset(request))
+        return selectors.account_annotate_aggregates(super().get_queryset(request), user=request.user)
 
     @admin.display(description="contacts", ordering="contact_count")
     def contacts(self, obj):

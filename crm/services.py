@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 
@@ -120,6 +120,69 @@ def protected_message(instance: models.Model | None, blockers) -> str:
     ]
     what = "This record" if instance is None else f"{instance._meta.verbose_name.capitalize()} “{instance}”"
     return f"{what} cannot be deleted: it is still used by {', '.join(parts)}. Move or delete those first."
+
+
+# --- the change rule: who may touch which record ----------------------------------------------------
+
+CHANGE_REFUSED = "Only the owner's team may change this record."
+
+
+def _is_system(user: User | None) -> bool:
+    # The system (commands, the seed, migrations) acts with no user and may touch every record.
+    return user is None
+
+
+def _unseen(record: models.Model, field: str) -> ValidationError:
+    # Worded as for an id that names no record: a refusal says nothing about what the user cannot see.
+    noun = record._meta.verbose_name
+    return ValidationError(
+        {field: ValidationError(f"No {noun} with the id {record.pk}.", code="does_not_exist")}
+    )
+
+
+def record_ensure_changeable(*, user: User | None, record: models.Model) -> None:
+    """Refuse (PermissionDenied, a 403) a write to ``record`` that ``user`` may not change.
+
+    The one change rule for every service that writes a record or several (merge, convert): the
+    record's registered ``editable_by`` selector (crm.selectors.register_record_access).
+    """
+    from crm.selectors import record_is_changeable, record_is_visible
+
+    if _is_system(user) or record_is_changeable(user=user, record=record):
+        return
+    if record_is_visible(user=user, record=record):
+        noun = record._meta.verbose_name
+        raise PermissionDenied(f"Only the owner's team may change the {noun} “{record}”.")
+    raise PermissionDenied(CHANGE_REFUSED)
+
+
+def related_ensure_visible(*, user: User | None, record: models.Model | None, field: str) -> None:
+    """Refuse (a 400 on ``field``) a link from the record being written to ``record`` when ``user``
+    cannot see it: another team's lead is as unknown in a relation field as at its own URL."""
+    from crm.selectors import record_is_visible
+
+    if record is None or _is_system(user) or record_is_visible(user=user, record=record):
+        return
+    raise _unseen(record, field)
+
+
+def related_ensure_changeable(*, user: User | None, record: models.Model | None, field: str) -> None:
+    """Refuse (a 400 on ``field``) a write that links or modifies ``record`` when ``user`` may not
+    change it (a conversion linking another team's contact and setting its account)."""
+    from crm.selectors import record_is_changeable
+
+    if record is None or _is_system(user) or record_is_changeable(user=user, record=record):
+        return
+    related_ensure_visible(user=user, record=record, field=field)
+    noun = record._meta.verbose_name
+    raise ValidationError(
+        {
+            field: ValidationError(
+                f"Only the owner's team may change the {noun} “{record}”: choose one your team may change.",
+                code="change_refused",
+            )
+        }
+    )
 
 
 def rekey_errors(exc: ValidationError, mapping: Mapping[str, str]) -> ValidationError:

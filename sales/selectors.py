@@ -41,6 +41,7 @@ from crm.selectors import (
     pipeline_kanban,
     pipeline_kanban_cards,
     priority_rank,
+    register_record_access,
     tags_prefetch,
 )
 from sales.filters import OpportunityFilter
@@ -57,6 +58,9 @@ GROUP_BY_CHOICES = ("month", "quarter", "stage", "owner")
 
 def opportunity_visible_to(user: User) -> QuerySet[Opportunity]:
     return owned_records_visible_to(Opportunity.objects.all(), user)
+
+
+register_record_access(Opportunity, visible_to=opportunity_visible_to)
 
 
 def opportunity_list(*, user: User, filters: Filters = None) -> QuerySet[Opportunity]:

@@ -25,12 +25,15 @@ from crm.services import (
     owner_ensure_allowed,
     pipeline_record_prepare_update,
     pipeline_record_save,
+    record_ensure_changeable,
     record_ensure_open,
     record_ensure_stage_in_pipeline,
     record_lock,
     record_lost_data,
     record_reopen_stage,
     rekey_errors,
+    related_ensure_changeable,
+    related_ensure_visible,
     with_default_owner,
 )
 from sales.models import Opportunity, OpportunityStatus
@@ -55,6 +58,7 @@ def opportunity_create(*, user: User | None = None, data: Mapping[str, Any]) -> 
 
     Created directly in a won or lost stage (a deal already closed elsewhere), it is won or lost.
     """
+    related_ensure_visible(user=user, record=data.get("lead"), field="lead")
     opportunity = pipeline_record_save(instance=Opportunity(), data=with_default_owner(data, user), user=user)
     if opportunity.stage.is_closed:
         opportunity = _opportunity_enter_closed_stage(
@@ -70,6 +74,8 @@ def opportunity_update(
     """Update an opportunity's fields. A change of pipeline or stage follows the move-stage rules."""
     opportunity = record_lock(opportunity)
     owner_ensure_allowed(user=user, record=opportunity, data=data)
+    if data.get("lead") is not None and data["lead"].pk != opportunity.lead_id:
+        related_ensure_visible(user=user, record=data["lead"], field="lead")
     data = dict(data)
     closing_stage = pipeline_record_prepare_update(record=opportunity, data=data)
     opportunity = pipeline_record_save(instance=opportunity, data=data, user=user)
@@ -192,6 +198,8 @@ def _conversion_account(
             raise ValidationError(
                 {"create_account": "Give either an existing account or create_account, not both."}
             )
+        # Linking an account is a change to it (its deals, its contacts): the owner's team's to make.
+        related_ensure_changeable(user=user, record=account, field="account")
         return account
     if create_account is None:
         create_account = bool(lead.company_name.strip())
@@ -220,6 +228,7 @@ def _conversion_contact(
             raise ValidationError(
                 {"create_contact": "Give either an existing contact or create_contact, not both."}
             )
+        related_ensure_changeable(user=user, record=contact, field="contact")
     else:
         if create_contact is None:
             create_contact = bool(lead.contact_name.strip() or lead.email.strip())
@@ -257,6 +266,8 @@ def _conversion_contact(
             }
         )
     if account is not None and contact.account_id is None:
+        # The contact reused for the lead's email joins the account: only if the user may change it.
+        related_ensure_changeable(user=user, record=contact, field="create_contact")
         contact = contact_update(contact=contact, user=user, data={"account": account})
     return contact
 
@@ -290,6 +301,7 @@ def lead_convert(
     pipeline's won stage if there is one, and keeps links to what it produced.
     """
     lead = record_lock(lead)
+    record_ensure_changeable(user=user, record=lead)
     record_ensure_open(lead)
     opportunity_options = {"opportunity_name": opportunity_name, "amount": amount, "close_date": close_date}
     opportunity_options |= {"pipeline": pipeline, "stage": stage}
