@@ -12,6 +12,7 @@ from activities import selectors, services
 from activities.admin_pages import CalendarAdminMixin, activity_timeline_entries, quick_activity_actions
 from activities.models import Activity
 from activities.selectors import RELATED
+from crm.admin_access import HiddenRelationsAdminMixin
 from crm.admin_import_export import ExportAdminMixin
 from crm.admin_record import register_record_actions, register_timeline
 from crm.admin_scale import ScalableChangeListMixin
@@ -24,8 +25,7 @@ from crm.admin_utils import (
     register_inline_saver,
     save_inline_forms,
 )
-from crm.selectors import HIDDEN_RECORD, lead_visible_to, related_seen_annotations, related_shown
-from sales.selectors import opportunity_visible_to
+from crm.selectors import HIDDEN_RECORD, related_seen_annotations, related_shown
 
 
 class ActivityInlineBase(VisibleRecordsAdminMixin, admin.TabularInline):
@@ -76,6 +76,7 @@ for _label, _fk in (
 class ActivityAdmin(
     ServiceSaveMixin,
     StaleEditGuardMixin,
+    HiddenRelationsAdminMixin,
     CalendarAdminMixin,
     ExportAdminMixin,
     OwnerDefaultMixin,
@@ -120,12 +121,9 @@ class ActivityAdmin(
         for activity in queryset:
             services.activity_delete(activity=activity)
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        # An activity is logged only on a lead or deal its author sees (a crafted id is "not a choice").
-        visible = {"lead": lead_visible_to, "opportunity": opportunity_visible_to}.get(db_field.name)
-        if visible is not None:
-            kwargs["queryset"] = visible(request.user)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    # An activity is logged only on a lead or deal its author sees (a crafted id is "not a choice"),
+    # and one linked to a lead or deal its reader cannot see does not name it.
+    hidden_relations = ("lead", "opportunity")
 
     fieldsets = (
         (

@@ -12,6 +12,7 @@ from crm.services import (
     User,
     owner_ensure_allowed,
     record_delete,
+    record_ensure_changeable,
     record_lock,
     record_save,
     related_ensure_visible,
@@ -40,6 +41,7 @@ def activity_create(*, user: User | None = None, data: Mapping[str, Any]) -> Act
 def activity_update(*, activity: Activity, user: User | None = None, data: Mapping[str, Any]) -> Activity:
     """Update an activity. Reopening a completed one clears its completion time unless one is given."""
     activity = record_lock(activity)
+    record_ensure_changeable(user=user, record=activity)
     owner_ensure_allowed(user=user, record=activity, data=data)
     _links_ensure_visible(user=user, activity=activity, data=data)
     data = dict(data)

@@ -544,6 +544,7 @@ def account_create(*, user: User | None = None, data: Mapping[str, Any]) -> Acco
 @transaction.atomic
 def account_update(*, account: Account, user: User | None = None, data: Mapping[str, Any]) -> Account:
     account = record_lock(account)
+    record_ensure_changeable(user=user, record=account)
     owner_ensure_allowed(user=user, record=account, data=data)
     industry_changes = "industry" in data and data["industry"] != account.industry
     deals, counted = win_snapshots_of_account_deals([account.pk]) if industry_changes else ([], [])
@@ -562,6 +563,7 @@ def contact_create(*, user: User | None = None, data: Mapping[str, Any]) -> Cont
 @transaction.atomic
 def contact_update(*, contact: Contact, user: User | None = None, data: Mapping[str, Any]) -> Contact:
     contact = record_lock(contact)
+    record_ensure_changeable(user=user, record=contact)
     owner_ensure_allowed(user=user, record=contact, data=data)
     return record_save(instance=contact, data=data)
 
@@ -595,6 +597,7 @@ def lead_create(*, user: User | None = None, data: Mapping[str, Any]) -> Lead:
 def lead_update(*, lead: Lead, user: User | None = None, data: Mapping[str, Any]) -> Lead:
     """Update a lead's fields. A change of pipeline or stage follows the lead_move_stage rules."""
     lead = record_lock(lead)
+    record_ensure_changeable(user=user, record=lead)
     owner_ensure_allowed(user=user, record=lead, data=data)
     data = dict(data)
     closing_stage = pipeline_record_prepare_update(record=lead, data=data)

@@ -5,6 +5,7 @@ from django.db.models import Count
 from simple_history.admin import SimpleHistoryAdmin
 
 from crm.admin import TagListMixin
+from crm.admin_access import HiddenRelationsAdminMixin
 from crm.admin_bulk import BulkActionsMixin
 from crm.admin_import_export import ExportAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
@@ -29,7 +30,6 @@ from crm.admin_utils import (
     register_inline,
     run_transition,
 )
-from crm.selectors import HIDDEN_RECORD, lead_visible_to
 from sales import selectors, services
 from sales.admin_pages import OpportunityPagesMixin
 from sales.filters import OpportunityFilter
@@ -58,6 +58,7 @@ register_timeline("sales.opportunity", stage_history_timeline_entries)
 @admin.register(Opportunity)
 class OpportunityAdmin(
     StaleEditGuardMixin,
+    HiddenRelationsAdminMixin,
     BulkActionsMixin,
     KanbanAdminMixin,
     OpportunityPagesMixin,
@@ -134,47 +135,11 @@ class OpportunityAdmin(
 
     actions = ["mark_won", *BulkActionsMixin.bulk_actions]
 
+    # The lead it came from may be one the user cannot see: offered, accepted and named only if seen.
+    hidden_relations = ("lead",)
+
     def create_record(self, request, data):
         return services.opportunity_create(user=request.user, data=data)
-
-    # --- the lead it came from: only a lead the user sees is offered, accepted or named -------------
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "lead":
-            # A crafted id of a lead the user cannot see is "not one of the available choices".
-            kwargs["queryset"] = lead_visible_to(request.user)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    def _lead_hidden(self, request, obj) -> bool:
-        return bool(
-            obj is not None
-            and obj.lead_id
-            and not lead_visible_to(request.user).filter(pk=obj.lead_id).exists()
-        )
-
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = super().get_fieldsets(request, obj)
-        if not self._lead_hidden(request, obj):
-            return fieldsets
-        # The deal came from a lead the user cannot see: say so, and keep the link as it is.
-        return [
-            (
-                name,
-                {**options, "fields": tuple("hidden_lead" if f == "lead" else f for f in options["fields"])},
-            )
-            for name, options in fieldsets
-        ]
-
-    def get_readonly_fields(self, request, obj=None):
-        readonly = tuple(super().get_readonly_fields(request, obj))
-        return (*readonly, "hidden_lead") if self._lead_hidden(request, obj) else readonly
-
-    @admin.display(description="lead")
-    def hidden_lead(self, obj):
-        return HIDDEN_RECORD
-
-    def update_record(self, request, obj, data):
-        return services.opportunity_update(opportunity=obj, user=request.user, data=data)
 
     @admin.display(description="amount", ordering="amount")
     def value(self, obj):

@@ -73,6 +73,7 @@ def opportunity_update(
 ) -> Opportunity:
     """Update an opportunity's fields. A change of pipeline or stage follows the move-stage rules."""
     opportunity = record_lock(opportunity)
+    record_ensure_changeable(user=user, record=opportunity)
     owner_ensure_allowed(user=user, record=opportunity, data=data)
     if data.get("lead") is not None and data["lead"].pk != opportunity.lead_id:
         related_ensure_visible(user=user, record=data["lead"], field="lead")

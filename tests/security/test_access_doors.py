@@ -464,3 +464,45 @@ def test_admin_merges_a_parent_account_with_its_child(people, admin_as):
     assert response.status_code == 200
     assert any(m.startswith("Merged 1 accounts") for m in messages_of(response)), messages_of(response)
     assert not Account.objects.filter(pk=child.pk).exists()
+
+
+@pytest.mark.parametrize("label", ["sales.opportunity", "activities.activity"])
+def test_admin_change_page_does_not_name_a_linked_lead_the_user_cannot_see(people, admin_as, label):
+    """Issue 14 findings 5 and 6: a record linked to a lead its reader cannot see says so, read-only
+    (the form neither names it nor drops the link when saved)."""
+    hidden = people.records["owner"].lead
+    kind = label.split(".")[1]
+    record = getattr(people.records["outsider"], kind)
+    type(record).objects.filter(pk=record.pk).update(lead=hidden)
+
+    html = admin_as("outsider").get(admin_url(label, "change", record.pk)).content.decode()
+
+    assert "a record you cannot see" in html
+    assert hidden.name not in html and hidden.email not in html
+    assert 'name="lead"' not in html
+
+
+@pytest.mark.parametrize("kind", ["account", "contact", "lead", "opportunity", "activity"])
+def test_update_services_refuse_a_record_the_user_may_not_change(people, kind):
+    """Issue 14 item 2: the one change rule is in the services, whichever door calls them."""
+    from crm import services as crm_services
+
+    update = {
+        "account": lambda record, user: crm_services.account_update(
+            account=record, user=user, data={"phone": "1"}
+        ),
+        "contact": lambda record, user: crm_services.contact_update(
+            contact=record, user=user, data={"phone": "1"}
+        ),
+        "lead": lambda record, user: crm_services.lead_update(lead=record, user=user, data={"phone": "1"}),
+        "opportunity": lambda record, user: sales_services.opportunity_update(
+            opportunity=record, user=user, data={"description": "1"}
+        ),
+        "activity": lambda record, user: activity_services.activity_update(
+            activity=record, user=user, data={"description": "1"}
+        ),
+    }[kind]
+    record = getattr(people.records["owner"], kind)
+    with pytest.raises(PermissionDenied):
+        update(record, people.users["outsider"])
+    update(record, people.users["teammate"] if kind in ("account", "contact") else people.users["manager"])
