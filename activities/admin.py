@@ -10,6 +10,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from activities import selectors, services
 from activities.admin_pages import CalendarAdminMixin, activity_timeline_entries, quick_activity_actions
 from activities.models import Activity
+from activities.selectors import RELATED
+from crm.admin_access import HiddenRelationsAdminMixin
 from crm.admin_import_export import ExportAdminMixin
 from crm.admin_record import register_record_actions, register_timeline
 from crm.admin_scale import ScalableChangeListMixin
@@ -22,8 +24,7 @@ from crm.admin_utils import (
     register_inline_saver,
     save_inline_forms,
 )
-from crm.selectors import lead_visible_to
-from sales.selectors import opportunity_visible_to
+from crm.selectors import HIDDEN_RECORD, related_seen_annotations, related_shown
 
 
 class ActivityInlineBase(VisibleRecordsAdminMixin, admin.TabularInline):
@@ -73,6 +74,7 @@ for _label, _fk in (
 @admin.register(Activity)
 class ActivityAdmin(
     StaleEditGuardMixin,
+    HiddenRelationsAdminMixin,
     CalendarAdminMixin,
     ExportAdminMixin,
     OwnerDefaultMixin,
@@ -99,6 +101,11 @@ class ActivityAdmin(
     def visible_records(self, user):
         return selectors.activity_visible_to(user)
 
+    def get_queryset(self, request):
+        # Whether the user sees the lead and deal of each activity, so the list names only those.
+        annotations = related_seen_annotations(Activity, request.user, RELATED)
+        return super().get_queryset(request).annotate(**annotations)
+
     def create_record(self, request, data):
         return services.activity_create(user=request.user, data=data)
 
@@ -108,12 +115,9 @@ class ActivityAdmin(
     def delete_record(self, request, obj):
         services.activity_delete(activity=obj, user=request.user)
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        # An activity is logged only on a lead or deal its author sees (a crafted id is "not a choice").
-        visible = {"lead": lead_visible_to, "opportunity": opportunity_visible_to}.get(db_field.name)
-        if visible is not None:
-            kwargs["queryset"] = visible(request.user)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    # An activity is logged only on a lead or deal its author sees (a crafted id is "not a choice"),
+    # and one linked to a lead or deal its reader cannot see does not name it.
+    hidden_relations = ("lead", "opportunity")
 
     fieldsets = (
         (
@@ -176,4 +180,7 @@ class ActivityAdmin(
 
     @admin.display(description="related to")
     def related_to(self, obj):
-        return obj.opportunity or obj.lead or obj.contact or obj.account
+        shown = [related_shown(obj, name) for name in ("opportunity", "lead", "contact", "account")]
+        return next((r for r in shown if r not in (None, HIDDEN_RECORD)), None) or next(
+            (r for r in shown if r is not None), None
+        )

@@ -7,3 +7,8 @@ class ActivitiesConfig(AppConfig):
     name = "activities"
     verbose_name = "Activities"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Registers this app's visibility rules with crm (crm.selectors.register_record_access), so
+        # merges, relation checks and exports know them in every process, commands included.
+        from activities import selectors  # noqa: F401

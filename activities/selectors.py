@@ -10,13 +10,16 @@ from django.utils import timezone
 from activities.filters import ActivityFilter
 from activities.models import CLOSED_ACTIVITY_STATUSES, Activity, ActivityType
 from crm.filters import filter_queryset
-from crm.selectors import Filters, User, owned_records_visible_to
+from crm.selectors import Filters, User, owned_records_visible_to, register_record_access
 
 RELATED = ("lead", "opportunity", "contact", "account")
 
 
 def activity_visible_to(user: User) -> QuerySet[Activity]:
     return owned_records_visible_to(Activity.objects.all(), user)
+
+
+register_record_access(Activity, visible_to=activity_visible_to)
 
 
 def activity_list(*, user: User, filters: Filters = None) -> QuerySet[Activity]:

@@ -12,15 +12,28 @@ from crm.scoring import lead_score_refresh
 from crm.services import (
     owner_ensure_allowed,
     record_delete,
+    record_ensure_changeable,
     record_lock,
     record_save,
+    related_ensure_visible,
     with_default_owner,
 )
+
+# The records an activity is logged on: each must be one its author sees.
+LINKS = ("lead", "opportunity", "contact", "account")
+
+
+def _links_ensure_visible(*, user: Actor, activity: Activity | None, data: Mapping[str, Any]) -> None:
+    for name in LINKS:
+        record = data.get(name)
+        if record is not None and (activity is None or record.pk != getattr(activity, f"{name}_id")):
+            related_ensure_visible(user=user, record=record, field=name)
 
 
 @transaction.atomic
 def activity_create(*, user: Actor, data: Mapping[str, Any]) -> Activity:
     """Log an activity on a lead, opportunity, contact or account; completed ones get a completion time."""
+    _links_ensure_visible(user=user, activity=None, data=data)
     return _rescore(record_save(instance=Activity(), data=with_default_owner(data, user)))
 
 
@@ -28,7 +41,9 @@ def activity_create(*, user: Actor, data: Mapping[str, Any]) -> Activity:
 def activity_update(*, activity: Activity, user: Actor, data: Mapping[str, Any]) -> Activity:
     """Update an activity. Reopening a completed one clears its completion time unless one is given."""
     activity = record_lock(activity)
+    record_ensure_changeable(user=user, record=activity)
     owner_ensure_allowed(user=user, record=activity, data=data)
+    _links_ensure_visible(user=user, activity=activity, data=data)
     data = dict(data)
     reopened = (
         "status" in data

@@ -42,6 +42,15 @@ SYSTEM = SystemActor()
 Actor = AbstractBaseUser | AnonymousUser | SystemActor
 
 
+def actor_ensure_given(user: Any) -> None:
+    """A service called with ``user=None`` is a programming error, not the system acting: say so."""
+    if user is None:
+        raise TypeError(
+            "A service needs the acting user: pass request.user, or crm.actors.SYSTEM for code that "
+            "acts for nobody."
+        )
+
+
 def is_system(user: Any) -> bool:
     return getattr(user, "is_system", False) is True
 

@@ -111,7 +111,7 @@ class PipelineAdmin(ServiceModelAdmin):
     actions = ["make_default"]
 
     def get_queryset(self, request):
-        return selectors.pipeline_annotate_counts(super().get_queryset(request))
+        return selectors.pipeline_annotate_counts(super().get_queryset(request), user=request.user)
 
     @admin.display(description="stages", ordering="stage_count")
     def stage_count(self, obj):
@@ -235,7 +235,7 @@ class LostReasonAdmin(ServiceModelAdmin):
         return services.lost_reason_update(lost_reason=obj, user=request.user, data=data)
 
     def get_queryset(self, request):
-        return selectors.lost_reason_annotate_counts(super().get_queryset(request))
+        return selectors.lost_reason_annotate_counts(super().get_queryset(request), user=request.user)
 
     @admin.display(description="leads lost", ordering="lead_count")
     def lead_count(self, obj):
@@ -358,7 +358,7 @@ class AccountAdmin(
         return selectors.account_editable_by(user)
 
     def get_queryset(self, request):
-        return selectors.account_annotate_aggregates(super().get_queryset(request))
+        return selectors.account_annotate_aggregates(super().get_queryset(request), user=request.user)
 
     @admin.display(description="contacts", ordering="contact_count")
     def contacts(self, obj):

@@ -192,7 +192,9 @@ class BulkActionsMixin:
 
     @admin.action(description="Export the selected (CSV)", permissions=["view"])
     def export_selected(self, request, queryset):
-        exported = export_queryset(kind=schema_for_model(self.model).kind, queryset=queryset, fmt="csv")
+        exported = export_queryset(
+            kind=schema_for_model(self.model).kind, queryset=queryset, fmt="csv", user=request.user
+        )
         response = HttpResponse(exported.content, content_type=exported.content_type)
         response["Content-Disposition"] = f'attachment; filename="{exported.filename}"'
         return response

@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 
 from crm.admin_utils import with_changelist_tool
 from crm.duplicates import MIN_PHONE_DIGITS, RULES, digits_expression, find_duplicates, phone_digits
-from crm.merging import merge_check, merge_plan, merge_survivor, record_merge
+from crm.merging import merge_check, merge_ensure_allowed, merge_plan, merge_survivor, record_merge
 
 REPORT_GROUPS = 100
 
@@ -141,8 +141,12 @@ class MergeAdminMixin:
         records = list(queryset.order_by("created_at", "pk"))
         try:
             merge_check(records)
+            merge_ensure_allowed(user=request.user, records=records)
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return None
+        except PermissionDenied as exc:
+            self.message_user(request, f"{exc} Nothing was merged.", messages.ERROR)
             return None
         oldest = merge_survivor(records)
         form = MergeForm(
@@ -156,6 +160,9 @@ class MergeAdminMixin:
                 plan = record_merge(records=records, survivor=survivor, user=request.user)
             except ValidationError as exc:
                 form.add_error(None, exc.messages)
+            except PermissionDenied as exc:  # the right to change them was lost since the selection
+                self.message_user(request, f"{exc} Nothing was merged.", messages.ERROR)
+                return None
             else:
                 self.log_change(
                     request, plan.survivor, f"Merged {', '.join(str(r) for r in plan.others)} into it."

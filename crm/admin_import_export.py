@@ -96,7 +96,10 @@ class ExportAdminMixin:
             )
             return HttpResponseRedirect(self._changelist_url())
         exported = export_queryset(
-            kind=schema_for_model(self.model).kind, queryset=changelist.get_queryset(request), fmt=fmt
+            kind=schema_for_model(self.model).kind,
+            queryset=changelist.get_queryset(request),
+            fmt=fmt,
+            user=request.user,
         )
         response = HttpResponse(exported.content, content_type=exported.content_type)
         response["Content-Disposition"] = f'attachment; filename="{exported.filename}"'

@@ -17,7 +17,7 @@ from django.utils import timezone
 from crm.actors import Actor
 from crm.importing.writing import record_history
 from crm.models import Account, Contact, Lead, LeadStatus
-from crm.services import record_save
+from crm.services import record_ensure_changeable, record_save
 from crm.win_probability import (
     OPPORTUNITY,
     spec_for,
@@ -66,6 +66,13 @@ def merge_check(records: list[models.Model]) -> None:
         raise ValidationError(f"Merge between {MIN_MERGE} and {MAX_MERGE} records at a time; {count} given.")
 
 
+def merge_ensure_allowed(*, user: Actor, records: list[models.Model]) -> None:
+    """A merge changes the survivor and deletes the others: ``user`` must be allowed to change each
+    (PermissionDenied otherwise), whichever door the merge comes through."""
+    for record in records:
+        record_ensure_changeable(user=user, record=record)
+
+
 def _empty(value) -> bool:
     return value is None or value == ""
 
@@ -76,6 +83,23 @@ def _relations(model):
         if rel.many_to_many or not rel.field.concrete:
             continue
         yield rel.related_model, rel.field.name, rel.one_to_one
+
+
+def _hierarchy_below(model_field, ids: list) -> set:
+    """For a field pointing at its own model (an account's parent): ``ids`` and every record below
+    them. After the merge they all sit at or under the survivor, so none can be its parent."""
+    if not (model_field.is_relation and model_field.related_model is model_field.model):
+        return set()
+    manager = model_field.model._default_manager
+    below, level = set(ids), set(ids)
+    while level:
+        level = set(
+            manager.filter(**{f"{model_field.name}__in": level})
+            .exclude(pk__in=below)
+            .values_list("pk", flat=True)
+        )
+        below |= level
+    return below
 
 
 def merge_plan(records: list[models.Model], survivor: models.Model | None = None) -> MergePlan:
@@ -96,14 +120,16 @@ def merge_plan(records: list[models.Model], survivor: models.Model | None = None
     for model_field in model._meta.concrete_fields:
         if model_field.name in NEVER_FILLED or not model_field.editable:
             continue
-        if not _empty(getattr(survivor, model_field.attname)):
+        hierarchy = _hierarchy_below(model_field, [r.pk for r in records])
+        current = getattr(survivor, model_field.attname)
+        if not _empty(current) and current not in hierarchy:
             continue
         for other in others:
             value = getattr(other, model_field.attname)
-            if _empty(value):
+            if _empty(value) or value in hierarchy:
+                # A parent among the merged records or below them would make the survivor its own
+                # ancestor once their children move to it.
                 continue
-            if model_field.is_relation and model_field.related_model is model and value in other_ids:
-                continue  # a parent among the merged records would become the survivor's own parent
             plan.filled[model_field.name] = getattr(other, model_field.name)
             break
     for related_model, field_name, _ in _relations(model):
@@ -125,7 +151,9 @@ def record_merge(
     )
     if len(locked) != len({r.pk for r in records}):
         raise ValidationError("Some of the records to merge no longer exist.")
+    merge_ensure_allowed(user=user, records=locked)
     plan = merge_plan(locked, survivor)
+    plan_ids = [r.pk for r in locked]
     survivor, other_ids = plan.survivor, [r.pk for r in plan.others]
     spec = spec_for(model)
     # Closed leads merged away leave their pipeline's win-probability history; the survivor's counts
@@ -139,8 +167,9 @@ def record_merge(
     reason = f"Merged {model._meta.verbose_name_plural} {', '.join(map(str, other_ids))} into {survivor.pk}"
     moved_models: set[type[models.Model]] = set()
 
-    if model is Account and survivor.parent_id in other_ids:
-        # Merging an account with its parent: the survivor cannot become its own parent.
+    if model is Account and survivor.parent_id in _hierarchy_below(Account.parent.field, plan_ids):
+        # Merging an account with its parent (or an ancestor of its parent): the survivor takes the
+        # merged ones' place, never a place under itself (plan.filled may give it another parent).
         survivor.parent = None
         Account.objects.filter(pk=survivor.pk).update(parent=None)
     for related_model, field_name, one_to_one in _relations(model):

@@ -71,14 +71,17 @@ def _subquery_aggregate(queryset: QuerySet, fk: str, aggregate, output_field, em
     return Coalesce(Subquery(sub, output_field=output_field), Value(empty, output_field=output_field))
 
 
-def account_annotate_aggregates(queryset: QuerySet[Account]) -> QuerySet[Account]:
-    """Contact count, opportunity count and open / won opportunity value on every account."""
+def account_annotate_aggregates(queryset: QuerySet[Account], *, user: User) -> QuerySet[Account]:
+    """Contact count, opportunity count and open / won opportunity value on every account, counting
+    only the records ``user`` sees (another team's deals add nothing to what the reader is told)."""
     # Looked up at run time: crm does not import sales at module level.
     Opportunity = apps.get_model("sales", "Opportunity")
     Contact = apps.get_model("crm", "Contact")
-    opps = Opportunity.objects.all()
+    opps = record_visible_to(Opportunity, user)
     return queryset.annotate(
-        contact_count=_subquery_aggregate(Contact.objects.all(), "account", Count("*"), IntegerField(), 0),
+        contact_count=_subquery_aggregate(
+            record_visible_to(Contact, user), "account", Count("*"), IntegerField(), 0
+        ),
         opportunity_count=_subquery_aggregate(opps, "account", Count("*"), IntegerField(), 0),
         open_value=_subquery_aggregate(
             opps.filter(status="open"), "account", Sum("amount"), MONEY, Decimal("0")
@@ -89,13 +92,13 @@ def account_annotate_aggregates(queryset: QuerySet[Account]) -> QuerySet[Account
     )
 
 
-def pipeline_annotate_counts(queryset: QuerySet[Pipeline]) -> QuerySet[Pipeline]:
+def pipeline_annotate_counts(queryset: QuerySet[Pipeline], *, user: User) -> QuerySet[Pipeline]:
+    """How many stages and how many open leads ``user`` sees each pipeline has."""
     Stage = apps.get_model("crm", "Stage")
-    Lead = apps.get_model("crm", "Lead")
     return queryset.annotate(
         stage_count=_subquery_aggregate(Stage.objects.all(), "pipeline", Count("*"), IntegerField(), 0),
         open_lead_count=_subquery_aggregate(
-            Lead.objects.filter(status="open"),
+            lead_visible_to(user).filter(status="open"),
             "pipeline",
             Count("*"),
             IntegerField(),
@@ -104,13 +107,13 @@ def pipeline_annotate_counts(queryset: QuerySet[Pipeline]) -> QuerySet[Pipeline]
     )
 
 
-def lost_reason_annotate_counts(queryset: QuerySet[LostReason]) -> QuerySet[LostReason]:
-    """How many leads and opportunities each lost reason explains."""
+def lost_reason_annotate_counts(queryset: QuerySet[LostReason], *, user: User) -> QuerySet[LostReason]:
+    """How many of the leads and opportunities ``user`` sees each lost reason explains."""
     Opportunity = apps.get_model("sales", "Opportunity")
     return queryset.annotate(
-        lead_count=_subquery_aggregate(Lead.objects.all(), "lost_reason", Count("*"), IntegerField(), 0),
+        lead_count=_subquery_aggregate(lead_visible_to(user), "lost_reason", Count("*"), IntegerField(), 0),
         opportunity_count=_subquery_aggregate(
-            Opportunity.objects.all(), "lost_reason", Count("*"), IntegerField(), 0
+            record_visible_to(Opportunity, user), "lost_reason", Count("*"), IntegerField(), 0
         ),
     )
 
@@ -228,6 +231,92 @@ def contact_editable_by(user: User) -> QuerySet[Contact]:
     return shared_records_editable_by(Contact.objects.all(), user)
 
 
+# --- one rule per kind of record, for code that handles records of any kind -----------------------
+
+# Merges, conversions, relation fields, exports and aggregates handle records of several kinds,
+# some owned by apps crm does not import: each app registers its models' rules here (sales and
+# activities from their selectors modules), and every check reads them through the functions below.
+# A model nobody registers (pipelines, stages, tags) is seen by every signed-in user; changing it is
+# a matter of model permissions only.
+
+
+@dataclass(frozen=True)
+class RecordAccess:
+    visible_to: Any  # (user) -> QuerySet of the records ``user`` sees
+    editable_by: Any  # (user) -> QuerySet of the records ``user`` may change
+    shared: bool  # seen by every signed-in user (accounts, contacts)
+
+
+_RECORD_ACCESS: dict[type[Model], RecordAccess] = {}
+
+
+def register_record_access(model: type[Model], *, visible_to, editable_by=None, shared: bool = False) -> None:
+    """Declare who sees (``visible_to(user)``) and who changes (``editable_by(user)``, by default the
+    same) the records of ``model``."""
+    _RECORD_ACCESS[model] = RecordAccess(visible_to, editable_by or visible_to, shared)
+
+
+def _access(model: type[Model]) -> RecordAccess | None:
+    return _RECORD_ACCESS.get(model._meta.concrete_model)
+
+
+def record_visible_to(model: type[Model], user: User) -> QuerySet:
+    access = _access(model)
+    if access is None:
+        manager = model._default_manager
+        return manager.all() if user.is_authenticated and user.is_active else manager.none()
+    return access.visible_to(user)
+
+
+def record_editable_by(model: type[Model], user: User) -> QuerySet:
+    access = _access(model)
+    return record_visible_to(model, user) if access is None else access.editable_by(user)
+
+
+def record_visibility_is_restricted(model: type[Model], user: User) -> bool:
+    """Whether some records of ``model`` may be hidden from ``user`` (so what names them must check)."""
+    access = _access(model)
+    return access is not None and not access.shared and not user_sees_everything(user)
+
+
+# What a page, list or export shows in place of a related record its reader cannot see.
+HIDDEN_RECORD = "a record you cannot see"
+
+
+def related_seen_annotations(model: type[Model], user: User, fields: tuple[str, ...]) -> dict[str, Any]:
+    """``<field>_seen`` annotations: whether ``user`` sees the record each relation in ``fields``
+    points at, for a page listing ``model`` rows that would otherwise name them (only the relations
+    whose records may be hidden from ``user`` get one)."""
+    annotations = {}
+    for name in fields:
+        related = model._meta.get_field(name).related_model
+        if record_visibility_is_restricted(related, user):
+            visible = record_visible_to(related, user).filter(pk=OuterRef(f"{name}_id"))
+            annotations[f"{name}_seen"] = Exists(visible)
+    return annotations
+
+
+def related_shown(record: Model, name: str) -> Model | str | None:
+    """``record``'s related ``name`` as a page may show it: itself, HIDDEN_RECORD, or None when unset
+    (reads the ``<name>_seen`` annotation of related_seen_annotations when present)."""
+    if getattr(record, f"{name}_id") is None:
+        return None
+    return getattr(record, name) if getattr(record, f"{name}_seen", True) else HIDDEN_RECORD
+
+
+def record_is_visible(*, user: User, record: Model) -> bool:
+    return record_visible_to(type(record), user).filter(pk=record.pk).exists()
+
+
+def record_is_changeable(*, user: User, record: Model) -> bool:
+    return record_editable_by(type(record), user).filter(pk=record.pk).exists()
+
+
+register_record_access(Lead, visible_to=lead_visible_to)
+register_record_access(Account, visible_to=account_visible_to, editable_by=account_editable_by, shared=True)
+register_record_access(Contact, visible_to=contact_visible_to, editable_by=contact_editable_by, shared=True)
+
+
 # --- lists ----------------------------------------------------------------------------------------
 
 
@@ -243,7 +332,8 @@ def lead_list(*, user: User, filters: Filters = None) -> QuerySet[Lead]:
 
 def account_list(*, user: User, filters: Filters = None) -> QuerySet[Account]:
     queryset = account_annotate_aggregates(
-        account_visible_to(user).select_related("owner", "parent").prefetch_related(tags_prefetch())
+        account_visible_to(user).select_related("owner", "parent").prefetch_related(tags_prefetch()),
+        user=user,
     )
     return filter_queryset(AccountFilter, queryset, filters)
 

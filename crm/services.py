@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 
 from crm import rules
-from crm.actors import Actor, is_system, person
+from crm.actors import Actor, actor_ensure_given, is_system, person
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, ScoringRule, Stage, Tag
 from crm.scoring import lead_score_refresh
 from crm.win_probability import (
@@ -122,6 +122,70 @@ def protected_message(instance: models.Model | None, blockers) -> str:
     ]
     what = "This record" if instance is None else f"{instance._meta.verbose_name.capitalize()} “{instance}”"
     return f"{what} cannot be deleted: it is still used by {', '.join(parts)}. Move or delete those first."
+
+
+# --- the change rule: who may touch which record ----------------------------------------------------
+
+CHANGE_REFUSED = "Only the owner's team may change this record."
+
+
+def _is_system(user: Actor) -> bool:
+    # The system actor (commands, the seed, migrations) may touch every record.
+    actor_ensure_given(user)
+    return is_system(user)
+
+
+def _unseen(record: models.Model, field: str) -> ValidationError:
+    # Worded as for an id that names no record: a refusal says nothing about what the user cannot see.
+    noun = record._meta.verbose_name
+    return ValidationError(
+        {field: ValidationError(f"No {noun} with the id {record.pk}.", code="does_not_exist")}
+    )
+
+
+def record_ensure_changeable(*, user: Actor, record: models.Model) -> None:
+    """Refuse (PermissionDenied, a 403) a write to ``record`` that ``user`` may not change.
+
+    The one change rule for every service that writes a record or several (merge, convert): the
+    record's registered ``editable_by`` selector (crm.selectors.register_record_access).
+    """
+    from crm.selectors import record_is_changeable, record_is_visible
+
+    if _is_system(user) or record_is_changeable(user=user, record=record):
+        return
+    if record_is_visible(user=user, record=record):
+        noun = record._meta.verbose_name
+        raise PermissionDenied(f"Only the owner's team may change the {noun} “{record}”.")
+    raise PermissionDenied(CHANGE_REFUSED)
+
+
+def related_ensure_visible(*, user: Actor, record: models.Model | None, field: str) -> None:
+    """Refuse (a 400 on ``field``) a link from the record being written to ``record`` when ``user``
+    cannot see it: another team's lead is as unknown in a relation field as at its own URL."""
+    from crm.selectors import record_is_visible
+
+    if record is None or _is_system(user) or record_is_visible(user=user, record=record):
+        return
+    raise _unseen(record, field)
+
+
+def related_ensure_changeable(*, user: Actor, record: models.Model | None, field: str) -> None:
+    """Refuse (a 400 on ``field``) a write that links or modifies ``record`` when ``user`` may not
+    change it (a conversion linking another team's contact and setting its account)."""
+    from crm.selectors import record_is_changeable
+
+    if record is None or _is_system(user) or record_is_changeable(user=user, record=record):
+        return
+    related_ensure_visible(user=user, record=record, field=field)
+    noun = record._meta.verbose_name
+    raise ValidationError(
+        {
+            field: ValidationError(
+                f"Only the owner's team may change the {noun} “{record}”: choose one your team may change.",
+                code="change_refused",
+            )
+        }
+    )
 
 
 def rekey_errors(exc: ValidationError, mapping: Mapping[str, str]) -> ValidationError:
@@ -439,6 +503,7 @@ def owner_change_problem(
 def owner_ensure_allowed(*, user: Actor, record: models.Model, data: Mapping[str, Any]) -> None:
     """Apply owner_change_problem for ``user``; the system actor (command-line imports, the seed) and
     a CRM Admin or superuser may assign anyone."""
+    actor_ensure_given(user)
     if is_system(user) or "owner" not in data:
         return
     new = data["owner"]
@@ -464,6 +529,7 @@ def owner_ensure_allowed(*, user: Actor, record: models.Model, data: Mapping[str
 def with_default_owner(data: Mapping[str, Any], user: Actor) -> dict[str, Any]:
     """New records belong to whoever creates them unless the caller names an owner (or None), who
     must be someone ``user`` may assign (owner_ensure_allowed)."""
+    actor_ensure_given(user)
     data = dict(data)
     if "owner" not in data and person(user) is not None:
         data["owner"] = user
@@ -487,6 +553,7 @@ def account_create(*, user: Actor, data: Mapping[str, Any]) -> Account:
 @transaction.atomic
 def account_update(*, account: Account, user: Actor, data: Mapping[str, Any]) -> Account:
     account = record_lock(account)
+    record_ensure_changeable(user=user, record=account)
     owner_ensure_allowed(user=user, record=account, data=data)
     industry_changes = "industry" in data and data["industry"] != account.industry
     deals, counted = win_snapshots_of_account_deals([account.pk]) if industry_changes else ([], [])
@@ -505,6 +572,7 @@ def contact_create(*, user: Actor, data: Mapping[str, Any]) -> Contact:
 @transaction.atomic
 def contact_update(*, contact: Contact, user: Actor, data: Mapping[str, Any]) -> Contact:
     contact = record_lock(contact)
+    record_ensure_changeable(user=user, record=contact)
     owner_ensure_allowed(user=user, record=contact, data=data)
     return record_save(instance=contact, data=data)
 
@@ -538,6 +606,7 @@ def lead_create(*, user: Actor, data: Mapping[str, Any]) -> Lead:
 def lead_update(*, lead: Lead, user: Actor, data: Mapping[str, Any]) -> Lead:
     """Update a lead's fields. A change of pipeline or stage follows the lead_move_stage rules."""
     lead = record_lock(lead)
+    record_ensure_changeable(user=user, record=lead)
     owner_ensure_allowed(user=user, record=lead, data=data)
     data = dict(data)
     closing_stage = pipeline_record_prepare_update(record=lead, data=data)

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.db.models import Count
 
 from crm.admin import TagListMixin
+from crm.admin_access import HiddenRelationsAdminMixin
 from crm.admin_bulk import BulkActionsMixin
 from crm.admin_import_export import ExportAdminMixin
 from crm.admin_kanban import KanbanAdminMixin
@@ -73,6 +74,7 @@ register_timeline("sales.opportunity", stage_history_timeline_entries)
 @admin.register(Opportunity)
 class OpportunityAdmin(
     StaleEditGuardMixin,
+    HiddenRelationsAdminMixin,
     BulkActionsMixin,
     KanbanAdminMixin,
     OpportunityPagesMixin,
@@ -147,6 +149,9 @@ class OpportunityAdmin(
     )
 
     actions = ["mark_won", *BulkActionsMixin.bulk_actions]
+
+    # The lead it came from may be one the user cannot see: offered, accepted and named only if seen.
+    hidden_relations = ("lead",)
 
     def create_record(self, request, data):
         return services.opportunity_create(user=request.user, data=data)

@@ -41,6 +41,7 @@ from crm.selectors import (
     pipeline_kanban,
     pipeline_kanban_cards,
     priority_rank,
+    register_record_access,
     tags_prefetch,
     user_sees_everything,
 )
@@ -58,6 +59,9 @@ GROUP_BY_CHOICES = ("month", "quarter", "stage", "owner")
 
 def opportunity_visible_to(user: User) -> QuerySet[Opportunity]:
     return owned_records_visible_to(Opportunity.objects.all(), user)
+
+
+register_record_access(Opportunity, visible_to=opportunity_visible_to)
 
 
 def sales_team_visible_to(user: User) -> QuerySet[SalesTeam]:

@@ -28,6 +28,7 @@ from crm.services import (
     pipeline_record_prepare_update,
     pipeline_record_save,
     record_delete,
+    record_ensure_changeable,
     record_ensure_open,
     record_ensure_stage_in_pipeline,
     record_lock,
@@ -35,6 +36,8 @@ from crm.services import (
     record_reopen_stage,
     record_save,
     rekey_errors,
+    related_ensure_changeable,
+    related_ensure_visible,
     with_default_owner,
 )
 from sales.models import Opportunity, OpportunityStatus, SalesTeam
@@ -57,6 +60,7 @@ def opportunity_create(*, user: Actor, data: Mapping[str, Any]) -> Opportunity:
 
     Created directly in a won or lost stage (a deal already closed elsewhere), it is won or lost.
     """
+    related_ensure_visible(user=user, record=data.get("lead"), field="lead")
     opportunity = pipeline_record_save(instance=Opportunity(), data=with_default_owner(data, user), user=user)
     if opportunity.stage.is_closed:
         opportunity = _opportunity_enter_closed_stage(
@@ -69,7 +73,10 @@ def opportunity_create(*, user: Actor, data: Mapping[str, Any]) -> Opportunity:
 def opportunity_update(*, opportunity: Opportunity, user: Actor, data: Mapping[str, Any]) -> Opportunity:
     """Update an opportunity's fields. A change of pipeline or stage follows the move-stage rules."""
     opportunity = record_lock(opportunity)
+    record_ensure_changeable(user=user, record=opportunity)
     owner_ensure_allowed(user=user, record=opportunity, data=data)
+    if data.get("lead") is not None and data["lead"].pk != opportunity.lead_id:
+        related_ensure_visible(user=user, record=data["lead"], field="lead")
     data = dict(data)
     closing_stage = pipeline_record_prepare_update(record=opportunity, data=data)
     opportunity = pipeline_record_save(instance=opportunity, data=data, user=user)
@@ -188,6 +195,8 @@ def _conversion_account(
             raise ValidationError(
                 {"create_account": "Give either an existing account or create_account, not both."}
             )
+        # Linking an account is a change to it (its deals, its contacts): the owner's team's to make.
+        related_ensure_changeable(user=user, record=account, field="account")
         return account
     if create_account is None:
         create_account = bool(lead.company_name.strip())
@@ -216,6 +225,7 @@ def _conversion_contact(
             raise ValidationError(
                 {"create_contact": "Give either an existing contact or create_contact, not both."}
             )
+        related_ensure_changeable(user=user, record=contact, field="contact")
     else:
         if create_contact is None:
             create_contact = bool(lead.contact_name.strip() or lead.email.strip())
@@ -253,6 +263,8 @@ def _conversion_contact(
             }
         )
     if account is not None and contact.account_id is None:
+        # The contact reused for the lead's email joins the account: only if the user may change it.
+        related_ensure_changeable(user=user, record=contact, field="create_contact")
         contact = contact_update(contact=contact, user=user, data={"account": account})
     return contact
 
@@ -286,6 +298,7 @@ def lead_convert(
     pipeline's won stage if there is one, and keeps links to what it produced.
     """
     lead = record_lock(lead)
+    record_ensure_changeable(user=user, record=lead)
     record_ensure_open(lead)
     opportunity_options = {"opportunity_name": opportunity_name, "amount": amount, "close_date": close_date}
     opportunity_options |= {"pipeline": pipeline, "stage": stage}

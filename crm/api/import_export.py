@@ -152,7 +152,9 @@ class ImportExportViewSetMixin:
                 status=status.HTTP_400_BAD_REQUEST,
             )
         queryset = self.filter_queryset(self.get_queryset())
-        exported = export_queryset(kind=self.import_export_kind, queryset=queryset, fmt=fmt)
+        exported = export_queryset(
+            kind=self.import_export_kind, queryset=queryset, fmt=fmt, user=request.user
+        )
         response = HttpResponse(exported.content, content_type=exported.content_type)
         response["Content-Disposition"] = f'attachment; filename="{exported.filename}"'
         return response

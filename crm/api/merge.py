@@ -1,14 +1,14 @@
 """``POST .../merge/`` for leads, contacts and accounts: 2–5 records into one survivor."""
 
 from django.core.exceptions import ValidationError
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm.merging import MAX_MERGE, MIN_MERGE, record_merge
-from crm_project.viewsets import BAD_REQUEST, CHANGE, ModelPermissions
+from crm_project.viewsets import BAD_REQUEST, CHANGE, DetailSerializer, ModelPermissions
 
 
 class MergePermissions(ModelPermissions):
@@ -53,9 +53,14 @@ class MergeViewSetMixin:
         description=f"Merges {MIN_MERGE}–{MAX_MERGE} records into the survivor (`survivor_id`, else the "
         "oldest): its empty fields are filled from the others, every related record (contacts, "
         "opportunities, activities, tags, stage history, converted links) moves to it, the others are "
-        "deleted; all or nothing. Needs change and delete permissions.",
+        "deleted; all or nothing. Needs change and delete permissions, and the right to change every "
+        "record merged (accounts and contacts: the owner's team); otherwise 403 and nothing changes.",
         request=MergeInputSerializer,
-        responses={200: MergeResultSerializer, 400: BAD_REQUEST},
+        responses={
+            200: MergeResultSerializer,
+            400: BAD_REQUEST,
+            403: OpenApiResponse(response=DetailSerializer, description="A record the user may not change."),
+        },
     )
     @action(detail=False, methods=["post"], permission_classes=[MergePermissions], filter_backends=[])
     def merge(self, request: Request) -> Response:

@@ -145,7 +145,10 @@ class LeadViewSet(
         summary="Convert a lead",
         description="Turns an open lead into an opportunity and, as asked, a new or existing account and "
         "contact. An account of the same name (any case) and a contact of the same email are reused, "
-        "never duplicated. The lead becomes `converted` and keeps links to what it produced. Every key "
+        "never duplicated; an existing `account_id` or `contact_id` must be one the user's team may "
+        "change (else 400 on that field), as must a contact reused for the lead's email that would join "
+        "the account (400 on `create_contact`). The lead becomes `converted` and keeps links to what it "
+        "produced. Every key "
         "is optional; a lead already converted or lost answers 409. Needs change_lead plus "
         "add_opportunity, add_account and add_contact.",
         request=LeadConvertInputSerializer,

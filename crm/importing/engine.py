@@ -450,7 +450,8 @@ class _Run:
             nonlocal existing, writable, old_tags, last_activity
             existing = self.fetch_existing([k for _, _, k in parsed if k], fetch_attnames)
             matched = [rows[0][0] for rows in existing.values() if len(rows) == 1]
-            writable = self.access.writable_ids(matched)
+            # Every match, duplicates too: an error about them names only the ones the user may change.
+            writable = self.access.writable_ids([row[0] for rows in existing.values() for row in rows])
             old_tags = self.fetch_tags(matched) if has_tags else {}
             last_activity = last_activities(matched) if scorer else {}
             if ctx.account_names:
@@ -570,14 +571,21 @@ class _Run:
                     if key is not None and key in existing:
                         matches = existing[key]
                         if len(matches) > 1:
-                            ids = ", ".join(str(m[0]) for m in matches[:5])
-                            error(
-                                number,
-                                key_name,
-                                key,
-                                f"{len(matches)} {schema.verbose} already have this {key_name} (ids {ids}): "
-                                "merge them before importing.",
-                            )
+                            # Messages name only the records the importer may change, never the others.
+                            shown = [m[0] for m in matches if writable is None or m[0] in writable]
+                            ids = ", ".join(str(pk) for pk in shown[:5])
+                            if len(shown) == len(matches):
+                                message = (
+                                    f"{len(matches)} {schema.verbose} already have this {key_name} "
+                                    f"(ids {ids}): merge them before importing."
+                                )
+                            else:
+                                message = (
+                                    f"Several {schema.verbose} already have this {key_name}, some of them "
+                                    f"another team's records{f' (yours: ids {ids})' if shown else ''}: they "
+                                    "must be merged before importing."
+                                )
+                            error(number, key_name, key, message)
                             continue
                         pk, *old_values = matches[0]
                         if writable is not None and pk not in writable:
@@ -585,7 +593,7 @@ class _Run:
                                 number,
                                 key_name,
                                 key,
-                                f"This {key_name} is another team's record (id {pk}); you may not change it.",
+                                f"This {key_name} is another team's record; you may not change it.",
                             )
                             continue
                         old = dict(zip(fetch_attnames, old_values, strict=True))

@@ -16,8 +16,11 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import QuerySet
+from django.db.models import Case, F, QuerySet, Value, When
 from django.utils import timezone
+
+from crm.actors import is_system
+from crm.selectors import record_visibility_is_restricted, record_visible_to
 
 from .cells import escape_formula, join_tags
 from .schemas import Schema, export_schema
@@ -38,13 +41,33 @@ class ExportFile:
     rows: int
 
 
+def _seen_only(schema: Schema, column: str, path: str, user) -> str | Case:
+    """``path``, or for a relation to records ``user`` may not all see (leads, deals), the related
+    record's label only where ``user`` sees it: an export names nothing its reader cannot see."""
+    field = schema.field(column)
+    if (
+        is_system(user)
+        or not field.is_relation
+        or not record_visibility_is_restricted(field.related_model, user)
+    ):
+        return path
+    visible = record_visible_to(field.related_model, user).values("pk")
+    return Case(When(**{f"{column}__in": visible}, then=F(path)), default=Value(None))
+
+
 def export_rows(
-    schema: Schema, queryset: QuerySet, progress: Callable[[int], None] | None = None
+    schema: Schema, queryset: QuerySet, progress: Callable[[int], None] | None = None, *, user
 ) -> Iterator[list]:
-    """The export's rows as lists of Python values in ``schema.export_columns`` order; tags as a list."""
+    """The export's rows as lists of Python values in ``schema.export_columns`` order; tags as a list.
+
+    ``user`` is the reader (None: the system, who sees everything)."""
     columns = schema.export_columns
     paths = [schema.export_path(column) for column in columns]
-    value_paths = [path for path in paths if path is not None]
+    value_paths = [
+        _seen_only(schema, column, path, user)
+        for column, path in zip(columns, paths, strict=True)
+        if path is not None
+    ]
     tag_position = columns.index("tags") if "tags" in columns else None
     through = fk = None
     if tag_position is not None:
@@ -149,14 +172,20 @@ def _to_json(columns, rows) -> bytes:
 
 
 def export_queryset(
-    *, kind: str, queryset: QuerySet, fmt: str = "csv", progress: Callable[[int], None] | None = None
+    *,
+    kind: str,
+    queryset: QuerySet,
+    fmt: str = "csv",
+    progress: Callable[[int], None] | None = None,
+    user,
 ) -> ExportFile:
-    """Export ``queryset`` (already filtered by the caller) of ``kind`` in ``fmt`` (csv, xlsx, json)."""
+    """Export ``queryset`` (already filtered by the caller) of ``kind`` in ``fmt`` (csv, xlsx, json),
+    as ``user`` may read it (the system actor, for the command line, reads everything)."""
     schema = export_schema(kind)
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"Unknown export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}.")
     columns = schema.export_columns
-    rows = export_rows(schema, queryset, progress)
+    rows = export_rows(schema, queryset, progress, user=user)
     if fmt == "csv":
         content, count = _to_csv(columns, rows)
     elif fmt == "xlsx":

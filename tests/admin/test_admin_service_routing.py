@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from crm import services
+from crm.actors import SYSTEM
 from crm.models import Account, Contact, WinModel
 from sales import services as sales_services
 from tests.admin.form_data import change_form_data
@@ -156,7 +157,7 @@ def test_account_admin_change_of_industry_moves_the_win_counts(admin_client, sta
     account's industry); the admin's plain save left them on the old industry."""
     account = AccountFactory(industry="retail")
     deal = OpportunityFactory(account=account, stage=stages["New"])
-    sales_services.opportunity_mark_won(opportunity=deal, user=None)
+    sales_services.opportunity_mark_won(opportunity=deal, user=SYSTEM)
     model = WinModel.objects.get(kind="opportunity")
     assert model.counts["industry"] == {"retail": [1, 0]}
     url = reverse("admin:crm_account_change", args=[account.pk])
@@ -171,12 +172,12 @@ def test_account_admin_change_of_industry_moves_the_win_counts(admin_client, sta
 
 def _lost_lead(stages):
     lead = LeadFactory(stage=stages["New"])
-    return services.lead_mark_lost(lead=lead, user=None)
+    return services.lead_mark_lost(lead=lead, user=SYSTEM)
 
 
 def _won_deal(stages):
     deal = OpportunityFactory(stage=stages["New"])
-    return sales_services.opportunity_mark_won(opportunity=deal, user=None)
+    return sales_services.opportunity_mark_won(opportunity=deal, user=SYSTEM)
 
 
 @pytest.mark.django_db

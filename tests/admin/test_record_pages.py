@@ -374,7 +374,7 @@ def test_a_lead_created_weeks_ago_says_how_long_it_has_been_open(admin_client, l
     "Open 0 days"."""
     Lead.objects.filter(pk=lead.pk).update(created_at=timezone.now() - datetime.timedelta(weeks=3))
     lead.refresh_from_db()
-    lead_move_stage(lead=lead, stage=stages["Proposal"], user=None)
+    lead_move_stage(lead=lead, stage=stages["Proposal"], user=SYSTEM)
 
     page = admin_client.get(reverse("admin:crm_lead_change", args=[lead.pk])).content.decode()
 

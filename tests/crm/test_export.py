@@ -79,7 +79,7 @@ def make_leads(stages):
 def test_export_then_import_into_an_empty_database_gives_the_same_records(stages, fmt):
     make_leads(stages)
     before = sorted((lead_snapshot(lead) for lead in Lead.objects.all()), key=lambda s: s["name"])
-    exported = export_queryset(kind="leads", queryset=Lead.objects.all(), fmt=fmt)
+    exported = export_queryset(kind="leads", queryset=Lead.objects.all(), fmt=fmt, user=SYSTEM)
     Lead.objects.all().delete()
     result = import_file(kind="leads", data=exported.content, filename=exported.filename, user=SYSTEM)
     assert result.ok, (result.errors, result.file_errors)
@@ -95,7 +95,7 @@ def test_reimporting_an_export_changes_nothing(stages, fmt):
     acme = Account.objects.get(name="@Acme")
     ContactFactory(first_name="=Ann", email="ann@acme.test", account=acme, is_primary=True)
     for kind, model in (("leads", Lead), ("accounts", Account), ("contacts", Contact)):
-        exported = export_queryset(kind=kind, queryset=model.objects.all(), fmt=fmt)
+        exported = export_queryset(kind=kind, queryset=model.objects.all(), fmt=fmt, user=SYSTEM)
         result = import_file(kind=kind, data=exported.content, filename=exported.filename, user=SYSTEM)
         assert result.ok, (kind, result.errors, result.file_errors)
         # The lead without an email has no natural key, so it comes back as a new record.
@@ -110,14 +110,18 @@ def test_reimporting_an_export_changes_nothing(stages, fmt):
 @pytest.mark.parametrize("value", DANGEROUS)
 def test_csv_escapes_every_formula_prefix(stages, value):
     LeadFactory(name=value, email="f@x.test", stage=stages["New"])
-    row = read_csv(export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="csv").content)[0]
+    row = read_csv(
+        export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="csv", user=SYSTEM).content
+    )[0]
     assert row["name"] == "'" + value
 
 
 @pytest.mark.parametrize("value", DANGEROUS)
 def test_xlsx_escapes_every_formula_prefix(stages, value):
     LeadFactory(name=value, email="f@x.test", stage=stages["New"])
-    header, rows = read_xlsx(export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="xlsx").content)
+    header, rows = read_xlsx(
+        export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="xlsx", user=SYSTEM).content
+    )
     cell = rows[0][header.index("name")]
     assert cell.data_type == "s"
     # (XML stores a carriage return as a line feed.)
@@ -127,13 +131,17 @@ def test_xlsx_escapes_every_formula_prefix(stages, value):
 def test_tags_and_relations_are_escaped_too(stages):
     lead = LeadFactory(email="t@x.test", stage=stages["New"])
     lead.tags.set([TagFactory(name="=cmd|' /C calc'!A0")])
-    row = read_csv(export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="csv").content)[0]
+    row = read_csv(
+        export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="csv", user=SYSTEM).content
+    )[0]
     assert row["tags"].startswith("'=")
 
 
 def test_xlsx_numbers_stay_numbers(stages):
     LeadFactory(email="n@x.test", stage=stages["New"], expected_revenue=Decimal("1500.25"), probability=40)
-    header, rows = read_xlsx(export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="xlsx").content)
+    header, rows = read_xlsx(
+        export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="xlsx", user=SYSTEM).content
+    )
     revenue, probability, pk = (rows[0][header.index(c)] for c in ("expected_revenue", "probability", "id"))
     assert (revenue.data_type, probability.data_type, pk.data_type) == ("n", "n", "n")
     assert (revenue.value, probability.value) == (1500.25, 40)
@@ -141,7 +149,9 @@ def test_xlsx_numbers_stay_numbers(stages):
 
 def test_headers_are_field_names_and_relations_are_names(stages):
     make_leads(stages)
-    rows = read_csv(export_queryset(kind="leads", queryset=Lead.objects.order_by("name"), fmt="csv").content)
+    rows = read_csv(
+        export_queryset(kind="leads", queryset=Lead.objects.order_by("name"), fmt="csv", user=SYSTEM).content
+    )
     assert list(rows[0])[:4] == ["id", "name", "contact_name", "email"]
     lost = next(r for r in rows if r["name"] == "Lost one")
     assert (lost["pipeline"], lost["stage"], lost["lost_reason"], lost["status"]) == (
@@ -157,7 +167,9 @@ def test_headers_are_field_names_and_relations_are_names(stages):
 
 def test_export_takes_the_callers_filtered_queryset(stages):
     make_leads(stages)
-    exported = export_queryset(kind="leads", queryset=Lead.objects.filter(status="lost"), fmt="json")
+    exported = export_queryset(
+        kind="leads", queryset=Lead.objects.filter(status="lost"), fmt="json", user=SYSTEM
+    )
     records = json.loads(exported.content)
     assert [r["name"] for r in records] == ["Lost one"]
     assert exported.rows == 1 and exported.content_type == "application/json"
@@ -165,7 +177,9 @@ def test_export_takes_the_callers_filtered_queryset(stages):
 
 def test_json_keeps_types(stages):
     make_leads(stages)
-    records = json.loads(export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="json").content)
+    records = json.loads(
+        export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="json", user=SYSTEM).content
+    )
     first = next(r for r in records if r["email"] == "a@x.test")
     assert first["expected_revenue"] == "1234.50"
     assert first["probability"] == 35
@@ -178,7 +192,7 @@ def test_export_query_count_does_not_grow_with_rows(stages, django_assert_max_nu
     for _ in range(30):
         LeadFactory(stage=stages["New"]).tags.set([TagFactory()])
     with django_assert_max_num_queries(3):
-        export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="csv")
+        export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="csv", user=SYSTEM)
 
 
 def test_opportunities_and_activities_export(stages):
@@ -192,7 +206,9 @@ def test_opportunities_and_activities_export(stages):
     )
     ActivityFactory(subject="Call", opportunity=opp, account=acme)
     rows = read_csv(
-        export_queryset(kind="opportunities", queryset=Opportunity.objects.all(), fmt="csv").content
+        export_queryset(
+            kind="opportunities", queryset=Opportunity.objects.all(), fmt="csv", user=SYSTEM
+        ).content
     )
     assert (
         rows[0]["name"],
@@ -208,7 +224,7 @@ def test_opportunities_and_activities_export(stages):
         "2026-05-01",
     )
     header, cells = read_xlsx(
-        export_queryset(kind="activities", queryset=Activity.objects.all(), fmt="xlsx").content
+        export_queryset(kind="activities", queryset=Activity.objects.all(), fmt="xlsx", user=SYSTEM).content
     )
     row = {name: cell.value for name, cell in zip(header, cells[0], strict=True)}
     assert (row["subject"], row["opportunity"], row["account"], row["activity_type"]) == (

@@ -175,7 +175,7 @@ def test_an_export_of_open_converted_and_lost_leads_imports_back_unchanged(stage
     )
     reason.is_active = False  # a reason retired since: the leads it lost keep it
     reason.save()
-    exported = export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="csv").content
+    exported = export_queryset(kind="leads", queryset=Lead.objects.all(), fmt="csv", user=SYSTEM).content
     result = import_file(kind="leads", data=exported, filename="leads.csv", user=SYSTEM)
     assert result.ok, result.errors
     assert (result.new, result.updated, result.unchanged) == (0, 0, 3)

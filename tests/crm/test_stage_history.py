@@ -55,7 +55,7 @@ def test_moves_updates_and_losing_are_recorded_in_order(stages):
     rep = UserFactory(username="rep")
     lead = services.lead_create(user=rep, data={"name": "Inbound"})
     lead = services.lead_move_stage(lead=lead, stage=stages["Qualified"], user=rep)
-    lead = services.lead_update(lead=lead, user=None, data={"stage": stages["Proposal"]})
+    lead = services.lead_update(lead=lead, user=SYSTEM, data={"stage": stages["Proposal"]})
     lead = services.lead_update(lead=lead, user=rep, data={"description": "no stage change"})
     services.lead_mark_lost(lead=lead, user=rep)
     assert moves(lead) == [
@@ -75,7 +75,7 @@ def test_converting_records_the_lead_won_and_the_new_opportunity_entering_its_st
 
 
 def test_a_lead_moved_into_the_won_stage_is_recorded_once(stages):
-    lead = services.lead_create(user=None, data={"name": "Inbound", "company_name": "Acme"})
+    lead = services.lead_create(user=SYSTEM, data={"name": "Inbound", "company_name": "Acme"})
     lead = services.lead_move_stage(lead=lead, stage=stages["Won"], user=SYSTEM)
     assert moves(lead) == [("", "New", None), ("New", "Won", None)]
 
@@ -94,13 +94,13 @@ def test_opportunity_moves_win_and_loss_are_recorded(stages):
 
 def test_an_opportunity_created_closed_records_its_closed_stage_once(stages):
     opportunity = sales_services.opportunity_create(
-        user=None, data={"name": "Closed elsewhere", "amount": 10, "stage": stages["Won"]}
+        user=SYSTEM, data={"name": "Closed elsewhere", "amount": 10, "stage": stages["Won"]}
     )
     assert moves(opportunity) == [("", "Won", None)]
 
 
 def test_a_refused_move_records_nothing(stages):
-    lead = services.lead_create(user=None, data={"name": "Inbound"})
+    lead = services.lead_create(user=SYSTEM, data={"name": "Inbound"})
     services.lead_mark_lost(lead=lead, user=SYSTEM)
     with pytest.raises(ValidationError):
         services.lead_move_stage(lead=lead, stage=stages["Qualified"], user=SYSTEM)
@@ -111,7 +111,7 @@ def test_history_keeps_the_names_of_a_deleted_stage(pipeline, stages):
     extra = services.stage_create(
         data={"pipeline": pipeline, "name": "Demo", "sequence": 9, "probability": 50}, user=SYSTEM
     )
-    lead = services.lead_create(user=None, data={"name": "Inbound"})
+    lead = services.lead_create(user=SYSTEM, data={"name": "Inbound"})
     lead = services.lead_move_stage(lead=lead, stage=extra, user=SYSTEM)
     lead = services.lead_move_stage(lead=lead, stage=stages["Qualified"], user=SYSTEM)
     services.record_delete(instance=extra, user=SYSTEM)
@@ -124,7 +124,7 @@ def test_history_keeps_the_names_of_a_deleted_stage(pipeline, stages):
 
 def test_time_in_stage_and_days_open_derive_from_the_history(stages):
     start = timezone.now() - datetime.timedelta(days=10)
-    lead = services.lead_create(user=None, data={"name": "Inbound"})
+    lead = services.lead_create(user=SYSTEM, data={"name": "Inbound"})
     lead = services.lead_move_stage(lead=lead, stage=stages["Qualified"], user=SYSTEM)
     entered, moved = lead.stage_changes.order_by("id")
     LeadStageChange.objects.filter(pk=entered.pk).update(changed_at=start)
@@ -144,7 +144,7 @@ def test_time_in_stage_and_days_open_derive_from_the_history(stages):
 
 def test_a_closed_record_stops_counting_days_open_when_it_closed(stages):
     start = timezone.now() - datetime.timedelta(days=30)
-    opportunity = sales_services.opportunity_create(user=None, data={"name": "Deal", "amount": 1})
+    opportunity = sales_services.opportunity_create(user=SYSTEM, data={"name": "Deal", "amount": 1})
     opportunity = sales_services.opportunity_mark_won(opportunity=opportunity, user=SYSTEM)
     opportunity.stage_changes.filter(from_stage__isnull=True).update(changed_at=start)
     opportunity.stage_changes.filter(from_stage__isnull=False).update(
@@ -169,7 +169,7 @@ def test_a_record_without_history_counts_from_its_creation(stages):
 
 
 def test_api_moves_and_updates_are_recorded_with_the_requesting_user(admin_client, admin_user, stages):
-    lead = services.lead_create(user=None, data={"name": "Inbound"})
+    lead = services.lead_create(user=SYSTEM, data={"name": "Inbound"})
     response = admin_client.post(
         f"/api/v1/crm/leads/{lead.pk}/move-stage/",
         {"stage_id": stages["Qualified"].pk},
@@ -320,8 +320,8 @@ def test_record_page_timeline_shows_the_stage_changes(admin_client, admin_user, 
 
 def test_import_records_new_leads_and_stage_changes_in_bulk(stages):
     importer = UserFactory(username="importer")
-    moved = services.lead_create(user=None, data={"name": "Moved", "email": "moved@example.com"})
-    kept = services.lead_create(user=None, data={"name": "Kept", "email": "kept@example.com"})
+    moved = services.lead_create(user=SYSTEM, data={"name": "Moved", "email": "moved@example.com"})
+    kept = services.lead_create(user=SYSTEM, data={"name": "Kept", "email": "kept@example.com"})
     rows = [
         ["name", "email", "stage"],
         ["Moved", "moved@example.com", "Proposal"],
@@ -351,8 +351,8 @@ def test_a_dry_run_or_failed_import_records_nothing(stages):
 
 
 def test_deleting_a_record_deletes_its_history(stages):
-    lead = services.lead_create(user=None, data={"name": "Inbound"})
-    opportunity = sales_services.opportunity_create(user=None, data={"name": "Deal", "amount": 1})
+    lead = services.lead_create(user=SYSTEM, data={"name": "Inbound"})
+    opportunity = sales_services.opportunity_create(user=SYSTEM, data={"name": "Deal", "amount": 1})
     services.record_delete(instance=lead, user=SYSTEM)
     services.record_delete(instance=opportunity, user=SYSTEM)
     assert not LeadStageChange.objects.exists()

@@ -8,7 +8,9 @@ from activities import services as activity_services
 from crm import merging
 from crm import services as crm_services
 from crm.actors import SYSTEM, is_system, person
+from crm.models import Lead
 from sales import services as sales_services
+from tests.factories import LeadFactory
 
 SERVICE_MODULES = (crm_services, sales_services, activity_services, merging)
 
@@ -47,6 +49,18 @@ def test_every_writing_service_requires_the_acting_user(name):
 def test_a_service_called_without_a_user_is_a_programming_error(db):
     with pytest.raises(TypeError, match="user"):
         crm_services.tag_create(data={"name": "Hot"})
+
+
+@pytest.mark.parametrize("service", ["create", "update"])
+def test_none_is_not_an_acting_user(db, stages, service):
+    # None used to mean "the system, allowed everything"; now it is refused before anything is written.
+    lead = LeadFactory(stage=stages["New"])
+    with pytest.raises(TypeError, match="acting user"):
+        if service == "create":
+            crm_services.lead_create(user=None, data={"name": "Nobody's"})
+        else:
+            crm_services.lead_update(lead=lead, user=None, data={"name": "Renamed"})
+    assert list(Lead.objects.values_list("name", flat=True)) == [lead.name]
 
 
 def test_the_system_actor_is_credited_with_nothing_and_owns_nothing(db, stages):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from crm.actors import SYSTEM
 from crm.importing import EXPORT_FORMATS, EXPORT_KINDS, export_queryset, export_schema
 
 from ._progress import Progress
@@ -40,6 +41,7 @@ class Command(BaseCommand):
                 queryset=queryset,
                 fmt=fmt,
                 progress=lambda done: progress("exporting", done, total),
+                user=SYSTEM,
             )
         finally:
             progress.close()
