@@ -7,3 +7,8 @@ class ActivitiesConfig(AppConfig):
     name = "activities"
     verbose_name = "Activities"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from activities.api import events
+
+        events.register()

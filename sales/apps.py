@@ -7,3 +7,8 @@ class SalesConfig(AppConfig):
     name = "sales"
     verbose_name = "Sales"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from sales.api import events
+
+        events.register()

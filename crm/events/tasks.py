@@ -1,0 +1,10 @@
+"""Celery tasks of the event engine."""
+
+from celery import shared_task
+
+from crm.events import relay
+
+
+@shared_task(name="crm.events.tasks.outbox_relay", ignore_result=True)
+def outbox_relay() -> int:
+    return relay.outbox_relay()
