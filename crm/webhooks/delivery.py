@@ -78,6 +78,18 @@ def delivery_claim(pk: int, now: datetime.datetime | None = None) -> bool:
     )
 
 
+def lease_remaining(pk: int) -> float | None:
+    """Seconds until the lease of a delivery being sent expires; None when it is not being sent."""
+    lease_until = (
+        WebhookDelivery.objects.filter(pk=pk, status=DeliveryStatus.DELIVERING)
+        .values_list("lease_until", flat=True)
+        .first()
+    )
+    if lease_until is None:
+        return None
+    return max((lease_until - timezone.now()).total_seconds(), 0.0)
+
+
 def delivery_body(event: OutboxEvent) -> bytes:
     body = json.dumps(event.payload, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
     if len(body) <= settings.WEBHOOK_MAX_PAYLOAD_BYTES:

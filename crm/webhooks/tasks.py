@@ -7,7 +7,16 @@ from crm.webhooks import delivery
 
 @shared_task(name="crm.webhooks.tasks.webhook_deliver", ignore_result=True)
 def webhook_deliver(pk: int) -> str:
-    return delivery.webhook_deliver(pk)
+    status = delivery.webhook_deliver(pk)
+    if status == "skipped":
+        # Handed back by a worker that died mid-delivery (acks_late): its lease still runs, so come
+        # back when it expires instead of waiting for the periodic sweep.
+        from crm.events.dispatch import broker_configured
+
+        remaining = delivery.lease_remaining(pk)
+        if remaining is not None and broker_configured():
+            webhook_deliver.apply_async(args=(pk,), countdown=remaining + 0.5, retry=False)
+    return status
 
 
 @shared_task(name="crm.webhooks.tasks.webhook_deliveries_due", ignore_result=True)
