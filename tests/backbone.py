@@ -207,12 +207,13 @@ def worker_start(tmp_path: Path, *, concurrency: int = 1, ready_timeout: float =
 
 def celery_point_at(url: str) -> None:
     """Point this process's Celery app at another broker (closing the connections it holds)."""
+    from kombu import pools
+
     from crm.events import dispatch
     from crm_project.celery import app
 
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    pools.reset()  # kombu keeps a pool per broker URL: closes and forgets them all
+    app._pool = None
     app.amqp._producer_pool = None
     app.conf.broker_url = url
     dispatch.broker_reset()
