@@ -27,4 +27,4 @@ def register() -> None:
 
     from crm.webhooks.delivery import webhook_fan_out
 
-    register_consumer("*", webhook_fan_out, name="webhooks")
+    register_consumer("*", webhook_fan_out, name="webhooks", batch=True)

@@ -61,7 +61,7 @@ class EventSource:
 
 
 _sources: dict[str, EventSource] = {}
-_consumers: list[tuple[str, str, Callable]] = []
+_consumers: list[tuple[str, str, Callable, bool]] = []
 _other_types: list[str] = []
 
 
@@ -83,14 +83,17 @@ def register_event_types(*types: str) -> None:
     _other_types.extend(t for t in types if t not in _other_types)
 
 
-def register_consumer(pattern: str, consumer: Callable, *, name: str | None = None) -> None:
+def register_consumer(
+    pattern: str, consumer: Callable, *, name: str | None = None, batch: bool = False
+) -> None:
     """Call ``consumer(event)`` (an OutboxEvent) in the relay for each event whose type matches
-    ``pattern`` (``*`` wildcards). It runs in a savepoint: raising leaves the event pending for the
-    next relay. It may see an event twice (at least once): it deduplicates by ``event.event_id``."""
+    ``pattern`` (``*`` wildcards), or ``consumer(events)`` once per relayed batch when ``batch``.
+    It runs in a savepoint: raising leaves its events pending for the next relay. It may see an
+    event twice (at least once): it deduplicates by ``event.event_id``."""
     name = name or f"{consumer.__module__}.{consumer.__qualname__}"
-    if any(existing == name for existing, _, _ in _consumers):
+    if any(existing == name for existing, _, _, _ in _consumers):
         return
-    _consumers.append((name, pattern, consumer))
+    _consumers.append((name, pattern, consumer, batch))
 
 
 def source_for(instance_or_model) -> EventSource | None:
@@ -101,8 +104,9 @@ def sources() -> list[EventSource]:
     return list(_sources.values())
 
 
-def consumers_for(event_type: str) -> list[tuple[str, Callable]]:
-    return [(name, consumer) for name, pattern, consumer in _consumers if type_matches(pattern, event_type)]
+def consumers() -> list[tuple[str, str, Callable, bool]]:
+    """(name, pattern, consumer, batch) for every registered consumer."""
+    return list(_consumers)
 
 
 def event_types() -> list[str]:

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from crm.events.registry import consumers_for
+from crm.events.registry import consumers, type_matches
 from crm.models import OutboxEvent, OutboxStatus
 
 logger = logging.getLogger("crm.events")
@@ -30,9 +30,7 @@ def outbox_relay(*, batch: int | None = None) -> int:
             )
             if not events:
                 break
-            now = timezone.now()
-            for event in events:
-                _relay_one(event, now)
+            _relay_batch(events, timezone.now())
             OutboxEvent.objects.bulk_update(events, ["status", "attempts", "last_error", "relayed_at"])
         handled += len(events)
         last_id = events[-1].id
@@ -41,22 +39,33 @@ def outbox_relay(*, batch: int | None = None) -> int:
     return handled
 
 
-def _relay_one(event: OutboxEvent, now) -> None:
-    errors = []
-    for name, consumer in consumers_for(event.type):
-        try:
-            with transaction.atomic():
-                consumer(event)
-        except Exception as exc:
-            logger.exception("Event consumer %s failed on %s %s", name, event.type, event.event_id)
-            errors.append(f"{name}: {exc!r}")
-    event.attempts += 1
-    if errors:
-        event.last_error = "\n".join(errors)[:4000]
-        if event.attempts >= settings.CRM_OUTBOX_MAX_ATTEMPTS:
-            event.status = OutboxStatus.FAILED
-        return
-    event.status, event.relayed_at, event.last_error = OutboxStatus.DELIVERED, now, ""
+def _relay_batch(events: list[OutboxEvent], now) -> None:
+    """Hand ``events`` to every consumer whose pattern matches them, then mark each delivered, or
+    pending again (failed after CRM_OUTBOX_MAX_ATTEMPTS) when one of its consumers raised."""
+    errors: dict[int, list[str]] = {event.pk: [] for event in events}
+    for name, pattern, consumer, batch in consumers():
+        matching = [event for event in events if type_matches(pattern, event.type)]
+        calls = [matching] if batch else [[event] for event in matching]
+        for call in calls:
+            if not call:
+                continue
+            try:
+                with transaction.atomic():
+                    consumer(call) if batch else consumer(call[0])
+            except Exception as exc:
+                logger.exception(
+                    "Event consumer %s failed on %s", name, ", ".join(str(e.event_id) for e in call)
+                )
+                for event in call:
+                    errors[event.pk].append(f"{name}: {exc!r}")
+    for event in events:
+        event.attempts += 1
+        if errors[event.pk]:
+            event.last_error = "\n".join(errors[event.pk])[:4000]
+            if event.attempts >= settings.CRM_OUTBOX_MAX_ATTEMPTS:
+                event.status = OutboxStatus.FAILED
+            continue
+        event.status, event.relayed_at, event.last_error = OutboxStatus.DELIVERED, now, ""
 
 
 def outbox_retry(*, events, user) -> int:

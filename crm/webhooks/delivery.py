@@ -21,7 +21,16 @@ from crm.webhooks import sending, signing
 
 logger = logging.getLogger("crm.webhooks")
 
-OPEN = (DeliveryStatus.PENDING, DeliveryStatus.DELIVERING, DeliveryStatus.RETRYING)
+DELIVERY_RESULT_FIELDS = [
+    "status",
+    "next_attempt_at",
+    "lease_until",
+    "last_status_code",
+    "last_duration_ms",
+    "last_response",
+    "last_error",
+    "delivered_at",
+]
 # Internal event types (the engine's own, e.g. webhook.disabled) are never sent to webhooks.
 INTERNAL_PREFIXES = ("webhook.",)
 
@@ -32,13 +41,11 @@ def subscription_matches(subscription: WebhookSubscription, event: OutboxEvent) 
     return any(type_matches(pattern, event.type) for pattern in subscription.event_types)
 
 
-def webhook_fan_out(event: OutboxEvent) -> None:
-    """The relay's consumer: one delivery per matching active subscription, sent after commit."""
-    if event.type.startswith(INTERNAL_PREFIXES):
-        return
-    subscriptions = [
-        s for s in WebhookSubscription.objects.filter(is_active=True) if subscription_matches(s, event)
-    ]
+def webhook_fan_out(events: list[OutboxEvent]) -> None:
+    """The relay's consumer (a batch at a time): one delivery per event and matching active
+    subscription, each sent after the relay's transaction commits."""
+    events = [event for event in events if not event.type.startswith(INTERNAL_PREFIXES)]
+    subscriptions = list(WebhookSubscription.objects.filter(is_active=True)) if events else []
     if not subscriptions:
         return
     now = timezone.now()
@@ -47,7 +54,9 @@ def webhook_fan_out(event: OutboxEvent) -> None:
             WebhookDelivery(
                 subscription=s, event=event, webhook_id=f"msg_{event.event_id.hex}", next_attempt_at=now
             )
+            for event in events
             for s in subscriptions
+            if subscription_matches(s, event)
         ],
         ignore_conflicts=True,  # relayed twice: the first relay's deliveries stand
     )
@@ -55,7 +64,7 @@ def webhook_fan_out(event: OutboxEvent) -> None:
     from crm.webhooks.tasks import webhook_deliver
 
     for pk in WebhookDelivery.objects.filter(
-        event=event, status=DeliveryStatus.PENDING, attempts=0
+        event__in=events, status=DeliveryStatus.PENDING, attempts=0
     ).values_list("pk", flat=True):
         send_after_commit(webhook_deliver, pk)
 
@@ -139,14 +148,15 @@ def delivery_record_attempt(delivery: WebhookDelivery, answer: sending.Answer) -
     delivery.last_duration_ms = answer.duration_ms
     delivery.last_response = excerpt
     delivery.lease_until = None
-    subscription = WebhookSubscription.objects.select_for_update().get(pk=delivery.subscription_id)
     if answer.ok:
         delivery.status, delivery.delivered_at, delivery.last_error = DeliveryStatus.SUCCEEDED, now, ""
         delivery.next_attempt_at = None
-        if subscription.consecutive_failures:
-            subscription.consecutive_failures = 0
-            subscription.save(update_fields=["consecutive_failures"])
+        # The usual case costs no lock: only a subscription that had failed is written.
+        WebhookSubscription.objects.filter(pk=delivery.subscription_id, consecutive_failures__gt=0).update(
+            consecutive_failures=0
+        )
     else:
+        subscription = WebhookSubscription.objects.select_for_update().get(pk=delivery.subscription_id)
         delivery.last_error = answer.error or f"The target answered {answer.status_code}."
         schedule = settings.WEBHOOK_RETRY_SCHEDULE
         if answer.refused or delivery.attempts > len(schedule):
@@ -168,7 +178,7 @@ def delivery_record_attempt(delivery: WebhookDelivery, answer: sending.Answer) -
             and subscription.consecutive_failures >= settings.WEBHOOK_DISABLE_AFTER_FAILURES
         ):
             subscription_disable(subscription, reason=delivery.last_error, now=now)
-    delivery.save()
+    delivery.save(update_fields=DELIVERY_RESULT_FIELDS)
     return delivery.status
 
 

@@ -1,0 +1,221 @@
+"""Benchmark: the backbone's costs, on PostgreSQL with Redis and real Celery workers.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/crm_backbone_bench \\
+        .venv/bin/python benchmarks/backbone.py [--updates 300] [--events 1500] [--rate 100] [--seconds 10]
+
+The database is migrated first (a fresh one is fine). Measures:
+
+1. the outbox's cost on a write — ``lead_update`` (a name change) timed with events on and off, in
+   turns (one with, one without, again), p50 and p95; the baseline is the same call with
+   CRM_EVENTS_ENABLED off. With events on, the call writes the outbox row and sends the relay's task to
+   Redis after commit, as a web process does;
+2. webhook delivery throughput — ``--events`` lead updates written with no worker running, one
+   subscription; then two worker processes start and the receiver (``http.server`` on loopback, in
+   this process) counts deliveries per second from the first to the last. Baseline: the same number of
+   signed POSTs sent by two plain processes (no Celery, no database): what loopback and the receiver
+   allow;
+3. commit to received — with the two workers running, lead updates written at ``--rate`` per second
+   for ``--seconds``; for each event, the time from the write's commit to the receiver getting it,
+   p50 and p95.
+
+Redis database 12 is used and emptied. Not a test: numbers go to benchmarks/BENCHMARKS.md.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+REDIS_URL = "redis://127.0.0.1:6379/12"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
+os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ["CELERY_BROKER_URL"] = REDIS_URL
+os.environ["WEBHOOK_ALLOWED_PRIVATE_TARGETS"] = "127.0.0.1"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def start_workers(count: int) -> list[subprocess.Popen]:
+    env = {**os.environ, "CONN_MAX_AGE": "600", "CELERY_WORKER_PREFETCH_MULTIPLIER": "8"}
+    workers = []
+    for n in range(count):
+        log = open(f"/tmp/crm-bench-worker-{n}.log", "wb")  # noqa: SIM115 (lives as long as the worker)
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "crm_project", "worker", "--pool=solo",
+                 "--loglevel=WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                 "-n", f"bench{n}@%h"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        )  # fmt: skip
+    return workers
+
+
+def stop_workers(workers) -> None:
+    import signal
+
+    for worker in workers:
+        os.killpg(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        worker.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--updates", type=int, default=300)
+    parser.add_argument("--events", type=int, default=1500)
+    parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        raise SystemExit("Set DATABASE_URL to a PostgreSQL database.")
+
+    import django
+
+    django.setup()
+    import redis
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from crm import services
+    from crm.actors import SYSTEM
+    from crm.models import Lead, OutboxEvent, Pipeline, WebhookAttempt, WebhookDelivery, WebhookSubscription
+    from crm.webhooks.services import webhook_subscription_create
+    from tests.backbone import receiver_start
+
+    call_command("migrate", verbosity=0)
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    if not Pipeline.objects.exists():
+        pipeline = services.pipeline_create(user=SYSTEM, data={"name": "Bench", "is_default": True})
+        services.stage_create(user=SYSTEM, data={"pipeline": pipeline, "name": "New", "sequence": 0})
+    WebhookAttempt.objects.all().delete()
+    WebhookDelivery.objects.all().delete()
+    WebhookSubscription.objects.all().delete()
+    OutboxEvent.objects.all().delete()
+    leads = [services.lead_create(user=SYSTEM, data={"name": f"Bench {n}"}) for n in range(20)]
+    print(f"# load average before: {load()}")
+
+    # 1. the outbox's cost on a write
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    for n in range(args.updates):
+        for enabled in (True, False):
+            settings.CRM_EVENTS_ENABLED = enabled
+            lead = leads[n % len(leads)]
+            started = time.perf_counter()
+            services.lead_update(lead=lead, user=SYSTEM, data={"name": f"Bench {n} {enabled}"})
+            timings[enabled].append((time.perf_counter() - started) * 1000)
+    settings.CRM_EVENTS_ENABLED = True
+    on, off = (statistics.median(timings[True][10:]), statistics.median(timings[False][10:]))
+    print("\n## lead update, events on vs off")
+    print("| | p50 | p95 |\n|---|---:|---:|")
+    print(f"| events off (baseline) | {off:.2f} ms | {percentile(timings[False][10:], 0.95):.2f} ms |")
+    print(f"| events on | {on:.2f} ms | {percentile(timings[True][10:], 0.95):.2f} ms |")
+    print(f"ratio p50 on/off: **{on / off:.2f}x** ({args.updates} updates each, first 10 left out)")
+
+    # 2. throughput with a backlog
+    receiver = receiver_start()
+    OutboxEvent.objects.all().delete()
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    webhook_subscription_create(
+        user=SYSTEM, data={"target_url": receiver.url("/ok"), "event_types": ["lead.*"]}
+    )
+    for n in range(args.events):
+        services.lead_update(lead=leads[n % len(leads)], user=SYSTEM, data={"name": f"Backlog {n}"})
+    workers = start_workers(2)
+    try:
+        receiver.wait_for(args.events, timeout=600)
+        first, last = receiver.requests[0].at, receiver.requests[args.events - 1].at
+        rate = (args.events - 1) / (last - first)
+        duplicates = args.events - len(set(receiver.ids()))
+        baseline = baseline_posts(receiver.url("/ok"), args.events)
+        print("\n## webhook delivery throughput, 2 worker processes, loopback receiver")
+        print("| | deliveries/s |\n|---|---:|")
+        print(f"| plain POSTs from 2 processes (baseline) | {baseline:.0f} |")
+        print(f"| Celery workers: relay + claim + signed POST + log | {rate:.0f} |")
+        print(f"{args.events} events, {duplicates} sent twice")
+
+        # 3. commit to received under load
+        receiver.requests.clear()
+        committed: dict[str, float] = {}
+        interval = 1 / args.rate
+        started = time.monotonic()
+        n = 0
+        while time.monotonic() - started < args.seconds:
+            lead = services.lead_update(lead=leads[n % len(leads)], user=SYSTEM, data={"name": f"Load {n}"})
+            committed_at = time.monotonic()
+            event = (
+                OutboxEvent.objects.filter(record_id=lead.pk)
+                .order_by("-id")
+                .values_list("event_id", flat=True)[0]
+            )
+            committed[f"msg_{event.hex}"] = committed_at
+            n += 1
+            time.sleep(max(0.0, started + n * interval - time.monotonic()))
+        written_rate = n / (time.monotonic() - started)
+        receiver.wait_for(n, timeout=120)
+        latencies = [(r.at - committed[r.headers["webhook-id"]]) * 1000 for r in receiver.requests]
+        print(f"\n## commit to received, {written_rate:.0f} writes/s for {args.seconds:g} s, 2 workers")
+        print("| p50 | p95 | max |\n|---:|---:|---:|")
+        print(
+            f"| {percentile(latencies, 0.5):.0f} ms | {percentile(latencies, 0.95):.0f} ms "
+            f"| {max(latencies):.0f} ms |"
+        )
+    finally:
+        stop_workers(workers)
+        receiver.server.shutdown()
+    print(f"\n# load average after: {load()}")
+    Lead.objects.filter(pk__in=[lead.pk for lead in leads]).count()
+
+
+def _post_many(url: str, count: int, results, index: int) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    from crm.webhooks import signing
+
+    parts = urlsplit(url)
+    secret = signing.secret_new()
+    body = b'{"type":"lead.updated","record":{"id":1}}'
+    for n in range(count):
+        headers = signing.headers(
+            secret=secret, webhook_id=f"msg_base{index}_{n}", timestamp=int(time.time()), body=body
+        )
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+        conn.request("POST", parts.path, body=body, headers={"Content-Type": "application/json", **headers})
+        conn.getresponse().read()
+        conn.close()
+    results[index] = count
+
+
+def baseline_posts(url: str, count: int) -> float:
+    """Signed POSTs from two plain processes (fork), one connection per POST as the workers do."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    results = context.Manager().dict()
+    processes = [context.Process(target=_post_many, args=(url, count // 2, results, i)) for i in range(2)]
+    started = time.monotonic()
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    return sum(results.values()) / (time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    main()
