@@ -146,10 +146,11 @@ def _changes(instance: models.Model, before: Mapping[str, Any], record: Mapping[
     """The fields the API shows whose value changed: ``{name: {"old": ..., "new": ...}}``."""
     changes = {}
     opts = instance._meta
+    many_to_many = {m2m.name for m2m in opts.many_to_many}
     for name, old in before.items():
         if name not in record:
             continue
-        if name in {m2m.name for m2m in opts.many_to_many}:
+        if name in many_to_many:
             if sorted(record[name]) != old:
                 changes[name] = {"old": old, "new": record[name]}
             continue
