@@ -13,7 +13,7 @@ from activities import services as activity_services
 from crm import services as crm_services
 from crm.actors import SYSTEM
 from crm.events.relay import outbox_relay
-from crm.models import OutboxEvent, OutboxStatus
+from crm.models import Lead, OutboxEvent, OutboxStatus
 from sales import services as sales_services
 from tests.factories import LostReasonFactory
 
@@ -280,3 +280,20 @@ def test_a_failing_consumer_leaves_the_event_pending_then_failed(admin_user, sta
     outbox_relay()
     event.refresh_from_db()
     assert (event.status, event.attempts) == (OutboxStatus.FAILED, 2)
+
+
+def test_the_api_and_the_admin_publish_through_the_same_services(admin_user, admin_client, stages, api):
+    from tests.admin.test_admin_services import lead_change_form
+
+    created = api.post("/api/v1/crm/leads/", {"name": "From the API"}).json()
+    api.patch(f"/api/v1/crm/leads/{created['id']}/", {"name": "Renamed in the API"})
+    lead = Lead.objects.get(pk=created["id"])
+    response = admin_client.post(
+        f"/admin/crm/lead/{lead.pk}/change/", lead_change_form(lead, stage=stages["Qualified"].pk)
+    )
+
+    assert response.status_code == 302
+    assert types() == ["lead.created", "lead.updated", "lead.stage_changed"]
+    assert events()[1].payload["record"]["name"] == "Renamed in the API"
+    assert events()[2].payload["record"] == api.get(f"/api/v1/crm/leads/{lead.pk}/").json()
+    assert {e.payload["actor"]["id"] for e in events()} == {admin_user.pk}
