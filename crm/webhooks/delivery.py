@@ -151,10 +151,9 @@ def delivery_record_attempt(delivery: WebhookDelivery, answer: sending.Answer) -
     if answer.ok:
         delivery.status, delivery.delivered_at, delivery.last_error = DeliveryStatus.SUCCEEDED, now, ""
         delivery.next_attempt_at = None
-        # The usual case costs no lock: only a subscription that had failed is written.
-        WebhookSubscription.objects.filter(pk=delivery.subscription_id, consecutive_failures__gt=0).update(
-            consecutive_failures=0
-        )
+        # The usual case writes nothing more: only a subscription that had failed is reset.
+        if delivery.subscription.consecutive_failures:
+            WebhookSubscription.objects.filter(pk=delivery.subscription_id).update(consecutive_failures=0)
     else:
         subscription = WebhookSubscription.objects.select_for_update().get(pk=delivery.subscription_id)
         delivery.last_error = answer.error or f"The target answered {answer.status_code}."
