@@ -48,10 +48,48 @@ def send_after_commit(task, *args, countdown: float | None = None) -> None:
     transaction.on_commit(lambda: send(task, *args, countdown=countdown))
 
 
+# Set while a relay task waits in the queue: the commits meanwhile need no task of their own, since
+# that relay will see their events. The relay clears it as it starts; it expires in case none runs.
+RELAY_QUEUED_KEY = "crm:outbox:relay-queued"
+_redis_clients: dict = {}
+
+
+def _redis():
+    url = settings.CELERY_BROKER_URL
+    if url not in _redis_clients:
+        import redis
+
+        timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("socket_connect_timeout", 2)
+        _redis_clients[url] = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=5)
+    return _redis_clients[url]
+
+
+def _relay_already_queued() -> bool:
+    if not settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        return False
+    return not _redis().set(RELAY_QUEUED_KEY, "1", nx=True, ex=30)
+
+
+def relay_started() -> None:
+    """Called by the relay task as it starts: the next commit queues a relay again."""
+    if broker_configured() and settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        try:
+            _redis().delete(RELAY_QUEUED_KEY)
+        except Exception:
+            logger.warning("Broker unavailable: could not clear %s", RELAY_QUEUED_KEY)
+
+
 def kick_relay() -> None:
-    """Run the outbox relay (registered with on_commit by the services that publish events)."""
+    """Run the outbox relay (registered with on_commit by the services that publish events); one
+    relay task waits in the queue at a time, however many transactions commit meanwhile."""
     from crm.events.tasks import outbox_relay
 
+    if broker_configured() and time.monotonic() >= _broker_down_until:
+        try:
+            if _relay_already_queued():
+                return
+        except Exception:
+            pass  # the broker is down: send() below notes it and backs off
     send(outbox_relay)
     if not broker_configured():
         # No beat in the embedded mode: retries that fell due go out with the next relay.
