@@ -117,15 +117,16 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def start_workers(count: int) -> list[subprocess.Popen]:
+def start_workers(count: int, pool: str = "solo", slots: int = 1) -> list[subprocess.Popen]:
     env = {**os.environ, "CONN_MAX_AGE": "600", "CELERY_WORKER_PREFETCH_MULTIPLIER": "8"}
     workers = []
     for n in range(count):
         log = open(f"/tmp/crm-bench-worker-{n}.log", "wb")  # noqa: SIM115 (lives as long as the worker)
         workers.append(
             subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "crm_project", "worker", "--pool=solo",
-                 "--loglevel=WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                [sys.executable, "-m", "celery", "-A", "crm_project", "worker",
+                 f"--pool={pool}", f"--concurrency={slots}", "--loglevel=WARNING",
+                 "--without-gossip", "--without-mingle", "--without-heartbeat",
                  "-n", f"bench{n}@%h"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
@@ -150,6 +151,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--subscriptions", type=int, default=2)
+    parser.add_argument("--pool", default="solo", help="the workers' pool: solo, threads, prefork")
+    parser.add_argument("--slots", type=int, default=1, help="tasks at once per worker process")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         raise SystemExit("Set DATABASE_URL to a PostgreSQL database.")
@@ -202,7 +205,7 @@ def main() -> None:
     webhook_subscription_create(user=SYSTEM, data={"target_url": receiver.url, "event_types": ["lead.*"]})
     for n in range(args.events):
         services.lead_update(lead=leads[n % len(leads)], user=SYSTEM, data={"name": f"Backlog {n}"})
-    workers = start_workers(2)
+    workers = start_workers(2, args.pool, args.slots)
     try:
         received = receiver.wait_for(args.events, timeout=600)
         times = sorted(at for _, at in received)
