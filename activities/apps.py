@@ -12,3 +12,6 @@ class ActivitiesConfig(AppConfig):
         # Registers this app's visibility rules with crm (crm.selectors.register_record_access), so
         # merges, relation checks and exports know them in every process, commands included.
         from activities import selectors  # noqa: F401
+        from activities.api import events
+
+        events.register()

@@ -34,7 +34,7 @@ def _links_ensure_visible(*, user: Actor, activity: Activity | None, data: Mappi
 def activity_create(*, user: Actor, data: Mapping[str, Any]) -> Activity:
     """Log an activity on a lead, opportunity, contact or account; completed ones get a completion time."""
     _links_ensure_visible(user=user, activity=None, data=data)
-    return _rescore(record_save(instance=Activity(), data=with_default_owner(data, user)))
+    return _rescore(record_save(instance=Activity(), data=with_default_owner(data, user), user=user))
 
 
 @transaction.atomic
@@ -53,7 +53,7 @@ def activity_update(*, activity: Activity, user: Actor, data: Mapping[str, Any])
     if reopened and "completed_at" not in data:
         data["completed_at"] = None
     previous_lead_id = activity.lead_id
-    activity = _rescore(record_save(instance=activity, data=data))
+    activity = _rescore(record_save(instance=activity, data=data, user=user))
     if previous_lead_id and previous_lead_id != activity.lead_id:
         lead_score_refresh(lead=Lead.objects.get(pk=previous_lead_id))
     return activity

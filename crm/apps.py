@@ -14,3 +14,9 @@ class CrmConfig(AppConfig):
 
         post_migrate.connect(checks.create_cache_tables, sender=self, dispatch_uid="crm_create_cache_tables")
         audit_versions.connect()
+
+        from crm.api import events
+        from crm.events import admin as events_admin  # noqa: F401  (the outbox's admin pages)
+        from crm.webhooks import admin as webhooks_admin  # noqa: F401
+
+        events.register()

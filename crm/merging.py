@@ -198,7 +198,7 @@ def record_merge(
     tags = {tag for record in [survivor, *plan.others] for tag in record.tags.all()}
     others = list(plan.others)
     model._default_manager.filter(pk__in=other_ids).delete()
-    record_save(instance=survivor, data={**plan.filled, "tags": sorted(tags, key=lambda t: t.pk)})
+    record_save(instance=survivor, data={**plan.filled, "tags": sorted(tags, key=lambda t: t.pk)}, user=user)
     if spec is not None:
         win_counts_change(kind=spec.kind, removed=counted, added=win_snapshots_of(survivor))
     elif model is Account and deal_counts:

@@ -23,6 +23,7 @@ from django.db.models import ProtectedError, RestrictedError
 
 from crm import rules
 from crm.actors import Actor, actor_ensure_given, is_system, person
+from crm.events import publishing as events
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, ScoringRule, Stage, Tag
 from crm.scoring import lead_score_refresh
 from crm.win_probability import (
@@ -66,8 +67,12 @@ def record_assign(*, instance: models.Model, data: Mapping[str, Any]) -> dict[st
     return m2m
 
 
-def record_save(*, instance: M, data: Mapping[str, Any] | None = None) -> M:
-    """Assign ``data`` to ``instance``, validate the whole record with ``full_clean()``, save it."""
+def record_save(
+    *, instance: M, data: Mapping[str, Any] | None = None, user: Actor | None = None, publish: bool = True
+) -> M:
+    """Assign ``data`` to ``instance``, validate the whole record with ``full_clean()``, save it,
+    and publish its domain event (``user`` is its actor) unless the caller publishes it later."""
+    before = events.record_snapshot(instance, data) if publish else None
     m2m = record_assign(instance=instance, data=data or {})
     instance.full_clean()
     reason = _m2m_change_reason(instance, m2m)
@@ -81,6 +86,7 @@ def record_save(*, instance: M, data: Mapping[str, Any] | None = None) -> M:
         instance.__dict__.pop("_change_reason", None)
     for name, values in m2m.items():
         getattr(instance, name).set(values)
+    events.record_published(instance, before=before, user=user)
     return instance
 
 
@@ -106,7 +112,8 @@ def record_delete(*, instance: models.Model, user: Actor) -> None:
         with transaction.atomic():
             # A closed lead or opportunity leaves its pipeline's win-probability history with it.
             counted = win_snapshots_of(instance)
-            instance.delete()
+            with events.record_deleting(instance, user=user):
+                instance.delete()
             if counted:
                 win_counts_change(kind=spec_for(instance).kind, removed=counted, added=[])
     except (ProtectedError, RestrictedError) as exc:
@@ -243,6 +250,7 @@ def pipeline_record_save(*, instance: M, data: Mapping[str, Any] | None = None, 
     and editing a closed record moves its counts (``win_counts_record_change``).
     """
     counted = [] if instance._state.adding else win_snapshots_of(instance)
+    before = events.record_snapshot(instance, data)
     from_stage = None
     if not instance._state.adding:
         field = instance._meta.get_field("stage")
@@ -250,11 +258,12 @@ def pipeline_record_save(*, instance: M, data: Mapping[str, Any] | None = None, 
             from_stage = field.get_cached_value(instance)
         else:
             from_stage = Stage.objects.filter(pk=instance.stage_id).first()
-    instance = record_save(instance=instance, data=data)
+    instance = record_save(instance=instance, data=data, publish=False)
     stage_change_record(record=instance, from_stage=from_stage, user=user)
     if isinstance(instance, Lead):
         lead_score_refresh(lead=instance)
     win_counts_record_change(instance, counted)
+    events.record_published(instance, before=before, user=user)
     return instance
 
 
@@ -547,7 +556,7 @@ class _Unowned:
 
 @transaction.atomic
 def account_create(*, user: Actor, data: Mapping[str, Any]) -> Account:
-    return record_save(instance=Account(), data=with_default_owner(data, user))
+    return record_save(instance=Account(), data=with_default_owner(data, user), user=user)
 
 
 @transaction.atomic
@@ -557,7 +566,7 @@ def account_update(*, account: Account, user: Actor, data: Mapping[str, Any]) ->
     owner_ensure_allowed(user=user, record=account, data=data)
     industry_changes = "industry" in data and data["industry"] != account.industry
     deals, counted = win_snapshots_of_account_deals([account.pk]) if industry_changes else ([], [])
-    account = record_save(instance=account, data=data)
+    account = record_save(instance=account, data=data, user=user)
     if counted:
         # Closed deals count their account's industry in their pipeline's win-probability model.
         win_counts_change(kind=OPPORTUNITY.kind, removed=counted, added=win_snapshots(OPPORTUNITY, deals))
@@ -566,7 +575,7 @@ def account_update(*, account: Account, user: Actor, data: Mapping[str, Any]) ->
 
 @transaction.atomic
 def contact_create(*, user: Actor, data: Mapping[str, Any]) -> Contact:
-    return record_save(instance=Contact(), data=with_default_owner(data, user))
+    return record_save(instance=Contact(), data=with_default_owner(data, user), user=user)
 
 
 @transaction.atomic
@@ -574,7 +583,7 @@ def contact_update(*, contact: Contact, user: Actor, data: Mapping[str, Any]) ->
     contact = record_lock(contact)
     record_ensure_changeable(user=user, record=contact)
     owner_ensure_allowed(user=user, record=contact, data=data)
-    return record_save(instance=contact, data=data)
+    return record_save(instance=contact, data=data, user=user)
 
 
 # --- leads ----------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "import_export",
     "axes",
     "simple_history",
+    "django_celery_beat",
     "crm.apps.CrmConfig",
     "sales.apps.SalesConfig",
     "activities.apps.ActivitiesConfig",
@@ -281,6 +282,59 @@ SPECTACULAR_SETTINGS = {
         "ActivityTypeEnum": "activities.models.ActivityType",
     },
 }
+
+# --- background work: Celery, the outbox of domain events, webhooks ------------------------------
+# With no broker (the embedded default: `make run`, SQLite) tasks run in the web process right after
+# the transaction that asked for them commits; production sets a Redis URL and runs
+# `celery -A crm_project worker` and `celery -A crm_project beat`.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+CELERY_TASK_IGNORE_RESULT = True
+# A task is acknowledged once done, and a worker that dies mid-task hands it back: at least once.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="crm")
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A web request never waits long for a broker that is down: its events stay in the outbox.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": env.float("CELERY_BROKER_CONNECT_TIMEOUT", default=2.0),
+    "socket_timeout": 5.0,
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+}
+CELERY_TASK_PUBLISH_RETRY = False
+# Seconds a web process stops trying the broker after it failed once (events wait in the outbox).
+CRM_BROKER_BACKOFF_SECONDS = env.float("CRM_BROKER_BACKOFF_SECONDS", default=10.0)
+
+# Domain events: written to the outbox in the writing transaction (off only to measure their cost).
+CRM_EVENTS_ENABLED = env.bool("CRM_EVENTS_ENABLED", default=True)
+CRM_OUTBOX_BATCH = env.int("CRM_OUTBOX_BATCH", default=200)
+CRM_OUTBOX_MAX_ATTEMPTS = env.int("CRM_OUTBOX_MAX_ATTEMPTS", default=10)
+
+# Webhooks. Targets that resolve to private, loopback or link-local addresses are refused unless
+# listed here (addresses or networks, e.g. 127.0.0.1 or 10.0.0.0/8).
+WEBHOOK_ALLOWED_PRIVATE_TARGETS = env.list("WEBHOOK_ALLOWED_PRIVATE_TARGETS", default=[])
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=5.0)
+# The whole attempt (connect, send, read the answer) ends after this many seconds.
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0)
+# A larger event is sent without its record and changes (`"truncated": true`).
+WEBHOOK_MAX_PAYLOAD_BYTES = env.int("WEBHOOK_MAX_PAYLOAD_BYTES", default=256 * 1024)
+# Bytes of an answer read at most (the rest is never downloaded) and kept in the delivery log.
+WEBHOOK_MAX_RESPONSE_BYTES = env.int("WEBHOOK_MAX_RESPONSE_BYTES", default=64 * 1024)
+WEBHOOK_RESPONSE_EXCERPT_BYTES = env.int("WEBHOOK_RESPONSE_EXCERPT_BYTES", default=1024)
+# Seconds between a failed attempt and the next (exponential, about 20 hours in all).
+WEBHOOK_RETRY_SCHEDULE = [
+    int(seconds)
+    for seconds in env.list(
+        "WEBHOOK_RETRY_SCHEDULE", default=["10", "60", "300", "1800", "7200", "21600", "43200"]
+    )
+]
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=20)
+WEBHOOK_MAX_REDIRECTS = env.int("WEBHOOK_MAX_REDIRECTS", default=3)
+if WEBHOOK_TIMEOUT <= 0 or WEBHOOK_DISABLE_AFTER_FAILURES < 1 or any(s < 0 for s in WEBHOOK_RETRY_SCHEDULE):
+    raise ImproperlyConfigured("Webhook timeouts, retry delays and the failure limit must be positive.")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {

@@ -10,14 +10,26 @@ from django.views.decorators.http import require_GET
 @never_cache
 @require_GET
 def healthz(request):
-    """200 when the database answers a query, 503 otherwise; for load balancers and monitors."""
+    """200 when the database answers a query, 503 otherwise; for load balancers and monitors.
+
+    The broker is reported beside it (``ok``, ``unavailable``, or ``embedded`` when there is none):
+    a broker that is down makes the status ``degraded`` but still 200, since writes go on and their
+    events wait in the outbox.
+    """
+    from crm.events.dispatch import broker_status
+
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError:
-        return JsonResponse({"status": "error", "database": "unavailable"}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok"})
+        return JsonResponse(
+            {"status": "error", "database": "unavailable", "broker": broker_status()}, status=503
+        )
+    broker = broker_status()
+    return JsonResponse(
+        {"status": "degraded" if broker == "unavailable" else "ok", "database": "ok", "broker": broker}
+    )
 
 
 # --- errors outside the API's views -----------------------------------------------------------------

@@ -12,3 +12,6 @@ class SalesConfig(AppConfig):
         # Registers this app's visibility rules with crm (crm.selectors.register_record_access), so
         # merges, relation checks and exports know them in every process, commands included.
         from sales import selectors  # noqa: F401
+        from sales.api import events
+
+        events.register()

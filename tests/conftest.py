@@ -6,6 +6,9 @@ from django.core.cache import cache
 
 from tests.factories import PipelineFactory, StageFactory
 
+# The backbone's real components (webhook receiver, Celery workers) and their fixtures.
+pytest_plugins = ["tests.backbone"]
+
 
 @pytest.fixture(autouse=True)
 def fast_password_hasher(settings):
@@ -50,3 +53,21 @@ def pipeline(db):
 @pytest.fixture
 def stages(pipeline):
     return {stage.name: stage for stage in pipeline.stages.all()}
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, request):
+    """Tests that start a Celery worker (marked ``celery_worker``) share the test database with it:
+    on SQLite it must then be a file, not the default in-memory database."""
+    import os
+    import tempfile
+
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3") and any(
+        item.get_closest_marker("celery_worker") for item in request.session.items
+    ):
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        name = os.path.join(tempfile.gettempdir(), f"crm-test-{os.getpid()}-{worker}.sqlite3")
+        database.setdefault("TEST", {})["NAME"] = name

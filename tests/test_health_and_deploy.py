@@ -16,7 +16,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 def test_healthz_answers_200_without_credentials_when_the_database_answers(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "embedded"}
     assert "no-cache" in response["Cache-Control"]
 
 

@@ -139,7 +139,8 @@ class ImportExportViewSetMixin:
         responses={
             (200, "text/csv"): OpenApiTypes.BINARY,
             (200, EXPORT_FORMATS["xlsx"]): OpenApiTypes.BINARY,
-            (200, "application/json"): OpenApiTypes.BINARY,
+            # A JSON export is the list of records itself (an empty list when nothing matches).
+            (200, "application/json"): {"type": "array", "items": {"type": "object"}},
             400: BAD_REQUEST,
         },
     )

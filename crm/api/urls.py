@@ -3,6 +3,7 @@
 from rest_framework.routers import SimpleRouter
 
 from crm.api import views
+from crm.webhooks import api as webhooks
 
 router = SimpleRouter()
 router.register("leads", views.LeadViewSet, basename="lead")
@@ -12,3 +13,6 @@ router.register("pipelines", views.PipelineViewSet, basename="pipeline")
 router.register("stages", views.StageViewSet, basename="stage")
 router.register("tags", views.TagViewSet, basename="tag")
 router.register("lost-reasons", views.LostReasonViewSet, basename="lost-reason")
+# Before "webhooks": "webhooks/deliveries/5/" is a delivery, not a subscription's sub-route.
+router.register("webhooks/deliveries", webhooks.WebhookDeliveryViewSet, basename="webhook-delivery")
+router.register("webhooks", webhooks.WebhookSubscriptionViewSet, basename="webhook")

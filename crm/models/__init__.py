@@ -4,9 +4,11 @@ from .account import Account, AccountType, Contact, Industry
 from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
+from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
 from .tag import LostReason, Tag
+from .webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from .winning import WinModel, WinModelKind
 
 __all__ = [
@@ -14,12 +16,15 @@ __all__ = [
     "Account",
     "AccountType",
     "Contact",
+    "DeliveryStatus",
     "Industry",
     "Lead",
     "LeadSource",
     "LeadStageChange",
     "LeadStatus",
     "LostReason",
+    "OutboxEvent",
+    "OutboxStatus",
     "Pipeline",
     "PipelineRecordMixin",
     "Priority",
@@ -31,6 +36,9 @@ __all__ = [
     "StageChange",
     "Tag",
     "TimeStampedModel",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "WinModel",
     "WinModelKind",
 ]

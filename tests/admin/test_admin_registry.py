@@ -19,6 +19,13 @@ KEPT_AS_THEY_ARE = {
     "axes.accessattempt": "django-axes lockout records: written by axes, cleared by an admin.",
     "axes.accesslog": "django-axes login log: written by axes.",
     "axes.accessfailurelog": "django-axes failure log: written by axes.",
+    # Beat's schedules are the task runner's own configuration (when the outbox relay and the webhook
+    # retries run), edited as Celery documents them; no CRM record and no CRM rule is involved.
+    "django_celery_beat.clockedschedule": "django-celery-beat's schedules: the task runner's own settings.",
+    "django_celery_beat.crontabschedule": "django-celery-beat's schedules: the task runner's own settings.",
+    "django_celery_beat.intervalschedule": "django-celery-beat's schedules: the task runner's own settings.",
+    "django_celery_beat.periodictask": "django-celery-beat's tasks: the task runner's own settings.",
+    "django_celery_beat.solarschedule": "django-celery-beat's schedules: the task runner's own settings.",
 }
 
 WRITES = ("save_model", "delete_model", "delete_queryset", "save_formset")

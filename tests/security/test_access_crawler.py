@@ -596,6 +596,8 @@ def api_cases() -> list[Case]:
             cases.extend(_record_api_cases(case_id, method, resource, tail))
         elif resource in CONFIG_RESOURCES:
             cases.extend(_config_api_cases(case_id, method, resource, tail))
+        elif resource == "webhooks":
+            cases.append(_webhook_api_case(case_id, method, tail))
         elif resource == "dashboard":
             cases.append(
                 Case(case_id, "api", method, lambda w, p, path=path: ("GET", path, None), expect="read")
@@ -686,6 +688,25 @@ def _record_api_cases(case_id, method, resource, tail):
         yield Case(case_id + ":lead_id", "api", "POST", create_linked, expect="unchanged")
         return
     raise AssertionError(f"the crawler does not know the API operation {case_id}")
+
+
+def _webhook_api_case(case_id, method, tail):
+    """Webhook subscriptions see every record's events: every operation is for CRM Admins only, so
+    each persona is refused whatever it asks (a list, a subscription, a delivery, a redelivery)."""
+
+    def build(w, p, tail=tail, method=method):
+        from crm.models import WebhookDelivery, WebhookSubscription
+
+        subscription = WebhookSubscription.objects.order_by("pk").first()
+        delivery = WebhookDelivery.objects.order_by("pk").first()
+        path = tail.replace("deliveries/{id}", f"deliveries/{delivery.pk if delivery else 1}")
+        path = path.replace("{id}", str(subscription.pk if subscription else 1))
+        body = None
+        if method in ("POST", "PUT", "PATCH"):
+            body = {"name": f"by {p}", "target_url": "https://hooks.example.com/in", "event_types": ["*"]}
+        return method, f"{API_PREFIX}webhooks/{path}", body
+
+    return Case(case_id, "api", method, build)
 
 
 def _config_api_cases(case_id, method, resource, tail):

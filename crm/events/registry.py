@@ -1,0 +1,130 @@
+"""What the apps register into the event engine: the records that publish events, and the consumers.
+
+``crm`` never imports ``sales`` or ``activities``: each app registers its own records (from its
+``AppConfig.ready``) with the function that represents one as its API does, and anything that
+reacts to events in process (webhooks, later notifications and automations) registers a consumer.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+from django.db import models
+
+Classifier = Callable[[Mapping[str, Any], models.Model], str]
+
+
+def transition_classifier(
+    *, statuses: Mapping[str, str] | None = None, reopen_from: Iterable[str] = (), stage: bool = False
+) -> Classifier:
+    """The event type of an update, from what changed: a new ``status`` listed in ``statuses`` (e.g.
+    ``{"won": "won"}``), leaving one of ``reopen_from`` (``reopened``), a new stage
+    (``stage_changed``, when ``stage``), else ``updated``. One event per change: the most specific."""
+    statuses = dict(statuses or {})
+    reopen_from = frozenset(reopen_from)
+
+    def classify(before: Mapping[str, Any], instance: models.Model) -> str:
+        old, new = before.get("status"), getattr(instance, "status", None)
+        if old != new:
+            if new in statuses:
+                return statuses[new]
+            if old in reopen_from:
+                return "reopened"
+        if stage and before.get("stage_id") != instance.stage_id:
+            return "stage_changed"
+        return "updated"
+
+    return classify
+
+
+def _plain_update(before: Mapping[str, Any], instance: models.Model) -> str:
+    return "updated"
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """A kind of record that publishes ``<name>.<type>`` events."""
+
+    model: type[models.Model]
+    name: str
+    serialize: Callable[[Any], dict[str, Any]]  # pk → the record as the API represents it
+    types: tuple[str, ...]
+    classify: Classifier = _plain_update
+    pipeline_of: Callable[[models.Model], int | None] = field(
+        default=lambda instance: getattr(instance, "pipeline_id", None)
+    )
+
+    @property
+    def event_types(self) -> list[str]:
+        return [f"{self.name}.{suffix}" for suffix in self.types]
+
+
+_sources: dict[str, EventSource] = {}
+_consumers: list[tuple[str, str, Callable, bool]] = []
+_other_types: list[str] = []
+
+
+def register_source(
+    model: type[models.Model],
+    *,
+    name: str,
+    serialize: Callable[[Any], dict[str, Any]],
+    types: Iterable[str] = ("created", "updated", "deleted"),
+    classify: Classifier = _plain_update,
+) -> EventSource:
+    source = EventSource(model=model, name=name, serialize=serialize, types=tuple(types), classify=classify)
+    _sources[model._meta.label] = source
+    return source
+
+
+def register_event_types(*types: str) -> None:
+    """Event types published by other means than a record's save (``activity.due`` from reminders)."""
+    _other_types.extend(t for t in types if t not in _other_types)
+
+
+def register_consumer(
+    pattern: str, consumer: Callable, *, name: str | None = None, batch: bool = False
+) -> None:
+    """Call ``consumer(event)`` (an OutboxEvent) in the relay for each event whose type matches
+    ``pattern`` (``*`` wildcards), or ``consumer(events)`` once per relayed batch when ``batch``.
+    It runs in a savepoint: raising leaves its events pending for the next relay. It may see an
+    event twice (at least once): it deduplicates by ``event.event_id``."""
+    name = name or f"{consumer.__module__}.{consumer.__qualname__}"
+    if any(existing == name for existing, _, _, _ in _consumers):
+        return
+    _consumers.append((name, pattern, consumer, batch))
+
+
+def source_for(instance_or_model) -> EventSource | None:
+    return _sources.get(instance_or_model._meta.label)
+
+
+def sources() -> list[EventSource]:
+    return list(_sources.values())
+
+
+def consumers() -> list[tuple[str, str, Callable, bool]]:
+    """(name, pattern, consumer, batch) for every registered consumer."""
+    return list(_consumers)
+
+
+def event_types() -> list[str]:
+    """Every event type the registered apps publish, for validating subscriptions and documenting."""
+    types = [t for source in _sources.values() for t in source.event_types]
+    return sorted({*types, *_other_types})
+
+
+def type_matches(pattern: str, event_type: str) -> bool:
+    return fnmatchcase(event_type, pattern)
+
+
+def api_representation(selector: Callable, serializer_class: type) -> Callable[[Any], dict[str, Any]]:
+    """``pk → dict``: the record read through its API selector and serializer, as a GET answers it."""
+
+    def serialize(pk) -> dict[str, Any]:
+        from crm.actors import SYSTEM
+
+        return dict(serializer_class(selector(user=SYSTEM).get(pk=pk), context={}).data)
+
+    return serialize

@@ -1,0 +1,166 @@
+"""One HTTP POST to a webhook target, guarded: no private targets, bounded time and answer size.
+
+The target's host is resolved once and every address checked (private, loopback, link-local,
+multicast, reserved and unspecified addresses are refused unless WEBHOOK_ALLOWED_PRIVATE_TARGETS
+lists them); the connection goes to the checked address, so a second DNS answer cannot swap it
+(DNS rebinding). Redirects are followed (at most WEBHOOK_MAX_REDIRECTS), each target checked again.
+"""
+
+import http.client
+import ipaddress
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+from django.conf import settings
+
+REDIRECTS = {301, 302, 303, 307, 308}
+
+
+class TargetRefused(Exception):
+    """The target may not be called (a private address, a bad URL): retrying will not help."""
+
+
+@dataclass
+class Answer:
+    status_code: int | None
+    body: bytes
+    duration_ms: int
+    error: str = ""
+    refused: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _allowed_networks():
+    networks = []
+    for entry in settings.WEBHOOK_ALLOWED_PRIVATE_TARGETS:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            continue
+    return networks
+
+
+def address_is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def address_allowed(address: str) -> bool:
+    if address_is_public(address):
+        return True
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return any(ip in network for network in _allowed_networks())
+
+
+def target_check(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, address to connect to) for ``url``, or TargetRefused saying why."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TargetRefused("The target must be an http or https URL with a host.")
+    if parts.username or parts.password:
+        raise TargetRefused("The target URL may not carry a user name or password.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise TargetRefused("The target URL has an invalid port.") from exc
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise TargetRefused(f"The host “{parts.hostname}” does not resolve: {exc}.") from exc
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    refused = [a for a in addresses if not address_allowed(a)]
+    if refused or not addresses:
+        raise TargetRefused(
+            f"The host “{parts.hostname}” resolves to a private, loopback or link-local address "
+            f"({', '.join(refused)}): webhooks may only call public addresses."
+        )
+    return parts.scheme, parts.hostname, port, addresses[0]
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host, port, address, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self):
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host, port, address, timeout):
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self):
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
+    """POST ``body`` to ``url``; never raises, never reads more than WEBHOOK_MAX_RESPONSE_BYTES."""
+    started = time.monotonic()
+    deadline = started + settings.WEBHOOK_TIMEOUT
+
+    def answer(status=None, data=b"", error="", refused=False):
+        return Answer(status, data, int((time.monotonic() - started) * 1000), error, refused)
+
+    for _hop in range(settings.WEBHOOK_MAX_REDIRECTS + 1):
+        try:
+            scheme, host, port, address = target_check(url)
+        except TargetRefused as exc:
+            return answer(error=str(exc), refused=True)
+        connection_class = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
+        timeout = min(settings.WEBHOOK_CONNECT_TIMEOUT, max(deadline - time.monotonic(), 0.01))
+        conn = connection_class(host, port, address, timeout)
+        try:
+            path = urlsplit(url)._replace(scheme="", netloc="", fragment="").geturl() or "/"
+            conn.request(
+                "POST",
+                path,
+                body=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": "crm-webhooks/1",
+                    **headers,
+                },
+            )
+            conn.sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            response = conn.getresponse()
+            if response.status in REDIRECTS and response.getheader("Location"):
+                url = urljoin(url, response.getheader("Location"))
+                continue
+            data = _read_capped(response, deadline)
+            return answer(response.status, data)
+        except TimeoutError:
+            return answer(error=f"Timed out after {settings.WEBHOOK_TIMEOUT:g} s.")
+        except (OSError, http.client.HTTPException) as exc:
+            return answer(error=f"{type(exc).__name__}: {exc}")
+        finally:
+            conn.close()
+    return answer(error=f"More than {settings.WEBHOOK_MAX_REDIRECTS} redirects.")
+
+
+def _read_capped(response, deadline: float) -> bytes:
+    """The first WEBHOOK_MAX_RESPONSE_BYTES of the answer, read before the deadline; the rest is dropped."""
+    limit, chunks, size = settings.WEBHOOK_MAX_RESPONSE_BYTES, [], 0
+    while size < limit:
+        if time.monotonic() >= deadline:
+            raise TimeoutError
+        chunk = (
+            response.read1(min(65536, limit - size))
+            if hasattr(response, "read1")
+            else response.read(min(65536, limit - size))
+        )
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
