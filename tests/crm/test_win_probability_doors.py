@@ -23,7 +23,7 @@ from crm.win_probability import win_models_rebuild
 from sales import services as sales_services
 from tests.admin.form_data import change_form_data
 from tests.api.conftest import url
-from tests.factories import AccountFactory, LeadFactory, OpportunityFactory, TagFactory
+from tests.factories import AccountFactory, LeadFactory, OpportunityFactory, TagFactory, UserFactory
 
 
 def models_state():
@@ -146,6 +146,15 @@ def admin_convert(d, record):
 
     admin_ok(d.admin.post(admin_url(record, "convert"), convert_data()))
     assert Lead.objects.get(pk=record.pk).status == "converted"
+
+
+def owned_won_deal(d):
+    deal = won_deal(d)
+    return sales_services.opportunity_update(opportunity=deal, data={"owner": UserFactory()}, user=SYSTEM)
+
+
+def delete_owner(d, record):
+    admin_ok(d.admin.post(reverse("admin:auth_user_delete", args=[record.owner_id]), {"post": "yes"}))
 
 
 def merge(d, record):
@@ -322,6 +331,29 @@ CASES = [
         for start in (lost_lead, lost_deal)
     ),
     Case("admin convert page", open_lead, admin_convert),
+    Case(
+        "admin bulk assign_owner of a closed record",
+        won_deal,
+        lambda d, r: admin_action(d, r, "assign_owner", apply="1", owner=UserFactory().pk),
+    ),
+    Case(
+        "admin bulk move_to_stage Lost",
+        open_lead,
+        lambda d, r: admin_action(d, r, "move_to_stage", apply="1", stage=d.stages["Lost"].pk),
+    ),
+    Case(
+        "api DELETE a tag of closed records",
+        lost_lead,
+        lambda d, r: api_ok(d.api.delete(url(f"tags/{d.tag.pk}/"))),
+    ),
+    Case(
+        "admin delete a tag of closed records",
+        won_deal,
+        lambda d, r: admin_ok(
+            d.admin.post(reverse("admin:crm_tag_delete", args=[d.tag.pk]), {"post": "yes"})
+        ),
+    ),
+    Case("admin delete the owner of a closed deal", owned_won_deal, delete_owner),
     # import, merge, convert
     Case("import a lead into the Lost stage", open_lead, import_leads),
     Case("import a change to a closed lead", lost_lead, import_leads),
