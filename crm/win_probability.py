@@ -26,7 +26,10 @@ its won or lost stage, from its stage history; "" when unknown.
 A converted lead counts as won, a lost one as lost; an opportunity counts as won or lost. The
 services keep the models current in the same transaction as the change (``win_counts_change``):
 closing counts a record in, reopening takes it out, editing or deleting a closed record moves its
-counts, and so does changing the industry of (or merging) the account of closed opportunities.
+counts, and so does changing the industry of (or merging) the account of closed opportunities, or
+deleting a tag or a user that closed records carry (``record_delete``). Every door (API, admin,
+import, merge, convert) goes through these services: tests/crm/test_win_probability_doors.py checks
+each against a rebuild.
 Imports do the same for the rows they write (a large file rebuilds instead); the seeder rebuilds
 the models, and the ``crm_recompute_win_probabilities`` command rebuilds them from the whole
 history with a few grouped queries. Below ``CRM_WIN_MODEL_MIN_CLOSED`` closed records in the
