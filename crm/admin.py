@@ -8,7 +8,11 @@ from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html_join
 
-from crm import selectors, services
+from crm import (
+    admin_users,  # noqa: F401  (deleting a user goes through the services)
+    selectors,
+    services,
+)
 from crm.admin_bulk import BulkActionsMixin
 from crm.admin_convert import LeadConvertAdminMixin
 from crm.admin_duplicates import DuplicatesAdminMixin, MergeAdminMixin

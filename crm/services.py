@@ -29,9 +29,11 @@ from crm.scoring import lead_score_refresh
 from crm.win_probability import (
     OPPORTUNITY,
     spec_for,
+    win_counts_after_delete,
     win_counts_change,
     win_counts_record_change,
     win_snapshots,
+    win_snapshots_before_delete,
     win_snapshots_of,
     win_snapshots_of_account_deals,
 )
@@ -112,10 +114,13 @@ def record_delete(*, instance: models.Model, user: Actor) -> None:
         with transaction.atomic():
             # A closed lead or opportunity leaves its pipeline's win-probability history with it.
             counted = win_snapshots_of(instance)
+            # ... and the closed records that lose it as a tag, an account or an owner move theirs.
+            dependents = win_snapshots_before_delete(instance)
             with events.record_deleting(instance, user=user):
                 instance.delete()
             if counted:
                 win_counts_change(kind=spec_for(instance).kind, removed=counted, added=[])
+            win_counts_after_delete(dependents)
     except (ProtectedError, RestrictedError) as exc:
         # Both errors carry the blocking records as their second argument.
         raise ValidationError(protected_message(instance, exc.args[1]), code=PROTECTED) from exc

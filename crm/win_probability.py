@@ -26,7 +26,10 @@ its won or lost stage, from its stage history; "" when unknown.
 A converted lead counts as won, a lost one as lost; an opportunity counts as won or lost. The
 services keep the models current in the same transaction as the change (``win_counts_change``):
 closing counts a record in, reopening takes it out, editing or deleting a closed record moves its
-counts, and so does changing the industry of (or merging) the account of closed opportunities.
+counts, and so does changing the industry of (or merging) the account of closed opportunities, or
+deleting a tag or a user that closed records carry (``record_delete``). Every door (API, admin,
+import, merge, convert) goes through these services: tests/crm/test_win_probability_doors.py checks
+each against a rebuild.
 Imports do the same for the rows they write (a large file rebuilds instead); the seeder rebuilds
 the models, and the ``crm_recompute_win_probabilities`` command rebuilds them from the whole
 history with a few grouped queries. Below ``CRM_WIN_MODEL_MIN_CLOSED`` closed records in the
@@ -315,6 +318,45 @@ def win_snapshots_of_account_deals(account_pks: Iterable[int]) -> tuple[list[int
     """``win_account_deals`` and their snapshots."""
     pks = win_account_deals(account_pks)
     return pks, win_snapshots(OPPORTUNITY, pks)
+
+
+def win_snapshots_before_delete(instance) -> list[tuple[KindSpec, list[int], list[Snapshot]]]:
+    """Before ``instance`` (any record) is deleted: the closed leads and opportunities whose counts the
+    delete changes without saving them (they carry it as a tag, or name it in a SET_NULL relation:
+    an account, an owner), with their snapshots. ``win_counts_after_delete`` moves their counts."""
+    found = []
+    for spec in SPECS:
+        through, record, tag = _tag_link(spec)
+        links = []
+        if isinstance(instance, spec.model._meta.get_field("tags").related_model):
+            links.append(
+                models.Q(pk__in=through.objects.filter(**{f"{tag}_id": instance.pk}).values(f"{record}_id"))
+            )
+        for field in spec.model._meta.concrete_fields:
+            if (
+                field.many_to_one
+                and isinstance(instance, field.related_model)
+                and field.remote_field.on_delete is models.SET_NULL
+            ):
+                links.append(models.Q(**{field.attname: instance.pk}))
+        if not links:
+            continue
+        condition = links[0]
+        for link in links[1:]:
+            condition |= link
+        pks = list(
+            spec.model._default_manager.filter(condition, status__in=spec.closed_statuses).values_list(
+                "pk", flat=True
+            )
+        )
+        if pks:
+            found.append((spec, pks, win_snapshots(spec, pks)))
+    return found
+
+
+def win_counts_after_delete(before: list[tuple[KindSpec, list[int], list[Snapshot]]]) -> None:
+    for spec, pks, snapshots in before:
+        win_counts_change(kind=spec.kind, removed=snapshots, added=win_snapshots(spec, pks))
 
 
 # --- keeping the models current ---------------------------------------------------------------------

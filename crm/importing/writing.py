@@ -300,6 +300,31 @@ def _copy_stage_changes(db_connection, history, changes) -> None:
             copy.write_row(change)
 
 
+def column_defaults(model, attnames, *, db_connection, now, owner_id=None) -> dict[str, object]:
+    """The columns of ``model`` that a bulk insert of ``attnames`` leaves out, each with the value every
+    new row gets there: ``now`` for the timestamps, ``owner_id`` when given, else the field's default
+    (NULL, or "" for a NOT NULL field without one), prepared for ``db_connection``.
+
+    A raw insert (COPY, executemany) names its columns; this is what lets a model gain a field without
+    every such insert naming it. The import writer and the seeder both use it.
+    """
+    given = set(attnames)
+    constants = {}
+    for field in model._meta.concrete_fields:
+        if field.primary_key or field.attname in given:
+            continue
+        if field.attname in ("created_at", "updated_at"):
+            constants[field.column] = now
+        elif field.attname == "owner_id" and owner_id is not None:
+            constants[field.column] = owner_id
+        else:
+            constants[field.column] = field.get_db_prep_save(
+                field.get_default() if field.has_default() else (None if field.null else ""),
+                db_connection,
+            )
+    return constants
+
+
 def writer_for(db_connection):
     return (PostgresWriter if db_connection.vendor == "postgresql" else DjangoWriter)(db_connection)
 
@@ -419,21 +444,10 @@ class PostgresWriter(DjangoWriter):
         if not rows:
             return []
         meta, quote = model._meta, self.connection.ops.quote_name
-        given = set(attnames)
         # Every other column gets the model's default, the same value for every row.
-        constants = {}
-        for field in meta.concrete_fields:
-            if field.primary_key or field.attname in given:
-                continue
-            if field.attname in ("created_at", "updated_at"):
-                constants[field.column] = now
-            elif field.attname == "owner_id" and owner_id is not None:
-                constants[field.column] = owner_id
-            else:
-                constants[field.column] = field.get_db_prep_save(
-                    field.get_default() if field.has_default() else (None if field.null else ""),
-                    self.connection,
-                )
+        constants = column_defaults(
+            model, attnames, db_connection=self.connection, now=now, owner_id=owner_id
+        )
         columns = [meta.pk.column] + [meta.get_field(a).column for a in attnames] + list(constants)
         tail = tuple(constants.values())
         rows = _json_as_text(meta, attnames, rows)

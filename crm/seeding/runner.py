@@ -11,8 +11,10 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from crm.actors import SYSTEM
+from crm.importing.writing import column_defaults
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
 from crm.seeding import words
 from crm.seeding.generators import Clock, DataSetGenerator, PipelineInfo, SeedContext, StageInfo
@@ -197,8 +199,8 @@ def crm_seed(
             tables.append(table)
 
         for label, model, fields, rows, total in steps:
-            columns = [model._meta.get_field(name).column for name in fields]
-            load(label, model._meta.db_table, columns, rows(), total)
+            columns, tail = seed_columns(model, fields)
+            load(label, model._meta.db_table, columns, _with_tail(rows(), tail), total)
             if "tags" in {f.name for f in model._meta.many_to_many}:
                 relation = model._meta.get_field("tags")
                 through = relation.remote_field.through
@@ -226,6 +228,19 @@ def crm_seed(
         win_models_rebuild()
     result.seconds = time.monotonic() - started
     return result
+
+
+def seed_columns(model, fields) -> tuple[list[str], tuple]:
+    """The columns a seeded table is written with: the generated ``fields``, then every other
+    concrete column with its model default (the import writer's rule), so a field added to a model
+    needs no change here. Returns the columns and the values appended to each generated row."""
+    defaults = column_defaults(model, fields, db_connection=connection, now=timezone.now())
+    columns = [model._meta.get_field(name).column for name in fields] + list(defaults)
+    return columns, tuple(defaults.values())
+
+
+def _with_tail(rows, tail: tuple):
+    return (row + tail for row in rows) if tail else rows
 
 
 def _first_versions(model, *, after_id: int) -> tuple[list[str], str, list]:

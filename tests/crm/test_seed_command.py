@@ -13,9 +13,10 @@ from django.db import connection
 from django.db.models import Count, F, Max, Min
 
 from activities.models import Activity
-from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
+from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
 from crm.seeding import Progress
 from crm.seeding.generators import DataSetGenerator
+from crm.seeding.runner import seed_columns
 from sales.models import Opportunity
 from tests.factories import LeadFactory
 
@@ -439,3 +440,68 @@ def test_every_seeded_record_has_its_first_history_version(pipeline):
     assert [(c.field, c.old) for c in latest.diff_against(latest.prev_record).changes] == [
         ("phone", old_phone)
     ]
+
+
+SEEDED_TABLES = [
+    (Account, DataSetGenerator.ACCOUNT_FIELDS),
+    (Contact, DataSetGenerator.CONTACT_FIELDS),
+    (Lead, DataSetGenerator.LEAD_FIELDS),
+    (Opportunity, DataSetGenerator.OPPORTUNITY_FIELDS),
+    (Activity, DataSetGenerator.ACTIVITY_FIELDS),
+]
+
+
+@pytest.mark.parametrize("model, fields", SEEDED_TABLES, ids=lambda value: getattr(value, "__name__", ""))
+def test_every_concrete_field_of_a_seeded_model_is_generated_or_defaulted(model, fields):
+    """Issue 15 item 3: the seeder writes every column of a seeded table, the generated ones and the
+    rest with their model defaults, so adding a field to the model needs no change in the seeder."""
+    columns, tail = seed_columns(model, fields)
+
+    assert sorted(columns) == sorted(field.column for field in model._meta.concrete_fields)
+    assert len(columns) == len(set(columns)) == len(fields) + len(tail)
+
+
+def test_seed_columns_give_the_fields_the_generator_leaves_out_their_model_defaults():
+    """Issue 15 item 3: the defaults come from the import writer's rule: the field's default, NULL for
+    a nullable field without one, "" for a NOT NULL one."""
+    generated = (
+        "id",
+        "created_at",
+        "updated_at",
+        "name",
+        "pipeline_id",
+        "stage_id",
+        "probability",
+        "owner_id",
+    )
+
+    columns, tail = seed_columns(Lead, generated)
+
+    assert columns[: len(generated)] == [Lead._meta.get_field(name).column for name in generated]
+    defaults = dict(zip(columns[len(generated) :], tail, strict=True))
+    assert defaults["priority"] == Lead._meta.get_field("priority").get_default() == "medium"
+    assert defaults["status"] == LeadStatus.OPEN
+    assert defaults["description"] == defaults["lost_note"] == ""
+    assert defaults["expected_revenue"] is None
+    assert defaults["score"] is None
+
+
+@pytest.mark.django_db
+def test_a_lead_field_the_generator_does_not_write_gets_its_model_default(monkeypatch):
+    """Issue 15 item 3: a field the generator does not know (here two it stops generating) is written
+    with its model default instead of breaking the load."""
+    dropped = ("priority", "lost_note")
+    keep = [i for i, name in enumerate(DataSetGenerator.LEAD_FIELDS) if name not in dropped]
+    generate = DataSetGenerator.leads
+
+    def leads_without(self):
+        for row in generate(self):
+            yield tuple(row[i] for i in keep)
+
+    monkeypatch.setattr(DataSetGenerator, "LEAD_FIELDS", tuple(DataSetGenerator.LEAD_FIELDS[i] for i in keep))
+    monkeypatch.setattr(DataSetGenerator, "leads", leads_without)
+
+    seed()
+
+    assert Lead.objects.count() == SIZES["leads"]
+    assert set(Lead.objects.values_list("priority", "lost_note").distinct()) == {("medium", "")}
