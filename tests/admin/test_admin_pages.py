@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from activities.models import Activity
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
-from sales.models import Opportunity, SalesTeam
+from sales.models import Opportunity
 from tests.factories import (
     AccountFactory,
     ActivityFactory,
@@ -15,6 +15,7 @@ from tests.factories import (
     LeadFactory,
     LostReasonFactory,
     OpportunityFactory,
+    SalesTeam,
     TagFactory,
     UserFactory,
 )

@@ -46,15 +46,15 @@ MODEL_OF = {
 def test_api_creates_changes_and_deletes_are_recorded_with_who_and_what(
     people, api_as, resource, create, change
 ):
-    client = api_as("admin")
+    client = api_as("crm_admin")
     if resource == "activities":
-        create = {**create, "lead_id": people.records["admin"].lead.pk}
+        create = {**create, "lead_id": people.records["crm_admin"].lead.pk}
     pk = client.post(url(f"{resource}/"), create, format="json").json()["id"]
     assert client.patch(url(f"{resource}/{pk}/"), change, format="json").status_code == 200
 
     changed, created = history(client, resource, pk)
 
-    admin = people.users["admin"]
+    admin = people.users["crm_admin"]
     assert (created["type"], created["user_id"], created["username"]) == ("created", admin.pk, "crm_admin")
     assert changed["type"] == "changed" and changed["user_id"] == admin.pk
     field, value = next(iter(change.items()))
@@ -66,7 +66,7 @@ def test_api_creates_changes_and_deletes_are_recorded_with_who_and_what(
     # Nothing refers to the record just made, so the delete succeeds, and is itself recorded.
     assert client.delete(url(f"{resource}/{pk}/")).status_code == 204
     assert client.get(url(f"{resource}/{pk}/")).status_code == 404
-    record = getattr(people.records["admin"], MODEL_OF[resource])
+    record = getattr(people.records["crm_admin"], MODEL_OF[resource])
     model = type(record)
     assert not model.objects.filter(pk=pk).exists()
     deleted = model.history.filter(id=pk).latest("history_date")
@@ -139,7 +139,7 @@ def test_the_admin_history_of_another_reps_record_is_absent(people, admin_as):
 
 @pytest.mark.django_db
 def test_imports_record_every_row_they_write_in_bulk(people, api_as, stages):
-    owner = people.users["admin"]
+    owner = people.users["crm_admin"]
     kept = LeadFactory(stage=stages["New"], name="Kept", email="kept@example.com")
     changed = LeadFactory(stage=stages["New"], name="Old name", email="changed@example.com")
     before = Lead.history.count()
@@ -168,7 +168,7 @@ def test_imports_record_every_row_they_write_in_bulk(people, api_as, stages):
         owner,
         IMPORT_CHANGE_REASON,
     )
-    latest = history(api_as("admin"), "leads", changed.pk)[0]
+    latest = history(api_as("crm_admin"), "leads", changed.pk)[0]
     assert latest["reason"] == IMPORT_CHANGE_REASON and latest["username"] == "crm_admin"
     assert changes(latest)["name"] == ("Old name", "New name")
     assert kept.history.count() == 1
