@@ -36,7 +36,6 @@ from crm.win_probability import (
 )
 
 M = TypeVar("M", bound=models.Model)
-User = AbstractBaseUser
 
 # ValidationError codes that mean "the request is valid but the record's state forbids it" (409).
 CLOSED = "closed"
@@ -211,7 +210,7 @@ def name_lock(kind: str, name: str) -> None:
 # --- pipeline records: the rules leads and opportunities share ------------------------------------
 
 
-def acting_user(user: Actor) -> User | None:
+def acting_user(user: Actor) -> AbstractBaseUser | None:
     """The user to credit with a change: nobody for the system or an anonymous caller."""
     return person(user)
 
