@@ -579,3 +579,19 @@ def stage_history(*, user: Actor, record, now: datetime.datetime | None = None) 
         time_in_stage=now - entered,
         days_open=max((ended - started).days, 0),
     )
+
+
+# What converting a lead reuses instead of creating (sales.services.lead_convert, and the admin's
+# convert page that says beforehand what will happen): one rule for both.
+def conversion_account_match(lead: Lead) -> Account | None:
+    """The account named like the lead's company (case-insensitive, the oldest), if any."""
+    name = lead.company_name.strip()
+    return Account.objects.filter(name__iexact=name).order_by("id").first() if name else None
+
+
+def conversion_contact_match(lead: Lead) -> Contact | None:
+    """The contact with the lead's email (case-insensitive, the oldest), if any."""
+    email = lead.email.strip()
+    if not email:
+        return None
+    return Contact.objects.filter(email__iexact=email).select_related("account").order_by("id").first()
