@@ -94,6 +94,20 @@ def _m2m_change_reason(instance: models.Model, m2m: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def record_version(instance: models.Model) -> str:
+    """The version of a record a reader saw: when it was last saved. The API's ETag and the admin's
+    hidden ``loaded_version`` both name it, so a change based on an older version is refused."""
+    updated_at = getattr(instance, "updated_at", None)
+    return updated_at.isoformat() if updated_at else ""
+
+
+def record_stored_version(instance: models.Model) -> str | None:
+    """The stored version of ``instance`` (None once deleted), its row locked until the transaction
+    ends: no one can save it between this check and the caller's write."""
+    current = type(instance)._default_manager.select_for_update().filter(pk=instance.pk).first()
+    return None if current is None else record_version(current)
+
+
 def record_lock(instance: M) -> M:
     """The row of ``instance`` re-read under ``SELECT ... FOR UPDATE``: transitions decide from it."""
     return type(instance)._default_manager.select_for_update().get(pk=instance.pk)
