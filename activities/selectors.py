@@ -9,20 +9,21 @@ from django.utils import timezone
 
 from activities.filters import ActivityFilter
 from activities.models import CLOSED_ACTIVITY_STATUSES, Activity, ActivityType
+from crm.actors import Actor
 from crm.filters import filter_queryset
-from crm.selectors import Filters, User, owned_records_visible_to, register_record_access
+from crm.selectors import Filters, owned_records_visible_to, register_record_access
 
 RELATED = ("lead", "opportunity", "contact", "account")
 
 
-def activity_visible_to(user: User) -> QuerySet[Activity]:
+def activity_visible_to(user: Actor) -> QuerySet[Activity]:
     return owned_records_visible_to(Activity.objects.all(), user)
 
 
 register_record_access(Activity, visible_to=activity_visible_to)
 
 
-def activity_list(*, user: User, filters: Filters = None) -> QuerySet[Activity]:
+def activity_list(*, user: Actor, filters: Filters = None) -> QuerySet[Activity]:
     return filter_queryset(ActivityFilter, activity_visible_to(user).select_related("owner"), filters)
 
 
@@ -33,7 +34,7 @@ class Agenda:
 
 
 def activity_agenda(
-    *, user: User, owner, now: datetime.datetime | None = None, days: int = 7, limit: int = 8
+    *, user: Actor, owner, now: datetime.datetime | None = None, days: int = 7, limit: int = 8
 ) -> Agenda:
     """``owner``'s open activities: the overdue ones (oldest first) and those due in the next ``days``.
 
@@ -63,7 +64,7 @@ class CalendarDay:
 
 def activity_calendar(
     *,
-    user: User,
+    user: Actor,
     start: datetime.datetime,
     end: datetime.datetime,
     owner=None,
@@ -100,7 +101,7 @@ def activity_calendar(
     return days
 
 
-def activity_timeline(*, user: User, record) -> QuerySet[Activity]:
+def activity_timeline(*, user: Actor, record) -> QuerySet[Activity]:
     """A record's activities, newest first: by completion, else due date, else creation time.
 
     An account's timeline also holds the activities of its contacts and opportunities.
@@ -133,7 +134,7 @@ class NextActivity:
         return ActivityType(self.activity_type).label
 
 
-def activity_next_by_record(*, user: User, model: type[Model], ids) -> dict[int, NextActivity]:
+def activity_next_by_record(*, user: Actor, model: type[Model], ids) -> dict[int, NextActivity]:
     """The next open activity (earliest due, undated last) of each ``model`` record in ``ids``.
 
     One query whatever the number of records: the records annotated with correlated subqueries, run

@@ -15,6 +15,7 @@ from django.utils.http import urlencode
 
 from crm.admin_record import apply_service_errors
 from crm.models import Account, Contact, Lead, Pipeline, Stage
+from crm.selectors import conversion_account_match, conversion_contact_match
 
 CREATE, EXISTING, NONE = "create", "existing", "none"
 
@@ -102,14 +103,10 @@ class LeadConvertForm(forms.Form):
         )
 
     def find_existing_account(self) -> Account | None:
-        name = self.lead.company_name.strip()
-        return Account.objects.filter(name__iexact=name).order_by("id").first() if name else None
+        return conversion_account_match(self.lead)
 
     def find_existing_contact(self) -> Contact | None:
-        email = self.lead.email.strip()
-        if not email:
-            return None
-        return Contact.objects.filter(email__iexact=email).select_related("account").order_by("id").first()
+        return conversion_contact_match(self.lead)
 
     def clean(self):
         data = super().clean()

@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from crm import services as crm_services
-from crm.services import owner_ensure_allowed
+from crm.services import owner_ensure_allowed, record_stored_version, record_version
 from crm.win_probability import win_estimate_cached
 
 # Inlines that another app contributes to a crm model's admin (sales adds opportunities to an
@@ -358,11 +358,6 @@ STALE_EDIT_MESSAGE = (
 )
 
 
-def record_version(instance: models.Model) -> str:
-    updated_at = getattr(instance, "updated_at", None)
-    return updated_at.isoformat() if updated_at else ""
-
-
 class VersionedFormMixin(forms.ModelForm):
     """Carries the version (``updated_at``) a change form was loaded with, and refuses to save over a
     newer one, so two people editing the same record never silently overwrite each other."""
@@ -379,10 +374,8 @@ class VersionedFormMixin(forms.ModelForm):
         loaded = cleaned.get("loaded_version")
         if self.instance.pk is not None and loaded:
             # Locked until the admin's transaction ends: no one saves between this check and ours.
-            current = (
-                type(self.instance)._default_manager.select_for_update().filter(pk=self.instance.pk).first()
-            )
-            if current is None or record_version(current) != loaded:
+            current = record_stored_version(self.instance)
+            if current is None or current != loaded:
                 raise ValidationError(STALE_EDIT_MESSAGE, code="stale")
         return cleaned
 

@@ -199,8 +199,3 @@ def _similar_names(base, name: str, value: str, limit: int) -> list[tuple[models
             scored.append((other, ratio))
     scored.sort(key=lambda item: (-item[1], item[0].pk))
     return scored[:limit]
-
-
-def describe(matches: list[DuplicateMatch]) -> str:
-    """“Acme (same email, same phone); Acme Ltd (similar name (91%))” for a message."""
-    return "; ".join(f"“{m.record}” ({', '.join(m.reasons)})" for m in matches)

@@ -15,7 +15,6 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connection
 from django.db.models import (
@@ -41,6 +40,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
+from crm.actors import Actor
 from crm.filters import (
     AccountFilter,
     ContactFilter,
@@ -53,7 +53,6 @@ from crm.filters import (
 )
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Priority, Stage, Tag
 
-User = AbstractBaseUser | AnonymousUser
 Filters = Mapping[str, Any] | None
 
 MONEY = DecimalField(max_digits=16, decimal_places=2)
@@ -71,7 +70,7 @@ def _subquery_aggregate(queryset: QuerySet, fk: str, aggregate, output_field, em
     return Coalesce(Subquery(sub, output_field=output_field), Value(empty, output_field=output_field))
 
 
-def account_annotate_aggregates(queryset: QuerySet[Account], *, user: User) -> QuerySet[Account]:
+def account_annotate_aggregates(queryset: QuerySet[Account], *, user: Actor) -> QuerySet[Account]:
     """Contact count, opportunity count and open / won opportunity value on every account, counting
     only the records ``user`` sees (another team's deals add nothing to what the reader is told)."""
     # Looked up at run time: crm does not import sales at module level.
@@ -92,7 +91,7 @@ def account_annotate_aggregates(queryset: QuerySet[Account], *, user: User) -> Q
     )
 
 
-def pipeline_annotate_counts(queryset: QuerySet[Pipeline], *, user: User) -> QuerySet[Pipeline]:
+def pipeline_annotate_counts(queryset: QuerySet[Pipeline], *, user: Actor) -> QuerySet[Pipeline]:
     """How many stages and how many open leads ``user`` sees each pipeline has."""
     Stage = apps.get_model("crm", "Stage")
     return queryset.annotate(
@@ -107,7 +106,7 @@ def pipeline_annotate_counts(queryset: QuerySet[Pipeline], *, user: User) -> Que
     )
 
 
-def lost_reason_annotate_counts(queryset: QuerySet[LostReason], *, user: User) -> QuerySet[LostReason]:
+def lost_reason_annotate_counts(queryset: QuerySet[LostReason], *, user: Actor) -> QuerySet[LostReason]:
     """How many of the leads and opportunities ``user`` sees each lost reason explains."""
     Opportunity = apps.get_model("sales", "Opportunity")
     return queryset.annotate(
@@ -142,11 +141,11 @@ def tags_prefetch() -> Prefetch:
 CRM_ADMIN_GROUP = "CRM Admin"
 
 
-def _crm_admin_membership(user: User) -> Exists:
+def _crm_admin_membership(user: Actor) -> Exists:
     return Exists(get_user_model().groups.through.objects.filter(user=user.pk, group__name=CRM_ADMIN_GROUP))
 
 
-def user_sees_everything(user: User) -> bool:
+def user_sees_everything(user: Actor) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
     return user.is_superuser or user.groups.filter(name=CRM_ADMIN_GROUP).exists()
@@ -156,7 +155,7 @@ def _teams():
     return apps.get_model("sales", "SalesTeam").objects.filter(is_active=True)
 
 
-def user_managed_ids(user: User) -> QuerySet:
+def user_managed_ids(user: Actor) -> QuerySet:
     """The ids of ``user`` and of the members of the active teams ``user`` manages (a subquery)."""
     UserModel = get_user_model()
     return UserModel.objects.filter(Q(pk=user.pk) | Q(sales_teams__in=_teams().filter(manager=user))).values(
@@ -164,7 +163,7 @@ def user_managed_ids(user: User) -> QuerySet:
     )
 
 
-def user_team_ids(user: User) -> QuerySet:
+def user_team_ids(user: Actor) -> QuerySet:
     """The ids of ``user``'s team: ``user``, the members and managers of every active team they are in
     or manage (a subquery)."""
     UserModel = get_user_model()
@@ -174,11 +173,11 @@ def user_team_ids(user: User) -> QuerySet:
     ).values("pk")
 
 
-def user_manages_a_team(user: User) -> bool:
+def user_manages_a_team(user: Actor) -> bool:
     return user.is_authenticated and _teams().filter(manager=user).exists()
 
 
-def owned_records_visible_to(queryset: QuerySet, user: User) -> QuerySet:
+def owned_records_visible_to(queryset: QuerySet, user: Actor) -> QuerySet:
     """``queryset`` narrowed to the records ``user`` may see under the owner rule above."""
     if not user.is_authenticated or not user.is_active:
         return queryset.none()
@@ -190,7 +189,7 @@ def owned_records_visible_to(queryset: QuerySet, user: User) -> QuerySet:
     )
 
 
-def shared_records_editable_by(queryset: QuerySet, user: User) -> QuerySet:
+def shared_records_editable_by(queryset: QuerySet, user: Actor) -> QuerySet:
     """``queryset`` (accounts, contacts) narrowed to the records ``user``'s team may change."""
     if not user.is_authenticated or not user.is_active:
         return queryset.none()
@@ -201,7 +200,7 @@ def shared_records_editable_by(queryset: QuerySet, user: User) -> QuerySet:
     )
 
 
-def owner_assignable_by(user: User) -> QuerySet:
+def owner_assignable_by(user: Actor) -> QuerySet:
     """The users ``user`` may make the owner of a record: anyone for a CRM Admin; else those whose
     records ``user`` sees (themselves, and for a manager their teams' members), so a record never
     leaves the sight of the person who assigns it."""
@@ -211,23 +210,23 @@ def owner_assignable_by(user: User) -> QuerySet:
     return UserModel.objects.filter(pk__in=user_managed_ids(user))
 
 
-def lead_visible_to(user: User) -> QuerySet[Lead]:
+def lead_visible_to(user: Actor) -> QuerySet[Lead]:
     return owned_records_visible_to(Lead.objects.all(), user)
 
 
-def account_visible_to(user: User) -> QuerySet[Account]:
+def account_visible_to(user: Actor) -> QuerySet[Account]:
     return Account.objects.all() if user.is_authenticated and user.is_active else Account.objects.none()
 
 
-def account_editable_by(user: User) -> QuerySet[Account]:
+def account_editable_by(user: Actor) -> QuerySet[Account]:
     return shared_records_editable_by(Account.objects.all(), user)
 
 
-def contact_visible_to(user: User) -> QuerySet[Contact]:
+def contact_visible_to(user: Actor) -> QuerySet[Contact]:
     return Contact.objects.all() if user.is_authenticated and user.is_active else Contact.objects.none()
 
 
-def contact_editable_by(user: User) -> QuerySet[Contact]:
+def contact_editable_by(user: Actor) -> QuerySet[Contact]:
     return shared_records_editable_by(Contact.objects.all(), user)
 
 
@@ -260,7 +259,7 @@ def _access(model: type[Model]) -> RecordAccess | None:
     return _RECORD_ACCESS.get(model._meta.concrete_model)
 
 
-def record_visible_to(model: type[Model], user: User) -> QuerySet:
+def record_visible_to(model: type[Model], user: Actor) -> QuerySet:
     access = _access(model)
     if access is None:
         manager = model._default_manager
@@ -268,12 +267,12 @@ def record_visible_to(model: type[Model], user: User) -> QuerySet:
     return access.visible_to(user)
 
 
-def record_editable_by(model: type[Model], user: User) -> QuerySet:
+def record_editable_by(model: type[Model], user: Actor) -> QuerySet:
     access = _access(model)
     return record_visible_to(model, user) if access is None else access.editable_by(user)
 
 
-def record_visibility_is_restricted(model: type[Model], user: User) -> bool:
+def record_visibility_is_restricted(model: type[Model], user: Actor) -> bool:
     """Whether some records of ``model`` may be hidden from ``user`` (so what names them must check)."""
     access = _access(model)
     return access is not None and not access.shared and not user_sees_everything(user)
@@ -283,7 +282,7 @@ def record_visibility_is_restricted(model: type[Model], user: User) -> bool:
 HIDDEN_RECORD = "a record you cannot see"
 
 
-def related_seen_annotations(model: type[Model], user: User, fields: tuple[str, ...]) -> dict[str, Any]:
+def related_seen_annotations(model: type[Model], user: Actor, fields: tuple[str, ...]) -> dict[str, Any]:
     """``<field>_seen`` annotations: whether ``user`` sees the record each relation in ``fields``
     points at, for a page listing ``model`` rows that would otherwise name them (only the relations
     whose records may be hidden from ``user`` get one)."""
@@ -304,11 +303,11 @@ def related_shown(record: Model, name: str) -> Model | str | None:
     return getattr(record, name) if getattr(record, f"{name}_seen", True) else HIDDEN_RECORD
 
 
-def record_is_visible(*, user: User, record: Model) -> bool:
+def record_is_visible(*, user: Actor, record: Model) -> bool:
     return record_visible_to(type(record), user).filter(pk=record.pk).exists()
 
 
-def record_is_changeable(*, user: User, record: Model) -> bool:
+def record_is_changeable(*, user: Actor, record: Model) -> bool:
     return record_editable_by(type(record), user).filter(pk=record.pk).exists()
 
 
@@ -320,7 +319,7 @@ register_record_access(Contact, visible_to=contact_visible_to, editable_by=conta
 # --- lists ----------------------------------------------------------------------------------------
 
 
-def lead_list(*, user: User, filters: Filters = None) -> QuerySet[Lead]:
+def lead_list(*, user: Actor, filters: Filters = None) -> QuerySet[Lead]:
     queryset = (
         lead_visible_to(user)
         .select_related("pipeline", "stage", "owner", "lost_reason", "score_breakdown")
@@ -330,7 +329,7 @@ def lead_list(*, user: User, filters: Filters = None) -> QuerySet[Lead]:
     return filter_queryset(LeadFilter, queryset, filters)
 
 
-def account_list(*, user: User, filters: Filters = None) -> QuerySet[Account]:
+def account_list(*, user: Actor, filters: Filters = None) -> QuerySet[Account]:
     queryset = account_annotate_aggregates(
         account_visible_to(user).select_related("owner", "parent").prefetch_related(tags_prefetch()),
         user=user,
@@ -338,30 +337,30 @@ def account_list(*, user: User, filters: Filters = None) -> QuerySet[Account]:
     return filter_queryset(AccountFilter, queryset, filters)
 
 
-def contact_list(*, user: User, filters: Filters = None) -> QuerySet[Contact]:
+def contact_list(*, user: Actor, filters: Filters = None) -> QuerySet[Contact]:
     queryset = contact_visible_to(user).select_related("account", "owner").prefetch_related(tags_prefetch())
     return filter_queryset(ContactFilter, queryset, filters)
 
 
-def pipeline_list(*, user: User, filters: Filters = None) -> QuerySet[Pipeline]:
+def pipeline_list(*, user: Actor, filters: Filters = None) -> QuerySet[Pipeline]:
     queryset = Pipeline.objects.prefetch_related(
         Prefetch("stages", queryset=Stage.objects.order_by("sequence", "id"))
     )
     return filter_queryset(PipelineFilter, queryset, filters)
 
 
-def stage_list(*, user: User, filters: Filters = None) -> QuerySet[Stage]:
+def stage_list(*, user: Actor, filters: Filters = None) -> QuerySet[Stage]:
     queryset = Stage.objects.select_related("pipeline").order_by(
         "pipeline__sequence", "pipeline_id", "sequence", "id"
     )
     return filter_queryset(StageFilter, queryset, filters)
 
 
-def tag_list(*, user: User, filters: Filters = None) -> QuerySet[Tag]:
+def tag_list(*, user: Actor, filters: Filters = None) -> QuerySet[Tag]:
     return filter_queryset(TagFilter, Tag.objects.all(), filters)
 
 
-def lost_reason_list(*, user: User, filters: Filters = None) -> QuerySet[LostReason]:
+def lost_reason_list(*, user: Actor, filters: Filters = None) -> QuerySet[LostReason]:
     return filter_queryset(LostReasonFilter, LostReason.objects.all(), filters)
 
 
@@ -482,7 +481,7 @@ def _kanban_first_cards(queryset: QuerySet, pipeline: Pipeline, limit: int) -> Q
 
 def lead_kanban(
     *,
-    user: User,
+    user: Actor,
     pipeline: Pipeline | None = None,
     filters: Filters = None,
     limit: int = KANBAN_DEFAULT_LIMIT,
@@ -516,7 +515,7 @@ def pipeline_kanban_cards(
 
 def lead_kanban_cards(
     *,
-    user: User,
+    user: Actor,
     stage: Stage,
     filters: Filters = None,
     offset: int = 0,
@@ -557,7 +556,7 @@ def _closed_at(record, entries) -> datetime.datetime:
     return closing[-1].changed_at if closing else record.updated_at
 
 
-def stage_history(*, user: User, record, now: datetime.datetime | None = None) -> StageHistory:
+def stage_history(*, user: Actor, record, now: datetime.datetime | None = None) -> StageHistory:
     """The stage history of a lead or an opportunity the caller has already been allowed to see."""
     now = now or timezone.now()
     entries = list(record.stage_changes.select_related("changed_by", "to_stage").order_by("changed_at", "id"))
@@ -580,3 +579,19 @@ def stage_history(*, user: User, record, now: datetime.datetime | None = None) -
         time_in_stage=now - entered,
         days_open=max((ended - started).days, 0),
     )
+
+
+# What converting a lead reuses instead of creating (sales.services.lead_convert, and the admin's
+# convert page that says beforehand what will happen): one rule for both.
+def conversion_account_match(lead: Lead) -> Account | None:
+    """The account named like the lead's company (case-insensitive, the oldest), if any."""
+    name = lead.company_name.strip()
+    return Account.objects.filter(name__iexact=name).order_by("id").first() if name else None
+
+
+def conversion_contact_match(lead: Lead) -> Contact | None:
+    """The contact with the lead's email (case-insensitive, the oldest), if any."""
+    email = lead.email.strip()
+    if not email:
+        return None
+    return Contact.objects.filter(email__iexact=email).select_related("account").order_by("id").first()

@@ -39,7 +39,6 @@ from crm.win_probability import (
 )
 
 M = TypeVar("M", bound=models.Model)
-User = AbstractBaseUser
 
 # ValidationError codes that mean "the request is valid but the record's state forbids it" (409).
 CLOSED = "closed"
@@ -101,6 +100,20 @@ def _m2m_change_reason(instance: models.Model, m2m: Mapping[str, Any]) -> str:
         if new != old:
             parts.append(f"{name}: {', '.join(old) or '(none)'} → {', '.join(new) or '(none)'}")
     return "; ".join(parts)
+
+
+def record_version(instance: models.Model) -> str:
+    """The version of a record a reader saw: when it was last saved. The API's ETag and the admin's
+    hidden ``loaded_version`` both name it, so a change based on an older version is refused."""
+    updated_at = getattr(instance, "updated_at", None)
+    return updated_at.isoformat() if updated_at else ""
+
+
+def record_stored_version(instance: models.Model) -> str | None:
+    """The stored version of ``instance`` (None once deleted), its row locked until the transaction
+    ends: no one can save it between this check and the caller's write."""
+    current = type(instance)._default_manager.select_for_update().filter(pk=instance.pk).first()
+    return None if current is None else record_version(current)
 
 
 def record_lock(instance: M) -> M:
@@ -223,7 +236,7 @@ def name_lock(kind: str, name: str) -> None:
 # --- pipeline records: the rules leads and opportunities share ------------------------------------
 
 
-def acting_user(user: Actor) -> User | None:
+def acting_user(user: Actor) -> AbstractBaseUser | None:
     """The user to credit with a change: nobody for the system or an anonymous caller."""
     return person(user)
 

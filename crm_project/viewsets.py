@@ -133,11 +133,10 @@ def crud_schema(noun: str, serializer_class: type[serializers.Serializer]) -> di
 # --- versions: ETag and If-Match --------------------------------------------------------------------
 
 
-def record_etag(instance: Model) -> str:
-    """A strong ETag for one version of a record: its id and when it was last saved."""
-    updated_at = getattr(instance, "updated_at", None)
-    stamp = updated_at.isoformat() if updated_at else ""
-    digest = hashlib.sha256(f"{instance._meta.label}:{instance.pk}:{stamp}".encode()).hexdigest()[:32]
+def record_etag(instance: Model, version: str | None = None) -> str:
+    """A strong ETag for one version of a record (crm.services.record_version, the admin's too)."""
+    version = services.record_version(instance) if version is None else version
+    digest = hashlib.sha256(f"{instance._meta.label}:{instance.pk}:{version}".encode()).hexdigest()[:32]
     return f'"{digest}"'
 
 
@@ -193,9 +192,9 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
         header = self.request.headers.get("If-Match")
         if not header:
             return
-        current = type(instance)._default_manager.select_for_update().filter(pk=instance.pk).first()
+        current = services.record_stored_version(instance)
         tags = _if_match_tags(header)
-        if current is None or ("*" not in tags and record_etag(current) not in tags):
+        if current is None or ("*" not in tags and record_etag(instance, current) not in tags):
             raise PreconditionFailed
 
     def retrieve(self, request, *args, **kwargs):

@@ -28,13 +28,13 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, TruncMonth, TruncQuarter
 
+from crm.actors import Actor
 from crm.filters import filter_queryset
 from crm.models import Pipeline, Stage
 from crm.selectors import (
     KANBAN_DEFAULT_LIMIT,
     Filters,
     KanbanBoard,
-    User,
     lead_visible_to,
     owned_records_visible_to,
     pipeline_for_board,
@@ -57,14 +57,14 @@ GroupBy = Literal["month", "quarter", "stage", "owner"]
 GROUP_BY_CHOICES = ("month", "quarter", "stage", "owner")
 
 
-def opportunity_visible_to(user: User) -> QuerySet[Opportunity]:
+def opportunity_visible_to(user: Actor) -> QuerySet[Opportunity]:
     return owned_records_visible_to(Opportunity.objects.all(), user)
 
 
 register_record_access(Opportunity, visible_to=opportunity_visible_to)
 
 
-def sales_team_visible_to(user: User) -> QuerySet[SalesTeam]:
+def sales_team_visible_to(user: Actor) -> QuerySet[SalesTeam]:
     """Every team for a CRM Admin or a superuser; else the teams ``user`` manages or belongs to."""
     if user_sees_everything(user):
         return SalesTeam.objects.all()
@@ -75,7 +75,7 @@ def sales_team_visible_to(user: User) -> QuerySet[SalesTeam]:
     return SalesTeam.objects.filter(pk__in=mine)
 
 
-def opportunity_list(*, user: User, filters: Filters = None) -> QuerySet[Opportunity]:
+def opportunity_list(*, user: Actor, filters: Filters = None) -> QuerySet[Opportunity]:
     queryset = (
         opportunity_visible_to(user)
         .select_related("pipeline", "stage", "account", "contact", "owner", "lost_reason")
@@ -87,7 +87,7 @@ def opportunity_list(*, user: User, filters: Filters = None) -> QuerySet[Opportu
 
 def opportunity_kanban(
     *,
-    user: User,
+    user: Actor,
     pipeline: Pipeline | None = None,
     filters: Filters = None,
     limit: int = KANBAN_DEFAULT_LIMIT,
@@ -132,7 +132,7 @@ def _group_key_and_label(group_by: GroupBy, value, labels: dict) -> tuple[Any, s
 
 def forecast(
     *,
-    user: User,
+    user: Actor,
     pipeline: Pipeline | None = None,
     owner: Any = None,
     date_from: datetime.date | None = None,
@@ -226,7 +226,7 @@ def _group_labels(group_by: GroupBy, values: list, pipeline: Pipeline | None) ->
 
 
 def dashboard(
-    *, user: User, pipeline: Pipeline | None = None, lead_totals: tuple[int, int] | None = None
+    *, user: Actor, pipeline: Pipeline | None = None, lead_totals: tuple[int, int] | None = None
 ) -> dict[str, Any]:
     """The back-office KPIs, for one pipeline or (by default) all of them.
 
@@ -319,7 +319,7 @@ class _PerGroup(ExpressionWrapper):
         return []
 
 
-def conversion_funnel(*, user: User, pipeline: Pipeline | None = None) -> list[dict[str, Any]]:
+def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[dict[str, Any]]:
     """Lead-to-deal funnel: leads → qualified → converted → won, counted by the database in one query.
 
     Qualified = converted, or open past the first open stage of its pipeline. Until stage history
@@ -405,7 +405,7 @@ def _percent(part: int, whole: int) -> float:
 
 
 def opportunity_recent_won(
-    *, user: User, pipeline: Pipeline | None = None, limit: int = 5
+    *, user: Actor, pipeline: Pipeline | None = None, limit: int = 5
 ) -> QuerySet[Opportunity]:
     """The last deals won, most recently closed first, with their account and owner."""
     queryset = opportunity_visible_to(user).filter(status=OpportunityStatus.WON)
@@ -416,7 +416,7 @@ def opportunity_recent_won(
 
 def opportunity_kanban_cards(
     *,
-    user: User,
+    user: Actor,
     stage: Stage,
     filters: Filters = None,
     offset: int = 0,

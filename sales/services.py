@@ -16,7 +16,7 @@ from django.utils import timezone
 from crm import rules
 from crm.actors import Actor, is_system
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage
-from crm.selectors import user_sees_everything
+from crm.selectors import conversion_account_match, conversion_contact_match, user_sees_everything
 from crm.services import (
     NO_WON_STAGE,
     NOT_REOPENABLE,
@@ -206,7 +206,7 @@ def _conversion_account(
     if not name:
         raise ValidationError({"create_account": "The lead has no company name to name a new account after."})
     name_lock("account", name)
-    existing = Account.objects.filter(name__iexact=name).order_by("id").first()
+    existing = conversion_account_match(lead)
     if existing is not None:
         return existing
     return account_create(user=user, data={"name": name, "owner": lead.owner})
@@ -238,7 +238,7 @@ def _conversion_contact(
         email = lead.email.strip()
         if email:
             name_lock("contact", email)
-            contact = Contact.objects.filter(email__iexact=email).order_by("id").first()
+            contact = conversion_contact_match(lead)
         if contact is None:
             first_name, last_name = (
                 _split_name(lead.contact_name) if lead.contact_name.strip() else (email, "")

@@ -1,10 +1,79 @@
-"""Shared fixtures: personas, the demo pipeline and API/admin clients."""
+"""Shared fixtures: the personas, the demo pipeline and API/admin clients.
+
+The personas, one meaning each in every suite:
+
+- ``owner`` and ``teammate``: Sales Reps of team West;
+- ``manager``: the Sales Manager of team West (sees and changes what owner and teammate own);
+- ``outsider``: a Sales Rep of team East (another team, managed by someone else);
+- ``crm_admin``: in the CRM Admin group (sees and changes every record);
+- ``superuser``: a Django superuser (``admin_user``, which ``admin_client`` logs in).
+
+``people`` gives them all plus one record of every kind owned by each (but the superuser) and one
+unowned; ``api_as(persona)`` and ``admin_as(persona)`` are API and admin clients logged in as one.
+"""
+
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.utils import timezone
+from rest_framework.test import APIClient
 
-from tests.factories import PipelineFactory, StageFactory
+from tests.factories import (
+    AccountFactory,
+    ActivityFactory,
+    ContactFactory,
+    LeadFactory,
+    OpportunityFactory,
+    PipelineFactory,
+    SalesTeam,
+    StageFactory,
+    UserFactory,
+)
+
+# The personas that own records (the superuser owns none).
+PERSONAS = ("owner", "teammate", "manager", "outsider", "crm_admin")
+
+
+def _user(username: str, group: str):
+    user = UserFactory(username=username)
+    user.groups.add(Group.objects.get(name=group))
+    return type(user).objects.get(pk=user.pk)
+
+
+def make_personas() -> SimpleNamespace:
+    """The record-owning personas and their teams (West: owner, teammate, managed by manager; East:
+    outsider, managed by east_manager). A plain function so module-scoped fixtures can call it."""
+    users = {
+        "owner": _user("owner", "Sales Rep"),
+        "teammate": _user("teammate", "Sales Rep"),
+        "manager": _user("west_manager", "Sales Manager"),
+        "outsider": _user("outsider_rep", "Sales Rep"),
+        "crm_admin": _user("crm_admin", "CRM Admin"),
+    }
+    west = SalesTeam.objects.create(name="West", manager=users["manager"])
+    west.members.add(users["owner"], users["teammate"])
+    east = SalesTeam.objects.create(name="East", manager=UserFactory(username="east_manager"))
+    east.members.add(users["outsider"])
+    return SimpleNamespace(users=users, teams={"West": west, "East": east})
+
+
+def make_records(owner, stages) -> SimpleNamespace:
+    """One account, contact, lead, deal and activity owned by ``owner``."""
+    account = AccountFactory(name=f"{owner.username} account", owner=owner)
+    contact = ContactFactory(first_name=owner.username, account=account, owner=owner)
+    lead = LeadFactory(name=f"{owner.username} lead", stage=stages["New"], owner=owner)
+    opportunity = OpportunityFactory(
+        name=f"{owner.username} deal", stage=stages["New"], account=account, owner=owner, amount=1000
+    )
+    activity = ActivityFactory(
+        subject=f"{owner.username} call", lead=lead, owner=owner, due_date=timezone.now()
+    )
+    return SimpleNamespace(
+        account=account, contact=contact, lead=lead, opportunity=opportunity, activity=activity
+    )
 
 # The backbone's real components (webhook receiver, Celery workers) and their fixtures.
 pytest_plugins = ["tests.backbone"]
@@ -25,6 +94,72 @@ def fresh_cache():
 @pytest.fixture
 def admin_user(db):
     return get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss-123!")
+
+
+@pytest.fixture
+def superuser(admin_user):
+    return admin_user
+
+
+@pytest.fixture
+def personas(db):
+    return make_personas()
+
+
+@pytest.fixture
+def owner(personas):
+    return personas.users["owner"]
+
+
+@pytest.fixture
+def teammate(personas):
+    return personas.users["teammate"]
+
+
+@pytest.fixture
+def manager(personas):
+    return personas.users["manager"]
+
+
+@pytest.fixture
+def outsider(personas):
+    return personas.users["outsider"]
+
+
+@pytest.fixture
+def crm_admin(personas):
+    return personas.users["crm_admin"]
+
+
+@pytest.fixture
+def people(personas, superuser, stages):
+    """``people.users[persona]`` (superuser included) and ``people.records[persona]`` (what that
+    persona owns); ``people.unowned`` are records without an owner."""
+    records = {name: make_records(user, stages) for name, user in personas.users.items()}
+    unowned = make_records(UserFactory(username="nobody"), stages)
+    for record in vars(unowned).values():
+        type(record).objects.filter(pk=record.pk).update(owner=None)
+    users = {**personas.users, "superuser": superuser}
+    return SimpleNamespace(users=users, records=records, unowned=unowned, stages=stages, teams=personas.teams)
+
+
+@pytest.fixture
+def api_as(people):
+    def client_for(persona: str) -> APIClient:
+        client = APIClient()
+        client.force_authenticate(people.users[persona])
+        return client
+
+    return client_for
+
+
+@pytest.fixture
+def admin_as(people, client):
+    def client_for(persona: str):
+        client.force_login(people.users[persona])
+        return client
+
+    return client_for
 
 
 @pytest.fixture

@@ -33,6 +33,35 @@ class Progress:
         self._flush = flush or (lambda: None)
         self.interactive = interactive
         self.enabled = enabled
+        self._current: _Phase | None = None
+
+    @classmethod
+    def to(cls, out, *, enabled: bool = True) -> "Progress":
+        """Progress written to a management command's ``self.stdout`` or ``self.stderr``."""
+        return cls(
+            lambda text: out.write(text, ending=""),
+            flush=out.flush,
+            interactive=out.isatty(),
+            enabled=enabled,
+        )
+
+    def __call__(self, label: str, done: int, total: int | None) -> None:
+        """The callback form the import engine and the export report through: ``done`` of ``total``
+        rows of ``label`` so far. A new label ends the previous phase; ``close`` ends the last."""
+        if self._current is not None and self._current.label != label:
+            self.close()
+        if self._current is None:
+            self._current = _Phase(self, label, total, "rows").__enter__()
+        phase = self._current
+        if total is not None:
+            phase.total = max(phase.total or 0, total)
+        if done > phase.done:
+            phase(done - phase.done)
+
+    def close(self) -> None:
+        phase, self._current = self._current, None
+        if phase is not None:
+            phase.__exit__(None, None, None)
 
     def phase(self, label: str, total: int | None, unit: str = "rows") -> "_Phase":
         """A phase of ``total`` units of work; ``None`` when the count is known only at the end."""

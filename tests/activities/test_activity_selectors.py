@@ -9,8 +9,7 @@ from django.utils import timezone
 
 from activities.selectors import activity_agenda, activity_calendar, activity_next_by_record
 from crm.models import Lead
-from sales.models import SalesTeam
-from tests.factories import ActivityFactory, LeadFactory, UserFactory
+from tests.factories import ActivityFactory, LeadFactory, SalesTeam, UserFactory
 
 
 @pytest.mark.django_db

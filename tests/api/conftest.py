@@ -1,7 +1,9 @@
-"""API personas and helpers: a manager with every permission, a viewer, an outsider, anonymous."""
+"""API clients and helpers. ``api`` is an API client as the ``crm_admin`` persona (tests/conftest.py);
+besides the personas: ``no_permission_api`` (logged in, no CRM permission), ``read_only_api`` (may view
+everything, change nothing) and ``anon`` (not logged in)."""
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
@@ -20,21 +22,11 @@ def grant(user, *codenames: str):
 
 
 @pytest.fixture
-def manager(db):
-    """A staff user with every model permission (a superuser short-circuits the permission checks),
-    in the CRM Admin group so every record is visible (visibility is tested in tests/security)."""
-    user = UserFactory(username="manager")
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label__in=["crm", "sales", "activities"])
-    )
-    user.groups.add(Group.objects.get(name="CRM Admin"))
-    return type(user).objects.get(pk=user.pk)
-
-
-@pytest.fixture
-def api(manager):
+def api(crm_admin):
+    """The CRM Admin sees every record and holds every model permission (visibility by role is
+    tested in tests/security)."""
     client = APIClient()
-    client.force_authenticate(manager)
+    client.force_authenticate(crm_admin)
     return client
 
 
@@ -44,17 +36,17 @@ def anon():
 
 
 @pytest.fixture
-def outsider(db):
+def no_permission_api(db):
     """Logged in, but without any CRM permission."""
     client = APIClient()
-    client.force_authenticate(UserFactory(username="outsider"))
+    client.force_authenticate(UserFactory(username="no_permissions"))
     return client
 
 
 @pytest.fixture
-def viewer(db):
+def read_only_api(db):
     """May read everything, change nothing."""
-    user = UserFactory(username="viewer")
+    user = UserFactory(username="read_only")
     user = grant(
         user,
         *(

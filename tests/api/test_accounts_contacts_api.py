@@ -20,7 +20,7 @@ def names(response, key="name") -> list[str]:
 
 
 @pytest.mark.django_db
-def test_create_account(api, manager):
+def test_create_account(api, crm_admin):
     parent = AccountFactory(name="Holding")
     tag = TagFactory()
 
@@ -46,7 +46,7 @@ def test_create_account(api, manager):
         "Acme",
         parent.pk,
         "Holding",
-        manager.pk,
+        crm_admin.pk,
     )
     assert (body["annual_revenue"], body["contact_count"], body["open_value"], body["won_value"]) == (
         "1000000.00",
@@ -160,7 +160,7 @@ def test_account_filters_search_ordering(api):
 
 
 @pytest.mark.django_db
-def test_create_contact(api, manager):
+def test_create_contact(api, crm_admin):
     account = AccountFactory(name="Acme")
 
     response = api.post(
@@ -187,7 +187,7 @@ def test_create_contact(api, manager):
         account.pk,
         "Acme",
         True,
-        manager.pk,
+        crm_admin.pk,
     )
     assert Contact.objects.get().account == account
 

@@ -16,7 +16,7 @@ def subjects(response) -> list[str]:
 
 
 @pytest.mark.django_db
-def test_create_activity_on_a_lead(api, manager, stages):
+def test_create_activity_on_a_lead(api, crm_admin, stages):
     lead = LeadFactory()
 
     response = api.post(
@@ -53,7 +53,7 @@ def test_create_activity_on_a_lead(api, manager, stages):
     assert (body["lead_id"], body["status"], body["owner_username"], body["completed_at"]) == (
         lead.pk,
         "scheduled",
-        "manager",
+        "crm_admin",
         None,
     )
     assert Activity.objects.get().lead == lead

@@ -86,22 +86,22 @@ def test_writes_without_credentials_are_401_and_change_nothing(anon, records, me
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", READS)
-def test_reads_without_the_view_permission_are_403(outsider, records, path):
-    response = outsider.get(url(path.format(**records)))
+def test_reads_without_the_view_permission_are_403(no_permission_api, records, path):
+    response = no_permission_api.get(url(path.format(**records)))
     assert response.status_code == 403
     assert response.json() == {"detail": "You do not have permission to perform this action."}
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", READS)
-def test_a_viewer_reads_everything(viewer, records, path):
-    assert viewer.get(url(path.format(**records))).status_code == 200
+def test_a_viewer_reads_everything(read_only_api, records, path):
+    assert read_only_api.get(url(path.format(**records))).status_code == 200
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("method", "path"), WRITES)
-def test_a_viewer_writes_nothing(viewer, records, method, path):
-    response = getattr(viewer, method)(
+def test_a_viewer_writes_nothing(read_only_api, records, method, path):
+    response = getattr(read_only_api, method)(
         url(path.format(**records)), {"name": "x", "stage_id": records["stage"]}
     )
     assert response.status_code == 403
@@ -126,8 +126,8 @@ def test_each_write_needs_its_own_model_permission(records, method, perm, status
 
 
 @pytest.mark.django_db
-def test_token_authentication(records, manager):
-    token = Token.objects.create(user=manager)
+def test_token_authentication(records, crm_admin):
+    token = Token.objects.create(user=crm_admin)
     client = APIClient()
 
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
@@ -140,9 +140,9 @@ def test_token_authentication(records, manager):
 
 
 @pytest.mark.django_db
-def test_session_authentication_with_csrf(records, manager):
+def test_session_authentication_with_csrf(records, crm_admin):
     client = APIClient(enforce_csrf_checks=True)
-    client.force_login(manager)
+    client.force_login(crm_admin)
 
     assert client.get(url("leads/")).status_code == 200
     response = client.post(url("leads/"), {"name": "x"})

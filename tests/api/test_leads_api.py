@@ -56,7 +56,7 @@ LEAD_FIELDS = {
 
 
 @pytest.mark.django_db
-def test_create_lead_with_defaults(api, manager, stages, pipeline):
+def test_create_lead_with_defaults(api, crm_admin, stages, pipeline):
     tag = TagFactory(name="Hot")
 
     response = api.post(
@@ -72,9 +72,13 @@ def test_create_lead_with_defaults(api, manager, stages, pipeline):
     assert (body["pipeline_id"], body["pipeline_name"]) == (pipeline.pk, "Sales")
     assert (body["stage_id"], body["stage_name"], body["probability"]) == (stages["New"].pk, "New", 10)
     assert (body["status"], body["priority"], body["expected_revenue"]) == ("open", "medium", "1500.50")
-    assert (body["owner_id"], body["owner_username"], body["tags"]) == (manager.pk, "manager", [tag.pk])
+    assert (body["owner_id"], body["owner_username"], body["tags"]) == (crm_admin.pk, "crm_admin", [tag.pk])
     assert body["converted_opportunity_id"] is None
-    assert (lead.owner, lead.expected_revenue, list(lead.tags.all())) == (manager, Decimal("1500.50"), [tag])
+    assert (lead.owner, lead.expected_revenue, list(lead.tags.all())) == (
+        crm_admin,
+        Decimal("1500.50"),
+        [tag],
+    )
 
 
 @pytest.mark.django_db

@@ -60,7 +60,7 @@ def names(response) -> list[str]:
 
 
 @pytest.mark.django_db
-def test_create_opportunity(api, manager, stages):
+def test_create_opportunity(api, crm_admin, stages):
     account = AccountFactory(name="Acme")
     contact = ContactFactory(first_name="Ann", last_name="Lee", account=account)
     tag = TagFactory()
@@ -91,7 +91,7 @@ def test_create_opportunity(api, manager, stages):
         "1200.00",
         "120.00",
         "open",
-        manager.pk,
+        crm_admin.pk,
     )
     opportunity = Opportunity.objects.get()
     assert (opportunity.account, opportunity.contact, opportunity.amount) == (
@@ -563,6 +563,8 @@ def test_dashboard_bad_pipeline_is_400(api, pipeline):
 
 
 @pytest.mark.django_db
-def test_dashboard_needs_view_permission_on_leads_and_opportunities(outsider, viewer, pipeline):
-    assert outsider.get(url("dashboard/")).status_code == 403
-    assert viewer.get(url("dashboard/")).status_code == 200
+def test_dashboard_needs_view_permission_on_leads_and_opportunities(
+    no_permission_api, read_only_api, pipeline
+):
+    assert no_permission_api.get(url("dashboard/")).status_code == 403
+    assert read_only_api.get(url("dashboard/")).status_code == 200

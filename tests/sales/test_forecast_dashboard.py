@@ -7,9 +7,15 @@ import pytest
 
 from crm.actors import SYSTEM
 from sales import selectors, services
-from sales.models import SalesTeam
 from sales.services import lead_convert
-from tests.factories import LeadFactory, OpportunityFactory, PipelineFactory, StageFactory, UserFactory
+from tests.factories import (
+    LeadFactory,
+    OpportunityFactory,
+    PipelineFactory,
+    SalesTeam,
+    StageFactory,
+    UserFactory,
+)
 
 D = Decimal
 

@@ -15,10 +15,10 @@ SEES = {
     "teammate": {"teammate"},
     "manager": {"manager", "owner", "teammate"},
     "outsider": {"outsider"},
-    "admin": {"owner", "teammate", "manager", "outsider", "admin"},
+    "crm_admin": {"owner", "teammate", "manager", "outsider", "crm_admin"},
 }
 # Who may change the owner's account and contact: the owner's team and a CRM Admin.
-EDITS_SHARED = {"owner": True, "teammate": True, "manager": True, "outsider": False, "admin": True}
+EDITS_SHARED = {"owner": True, "teammate": True, "manager": True, "outsider": False, "crm_admin": True}
 
 OWNED = {"leads": "lead", "opportunities": "opportunity", "activities": "activity"}
 SHARED = {"accounts": "account", "contacts": "contact"}
@@ -214,7 +214,7 @@ def test_an_activity_cannot_be_logged_on_a_lead_the_rep_does_not_see(people, api
         ("owner", "outsider", False),
         ("manager", "outsider", False),
         ("manager", "teammate", True),
-        ("admin", "outsider", True),
+        ("crm_admin", "outsider", True),
     ],
 )
 def test_a_new_record_goes_only_to_someone_in_the_creators_team(people, api_as, persona, new_owner, allowed):
@@ -239,7 +239,7 @@ def test_a_new_record_goes_only_to_someone_in_the_creators_team(people, api_as, 
         ("owner", None, 400),
         ("manager", "teammate", 200),  # the team's manager may
         ("manager", "outsider", 400),  # but not outside the team
-        ("admin", "outsider", 200),
+        ("crm_admin", "outsider", 200),
     ],
 )
 def test_only_managers_and_admins_reassign_an_owned_record(people, api_as, persona, new_owner, expected):
@@ -322,7 +322,7 @@ def test_an_import_changes_only_accounts_the_importers_team_may_change(people, a
         ("owner", "owner", True),
         ("owner", "outsider", False),
         ("manager", "teammate", True),
-        ("admin", "outsider", True),
+        ("crm_admin", "outsider", True),
     ],
 )
 def test_an_imports_owner_column_follows_the_owner_rule(people, api_as, persona, owner, allowed):

@@ -25,9 +25,14 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from sales.models import SalesTeam
-from tests.factories import LostReasonFactory, PipelineFactory, StageFactory, TagFactory, UserFactory
-from tests.security.conftest import _records, _user
+from tests.conftest import make_personas, make_records
+from tests.factories import (
+    LostReasonFactory,
+    PipelineFactory,
+    SalesTeam,
+    StageFactory,
+    TagFactory,
+)
 
 # Who tries: the CRM Admin may act on every record, so the crawl is about the others. Each tries the
 # records of another team: the West personas the outsider's, the outsider (team East) the owner's.
@@ -83,23 +88,14 @@ def _stages():
 
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker):
-    """The personas of tests/security/conftest.py with their records, made once and rolled back after
+    """The personas of tests/conftest.py with their records, made once and rolled back after
     the module; each test runs in a savepoint inside it (pytest-django's ``db``)."""
     hasher = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     with django_db_blocker.unblock(), override_settings(PASSWORD_HASHERS=hasher), transaction.atomic():
         stages = _stages()
-        users = {
-            "owner": _user("owner", "Sales Rep"),
-            "teammate": _user("teammate", "Sales Rep"),
-            "manager": _user("west_manager", "Sales Manager"),
-            "outsider": _user("outsider_rep", "Sales Rep"),
-            "admin": _user("crm_admin", "CRM Admin"),
-        }
-        west = SalesTeam.objects.create(name="West", manager=users["manager"])
-        west.members.add(users["owner"], users["teammate"])
-        east = SalesTeam.objects.create(name="East", manager=UserFactory(username="east_manager"))
-        east.members.add(users["outsider"])
-        records = {name: _records(user, stages) for name, user in users.items()}
+        personas = make_personas()
+        users, west, east = personas.users, personas.teams["West"], personas.teams["East"]
+        records = {name: make_records(user, stages) for name, user in users.items()}
         tag = TagFactory(name="Crawled")
         LostReasonFactory(name="Too expensive")
         yield SimpleNamespace(
@@ -336,7 +332,7 @@ def _latest_version(record):
 _FORMS: dict[tuple[str, str], dict] = {}
 
 
-def _admin_body(world, url, persona, shown_to="admin"):
+def _admin_body(world, url, persona, shown_to="crm_admin"):
     """The form ``shown_to`` (the CRM Admin: the record's page as someone allowed) is shown at ``url``,
     as the body of a change by ``persona``. Every test starts from the same rows: the form is read once."""
     if (shown_to, url) not in _FORMS:
@@ -518,7 +514,7 @@ def _config_object(world, persona, model):
     if model is SalesTeam:
         return other_team(world, persona)
     if model._meta.label_lower == "auth.user":
-        return world.users["admin"]
+        return world.users["crm_admin"]
     if model._meta.label_lower == "auth.group":
         return Group.objects.get(name="CRM Admin")
     return model._default_manager.order_by("pk").first()
@@ -623,7 +619,7 @@ def _record_api_cases(case_id, method, resource, tail):
                 if method == "PATCH":
                     return method, url, {next(f for f in CHANGED_FIELDS if hasattr(record, f)): f"by {p}"}
                 admin_api = APIClient()
-                admin_api.force_authenticate(w.users["admin"])
+                admin_api.force_authenticate(w.users["crm_admin"])
                 return method, url, with_change(admin_api.get(url).json(), p)
             action = sub.strip("/")
             if action == "reopen":
@@ -722,7 +718,7 @@ def _config_api_cases(case_id, method, resource, tail):
         if method == "DELETE":
             return method, url, None
         admin_api = APIClient()
-        admin_api.force_authenticate(w.users["admin"])
+        admin_api.force_authenticate(w.users["crm_admin"])
         return method, url, with_change(admin_api.get(url).json(), p)
 
     yield Case(case_id, "api", method, detail, persona_filter=lambda w, p: not _may(w, p, model, action))

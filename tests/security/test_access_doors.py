@@ -301,7 +301,8 @@ def test_activity_services_refuse_links_the_user_cannot_see(people):
 
 
 @pytest.mark.parametrize(
-    "persona,count,open_value", [("owner", 1, "1000.00"), ("outsider", 0, "0.00"), ("admin", 1, "1000.00")]
+    "persona,count,open_value",
+    [("owner", 1, "1000.00"), ("outsider", 0, "0.00"), ("crm_admin", 1, "1000.00")],
 )
 def test_api_account_aggregates_count_only_visible_deals(people, api_as, persona, count, open_value):
     """Issue 14 finding 6: an account's opportunity count and values sum only deals the reader sees."""
@@ -396,7 +397,7 @@ def test_admin_activity_export_does_not_name_leads_and_deals_the_viewer_cannot_s
         and owner.opportunity.name not in response.content.decode()
     )
     # A CRM Admin's export names them.
-    response = admin_as("admin").get(admin_url("activities.activity", "export"), {"format": "csv"})
+    response = admin_as("crm_admin").get(admin_url("activities.activity", "export"), {"format": "csv"})
     rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     row = next(r for r in rows if r["subject"] == "Peeking call")
     assert (row["lead"], row["opportunity"]) == (owner.lead.email, owner.opportunity.name)
@@ -411,7 +412,7 @@ def test_api_merges_a_parent_account_with_its_child_keeping_the_parent(people, a
     child = AccountFactory(name="Child Co", parent=parent)
     grandchild = AccountFactory(name="Grandchild Co", parent=child)
 
-    response = api_as("admin").post(
+    response = api_as("crm_admin").post(
         url("accounts/merge/"), {"ids": [parent.pk, child.pk], "survivor_id": parent.pk}, format="json"
     )
 
@@ -428,7 +429,7 @@ def test_merging_accounts_never_creates_a_cycle(people):
     middle = AccountFactory(name="Middle", parent=top)
     other = AccountFactory(name="Other", parent=middle)  # the survivor's grandchild
 
-    record_merge(records=[top, other], survivor=top, user=people.users["admin"])
+    record_merge(records=[top, other], survivor=top, user=people.users["crm_admin"])
 
     top.refresh_from_db()
     assert top.parent_id is None
@@ -441,7 +442,7 @@ def test_merging_an_account_whose_parent_descends_from_a_merged_one_breaks_no_hi
     middle = AccountFactory(name="Middle", parent=other)
     survivor = AccountFactory(name="Survivor", parent=middle)
 
-    record_merge(records=[survivor, other], survivor=survivor, user=people.users["admin"])
+    record_merge(records=[survivor, other], survivor=survivor, user=people.users["crm_admin"])
 
     survivor.refresh_from_db()
     middle.refresh_from_db()
@@ -455,7 +456,7 @@ def test_admin_merges_a_parent_account_with_its_child(people, admin_as):
     child = AccountFactory(name="Child Co", parent=parent)
     selection = {"action": "merge_selected", "_selected_action": [parent.pk, child.pk]}
 
-    response = admin_as("admin").post(
+    response = admin_as("crm_admin").post(
         admin_url("crm.account", "changelist"),
         {**selection, "apply": "1", "survivor": parent.pk},
         follow=True,

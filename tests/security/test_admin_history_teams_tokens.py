@@ -8,9 +8,8 @@ from rest_framework.authtoken.models import Token
 
 from crm import services
 from sales import services as sales_services
-from sales.models import SalesTeam
 from tests.admin.form_data import change_form_data
-from tests.factories import UserFactory
+from tests.factories import SalesTeam, UserFactory
 
 KINDS = {
     "lead": ("crm", "name"),
@@ -180,7 +179,9 @@ def test_team_services_refuse_a_sales_manager(people):
         sales_services.sales_team_create(user=manager, data={"name": "Mine", "manager": manager})
     with pytest.raises(ValidationError):
         sales_services.sales_team_delete(team=east, user=manager)
-    team = sales_services.sales_team_update(team=east, user=people.users["admin"], data={"manager": manager})
+    team = sales_services.sales_team_update(
+        team=east, user=people.users["crm_admin"], data={"manager": manager}
+    )
     assert team.manager == manager
 
 
@@ -202,7 +203,7 @@ def test_a_crm_admin_manages_teams(people, admin_as):
     """Issue 14 finding 3: team managers and members are for a CRM Admin (and superusers) to set."""
     east = SalesTeam.objects.get(name="East")
     newcomer = UserFactory(username="newcomer")
-    client = admin_as("admin")
+    client = admin_as("crm_admin")
     url = reverse("admin:sales_salesteam_change", args=[east.pk])
     data = change_form_data(client.get(url))
     data["manager"] = str(newcomer.pk)
@@ -217,7 +218,7 @@ def test_a_crm_admin_manages_teams(people, admin_as):
 @pytest.mark.django_db
 def test_a_crm_admin_views_adds_and_deletes_api_tokens(people, admin_as):
     """Issue 14 finding 7: the CRM Admin role could not open the API tokens page."""
-    client = admin_as("admin")
+    client = admin_as("crm_admin")
     rep = people.users["owner"]
 
     assert client.get(reverse("admin:authtoken_tokenproxy_changelist")).status_code == 200

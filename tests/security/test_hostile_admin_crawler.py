@@ -33,7 +33,6 @@ from django.urls.resolvers import RegexPattern
 from django.utils import timezone
 
 from crm.models import Lead
-from sales.models import SalesTeam
 from tests.factories import (
     AccountFactory,
     ActivityFactory,
@@ -42,6 +41,7 @@ from tests.factories import (
     LostReasonFactory,
     OpportunityFactory,
     PipelineFactory,
+    SalesTeam,
     StageFactory,
     TagFactory,
     UserFactory,

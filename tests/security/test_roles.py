@@ -3,8 +3,7 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from sales.models import SalesTeam
-from tests.factories import UserFactory
+from tests.factories import SalesTeam, UserFactory
 
 
 def perms(group_name):

@@ -7,8 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from crm.actors import SYSTEM
 from crm.importing import EXPORT_FORMATS, EXPORT_KINDS, export_queryset, export_schema
-
-from ._progress import Progress
+from crm.seeding.progress import Progress
 
 
 class Command(BaseCommand):
@@ -33,7 +32,9 @@ class Command(BaseCommand):
             raise CommandError("An XLSX export needs --output FILE.")
         queryset = export_schema(kind).model.objects.all()
         # Progress goes to stderr when the export itself goes to stdout.
-        progress = Progress(self.stdout if output else self.stderr, enabled=bool(output) and not no_progress)
+        progress = Progress.to(
+            self.stdout if output else self.stderr, enabled=bool(output) and not no_progress
+        )
         total = queryset.count() if progress.enabled else 0
         try:
             exported = export_queryset(

@@ -6,8 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from crm.actors import SYSTEM
 from crm.importing import IMPORT_KINDS, import_file
-
-from ._progress import Progress
+from crm.seeding.progress import Progress
 
 
 class Command(BaseCommand):
@@ -37,7 +36,7 @@ class Command(BaseCommand):
             handle = open(file, "rb")  # noqa: SIM115 - closed below, after the size check
         except OSError as exc:
             raise CommandError(f"Cannot open {file}: {exc.strerror}.") from None
-        progress = Progress(self.stdout, enabled=not no_progress and options["verbosity"] > 0)
+        progress = Progress.to(self.stdout, enabled=not no_progress and options["verbosity"] > 0)
         with handle:
             try:
                 result = import_file(

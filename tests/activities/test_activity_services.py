@@ -1,0 +1,200 @@
+"""Activity services (activities/services.py): what logging, changing and deleting an activity does, and
+who may link it to what. The personas are those of tests/conftest.py."""
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+
+from activities.models import Activity, ActivityStatus
+from activities.services import activity_create, activity_delete, activity_update
+from crm.actors import SYSTEM
+from crm.models import Lead, ScoringRule
+
+pytestmark = pytest.mark.django_db
+
+LINKS = ("lead", "opportunity", "contact", "account")
+# Leads and deals are seen by their owner's team only; accounts and contacts by everyone.
+PRIVATE_LINKS = ("lead", "opportunity")
+SHARED_LINKS = ("contact", "account")
+
+
+def call(**data):
+    return {"subject": "Call", "activity_type": "call", **data}
+
+
+@pytest.fixture
+def recent_activity_rule(db):
+    """Only one scoring rule: 15 points for an activity in the last 7 days."""
+    ScoringRule.objects.all().delete()
+    ScoringRule.objects.create(criterion="recent_activity", value="7", points=15)
+
+
+def test_a_new_activity_belongs_to_its_author(people):
+    activity = activity_create(user=people.users["owner"], data=call(lead=people.records["owner"].lead))
+
+    assert activity.owner == people.users["owner"]
+    assert Activity.objects.get(pk=activity.pk).lead == people.records["owner"].lead
+
+
+def test_a_new_activity_logged_as_completed_gets_its_completion_time(people):
+    activity = activity_create(
+        user=people.users["owner"],
+        data=call(status=ActivityStatus.COMPLETED, lead=people.records["owner"].lead),
+    )
+
+    assert Activity.objects.get(pk=activity.pk).completed_at is not None
+
+
+@pytest.mark.parametrize("link", PRIVATE_LINKS)
+def test_an_activity_is_not_logged_on_a_record_its_author_cannot_see(people, link):
+    foreign = getattr(people.records["outsider"], link)
+
+    with pytest.raises(ValidationError) as refused:
+        activity_create(user=people.users["owner"], data=call(**{link: foreign}))
+
+    assert list(refused.value.error_dict) == [link]
+    assert not Activity.objects.filter(subject="Call").exists()
+
+
+@pytest.mark.parametrize("link", SHARED_LINKS)
+def test_an_activity_may_be_logged_on_another_teams_account_or_contact(people, link):
+    record = getattr(people.records["outsider"], link)
+
+    activity = activity_create(user=people.users["owner"], data=call(**{link: record}))
+
+    assert getattr(activity, f"{link}_id") == record.pk
+
+
+@pytest.mark.parametrize("link", LINKS)
+def test_a_manager_logs_activities_on_the_records_of_the_team(people, link):
+    record = getattr(people.records["owner"], link)
+
+    activity = activity_create(user=people.users["manager"], data=call(**{link: record}))
+
+    assert getattr(activity, f"{link}_id") == record.pk
+
+
+def test_the_system_may_link_any_record(people):
+    activity = activity_create(user=SYSTEM, data=call(lead=people.records["outsider"].lead))
+
+    assert (activity.lead, activity.owner) == (people.records["outsider"].lead, None)
+
+
+def test_a_rep_may_not_give_a_new_activity_to_another_team(people):
+    with pytest.raises(ValidationError) as refused:
+        activity_create(user=people.users["owner"], data=call(owner=people.users["outsider"]))
+
+    assert list(refused.value.error_dict) == ["owner"]
+
+
+def test_reopening_a_completed_activity_clears_its_completion_time(people):
+    activity = people.records["owner"].activity
+    activity = activity_update(
+        activity=activity, user=people.users["owner"], data={"status": ActivityStatus.COMPLETED}
+    )
+    assert activity.completed_at is not None
+
+    activity = activity_update(
+        activity=activity, user=people.users["owner"], data={"status": ActivityStatus.SCHEDULED}
+    )
+
+    assert Activity.objects.get(pk=activity.pk).completed_at is None
+
+
+def test_reopening_keeps_a_completion_time_the_caller_gives(people):
+    when = timezone.now().replace(microsecond=0)
+    activity = activity_update(
+        activity=people.records["owner"].activity,
+        user=people.users["owner"],
+        data={"status": ActivityStatus.COMPLETED, "completed_at": when},
+    )
+
+    activity = activity_update(
+        activity=activity,
+        user=people.users["owner"],
+        data={"status": ActivityStatus.SCHEDULED, "completed_at": when},
+    )
+
+    assert Activity.objects.get(pk=activity.pk).completed_at == when
+
+
+def test_the_manager_may_change_the_owners_activity(people):
+    activity = activity_update(
+        activity=people.records["owner"].activity, user=people.users["manager"], data={"description": "x"}
+    )
+
+    assert Activity.objects.get(pk=activity.pk).description == "x"
+
+
+@pytest.mark.parametrize("persona", ["teammate", "outsider"])
+def test_a_rep_may_not_change_an_activity_of_someone_else(people, persona):
+    """A rep sees only their own activities (tests/security), so may change no one else's."""
+    activity = people.records["owner"].activity
+
+    with pytest.raises(PermissionDenied):
+        activity_update(activity=activity, user=people.users[persona], data={"description": "x"})
+
+    assert Activity.objects.get(pk=activity.pk).description != "x"
+
+
+@pytest.mark.parametrize("link", PRIVATE_LINKS)
+def test_an_activity_is_not_moved_onto_a_record_its_editor_cannot_see(people, link):
+    activity = people.records["owner"].activity
+    before = getattr(Activity.objects.get(pk=activity.pk), f"{link}_id")
+
+    with pytest.raises(ValidationError) as refused:
+        activity_update(
+            activity=activity,
+            user=people.users["owner"],
+            data={link: getattr(people.records["outsider"], link)},
+        )
+
+    assert list(refused.value.error_dict) == [link]
+    assert getattr(Activity.objects.get(pk=activity.pk), f"{link}_id") == before
+
+
+def test_a_link_the_editor_cannot_see_may_stay_as_it_is(people):
+    """Only a changed link is checked: the owner edits their activity that a CRM Admin logged on
+    another team's lead, sending the form back with that lead unchanged."""
+    foreign = people.records["outsider"].lead
+    activity = activity_create(
+        user=people.users["crm_admin"], data=call(lead=foreign, owner=people.users["owner"])
+    )
+
+    activity = activity_update(
+        activity=activity, user=people.users["owner"], data={"lead": foreign, "description": "kept"}
+    )
+
+    assert (activity.lead_id, activity.description) == (foreign.pk, "kept")
+
+
+def test_a_rep_may_not_give_an_activity_to_another_team(people):
+    activity = people.records["owner"].activity
+
+    with pytest.raises(ValidationError) as refused:
+        activity_update(
+            activity=activity, user=people.users["owner"], data={"owner": people.users["outsider"]}
+        )
+
+    assert list(refused.value.error_dict) == ["owner"]
+    assert Activity.objects.get(pk=activity.pk).owner == people.users["owner"]
+
+
+def test_logging_and_deleting_an_activity_rescore_its_lead(people, recent_activity_rule):
+    lead = people.records["owner"].lead
+    activity = activity_create(user=people.users["owner"], data=call(lead=lead))
+    Activity.objects.exclude(pk=activity.pk).filter(lead=lead).delete()
+    assert Lead.objects.get(pk=lead.pk).score == 15
+
+    activity_delete(activity=activity, user=people.users["owner"])
+
+    assert not Activity.objects.filter(pk=activity.pk).exists()
+    assert Lead.objects.get(pk=lead.pk).score == 0
+
+
+def test_deleting_an_activity_without_a_lead(people):
+    activity = activity_create(user=people.users["owner"], data=call(account=people.records["owner"].account))
+
+    activity_delete(activity=activity, user=people.users["owner"])
+
+    assert not Activity.objects.filter(pk=activity.pk).exists()
