@@ -75,6 +75,7 @@ def make_records(owner, stages) -> SimpleNamespace:
         account=account, contact=contact, lead=lead, opportunity=opportunity, activity=activity
     )
 
+
 # The backbone's real components (webhook receiver, Celery workers) and their fixtures.
 pytest_plugins = ["tests.backbone"]
 
