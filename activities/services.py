@@ -62,6 +62,7 @@ def activity_update(*, activity: Activity, user: Actor, data: Mapping[str, Any])
 @transaction.atomic
 def activity_delete(*, activity: Activity, user: Actor) -> None:
     """Delete an activity; its lead loses the points the activity gave it (recent activity)."""
+    record_ensure_changeable(user=user, record=activity)
     lead_id = activity.lead_id
     record_delete(instance=activity, user=user)
     if lead_id:

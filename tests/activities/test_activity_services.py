@@ -198,3 +198,14 @@ def test_deleting_an_activity_without_a_lead(people):
     activity_delete(activity=activity, user=people.users["owner"])
 
     assert not Activity.objects.filter(pk=activity.pk).exists()
+
+
+@pytest.mark.parametrize("persona", ["teammate", "outsider"])
+def test_a_rep_may_not_delete_an_activity_of_someone_else(people, persona):
+    """The delete service checks the change rule itself, not only the API's and the admin's querysets."""
+    activity = people.records["owner"].activity
+
+    with pytest.raises(PermissionDenied):
+        activity_delete(activity=activity, user=people.users[persona])
+
+    assert Activity.objects.filter(pk=activity.pk).exists()
