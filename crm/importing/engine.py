@@ -11,17 +11,15 @@ Phases, each over the whole file:
    one transaction (see ``writing``).
 """
 
-import contextlib
-import itertools
 import logging
 import operator
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 
 from crm import selectors, services
@@ -38,7 +36,7 @@ from crm.win_probability import (
 
 from . import lookups, writing
 from .cells import KEEP, CellError, shown_value
-from .reading import ImportFileError, Table, open_table, read_upload
+from .reading import ImportFileError, ReadAhead, Table, open_table, read_upload
 from .result import CLEARED_LISTED, ClearedField, ImportResult, PreviewRow, RowError
 from .schemas import (
     CONVERTS,
@@ -65,6 +63,17 @@ SCORE_ATTNAMES = ("score", "score_breakdown_id")
 
 class _Rollback(Exception):
     pass
+
+
+class _ParsedBatch(NamedTuple):
+    """A batch of parsed rows from the read-ahead thread, with what the thread found while parsing it."""
+
+    rows: list  # (row number, values, natural key or None) of the good rows
+    errors: list  # RowError of the bad ones
+    read: int  # rows of the file read so far
+    new_tags: dict  # tags named so far that do not exist yet: lower-case name → name
+    last: bool
+    failure: ImportFileError | None  # the file turned out unreadable after these rows
 
 
 def normalise_header(cell) -> str:
@@ -125,14 +134,17 @@ def import_table(
     run = _Run(schema, table, result, default_owner, progress or (lambda phase, done, total: None))
     run.access = _Access(user, schema.kind)
     try:
-        if result.dry_run:
-            run.execute()
-        else:
-            with transaction.atomic():
-                writing.lock_for_import(schema)
+        try:
+            if result.dry_run:
                 run.execute()
-                if not result.ok:
-                    raise _Rollback
+            else:
+                with transaction.atomic():
+                    writing.lock_for_import(schema)
+                    run.execute()
+                    if not result.ok:
+                        raise _Rollback
+        finally:
+            run.close()  # the read-ahead thread, when the run stopped before the end of the file
     except _Rollback:
         result.committed = False
     except ImportFileError as exc:
@@ -213,6 +225,11 @@ class _Run:
         # (row number, id or None) of the rows whose won stage converts their lead after the write.
         self.converts: list[tuple[int, int | None]] = []
         self.new_ids: list[int] = []  # new records written after the streamed ones
+        self.reader: ReadAhead | None = None  # parses the rows on a worker thread (see read_ahead)
+        self.batches = iter(())
+        self.rows_read = 0
+        self.total = table.row_estimate
+        self.new_tags: dict[str, str] = {}  # tags the file named in the rows handed over so far
 
     def error(self, row: int, column: str, value, message: str) -> None:
         self.result.errors.append(RowError(row, column, shown_value(value), message))
@@ -279,9 +296,10 @@ class _Run:
         """(column names, every parsed row): see iter_rows."""
         return [name for _, name in columns], list(self.iter_rows(columns))
 
-    def iter_rows(self, columns: list[tuple[int, str]]):
+    def iter_rows(self, columns: list[tuple[int, str]], error=None):
         """Parse and check the rows one by one, yielding (row number, values, natural key or None) of
-        each good one (bad cells are reported); sets result.rows when the file is read."""
+        each good one; bad cells are reported to ``error`` (default: the result). Counts the rows read in
+        ``rows_read``. Pure Python: it runs on the read-ahead thread (see read_ahead)."""
         schema, table = self.schema, self.table
         names = [name for _, name in columns]
         parsers = [schema.parser(name, self.ctx) for name in names]
@@ -291,13 +309,10 @@ class _Run:
         named = {index for index, cell in enumerate(table.header) if normalise_header(cell)}
         key_position = names.index(schema.key) if schema.key in names else None
         first_row: dict[str, int] = {}  # natural key → the row that names it first
-        error = self.error
-        total = table.row_estimate
-        count = 0
+        error = error or self.error
+        self.rows_read = 0
         for number, cells in table.rows:
-            count += 1
-            if count % PROGRESS_EVERY == 0:
-                self.progress("validating", count, max(total, count))
+            self.rows_read += 1
             if len(cells) < width:
                 cells = cells + [""] * (width - len(cells))
             elif len(cells) > width and any(c not in (None, "") for c in cells[width:]):
@@ -340,8 +355,59 @@ class _Run:
                         )
                         continue
             yield (number, values, key)
-        self.result.rows = count
-        self.progress("validating", count, count)
+
+    def read_ahead(self, columns: list[tuple[int, str]], *, size: int, first: int) -> None:
+        """Start parsing the rows on a worker thread, in batches (the first of ``first`` rows, then of
+        ``size``) that take_batch() hands over. The worker touches no database: the parsers work on
+        what load_lookups() read. What it shares with this thread travels with each batch: the row
+        errors found, the rows read and the tags the file has named so far."""
+        schema_tags = self.ctx.new_tags  # filled by the tags parser, on the worker
+
+        def batches():
+            errors: list[RowError] = []
+
+            def error(row, column, value, message):
+                errors.append(RowError(row, column, shown_value(value), message))
+
+            def batch(rows, *, last=False, failure=None):
+                found = list(errors)
+                errors.clear()
+                return _ParsedBatch(rows, found, self.rows_read, dict(schema_tags), last, failure)
+
+            rows, limit = [], first
+            try:
+                for row in self.iter_rows(columns, error=error):
+                    rows.append(row)
+                    if len(rows) >= limit:
+                        yield batch(rows)
+                        rows, limit = [], size
+            except ImportFileError as exc:
+                yield batch(rows, last=True, failure=exc)  # the rows before it are reported too
+                return
+            yield batch(rows, last=True)
+
+        self.reader = ReadAhead(batches())
+        self.batches = iter(self.reader)
+
+    def take_batch(self) -> list | None:
+        """The next batch of parsed rows (possibly empty: the last one), or None when the file is read."""
+        parsed = next(self.batches, None)
+        if parsed is None:
+            return None
+        result = self.result
+        result.errors.extend(parsed.errors)
+        self.new_tags = parsed.new_tags
+        if parsed.last:
+            result.rows = parsed.read
+        self.progress("validating", parsed.read, parsed.read if parsed.last else max(self.total, parsed.read))
+        if parsed.failure is not None:
+            raise parsed.failure
+        return parsed.rows
+
+    def close(self) -> None:
+        """Stop the read-ahead thread, if the run ended before the file did."""
+        if self.reader is not None:
+            self.reader.close()
 
     # -- phase 3: keys --------------------------------------------------------------------------------
     def fetch_existing(self, keys: list[str], attnames: list[str]) -> dict[str, list[tuple]]:
@@ -408,18 +474,20 @@ class _Run:
             return
         self.load_lookups([name for _, name in columns])
         names = [name for _, name in columns]
-        # Without rules across rows (leads), a row is final as soon as it is resolved: on PostgreSQL
-        # the file is read, resolved and written in batches, the database writing one batch while the
-        # next is parsed and resolved. Otherwise the whole file is read first.
+        # The rows are parsed on a worker thread, a batch or two ahead (see read_ahead). Without rules
+        # across rows (leads), a row is final as soon as it is resolved: on PostgreSQL the file is
+        # resolved and written in batches, the next batch parsed while this thread writes one.
+        # Otherwise the whole file is read first.
         cross_row = schema.has_cross_row_rules
         streams = not cross_row and not result.dry_run and connection.vendor == "postgresql"
         if streams:
-            first = min(FIRST_STREAM_BATCH, STREAM_BATCH)
-            chunks = _batched(self.iter_rows(columns), STREAM_BATCH, first=first)
-            parsed = next(chunks, [])
+            self.read_ahead(columns, size=STREAM_BATCH, first=min(FIRST_STREAM_BATCH, STREAM_BATCH))
+            parsed = self.take_batch() or []
         else:
-            chunks = iter(())
-            parsed = list(self.iter_rows(columns))
+            self.read_ahead(columns, size=PROGRESS_EVERY, first=PROGRESS_EVERY)
+            parsed = []
+            while (batch := self.take_batch()) is not None:
+                parsed += batch
         if not parsed and result.rows == 0:
             result.file_errors.append("The file has a header row but no data rows.")
             return
@@ -540,13 +608,11 @@ class _Run:
 
         streamer = None
         if streams and not result.errors:
-            self.tag_ids = writing.ensure_tags(ctx.tags, ctx.new_tags)
-            self.references = writing.ReferenceChecks.for_model(connections[DEFAULT_DB_ALIAS], self.model)
+            self.tag_ids = writing.ensure_tags(ctx.tags, self.new_tags)
+            self.references = writing.ReferenceChecks.for_model(connection, self.model)
             self.references.start()
-            streamer = writing.BackgroundInserter(
-                # The connection itself, not the thread-local django.db.connection proxy: the worker
-                # thread must write in this transaction.
-                writing.writer_for(connections[DEFAULT_DB_ALIAS]),
+            streamer = writing.BatchInserter(
+                writing.writer_for(connection),
                 self.model,
                 insert_attnames,
                 now=now,
@@ -558,8 +624,7 @@ class _Run:
         key_name, finalize, error = schema.key, schema.finalize, self.error
         try:
             while parsed:
-                with streamer.reading() if streamer is not None else contextlib.nullcontext():
-                    prepare(parsed)
+                prepare(parsed)
                 for position, (number, values, key) in enumerate(parsed):
                     parsed[position] = None  # free the parsed cells as the rows are resolved
                     rec = dict(zip(field_attnames, values, strict=True))
@@ -629,19 +694,18 @@ class _Run:
                         continue
                     classify(number, pk, row, tags, old)
                 if streamer is not None and not result.errors:
-                    streamer.submit(self.with_breakdown_ids(inserts, turn=streamer.reading))
+                    # Written while the worker parses the next batch.
+                    streamer.write(self.with_breakdown_ids(inserts))
                     self.progress("writing", result.new, result.new + result.updated)
                     inserts = []
-                parsed = next(chunks, [])
-                if streamer is not None and not result.errors and set(ctx.new_tags) - set(self.tag_ids):
-                    # Tags first named in this batch: created while the writer waits (one connection).
-                    streamer.wait_idle()
-                    new = {k: v for k, v in ctx.new_tags.items() if k not in self.tag_ids}
+                parsed = (self.take_batch() or []) if streams else []
+                if streamer is not None and not result.errors and set(self.new_tags) - set(self.tag_ids):
+                    # Tags first named in this batch, created before its rows are linked to them.
+                    new = {k: v for k, v in self.new_tags.items() if k not in self.tag_ids}
                     with self.references.paused():  # a tag is written with its triggers
                         self.tag_ids.update(writing.ensure_tags({}, new))
         finally:
             if streamer is not None:
-                streamer.finish(raise_error=not result.errors)
                 self.streamed_ids = streamer.ids
 
         if cross_row:
@@ -705,14 +769,13 @@ class _Run:
                 for message in exc.messages:
                     self.error(number_of.get(pk, 0), "stage", lead.stage.name, f"Cannot convert: {message}")
 
-    def with_breakdown_ids(self, pairs: list[tuple[tuple, object]], turn=contextlib.nullcontext) -> list:
+    def with_breakdown_ids(self, pairs: list[tuple[tuple, object]]) -> list:
         """(row, x) pairs whose rows end with a score breakdown's lines, with its stored id instead (the
-        breakdowns not stored yet are stored first, in ``turn``). Unchanged for models without scores."""
+        breakdowns not stored yet are stored first). Unchanged for models without scores."""
         if self.breakdowns is None or not pairs:
             return pairs
         if self.breakdowns.missing(row[-1] for row, _ in pairs):
-            with turn():
-                self.breakdowns.store(row[-1] for row, _ in pairs)
+            self.breakdowns.store(row[-1] for row, _ in pairs)
         ids = self.breakdowns.ids
         return [((*row[:-1], ids[row[-1]]), x) for row, x in pairs]
 
@@ -797,16 +860,6 @@ def _without_pending(row: tuple, index: int, ref, pending: list) -> tuple:
         pending.append((ref, row[index].key))
         return (*row[:index], None, *row[index + 1 :])
     return row
-
-
-def _batched(iterable, size: int, *, first: int | None = None):
-    """Lists of ``size`` items of ``iterable`` (the first has ``first`` items if given; the last may be
-    shorter)."""
-    iterator = iter(iterable)
-    batch = list(itertools.islice(iterator, first or size))
-    while batch:
-        yield batch
-        batch = list(itertools.islice(iterator, size))
 
 
 def _may_keep(field) -> bool:

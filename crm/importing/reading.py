@@ -6,8 +6,11 @@ problem with the file as a whole raises ``ImportFileError`` before any row is lo
 """
 
 import codecs
+import contextlib
 import csv
 import io
+import queue
+import threading
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -214,3 +217,59 @@ def _open_xlsx(data: bytes) -> Table:
             workbook.close()
 
     return Table("xlsx", header, rows(), max(estimate, 1))
+
+
+class ReadAhead:
+    """The items of ``items`` made on a worker thread, at most ``depth`` ahead of the reader.
+
+    The import parses a file's rows here while its own thread writes the rows before them. The worker
+    runs pure Python (cell parsers built beforehand from data already in memory) and never touches the
+    database: every query of an import runs on the import's thread and connection. Python runs one
+    thread at a time, so the overlap is with the database: the worker parses while the import's thread
+    waits for a statement. An exception of the worker is raised in the reader, after the items before it.
+    """
+
+    _END = object()
+
+    def __init__(self, items: Iterator, *, depth: int = 2, name: str = "crm-import-reader"):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)  # bounds memory: the worker waits
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, args=(items,), name=name, daemon=True)
+        self._thread.start()
+
+    def __iter__(self):
+        while True:
+            item, error = self._queue.get()
+            if item is self._END:
+                self._thread.join()
+                if error is not None:
+                    raise error
+                return
+            yield item
+
+    def close(self) -> None:
+        """Stop the worker (if the reader stops early) and wait for it."""
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)  # a worker waiting to hand over an item sees the stop
+        self._thread.join()
+
+    def _work(self, items) -> None:
+        try:
+            for item in items:
+                if not self._put((item, None)):
+                    return
+        except BaseException as exc:  # handed to the reader
+            self._put((self._END, exc))
+        else:
+            self._put((self._END, None))
+
+    def _put(self, entry) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False

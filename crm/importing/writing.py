@@ -8,14 +8,11 @@ several times faster for large files.
 
 import contextlib
 import json
-import queue
-import threading
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, transaction
-from django.db import connection as default_connection
 from django.db.models import JSONField
 from django.db.models.functions import Lower
 
@@ -71,9 +68,7 @@ def stage_history_model(model):
         return None
 
 
-def record_stage_history(
-    model, *, new_ids: list[int], moves: list[tuple[int, int, int]], user, now, db_connection=None
-) -> None:
+def record_stage_history(model, *, new_ids: list[int], moves: list[tuple[int, int, int]], user, now) -> None:
     """Record in bulk what an import did to stages, as the services do one record at a time.
 
     Each new record enters its stage (one INSERT ... SELECT per chunk of ids); each ``moves`` item
@@ -82,7 +77,6 @@ def record_stage_history(
     history = stage_history_model(model)
     if history is None or not (new_ids or moves):
         return
-    connection = db_connection or default_connection  # the background inserter passes its own
     user_id = user.pk if user is not None and user.is_authenticated else None
     meta, quote = history._meta, connection.ops.quote_name
     columns = ", ".join(quote(meta.get_field(a).column) for a in STAGE_CHANGE_ATTNAMES)
@@ -329,54 +323,9 @@ def writer_for(db_connection):
     return (PostgresWriter if db_connection.vendor == "postgresql" else DjangoWriter)(db_connection)
 
 
-class Turns:
-    """Who uses a connection shared by two threads next. The engine's reads go before the writer's next
-    statement, so the engine resolves a batch while the database is still writing the one before:
-    otherwise its queries wait for a whole batch's COPY, and the writer then waits for the engine.
-
-    ``engine()`` and ``writer()`` are context managers around statements; psycopg serialises the
-    statements either way, so a statement outside them is still safe, only not given way to.
-    """
-
-    def __init__(self):
-        self._changed = threading.Condition()
-        self._busy = False
-        self._engine_waiting = 0
-
-    @contextlib.contextmanager
-    def engine(self):
-        with self._changed:
-            self._engine_waiting += 1
-            self._changed.wait_for(lambda: not self._busy)
-            self._engine_waiting -= 1
-            self._busy = True
-        try:
-            yield
-        finally:
-            self._release()
-
-    @contextlib.contextmanager
-    def writer(self):
-        with self._changed:
-            self._changed.wait_for(lambda: not self._busy and not self._engine_waiting)
-            self._busy = True
-        try:
-            yield
-        finally:
-            self._release()
-
-    def _release(self):
-        with self._changed:
-            self._busy = False
-            self._changed.notify_all()
-
-
 class DjangoWriter:
-    def __init__(self, db_connection, turn=contextlib.nullcontext):
-        # Held explicitly: the background inserter uses it from another thread, where
-        # django.db.connection would be a different connection outside this transaction.
+    def __init__(self, db_connection):
         self.connection = db_connection
-        self.turn = turn  # entered around each statement (Turns.writer when on the background thread)
 
     def insert(self, model, attnames, rows, *, now, owner_id=None, progress=None) -> list[int]:
         extra = {"owner_id": owner_id} if owner_id is not None else {}
@@ -438,8 +387,6 @@ class DjangoWriter:
 class PostgresWriter(DjangoWriter):
     """COPY for inserts, updates and tag links: the rows are already valid, so stream them."""
 
-    COPY_ROWS = 4_000  # rows a COPY statement of new rows takes: another thread's reads fit between two
-
     def insert(self, model, attnames, rows, *, now, owner_id=None, progress=None) -> list[int]:
         if not rows:
             return []
@@ -451,7 +398,7 @@ class PostgresWriter(DjangoWriter):
         columns = [meta.pk.column] + [meta.get_field(a).column for a in attnames] + list(constants)
         tail = tuple(constants.values())
         rows = _json_as_text(meta, attnames, rows)
-        with self.turn(), self.connection.cursor() as cursor:
+        with self.connection.cursor() as cursor:
             # Ids come from the table's sequence up front, so tag links need no RETURNING.
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -459,14 +406,12 @@ class PostgresWriter(DjangoWriter):
             )
             ids = [pk for (pk,) in cursor.fetchall()]
         sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
-        for start in range(0, len(rows), self.COPY_ROWS):
-            with self.turn(), self.connection.cursor() as cursor, cursor.copy(sql) as copy:
-                write_row = copy.write_row
-                end = start + self.COPY_ROWS
-                for pk, row in zip(ids[start:end], rows[start:end], strict=True):
-                    write_row((pk, *row, *tail))
-            if progress:
-                progress(min(start + self.COPY_ROWS, len(rows)))
+        with self.connection.cursor() as cursor, cursor.copy(sql) as copy:
+            write_row = copy.write_row
+            for pk, row in zip(ids, rows, strict=True):
+                write_row((pk, *row, *tail))
+        if progress:
+            progress(len(rows))
         return ids
 
     def update(self, model, attnames, rows, *, now, progress=None) -> None:
@@ -497,7 +442,7 @@ class PostgresWriter(DjangoWriter):
     def set_tags(self, model, cleared_ids, links) -> None:
         through, fk = tag_through(model)
         table, quote = through._meta.db_table, self.connection.ops.quote_name
-        with self.turn(), self.connection.cursor() as cursor:
+        with self.connection.cursor() as cursor:
             if cleared_ids:
                 cursor.execute(f"DELETE FROM {quote(table)} WHERE {quote(fk)} = ANY(%s)", [list(cleared_ids)])
             if links:
@@ -534,22 +479,16 @@ def _json_as_text(meta, attnames, rows):
     return converted
 
 
-class BackgroundInserter:
-    """Inserts batches of new rows (and their tag links) on a worker thread, on the same connection and
-    in the same transaction, so PostgreSQL inserts and checks foreign keys while the engine resolves the
-    next rows on the other core. Used for files whose rows need no rule across rows (leads).
-    """
+class BatchInserter:
+    """Inserts the new rows of a file a batch at a time as the engine resolves them, with their tag
+    links and stage-history entries. Used for files whose rows need no rule across rows (leads): the
+    database writes one batch while the read-ahead thread parses the next rows."""
 
     def __init__(self, writer: "PostgresWriter", model, attnames, *, now, owner_id, tag_ids, user=None):
         self.writer, self.model, self.attnames = writer, model, attnames
-        self.turns = Turns()
-        writer.turn = self.turns.writer
         self.now, self.owner_id, self.tag_ids, self.user = now, owner_id, tag_ids, user
         self.connection = writer.connection
-        self.error: BaseException | None = None
-        self.written = 0
         self.ids: list[int] = []
-        self.batches: queue.Queue = queue.Queue(maxsize=2)  # bounds memory: the engine waits for the worker
         # Each new record enters its stage: written from the rows in hand, with the stages' names.
         self.stage_index = None
         self.stage_names = {}
@@ -557,82 +496,30 @@ class BackgroundInserter:
             self.stage_index = attnames.index("stage_id")
             self.stage_names = dict(Stage.objects.values_list("id", "name"))
         self.user_id = user.pk if user is not None and user.is_authenticated else None
-        with self.connection.cursor() as cursor:
-            # Foreign keys are checked as each batch lands, overlapping the engine, not all at commit.
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        self.connection.inc_thread_sharing()
-        self.thread = threading.Thread(target=self._work, name="crm-import-writer", daemon=True)
-        self.thread.start()
 
-    def submit(self, batch: list[tuple[tuple, frozenset]]) -> None:
-        """Queue (row, tag names) pairs; raises at once if an earlier batch failed."""
-        if self.error is not None:
-            raise self.error
-        self.batches.put(batch)
-
-    def reading(self):
-        """A context manager for the engine's queries while the worker writes: they run between two of
-        its statements instead of after all of them."""
-        return self.turns.engine()
-
-    def wait_idle(self) -> None:
-        """Return once every queued batch is written: the connection is free for the engine."""
-        self.batches.join()
-
-    def finish(self, *, raise_error: bool = True) -> None:
-        self.batches.put(None)
-        self.thread.join()
-        self.connection.dec_thread_sharing()
-        if self.error is None:
-            with self.connection.cursor() as cursor:
-                # Back to how Django declares its foreign keys, for the rest of the transaction.
-                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-        elif raise_error:
-            raise self.error
-
-    def _work(self) -> None:
-        while (batch := self.batches.get()) is not None:
-            try:
-                self._write(batch)
-            finally:
-                self.batches.task_done()
-        self.batches.task_done()
-
-    def _write(self, batch) -> None:
-        if self.error is not None:
-            return  # drain, so the engine never blocks on a full queue
-        try:
-            ids = self.writer.insert(
-                self.model, self.attnames, [row for row, _ in batch], now=self.now, owner_id=self.owner_id
+    def write(self, batch: list[tuple[tuple, frozenset]]) -> None:
+        """Insert (row, tag names) pairs."""
+        if not batch:
+            return
+        ids = self.writer.insert(
+            self.model, self.attnames, [row for row, _ in batch], now=self.now, owner_id=self.owner_id
+        )
+        tag_ids = self.tag_ids
+        links = [(pk, tag_ids[name]) for pk, (_, tags) in zip(ids, batch, strict=True) for name in tags]
+        self.writer.set_tags(self.model, [], links)
+        if self.stage_index is not None:
+            index = self.stage_index
+            copy_stage_entries(
+                self.connection,
+                self.model,
+                [(pk, row[index]) for pk, (row, _) in zip(ids, batch, strict=True)],
+                stage_names=self.stage_names,
+                user_id=self.user_id,
+                now=self.now,
             )
-            tag_ids = self.tag_ids
-            links = [(pk, tag_ids[name]) for pk, (_, tags) in zip(ids, batch, strict=True) for name in tags]
-            self.writer.set_tags(self.model, [], links)
-            if self.stage_index is not None:
-                index = self.stage_index
-                with self.turns.writer():
-                    copy_stage_entries(
-                        self.connection,
-                        self.model,
-                        [(pk, row[index]) for pk, (row, _) in zip(ids, batch, strict=True)],
-                        stage_names=self.stage_names,
-                        user_id=self.user_id,
-                        now=self.now,
-                    )
-            else:
-                with self.turns.writer():
-                    record_stage_history(
-                        self.model,
-                        new_ids=ids,
-                        moves=[],
-                        user=self.user,
-                        now=self.now,
-                        db_connection=self.connection,
-                    )
-            self.ids.extend(ids)
-            self.written += len(batch)
-        except BaseException as exc:  # handed to the engine's thread, which rolls back
-            self.error = exc
+        else:
+            record_stage_history(self.model, new_ids=ids, moves=[], user=self.user, now=self.now)
+        self.ids.extend(ids)
 
 
 IMPORT_CHANGE_REASON = "Imported from a file"
