@@ -219,7 +219,7 @@ class _Run:
         self.progress = progress
         self.ctx = ImportContext()
         self.tag_ids: dict[str, int] | None = None  # set once tags exist (before streaming, or at write)
-        self.streamed_ids: list[int] = []  # new records the background inserter wrote
+        self.streamed_ids: list[int] = []  # new records written batch by batch as the file was read
         self.references: writing.ReferenceChecks | None = None
         self.breakdowns: Breakdowns | None = None  # score breakdowns stored so far (leads)
         # (row number, id or None) of the rows whose won stage converts their lead after the write.
@@ -840,7 +840,7 @@ class _Run:
         writer.set_tags(model, list(tag_sets), links)
         writing.record_stage_history(
             model,
-            new_ids=new_ids,  # the background inserter recorded the streamed rows' entries
+            new_ids=new_ids,  # the batch inserter recorded the streamed rows' entries
             moves=self.stage_moves,
             user=self.default_owner,
             now=now,
