@@ -5,30 +5,10 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Prefetch
 from django.forms.models import BaseInlineFormSet
-from django.urls import reverse
 from django.utils.html import format_html_join
 
-from crm import (
-    admin_users,  # noqa: F401  (deleting a user goes through the services)
-    selectors,
-    services,
-)
-from crm.admin_bulk import BulkActionsMixin
-from crm.admin_convert import LeadConvertAdminMixin
-from crm.admin_duplicates import DuplicatesAdminMixin, MergeAdminMixin
-from crm.admin_import_export import ImportExportAdminMixin
-from crm.admin_kanban import KanbanAdminMixin
-from crm.admin_record import (
-    MarkLostAdminMixin,
-    RecordAction,
-    RecordPageMixin,
-    ReopenAdminMixin,
-    apply_service_errors,
-    register_timeline,
-    stage_history_timeline_entries,
-)
-from crm.admin_scale import ScalableChangeListMixin, StageListFilter
-from crm.admin_utils import (
+from crm import selectors, services
+from crm.admin.base import (
     ClosedRecordMixin,
     ColorPickerMixin,
     ExtensibleInlinesMixin,
@@ -43,6 +23,23 @@ from crm.admin_utils import (
     money,
     register_inline_saver,
     save_inline_forms,
+)
+from crm.admin.bulk import BulkActionsMixin
+from crm.admin.duplicates import DuplicatesAdminMixin, MergeAdminMixin
+from crm.admin.import_export import ImportExportAdminMixin
+from crm.admin.kanban import KanbanAdminMixin
+from crm.admin.record import (
+    RecordPageMixin,
+    apply_service_errors,
+    register_timeline,
+    stage_history_timeline_entries,
+)
+from crm.admin.scale import ScalableChangeListMixin, StageListFilter
+from crm.admin.transitions import (
+    TransitionsMixin,
+    mark_lost_transition,
+    register_transition,
+    reopen_transition,
 )
 from crm.filters import LeadFilter
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, ScoringRule, Stage, Tag
@@ -440,6 +437,18 @@ class ContactAdmin(
 register_timeline("crm.lead", stage_history_timeline_entries)
 
 
+def lead_mark_lost(*, record, user, **choices):
+    return services.lead_mark_lost(lead=record, user=user, **choices)
+
+
+def lead_reopen(*, record, user, **choices):
+    return services.lead_reopen(lead=record, user=user, **choices)
+
+
+register_transition("crm.lead", mark_lost_transition(lead_mark_lost))
+register_transition("crm.lead", reopen_transition(lead_reopen, statuses=(LeadStatus.LOST,)))
+
+
 @admin.register(Lead)
 class LeadAdmin(
     StaleEditGuardMixin,
@@ -447,9 +456,7 @@ class LeadAdmin(
     DuplicatesAdminMixin,
     BulkActionsMixin,
     KanbanAdminMixin,
-    LeadConvertAdminMixin,
-    MarkLostAdminMixin,
-    ReopenAdminMixin,
+    TransitionsMixin,
     ClosedRecordMixin,
     ImportExportAdminMixin,
     ExtensibleInlinesMixin,
@@ -581,28 +588,6 @@ class LeadAdmin(
         return services.lead_mark_lost(
             lead=record, user=request.user, lost_reason=lost_reason, lost_note=lost_note
         )
-
-    # --- the lead's page: convert, mark lost ---------------------------------------------------------
-
-    def get_record_actions(self, request, obj):
-        actions = super().get_record_actions(request, obj)
-        if not obj.is_closed and self.has_change_permission(request, obj):
-            if self.has_convert_permission(request, obj):
-                url = reverse("admin:crm_lead_convert", args=[obj.pk])
-                actions.append(RecordAction("Convert", url, css_class="crm-tool-won"))
-            url = reverse("admin:crm_lead_mark_lost", args=[obj.pk])
-            actions.append(RecordAction("Mark lost", url, css_class="crm-tool-lost"))
-        elif obj.status == LeadStatus.CONVERTED:
-            actions.append(RecordAction("Conversion", reverse("admin:crm_lead_converted", args=[obj.pk])))
-        return actions + self.reopen_action(request, obj)
-
-    def mark_lost_record(self, *, record, user, lost_reason, lost_note):
-        return services.lead_mark_lost(lead=record, user=user, lost_reason=lost_reason, lost_note=lost_note)
-
-    reopenable_statuses = (LeadStatus.LOST,)
-
-    def reopen_record(self, *, record, user, stage):
-        return services.lead_reopen(lead=record, user=user, stage=stage)
 
     # --- the leads board -----------------------------------------------------------------------------
 
