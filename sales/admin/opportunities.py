@@ -24,9 +24,9 @@ from crm.admin.base import (
 from crm.admin.bulk import BulkActionsMixin
 from crm.admin.import_export import ExportAdminMixin
 from crm.admin.kanban import KanbanAdminMixin
-from crm.admin.leads import TagListMixin
 from crm.admin.record import register_timeline, stage_history_timeline_entries
 from crm.admin.scale import ScalableChangeListMixin, StageListFilter
+from crm.admin.tags import TagListMixin
 from crm.admin.transitions import (
     Transition,
     TransitionsMixin,
