@@ -7,7 +7,7 @@ from django.template.response import TemplateResponse
 class SafeChangeListAdminMixin:
     def get_changelist(self, request, **kwargs):
         # Imported here: this module is loaded while the app registry is still being populated.
-        from crm.admin_scale import SafeChangeList, safe_changelist
+        from crm.admin.scale import SafeChangeList, safe_changelist
 
         changelist = super().get_changelist(request, **kwargs)
         return changelist if issubclass(changelist, SafeChangeList) else safe_changelist(changelist)
@@ -21,7 +21,7 @@ class CRMAdminSite(admin.AdminSite):
 
     def register(self, model_or_iterable, admin_class=None, **options):
         """Every admin's changelist (users, groups, tokens and login attempts too) answers a bad query
-        string with "?e=1" rather than a 500 (crm.admin_scale.SafeChangeList)."""
+        string with "?e=1" rather than a 500 (crm.admin.scale.SafeChangeList)."""
         admin_class = admin_class or admin.ModelAdmin
         if not issubclass(admin_class, SafeChangeListAdminMixin):
             admin_class = type(

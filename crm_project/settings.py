@@ -169,7 +169,7 @@ if len(CRM_CURRENCY) != 3 or not CRM_CURRENCY.isalpha():
     raise ImproperlyConfigured(f"CRM_CURRENCY must be a 3-letter ISO 4217 code, not {CRM_CURRENCY!r}.")
 
 # An unfiltered admin changelist of a table at least this big shows PostgreSQL's row estimate ("about
-# N") instead of counting every row (crm.admin_scale).
+# N") instead of counting every row (crm.admin.scale).
 CRM_ADMIN_ESTIMATED_COUNT_MIN = env.int("CRM_ADMIN_ESTIMATED_COUNT_MIN", default=100_000)
 
 # Bulk import: the largest file accepted (bytes), and where the admin keeps an upload between its

@@ -253,7 +253,7 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
             # "My leads" (the owner filter, a rep's view) newest first.
             models.Index(fields=["owner", "-created_at", "-id"], name="crm_lead_owner_created"),
             # Few distinct values over a million rows: with the id after them, a changelist sorted by
-            # one of these columns (either way: crm.admin_scale keeps the id in the same direction)
+            # one of these columns (either way: crm.admin.scale keeps the id in the same direction)
             # reads its page from the index instead of sorting every row that shares a value.
             models.Index(fields=["score", "id"], name="crm_lead_score_id"),
             models.Index(fields=["priority", "id"], name="crm_lead_priority_id"),

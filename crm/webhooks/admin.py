@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
-from crm.admin_utils import ServiceModelAdmin
+from crm.admin.base import ServiceModelAdmin
 from crm.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from crm.webhooks import services
 

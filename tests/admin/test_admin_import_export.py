@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from crm.admin_import_export import SESSION_KEY, upload_dir
+from crm.admin.import_export import SESSION_KEY, upload_dir
 from crm.models import Account, Contact, Lead
 from tests.crm.importing_helpers import csv_bytes, read_csv, read_xlsx, xlsx_bytes
 from tests.factories import AccountFactory, LeadFactory, UserFactory

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.test import RequestFactory
 
-from crm.admin_utils import INLINE_SAVERS, ServiceHistoryAdmin, ServiceModelAdmin
+from crm.admin.base import INLINE_SAVERS, ServiceHistoryAdmin, ServiceModelAdmin
 
 # Third-party admins we keep as they are, each with the reason.
 KEPT_AS_THEY_ARE = {

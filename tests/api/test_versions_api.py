@@ -4,7 +4,7 @@ admin change form refusing to save over a version newer than the one it was load
 import pytest
 from django.urls import reverse
 
-from crm.admin_utils import STALE_EDIT_MESSAGE
+from crm.admin.base import STALE_EDIT_MESSAGE
 from tests.api.conftest import url
 from tests.factories import AccountFactory, ActivityFactory, ContactFactory, LeadFactory, OpportunityFactory
 

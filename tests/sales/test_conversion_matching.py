@@ -5,7 +5,7 @@ import pytest
 from django.contrib import admin
 
 from crm.actors import SYSTEM
-from crm.admin_convert import LeadConvertForm
+from sales.admin.convert import LeadConvertForm
 from sales.services import lead_convert
 from tests.factories import AccountFactory, ContactFactory, LeadFactory
 

@@ -14,8 +14,8 @@ from django.utils.text import Truncator
 
 from activities.models import ActivityStatus
 from activities.selectors import CalendarDay, activity_calendar, activity_timeline
-from crm.admin_record import RecordAction, TimelineEntry
-from crm.admin_utils import with_changelist_tool
+from crm.admin.base import with_changelist_tool
+from crm.admin.record import RecordAction, TimelineEntry
 
 VIEWS = ("month", "week")
 # How many activities a day's cell lists before "+ N more" (a link to that day's list).

@@ -1,18 +1,15 @@
-"""The opportunity admin's own pages: the forecast, and winning a deal from its page."""
+"""The forecast page of the opportunity admin: open, weighted and won amounts by period, stage or owner."""
 
 from django import forms
-from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponseRedirect
+from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 
-from crm.admin_convert import DateInput
-from crm.admin_utils import money, with_changelist_tool
+from crm.admin.base import DateInput, with_changelist_tool
 from crm.models import Pipeline
-from sales import selectors, services
+from sales import selectors
 
 GROUP_BY_LABELS = {"month": "Month", "quarter": "Quarter", "stage": "Stage", "owner": "Owner"}
 # (figure, legend, stylesheet class) of the forecast chart's bars.
@@ -54,14 +51,13 @@ class ForecastForm(forms.Form):
         return data
 
 
-class OpportunityPagesMixin:
-    """``forecast/`` and ``<id>/mark-won/`` on the opportunity admin."""
+class ForecastAdminMixin:
+    """``forecast/`` on the opportunity admin, and its button on the changelist."""
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
             path("forecast/", wrap(self.forecast_view), name="sales_opportunity_forecast"),
-            path("<path:object_id>/mark-won/", wrap(self.mark_won_view), name="sales_opportunity_mark_won"),
             *super().get_urls(),
         ]
 
@@ -107,22 +103,3 @@ class OpportunityPagesMixin:
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/sales/opportunity/forecast.html", context)
-
-    def mark_won_view(self, request, object_id):
-        """GET asks for confirmation; POST wins the deal through the service."""
-        opportunity = self.get_record_or_404(request, object_id)
-        if request.method == "POST":
-            try:
-                opportunity = services.opportunity_mark_won(opportunity=opportunity, user=request.user)
-            except ValidationError as exc:
-                self.message_user(request, " ".join(exc.messages), messages.ERROR)
-            else:
-                self.log_change(request, opportunity, "Marked won.")
-                self.message_user(
-                    request, f"“{opportunity}” is won: {money(opportunity.amount)} closed.", messages.SUCCESS
-                )
-            return HttpResponseRedirect(self.record_url(opportunity))
-        context = self.page_context(
-            request, opportunity, "Mark opportunity won", closed=opportunity.is_closed
-        )
-        return TemplateResponse(request, "admin/sales/opportunity/mark_won.html", context)

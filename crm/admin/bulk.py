@@ -14,8 +14,8 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 
-from crm.admin_record import MarkLostForm
-from crm.admin_utils import run_transition
+from crm.admin.base import run_transition
+from crm.admin.transitions import MarkLostForm
 from crm.importing import export_queryset, schema_for_model
 from crm.models import Stage, Tag
 

@@ -2,21 +2,10 @@
 
 from django.contrib import admin
 from django.db.models import Count
+from django.utils.html import format_html
 
-from crm.admin import TagListMixin
-from crm.admin_access import HiddenRelationsAdminMixin
-from crm.admin_bulk import BulkActionsMixin
-from crm.admin_import_export import ExportAdminMixin
-from crm.admin_kanban import KanbanAdminMixin
-from crm.admin_record import (
-    MarkLostAdminMixin,
-    RecordAction,
-    ReopenAdminMixin,
-    register_timeline,
-    stage_history_timeline_entries,
-)
-from crm.admin_scale import ScalableChangeListMixin, StageListFilter
-from crm.admin_utils import (
+from crm.admin.access import HiddenRelationsAdminMixin
+from crm.admin.base import (
     ClosedRecordMixin,
     ExtensibleInlinesMixin,
     OwnerDefaultMixin,
@@ -32,10 +21,23 @@ from crm.admin_utils import (
     run_transition,
     save_inline_forms,
 )
+from crm.admin.bulk import BulkActionsMixin
+from crm.admin.import_export import ExportAdminMixin
+from crm.admin.kanban import KanbanAdminMixin
+from crm.admin.record import register_timeline, stage_history_timeline_entries
+from crm.admin.scale import ScalableChangeListMixin, StageListFilter
+from crm.admin.tags import TagListMixin
+from crm.admin.transitions import (
+    Transition,
+    TransitionsMixin,
+    mark_lost_transition,
+    register_transition,
+    reopen_transition,
+)
 from crm.selectors import user_sees_everything
 from crm.services import record_delete
 from sales import selectors, services
-from sales.admin_pages import OpportunityPagesMixin
+from sales.admin.forecast import ForecastAdminMixin
 from sales.filters import OpportunityFilter
 from sales.models import Opportunity, OpportunityStatus, SalesTeam
 
@@ -70,6 +72,43 @@ register_inline("crm.account", OpportunityInline)
 register_inline_saver(Opportunity, save_opportunity_inline)
 register_timeline("sales.opportunity", stage_history_timeline_entries)
 
+OPPORTUNITY_MARK_WON = Transition(
+    name="mark_won",
+    label="Mark won",
+    title=lambda opportunity: "Mark opportunity won",
+    run=lambda *, record, user: services.opportunity_mark_won(opportunity=record, user=user),
+    applies=lambda opportunity: not opportunity.is_closed,
+    intro=lambda opportunity: format_html(
+        "Win <strong>{}</strong>{}: {} closes now, at 100%, in its pipeline's won stage.",
+        opportunity,
+        f" with {opportunity.account}" if opportunity.account_id else "",
+        money(opportunity.amount),
+    ),
+    refusal=lambda opportunity: f"This opportunity is already {opportunity.get_status_display().lower()}.",
+    log_message=lambda opportunity: "Marked won.",
+    success_message=lambda opportunity: f"“{opportunity}” is won: {money(opportunity.amount)} closed.",
+    css_class="crm-tool-won",
+    position=10,
+)
+register_transition("sales.opportunity", OPPORTUNITY_MARK_WON)
+register_transition(
+    "sales.opportunity",
+    mark_lost_transition(
+        lambda *, record, user, lost_reason, lost_note: services.opportunity_mark_lost(
+            opportunity=record, user=user, lost_reason=lost_reason, lost_note=lost_note
+        )
+    ),
+)
+register_transition(
+    "sales.opportunity",
+    reopen_transition(
+        lambda *, record, user, stage: services.opportunity_reopen(
+            opportunity=record, user=user, stage=stage
+        ),
+        statuses=(OpportunityStatus.WON, OpportunityStatus.LOST),
+    ),
+)
+
 
 @admin.register(Opportunity)
 class OpportunityAdmin(
@@ -77,9 +116,8 @@ class OpportunityAdmin(
     HiddenRelationsAdminMixin,
     BulkActionsMixin,
     KanbanAdminMixin,
-    OpportunityPagesMixin,
-    MarkLostAdminMixin,
-    ReopenAdminMixin,
+    ForecastAdminMixin,
+    TransitionsMixin,
     ClosedRecordMixin,
     ExportAdminMixin,
     ExtensibleInlinesMixin,
@@ -184,29 +222,6 @@ class OpportunityAdmin(
     def bulk_mark_lost(self, request, record, lost_reason, lost_note):
         return services.opportunity_mark_lost(
             opportunity=record, user=request.user, lost_reason=lost_reason, lost_note=lost_note
-        )
-
-    # --- the deal's page: mark won, mark lost --------------------------------------------------------
-
-    def get_record_actions(self, request, obj):
-        actions = super().get_record_actions(request, obj)
-        if not obj.is_closed and self.has_change_permission(request, obj):
-            actions += [
-                RecordAction(
-                    "Mark won", self.record_url(obj, "mark_won"), method="post", css_class="crm-tool-won"
-                ),
-                RecordAction("Mark lost", self.record_url(obj, "mark_lost"), css_class="crm-tool-lost"),
-            ]
-        return actions + self.reopen_action(request, obj)
-
-    reopenable_statuses = (OpportunityStatus.WON, OpportunityStatus.LOST)
-
-    def reopen_record(self, *, record, user, stage):
-        return services.opportunity_reopen(opportunity=record, user=user, stage=stage)
-
-    def mark_lost_record(self, *, record, user, lost_reason, lost_note):
-        return services.opportunity_mark_lost(
-            opportunity=record, user=user, lost_reason=lost_reason, lost_note=lost_note
         )
 
     # --- the opportunities board ---------------------------------------------------------------------

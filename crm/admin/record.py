@@ -1,4 +1,4 @@
-"""A record's change page as a CRM page: action buttons, a timeline, and the shared mark-lost page.
+"""A record's change page as a CRM page: action buttons and a timeline (transitions: crm.admin.transitions).
 
 Other apps add to a crm record's page without crm importing them (as with register_inline):
 ``register_record_actions`` adds buttons (activities adds "Log a call" / "Schedule a meeting") and
@@ -12,13 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django import forms
-from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.http import Http404
+from django.urls import reverse
 
-from crm.models import LostReason
 from crm.selectors import stage_history
 
 
@@ -124,21 +121,6 @@ class RecordPageMixin:
         return obj
 
 
-class MarkLostForm(forms.Form):
-    lost_reason = forms.ModelChoiceField(
-        queryset=LostReason.objects.filter(is_active=True),
-        required=False,
-        empty_label="No reason given",
-        label="Reason",
-    )
-    lost_note = forms.CharField(
-        label="Note",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
-        help_text="What happened, for whoever picks this up later.",
-    )
-
-
 def apply_service_errors(form: forms.Form, exc: ValidationError, field_map: dict | None = None) -> None:
     """File a service's ValidationError on the form: under its field when the form has it, else on top."""
     field_map = field_map or {}
@@ -149,51 +131,6 @@ def apply_service_errors(form: forms.Form, exc: ValidationError, field_map: dict
         field = field_map.get(key, key)
         messages_ = [message for error in errors for message in error.messages]
         form.add_error(field if field in form.fields else None, messages_)
-
-
-class MarkLostAdminMixin(RecordPageMixin):
-    """``<id>/mark-lost/``: a reason and a note, then the app's mark-lost service."""
-
-    def mark_lost_record(self, *, record, user, lost_reason, lost_note):
-        raise NotImplementedError
-
-    def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "<path:object_id>/mark-lost/",
-                self.admin_site.admin_view(self.mark_lost_view),
-                name="{}_{}_mark_lost".format(*info),
-            ),
-            *super().get_urls(),
-        ]
-
-    def mark_lost_view(self, request, object_id):
-        obj = self.get_record_or_404(request, object_id)
-        form = MarkLostForm(request.POST if request.method == "POST" else None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                record = self.mark_lost_record(
-                    record=obj,
-                    user=request.user,
-                    lost_reason=form.cleaned_data["lost_reason"],
-                    lost_note=form.cleaned_data["lost_note"],
-                )
-            except ValidationError as exc:
-                apply_service_errors(form, exc)
-            else:
-                self.log_change(request, record, "Marked lost.")
-                reason = f" ({record.lost_reason})" if record.lost_reason_id else ""
-                self.message_user(request, f"“{record}” is marked lost{reason}.", messages.SUCCESS)
-                return HttpResponseRedirect(self.record_url(record))
-        context = self.page_context(
-            request,
-            obj,
-            f"Mark {self.opts.verbose_name} lost",
-            form=form,
-            closed=obj.is_closed,
-        )
-        return TemplateResponse(request, "admin/crm/mark_lost.html", context)
 
 
 def stage_history_timeline_entries(*, request, obj, limit: int) -> list[TimelineEntry]:
@@ -234,70 +171,3 @@ def timesince_text(delta: datetime.timedelta) -> str:
             count = seconds // size
             return f"{count} {unit}{'' if count == 1 else 's'}"
     return "less than a minute"
-
-
-class ReopenForm(forms.Form):
-    stage = forms.ModelChoiceField(
-        queryset=None,
-        required=False,
-        empty_label="Where it last was",
-        help_text="An open stage of its pipeline. Left empty: the last open stage it was in, else the first.",
-    )
-
-    def __init__(self, *args, record, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["stage"].queryset = record.pipeline.stages.filter(is_won=False, is_lost=False).order_by(
-            "sequence", "id"
-        )
-
-
-class ReopenAdminMixin(RecordPageMixin):
-    """``<id>/reopen/``: pick an open stage (or where it last was), then the app's reopen service."""
-
-    reopenable_statuses: tuple[str, ...] = ()
-
-    def reopen_record(self, *, record, user, stage):
-        raise NotImplementedError
-
-    def is_reopenable(self, obj) -> bool:
-        return obj.status in self.reopenable_statuses
-
-    def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "<path:object_id>/reopen/",
-                self.admin_site.admin_view(self.reopen_view),
-                name="{}_{}_reopen".format(*info),
-            ),
-            *super().get_urls(),
-        ]
-
-    def reopen_action(self, request, obj) -> list[RecordAction]:
-        """The Reopen button, for a record that can be reopened by this user."""
-        if self.is_reopenable(obj) and self.has_change_permission(request, obj):
-            return [RecordAction("Reopen", self.record_url(obj, "reopen"), css_class="crm-tool-reopen")]
-        return []
-
-    def reopen_view(self, request, object_id):
-        obj = self.get_record_or_404(request, object_id)
-        form = ReopenForm(request.POST if request.method == "POST" else None, record=obj)
-        if request.method == "POST" and form.is_valid():
-            try:
-                record = self.reopen_record(record=obj, user=request.user, stage=form.cleaned_data["stage"])
-            except ValidationError as exc:
-                apply_service_errors(form, exc)
-            else:
-                self.log_change(request, record, f"Reopened in {record.stage.name}.")
-                self.message_user(
-                    request, f"“{record}” is open again, in {record.stage.name}.", messages.SUCCESS
-                )
-                return HttpResponseRedirect(self.record_url(record))
-        context = self.page_context(
-            request,
-            obj,
-            f"Reopen {self.opts.verbose_name}",
-            form=form,
-            reopenable=self.is_reopenable(obj),
-        )
-        return TemplateResponse(request, "admin/crm/reopen.html", context)

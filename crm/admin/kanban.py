@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 
-from crm.admin_utils import CRM_CHANGE_LIST_TEMPLATE, money, with_changelist_tool
+from crm.admin.base import CRM_CHANGE_LIST_TEMPLATE, money, with_changelist_tool
 from crm.models import Pipeline, Stage
 from crm.selectors import KANBAN_DEFAULT_LIMIT, KanbanBoard
 

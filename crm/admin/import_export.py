@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.text import capfirst
 
-from crm.admin_utils import CRM_CHANGE_LIST_TEMPLATE
+from crm.admin.base import CRM_CHANGE_LIST_TEMPLATE
 from crm.importing import EXPORT_FORMATS, export_queryset, import_file, import_schema, schema_for_model
 
 SESSION_KEY = "crm_imports"

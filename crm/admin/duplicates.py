@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from crm.admin_utils import with_changelist_tool
+from crm.admin.base import with_changelist_tool
 from crm.duplicates import MIN_PHONE_DIGITS, RULES, digits_expression, find_duplicates, phone_digits
 from crm.merging import merge_check, merge_ensure_allowed, merge_plan, merge_survivor, record_merge
 

@@ -36,6 +36,12 @@ class ExtensibleInlinesMixin:
         return [*super().get_inlines(request, obj), *_extra_inlines[self.model._meta.label_lower]]
 
 
+class DateInput(forms.DateInput):
+    """A date field as the browser's date picker."""
+
+    input_type = "date"
+
+
 def money(value: Decimal | None) -> str:
     if value is None:
         return "—"

@@ -1,21 +1,20 @@
 """Converting a lead from its admin page: the choices, what already exists, then what came out of it.
 
-The page only gathers the choices; sales.services.lead_convert (the API's service too) decides
-everything, and its errors come back onto the form with nothing changed.
+Conversion belongs to sales (it creates an opportunity), so sales registers it on the lead's admin as
+a transition (crm.admin.transitions). The page only gathers the choices; sales.services.lead_convert
+(the API's service too) decides everything, and its errors come back onto the form with nothing changed.
 """
 
 from django import forms
-from django.contrib import messages
 from django.contrib.admin.widgets import AutocompleteSelect
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils.http import urlencode
 
-from crm.admin_record import apply_service_errors
-from crm.models import Account, Contact, Lead, Pipeline, Stage
+from crm.admin.base import DateInput
+from crm.admin.transitions import Transition, register_transition
+from crm.models import Account, Contact, Lead, LeadStatus, Pipeline, Stage
 from crm.selectors import conversion_account_match, conversion_contact_match
+from sales.services import lead_convert
 
 CREATE, EXISTING, NONE = "create", "existing", "none"
 
@@ -23,10 +22,6 @@ CREATE, EXISTING, NONE = "create", "existing", "none"
 class StageChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Stage) -> str:
         return f"{obj.pipeline.name} › {obj.name}"
-
-
-class DateInput(forms.DateInput):
-    input_type = "date"
 
 
 class LeadConvertForm(forms.Form):
@@ -156,68 +151,53 @@ class LeadConvertForm(forms.Form):
 CONVERT_PERMISSIONS = ("sales.add_opportunity", "crm.add_account", "crm.add_contact")
 
 
-class LeadConvertAdminMixin:
-    """``<id>/convert/`` and ``<id>/convert/done/`` on the lead admin."""
+def converted_url(modeladmin, lead, form) -> str:
+    """The conversion's result page, told what was created, reused or linked."""
+    url = modeladmin.record_url(lead, "converted")
+    return f"{url}?{urlencode(form.outcome())}"
 
-    def has_convert_permission(self, request, lead) -> bool:
-        return self.has_change_permission(request, lead) and request.user.has_perms(CONVERT_PERMISSIONS)
 
-    def get_urls(self):
-        wrap = self.admin_site.admin_view
-        return [
-            path("<path:object_id>/convert/", wrap(self.convert_view), name="crm_lead_convert"),
-            path("<path:object_id>/convert/done/", wrap(self.converted_view), name="crm_lead_converted"),
-            *super().get_urls(),
-        ]
+def converted_view(modeladmin, request, lead):
+    """``<id>/convert/done/``: what the lead became."""
+    opportunity = getattr(lead, "converted_opportunity", None)
+    outcome = {key: request.GET.get(key, "") for key in ("account", "contact")}
+    context = modeladmin.page_context(
+        request,
+        lead,
+        "Lead converted",
+        lead=lead,
+        account=lead.converted_account,
+        contact=lead.converted_contact,
+        opportunity=opportunity,
+        outcome=outcome,
+    )
+    return TemplateResponse(request, "admin/crm/lead/converted.html", context)
 
-    def convert_view(self, request, object_id):
-        # Function-level import: crm never imports sales at module level.
-        from sales.services import lead_convert
 
-        lead = self.get_record_or_404(request, object_id)
-        if not self.has_convert_permission(request, lead):
-            raise PermissionDenied
-        if lead.is_closed:
-            self.message_user(
-                request, f"“{lead}” is already {lead.get_status_display().lower()}.", messages.WARNING
-            )
-            return HttpResponseRedirect(self.record_url(lead))
-        form = LeadConvertForm(
-            request.POST if request.method == "POST" else None, lead=lead, admin_site=self.admin_site
-        )
-        if request.method == "POST" and form.is_valid():
-            try:
-                conversion = lead_convert(lead=lead, user=request.user, **form.service_kwargs())
-            except ValidationError as exc:
-                apply_service_errors(form, exc, form.service_fields)
-            else:
-                self.log_change(request, conversion.lead, "Converted.")
-                self.message_user(request, f"“{lead}” is converted.", messages.SUCCESS)
-                url = reverse("admin:crm_lead_converted", args=[lead.pk])
-                return HttpResponseRedirect(f"{url}?{urlencode(form.outcome())}")
-        context = self.page_context(
-            request,
-            lead,
-            "Convert lead",
-            form=form,
-            media=self.media + form.media,
-            existing_account=form.existing_account,
-            existing_contact=form.existing_contact,
-        )
-        return TemplateResponse(request, "admin/crm/lead/convert.html", context)
+LEAD_CONVERT = Transition(
+    name="convert",
+    label="Convert",
+    title=lambda lead: "Convert lead",
+    run=lambda *, record, user, **choices: lead_convert(lead=record, user=user, **choices).lead,
+    applies=lambda lead: not lead.is_closed,
+    permitted=lambda user, lead: user.has_perms(CONVERT_PERMISSIONS),
+    make_form=lambda data, *, record, admin_site: LeadConvertForm(data, lead=record, admin_site=admin_site),
+    refusal=lambda lead: f"“{lead}” is already {lead.get_status_display().lower()}.",
+    refused_redirects=True,
+    log_message=lambda lead: "Converted.",
+    success_message=lambda lead: f"“{lead}” is converted.",
+    done_url=converted_url,
+    done_view=converted_view,
+    done_name="converted",
+    done_label="Conversion",
+    done_shown=lambda lead: lead.status == LeadStatus.CONVERTED,
+    page_context=lambda form: {
+        "existing_account": form.existing_account,
+        "existing_contact": form.existing_contact,
+    },
+    template="admin/crm/lead/convert.html",
+    css_class="crm-tool-won",
+    position=10,
+)
 
-    def converted_view(self, request, object_id):
-        lead = self.get_record_or_404(request, object_id, change=False)
-        opportunity = getattr(lead, "converted_opportunity", None)
-        outcome = {key: request.GET.get(key, "") for key in ("account", "contact")}
-        context = self.page_context(
-            request,
-            lead,
-            "Lead converted",
-            lead=lead,
-            account=lead.converted_account,
-            contact=lead.converted_contact,
-            opportunity=opportunity,
-            outcome=outcome,
-        )
-        return TemplateResponse(request, "admin/crm/lead/converted.html", context)
+register_transition("crm.lead", LEAD_CONVERT)

@@ -8,14 +8,11 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from activities import selectors, services
-from activities.admin_pages import CalendarAdminMixin, activity_timeline_entries, quick_activity_actions
+from activities.admin.pages import CalendarAdminMixin, activity_timeline_entries, quick_activity_actions
 from activities.models import Activity
 from activities.selectors import RELATED
-from crm.admin_access import HiddenRelationsAdminMixin
-from crm.admin_import_export import ExportAdminMixin
-from crm.admin_record import register_record_actions, register_timeline
-from crm.admin_scale import ScalableChangeListMixin
-from crm.admin_utils import (
+from crm.admin.access import HiddenRelationsAdminMixin
+from crm.admin.base import (
     OwnerDefaultMixin,
     ServiceHistoryAdmin,
     StaleEditGuardMixin,
@@ -24,6 +21,9 @@ from crm.admin_utils import (
     register_inline_saver,
     save_inline_forms,
 )
+from crm.admin.import_export import ExportAdminMixin
+from crm.admin.record import register_record_actions, register_timeline
+from crm.admin.scale import ScalableChangeListMixin
 from crm.selectors import HIDDEN_RECORD, related_seen_annotations, related_shown
 
 

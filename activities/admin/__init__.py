@@ -1,0 +1,3 @@
+"""The activities admin: activities, their calendar, and what they add to other records' pages."""
+
+from activities.admin import activities  # noqa: F401  (registers the admin and the inlines)
