@@ -195,6 +195,11 @@ def record_merge(
     for related_model in sorted(moved_models, key=lambda m: m._meta.label):
         record_history(related_model, now=now, user_id=getattr(user, "pk", None), reason=reason)
 
+    if model is Lead:
+        # Every activity of the merged leads is the survivor's now: so is the newest of them.
+        survivor.last_activity_at = max(
+            (r.last_activity_at for r in locked if r.last_activity_at is not None), default=None
+        )
     tags = {tag for record in [survivor, *plan.others] for tag in record.tags.all()}
     others = list(plan.others)
     model._default_manager.filter(pk__in=other_ids).delete()
