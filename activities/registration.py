@@ -2,12 +2,15 @@
 
 from django.db import models
 
+from activities.importing import ACTIVITIES
 from activities.models import Activity
 from activities.selectors import activity_next_by_record
 from activities.services import lead_last_activity_refresh
 from crm import registries
+from crm.importing.schemas import register_schema
 from crm.models import Lead
 from crm.scoring import lead_score_refresh
+from crm.search_indexes import register_trigram_indexes
 
 
 def _leads_losing_activities(instance: models.Model):
@@ -42,6 +45,8 @@ def _leads_losing_activities(instance: models.Model):
 
 
 def register_with_crm() -> None:
+    register_trigram_indexes("activities_activity", ("subject", "description"))
+    register_schema(ACTIVITIES)
     registries.register_next_activity_source(activity_next_by_record)
     registries.register_delete_effect(_leads_losing_activities)
     registries.register_seed_table(

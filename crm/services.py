@@ -28,7 +28,7 @@ from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline,
 from crm.registries import delete_effects
 from crm.scoring import lead_score_refresh
 from crm.win_probability import (
-    OPPORTUNITY,
+    account_deal_kind,
     spec_for,
     win_counts_after_delete,
     win_counts_change,
@@ -592,7 +592,8 @@ def account_update(*, account: Account, user: Actor, data: Mapping[str, Any]) ->
     account = record_save(instance=account, data=data, user=user)
     if counted:
         # Closed deals count their account's industry in their pipeline's win-probability model.
-        win_counts_change(kind=OPPORTUNITY.kind, removed=counted, added=win_snapshots(OPPORTUNITY, deals))
+        deal_kind = account_deal_kind()
+        win_counts_change(kind=deal_kind.kind, removed=counted, added=win_snapshots(deal_kind, deals))
     return account
 
 
