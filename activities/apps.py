@@ -13,5 +13,7 @@ class ActivitiesConfig(AppConfig):
         # merges, relation checks and exports know them in every process, commands included.
         from activities import selectors  # noqa: F401
         from activities.api import events
+        from activities.registration import register_with_crm
 
         events.register()
+        register_with_crm()

@@ -19,7 +19,7 @@ from crm.importing.writing import record_history
 from crm.models import Account, Contact, Lead, LeadStatus
 from crm.services import record_ensure_changeable, record_save
 from crm.win_probability import (
-    OPPORTUNITY,
+    account_deal_kind,
     spec_for,
     win_counts_change,
     win_snapshots,
@@ -195,6 +195,11 @@ def record_merge(
     for related_model in sorted(moved_models, key=lambda m: m._meta.label):
         record_history(related_model, now=now, user_id=getattr(user, "pk", None), reason=reason)
 
+    if model is Lead:
+        # Every activity of the merged leads is the survivor's now: so is the newest of them.
+        survivor.last_activity_at = max(
+            (r.last_activity_at for r in locked if r.last_activity_at is not None), default=None
+        )
     tags = {tag for record in [survivor, *plan.others] for tag in record.tags.all()}
     others = list(plan.others)
     model._default_manager.filter(pk__in=other_ids).delete()
@@ -202,7 +207,8 @@ def record_merge(
     if spec is not None:
         win_counts_change(kind=spec.kind, removed=counted, added=win_snapshots_of(survivor))
     elif model is Account and deal_counts:
-        win_counts_change(kind=OPPORTUNITY.kind, removed=deal_counts, added=win_snapshots(OPPORTUNITY, deals))
+        deal_kind = account_deal_kind()
+        win_counts_change(kind=deal_kind.kind, removed=deal_counts, added=win_snapshots(deal_kind, deals))
     plan.others = others
     return plan
 

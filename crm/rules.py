@@ -18,11 +18,16 @@ from typing import Any
 OPEN = "open"  # the same value for LeadStatus.OPEN and OpportunityStatus.OPEN
 LOST = "lost"
 
-# By model label: the fields a transition (convert, win, lose, reopen) writes and no edit may.
+# By model label: the fields a transition (convert, win, lose, reopen) writes and no edit may. The
+# apps above crm add their models' (register_state_fields, from their AppConfig.ready()).
 STATE_FIELDS: dict[str, tuple[str, ...]] = {
     "crm.Lead": ("status", "converted_at"),
-    "sales.Opportunity": ("status", "closed_at"),
 }
+
+
+def register_state_fields(model_label: str, fields: tuple[str, ...]) -> None:
+    STATE_FIELDS[model_label] = tuple(fields)
+
 
 CONVERT = "convert"  # what entering a won stage does to a lead (a deal is won)
 WIN = "win"

@@ -2,7 +2,8 @@
 
 ``lead_score`` is pure (a lead, the rules, when its last activity was logged) and returns the score
 with its breakdown, one line per rule that gave points. ``lead_score_refresh`` stores them on one
-lead (the services call it whenever a lead or one of its activities changes);
+lead (the services call it whenever a lead or one of its activities changes; the activity services keep
+``Lead.last_activity_at`` current first);
 ``lead_scores_refresh`` does it for many leads in bulk (imports, the recompute command). Leads that
 are not open have no score.
 """
@@ -16,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from types import SimpleNamespace
 
 from django.db import connection
-from django.db.models import Max, QuerySet
+from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -208,8 +209,6 @@ def new_lead_scorer(rules: list[ScoringRule], *, now=None) -> Callable[..., tupl
 
 def last_activities(lead_ids: list[int]) -> dict[int, datetime.datetime]:
     """When the last activity of each of ``lead_ids`` was logged (leads without one are left out)."""
-    from activities.models import Activity
-
     found = {}
     if connection.vendor == "postgresql":
         ids = RawSQL("SELECT unnest(%s::bigint[])", (list(lead_ids),))
@@ -217,24 +216,17 @@ def last_activities(lead_ids: list[int]) -> dict[int, datetime.datetime]:
     else:
         chunks = [lead_ids[i : i + BATCH_SIZE] for i in range(0, len(lead_ids), BATCH_SIZE)]
     for chunk in chunks:
-        rows = (
-            Activity.objects.filter(lead_id__in=chunk)
-            .order_by()
-            .values_list("lead_id")
-            .annotate(last=Max("created_at"))
+        rows = Lead.objects.filter(pk__in=chunk, last_activity_at__isnull=False).values_list(
+            "pk", "last_activity_at"
         )
         found.update(rows)
     return found
 
 
-def _last_activity_at(lead: Lead):
-    return lead.activities.aggregate(last=Max("created_at"))["last"]
-
-
 def lead_score_refresh(*, lead: Lead, rules: list[ScoringRule] | None = None) -> Lead:
     """Recompute and store one lead's score (an UPDATE of two columns, not a save)."""
     score, breakdown = lead_score(
-        lead, active_rules() if rules is None else rules, last_activity_at=_last_activity_at(lead)
+        lead, active_rules() if rules is None else rules, last_activity_at=lead.last_activity_at
     )
     breakdown_id = Breakdowns().store([lines := stored_breakdown(breakdown)])[lines]
     Lead.objects.filter(pk=lead.pk).update(score=score, score_breakdown_id=breakdown_id)
@@ -255,13 +247,13 @@ def lead_scores_refresh(*, queryset: QuerySet[Lead] | None = None, ids: list[int
     rules, now, written, batch = active_rules(), timezone.now(), 0, []
     breakdowns = Breakdowns()
     # Only the columns the rules read: a bulk rescore must not build whole leads.
-    fields = {"status", "rating", "priority", "source", "expected_revenue"}
+    fields = {"status", "rating", "priority", "source", "expected_revenue", "last_activity_at"}
     fields |= {
         r.value for r in rules if r.criterion == ScoringCriterion.COMPLETENESS and r.value in LEAD_FIELDS
     }
-    leads = queryset.only(*fields).annotate(_last_activity_at=Max("activities__created_at")).order_by("pk")
+    leads = queryset.only(*fields).order_by("pk")
     for lead in leads.iterator(chunk_size=BATCH_SIZE):
-        score, breakdown = lead_score(lead, rules, last_activity_at=lead._last_activity_at, now=now)
+        score, breakdown = lead_score(lead, rules, last_activity_at=lead.last_activity_at, now=now)
         batch.append((lead.pk, score, stored_breakdown(breakdown)))
         if len(batch) >= SCORE_WRITE_BATCH:
             written += _write_scores(batch, breakdowns)

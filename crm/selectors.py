@@ -8,7 +8,8 @@ pages call the same functions.
 """
 
 import datetime
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -58,7 +59,7 @@ Filters = Mapping[str, Any] | None
 MONEY = DecimalField(max_digits=16, decimal_places=2)
 
 
-def _subquery_aggregate(queryset: QuerySet, fk: str, aggregate, output_field, empty):
+def subquery_aggregate(queryset: QuerySet, fk: str, aggregate, output_field, empty):
     """A correlated subquery: one aggregate per outer row, without multiplying joined rows."""
     sub = (
         queryset.filter(**{fk: OuterRef("pk")})
@@ -70,50 +71,57 @@ def _subquery_aggregate(queryset: QuerySet, fk: str, aggregate, output_field, em
     return Coalesce(Subquery(sub, output_field=output_field), Value(empty, output_field=output_field))
 
 
+# Figures another app adds to the reads of a crm model (sales: an account's deals, a lost reason's lost
+# deals), by model label: builder(user) -> {annotation name: expression}, counting only what ``user`` sees.
+AnnotationBuilder = Callable[[Actor], Mapping[str, Any]]
+_annotations: dict[str, list[AnnotationBuilder]] = defaultdict(list)
+
+
+def register_annotations(model_label: str, builder: AnnotationBuilder) -> None:
+    if builder not in _annotations[model_label]:
+        _annotations[model_label].append(builder)
+
+
+def registered_annotations(model: type[Model], user: Actor) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for builder in _annotations[model._meta.label]:
+        found.update(builder(user))
+    return found
+
+
 def account_annotate_aggregates(queryset: QuerySet[Account], *, user: Actor) -> QuerySet[Account]:
-    """Contact count, opportunity count and open / won opportunity value on every account, counting
-    only the records ``user`` sees (another team's deals add nothing to what the reader is told)."""
-    # Looked up at run time: crm does not import sales at module level.
-    Opportunity = apps.get_model("sales", "Opportunity")
-    Contact = apps.get_model("crm", "Contact")
-    opps = record_visible_to(Opportunity, user)
+    """Contact count, and what the other apps register (opportunity count, open / won opportunity value),
+    on every account, counting only the records ``user`` sees (another team's deals add nothing to what
+    the reader is told)."""
     return queryset.annotate(
-        contact_count=_subquery_aggregate(
+        contact_count=subquery_aggregate(
             record_visible_to(Contact, user), "account", Count("*"), IntegerField(), 0
         ),
-        opportunity_count=_subquery_aggregate(opps, "account", Count("*"), IntegerField(), 0),
-        open_value=_subquery_aggregate(
-            opps.filter(status="open"), "account", Sum("amount"), MONEY, Decimal("0")
-        ),
-        won_value=_subquery_aggregate(
-            opps.filter(status="won"), "account", Sum("amount"), MONEY, Decimal("0")
-        ),
+        **registered_annotations(Account, user),
     )
 
 
 def pipeline_annotate_counts(queryset: QuerySet[Pipeline], *, user: Actor) -> QuerySet[Pipeline]:
     """How many stages and how many open leads ``user`` sees each pipeline has."""
-    Stage = apps.get_model("crm", "Stage")
     return queryset.annotate(
-        stage_count=_subquery_aggregate(Stage.objects.all(), "pipeline", Count("*"), IntegerField(), 0),
-        open_lead_count=_subquery_aggregate(
+        stage_count=subquery_aggregate(Stage.objects.all(), "pipeline", Count("*"), IntegerField(), 0),
+        open_lead_count=subquery_aggregate(
             lead_visible_to(user).filter(status="open"),
             "pipeline",
             Count("*"),
             IntegerField(),
             0,
         ),
+        **registered_annotations(Pipeline, user),
     )
 
 
 def lost_reason_annotate_counts(queryset: QuerySet[LostReason], *, user: Actor) -> QuerySet[LostReason]:
-    """How many of the leads and opportunities ``user`` sees each lost reason explains."""
-    Opportunity = apps.get_model("sales", "Opportunity")
+    """How many of the leads (and, registered by their apps, the opportunities) ``user`` sees each lost
+    reason explains."""
     return queryset.annotate(
-        lead_count=_subquery_aggregate(lead_visible_to(user), "lost_reason", Count("*"), IntegerField(), 0),
-        opportunity_count=_subquery_aggregate(
-            record_visible_to(Opportunity, user), "lost_reason", Count("*"), IntegerField(), 0
-        ),
+        lead_count=subquery_aggregate(lead_visible_to(user), "lost_reason", Count("*"), IntegerField(), 0),
+        **registered_annotations(LostReason, user),
     )
 
 

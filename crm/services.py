@@ -25,9 +25,10 @@ from crm import rules
 from crm.actors import Actor, actor_ensure_given, is_system, person
 from crm.events import publishing as events
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, ScoringRule, Stage, Tag
+from crm.registries import delete_effects
 from crm.scoring import lead_score_refresh
 from crm.win_probability import (
-    OPPORTUNITY,
+    account_deal_kind,
     spec_for,
     win_counts_after_delete,
     win_counts_change,
@@ -129,8 +130,12 @@ def record_delete(*, instance: models.Model, user: Actor) -> None:
             counted = win_snapshots_of(instance)
             # ... and the closed records that lose it as a tag, an account or an owner move theirs.
             dependents = win_snapshots_before_delete(instance)
+            # What other apps recompute once the records the delete cascades to are gone.
+            follow_ups = delete_effects(instance)
             with events.record_deleting(instance, user=user):
                 instance.delete()
+            for follow_up in follow_ups:
+                follow_up()
             if counted:
                 win_counts_change(kind=spec_for(instance).kind, removed=counted, added=[])
             win_counts_after_delete(dependents)
@@ -587,7 +592,8 @@ def account_update(*, account: Account, user: Actor, data: Mapping[str, Any]) ->
     account = record_save(instance=account, data=data, user=user)
     if counted:
         # Closed deals count their account's industry in their pipeline's win-probability model.
-        win_counts_change(kind=OPPORTUNITY.kind, removed=counted, added=win_snapshots(OPPORTUNITY, deals))
+        deal_kind = account_deal_kind()
+        win_counts_change(kind=deal_kind.kind, removed=counted, added=win_snapshots(deal_kind, deals))
     return account
 
 

@@ -65,7 +65,7 @@ class KindSpec:
 
     @property
     def model(self) -> type[models.Model]:
-        # crm never imports sales at module level: the model is looked up when first needed.
+        # Looked up by label: the kinds of the apps above crm are registered by them.
         return apps.get_model(self.model_label)
 
     @property
@@ -82,16 +82,19 @@ LEAD = KindSpec(
     lost_status=LeadStatus.LOST,
     variables=("stage", "source", "priority", "rating", "owner"),
 )
-OPPORTUNITY = KindSpec(
-    kind=WinModelKind.OPPORTUNITY,
-    model_label="sales.Opportunity",
-    noun="opportunity",
-    plural="opportunities",
-    won_status="won",
-    lost_status="lost",
-    variables=("stage", "priority", "industry", "owner"),
-)
-SPECS = (LEAD, OPPORTUNITY)
+# The kinds of record with a model: leads here, opportunities registered by sales (register_win_kind).
+SPECS: list[KindSpec] = [LEAD]
+
+
+def register_win_kind(spec: KindSpec) -> None:
+    if all(known.kind != spec.kind for known in SPECS):
+        SPECS.append(spec)
+
+
+def account_deal_kind() -> KindSpec | None:
+    """The kind whose records count their account's industry (sales' opportunities); None when no app
+    registered one."""
+    return next((spec for spec in SPECS if "industry" in spec.variables), None)
 
 
 def spec_for(record_or_model) -> KindSpec | None:
@@ -307,9 +310,12 @@ def win_snapshots_of(record) -> list[Snapshot]:
 def win_account_deals(account_pks: Iterable[int]) -> list[int]:
     """The closed opportunities of these accounts: an opportunity's industry is its account's, so
     changing an account's industry (or merging accounts) moves their counts."""
+    spec = account_deal_kind()
+    if spec is None:
+        return []
     return list(
-        OPPORTUNITY.model._default_manager.filter(
-            account_id__in=list(account_pks), status__in=OPPORTUNITY.closed_statuses
+        spec.model._default_manager.filter(
+            account_id__in=list(account_pks), status__in=spec.closed_statuses
         ).values_list("pk", flat=True)
     )
 
@@ -317,7 +323,7 @@ def win_account_deals(account_pks: Iterable[int]) -> list[int]:
 def win_snapshots_of_account_deals(account_pks: Iterable[int]) -> tuple[list[int], list[Snapshot]]:
     """``win_account_deals`` and their snapshots."""
     pks = win_account_deals(account_pks)
-    return pks, win_snapshots(OPPORTUNITY, pks)
+    return pks, win_snapshots(account_deal_kind(), pks) if pks else []
 
 
 def win_snapshots_before_delete(instance) -> list[tuple[KindSpec, list[int], list[Snapshot]]]:

@@ -13,5 +13,7 @@ class SalesConfig(AppConfig):
         # merges, relation checks and exports know them in every process, commands included.
         from sales import selectors  # noqa: F401
         from sales.api import events
+        from sales.registration import register_with_crm
 
         events.register()
+        register_with_crm()

@@ -32,6 +32,11 @@ EXCLUDED = {
             "written only by conversion (a state field like converted_at); the export names the lead's "
             "converted_at, and the converted contact carries its own export"
         ),
+        **{
+            ("last_activity_at", door): "derived: when the lead's newest activity was logged, kept by the "
+            "activity services for lead scoring; the activities themselves are listed on the lead"
+            for door in (API, FILES, ADMIN)
+        },
         ("score", FILES): "derived: lead scoring recomputes it from the lead and its activities, so an "
         "import cannot set it and an export of it is stale the next day",
         ("score_breakdown", FILES): "derived: the lines behind the score, shown in the API and the admin's "

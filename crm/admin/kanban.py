@@ -21,6 +21,7 @@ from django.utils.http import urlencode
 
 from crm.admin.base import CRM_CHANGE_LIST_TEMPLATE, money, with_changelist_tool
 from crm.models import Pipeline, Stage
+from crm.registries import next_activity_by_record
 from crm.selectors import KANBAN_DEFAULT_LIMIT, KanbanBoard
 
 # Changelist query parameters (Django's list_filter and search) and the FilterSet names they mean.
@@ -157,10 +158,7 @@ class KanbanAdminMixin:
     def kanban_make_cards(
         self, request, records: list, origin_stage_id: int | None = None
     ) -> list[KanbanCard]:
-        # Function-level import: crm never imports activities at module level.
-        from activities.selectors import activity_next_by_record
-
-        next_activities = activity_next_by_record(
+        next_activities = next_activity_by_record(
             user=request.user, model=self.model, ids=[record.pk for record in records]
         )
         cards = []

@@ -6,6 +6,9 @@ check the business rules, and ``Meta.validators = []`` keeps DRF from guessing t
 model's constraints.
 """
 
+from collections import defaultdict
+from collections.abc import Callable
+
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -424,18 +427,30 @@ class LeadConvertInputSerializer(serializers.Serializer):
     stage_id = related_id(Stage.objects.all(), "stage", help_text="Default: the pipeline's first stage.")
 
 
-class LeadConvertResultSerializer(serializers.Serializer):
+# Fields another app adds to a crm serializer (sales: the opportunity a conversion created), by
+# serializer class: name -> a function building the field, called whenever the fields are built.
+_nested_fields: dict[type, dict[str, Callable[[], serializers.Field]]] = defaultdict(dict)
+
+
+def register_nested_field(serializer_class: type, name: str, build: Callable[[], serializers.Field]) -> None:
+    _nested_fields[serializer_class][name] = build
+
+
+class RegisteredFieldsMixin:
+    """A serializer whose fields other apps may add to (register_nested_field)."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name, build in _nested_fields[type(self)].items():
+            fields[name] = build()
+        return fields
+
+
+class LeadConvertResultSerializer(RegisteredFieldsMixin, serializers.Serializer):
     lead = LeadSerializer()
     account = AccountSerializer(allow_null=True)
     contact = ContactSerializer(allow_null=True)
-
-    def get_fields(self):
-        # crm never imports sales at module level; by the time fields are built, every app is loaded.
-        from sales.api.serializers import OpportunitySerializer
-
-        fields = super().get_fields()
-        fields["opportunity"] = OpportunitySerializer(allow_null=True)
-        return fields
+    # "opportunity": registered by sales.
 
 
 # --- boards ---------------------------------------------------------------------------------------

@@ -9,12 +9,17 @@ from .engine import import_file, import_table, normalise_header
 from .exporting import EXPORT_FORMATS, ExportFile, export_queryset, export_rows
 from .reading import ImportFileError, Table, open_table
 from .result import ClearedField, ImportResult, PreviewRow, RowError
-from .schemas import EXPORT_KINDS, IMPORT_KINDS, export_schema, import_schema, schema_for_model
+from .schemas import (
+    export_kinds,
+    export_schema,
+    import_kinds,
+    import_schema,
+    register_schema,
+    schema_for_model,
+)
 
 __all__ = [
     "EXPORT_FORMATS",
-    "EXPORT_KINDS",
-    "IMPORT_KINDS",
     "ClearedField",
     "ExportFile",
     "ImportFileError",
@@ -22,13 +27,16 @@ __all__ = [
     "PreviewRow",
     "RowError",
     "Table",
+    "export_kinds",
     "export_queryset",
     "export_rows",
     "export_schema",
     "import_file",
+    "import_kinds",
     "import_schema",
     "import_table",
     "normalise_header",
     "open_table",
+    "register_schema",
     "schema_for_model",
 ]

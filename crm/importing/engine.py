@@ -28,7 +28,7 @@ from crm.models import Account, Lead, Tag
 from crm.scoring import Breakdowns, active_rules, last_activities, new_lead_scorer
 from crm.win_probability import (
     LEAD,
-    OPPORTUNITY,
+    account_deal_kind,
     win_account_deals,
     win_counts_after_bulk_write,
     win_counts_before_bulk_write,
@@ -795,10 +795,12 @@ class _Run:
             win_before = win_counts_before_bulk_write(
                 LEAD, existing_pks=existing, total=total + len(released)
             )
-        elif model is Account and "industry" in write_attnames and updates:
+        elif model is Account and "industry" in write_attnames and updates and account_deal_kind():
             # Closed deals count their account's industry.
             deals = win_account_deals(existing)
-            win_before = win_counts_before_bulk_write(OPPORTUNITY, existing_pks=deals, total=len(deals))
+            win_before = win_counts_before_bulk_write(
+                account_deal_kind(), existing_pks=deals, total=len(deals)
+            )
 
         def report(done):
             self.progress("writing", done, total)
@@ -849,8 +851,8 @@ class _Run:
         self.references.finish(written)
         if model is Lead:
             win_counts_after_bulk_write(LEAD, before=win_before, written_pks=written)
-        elif model is Account and "industry" in write_attnames and updates:
-            win_counts_after_bulk_write(OPPORTUNITY, before=win_before, written_pks=deals)
+        elif model is Account and "industry" in write_attnames and updates and account_deal_kind():
+            win_counts_after_bulk_write(account_deal_kind(), before=win_before, written_pks=deals)
         self.progress("writing", total, total)
 
 

@@ -39,7 +39,6 @@ RELATION_LABELS = {
     "parent": "name",
     "contact": "email",
     "lead": "email",
-    "opportunity": "name",
 }
 READ_ONLY_COLUMNS = ("id", "created_at", "updated_at")
 
@@ -67,6 +66,8 @@ class Schema:
     columns: tuple[str, ...]  # the data columns, in file order
     export_only: tuple[str, ...] = ()  # of the columns, those written by an export and ignored by an import
     verbose: str = ""
+    # How the schema's own relations are named in a file, beyond RELATION_LABELS.
+    relation_labels: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def model(self) -> type[models.Model]:
@@ -90,7 +91,7 @@ class Schema:
             return None
         field = self.field(column)
         if field.is_relation:
-            return f"{column}__{RELATION_LABELS[column]}"
+            return f"{column}__{self.relation_labels.get(column) or RELATION_LABELS[column]}"
         return column
 
 
@@ -496,71 +497,38 @@ ACCOUNTS = AccountSchema(
     rule_fields=("parent",),
     deferred=("parent",),
 )
-OPPORTUNITIES = Schema(
-    kind="opportunities",
-    model_label="sales.Opportunity",
-    verbose="opportunities",
-    columns=(
-        "name",
-        "account",
-        "contact",
-        "pipeline",
-        "stage",
-        "amount",
-        "probability",
-        "close_date",
-        "opportunity_type",
-        "priority",
-        "status",
-        "closed_at",
-        "lost_reason",
-        "lost_note",
-        "lead",
-        "description",
-        "owner",
-        "tags",
-    ),
-)
-ACTIVITIES = Schema(
-    kind="activities",
-    model_label="activities.Activity",
-    verbose="activities",
-    columns=(
-        "subject",
-        "activity_type",
-        "description",
-        "due_date",
-        "completed_at",
-        "status",
-        "priority",
-        "lead",
-        "opportunity",
-        "contact",
-        "account",
-        "owner",
-    ),
-)
-
+# Kinds of the apps above crm (opportunities, activities) are registered from their AppConfig.ready().
 IMPORT_SCHEMAS: dict[str, ImportSchema] = {s.kind: s for s in (LEADS, CONTACTS, ACCOUNTS)}
-EXPORT_SCHEMAS: dict[str, Schema] = {
-    s.kind: s for s in (LEADS, CONTACTS, ACCOUNTS, OPPORTUNITIES, ACTIVITIES)
-}
-IMPORT_KINDS = tuple(IMPORT_SCHEMAS)
-EXPORT_KINDS = tuple(EXPORT_SCHEMAS)
+EXPORT_SCHEMAS: dict[str, Schema] = {s.kind: s for s in (LEADS, CONTACTS, ACCOUNTS)}
+
+
+def register_schema(schema: Schema) -> None:
+    """Export (and, for an ImportSchema, import) another app's kind of record."""
+    EXPORT_SCHEMAS[schema.kind] = schema
+    if isinstance(schema, ImportSchema):
+        IMPORT_SCHEMAS[schema.kind] = schema
+
+
+def import_kinds() -> tuple[str, ...]:
+    return tuple(IMPORT_SCHEMAS)
+
+
+def export_kinds() -> tuple[str, ...]:
+    return tuple(EXPORT_SCHEMAS)
 
 
 def import_schema(kind: str) -> ImportSchema:
     try:
         return IMPORT_SCHEMAS[kind]
     except KeyError:
-        raise ValueError(f"Cannot import {kind!r}: choose one of {', '.join(IMPORT_KINDS)}.") from None
+        raise ValueError(f"Cannot import {kind!r}: choose one of {', '.join(import_kinds())}.") from None
 
 
 def export_schema(kind: str) -> Schema:
     try:
         return EXPORT_SCHEMAS[kind]
     except KeyError:
-        raise ValueError(f"Cannot export {kind!r}: choose one of {', '.join(EXPORT_KINDS)}.") from None
+        raise ValueError(f"Cannot export {kind!r}: choose one of {', '.join(export_kinds())}.") from None
 
 
 def schema_for_model(model: type[models.Model]) -> Schema:

@@ -229,13 +229,18 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
         db_index=False,
     )
 
+    # When the lead's newest activity was logged (its latest created_at; null without one): what the
+    # "recent activity" scoring rule reads. The activity services keep it current with an UPDATE of this
+    # column alone (activities.services.lead_last_activity_refresh), so crm needs no query of theirs.
+    last_activity_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     constraint_error_fields = {
         **TimeStampedModel.constraint_error_fields,
         "lead_converted_at": "converted_at",
     }
 
     # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
-    history = audit_history(derived_fields=("score", "score_breakdown"))
+    history = audit_history(derived_fields=("score", "score_breakdown", "last_activity_at"))
 
     class Meta:
         ordering = ["-created_at", "-id"]

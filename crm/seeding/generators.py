@@ -181,10 +181,11 @@ class SeedContext:
     accounts: int
     contacts: int
     leads: int
-    opportunities: int
-    activities: int
     # The largest id already in each table: generated ids follow it.
     base_ids: dict[str, int]
+    # Sizes of the tables other apps register (crm.registries.register_seed_table).
+    opportunities: int = 0
+    activities: int = 0
 
 
 class DataSetGenerator:

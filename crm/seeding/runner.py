@@ -16,6 +16,7 @@ from django.utils import timezone
 from crm.actors import SYSTEM
 from crm.importing.writing import column_defaults
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
+from crm.registries import seed_tables
 from crm.seeding import words
 from crm.seeding.generators import Clock, DataSetGenerator, PipelineInfo, SeedContext, StageInfo
 from crm.seeding.progress import Progress
@@ -101,13 +102,12 @@ class SeedResult:
 
 
 def _record_models() -> dict[str, type]:
-    # sales and activities depend on crm, never the other way round at import time.
+    # crm's own tables, then those the other apps registered (crm.registries.register_seed_table).
     return {
         "leads": Lead,
-        "opportunities": apps.get_model("sales", "Opportunity"),
         "accounts": Account,
         "contacts": Contact,
-        "activities": apps.get_model("activities", "Activity"),
+        **{table.label: apps.get_model(table.model_label) for table in seed_tables()},
     }
 
 
@@ -142,8 +142,7 @@ def crm_seed(
         end=int(datetime(end_date.year, end_date.month, end_date.day, tzinfo=UTC).timestamp()),
         utc_suffix=writer.utc_suffix,
     )
-    models = _record_models()
-    Opportunity, Activity = models["opportunities"], models["activities"]
+    registered = [(table, apps.get_model(table.model_label)) for table in seed_tables()]
     started = time.monotonic()
     result = SeedResult()
 
@@ -159,8 +158,7 @@ def crm_seed(
                 ("account", Account),
                 ("contact", Contact),
                 ("lead", Lead),
-                ("opportunity", Opportunity),
-                ("activity", Activity),
+                *((table.base_id, model) for table, model in registered),
             )
         }
         generator = DataSetGenerator(
@@ -174,8 +172,7 @@ def crm_seed(
                 accounts=sizes.accounts,
                 contacts=sizes.contacts,
                 leads=sizes.leads,
-                opportunities=sizes.opportunities,
-                activities=sizes.activities,
+                **{table.label: getattr(sizes, table.label) for table, _ in registered},
                 base_ids=base_ids,
             )
         )
@@ -185,8 +182,16 @@ def crm_seed(
             ("accounts", Account, g.ACCOUNT_FIELDS, g.accounts, sizes.accounts),
             ("contacts", Contact, g.CONTACT_FIELDS, g.contacts, sizes.contacts),
             ("leads", Lead, g.LEAD_FIELDS, g.leads, sizes.leads),
-            ("opportunities", Opportunity, g.OPPORTUNITY_FIELDS, g.opportunities, sizes.opportunities),
-            ("activities", Activity, g.ACTIVITY_FIELDS, g.activities, sizes.activities),
+            *(
+                (
+                    table.label,
+                    model,
+                    getattr(g, table.fields),
+                    getattr(g, table.rows),
+                    getattr(sizes, table.label),
+                )
+                for table, model in registered
+            ),
         ]
         tables = []
 
@@ -222,8 +227,12 @@ def crm_seed(
                 with progress.phase(f"{model._meta.model_name} history indexes", pending, "indexes") as tick:
                     writer.rebuild_indexes(history._meta.db_table, tick)
             tables.append(history._meta.db_table)
-        writer.reset_sequences([Account, Contact, Lead, Opportunity, Activity])
+        writer.reset_sequences([model for _label, model, *_ in steps])
         writer.finish(tables)
+        # What the registered tables feed elsewhere (a lead's last activity), once all are written.
+        for table, _model in registered:
+            if table.after_write is not None:
+                table.after_write()
         # The seeded history is what the win-probability models learn from.
         win_models_rebuild()
     result.seconds = time.monotonic() - started

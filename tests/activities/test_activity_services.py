@@ -1,14 +1,19 @@
 """Activity services (activities/services.py): what logging, changing and deleting an activity does, and
 who may link it to what. The personas are those of tests/conftest.py."""
 
+import datetime
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Max
 from django.utils import timezone
 
 from activities.models import Activity, ActivityStatus
-from activities.services import activity_create, activity_delete, activity_update
+from activities.services import activity_create, activity_delete, activity_update, lead_last_activity_refresh
 from crm.actors import SYSTEM
 from crm.models import Lead, ScoringRule
+from crm.services import record_delete
+from tests.factories import LeadFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -209,3 +214,96 @@ def test_a_rep_may_not_delete_an_activity_of_someone_else(people, persona):
         activity_delete(activity=activity, user=people.users[persona])
 
     assert Activity.objects.filter(pk=activity.pk).exists()
+
+
+# --- the lead's last activity (Lead.last_activity_at, what scoring reads) ---------------------------
+
+
+def stored_last_activity(lead) -> object:
+    return Lead.objects.values_list("last_activity_at", flat=True).get(pk=lead.pk)
+
+
+def newest_created(lead) -> object:
+    """The rule the column stands for: when the lead's newest activity was logged."""
+    return Activity.objects.filter(lead=lead).aggregate(last=Max("created_at"))["last"]
+
+
+def test_logging_an_activity_makes_it_the_leads_last_activity(people):
+    lead = people.records["owner"].lead
+
+    activity = activity_create(user=people.users["owner"], data=call(lead=lead))
+
+    assert stored_last_activity(lead) == Activity.objects.get(pk=activity.pk).created_at
+    assert stored_last_activity(lead) == newest_created(lead)
+
+
+def test_rescheduling_or_completing_an_activity_keeps_the_leads_last_activity(people):
+    lead = people.records["owner"].lead
+    activity = activity_create(user=people.users["owner"], data=call(lead=lead))
+    before = stored_last_activity(lead)
+    updated_at = Lead.objects.get(pk=lead.pk).updated_at
+
+    activity_update(
+        activity=activity,
+        user=people.users["owner"],
+        data={"due_date": timezone.now() + datetime.timedelta(days=3)},
+    )
+    activity_update(activity=activity, user=people.users["owner"], data={"status": ActivityStatus.COMPLETED})
+
+    assert stored_last_activity(lead) == before == newest_created(lead)
+    # A derived column: the lead itself did not change (no new version, the same ETag).
+    assert Lead.objects.get(pk=lead.pk).updated_at == updated_at
+
+
+def test_moving_an_activity_to_another_lead_moves_the_last_activity(people):
+    first, second = people.records["owner"].lead, LeadFactory(owner=people.users["owner"])
+    Activity.objects.filter(lead=first).delete()
+    activity = activity_create(user=people.users["owner"], data=call(lead=first))
+
+    activity_update(activity=activity, user=people.users["owner"], data={"lead": second})
+
+    assert stored_last_activity(first) is None
+    assert stored_last_activity(second) == Activity.objects.get(pk=activity.pk).created_at
+
+
+def test_deleting_the_latest_activity_falls_back_to_the_one_before(people):
+    lead = people.records["owner"].lead
+    Activity.objects.filter(lead=lead).delete()
+    older = activity_create(user=people.users["owner"], data=call(lead=lead))
+    Activity.objects.filter(pk=older.pk).update(created_at=timezone.now() - datetime.timedelta(days=3))
+    latest = activity_create(user=people.users["owner"], data=call(lead=lead))
+    assert stored_last_activity(lead) == Activity.objects.get(pk=latest.pk).created_at
+
+    activity_delete(activity=latest, user=people.users["owner"])
+
+    assert stored_last_activity(lead) == Activity.objects.get(pk=older.pk).created_at == newest_created(lead)
+
+
+def test_deleting_a_deal_that_takes_the_leads_activity_along_refreshes_the_lead(people, recent_activity_rule):
+    """A cascade: the activity is deleted with the deal it is also linked to, not by activity_delete."""
+    owner, lead = people.users["owner"], people.records["owner"].lead
+    Activity.objects.filter(lead=lead).delete()
+    deal = OpportunityFactory(owner=owner, stage=people.records["owner"].opportunity.stage)
+    activity_create(user=owner, data=call(lead=lead, opportunity=deal))
+    assert Lead.objects.get(pk=lead.pk).score == 15
+
+    record_delete(instance=deal, user=owner)
+
+    assert stored_last_activity(lead) is None
+    assert Lead.objects.get(pk=lead.pk).score == 0
+
+
+def test_recomputing_every_lead_matches_their_activities(people):
+    """What the seed (and any bulk writer of activities) runs after writing activities around the
+    services."""
+    leads = [people.records[persona].lead for persona in ("owner", "outsider")]
+    Lead.objects.update(last_activity_at=None)
+    Activity.objects.filter(lead=leads[1]).delete()
+    Lead.objects.filter(pk=leads[1].pk).update(last_activity_at=timezone.now())
+
+    lead_last_activity_refresh()
+
+    for lead in Lead.objects.all():
+        assert stored_last_activity(lead) == newest_created(lead)
+    assert stored_last_activity(leads[0]) is not None
+    assert stored_last_activity(leads[1]) is None

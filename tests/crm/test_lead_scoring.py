@@ -261,6 +261,8 @@ def test_updated_leads_are_scored_with_their_activities_and_stored_fields(rules,
             data={"subject": "Mail", "activity_type": "email", "lead": lead}, user=SYSTEM
         )
         Activity.objects.filter(pk=activity.pk).update(created_at=old)
+    # Backdated behind the services: recomputed as any bulk writer of activities does.
+    activity_services.lead_last_activity_refresh(lead_ids=[lead.pk for lead in leads[40:60]])
     # The file changes priority and revenue only: rating and phone come from the stored leads.
     rows = [["name", "email", "priority", "expected_revenue"]]
     rows += [[f"L{n}", f"L{n}@X.test", ("urgent", "low")[n % 2], str(n * 1000)] for n in range(120)]
@@ -275,6 +277,46 @@ def test_updated_leads_are_scored_with_their_activities_and_stored_fields(rules,
     # Hot (30) + urgent (20) + email (5) + phone (5) + an activity today (15) + 50,000 reached (25).
     assert stored[leads[51].pk] == 30 + 5 + 5 + 5 + 25  # low priority, last activity 20 days ago
     assert stored[leads[1].pk] == 30 + 5 + 5 + 15  # low priority, revenue 1,000, called today
+
+
+def test_scores_from_the_stored_last_activity_equal_scores_from_the_activities(rules, stages):
+    """Lead.last_activity_at stands for "the newest activity's created_at", the rule scoring used to
+    aggregate itself: one lead, the bulk rescore and the import's lookup give the scores it gave."""
+    from django.db.models import Max
+
+    from activities.models import Activity
+
+    leads = [services.lead_create(data={"name": f"L{n}", "email": ""}, user=SYSTEM) for n in range(5)]
+    for lead, days_ago in zip(leads, (None, 1, 10, 40, (40, 2)), strict=True):
+        for days in days_ago if isinstance(days_ago, tuple) else (days_ago,) if days_ago else ():
+            activity = activity_services.activity_create(
+                data={"subject": "Call", "activity_type": "call", "lead": lead}, user=SYSTEM
+            )
+            Activity.objects.filter(pk=activity.pk).update(created_at=NOW - datetime.timedelta(days=days))
+    activity_services.lead_last_activity_refresh(lead_ids=[lead.pk for lead in leads])
+    newest = dict(
+        Activity.objects.filter(lead__in=leads).values_list("lead_id").annotate(last=Max("created_at"))
+    )
+    expected = {
+        lead.pk: lead_score(Lead.objects.get(pk=lead.pk), rules, last_activity_at=newest.get(lead.pk))[0]
+        for lead in leads
+    }
+
+    lead_scores_refresh()
+    assert (
+        dict(Lead.objects.values_list("pk", "score"))
+        == expected
+        == {
+            leads[0].pk: 0,
+            leads[1].pk: 15,
+            leads[2].pk: 5,
+            leads[3].pk: 0,
+            leads[4].pk: 15,
+        }
+    )
+    for lead in leads:
+        assert lead_score_refresh(lead=Lead.objects.get(pk=lead.pk), rules=rules).score == expected[lead.pk]
+    assert engine.last_activities([lead.pk for lead in leads]) == newest
 
 
 def test_default_rules_are_installed():

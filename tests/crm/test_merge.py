@@ -107,6 +107,8 @@ def test_merging_leads_moves_activities_history_and_the_converted_deal(stages):
     keep.refresh_from_db()
     assert (keep.company_name, keep.expected_revenue) == ("Acme", 100)
     assert Activity.objects.get(pk=call.pk).lead == keep
+    # The survivor's last activity (what scoring reads) is the newest of the merged leads'.
+    assert keep.last_activity_at == Activity.objects.get(pk=call.pk).created_at
     assert Opportunity.objects.get(pk=deal.pk).lead == keep
     assert LeadStageChange.objects.filter(record=keep).count() == 3
     assert not LeadStageChange.objects.exclude(record=keep).exists()

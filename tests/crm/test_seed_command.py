@@ -111,6 +111,21 @@ def test_seed_creates_exactly_the_requested_counts():
 
 
 @pytest.mark.django_db
+def test_seeded_leads_know_when_their_last_activity_was_logged():
+    """Activities are seeded around the services: the seed recomputes Lead.last_activity_at (what
+    scoring reads) once they are written."""
+    seed()
+
+    newest = dict(
+        Activity.objects.filter(lead__isnull=False).values_list("lead_id").annotate(last=Max("created_at"))
+    )
+    assert newest
+    assert dict(
+        Lead.objects.filter(last_activity_at__isnull=False).values_list("pk", "last_activity_at")
+    ) == (newest)
+
+
+@pytest.mark.django_db
 def test_every_seeded_record_passes_its_models_full_clean():
     seed()
 

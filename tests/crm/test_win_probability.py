@@ -12,9 +12,10 @@ from rest_framework.test import APIClient
 from crm import services as crm_services
 from crm.actors import SYSTEM
 from crm.models import Lead, WinModel
-from crm.win_probability import LEAD, OPPORTUNITY, win_models_rebuild, win_probability
+from crm.win_probability import LEAD, win_models_rebuild, win_probability
 from sales import services as sales_services
 from sales.models import Opportunity
+from sales.win_probability import OPPORTUNITY
 from tests.api.conftest import url
 from tests.factories import AccountFactory, LeadFactory, OpportunityFactory, TagFactory, UserFactory
 

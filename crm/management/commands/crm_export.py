@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from crm.actors import SYSTEM
-from crm.importing import EXPORT_FORMATS, EXPORT_KINDS, export_queryset, export_schema
+from crm.importing import EXPORT_FORMATS, export_kinds, export_queryset, export_schema
 from crm.seeding.progress import Progress
 
 
@@ -17,7 +17,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("kind", choices=EXPORT_KINDS)
+        parser.add_argument("kind", choices=export_kinds())
         parser.add_argument(
             "--format", choices=tuple(EXPORT_FORMATS), help="default: the output's extension, else csv"
         )

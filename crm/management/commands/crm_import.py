@@ -5,7 +5,7 @@ import os
 from django.core.management.base import BaseCommand, CommandError
 
 from crm.actors import SYSTEM
-from crm.importing import IMPORT_KINDS, import_file
+from crm.importing import import_file, import_kinds
 from crm.seeding.progress import Progress
 
 
@@ -21,7 +21,7 @@ class Command(BaseCommand):
     requires_system_checks = []
 
     def add_arguments(self, parser):
-        parser.add_argument("kind", choices=IMPORT_KINDS)
+        parser.add_argument("kind", choices=import_kinds())
         parser.add_argument("file", help="path of the .csv or .xlsx file")
         parser.add_argument("--dry-run", action="store_true", help="validate and count, write nothing")
         parser.add_argument(

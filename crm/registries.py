@@ -1,0 +1,87 @@
+"""What crm learns from the apps above it (sales, activities) without importing them.
+
+Each app fills these from its ``AppConfig.ready()`` (one ``register_with_crm()`` per app), so every
+process (the web server, commands, workers, tests) knows them before it handles anything:
+
+- ``register_next_activity_source``: the next open activity of each record on a kanban card;
+- ``register_delete_effect``: what deleting a record does to records of another app that crm cannot
+  see (the activities it cascades to are gone, so their leads' last activity changes);
+- ``register_seed_table``: a table the seeder fills after crm's own, and what it recomputes after.
+
+Registries that belong to one crm module live beside it: ``crm.selectors.register_annotations``,
+``crm.api.serializers.register_nested_field``, ``crm.importing.schemas.register_schema``,
+``crm.search_indexes.register_trigram_indexes``, ``crm.rules.register_state_fields``,
+``crm.win_probability.register_win_kind`` and the older ``register_inline``, ``register_timeline``,
+``register_record_actions`` and ``register_record_access``.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Model
+
+# --- next activity on a board's cards ----------------------------------------------------------------
+
+# (user, model, ids) -> {record id: the next activity, as the card shows it}
+NextActivitySource = Callable[..., dict[int, Any]]
+_next_activity_sources: list[NextActivitySource] = []
+
+
+def register_next_activity_source(source: NextActivitySource) -> None:
+    if source not in _next_activity_sources:
+        _next_activity_sources.append(source)
+
+
+def next_activity_by_record(*, user, model: type[Model], ids: Iterable[int]) -> dict[int, Any]:
+    """The next activity of each of ``ids`` (records of ``model``) that ``user`` sees, from the
+    registered sources; empty when no app registered one."""
+    ids = list(ids)
+    found: dict[int, Any] = {}
+    for source in _next_activity_sources:
+        for pk, activity in source(user=user, model=model, ids=ids).items():
+            found.setdefault(pk, activity)
+    return found
+
+
+# --- what a delete does beyond crm --------------------------------------------------------------------
+
+# Called with the record about to be deleted; returns what to run once it is gone (or None).
+DeleteEffect = Callable[[Model], Callable[[], None] | None]
+_delete_effects: list[DeleteEffect] = []
+
+
+def register_delete_effect(effect: DeleteEffect) -> None:
+    if effect not in _delete_effects:
+        _delete_effects.append(effect)
+
+
+def delete_effects(instance: Model) -> list[Callable[[], None]]:
+    """Before ``instance`` is deleted: the registered effects' follow-ups, to run after the delete."""
+    return [after for effect in _delete_effects if (after := effect(instance)) is not None]
+
+
+# --- the seeder's tables ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeedTable:
+    label: str  # the SeedSizes field and the progress label ("opportunities")
+    model_label: str  # "sales.Opportunity"
+    base_id: str  # the generator's name for the table's ids ("opportunity")
+    fields: str  # the generator's attribute listing the generated columns ("OPPORTUNITY_FIELDS")
+    rows: str  # the generator's method yielding the rows ("opportunities")
+    # Recomputes what the rows feed elsewhere, once they are written (lead.last_activity_at).
+    after_write: Callable[[], Any] | None = None
+
+
+_seed_tables: dict[str, SeedTable] = {}
+
+
+def register_seed_table(table: SeedTable) -> None:
+    """A table the seeder writes after crm's own (accounts, contacts, leads), in registration order."""
+    _seed_tables[table.label] = table
+
+
+def seed_tables() -> list[SeedTable]:
+    return list(_seed_tables.values())
