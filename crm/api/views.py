@@ -27,16 +27,7 @@ from crm.api.serializers import (
     TagSerializer,
 )
 from crm.api.stage_history import StageHistoryViewSetMixin
-from crm.filters import (
-    AccountFilter,
-    ContactFilter,
-    LeadFilter,
-    LostReasonFilter,
-    PipelineFilter,
-    StageFilter,
-    TagFilter,
-)
-from crm_project.viewsets import (
+from crm.api.viewsets import (
     BAD_REQUEST,
     CONFLICT,
     NOT_FOUND,
@@ -45,6 +36,15 @@ from crm_project.viewsets import (
     TransitionPermissions,
     crud_schema,
     requires,
+)
+from crm.filters import (
+    AccountFilter,
+    ContactFilter,
+    LeadFilter,
+    LostReasonFilter,
+    PipelineFilter,
+    StageFilter,
+    TagFilter,
 )
 
 

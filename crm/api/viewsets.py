@@ -16,7 +16,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModel
 from rest_framework.response import Response
 
 from crm import services
-from crm_project import schema
+from crm.api import schema
 
 # --- permissions ----------------------------------------------------------------------------------
 
