@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html_join
 
 from crm import (
+    admin_teams,  # noqa: F401  (sales teams)
     admin_users,  # noqa: F401  (deleting a user goes through the services)
     selectors,
     services,

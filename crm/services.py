@@ -24,7 +24,18 @@ from django.db.models import ProtectedError, RestrictedError
 from crm import rules
 from crm.actors import Actor, actor_ensure_given, is_system, person
 from crm.events import publishing as events
-from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, ScoringRule, Stage, Tag
+from crm.models import (
+    Account,
+    Contact,
+    Lead,
+    LeadStatus,
+    LostReason,
+    Pipeline,
+    SalesTeam,
+    ScoringRule,
+    Stage,
+    Tag,
+)
 from crm.scoring import lead_score_refresh
 from crm.win_probability import (
     OPPORTUNITY,
@@ -699,3 +710,35 @@ def lead_reopen(*, lead: Lead, user: Actor, stage: Stage | None = None) -> Lead:
         "lost_note": "",
     }
     return pipeline_record_save(instance=lead, data=data, user=user)
+
+
+# --- sales teams ----------------------------------------------------------------------------------
+
+TEAM_MANAGEMENT_REFUSED = "Only a CRM Admin may create, change or delete sales teams."
+
+
+def sales_team_ensure_manageable(*, user: Actor) -> None:
+    """Teams decide who sees whose records: who manages and who belongs to a team is for a CRM Admin
+    (or a superuser) to set, never for a manager, who could otherwise make any team theirs."""
+    from crm.selectors import user_sees_everything
+
+    if not is_system(user) and not user_sees_everything(user):
+        raise ValidationError(TEAM_MANAGEMENT_REFUSED, code="team_management_refused")
+
+
+@transaction.atomic
+def sales_team_create(*, user: Actor, data: Mapping[str, Any]) -> SalesTeam:
+    sales_team_ensure_manageable(user=user)
+    return record_save(instance=SalesTeam(), data=data)
+
+
+@transaction.atomic
+def sales_team_update(*, team: SalesTeam, user: Actor, data: Mapping[str, Any]) -> SalesTeam:
+    sales_team_ensure_manageable(user=user)
+    return record_save(instance=record_lock(team), data=data)
+
+
+@transaction.atomic
+def sales_team_delete(*, team: SalesTeam, user: Actor) -> None:
+    sales_team_ensure_manageable(user=user)
+    record_delete(instance=team, user=user)

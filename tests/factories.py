@@ -4,10 +4,10 @@ import factory
 from django.contrib.auth import get_user_model
 
 from activities.models import Activity
-from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
 
 # SalesTeam is imported here only, so tests follow it with one line if it moves between apps.
-from sales.models import Opportunity, SalesTeam  # noqa: F401
+from crm.models import Account, Contact, Lead, LostReason, Pipeline, SalesTeam, Stage, Tag  # noqa: F401
+from sales.models import Opportunity
 
 
 class UserFactory(factory.django.DjangoModelFactory):
