@@ -23,6 +23,7 @@ from django.db.models import ProtectedError, RestrictedError
 
 from crm import rules
 from crm.actors import Actor, actor_ensure_given, is_system, person
+from crm.conversion import lead_converter
 from crm.events import publishing as events
 from crm.models import (
     Account,
@@ -622,9 +623,7 @@ def _lead_enter_closed_stage(*, lead: Lead, stage: Stage, user: Actor) -> Lead:
     """A lead put into a won stage is converted with the default options; into a lost stage, lost
     (with the reason and note the same update gave, if any)."""
     if rules.stage_effect(is_won=stage.is_won, is_lost=stage.is_lost, noun="lead") == rules.CONVERT:
-        from sales.services import lead_convert  # crm never imports sales at module level
-
-        return lead_convert(lead=lead, user=user).lead
+        return lead_converter()(lead=lead, user=user).lead
     return lead_mark_lost(lead=lead, user=user, lost_reason=lead.lost_reason, lost_note=lead.lost_note)
 
 

@@ -11,7 +11,12 @@ class SalesConfig(AppConfig):
     def ready(self):
         # Registers this app's visibility rules with crm (crm.selectors.register_record_access), so
         # merges, relation checks and exports know them in every process, commands included.
+        from crm.conversion import register_lead_converter
         from sales import selectors  # noqa: F401
-        from sales.api import events
+        from sales.api import convert, events
+        from sales.services import lead_convert
 
         events.register()
+        # crm converts a lead put into a won stage, and routes /leads/{id}/convert/, through these.
+        register_lead_converter(lead_convert)
+        convert.register()
