@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connection
@@ -52,7 +51,7 @@ from crm.filters import (
     TagFilter,
     filter_queryset,
 )
-from crm.models import Account, Contact, Lead, LostReason, Pipeline, Priority, Stage, Tag
+from crm.models import Account, Contact, Lead, LostReason, Pipeline, Priority, SalesTeam, Stage, Tag
 
 Filters = Mapping[str, Any] | None
 
@@ -159,8 +158,19 @@ def user_sees_everything(user: Actor) -> bool:
     return user.is_superuser or user.groups.filter(name=CRM_ADMIN_GROUP).exists()
 
 
-def _teams():
-    return apps.get_model("sales", "SalesTeam").objects.filter(is_active=True)
+def _teams() -> QuerySet[SalesTeam]:
+    return SalesTeam.objects.filter(is_active=True)
+
+
+def sales_team_visible_to(user: Actor) -> QuerySet[SalesTeam]:
+    """Every team for a CRM Admin or a superuser; else the teams ``user`` manages or belongs to."""
+    if user_sees_everything(user):
+        return SalesTeam.objects.all()
+    if not user.is_authenticated or not user.is_active:
+        return SalesTeam.objects.none()
+    # A subquery, not a join: a join on members would also narrow what the caller counts of them.
+    mine = SalesTeam.objects.filter(Q(manager=user) | Q(members=user)).values("pk")
+    return SalesTeam.objects.filter(pk__in=mine)
 
 
 def user_managed_ids(user: Actor) -> QuerySet:

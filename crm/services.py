@@ -23,8 +23,20 @@ from django.db.models import ProtectedError, RestrictedError
 
 from crm import rules
 from crm.actors import Actor, actor_ensure_given, is_system, person
+from crm.conversion import lead_converter
 from crm.events import publishing as events
-from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, ScoringRule, Stage, Tag
+from crm.models import (
+    Account,
+    Contact,
+    Lead,
+    LeadStatus,
+    LostReason,
+    Pipeline,
+    SalesTeam,
+    ScoringRule,
+    Stage,
+    Tag,
+)
 from crm.registries import delete_effects
 from crm.scoring import lead_score_refresh
 from crm.win_probability import (
@@ -617,9 +629,7 @@ def _lead_enter_closed_stage(*, lead: Lead, stage: Stage, user: Actor) -> Lead:
     """A lead put into a won stage is converted with the default options; into a lost stage, lost
     (with the reason and note the same update gave, if any)."""
     if rules.stage_effect(is_won=stage.is_won, is_lost=stage.is_lost, noun="lead") == rules.CONVERT:
-        from sales.services import lead_convert  # crm never imports sales at module level
-
-        return lead_convert(lead=lead, user=user).lead
+        return lead_converter()(lead=lead, user=user).lead
     return lead_mark_lost(lead=lead, user=user, lost_reason=lead.lost_reason, lost_note=lead.lost_note)
 
 
@@ -705,3 +715,35 @@ def lead_reopen(*, lead: Lead, user: Actor, stage: Stage | None = None) -> Lead:
         "lost_note": "",
     }
     return pipeline_record_save(instance=lead, data=data, user=user)
+
+
+# --- sales teams ----------------------------------------------------------------------------------
+
+TEAM_MANAGEMENT_REFUSED = "Only a CRM Admin may create, change or delete sales teams."
+
+
+def sales_team_ensure_manageable(*, user: Actor) -> None:
+    """Teams decide who sees whose records: who manages and who belongs to a team is for a CRM Admin
+    (or a superuser) to set, never for a manager, who could otherwise make any team theirs."""
+    from crm.selectors import user_sees_everything
+
+    if not is_system(user) and not user_sees_everything(user):
+        raise ValidationError(TEAM_MANAGEMENT_REFUSED, code="team_management_refused")
+
+
+@transaction.atomic
+def sales_team_create(*, user: Actor, data: Mapping[str, Any]) -> SalesTeam:
+    sales_team_ensure_manageable(user=user)
+    return record_save(instance=SalesTeam(), data=data)
+
+
+@transaction.atomic
+def sales_team_update(*, team: SalesTeam, user: Actor, data: Mapping[str, Any]) -> SalesTeam:
+    sales_team_ensure_manageable(user=user)
+    return record_save(instance=record_lock(team), data=data)
+
+
+@transaction.atomic
+def sales_team_delete(*, team: SalesTeam, user: Actor) -> None:
+    sales_team_ensure_manageable(user=user)
+    record_delete(instance=team, user=user)

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from crm_project.viewsets import BAD_REQUEST, DetailSerializer
+from crm.api.viewsets import BAD_REQUEST, DetailSerializer
 
 BAD_CREDENTIALS = "Unable to log in with these credentials."
 LOCKED_OUT = "Too many failed logins for this username: try again later."

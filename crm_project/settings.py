@@ -219,7 +219,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    # Resource viewsets add Django's model permissions (crm_project.api.ModelPermissions).
+    # Resource viewsets add Django's model permissions (crm.api.viewsets.ModelPermissions).
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
     ],
@@ -228,9 +228,9 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
     ],
     # The API reads JSON bodies (a form can't say null or a list); the imports read their multipart file.
-    # A body nested absurdly deep is a 400 (crm_project.parsers.DepthLimitedJSONParser).
-    "DEFAULT_PARSER_CLASSES": ["crm_project.parsers.DepthLimitedJSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "crm_project.api.ApiPagination",
+    # A body nested absurdly deep is a 400 (crm.api.parsers.DepthLimitedJSONParser).
+    "DEFAULT_PARSER_CLASSES": ["crm.api.parsers.DepthLimitedJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "crm.api.framework.ApiPagination",
     # Per-user (per-address without credentials) request budgets; 429 with Retry-After beyond them.
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
@@ -242,7 +242,7 @@ REST_FRAMEWORK = {
         # Token requests (username + password) per address, besides django-axes' lockout.
         "token": env.str("API_RATE_TOKEN", default="10/minute"),
     },
-    "EXCEPTION_HANDLER": "crm_project.api.exception_handler",
+    "EXCEPTION_HANDLER": "crm.api.framework.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -267,7 +267,7 @@ SPECTACULAR_SETTINGS = {
     # Every operation also documents the errors the plumbing gives (400, 401, 403, 404, 409, 415, 429).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "crm_project.schema.add_error_responses",
+        "crm.api.schema.add_error_responses",
     ],
     "ENUM_NAME_OVERRIDES": {
         "PriorityEnum": "crm.models.Priority",

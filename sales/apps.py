@@ -9,11 +9,17 @@ class SalesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # Registers this app's visibility rules with crm (crm.selectors.register_record_access), so
-        # merges, relation checks and exports know them in every process, commands included.
+        from crm.conversion import register_lead_converter
         from sales import selectors  # noqa: F401
-        from sales.api import events
+        from sales.api import convert, events
         from sales.registration import register_with_crm
+        from sales.services import lead_convert
 
+        # Importing sales.selectors registers this app's visibility rules with crm
+        # (crm.selectors.register_record_access), so merges, relation checks and exports know them in
+        # every process, commands included.
         events.register()
         register_with_crm()
+        # crm converts a lead put into a won stage, and routes /leads/{id}/convert/, through these.
+        register_lead_converter(lead_convert)
+        convert.register()

@@ -4,7 +4,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
 
 from crm.models import (
     Account,
@@ -188,35 +187,3 @@ class OpportunityStageChange(StageChange):
     class Meta(StageChange.Meta):
         verbose_name = "opportunity stage change"
         indexes = [models.Index(fields=["record", "changed_at"], name="sales_oppstage_record_at")]
-
-
-class SalesTeam(TimeStampedModel):
-    """A manager and the reps they lead; a manager sees their teams' leads and deals."""
-
-    name = models.CharField(max_length=120)
-    description = models.TextField(blank=True)
-    manager = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="managed_teams",
-    )
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="sales_teams")
-    is_active = models.BooleanField(default=True)
-
-    constraint_error_fields = {"team_name_taken": "name"}
-
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(
-                Lower("name"),
-                name="sales_salesteam_name_ci_unique",
-                violation_error_code="team_name_taken",
-                violation_error_message="A team with this name already exists.",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.name

@@ -43,10 +43,9 @@ from crm.selectors import (
     priority_rank,
     register_record_access,
     tags_prefetch,
-    user_sees_everything,
 )
 from sales.filters import OpportunityFilter
-from sales.models import Opportunity, OpportunityStatus, SalesTeam
+from sales.models import Opportunity, OpportunityStatus
 
 CENT = Decimal("0.01")
 MONEY = DecimalField(max_digits=20, decimal_places=2)
@@ -62,17 +61,6 @@ def opportunity_visible_to(user: Actor) -> QuerySet[Opportunity]:
 
 
 register_record_access(Opportunity, visible_to=opportunity_visible_to)
-
-
-def sales_team_visible_to(user: Actor) -> QuerySet[SalesTeam]:
-    """Every team for a CRM Admin or a superuser; else the teams ``user`` manages or belongs to."""
-    if user_sees_everything(user):
-        return SalesTeam.objects.all()
-    if not user.is_authenticated or not user.is_active:
-        return SalesTeam.objects.none()
-    # A subquery, not a join: a join on members would also narrow what the caller counts of them.
-    mine = SalesTeam.objects.filter(Q(manager=user) | Q(members=user)).values("pk")
-    return SalesTeam.objects.filter(pk__in=mine)
 
 
 def opportunity_list(*, user: Actor, filters: Filters = None) -> QuerySet[Opportunity]:

@@ -14,9 +14,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm import rules
-from crm.actors import Actor, is_system
+from crm.actors import Actor
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage
-from crm.selectors import conversion_account_match, conversion_contact_match, user_sees_everything
+from crm.selectors import conversion_account_match, conversion_contact_match
 from crm.services import (
     NO_WON_STAGE,
     NOT_REOPENABLE,
@@ -27,20 +27,18 @@ from crm.services import (
     owner_ensure_allowed,
     pipeline_record_prepare_update,
     pipeline_record_save,
-    record_delete,
     record_ensure_changeable,
     record_ensure_open,
     record_ensure_stage_in_pipeline,
     record_lock,
     record_lost_data,
     record_reopen_stage,
-    record_save,
     rekey_errors,
     related_ensure_changeable,
     related_ensure_visible,
     with_default_owner,
 )
-from sales.models import Opportunity, OpportunityStatus, SalesTeam
+from sales.models import Opportunity, OpportunityStatus
 
 
 def _opportunity_enter_closed_stage(*, opportunity: Opportunity, stage: Stage, user: Actor) -> Opportunity:
@@ -349,33 +347,3 @@ def lead_convert(
         data["stage"] = won_stage
     lead = pipeline_record_save(instance=lead, data=data, user=user)
     return LeadConversion(lead=lead, account=account, contact=contact, opportunity=opportunity)
-
-
-# --- sales teams ----------------------------------------------------------------------------------
-
-TEAM_MANAGEMENT_REFUSED = "Only a CRM Admin may create, change or delete sales teams."
-
-
-def sales_team_ensure_manageable(*, user: Actor) -> None:
-    """Teams decide who sees whose records: who manages and who belongs to a team is for a CRM Admin
-    (or a superuser) to set, never for a manager, who could otherwise make any team theirs."""
-    if not is_system(user) and not user_sees_everything(user):
-        raise ValidationError(TEAM_MANAGEMENT_REFUSED, code="team_management_refused")
-
-
-@transaction.atomic
-def sales_team_create(*, user: Actor, data: Mapping[str, Any]) -> SalesTeam:
-    sales_team_ensure_manageable(user=user)
-    return record_save(instance=SalesTeam(), data=data)
-
-
-@transaction.atomic
-def sales_team_update(*, team: SalesTeam, user: Actor, data: Mapping[str, Any]) -> SalesTeam:
-    sales_team_ensure_manageable(user=user)
-    return record_save(instance=record_lock(team), data=data)
-
-
-@transaction.atomic
-def sales_team_delete(*, team: SalesTeam, user: Actor) -> None:
-    sales_team_ensure_manageable(user=user)
-    record_delete(instance=team, user=user)

@@ -24,7 +24,10 @@ import redis
 from django.db import connection
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-REDIS_DB = int(os.environ.get("CRM_TEST_REDIS_DB", "10"))
+# Each pytest-xdist process gets a Redis database of its own (gw0: 10, gw1: 11, ...): two processes
+# sharing one would consume each other's tasks and flush each other's queues.
+_XDIST_INDEX = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_DB = int(os.environ.get("CRM_TEST_REDIS_DB", "10")) + _XDIST_INDEX
 BROKER_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 CLOSED_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: a broker that is down
 

@@ -5,10 +5,10 @@ from django.contrib.auth import get_user_model
 
 from activities.models import Activity
 from activities.services import lead_last_activity_refresh
-from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
 
 # SalesTeam is imported here only, so tests follow it with one line if it moves between apps.
-from sales.models import Opportunity, SalesTeam  # noqa: F401
+from crm.models import Account, Contact, Lead, LostReason, Pipeline, SalesTeam, Stage, Tag  # noqa: F401
+from sales.models import Opportunity
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -9,17 +9,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 UPPER_APPS = ("sales", "activities")
 
-# Reaches being moved out on another branch (lead conversion into sales, SalesTeam into crm): emptied
-# when those land. Each entry is (file, what it reaches).
-ALLOWED_UNTIL_MERGE = {
-    ("crm/admin_convert.py", "import sales.services"),
-    ("crm/api/views.py", "import sales.selectors"),
-    ("crm/api/views.py", "import sales.services"),
-    ("crm/importing/engine.py", "import sales.services"),
-    ("crm/services.py", "import sales.services"),
-    ("crm/selectors.py", "get_model sales.SalesTeam"),
-}
-
 
 def _is_upper(module: str) -> bool:
     return module.split(".")[0] in UPPER_APPS
@@ -60,12 +49,9 @@ def crm_reaches() -> set[tuple[str, str]]:
 def test_crm_reaches_neither_sales_nor_activities():
     found = crm_reaches()
 
-    unexpected = sorted(found - ALLOWED_UNTIL_MERGE)
-    assert unexpected == [], "crm reaches an app above it; register what it needs instead:\n" + "\n".join(
-        f"  {path}: {reach}" for path, reach in unexpected
+    assert sorted(found) == [], "crm reaches an app above it; register what it needs instead:\n" + "\n".join(
+        f"  {path}: {reach}" for path, reach in sorted(found)
     )
-    # An allowance whose reach is gone is removed, so the list shrinks to nothing.
-    assert sorted(ALLOWED_UNTIL_MERGE - found) == []
 
 
 def test_the_check_sees_every_kind_of_reach(tmp_path):

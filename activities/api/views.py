@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_view
 from activities import selectors, services
 from activities.api.serializers import ActivitySerializer
 from activities.filters import ActivityFilter
-from crm_project.viewsets import HistoryViewSetMixin, ServiceModelViewSet, crud_schema
+from crm.api.viewsets import HistoryViewSetMixin, ServiceModelViewSet, crud_schema
 
 
 @extend_schema_view(**crud_schema("activity", ActivitySerializer))

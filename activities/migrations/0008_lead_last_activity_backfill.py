@@ -15,7 +15,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("activities", "0007_roles_token_proxy_and_team_management"),
-        ("crm", "0018_lead_last_activity_at"),
+        ("crm", "0019_lead_last_activity_at"),
     ]
 
     # Backwards: nothing to undo here; reversing crm's migration drops the column.

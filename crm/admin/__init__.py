@@ -15,5 +15,6 @@ from crm.admin import (  # noqa: F401  (each module registers its admin)
     scoring,
     stages,
     tags,
+    teams,
     users,
 )

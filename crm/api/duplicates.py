@@ -6,8 +6,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from crm.api.viewsets import NOT_FOUND
 from crm.duplicates import find_duplicates
-from crm_project.viewsets import NOT_FOUND
 
 LIKELY_DUPLICATES_HEADER = "X-Likely-Duplicates"
 

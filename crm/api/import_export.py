@@ -16,9 +16,9 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from crm.api import schema
+from crm.api.viewsets import BAD_REQUEST, ImportPermissions
 from crm.importing import EXPORT_FORMATS, export_queryset, import_file
-from crm_project import schema
-from crm_project.viewsets import BAD_REQUEST, ImportPermissions
 
 
 class ImportRequestSerializer(serializers.Serializer):

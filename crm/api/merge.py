@@ -7,8 +7,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from crm.api.viewsets import BAD_REQUEST, CHANGE, DetailSerializer, ModelPermissions
 from crm.merging import MAX_MERGE, MIN_MERGE, record_merge
-from crm_project.viewsets import BAD_REQUEST, CHANGE, DetailSerializer, ModelPermissions
 
 
 class MergePermissions(ModelPermissions):

@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm import selectors
-from crm_project.viewsets import NOT_FOUND
+from crm.api.viewsets import NOT_FOUND
 
 
 class StageChangeSerializer(serializers.Serializer):

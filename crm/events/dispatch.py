@@ -108,7 +108,7 @@ def broker_status() -> str:
     """``embedded`` (no broker configured), ``ok``, or ``unavailable``: for the health check."""
     if not broker_configured():
         return "embedded"
-    from crm_project.celery import app
+    from celery import current_app as app  # the project's app (crm_project.celery), set as current
 
     try:
         with app.connection_for_write() as conn:

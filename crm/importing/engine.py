@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from crm import selectors, services
 from crm.actors import is_system, person
+from crm.conversion import lead_converter
 from crm.models import Account, Lead, Tag
 from crm.scoring import Breakdowns, active_rules, last_activities, new_lead_scorer
 from crm.win_probability import (
@@ -747,8 +748,7 @@ class _Run:
     def convert_won_leads(self) -> None:
         """Convert the leads the file put in a won stage, through the conversion service, as lead_create
         and lead_update do: few rows, each converted with its account, contact and opportunity."""
-        from sales.services import lead_convert  # crm never imports sales at module level
-
+        lead_convert = lead_converter()  # sales' conversion service (crm.conversion)
         updated = {pk: number for number, pk in self.converts if pk is not None}
         new_numbers = [number for number, pk in self.converts if pk is None]
         won_stages = [stage.id for stage in self.ctx.pipelines.stages.values() if stage.is_won]

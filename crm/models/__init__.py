@@ -8,6 +8,7 @@ from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
 from .tag import LostReason, Tag
+from .team import SalesTeam
 from .webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from .winning import WinModel, WinModelKind
 
@@ -29,6 +30,7 @@ __all__ = [
     "PipelineRecordMixin",
     "Priority",
     "Rating",
+    "SalesTeam",
     "ScoreBreakdown",
     "ScoringCriterion",
     "ScoringRule",

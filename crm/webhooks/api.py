@@ -9,9 +9,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from crm.api.serializers import NoInputSerializer, label, related_id
+from crm.api.viewsets import BAD_REQUEST, NOT_FOUND, ServiceModelViewSet, crud_schema
 from crm.models import Pipeline, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from crm.webhooks import services
-from crm_project.viewsets import BAD_REQUEST, NOT_FOUND, ServiceModelViewSet, crud_schema
 
 
 class ManagesWebhooks(BasePermission):

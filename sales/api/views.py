@@ -15,7 +15,7 @@ from crm.api.serializers import (
     ReopenInputSerializer,
 )
 from crm.api.stage_history import StageHistoryViewSetMixin
-from crm_project.viewsets import (
+from crm.api.viewsets import (
     BAD_REQUEST,
     CONFLICT,
     NOT_FOUND,

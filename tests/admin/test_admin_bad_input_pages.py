@@ -219,7 +219,7 @@ def test_activity_add_form_prefilled_with_an_id_of_nothing_answers_the_form(admi
         ("admin:crm_lead_add", "stage"),
         ("admin:crm_account_add", "parent"),
         ("admin:crm_stage_add", "pipeline"),
-        ("admin:sales_salesteam_add", "members"),
+        ("admin:crm_salesteam_add", "members"),
     ],
 )
 def test_an_add_form_posted_with_a_bad_id_shows_the_form_with_the_error(admin_client, stages, url, param):

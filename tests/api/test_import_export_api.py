@@ -154,7 +154,7 @@ def test_schema_documents_both_actions_without_warnings(capsys):
     assert set(imported["requestBody"]["content"]) == {"multipart/form-data"}
     request = imported["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].split("/")[-1]
     assert set(schema["components"]["schemas"][request]["properties"]) == {"file", "dry_run", "clear_empty"}
-    # 200, the import's 400, and the errors every operation documents (crm_project.schema).
+    # 200, the import's 400, and the errors every operation documents (crm.api.schema).
     assert set(imported["responses"]) == {"200", "400", "401", "403", "404", "409", "415", "429"}
     assert imported["responses"]["400"]["content"]["application/json"]["schema"] == {
         "oneOf": [

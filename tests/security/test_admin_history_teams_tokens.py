@@ -7,7 +7,6 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from crm import services
-from sales import services as sales_services
 from tests.admin.form_data import change_form_data
 from tests.factories import SalesTeam, UserFactory
 
@@ -154,11 +153,11 @@ def test_a_sales_manager_cannot_take_over_another_team(people, admin_as):
     client = admin_as("manager")
 
     for team in (east, west):
-        url = reverse("admin:sales_salesteam_change", args=[team.pk])
+        url = reverse("admin:crm_salesteam_change", args=[team.pk])
         client.post(
             url, {"name": team.name, "manager": manager.pk, "members": [manager.pk], "is_active": "on"}
         )
-    response = client.post(reverse("admin:sales_salesteam_add"), {"name": "Mine", "manager": manager.pk})
+    response = client.post(reverse("admin:crm_salesteam_add"), {"name": "Mine", "manager": manager.pk})
 
     assert response.status_code == 403
     east.refresh_from_db()
@@ -174,14 +173,12 @@ def test_team_services_refuse_a_sales_manager(people):
     manager = people.users["manager"]
 
     with pytest.raises(ValidationError):
-        sales_services.sales_team_update(team=east, user=manager, data={"manager": manager})
+        services.sales_team_update(team=east, user=manager, data={"manager": manager})
     with pytest.raises(ValidationError):
-        sales_services.sales_team_create(user=manager, data={"name": "Mine", "manager": manager})
+        services.sales_team_create(user=manager, data={"name": "Mine", "manager": manager})
     with pytest.raises(ValidationError):
-        sales_services.sales_team_delete(team=east, user=manager)
-    team = sales_services.sales_team_update(
-        team=east, user=people.users["crm_admin"], data={"manager": manager}
-    )
+        services.sales_team_delete(team=east, user=manager)
+    team = services.sales_team_update(team=east, user=people.users["crm_admin"], data={"manager": manager})
     assert team.manager == manager
 
 
@@ -190,11 +187,11 @@ def test_a_sales_manager_sees_only_their_own_teams(people, admin_as):
     """Issue 14 finding 3: a manager may at most view their own teams."""
     client = admin_as("manager")
 
-    html = client.get(reverse("admin:sales_salesteam_changelist")).content.decode()
+    html = client.get(reverse("admin:crm_salesteam_changelist")).content.decode()
 
     west, east = SalesTeam.objects.get(name="West"), SalesTeam.objects.get(name="East")
-    assert reverse("admin:sales_salesteam_change", args=[west.pk]) in html
-    assert reverse("admin:sales_salesteam_change", args=[east.pk]) not in html
+    assert reverse("admin:crm_salesteam_change", args=[west.pk]) in html
+    assert reverse("admin:crm_salesteam_change", args=[east.pk]) not in html
     assert '<td class="field-member_count">2</td>' in html
 
 
@@ -204,7 +201,7 @@ def test_a_crm_admin_manages_teams(people, admin_as):
     east = SalesTeam.objects.get(name="East")
     newcomer = UserFactory(username="newcomer")
     client = admin_as("crm_admin")
-    url = reverse("admin:sales_salesteam_change", args=[east.pk])
+    url = reverse("admin:crm_salesteam_change", args=[east.pk])
     data = change_form_data(client.get(url))
     data["manager"] = str(newcomer.pk)
 

@@ -1,9 +1,11 @@
 """What every resource viewset shares: model permissions, schema helpers and the service-backed base."""
 
 import hashlib
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import Model, Q, QuerySet
 from drf_spectacular.openapi import AutoSchema
@@ -16,7 +18,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModel
 from rest_framework.response import Response
 
 from crm import services
-from crm_project import schema
+from crm.api import schema
 
 # --- permissions ----------------------------------------------------------------------------------
 
@@ -152,6 +154,42 @@ def _if_match_tags(header: str) -> list[str]:
     return [tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()]
 
 
+# --- actions other apps contribute -----------------------------------------------------------------
+# A route on a crm resource whose rules belong to another app (sales converts a lead into an
+# opportunity) is registered by that app, so crm never imports it; the URL and the OpenAPI docs are
+# the same as if the viewset declared it.
+
+_registered_actions: dict[str, dict[str, tuple[Callable, type | None]]] = defaultdict(dict)
+_labelled_viewsets: dict[str, list[type]] = defaultdict(list)
+
+
+def register_viewset_action(
+    model_label: str, function: Callable, *, input_serializer: type[serializers.Serializer] | None = None
+) -> None:
+    """Add ``function`` (decorated with DRF's ``@action``, and ``@extend_schema`` for its docs) to the API
+    viewset of ``model_label`` ("crm.lead") under the function's name; ``input_serializer`` checks its
+    body (OPTIONS describes it, errors name its fields). Call it from the app's ``AppConfig.ready``:
+    the router reads a viewset's actions when the URLs are first loaded."""
+    if not hasattr(function, "mapping"):
+        raise ImproperlyConfigured(f"{function!r} is not a DRF @action: it cannot be routed.")
+    _registered_actions[model_label][function.__name__] = (function, input_serializer)
+    for viewset in _labelled_viewsets[model_label]:
+        _attach_action(viewset, function.__name__, function, input_serializer)
+
+
+def registered_viewset_actions(model_label: str) -> dict[str, Callable]:
+    return {name: function for name, (function, _) in _registered_actions[model_label].items()}
+
+
+def _attach_action(viewset: type, name: str, function: Callable, input_serializer: type | None) -> None:
+    declared = viewset.__dict__.get(name)
+    if declared is not None and declared is not function:
+        raise ImproperlyConfigured(f"{viewset.__name__} already has an attribute {name!r}.")
+    setattr(viewset, name, function)
+    if input_serializer is not None:
+        viewset.action_serializers = {**viewset.action_serializers, name: input_serializer}
+
+
 # --- the base viewset -----------------------------------------------------------------------------
 
 
@@ -171,6 +209,17 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
     # of the records ``user`` may write; a write to any other is refused with 403.
     editable_selector: Callable[..., QuerySet] | None = None
     action_serializers: dict[str, type[serializers.BaseSerializer]] = {}
+    # "app_label.model" of the records served, for the actions other apps register on them
+    # (register_viewset_action).
+    record_label: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        label = cls.__dict__.get("record_label")
+        if label:
+            _labelled_viewsets[label].append(cls)
+            for name, (function, input_serializer) in _registered_actions[label].items():
+                _attach_action(cls, name, function, input_serializer)
 
     def get_queryset(self) -> QuerySet:
         return type(self).selector(user=self.request.user)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crm', '0017_outbox_and_webhooks'),
+        ('crm', '0018_salesteam_from_sales'),
     ]
 
     operations = [

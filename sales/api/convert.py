@@ -1,0 +1,64 @@
+"""Lead conversion's API endpoint, POST /api/v1/crm/leads/{id}/convert/.
+
+Converting creates an opportunity, so the endpoint belongs to sales; it is an action of the crm lead
+viewset, registered there (crm.api.viewsets.register_viewset_action) from SalesConfig.ready, so crm
+never imports sales and the URL and the OpenAPI docs are those of any lead action.
+"""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from crm import selectors
+from crm.api.serializers import LeadConvertInputSerializer, LeadConvertResultSerializer
+from crm.api.viewsets import (
+    BAD_REQUEST,
+    CONFLICT,
+    NOT_FOUND,
+    TransitionPermissions,
+    register_viewset_action,
+    requires,
+)
+from sales.selectors import opportunity_list
+from sales.services import lead_convert
+
+
+@extend_schema(
+    summary="Convert a lead",
+    description="Turns an open lead into an opportunity and, as asked, a new or existing account and "
+    "contact. An account of the same name (any case) and a contact of the same email are reused, "
+    "never duplicated; an existing `account_id` or `contact_id` must be one the user's team may "
+    "change (else 400 on that field), as must a contact reused for the lead's email that would join "
+    "the account (400 on `create_contact`). The lead becomes `converted` and keeps links to what it "
+    "produced. Every key "
+    "is optional; a lead already converted or lost answers 409. Needs change_lead plus "
+    "add_opportunity, add_account and add_contact.",
+    request=LeadConvertInputSerializer,
+    responses={200: LeadConvertResultSerializer, 400: BAD_REQUEST, 404: NOT_FOUND, 409: CONFLICT},
+)
+@action(
+    detail=True,
+    methods=["post"],
+    permission_classes=[
+        TransitionPermissions,
+        requires("sales.add_opportunity", "crm.add_account", "crm.add_contact"),
+    ],
+)
+def convert(self, request: Request, pk=None) -> Response:
+    """POST /api/v1/crm/leads/{id}/convert/ (on crm.api.views.LeadViewSet: ``self``)."""
+    lead = self.get_object()
+    data = self.validated_input(LeadConvertInputSerializer)
+    result = lead_convert(lead=lead, user=request.user, **data)
+    user = request.user
+    payload = {
+        "lead": self.reread(result.lead),
+        "account": result.account and selectors.account_list(user=user).get(pk=result.account.pk),
+        "contact": result.contact and selectors.contact_list(user=user).get(pk=result.contact.pk),
+        "opportunity": result.opportunity and opportunity_list(user=user).get(pk=result.opportunity.pk),
+    }
+    return Response(LeadConvertResultSerializer(payload, context=self.get_serializer_context()).data)
+
+
+def register() -> None:
+    register_viewset_action("crm.lead", convert, input_serializer=LeadConvertInputSerializer)
