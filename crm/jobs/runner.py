@@ -100,7 +100,7 @@ def job_run(pk: int) -> str:
     done, total = outcome.pop("progress", (None, None))
     fields = {"status": status, "finished_at": timezone.now(), "input_file": "", **outcome}
     if done is not None:
-        fields.update(progress_done=done, progress_total=max(done, total))
+        fields.update(phase="done", progress_done=done, progress_total=max(done, total))
     Job.objects.filter(pk=job.pk).update(**fields)
     return status
 
