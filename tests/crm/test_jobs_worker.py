@@ -10,7 +10,8 @@ from rest_framework.test import APIClient
 from crm.jobs.runner import ProgressWriter
 from crm.models import Job, JobStatus, Lead
 from tests.backbone import BROKER_URL, celery_point_at, redis_flush, wait_until, worker_start
-from tests.crm.importing_helpers import csv_bytes
+from tests.crm.importing_helpers import csv_bytes, read_csv
+from tests.factories import LeadFactory
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
@@ -84,6 +85,28 @@ def test_a_failing_import_on_a_worker_changes_nothing_and_reports_the_rows(admin
     assert [(e["row"], e["column"]) for e in body["result"]["row_errors"]] == [(151, "priority")]
     assert body["result"]["committed"] is False
     assert not Lead.objects.exists()
+
+
+def test_a_large_export_runs_on_a_worker_and_its_file_downloads(admin_user, stages, broker, worker):
+    broker.CRM_EXPORT_SYNC_MAX_ROWS = 3
+    for n in range(8):
+        LeadFactory(name=f"Lead {n}", email=f"l{n}@x.test", stage=stages["New"], priority="high")
+    LeadFactory(name="Low", email="low@x.test", stage=stages["New"], priority="low")
+    client = APIClient()
+    client.force_authenticate(admin_user)
+
+    response = client.get(
+        "/api/v1/crm/leads/export/", {"format": "csv", "priority": "high", "ordering": "-name"}
+    )
+
+    assert response.status_code == 202, response.content
+    body, _ = wait_for_job(client, response["Location"])
+    assert body["status"] == "succeeded", body
+    assert body["result"]["rows"] == 8 and body["progress"]["percent"] == 100
+    download = client.get(body["download_url"])
+    rows = read_csv(b"".join(download.streaming_content))
+    # The worker exported the request's own query: its filter and its order.
+    assert [row["name"] for row in rows] == [f"Lead {n}" for n in reversed(range(8))]
 
 
 def test_progress_is_committed_on_its_own_even_when_the_import_rolls_back(admin_user):
