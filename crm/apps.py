@@ -17,6 +17,9 @@ class CrmConfig(AppConfig):
 
         from crm.api import events
         from crm.events import admin as events_admin  # noqa: F401  (the outbox's admin pages)
+        from crm.events import admin_schedules
+        from crm.jobs import admin as jobs_admin  # noqa: F401  (the jobs' pages)
         from crm.webhooks import admin as webhooks_admin  # noqa: F401
 
         events.register()
+        admin_schedules.register()

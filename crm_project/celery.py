@@ -9,13 +9,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
 
 app = Celery("crm_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["crm.events", "crm.webhooks"])
+app.autodiscover_tasks(["crm.events", "crm.webhooks", "crm.jobs"])
 
 # Synced into django-celery-beat's tables when beat starts, then editable in the admin. The relay
 # is kicked after every commit that writes events; these catch what a broker outage left behind.
 app.conf.beat_schedule = {
     "outbox-relay": {"task": "crm.events.tasks.outbox_relay", "schedule": 30.0},
     "webhook-deliveries-due": {"task": "crm.webhooks.tasks.webhook_deliveries_due", "schedule": 15.0},
+    "jobs-queued-sweep": {"task": "crm.jobs.tasks.jobs_queued_sweep", "schedule": 60.0},
 }
 
 
@@ -24,3 +25,4 @@ def _drain_on_start(sender, **kwargs):
     """A worker that (re)starts relays what waited in the outbox while no worker or broker was up."""
     sender.app.send_task("crm.events.tasks.outbox_relay")
     sender.app.send_task("crm.webhooks.tasks.webhook_deliveries_due")
+    sender.app.send_task("crm.jobs.tasks.jobs_queued_sweep")

@@ -336,6 +336,22 @@ WEBHOOK_MAX_REDIRECTS = env.int("WEBHOOK_MAX_REDIRECTS", default=3)
 if WEBHOOK_TIMEOUT <= 0 or WEBHOOK_DISABLE_AFTER_FAILURES < 1 or any(s < 0 for s in WEBHOOK_RETRY_SCHEDULE):
     raise ImproperlyConfigured("Webhook timeouts, retry delays and the failure limit must be positive.")
 
+# Background jobs. An import of more rows than CRM_IMPORT_SYNC_MAX_ROWS (by the file's row estimate)
+# and an export of more than CRM_EXPORT_SYNC_MAX_ROWS records run as jobs; smaller ones answer at once.
+# Their files (the upload a worker imports, the export it writes) go to the default storage under
+# CRM_JOB_FILES_DIR, so the web processes and the workers must share it (MEDIA_ROOT on one disk or a
+# shared volume, or a network storage backend).
+CRM_IMPORT_SYNC_MAX_ROWS = env.int("CRM_IMPORT_SYNC_MAX_ROWS", default=5_000)
+CRM_EXPORT_SYNC_MAX_ROWS = env.int("CRM_EXPORT_SYNC_MAX_ROWS", default=20_000)
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+CRM_JOB_FILES_DIR = env.str("CRM_JOB_FILES_DIR", default="crm-jobs").strip("/")
+# Seconds between two progress writes of a running job; a job still queued after
+# CRM_JOB_REQUEUE_AFTER seconds (the broker was down when it started) is queued again by beat.
+CRM_JOB_PROGRESS_INTERVAL = env.float("CRM_JOB_PROGRESS_INTERVAL", default=0.5)
+CRM_JOB_REQUEUE_AFTER = env.int("CRM_JOB_REQUEUE_AFTER", default=120)
+if CRM_IMPORT_SYNC_MAX_ROWS < 0 or CRM_EXPORT_SYNC_MAX_ROWS < 0 or not CRM_JOB_FILES_DIR:
+    raise ImproperlyConfigured("Job thresholds must be 0 or more and CRM_JOB_FILES_DIR must name a folder.")
+
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,

@@ -2,6 +2,8 @@
 
 Both go through the engine in crm.importing. The upload is kept in CRM_IMPORT_TMP_DIR under a random
 token that only the uploading session knows, so the confirmation imports exactly the previewed file.
+A confirmed file of more than CRM_IMPORT_SYNC_MAX_ROWS rows, and an export of more than
+CRM_EXPORT_SYNC_MAX_ROWS records, run as background jobs: the user lands on the job's page.
 """
 
 import secrets
@@ -20,6 +22,8 @@ from django.utils.text import capfirst
 
 from crm.admin.base import CRM_CHANGE_LIST_TEMPLATE
 from crm.importing import EXPORT_FORMATS, export_queryset, import_file, import_schema, schema_for_model
+from crm.jobs import services as jobs
+from crm.jobs.admin import job_admin_url
 
 SESSION_KEY = "crm_imports"
 STALE_AFTER = 24 * 3600
@@ -95,12 +99,17 @@ class ExportAdminMixin:
                 request, "The list's filters are not valid; nothing was exported.", messages.ERROR
             )
             return HttpResponseRedirect(self._changelist_url())
-        exported = export_queryset(
-            kind=schema_for_model(self.model).kind,
-            queryset=changelist.get_queryset(request),
-            fmt=fmt,
-            user=request.user,
-        )
+        kind = schema_for_model(self.model).kind
+        queryset = changelist.get_queryset(request)
+        job = jobs.job_export_if_large(user=request.user, resource=kind, queryset=queryset, fmt=fmt)
+        if job is not None:
+            self.message_user(
+                request,
+                f"Exporting {job.progress_total} {self.opts.verbose_name_plural} in the background.",
+                messages.INFO,
+            )
+            return HttpResponseRedirect(job_admin_url(job))
+        exported = export_queryset(kind=kind, queryset=queryset, fmt=fmt, user=request.user)
         response = HttpResponse(exported.content, content_type=exported.content_type)
         response["Content-Disposition"] = f'attachment; filename="{exported.filename}"'
         return response
@@ -151,7 +160,9 @@ class ImportExportAdminMixin(ExportAdminMixin):
             if result.ok:
                 # Kept for the confirmation, which imports this very file for real.
                 upload.seek(0)
-                token = self._store_upload(request, upload, clear_empty=form.cleaned_data["clear_empty"])
+                token = self._store_upload(
+                    request, upload, clear_empty=form.cleaned_data["clear_empty"], rows=result.rows
+                )
         return self._render_import(request, form, result, token)
 
     def import_confirm_view(self, request):
@@ -172,6 +183,20 @@ class ImportExportAdminMixin(ExportAdminMixin):
             self._discard_upload(request, token)
             self.message_user(request, "The uploaded file is gone: upload it again.", messages.ERROR)
             return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import"))
+        if jobs.import_runs_as_job(rows=pending.get("rows")):
+            with handle:
+                data = handle.read()
+            job = jobs.job_import_start(
+                user=request.user,
+                resource=self.import_kind,
+                data=data,
+                filename=pending["filename"],
+                clear_empty=pending.get("clear_empty", False),
+                rows=pending["rows"],
+            )
+            self._discard_upload(request, token)
+            self.message_user(request, f"Importing {pending['filename']} in the background.", messages.INFO)
+            return HttpResponseRedirect(job_admin_url(job))
         with handle:
             result = import_file(
                 kind=self.import_kind,
@@ -217,7 +242,7 @@ class ImportExportAdminMixin(ExportAdminMixin):
         return TemplateResponse(request, "admin/crm/import.html", context)
 
     # -- the stored upload, between preview and confirm ---------------------------------------------
-    def _store_upload(self, request, upload, *, clear_empty: bool = False) -> str:
+    def _store_upload(self, request, upload, *, clear_empty: bool = False, rows: int = 0) -> str:
         folder = upload_dir()
         _forget_stale_uploads(folder)
         token = secrets.token_urlsafe(24)
@@ -225,7 +250,12 @@ class ImportExportAdminMixin(ExportAdminMixin):
             for chunk in upload.chunks():
                 target.write(chunk)
         pending = request.session.get(SESSION_KEY, {})
-        pending[token] = {"kind": self.import_kind, "filename": upload.name, "clear_empty": clear_empty}
+        pending[token] = {
+            "kind": self.import_kind,
+            "filename": upload.name,
+            "clear_empty": clear_empty,
+            "rows": rows,
+        }
         request.session[SESSION_KEY] = pending
         return token
 

@@ -5,9 +5,11 @@
 
 adds ``POST leads/import/`` (multipart ``file``, ``dry_run``) and ``GET leads/export/?format=csv|xlsx|json``,
 which exports ``self.filter_queryset(self.get_queryset())``, so the list's filters, search and ordering
-apply to the file.
+apply to the file. A file of more than CRM_IMPORT_SYNC_MAX_ROWS rows, or an export of more than
+CRM_EXPORT_SYNC_MAX_ROWS records, runs as a background job: 202 with the job (crm.jobs).
 """
 
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -19,6 +21,8 @@ from rest_framework.response import Response
 from crm.api import schema
 from crm.api.viewsets import BAD_REQUEST, ImportPermissions
 from crm.importing import EXPORT_FORMATS, export_queryset, import_file
+from crm.jobs import services as jobs
+from crm.jobs.api import JobSerializer, job_accepted
 
 
 class ImportRequestSerializer(serializers.Serializer):
@@ -83,11 +87,14 @@ class ImportExportViewSetMixin:
             "With dry_run the counts are computed and nothing is written. An empty cell leaves an "
             "updated record's field unchanged unless clear_empty is true; `cleared` lists each field "
             "an update clears. Export-only columns (a lead's status and converted_at) are ignored: a "
-            "row's stage has the services' effect (a won stage converts the lead, a lost stage loses it)."
+            "row's stage has the services' effect (a won stage converts the lead, a lost stage loses it). "
+            "A file of more rows than CRM_IMPORT_SYNC_MAX_ROWS is imported by a background job: 202 "
+            "with the job, whose URL is in `Location`; its `result` is this same report once it ends."
         ),
         request={"multipart/form-data": ImportRequestSerializer},
         responses={
             200: ImportResultSerializer,
+            202: OpenApiResponse(JobSerializer, description="A large file: the job importing it."),
             400: OpenApiResponse(
                 {"oneOf": [schema.ref("ImportResult"), schema.ref("ValidationError")]},
                 description="Bad rows or a bad file (an ImportResult), or no file or a bad dry_run "
@@ -107,9 +114,25 @@ class ImportExportViewSetMixin:
         params = ImportRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         upload = params.validated_data["file"]
+        data = None
+        if upload.size <= settings.CRM_IMPORT_MAX_BYTES:
+            data = upload.read()
+            rows = jobs.import_rows_estimate(data=data, filename=upload.name or "")
+            if jobs.import_runs_as_job(rows=rows):
+                job = jobs.job_import_start(
+                    user=request.user,
+                    resource=self.import_export_kind,
+                    data=data,
+                    filename=upload.name or "",
+                    dry_run=params.validated_data["dry_run"],
+                    clear_empty=params.validated_data["clear_empty"],
+                    rows=rows,
+                )
+                return job_accepted(request, job)
         result = import_file(
             kind=self.import_export_kind,
-            file=upload,
+            file=upload if data is None else None,
+            data=data,
             size=upload.size,
             filename=upload.name or "",
             dry_run=params.validated_data["dry_run"],
@@ -124,7 +147,9 @@ class ImportExportViewSetMixin:
         summary="Export the filtered list as CSV, XLSX or JSON",
         description=(
             "The list's filters, search and ordering apply. Columns are the import's, relations by "
-            "name, so the file imports back; cells a spreadsheet would run as a formula are escaped."
+            "name, so the file imports back; cells a spreadsheet would run as a formula are escaped. "
+            "More records than CRM_EXPORT_SYNC_MAX_ROWS are exported by a background job: 202 with "
+            "the job (URL in `Location`), whose `download_url` gives the file once it succeeded."
         ),
         filters=True,
         parameters=[
@@ -141,6 +166,9 @@ class ImportExportViewSetMixin:
             (200, EXPORT_FORMATS["xlsx"]): OpenApiTypes.BINARY,
             # A JSON export is the list of records itself (an empty list when nothing matches).
             (200, "application/json"): {"type": "array", "items": {"type": "object"}},
+            (202, "application/json"): OpenApiResponse(
+                JobSerializer, description="A large export: the job writing the file."
+            ),
             400: BAD_REQUEST,
         },
     )
@@ -153,6 +181,11 @@ class ImportExportViewSetMixin:
                 status=status.HTTP_400_BAD_REQUEST,
             )
         queryset = self.filter_queryset(self.get_queryset())
+        job = jobs.job_export_if_large(
+            user=request.user, resource=self.import_export_kind, queryset=queryset, fmt=fmt
+        )
+        if job is not None:
+            return job_accepted(request, job)
         exported = export_queryset(
             kind=self.import_export_kind, queryset=queryset, fmt=fmt, user=request.user
         )

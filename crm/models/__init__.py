@@ -3,6 +3,7 @@
 from .account import Account, AccountType, Contact, Industry
 from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
+from .jobs import Job, JobKind, JobStatus
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
 from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
@@ -19,6 +20,9 @@ __all__ = [
     "Contact",
     "DeliveryStatus",
     "Industry",
+    "Job",
+    "JobKind",
+    "JobStatus",
     "Lead",
     "LeadSource",
     "LeadStageChange",

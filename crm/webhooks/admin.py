@@ -9,6 +9,8 @@ from crm.admin.base import ServiceModelAdmin
 from crm.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from crm.webhooks import services
 
+ANSWER_SHOWN = 80
+
 
 class ManagedByCrmAdmins:
     def has_module_permission(self, request):
@@ -108,6 +110,7 @@ class WebhookDeliveryAdmin(ManagedByCrmAdmins, admin.ModelAdmin):
         "attempts",
         "last_status_code",
         "last_duration_ms",
+        "answer",
         "next_attempt_at",
         "created_at",
     )
@@ -144,6 +147,12 @@ class WebhookDeliveryAdmin(ManagedByCrmAdmins, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="answer")
+    def answer(self, obj):
+        """The first bytes of the last answer, or why there was none (timeout, refused target)."""
+        text = obj.last_response or obj.last_error
+        return text if len(text) <= ANSWER_SHOWN else text[:ANSWER_SHOWN] + "…"
 
     @admin.display(description="event", ordering="event__type")
     def event_type(self, obj):

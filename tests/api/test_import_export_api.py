@@ -154,8 +154,12 @@ def test_schema_documents_both_actions_without_warnings(capsys):
     assert set(imported["requestBody"]["content"]) == {"multipart/form-data"}
     request = imported["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].split("/")[-1]
     assert set(schema["components"]["schemas"][request]["properties"]) == {"file", "dry_run", "clear_empty"}
-    # 200, the import's 400, and the errors every operation documents (crm.api.schema).
-    assert set(imported["responses"]) == {"200", "400", "401", "403", "404", "409", "415", "429"}
+    # 200, 202 (a large file: the job), the import's 400, and the errors every operation documents
+    # (crm.api.schema).
+    assert set(imported["responses"]) == {"200", "202", "400", "401", "403", "404", "409", "415", "429"}
+    assert imported["responses"]["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Job"
+    }
     assert imported["responses"]["400"]["content"]["application/json"]["schema"] == {
         "oneOf": [
             {"$ref": "#/components/schemas/ImportResult"},
@@ -169,6 +173,9 @@ def test_schema_documents_both_actions_without_warnings(capsys):
         "text/csv",
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "application/json",
+    }
+    assert exported["responses"]["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Job"
     }
     assert "Warning" not in capsys.readouterr().err
 

@@ -594,6 +594,8 @@ def api_cases() -> list[Case]:
             cases.extend(_config_api_cases(case_id, method, resource, tail))
         elif resource == "webhooks":
             cases.append(_webhook_api_case(case_id, method, tail))
+        elif resource == "jobs":
+            cases.append(_job_api_case(case_id, method, tail))
         elif resource == "dashboard":
             cases.append(
                 Case(case_id, "api", method, lambda w, p, path=path: ("GET", path, None), expect="read")
@@ -702,6 +704,30 @@ def _webhook_api_case(case_id, method, tail):
             body = {"name": f"by {p}", "target_url": "https://hooks.example.com/in", "event_types": ["*"]}
         return method, f"{API_PREFIX}webhooks/{path}", body
 
+    return Case(case_id, "api", method, build)
+
+
+def _job_api_case(case_id, method, tail):
+    """A job belongs to who started it: another team's job (its file named after their lead, so a
+    list that showed it would leak the name) is not listed, read or downloaded."""
+
+    def build(w, p, tail=tail, method=method):
+        from crm.models import Job, JobKind, JobStatus
+
+        target = target_of(w, p)
+        job = Job.objects.create(
+            kind=JobKind.EXPORT,
+            resource="leads",
+            status=JobStatus.SUCCEEDED,
+            params={"filename": target.lead.name},
+            result={"filename": f"{target.lead.name}.csv"},
+            result_file="crm-jobs/none.csv",
+            created_by=target.lead.owner,
+        )
+        return method, f"{API_PREFIX}jobs/{tail.replace('{id}', str(job.pk))}", None
+
+    if tail == "":
+        return Case(case_id, "api", method, build, expect="read", leak_checked=True)
     return Case(case_id, "api", method, build)
 
 
