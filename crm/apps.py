@@ -20,3 +20,8 @@ class CrmConfig(AppConfig):
         from crm.webhooks import admin as webhooks_admin  # noqa: F401
 
         events.register()
+
+        from crm.notifications import admin as notifications_admin  # noqa: F401
+        from crm.notifications import consumers as notification_consumers
+
+        notification_consumers.register()

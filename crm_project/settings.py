@@ -90,6 +90,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "crm.context_processors.crm_settings",
+                "crm.context_processors.notifications",
             ],
         },
     },
@@ -335,6 +336,30 @@ WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", defau
 WEBHOOK_MAX_REDIRECTS = env.int("WEBHOOK_MAX_REDIRECTS", default=3)
 if WEBHOOK_TIMEOUT <= 0 or WEBHOOK_DISABLE_AFTER_FAILURES < 1 or any(s < 0 for s in WEBHOOK_RETRY_SCHEDULE):
     raise ImproperlyConfigured("Webhook timeouts, retry delays and the failure limit must be positive.")
+
+# Email (notifications): EMAIL_URL such as smtp+tls://user:password@smtp.example.com:587 or
+# EMAIL_HOST/EMAIL_PORT/...; without either, emails are written to the console (development).
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_HOST = env.str("EMAIL_HOST", default="")
+    EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+    EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+    EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+    EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+    EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+    EMAIL_BACKEND = env.str(
+        "EMAIL_BACKEND",
+        default="django.core.mail.backends.smtp.EmailBackend"
+        if EMAIL_HOST
+        else "django.core.mail.backends.console.EmailBackend",
+    )
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="crm@localhost")
+# The local hour (in each user's time zone) of the daily digest of their overdue and today's activities.
+CRM_DIGEST_HOUR = env.int("CRM_DIGEST_HOUR", default=8)
+# The address people open the CRM at, for the links in notification emails.
+CRM_BASE_URL = env.str("CRM_BASE_URL", default="http://127.0.0.1:8000")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {

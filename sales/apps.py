@@ -11,7 +11,11 @@ class SalesConfig(AppConfig):
     def ready(self):
         # Registers this app's visibility rules with crm (crm.selectors.register_record_access), so
         # merges, relation checks and exports know them in every process, commands included.
-        from sales import selectors  # noqa: F401
+        from sales import (
+            notifications,
+            selectors,  # noqa: F401
+        )
         from sales.api import events
 
         events.register()
+        notifications.register()

@@ -3,6 +3,7 @@
 from rest_framework.routers import SimpleRouter
 
 from crm.api import views
+from crm.notifications import api as notifications
 from crm.webhooks import api as webhooks
 
 router = SimpleRouter()
@@ -16,3 +17,9 @@ router.register("lost-reasons", views.LostReasonViewSet, basename="lost-reason")
 # Before "webhooks": "webhooks/deliveries/5/" is a delivery, not a subscription's sub-route.
 router.register("webhooks/deliveries", webhooks.WebhookDeliveryViewSet, basename="webhook-delivery")
 router.register("webhooks", webhooks.WebhookSubscriptionViewSet, basename="webhook")
+router.register("notifications", notifications.NotificationViewSet, basename="notification")
+router.register(
+    "notification-preferences",
+    notifications.NotificationPreferenceViewSet,
+    basename="notification-preference",
+)

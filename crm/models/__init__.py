@@ -4,6 +4,14 @@ from .account import Account, AccountType, Contact, Industry
 from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
+from .notifications import (
+    DEFAULT_CHANNELS,
+    Notification,
+    NotificationChannel,
+    NotificationKind,
+    NotificationPreference,
+    UserProfile,
+)
 from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
@@ -13,6 +21,7 @@ from .winning import WinModel, WinModelKind
 
 __all__ = [
     "COMPLETENESS_FIELDS",
+    "DEFAULT_CHANNELS",
     "Account",
     "AccountType",
     "Contact",
@@ -23,6 +32,10 @@ __all__ = [
     "LeadStageChange",
     "LeadStatus",
     "LostReason",
+    "Notification",
+    "NotificationChannel",
+    "NotificationKind",
+    "NotificationPreference",
     "OutboxEvent",
     "OutboxStatus",
     "Pipeline",
@@ -36,6 +49,7 @@ __all__ = [
     "StageChange",
     "Tag",
     "TimeStampedModel",
+    "UserProfile",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookSubscription",
