@@ -358,6 +358,8 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="crm@localhost")
 # The local hour (in each user's time zone) of the daily digest of their overdue and today's activities.
 CRM_DIGEST_HOUR = env.int("CRM_DIGEST_HOUR", default=8)
+if not 0 <= CRM_DIGEST_HOUR <= 23:
+    raise ImproperlyConfigured("CRM_DIGEST_HOUR is an hour of the day: 0 to 23.")
 # The address people open the CRM at, for the links in notification emails.
 CRM_BASE_URL = env.str("CRM_BASE_URL", default="http://127.0.0.1:8000")
 
