@@ -121,3 +121,60 @@ def test_two_concurrent_claims_on_postgresql_send_each_reminder_once(rep, stages
     assert sum(counts) == 40
     assert Notification.objects.filter(kind=NotificationKind.REMINDER).count() == 40
     assert not Activity.objects.filter(reminded_at__isnull=True).exists()
+
+
+# Prints how many reminders it claimed (on a line of its own, among the log lines), then hangs
+# inside the transaction.
+CLAIM_THEN_HANG = """
+import sys, time
+from django.db import transaction
+from activities.reminders import activity_reminders_send
+with transaction.atomic():
+    print(activity_reminders_send(), flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_run_killed_before_it_commits_leaves_the_reminder_to_the_next_run(
+    rep, stages, smtp_server, tmp_path
+):
+    """A process that claimed the reminder and dies before its commit (a worker killed mid-task)
+    sends nothing; the next run sends the reminder, once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.backbone import BASE_DIR, test_database_url
+
+    (activity,) = due_reminders(rep, stages, 1)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "crm_project.settings",
+        "DATABASE_URL": test_database_url(),
+        "EMAIL_URL": smtp_server.url,
+        "CELERY_BROKER_URL": "",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", CLAIM_THEN_HANG],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        lines = iter(process.stdout.readline, b"")
+        claimed = next(line.strip() for line in lines if line.strip().isdigit())
+        assert claimed == b"1"  # it claimed the reminder...
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # ...and died before committing
+        process.wait(10)
+
+    activity.refresh_from_db()
+    assert activity.reminded_at is None
+
+    assert reminders.activity_reminders_send() == 1
+    assert reminders.activity_reminders_send() == 0
+    (message,) = smtp_server.wait_for(1)
+    assert message["Subject"] == "Reminder: Call 0"
