@@ -17,7 +17,7 @@ from django.db.models import Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from activities.models import CLOSED_ACTIVITY_STATUSES, Activity
+from activities.models import CLOSED_ACTIVITY_STATUSES, Activity, ActivityStatus
 from crm.actors import SYSTEM
 from crm.events import register_consumer, register_event_types
 from crm.events.publishing import event_publish
@@ -29,6 +29,8 @@ from crm.notifications.services import notify
 from sales.models import Opportunity, OpportunityStatus
 
 logger = logging.getLogger("activities.reminders")
+
+OPEN_STATUSES = [status for status in ActivityStatus.values if status not in CLOSED_ACTIVITY_STATUSES]
 
 activity_url = admin_change_url("admin:activities_activity_change")
 opportunity_url = admin_change_url("admin:sales_opportunity_change")
@@ -114,10 +116,11 @@ def activity_digest_send(*, now: datetime.datetime | None = None) -> int:
     owners = list(
         get_user_model()
         .objects.filter(
+            # One filter() call: the same activity is open and due soon enough.
             is_active=True,
             owned_activities__due_date__lt=now + datetime.timedelta(hours=26),
+            owned_activities__status__in=OPEN_STATUSES,
         )
-        .exclude(owned_activities__status__in=CLOSED_ACTIVITY_STATUSES)
         .distinct()
     )
     zones = user_time_zones(owners)

@@ -127,6 +127,10 @@ def test_the_digest_comes_at_eight_in_the_users_time_zone(owner, teammate, stage
     ActivityFactory(
         subject="Teammate's", lead=lead, owner=teammate, due_date=eight - datetime.timedelta(days=2)
     )
+    done = eight - datetime.timedelta(days=1)
+    ActivityFactory(
+        subject="Done", lead=lead, owner=owner, due_date=done, status="completed", completed_at=done
+    )
 
     with time_machine.travel(eight - datetime.timedelta(minutes=10), tick=False):
         assert committed(reminders.activity_digest_send) == 0  # 07:55 in Tokyo
@@ -140,7 +144,7 @@ def test_the_digest_comes_at_eight_in_the_users_time_zone(owner, teammate, stage
     assert message["To"] == owner.email
     assert message["Subject"] == "Your activities for 2026-03-10: 1 overdue, 1 today"
     body = message.get_payload(decode=True).decode()
-    assert "Late call" in body and "Lunch" in body and "Tomorrow" not in body
+    assert "Late call" in body and "Lunch" in body and "Tomorrow" not in body and "Done" not in body
     # The teammate (server time zone, UTC) is at 23:05 the day before: no digest for them.
     assert mine(teammate) == []
 
