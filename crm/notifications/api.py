@@ -54,6 +54,7 @@ class TimeZoneSerializer(serializers.ModelSerializer):
     class Meta:
         model = UserProfile
         fields = ("time_zone",)
+        extra_kwargs = {"time_zone": {"required": True, "allow_blank": True}}
 
 
 UNREAD = OpenApiParameter(

@@ -144,4 +144,6 @@ def test_time_zone(api_as, owner):
 
     bad = client.put(url("notification-preferences/time-zone/"), {"time_zone": "Mars/Base"}, format="json")
     assert bad.status_code == 400 and "time_zone" in bad.json()
+    missing = client.put(url("notification-preferences/time-zone/"), {}, format="json")
+    assert missing.status_code == 400 and "time_zone" in missing.json()
     assert UserProfile.objects.get(user=owner).time_zone == "Asia/Tokyo"
