@@ -11,9 +11,13 @@ class ActivitiesConfig(AppConfig):
     def ready(self):
         # Registers this app's visibility rules with crm (crm.selectors.register_record_access), so
         # merges, relation checks and exports know them in every process, commands included.
-        from activities import selectors  # noqa: F401
+        from activities import (
+            reminders,
+            selectors,  # noqa: F401
+        )
         from activities.api import events
         from activities.registration import register_with_crm
 
         events.register()
         register_with_crm()
+        reminders.register()

@@ -67,6 +67,16 @@ class Activity(TimeStampedModel):
         db_index=False,  # act_owner_status_due starts with it
     )
 
+    remind_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the owner is reminded of it (once). Empty: no reminder."
+    )
+    reminded_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the reminder went out; cleared by a new remind_at.",
+    )
+
     objects = ActivityQuerySet.as_manager()
 
     constraint_error_fields = {"activity_completed_at": "completed_at"}
@@ -79,6 +89,10 @@ class Activity(TimeStampedModel):
         ordering = ["-due_date", "-id"]
         indexes = [
             models.Index(fields=["owner", "status", "due_date"], name="act_owner_status_due"),
+            # The reminders' periodic claim reads only the reminders not yet sent.
+            models.Index(
+                fields=["remind_at"], condition=Q(reminded_at__isnull=True), name="act_reminder_due"
+            ),
         ]
         constraints = [
             models.CheckConstraint(

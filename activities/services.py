@@ -53,6 +53,8 @@ def activity_update(*, activity: Activity, user: Actor, data: Mapping[str, Any])
     )
     if reopened and "completed_at" not in data:
         data["completed_at"] = None
+    if "remind_at" in data and data["remind_at"] != activity.remind_at:
+        activity.reminded_at = None  # a new reminder time: it fires again
     previous_lead_id = activity.lead_id
     activity = _rescore(record_save(instance=activity, data=data, user=user))
     if previous_lead_id and previous_lead_id != activity.lead_id:

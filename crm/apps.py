@@ -23,3 +23,8 @@ class CrmConfig(AppConfig):
 
         events.register()
         admin_schedules.register()
+
+        from crm.notifications import admin as notifications_admin  # noqa: F401
+        from crm.notifications import consumers as notification_consumers
+
+        notification_consumers.register()

@@ -3,13 +3,14 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
 
 app = Celery("crm_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["crm.events", "crm.webhooks", "crm.jobs"])
+app.autodiscover_tasks(["crm.events", "crm.webhooks", "crm.jobs", "crm.notifications", "activities"])
 
 # Synced into django-celery-beat's tables when beat starts, then editable in the admin. The relay
 # is kicked after every commit that writes events; these catch what a broker outage left behind.
@@ -17,6 +18,14 @@ app.conf.beat_schedule = {
     "outbox-relay": {"task": "crm.events.tasks.outbox_relay", "schedule": 30.0},
     "webhook-deliveries-due": {"task": "crm.webhooks.tasks.webhook_deliveries_due", "schedule": 15.0},
     "jobs-queued-sweep": {"task": "crm.jobs.tasks.jobs_queued_sweep", "schedule": 60.0},
+    # Notifications that no event causes: they need a beat process (the embedded mode has none).
+    "activity-reminders": {"task": "activities.tasks.activity_reminders_send", "schedule": 60.0},
+    # Every 15 minutes, so that 08:00 is met in every time zone (some are :30 or :45 off UTC).
+    "activity-digest": {"task": "activities.tasks.activity_digest_send", "schedule": crontab(minute="*/15")},
+    "opportunity-rotting": {
+        "task": "activities.tasks.opportunity_rotting_notify",
+        "schedule": crontab(minute=5),
+    },
 }
 
 

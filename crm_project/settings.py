@@ -90,6 +90,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "crm.context_processors.crm_settings",
+                "crm.context_processors.notifications",
             ],
         },
     },
@@ -273,6 +274,8 @@ SPECTACULAR_SETTINGS = {
         "PriorityEnum": "crm.models.Priority",
         "RatingEnum": "crm.models.Rating",
         "LeadStatusEnum": "crm.models.LeadStatus",
+        "JobKindEnum": "crm.models.jobs.JobKind",
+        "NotificationKindEnum": "crm.models.notifications.NotificationKind",
         "LeadSourceEnum": "crm.models.LeadSource",
         "AccountTypeEnum": "crm.models.AccountType",
         "IndustryEnum": "crm.models.Industry",
@@ -351,6 +354,32 @@ CRM_JOB_PROGRESS_INTERVAL = env.float("CRM_JOB_PROGRESS_INTERVAL", default=0.5)
 CRM_JOB_REQUEUE_AFTER = env.int("CRM_JOB_REQUEUE_AFTER", default=120)
 if CRM_IMPORT_SYNC_MAX_ROWS < 0 or CRM_EXPORT_SYNC_MAX_ROWS < 0 or not CRM_JOB_FILES_DIR:
     raise ImproperlyConfigured("Job thresholds must be 0 or more and CRM_JOB_FILES_DIR must name a folder.")
+
+# Email (notifications): EMAIL_URL such as smtp+tls://user:password@smtp.example.com:587 or
+# EMAIL_HOST/EMAIL_PORT/...; without either, emails are written to the console (development).
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_HOST = env.str("EMAIL_HOST", default="")
+    EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+    EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+    EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+    EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+    EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+    EMAIL_BACKEND = env.str(
+        "EMAIL_BACKEND",
+        default="django.core.mail.backends.smtp.EmailBackend"
+        if EMAIL_HOST
+        else "django.core.mail.backends.console.EmailBackend",
+    )
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="crm@localhost")
+# The local hour (in each user's time zone) of the daily digest of their overdue and today's activities.
+CRM_DIGEST_HOUR = env.int("CRM_DIGEST_HOUR", default=8)
+if not 0 <= CRM_DIGEST_HOUR <= 23:
+    raise ImproperlyConfigured("CRM_DIGEST_HOUR is an hour of the day: 0 to 23.")
+# The address people open the CRM at, for the links in notification emails.
+CRM_BASE_URL = env.str("CRM_BASE_URL", default="http://127.0.0.1:8000")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {

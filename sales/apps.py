@@ -10,7 +10,10 @@ class SalesConfig(AppConfig):
 
     def ready(self):
         from crm.conversion import register_lead_converter
-        from sales import selectors  # noqa: F401
+        from sales import (
+            notifications,
+            selectors,  # noqa: F401
+        )
         from sales.api import convert, events
         from sales.registration import register_with_crm
         from sales.services import lead_convert
@@ -23,3 +26,5 @@ class SalesConfig(AppConfig):
         # crm converts a lead put into a won stage, and routes /leads/{id}/convert/, through these.
         register_lead_converter(lead_convert)
         convert.register()
+        # Opportunity notifications (owner, team managers on won/lost) consume the domain events.
+        notifications.register()

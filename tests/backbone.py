@@ -3,6 +3,7 @@
 The receiver is an ``http.server`` in a thread; what it answers depends on the path:
 ``/ok`` 200, ``/fail`` 500, ``/slow?s=3`` waits first, ``/big`` a 10 MB answer,
 ``/redirect?to=<url>`` 307 there, ``/hang-first`` waits 30 s on its first request only.
+``smtp_server`` is an aiosmtpd server on loopback that keeps the messages it receives.
 Workers are ``celery -A crm_project worker`` processes against the test database and a Redis
 database of the test run's own.
 """
@@ -129,6 +130,60 @@ def receiver_start() -> Receiver:
     return receiver
 
 
+# --- SMTP server ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SmtpServer:
+    controller: object
+    messages: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def port(self) -> int:
+        return self.controller.port
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def received(self) -> list:
+        with self.lock:
+            return list(self.messages)
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.received()) >= count:
+                return self.received()
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} emails, got {len(self.received())}")
+
+
+def smtp_start() -> SmtpServer:
+    import email
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    server: SmtpServer
+
+    class Handler:
+        async def handle_DATA(self, smtp, session, envelope):
+            message = email.message_from_bytes(envelope.content)
+            with server.lock:
+                server.messages.append(message)
+            return "250 OK"
+
+    with socket.socket() as probe:  # a free port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    server = SmtpServer(controller)
+    controller.start()
+    return server
+
+
 # --- Celery workers --------------------------------------------------------------------------------
 
 
@@ -250,6 +305,18 @@ def webhook_settings(settings):
     settings.WEBHOOK_TIMEOUT = 2.0
     settings.WEBHOOK_CONNECT_TIMEOUT = 2.0
     return settings
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server on loopback; this process's email goes to it (a worker gets ``EMAIL_URL``)."""
+    server = smtp_start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    yield server
+    server.controller.stop()
 
 
 @pytest.fixture

@@ -52,7 +52,13 @@ EXCLUDED = {
     Contact: {("id", ADMIN): ID_IN_ADMIN},
     Account: {("id", ADMIN): ID_IN_ADMIN},
     Opportunity: {("id", ADMIN): ID_IN_ADMIN},
-    Activity: {("id", ADMIN): ID_IN_ADMIN},
+    Activity: {
+        ("id", ADMIN): ID_IN_ADMIN,
+        ("remind_at", FILES): "a reminder is the owner's own prompt to act, set in the API or the admin; "
+        "an imported row's past reminder time would fire at once, so the files carry none",
+        ("reminded_at", FILES): "state written only by the reminder task (when the reminder went out), "
+        "like webhook delivery times; not data an import could set or an export reader needs",
+    },
 }
 SERIALIZERS = {
     Lead: LeadSerializer,

@@ -96,7 +96,7 @@ class ActivityAdmin(
     search_fields = ("subject", "description")
     autocomplete_fields = ("lead", "opportunity", "contact", "account", "owner")
     date_hierarchy = "due_date"
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("reminded_at", "created_at", "updated_at")
 
     def visible_records(self, user):
         return selectors.activity_visible_to(user)
@@ -134,6 +134,7 @@ class ActivityAdmin(
                 )
             },
         ),
+        ("Reminder", {"fields": ("remind_at", "reminded_at")}),
         ("Related to", {"fields": ("lead", "opportunity", "contact", "account")}),
         ("Details", {"fields": ("description",)}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),

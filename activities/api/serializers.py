@@ -39,9 +39,11 @@ class ActivitySerializer(serializers.ModelSerializer):
             "owner_id",
             "owner_username",
             "is_overdue",
+            "remind_at",
+            "reminded_at",
             *TIMESTAMPS,
         )
-        read_only_fields = ("id", *TIMESTAMPS)
+        read_only_fields = ("id", "reminded_at", *TIMESTAMPS)
         validators: list = []
         extra_kwargs = {
             "completed_at": {"help_text": "Set to now when the status becomes completed without one."},

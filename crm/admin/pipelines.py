@@ -35,7 +35,7 @@ class StageInline(ColorPickerMixin, admin.TabularInline):
 
     model = Stage
     formset = StageInlineFormSet
-    fields = ("name", "sequence", "probability", "color", "is_won", "is_lost")
+    fields = ("name", "sequence", "probability", "color", "is_won", "is_lost", "rotting_days")
     extra = 0
     ordering = ("sequence", "id")
 

@@ -120,6 +120,7 @@ class StageSerializer(serializers.ModelSerializer):
             "color",
             "is_won",
             "is_lost",
+            "rotting_days",
             *TIMESTAMPS,
         )
         read_only_fields = ("id", *TIMESTAMPS)

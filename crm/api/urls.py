@@ -4,6 +4,7 @@ from rest_framework.routers import SimpleRouter
 
 from crm.api import views
 from crm.jobs import api as jobs
+from crm.notifications import api as notifications
 from crm.webhooks import api as webhooks
 
 router = SimpleRouter()
@@ -18,3 +19,9 @@ router.register("lost-reasons", views.LostReasonViewSet, basename="lost-reason")
 router.register("webhooks/deliveries", webhooks.WebhookDeliveryViewSet, basename="webhook-delivery")
 router.register("webhooks", webhooks.WebhookSubscriptionViewSet, basename="webhook")
 router.register("jobs", jobs.JobViewSet, basename="job")
+router.register("notifications", notifications.NotificationViewSet, basename="notification")
+router.register(
+    "notification-preferences",
+    notifications.NotificationPreferenceViewSet,
+    basename="notification-preference",
+)

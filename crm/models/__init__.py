@@ -5,6 +5,14 @@ from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
 from .jobs import Job, JobKind, JobStatus
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
+from .notifications import (
+    DEFAULT_CHANNELS,
+    Notification,
+    NotificationChannel,
+    NotificationKind,
+    NotificationPreference,
+    UserProfile,
+)
 from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
@@ -15,6 +23,7 @@ from .winning import WinModel, WinModelKind
 
 __all__ = [
     "COMPLETENESS_FIELDS",
+    "DEFAULT_CHANNELS",
     "Account",
     "AccountType",
     "Contact",
@@ -28,6 +37,10 @@ __all__ = [
     "LeadStageChange",
     "LeadStatus",
     "LostReason",
+    "Notification",
+    "NotificationChannel",
+    "NotificationKind",
+    "NotificationPreference",
     "OutboxEvent",
     "OutboxStatus",
     "Pipeline",
@@ -42,6 +55,7 @@ __all__ = [
     "StageChange",
     "Tag",
     "TimeStampedModel",
+    "UserProfile",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookSubscription",

@@ -114,6 +114,12 @@ class Stage(TimeStampedModel):
     color = models.CharField(max_length=7, default="#6c757d", validators=[color_validator])
     is_won = models.BooleanField(default=False, help_text="Records in this stage are won.")
     is_lost = models.BooleanField(default=False, help_text="Records in this stage are lost.")
+    rotting_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="A deal in this stage with no activity for this many days is rotting (its owner is told). "
+        "Empty: never.",
+    )
 
     constraint_error_fields = {
         **TimeStampedModel.constraint_error_fields,

@@ -47,6 +47,8 @@ def test_create_activity_on_a_lead(api, crm_admin, stages):
         "owner_id",
         "owner_username",
         "is_overdue",
+        "remind_at",
+        "reminded_at",
         "created_at",
         "updated_at",
     }

@@ -577,6 +577,12 @@ API_NOT_RECORD_OPERATIONS = {
     "stages_create": "configuration: covered by the role tests",
     "tags_create": "configuration: covered by the role tests",
     "lost_reasons_create": "configuration: covered by the role tests",
+    "notifications_list": "one's own notifications only (tests/api/test_notifications_api.py)",
+    "notifications_read_all_create": "marks one's own notifications read, no one else's",
+    "notification_preferences_list": "one's own preferences",
+    "notification_preferences_update": "one's own preference for a kind",
+    "notification_preferences_time_zone_retrieve": "one's own time zone",
+    "notification_preferences_time_zone_update": "one's own time zone",
 }
 
 
@@ -596,6 +602,8 @@ def api_cases() -> list[Case]:
             cases.append(_webhook_api_case(case_id, method, tail))
         elif resource == "jobs":
             cases.append(_job_api_case(case_id, method, tail))
+        elif resource == "notifications":
+            cases.append(_notification_api_case(case_id, method, tail))
         elif resource == "dashboard":
             cases.append(
                 Case(case_id, "api", method, lambda w, p, path=path: ("GET", path, None), expect="read")
@@ -728,6 +736,21 @@ def _job_api_case(case_id, method, tail):
 
     if tail == "":
         return Case(case_id, "api", method, build, expect="read", leak_checked=True)
+    return Case(case_id, "api", method, build)
+
+
+def _notification_api_case(case_id, method, tail):
+    """A notification is its recipient's alone: another team's owner's is not found, read or marked."""
+
+    def build(w, p, tail=tail, method=method):
+        from crm.models import Notification
+
+        owner = target_of(w, p).lead.owner
+        theirs, _ = Notification.objects.get_or_create(
+            recipient=owner, kind="assigned", event_id="crawler", defaults={"title": "Theirs"}
+        )
+        return method, f"{API_PREFIX}notifications/{tail.replace('{id}', str(theirs.pk))}", {}
+
     return Case(case_id, "api", method, build)
 
 

@@ -1,0 +1,95 @@
+"""Consumers of domain events that notify people: a record assigned to someone, a stage change on it.
+
+``record_notifier`` serves every app whose records have an owner (and maybe a stage): crm registers
+it for leads, sales for opportunities, activities for activities, each from its AppConfig.ready.
+"""
+
+from collections.abc import Callable
+
+from django.contrib.auth import get_user_model
+from django.urls import NoReverseMatch, reverse
+
+from crm.events import register_consumer
+from crm.models import NotificationKind, OutboxEvent
+from crm.notifications.services import notify
+
+
+def admin_change_url(url_name: str) -> Callable[[int], str]:
+    """``pk → path`` of the record's admin change page (``admin:crm_lead_change``)."""
+
+    def url(pk: int) -> str:
+        try:
+            return reverse(url_name, args=[pk])
+        except NoReverseMatch:
+            return ""
+
+    return url
+
+
+def record_title(record: dict, noun: str) -> str:
+    return record.get("name") or record.get("subject") or f"{noun} #{record.get('id')}"
+
+
+def _user(pk):
+    if pk is None:
+        return None
+    return get_user_model().objects.filter(pk=pk, is_active=True).first()
+
+
+def record_notifier(
+    *, record_type: str, noun: str, url: Callable[[int], str]
+) -> Callable[[OutboxEvent], None]:
+    """A consumer of ``<record_type>.*``: tells the new owner of a record assigned to them (by
+    someone else), and the owner of a record whose stage someone else changed."""
+
+    def consume(event: OutboxEvent) -> None:
+        payload = event.payload
+        record = payload.get("record") or {}
+        if event.type.endswith(".deleted") or not record:
+            return
+        actor_id = payload.get("actor", {}).get("id")
+        changes = payload.get("changes") or {}
+        title = record_title(record, noun)
+        link = url(event.record_id) if event.record_id else ""
+        owner_id = record.get("owner_id")
+        common = {
+            "event_id": str(event.event_id),
+            "url": link,
+            "record_type": record_type,
+            "record_id": event.record_id,
+        }
+        assigned = event.type.endswith(".created") or "owner_id" in changes
+        if assigned and owner_id and owner_id != actor_id:
+            who = payload.get("actor", {}).get("username", "someone")
+            notify(
+                recipient=_user(owner_id),
+                kind=NotificationKind.ASSIGNED,
+                title=f"{noun.capitalize()} assigned to you: {title}",
+                body=f"{who} assigned the {noun} “{title}” to you.",
+                **common,
+            )
+        if (
+            "stage_id" in changes
+            and owner_id
+            and owner_id != actor_id
+            and not event.type.endswith(".created")
+        ):
+            who = payload.get("actor", {}).get("username", "someone")
+            stage = record.get("stage_name") or record.get("stage_id")
+            notify(
+                recipient=_user(owner_id),
+                kind=NotificationKind.STAGE_CHANGED,
+                title=f"{title} moved to {stage}",
+                body=f"{who} moved your {noun} “{title}” to the stage {stage}.",
+                **common,
+            )
+
+    return consume
+
+
+def register() -> None:
+    register_consumer(
+        "lead.*",
+        record_notifier(record_type="lead", noun="lead", url=admin_change_url("admin:crm_lead_change")),
+        name="notifications.lead",
+    )
