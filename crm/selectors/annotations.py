@@ -1,0 +1,108 @@
+"""Figures added to reads: aggregates over related records (other apps register theirs), counts, priority
+rank, tag prefetch.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    IntegerField,
+    Model,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+
+from crm.actors import Actor
+from crm.models import Account, Contact, LostReason, Pipeline, Priority, Stage, Tag
+
+from .visibility import lead_visible_to, record_visible_to
+
+MONEY = DecimalField(max_digits=16, decimal_places=2)
+
+
+def subquery_aggregate(queryset: QuerySet, fk: str, aggregate, output_field, empty):
+    """A correlated subquery: one aggregate per outer row, without multiplying joined rows."""
+    sub = (
+        queryset.filter(**{fk: OuterRef("pk")})
+        .order_by()
+        .values(fk)
+        .annotate(result=aggregate)
+        .values("result")
+    )
+    return Coalesce(Subquery(sub, output_field=output_field), Value(empty, output_field=output_field))
+
+
+# Figures another app adds to the reads of a crm model (sales: an account's deals, a lost reason's lost
+# deals), by model label: builder(user) -> {annotation name: expression}, counting only what ``user`` sees.
+AnnotationBuilder = Callable[[Actor], Mapping[str, Any]]
+_annotations: dict[str, list[AnnotationBuilder]] = defaultdict(list)
+
+
+def register_annotations(model_label: str, builder: AnnotationBuilder) -> None:
+    if builder not in _annotations[model_label]:
+        _annotations[model_label].append(builder)
+
+
+def registered_annotations(model: type[Model], user: Actor) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for builder in _annotations[model._meta.label]:
+        found.update(builder(user))
+    return found
+
+
+def account_annotate_aggregates(queryset: QuerySet[Account], *, user: Actor) -> QuerySet[Account]:
+    """Contact count, and what the other apps register (opportunity count, open / won opportunity value),
+    on every account, counting only the records ``user`` sees (another team's deals add nothing to what
+    the reader is told)."""
+    return queryset.annotate(
+        contact_count=subquery_aggregate(
+            record_visible_to(Contact, user), "account", Count("*"), IntegerField(), 0
+        ),
+        **registered_annotations(Account, user),
+    )
+
+
+def pipeline_annotate_counts(queryset: QuerySet[Pipeline], *, user: Actor) -> QuerySet[Pipeline]:
+    """How many stages and how many open leads ``user`` sees each pipeline has."""
+    return queryset.annotate(
+        stage_count=subquery_aggregate(Stage.objects.all(), "pipeline", Count("*"), IntegerField(), 0),
+        open_lead_count=subquery_aggregate(
+            lead_visible_to(user).filter(status="open"),
+            "pipeline",
+            Count("*"),
+            IntegerField(),
+            0,
+        ),
+        **registered_annotations(Pipeline, user),
+    )
+
+
+def lost_reason_annotate_counts(queryset: QuerySet[LostReason], *, user: Actor) -> QuerySet[LostReason]:
+    """How many of the leads (and, registered by their apps, the opportunities) ``user`` sees each lost
+    reason explains."""
+    return queryset.annotate(
+        lead_count=subquery_aggregate(lead_visible_to(user), "lost_reason", Count("*"), IntegerField(), 0),
+        **registered_annotations(LostReason, user),
+    )
+
+
+def priority_rank() -> Case:
+    """Priorities in their business order (low < urgent), for sorting."""
+    return Case(
+        *(When(priority=value, then=Value(rank)) for rank, value in enumerate(Priority.values)),
+        default=Value(-1),
+        output_field=IntegerField(),
+    )
+
+
+def tags_prefetch() -> Prefetch:
+    return Prefetch("tags", queryset=Tag.objects.only("id", "name").order_by("name", "id"))

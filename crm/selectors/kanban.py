@@ -1,0 +1,190 @@
+"""Boards: a pipeline's columns with their first cards and counts, in a fixed number of queries whatever the
+board's size.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.exceptions import EmptyResultSet, ValidationError
+from django.db import connection
+from django.db.models import (
+    BooleanField,
+    Count,
+    DecimalField,
+    F,
+    IntegerField,
+    Model,
+    QuerySet,
+    Sum,
+    Value,
+    Window,
+)
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce, RowNumber
+
+from crm.actors import Actor
+from crm.models import Lead, Pipeline, Stage
+
+from .lists import Filters, lead_list
+
+# --- kanban boards --------------------------------------------------------------------------------
+
+KANBAN_DEFAULT_LIMIT = 20
+KANBAN_MAX_LIMIT = 100
+# No column is this long; a larger offset (which the database could not take) has no cards.
+KANBAN_MAX_OFFSET = 2**62
+
+
+@dataclass
+class KanbanColumn:
+    stage: Stage
+    count: int = 0
+    total: Decimal = Decimal("0.00")
+    results: list[Model] = field(default_factory=list)
+
+
+@dataclass
+class KanbanBoard:
+    pipeline: Pipeline
+    columns: list[KanbanColumn]
+
+
+def pipeline_for_board(pipeline: Pipeline | None) -> Pipeline:
+    """The pipeline a board, forecast or dashboard shows: the one asked for, else the default one."""
+    if pipeline is not None:
+        return pipeline
+    default = Pipeline.objects.default()
+    if default is None:
+        raise ValidationError({"pipeline": "There is no default pipeline: choose a pipeline."})
+    return default
+
+
+def _window_ordering(queryset: QuerySet) -> list:
+    """The queryset's ordering (the ``ordering`` filter's, else the model's) as window expressions."""
+    ordering = list(queryset.query.order_by or queryset.model._meta.ordering)
+    expressions = []
+    for item in ordering:
+        if isinstance(item, str):
+            name = item.lstrip("-")
+            item = F(name).desc() if item.startswith("-") else F(name).asc()
+        expressions.append(item)
+    if not any(getattr(expr.expression, "name", None) in ("pk", "id") for expr in expressions):
+        expressions.append(F("pk").desc())
+    return expressions
+
+
+def pipeline_kanban(*, queryset: QuerySet, pipeline: Pipeline, value_field: str, limit: int) -> KanbanBoard:
+    """A board of ``queryset``'s records in ``pipeline``: a column per stage, in stage order.
+
+    A column holds the records in its stage. Each has the count and ``value_field`` total of all of
+    them (one grouped aggregate query; on PostgreSQL the stage index, which carries the value and the
+    owner, answers it without reading the table) and its first ``limit`` cards in the queryset's
+    order (one query, plus the queryset's prefetches; see ``_kanban_first_cards``).
+    """
+    limit = max(0, min(limit, KANBAN_MAX_LIMIT))
+    stages = list(pipeline.stages.order_by("sequence", "id"))
+    columns = {stage.pk: KanbanColumn(stage=stage) for stage in stages}
+    money = DecimalField(max_digits=16, decimal_places=2)
+    in_stages = queryset.filter(stage__in=[stage.pk for stage in stages])
+    totals = (
+        in_stages.order_by()
+        .values("stage_id")
+        .annotate(
+            count=Count("pk"), total=Coalesce(Sum(value_field), Value(Decimal("0")), output_field=money)
+        )
+    )
+    for row in totals:
+        column = columns.get(row["stage_id"])
+        if column is not None:
+            column.count = row["count"]
+            column.total = row["total"].quantize(Decimal("0.01"))
+    if limit and stages:
+        for record in _kanban_first_cards(in_stages, pipeline, limit):
+            column = columns.get(record.stage_id)
+            if column is not None:
+                column.results.append(record)
+    return KanbanBoard(pipeline=pipeline, columns=list(columns.values()))
+
+
+def _kanban_first_cards(queryset: QuerySet, pipeline: Pipeline, limit: int) -> QuerySet:
+    """The first ``limit`` records of each stage of ``pipeline`` in ``queryset``'s order, by stage.
+
+    PostgreSQL: a LATERAL join over the pipeline's stages runs ``ORDER BY ... LIMIT n`` once per stage,
+    which the (stage, created_at, id) index answers by reading n entries for the default order; the
+    records are then loaded by id with the queryset's joins. Elsewhere: ROW_NUMBER() over each stage.
+    """
+    ordering = _window_ordering(queryset)
+    if connection.vendor != "postgresql":
+        ranked = queryset.annotate(
+            kanban_rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=ordering)
+        )
+        return ranked.filter(kanban_rank__lte=limit).order_by("stage_id", "kanban_rank")
+    stage_table = connection.ops.quote_name(Stage._meta.db_table)
+    per_stage = (
+        queryset.filter(stage_id=RawSQL("kanban_stage.id", [], output_field=IntegerField()))
+        .order_by(*ordering)
+        .values("pk")[:limit]
+    )
+    try:
+        per_stage_sql, params = per_stage.query.sql_with_params()
+    except EmptyResultSet:  # a filter that nothing can match (a search without matches)
+        return queryset.none()
+    quote = connection.ops.quote_name
+    pk_column = f"{quote(queryset.model._meta.db_table)}.{quote(queryset.model._meta.pk.column)}"
+    # "= ANY(ARRAY(...))" rather than "IN (...)": the planner runs the few ids first and fetches them
+    # by primary key, where it would otherwise guess a large IN list and hash-join the whole table.
+    first_cards = RawSQL(
+        f"{pk_column} = ANY(ARRAY(SELECT kanban_card.pk FROM {stage_table} kanban_stage "
+        f"CROSS JOIN LATERAL ({per_stage_sql}) kanban_card WHERE kanban_stage.pipeline_id = %s))",
+        (*params, pipeline.pk),
+        output_field=BooleanField(),
+    )
+    return queryset.filter(first_cards).order_by("stage_id", *ordering)
+
+
+def lead_kanban(
+    *,
+    user: Actor,
+    pipeline: Pipeline | None = None,
+    filters: Filters = None,
+    limit: int = KANBAN_DEFAULT_LIMIT,
+) -> KanbanBoard:
+    """The leads board of ``pipeline`` (default: the default pipeline); ``total`` sums expected revenue."""
+    pipeline = pipeline_for_board(pipeline)
+    return pipeline_kanban(
+        queryset=lead_list(user=user, filters=filters),
+        pipeline=pipeline,
+        value_field="expected_revenue",
+        limit=limit,
+    )
+
+
+def pipeline_kanban_cards(
+    *, queryset: QuerySet, stage: Stage, offset: int = 0, limit: int = KANBAN_DEFAULT_LIMIT
+) -> tuple[list[Model], bool]:
+    """More cards for one column of a board: ``limit`` records from ``offset``, in the board's order.
+
+    Returns the records and whether more follow (one query, fetching one record beyond the page).
+    """
+    offset = max(0, offset)
+    limit = max(1, min(limit, KANBAN_MAX_LIMIT))
+    if offset > KANBAN_MAX_OFFSET:
+        return [], False
+    records = list(
+        queryset.filter(stage=stage).order_by(*_window_ordering(queryset))[offset : offset + limit + 1]
+    )
+    return records[:limit], len(records) > limit
+
+
+def lead_kanban_cards(
+    *,
+    user: Actor,
+    stage: Stage,
+    filters: Filters = None,
+    offset: int = 0,
+    limit: int = KANBAN_DEFAULT_LIMIT,
+) -> tuple[list[Lead], bool]:
+    """The leads of one column of the leads board beyond its first cards (see pipeline_kanban_cards)."""
+    return pipeline_kanban_cards(
+        queryset=lead_list(user=user, filters=filters), stage=stage, offset=offset, limit=limit
+    )

@@ -1,0 +1,78 @@
+"""The lists every door reads: leads, accounts, contacts and the configuration, each limited to what the user
+may see.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db.models import (
+    F,
+    Prefetch,
+    QuerySet,
+)
+
+from crm.actors import Actor
+from crm.filters import (
+    AccountFilter,
+    ContactFilter,
+    LeadFilter,
+    LostReasonFilter,
+    PipelineFilter,
+    StageFilter,
+    TagFilter,
+    filter_queryset,
+)
+from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
+
+from .annotations import account_annotate_aggregates, priority_rank, tags_prefetch
+from .visibility import account_visible_to, contact_visible_to, lead_visible_to
+
+Filters = Mapping[str, Any] | None
+
+
+# --- lists ----------------------------------------------------------------------------------------
+
+
+def lead_list(*, user: Actor, filters: Filters = None) -> QuerySet[Lead]:
+    queryset = (
+        lead_visible_to(user)
+        .select_related("pipeline", "stage", "owner", "lost_reason", "score_breakdown")
+        .prefetch_related(tags_prefetch())
+        .annotate(priority_rank=priority_rank(), converted_opportunity_pk=F("converted_opportunity__id"))
+    )
+    return filter_queryset(LeadFilter, queryset, filters)
+
+
+def account_list(*, user: Actor, filters: Filters = None) -> QuerySet[Account]:
+    queryset = account_annotate_aggregates(
+        account_visible_to(user).select_related("owner", "parent").prefetch_related(tags_prefetch()),
+        user=user,
+    )
+    return filter_queryset(AccountFilter, queryset, filters)
+
+
+def contact_list(*, user: Actor, filters: Filters = None) -> QuerySet[Contact]:
+    queryset = contact_visible_to(user).select_related("account", "owner").prefetch_related(tags_prefetch())
+    return filter_queryset(ContactFilter, queryset, filters)
+
+
+def pipeline_list(*, user: Actor, filters: Filters = None) -> QuerySet[Pipeline]:
+    queryset = Pipeline.objects.prefetch_related(
+        Prefetch("stages", queryset=Stage.objects.order_by("sequence", "id"))
+    )
+    return filter_queryset(PipelineFilter, queryset, filters)
+
+
+def stage_list(*, user: Actor, filters: Filters = None) -> QuerySet[Stage]:
+    queryset = Stage.objects.select_related("pipeline").order_by(
+        "pipeline__sequence", "pipeline_id", "sequence", "id"
+    )
+    return filter_queryset(StageFilter, queryset, filters)
+
+
+def tag_list(*, user: Actor, filters: Filters = None) -> QuerySet[Tag]:
+    return filter_queryset(TagFilter, Tag.objects.all(), filters)
+
+
+def lost_reason_list(*, user: Actor, filters: Filters = None) -> QuerySet[LostReason]:
+    return filter_queryset(LostReasonFilter, LostReason.objects.all(), filters)

@@ -1,0 +1,214 @@
+"""The visibility rule: who sees and who may change which records (teams, managers, CRM Admins), and the
+registry other apps add their records' rules to.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import (
+    Exists,
+    Model,
+    OuterRef,
+    Q,
+    QuerySet,
+)
+
+from crm.actors import Actor
+from crm.models import Account, Contact, Lead, SalesTeam
+
+# --- visibility: the one place per model that decides which records a user sees ------------------
+
+
+# Leads, opportunities and activities: a rep sees what they own and what nobody owns; a manager also
+# sees what the members of the (active) teams they manage own; a CRM Admin or a superuser sees all.
+# Accounts and contacts are shared customer data: every signed-in user reads them, but only the owner's
+# team (the owner, their team-mates and their teams' managers) or a CRM Admin may change them.
+
+CRM_ADMIN_GROUP = "CRM Admin"
+
+
+def _crm_admin_membership(user: Actor) -> Exists:
+    return Exists(get_user_model().groups.through.objects.filter(user=user.pk, group__name=CRM_ADMIN_GROUP))
+
+
+def user_sees_everything(user: Actor) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or user.groups.filter(name=CRM_ADMIN_GROUP).exists()
+
+
+def _teams() -> QuerySet[SalesTeam]:
+    return SalesTeam.objects.filter(is_active=True)
+
+
+def sales_team_visible_to(user: Actor) -> QuerySet[SalesTeam]:
+    """Every team for a CRM Admin or a superuser; else the teams ``user`` manages or belongs to."""
+    if user_sees_everything(user):
+        return SalesTeam.objects.all()
+    if not user.is_authenticated or not user.is_active:
+        return SalesTeam.objects.none()
+    # A subquery, not a join: a join on members would also narrow what the caller counts of them.
+    mine = SalesTeam.objects.filter(Q(manager=user) | Q(members=user)).values("pk")
+    return SalesTeam.objects.filter(pk__in=mine)
+
+
+def user_managed_ids(user: Actor) -> QuerySet:
+    """The ids of ``user`` and of the members of the active teams ``user`` manages (a subquery)."""
+    UserModel = get_user_model()
+    return UserModel.objects.filter(Q(pk=user.pk) | Q(sales_teams__in=_teams().filter(manager=user))).values(
+        "pk"
+    )
+
+
+def user_team_ids(user: Actor) -> QuerySet:
+    """The ids of ``user``'s team: ``user``, the members and managers of every active team they are in
+    or manage (a subquery)."""
+    UserModel = get_user_model()
+    teams = _teams().filter(Q(manager=user) | Q(members=user)).values("pk")
+    return UserModel.objects.filter(
+        Q(pk=user.pk) | Q(sales_teams__in=teams) | Q(managed_teams__in=teams)
+    ).values("pk")
+
+
+def user_manages_a_team(user: Actor) -> bool:
+    return user.is_authenticated and _teams().filter(manager=user).exists()
+
+
+def owned_records_visible_to(queryset: QuerySet, user: Actor) -> QuerySet:
+    """``queryset`` narrowed to the records ``user`` may see under the owner rule above."""
+    if not user.is_authenticated or not user.is_active:
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    # One SQL condition, not a query per request to learn the user's group first.
+    return queryset.filter(
+        Q(owner__isnull=True) | Q(owner__in=user_managed_ids(user)) | Q(_crm_admin_membership(user))
+    )
+
+
+def shared_records_editable_by(queryset: QuerySet, user: Actor) -> QuerySet:
+    """``queryset`` (accounts, contacts) narrowed to the records ``user``'s team may change."""
+    if not user.is_authenticated or not user.is_active:
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    return queryset.filter(
+        Q(owner__isnull=True) | Q(owner__in=user_team_ids(user)) | Q(_crm_admin_membership(user))
+    )
+
+
+def owner_assignable_by(user: Actor) -> QuerySet:
+    """The users ``user`` may make the owner of a record: anyone for a CRM Admin; else those whose
+    records ``user`` sees (themselves, and for a manager their teams' members), so a record never
+    leaves the sight of the person who assigns it."""
+    UserModel = get_user_model()
+    if user_sees_everything(user):
+        return UserModel.objects.all()
+    return UserModel.objects.filter(pk__in=user_managed_ids(user))
+
+
+def lead_visible_to(user: Actor) -> QuerySet[Lead]:
+    return owned_records_visible_to(Lead.objects.all(), user)
+
+
+def account_visible_to(user: Actor) -> QuerySet[Account]:
+    return Account.objects.all() if user.is_authenticated and user.is_active else Account.objects.none()
+
+
+def account_editable_by(user: Actor) -> QuerySet[Account]:
+    return shared_records_editable_by(Account.objects.all(), user)
+
+
+def contact_visible_to(user: Actor) -> QuerySet[Contact]:
+    return Contact.objects.all() if user.is_authenticated and user.is_active else Contact.objects.none()
+
+
+def contact_editable_by(user: Actor) -> QuerySet[Contact]:
+    return shared_records_editable_by(Contact.objects.all(), user)
+
+
+# --- one rule per kind of record, for code that handles records of any kind -----------------------
+
+# Merges, conversions, relation fields, exports and aggregates handle records of several kinds,
+# some owned by apps crm does not import: each app registers its models' rules here (sales and
+# activities from their selectors modules), and every check reads them through the functions below.
+# A model nobody registers (pipelines, stages, tags) is seen by every signed-in user; changing it is
+# a matter of model permissions only.
+
+
+@dataclass(frozen=True)
+class RecordAccess:
+    visible_to: Any  # (user) -> QuerySet of the records ``user`` sees
+    editable_by: Any  # (user) -> QuerySet of the records ``user`` may change
+    shared: bool  # seen by every signed-in user (accounts, contacts)
+
+
+_RECORD_ACCESS: dict[type[Model], RecordAccess] = {}
+
+
+def register_record_access(model: type[Model], *, visible_to, editable_by=None, shared: bool = False) -> None:
+    """Declare who sees (``visible_to(user)``) and who changes (``editable_by(user)``, by default the
+    same) the records of ``model``."""
+    _RECORD_ACCESS[model] = RecordAccess(visible_to, editable_by or visible_to, shared)
+
+
+def _access(model: type[Model]) -> RecordAccess | None:
+    return _RECORD_ACCESS.get(model._meta.concrete_model)
+
+
+def record_visible_to(model: type[Model], user: Actor) -> QuerySet:
+    access = _access(model)
+    if access is None:
+        manager = model._default_manager
+        return manager.all() if user.is_authenticated and user.is_active else manager.none()
+    return access.visible_to(user)
+
+
+def record_editable_by(model: type[Model], user: Actor) -> QuerySet:
+    access = _access(model)
+    return record_visible_to(model, user) if access is None else access.editable_by(user)
+
+
+def record_visibility_is_restricted(model: type[Model], user: Actor) -> bool:
+    """Whether some records of ``model`` may be hidden from ``user`` (so what names them must check)."""
+    access = _access(model)
+    return access is not None and not access.shared and not user_sees_everything(user)
+
+
+# What a page, list or export shows in place of a related record its reader cannot see.
+HIDDEN_RECORD = "a record you cannot see"
+
+
+def related_seen_annotations(model: type[Model], user: Actor, fields: tuple[str, ...]) -> dict[str, Any]:
+    """``<field>_seen`` annotations: whether ``user`` sees the record each relation in ``fields``
+    points at, for a page listing ``model`` rows that would otherwise name them (only the relations
+    whose records may be hidden from ``user`` get one)."""
+    annotations = {}
+    for name in fields:
+        related = model._meta.get_field(name).related_model
+        if record_visibility_is_restricted(related, user):
+            visible = record_visible_to(related, user).filter(pk=OuterRef(f"{name}_id"))
+            annotations[f"{name}_seen"] = Exists(visible)
+    return annotations
+
+
+def related_shown(record: Model, name: str) -> Model | str | None:
+    """``record``'s related ``name`` as a page may show it: itself, HIDDEN_RECORD, or None when unset
+    (reads the ``<name>_seen`` annotation of related_seen_annotations when present)."""
+    if getattr(record, f"{name}_id") is None:
+        return None
+    return getattr(record, name) if getattr(record, f"{name}_seen", True) else HIDDEN_RECORD
+
+
+def record_is_visible(*, user: Actor, record: Model) -> bool:
+    return record_visible_to(type(record), user).filter(pk=record.pk).exists()
+
+
+def record_is_changeable(*, user: Actor, record: Model) -> bool:
+    return record_editable_by(type(record), user).filter(pk=record.pk).exists()
+
+
+register_record_access(Lead, visible_to=lead_visible_to)
+register_record_access(Account, visible_to=account_visible_to, editable_by=account_editable_by, shared=True)
+register_record_access(Contact, visible_to=contact_visible_to, editable_by=contact_editable_by, shared=True)
