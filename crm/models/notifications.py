@@ -15,6 +15,7 @@ class NotificationKind(models.TextChoices):
     REMINDER = "reminder", "Activity reminder"
     DIGEST = "digest", "Daily digest of my overdue and today's activities"
     ROTTING = "rotting", "A deal of mine has had no activity for too long"
+    WEBHOOK_DISABLED = "webhook_disabled", "A webhook subscription of mine is disabled after failing"
 
 
 class NotificationChannel(models.TextChoices):
@@ -32,6 +33,7 @@ DEFAULT_CHANNELS = {
     NotificationKind.REMINDER: NotificationChannel.BOTH,
     NotificationKind.DIGEST: NotificationChannel.EMAIL,
     NotificationKind.ROTTING: NotificationChannel.IN_APP,
+    NotificationKind.WEBHOOK_DISABLED: NotificationChannel.BOTH,
 }
 
 

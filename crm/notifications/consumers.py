@@ -87,7 +87,25 @@ def record_notifier(
     return consume
 
 
+def webhook_disabled(event: OutboxEvent) -> None:
+    """Tell a subscription's owner that it was disabled after failing N times in a row, and why."""
+    record = event.payload.get("record") or {}
+    notify(
+        recipient=_user(record.get("owner_id")),
+        kind=NotificationKind.WEBHOOK_DISABLED,
+        event_id=str(event.event_id),
+        title=f"Webhook disabled: {record.get('target_url', '')}",
+        body=record.get("disabled_reason", ""),
+        url=admin_change_url("admin:crm_webhooksubscription_change")(event.record_id)
+        if event.record_id
+        else "",
+        record_type="webhook",
+        record_id=event.record_id,
+    )
+
+
 def register() -> None:
+    register_consumer("webhook.disabled", webhook_disabled, name="notifications.webhook_disabled")
     register_consumer(
         "lead.*",
         record_notifier(record_type="lead", noun="lead", url=admin_change_url("admin:crm_lead_change")),

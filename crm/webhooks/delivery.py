@@ -184,8 +184,9 @@ def delivery_record_attempt(delivery: WebhookDelivery, answer: sending.Answer) -
 def subscription_disable(subscription: WebhookSubscription, *, reason: str, now) -> None:
     """Disable a subscription that keeps failing and tell its owner.
 
-    Until notifications exist, "telling" is a warning in the log and the reason shown in the admin
-    and the API; a ``webhook.disabled`` event is published for the notifications to pick up.
+    The reason is shown in the admin and the API and logged as a warning; the ``webhook.disabled``
+    event it publishes notifies the owner (crm.notifications.consumers.webhook_disabled: in the app and
+    by email unless they chose otherwise).
     """
     subscription.is_active = False
     subscription.disabled_at = now

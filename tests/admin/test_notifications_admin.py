@@ -84,6 +84,7 @@ def test_the_preferences_page_saves_channels_and_time_zone(admin_as, owner):
         "reminder": "both",
         "digest": "email",
         "rotting": "in_app",
+        "webhook_disabled": "both",
         "time_zone": "Europe/Paris",
     }
 

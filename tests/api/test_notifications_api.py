@@ -117,6 +117,7 @@ def test_preferences_list_defaults_and_update(api_as, owner):
         "reminder": "both",
         "digest": "email",
         "rotting": "in_app",
+        "webhook_disabled": "both",
     }
 
     response = client.put(url("notification-preferences/digest/"), {"channel": "none"}, format="json")

@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 
 from crm import services as crm_services
 from crm.events.relay import outbox_relay
-from crm.models import DeliveryStatus, OutboxEvent, WebhookDelivery
+from crm.models import DeliveryStatus, Notification, NotificationKind, OutboxEvent, WebhookDelivery
 from crm.webhooks import services as webhook_services
 from crm.webhooks.delivery import deliveries_due, webhook_deliver
 from sales import services as sales_services
@@ -136,6 +136,12 @@ def test_a_subscription_failing_n_times_in_a_row_is_disabled_and_its_owner_told(
     assert webhook_deliver(delivery.pk) == "skipped"
     outbox_relay()
     assert WebhookDelivery.objects.count() == 1
+    # The relay handed the event to the notifications: the owner is told, once, with the reason.
+    (told,) = Notification.objects.filter(recipient=admin_user, kind=NotificationKind.WEBHOOK_DISABLED)
+    assert "3 failed attempts in a row" in told.body
+    assert told.url.endswith(f"/webhooksubscription/{subscription.pk}/change/")
+    outbox_relay()
+    assert Notification.objects.filter(kind=NotificationKind.WEBHOOK_DISABLED).count() == 1
 
 
 def test_a_success_resets_the_count_of_failures(admin_user, stages, receiver, webhook_settings):
