@@ -22,7 +22,9 @@ def _writing_services():
             if name.startswith("_") or not inspect.isfunction(function):
                 continue
             # A package (crm.services) exports the functions of its modules (crm.services.leads).
-            own = function.__module__ == module.__name__ or function.__module__.startswith(f"{module.__name__}.")
+            own = function.__module__ == module.__name__ or function.__module__.startswith(
+                f"{module.__name__}."
+            )
             if not own or not hasattr(function, "__wrapped__"):
                 continue
             yield f"{module.__name__}.{name}", function
