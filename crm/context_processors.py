@@ -1,6 +1,6 @@
 """Template context shared by every CRM page."""
 
-from functools import partial
+from functools import cache, partial
 
 from django.conf import settings
 
@@ -10,8 +10,9 @@ def crm_settings(request):
 
 
 def notifications(request):
-    """The bell's unread count: a callable, so only a page that shows the bell pays its one query."""
+    """The bell's unread count: a callable, so only a page that shows the bell pays its one query, and
+    cached, so a template that names it twice still pays one."""
     from crm.notifications.selectors import notification_unread_count
 
     user = getattr(request, "user", None)
-    return {"notifications_unread": partial(notification_unread_count, user=user)}
+    return {"notifications_unread": cache(partial(notification_unread_count, user=user))}

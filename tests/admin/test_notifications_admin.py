@@ -1,6 +1,8 @@
 """The admin's bell, my notifications list (mine only, mark read, mark all read) and my preferences page."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from crm.models import Notification, NotificationPreference, UserProfile
@@ -32,6 +34,18 @@ def test_the_bell_shows_my_unread_count_on_every_page(admin_as, owner, teammate)
 
     assert page.status_code == 200
     assert '<span class="crm-bell-count">2</span>' in page.content.decode()
+
+
+def test_the_bell_costs_one_query_though_the_header_names_its_count_twice(admin_as, owner):
+    make(owner, 1)
+    client = admin_as("owner")
+    client.get(reverse("admin:index"))
+
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("admin:index"))
+
+    assert 'aria-label="Notifications, 1 unread"' in page.content.decode()
+    assert len([q for q in queries.captured_queries if '"crm_notification"' in q["sql"]]) == 1
 
 
 def test_the_list_shows_only_mine_at_a_fixed_query_count(
