@@ -18,6 +18,7 @@ app.conf.beat_schedule = {
     "outbox-relay": {"task": "crm.events.tasks.outbox_relay", "schedule": 30.0},
     "webhook-deliveries-due": {"task": "crm.webhooks.tasks.webhook_deliveries_due", "schedule": 15.0},
     "jobs-queued-sweep": {"task": "crm.jobs.tasks.jobs_queued_sweep", "schedule": 60.0},
+    "jobs-clean-up": {"task": "crm.jobs.tasks.jobs_clean_up", "schedule": crontab(hour=3, minute=40)},
     # Notifications that no event causes: they need a beat process (the embedded mode has none).
     "activity-reminders": {"task": "activities.tasks.activity_reminders_send", "schedule": 60.0},
     # Every 15 minutes, so that 08:00 is met in every time zone (some are :30 or :45 off UTC).

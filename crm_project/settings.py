@@ -352,8 +352,21 @@ CRM_JOB_FILES_DIR = env.str("CRM_JOB_FILES_DIR", default="crm-jobs").strip("/")
 # CRM_JOB_REQUEUE_AFTER seconds (the broker was down when it started) is queued again by beat.
 CRM_JOB_PROGRESS_INTERVAL = env.float("CRM_JOB_PROGRESS_INTERVAL", default=0.5)
 CRM_JOB_REQUEUE_AFTER = env.int("CRM_JOB_REQUEUE_AFTER", default=120)
+# A running job's worker writes a heartbeat every CRM_JOB_HEARTBEAT seconds; without one for
+# CRM_JOB_LEASE seconds the worker is taken for dead and the job runs again (PostgreSQL), at most
+# CRM_JOB_MAX_ATTEMPTS runs in all. Finished jobs and their files are kept CRM_JOB_RETENTION_DAYS days.
+CRM_JOB_HEARTBEAT = env.float("CRM_JOB_HEARTBEAT", default=15.0)
+CRM_JOB_LEASE = env.int("CRM_JOB_LEASE", default=300)
+CRM_JOB_MAX_ATTEMPTS = env.int("CRM_JOB_MAX_ATTEMPTS", default=3)
+CRM_JOB_RETENTION_DAYS = env.int("CRM_JOB_RETENTION_DAYS", default=30)
 if CRM_IMPORT_SYNC_MAX_ROWS < 0 or CRM_EXPORT_SYNC_MAX_ROWS < 0 or not CRM_JOB_FILES_DIR:
     raise ImproperlyConfigured("Job thresholds must be 0 or more and CRM_JOB_FILES_DIR must name a folder.")
+if CRM_JOB_HEARTBEAT <= 0 or CRM_JOB_LEASE <= CRM_JOB_HEARTBEAT or CRM_JOB_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfigured(
+        "CRM_JOB_LEASE must be longer than CRM_JOB_HEARTBEAT, and attempts at least 1."
+    )
+if CRM_JOB_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("CRM_JOB_RETENTION_DAYS must be 1 or more.")
 
 # Email (notifications): EMAIL_URL such as smtp+tls://user:password@smtp.example.com:587 or
 # EMAIL_HOST/EMAIL_PORT/...; without either, emails are written to the console (development).

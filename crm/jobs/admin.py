@@ -45,6 +45,8 @@ class JobAdmin(admin.ModelAdmin):
         "created_at",
         "started_at",
         "finished_at",
+        "attempts",
+        "heartbeat_at",
     )
     readonly_fields = fields
 

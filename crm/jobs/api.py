@@ -61,8 +61,14 @@ class JobSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "attempts",
         )
         read_only_fields = fields
+        extra_kwargs = {
+            "attempts": {
+                "help_text": "How many times a worker started it (more than 1: a worker stopped mid-job)."
+            }
+        }
 
     def get_url(self, job) -> str:
         return job_url(self.context.get("request"), job)

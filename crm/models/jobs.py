@@ -45,6 +45,11 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The running worker's lease: it writes heartbeat_at every CRM_JOB_HEARTBEAT seconds; a job whose
+    # heartbeat is older than CRM_JOB_LEASE seconds lost its worker (killed) and is run again, up to
+    # CRM_JOB_MAX_ATTEMPTS runs. ``attempts`` counts the runs, so a late run cannot overwrite a newer one.
+    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+    attempts = models.PositiveSmallIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ("-id",)
@@ -53,6 +58,13 @@ class Job(models.Model):
             models.Index(fields=["created_by", "-id"], name="crm_job_created_by_idx"),
             # The sweep looks for jobs still queued (a broker that was down when they were started).
             models.Index(fields=["created_at"], condition=Q(status="queued"), name="crm_job_queued_idx"),
+            # ... and for running jobs whose worker stopped beating, and finished jobs past retention.
+            models.Index(fields=["heartbeat_at"], condition=Q(status="running"), name="crm_job_running_idx"),
+            models.Index(
+                fields=["finished_at"],
+                condition=Q(status__in=["succeeded", "failed"]),
+                name="crm_job_finished_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
