@@ -355,6 +355,10 @@ CRM_JOB_REQUEUE_AFTER = env.int("CRM_JOB_REQUEUE_AFTER", default=120)
 # A running job's worker writes a heartbeat every CRM_JOB_HEARTBEAT seconds; without one for
 # CRM_JOB_LEASE seconds the worker is taken for dead and the job runs again (PostgreSQL), at most
 # CRM_JOB_MAX_ATTEMPTS runs in all. Finished jobs and their files are kept CRM_JOB_RETENTION_DAYS days.
+# Without a broker the web process runs beat's schedule in a thread, checking every
+# CRM_EMBEDDED_SCHEDULER_TICK seconds (CRM_EMBEDDED_SCHEDULER=false turns it off).
+CRM_EMBEDDED_SCHEDULER = env.bool("CRM_EMBEDDED_SCHEDULER", default=True)
+CRM_EMBEDDED_SCHEDULER_TICK = env.float("CRM_EMBEDDED_SCHEDULER_TICK", default=15.0)
 CRM_JOB_HEARTBEAT = env.float("CRM_JOB_HEARTBEAT", default=15.0)
 CRM_JOB_LEASE = env.int("CRM_JOB_LEASE", default=300)
 CRM_JOB_MAX_ATTEMPTS = env.int("CRM_JOB_MAX_ATTEMPTS", default=3)

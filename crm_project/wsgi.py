@@ -6,3 +6,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
 application = get_wsgi_application()
+
+# Without a broker (make run) this process also runs beat's schedule: reminders, digests, sweeps.
+from crm_project.scheduler import start_if_embedded  # noqa: E402
+
+start_if_embedded()
