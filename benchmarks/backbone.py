@@ -2,9 +2,14 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/crm_backbone_bench \\
         .venv/bin/python benchmarks/backbone.py [--updates 300] [--events 1500] [--rate 100] \\
-        [--seconds 10] [--writers 4] [--subscriptions 2]
+        [--seconds 10] [--writers 4] [--subscriptions 2] [--pool solo --slots 1] [--redis-db 12]
 
-The database is migrated first (a fresh one is fine). Measures:
+The database is migrated first (a fresh one is fine). To measure another checkout's code with this
+script (a baseline in the same run), set CRM_BENCH_ROOT to it and run that checkout's Python:
+
+    CRM_BENCH_ROOT=/path/to/main DATABASE_URL=... /path/to/main/.venv/bin/python benchmarks/backbone.py
+
+Measures:
 
 1. the outbox's cost on a write — ``lead_update`` (a name change) timed with events on and off, in
    turns (one with, one without, again), p50 and p95; the baseline is the same call with
@@ -22,7 +27,8 @@ The database is migrated first (a fresh one is fine). Measures:
 The receiver is an ``http.server`` in a process of its own that logs each request's ``webhook-id``
 and arrival time (CLOCK_MONOTONIC, the same clock in every process).
 
-Redis database 12 is used and emptied. Not a test: numbers go to benchmarks/BENCHMARKS.md.
+Redis database 12 (``--redis-db``) is used and emptied. Not a test: numbers go to
+benchmarks/BENCHMARKS.md.
 """
 
 import argparse
@@ -34,9 +40,10 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(os.environ.get("CRM_BENCH_ROOT") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(ROOT))
-REDIS_URL = "redis://127.0.0.1:6379/12"
+_REDIS_DB = sys.argv[sys.argv.index("--redis-db") + 1] if "--redis-db" in sys.argv else "12"
+REDIS_URL = f"redis://127.0.0.1:6379/{_REDIS_DB}"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
 os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -153,6 +160,8 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=2)
     parser.add_argument("--pool", default="solo", help="the workers' pool: solo, threads, prefork")
     parser.add_argument("--slots", type=int, default=1, help="tasks at once per worker process")
+    parser.add_argument("--redis-db", type=int, default=12, help="the Redis database (emptied)")
+    parser.add_argument("--writes-only", action="store_true", help="measure the write cost (1.) only")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         raise SystemExit("Set DATABASE_URL to a PostgreSQL database.")
@@ -179,6 +188,10 @@ def main() -> None:
     WebhookSubscription.objects.all().delete()
     OutboxEvent.objects.all().delete()
     leads = [services.lead_create(user=SYSTEM, data={"name": f"Bench {n}"}) for n in range(20)]
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    print(f"# code: {ROOT} at {commit}; workers --pool {args.pool} --slots {args.slots}")
     print(f"# load average before: {load()}")
 
     # 1. the outbox's cost on a write
@@ -192,6 +205,9 @@ def main() -> None:
             timings[enabled].append((time.perf_counter() - started) * 1000)
     settings.CRM_EVENTS_ENABLED = True
     on, off = (statistics.median(timings[True][10:]), statistics.median(timings[False][10:]))
+    if args.writes_only:
+        print(f"write cost: on {on:.2f} ms, off {off:.2f} ms, ratio **{on / off:.2f}x**; load {load()}")
+        return
     print("\n## lead update, events on vs off")
     print("| | p50 | p95 |\n|---|---:|---:|")
     print(f"| events off (baseline) | {off:.2f} ms | {percentile(timings[False][10:], 0.95):.2f} ms |")

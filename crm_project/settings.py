@@ -336,8 +336,17 @@ WEBHOOK_RETRY_SCHEDULE = [
 ]
 WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=20)
 WEBHOOK_MAX_REDIRECTS = env.int("WEBHOOK_MAX_REDIRECTS", default=3)
-if WEBHOOK_TIMEOUT <= 0 or WEBHOOK_DISABLE_AFTER_FAILURES < 1 or any(s < 0 for s in WEBHOOK_RETRY_SCHEDULE):
-    raise ImproperlyConfigured("Webhook timeouts, retry delays and the failure limit must be positive.")
+# Deliveries a worker's task claims and sends at once (kept-alive connections, one write of results).
+WEBHOOK_DELIVERY_BATCH = env.int("WEBHOOK_DELIVERY_BATCH", default=50)
+if (
+    WEBHOOK_TIMEOUT <= 0
+    or WEBHOOK_DELIVERY_BATCH < 1
+    or WEBHOOK_DISABLE_AFTER_FAILURES < 1
+    or any(s < 0 for s in WEBHOOK_RETRY_SCHEDULE)
+):
+    raise ImproperlyConfigured(
+        "Webhook timeouts, retry delays, the batch size and the failure limit must be positive."
+    )
 
 # Background jobs. An import of more rows than CRM_IMPORT_SYNC_MAX_ROWS (by the file's row estimate)
 # and an export of more than CRM_EXPORT_SYNC_MAX_ROWS records run as jobs; smaller ones answer at once.

@@ -2,7 +2,8 @@
 
 The receiver is an ``http.server`` in a thread; what it answers depends on the path:
 ``/ok`` 200, ``/fail`` 500, ``/slow?s=3`` waits first, ``/big`` a 10 MB answer,
-``/redirect?to=<url>`` 307 there, ``/hang-first`` waits 30 s on its first request only.
+``/redirect?to=<url>`` 307 there, ``/hang-first`` waits 30 s on its first request only,
+``/ok-then-close`` 200 and then closes the connection without saying so in the answer.
 ``smtp_server`` is an aiosmtpd server on loopback that keeps the messages it receives.
 Workers are ``celery -A crm_project worker`` processes against the test database and a Redis
 database of the test run's own.
@@ -39,6 +40,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    client: tuple = ()  # the sender's (address, port): the same port for POSTs on one kept-alive connection
 
 
 @dataclass
@@ -86,7 +88,9 @@ def receiver_start() -> Receiver:
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             headers = {k.lower(): v for k, v in self.headers.items()}
             with receiver.lock:
-                receiver.requests.append(Received(parts.path, headers, body, time.monotonic()))
+                receiver.requests.append(
+                    Received(parts.path, headers, body, time.monotonic(), tuple(self.client_address))
+                )
                 first_hang = parts.path == "/hang-first" and not receiver.hung_once
                 if first_hang:
                     receiver.hung_once = True
@@ -102,6 +106,10 @@ def receiver_start() -> Receiver:
             self.wfile.write(body)
 
         def _answer(self, path, query, first_hang):
+            if path == "/ok-then-close":
+                self._send(200)
+                self.close_connection = True
+                return None
             if path == "/fail":
                 return self._send(500, b"boom")
             if path == "/slow":

@@ -53,7 +53,7 @@ def record_published(instance: models.Model, *, before: dict[str, Any] | None, u
     source = _source(instance)
     if source is None:
         return None
-    record = source.serialize(instance.pk)
+    record = source.represent(instance)
     if before.get(_CREATED):
         return _publish(source, instance, kind="created", user=user, record=record)
     changes = _changes(instance, before, record)

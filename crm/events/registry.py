@@ -5,12 +5,15 @@
 reacts to events in process (webhooks, later notifications and automations) registers a consumer.
 """
 
+import copy
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
 from django.db import models
+from django.db.models.expressions import Combinable
 
 Classifier = Callable[[Mapping[str, Any], models.Model], str]
 
@@ -54,6 +57,14 @@ class EventSource:
     pipeline_of: Callable[[models.Model], int | None] = field(
         default=lambda instance: getattr(instance, "pipeline_id", None)
     )
+
+    def represent(self, instance: models.Model) -> dict[str, Any]:
+        """The record as the API represents it, from ``instance`` just saved: what ``serialize``
+        builds from ``pk``, without reading again what the instance already holds."""
+        from_instance = getattr(self.serialize, "from_instance", None)
+        if from_instance is None:
+            return self.serialize(instance.pk)
+        return from_instance(instance)
 
     @property
     def event_types(self) -> list[str]:
@@ -120,11 +131,68 @@ def type_matches(pattern: str, event_type: str) -> bool:
 
 
 def api_representation(selector: Callable, serializer_class: type) -> Callable[[Any], dict[str, Any]]:
-    """``pk → dict``: the record read through its API selector and serializer, as a GET answers it."""
+    """``pk → dict``: the record read through its API selector and serializer, as a GET answers it.
+
+    Its ``from_instance(instance)`` gives the same dict from an instance a service just saved, reading
+    only what the instance lacks: the relations the selector joins that it has not loaded and the
+    selector's annotations (one query), and what the selector prefetches (a query each, as the
+    selector orders them). An instance with deferred fields or expressions pending is read again.
+    """
+    local = threading.local()
+
+    def serializer():
+        # The serializer's fields are built once a thread; each call gets a context of its own.
+        if not hasattr(local, "serializer"):
+            local.serializer = serializer_class(context={})
+        local.serializer._context = {}
+        return local.serializer
 
     def serialize(pk) -> dict[str, Any]:
         from crm.actors import SYSTEM
 
-        return dict(serializer_class(selector(user=SYSTEM).get(pk=pk), context={}).data)
+        return dict(serializer().to_representation(selector(user=SYSTEM).get(pk=pk)))
 
+    def from_instance(instance: models.Model) -> dict[str, Any]:
+        from crm.actors import SYSTEM
+
+        if instance.get_deferred_fields() or any(
+            isinstance(instance.__dict__.get(f.attname), Combinable) for f in instance._meta.concrete_fields
+        ):
+            return serialize(instance.pk)
+        queryset = selector(user=SYSTEM)
+        record = copy.copy(instance)
+        record._prefetched_objects_cache = {}
+        annotations = list(queryset.query.annotations)
+        joined = queryset.query.select_related
+        relations = [
+            name for name in (joined if isinstance(joined, dict) else {}) if _relation_missing(record, name)
+        ]
+        if annotations or relations:
+            row = (
+                queryset.filter(pk=record.pk)
+                .select_related(None)
+                .prefetch_related(None)
+                .select_related(*relations)
+                .only("pk", *relations)
+                .get()
+            )
+            for name in annotations:
+                setattr(record, name, getattr(row, name))
+            for name in relations:
+                record._meta.get_field(name).set_cached_value(record, getattr(row, name))
+        if queryset._prefetch_related_lookups:
+            models.prefetch_related_objects([record], *queryset._prefetch_related_lookups)
+        return dict(serializer().to_representation(record))
+
+    serialize.from_instance = from_instance
     return serialize
+
+
+def _relation_missing(record: models.Model, name: str) -> bool:
+    """Whether the selector's joined relation ``name`` would cost ``record`` a query to read."""
+    relation = record._meta.get_field(name)
+    if not relation.concrete or not (relation.many_to_one or relation.one_to_one):
+        return False  # a reverse relation: read when the serializer asks for it
+    if getattr(record, relation.attname) is None:
+        return False  # a null foreign key reads as None without a query
+    return not relation.is_cached(record)

@@ -1,8 +1,14 @@
 """Celery tasks of the webhooks."""
 
-from celery import shared_task
+import math
 
-from crm.webhooks import delivery
+from celery import shared_task
+from django.conf import settings
+
+from crm.webhooks import delivery, sending
+
+# Batches one task sends at most before it hands the rest to a new task (other tasks get a turn).
+BATCHES_PER_TASK = 20
 
 
 @shared_task(name="crm.webhooks.tasks.webhook_deliver", ignore_result=True)
@@ -19,12 +25,30 @@ def webhook_deliver(pk: int) -> str:
     return status
 
 
+@shared_task(name="crm.webhooks.tasks.webhook_deliver_batch", ignore_result=True)
+def webhook_deliver_batch() -> int:
+    """Send due deliveries, WEBHOOK_DELIVERY_BATCH at a time on kept-alive connections, until none
+    is due; returns how many were claimed."""
+    claimed = 0
+    with sending.Session() as session:
+        for _ in range(BATCHES_PER_TASK):
+            results = delivery.webhook_deliver_batch(session=session)
+            claimed += len(results)
+            if not results:
+                return claimed
+    from crm.events.dispatch import send
+
+    send(webhook_deliver_batch)
+    return claimed
+
+
 @shared_task(name="crm.webhooks.tasks.webhook_deliveries_due", ignore_result=True)
 def webhook_deliveries_due() -> int:
-    """The periodic sweep: queue every delivery that is due (retries, expired leases, lost kicks)."""
+    """The periodic sweep: a batch task for every WEBHOOK_DELIVERY_BATCH due deliveries (retries,
+    expired leases, lost kicks)."""
     from crm.events.dispatch import send
 
     due = delivery.deliveries_due()
-    for pk in due:
-        send(webhook_deliver, pk)
+    for _ in range(math.ceil(len(due) / settings.WEBHOOK_DELIVERY_BATCH)):
+        send(webhook_deliver_batch)
     return len(due)

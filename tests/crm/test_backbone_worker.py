@@ -126,3 +126,62 @@ def test_a_worker_killed_mid_delivery_delivers_again_with_the_same_webhook_id(
     assert first_try.body == second_try.body
     wait_until(lambda: WebhookDelivery.objects.get().status == DeliveryStatus.SUCCEEDED)
     assert WebhookDelivery.objects.get().attempts == 2
+
+
+def test_deliveries_go_out_in_batches_not_a_task_each(
+    admin_user, stages, receiver, webhook_settings, start_worker
+):
+    from django.db import transaction
+
+    worker = start_worker(WEBHOOK_DELIVERY_BATCH=5)
+    subscribe(admin_user, receiver.url("/ok"))
+
+    with transaction.atomic():  # twelve events, one relay
+        for n in range(12):
+            crm_services.account_create(user=admin_user, data={"name": f"Acme {n}"})
+
+    receiver.wait_for(12)
+    wait_until(lambda: WebhookDelivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == 12)
+    time.sleep(1)  # anything sent twice would arrive by now
+    assert sorted(receiver.ids()) == sorted(WebhookDelivery.objects.values_list("webhook_id", flat=True))
+    # The relay sent the first five itself and queued two batch tasks for the other seven.
+    log = worker.output()
+    assert "crm.webhooks.tasks.webhook_deliver[" not in log
+    assert log.count("crm.webhooks.tasks.webhook_deliver_batch[") >= 1
+    assert (
+        len([line for line in log.splitlines() if "webhook_deliver_batch[" in line and "received" in line])
+        == 2
+    )
+    # On kept-alive connections: far fewer connections than POSTs.
+    assert len({request.client for request in receiver.requests}) <= 3
+
+
+def test_a_worker_killed_mid_batch_sends_the_batch_again_with_the_same_webhook_ids(
+    admin_user, stages, receiver, webhook_settings, start_worker
+):
+    from django.db import transaction
+
+    env = {"WEBHOOK_TIMEOUT": 3, "WEBHOOK_MAX_REDIRECTS": 0}
+    first = start_worker(**env)
+    subscribe(admin_user, receiver.url("/hang-first"))
+
+    with transaction.atomic():
+        for n in range(3):
+            crm_services.account_create(user=admin_user, data={"name": f"Acme {n}"})
+    receiver.wait_for(1)  # the batch's first POST waits for its answer...
+    first.kill()  # ...and the worker dies with the batch claimed
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.DELIVERING}
+
+    start_worker(**env)
+
+    def swept_and_received():
+        send(webhook_deliveries_due)  # what celery beat sends every 15 s
+        return len(receiver.requests) >= 4
+
+    wait_until(swept_and_received, timeout=40, interval=1.0)
+    wait_until(lambda: WebhookDelivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == 3)
+    hung, *again = receiver.requests
+    webhook_ids = set(WebhookDelivery.objects.values_list("webhook_id", flat=True))
+    assert sorted(r.headers["webhook-id"] for r in again) == sorted(webhook_ids)  # each once more
+    assert hung.headers["webhook-id"] in webhook_ids
+    assert next(r for r in again if r.headers["webhook-id"] == hung.headers["webhook-id"]).body == hung.body

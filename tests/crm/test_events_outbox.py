@@ -297,3 +297,86 @@ def test_the_api_and_the_admin_publish_through_the_same_services(admin_user, adm
     assert events()[1].payload["record"]["name"] == "Renamed in the API"
     assert events()[2].payload["record"] == api.get(f"/api/v1/crm/leads/{lead.pk}/").json()
     assert {e.payload["actor"]["id"] for e in events()} == {admin_user.pk}
+
+
+def test_payloads_built_from_the_saved_instance_are_what_a_read_again_gives(admin_user, stages):
+    """The services publish the record from the instance they saved (no read of it again); each
+    event's record is exactly what the selector and serializer give for that record right after."""
+    from crm.events.registry import source_for
+    from tests.factories import TagFactory, UserFactory
+
+    rep = UserFactory(username="rep")
+    hot, vip = TagFactory(name="Hot"), TagFactory(name="VIP")
+    checked = []
+
+    def check(instance):
+        event = OutboxEvent.objects.order_by("-id").first()
+        source = source_for(type(instance))
+        assert event.payload["record"] == source.serialize(instance.pk), event.type
+        checked.append(event.type)
+        return instance
+
+    lead = check(
+        crm_services.lead_create(
+            user=admin_user,
+            data={"name": "Deal", "company_name": "Acme", "tags": [vip, hot], "expected_revenue": "12.5"},
+        )
+    )
+    lead = check(crm_services.lead_update(lead=lead, user=admin_user, data={"rating": "hot", "owner": rep}))
+    lead = check(crm_services.lead_update(lead=lead, user=admin_user, data={"tags": [hot]}))
+    lead = check(crm_services.lead_move_stage(lead=lead, stage=stages["Qualified"], user=admin_user))
+    lead = check(crm_services.lead_mark_lost(lead=lead, user=admin_user, lost_reason=LostReasonFactory()))
+    lead = check(crm_services.lead_reopen(lead=lead, user=admin_user))
+    result = sales_services.lead_convert(lead=lead, user=admin_user)
+    lead = check(Lead.objects.get(pk=lead.pk))
+    assert events()[-1].payload["record"]["converted_opportunity_id"] == result.opportunity.pk
+    deal = check(
+        sales_services.opportunity_update(
+            opportunity=result.opportunity, user=admin_user, data={"amount": "99.9", "tags": [vip]}
+        )
+    )
+    check(sales_services.opportunity_mark_won(opportunity=deal, user=admin_user))
+    account = check(crm_services.account_update(account=result.account, user=admin_user, data={"phone": "1"}))
+    contact = check(
+        crm_services.contact_create(user=admin_user, data={"first_name": "Bo", "account": account})
+    )
+    check(crm_services.contact_update(contact=contact, user=admin_user, data={"last_name": "Lee"}))
+    call = check(
+        activity_services.activity_create(
+            user=admin_user, data={"subject": "Call", "activity_type": "call", "lead": lead}
+        )
+    )
+    check(activity_services.activity_update(activity=call, user=admin_user, data={"status": "completed"}))
+
+    assert checked[:6] == [
+        "lead.created",
+        "lead.updated",
+        "lead.updated",
+        "lead.stage_changed",
+        "lead.lost",
+        "lead.reopened",
+    ]
+    assert (
+        events()[1].payload["record"]["score_breakdown"]
+        and events()[1].payload["record"]["owner_username"] == "rep"
+    )
+
+
+def test_a_lead_update_reads_nothing_of_the_lead_again_for_its_event(admin_user, stages, settings):
+    """With events on, an update adds the outbox INSERT and the reads of what the saved instance
+    cannot hold (its tags, the selector's annotations, the pipeline's win model), not a read of the
+    lead and the records it joins."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    lead = crm_services.lead_create(user=admin_user, data={"name": "Deal"})
+    queries = {}
+    for enabled in (False, True):
+        settings.CRM_EVENTS_ENABLED = enabled
+        with CaptureQueriesContext(connection) as captured:
+            lead = crm_services.lead_update(lead=lead, user=admin_user, data={"name": f"Deal {enabled}"})
+        queries[enabled] = [q["sql"] for q in captured.captured_queries]
+
+    added = queries[True][len(queries[False]) - 1 : -1]  # both end with the savepoint's release
+    assert len(queries[True]) - len(queries[False]) == 4, added
+    assert not any('INNER JOIN "crm_pipeline"' in sql and 'FROM "crm_lead"' in sql for sql in added)

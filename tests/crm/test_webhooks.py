@@ -341,3 +341,133 @@ def test_without_a_broker_a_write_is_delivered_in_process_after_commit(
     (request,) = receiver.requests
     assert Webhook(subscription.secret).verify(request.body, request.headers)["type"] == "lead.created"
     assert OutboxEvent.objects.get().status == "delivered"
+
+
+# --- batches and kept-alive connections -------------------------------------------------------------
+
+
+def test_one_batch_sends_several_deliveries_on_one_kept_alive_connection(
+    admin_user, stages, receiver, webhook_settings
+):
+    from crm.webhooks.delivery import webhook_deliver_batch
+    from crm.webhooks.sending import Session
+
+    subscribe(admin_user, receiver.url("/ok"))
+    for n in range(4):
+        publish_and_relay(admin_user, name=f"Acme {n}")
+
+    with Session() as session:
+        statuses = webhook_deliver_batch(session=session)
+        assert session.opened == 1
+
+    assert sorted(statuses.values()) == [DeliveryStatus.SUCCEEDED] * 4
+    assert len({r.client for r in receiver.requests}) == 1  # one connection for the four POSTs
+    assert sorted(receiver.ids()) == sorted(d.webhook_id for d in deliveries())
+    assert all(d.attempts == 1 and d.attempt_log.get().status_code == 200 for d in deliveries())
+    assert webhook_deliver_batch() == {}  # nothing left due
+
+
+def test_a_batch_takes_at_most_the_batch_size_oldest_first(admin_user, stages, receiver, webhook_settings):
+    from crm.webhooks.delivery import webhook_deliver_batch
+
+    webhook_settings.WEBHOOK_DELIVERY_BATCH = 2
+    subscribe(admin_user, receiver.url("/ok"))
+    for n in range(3):
+        publish_and_relay(admin_user, name=f"Acme {n}")
+    first, second, third = deliveries()
+
+    assert set(webhook_deliver_batch()) == {first.pk, second.pk}
+    assert set(webhook_deliver_batch()) == {third.pk}
+
+
+def test_a_failing_target_gets_one_attempt_a_batch_and_holds_up_no_other(
+    admin_user, stages, receiver, webhook_settings
+):
+    from crm.webhooks.delivery import webhook_deliver_batch
+    from tests.backbone import receiver_start
+
+    webhook_settings.WEBHOOK_TIMEOUT = 1.0
+    other = receiver_start()  # another target (another port): its deliveries go out regardless
+    try:
+        slow = subscribe(admin_user, receiver.url("/slow?s=5"))
+        subscribe(admin_user, other.url("/ok"))
+        for n in range(3):
+            publish_and_relay(admin_user, name=f"Acme {n}")
+
+        statuses = webhook_deliver_batch()
+
+        assert len(other.requests) == 3
+    finally:
+        other.server.shutdown()
+        other.server.server_close()
+    by_target = {}
+    for delivery in deliveries():
+        by_target.setdefault(delivery.subscription_id == slow.pk, []).append(delivery)
+    assert [d.status for d in by_target[False]] == [DeliveryStatus.SUCCEEDED] * 3
+    timed_out, *handed_back = by_target[True]
+    assert timed_out.status == DeliveryStatus.RETRYING and "Timed out" in timed_out.last_error
+    # The slow target's other deliveries were not attempted: due again, no attempt counted or logged.
+    assert [(d.status, d.attempts, d.attempt_log.count()) for d in handed_back] == [
+        (DeliveryStatus.PENDING, 0, 0)
+    ] * 2
+    assert len(statuses) == 6
+    assert [r.path for r in receiver.requests] == ["/slow"]
+    assert set(deliveries_due()) == {d.pk for d in handed_back}
+
+
+def test_a_failure_then_a_success_in_one_batch_count_as_they_would_one_by_one(
+    admin_user, stages, receiver, webhook_settings
+):
+    from crm.webhooks.delivery import webhook_deliver_batch
+
+    subscription = subscribe(admin_user, receiver.url("/ok"))
+    publish_and_relay(admin_user)
+    subscription.consecutive_failures = 3
+    subscription.save(update_fields=["consecutive_failures"])
+
+    assert list(webhook_deliver_batch().values()) == [DeliveryStatus.SUCCEEDED]
+
+    subscription.refresh_from_db()
+    assert subscription.consecutive_failures == 0
+
+
+def test_a_kept_alive_connection_is_not_used_once_the_target_is_no_longer_allowed(receiver, webhook_settings):
+    from crm.webhooks.sending import Session, post
+
+    with Session() as session:
+        first = post(receiver.url("/ok"), b"{}", {"webhook-id": "msg_1"}, session=session)
+        second = post(receiver.url("/ok"), b"{}", {"webhook-id": "msg_2"}, session=session)
+        assert first.ok and second.ok and session.opened == 1
+        assert receiver.requests[0].client == receiver.requests[1].client  # the connection was reused
+
+        # The address the host resolves to is checked again before every POST, open connection or not.
+        webhook_settings.WEBHOOK_ALLOWED_PRIVATE_TARGETS = []
+        third = post(receiver.url("/ok"), b"{}", {"webhook-id": "msg_3"}, session=session)
+
+    assert third.refused and "private, loopback or link-local" in third.error
+    assert receiver.ids() == ["msg_1", "msg_2"]
+
+
+def test_a_connection_the_target_closed_is_replaced_and_the_post_sent(receiver, webhook_settings):
+    from crm.webhooks.sending import Session, post
+
+    with Session() as session:
+        # The receiver closes its side after answering, without saying so (as at the end of its
+        # keep-alive time): the next POST finds the connection dead and goes out on a new one.
+        assert post(receiver.url("/ok-then-close"), b"{}", {"webhook-id": "msg_1"}, session=session).ok
+        time.sleep(0.2)
+        assert post(receiver.url("/ok"), b"{}", {"webhook-id": "msg_2"}, session=session).ok
+        assert session.opened == 2
+
+    assert receiver.ids() == ["msg_1", "msg_2"]
+
+
+def test_an_answer_over_the_cap_closes_the_connection_instead_of_reusing_it(receiver, webhook_settings):
+    from crm.webhooks.sending import Session, post
+
+    with Session() as session:
+        assert post(receiver.url("/big"), b"{}", {"webhook-id": "msg_1"}, session=session).ok
+        assert post(receiver.url("/ok"), b"{}", {"webhook-id": "msg_2"}, session=session).ok
+        assert session.opened == 2
+    first, second = receiver.requests
+    assert first.client != second.client
