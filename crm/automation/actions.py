@@ -50,13 +50,18 @@ def _template_check(text: str, name: str) -> None:
         raise ValidationError(f"{name}: {exc}") from None
 
 
+MAX_ID = 2**63 - 1
+
+
 def _ids(value, name: str, model) -> list[int]:
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, list) or not value or len(value) > 1000:
         raise ValidationError(f"{name}: give a list of ids.")
     try:
-        ids = [int(v) for v in value]
+        ids = [int(v) for v in value if not isinstance(v, bool | float | dict | list)]
     except (TypeError, ValueError):
         raise ValidationError(f"{name}: give a list of ids.") from None
+    if len(ids) != len(value) or not all(0 < i <= MAX_ID for i in ids):
+        raise ValidationError(f"{name}: give a list of ids.")
     missing = set(ids) - set(model._default_manager.filter(pk__in=ids).values_list("pk", flat=True))
     if missing:
         raise ValidationError(
@@ -90,6 +95,9 @@ def update_fields_validate(params: dict, entry: AutomatableModel) -> dict:
         if not field.concrete or not field.editable or name in blocked or field.primary_key:
             errors.append(f"values: “{name}” cannot be set by a rule (use the transitions and tag actions).")
             continue
+        if isinstance(value, dict | list):
+            errors.append(f"values.{name}: give a single value.")
+            continue
         if field.is_relation:
             if value is None:
                 cleaned[name] = None
@@ -100,18 +108,12 @@ def update_fields_validate(params: dict, entry: AutomatableModel) -> dict:
                 errors.extend(exc.messages)
             continue
         try:
-            python = field.to_python(value)
-            if (
-                field.choices
-                and python not in (None, "")
-                and str(python) not in {str(k) for k, _ in field.flatchoices}
-            ):
-                raise ValidationError(
-                    f"“{value}” is not one of {', '.join(str(k) for k, _ in field.flatchoices)}."
-                )
+            field.clean(value, None)  # the field's own checks: type, choices, length, range
             cleaned[name] = value
         except ValidationError as exc:
             errors.append(f"values.{name}: {' '.join(exc.messages)}")
+        except (TypeError, ValueError, OverflowError):
+            errors.append(f"values.{name}: not a valid value.")
     if errors:
         raise ValidationError(errors)
     return {"values": cleaned}

@@ -122,11 +122,25 @@ class AutomationRuleSerializer(serializers.ModelSerializer):
 
     def to_internal_value(self, data):
         values = super().to_internal_value(data)
+        for name in ("trigger", "conditions", "actions"):
+            if name in values and _has_nul(values[name]):
+                raise serializers.ValidationError({name: ["Null characters are not allowed."]})
         if "actions" in values:
             values["actions"] = [dict(a) for a in values["actions"]]
         if "trigger" in values:
             values["trigger"] = dict(values["trigger"])
         return values
+
+
+def _has_nul(value) -> bool:
+    """PostgreSQL's JSON cannot hold U+0000: refuse it as bad input instead of failing on save."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class RunSerializer(serializers.ModelSerializer):

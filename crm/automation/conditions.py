@@ -86,25 +86,32 @@ def _kind(field: models.Field) -> str:
 
 def _coerce(field: models.Field, value: Any, path: str, op: str) -> Any:
     """``value`` as the field holds it, or a ValidationError naming the field and operator."""
+    if isinstance(value, dict | list):
+        raise ValidationError(f"“{path}” {op}: give a single value.")
     if field.is_relation:
         target = field.related_model
         if target._meta.model_name == "tag" and isinstance(value, str):
             return value  # a tag by name
         try:
-            return int(value)
+            number = int(value)
         except (TypeError, ValueError):
-            raise ValidationError(f"“{path}” {op}: give the id of a {target._meta.verbose_name}.") from None
+            number = 0
+        if isinstance(value, bool | float) or not 0 < number < 2**63:
+            raise ValidationError(f"“{path}” {op}: give the id of a {target._meta.verbose_name}.")
+        return number
     if field.choices and op not in TEXT_ONLY:
         allowed = [str(key) for key, _ in field.flatchoices]
         if str(value) not in allowed:
             raise ValidationError(f"“{path}” {op}: “{value}” is not one of {', '.join(allowed)}.")
         return str(value)
-    if isinstance(value, dict | list):
-        raise ValidationError(f"“{path}” {op}: give a single value.")
     try:
-        return field.to_python(value)
-    except ValidationError as exc:
-        raise ValidationError(f"“{path}” {op}: {' '.join(exc.messages)}") from None
+        python = field.to_python(value)
+    except (ValidationError, TypeError, ValueError, OverflowError) as exc:
+        text = " ".join(exc.messages) if isinstance(exc, ValidationError) else "not a valid value."
+        raise ValidationError(f"“{path}” {op}: {text}") from None
+    if isinstance(python, int) and not -(2**63) <= python < 2**63:
+        raise ValidationError(f"“{path}” {op}: the number is out of range.")
+    return python
 
 
 def _leaf_validate(model, node: dict) -> dict:
