@@ -421,6 +421,7 @@ def register() -> None:
         execute=webhook_execute,
         preview=webhook_preview,
         example={"url": "https://hooks.example.com/crm", "body": {"lead": "{{ record.name }}"}},
+        atomic=False,  # no transaction held open while the target answers
     )
     register_action(
         "move_stage",

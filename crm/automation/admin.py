@@ -27,12 +27,19 @@ from crm.models import AutomationRule, AutomationRun, TriggerKind
 EVENT_CHOICES = [(k, k.replace("_", " ")) for k in ("created", "deleted", *sorted(UPDATE_KINDS))]
 
 
+def _may_manage(request) -> bool:
+    # Asked for every model of the sidebar and every action: once a request.
+    if not hasattr(request, "_crm_manages_automations"):
+        request._crm_manages_automations = services.automations_manageable_by(request.user)
+    return request._crm_manages_automations
+
+
 class ManagedByCrmAdmins:
     def has_module_permission(self, request):
-        return services.automations_manageable_by(request.user)
+        return _may_manage(request)
 
     def has_view_permission(self, request, obj=None):
-        return services.automations_manageable_by(request.user)
+        return _may_manage(request)
 
 
 def _model_choices():
@@ -168,17 +175,17 @@ class AutomationRuleForm(forms.ModelForm):
         elif kind == TriggerKind.SCHEDULE:
             trigger["cron"] = data.get("cron")
         data["trigger"] = trigger
-        if self.errors:
+        if "model" not in data or "trigger_kind" not in data:
             return data
+        # Check what parsed (a part with a JSON error keeps its own message).
+        names = ("model", "trigger_kind", "trigger", "conditions", "actions")
         try:
-            services._clean(
-                {k: data[k] for k in ("model", "trigger_kind", "trigger", "conditions", "actions")},
-                self.instance,
-            )
+            services._clean({k: data[k] for k in names if k in data}, self.instance)
         except ValidationError as exc:
             for key, problems in exc.message_dict.items():
-                target = {"trigger": None}.get(key, key if key in self.fields else None)
-                self.add_error(target, problems)
+                target = key if key in self.fields else None
+                if target is None or target not in self.errors:
+                    self.add_error(target, problems)
         return data
 
 
@@ -224,7 +231,7 @@ class AutomationRuleAdmin(ManagedByCrmAdmins, ServiceModelAdmin):
     )
 
     def has_add_permission(self, request):
-        return services.automations_manageable_by(request.user)
+        return _may_manage(request)
 
     has_change_permission = has_delete_permission = ManagedByCrmAdmins.has_view_permission
 
@@ -307,7 +314,7 @@ class AutomationRuleAdmin(ManagedByCrmAdmins, ServiceModelAdmin):
         ]
 
     def test_view(self, request, object_id):
-        if not services.automations_manageable_by(request.user):
+        if not _may_manage(request):
             raise Http404
         rule = self.get_object(request, object_id)
         if rule is None:

@@ -355,7 +355,10 @@ def run_execute(pk: int) -> str:
                     index=index,
                     trigger=run.trigger,
                 )
-                with transaction.atomic():
+                if spec.atomic:
+                    with transaction.atomic():
+                        detail = spec.execute(ctx)
+                else:
                     detail = spec.execute(ctx)
                 outcome.update(status="ok", detail=str(detail or ""), error="")
             except StopRule as exc:

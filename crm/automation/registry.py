@@ -47,6 +47,7 @@ class ActionKind:
     preview: Callable[[Any], str]
     models: tuple[str, ...] | None = None  # labels; None: every registered model
     example: dict[str, Any] = field(default_factory=dict)
+    atomic: bool = True  # False for an action that only talks to the outside (no transaction held open)
 
 
 _models: dict[str, AutomatableModel] = {}
@@ -82,11 +83,12 @@ def register_action(
     preview: Callable,
     models: Iterable[str] | None = None,
     example: dict[str, Any] | None = None,
+    atomic: bool = True,
 ) -> None:
     """Add an action kind; with ``models`` (labels) only for those (another app may register the same
     kind for its own models: "move_stage" for leads in crm, for opportunities in sales)."""
     labels = tuple(models) if models is not None else None
-    action = ActionKind(kind, label, validate, execute, preview, labels, example or {})
+    action = ActionKind(kind, label, validate, execute, preview, labels, example or {}, atomic)
     for key in labels or (None,):
         _actions[(kind, key)] = action
 
