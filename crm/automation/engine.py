@@ -17,7 +17,9 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import BooleanField, Case, Q, Value, When
+from django.db.models import BooleanField, Case, F, Q, Value, When
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThan, LessThanOrEqual
 from django.utils import timezone
 
 from crm.actors import SYSTEM
@@ -208,15 +210,16 @@ def rule_fire_on_records(
 # --- time and schedule ------------------------------------------------------------------------------
 
 
-def _time_window_q(rule: AutomationRule, entry: AutomatableModel, since, now) -> tuple[Q, str]:
-    """The records whose threshold was crossed in (since, now], and the field holding their date."""
+def _time_window(rule: AutomationRule, entry: AutomatableModel, since, now):
+    """The records whose threshold was crossed in (since, now], as (condition, the date expression)."""
     config = rule.trigger
     if config.get("no_activity_days") is not None:
+        # The last activity, or the creation of a record that never had one (leads index it).
         days = datetime.timedelta(days=config["no_activity_days"])
-        name = entry.activity_field
-        window = Q(**{f"{name}__gt": since - days, f"{name}__lte": now - days})
-        never = Q(**{f"{name}__isnull": True, "created_at__gt": since - days, "created_at__lte": now - days})
-        return window | never, name
+        quiet_since = Coalesce(entry.activity_field, "created_at")
+        return Q(GreaterThan(quiet_since, since - days)) & Q(
+            LessThanOrEqual(quiet_since, now - days)
+        ), quiet_since
     name, days = config["date_field"], datetime.timedelta(days=config["days"])
     shift = days if config.get("when") == "before" else -days
     lower, upper = since + shift, now + shift
@@ -224,8 +227,8 @@ def _time_window_q(rule: AutomationRule, entry: AutomatableModel, since, now) ->
     if not isinstance(model_field, models.DateTimeField):
         # A date crosses its threshold at the start of that day (in TIME_ZONE), so a whole day counts.
         lower, upper = timezone.localdate(lower), timezone.localdate(upper)
-        return Q(**{f"{name}__gte": lower, f"{name}__lte": upper}), name
-    return Q(**{f"{name}__gt": lower, f"{name}__lte": upper}), name
+        return Q(**{f"{name}__gte": lower, f"{name}__lte": upper}), F(name)
+    return Q(**{f"{name}__gt": lower, f"{name}__lte": upper}), F(name)
 
 
 def time_scan(*, now=None) -> int:
@@ -240,14 +243,15 @@ def time_scan(*, now=None) -> int:
         if entry is None:
             continue
         since = rule.last_scanned_at or rule.created_at
-        window, name = _time_window_q(rule, entry, since, now)
+        window, crossing = _time_window(rule, entry, since, now)
         rows = (
             entry.model._default_manager.filter(window, conditions_q(entry.model, rule.conditions))
+            .annotate(crossing=crossing)
             .order_by("pk")
-            .values_list("pk", name, "created_at")
+            .values_list("pk", "crossing")
         )
-        for pk, value, created_at in rows.iterator(chunk_size=2000):
-            stamp = (value or created_at).isoformat()
+        for pk, value in rows.iterator(chunk_size=2000):
+            stamp = value.isoformat()
             if run_create(rule=rule, record_id=pk, trigger="time", dedup_key=f"time:{pk}:{stamp}"):
                 fired += 1
         AutomationRule.objects.filter(pk=rule.pk).update(last_scanned_at=now)
