@@ -21,3 +21,6 @@ class ActivitiesConfig(AppConfig):
         events.register()
         register_with_crm()
         reminders.register()
+        from activities import automation  # activities as automation records; "create an activity"
+
+        automation.register()

@@ -28,3 +28,8 @@ class CrmConfig(AppConfig):
         from crm.notifications import consumers as notification_consumers
 
         notification_consumers.register()
+
+        from crm.automation import admin as automation_admin  # noqa: F401
+        from crm.automation import setup as automation_setup
+
+        automation_setup.register()

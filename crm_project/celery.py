@@ -10,7 +10,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
 
 app = Celery("crm_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["crm.events", "crm.webhooks", "crm.jobs", "crm.notifications", "activities"])
+app.autodiscover_tasks(
+    ["crm.events", "crm.webhooks", "crm.jobs", "crm.notifications", "crm.automation", "activities"]
+)
 
 # Synced into django-celery-beat's tables when beat starts, then editable in the admin. The relay
 # is kicked after every commit that writes events; these catch what a broker outage left behind.
@@ -19,7 +21,11 @@ app.conf.beat_schedule = {
     "webhook-deliveries-due": {"task": "crm.webhooks.tasks.webhook_deliveries_due", "schedule": 15.0},
     "jobs-queued-sweep": {"task": "crm.jobs.tasks.jobs_queued_sweep", "schedule": 60.0},
     "jobs-clean-up": {"task": "crm.jobs.tasks.jobs_clean_up", "schedule": crontab(hour=3, minute=40)},
-    # Notifications that no event causes: they need a beat process (the embedded mode has none).
+    # Automation rules on time conditions and schedules, and runs whose retry fell due.
+    "automation-time-scan": {"task": "crm.automation.tasks.automation_time_scan", "schedule": 300.0},
+    "automation-schedule-tick": {"task": "crm.automation.tasks.automation_schedule_tick", "schedule": 60.0},
+    "automation-runs-due": {"task": "crm.automation.tasks.automation_runs_due", "schedule": 30.0},
+    # Notifications that no event causes (without a broker the web process runs these: scheduler.py).
     "activity-reminders": {"task": "activities.tasks.activity_reminders_send", "schedule": 60.0},
     # Every 15 minutes, so that 08:00 is met in every time zone (some are :30 or :45 off UTC).
     "activity-digest": {"task": "activities.tasks.activity_digest_send", "schedule": crontab(minute="*/15")},
@@ -36,3 +42,4 @@ def _drain_on_start(sender, **kwargs):
     sender.app.send_task("crm.events.tasks.outbox_relay")
     sender.app.send_task("crm.webhooks.tasks.webhook_deliveries_due")
     sender.app.send_task("crm.jobs.tasks.jobs_queued_sweep")
+    sender.app.send_task("crm.automation.tasks.automation_runs_due")

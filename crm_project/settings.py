@@ -316,6 +316,16 @@ CRM_EVENTS_ENABLED = env.bool("CRM_EVENTS_ENABLED", default=True)
 CRM_OUTBOX_BATCH = env.int("CRM_OUTBOX_BATCH", default=200)
 CRM_OUTBOX_MAX_ATTEMPTS = env.int("CRM_OUTBOX_MAX_ATTEMPTS", default=10)
 
+# Automation rules: how many rules may trigger one another in a chain before the next is stopped
+# (and logged), the delays between retries of a run whose action failed, how long a worker holds a
+# run before another may take it, and how many records one schedule firing runs over.
+CRM_AUTOMATION_MAX_DEPTH = env.int("CRM_AUTOMATION_MAX_DEPTH", default=5)
+CRM_AUTOMATION_RETRY_SECONDS = [
+    int(s) for s in env.list("CRM_AUTOMATION_RETRY_SECONDS", default=["30", "300", "1800"])
+]
+CRM_AUTOMATION_LEASE_SECONDS = env.int("CRM_AUTOMATION_LEASE_SECONDS", default=300)
+CRM_AUTOMATION_SCHEDULE_MAX_RECORDS = env.int("CRM_AUTOMATION_SCHEDULE_MAX_RECORDS", default=10000)
+
 # Webhooks. Targets that resolve to private, loopback or link-local addresses are refused unless
 # listed here (addresses or networks, e.g. 127.0.0.1 or 10.0.0.0/8).
 WEBHOOK_ALLOWED_PRIVATE_TARGETS = env.list("WEBHOOK_ALLOWED_PRIVATE_TARGETS", default=[])

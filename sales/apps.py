@@ -28,3 +28,7 @@ class SalesConfig(AppConfig):
         convert.register()
         # Opportunity notifications (owner, team managers on won/lost) consume the domain events.
         notifications.register()
+        # Opportunities as records automation rules act on; its actions (move stage, from a lead).
+        from sales import automation
+
+        automation.register()

@@ -3,6 +3,7 @@
 from rest_framework.routers import SimpleRouter
 
 from crm.api import views
+from crm.automation import api as automation
 from crm.jobs import api as jobs
 from crm.notifications import api as notifications
 from crm.webhooks import api as webhooks
@@ -19,6 +20,9 @@ router.register("lost-reasons", views.LostReasonViewSet, basename="lost-reason")
 router.register("webhooks/deliveries", webhooks.WebhookDeliveryViewSet, basename="webhook-delivery")
 router.register("webhooks", webhooks.WebhookSubscriptionViewSet, basename="webhook")
 router.register("jobs", jobs.JobViewSet, basename="job")
+# Before "automations": "automations/runs/5/" is a run, not a rule's sub-route.
+router.register("automations/runs", automation.AutomationRunViewSet, basename="automation-run")
+router.register("automations", automation.AutomationRuleViewSet, basename="automation")
 router.register("notifications", notifications.NotificationViewSet, basename="notification")
 router.register(
     "notification-preferences",

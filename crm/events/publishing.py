@@ -13,6 +13,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from crm.actors import person
+from crm.automation.context import current_chain
 from crm.events.registry import EventSource, source_for
 from crm.models import OutboxEvent
 
@@ -106,6 +107,9 @@ def event_publish(
     }
     if changes is not None:
         payload["changes"] = changes
+    chain = current_chain()
+    if chain:  # caused by automation rules' actions: they are not triggered again by it
+        payload["automation"] = {"chain": list(chain)}
     event = OutboxEvent.objects.create(
         event_id=event_id,
         type=type,

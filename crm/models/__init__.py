@@ -1,6 +1,7 @@
 """The crm app's models: pipeline configuration and the shared customer data."""
 
 from .account import Account, AccountType, Contact, Industry
+from .automation import AutomationRule, AutomationRun, OnError, RunStatus, TriggerKind
 from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
 from .jobs import Job, JobKind, JobStatus
@@ -26,6 +27,8 @@ __all__ = [
     "DEFAULT_CHANNELS",
     "Account",
     "AccountType",
+    "AutomationRule",
+    "AutomationRun",
     "Contact",
     "DeliveryStatus",
     "Industry",
@@ -41,12 +44,14 @@ __all__ = [
     "NotificationChannel",
     "NotificationKind",
     "NotificationPreference",
+    "OnError",
     "OutboxEvent",
     "OutboxStatus",
     "Pipeline",
     "PipelineRecordMixin",
     "Priority",
     "Rating",
+    "RunStatus",
     "SalesTeam",
     "ScoreBreakdown",
     "ScoringCriterion",
@@ -55,6 +60,7 @@ __all__ = [
     "StageChange",
     "Tag",
     "TimeStampedModel",
+    "TriggerKind",
     "UserProfile",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Coalesce, Lower
 
 from .account import Account, Contact
 from .base import (
@@ -281,6 +281,9 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
                 name="crm_lead_converted_contact",
             ),
             models.Index(fields=["name"], name="crm_lead_name"),
+            # "N days without activity" (automation rules): the time scan reads the leads whose last
+            # activity, or creation when they have none, falls in a window of this expression.
+            models.Index(Coalesce("last_activity_at", "created_at"), name="crm_lead_quiet_since"),
         ]
         constraints = [
             probability_constraint("crm_lead"),

@@ -602,6 +602,8 @@ def api_cases() -> list[Case]:
             cases.append(_webhook_api_case(case_id, method, tail))
         elif resource == "jobs":
             cases.append(_job_api_case(case_id, method, tail))
+        elif resource == "automations":
+            cases.append(_automation_api_case(case_id, method, tail))
         elif resource == "notifications":
             cases.append(_notification_api_case(case_id, method, tail))
         elif resource == "dashboard":
@@ -711,6 +713,40 @@ def _webhook_api_case(case_id, method, tail):
         if method in ("POST", "PUT", "PATCH"):
             body = {"name": f"by {p}", "target_url": "https://hooks.example.com/in", "event_types": ["*"]}
         return method, f"{API_PREFIX}webhooks/{path}", body
+
+    return Case(case_id, "api", method, build)
+
+
+def _automation_api_case(case_id, method, tail):
+    """Automation rules act on every record: every operation is for CRM Admins only, so each persona
+    is refused (a list, a rule, its runs, a test, a manual run). The inbound webhook takes no login:
+    its credential is the rule's secret token, and a wrong one is refused the same."""
+
+    def build(w, p, tail=tail, method=method):
+        from crm.actors import SYSTEM
+        from crm.automation.services import automation_rule_create
+        from crm.models import AutomationRule, AutomationRun
+
+        rule = AutomationRule.objects.order_by("pk").first() or automation_rule_create(
+            user=SYSTEM,
+            data={"name": "Crawled", "model": "crm.Lead", "trigger_kind": "webhook", "actions": []},
+        )
+        run = AutomationRun.objects.order_by("pk").first()
+        path = tail.replace("runs/{id}", f"runs/{run.pk if run else 1}").replace("{id}", str(rule.pk))
+        body = None
+        if tail.endswith("inbound/"):
+            path += "?token=not-the-token"
+        if method in ("POST", "PUT", "PATCH"):
+            lead = _record(w, p, "lead")
+            body = {
+                "name": f"by {p}",
+                "model": "crm.Lead",
+                "trigger_kind": "manual",
+                "actions": [{"kind": "update_fields", "params": {"values": {"description": f"by {p}"}}}],
+                "record_id": lead.pk,
+                "record_ids": [lead.pk],
+            }
+        return method, f"{API_PREFIX}automations/{path}", body
 
     return Case(case_id, "api", method, build)
 
