@@ -28,3 +28,9 @@ class CrmConfig(AppConfig):
         from crm.notifications import consumers as notification_consumers
 
         notification_consumers.register()
+
+        from crm.messaging import admin as messaging_admin  # noqa: F401  (templates, sent emails)
+        from crm.sequences import admin as sequences_admin  # noqa: F401  (sequences, enrollments)
+        from crm.sequences import consumers as sequence_consumers
+
+        sequence_consumers.register()

@@ -10,7 +10,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
 
 app = Celery("crm_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["crm.events", "crm.webhooks", "crm.jobs", "crm.notifications", "activities"])
+app.autodiscover_tasks(
+    [
+        "crm.events",
+        "crm.webhooks",
+        "crm.jobs",
+        "crm.notifications",
+        "crm.messaging",
+        "crm.sequences",
+        "activities",
+    ]
+)
 
 # Synced into django-celery-beat's tables when beat starts, then editable in the admin. The relay
 # is kicked after every commit that writes events; these catch what a broker outage left behind.
@@ -18,6 +28,12 @@ app.conf.beat_schedule = {
     "outbox-relay": {"task": "crm.events.tasks.outbox_relay", "schedule": 30.0},
     "webhook-deliveries-due": {"task": "crm.webhooks.tasks.webhook_deliveries_due", "schedule": 15.0},
     "jobs-queued-sweep": {"task": "crm.jobs.tasks.jobs_queued_sweep", "schedule": 60.0},
+    # Sequences: due enrollments move on (batches claimed with SKIP LOCKED: any number of workers).
+    "sequence-enrollments-advance": {
+        "task": "crm.sequences.tasks.sequence_enrollments_advance",
+        "schedule": 60.0,
+    },
+    "outgoing-emails-queued": {"task": "crm.messaging.tasks.outgoing_emails_queued_send", "schedule": 60.0},
     # Notifications that no event causes: they need a beat process (the embedded mode has none).
     "activity-reminders": {"task": "activities.tasks.activity_reminders_send", "schedule": 60.0},
     # Every 15 minutes, so that 08:00 is met in every time zone (some are :30 or :45 off UTC).

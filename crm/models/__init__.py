@@ -5,6 +5,7 @@ from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
 from .jobs import Job, JobKind, JobStatus
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
+from .messaging import EmailTemplate, OutgoingEmail, OutgoingEmailStatus
 from .notifications import (
     DEFAULT_CHANNELS,
     Notification,
@@ -16,6 +17,16 @@ from .notifications import (
 from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
+from .sequences import (
+    ConditionOperator,
+    EnrollmentEvent,
+    EnrollmentStatus,
+    Sequence,
+    SequenceEnrollment,
+    SequenceStep,
+    StepKind,
+    TaskType,
+)
 from .tag import LostReason, Tag
 from .team import SalesTeam
 from .webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -26,8 +37,12 @@ __all__ = [
     "DEFAULT_CHANNELS",
     "Account",
     "AccountType",
+    "ConditionOperator",
     "Contact",
     "DeliveryStatus",
+    "EmailTemplate",
+    "EnrollmentEvent",
+    "EnrollmentStatus",
     "Industry",
     "Job",
     "JobKind",
@@ -43,6 +58,8 @@ __all__ = [
     "NotificationPreference",
     "OutboxEvent",
     "OutboxStatus",
+    "OutgoingEmail",
+    "OutgoingEmailStatus",
     "Pipeline",
     "PipelineRecordMixin",
     "Priority",
@@ -51,9 +68,14 @@ __all__ = [
     "ScoreBreakdown",
     "ScoringCriterion",
     "ScoringRule",
+    "Sequence",
+    "SequenceEnrollment",
+    "SequenceStep",
     "Stage",
     "StageChange",
+    "StepKind",
     "Tag",
+    "TaskType",
     "TimeStampedModel",
     "UserProfile",
     "WebhookAttempt",
