@@ -37,6 +37,7 @@ logger = logging.getLogger("crm.sequences")
 
 MAX_ATTEMPTS = 5
 RETRY_AFTER = timedelta(minutes=10)
+END = 32767  # a position after every step: the enrollment is done
 STEPS_PER_RUN = 50  # branches and instant steps in one go; a sequence has far fewer
 
 
@@ -125,7 +126,7 @@ def _run_step(batch: Batch, enrollment: SequenceEnrollment, step: SequenceStep, 
             kind=record_kind(record),
         )
         if holds:
-            enrollment.position = step.branch_to if step.branch_to else 65535
+            enrollment.position = step.branch_to if step.branch_to else END
         else:
             enrollment.position = _after(steps, step)
         batch.log(enrollment, "branched", f"{step.describe()}: {'yes' if holds else 'no'}", position)
@@ -168,13 +169,19 @@ def _advance(batch: Batch, enrollment: SequenceEnrollment, steps: list[SequenceS
         return  # another worker moved it on since this one read it
     reason = _stop_reason(enrollment, opted_out)
     if reason:
-        enrollment_end(enrollment, status=EnrollmentStatus.STOPPED, reason=reason, at=batch.now)
+        enrollment_end(
+            enrollment, status=EnrollmentStatus.STOPPED, reason=reason, at=batch.now, log=batch.log
+        )
         return
     for _ in range(STEPS_PER_RUN):
         step = _next_step(steps, enrollment.position)
         if step is None:
             enrollment_end(
-                enrollment, status=EnrollmentStatus.COMPLETED, reason="All steps done.", at=batch.now
+                enrollment,
+                status=EnrollmentStatus.COMPLETED,
+                reason="All steps done.",
+                at=batch.now,
+                log=batch.log,
             )
             return
         before = (enrollment.position, enrollment.next_run_at, len(batch.events), len(batch.emails))
@@ -202,7 +209,7 @@ def _failed(batch: Batch, enrollment: SequenceEnrollment, step: SequenceStep, ex
     error = f"Step {step.position} ({step.describe()}): {type(exc).__name__}: {exc}"
     enrollment.attempts += 1
     enrollment.last_error = error[:2000]
-    batch.log(enrollment, "failed", error, step.position)
+    batch.log(enrollment, "step_failed", error, step.position)
     if enrollment.attempts >= MAX_ATTEMPTS:
         enrollment.save(update_fields=["attempts", "last_error", "updated_at"])
         enrollment_end(
@@ -210,6 +217,7 @@ def _failed(batch: Batch, enrollment: SequenceEnrollment, step: SequenceStep, ex
             status=EnrollmentStatus.FAILED,
             reason=f"Step {step.position} failed {MAX_ATTEMPTS} times.",
             at=batch.now,
+            log=batch.log,
         )
         return
     enrollment.next_run_at = batch.now + RETRY_AFTER * enrollment.attempts

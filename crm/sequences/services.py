@@ -207,16 +207,20 @@ def sequences_kick() -> None:
 
 
 def enrollment_end(
-    enrollment: SequenceEnrollment, *, status: str, reason: str = "", at=None
+    enrollment: SequenceEnrollment, *, status: str, reason: str = "", at=None, log=None
 ) -> SequenceEnrollment:
-    """End an enrollment (the caller holds its row lock)."""
+    """End an enrollment (the caller holds its row lock). ``log(enrollment, kind, detail)`` records
+    the history entry (the runner writes its entries in one go); by default it is saved now."""
     at = at or timezone.now()
     enrollment.status = status
     enrollment.stop_reason = reason[:200]
     enrollment.next_run_at = None
     enrollment.finished_at = at
     enrollment.save(update_fields=["status", "stop_reason", "next_run_at", "finished_at", "updated_at"])
-    _event(enrollment, status, reason, at=at).save()
+    if log is not None:
+        log(enrollment, status, reason)
+    else:
+        _event(enrollment, status, reason, at=at).save()
     return enrollment
 
 
