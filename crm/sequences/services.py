@@ -97,7 +97,9 @@ def sequence_steps_write(
         if step.sequence_id != sequence.pk:
             raise ValidationError({"steps": "This step belongs to another sequence."})
         step.delete()
-    moving = [step for step, data in update if "position" in data and data["position"] != step.position]
+    # Every step given a position is parked first (the admin's form has already set the new one
+    # on the instance, so whether it moves cannot be told from it).
+    moving = [step for step, data in update if "position" in data]
     for offset, step in enumerate(moving):
         SequenceStep.objects.filter(pk=step.pk).update(position=PARKED + offset)
         step.position = PARKED + offset
