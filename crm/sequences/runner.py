@@ -83,8 +83,10 @@ def _do_not_call(record) -> bool:
 class Batch:
     now: datetime
     user: Actor
+    row_locks: bool = False
     events: list[EnrollmentEvent] = field(default_factory=list)
     emails: list[int] = field(default_factory=list)
+    moved: list[SequenceEnrollment] = field(default_factory=list)
 
     def log(self, enrollment, kind: str, detail: str = "", position=None) -> None:
         self.events.append(
@@ -161,18 +163,23 @@ def _run_step(batch: Batch, enrollment: SequenceEnrollment, step: SequenceStep, 
 
 
 def _advance(batch: Batch, enrollment: SequenceEnrollment, steps: list[SequenceStep], opted_out) -> None:
-    read_position, read_due = enrollment.position, enrollment.next_run_at
-    claimed = SequenceEnrollment.objects.filter(
-        pk=enrollment.pk, status=EnrollmentStatus.ACTIVE, position=read_position, next_run_at=read_due
-    ).update(updated_at=batch.now)
-    if not claimed:
-        return  # another worker moved it on since this one read it
+    if not batch.row_locks:
+        # No row locks (SQLite): move it on only if no one did since it was read.
+        claimed = SequenceEnrollment.objects.filter(
+            pk=enrollment.pk,
+            status=EnrollmentStatus.ACTIVE,
+            position=enrollment.position,
+            next_run_at=enrollment.next_run_at,
+        ).update(updated_at=batch.now)
+        if not claimed:
+            return
     reason = _stop_reason(enrollment, opted_out)
     if reason:
         enrollment_end(
             enrollment, status=EnrollmentStatus.STOPPED, reason=reason, at=batch.now, log=batch.log
         )
         return
+    batch.moved.append(enrollment)  # its position and due time are written with the batch's
     for _ in range(STEPS_PER_RUN):
         step = _next_step(steps, enrollment.position)
         if step is None:
@@ -184,24 +191,23 @@ def _advance(batch: Batch, enrollment: SequenceEnrollment, steps: list[SequenceS
                 log=batch.log,
             )
             return
-        before = (enrollment.position, enrollment.next_run_at, len(batch.events), len(batch.emails))
-        try:
-            with transaction.atomic():
-                go_on = _run_step(batch, enrollment, step, steps)
-                enrollment.attempts = 0
-                enrollment.last_error = ""
-                enrollment.save(
-                    update_fields=["position", "next_run_at", "attempts", "last_error", "updated_at"]
-                )
-        except Exception as exc:
-            enrollment.position, enrollment.next_run_at = before[0], before[1]
-            del batch.events[before[2] :], batch.emails[before[3] :]
-            _failed(batch, enrollment, step, exc)
-            return
+        if step.kind in (StepKind.WAIT, StepKind.BRANCH):
+            go_on = _run_step(batch, enrollment, step, steps)  # no writes that could fail
+            enrollment.attempts, enrollment.last_error = 0, ""
+        else:
+            before = (enrollment.position, enrollment.next_run_at, len(batch.events), len(batch.emails))
+            try:
+                with transaction.atomic():
+                    go_on = _run_step(batch, enrollment, step, steps)
+                enrollment.attempts, enrollment.last_error = 0, ""
+            except Exception as exc:
+                enrollment.position, enrollment.next_run_at = before[0], before[1]
+                del batch.events[before[2] :], batch.emails[before[3] :]
+                _failed(batch, enrollment, step, exc)
+                return
         if not go_on:
             return
     enrollment.next_run_at = batch.now
-    enrollment.save(update_fields=["next_run_at", "updated_at"])
 
 
 def _failed(batch: Batch, enrollment: SequenceEnrollment, step: SequenceStep, exc: Exception) -> None:
@@ -211,7 +217,6 @@ def _failed(batch: Batch, enrollment: SequenceEnrollment, step: SequenceStep, ex
     enrollment.last_error = error[:2000]
     batch.log(enrollment, "step_failed", error, step.position)
     if enrollment.attempts >= MAX_ATTEMPTS:
-        enrollment.save(update_fields=["attempts", "last_error", "updated_at"])
         enrollment_end(
             enrollment,
             status=EnrollmentStatus.FAILED,
@@ -221,7 +226,6 @@ def _failed(batch: Batch, enrollment: SequenceEnrollment, step: SequenceStep, ex
         )
         return
     enrollment.next_run_at = batch.now + RETRY_AFTER * enrollment.attempts
-    enrollment.save(update_fields=["attempts", "last_error", "next_run_at", "updated_at"])
 
 
 def _due(now: datetime, batch_size: int) -> list[SequenceEnrollment]:
@@ -241,7 +245,9 @@ def sequence_enrollments_advance_batch(
     *, user: Actor = SYSTEM, now: datetime | None = None, batch_size: int = 200
 ) -> int:
     """Claim up to ``batch_size`` due enrollments and run their steps; returns how many were claimed."""
-    batch = Batch(now=now or timezone.now(), user=user)
+    batch = Batch(
+        now=now or timezone.now(), user=user, row_locks=connection.features.has_select_for_update_skip_locked
+    )
     with transaction.atomic():
         due = _due(batch.now, batch_size)
         if not due:
@@ -256,6 +262,12 @@ def sequence_enrollments_advance_batch(
         opted_out = email_addresses_opted_out(e.record.email for e in due if e.record is not None)
         for enrollment in due:
             _advance(batch, enrollment, steps.get(enrollment.sequence_id, []), opted_out)
+        for enrollment in batch.moved:
+            enrollment.updated_at = batch.now
+        # One UPDATE for the batch: the rows are locked (or were claimed) until it commits.
+        SequenceEnrollment.objects.bulk_update(
+            batch.moved, ["position", "next_run_at", "attempts", "last_error", "updated_at"], batch_size=500
+        )
         EnrollmentEvent.objects.bulk_create(batch.events)
     outgoing_emails_send(ids=batch.emails)
     return len(due)
