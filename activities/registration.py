@@ -3,12 +3,12 @@
 from django.db import models
 
 from activities.importing import ACTIVITIES
-from activities.models import Activity
+from activities.models import Activity, ActivityStatus
 from activities.selectors import activity_next_by_record
-from activities.services import lead_last_activity_refresh
+from activities.services import activity_create, lead_last_activity_refresh
 from crm import registries
 from crm.importing.schemas import register_schema
-from crm.models import Lead
+from crm.models import Contact, Lead
 from crm.scoring import lead_score_refresh
 from crm.search_indexes import register_trigram_indexes
 
@@ -44,7 +44,29 @@ def _leads_losing_activities(instance: models.Model):
     return after
 
 
+def _activity_write(*, user, record, activity_type, subject, description, due_date, completed):
+    """An activity that crm's sequences and template emails log on a lead or a contact, owned by
+    the record's owner, through the activity services (the lead is rescored, its event published)."""
+    from django.utils import timezone
+
+    link = "lead" if isinstance(record, Lead) else "contact" if isinstance(record, Contact) else None
+    if link is None:
+        raise TypeError(f"Activities are logged on leads and contacts here, not on {type(record).__name__}.")
+    data = {
+        link: record,
+        "activity_type": activity_type,
+        "subject": subject[:200],
+        "description": description,
+        "due_date": due_date,
+        "owner": record.owner,
+    }
+    if completed:
+        data.update(status=ActivityStatus.COMPLETED, completed_at=timezone.now())
+    return activity_create(user=user, data=data)
+
+
 def register_with_crm() -> None:
+    registries.register_activity_writer(_activity_write)
     register_trigram_indexes("activities_activity", ("subject", "description"))
     register_schema(ACTIVITIES)
     registries.register_next_activity_source(activity_next_by_record)

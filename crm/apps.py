@@ -33,3 +33,9 @@ class CrmConfig(AppConfig):
         from crm.automation import setup as automation_setup
 
         automation_setup.register()
+
+        from crm.messaging import admin as messaging_admin  # noqa: F401  (templates, sent emails)
+        from crm.sequences import admin as sequences_admin  # noqa: F401  (sequences, enrollments)
+        from crm.sequences import consumers as sequence_consumers
+
+        sequence_consumers.register()

@@ -6,7 +6,9 @@ process (the web server, commands, workers, tests) knows them before it handles 
 - ``register_next_activity_source``: the next open activity of each record on a kanban card;
 - ``register_delete_effect``: what deleting a record does to records of another app that crm cannot
   see (the activities it cascades to are gone, so their leads' last activity changes);
-- ``register_seed_table``: a table the seeder fills after crm's own, and what it recomputes after.
+- ``register_seed_table``: a table the seeder fills after crm's own, and what it recomputes after;
+- ``register_activity_writer``: how crm's sequences and template emails log an activity (a task, an
+  email sent) on a lead or a contact's timeline.
 
 Registries that belong to one crm module live beside it: ``crm.selectors.register_annotations``,
 ``crm.api.serializers.register_nested_field``, ``crm.importing.schemas.register_schema``,
@@ -85,3 +87,44 @@ def register_seed_table(table: SeedTable) -> None:
 
 def seed_tables() -> list[SeedTable]:
     return list(_seed_tables.values())
+
+
+# --- activities that crm's automations log (an email sent, a task a sequence creates) ---------------
+
+# (*, user, record, activity_type, subject, description, due_date, completed) -> the activity
+ActivityWriter = Callable[..., Any]
+_activity_writers: list[ActivityWriter] = []
+
+
+def register_activity_writer(writer: ActivityWriter) -> None:
+    """The app that owns activities writes them (through its services) for crm's sequences and emails."""
+    _activity_writers[:] = [writer]
+
+
+def activity_writer_registered() -> bool:
+    return bool(_activity_writers)
+
+
+def activity_write(
+    *,
+    user,
+    record: Model,
+    activity_type: str,
+    subject: str,
+    description: str = "",
+    due_date=None,
+    completed: bool = False,
+) -> Any:
+    """Log an activity on ``record`` (a lead or a contact) through the registered writer; None when no
+    app registered one (crm alone has no activities)."""
+    if not _activity_writers:
+        return None
+    return _activity_writers[0](
+        user=user,
+        record=record,
+        activity_type=activity_type,
+        subject=subject,
+        description=description,
+        due_date=due_date,
+        completed=completed,
+    )

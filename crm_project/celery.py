@@ -11,7 +11,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
 app = Celery("crm_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(
-    ["crm.events", "crm.webhooks", "crm.jobs", "crm.notifications", "crm.automation", "activities"]
+    [
+        "crm.events",
+        "crm.webhooks",
+        "crm.jobs",
+        "crm.notifications",
+        "crm.automation",
+        "crm.messaging",
+        "crm.sequences",
+        "activities",
+    ]
 )
 
 # Synced into django-celery-beat's tables when beat starts, then editable in the admin. The relay
@@ -25,6 +34,12 @@ app.conf.beat_schedule = {
     "automation-time-scan": {"task": "crm.automation.tasks.automation_time_scan", "schedule": 300.0},
     "automation-schedule-tick": {"task": "crm.automation.tasks.automation_schedule_tick", "schedule": 60.0},
     "automation-runs-due": {"task": "crm.automation.tasks.automation_runs_due", "schedule": 30.0},
+    # Sequences: due enrollments move on (batches claimed with SKIP LOCKED: any number of workers).
+    "sequence-enrollments-advance": {
+        "task": "crm.sequences.tasks.sequence_enrollments_advance",
+        "schedule": 60.0,
+    },
+    "outgoing-emails-queued": {"task": "crm.messaging.tasks.outgoing_emails_queued_send", "schedule": 60.0},
     # Notifications that no event causes (without a broker the web process runs these: scheduler.py).
     "activity-reminders": {"task": "activities.tasks.activity_reminders_send", "schedule": 60.0},
     # Every 15 minutes, so that 08:00 is met in every time zone (some are :30 or :45 off UTC).

@@ -18,10 +18,12 @@ from crm.admin.record import (
 from crm.admin.scale import ScalableChangeListMixin
 from crm.admin.tags import TagListMixin
 from crm.models import Contact
+from crm.sequences.admin_actions import EnrollInSequenceMixin
 
 
 @admin.register(Contact)
 class ContactAdmin(
+    EnrollInSequenceMixin,
     StaleEditGuardMixin,
     MergeAdminMixin,
     DuplicatesAdminMixin,
@@ -34,7 +36,7 @@ class ContactAdmin(
     VisibleRecordsAdminMixin,
     ServiceHistoryAdmin,
 ):
-    actions = ["merge_selected"]
+    actions = ["merge_selected", "enroll_in_sequence"]
     list_display = (
         "full_name",
         "account",

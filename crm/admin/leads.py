@@ -34,6 +34,7 @@ from crm.admin.transitions import (
 from crm.filters import LeadFilter
 from crm.models import Lead, LeadStatus
 from crm.scoring import shown_breakdown
+from crm.sequences.admin_actions import EnrollInSequenceMixin
 
 
 class ScoreBandFilter(admin.SimpleListFilter):
@@ -70,6 +71,7 @@ register_transition("crm.lead", reopen_transition(lead_reopen, statuses=(LeadSta
 
 @admin.register(Lead)
 class LeadAdmin(
+    EnrollInSequenceMixin,
     StaleEditGuardMixin,
     MergeAdminMixin,
     DuplicatesAdminMixin,
@@ -167,7 +169,7 @@ class LeadAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
-    actions = [*BulkActionsMixin.bulk_actions, "merge_selected"]
+    actions = [*BulkActionsMixin.bulk_actions, "merge_selected", "enroll_in_sequence"]
 
     def create_record(self, request, data):
         return services.lead_create(user=request.user, data=data)

@@ -5,7 +5,9 @@ from rest_framework.routers import SimpleRouter
 from crm.api import views
 from crm.automation import api as automation
 from crm.jobs import api as jobs
+from crm.messaging import api as messaging
 from crm.notifications import api as notifications
+from crm.sequences import api as sequences
 from crm.webhooks import api as webhooks
 
 router = SimpleRouter()
@@ -29,3 +31,7 @@ router.register(
     notifications.NotificationPreferenceViewSet,
     basename="notification-preference",
 )
+router.register("email-templates", messaging.EmailTemplateViewSet, basename="email-template")
+router.register("sent-emails", messaging.OutgoingEmailViewSet, basename="sent-email")
+router.register("sequences", sequences.SequenceViewSet, basename="sequence")
+router.register("sequence-enrollments", sequences.SequenceEnrollmentViewSet, basename="sequence-enrollment")

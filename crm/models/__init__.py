@@ -6,6 +6,7 @@ from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
 from .jobs import Job, JobKind, JobStatus
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
+from .messaging import EmailTemplate, OutgoingEmail, OutgoingEmailStatus
 from .notifications import (
     DEFAULT_CHANNELS,
     Notification,
@@ -17,6 +18,16 @@ from .notifications import (
 from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
+from .sequences import (
+    ConditionOperator,
+    EnrollmentEvent,
+    EnrollmentStatus,
+    Sequence,
+    SequenceEnrollment,
+    SequenceStep,
+    StepKind,
+    TaskType,
+)
 from .tag import LostReason, Tag
 from .team import SalesTeam
 from .webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -29,8 +40,12 @@ __all__ = [
     "AccountType",
     "AutomationRule",
     "AutomationRun",
+    "ConditionOperator",
     "Contact",
     "DeliveryStatus",
+    "EmailTemplate",
+    "EnrollmentEvent",
+    "EnrollmentStatus",
     "Industry",
     "Job",
     "JobKind",
@@ -47,6 +62,8 @@ __all__ = [
     "OnError",
     "OutboxEvent",
     "OutboxStatus",
+    "OutgoingEmail",
+    "OutgoingEmailStatus",
     "Pipeline",
     "PipelineRecordMixin",
     "Priority",
@@ -56,9 +73,14 @@ __all__ = [
     "ScoreBreakdown",
     "ScoringCriterion",
     "ScoringRule",
+    "Sequence",
+    "SequenceEnrollment",
+    "SequenceStep",
     "Stage",
     "StageChange",
+    "StepKind",
     "Tag",
+    "TaskType",
     "TimeStampedModel",
     "TriggerKind",
     "UserProfile",

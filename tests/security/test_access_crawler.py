@@ -56,6 +56,8 @@ CONFIG_RESOURCES = {
     "stages": "crm.stage",
     "tags": "crm.tag",
     "lost-reasons": "crm.lostreason",
+    "email-templates": "crm.emailtemplate",
+    "sequences": "crm.sequence",
 }
 # The field a change sets, by kind (the first one the form or the resource has).
 CHANGED_FIELDS = ("description", "name", "subject", "first_name", "phone")
@@ -98,10 +100,22 @@ def world(django_db_setup, django_db_blocker):
         records = {name: make_records(user, stages) for name, user in users.items()}
         tag = TagFactory(name="Crawled")
         LostReasonFactory(name="Too expensive")
+        _messaging_world()
         yield SimpleNamespace(
             users=users, records=records, stages=stages, teams={"West": west, "East": east}, tag=tag
         )
         transaction.set_rollback(True)
+
+
+def _messaging_world():
+    """An email template and a sequence using it: configuration every persona reads."""
+    from crm.models import EmailTemplate, Sequence, SequenceStep
+
+    template = EmailTemplate.objects.create(
+        name="Crawled", subject="Hi {{ lead.name }}", body_html="<p>x</p>"
+    )
+    sequence = Sequence.objects.create(name="Crawled sequence")
+    SequenceStep.objects.create(sequence=sequence, position=1, kind="email", email_template=template)
 
 
 def target_of(world, persona: str) -> SimpleNamespace:
@@ -606,6 +620,10 @@ def api_cases() -> list[Case]:
             cases.append(_automation_api_case(case_id, method, tail))
         elif resource == "notifications":
             cases.append(_notification_api_case(case_id, method, tail))
+        elif resource == "email-templates" and tail in ("{id}/preview/", "{id}/send/"):
+            cases.append(_template_on_record_case(case_id, method, tail))
+        elif resource in ("sequence-enrollments", "sent-emails"):
+            cases.append(_sequence_api_case(case_id, method, resource, tail))
         elif resource == "dashboard":
             cases.append(
                 Case(case_id, "api", method, lambda w, p, path=path: ("GET", path, None), expect="read")
@@ -787,6 +805,66 @@ def _notification_api_case(case_id, method, tail):
         )
         return method, f"{API_PREFIX}notifications/{tail.replace('{id}', str(theirs.pk))}", {}
 
+    return Case(case_id, "api", method, build)
+
+
+def _template_on_record_case(case_id, method, tail):
+    """A template previewed on, or sent to, another team's lead: it is as unknown as at its own URL
+    (400 on lead_id), nothing is rendered for it and nothing is sent."""
+
+    def build(w, p, tail=tail):
+        from crm.actors import SYSTEM
+        from crm.messaging.services import email_template_create
+        from crm.models import EmailTemplate
+
+        template = EmailTemplate.objects.first() or email_template_create(
+            user=SYSTEM, data={"name": "Crawled", "subject": "{{ lead.name }}", "body_html": "<p>x</p>"}
+        )
+        path = tail.replace("{id}", str(template.pk))
+        return method, f"{API_PREFIX}email-templates/{path}", {"lead_id": target_of(w, p).lead.pk}
+
+    return Case(case_id, "api", method, build, expect="unchanged", leak_checked=True)
+
+
+def _target_enrollment(w, p):
+    """An enrollment of another team's lead in a sequence, and an email sent to that lead."""
+    from crm.actors import SYSTEM
+    from crm.models import OutgoingEmail, Sequence, SequenceEnrollment
+
+    lead = target_of(w, p).lead
+    sequence = Sequence.objects.first() or Sequence.objects.create(name="Crawled sequence")
+    enrollment = SequenceEnrollment.objects.filter(lead=lead).first() or SequenceEnrollment.objects.create(
+        sequence=sequence, lead=lead, next_run_at=timezone.now()
+    )
+    email = OutgoingEmail.objects.filter(lead=lead).first() or OutgoingEmail.objects.create(
+        lead=lead, to="them@example.com", subject=lead.name, status="sent"
+    )
+    assert SYSTEM is not None
+    return enrollment, email
+
+
+def _sequence_api_case(case_id, method, resource, tail):
+    """Enrollments and sent emails of another team's lead are not listed, read or stopped; enrolling
+    that lead is refused like an unknown id."""
+
+    def build(w, p, tail=tail, method=method):
+        enrollment, email = _target_enrollment(w, p)
+        if tail == "" and method == "POST":
+            return (
+                method,
+                f"{API_PREFIX}{resource}/",
+                {
+                    "sequence_id": enrollment.sequence_id,
+                    "lead_id": target_of(w, p).lead.pk,
+                },
+            )
+        pk = enrollment.pk if resource == "sequence-enrollments" else email.pk
+        return method, f"{API_PREFIX}{resource}/{tail.replace('{id}', str(pk))}", {}
+
+    if tail == "" and method == "GET":
+        return Case(case_id, "api", method, build, expect="read", leak_checked=True)
+    if tail == "" and method == "POST":
+        return Case(case_id, "api", method, build, expect="unchanged")
     return Case(case_id, "api", method, build)
 
 

@@ -1,0 +1,277 @@
+"""The writes of email templates and outgoing email: manage templates, send one to a record, deliver.
+
+``email_template_send`` is the one way to email a record from a template (a sequence's step, the
+automation rules, the API): it renders the message now, writes it as an ``OutgoingEmail`` in the
+caller's transaction and sends it once that commits. An address that opted out is never emailed.
+"""
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from crm import registries
+from crm.actors import Actor, is_system, person
+from crm.messaging.context import record_context, record_kind
+from crm.messaging.rendering import Rendered, sanitize_html, template_check, template_render
+from crm.models import Contact, EmailTemplate, OutgoingEmail, OutgoingEmailStatus
+from crm.services import record_delete, record_lock, record_save
+
+logger = logging.getLogger("crm.messaging")
+
+TEMPLATE_FIELDS = ("subject", "body_html", "body_text")
+
+
+def _ensure_perm(user: Actor, action: str, model: str) -> None:
+    if not user.has_perm(f"crm.{action}_{model}"):
+        raise PermissionDenied(f"You may not {action} {model.replace('email', 'email ')}s.")
+
+
+def _template_clean(data: Mapping[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    if data.get("body_html"):
+        data["body_html"] = sanitize_html(data["body_html"])
+    template_check({name: data[name] for name in TEMPLATE_FIELDS if data.get(name)})
+    return data
+
+
+@transaction.atomic
+def email_template_create(*, user: Actor, data: Mapping[str, Any]) -> EmailTemplate:
+    """A new template; an unknown placeholder, a refused tag or bad syntax is refused, by field."""
+    _ensure_perm(user, "add", "emailtemplate")
+    return record_save(instance=EmailTemplate(), data=_template_clean(data), user=user)
+
+
+@transaction.atomic
+def email_template_update(*, template: EmailTemplate, user: Actor, data: Mapping[str, Any]) -> EmailTemplate:
+    _ensure_perm(user, "change", "emailtemplate")
+    template = record_lock(template)
+    return record_save(instance=template, data=_template_clean(data), user=user)
+
+
+@transaction.atomic
+def email_template_delete(*, template: EmailTemplate, user: Actor) -> None:
+    """Delete a template; one a sequence's step sends is kept (409, naming the sequences)."""
+    _ensure_perm(user, "delete", "emailtemplate")
+    record_delete(instance=template, user=user)
+
+
+def _ensure_visible(user: Actor, record) -> None:
+    if is_system(user):
+        return
+    from crm.selectors import record_is_visible
+
+    if not record_is_visible(user=user, record=record):
+        raise PermissionDenied("You cannot see this record.")
+
+
+def _sender(user: Actor, record):
+    return person(user) or getattr(record, "owner", None)
+
+
+def email_template_render(*, template: EmailTemplate, record, user: Actor) -> Rendered:
+    """The message ``template`` makes for ``record``: subject, HTML and plain text. Writes nothing."""
+    _ensure_visible(user, record)
+    return template_render(
+        subject=template.subject,
+        body_html=template.body_html,
+        body_text=template.body_text,
+        context=record_context(record, sender=_sender(user, record)),
+    )
+
+
+# A preview is a render: it reads the record and writes nothing.
+email_template_preview = email_template_render
+
+
+def email_addresses_opted_out(addresses: Iterable[str]) -> set[str]:
+    """Which of ``addresses`` (lowercased) belong to a contact who opted out of email: never emailed,
+    whatever record (a lead, another contact) carries the address."""
+    lowered = {address.strip().lower() for address in addresses if address}
+    if not lowered:
+        return set()
+    return set(
+        Contact.objects.annotate(address=Lower("email"))
+        .filter(address__in=lowered, email_opt_out=True)
+        .values_list("address", flat=True)
+    )
+
+
+def record_email_opted_out(record) -> bool:
+    if getattr(record, "email_opt_out", False):
+        return True
+    return bool(record.email and email_addresses_opted_out([record.email]))
+
+
+def email_template_send(
+    *,
+    template: EmailTemplate,
+    record,
+    user: Actor,
+    to: str | None = None,
+    enrollment=None,
+    send: bool = True,
+) -> OutgoingEmail:
+    """Email ``record`` (a lead or a contact) the message ``template`` makes for it, to ``to`` or the
+    record's address. Returns the ``OutgoingEmail``: queued (sent after the caller's transaction
+    commits), or ``suppressed`` when the address opted out (nothing is sent). ``send=False`` leaves
+    sending to the caller (``outgoing_emails_send``), which batches many messages on one connection.
+    """
+    kind = record_kind(record)
+    _ensure_visible(user, record)
+    if not template.is_active:
+        raise ValidationError({"template": f"The email template “{template}” is inactive."})
+    address = (to or record.email or "").strip()
+    if not address:
+        raise ValidationError({"to": f"The {kind} “{record}” has no email address."})
+    rendered = email_template_render(template=template, record=record, user=user)
+    suppressed = record_email_opted_out(record) or bool(email_addresses_opted_out([address]))
+    email = OutgoingEmail.objects.create(
+        template=template,
+        lead=record if kind == "lead" else None,
+        contact=record if kind == "contact" else None,
+        enrollment=enrollment,
+        to=address,
+        subject=rendered.subject,
+        body_html=rendered.html,
+        body_text=rendered.text,
+        status=OutgoingEmailStatus.SUPPRESSED if suppressed else OutgoingEmailStatus.QUEUED,
+        sent_by=person(user),
+    )
+    if send and not suppressed:
+        from crm.events.dispatch import send_after_commit
+        from crm.messaging.tasks import outgoing_email_send
+
+        send_after_commit(outgoing_email_send, email.pk)
+    return email
+
+
+def _message(email: OutgoingEmail, connection) -> EmailMultiAlternatives:
+    message = EmailMultiAlternatives(
+        subject=email.subject, body=email.body_text, to=[email.to], connection=connection
+    )
+    if email.body_html:
+        message.attach_alternative(email.body_html, "text/html")
+    return message
+
+
+def outgoing_emails_send(*, ids: Iterable[int]) -> int:
+    """Send the queued messages among ``ids`` on one connection; returns how many went out.
+
+    Each is claimed first (queued → sending, under a token of this run), so two senders handed the
+    same ids send each message once. The opt-out is checked again just before sending: an address
+    that opted out since the message was queued is not emailed. Each message sent is logged as an
+    email activity on its record's timeline."""
+    ids = list(ids)
+    if not ids:
+        return 0
+    token = uuid.uuid4().hex
+    claimed = OutgoingEmail.objects.filter(pk__in=ids, status=OutgoingEmailStatus.QUEUED).update(
+        status=OutgoingEmailStatus.SENDING, claim=token
+    )
+    if not claimed:
+        return 0
+    emails = list(OutgoingEmail.objects.filter(claim=token).select_related("lead__owner", "contact__owner"))
+    opted_out = email_addresses_opted_out(email.to for email in emails)
+    sent, failed, suppressed = [], {}, []
+    to_send = []
+    for email in emails:
+        record = email.lead or email.contact
+        if email.to.lower() in opted_out or (record is not None and getattr(record, "email_opt_out", False)):
+            suppressed.append(email.pk)
+        else:
+            to_send.append(email)
+    if to_send:
+        try:
+            connection = get_connection()
+            connection.open()
+        except Exception as exc:  # the server is down: every message fails now, visibly
+            failed = {email.pk: f"{type(exc).__name__}: {exc}" for email in to_send}
+            to_send, connection = [], None
+        try:
+            for email in to_send:
+                try:
+                    _message(email, connection).send()
+                    sent.append(email)
+                except Exception as exc:
+                    logger.warning("Email %s to %s failed: %s", email.pk, email.to, exc)
+                    failed[email.pk] = f"{type(exc).__name__}: {exc}"
+        finally:
+            if connection is not None:
+                connection.close()
+    now = timezone.now()
+    OutgoingEmail.objects.filter(pk__in=[e.pk for e in sent]).update(
+        status=OutgoingEmailStatus.SENT, sent_at=now
+    )
+    OutgoingEmail.objects.filter(pk__in=suppressed).update(status=OutgoingEmailStatus.SUPPRESSED)
+    for pk, error in failed.items():
+        OutgoingEmail.objects.filter(pk=pk).update(status=OutgoingEmailStatus.FAILED, error=error[:2000])
+    _failures_on_enrollments(failed)
+    _log_sent(sent)
+    return len(sent)
+
+
+def _failures_on_enrollments(failed: Mapping[int, str]) -> None:
+    if not failed:
+        return
+    from crm.models import EnrollmentEvent
+
+    now = timezone.now()
+    rows = OutgoingEmail.objects.filter(pk__in=list(failed), enrollment__isnull=False)
+    EnrollmentEvent.objects.bulk_create(
+        EnrollmentEvent(
+            enrollment_id=enrollment_id, at=now, kind="email_failed", detail=f"{subject}: {failed[pk]}"
+        )
+        for pk, enrollment_id, subject in rows.values_list("pk", "enrollment_id", "subject")
+    )
+    from crm.models import SequenceEnrollment
+
+    for pk, enrollment_id in rows.values_list("pk", "enrollment_id"):
+        SequenceEnrollment.objects.filter(pk=enrollment_id).update(
+            last_error=f"Email failed: {failed[pk]}"[:2000]
+        )
+
+
+def _log_sent(sent: list[OutgoingEmail]) -> None:
+    """Each email sent shows on its record's timeline, as an email activity."""
+    if not sent or not registries.activity_writer_registered():
+        return
+    from crm.actors import SYSTEM
+
+    for email in sent:
+        record = email.lead or email.contact
+        if record is None:
+            continue
+        try:
+            with transaction.atomic():
+                registries.activity_write(
+                    user=SYSTEM,
+                    record=record,
+                    activity_type="email",
+                    subject=email.subject,
+                    description=email.body_text,
+                    completed=True,
+                )
+        except Exception:
+            logger.exception("Could not log email %s on its record's timeline", email.pk)
+
+
+def outgoing_email_send(*, email_id: int) -> int:
+    return outgoing_emails_send(ids=[email_id])
+
+
+def outgoing_emails_queued(*, older_than_seconds: float = 60.0, limit: int = 500) -> list[int]:
+    """Messages still queued a while after they were written (their sender died before sending)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(
+        OutgoingEmail.objects.filter(status=OutgoingEmailStatus.QUEUED, created_at__lt=cutoff)
+        .order_by("id")
+        .values_list("pk", flat=True)[:limit]
+    )

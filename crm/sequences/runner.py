@@ -1,0 +1,288 @@
+"""Moving enrollments on: the beat task claims due enrollments in batches and runs their steps.
+
+A batch is claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two workers never take
+the same enrollment; each claimed row is also moved on with a conditional update (its position and
+due time unchanged since it was read), which keeps a step from running twice on a database without
+row locks. Each step runs in a savepoint: a step that fails is retried later (then the enrollment
+fails, visibly, with the error) without undoing the steps before it. Emails the batch queued are sent
+once it commits, on one SMTP connection.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from crm import registries
+from crm.actors import SYSTEM, Actor
+from crm.messaging.context import record_kind
+from crm.messaging.services import email_addresses_opted_out, email_template_send, outgoing_emails_send
+from crm.models import (
+    Contact,
+    EnrollmentEvent,
+    EnrollmentStatus,
+    LeadStatus,
+    SequenceEnrollment,
+    SequenceStep,
+    StepKind,
+    TaskType,
+)
+from crm.sequences.conditions import condition_holds
+from crm.sequences.services import enrollment_end
+
+logger = logging.getLogger("crm.sequences")
+
+MAX_ATTEMPTS = 5
+RETRY_AFTER = timedelta(minutes=10)
+END = 32767  # a position after every step: the enrollment is done
+STEPS_PER_RUN = 50  # branches and instant steps in one go; a sequence has far fewer
+
+
+def days_later(start: datetime, days: int, *, business_days: bool) -> datetime:
+    """``start`` plus ``days`` days, counting only Monday to Friday (local time) when asked: a
+    business-day wait that starts on a Friday ends on a weekday, never on a weekend."""
+    if not business_days:
+        return start + timedelta(days=days)
+    moment = timezone.localtime(start)
+    counted = 0
+    while counted < days:
+        moment += timedelta(days=1)
+        if moment.weekday() < 5:
+            counted += 1
+    return moment
+
+
+def _stop_reason(enrollment: SequenceEnrollment, opted_out: set[str]) -> str | None:
+    record = enrollment.record
+    if record is None:
+        return "The record is gone."
+    if record_kind(record) == "lead":
+        if record.status == LeadStatus.CONVERTED:
+            return "The lead was converted."
+        if record.status == LeadStatus.LOST:
+            return "The lead was lost."
+    elif getattr(record, "email_opt_out", False):
+        return "The contact opted out of email."
+    if record.email and record.email.lower() in opted_out:
+        return "The address opted out of email."
+    return None
+
+
+def _do_not_call(record) -> bool:
+    if isinstance(record, Contact):
+        return record.do_not_call
+    if record.email:  # a lead: the contact it is (the same address) may have asked not to be called
+        return Contact.objects.filter(email__iexact=record.email, do_not_call=True).exists()
+    return False
+
+
+@dataclass
+class Batch:
+    now: datetime
+    user: Actor
+    row_locks: bool = False
+    events: list[EnrollmentEvent] = field(default_factory=list)
+    emails: list[int] = field(default_factory=list)
+    moved: list[SequenceEnrollment] = field(default_factory=list)
+
+    def log(self, enrollment, kind: str, detail: str = "", position=None) -> None:
+        self.events.append(
+            EnrollmentEvent(
+                enrollment=enrollment, at=self.now, kind=kind, detail=detail[:2000], position=position
+            )
+        )
+
+
+def _next_step(steps: list[SequenceStep], position: int) -> SequenceStep | None:
+    return next((step for step in steps if step.position >= position), None)
+
+
+def _after(steps: list[SequenceStep], step: SequenceStep) -> int:
+    later = [s.position for s in steps if s.position > step.position]
+    return later[0] if later else step.position + 1
+
+
+def _run_step(batch: Batch, enrollment: SequenceEnrollment, step: SequenceStep, steps) -> bool:
+    """Run ``step`` for ``enrollment``; sets its next position and due time. True: go on now."""
+    record = enrollment.record
+    position = step.position
+    if step.kind == StepKind.WAIT:
+        enrollment.next_run_at = days_later(batch.now, step.wait_days, business_days=step.business_days)
+        enrollment.position = _after(steps, step)
+        batch.log(
+            enrollment,
+            "waited",
+            f"{step.describe()}: until {enrollment.next_run_at:%Y-%m-%d %H:%M}",
+            position,
+        )
+        return False
+    if step.kind == StepKind.BRANCH:
+        holds = condition_holds(
+            record,
+            field=step.condition_field,
+            operator=step.condition_operator,
+            value=step.condition_value,
+            kind=record_kind(record),
+        )
+        if holds:
+            enrollment.position = step.branch_to if step.branch_to else END
+        else:
+            enrollment.position = _after(steps, step)
+        batch.log(enrollment, "branched", f"{step.describe()}: {'yes' if holds else 'no'}", position)
+        return True
+    enrollment.position = _after(steps, step)
+    if step.kind == StepKind.EMAIL:
+        if not record.email:
+            batch.log(enrollment, "skipped", f"{step.describe()}: no email address", position)
+            return True
+        email = email_template_send(
+            template=step.email_template, record=record, user=batch.user, enrollment=enrollment, send=False
+        )
+        batch.emails.append(email.pk)
+        batch.log(enrollment, "emailed", f"“{email.subject}” to {email.to}", position)
+        return True
+    # A task (or a call) for the record's owner.
+    if step.task_type == TaskType.CALL and _do_not_call(record):
+        batch.log(enrollment, "skipped", f"{step.describe()}: do not call", position)
+        return True
+    if not registries.activity_writer_registered():
+        raise RuntimeError("No app registered an activity writer: tasks cannot be created.")
+    registries.activity_write(
+        user=batch.user,
+        record=record,
+        activity_type=step.task_type or TaskType.TASK,
+        subject=step.task_subject,
+        description=f"From the sequence “{enrollment.sequence}”.",
+        due_date=days_later(batch.now, step.task_due_days, business_days=step.business_days),
+    )
+    batch.log(enrollment, "task_created", step.describe(), position)
+    return True
+
+
+def _advance(batch: Batch, enrollment: SequenceEnrollment, steps: list[SequenceStep], opted_out) -> None:
+    if not batch.row_locks:
+        # No row locks (SQLite): move it on only if no one did since it was read.
+        claimed = SequenceEnrollment.objects.filter(
+            pk=enrollment.pk,
+            status=EnrollmentStatus.ACTIVE,
+            position=enrollment.position,
+            next_run_at=enrollment.next_run_at,
+        ).update(updated_at=batch.now)
+        if not claimed:
+            return
+    reason = _stop_reason(enrollment, opted_out)
+    if reason:
+        enrollment_end(
+            enrollment, status=EnrollmentStatus.STOPPED, reason=reason, at=batch.now, log=batch.log
+        )
+        return
+    batch.moved.append(enrollment)  # its position and due time are written with the batch's
+    for _ in range(STEPS_PER_RUN):
+        step = _next_step(steps, enrollment.position)
+        if step is None:
+            enrollment_end(
+                enrollment,
+                status=EnrollmentStatus.COMPLETED,
+                reason="All steps done.",
+                at=batch.now,
+                log=batch.log,
+            )
+            return
+        if step.kind in (StepKind.WAIT, StepKind.BRANCH):
+            go_on = _run_step(batch, enrollment, step, steps)  # no writes that could fail
+            enrollment.attempts, enrollment.last_error = 0, ""
+        else:
+            before = (enrollment.position, enrollment.next_run_at, len(batch.events), len(batch.emails))
+            try:
+                with transaction.atomic():
+                    go_on = _run_step(batch, enrollment, step, steps)
+                enrollment.attempts, enrollment.last_error = 0, ""
+            except Exception as exc:
+                enrollment.position, enrollment.next_run_at = before[0], before[1]
+                del batch.events[before[2] :], batch.emails[before[3] :]
+                _failed(batch, enrollment, step, exc)
+                return
+        if not go_on:
+            return
+    enrollment.next_run_at = batch.now
+
+
+def _failed(batch: Batch, enrollment: SequenceEnrollment, step: SequenceStep, exc: Exception) -> None:
+    logger.warning("Sequence step %s failed for enrollment %s: %s", step.pk, enrollment.pk, exc)
+    error = f"Step {step.position} ({step.describe()}): {type(exc).__name__}: {exc}"
+    enrollment.attempts += 1
+    enrollment.last_error = error[:2000]
+    batch.log(enrollment, "step_failed", error, step.position)
+    if enrollment.attempts >= MAX_ATTEMPTS:
+        enrollment_end(
+            enrollment,
+            status=EnrollmentStatus.FAILED,
+            reason=f"Step {step.position} failed {MAX_ATTEMPTS} times.",
+            at=batch.now,
+            log=batch.log,
+        )
+        return
+    enrollment.next_run_at = batch.now + RETRY_AFTER * enrollment.attempts
+
+
+def _due(now: datetime, batch_size: int) -> list[SequenceEnrollment]:
+    due = SequenceEnrollment.objects.filter(status=EnrollmentStatus.ACTIVE, next_run_at__lte=now).order_by(
+        "next_run_at", "id"
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        due = due.select_for_update(skip_locked=True, of=("self",))
+    return list(
+        due.select_related(
+            "sequence", "lead__owner", "lead__stage", "lead__pipeline", "contact__owner", "contact__account"
+        )[:batch_size]
+    )
+
+
+def sequence_enrollments_advance_batch(
+    *, user: Actor = SYSTEM, now: datetime | None = None, batch_size: int = 200
+) -> int:
+    """Claim up to ``batch_size`` due enrollments and run their steps; returns how many were claimed."""
+    batch = Batch(
+        now=now or timezone.now(), user=user, row_locks=connection.features.has_select_for_update_skip_locked
+    )
+    with transaction.atomic():
+        due = _due(batch.now, batch_size)
+        if not due:
+            return 0
+        steps: dict[int, list[SequenceStep]] = {}
+        for step in (
+            SequenceStep.objects.filter(sequence__in={e.sequence_id for e in due})
+            .select_related("email_template")
+            .order_by("position")
+        ):
+            steps.setdefault(step.sequence_id, []).append(step)
+        opted_out = email_addresses_opted_out(e.record.email for e in due if e.record is not None)
+        for enrollment in due:
+            _advance(batch, enrollment, steps.get(enrollment.sequence_id, []), opted_out)
+        for enrollment in batch.moved:
+            enrollment.updated_at = batch.now
+        # One UPDATE for the batch: the rows are locked (or were claimed) until it commits.
+        SequenceEnrollment.objects.bulk_update(
+            batch.moved, ["position", "next_run_at", "attempts", "last_error", "updated_at"], batch_size=500
+        )
+        EnrollmentEvent.objects.bulk_create(batch.events)
+    outgoing_emails_send(ids=batch.emails)
+    return len(due)
+
+
+def sequence_enrollments_advance(
+    *, user: Actor = SYSTEM, now: datetime | None = None, batch_size: int = 200, time_budget: float = 50.0
+) -> int:
+    """Run the due enrollments batch after batch, until none is due or ``time_budget`` seconds passed
+    (beat starts the next run); returns how many enrollments were moved on."""
+    started = time.monotonic()
+    total = 0
+    while time.monotonic() - started < time_budget:
+        claimed = sequence_enrollments_advance_batch(user=user, now=now, batch_size=batch_size)
+        total += claimed
+        if claimed < batch_size:
+            break
+    return total

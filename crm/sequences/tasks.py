@@ -1,0 +1,10 @@
+"""Celery tasks of the sequences."""
+
+from celery import shared_task
+
+from crm.sequences import runner
+
+
+@shared_task(name="crm.sequences.tasks.sequence_enrollments_advance", ignore_result=True)
+def sequence_enrollments_advance() -> int:
+    return runner.sequence_enrollments_advance()
