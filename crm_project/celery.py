@@ -10,7 +10,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
 
 app = Celery("crm_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["crm.events", "crm.webhooks", "crm.jobs", "crm.notifications", "activities"])
+app.autodiscover_tasks(["crm.events", "crm.webhooks", "crm.jobs", "crm.notifications", "sales", "activities"])
 
 # Synced into django-celery-beat's tables when beat starts, then editable in the admin. The relay
 # is kicked after every commit that writes events; these catch what a broker outage left behind.
@@ -26,6 +26,8 @@ app.conf.beat_schedule = {
         "task": "activities.tasks.opportunity_rotting_notify",
         "schedule": crontab(minute=5),
     },
+    # Sent quotes whose validity date has passed become expired (hourly: a day's precision is enough).
+    "quotes-expire": {"task": "sales.tasks.quotes_expire", "schedule": crontab(minute=10)},
 }
 
 
