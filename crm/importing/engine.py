@@ -844,8 +844,7 @@ class _Run:
             (new_ids[position], tag_ids[name]) for position, (_, tags) in enumerate(inserts) for name in tags
         ]
         links += [(pk, tag_ids[name]) for pk, tags in tag_sets.items() for name in tags]
-        if "tags" in self.schema.columns:  # a kind without tags (products) has no tag table
-            writer.set_tags(model, list(tag_sets), links)
+        writer.set_tags(model, list(tag_sets), links)
         writing.record_stage_history(
             model,
             new_ids=new_ids,  # the batch inserter recorded the streamed rows' entries
