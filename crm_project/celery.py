@@ -19,6 +19,7 @@ app.autodiscover_tasks(
         "crm.automation",
         "crm.messaging",
         "crm.sequences",
+        "sales",
         "activities",
     ]
 )
@@ -48,6 +49,8 @@ app.conf.beat_schedule = {
         "task": "activities.tasks.opportunity_rotting_notify",
         "schedule": crontab(minute=5),
     },
+    # Sent quotes whose validity date has passed become expired (hourly: a day's precision is enough).
+    "quotes-expire": {"task": "sales.tasks.quotes_expire", "schedule": crontab(minute=10)},
 }
 
 

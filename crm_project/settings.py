@@ -417,6 +417,19 @@ if not 0 <= CRM_DIGEST_HOUR <= 23:
 # The address people open the CRM at, for the links in notification emails.
 CRM_BASE_URL = env.str("CRM_BASE_URL", default="http://127.0.0.1:8000")
 
+# Quotes: the company printed on them, how long they stay valid, the public acceptance link.
+CRM_COMPANY_NAME = env.str("CRM_COMPANY_NAME", default="Your Company")
+CRM_COMPANY_ADDRESS = env.str("CRM_COMPANY_ADDRESS", default="")  # lines separated by "\n" or " | "
+CRM_COMPANY_LOGO = env.str("CRM_COMPANY_LOGO", default="")  # path to an image file (PNG, JPEG, SVG)
+CRM_QUOTE_VALIDITY_DAYS = env.int("CRM_QUOTE_VALIDITY_DAYS", default=30)
+CRM_QUOTE_LINK_MAX_AGE = env.int("CRM_QUOTE_LINK_MAX_AGE", default=60 * 60 * 24 * 45)  # seconds
+# Where an accepted quote moves its deal: "won" (mark won) or the name of a stage of its pipeline.
+CRM_QUOTE_ACCEPTED_STAGE = env.str("CRM_QUOTE_ACCEPTED_STAGE", default="won")
+# Requests per address to the public quote pages, per minute.
+CRM_QUOTE_PUBLIC_RATE = env.int("CRM_QUOTE_PUBLIC_RATE", default=30)
+if CRM_QUOTE_VALIDITY_DAYS < 1 or CRM_QUOTE_LINK_MAX_AGE < 60 or CRM_QUOTE_PUBLIC_RATE < 1:
+    raise ImproperlyConfigured("Quote validity, link age and public rate must be positive.")
+
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,
@@ -432,5 +445,8 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "django.db.backends": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # Quote PDFs: WeasyPrint and fontTools log every font they subset.
+        "weasyprint": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        "fontTools": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }

@@ -7,10 +7,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from crm_project.api import build_router
 from crm_project.auth import TokenView
 from crm_project.views import healthz
+from sales.public import quote_public
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    # A customer reads a quote and accepts or declines it from the signed link in its email.
+    path("q/<str:token>/", quote_public, name="quote-public"),
     path("api/v1/crm/", include(build_router().urls)),
     path("api/v1/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

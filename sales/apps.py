@@ -13,6 +13,7 @@ class SalesConfig(AppConfig):
         from sales import (
             notifications,
             selectors,  # noqa: F401
+            selectors_quotes,  # noqa: F401  (registers who sees quotes)
         )
         from sales.api import convert, events
         from sales.registration import register_with_crm

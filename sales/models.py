@@ -187,3 +187,29 @@ class OpportunityStageChange(StageChange):
     class Meta(StageChange.Meta):
         verbose_name = "opportunity stage change"
         indexes = [models.Index(fields=["record", "changed_at"], name="sales_oppstage_record_at")]
+
+
+# Products, price lists, deal lines and quotes live in their own modules (they need Opportunity first).
+from sales.models_catalog import PriceList, PriceListItem, Product  # noqa: E402
+from sales.models_quotes import (  # noqa: E402
+    OpportunityLine,
+    Quote,
+    QuoteCounter,
+    QuoteLine,
+    QuoteStatus,
+)
+
+__all__ = [
+    "Opportunity",
+    "OpportunityLine",
+    "OpportunityStageChange",
+    "OpportunityStatus",
+    "OpportunityType",
+    "PriceList",
+    "PriceListItem",
+    "Product",
+    "Quote",
+    "QuoteCounter",
+    "QuoteLine",
+    "QuoteStatus",
+]

@@ -12,7 +12,7 @@ from crm.search_indexes import register_trigram_indexes
 from crm.selectors import MONEY, record_visible_to, register_annotations, subquery_aggregate
 from crm.win_probability import register_win_kind
 from sales.api.serializers import OpportunitySerializer
-from sales.importing import OPPORTUNITIES
+from sales.importing import OPPORTUNITIES, PRODUCTS
 from sales.models import Opportunity, OpportunityStatus
 from sales.win_probability import OPPORTUNITY
 
@@ -41,6 +41,7 @@ def register_with_crm() -> None:
     rules.register_state_fields("sales.Opportunity", ("status", "closed_at"))
     register_trigram_indexes("sales_opportunity", ("name", "description"))
     register_schema(OPPORTUNITIES)
+    register_schema(PRODUCTS)
     register_win_kind(OPPORTUNITY)
     register_nested_field(
         LeadConvertResultSerializer, "opportunity", lambda: OpportunitySerializer(allow_null=True)

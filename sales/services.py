@@ -39,6 +39,7 @@ from crm.services import (
     with_default_owner,
 )
 from sales.models import Opportunity, OpportunityStatus
+from sales.services_quotes import opportunity_amount_ensure_manual
 
 
 def _opportunity_enter_closed_stage(*, opportunity: Opportunity, stage: Stage, user: Actor) -> Opportunity:
@@ -73,6 +74,8 @@ def opportunity_update(*, opportunity: Opportunity, user: Actor, data: Mapping[s
     opportunity = record_lock(opportunity)
     record_ensure_changeable(user=user, record=opportunity)
     owner_ensure_allowed(user=user, record=opportunity, data=data)
+    # A deal with line items is worth their total: its amount is not typed in.
+    opportunity_amount_ensure_manual(opportunity=opportunity, data=data)
     if data.get("lead") is not None and data["lead"].pk != opportunity.lead_id:
         related_ensure_visible(user=user, record=data["lead"], field="lead")
     data = dict(data)

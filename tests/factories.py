@@ -8,7 +8,7 @@ from activities.services import lead_last_activity_refresh
 
 # SalesTeam is imported here only, so tests follow it with one line if it moves between apps.
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, SalesTeam, Stage, Tag  # noqa: F401
-from sales.models import Opportunity
+from sales.models import Opportunity, Product
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -98,3 +98,13 @@ class ActivityFactory(factory.django.DjangoModelFactory):
         activity = super()._create(model_class, *args, **kwargs)
         lead_last_activity_refresh(lead_ids=[activity.lead_id])
         return activity
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Product
+
+    sku = factory.Sequence(lambda n: f"SKU-{n:04d}")
+    name = factory.Sequence(lambda n: f"Product {n}")
+    unit_price = 100
+    tax_rate = 20

@@ -188,6 +188,8 @@ class _Access:
         """Of the matched records ``ids``, those the user may change (None: all)."""
         if self.unlimited or not ids:
             return None
+        if self.kind not in _WRITABLE:
+            return None  # a shared catalogue (products): the model permission to change it is the rule
         writable = _WRITABLE[self.kind](self.user)
         return {
             pk
@@ -549,7 +551,10 @@ class _Run:
         ]
         cleared_count, cleared_records = 0, 0
         missing_rule_fields = {a: KEEP for a in rule_attnames if a not in field_attnames}
-        self.owner_id = getattr(self.default_owner, "pk", None) if "owner_id" not in write_attnames else None
+        owned = any(field.attname == "owner_id" for field in self.model._meta.concrete_fields)
+        self.owner_id = (
+            getattr(self.default_owner, "pk", None) if owned and "owner_id" not in write_attnames else None
+        )
         as_row = operator.itemgetter(*write_attnames)
         if len(write_attnames) == 1:
             as_row = lambda rec, get=as_row: (get(rec),)  # noqa: E731

@@ -40,6 +40,11 @@ def lock_for_import(schema) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"crm-import:{schema.kind}"])
 
 
+def has_tags(model) -> bool:
+    """Whether records of ``model`` carry tags (a product does not)."""
+    return any(field.name == "tags" for field in model._meta.many_to_many)
+
+
 def tag_through(model):
     through = model._meta.get_field("tags").remote_field.through
     fk = next(f.attname for f in through._meta.concrete_fields if f.is_relation and f.related_model is model)
@@ -372,6 +377,8 @@ class DjangoWriter:
 
     def set_tags(self, model, cleared_ids: list[int], links: list[tuple[int, int]]) -> None:
         """Replace the tags of ``cleared_ids`` and add ``links`` (record id, tag id)."""
+        if not has_tags(model):
+            return
         through, fk = tag_through(model)
         for chunk in chunked(cleared_ids):
             through.objects.filter(**{f"{fk}__in": chunk}).delete()
@@ -440,6 +447,8 @@ class PostgresWriter(DjangoWriter):
             progress(len(rows))
 
     def set_tags(self, model, cleared_ids, links) -> None:
+        if not has_tags(model):
+            return
         through, fk = tag_through(model)
         table, quote = through._meta.db_table, self.connection.ops.quote_name
         with self.connection.cursor() as cursor:

@@ -35,6 +35,7 @@ from crm.admin.transitions import (
 from crm.services import record_delete
 from sales import selectors, services
 from sales.admin.forecast import ForecastAdminMixin
+from sales.admin.quotes import LineAmountAdminMixin
 from sales.filters import OpportunityFilter
 from sales.models import Opportunity, OpportunityStatus
 
@@ -109,6 +110,7 @@ register_transition(
 
 @admin.register(Opportunity)
 class OpportunityAdmin(
+    LineAmountAdminMixin,
     StaleEditGuardMixin,
     HiddenRelationsAdminMixin,
     BulkActionsMixin,

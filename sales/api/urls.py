@@ -2,8 +2,11 @@
 
 from rest_framework.routers import SimpleRouter
 
-from sales.api import views
+from sales.api import catalog, quotes, views
 
 router = SimpleRouter()
 router.register("opportunities", views.OpportunityViewSet, basename="opportunity")
 router.register("dashboard", views.DashboardViewSet, basename="dashboard")
+router.register("products", catalog.ProductViewSet, basename="product")
+router.register("price-lists", catalog.PriceListViewSet, basename="price-list")
+router.register("quotes", quotes.QuoteViewSet, basename="quote")

@@ -27,6 +27,7 @@ from crm.api.viewsets import (
     requires,
 )
 from sales import selectors, services
+from sales.api.quotes import OpportunityLinesViewSetMixin
 from sales.api.serializers import (
     DashboardQuerySerializer,
     DashboardSerializer,
@@ -40,6 +41,7 @@ from sales.filters import OpportunityFilter
 
 @extend_schema_view(**crud_schema("opportunity", OpportunitySerializer))
 class OpportunityViewSet(
+    OpportunityLinesViewSetMixin,
     HistoryViewSetMixin,
     StageHistoryViewSetMixin,
     ServiceModelViewSet,

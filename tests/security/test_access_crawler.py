@@ -25,10 +25,13 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from crm.actors import SYSTEM
+from sales import services_catalog, services_quotes
 from tests.conftest import make_personas, make_records
 from tests.factories import (
     LostReasonFactory,
     PipelineFactory,
+    ProductFactory,
     SalesTeam,
     StageFactory,
     TagFactory,
@@ -40,7 +43,13 @@ from tests.factories import (
 # team), and the crawl stays within its time.
 PERSONAS = ("owner", "manager", "outsider")
 REFUSED = {302, 403, 404, 405}
-OWNED = {"lead": "crm.lead", "opportunity": "sales.opportunity", "activity": "activities.activity"}
+OWNED = {
+    "lead": "crm.lead",
+    "opportunity": "sales.opportunity",
+    "activity": "activities.activity",
+    # A quote is seen and changed by whoever sees and changes its deal.
+    "quote": "sales.quote",
+}
 SHARED = {"account": "crm.account", "contact": "crm.contact"}
 RECORD_KINDS = {**OWNED, **SHARED}
 # Every record page of every kind, and their API resources.
@@ -50,6 +59,7 @@ API_RESOURCES = {
     "activities": "activity",
     "accounts": "account",
     "contacts": "contact",
+    "quotes": "quote",
 }
 CONFIG_RESOURCES = {
     "pipelines": "crm.pipeline",
@@ -58,9 +68,11 @@ CONFIG_RESOURCES = {
     "lost-reasons": "crm.lostreason",
     "email-templates": "crm.emailtemplate",
     "sequences": "crm.sequence",
+    "products": "sales.product",
+    "price-lists": "sales.pricelist",
 }
 # The field a change sets, by kind (the first one the form or the resource has).
-CHANGED_FIELDS = ("description", "name", "subject", "first_name", "phone")
+CHANGED_FIELDS = ("description", "name", "subject", "first_name", "phone", "notes")
 
 
 # (case id, persona or None for every persona) → a hole known and not yet closed, as a strict xfail
@@ -98,6 +110,17 @@ def world(django_db_setup, django_db_blocker):
         personas = make_personas()
         users, west, east = personas.users, personas.teams["West"], personas.teams["East"]
         records = {name: make_records(user, stages) for name, user in users.items()}
+        for own in records.values():
+            # Each deal has a line item and a quote (numbered like any other) with a copy of it.
+            services_quotes.opportunity_line_create(
+                opportunity=own.opportunity,
+                user=SYSTEM,
+                data={"description": "Consulting", "quantity": 2, "unit_price": 500, "tax_rate": 20},
+            )
+            own.line = own.opportunity.lines.get()
+            own.quote = services_quotes.quote_create(opportunity=own.opportunity, user=SYSTEM)
+        ProductFactory(sku="CRAWL-1", name="Crawled product")
+        services_catalog.price_list_create(user=SYSTEM, data={"name": "Crawl prices", "currency": "EUR"})
         tag = TagFactory(name="Crawled")
         LostReasonFactory(name="Too expensive")
         _messaging_world()
@@ -172,7 +195,8 @@ def target_state(world, persona) -> dict:
         record = getattr(target_of(world, persona), kind)
         model = type(record)
         state[kind] = list(model._base_manager.filter(pk=record.pk).values())
-        state[f"{kind} history"] = list(model.history.filter(id=record.pk).values())
+        if hasattr(model, "history"):
+            state[f"{kind} history"] = list(model.history.filter(id=record.pk).values())
         for relation in model._meta.related_objects:
             if relation.many_to_many:
                 continue
@@ -340,6 +364,8 @@ def _record(world, persona, kind, whose="target"):
 
 
 def _latest_version(record):
+    if not hasattr(record, "history"):
+        return None  # a kind without an audit trail (quotes: their versions are their history)
     return record.history.order_by("-history_date", "-history_id").first()
 
 
@@ -377,6 +403,9 @@ RECORD_PAGE_SUFFIXES = {
     "mark_lost",
     "mark_won",
     "reopen",
+    "pdf",
+    "send",
+    "revise",
 }
 # Pages of a whole model (lists, boards, exports): read, and must not name another team's record.
 LIST_PAGE_SUFFIXES = {
@@ -434,6 +463,9 @@ def _record_admin_cases(case_id, route, suffix, kind, model_admin):
             "converted",
             "mark_lost",
             "reopen",
+            "pdf",
+            "send",
+            "revise",
         )
         if reads and suffix != "mark_won":
             yield Case(
@@ -454,7 +486,7 @@ def _record_admin_cases(case_id, route, suffix, kind, model_admin):
                 return "POST", url, {}
             return "POST", url, _admin_body(w, url, p)
 
-        if suffix not in ("history", "converted"):
+        if suffix not in ("history", "converted", "pdf"):  # a PDF download is a GET only
             yield Case(case_id + ":POST", "admin", "POST", post)
         return
     if suffix in LIST_PAGE_SUFFIXES:
@@ -488,6 +520,15 @@ def _record_admin_cases(case_id, route, suffix, kind, model_admin):
         yield Case(case_id + ":POST", "admin", "POST", move)
         return
     if suffix == "add":
+        if kind == "quote":
+
+            def add_quote(w, p):
+                url = _admin_url(route)
+                body = _admin_body(w, url, p, shown_to=p)
+                body["opportunity"] = _record(w, p, "opportunity").pk
+                return "POST", url, body
+
+            yield Case(case_id + ":POST:opportunity", "admin", "POST", add_quote, expect="unchanged")
         if kind in ("opportunity", "activity"):
 
             def add_linked(w, p):
@@ -579,6 +620,9 @@ API_ACTION_BODIES = {
     "mark-won": lambda w, p: {},
     "move-stage": lambda w, p: {"stage_id": w.stages["Qualified"].pk},
     "reopen": lambda w, p: {},
+    "lines": lambda w, p: {"description": "Extra", "quantity": "1", "unit_price": "10.00"},
+    "send": lambda w, p: {"to": "crawler@example.com"},
+    "revise": lambda w, p: {},
 }
 API_READS = {"", "history/", "stage-history/", "duplicates/"}
 # Operations on no record: the token login, creating a record of one's own (links are tried below).
@@ -591,6 +635,8 @@ API_NOT_RECORD_OPERATIONS = {
     "stages_create": "configuration: covered by the role tests",
     "tags_create": "configuration: covered by the role tests",
     "lost_reasons_create": "configuration: covered by the role tests",
+    "products_create": "configuration: covered by the role tests",
+    "price_lists_create": "configuration: covered by the role tests",
     "notifications_list": "one's own notifications only (tests/api/test_notifications_api.py)",
     "notifications_read_all_create": "marks one's own notifications read, no one else's",
     "notification_preferences_list": "one's own preferences",
@@ -643,6 +689,10 @@ def _record_api_cases(case_id, method, resource, tail):
         def detail(w, p, sub=sub, method=method):
             record = _record(w, p, kind)
             url = f"{base}{record.pk}/{sub}"
+            if "{line_id}" in sub:  # a line item of the deal
+                url = url.replace("{line_id}", str(target_of(w, p).line.pk))
+                if method in ("PUT", "PATCH"):
+                    return method, url, {"description": f"by {p}", "quantity": "3", "unit_price": "1.00"}
             if method == "GET" or method == "DELETE":
                 return method, url, None
             if sub == "":
@@ -701,17 +751,20 @@ def _record_api_cases(case_id, method, resource, tail):
         yield Case(case_id, "api", "POST", import_update, expect="unchanged")
         return
     if tail == "" and method == "POST":
-        if kind not in ("opportunity", "activity"):
+        if kind not in ("opportunity", "activity", "quote"):
             raise AssertionError(f"the crawler does not know the API operation {case_id}")
 
         def create_linked(w, p):
+            if kind == "quote":  # a quote of another team's deal
+                return "POST", base, {"opportunity_id": _record(w, p, "opportunity").pk}
             body = {"name": f"Linked by {p}", "amount": "10.00"}
             if kind == "activity":
                 body = {"subject": f"Linked by {p}", "activity_type": "call"}
             body["lead_id"] = _record(w, p, "lead").pk
             return "POST", base, body
 
-        yield Case(case_id + ":lead_id", "api", "POST", create_linked, expect="unchanged")
+        link = "opportunity_id" if kind == "quote" else "lead_id"
+        yield Case(f"{case_id}:{link}", "api", "POST", create_linked, expect="unchanged")
         return
     raise AssertionError(f"the crawler does not know the API operation {case_id}")
 
@@ -921,9 +974,10 @@ def _send(world, case, persona, method, url, body):
 
 
 def _secrets(world, persona) -> list[str]:
-    """What a list must not show ``persona``: the names of the other team's leads, deals, activities."""
+    """What a list must not show ``persona``: the names of the other team's leads, deals, activities,
+    the numbers of their quotes."""
     target = target_of(world, persona)
-    return [target.lead.name, target.opportunity.name, target.activity.subject]
+    return [target.lead.name, target.opportunity.name, target.activity.subject, target.quote.number]
 
 
 @pytest.mark.django_db

@@ -32,7 +32,9 @@ from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RegexPattern
 from django.utils import timezone
 
+from crm.actors import SYSTEM
 from crm.models import Lead
+from sales import services_catalog, services_quotes
 from tests.factories import (
     AccountFactory,
     ActivityFactory,
@@ -41,6 +43,7 @@ from tests.factories import (
     LostReasonFactory,
     OpportunityFactory,
     PipelineFactory,
+    ProductFactory,
     SalesTeam,
     StageFactory,
     TagFactory,
@@ -260,6 +263,16 @@ def crawl_data(django_db_setup, django_db_blocker):
         old_lead = LeadFactory(name="Lead of year 1", stage=stages["New"])
         Lead.objects.filter(pk=old_lead.pk).update(created_at=far[1])
         Lead.objects.filter(pk=lead.pk).update(created_at=far[0])
+        product = ProductFactory(sku="CRAWL-1", name="Crawl product")
+        services_catalog.price_list_create(
+            user=SYSTEM,
+            data={"name": "Crawl prices", "currency": "EUR"},
+            items=[{"product": product, "unit_price": 90}],
+        )
+        services_quotes.opportunity_line_create(
+            opportunity=opportunity, user=SYSTEM, data={"product": product, "quantity": 2}
+        )
+        services_quotes.quote_create(opportunity=opportunity, user=SYSTEM)
         team = SalesTeam.objects.create(name="Crawl team", manager=boss)
         team.members.add(rep)
         records = {type(r): r for r in (account, contact, lead, opportunity, activity, pipeline, tag, team)}

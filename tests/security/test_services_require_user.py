@@ -10,9 +10,17 @@ from crm import services as crm_services
 from crm.actors import SYSTEM, is_system, person
 from crm.models import Lead
 from sales import services as sales_services
+from sales import services_catalog, services_quotes
 from tests.factories import LeadFactory
 
-SERVICE_MODULES = (crm_services, sales_services, activity_services, merging)
+SERVICE_MODULES = (
+    crm_services,
+    sales_services,
+    services_catalog,
+    services_quotes,
+    activity_services,
+    merging,
+)
 
 
 def _writing_services():

@@ -1,0 +1,19 @@
+"""Celery tasks of the sales app: a quote's email, and the periodic expiry of past-valid quotes."""
+
+from celery import shared_task
+
+from crm.actors import SYSTEM
+
+
+@shared_task(name="sales.tasks.quote_email_send", ignore_result=True)
+def quote_email_send(pk: int) -> bool:
+    from sales.quote_mail import quote_email_send as send
+
+    return send(quote_id=pk)
+
+
+@shared_task(name="sales.tasks.quotes_expire", ignore_result=True)
+def quotes_expire() -> int:
+    from sales.services_quotes import quotes_expire as expire
+
+    return expire(user=SYSTEM)
