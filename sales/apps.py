@@ -14,7 +14,7 @@ class SalesConfig(AppConfig):
             notifications,
             selectors,  # noqa: F401
         )
-        from sales.api import convert, events
+        from sales.api import convert, events, operations
         from sales.registration import register_with_crm
         from sales.services import lead_convert
 
@@ -26,5 +26,7 @@ class SalesConfig(AppConfig):
         # crm converts a lead put into a won stage, and routes /leads/{id}/convert/, through these.
         register_lead_converter(lead_convert)
         convert.register()
+        # GET accounts/{id}/hierarchy/ reads the deals: an action sales adds to crm's account viewset.
+        operations.register()
         # Opportunity notifications (owner, team managers on won/lost) consume the domain events.
         notifications.register()

@@ -13,6 +13,7 @@ OPPORTUNITIES = Schema(
         "pipeline",
         "stage",
         "amount",
+        "currency",
         "probability",
         "close_date",
         "opportunity_type",

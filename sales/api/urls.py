@@ -2,8 +2,11 @@
 
 from rest_framework.routers import SimpleRouter
 
-from sales.api import views
+from sales.api import operations, views
 
 router = SimpleRouter()
 router.register("opportunities", views.OpportunityViewSet, basename="opportunity")
 router.register("dashboard", views.DashboardViewSet, basename="dashboard")
+router.register("exchange-rates", operations.ExchangeRateViewSet, basename="exchange-rate")
+router.register("quotas", operations.QuotaViewSet, basename="quota")
+router.register("performance", operations.PerformanceViewSet, basename="performance")
