@@ -54,15 +54,11 @@ def activities_logged_by_owner(
     """The activities each of ``owner_ids`` logged (created) from ``start`` to ``end``, for the
     performance board: one grouped query on (owner, created_at)."""
     since = timezone.make_aware(datetime.datetime.combine(start, datetime.time.min))
-    until = timezone.make_aware(
-        datetime.datetime.combine(end + datetime.timedelta(days=1), datetime.time.min)
-    )
-    rows = (
-        Activity.objects.filter(owner__in=owner_ids, created_at__gte=since, created_at__lt=until)
-        .order_by()
-        .values("owner_id")
-        .annotate(n=models.Count("pk"))
-    )
+    activities = Activity.objects.filter(owner__in=owner_ids, created_at__gte=since)
+    if end < datetime.date.max:
+        next_day = datetime.datetime.combine(end + datetime.timedelta(days=1), datetime.time.min)
+        activities = activities.filter(created_at__lt=timezone.make_aware(next_day))
+    rows = activities.order_by().values("owner_id").annotate(n=models.Count("pk"))
     return {row["owner_id"]: row["n"] for row in rows}
 
 

@@ -1,5 +1,6 @@
 """Opportunities: deals with an amount and a close date, moving through a pipeline to won or lost."""
 
+import calendar
 import datetime
 
 from django.conf import settings
@@ -269,15 +270,13 @@ class QuotaPeriod(models.TextChoices):
 
 
 def period_bounds(period: str, day: datetime.date) -> tuple[datetime.date, datetime.date]:
-    """The first and last day of the month, quarter or year holding ``day``."""
+    """The first and last day of the month, quarter or year holding ``day`` (9999-12-31 included)."""
     if period == QuotaPeriod.YEAR:
         return datetime.date(day.year, 1, 1), datetime.date(day.year, 12, 31)
     first_month = day.month if period == QuotaPeriod.MONTH else (day.month - 1) // 3 * 3 + 1
-    start = datetime.date(day.year, first_month, 1)
-    months = 1 if period == QuotaPeriod.MONTH else 3
-    after = start.month + months
-    next_start = datetime.date(start.year + (after - 1) // 12, (after - 1) % 12 + 1, 1)
-    return start, next_start - datetime.timedelta(days=1)
+    last_month = first_month if period == QuotaPeriod.MONTH else first_month + 2
+    last_day = calendar.monthrange(day.year, last_month)[1]
+    return datetime.date(day.year, first_month, 1), datetime.date(day.year, last_month, last_day)
 
 
 class Quota(TimeStampedModel):

@@ -263,3 +263,13 @@ def test_quota_admin_lets_a_manager_set_their_teams_quotas_only(quarter, admin_a
     refused = client.post("/admin/sales/quota/add/", {**body, "user": quarter["users"]["outsider"].pk})
     assert refused.status_code == 200
     assert Quota.objects.filter(user=quarter["users"]["outsider"]).count() == 1
+
+
+@pytest.mark.parametrize("when", ["0001-01-01", "9999-12-31"])
+def test_the_first_and_last_days_of_the_calendar_are_answered(quarter, when):
+    client = client_for(quarter["users"]["crm_admin"])
+    for period in ("month", "quarter", "year"):
+        assert client.get("/api/v1/crm/performance/", {"period": period, "date": when}).status_code == 200
+    assert client.get("/api/v1/crm/quotas/attainment/", {"date": when}).status_code == 200
+    body = {"team_id": quarter["west"].pk, "period": "year", "period_start": when, "target_count": 1}
+    assert client.post("/api/v1/crm/quotas/", body, format="json").status_code == 201
