@@ -32,6 +32,7 @@ OPPORTUNITY_FIELDS = {
     "stage_id",
     "stage_name",
     "amount",
+    "currency",
     "probability",
     "automated_probability",
     "automated_probability_note",
