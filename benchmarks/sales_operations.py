@@ -39,6 +39,7 @@ TREE_SIZE = 5000
 def prepare() -> dict:
     """Teams, quotas, rates, foreign-currency deals and the two trees (once)."""
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from django.db import connection, transaction
     from django.db.models import Max, Min
 
@@ -88,10 +89,11 @@ def prepare() -> dict:
                 month = period_bounds("month", month)[1] + datetime.timedelta(days=1)
             ExchangeRate.objects.bulk_create(rates)
             with connection.cursor() as cursor:
-                cursor.execute("UPDATE sales_opportunity SET currency = 'EUR' WHERE id %% 10 = 0")
+                cursor.execute("UPDATE sales_opportunity SET currency = 'EUR' WHERE id %% %s = 0", [10])
         if not Account.objects.filter(name="Bench tree wide").exists():
             ids = list(
-                Account.objects.filter(parent__isnull=True)
+                # Accounts in no tree yet (the seeder gives some a parent): the trees are exactly these.
+                Account.objects.filter(parent__isnull=True, children__isnull=True)
                 .order_by("pk")
                 .values_list("pk", flat=True)[: 2 * (TREE_SIZE + 1)]
             )
@@ -107,8 +109,14 @@ def prepare() -> dict:
                     [(wide[(i - 1) // 5], wide[i]) for i in range(1, len(wide))]
                     + [(deep[i - 1], deep[i]) for i in range(1, len(deep))],
                 )
-    last_quarter = period_bounds("quarter", bounds["last"])[0] - datetime.timedelta(days=1)
+    # The last full quarter of won deals (open deals' close dates run into the future).
+    last_won = Opportunity.objects.filter(status="won").aggregate(last=Max("close_date"))["last"]
+    last_quarter = period_bounds("quarter", last_won)[0] - datetime.timedelta(days=1)
     team = SalesTeam.objects.get(name="Bench team 1")
+    # The managers hold the Sales Manager role (the users made for a small seed hold none).
+    Group.objects.get(name="Sales Manager").user_set.add(
+        *SalesTeam.objects.filter(name__startswith="Bench team").values_list("manager", flat=True)
+    )
     return {
         "day": last_quarter,
         "manager": team.manager,

@@ -58,7 +58,12 @@ class OpportunityStatus(models.TextChoices):
 class Opportunity(PipelineRecordMixin, TimeStampedModel):
     name = models.CharField(max_length=200)
     account = models.ForeignKey(
-        Account, on_delete=models.PROTECT, null=True, blank=True, related_name="opportunities"
+        Account,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="opportunities",
+        db_index=False,  # sales_opp_account_figures starts with it
     )
     contact = models.ForeignKey(
         Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="opportunities"
@@ -83,8 +88,9 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
     currency = models.CharField(
         max_length=3,
         default=company_currency,
+        blank=True,  # left empty (a form, an import): the company currency, set by clean()
         validators=CURRENCY_VALIDATORS,
-        help_text="ISO 4217 code of the amount. Default: the company currency (CRM_CURRENCY).",
+        help_text="ISO 4217 code of the amount. Empty: the company currency (CRM_CURRENCY).",
     )
     probability = models.PositiveSmallIntegerField(
         blank=True,
@@ -159,6 +165,13 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
             # The dashboard's last deals won.
             models.Index(fields=["status", "-closed_at", "-id"], name="sales_opp_status_closed"),
             models.Index(fields=["name"], name="sales_opp_name"),
+            # An account's open and won value (its page, the accounts list, the hierarchy of thousands
+            # of accounts) read from the index alone: it carries what they sum, convert and filter on.
+            models.Index(
+                fields=["account"],
+                include=["status", "amount", "currency", "close_date", "owner"],
+                name="sales_opp_account_figures",
+            ),
         ]
         constraints = [
             probability_constraint("sales_opportunity"),
@@ -182,6 +195,8 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
 
     def clean(self):
         super().clean()
+        if not self.currency:
+            self.currency = company_currency()
         self.clean_pipeline_placement()
         if self.contact_id and self.account_id and self.contact.account_id not in (None, self.account_id):
             raise ValidationError(

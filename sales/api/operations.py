@@ -244,7 +244,44 @@ class HierarchySerializer(serializers.Serializer):
 def hierarchy(self, request: Request, pk=None) -> Response:
     """GET /api/v1/crm/accounts/{id}/hierarchy/ (on crm.api.views.AccountViewSet: ``self``)."""
     account = self.get_object()
-    return Response(HierarchySerializer(account_hierarchy(user=request.user, account=account)).data)
+    return Response(hierarchy_data(account_hierarchy(user=request.user, account=account)))
+
+
+def hierarchy_data(tree: dict) -> dict:
+    """The tree as HierarchySerializer documents it, built directly: a tree of thousands of accounts
+    through a serializer per node cost ten times the queries' time."""
+
+    def figures(node: dict) -> dict:
+        return {
+            "open_count": node["open_count"],
+            "open_value": str(node["open_value"]),
+            "won_count": node["won_count"],
+            "won_value": str(node["won_value"]),
+        }
+
+    def rollup(node: dict) -> dict:
+        return {**figures(node["rollup"]), "accounts": node["rollup"]["accounts"]}
+
+    return {
+        "account_id": tree["account_id"],
+        "account_name": tree["account_name"],
+        "parent_id": tree["parent_id"],
+        "currency": tree["currency"],
+        "conversion": tree["conversion"],
+        "rollup": {**figures(tree["rollup"]), "accounts": tree["rollup"]["accounts"]},
+        "nodes": [
+            {
+                "id": node["id"],
+                "name": node["name"],
+                "parent_id": node["parent_id"],
+                "depth": node["depth"],
+                "child_count": node["child_count"],
+                **figures(node),
+                "rollup": rollup(node),
+            }
+            for node in tree["nodes"]
+        ],
+    }
 
 
 # --- the performance board ------------------------------------------------------------------------

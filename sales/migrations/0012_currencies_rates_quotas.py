@@ -57,12 +57,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='historicalopportunity',
             name='currency',
-            field=models.CharField(default=sales.models.company_currency, help_text='ISO 4217 code of the amount. Default: the company currency (CRM_CURRENCY).', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}\\Z', 'A 3-letter ISO 4217 code in capitals, such as EUR.', code='currency')]),
+            field=models.CharField(blank=True, default=sales.models.company_currency, help_text='ISO 4217 code of the amount. Empty: the company currency (CRM_CURRENCY).', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}\\Z', 'A 3-letter ISO 4217 code in capitals, such as EUR.', code='currency')]),
         ),
         migrations.AddField(
             model_name='opportunity',
             name='currency',
-            field=models.CharField(default=sales.models.company_currency, help_text='ISO 4217 code of the amount. Default: the company currency (CRM_CURRENCY).', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}\\Z', 'A 3-letter ISO 4217 code in capitals, such as EUR.', code='currency')]),
+            field=models.CharField(blank=True, default=sales.models.company_currency, help_text='ISO 4217 code of the amount. Empty: the company currency (CRM_CURRENCY).', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}\\Z', 'A 3-letter ISO 4217 code in capitals, such as EUR.', code='currency')]),
         ),
         migrations.AddIndex(
             model_name='opportunity',
@@ -113,5 +113,14 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name='quota',
             constraint=models.UniqueConstraint(condition=models.Q(('team__isnull', False)), fields=('team', 'period', 'period_start'), name='sales_quota_team_period', violation_error_code='quota_taken', violation_error_message='This team already has a quota for this period.'),
+        ),
+        migrations.AlterField(
+            model_name='opportunity',
+            name='account',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='opportunities', to='crm.account'),
+        ),
+        migrations.AddIndex(
+            model_name='opportunity',
+            index=models.Index(fields=['account'], include=('status', 'amount', 'currency', 'close_date', 'owner'), name='sales_opp_account_figures'),
         ),
     ]

@@ -2,12 +2,14 @@
 the group, counting only the deals the reader sees; two queries whatever the size of the tree."""
 
 import datetime
+import json
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from sales.api.operations import HierarchySerializer
 from sales.hierarchy import account_hierarchy
 from tests.factories import AccountFactory, OpportunityFactory
 
@@ -110,6 +112,11 @@ def test_the_api_answers_the_tree(group, people):
         "accounts": 4,
     }
     assert body["currency"] == "USD"
+    # Built without a serializer per node, in the shape the schema documents.
+    documented = HierarchySerializer(
+        account_hierarchy(user=people.users["manager"], account=group["holding"])
+    )
+    assert body == json.loads(json.dumps(documented.data))
     assert client.get("/api/v1/crm/accounts/999999/hierarchy/").status_code == 404
 
 

@@ -145,6 +145,8 @@ def test_a_new_deal_takes_the_company_currency(api, stages, settings):
     created = api.post(url("opportunities/"), {"name": "Plain", "amount": "5.00"}, format="json")
     assert created.status_code == 201
     assert created.json()["currency"] == "USD"
+    empty = api.post(url("opportunities/"), {"name": "Empty", "currency": ""}, format="json")
+    assert (empty.status_code, empty.json()["currency"]) == (201, "USD")
     response = api.post(url("opportunities/"), {"name": "Bad", "currency": "eu"}, format="json")
     assert response.status_code == 400 and "currency" in response.json()
 
