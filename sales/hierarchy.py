@@ -22,7 +22,6 @@ from sales.selectors import opportunity_visible_to
 CENT = Decimal("0.01")
 # A guard, not a limit anyone meets: the services refuse cycles, and a tree this deep is a data error.
 MAX_DEPTH = 10_000
-FIGURES = ("open_count", "open_value", "won_count", "won_value")
 
 
 def _tree_sql() -> str:
@@ -38,8 +37,8 @@ def _tree_sql() -> str:
     )
 
 
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+def _money(value) -> Decimal:
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def account_hierarchy(*, user: Actor, account: Account) -> dict[str, Any]:
@@ -74,51 +73,56 @@ def account_hierarchy(*, user: Actor, account: Account) -> dict[str, Any]:
         cursor.execute(deals_sql, deals_params)
         own = {row[0]: row[1:] for row in cursor.fetchall()}
 
+    root = account.pk
     zero = Decimal("0")
     nodes: dict[int, dict[str, Any]] = {}
+    rollups: dict[int, list] = {}  # [open_count, open_value, won_count, won_value, accounts]
     children: dict[int, list[int]] = {}
     for pk, name, parent_id, depth in rows:
         open_count, open_value, won_count, won_value = own.get(pk, (0, zero, 0, zero))
-        nodes[pk] = {
-            "id": pk,
-            "name": name,
-            "parent_id": parent_id,
-            "depth": depth,
-            "open_count": open_count or 0,
-            "open_value": Decimal(open_value or 0),
-            "won_count": won_count or 0,
-            "won_value": Decimal(won_value or 0),
-        }
-        if pk != account.pk:
+        figures = [open_count or 0, open_value or zero, won_count or 0, won_value or zero]
+        nodes[pk] = {"id": pk, "name": name, "parent_id": parent_id, "depth": depth, "_own": figures}
+        rollups[pk] = [*figures, 1]
+        if pk != root:
             children.setdefault(parent_id, []).append(pk)
-    for node in nodes.values():
-        node["rollup"] = {name: node[name] for name in FIGURES} | {"accounts": 1}
-    # Roll-ups bottom-up: the rows come by depth, so in reverse each node is complete before it is
+    # Roll-ups bottom-up: the rows come by depth, so in reverse each subtree is complete before it is
     # added to its parent's.
     for pk, _name, parent_id, _depth in reversed(rows):
-        if pk != account.pk:
-            subtree, parent = nodes[pk]["rollup"], nodes[parent_id]["rollup"]
-            for name in (*FIGURES, "accounts"):
-                parent[name] += subtree[name]
+        if pk != root:
+            subtree, parent = rollups[pk], rollups[parent_id]
+            for index in range(5):
+                parent[index] += subtree[index]
     ordered = []
-    stack = [account.pk]
+    stack = [root]
     while stack:
         pk = stack.pop()
         node = nodes[pk]
         kids = children.get(pk, ())
-        node["child_count"] = len(kids)
+        own_figures, total = node.pop("_own"), rollups[pk]
+        node.update(
+            child_count=len(kids),
+            open_count=own_figures[0],
+            open_value=_money(own_figures[1]),
+            won_count=own_figures[2],
+            won_value=_money(own_figures[3]),
+            rollup={
+                "open_count": total[0],
+                "open_value": _money(total[1]),
+                "won_count": total[2],
+                "won_value": _money(total[3]),
+                "accounts": total[4],
+            },
+        )
         ordered.append(node)
-        stack.extend(sorted(kids, key=lambda c: (nodes[c]["name"].lower(), c), reverse=True))
-    for node in ordered:
-        for figures in (node, node["rollup"]):
-            figures["open_value"] = _money(figures["open_value"])
-            figures["won_value"] = _money(figures["won_value"])
+        if len(kids) > 1:
+            kids = sorted(kids, key=lambda c: (nodes[c]["name"].lower(), c))
+        stack.extend(reversed(kids))
     return {
         "account_id": account.pk,
         "account_name": account.name,
         "parent_id": account.parent_id,
         "currency": company_currency(),
         "conversion": conversion_note(),
-        "rollup": nodes[account.pk]["rollup"],
+        "rollup": nodes[root]["rollup"],
         "nodes": ordered,
     }

@@ -251,16 +251,14 @@ def hierarchy_data(tree: dict) -> dict:
     """The tree as HierarchySerializer documents it, built directly: a tree of thousands of accounts
     through a serializer per node cost ten times the queries' time."""
 
-    def figures(node: dict) -> dict:
+    def rollup(figures: dict) -> dict:
         return {
-            "open_count": node["open_count"],
-            "open_value": str(node["open_value"]),
-            "won_count": node["won_count"],
-            "won_value": str(node["won_value"]),
+            "open_count": figures["open_count"],
+            "open_value": str(figures["open_value"]),
+            "won_count": figures["won_count"],
+            "won_value": str(figures["won_value"]),
+            "accounts": figures["accounts"],
         }
-
-    def rollup(node: dict) -> dict:
-        return {**figures(node["rollup"]), "accounts": node["rollup"]["accounts"]}
 
     return {
         "account_id": tree["account_id"],
@@ -268,7 +266,7 @@ def hierarchy_data(tree: dict) -> dict:
         "parent_id": tree["parent_id"],
         "currency": tree["currency"],
         "conversion": tree["conversion"],
-        "rollup": {**figures(tree["rollup"]), "accounts": tree["rollup"]["accounts"]},
+        "rollup": rollup(tree["rollup"]),
         "nodes": [
             {
                 "id": node["id"],
@@ -276,8 +274,11 @@ def hierarchy_data(tree: dict) -> dict:
                 "parent_id": node["parent_id"],
                 "depth": node["depth"],
                 "child_count": node["child_count"],
-                **figures(node),
-                "rollup": rollup(node),
+                "open_count": node["open_count"],
+                "open_value": str(node["open_value"]),
+                "won_count": node["won_count"],
+                "won_value": str(node["won_value"]),
+                "rollup": rollup(node["rollup"]),
             }
             for node in tree["nodes"]
         ],
