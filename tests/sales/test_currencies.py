@@ -214,3 +214,25 @@ def test_rate_import_page_and_changelist(admin_as):
         "/admin/sales/exchangerate/import/", {"file": _csv("currency,date,rate\nEUR,x,1\n")}
     )
     assert refused.status_code == 200 and "row 2" in refused.content.decode()
+
+
+def test_an_accounts_open_and_won_value_are_converted(rates, api, stages):
+    account = api.post(url("accounts/"), {"name": "Euro GmbH"}, format="json").json()
+    deal("Open", "100", "EUR", stages["New"], day(2026, 1, 10))  # not this account's
+    for name, amount, close in (("Open euro", "100", day(2026, 1, 10)), ("Won euro", "50", day(2026, 2, 2))):
+        opportunity = services.opportunity_create(
+            user=SYSTEM,
+            data={
+                "name": name,
+                "amount": D(amount),
+                "currency": "EUR",
+                "close_date": close,
+                "account": Opportunity._meta.get_field("account").related_model.objects.get(pk=account["id"]),
+            },
+        )
+    services.opportunity_mark_won(opportunity=opportunity, user=SYSTEM)
+    body = api.get(url(f"accounts/{account['id']}/")).json()
+    assert (body["open_value"], body["won_value"]) == (
+        "110.00",
+        "60.00",
+    )  # × 1.10 in January, × 1.20 in February
