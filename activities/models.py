@@ -89,6 +89,8 @@ class Activity(TimeStampedModel):
         ordering = ["-due_date", "-id"]
         indexes = [
             models.Index(fields=["owner", "status", "due_date"], name="act_owner_status_due"),
+            # The performance board's activities logged per owner in a period.
+            models.Index(fields=["owner", "created_at"], name="act_owner_created"),
             # The reminders' periodic claim reads only the reminders not yet sent.
             models.Index(
                 fields=["remind_at"], condition=Q(reminded_at__isnull=True), name="act_reminder_due"

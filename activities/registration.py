@@ -1,6 +1,9 @@
 """What the activities app tells crm about itself, registered from ActivitiesConfig.ready()."""
 
+import datetime
+
 from django.db import models
+from django.utils import timezone
 
 from activities.importing import ACTIVITIES
 from activities.models import Activity, ActivityStatus
@@ -11,6 +14,7 @@ from crm.importing.schemas import register_schema
 from crm.models import Contact, Lead
 from crm.scoring import lead_score_refresh
 from crm.search_indexes import register_trigram_indexes
+from sales.performance import register_activity_counter
 
 
 def _leads_losing_activities(instance: models.Model):
@@ -65,8 +69,23 @@ def _activity_write(*, user, record, activity_type, subject, description, due_da
     return activity_create(user=user, data=data)
 
 
+def activities_logged_by_owner(
+    owner_ids: list[int], start: datetime.date, end: datetime.date
+) -> dict[int, int]:
+    """The activities each of ``owner_ids`` logged (created) from ``start`` to ``end``, for the
+    performance board: one grouped query on (owner, created_at)."""
+    since = timezone.make_aware(datetime.datetime.combine(start, datetime.time.min))
+    activities = Activity.objects.filter(owner__in=owner_ids, created_at__gte=since)
+    if end < datetime.date.max:
+        next_day = datetime.datetime.combine(end + datetime.timedelta(days=1), datetime.time.min)
+        activities = activities.filter(created_at__lt=timezone.make_aware(next_day))
+    rows = activities.order_by().values("owner_id").annotate(n=models.Count("pk"))
+    return {row["owner_id"]: row["n"] for row in rows}
+
+
 def register_with_crm() -> None:
     registries.register_activity_writer(_activity_write)
+    register_activity_counter(activities_logged_by_owner)
     register_trigram_indexes("activities_activity", ("subject", "description"))
     register_schema(ACTIVITIES)
     registries.register_next_activity_source(activity_next_by_record)

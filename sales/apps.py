@@ -15,7 +15,7 @@ class SalesConfig(AppConfig):
             selectors,  # noqa: F401
             selectors_quotes,  # noqa: F401  (registers who sees quotes)
         )
-        from sales.api import convert, events
+        from sales.api import convert, events, operations
         from sales.registration import register_with_crm
         from sales.services import lead_convert
 
@@ -27,6 +27,8 @@ class SalesConfig(AppConfig):
         # crm converts a lead put into a won stage, and routes /leads/{id}/convert/, through these.
         register_lead_converter(lead_convert)
         convert.register()
+        # GET accounts/{id}/hierarchy/ reads the deals: an action sales adds to crm's account viewset.
+        operations.register()
         # Opportunity notifications (owner, team managers on won/lost) consume the domain events.
         notifications.register()
         # Opportunities as records automation rules act on; its actions (move stage, from a lead).

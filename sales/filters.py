@@ -3,8 +3,8 @@
 import django_filters
 
 from crm.filters import SearchFilterSet, id_filter, ordering, owner_filter, tag_filter
-from crm.models import Account, Contact, Pipeline, Stage
-from sales.models import Opportunity
+from crm.models import Account, Contact, Pipeline, SalesTeam, Stage
+from sales.models import ExchangeRate, Opportunity, Quota
 
 
 class OpportunityFilter(SearchFilterSet):
@@ -42,7 +42,32 @@ class OpportunityFilter(SearchFilterSet):
             "priority",
             "status",
             "opportunity_type",
+            "currency",
             "owner",
             "tag",
             "close_date",
         ]
+
+
+class ExchangeRateFilter(SearchFilterSet):
+    search_fields = ("currency",)
+
+    date = django_filters.DateFromToRangeFilter(label="In force from between (date_after, date_before)")
+    ordering = ordering("currency", "date", "rate")
+
+    class Meta:
+        model = ExchangeRate
+        fields = ["currency", "date"]
+
+
+class QuotaFilter(django_filters.FilterSet):
+    user = owner_filter()
+    team = id_filter(SalesTeam.objects.all(), label="Team id")
+    period_start = django_filters.DateFromToRangeFilter(
+        label="Period starting between (period_start_after, period_start_before)"
+    )
+    ordering = ordering("period_start", "period", "target_amount", "target_count")
+
+    class Meta:
+        model = Quota
+        fields = ["user", "team", "period", "period_start"]

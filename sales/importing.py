@@ -16,6 +16,7 @@ OPPORTUNITIES = Schema(
         "pipeline",
         "stage",
         "amount",
+        "currency",
         "probability",
         "close_date",
         "opportunity_type",

@@ -1,7 +1,11 @@
 """Opportunities: deals with an amount and a close date, moving through a pipeline to won or lost."""
 
+import calendar
+import datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -13,6 +17,7 @@ from crm.models import (
     Pipeline,
     PipelineRecordMixin,
     Priority,
+    SalesTeam,
     Stage,
     StageChange,
     Tag,
@@ -24,6 +29,16 @@ from crm.models.base import (
     non_negative_constraint,
     probability_constraint,
 )
+
+
+def company_currency() -> str:
+    """The currency the company reports in (``CRM_CURRENCY``): every figure is converted into it."""
+    return settings.CRM_CURRENCY
+
+
+CURRENCY_VALIDATORS = [
+    RegexValidator(r"^[A-Z]{3}\Z", "A 3-letter ISO 4217 code in capitals, such as EUR.", code="currency")
+]
 
 
 class OpportunityType(models.TextChoices):
@@ -43,7 +58,12 @@ class OpportunityStatus(models.TextChoices):
 class Opportunity(PipelineRecordMixin, TimeStampedModel):
     name = models.CharField(max_length=200)
     account = models.ForeignKey(
-        Account, on_delete=models.PROTECT, null=True, blank=True, related_name="opportunities"
+        Account,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="opportunities",
+        db_index=False,  # sales_opp_account_figures starts with it
     )
     contact = models.ForeignKey(
         Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="opportunities"
@@ -65,6 +85,13 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
         db_index=False,  # sales_opp_stage_created starts with it
     )
     amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    currency = models.CharField(
+        max_length=3,
+        default=company_currency,
+        blank=True,  # left empty (a form, an import): the company currency, set by clean()
+        validators=CURRENCY_VALIDATORS,
+        help_text="ISO 4217 code of the amount. Empty: the company currency (CRM_CURRENCY).",
+    )
     probability = models.PositiveSmallIntegerField(
         blank=True,
         validators=PROBABILITY_VALIDATORS,
@@ -122,7 +149,7 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
             # The forecast (open and won deals by close month) reads only this index.
             models.Index(
                 fields=["status", "close_date"],
-                include=["amount", "probability", "owner", "pipeline"],
+                include=["amount", "probability", "owner", "pipeline", "currency"],
                 name="sales_opp_status_close_inc",
             ),
             # A board column's first cards in the list's order (a LIMIT per stage). Its count and amount
@@ -130,7 +157,7 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
             # sum and filter on (visibility needs owner_id). Also the stage filter.
             models.Index(
                 fields=["stage", "-created_at", "-id"],
-                include=["amount", "owner", "status", "pipeline"],
+                include=["amount", "owner", "status", "pipeline", "currency"],
                 name="sales_opp_stage_created",
             ),
             # "My opportunities" (the owner filter, a rep's view) newest first.
@@ -138,6 +165,13 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
             # The dashboard's last deals won.
             models.Index(fields=["status", "-closed_at", "-id"], name="sales_opp_status_closed"),
             models.Index(fields=["name"], name="sales_opp_name"),
+            # An account's open and won value (its page, the accounts list, the hierarchy of thousands
+            # of accounts) read from the index alone: it carries what they sum, convert and filter on.
+            models.Index(
+                fields=["account"],
+                include=["status", "amount", "currency", "close_date", "owner"],
+                name="sales_opp_account_figures",
+            ),
         ]
         constraints = [
             probability_constraint("sales_opportunity"),
@@ -161,6 +195,8 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
 
     def clean(self):
         super().clean()
+        if not self.currency:
+            self.currency = company_currency()
         self.clean_pipeline_placement()
         if self.contact_id and self.account_id and self.contact.account_id not in (None, self.account_id):
             raise ValidationError(
@@ -189,6 +225,146 @@ class OpportunityStageChange(StageChange):
         indexes = [models.Index(fields=["record", "changed_at"], name="sales_oppstage_record_at")]
 
 
+# --- currencies -----------------------------------------------------------------------------------
+
+
+class ExchangeRate(TimeStampedModel):
+    """What one unit of ``currency`` was worth in the company currency from ``date`` on (until the
+    next rate of that currency): a deal is converted at the latest rate on or before its close date."""
+
+    currency = models.CharField(max_length=3, validators=CURRENCY_VALIDATORS)
+    date = models.DateField(help_text="The day the rate comes into force.")
+    rate = models.DecimalField(
+        max_digits=20,
+        decimal_places=8,
+        help_text="Company-currency units one unit of the currency is worth (EUR→USD 1.08: 1.08).",
+    )
+
+    constraint_error_fields = {
+        **TimeStampedModel.constraint_error_fields,
+        "rate_not_positive": "rate",
+        "rate_taken": "date",
+    }
+
+    class Meta:
+        ordering = ["currency", "-date"]
+        constraints = [
+            # Also the index of "the latest rate of a currency on or before a date".
+            models.UniqueConstraint(
+                fields=["currency", "date"],
+                name="sales_exchangerate_currency_date",
+                violation_error_code="rate_taken",
+                violation_error_message="This currency already has a rate on this date.",
+            ),
+            models.CheckConstraint(
+                condition=Q(rate__gt=0),
+                name="sales_exchangerate_rate_positive",
+                violation_error_code="rate_not_positive",
+                violation_error_message="A rate is greater than zero.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"1 {self.currency} = {self.rate} {company_currency()} from {self.date}"
+
+    def clean(self):
+        super().clean()
+        if self.currency == company_currency():
+            raise ValidationError(
+                {"currency": f"{self.currency} is the company currency: its rate is always 1."}
+            )
+
+
+# --- quotas ---------------------------------------------------------------------------------------
+
+
+class QuotaPeriod(models.TextChoices):
+    MONTH = "month", "Month"
+    QUARTER = "quarter", "Quarter"
+    YEAR = "year", "Year"
+
+
+def period_bounds(period: str, day: datetime.date) -> tuple[datetime.date, datetime.date]:
+    """The first and last day of the month, quarter or year holding ``day`` (9999-12-31 included)."""
+    if period == QuotaPeriod.YEAR:
+        return datetime.date(day.year, 1, 1), datetime.date(day.year, 12, 31)
+    first_month = day.month if period == QuotaPeriod.MONTH else (day.month - 1) // 3 * 3 + 1
+    last_month = first_month if period == QuotaPeriod.MONTH else first_month + 2
+    last_day = calendar.monthrange(day.year, last_month)[1]
+    return datetime.date(day.year, first_month, 1), datetime.date(day.year, last_month, last_day)
+
+
+class Quota(TimeStampedModel):
+    """A target for one user or one team over a month, quarter or year: a won amount (in the company
+    currency), a number of deals won, or both."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="quotas"
+    )
+    team = models.ForeignKey(
+        SalesTeam, on_delete=models.CASCADE, null=True, blank=True, related_name="quotas"
+    )
+    period = models.CharField(max_length=10, choices=QuotaPeriod.choices, default=QuotaPeriod.QUARTER)
+    period_start = models.DateField(help_text="Any day of the period; kept as its first day.")
+    # Derived from period and period_start (clean()): attainment sums deals between the two in SQL.
+    period_end = models.DateField(editable=False)
+    target_amount = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True, help_text="Won value, company currency."
+    )
+    target_count = models.PositiveIntegerField(null=True, blank=True, help_text="Deals won.")
+
+    constraint_error_fields = {
+        **TimeStampedModel.constraint_error_fields,
+        "quota_one_holder": "user",
+        "quota_has_target": "target_amount",
+        "quota_taken": "period_start",
+        "target_amount_negative": "target_amount",
+    }
+
+    class Meta:
+        ordering = ["-period_start", "period", "id"]
+        indexes = [models.Index(fields=["period_start", "period_end"], name="sales_quota_period")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, team__isnull=True) | Q(user__isnull=True, team__isnull=False),
+                name="sales_quota_user_or_team",
+                violation_error_code="quota_one_holder",
+                violation_error_message="A quota is for one user or one team: give exactly one.",
+            ),
+            models.CheckConstraint(
+                condition=Q(target_amount__isnull=False) | Q(target_count__isnull=False),
+                name="sales_quota_has_target",
+                violation_error_code="quota_has_target",
+                violation_error_message="Give a target amount, a target count or both.",
+            ),
+            non_negative_constraint("sales_quota", "target_amount"),
+            models.UniqueConstraint(
+                fields=["user", "period", "period_start"],
+                condition=Q(user__isnull=False),
+                name="sales_quota_user_period",
+                violation_error_code="quota_taken",
+                violation_error_message="This user already has a quota for this period.",
+            ),
+            models.UniqueConstraint(
+                fields=["team", "period", "period_start"],
+                condition=Q(team__isnull=False),
+                name="sales_quota_team_period",
+                violation_error_code="quota_taken",
+                violation_error_message="This team already has a quota for this period.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        holder = self.user or self.team
+        return f"{holder} · {self.get_period_display()} from {self.period_start}"
+
+    def clean_fields(self, exclude=None):
+        # The period is kept by its first day whatever day was given, and its last day beside it.
+        if isinstance(self.period_start, datetime.date) and self.period in QuotaPeriod.values:
+            self.period_start, self.period_end = period_bounds(self.period, self.period_start)
+        super().clean_fields(exclude=exclude)
+
+
 # Products, price lists, deal lines and quotes live in their own modules (they need Opportunity first).
 from sales.models_catalog import PriceList, PriceListItem, Product  # noqa: E402
 from sales.models_quotes import (  # noqa: E402
@@ -200,6 +376,7 @@ from sales.models_quotes import (  # noqa: E402
 )
 
 __all__ = [
+    "ExchangeRate",
     "Opportunity",
     "OpportunityLine",
     "OpportunityStageChange",
@@ -208,6 +385,8 @@ __all__ = [
     "PriceList",
     "PriceListItem",
     "Product",
+    "Quota",
+    "QuotaPeriod",
     "Quote",
     "QuoteCounter",
     "QuoteLine",

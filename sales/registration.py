@@ -12,6 +12,7 @@ from crm.search_indexes import register_trigram_indexes
 from crm.selectors import MONEY, record_visible_to, register_annotations, subquery_aggregate
 from crm.win_probability import register_win_kind
 from sales.api.serializers import OpportunitySerializer
+from sales.currencies import converted
 from sales.importing import OPPORTUNITIES, PRODUCTS
 from sales.models import Opportunity, OpportunityStatus
 from sales.win_probability import OPPORTUNITY
@@ -22,11 +23,12 @@ def account_deal_figures(user: Actor) -> dict:
     deals = record_visible_to(Opportunity, user)
     return {
         "opportunity_count": subquery_aggregate(deals, "account", Count("*"), IntegerField(), 0),
+        # In the company currency, at the rate in force on each deal's close date.
         "open_value": subquery_aggregate(
-            deals.filter(status=OpportunityStatus.OPEN), "account", Sum("amount"), MONEY, Decimal("0")
+            deals.filter(status=OpportunityStatus.OPEN), "account", Sum(converted()), MONEY, Decimal("0")
         ),
         "won_value": subquery_aggregate(
-            deals.filter(status=OpportunityStatus.WON), "account", Sum("amount"), MONEY, Decimal("0")
+            deals.filter(status=OpportunityStatus.WON), "account", Sum(converted()), MONEY, Decimal("0")
         ),
     }
 

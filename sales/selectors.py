@@ -44,8 +44,10 @@ from crm.selectors import (
     register_record_access,
     tags_prefetch,
 )
+from sales.currencies import conversion_note, converted
 from sales.filters import OpportunityFilter
-from sales.models import Opportunity, OpportunityStatus
+from sales.models import Opportunity, OpportunityStatus, company_currency
+from sales.quotas import quota_attainment_of, quota_targets, user_is_person
 
 CENT = Decimal("0.01")
 MONEY = DecimalField(max_digits=20, decimal_places=2)
@@ -148,18 +150,20 @@ def forecast(
     if date_to is not None:
         queryset = queryset.filter(close_date__lte=date_to)
 
+    # Every amount in the company currency, at the rate in force on the deal's close date.
+    amount = converted()
     weighted = ExpressionWrapper(
-        F("amount") * F("probability") * Value(Decimal("0.01")), output_field=WEIGHTED
+        converted() * F("probability") * Value(Decimal("0.01")), output_field=WEIGHTED
     )
     is_open = Q(status=OpportunityStatus.OPEN)
     is_won = Q(status=OpportunityStatus.WON)
     # Aliases must not be field names: F("amount") inside the weighted sum would mean the alias.
     figures = {
         "open_count": Count("pk", filter=is_open),
-        "open_amount": Coalesce(Sum("amount", filter=is_open), _zero(), output_field=MONEY),
+        "open_amount": Coalesce(Sum(amount, filter=is_open), _zero(), output_field=MONEY),
         "open_weighted": Coalesce(Sum(weighted, filter=is_open), _zero(), output_field=WEIGHTED),
         "won_total": Count("pk", filter=is_won),
-        "won_value": Coalesce(Sum("amount", filter=is_won), _zero(), output_field=MONEY),
+        "won_value": Coalesce(Sum(amount, filter=is_won), _zero(), output_field=MONEY),
     }
     queryset = queryset.filter(is_open | is_won)
     rows = queryset.annotate(group=_group_expression(group_by)).order_by().values("group").annotate(**figures)
@@ -184,7 +188,39 @@ def forecast(
     # The groups partition the rows, so the totals are their sums (before rounding, as one query
     # over every row would add them), not a second pass over the table.
     total_row = {name: sum((row[name] or 0 for row in rows), 0) for name in figures}
-    return {"totals": _forecast_figures(total_row), "groups": groups}
+    totals = _forecast_figures(total_row)
+    # The target line: the quotas of the owner (else of the teams the reader sees) for each period.
+    totals["target_amount"] = None
+    for group in groups:
+        group["target_amount"] = None
+    if group_by in ("month", "quarter"):
+        targets = quota_targets(
+            user=user,
+            owner=owner,
+            period=group_by,
+            starts=[row["group"] for row in rows if row["group"] is not None],
+        )
+        for group in groups:
+            target = targets.get(_period_start_of(group["key"]))
+            group["target_amount"] = _money(target) if target is not None else None
+        if targets:
+            totals["target_amount"] = _money(sum(targets.values(), Decimal("0")))
+    return {
+        "currency": company_currency(),
+        "conversion": conversion_note(),
+        "totals": totals,
+        "groups": groups,
+    }
+
+
+def _period_start_of(key: str | None) -> datetime.date | None:
+    """The first day of a month ("2026-12") or quarter ("2026-Q4") group."""
+    if key is None:
+        return None
+    year, _, rest = key.partition("-")
+    if rest.startswith("Q"):
+        return datetime.date(int(year), (int(rest[1:]) - 1) * 3 + 1, 1)
+    return datetime.date(int(year), int(rest), 1)
 
 
 def _forecast_figures(row: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +285,7 @@ def dashboard(
     for row in (
         opportunities.order_by()
         .values("stage_id", "status")
-        .annotate(count=Count("*"), value=Coalesce(Sum("amount"), _zero(), output_field=MONEY))
+        .annotate(count=Count("*"), value=Coalesce(Sum(converted()), _zero(), output_field=MONEY))
     ):
         stage = per_stage.setdefault(row["stage_id"], {"count": 0, "value": Decimal("0")})
         stage["count"] += row["count"]
@@ -264,6 +300,9 @@ def dashboard(
         else 0.0
     )
     return {
+        "currency": company_currency(),
+        "conversion": conversion_note(),
+        "my_attainment": quota_attainment_of(user=user, holder=user) if user_is_person(user) else [],
         "total_leads": total_leads,
         "open_opportunities": {"count": figures["open_count"], "value": _money(figures["open_value"])},
         "won_opportunities": {"count": figures["won_count"], "value": _money(figures["won_value"])},
@@ -337,7 +376,7 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
         Opportunity.objects.filter(from_leads, status=OpportunityStatus.WON).order_by().values("status")
     )
     won_count = won_deals.annotate(n=Count("pk")).values("n")
-    won_value = won_deals.annotate(total=Sum("amount")).values("total")
+    won_value = won_deals.annotate(total=Sum(converted())).values("total")
     # One pass over the leads grouped by status and stage (a few dozen rows; PostgreSQL can read the
     # stage index alone, which carries status, revenue, owner and pipeline). Whether a stage is past
     # its pipeline's first open one is asked once per group, not once per lead.

@@ -27,18 +27,23 @@ from crm.services import (
     owner_ensure_allowed,
     pipeline_record_prepare_update,
     pipeline_record_save,
+    record_assign,
+    record_delete,
     record_ensure_changeable,
     record_ensure_open,
     record_ensure_stage_in_pipeline,
     record_lock,
     record_lost_data,
     record_reopen_stage,
+    record_save,
     rekey_errors,
     related_ensure_changeable,
     related_ensure_visible,
     with_default_owner,
 )
-from sales.models import Opportunity, OpportunityStatus
+from sales.currencies import exchange_rate_on
+from sales.models import ExchangeRate, Opportunity, OpportunityStatus, Quota, company_currency
+from sales.quotas import quota_editable_by
 from sales.services_quotes import opportunity_amount_ensure_manual
 
 
@@ -60,6 +65,9 @@ def opportunity_create(*, user: Actor, data: Mapping[str, Any]) -> Opportunity:
     Created directly in a won or lost stage (a deal already closed elsewhere), it is won or lost.
     """
     related_ensure_visible(user=user, record=data.get("lead"), field="lead")
+    opportunity_ensure_rate(
+        currency=data.get("currency") or company_currency(), close_date=data.get("close_date")
+    )
     opportunity = pipeline_record_save(instance=Opportunity(), data=with_default_owner(data, user), user=user)
     if opportunity.stage.is_closed:
         opportunity = _opportunity_enter_closed_stage(
@@ -79,6 +87,11 @@ def opportunity_update(*, opportunity: Opportunity, user: Actor, data: Mapping[s
     if data.get("lead") is not None and data["lead"].pk != opportunity.lead_id:
         related_ensure_visible(user=user, record=data["lead"], field="lead")
     data = dict(data)
+    if "currency" in data or "close_date" in data:
+        opportunity_ensure_rate(
+            currency=data.get("currency", opportunity.currency),
+            close_date=data.get("close_date", opportunity.close_date),
+        )
     closing_stage = pipeline_record_prepare_update(record=opportunity, data=data)
     opportunity = pipeline_record_save(instance=opportunity, data=data, user=user)
     if closing_stage is not None:
@@ -107,7 +120,23 @@ def _closing_data(opportunity: Opportunity) -> dict[str, Any]:
     data: dict[str, Any] = {"closed_at": timezone.now()}
     if opportunity.close_date is None:
         data["close_date"] = timezone.localdate()
+        opportunity_ensure_rate(currency=opportunity.currency, close_date=data["close_date"])
     return data
+
+
+def opportunity_ensure_rate(*, currency: str, close_date: date | None) -> None:
+    """Refuse a deal in a foreign currency that no rate in force on its close date (today without
+    one) converts: every figure in the company currency would leave it out."""
+    if not currency or currency == company_currency() or len(currency) != 3:
+        return  # the model's validators judge a malformed code
+    day = close_date or timezone.localdate()
+    if exchange_rate_on(currency, day) is None:
+        raise ValidationError(
+            {
+                "currency": f"No exchange rate of {currency} to {company_currency()} is in force on "
+                f"{day.isoformat()}: add a rate dated on or before it first (Exchange rates)."
+            }
+        )
 
 
 @transaction.atomic
@@ -350,3 +379,94 @@ def lead_convert(
         data["stage"] = won_stage
     lead = pipeline_record_save(instance=lead, data=data, user=user)
     return LeadConversion(lead=lead, account=account, contact=contact, opportunity=opportunity)
+
+
+# --- exchange rates -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def exchange_rate_create(*, user: Actor, data: Mapping[str, Any]) -> ExchangeRate:
+    return record_save(instance=ExchangeRate(), data=_upper_currency(data), user=user)
+
+
+@transaction.atomic
+def exchange_rate_update(
+    *, exchange_rate: ExchangeRate, user: Actor, data: Mapping[str, Any]
+) -> ExchangeRate:
+    return record_save(instance=record_lock(exchange_rate), data=_upper_currency(data), user=user)
+
+
+def _upper_currency(data: Mapping[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    if isinstance(data.get("currency"), str):
+        data["currency"] = data["currency"].strip().upper()
+    return data
+
+
+@dataclass(frozen=True)
+class RateImport:
+    created: int
+    updated: int
+
+
+@transaction.atomic
+def exchange_rate_import(*, user: Actor, rows: list[Mapping[str, Any]]) -> RateImport:
+    """Create or update (by currency and date) the rates of ``rows`` (``currency``, ``date``, ``rate``):
+    all or nothing; the errors of every bad row, by row number (the header is row 1)."""
+    errors: dict[str, list[str]] = {}
+    created = updated = 0
+    for number, row in enumerate(rows, start=2):
+        data = _upper_currency(row)
+        try:
+            existing = (
+                ExchangeRate.objects.select_for_update()
+                .filter(currency=data.get("currency"), date=data.get("date"))
+                .first()
+            )
+            with transaction.atomic():
+                record_save(instance=existing or ExchangeRate(), data=data, user=user)
+        except (ValidationError, ValueError, TypeError) as exc:
+            messages = exc.message_dict if hasattr(exc, "error_dict") else {"row": [str(exc)]}
+            errors[f"row {number}"] = [f"{field}: {' '.join(texts)}" for field, texts in messages.items()]
+            continue
+        if existing is None:
+            created += 1
+        else:
+            updated += 1
+    if errors:
+        raise ValidationError(errors)
+    return RateImport(created=created, updated=updated)
+
+
+# --- quotas ---------------------------------------------------------------------------------------
+
+
+def _quota_ensure_editable(*, user: Actor, quota: Quota) -> None:
+    holders = quota_editable_by(user)
+    if quota.user_id is not None and not holders["users"].filter(pk=quota.user_id).exists():
+        raise ValidationError({"user": "You may set quotas only for the members of the teams you manage."})
+    if quota.team_id is not None and not holders["teams"].filter(pk=quota.team_id).exists():
+        raise ValidationError({"team": "You may set quotas only for the teams you manage."})
+
+
+@transaction.atomic
+def quota_create(*, user: Actor, data: Mapping[str, Any]) -> Quota:
+    quota = Quota()
+    record_assign(instance=quota, data=data)
+    _quota_ensure_editable(user=user, quota=quota)
+    return record_save(instance=quota, user=user)
+
+
+@transaction.atomic
+def quota_update(*, quota: Quota, user: Actor, data: Mapping[str, Any]) -> Quota:
+    quota = record_lock(quota)
+    _quota_ensure_editable(user=user, quota=quota)
+    record_assign(instance=quota, data=data)
+    _quota_ensure_editable(user=user, quota=quota)
+    return record_save(instance=quota, user=user)
+
+
+@transaction.atomic
+def quota_delete(*, quota: Quota, user: Actor) -> None:
+    _quota_ensure_editable(user=user, quota=quota)
+    record_delete(instance=quota, user=user)

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ["api_lists.py", "boards_reports.py", "admin_pages.py"]
+SCRIPTS = ["api_lists.py", "boards_reports.py", "admin_pages.py", "sales_operations.py"]
 SIZES = {"leads": 1000, "opportunities": 200, "accounts": 50, "contacts": 150, "activities": 500, "users": 5}
 
 pytestmark = pytest.mark.skipif(

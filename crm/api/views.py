@@ -151,6 +151,8 @@ class AccountViewSet(
 ):
     """Accounts (companies), with their contact and opportunity counts and open and won value."""
 
+    record_label = "crm.account"
+
     import_export_kind = "accounts"
     duplicates_scope = staticmethod(selectors.account_visible_to)
     action_serializers = {"merge": MergeInputSerializer}

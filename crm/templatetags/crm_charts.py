@@ -79,8 +79,9 @@ def bar_chart(items, label_key: str, value_key: str, color_key: str = "", title:
 
 
 @register.simple_tag
-def grouped_bar_chart(items, label_key: str, series, title: str = "", money_values=True):
-    """A group of horizontal bars per item, one per series ``(value_key, label, css_class)``.
+def grouped_bar_chart(items, label_key: str, series, title: str = "", money_values=True, target_key=""):
+    """A group of horizontal bars per item, one per series ``(value_key, label, css_class)``, and, with
+    ``target_key``, a dashed target line across the item's bars where its target is (a quota).
 
     Bars of every series share one scale, so open, weighted and won value compare at a glance; the
     series' colours come from the stylesheet (``css_class``), so dark mode restyles them.
@@ -89,9 +90,10 @@ def grouped_bar_chart(items, label_key: str, series, title: str = "", money_valu
     series = list(series)
     if not items or not series:
         return format_html('<p class="help">{}</p>', "Nothing to chart yet.")
-    largest = max(
-        (_number(item.get(key)) for item in items for key, _label, _css in series), default=Decimal(0)
-    ) or Decimal(1)
+    keys = [key for key, _label, _css in series] + ([target_key] if target_key else [])
+    largest = max((_number(item.get(key)) for item in items for key in keys), default=Decimal(0)) or Decimal(
+        1
+    )
     bar = 14
     group_height = len(series) * (bar + 2) + GAP * 2
     height = len(items) * group_height
@@ -127,6 +129,20 @@ def grouped_bar_chart(items, label_key: str, series, title: str = "", money_valu
             '<text x="{}" y="{}" class="value">{}</text><title>{} — {}: {}</title>',
             bars,
         )
+        target = item.get(target_key) if target_key else None
+        if target is not None:
+            x = LABEL_WIDTH + int(BAR_AREA * _number(target) / largest)
+            body = format_html(
+                '{}<line x1="{}" y1="{}" x2="{}" y2="{}" class="target-line">'
+                "<title>{} — target: {}</title></line>",
+                body,
+                x,
+                top,
+                x,
+                top + len(series) * (bar + 2),
+                label,
+                money(target) if money_values else f"{_number(target):,.0f}",
+            )
         groups.append((top + (len(series) * (bar + 2)) // 2 + 4, label[:30], body))
     content = format_html_join("", '<g><text x="0" y="{}">{}</text>{}</g>', groups)
     return format_html(

@@ -35,9 +35,10 @@ from crm.admin.transitions import (
 from crm.services import record_delete
 from sales import selectors, services
 from sales.admin.forecast import ForecastAdminMixin
+from sales.admin.operations import SalesOperationsPagesMixin
 from sales.admin.quotes import LineAmountAdminMixin
 from sales.filters import OpportunityFilter
-from sales.models import Opportunity, OpportunityStatus
+from sales.models import Opportunity, OpportunityStatus, company_currency
 
 
 class OpportunityInline(VisibleRecordsAdminMixin, admin.TabularInline):
@@ -116,6 +117,7 @@ class OpportunityAdmin(
     BulkActionsMixin,
     KanbanAdminMixin,
     ForecastAdminMixin,
+    SalesOperationsPagesMixin,
     TransitionsMixin,
     ClosedRecordMixin,
     ExportAdminMixin,
@@ -172,6 +174,7 @@ class OpportunityAdmin(
             {
                 "fields": (
                     "amount",
+                    "currency",
                     "probability",
                     "automated_probability_explained",
                     "close_date",
@@ -198,6 +201,8 @@ class OpportunityAdmin(
 
     @admin.display(description="amount", ordering="amount")
     def value(self, obj):
+        if obj.currency != company_currency():
+            return f"{obj.amount:,.2f} {obj.currency}"
         return money(obj.amount)
 
     @admin.action(description="Mark the selected opportunities won", permissions=["change"])

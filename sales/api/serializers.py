@@ -64,6 +64,7 @@ class OpportunitySerializer(WinProbabilityFieldsMixin, serializers.ModelSerializ
             "stage_id",
             "stage_name",
             "amount",
+            "currency",
             "probability",
             "automated_probability",
             "automated_probability_note",
@@ -128,6 +129,13 @@ class GroupKeyField(serializers.Field):
 
 
 class ForecastFiguresSerializer(serializers.Serializer):
+    target_amount = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=2,
+        allow_null=True,
+        help_text="The quota target of the period (group by month or quarter): the owner's quotas, or "
+        "without an owner the quotas of the teams you see; null without one.",
+    )
     count = serializers.IntegerField(help_text="Open opportunities.")
     amount = money("Their summed amount.")
     weighted_amount = money("Σ amount × probability / 100 over them.")
@@ -140,7 +148,16 @@ class ForecastGroupSerializer(ForecastFiguresSerializer):
     label = serializers.CharField()
 
     class Meta:
-        fields = ("key", "label", "count", "amount", "weighted_amount", "won_count", "won_amount")
+        fields = (
+            "key",
+            "label",
+            "count",
+            "amount",
+            "weighted_amount",
+            "won_count",
+            "won_amount",
+            "target_amount",
+        )
 
     def get_fields(self):
         fields = super().get_fields()
@@ -148,6 +165,8 @@ class ForecastGroupSerializer(ForecastFiguresSerializer):
 
 
 class ForecastSerializer(serializers.Serializer):
+    currency = serializers.CharField(help_text="The company currency every amount is in (CRM_CURRENCY).")
+    conversion = serializers.CharField(help_text="How amounts were converted into it.")
     totals = ForecastFiguresSerializer()
     groups = ForecastGroupSerializer(many=True)
 
@@ -175,7 +194,23 @@ class StageDistributionSerializer(serializers.Serializer):
     value = money("Their summed amount.")
 
 
+class MyAttainmentSerializer(serializers.Serializer):
+    quota_id = serializers.IntegerField()
+    period = serializers.CharField()
+    period_start = serializers.DateField()
+    period_end = serializers.DateField()
+    target_amount = serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True)
+    target_count = serializers.IntegerField(allow_null=True)
+    won_amount = money("Won in the period, converted into the company currency.")
+    won_count = serializers.IntegerField()
+    amount_attainment = serializers.FloatField(allow_null=True, help_text="%")
+    count_attainment = serializers.FloatField(allow_null=True, help_text="%")
+
+
 class DashboardSerializer(serializers.Serializer):
+    currency = serializers.CharField(help_text="The company currency every amount is in (CRM_CURRENCY).")
+    conversion = serializers.CharField(help_text="How amounts were converted into it.")
+    my_attainment = MyAttainmentSerializer(many=True, help_text="Your quotas in force today.")
     total_leads = serializers.IntegerField()
     open_opportunities = CountValueSerializer()
     won_opportunities = CountValueSerializer()

@@ -2,7 +2,7 @@
 
 from rest_framework.routers import SimpleRouter
 
-from sales.api import catalog, quotes, views
+from sales.api import catalog, operations, quotes, views
 
 router = SimpleRouter()
 router.register("opportunities", views.OpportunityViewSet, basename="opportunity")
@@ -10,3 +10,6 @@ router.register("dashboard", views.DashboardViewSet, basename="dashboard")
 router.register("products", catalog.ProductViewSet, basename="product")
 router.register("price-lists", catalog.PriceListViewSet, basename="price-list")
 router.register("quotes", quotes.QuoteViewSet, basename="quote")
+router.register("exchange-rates", operations.ExchangeRateViewSet, basename="exchange-rate")
+router.register("quotas", operations.QuotaViewSet, basename="quota")
+router.register("performance", operations.PerformanceViewSet, basename="performance")

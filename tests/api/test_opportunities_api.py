@@ -32,6 +32,7 @@ OPPORTUNITY_FIELDS = {
     "stage_id",
     "stage_name",
     "amount",
+    "currency",
     "probability",
     "automated_probability",
     "automated_probability_note",
@@ -434,12 +435,18 @@ def test_forecast_by_month(api, book):
 
     assert response.status_code == 200
     assert response.json() == {
+        "currency": "USD",
+        "conversion": (
+            "Amounts in USD; a deal in another currency is converted at the rate in force on its close "
+            "date (the latest rate on or before it; today's for a deal without a close date)."
+        ),
         "totals": {
             "count": 3,
             "amount": "3500.00",
             "weighted_amount": "750.00",
             "won_count": 1,
             "won_amount": "4000.00",
+            "target_amount": None,
         },
         "groups": [
             {
@@ -450,6 +457,7 @@ def test_forecast_by_month(api, book):
                 "weighted_amount": "700.00",
                 "won_count": 0,
                 "won_amount": "0.00",
+                "target_amount": None,
             },
             {
                 "key": "2026-02",
@@ -459,6 +467,7 @@ def test_forecast_by_month(api, book):
                 "weighted_amount": "0.00",
                 "won_count": 1,
                 "won_amount": "4000.00",
+                "target_amount": None,
             },
             {
                 "key": None,
@@ -468,6 +477,7 @@ def test_forecast_by_month(api, book):
                 "weighted_amount": "50.00",
                 "won_count": 0,
                 "won_amount": "0.00",
+                "target_amount": None,
             },
         ],
     }
@@ -498,6 +508,7 @@ def test_forecast_with_range_owner_pipeline_and_grouping(api, book, pipeline, st
             "weighted_amount": "100.00",
             "won_count": 0,
             "won_amount": "0.00",
+            "target_amount": None,
         }
     ]
 

@@ -116,9 +116,13 @@ def test_schema_shows_board_forecast_and_dashboard_shapes_and_parameters(schema)
         "weighted_amount",
         "won_count",
         "won_amount",
+        "target_amount",
     }
     dashboard = body_schema(schema, "/api/v1/crm/dashboard/", "get", "200")
     assert set(dashboard["properties"]) == {
+        "currency",
+        "conversion",
+        "my_attainment",
         "total_leads",
         "open_opportunities",
         "won_opportunities",

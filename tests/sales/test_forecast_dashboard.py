@@ -7,6 +7,7 @@ import pytest
 
 from crm.actors import SYSTEM
 from sales import selectors, services
+from sales.currencies import conversion_note
 from sales.services import lead_convert
 from tests.factories import (
     LeadFactory,
@@ -62,6 +63,7 @@ def figures(count, amount, weighted, won_count, won_amount):
         "weighted_amount": D(weighted),
         "won_count": won_count,
         "won_amount": D(won_amount),
+        "target_amount": None,  # no quotas here: tests/sales/test_quotas_performance.py
     }
 
 
@@ -128,7 +130,12 @@ def test_forecast_for_one_owner(book):
 @pytest.mark.django_db
 def test_forecast_of_nothing_is_zero(pipeline):
     result = selectors.forecast(user=UserFactory())
-    assert result == {"totals": figures(0, "0.00", "0.00", 0, "0.00"), "groups": []}
+    assert result == {
+        "currency": "USD",
+        "conversion": conversion_note(),
+        "totals": figures(0, "0.00", "0.00", 0, "0.00"),
+        "groups": [],
+    }
 
 
 @pytest.mark.django_db

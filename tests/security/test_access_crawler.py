@@ -8,9 +8,11 @@ A new admin page or API operation fails ``test_every_admin_url_and_api_operation
 crawler knows how to try it (or it is listed as touching no record, with the reason)."""
 
 import csv
+import datetime
 import io
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from html.parser import HTMLParser
 from types import SimpleNamespace
 
@@ -27,6 +29,7 @@ from rest_framework.test import APIClient
 
 from crm.actors import SYSTEM
 from sales import services_catalog, services_quotes
+from sales.models import ExchangeRate, Quota
 from tests.conftest import make_personas, make_records
 from tests.factories import (
     LostReasonFactory,
@@ -70,6 +73,7 @@ CONFIG_RESOURCES = {
     "sequences": "crm.sequence",
     "products": "sales.product",
     "price-lists": "sales.pricelist",
+    "exchange-rates": "sales.exchangerate",
 }
 # The field a change sets, by kind (the first one the form or the resource has).
 CHANGED_FIELDS = ("description", "name", "subject", "first_name", "phone", "notes")
@@ -124,8 +128,25 @@ def world(django_db_setup, django_db_blocker):
         tag = TagFactory(name="Crawled")
         LostReasonFactory(name="Too expensive")
         _messaging_world()
+        ExchangeRate.objects.create(currency="EUR", date=datetime.date(2026, 1, 1), rate=Decimal("1.1"))
+        # A quota of each rep: another team's is as unknown as its deals.
+        quotas = {
+            name: Quota.objects.create(
+                user=users[name],
+                period="quarter",
+                period_start=datetime.date(2026, 10, 1),
+                period_end=datetime.date(2026, 12, 31),
+                target_amount=Decimal("1000"),
+            )
+            for name in ("owner", "outsider")
+        }
         yield SimpleNamespace(
-            users=users, records=records, stages=stages, teams={"West": west, "East": east}, tag=tag
+            users=users,
+            records=records,
+            stages=stages,
+            teams={"West": west, "East": east},
+            tag=tag,
+            quotas=quotas,
         )
         transaction.set_rollback(True)
 
@@ -416,6 +437,7 @@ LIST_PAGE_SUFFIXES = {
     "duplicates",
     "forecast",
     "calendar",
+    "performance",
 }
 # Pages that take no record and show none (import a file one chose, add a record, the confirm step
 # of an import reads only the uploaded file): crawled by the import and add tests, not here.
@@ -452,6 +474,14 @@ def _record_admin_cases(case_id, route, suffix, kind, model_admin):
 
     if suffix is None:  # <path:object_id>/: redirects to the change page
         yield Case(case_id + ":GET", "admin", "GET", lambda w, p: ("GET", record_url(w, p), None))
+        return
+    if suffix == "account_hierarchy":
+        # Another team's account is read by everyone; its deals' figures count only what one sees.
+
+        def hierarchy_page(w, p):
+            return "GET", _admin_url(route, object_id=_record(w, p, "account").pk), None
+
+        yield Case(case_id + ":GET", "admin", "GET", hierarchy_page, expect="read", leak_checked=True)
         return
     if suffix in RECORD_PAGE_SUFFIXES:
         reads = suffix in (
@@ -624,7 +654,7 @@ API_ACTION_BODIES = {
     "send": lambda w, p: {"to": "crawler@example.com"},
     "revise": lambda w, p: {},
 }
-API_READS = {"", "history/", "stage-history/", "duplicates/"}
+API_READS = {"", "history/", "stage-history/", "duplicates/", "hierarchy/"}
 # Operations on no record: the token login, creating a record of one's own (links are tried below).
 API_NOT_RECORD_OPERATIONS = {
     "api_v1_auth_token_create": "exchanges one's own password for one's own token",
@@ -637,6 +667,7 @@ API_NOT_RECORD_OPERATIONS = {
     "lost_reasons_create": "configuration: covered by the role tests",
     "products_create": "configuration: covered by the role tests",
     "price_lists_create": "configuration: covered by the role tests",
+    "quotas_create": "a manager setting another team's quota: tests/sales/test_quotas.py",
     "notifications_list": "one's own notifications only (tests/api/test_notifications_api.py)",
     "notifications_read_all_create": "marks one's own notifications read, no one else's",
     "notification_preferences_list": "one's own preferences",
@@ -670,7 +701,9 @@ def api_cases() -> list[Case]:
             cases.append(_template_on_record_case(case_id, method, tail))
         elif resource in ("sequence-enrollments", "sent-emails"):
             cases.append(_sequence_api_case(case_id, method, resource, tail))
-        elif resource == "dashboard":
+        elif resource == "quotas":
+            cases.append(_quota_api_case(case_id, method, tail))
+        elif resource in ("dashboard", "performance"):
             cases.append(
                 Case(case_id, "api", method, lambda w, p, path=path: ("GET", path, None), expect="read")
             )
@@ -938,6 +971,22 @@ def _config_api_cases(case_id, method, resource, tail):
         return method, url, with_change(admin_api.get(url).json(), p)
 
     yield Case(case_id, "api", method, detail, persona_filter=lambda w, p: not _may(w, p, model, action))
+
+
+def _quota_api_case(case_id, method, tail):
+    """Another team's rep's quota is unknown (404) to read, change and delete; lists are reads."""
+    if not tail.startswith("{id}/"):
+        return Case(
+            case_id, "api", method, lambda w, p: ("GET", f"{API_PREFIX}quotas/{tail}", {}), expect="read"
+        )
+
+    def detail(w, p):
+        quota = w.quotas["owner" if p == "outsider" else "outsider"]
+        url = f"{API_PREFIX}quotas/{quota.pk}/"
+        body = None if method in ("GET", "DELETE") else {"target_amount": "1.00"}
+        return method, url, body
+
+    return Case(case_id, "api", method, detail)
 
 
 ADMIN_CASES = admin_cases()
