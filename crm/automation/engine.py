@@ -451,10 +451,12 @@ def rule_preview(*, rule: AutomationRule, record_id: int) -> dict[str, Any]:
         )
         for i, leaf in enumerate(leaves)
     }
-    annotations["all"] = Case(
-        When(conditions_q(entry.model, rule.conditions), then=Value(True)),
-        default=Value(False),
-        output_field=BooleanField(),
+    every = conditions_q(entry.model, rule.conditions)
+    # A rule without conditions matches every record (an empty Q cannot be a When()).
+    annotations["all"] = (
+        Case(When(every, then=Value(True)), default=Value(False), output_field=BooleanField())
+        if every
+        else Value(True, output_field=BooleanField())
     )
     row = (
         entry.model._default_manager.filter(pk=record_id).annotate(**annotations).values(*annotations).first()

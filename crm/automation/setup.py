@@ -3,7 +3,7 @@
 from django.db.models import Q
 
 from crm import services
-from crm.automation import actions, engine
+from crm.automation import actions, engine, outreach
 from crm.automation.registry import register_model
 from crm.events import register_consumer
 from crm.models import Account, Contact, Lead, LeadStatus
@@ -34,4 +34,5 @@ def register() -> None:
         open_q=Q(is_active=True),
     )
     actions.register()
+    outreach.register()
     register_consumer("*", engine.event_consume, name="automation")
