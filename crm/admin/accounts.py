@@ -24,6 +24,7 @@ from crm.admin.record import (
 )
 from crm.admin.scale import ScalableChangeListMixin
 from crm.admin.tags import TagListMixin
+from crm.automation.admin_actions import RunAutomationRuleMixin
 from crm.models import Account, Contact
 
 
@@ -73,6 +74,7 @@ class ContactInline(admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(
+    RunAutomationRuleMixin,
     StaleEditGuardMixin,
     MergeAdminMixin,
     DuplicatesAdminMixin,
@@ -85,7 +87,7 @@ class AccountAdmin(
     VisibleRecordsAdminMixin,
     ServiceHistoryAdmin,
 ):
-    actions = ["merge_selected"]
+    actions = ["merge_selected", "run_automation_rule"]
     list_display = (
         "name",
         "account_type",

@@ -17,12 +17,14 @@ from crm.admin.record import (
 )
 from crm.admin.scale import ScalableChangeListMixin
 from crm.admin.tags import TagListMixin
+from crm.automation.admin_actions import RunAutomationRuleMixin
 from crm.models import Contact
 from crm.sequences.admin_actions import EnrollInSequenceMixin
 
 
 @admin.register(Contact)
 class ContactAdmin(
+    RunAutomationRuleMixin,
     EnrollInSequenceMixin,
     StaleEditGuardMixin,
     MergeAdminMixin,
@@ -36,7 +38,7 @@ class ContactAdmin(
     VisibleRecordsAdminMixin,
     ServiceHistoryAdmin,
 ):
-    actions = ["merge_selected", "enroll_in_sequence"]
+    actions = ["merge_selected", "enroll_in_sequence", "run_automation_rule"]
     list_display = (
         "full_name",
         "account",

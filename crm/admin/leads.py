@@ -31,6 +31,7 @@ from crm.admin.transitions import (
     register_transition,
     reopen_transition,
 )
+from crm.automation.admin_actions import RunAutomationRuleMixin
 from crm.filters import LeadFilter
 from crm.models import Lead, LeadStatus
 from crm.scoring import shown_breakdown
@@ -71,6 +72,7 @@ register_transition("crm.lead", reopen_transition(lead_reopen, statuses=(LeadSta
 
 @admin.register(Lead)
 class LeadAdmin(
+    RunAutomationRuleMixin,
     EnrollInSequenceMixin,
     StaleEditGuardMixin,
     MergeAdminMixin,
@@ -169,7 +171,7 @@ class LeadAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
-    actions = [*BulkActionsMixin.bulk_actions, "merge_selected", "enroll_in_sequence"]
+    actions = [*BulkActionsMixin.bulk_actions, "merge_selected", "enroll_in_sequence", "run_automation_rule"]
 
     def create_record(self, request, data):
         return services.lead_create(user=request.user, data=data)

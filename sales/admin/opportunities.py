@@ -32,6 +32,7 @@ from crm.admin.transitions import (
     register_transition,
     reopen_transition,
 )
+from crm.automation.admin_actions import RunAutomationRuleMixin
 from crm.services import record_delete
 from sales import selectors, services
 from sales.admin.forecast import ForecastAdminMixin
@@ -111,6 +112,7 @@ register_transition(
 
 @admin.register(Opportunity)
 class OpportunityAdmin(
+    RunAutomationRuleMixin,
     LineAmountAdminMixin,
     StaleEditGuardMixin,
     HiddenRelationsAdminMixin,
@@ -188,7 +190,7 @@ class OpportunityAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
-    actions = ["mark_won", *BulkActionsMixin.bulk_actions]
+    actions = ["mark_won", *BulkActionsMixin.bulk_actions, "run_automation_rule"]
 
     # The lead it came from may be one the user cannot see: offered, accepted and named only if seen.
     hidden_relations = ("lead",)

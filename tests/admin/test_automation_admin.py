@@ -125,3 +125,49 @@ def test_the_run_log_changelist_costs_a_fixed_number_of_queries(admin_as, django
     with django_assert_max_num_queries(60) as large:
         assert client.get(url + "?status__exact=queued").status_code == 200
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+def test_a_rule_runs_on_the_records_selected_in_the_list(admin_as, stages):
+    """The manual trigger as a bulk action: each selected lead that meets the conditions gets a run."""
+    client = admin_as("crm_admin")
+    the_rule = rule(
+        name="Mark hot",
+        trigger_kind="manual",
+        trigger={},
+        conditions=[{"field": "rating", "op": "eq", "value": "hot"}],
+        actions=[{"kind": "update_fields", "params": {"values": {"source": "partner"}}}],
+    )
+    hot = [LeadFactory(stage=stages["New"], rating="hot") for _ in range(2)]
+    cold = LeadFactory(stage=stages["New"], rating="cold")
+    selected = [lead.pk for lead in [*hot, cold]]
+    changelist = reverse("admin:crm_lead_changelist")
+
+    page = client.post(changelist, {"action": "run_automation_rule", "_selected_action": selected})
+    assert page.status_code == 200 and "Run an automation rule" in page.content.decode()
+    assert "Mark hot" in page.content.decode()
+    done = client.post(
+        changelist,
+        {"action": "run_automation_rule", "_selected_action": selected, "apply": "1", "rule": the_rule.pk},
+        follow=True,
+    )
+    settle()
+
+    text = " ".join(str(m) for m in done.context["messages"])
+    assert "2 run(s) queued; 1 record(s) skipped" in text
+    assert set(Lead.objects.filter(source="partner").values_list("pk", flat=True)) == {h.pk for h in hot}
+
+
+def test_a_rep_has_no_run_rule_action_and_cannot_post_it(admin_as, people, stages):
+    client = admin_as("owner")
+    the_rule = rule(name="Any", trigger_kind="manual", trigger={})
+    lead = LeadFactory(stage=stages["New"], owner=people.users["owner"])
+    changelist = reverse("admin:crm_lead_changelist")
+
+    page = client.get(changelist)
+    assert "run_automation_rule" not in page.content.decode()
+    before = database_fingerprint()
+    client.post(
+        changelist,
+        {"action": "run_automation_rule", "_selected_action": [lead.pk], "apply": "1", "rule": the_rule.pk},
+    )
+    assert database_fingerprint() == before
