@@ -48,8 +48,12 @@ class OpportunityLineInline(admin.TabularInline):
     extra = 0
     verbose_name_plural = "line items (the deal's amount is their net total)"
 
+    # On a saved deal only (its lines follow its creation), and read-only once it is won or lost.
     def _open(self, obj) -> bool:
-        return obj is None or not obj.is_closed
+        return obj is not None and not obj.is_closed
+
+    def has_view_permission(self, request, obj=None):
+        return obj is not None and super().has_view_permission(request, obj)
 
     def has_add_permission(self, request, obj=None):
         return super().has_add_permission(request, obj) and self._open(obj)
