@@ -2,15 +2,17 @@
 
 from django.db import models
 
+from activities.attachables import register_attachable
 from activities.importing import ACTIVITIES
 from activities.models import Activity
 from activities.selectors import activity_next_by_record
-from activities.services import lead_last_activity_refresh
+from activities.services import lead_last_activity_refresh, record_attachments_delete
 from crm import registries
 from crm.importing.schemas import register_schema
-from crm.models import Lead
+from crm.models import Account, Contact, Lead
 from crm.scoring import lead_score_refresh
 from crm.search_indexes import register_trigram_indexes
+from sales.models import Opportunity
 
 
 def _leads_losing_activities(instance: models.Model):
@@ -44,7 +46,20 @@ def _leads_losing_activities(instance: models.Model):
     return after
 
 
+def _attachments_of_deleted_record(instance: models.Model):
+    return record_attachments_delete(record=instance)
+
+
 def register_with_crm() -> None:
+    for record_type, model in (
+        ("lead", Lead),
+        ("opportunity", Opportunity),
+        ("account", Account),
+        ("contact", Contact),
+        ("activity", Activity),
+    ):
+        register_attachable(record_type, model)
+    registries.register_delete_effect(_attachments_of_deleted_record)
     register_trigram_indexes("activities_activity", ("subject", "description"))
     register_schema(ACTIVITIES)
     registries.register_next_activity_source(activity_next_by_record)

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from activities.api.calendar import calendar_feed
 from crm_project.api import build_router
 from crm_project.auth import TokenView
 from crm_project.views import healthz
@@ -11,6 +12,8 @@ from crm_project.views import healthz
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    # The calendar feed's secret URL is its credential (no session): served before the API's routes.
+    path("api/v1/crm/calendar/feed/<str:token>.ics", calendar_feed, name="calendar-feed"),
     path("api/v1/crm/", include(build_router().urls)),
     path("api/v1/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -2,7 +2,7 @@
 
 from rest_framework.routers import SimpleRouter
 
-from crm.api import views
+from crm.api import keys, views
 from crm.jobs import api as jobs
 from crm.notifications import api as notifications
 from crm.webhooks import api as webhooks
@@ -25,3 +25,4 @@ router.register(
     notifications.NotificationPreferenceViewSet,
     basename="notification-preference",
 )
+router.register("api-keys", keys.ApiKeyViewSet, basename="api-key")

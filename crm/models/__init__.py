@@ -1,6 +1,7 @@
 """The crm app's models: pipeline configuration and the shared customer data."""
 
 from .account import Account, AccountType, Contact, Industry
+from .api_keys import ApiKey, ApiKeyScope
 from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
 from .jobs import Job, JobKind, JobStatus
@@ -26,6 +27,8 @@ __all__ = [
     "DEFAULT_CHANNELS",
     "Account",
     "AccountType",
+    "ApiKey",
+    "ApiKeyScope",
     "Contact",
     "DeliveryStatus",
     "Industry",

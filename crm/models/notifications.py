@@ -16,6 +16,7 @@ class NotificationKind(models.TextChoices):
     DIGEST = "digest", "Daily digest of my overdue and today's activities"
     ROTTING = "rotting", "A deal of mine has had no activity for too long"
     WEBHOOK_DISABLED = "webhook_disabled", "A webhook subscription of mine is disabled after failing"
+    MENTION = "mention", "Someone mentions me in a note"
 
 
 class NotificationChannel(models.TextChoices):
@@ -34,6 +35,7 @@ DEFAULT_CHANNELS = {
     NotificationKind.DIGEST: NotificationChannel.EMAIL,
     NotificationKind.ROTTING: NotificationChannel.IN_APP,
     NotificationKind.WEBHOOK_DISABLED: NotificationChannel.BOTH,
+    NotificationKind.MENTION: NotificationChannel.BOTH,
 }
 
 
