@@ -8,7 +8,7 @@ back with the ``icalendar`` parser.
 import datetime
 from collections.abc import Iterable
 
-from activities.models import DEFAULT_DURATION_MINUTES, Activity, ActivityStatus
+from activities.models import DEFAULT_DURATION_MINUTES, ActivityStatus
 
 STATUS = {
     ActivityStatus.SCHEDULED: "CONFIRMED",
@@ -45,7 +45,10 @@ def _fold(line: str) -> str:
 
 
 def _utc(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    if moment.tzinfo is not datetime.UTC:
+        moment = moment.astimezone(datetime.UTC)
+    date = f"{moment.year:04d}{moment.month:02d}{moment.day:02d}"
+    return f"{date}T{moment.hour:02d}{moment.minute:02d}{moment.second:02d}Z"
 
 
 def _rrule(value: str) -> str:
@@ -53,8 +56,22 @@ def _rrule(value: str) -> str:
     return "".join(ch for ch in value.strip().removeprefix("RRULE:") if ch >= " ").upper()
 
 
-def feed_ics(activities: Iterable[Activity], *, name: str, domain: str) -> str:
-    """The calendar: one VEVENT per activity (its RRULE when it repeats), UTC times."""
+# The columns feed_ics reads, in order (a values_list: no model instance per activity).
+FEED_COLUMNS = (
+    "pk",
+    "subject",
+    "activity_type",
+    "description",
+    "due_date",
+    "duration_minutes",
+    "recurrence",
+    "status",
+    "updated_at",
+)
+
+
+def feed_ics(rows: Iterable[tuple], *, name: str, domain: str) -> str:
+    """The calendar: one VEVENT per activity row (FEED_COLUMNS), its RRULE when it repeats, UTC times."""
     now = _utc(datetime.datetime.now(datetime.UTC))
     lines = [
         "BEGIN:VCALENDAR",
@@ -67,22 +84,18 @@ def feed_ics(activities: Iterable[Activity], *, name: str, domain: str) -> str:
         "REFRESH-INTERVAL;VALUE=DURATION:PT1H",
     ]
     append = lines.append
-    for activity in activities:
-        start = activity.due_date
-        minutes = activity.duration_minutes or DEFAULT_DURATION_MINUTES
-        append("BEGIN:VEVENT")
-        append(f"UID:activity-{activity.pk}@{domain}")
-        append(f"DTSTAMP:{now}")
-        append(f"LAST-MODIFIED:{_utc(activity.updated_at)}")
-        append(f"DTSTART:{_utc(start)}")
-        append(f"DTEND:{_utc(start + datetime.timedelta(minutes=minutes))}")
-        append(_fold(f"SUMMARY:{_text(activity.subject)}"))
-        if activity.description:
-            append(_fold(f"DESCRIPTION:{_text(activity.description)}"))
-        append(f"CATEGORIES:{activity.activity_type.upper()}")
-        append(f"STATUS:{STATUS.get(activity.status, 'CONFIRMED')}")
-        if activity.recurrence:
-            append(_fold(f"RRULE:{_rrule(activity.recurrence)}"))
+    for pk, subject, activity_type, description, start, minutes, recurrence, status, updated_at in rows:
+        end = start + datetime.timedelta(minutes=minutes or DEFAULT_DURATION_MINUTES)
+        append(
+            f"BEGIN:VEVENT\r\nUID:activity-{pk}@{domain}\r\nDTSTAMP:{now}\r\n"
+            f"LAST-MODIFIED:{_utc(updated_at)}\r\nDTSTART:{_utc(start)}\r\nDTEND:{_utc(end)}"
+        )
+        append(_fold(f"SUMMARY:{_text(subject)}"))
+        if description:
+            append(_fold(f"DESCRIPTION:{_text(description)}"))
+        append(f"CATEGORIES:{activity_type.upper()}\r\nSTATUS:{STATUS.get(status, 'CONFIRMED')}")
+        if recurrence:
+            append(_fold(f"RRULE:{_rrule(recurrence)}"))
         append("END:VEVENT")
     append("END:VCALENDAR")
     return "\r\n".join(lines) + "\r\n"

@@ -261,25 +261,28 @@ def calendar_feed_owner(*, token: str):
     return feed.user if feed.user.is_active else None
 
 
-def calendar_feed_activities(*, owner) -> QuerySet[Activity]:
-    """What a user's feed carries: their own dated activities (cancelled ones too, marked so), with only
-    the columns the feed writes."""
+def calendar_feed_activities(*, owner) -> QuerySet:
+    """What a user's feed carries: their own dated activities (cancelled ones too, marked so), as rows
+    of the columns the feed writes (activities.ical.FEED_COLUMNS)."""
+    from activities.ical import FEED_COLUMNS
+
     return (
         Activity.objects.filter(owner=owner, due_date__isnull=False)
         .order_by("due_date", "pk")
-        .only(
-            "pk",
-            "subject",
-            "activity_type",
-            "description",
-            "due_date",
-            "duration_minutes",
-            "recurrence",
-            "status",
-            "completed_at",
-            "updated_at",
-        )
+        .values_list(*FEED_COLUMNS)
     )
+
+
+def calendar_feed_version(*, owner) -> str:
+    """A fingerprint of what ``owner``'s feed holds (how many dated activities, the latest change): a
+    write, a delete or a reassignment changes it, so a cached feed under it is current."""
+    from django.db.models import Max
+
+    figures = Activity.objects.filter(owner=owner, due_date__isnull=False).aggregate(
+        n=Count("pk"), changed=Max("updated_at")
+    )
+    changed = figures["changed"].isoformat() if figures["changed"] else "-"
+    return hashlib.sha256(f"{owner.pk}:{figures['n']}:{changed}".encode()).hexdigest()[:32]
 
 
 def activity_occurrences(

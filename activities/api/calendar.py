@@ -5,6 +5,7 @@ which needs no session: its secret is the credential."""
 from urllib.parse import urlparse
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_safe
@@ -72,20 +73,35 @@ class CalendarFeedViewSet(viewsets.GenericViewSet):
         return Response(feed_state(request.user, token))
 
 
+# A feed is rebuilt only when what it holds changed (calendar_feed_version), at most this often reused.
+FEED_CACHE_SECONDS = 300
+
+
 @require_safe
 def calendar_feed(request, token: str):
     """The feed of the user whose secret ``token`` is: 404 for any other token, and nothing but their
-    own dated activities."""
+    own dated activities. Built once per version of what it holds (cached), with an ETag so a client
+    that sends If-None-Match gets a 304."""
     owner = selectors.calendar_feed_owner(token=token)
     if owner is None:
         raise Http404("No such calendar.")
-    body = feed_ics(
-        selectors.calendar_feed_activities(owner=owner).iterator(chunk_size=2000),
-        name=f"CRM: {owner.get_username()}",
-        domain=urlparse(settings.CRM_BASE_URL).hostname or "crm",
-    )
-    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
-    response["Content-Disposition"] = 'inline; filename="crm.ics"'
+    version = selectors.calendar_feed_version(owner=owner)
+    etag = f'"{version}"'
+    if etag in request.headers.get("If-None-Match", ""):
+        response = HttpResponse(status=304)
+    else:
+        key = f"crm:calendar-feed:{owner.pk}:{version}"
+        body = cache.get(key)
+        if body is None:
+            body = feed_ics(
+                list(selectors.calendar_feed_activities(owner=owner)),
+                name=f"CRM: {owner.get_username()}",
+                domain=urlparse(settings.CRM_BASE_URL).hostname or "crm",
+            ).encode()
+            cache.set(key, body, FEED_CACHE_SECONDS)
+        response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+        response["Content-Disposition"] = 'inline; filename="crm.ics"'
+    response["ETag"] = etag
     response["Cache-Control"] = "private, max-age=300"
     response["Referrer-Policy"] = "no-referrer"
     return response

@@ -190,3 +190,20 @@ def test_a_template_fills_an_activity_and_completing_it_schedules_the_follow_up(
     # Completing it again (reopen, complete) schedules another; an edit while completed does not.
     api.patch(f"/api/v1/crm/activities/{created['id']}/", {"subject": "renamed"})
     assert api.get("/api/v1/crm/activities/", {"search": "Follow up"}).json()["count"] == 1
+
+
+@pytest.mark.django_db
+def test_the_feed_is_rebuilt_after_a_change_and_answers_304_when_unchanged(api_as, people, client):
+    api = api_as("owner")
+    url = path_of(regenerate(api))
+    first = client.get(url)
+    assert client.get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+
+    activity = people.records["owner"].activity
+    api.patch(f"/api/v1/crm/activities/{activity.pk}/", {"subject": "Renamed call"})
+    second = client.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert second.status_code == 200 and second["ETag"] != first["ETag"]
+    assert b"Renamed call" in second.content
+    api.delete(f"/api/v1/crm/activities/{activity.pk}/")
+    assert f"activity-{activity.pk}@".encode() not in client.get(url).content
