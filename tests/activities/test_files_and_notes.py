@@ -281,3 +281,25 @@ def test_file_and_note_lists_cost_a_fixed_number_of_queries(api_as, people, djan
             assert api.get(NOTES).status_code == 200
         with django_assert_max_num_queries(8):
             assert api.get(FILES).status_code == 200
+
+
+@pytest.mark.django_db
+def test_admin_note_page_edits_the_note_through_its_service(admin_as, api_as, people):
+    lead = people.records["owner"].lead
+    note_id = (
+        api_as("owner")
+        .post(NOTES, {"record_type": "lead", "record_id": lead.pk, "body": "first"})
+        .json()["id"]
+    )
+    client = admin_as("owner")
+    url = reverse("admin:activities_note_change", args=[note_id])
+    page = client.get(url)
+    assert page.status_code == 200 and b"first" in page.content
+
+    response = client.post(url, {"body": "second, ask @west_manager"})
+
+    assert response.status_code == 302
+    note = Note.objects.get(pk=note_id)
+    assert note.body_html == "<p>second, ask @west_manager</p>"
+    assert Notification.objects.filter(kind="mention", recipient__username="west_manager").exists()
+    assert admin_as("outsider").get(url).status_code == 302  # not theirs to see: back to the index

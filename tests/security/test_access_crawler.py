@@ -674,7 +674,7 @@ API_NOT_RECORD_OPERATIONS = {
     "notification_preferences_update": "one's own preference for a kind",
     "notification_preferences_time_zone_retrieve": "one's own time zone",
     "notification_preferences_time_zone_update": "one's own time zone",
-    "calendar_feed_list": "whether one has a calendar feed oneself",
+    "calendar_feed_retrieve": "whether one has a calendar feed oneself",
     "calendar_feed_regenerate_create": "regenerates one's own calendar feed secret",
     "api_keys_create": "makes a key acting as oneself, never beyond (tests/api/test_api_keys.py)",
 }
