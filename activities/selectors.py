@@ -87,7 +87,8 @@ def activity_calendar(
     """Activities due in [start, end) of ``owner`` (everyone's when None), by local day, in time order.
 
     ``per_day`` caps the activities listed on a day (numbered per day by the database, so a busy
-    month costs two queries, not thousands of rows); each day still counts all of its activities.
+    month costs three queries, not thousands of rows); each day still counts all of its activities.
+    A recurring activity (its RRULE) is listed on each day it happens again in the period.
     """
     queryset = activity_visible_to(user).filter(due_date__gte=start, due_date__lt=end)
     if owner is not None:
