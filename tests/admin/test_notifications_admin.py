@@ -99,6 +99,7 @@ def test_the_preferences_page_saves_channels_and_time_zone(admin_as, owner):
         "digest": "email",
         "rotting": "in_app",
         "webhook_disabled": "both",
+        "mention": "both",
         "time_zone": "Europe/Paris",
     }
 

@@ -118,6 +118,7 @@ def test_preferences_list_defaults_and_update(api_as, owner):
         "digest": "email",
         "rotting": "in_app",
         "webhook_disabled": "both",
+        "mention": "both",
     }
 
     response = client.put(url("notification-preferences/digest/"), {"channel": "none"}, format="json")
