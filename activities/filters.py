@@ -4,7 +4,7 @@ import django_filters
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from activities.models import Activity, ActivityType
+from activities.models import Activity, ActivityTemplate, ActivityType, Attachment, Note
 from crm.filters import SearchFilterSet, StrictBooleanFilter, id_filter, ordering, owner_filter
 from crm.models import Account, Contact, Lead
 from sales.models import Opportunity
@@ -47,3 +47,31 @@ class ActivityFilter(SearchFilterSet):
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
         overdue = Activity.objects.overdue(timezone.now()).values("pk")
         return queryset.filter(pk__in=overdue) if value else queryset.exclude(pk__in=overdue)
+
+
+class RecordAttachmentFilter(django_filters.FilterSet):
+    """Files or notes of one record: ``?record_type=lead&record_id=12``."""
+
+    record_type = django_filters.CharFilter(label="The record's kind: lead, opportunity, account, contact…")
+    record_id = django_filters.NumberFilter(label="The record's id")
+
+
+class AttachmentFilter(RecordAttachmentFilter):
+    class Meta:
+        model = Attachment
+        fields = ["record_type", "record_id"]
+
+
+class NoteFilter(RecordAttachmentFilter):
+    class Meta:
+        model = Note
+        fields = ["record_type", "record_id"]
+
+
+class ActivityTemplateFilter(SearchFilterSet):
+    search_fields = ("name", "subject")
+    ordering = ordering("name", "created_at")
+
+    class Meta:
+        model = ActivityTemplate
+        fields = ["activity_type", "is_active"]

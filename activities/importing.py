@@ -19,6 +19,8 @@ ACTIVITIES = Schema(
         "contact",
         "account",
         "owner",
+        "duration_minutes",
+        "recurrence",
     ),
     relation_labels={"opportunity": "name"},
 )

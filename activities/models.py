@@ -1,6 +1,11 @@
 """Activities: the calls, meetings, tasks, emails and notes logged against leads, deals and people."""
 
+import uuid
+
+from dateutil.rrule import rrulestr
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -27,6 +32,22 @@ class ActivityStatus(models.TextChoices):
 
 CLOSED_ACTIVITY_STATUSES = (ActivityStatus.COMPLETED, ActivityStatus.CANCELLED)
 RELATED_FIELDS = ("lead", "opportunity", "contact", "account")
+
+
+DEFAULT_DURATION_MINUTES = 30
+
+
+def rrule_validator(value: str) -> None:
+    """An RRULE as RFC 5545 writes it (without the ``RRULE:`` prefix), that dateutil can expand."""
+    if not value:
+        return
+    text = value.strip().removeprefix("RRULE:")
+    if "\n" in text or "\r" in text or "FREQ=" not in text.upper():
+        raise ValidationError("Write one RRULE, such as FREQ=WEEKLY;BYDAY=MO;COUNT=10.", code="rrule")
+    try:
+        rrulestr(text, dtstart=timezone.now(), forceset=False)
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError) as exc:
+        raise ValidationError(f"Not an RRULE: {exc}.", code="rrule") from exc
 
 
 class ActivityQuerySet(models.QuerySet):
@@ -75,6 +96,28 @@ class Activity(TimeStampedModel):
         blank=True,
         editable=False,
         help_text="When the reminder went out; cleared by a new remind_at.",
+    )
+
+    duration_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(60 * 24 * 31)],
+        help_text="How long it lasts from its due date, in minutes (the calendar's end time). Empty: 30.",
+    )
+    recurrence = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[rrule_validator],
+        help_text="Repeats by an iCalendar RRULE from its due date: FREQ=WEEKLY;BYDAY=MO;COUNT=10. "
+        "Empty: once.",
+    )
+    template = models.ForeignKey(
+        "activities.ActivityTemplate",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The template it was made from: its follow-up rule applies when it is completed.",
     )
 
     objects = ActivityQuerySet.as_manager()
@@ -133,3 +176,103 @@ class Activity(TimeStampedModel):
             and self.due_date is not None
             and self.due_date < timezone.now()
         )
+
+
+class ActivityTemplate(TimeStampedModel):
+    """A ready-made activity: its type, subject, script or agenda, duration, and what follows it."""
+
+    name = models.CharField(max_length=100, unique=True)
+    activity_type = models.CharField(max_length=10, choices=ActivityType.choices, default=ActivityType.CALL)
+    subject = models.CharField(max_length=200, blank=True, help_text="Empty: the template's name.")
+    script = models.TextField(blank=True, help_text="The call script or meeting agenda (Markdown).")
+    default_duration_minutes = models.PositiveIntegerField(
+        default=DEFAULT_DURATION_MINUTES, validators=[MinValueValidator(1), MaxValueValidator(60 * 24)]
+    )
+    follow_up_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(3650)],
+        help_text="Completing an activity of this template schedules a follow-up this many days later. "
+        "Empty: none.",
+    )
+    follow_up_type = models.CharField(
+        max_length=10,
+        choices=ActivityType.choices,
+        blank=True,
+        help_text="The follow-up's type. Empty: the same type.",
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RecordAttachmentBase(models.Model):
+    """Something kept on a record of any attachable kind (activities.attachables): a file, a note."""
+
+    record_type = models.CharField(max_length=32, help_text="lead, opportunity, account, contact, activity…")
+    record_id = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+def attachment_path(instance, filename: str) -> str:
+    # A random folder per file: names never collide, and a path says nothing guessable about a record.
+    return f"{settings.CRM_FILES_DIR}/{uuid.uuid4().hex}/{filename}"
+
+
+class Attachment(RecordAttachmentBase):
+    """A file on a record, kept through Django's storage API and downloaded only through a view that
+    checks the record's visibility (no public URL)."""
+
+    file = models.FileField(upload_to=attachment_path, max_length=500)
+    name = models.CharField(max_length=255, help_text="The file's name as uploaded.")
+    size = models.PositiveBigIntegerField()
+    mime_type = models.CharField(max_length=100)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["record_type", "record_id"], name="act_attachment_record")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Note(RecordAttachmentBase):
+    """A note on a record: Markdown as written, and the sanitised HTML shown (rendered once, on save)."""
+
+    body = models.TextField(help_text="Markdown; @username mentions notify that user.")
+    body_html = models.TextField(editable=False, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["record_type", "record_id"], name="act_note_record")]
+
+    def __str__(self) -> str:
+        first = self.body.strip().splitlines()[0] if self.body.strip() else ""
+        return first[:80] or f"Note #{self.pk}"
+
+
+class CalendarFeed(models.Model):
+    """A user's secret calendar URL. Only a hash of its token is kept, with the first characters in clear
+    to find the row; regenerating replaces both, so the old URL stops working at once."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    token_prefix = models.CharField(max_length=12, unique=True)
+    token_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Calendar feed of {self.user}"

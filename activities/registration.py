@@ -5,15 +5,17 @@ import datetime
 from django.db import models
 from django.utils import timezone
 
+from activities.attachables import register_attachable
 from activities.importing import ACTIVITIES
 from activities.models import Activity, ActivityStatus
 from activities.selectors import activity_next_by_record
-from activities.services import activity_create, lead_last_activity_refresh
+from activities.services import activity_create, lead_last_activity_refresh, record_attachments_delete
 from crm import registries
 from crm.importing.schemas import register_schema
-from crm.models import Contact, Lead
+from crm.models import Account, Contact, Lead
 from crm.scoring import lead_score_refresh
 from crm.search_indexes import register_trigram_indexes
+from sales.models import Opportunity
 from sales.performance import register_activity_counter
 
 
@@ -83,9 +85,22 @@ def activities_logged_by_owner(
     return {row["owner_id"]: row["n"] for row in rows}
 
 
+def _attachments_of_deleted_record(instance: models.Model):
+    return record_attachments_delete(record=instance)
+
+
 def register_with_crm() -> None:
     registries.register_activity_writer(_activity_write)
     register_activity_counter(activities_logged_by_owner)
+    for record_type, model in (
+        ("lead", Lead),
+        ("opportunity", Opportunity),
+        ("account", Account),
+        ("contact", Contact),
+        ("activity", Activity),
+    ):
+        register_attachable(record_type, model)
+    registries.register_delete_effect(_attachments_of_deleted_record)
     register_trigram_indexes("activities_activity", ("subject", "description"))
     register_schema(ACTIVITIES)
     registries.register_next_activity_source(activity_next_by_record)

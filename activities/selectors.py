@@ -1,17 +1,31 @@
 """Reads that carry rules for the activities app. The conventions are crm.selectors'."""
 
+import copy
 import datetime
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 
+from dateutil.rrule import rrulestr
+from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Model, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import Coalesce, RowNumber, TruncDate
 from django.utils import timezone
 
-from activities.filters import ActivityFilter
-from activities.models import CLOSED_ACTIVITY_STATUSES, Activity, ActivityType
+from activities.attachables import attachable_model, attachables
+from activities.filters import ActivityFilter, ActivityTemplateFilter, AttachmentFilter, NoteFilter
+from activities.models import (
+    CLOSED_ACTIVITY_STATUSES,
+    Activity,
+    ActivityTemplate,
+    ActivityType,
+    Attachment,
+    CalendarFeed,
+    Note,
+)
 from crm.actors import Actor
 from crm.filters import filter_queryset
-from crm.selectors import Filters, owned_records_visible_to, register_record_access
+from crm.selectors import Filters, owned_records_visible_to, record_visible_to, register_record_access
 
 RELATED = ("lead", "opportunity", "contact", "account")
 
@@ -73,7 +87,8 @@ def activity_calendar(
     """Activities due in [start, end) of ``owner`` (everyone's when None), by local day, in time order.
 
     ``per_day`` caps the activities listed on a day (numbered per day by the database, so a busy
-    month costs two queries, not thousands of rows); each day still counts all of its activities.
+    month costs three queries, not thousands of rows); each day still counts all of its activities.
+    A recurring activity (its RRULE) is listed on each day it happens again in the period.
     """
     queryset = activity_visible_to(user).filter(due_date__gte=start, due_date__lt=end)
     if owner is not None:
@@ -98,6 +113,21 @@ def activity_calendar(
     for activity in listed.order_by("due_date", "pk"):
         day = timezone.localtime(activity.due_date).date()
         days.setdefault(day, CalendarDay(count=counts.get(day, 0))).activities.append(activity)
+    # Recurring activities that started before ``end`` show on each day they happen again (one query).
+    recurring = activity_visible_to(user).filter(due_date__lt=end).exclude(recurrence="")
+    if owner is not None:
+        recurring = recurring.filter(owner=owner)
+    for activity in recurring.select_related("owner", *RELATED).order_by("due_date", "pk"):
+        for moment in activity_occurrences(activity, start, end):
+            occurrence = copy.copy(activity)
+            occurrence.due_date = moment
+            occurrence.is_occurrence = True
+            calendar_day = days.setdefault(moment.date(), CalendarDay())
+            calendar_day.count += 1
+            if per_day is None or len(calendar_day.activities) < per_day:
+                calendar_day.activities.append(occurrence)
+    for calendar_day in days.values():
+        calendar_day.activities.sort(key=lambda a: (a.due_date, a.pk))
     return days
 
 
@@ -165,3 +195,112 @@ def activity_next_by_record(*, user: Actor, model: type[Model], ids) -> dict[int
         for row in rows
         if row["next_pk"] is not None
     }
+
+
+# --- files and notes on records ------------------------------------------------------------------------
+
+
+def _on_visible_records(queryset: QuerySet, user: Actor) -> QuerySet:
+    """The rows of ``queryset`` (files or notes) kept on records ``user`` sees: one condition per kind."""
+    condition = Q(pk__in=[])
+    for record_type, model in attachables().items():
+        condition |= Q(record_type=record_type, record_id__in=record_visible_to(model, user).values("pk"))
+    return queryset.filter(condition)
+
+
+def attachment_visible_to(user: Actor) -> QuerySet[Attachment]:
+    return _on_visible_records(Attachment.objects.all(), user)
+
+
+def attachment_list(*, user: Actor, filters: Filters = None) -> QuerySet[Attachment]:
+    queryset = attachment_visible_to(user).select_related("uploaded_by")
+    return filter_queryset(AttachmentFilter, queryset, filters)
+
+
+def note_visible_to(user: Actor) -> QuerySet[Note]:
+    return _on_visible_records(Note.objects.all(), user)
+
+
+def note_list(*, user: Actor, filters: Filters = None) -> QuerySet[Note]:
+    return filter_queryset(NoteFilter, note_visible_to(user).select_related("author"), filters)
+
+
+def record_of(*, user: Actor, record_type: str, record_id) -> Model:
+    """The record a file or note names, if ``user`` sees it; otherwise a 400 on ``record_id``, as for
+    an id that does not exist (another team's lead is as unknown here as at its own URL)."""
+    model = attachable_model(record_type)
+    try:
+        record = record_visible_to(model, user).filter(pk=int(record_id)).first()
+    except (TypeError, ValueError, OverflowError):
+        record = None
+    if record is None:
+        raise ValidationError({"record_id": f"No {model._meta.verbose_name} with the id {record_id}."})
+    return record
+
+
+def activity_template_list(*, user: Actor, filters: Filters = None) -> QuerySet[ActivityTemplate]:
+    return filter_queryset(ActivityTemplateFilter, ActivityTemplate.objects.all(), filters)
+
+
+# --- the personal calendar feed ------------------------------------------------------------------------
+
+FEED_PREFIX_LENGTH = 10
+
+
+def calendar_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def calendar_feed_owner(*, token: str):
+    """The active user whose feed ``token`` opens, or None. The row is found by the token's first
+    characters and the hash compared in constant time, so a wrong token says nothing of a right one."""
+    if not token or len(token) > 200 or len(token) <= FEED_PREFIX_LENGTH:
+        return None
+    feed = CalendarFeed.objects.filter(token_prefix=token[:FEED_PREFIX_LENGTH]).select_related("user").first()
+    if feed is None or not hmac.compare_digest(feed.token_hash, calendar_token_hash(token)):
+        return None
+    return feed.user if feed.user.is_active else None
+
+
+def calendar_feed_activities(*, owner) -> QuerySet:
+    """What a user's feed carries: their own dated activities (cancelled ones too, marked so), as rows
+    of the columns the feed writes (activities.ical.FEED_COLUMNS)."""
+    from activities.ical import FEED_COLUMNS
+
+    return (
+        Activity.objects.filter(owner=owner, due_date__isnull=False)
+        .order_by("due_date", "pk")
+        .values_list(*FEED_COLUMNS)
+    )
+
+
+def calendar_feed_version(*, owner) -> str:
+    """A fingerprint of what ``owner``'s feed holds (how many dated activities, the latest change): a
+    write, a delete or a reassignment changes it, so a cached feed under it is current."""
+    from django.db.models import Max
+
+    figures = Activity.objects.filter(owner=owner, due_date__isnull=False).aggregate(
+        n=Count("pk"), changed=Max("updated_at")
+    )
+    changed = figures["changed"].isoformat() if figures["changed"] else "-"
+    return hashlib.sha256(f"{owner.pk}:{figures['n']}:{changed}".encode()).hexdigest()[:32]
+
+
+def activity_occurrences(
+    activity: Activity, start: datetime.datetime, end: datetime.datetime, limit: int = 500
+) -> list[datetime.datetime]:
+    """When a recurring ``activity`` happens in [start, end), its first time (its due date) excluded."""
+    if not activity.recurrence or activity.due_date is None:
+        return []
+    local = timezone.localtime(activity.due_date)
+    try:
+        rule = rrulestr(activity.recurrence.removeprefix("RRULE:"), dtstart=local)
+        times = []
+        for moment in rule.xafter(max(start, local) - datetime.timedelta(microseconds=1), count=limit):
+            if moment >= end:
+                break
+            if moment != local:
+                times.append(moment)
+        return times
+    except (ValueError, TypeError, OverflowError):
+        return []

@@ -1,15 +1,32 @@
 """Writes for the activities app. The conventions are crm.services'."""
 
-from collections.abc import Iterable, Mapping
+import datetime
+import mimetypes
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Max, OuterRef, Subquery
+import markdown
+import nh3
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import connection, models, transaction
+from django.db.models import Max, OuterRef, Q, Subquery
+from django.utils import timezone
 
-from activities.models import Activity, ActivityStatus
-from crm.actors import Actor
-from crm.models import Lead
+from activities.attachables import attachable_model, record_admin_url, record_type_of
+from activities.models import Activity, ActivityStatus, ActivityTemplate, Attachment, CalendarFeed, Note
+from activities.selectors import FEED_PREFIX_LENGTH, calendar_token_hash
+from crm.actors import Actor, is_system, person
+from crm.models import Lead, NotificationKind
+from crm.notifications.services import notify
 from crm.scoring import lead_score_refresh
+from crm.selectors import record_is_visible
 from crm.services import (
     owner_ensure_allowed,
     record_delete,
@@ -35,6 +52,7 @@ def _links_ensure_visible(*, user: Actor, activity: Activity | None, data: Mappi
 def activity_create(*, user: Actor, data: Mapping[str, Any]) -> Activity:
     """Log an activity on a lead, opportunity, contact or account; completed ones get a completion time."""
     _links_ensure_visible(user=user, activity=None, data=data)
+    data = _template_defaults(data)
     return _rescore(record_save(instance=Activity(), data=with_default_owner(data, user), user=user))
 
 
@@ -56,7 +74,10 @@ def activity_update(*, activity: Activity, user: Actor, data: Mapping[str, Any])
     if "remind_at" in data and data["remind_at"] != activity.remind_at:
         activity.reminded_at = None  # a new reminder time: it fires again
     previous_lead_id = activity.lead_id
+    was_completed = activity.status == ActivityStatus.COMPLETED
     activity = _rescore(record_save(instance=activity, data=data, user=user))
+    if activity.status == ActivityStatus.COMPLETED and not was_completed:
+        _follow_up(activity=activity, user=user)
     if previous_lead_id and previous_lead_id != activity.lead_id:
         # The lead it left may have lost its newest activity.
         lead_last_activity_refresh(lead_ids=[previous_lead_id])
@@ -127,3 +148,308 @@ def lead_last_activity_refresh(*, lead_ids: Iterable[int] | None = None) -> int:
             f"AND NOT EXISTS (SELECT 1 FROM {activity} WHERE {activity}.{lead_id} = {lead}.{lead_pk})"
         )
         return written + cursor.rowcount
+
+
+def _template_defaults(data: Mapping[str, Any]) -> dict[str, Any]:
+    """An activity made from a template takes the template's type, script and duration where the
+    caller gave none."""
+    data = dict(data)
+    template = data.get("template")
+    if template is not None:
+        if not data.get("subject"):
+            data["subject"] = template.subject or template.name
+        data.setdefault("activity_type", template.activity_type)
+        if not data.get("description"):
+            data["description"] = template.script
+        if data.get("duration_minutes") is None:
+            data["duration_minutes"] = template.default_duration_minutes
+    return data
+
+
+def _follow_up(*, activity: Activity, user: Actor) -> Activity | None:
+    """Completing an activity whose template says so schedules its follow-up, N days later, on the same
+    records and owner."""
+    template = activity.template
+    if template is None or template.follow_up_days is None:
+        return None
+    due = (activity.completed_at or timezone.now()) + datetime.timedelta(days=template.follow_up_days)
+    data = {
+        "subject": f"Follow up: {activity.subject}"[:200],
+        "activity_type": template.follow_up_type or activity.activity_type,
+        "due_date": due,
+        "duration_minutes": activity.duration_minutes,
+        "owner": activity.owner,
+        "description": f"Follow-up of “{activity.subject}”, completed {activity.completed_at:%Y-%m-%d}.",
+        **{name: getattr(activity, name) for name in LINKS},
+    }
+    follow_up = record_save(instance=Activity(), data=data, user=user)
+    return _rescore(follow_up)
+
+
+# --- files and notes on records --------------------------------------------------------------------------
+
+
+def _type_allowed(mime_type: str) -> bool:
+    for allowed in settings.CRM_FILE_ALLOWED_TYPES:
+        allowed = allowed.strip().lower()
+        if allowed == mime_type or (allowed.endswith("/*") and mime_type.startswith(allowed[:-1])):
+            return True
+    return False
+
+
+def attachment_check(*, upload: UploadedFile) -> str:
+    """The MIME type of ``upload`` (from its name), or a ValidationError on ``file``: empty, too large
+    or of a type the settings refuse. Nothing is stored before every file of a request passed."""
+    name = os.path.basename(upload.name or "")
+    if not name or upload.size is None or upload.size == 0:
+        raise ValidationError({"file": "The file is empty or has no name."})
+    if upload.size > settings.CRM_FILE_MAX_BYTES:
+        raise ValidationError(
+            {
+                "file": f"“{name}” is {upload.size:,} bytes; the largest file accepted is "
+                f"{settings.CRM_FILE_MAX_BYTES:,} bytes (CRM_FILE_MAX_BYTES)."
+            }
+        )
+    mime_type = (mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream").lower()
+    if not _type_allowed(mime_type):
+        raise ValidationError(
+            {"file": f"“{name}” is of type {mime_type}, which is not accepted (CRM_FILE_ALLOWED_TYPES)."}
+        )
+    return mime_type
+
+
+def attachments_create(*, user: Actor, record: models.Model, uploads: list[UploadedFile]) -> list[Attachment]:
+    """Keep ``uploads`` on ``record`` (one the user sees): all of them, or none when one is refused.
+
+    Each file is checked before anything is stored; if storing or saving fails half-way, the files
+    already written to the storage are removed as the rows roll back."""
+    record_type = record_type_of(record)
+    if record_type is None:
+        raise ValidationError({"record_type": "Files cannot be kept on this kind of record."})
+    related_ensure_visible(user=user, record=record, field="record_id")
+    if not uploads:
+        raise ValidationError({"file": "Choose at least one file."})
+    checked = [(upload, attachment_check(upload=upload)) for upload in uploads]
+    stored: list[Attachment] = []
+    try:
+        with transaction.atomic():
+            for upload, mime_type in checked:
+                attachment = Attachment(
+                    record_type=record_type,
+                    record_id=record.pk,
+                    name=os.path.basename(upload.name)[:255],
+                    size=upload.size,
+                    mime_type=mime_type[:100],
+                    uploaded_by=person(user),
+                )
+                attachment.file.save(attachment.name, upload, save=False)
+                stored.append(attachment)
+                attachment.full_clean()
+                attachment.save()
+    except Exception:
+        for attachment in stored:
+            if attachment.file.name:
+                attachment.file.storage.delete(attachment.file.name)
+        raise
+    # The rows and their files stand or fall together here; should an outer transaction roll back
+    # after this returns, the stored files stay unreferenced (never a row without its file).
+    return stored
+
+
+@transaction.atomic
+def attachment_delete(*, user: Actor, attachment: Attachment) -> None:
+    """Remove a file: its uploader, or someone who may change its record. The stored file goes once the
+    deletion commits."""
+    _ensure_may_edit(user=user, item=attachment, author_id=attachment.uploaded_by_id)
+    name = attachment.file.name
+    attachment.delete()
+    transaction.on_commit(lambda: default_storage.delete(name))
+
+
+def _ensure_may_edit(*, user: Actor, item, author_id: int | None) -> None:
+    if is_system(user) or (author_id is not None and author_id == user.pk):
+        return
+    model = attachable_model(item.record_type)
+    record = model._default_manager.filter(pk=item.record_id).first()
+    if record is None:
+        raise PermissionDenied("Only its author may change this.")
+    record_ensure_changeable(user=user, record=record)
+
+
+MENTION = re.compile(r"(?<![\w@/.])@([\w.+-]{1,150})")
+NOTE_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+    "i", "li", "ol", "p", "pre", "s", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead", "tr",
+    "ul",
+}  # fmt: skip
+
+
+def note_render(body: str) -> str:
+    """Markdown to HTML, then sanitised (nh3): no script, style, event handler or javascript: link."""
+    html = markdown.markdown(body, extensions=["extra", "sane_lists"], output_format="html")
+    return nh3.clean(
+        html,
+        tags=NOTE_TAGS,
+        attributes={"a": {"href", "title"}, "abbr": {"title"}, "td": {"align"}, "th": {"align"}},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+def note_mentions(body: str) -> list:
+    """The active users named ``@username`` in ``body``, in any case (a trailing full stop is
+    punctuation); at most 50 names are looked up."""
+    names = sorted({match.rstrip(".").lower() for match in MENTION.findall(body)} - {""})[:50]
+    if not names:
+        return []
+    condition = Q()
+    for name in names:
+        condition |= Q(username__iexact=name)
+    return list(get_user_model().objects.filter(condition, is_active=True).order_by("pk"))
+
+
+def _notify_mentions(*, note: Note, user: Actor, record: models.Model) -> None:
+    author = person(user)
+    who = (author.get_full_name() or author.get_username()) if author else "The CRM"
+    url = record_admin_url(note.record_type, note.record_id)
+    for mentioned in note_mentions(note.body):
+        if author is not None and mentioned.pk == author.pk:
+            continue
+        if not record_is_visible(user=mentioned, record=record):
+            continue  # told nothing about a record they cannot see
+        notify(
+            recipient=mentioned,
+            kind=NotificationKind.MENTION,
+            event_id=f"note:{note.pk}",
+            title=f"{who} mentioned you on {record._meta.verbose_name} “{record}”"[:255],
+            body=note.body[:2000],
+            url=url,
+            record_type=note.record_type,
+            record_id=note.record_id,
+        )
+
+
+@transaction.atomic
+def note_create(*, user: Actor, record: models.Model, body: str) -> Note:
+    """Write a note on ``record`` (one the user sees); each user @mentioned who sees the record is told."""
+    record_type = record_type_of(record)
+    if record_type is None:
+        raise ValidationError({"record_type": "Notes cannot be kept on this kind of record."})
+    related_ensure_visible(user=user, record=record, field="record_id")
+    if not (body or "").strip():
+        raise ValidationError({"body": "Write something."})
+    note = Note(
+        record_type=record_type,
+        record_id=record.pk,
+        body=body,
+        body_html=note_render(body),
+        author=person(user),
+    )
+    note.full_clean()
+    note.save()
+    _notify_mentions(note=note, user=user, record=record)
+    return note
+
+
+@transaction.atomic
+def note_update(*, user: Actor, note: Note, body: str) -> Note:
+    """Edit a note (its author, or someone who may change its record); newly mentioned users are told."""
+    note = record_lock(note)
+    _ensure_may_edit(user=user, item=note, author_id=note.author_id)
+    if not (body or "").strip():
+        raise ValidationError({"body": "Write something."})
+    note.body, note.body_html = body, note_render(body)
+    note.full_clean()
+    note.save()
+    record = attachable_model(note.record_type)._default_manager.get(pk=note.record_id)
+    _notify_mentions(note=note, user=user, record=record)
+    return note
+
+
+@transaction.atomic
+def note_delete(*, user: Actor, note: Note) -> None:
+    _ensure_may_edit(user=user, item=note, author_id=note.author_id)
+    note.delete()
+
+
+def record_attachments_delete(*, record: models.Model) -> Callable[[], None] | None:
+    """Before ``record`` is deleted: its files and notes go with it, and those of the activities the
+    delete cascades to (the stored files once the delete commits)."""
+    record_type = record_type_of(record)
+    if record_type is None or record.pk is None:
+        return None
+    targets = Q(record_type=record_type, record_id=record.pk)
+    cascading = [
+        field.name
+        for field in Activity._meta.concrete_fields
+        if field.is_relation
+        and field.remote_field.on_delete is models.CASCADE
+        and isinstance(record, field.related_model)
+    ]
+    if cascading:
+        linked = Q()
+        for name in cascading:
+            linked |= Q(**{name: record.pk})
+        activity_ids = list(Activity.objects.filter(linked).values_list("pk", flat=True))
+        if activity_ids:
+            targets |= Q(record_type="activity", record_id__in=activity_ids)
+    files = list(Attachment.objects.filter(targets).values_list("file", flat=True))
+    if not files and not Note.objects.filter(targets).exists():
+        return None
+
+    def after() -> None:
+        Attachment.objects.filter(targets).delete()
+        Note.objects.filter(targets).delete()
+        if files:
+            transaction.on_commit(lambda: [default_storage.delete(name) for name in files])
+
+    return after
+
+
+# --- activity templates ------------------------------------------------------------------------------------
+
+
+def _ensure_may_configure(user: Actor, action: str) -> None:
+    if not is_system(user) and not user.has_perm(f"activities.{action}_activitytemplate"):
+        raise PermissionDenied("You may not change activity templates.")
+
+
+@transaction.atomic
+def activity_template_create(*, user: Actor, data: Mapping[str, Any]) -> ActivityTemplate:
+    _ensure_may_configure(user, "add")
+    return record_save(instance=ActivityTemplate(), data=data, user=user, publish=False)
+
+
+@transaction.atomic
+def activity_template_update(
+    *, user: Actor, template: ActivityTemplate, data: Mapping[str, Any]
+) -> ActivityTemplate:
+    _ensure_may_configure(user, "change")
+    return record_save(instance=record_lock(template), data=data, user=user, publish=False)
+
+
+@transaction.atomic
+def activity_template_delete(*, user: Actor, template: ActivityTemplate) -> None:
+    _ensure_may_configure(user, "delete")
+    template.delete()  # activities made from it keep their fields; their link is cleared (SET_NULL)
+
+
+# --- the personal calendar feed ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def calendar_feed_regenerate(*, user: Actor) -> str:
+    """A new secret token for ``user``'s calendar feed, returned once; the old one stops working now.
+    Only its hash and first characters are kept."""
+    owner = person(user)
+    if owner is None:
+        raise PermissionDenied("The system has no calendar.")
+    token = secrets.token_urlsafe(32)
+    CalendarFeed.objects.update_or_create(
+        user=owner,
+        defaults={
+            "token_prefix": token[:FEED_PREFIX_LENGTH],
+            "token_hash": calendar_token_hash(token),
+        },
+    )
+    return token

@@ -218,6 +218,8 @@ REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes a request without credentials a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
+        # Integration keys (Authorization: Api-Key ...), acting as their user within their scopes.
+        "crm.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Resource viewsets add Django's model permissions (crm.api.viewsets.ModelPermissions).
@@ -236,12 +238,15 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
+        "crm.api.authentication.ApiKeyRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_RATE_ANON", default="60/minute"),
         "user": env.str("API_RATE_USER", default="1200/minute"),
         # Token requests (username + password) per address, besides django-axes' lockout.
         "token": env.str("API_RATE_TOKEN", default="10/minute"),
+        # Requests per API key (crm.api.authentication.ApiKeyRateThrottle); a key may set its own rate.
+        "api_key": env.str("API_RATE_KEY", default="600/minute"),
     },
     "EXCEPTION_HANDLER": "crm.api.framework.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -367,6 +372,30 @@ CRM_IMPORT_SYNC_MAX_ROWS = env.int("CRM_IMPORT_SYNC_MAX_ROWS", default=5_000)
 CRM_EXPORT_SYNC_MAX_ROWS = env.int("CRM_EXPORT_SYNC_MAX_ROWS", default=20_000)
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 CRM_JOB_FILES_DIR = env.str("CRM_JOB_FILES_DIR", default="crm-jobs").strip("/")
+# Files on records (activities.Attachment): kept in the default storage under CRM_FILES_DIR, never served
+# by a public URL. An upload larger than CRM_FILE_MAX_BYTES or of a type not in CRM_FILE_ALLOWED_TYPES
+# (MIME types; "image/*" allows a family) is refused with a 400.
+CRM_FILES_DIR = env.str("CRM_FILES_DIR", default="crm-files").strip("/")
+CRM_FILE_MAX_BYTES = env.int("CRM_FILE_MAX_BYTES", default=10 * 1024 * 1024)
+CRM_FILE_ALLOWED_TYPES = env.list(
+    "CRM_FILE_ALLOWED_TYPES",
+    default=[
+        "application/pdf",
+        "image/*",
+        "text/plain",
+        "text/csv",
+        "application/zip",
+        "application/msword",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.ms-excel",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/vnd.oasis.opendocument.text",
+        "application/vnd.oasis.opendocument.spreadsheet",
+        "message/rfc822",
+    ],
+)
 # Seconds between two progress writes of a running job; a job still queued after
 # CRM_JOB_REQUEUE_AFTER seconds (the broker was down when it started) is queued again by beat.
 CRM_JOB_PROGRESS_INTERVAL = env.float("CRM_JOB_PROGRESS_INTERVAL", default=0.5)

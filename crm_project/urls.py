@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from activities.api.calendar import calendar_feed
 from crm_project.api import build_router
 from crm_project.auth import TokenView
 from crm_project.views import healthz
@@ -14,6 +15,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     # A customer reads a quote and accepts or declines it from the signed link in its email.
     path("q/<str:token>/", quote_public, name="quote-public"),
+    # The calendar feed's secret URL is its credential (no session): served before the API's routes.
+    path("api/v1/crm/calendar/feed/<str:token>.ics", calendar_feed, name="calendar-feed"),
     path("api/v1/crm/", include(build_router().urls)),
     path("api/v1/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -56,6 +56,8 @@ EXCLUDED = {
         ("id", ADMIN): ID_IN_ADMIN,
         ("remind_at", FILES): "a reminder is the owner's own prompt to act, set in the API or the admin; "
         "an imported row's past reminder time would fire at once, so the files carry none",
+        ("template", FILES): "the template an activity was made from matters when it is completed (its "
+        "follow-up), in the app; the export carries the fields the template filled",
         ("reminded_at", FILES): "state written only by the reminder task (when the reminder went out), "
         "like webhook delivery times; not data an import could set or an export reader needs",
     },

@@ -1,3 +1,6 @@
 """The activities admin: activities, their calendar, and what they add to other records' pages."""
 
-from activities.admin import activities  # noqa: F401  (registers the admin and the inlines)
+from activities.admin import (
+    activities,  # noqa: F401  (registers the admin and the inlines)
+    records,  # noqa: F401  (files, notes, templates)
+)

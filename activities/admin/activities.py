@@ -9,6 +9,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from activities import selectors, services
 from activities.admin.pages import CalendarAdminMixin, activity_timeline_entries, quick_activity_actions
+from activities.admin.records import calendar_feed_section, files_and_notes_panel, notes_and_files_timeline
 from activities.models import Activity
 from activities.selectors import RELATED
 from crm.admin.access import HiddenRelationsAdminMixin
@@ -22,8 +23,14 @@ from crm.admin.base import (
     save_inline_forms,
 )
 from crm.admin.import_export import ExportAdminMixin
-from crm.admin.record import register_record_actions, register_timeline
+from crm.admin.record import (
+    RecordPageMixin,
+    register_record_actions,
+    register_record_panel,
+    register_timeline,
+)
 from crm.admin.scale import ScalableChangeListMixin
+from crm.notifications.admin import register_profile_section
 from crm.selectors import HIDDEN_RECORD, related_seen_annotations, related_shown
 
 
@@ -70,9 +77,16 @@ for _label, _fk in (
     register_record_actions(_label, quick_activity_actions)
     register_timeline(_label, activity_timeline_entries)
 
+# Files and notes on every record page, an activity's included.
+for _label in ("crm.lead", "sales.opportunity", "crm.contact", "crm.account", "activities.activity"):
+    register_record_panel(_label, files_and_notes_panel)
+    register_timeline(_label, notes_and_files_timeline)
+register_profile_section(calendar_feed_section)
+
 
 @admin.register(Activity)
 class ActivityAdmin(
+    RecordPageMixin,
     StaleEditGuardMixin,
     HiddenRelationsAdminMixin,
     CalendarAdminMixin,
@@ -94,7 +108,7 @@ class ActivityAdmin(
     list_filter = ("activity_type", "status", "priority", "owner", "due_date")
     list_select_related = ("lead", "opportunity", "contact", "account", "owner")
     search_fields = ("subject", "description")
-    autocomplete_fields = ("lead", "opportunity", "contact", "account", "owner")
+    autocomplete_fields = ("lead", "opportunity", "contact", "account", "owner", "template")
     date_hierarchy = "due_date"
     readonly_fields = ("reminded_at", "created_at", "updated_at")
 
@@ -131,9 +145,11 @@ class ActivityAdmin(
                     "due_date",
                     "completed_at",
                     "owner",
+                    "template",
                 )
             },
         ),
+        ("Duration and repetition", {"fields": ("duration_minutes", "recurrence")}),
         ("Reminder", {"fields": ("remind_at", "reminded_at")}),
         ("Related to", {"fields": ("lead", "opportunity", "contact", "account")}),
         ("Details", {"fields": ("description",)}),

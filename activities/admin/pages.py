@@ -84,12 +84,22 @@ class CalendarAdminMixin:
                 self.admin_site.admin_view(self.calendar_view),
                 name="activities_activity_calendar",
             ),
+            path(
+                "calendar/feed/",
+                self.admin_site.admin_view(self.calendar_feed_view),
+                name="activities_activity_calendar_feed",
+            ),
             *super().get_urls(),
         ]
 
     def changelist_view(self, request, extra_context=None):
         calendar_url = reverse("admin:activities_activity_calendar")
         return super().changelist_view(request, with_changelist_tool(extra_context, "Calendar", calendar_url))
+
+    def calendar_feed_view(self, request):
+        from activities.admin.records import calendar_feed_regenerate_view
+
+        return calendar_feed_regenerate_view(self, request)
 
     def calendar_anchor(self, request) -> datetime.date:
         """The day asked for (``?date=YYYY-MM-DD``), or today with a message when it is not a date."""

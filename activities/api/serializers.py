@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from activities.models import Activity
+from activities.models import Activity, ActivityTemplate
 from crm.api.serializers import TIMESTAMPS, label, owner_id, related_id, visible_id
 from crm.models import Account, Contact, Lead
 from crm.selectors import lead_visible_to
@@ -16,6 +16,7 @@ class ActivitySerializer(serializers.ModelSerializer):
     contact_id = related_id(Contact.objects.all(), "contact")
     account_id = related_id(Account.objects.all(), "account")
     owner_id = owner_id()
+    template_id = related_id(ActivityTemplate.objects.filter(is_active=True), "template")
     owner_username = label("owner.username")
     is_overdue = serializers.BooleanField(
         read_only=True, help_text="Not completed or cancelled, and due in the past."
@@ -41,6 +42,9 @@ class ActivitySerializer(serializers.ModelSerializer):
             "is_overdue",
             "remind_at",
             "reminded_at",
+            "duration_minutes",
+            "recurrence",
+            "template_id",
             *TIMESTAMPS,
         )
         read_only_fields = ("id", "reminded_at", *TIMESTAMPS)
@@ -48,3 +52,21 @@ class ActivitySerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "completed_at": {"help_text": "Set to now when the status becomes completed without one."},
         }
+
+
+class ActivityTemplateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ActivityTemplate
+        fields = (
+            "id",
+            "name",
+            "activity_type",
+            "subject",
+            "script",
+            "default_duration_minutes",
+            "follow_up_days",
+            "follow_up_type",
+            "is_active",
+            *TIMESTAMPS,
+        )
+        read_only_fields = ("id", *TIMESTAMPS)

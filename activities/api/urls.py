@@ -2,7 +2,11 @@
 
 from rest_framework.routers import SimpleRouter
 
-from activities.api import views
+from activities.api import calendar, records, views
 
 router = SimpleRouter()
 router.register("activities", views.ActivityViewSet, basename="activity")
+router.register("activity-templates", views.ActivityTemplateViewSet, basename="activity-template")
+router.register("files", records.AttachmentViewSet, basename="file")
+router.register("notes", records.NoteViewSet, basename="note")
+router.register("calendar/feed", calendar.CalendarFeedViewSet, basename="calendar-feed-settings")

@@ -8,6 +8,7 @@ buttons and timeline), ``transitions`` (convert, mark won/lost, reopen), ``kanba
 
 from crm.admin import (  # noqa: F401  (each module registers its admin)
     accounts,
+    api_keys,
     contacts,
     leads,
     lost_reasons,

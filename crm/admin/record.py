@@ -44,9 +44,27 @@ class TimelineEntry:
 
 TimelineSource = Callable[..., list[TimelineEntry]]
 ActionsProvider = Callable[..., list[RecordAction]]
+# (request=, obj=) -> HTML (already escaped: a rendered template), or "" for nothing.
+PanelProvider = Callable[..., str]
 
 _timeline_sources: dict[str, list[TimelineSource]] = defaultdict(list)
 _action_providers: dict[str, list[ActionsProvider]] = defaultdict(list)
+_panel_providers: dict[str, list[PanelProvider]] = defaultdict(list)
+
+
+def register_record_panel(model_label: str, provider: PanelProvider) -> None:
+    """Add a panel under ``model_label``'s change form (outside it, so it may hold its own forms: files
+    dropped onto the page, a note): ``provider(request=, obj=)`` returns rendered HTML."""
+    if provider not in _panel_providers[model_label]:
+        _panel_providers[model_label].append(provider)
+
+
+def record_panels(request, obj) -> list[str]:
+    return [
+        html
+        for provider in _panel_providers[obj._meta.label_lower]
+        if (html := provider(request=request, obj=obj))
+    ]
 
 
 def register_timeline(model_label: str, source: TimelineSource) -> None:
@@ -89,6 +107,7 @@ class RecordPageMixin:
                 record_actions=actions,
                 timeline=self.get_timeline(request, obj),
                 timeline_sources=bool(_timeline_sources[self.model._meta.label_lower]),
+                record_panels=record_panels(request, obj),
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
 

@@ -2,7 +2,7 @@
 
 from rest_framework.routers import SimpleRouter
 
-from crm.api import views
+from crm.api import keys, views
 from crm.automation import api as automation
 from crm.jobs import api as jobs
 from crm.messaging import api as messaging
@@ -35,3 +35,4 @@ router.register("email-templates", messaging.EmailTemplateViewSet, basename="ema
 router.register("sent-emails", messaging.OutgoingEmailViewSet, basename="sent-email")
 router.register("sequences", sequences.SequenceViewSet, basename="sequence")
 router.register("sequence-enrollments", sequences.SequenceEnrollmentViewSet, basename="sequence-enrollment")
+router.register("api-keys", keys.ApiKeyViewSet, basename="api-key")

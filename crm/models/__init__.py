@@ -1,6 +1,7 @@
 """The crm app's models: pipeline configuration and the shared customer data."""
 
 from .account import Account, AccountType, Contact, Industry
+from .api_keys import ApiKey, ApiKeyScope
 from .automation import AutomationRule, AutomationRun, OnError, RunStatus, TriggerKind
 from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
@@ -38,6 +39,8 @@ __all__ = [
     "DEFAULT_CHANNELS",
     "Account",
     "AccountType",
+    "ApiKey",
+    "ApiKeyScope",
     "AutomationRule",
     "AutomationRun",
     "ConditionOperator",

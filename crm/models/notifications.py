@@ -17,6 +17,7 @@ class NotificationKind(models.TextChoices):
     ROTTING = "rotting", "A deal of mine has had no activity for too long"
     WEBHOOK_DISABLED = "webhook_disabled", "A webhook subscription of mine is disabled after failing"
     AUTOMATION = "automation", "An automation rule tells me something"
+    MENTION = "mention", "Someone mentions me in a note"
 
 
 class NotificationChannel(models.TextChoices):
@@ -36,6 +37,7 @@ DEFAULT_CHANNELS = {
     NotificationKind.ROTTING: NotificationChannel.IN_APP,
     NotificationKind.WEBHOOK_DISABLED: NotificationChannel.BOTH,
     NotificationKind.AUTOMATION: NotificationChannel.IN_APP,
+    NotificationKind.MENTION: NotificationChannel.BOTH,
 }
 
 

@@ -13,6 +13,15 @@ from crm.models import Notification, NotificationChannel, NotificationKind, User
 from crm.models.notifications import time_zone_validator
 from crm.notifications import selectors, services
 
+# Sections other apps add to a user's preferences page (activities adds the calendar feed), each a
+# ``provider(request=)`` returning rendered HTML with its own form, so crm never imports them.
+_profile_sections: list = []
+
+
+def register_profile_section(provider) -> None:
+    if provider not in _profile_sections:
+        _profile_sections.append(provider)
+
 
 class NotificationPreferencesForm(forms.Form):
     time_zone = forms.CharField(
@@ -137,5 +146,8 @@ class NotificationAdmin(admin.ModelAdmin):
             "opts": self.opts,
             "title": "My notification preferences",
             "form": form,
+            "profile_sections": [
+                html for provider in _profile_sections if (html := provider(request=request))
+            ],
         }
         return TemplateResponse(request, "admin/crm/notification/preferences.html", context)

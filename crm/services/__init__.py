@@ -31,6 +31,7 @@ from .access import (
     with_default_owner,
 )
 from .accounts import account_create, account_update, contact_create, contact_update
+from .api_keys import api_key_create, api_key_hash, api_key_revoke, api_key_update
 from .configuration import (
     lost_reason_create,
     lost_reason_update,
@@ -114,6 +115,10 @@ __all__ = [
     "account_create",
     "account_update",
     "acting_user",
+    "api_key_create",
+    "api_key_hash",
+    "api_key_revoke",
+    "api_key_update",
     "contact_create",
     "contact_update",
     "lead_create",

@@ -100,6 +100,7 @@ def test_the_preferences_page_saves_channels_and_time_zone(admin_as, owner):
         "rotting": "in_app",
         "webhook_disabled": "both",
         "automation": "in_app",
+        "mention": "both",
         "time_zone": "Europe/Paris",
     }
 

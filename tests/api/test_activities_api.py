@@ -49,6 +49,9 @@ def test_create_activity_on_a_lead(api, crm_admin, stages):
         "is_overdue",
         "remind_at",
         "reminded_at",
+        "duration_minutes",
+        "recurrence",
+        "template_id",
         "created_at",
         "updated_at",
     }

@@ -119,6 +119,7 @@ def test_preferences_list_defaults_and_update(api_as, owner):
         "rotting": "in_app",
         "webhook_disabled": "both",
         "automation": "in_app",
+        "mention": "both",
     }
 
     response = client.put(url("notification-preferences/digest/"), {"channel": "none"}, format="json")

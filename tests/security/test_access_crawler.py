@@ -27,6 +27,7 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from activities.models import ActivityTemplate
 from crm.actors import SYSTEM
 from sales import services_catalog, services_quotes
 from sales.models import ExchangeRate, Quota
@@ -65,6 +66,7 @@ API_RESOURCES = {
     "quotes": "quote",
 }
 CONFIG_RESOURCES = {
+    "activity-templates": "activities.activitytemplate",
     "pipelines": "crm.pipeline",
     "stages": "crm.stage",
     "tags": "crm.tag",
@@ -126,6 +128,7 @@ def world(django_db_setup, django_db_blocker):
         ProductFactory(sku="CRAWL-1", name="Crawled product")
         services_catalog.price_list_create(user=SYSTEM, data={"name": "Crawl prices", "currency": "EUR"})
         tag = TagFactory(name="Crawled")
+        ActivityTemplate.objects.create(name="Crawled template")
         LostReasonFactory(name="Too expensive")
         _messaging_world()
         ExchangeRate.objects.create(currency="EUR", date=datetime.date(2026, 1, 1), rate=Decimal("1.1"))
@@ -321,11 +324,11 @@ class Case:
     door: str  # "admin" or "api"
     method: str
     build: object = field(compare=False)
-    # "refused": 403/404/302/405; "read": any answer but a 5xx (accounts, contacts, lists); both
-    # leave the database unchanged. "unchanged": whatever the answer, the other team's records, their
-    # history and what points at them stay as they were (a merge, an import, an action or a new
-    # record may legitimately change the persona's own). ``leak_checked``: the answer must not name
-    # the other team's leads, deals and activities.
+    # "refused": 403/404/302/405 ("rejected": a 400 too); "read": any answer but a 5xx (accounts,
+    # contacts, lists); both leave the database unchanged. "unchanged": whatever the answer, the
+    # other team's records, their history and what points at them stay as they were (a merge, an
+    # import, an action or a new record may legitimately change the persona's own).
+    # ``leak_checked``: the answer must not name the other team's leads, deals and activities.
     expect: str = "refused"
     leak_checked: bool = False
     persona_filter: object = field(default=None, compare=False)
@@ -442,6 +445,7 @@ LIST_PAGE_SUFFIXES = {
 # Pages that take no record and show none (import a file one chose, add a record, the confirm step
 # of an import reads only the uploaded file): crawled by the import and add tests, not here.
 NOT_RECORD_PAGES = {
+    "calendar_feed": "regenerates one's own calendar feed secret (tests/activities/test_calendar_feed.py)",
     "import": "uploads a file the user chose; the import tests cover updating another team's rows",
     "import_confirm": "applies a preview held in the session, made by the import page",
 }
@@ -459,6 +463,8 @@ def admin_cases() -> list[Case]:
         case_id = f"admin:{name or opts.label_lower + ':object'}"
         if kind is not None:
             cases.extend(_record_admin_cases(case_id, route, suffix, kind, model_admin))
+        elif opts.label_lower in ATTACHED:
+            cases.extend(_attached_admin_cases(case_id, route, suffix, opts.label_lower))
         else:
             cases.extend(_config_admin_cases(case_id, route, suffix, model_admin))
     return cases
@@ -577,6 +583,91 @@ def _record_admin_cases(case_id, route, suffix, kind, model_admin):
     raise AssertionError(f"the crawler does not know the admin page {case_id} ({route})")
 
 
+# Rows that belong to another team's record or user: files and notes on their lead, their API key.
+def _target_file(w, p):
+    from activities.models import Attachment
+
+    lead = target_of(w, p).lead
+    attachment, _ = Attachment.objects.get_or_create(
+        record_type="lead",
+        record_id=lead.pk,
+        defaults={"name": f"{lead.name}.txt", "size": 3, "mime_type": "text/plain", "file": "crawl/x.txt"},
+    )
+    return attachment
+
+
+def _target_note(w, p):
+    from activities.models import Note
+
+    lead = target_of(w, p).lead
+    note, _ = Note.objects.get_or_create(
+        record_type="lead", record_id=lead.pk, defaults={"body": lead.name, "body_html": lead.name}
+    )
+    return note
+
+
+def _target_key(w, p):
+    from crm.models import ApiKey
+
+    owner = target_of(w, p).lead.owner
+    key, _ = ApiKey.objects.get_or_create(
+        prefix=f"crawl{owner.pk}",
+        defaults={
+            "user": owner,
+            "name": target_of(w, p).lead.name,
+            "key_hash": "0" * 64,
+            "scopes": {"*": "read"},
+        },
+    )
+    return key
+
+
+ATTACHED = {
+    "activities.attachment": _target_file,
+    "activities.note": _target_note,
+    "crm.apikey": _target_key,
+}
+
+
+def _attached_admin_cases(case_id, route, suffix, label):
+    target = ATTACHED[label]
+
+    def url_of(w, p):
+        return _admin_url(route, object_id=target(w, p).pk)
+
+    if suffix in ("change", "download", "delete", "history") or suffix is None:
+        yield Case(case_id + ":GET", "admin", "GET", lambda w, p: ("GET", url_of(w, p), None))
+    if suffix in ("change", "delete"):
+
+        def post(w, p, suffix=suffix):
+            url = url_of(w, p)
+            if suffix == "delete":
+                return "POST", url, {"post": "yes"}
+            return "POST", url, {**_admin_body(w, url, p), "body": f"by {p}", "name": f"by {p}"}
+
+        yield Case(case_id + ":POST", "admin", "POST", post)
+    if suffix == "changelist":
+        yield Case(
+            case_id + ":GET",
+            "admin",
+            "GET",
+            lambda w, p: ("GET", _admin_url(route), {}),
+            expect="read",
+            leak_checked=True,
+        )
+    if suffix == "upload":
+
+        def upload(w, p):
+            import io
+
+            content = io.BytesIO(b"crawl")
+            content.name = "crawl.txt"
+            lead = target_of(w, p).lead
+            return "POST", _admin_url(route), {"record_type": "lead", "record_id": lead.pk, "file": content}
+
+        yield Case(case_id + ":POST", "admin", "POST", upload)
+
+
 def _action_body(world, persona, kind, action):
     target = _record(world, persona, kind)
     selected = [target.pk]
@@ -674,6 +765,9 @@ API_NOT_RECORD_OPERATIONS = {
     "notification_preferences_update": "one's own preference for a kind",
     "notification_preferences_time_zone_retrieve": "one's own time zone",
     "notification_preferences_time_zone_update": "one's own time zone",
+    "calendar_feed_retrieve": "whether one has a calendar feed oneself",
+    "calendar_feed_regenerate_create": "regenerates one's own calendar feed secret",
+    "api_keys_create": "makes a key acting as oneself, never beyond (tests/api/test_api_keys.py)",
 }
 
 
@@ -703,6 +797,8 @@ def api_cases() -> list[Case]:
             cases.append(_sequence_api_case(case_id, method, resource, tail))
         elif resource == "quotas":
             cases.append(_quota_api_case(case_id, method, tail))
+        elif resource in ATTACHED_RESOURCES:
+            cases.extend(_attached_api_cases(case_id, method, resource, tail))
         elif resource in ("dashboard", "performance"):
             cases.append(
                 Case(case_id, "api", method, lambda w, p, path=path: ("GET", path, None), expect="read")
@@ -954,6 +1050,51 @@ def _sequence_api_case(case_id, method, resource, tail):
     return Case(case_id, "api", method, build)
 
 
+ATTACHED_RESOURCES = {"files": _target_file, "notes": _target_note, "api-keys": _target_key}
+
+
+def _attached_api_cases(case_id, method, resource, tail):
+    """Files and notes on another team's lead, another user's API key: not listed, read, changed,
+    downloaded or deleted; a file or note cannot be added to a lead one cannot see (400, nothing kept)."""
+    target = ATTACHED_RESOURCES[resource]
+    base = f"{API_PREFIX}{resource}/"
+    if tail == "" and method == "GET":
+        yield Case(
+            case_id,
+            "api",
+            "GET",
+            lambda w, p: (target(w, p) and "GET", base, {}),  # the other team's row exists first
+            expect="read",
+            leak_checked=True,
+        )
+        return
+    if tail == "" and method == "POST":
+
+        def create(w, p):
+            lead = target_of(w, p).lead
+            if resource == "notes":
+                return "POST", base, {"record_type": "lead", "record_id": lead.pk, "body": f"by {p}"}
+            import io
+
+            content = io.BytesIO(b"crawl")
+            content.name = "crawl.txt"
+            return "POST", base, {"record_type": "lead", "record_id": lead.pk, "file": content}
+
+        yield Case(case_id, "api", "POST", create, expect="rejected")
+        return
+
+    def detail(w, p, tail=tail, method=method):
+        url = f"{base}{tail.replace('{id}', str(target(w, p).pk))}"
+        body = None
+        if method == "PATCH":
+            body = {"body": f"by {p}", "name": f"by {p}"}
+        if method == "POST":
+            body = {}
+        return method, url, body
+
+    yield Case(case_id, "api", method, detail)
+
+
 def _config_api_cases(case_id, method, resource, tail):
     label = CONFIG_RESOURCES[resource]
     model = apps.get_model(label)
@@ -1045,6 +1186,8 @@ def test_another_teams_record_is_refused_at_every_door(world, case, persona):
     assert response.status_code < 500, f"{method} {url}: {response.status_code}"
     if case.expect == "refused":
         assert response.status_code in REFUSED, f"{method} {url} answered {response.status_code}"
+    if case.expect == "rejected":  # refused, or answered like an unknown id in the body (400)
+        assert response.status_code in REFUSED | {400}, f"{method} {url} answered {response.status_code}"
     if case.leak_checked and response.status_code == 200:
         content = b"".join(response.streaming_content) if response.streaming else response.content
         text = content.decode(errors="replace")
