@@ -4,7 +4,7 @@ is written in transactions of its own, so it outlives (and shows during) the imp
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import transaction
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from crm.jobs.runner import ProgressWriter
@@ -109,6 +109,10 @@ def test_a_large_export_runs_on_a_worker_and_its_file_downloads(admin_user, stag
     assert [row["name"] for row in rows] == [f"Lead {n}" for n in reversed(range(8))]
 
 
+@pytest.mark.skipif(
+    connection.vendor == "sqlite",
+    reason="SQLite has one writer at a time: an open import transaction holds it, so progress is best effort",
+)
 def test_progress_is_committed_on_its_own_even_when_the_import_rolls_back(admin_user):
     job = Job.objects.create(kind="import", resource="leads", status=JobStatus.RUNNING, created_by=admin_user)
     writer = ProgressWriter(job)
