@@ -39,7 +39,7 @@ TREE_SIZE = 5000
 def prepare() -> dict:
     """Teams, quotas, rates, foreign-currency deals and the two trees (once)."""
     from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
+    from django.contrib.auth.models import Group, Permission
     from django.db import connection, transaction
     from django.db.models import Max, Min
 
@@ -113,8 +113,18 @@ def prepare() -> dict:
     last_won = Opportunity.objects.filter(status="won").aggregate(last=Max("close_date"))["last"]
     last_quarter = period_bounds("quarter", last_won)[0] - datetime.timedelta(days=1)
     team = SalesTeam.objects.get(name="Bench team 1")
-    # The managers hold the Sales Manager role (the users made for a small seed hold none).
-    Group.objects.get(name="Sales Manager").user_set.add(
+    # The managers hold the Sales Manager role (the users made for a small seed hold none). A database
+    # without the roles (a test database an earlier test emptied) gets the role with what the board
+    # and the hierarchy read.
+    role, made = Group.objects.get_or_create(name="Sales Manager")
+    if made:
+        role.permissions.set(
+            Permission.objects.filter(
+                content_type__app_label__in=("crm", "sales"),
+                codename__in=("view_opportunity", "view_account", "view_quota"),
+            )
+        )
+    role.user_set.add(
         *SalesTeam.objects.filter(name__startswith="Bench team").values_list("manager", flat=True)
     )
     return {

@@ -327,15 +327,25 @@ class AutomationRuleViewSet(ServiceModelViewSet):
     )
     def inbound(self, request, pk=None):
         token = str(request.query_params.get("token", ""))
-        rule = AutomationRule.objects.filter(pk=pk if str(pk).isdigit() else 0, webhook_token=token).first()
-        if not token or rule is None or len(token) > 64:
+        # A token is URL-safe text of at most 64 characters, an id fits a bigint: anything else (a NUL
+        # byte, an id out of range) is a wrong URL, answered before the database sees it.
+        if not token or len(token) > 64 or not token.isascii() or not token.isprintable():
+            raise NotFound("No such rule, or a wrong token.")
+        if not str(pk).isdigit() or int(pk) > 2**63 - 1:
+            raise NotFound("No such rule, or a wrong token.")
+        rule = AutomationRule.objects.filter(pk=pk, webhook_token=token).first()
+        if rule is None:
             raise NotFound("No such rule, or a wrong token.")
         body = TestInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         record_id = _record_of(rule, body.validated_data["record_id"])
         try:
             run = services.automation_inbound(
-                token=token, record_id=record_id, delivery_id=str(request.headers.get("webhook-id", ""))[:100]
+                token=token,
+                record_id=record_id,
+                delivery_id="".join(c for c in str(request.headers.get("webhook-id", "")) if c.isprintable())[
+                    :100
+                ],
             )
         except AutomationRule.DoesNotExist:
             raise NotFound("No such rule, or a wrong token.") from None

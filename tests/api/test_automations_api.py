@@ -166,3 +166,27 @@ def test_the_run_log_costs_a_fixed_number_of_queries(api_as, people, stages, dja
     with django_assert_max_num_queries(8):
         assert client.get(URL).status_code == 200
     assert AutomationRun.objects.count() == 22
+
+
+def test_a_hostile_inbound_url_is_a_404_never_a_500(client, stages):
+    """Found by the schema fuzzing on PostgreSQL: a NUL byte in the token reached the database (500)."""
+    the_rule = rule(
+        trigger_kind="webhook",
+        trigger={},
+        actions=[{"kind": "update_fields", "params": {"values": {"rating": "warm"}}}],
+    )
+    lead = LeadFactory(stage=stages["New"])
+    good = f"{URL}{the_rule.pk}/inbound/?token={the_rule.webhook_token}"
+
+    for url in (
+        f"{URL}{the_rule.pk}/inbound/?token=%00abc",
+        f"{URL}{the_rule.pk}/inbound/?token={'a' * 65}",
+        f"{URL}99999999999999999999999/inbound/?token={the_rule.webhook_token}",
+    ):
+        assert client.post(url, {"record_id": lead.pk}, content_type="application/json").status_code == 404, (
+            url
+        )
+    answer = client.post(
+        good, {"record_id": lead.pk}, content_type="application/json", headers={"webhook-id": "msg\x00_1"}
+    )
+    assert answer.status_code == 202 and answer.json()["matched"] is True
