@@ -299,6 +299,34 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05):
 
 
 @pytest.fixture
+def broker(settings):
+    """This process sends tasks to the test run's Redis database, emptied first."""
+    redis_flush()
+    settings.CELERY_BROKER_URL = BROKER_URL
+    celery_point_at(BROKER_URL)
+    yield settings
+    celery_point_at(BROKER_URL)
+
+
+@pytest.fixture
+def start_worker(request, tmp_path, broker):
+    """``start_worker(**env)`` starts a worker on the test broker (killed at the end of the test); in a
+    test that uses ``smtp_server``, the worker's email goes to it."""
+    workers = []
+
+    def start(**env):
+        if "smtp_server" in request.fixturenames:
+            env.setdefault("EMAIL_URL", request.getfixturevalue("smtp_server").url)
+        worker = worker_start(tmp_path, **env)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.kill()
+
+
+@pytest.fixture
 def receiver():
     receiver = receiver_start()
     yield receiver

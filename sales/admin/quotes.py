@@ -37,10 +37,26 @@ LINE_COLUMNS = (
 )
 
 
+class LinesEditableInlineMixin:
+    """Line rows are added, changed and deleted only while ``lines_editable(parent)`` says so."""
+
+    def lines_editable(self, obj) -> bool:
+        raise NotImplementedError
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and self.lines_editable(obj)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self.lines_editable(obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self.lines_editable(obj)
+
+
 # --- a deal's line items --------------------------------------------------------------------------
 
 
-class OpportunityLineInline(admin.TabularInline):
+class OpportunityLineInline(LinesEditableInlineMixin, admin.TabularInline):
     model = OpportunityLine
     fields = LINE_COLUMNS
     readonly_fields = ("net_amount", "tax_amount")
@@ -49,20 +65,11 @@ class OpportunityLineInline(admin.TabularInline):
     verbose_name_plural = "line items (the deal's amount is their net total)"
 
     # On a saved deal only (its lines follow its creation), and read-only once it is won or lost.
-    def _open(self, obj) -> bool:
+    def lines_editable(self, obj) -> bool:
         return obj is not None and not obj.is_closed
 
     def has_view_permission(self, request, obj=None):
         return obj is not None and super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, obj=None):
-        return super().has_add_permission(request, obj) and self._open(obj)
-
-    def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and self._open(obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and self._open(obj)
 
 
 def save_opportunity_line_inline(request, formset) -> None:
@@ -106,24 +113,15 @@ class LineAmountAdminMixin:
 # --- quotes ---------------------------------------------------------------------------------------
 
 
-class QuoteLineInline(admin.TabularInline):
+class QuoteLineInline(LinesEditableInlineMixin, admin.TabularInline):
     model = QuoteLine
     fields = LINE_COLUMNS
     readonly_fields = ("net_amount", "tax_amount")
     autocomplete_fields = ("product",)
     extra = 0
 
-    def _editable(self, obj) -> bool:
+    def lines_editable(self, obj) -> bool:  # a new quote, or a draft: a sent quote is revised instead
         return obj is None or obj.is_editable
-
-    def has_add_permission(self, request, obj=None):
-        return super().has_add_permission(request, obj) and self._editable(obj)
-
-    def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and self._editable(obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and self._editable(obj)
 
 
 def save_quote_line_inline(request, formset) -> None:

@@ -18,20 +18,11 @@ from crm.automation.tasks import automation_schedule_tick, automation_time_scan
 from crm.models import AutomationRule, AutomationRun, Lead, Notification, NotificationKind, RunStatus
 from sales import services as sales_services
 from sales.models import Opportunity
-from tests.backbone import BROKER_URL, celery_point_at, redis_flush, wait_until, worker_start
+from tests.backbone import wait_until, worker_start
 from tests.crm.automation_helpers import rule
 from tests.factories import LeadFactory, OpportunityFactory, TagFactory, UserFactory
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def broker(settings):
-    redis_flush()
-    settings.CELERY_BROKER_URL = BROKER_URL
-    celery_point_at(BROKER_URL)
-    yield settings
-    celery_point_at(BROKER_URL)
 
 
 @pytest.fixture

@@ -16,36 +16,10 @@ from tests.backbone import (
     BROKER_URL,
     CLOSED_BROKER_URL,
     celery_point_at,
-    redis_flush,
     wait_until,
-    worker_start,
 )
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def broker(settings):
-    """This process sends tasks to the test run's Redis database, emptied first."""
-    redis_flush()
-    settings.CELERY_BROKER_URL = BROKER_URL
-    celery_point_at(BROKER_URL)
-    yield settings
-    celery_point_at(BROKER_URL)
-
-
-@pytest.fixture
-def start_worker(tmp_path, broker):
-    workers = []
-
-    def start(**env):
-        worker = worker_start(tmp_path, **env)
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.kill()
 
 
 def subscribe(user, url, types=("*",)):

@@ -15,19 +15,10 @@ from activities.models import Activity
 from activities.tasks import activity_reminders_send
 from crm import services as crm_services
 from crm.models import Notification, NotificationKind
-from tests.backbone import BROKER_URL, celery_point_at, redis_flush, wait_until, worker_start
+from tests.backbone import wait_until
 from tests.factories import ActivityFactory, LeadFactory, UserFactory
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def broker(settings):
-    redis_flush()
-    settings.CELERY_BROKER_URL = BROKER_URL
-    celery_point_at(BROKER_URL)
-    yield settings
-    celery_point_at(BROKER_URL)
 
 
 @pytest.fixture
@@ -39,20 +30,6 @@ def rep(db):
 @pytest.fixture
 def other_rep(db):
     return UserFactory(username="other_rep")
-
-
-@pytest.fixture
-def start_worker(tmp_path, broker, smtp_server):
-    workers = []
-
-    def start(**env):
-        worker = worker_start(tmp_path, EMAIL_URL=smtp_server.url, **env)
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.kill()
 
 
 def test_an_assignment_reaches_the_new_owner_by_email_through_a_worker(

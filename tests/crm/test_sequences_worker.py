@@ -15,33 +15,10 @@ from crm.messaging.services import email_template_create
 from crm.models import EnrollmentStatus, OutgoingEmail, OutgoingEmailStatus, SequenceEnrollment
 from crm.sequences import runner, services
 from crm.sequences.tasks import sequence_enrollments_advance
-from tests.backbone import BROKER_URL, celery_point_at, redis_flush, wait_until, worker_start
+from tests.backbone import wait_until
 from tests.factories import ContactFactory, LeadFactory, UserFactory
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def broker(settings):
-    redis_flush()
-    settings.CELERY_BROKER_URL = BROKER_URL
-    celery_point_at(BROKER_URL)
-    yield settings
-    celery_point_at(BROKER_URL)
-
-
-@pytest.fixture
-def start_worker(tmp_path, broker, smtp_server):
-    workers = []
-
-    def start(**env):
-        worker = worker_start(tmp_path, EMAIL_URL=smtp_server.url, **env)
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.kill()
 
 
 @pytest.fixture
