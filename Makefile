@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run demo-reset test lint format setup setup-dev chromium clean
+.PHONY: run demo-reset test lint format setup setup-dev chromium dovecot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,7 +60,18 @@ chromium:
 		fi; \
 	fi
 
-test: setup-dev chromium
+# The inbound email tests read a real IMAP server: Debian's dovecot, started by a fixture in a temporary folder.
+dovecot:
+	@if ! command -v dovecot >/dev/null && [ ! -x /usr/sbin/dovecot ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing dovecot for the IMAP tests (apt-get install dovecot-imapd)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
+		else \
+			echo "dovecot is missing: run 'sudo apt-get install dovecot-imapd' or the IMAP tests are skipped"; \
+		fi; \
+	fi
+
+test: setup-dev chromium dovecot
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup-dev

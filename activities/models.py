@@ -276,3 +276,92 @@ class CalendarFeed(models.Model):
 
     def __str__(self) -> str:
         return f"Calendar feed of {self.user}"
+
+
+class EmailDirection(models.TextChoices):
+    INBOUND = "in", "Received"
+    OUTBOUND = "out", "Sent"
+
+
+class Mailbox(TimeStampedModel):
+    """An IMAP mailbox the CRM reads: shared (no owner) or a user's own. Its password is kept encrypted
+    (Fernet, keys from CRM_MAILBOX_KEYS); the poller remembers the last UID it read, so a poll with
+    nothing new asks the server for one search and fetches nothing."""
+
+    name = models.CharField(max_length=100, unique=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Whose mailbox it is; empty: a shared mailbox (sales@, support@).",
+    )
+    host = models.CharField("IMAP host", max_length=255)
+    port = models.PositiveIntegerField(
+        default=993, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    use_ssl = models.BooleanField(
+        "SSL/TLS", default=True, help_text="Off: STARTTLS when offered, else plain."
+    )
+    username = models.CharField(max_length=255)
+    password_encrypted = models.TextField(editable=False, blank=True)
+    folder = models.CharField(max_length=255, default="INBOX")
+    create_leads = models.BooleanField(
+        default=False, help_text="A message from an address no contact or lead has creates a lead."
+    )
+    is_active = models.BooleanField(default=True)
+    uid_validity = models.BigIntegerField(null=True, blank=True, editable=False)
+    last_uid = models.BigIntegerField(default=0, editable=False)
+    last_polled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    # A poll holds the mailbox until then: two workers never read the same mailbox at once.
+    polling_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "mailboxes"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EmailMessage(models.Model):
+    """One email on the timeline, received (from a mailbox or the BCC address) or sent from a record;
+    its Message-ID is unique, so a message read twice is logged once. The activities it is logged as
+    carry its subject and text; its attachments are files on the first of them."""
+
+    direction = models.CharField(max_length=3, choices=EmailDirection.choices)
+    message_id = models.CharField("Message-ID", max_length=255)
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    outgoing = models.OneToOneField(
+        "crm.OutgoingEmail", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The record a sent message was written from (a deal, an account...): where its activity goes.
+    record_type = models.CharField(max_length=32, blank=True)
+    record_id = models.BigIntegerField(null=True, blank=True)
+    from_address = models.CharField(max_length=320, blank=True)
+    to_addresses = models.TextField(blank=True)
+    cc_addresses = models.TextField(blank=True)
+    subject = models.CharField(max_length=255, blank=True)
+    in_reply_to = models.CharField(max_length=255, blank=True)
+    references = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    skipped = models.TextField(
+        blank=True, help_text="What was left out (an attachment over the limit) and why."
+    )
+    activities = models.ManyToManyField(Activity, blank=True, related_name="email_messages")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message_id"],
+                name="activities_emailmessage_message_id_unique",
+                violation_error_message="This message is logged already.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or self.message_id

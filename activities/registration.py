@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from activities.attachables import register_attachable
 from activities.importing import ACTIVITIES
+from activities.mail.outbound import sent_emails_log
 from activities.models import Activity, ActivityStatus
 from activities.selectors import activity_next_by_record
 from activities.services import activity_create, lead_last_activity_refresh, record_attachments_delete
@@ -91,6 +92,7 @@ def _attachments_of_deleted_record(instance: models.Model):
 
 def register_with_crm() -> None:
     registries.register_activity_writer(_activity_write)
+    registries.register_sent_email_logger(sent_emails_log)
     register_activity_counter(activities_logged_by_owner)
     for record_type, model in (
         ("lead", Lead),

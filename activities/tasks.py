@@ -18,3 +18,11 @@ def activity_digest_send() -> int:
 @shared_task(name="activities.tasks.opportunity_rotting_notify", ignore_result=True)
 def opportunity_rotting_notify() -> int:
     return reminders.opportunity_rotting_notify()
+
+
+@shared_task(name="activities.tasks.mailboxes_poll", ignore_result=True)
+def mailboxes_poll() -> int:
+    """Read every active mailbox over IMAP (new UIDs only); returns the messages logged."""
+    from activities.mail.inbound import mailboxes_poll as poll
+
+    return sum(result.logged for result in poll())

@@ -8,7 +8,9 @@ process (the web server, commands, workers, tests) knows them before it handles 
   see (the activities it cascades to are gone, so their leads' last activity changes);
 - ``register_seed_table``: a table the seeder fills after crm's own, and what it recomputes after;
 - ``register_activity_writer``: how crm's sequences and template emails log an activity (a task, an
-  email sent) on a lead or a contact's timeline.
+  email sent) on a lead or a contact's timeline;
+- ``register_sent_email_logger``: how the emails crm sent are logged (an email activity with its
+  Message-ID, on the record the message was written from) when an app does it better than a task.
 
 Registries that belong to one crm module live beside it: ``crm.selectors.register_annotations``,
 ``crm.api.serializers.register_nested_field``, ``crm.importing.schemas.register_schema``,
@@ -128,3 +130,19 @@ def activity_write(
         due_date=due_date,
         completed=completed,
     )
+
+
+# --- the log of the emails crm sent ------------------------------------------------------------------
+
+# (*, emails: list[OutgoingEmail]) -> None; called after the messages went out.
+SentEmailLogger = Callable[..., None]
+_sent_email_loggers: list[SentEmailLogger] = []
+
+
+def register_sent_email_logger(logger: SentEmailLogger) -> None:
+    """The app that owns email activities logs the messages crm sent (replaces the plain activity)."""
+    _sent_email_loggers[:] = [logger]
+
+
+def sent_email_logger() -> SentEmailLogger | None:
+    return _sent_email_loggers[0] if _sent_email_loggers else None

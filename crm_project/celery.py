@@ -49,6 +49,11 @@ app.conf.beat_schedule = {
         "task": "activities.tasks.opportunity_rotting_notify",
         "schedule": crontab(minute=5),
     },
+    # Inbound email: every active mailbox read over IMAP (new UIDs only).
+    "mailboxes-poll": {
+        "task": "activities.tasks.mailboxes_poll",
+        "schedule": float(os.environ.get("CRM_MAILBOX_POLL_SECONDS") or 120.0),
+    },
     # Sent quotes whose validity date has passed become expired (hourly: a day's precision is enough).
     "quotes-expire": {"task": "sales.tasks.quotes_expire", "schedule": crontab(minute=10)},
 }

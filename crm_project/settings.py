@@ -401,6 +401,20 @@ CRM_FILE_ALLOWED_TYPES = env.list(
 )
 # Seconds between two progress writes of a running job; a job still queued after
 # CRM_JOB_REQUEUE_AFTER seconds (the broker was down when it started) is queued again by beat.
+# Email in: mailbox passwords are encrypted with Fernet keys (CRM_MAILBOX_KEYS, comma-separated; the first
+# encrypts, all decrypt: put a new key first to rotate). Without keys (development) one is derived from
+# SECRET_KEY, so changing SECRET_KEY then makes the stored passwords unreadable: set keys in production.
+CRM_MAILBOX_KEYS = env.list("CRM_MAILBOX_KEYS", default=[])
+# Mailboxes are polled every CRM_MAILBOX_POLL_SECONDS by beat; one poll reads at most this many messages
+# of a mailbox (the rest on the next poll), CRM_MAILBOX_BATCH fetched per IMAP round trip.
+CRM_MAILBOX_POLL_SECONDS = env.float("CRM_MAILBOX_POLL_SECONDS", default=120.0)
+CRM_MAILBOX_POLL_MAX_MESSAGES = env.int("CRM_MAILBOX_POLL_MAX_MESSAGES", default=20_000)
+CRM_MAILBOX_BATCH = env.int("CRM_MAILBOX_BATCH", default=200)
+CRM_MAILBOX_TIMEOUT = env.float("CRM_MAILBOX_TIMEOUT", default=30.0)
+# The "BCC to the CRM" endpoint (POST /api/v1/crm/mailboxes/inbound/, raw RFC 822) answers only requests
+# carrying this secret (header X-CRM-Inbound-Secret); empty: the endpoint is off.
+CRM_INBOUND_EMAIL_SECRET = env.str("CRM_INBOUND_EMAIL_SECRET", default="")
+CRM_INBOUND_EMAIL_MAX_BYTES = env.int("CRM_INBOUND_EMAIL_MAX_BYTES", default=50 * 1024 * 1024)
 CRM_JOB_PROGRESS_INTERVAL = env.float("CRM_JOB_PROGRESS_INTERVAL", default=0.5)
 CRM_JOB_REQUEUE_AFTER = env.int("CRM_JOB_REQUEUE_AFTER", default=120)
 # A running job's worker writes a heartbeat every CRM_JOB_HEARTBEAT seconds; without one for

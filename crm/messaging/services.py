@@ -9,10 +9,15 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from email.mime.text import MIMEText
+from email.utils import make_msgid
 from typing import Any
+from urllib.parse import urlparse
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -124,27 +129,71 @@ def email_template_send(
     commits), or ``suppressed`` when the address opted out (nothing is sent). ``send=False`` leaves
     sending to the caller (``outgoing_emails_send``), which batches many messages on one connection.
     """
-    kind = record_kind(record)
+    record_kind(record)  # a lead or a contact, or a TypeError
     _ensure_visible(user, record)
     if not template.is_active:
         raise ValidationError({"template": f"The email template “{template}” is inactive."})
+    rendered = email_template_render(template=template, record=record, user=user)
+    return outgoing_email_queue(
+        record=record,
+        user=user,
+        to=to,
+        subject=rendered.subject,
+        body_html=rendered.html,
+        body_text=rendered.text,
+        template=template,
+        enrollment=enrollment,
+        send=send,
+    )
+
+
+def message_id_new() -> str:
+    """A Message-ID in the CRM's own domain (the host of CRM_BASE_URL)."""
+    domain = urlparse(settings.CRM_BASE_URL).hostname or "crm.invalid"
+    return make_msgid(domain=domain)
+
+
+def outgoing_email_queue(
+    *,
+    record,
+    user: Actor,
+    subject: str,
+    body_text: str,
+    body_html: str = "",
+    to: str | None = None,
+    template: EmailTemplate | None = None,
+    enrollment=None,
+    calendar: str = "",
+    send: bool = True,
+) -> OutgoingEmail:
+    """Write one message to ``record`` (a lead or a contact), to ``to`` or the record's address, and
+    send it once the caller's transaction commits (a background task). It gets its Message-ID now.
+    An address that opted out is never emailed: the message is kept as ``suppressed``."""
+    kind = record_kind(record)
+    _ensure_visible(user, record)
     address = (to or record.email or "").strip()
     if not address:
         raise ValidationError({"to": f"The {kind} “{record}” has no email address."})
-    rendered = email_template_render(template=template, record=record, user=user)
     suppressed = record_email_opted_out(record) or bool(email_addresses_opted_out([address]))
-    email = OutgoingEmail.objects.create(
+    email = OutgoingEmail(
         template=template,
         lead=record if kind == "lead" else None,
         contact=record if kind == "contact" else None,
         enrollment=enrollment,
         to=address,
-        subject=rendered.subject,
-        body_html=rendered.html,
-        body_text=rendered.text,
+        subject=subject[:255],
+        body_html=body_html,
+        body_text=body_text,
         status=OutgoingEmailStatus.SUPPRESSED if suppressed else OutgoingEmailStatus.QUEUED,
         sent_by=person(user),
+        message_id=message_id_new(),
+        calendar=calendar,
     )
+    try:
+        validate_email(address)
+    except ValidationError as exc:
+        raise ValidationError({"to": f"“{address}” is not an email address."}) from exc
+    email.save()
     if send and not suppressed:
         from crm.events.dispatch import send_after_commit
         from crm.messaging.tasks import outgoing_email_send
@@ -154,11 +203,17 @@ def email_template_send(
 
 
 def _message(email: OutgoingEmail, connection) -> EmailMultiAlternatives:
+    headers = {"Message-ID": email.message_id} if email.message_id else None
     message = EmailMultiAlternatives(
-        subject=email.subject, body=email.body_text, to=[email.to], connection=connection
+        subject=email.subject, body=email.body_text, to=[email.to], connection=connection, headers=headers
     )
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")
+    if email.calendar:
+        invitation = MIMEText(email.calendar, "calendar", "utf-8")
+        invitation.set_param("method", "REQUEST")
+        invitation.add_header("Content-Disposition", "attachment", filename="invite.ics")
+        message.attach(invitation)
     return message
 
 
@@ -241,7 +296,16 @@ def _failures_on_enrollments(failed: Mapping[int, str]) -> None:
 
 def _log_sent(sent: list[OutgoingEmail]) -> None:
     """Each email sent shows on its record's timeline, as an email activity."""
-    if not sent or not registries.activity_writer_registered():
+    if not sent:
+        return
+    logger_of_sent = registries.sent_email_logger()
+    if logger_of_sent is not None:
+        try:
+            logger_of_sent(emails=sent)
+        except Exception:
+            logger.exception("Could not log the emails %s sent", [email.pk for email in sent])
+        return
+    if not registries.activity_writer_registered():
         return
     from crm.actors import SYSTEM
 

@@ -75,6 +75,14 @@ class OutgoingEmail(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Given when the message is written, so the activity that logs it and the replies that cite it
+    # (In-Reply-To, References) know it before it is sent.
+    message_id = models.CharField("Message-ID", max_length=255, blank=True, editable=False)
+    calendar = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="An iCalendar invitation (METHOD:REQUEST) sent with the message as invite.ics.",
+    )
 
     class Meta:
         ordering = ("-id",)
