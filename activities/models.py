@@ -321,6 +321,7 @@ class Mailbox(TimeStampedModel):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "mailboxes"
+        permissions = [("manage_all_mailboxes", "Can manage shared mailboxes and those of others")]
 
     def __str__(self) -> str:
         return self.name

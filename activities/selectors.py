@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from dateutil.rrule import rrulestr
 from django.core.exceptions import ValidationError
-from django.db.models import Count, F, Model, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models import Count, Exists, F, Model, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import Coalesce, RowNumber, TruncDate
 from django.utils import timezone
 
@@ -21,9 +21,11 @@ from activities.models import (
     ActivityType,
     Attachment,
     CalendarFeed,
+    EmailMessage,
+    Mailbox,
     Note,
 )
-from crm.actors import Actor
+from crm.actors import Actor, is_system
 from crm.filters import filter_queryset
 from crm.selectors import Filters, owned_records_visible_to, record_visible_to, register_record_access
 
@@ -304,3 +306,24 @@ def activity_occurrences(
         return times
     except (ValueError, TypeError, OverflowError):
         return []
+
+
+# --- email --------------------------------------------------------------------------------------------------
+
+
+def mailbox_visible_to(user: Actor) -> QuerySet[Mailbox]:
+    """Shared mailboxes and everyone's for those who manage them all (CRM Admins); a user's own else."""
+    mailboxes = Mailbox.objects.select_related("owner")
+    if is_system(user) or user.has_perm("activities.manage_all_mailboxes"):
+        return mailboxes
+    return mailboxes.filter(owner_id=user.pk) if user.pk else mailboxes.none()
+
+
+def email_message_visible_to(user: Actor) -> QuerySet[EmailMessage]:
+    """The messages logged on an activity the user sees, and those the user sent that are on their way."""
+    messages = EmailMessage.objects.all()
+    if is_system(user):
+        return messages
+    through = EmailMessage.activities.through
+    seen = through.objects.filter(emailmessage_id=OuterRef("pk"), activity__in=activity_visible_to(user))
+    return messages.filter(Exists(seen) | Q(outgoing__sent_by_id=user.pk, outgoing__isnull=False))

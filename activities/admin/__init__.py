@@ -2,5 +2,6 @@
 
 from activities.admin import (
     activities,  # noqa: F401  (registers the admin and the inlines)
+    mail,  # noqa: F401  (mailboxes, emails, send email from a record)
     records,  # noqa: F401  (files, notes, templates)
 )

@@ -2,7 +2,7 @@
 
 from rest_framework.routers import SimpleRouter
 
-from activities.api import calendar, records, views
+from activities.api import calendar, mail, records, views
 
 router = SimpleRouter()
 router.register("activities", views.ActivityViewSet, basename="activity")
@@ -10,3 +10,5 @@ router.register("activity-templates", views.ActivityTemplateViewSet, basename="a
 router.register("files", records.AttachmentViewSet, basename="file")
 router.register("notes", records.NoteViewSet, basename="note")
 router.register("calendar/feed", calendar.CalendarFeedViewSet, basename="calendar-feed-settings")
+router.register("mailboxes", mail.MailboxViewSet, basename="mailbox")
+router.register("emails", mail.EmailMessageViewSet, basename="email")

@@ -1,11 +1,18 @@
 """Viewset for activities. Reads go through activities.selectors, writes through activities.services."""
 
-from drf_spectacular.utils import extend_schema_view
+from django.db import transaction
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
 
 from activities import selectors, services
+from activities.api.mail import EmailMessageSerializer, InvitationSerializer, recipient_of
 from activities.api.serializers import ActivitySerializer, ActivityTemplateSerializer
 from activities.filters import ActivityFilter, ActivityTemplateFilter
-from crm.api.viewsets import HistoryViewSetMixin, ServiceModelViewSet, crud_schema
+from activities.mail import outbound
+from crm.api.viewsets import BAD_REQUEST, NOT_FOUND, HistoryViewSetMixin, ServiceModelViewSet, crud_schema
 
 
 @extend_schema_view(**crud_schema("activity", ActivitySerializer))
@@ -24,6 +31,30 @@ class ActivityViewSet(HistoryViewSetMixin, ServiceModelViewSet):
 
     def delete_record(self, instance):
         services.activity_delete(activity=instance, user=self.request.user)
+
+    @extend_schema(
+        summary="Send a meeting as an invitation",
+        description="Emails the meeting's contact or lead (or `to_contact_id` / `to_lead_id`) an invitation "
+        "with an `invite.ics` attachment (iCalendar METHOD:REQUEST) that calendars accept; sent by a "
+        "background job, then logged as an email activity on the meeting's records. 400 for an activity "
+        "that is not a meeting, has no date, or whose recipient opted out.",
+        request=InvitationSerializer,
+        responses={202: EmailMessageSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["post"], url_path="send-invitation")
+    def send_invitation(self, request, pk=None):
+        if not request.user.has_perm("activities.add_emailmessage"):
+            raise PermissionDenied("You may not send email from records.")
+        activity = self.get_object()
+        data = self.validated_input(InvitationSerializer)
+        with transaction.atomic():
+            message = outbound.activity_invitation_send(
+                user=request.user,
+                activity=activity,
+                to=recipient_of(user=request.user, data=data),
+                body=data.get("body", ""),
+            )
+        return Response(EmailMessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema_view(**crud_schema("activity template", ActivityTemplateSerializer))

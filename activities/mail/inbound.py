@@ -62,8 +62,12 @@ MAILBOX_ERRORS = (MailboxLoginError, imaplib.IMAP4.error, OSError, socket.timeou
 
 
 def _ensure_may_manage(user: Actor, mailbox: Mailbox | None, action: str) -> None:
-    """CRM Admins manage every mailbox (``activities.<action>_mailbox``); a user their own."""
-    if is_system(user) or user.has_perm(f"activities.{action}_mailbox"):
+    """A user manages their own mailboxes; shared ones and anyone's need manage_all_mailboxes (CRM Admin)."""
+    if is_system(user):
+        return
+    if not user.has_perm(f"activities.{action}_mailbox"):
+        raise PermissionDenied(f"You may not {action} mailboxes.")
+    if user.has_perm("activities.manage_all_mailboxes"):
         return
     owner = person(user)
     if owner is not None and (mailbox is None or mailbox.owner_id == owner.pk):
@@ -78,7 +82,7 @@ def _mailbox_data(user: Actor, data: dict[str, Any], mailbox: Mailbox | None) ->
         data["password_encrypted"] = secret_encrypt(password)
     elif mailbox is None:
         raise ValidationError({"password": "Give the mailbox's password."})
-    if not is_system(user) and not user.has_perm("activities.change_mailbox"):
+    if not is_system(user) and not user.has_perm("activities.manage_all_mailboxes"):
         data["owner"] = person(user)  # a user's mailboxes are their own
     return data
 

@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,17 +158,3 @@ service stats {{
             time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"dovecot did not listen on {port}: {server.log}")
-
-
-@pytest.fixture
-def dovecot():
-    """A dovecot with two users, sales@example.com (a shared mailbox) and bob, stopped after the test.
-    Its folder is a fresh one under the system's temporary folder (not pytest's, which is private to
-    this user: dovecot's own processes must reach it)."""
-    folder = Path(tempfile.mkdtemp(prefix="crm-dovecot-"))
-    try:
-        server = dovecot_start(folder, {"sales@example.com": "s3cret-sales", "bob": "bob-pass"})
-        yield server
-        server.stop()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)

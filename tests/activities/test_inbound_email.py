@@ -14,7 +14,6 @@ from activities.mail.crypto import secret_decrypt
 from activities.models import Activity, ActivityType, Attachment, EmailDirection, EmailMessage, Mailbox
 from crm.actors import SYSTEM
 from crm.models import Lead
-from tests.activities.imap_server import dovecot  # noqa: F401 - the fixture
 from tests.factories import AccountFactory, ContactFactory, LeadFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db
