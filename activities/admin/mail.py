@@ -60,9 +60,18 @@ class MailboxAdmin(ServiceModelAdmin):
             fields.remove("owner")  # a user's mailboxes are their own
         return [*fields, *(self.readonly_fields if obj else ())]
 
-    def save_model(self, request, obj, form, change):
-        request._crm_mailbox_password = form.cleaned_data.get("password") or ""
-        super().save_model(request, obj, form, change)
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        base = super().get_form(request, obj, change, **kwargs)
+
+        class PasswordForm(base):
+            """The password is no model field: handed to the service beside the form's data."""
+
+            def clean(self):
+                data = super().clean()
+                request._crm_mailbox_password = data.get("password") or ""
+                return data
+
+        return PasswordForm
 
     def _with_password(self, request, data):
         password = getattr(request, "_crm_mailbox_password", "")

@@ -217,3 +217,32 @@ def test_compose_refuses_a_record_without_a_reachable_address(people):
     with pytest.raises(Exception) as refused:
         outbound.email_compose(user=people.users["owner"], record=account, subject="x", body="y")
     assert "to" in refused.value.message_dict
+
+
+def test_email_and_mailbox_lists_cost_a_fixed_number_of_queries(
+    api_as, admin_as, people, django_assert_max_num_queries
+):
+    lead = people.records["owner"].lead
+    api = api_as("owner")
+    admin = admin_as("owner")
+    for size in (2, 8):
+        for index in range(size):
+            message = EmailMessage.objects.create(
+                direction="in", message_id=f"<{size}-{index}@q>", subject="Q"
+            )
+            message.activities.add(
+                Activity.objects.create(
+                    subject="Q", activity_type=ActivityType.EMAIL, lead=lead, owner=lead.owner
+                )
+            )
+            api.post("/api/v1/crm/mailboxes/", {**MAILBOX, "name": f"Box {size}-{index}"}, format="json")
+        api.get("/api/v1/crm/emails/")
+        admin.get(reverse("admin:activities_emailmessage_changelist"))
+        with django_assert_max_num_queries(10):
+            assert api.get("/api/v1/crm/emails/").status_code == 200
+        with django_assert_max_num_queries(8):
+            assert api.get("/api/v1/crm/mailboxes/").status_code == 200
+        with django_assert_max_num_queries(14):
+            assert admin.get(reverse("admin:activities_emailmessage_changelist")).status_code == 200
+        with django_assert_max_num_queries(14):
+            assert admin.get(reverse("admin:activities_mailbox_changelist")).status_code == 200

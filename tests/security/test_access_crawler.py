@@ -622,10 +622,37 @@ def _target_key(w, p):
     return key
 
 
+def _target_mailbox(w, p):
+    """The other team's rep's own mailbox, named like their lead (a list showing it leaks the name)."""
+    from activities.models import Mailbox
+
+    owner = target_of(w, p).lead.owner
+    mailbox, _ = Mailbox.objects.get_or_create(
+        name=target_of(w, p).lead.name,
+        defaults={"owner": owner, "host": "127.0.0.1", "username": "crawl", "password_encrypted": "x"},
+    )
+    return mailbox
+
+
+def _target_email(w, p):
+    """An email logged on the other team's lead, its subject the lead's name."""
+    from activities.models import EmailMessage
+
+    lead = target_of(w, p).lead
+    message, created = EmailMessage.objects.get_or_create(
+        message_id=f"<crawl-{lead.pk}@crawl.example>", defaults={"direction": "in", "subject": lead.name}
+    )
+    if created:
+        message.activities.add(target_of(w, p).activity)
+    return message
+
+
 ATTACHED = {
     "activities.attachment": _target_file,
     "activities.note": _target_note,
     "crm.apikey": _target_key,
+    "activities.mailbox": _target_mailbox,
+    "activities.emailmessage": _target_email,
 }
 
 
@@ -655,6 +682,16 @@ def _attached_admin_cases(case_id, route, suffix, label):
             expect="read",
             leak_checked=True,
         )
+    if suffix == "compose":  # an email about, or an invitation to, the other team's lead or meeting
+
+        def compose(w, p, method):
+            query = {"record_type": "lead", "record_id": target_of(w, p).lead.pk}
+            if method == "POST":
+                query.update(to=f"lead:{target_of(w, p).lead.pk}", subject="x", body="y")
+            return method, _admin_url(route), query
+
+        yield Case(case_id + ":GET", "admin", "GET", lambda w, p: compose(w, p, "GET"))
+        yield Case(case_id + ":POST", "admin", "POST", lambda w, p: compose(w, p, "POST"))
     if suffix == "upload":
 
         def upload(w, p):
@@ -744,6 +781,7 @@ API_ACTION_BODIES = {
     "lines": lambda w, p: {"description": "Extra", "quantity": "1", "unit_price": "10.00"},
     "send": lambda w, p: {"to": "crawler@example.com"},
     "revise": lambda w, p: {},
+    "send-invitation": lambda w, p: {},
 }
 API_READS = {"", "history/", "stage-history/", "duplicates/", "hierarchy/"}
 # Operations on no record: the token login, creating a record of one's own (links are tried below).
@@ -768,6 +806,9 @@ API_NOT_RECORD_OPERATIONS = {
     "calendar_feed_retrieve": "whether one has a calendar feed oneself",
     "calendar_feed_regenerate_create": "regenerates one's own calendar feed secret",
     "api_keys_create": "makes a key acting as oneself, never beyond (tests/api/test_api_keys.py)",
+    "mailboxes_create": "a rep's new mailbox is their own (tests/activities/test_email_doors.py)",
+    "mailboxes_inbound_create": "the BCC secret is the credential; it logs by address "
+    "(tests/activities/test_email_doors.py)",
 }
 
 
@@ -1050,7 +1091,13 @@ def _sequence_api_case(case_id, method, resource, tail):
     return Case(case_id, "api", method, build)
 
 
-ATTACHED_RESOURCES = {"files": _target_file, "notes": _target_note, "api-keys": _target_key}
+ATTACHED_RESOURCES = {
+    "files": _target_file,
+    "notes": _target_note,
+    "api-keys": _target_key,
+    "mailboxes": _target_mailbox,
+    "emails": _target_email,
+}
 
 
 def _attached_api_cases(case_id, method, resource, tail):
@@ -1067,6 +1114,13 @@ def _attached_api_cases(case_id, method, resource, tail):
             expect="read",
             leak_checked=True,
         )
+        return
+    if resource == "emails" and tail == "send/":  # an email to the other team's lead: as unknown (400)
+
+        def send(w, p):
+            return "POST", f"{base}send/", {"record_type": "lead", "record_id": target_of(w, p).lead.pk}
+
+        yield Case(case_id, "api", "POST", send, expect="rejected")
         return
     if tail == "" and method == "POST":
 
