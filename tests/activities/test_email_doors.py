@@ -242,7 +242,7 @@ def test_email_and_mailbox_lists_cost_a_fixed_number_of_queries(
             assert api.get("/api/v1/crm/emails/").status_code == 200
         with django_assert_max_num_queries(8):
             assert api.get("/api/v1/crm/mailboxes/").status_code == 200
-        with django_assert_max_num_queries(14):
+        with django_assert_max_num_queries(18):
             assert admin.get(reverse("admin:activities_emailmessage_changelist")).status_code == 200
-        with django_assert_max_num_queries(14):
+        with django_assert_max_num_queries(18):
             assert admin.get(reverse("admin:activities_mailbox_changelist")).status_code == 200
