@@ -8,7 +8,9 @@ process (the web server, commands, workers, tests) knows them before it handles 
   see (the activities it cascades to are gone, so their leads' last activity changes);
 - ``register_seed_table``: a table the seeder fills after crm's own, and what it recomputes after;
 - ``register_activity_writer``: how crm's sequences and template emails log an activity (a task, an
-  email sent) on a lead or a contact's timeline.
+  email sent) on a lead or a contact's timeline;
+- ``register_save_effect``: what saving a record through its service does in another app (sales places
+  a new or changed account in its territory).
 
 Registries that belong to one crm module live beside it: ``crm.selectors.register_annotations``,
 ``crm.api.serializers.register_nested_field``, ``crm.importing.schemas.register_schema``,
@@ -61,6 +63,24 @@ def register_delete_effect(effect: DeleteEffect) -> None:
 def delete_effects(instance: Model) -> list[Callable[[], None]]:
     """Before ``instance`` is deleted: the registered effects' follow-ups, to run after the delete."""
     return [after for effect in _delete_effects if (after := effect(instance)) is not None]
+
+
+# --- what a save does beyond crm ----------------------------------------------------------------------
+
+# Called with the record just saved by its service and the acting user, inside the save's transaction.
+SaveEffect = Callable[..., None]
+_save_effects: dict[str, list[SaveEffect]] = {}
+
+
+def register_save_effect(model_label: str, effect: SaveEffect) -> None:
+    effects = _save_effects.setdefault(model_label.lower(), [])
+    if effect not in effects:
+        effects.append(effect)
+
+
+def save_effects_run(instance: Model, *, user) -> None:
+    for effect in _save_effects.get(instance._meta.label_lower, ()):
+        effect(instance, user=user)
 
 
 # --- the seeder's tables ------------------------------------------------------------------------------
