@@ -17,7 +17,8 @@ Cases:
 
 * ``GET /api/v1/crm/performance/?period=quarter`` as a superuser (every team and member) and as a
   manager of one team, for the last full quarter of the data;
-* ``GET /api/v1/crm/accounts/{id}/hierarchy/`` of each tree's root.
+* ``GET /api/v1/crm/accounts/{id}/hierarchy/`` of each tree's root, and the same tree through the code
+  as it was before its speed-up (``_hierarchy_before.py``, at a benchmark-only URL), in the same run.
 
 The SQL baselines return the same figures: the board's deals grouped by owner (with the conversion),
 its activities grouped by owner and its quotas; the hierarchy's recursive CTE and its deals grouped by
@@ -259,6 +260,17 @@ def cases(args) -> list[h.Case]:
     for shape in ("wide", "deep"):
         url = f"{API}accounts/{setup[shape]}/hierarchy/"
         sql = h.sql_call(hierarchy_sql(setup[shape]))
+        before = f"/bench/hierarchy-before/{setup[shape]}/"
+        result.append(
+            h.Case(
+                name=f"API account hierarchy, {TREE_SIZE:,} descendants ({shape}), before (67243c4)",
+                call=h.request_call(client, before),
+                sql=sql,
+                target="p95 ≤ 200 ms",
+                target_p95_ms=200,
+                check=lambda before=before, sql=sql: hierarchy_check(client, before, sql),
+            )
+        )
         result.append(
             h.Case(
                 name=f"API account hierarchy, {TREE_SIZE:,} descendants ({shape})",
@@ -272,8 +284,15 @@ def cases(args) -> list[h.Case]:
     return result
 
 
+def before_urlpatterns() -> list:
+    """The hierarchy's code before its speed-up, at a benchmark-only URL: measured in the same run."""
+    import _hierarchy_before
+
+    return _hierarchy_before.urlpatterns()
+
+
 def main(argv=None):
-    h.setup_django()
+    h.setup_django(extra_urlpatterns=before_urlpatterns)
     args = h.arguments("Performance board and account hierarchy benchmark", argv)
     h.run("Performance board and account hierarchy", cases(args), args)
 

@@ -11,6 +11,8 @@ process (the web server, commands, workers, tests) knows them before it handles 
   email sent) on a lead or a contact's timeline;
 - ``register_sent_email_logger``: how the emails crm sent are logged (an email activity with its
   Message-ID, on the record the message was written from) when an app does it better than a task.
+- ``register_save_effect``: what saving a record through its service does in another app (sales places
+  a new or changed account in its territory).
 
 Registries that belong to one crm module live beside it: ``crm.selectors.register_annotations``,
 ``crm.api.serializers.register_nested_field``, ``crm.importing.schemas.register_schema``,
@@ -63,6 +65,24 @@ def register_delete_effect(effect: DeleteEffect) -> None:
 def delete_effects(instance: Model) -> list[Callable[[], None]]:
     """Before ``instance`` is deleted: the registered effects' follow-ups, to run after the delete."""
     return [after for effect in _delete_effects if (after := effect(instance)) is not None]
+
+
+# --- what a save does beyond crm ----------------------------------------------------------------------
+
+# Called with the record just saved by its service and the acting user, inside the save's transaction.
+SaveEffect = Callable[..., None]
+_save_effects: dict[str, list[SaveEffect]] = {}
+
+
+def register_save_effect(model_label: str, effect: SaveEffect) -> None:
+    effects = _save_effects.setdefault(model_label.lower(), [])
+    if effect not in effects:
+        effects.append(effect)
+
+
+def save_effects_run(instance: Model, *, user) -> None:
+    for effect in _save_effects.get(instance._meta.label_lower, ()):
+        effect(instance, user=user)
 
 
 # --- the seeder's tables ------------------------------------------------------------------------------

@@ -172,6 +172,10 @@ CRM_CURRENCY = env.str("CRM_CURRENCY", default="USD").upper()
 if len(CRM_CURRENCY) != 3 or not CRM_CURRENCY.isalpha():
     raise ImproperlyConfigured(f"CRM_CURRENCY must be a 3-letter ISO 4217 code, not {CRM_CURRENCY!r}.")
 
+# Territories: when on, the members of a territory (its users and its team's members and manager) also
+# see the deals and leads of the accounts placed in it; changing them stays with the owner's team.
+CRM_TERRITORY_VISIBILITY = env.bool("CRM_TERRITORY_VISIBILITY", default=False)
+
 # An unfiltered admin changelist of a table at least this big shows PostgreSQL's row estimate ("about
 # N") instead of counting every row (crm.admin.scale).
 CRM_ADMIN_ESTIMATED_COUNT_MIN = env.int("CRM_ADMIN_ESTIMATED_COUNT_MIN", default=100_000)
@@ -289,6 +293,7 @@ SPECTACULAR_SETTINGS = {
         "IndustryEnum": "crm.models.Industry",
         "OpportunityStatusEnum": "sales.models.OpportunityStatus",
         "OpportunityTypeEnum": "sales.models.OpportunityType",
+        "TerritoryRunStatusEnum": "sales.models.TerritoryRunStatus",
         "ActivityStatusEnum": "activities.models.ActivityStatus",
         "ActivityTypeEnum": "activities.models.ActivityType",
     },

@@ -14,6 +14,7 @@ class SalesConfig(AppConfig):
             notifications,
             selectors,  # noqa: F401
             selectors_quotes,  # noqa: F401  (registers who sees quotes)
+            territories,  # noqa: F401  (registers the territory visibility grant)
         )
         from sales.api import convert, events, operations
         from sales.registration import register_with_crm
@@ -26,6 +27,11 @@ class SalesConfig(AppConfig):
         register_with_crm()
         # crm converts a lead put into a won stage, and routes /leads/{id}/convert/, through these.
         register_lead_converter(lead_convert)
+        # A new or changed account is placed in its territory by the rules, whatever door saved it.
+        from crm.registries import register_save_effect
+        from sales.services_territories import account_place
+
+        register_save_effect("crm.account", account_place)
         convert.register()
         # GET accounts/{id}/hierarchy/ reads the deals: an action sales adds to crm's account viewset.
         operations.register()

@@ -1,10 +1,18 @@
 """django-filter FilterSets for opportunities, shared by the API, the selectors and the admin pages."""
 
 import django_filters
+from django.contrib.auth import get_user_model
 
 from crm.filters import SearchFilterSet, id_filter, ordering, owner_filter, tag_filter
 from crm.models import Account, Contact, Pipeline, SalesTeam, Stage
-from sales.models import ExchangeRate, Opportunity, Quota
+from sales.models import (
+    CommissionAssignment,
+    CommissionStatement,
+    ExchangeRate,
+    Opportunity,
+    Quota,
+    Territory,
+)
 
 
 class OpportunityFilter(SearchFilterSet):
@@ -71,3 +79,40 @@ class QuotaFilter(django_filters.FilterSet):
     class Meta:
         model = Quota
         fields = ["user", "team", "period", "period_start"]
+
+
+class TerritoryFilter(SearchFilterSet):
+    search_fields = ("name", "description")
+
+    parent = id_filter(Territory.objects.all(), label="Parent territory id")
+    team = id_filter(SalesTeam.objects.all(), label="Team id")
+    member = id_filter(get_user_model().objects.all(), field_name="members", label="Member (user id)")
+    ordering = ordering("name", "sequence", "created_at", "account_count")
+
+    class Meta:
+        model = Territory
+        fields = ["parent", "team", "member", "is_active"]
+
+
+class CommissionAssignmentFilter(django_filters.FilterSet):
+    user = owner_filter()
+    period_start = django_filters.DateFromToRangeFilter(
+        label="Period starting between (period_start_after, period_start_before)"
+    )
+    ordering = ordering("period_start", "period")
+
+    class Meta:
+        model = CommissionAssignment
+        fields = ["user", "plan", "period", "period_start"]
+
+
+class CommissionStatementFilter(django_filters.FilterSet):
+    user = owner_filter()
+    period_start = django_filters.DateFromToRangeFilter(
+        label="Period starting between (period_start_after, period_start_before)"
+    )
+    ordering = ordering("period_start", "period", "total", "status")
+
+    class Meta:
+        model = CommissionStatement
+        fields = ["user", "plan", "period", "status", "period_start"]

@@ -367,6 +367,16 @@ class Quota(TimeStampedModel):
 
 # Products, price lists, deal lines and quotes live in their own modules (they need Opportunity first).
 from sales.models_catalog import PriceList, PriceListItem, Product  # noqa: E402
+from sales.models_commissions import (  # noqa: E402
+    CommissionAssignment,
+    CommissionCategoryRate,
+    CommissionLine,
+    CommissionLineKind,
+    CommissionPlan,
+    CommissionStatement,
+    CommissionTier,
+    StatementStatus,
+)
 from sales.models_quotes import (  # noqa: E402
     OpportunityLine,
     Quote,
@@ -374,8 +384,23 @@ from sales.models_quotes import (  # noqa: E402
     QuoteLine,
     QuoteStatus,
 )
+from sales.models_territories import (  # noqa: E402
+    AccountTerritory,
+    Territory,
+    TerritoryRule,
+    TerritoryRun,
+    TerritoryRunStatus,
+)
 
 __all__ = [
+    "AccountTerritory",
+    "CommissionAssignment",
+    "CommissionCategoryRate",
+    "CommissionLine",
+    "CommissionLineKind",
+    "CommissionPlan",
+    "CommissionStatement",
+    "CommissionTier",
     "ExchangeRate",
     "Opportunity",
     "OpportunityLine",
@@ -391,4 +416,9 @@ __all__ = [
     "QuoteCounter",
     "QuoteLine",
     "QuoteStatus",
+    "StatementStatus",
+    "Territory",
+    "TerritoryRule",
+    "TerritoryRun",
+    "TerritoryRunStatus",
 ]

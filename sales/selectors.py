@@ -36,6 +36,7 @@ from crm.selectors import (
     Filters,
     KanbanBoard,
     lead_visible_to,
+    owned_records_editable_by,
     owned_records_visible_to,
     pipeline_for_board,
     pipeline_kanban,
@@ -62,7 +63,12 @@ def opportunity_visible_to(user: Actor) -> QuerySet[Opportunity]:
     return owned_records_visible_to(Opportunity.objects.all(), user)
 
 
-register_record_access(Opportunity, visible_to=opportunity_visible_to)
+def opportunity_editable_by(user: Actor) -> QuerySet[Opportunity]:
+    # Seeing a deal through a territory (CRM_TERRITORY_VISIBILITY) does not make it one's to change.
+    return owned_records_editable_by(Opportunity.objects.all(), user)
+
+
+register_record_access(Opportunity, visible_to=opportunity_visible_to, editable_by=opportunity_editable_by)
 
 
 def opportunity_list(*, user: Actor, filters: Filters = None) -> QuerySet[Opportunity]:

@@ -17,3 +17,11 @@ def quotes_expire() -> int:
     from sales.services_quotes import quotes_expire as expire
 
     return expire(user=SYSTEM)
+
+
+@shared_task(name="sales.tasks.territory_run", ignore_result=True)
+def territory_run(pk: int) -> int:
+    from sales.services_territories import territory_run_execute
+
+    run = territory_run_execute(run_id=pk)
+    return run.moved if run is not None else 0

@@ -168,7 +168,7 @@ def import_table(
 
 # Who may change which matched records: the selectors' rule, by import kind.
 _WRITABLE = {
-    "leads": selectors.lead_visible_to,
+    "leads": selectors.lead_editable_by,
     "accounts": selectors.account_editable_by,
     "contacts": selectors.contact_editable_by,
 }

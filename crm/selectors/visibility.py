@@ -75,16 +75,44 @@ def user_manages_a_team(user: Actor) -> bool:
     return user.is_authenticated and _teams().filter(manager=user).exists()
 
 
-def owned_records_visible_to(queryset: QuerySet, user: Actor) -> QuerySet:
-    """``queryset`` narrowed to the records ``user`` may see under the owner rule above."""
+# Other apps may widen who *sees* owned records (sales: the members of a territory see its accounts'
+# deals and leads when CRM_TERRITORY_VISIBILITY is on): (model, user) -> a Q, or None to add nothing.
+# A grant never widens who may change them (``owned_records_editable_by``).
+VisibilityGrant = Any
+_VISIBILITY_GRANTS: list[VisibilityGrant] = []
+
+
+def register_visibility_grant(grant: VisibilityGrant) -> None:
+    if grant not in _VISIBILITY_GRANTS:
+        _VISIBILITY_GRANTS.append(grant)
+
+
+def _owner_rule(user: Actor) -> Q:
+    # One SQL condition, not a query per request to learn the user's group first.
+    return Q(owner__isnull=True) | Q(owner__in=user_managed_ids(user)) | Q(_crm_admin_membership(user))
+
+
+def owned_records_editable_by(queryset: QuerySet, user: Actor) -> QuerySet:
+    """``queryset`` narrowed to the records ``user`` may change under the owner rule above."""
     if not user.is_authenticated or not user.is_active:
         return queryset.none()
     if user.is_superuser:
         return queryset
-    # One SQL condition, not a query per request to learn the user's group first.
-    return queryset.filter(
-        Q(owner__isnull=True) | Q(owner__in=user_managed_ids(user)) | Q(_crm_admin_membership(user))
-    )
+    return queryset.filter(_owner_rule(user))
+
+
+def owned_records_visible_to(queryset: QuerySet, user: Actor) -> QuerySet:
+    """``queryset`` narrowed to the records ``user`` may see: the owner rule, widened by the grants."""
+    if not user.is_authenticated or not user.is_active:
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    condition = _owner_rule(user)
+    for grant in _VISIBILITY_GRANTS:
+        extra = grant(queryset.model, user)
+        if extra is not None:
+            condition |= extra
+    return queryset.filter(condition)
 
 
 def shared_records_editable_by(queryset: QuerySet, user: Actor) -> QuerySet:
@@ -110,6 +138,10 @@ def owner_assignable_by(user: Actor) -> QuerySet:
 
 def lead_visible_to(user: Actor) -> QuerySet[Lead]:
     return owned_records_visible_to(Lead.objects.all(), user)
+
+
+def lead_editable_by(user: Actor) -> QuerySet[Lead]:
+    return owned_records_editable_by(Lead.objects.all(), user)
 
 
 def account_visible_to(user: Actor) -> QuerySet[Account]:
@@ -209,6 +241,6 @@ def record_is_changeable(*, user: Actor, record: Model) -> bool:
     return record_editable_by(type(record), user).filter(pk=record.pk).exists()
 
 
-register_record_access(Lead, visible_to=lead_visible_to)
+register_record_access(Lead, visible_to=lead_visible_to, editable_by=lead_editable_by)
 register_record_access(Account, visible_to=account_visible_to, editable_by=account_editable_by, shared=True)
 register_record_access(Contact, visible_to=contact_visible_to, editable_by=contact_editable_by, shared=True)

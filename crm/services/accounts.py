@@ -10,6 +10,7 @@ from crm.models import (
     Account,
     Contact,
 )
+from crm.registries import save_effects_run
 from crm.win_probability import (
     account_deal_kind,
     win_counts_change,
@@ -23,7 +24,9 @@ from .records import record_lock, record_save
 
 @transaction.atomic
 def account_create(*, user: Actor, data: Mapping[str, Any]) -> Account:
-    return record_save(instance=Account(), data=with_default_owner(data, user), user=user)
+    account = record_save(instance=Account(), data=with_default_owner(data, user), user=user)
+    save_effects_run(account, user=user)
+    return account
 
 
 @transaction.atomic
@@ -38,6 +41,7 @@ def account_update(*, account: Account, user: Actor, data: Mapping[str, Any]) ->
         # Closed deals count their account's industry in their pipeline's win-probability model.
         deal_kind = account_deal_kind()
         win_counts_change(kind=deal_kind.kind, removed=counted, added=win_snapshots(deal_kind, deals))
+    save_effects_run(account, user=user)
     return account
 
 

@@ -2,7 +2,7 @@
 
 from rest_framework.routers import SimpleRouter
 
-from sales.api import catalog, operations, quotes, views
+from sales.api import catalog, commissions, operations, quotes, territories, views
 
 router = SimpleRouter()
 router.register("opportunities", views.OpportunityViewSet, basename="opportunity")
@@ -13,3 +13,12 @@ router.register("quotes", quotes.QuoteViewSet, basename="quote")
 router.register("exchange-rates", operations.ExchangeRateViewSet, basename="exchange-rate")
 router.register("quotas", operations.QuotaViewSet, basename="quota")
 router.register("performance", operations.PerformanceViewSet, basename="performance")
+router.register("territories", territories.TerritoryViewSet, basename="territory")
+router.register("territory-runs", territories.TerritoryRunViewSet, basename="territory-run")
+router.register("commission-plans", commissions.CommissionPlanViewSet, basename="commission-plan")
+router.register(
+    "commission-assignments", commissions.CommissionAssignmentViewSet, basename="commission-assignment"
+)
+router.register(
+    "commission-statements", commissions.CommissionStatementViewSet, basename="commission-statement"
+)

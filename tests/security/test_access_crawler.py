@@ -29,8 +29,8 @@ from rest_framework.test import APIClient
 
 from activities.models import ActivityTemplate
 from crm.actors import SYSTEM
-from sales import services_catalog, services_quotes
-from sales.models import ExchangeRate, Quota
+from sales import services_catalog, services_quotes, services_territories
+from sales.models import ExchangeRate, Quota, TerritoryRun
 from tests.conftest import make_personas, make_records
 from tests.factories import (
     LostReasonFactory,
@@ -76,6 +76,9 @@ CONFIG_RESOURCES = {
     "products": "sales.product",
     "price-lists": "sales.pricelist",
     "exchange-rates": "sales.exchangerate",
+    "territories": "sales.territory",
+    "commission-plans": "sales.commissionplan",
+    "commission-assignments": "sales.commissionassignment",
 }
 # The field a change sets, by kind (the first one the form or the resource has).
 CHANGED_FIELDS = ("description", "name", "subject", "first_name", "phone", "notes")
@@ -132,6 +135,12 @@ def world(django_db_setup, django_db_blocker):
         LostReasonFactory(name="Too expensive")
         _messaging_world()
         ExchangeRate.objects.create(currency="EUR", date=datetime.date(2026, 1, 1), rate=Decimal("1.1"))
+        # A territory holding the owner's account, and a run a CRM Admin started.
+        services_territories.territory_create(
+            user=SYSTEM, data={"name": "Crawled territory"}, rules=[{"country": "Crawlland"}]
+        )
+        TerritoryRun.objects.create(started_by=users["crm_admin"], moves=[])
+        _commission_world(users, records)
         # A quota of each rep: another team's is as unknown as its deals.
         quotas = {
             name: Quota.objects.create(
@@ -152,6 +161,37 @@ def world(django_db_setup, django_db_blocker):
             quotas=quotas,
         )
         transaction.set_rollback(True)
+
+
+def _commission_world(users, records):
+    """A plan, and each rep's statement paying their deal (its line names the deal)."""
+    from sales.models import CommissionLine, CommissionStatement
+    from sales.services_commissions import commission_assignment_create, commission_plan_create
+
+    plan = commission_plan_create(user=SYSTEM, data={"name": "Crawled plan", "base_rate": 5})
+    for name in ("owner", "outsider"):
+        commission_assignment_create(
+            user=SYSTEM,
+            data={
+                "user": users[name],
+                "plan": plan,
+                "period": "quarter",
+                "period_start": datetime.date(2026, 10, 1),
+            },
+        )
+        statement = CommissionStatement.objects.create(
+            user=users[name],
+            plan=plan,
+            period="quarter",
+            period_start=datetime.date(2026, 10, 1),
+            period_end=datetime.date(2026, 12, 31),
+            computed_at=timezone.now(),
+            total=Decimal("50"),
+        )
+        deal = records[name].opportunity
+        CommissionLine.objects.create(
+            statement=statement, opportunity=deal, description=deal.name, amount=1000, commission=50
+        )
 
 
 def _messaging_world():
@@ -743,6 +783,15 @@ def _may(world, persona, model, action) -> bool:
 
 def _config_admin_cases(case_id, route, suffix, model_admin):
     model = model_admin.model
+    if suffix in ("rerun", "compute"):  # moving every account, computing commissions: CRM Admins only
+        yield Case(
+            case_id + ":POST",
+            "admin",
+            "POST",
+            lambda w, p: ("POST", _admin_url(route), {}),
+            persona_filter=lambda w, p: not _may(w, p, model, "change"),
+        )
+        return
     if suffix not in ("change", "delete"):
         return
     action = suffix
@@ -838,6 +887,10 @@ def api_cases() -> list[Case]:
             cases.append(_sequence_api_case(case_id, method, resource, tail))
         elif resource == "quotas":
             cases.append(_quota_api_case(case_id, method, tail))
+        elif resource == "commission-statements":
+            cases.append(_commission_statement_api_case(case_id, method, tail))
+        elif resource == "territory-runs":
+            cases.append(_territory_run_api_case(case_id, method, tail))
         elif resource in ATTACHED_RESOURCES:
             cases.extend(_attached_api_cases(case_id, method, resource, tail))
         elif resource in ("dashboard", "performance"):
@@ -1152,6 +1205,10 @@ def _attached_api_cases(case_id, method, resource, tail):
 def _config_api_cases(case_id, method, resource, tail):
     label = CONFIG_RESOURCES[resource]
     model = apps.get_model(label)
+    if resource == "territories" and tail == "reassign/":
+        # Re-running the rules moves every account: only those who change territories (CRM Admins).
+        yield Case(case_id, "api", method, lambda w, p: (method, f"{API_PREFIX}territories/reassign/", {}))
+        return
     if not tail.startswith("{id}/") or method == "GET":
         return  # lists and reads of the configuration are for everyone
     action = "delete" if method == "DELETE" else "change"
@@ -1166,6 +1223,55 @@ def _config_api_cases(case_id, method, resource, tail):
         return method, url, with_change(admin_api.get(url).json(), p)
 
     yield Case(case_id, "api", method, detail, persona_filter=lambda w, p: not _may(w, p, model, action))
+
+
+def _commission_statement_api_case(case_id, method, tail):
+    """Another team's rep's statement (its lines name their deals) is not listed, exported, read,
+    approved, locked or deleted; computing one is for CRM Admins only."""
+    if method == "GET" and tail in ("", "export/"):
+        return Case(
+            case_id,
+            "api",
+            method,
+            lambda w, p: ("GET", f"{API_PREFIX}commission-statements/{tail}", {}),
+            expect="read",
+            leak_checked=True,
+        )
+    if tail == "compute/":
+
+        def compute(w, p):
+            rep = target_of(w, p).opportunity.owner
+            body = {"user_id": rep.pk, "period": "quarter", "date": "2026-11-15"}
+            return "POST", f"{API_PREFIX}commission-statements/compute/", body
+
+        return Case(case_id, "api", method, compute)
+
+    def detail(w, p):
+        from sales.models import CommissionStatement
+
+        statement = CommissionStatement.objects.get(user=target_of(w, p).opportunity.owner)
+        return method, f"{API_PREFIX}commission-statements/{tail.replace('{id}', str(statement.pk))}", {}
+
+    return Case(case_id, "api", method, detail)
+
+
+def _territory_run_api_case(case_id, method, tail):
+    """A CRM Admin's run of the territory rules (it names accounts) is not listed or read by others."""
+    if tail == "":
+        return Case(
+            case_id,
+            "api",
+            method,
+            lambda w, p: ("GET", f"{API_PREFIX}territory-runs/", {}),
+            expect="read",
+            leak_checked=True,
+        )
+
+    def detail(w, p):
+        run = TerritoryRun.objects.filter(started_by=w.users["crm_admin"]).first()
+        return method, f"{API_PREFIX}territory-runs/{tail.replace('{id}', str(run.pk))}", None
+
+    return Case(case_id, "api", method, detail)
 
 
 def _quota_api_case(case_id, method, tail):

@@ -273,6 +273,28 @@ def crawl_data(django_db_setup, django_db_blocker):
             opportunity=opportunity, user=SYSTEM, data={"product": product, "quantity": 2}
         )
         services_quotes.quote_create(opportunity=opportunity, user=SYSTEM)
+        from sales.models import TerritoryRun
+        from sales.services_territories import territory_create
+
+        territory_create(user=SYSTEM, data={"name": "Crawl territory"}, rules=[{"country": "France"}])
+        TerritoryRun.objects.create(started_by=boss, moves=[{"account_id": account.pk, "account": "x"}])
+        from sales.models import CommissionLine, CommissionStatement
+        from sales.services_commissions import commission_plan_create
+
+        plan = commission_plan_create(
+            user=SYSTEM, data={"name": "Crawl plan"}, tiers=[{"attainment_from": 0, "rate": 5}]
+        )
+        statement = CommissionStatement.objects.create(
+            user=rep,
+            plan=plan,
+            period="quarter",
+            period_start=datetime.date.min,
+            period_end=datetime.date(1, 3, 31),
+            computed_at=timezone.now(),
+        )
+        CommissionLine.objects.create(
+            statement=statement, opportunity=opportunity, description="Crawl", amount=1, commission=1
+        )
         team = SalesTeam.objects.create(name="Crawl team", manager=boss)
         team.members.add(rep)
         records = {type(r): r for r in (account, contact, lead, opportunity, activity, pipeline, tag, team)}
