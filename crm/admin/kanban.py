@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from crm.admin.base import CRM_CHANGE_LIST_TEMPLATE, money, with_changelist_tool
-from crm.admin.record import apply_service_errors
+from crm.admin.record import KeyFigure, apply_service_errors
 from crm.models import Pipeline, Stage
 from crm.registries import next_activity_by_record
 from crm.selectors import KANBAN_DEFAULT_LIMIT, KanbanBoard
@@ -454,6 +454,61 @@ class KanbanAdminMixin:
         if request.method == "POST":
             return JsonResponse({"ok": False, "error": "Check the form.", "form_html": html}, status=400)
         return HttpResponse(html)
+
+    # --- the record page's header: stage stepper and key figures ---------------------------------------
+
+    def get_stepper(self, request, obj) -> dict | None:
+        """The pipeline's stages, the record's highlighted; clicking one moves the record through the
+        board's endpoints (a won or lost stage opens the board's dialog)."""
+        stages = list(obj.pipeline.stages.order_by("sequence", "id"))
+        current = next((index for index, stage in enumerate(stages) if stage.pk == obj.stage_id), -1)
+        return {
+            "stages": [
+                {
+                    "stage": stage,
+                    "state": "current" if index == current else ("done" if index < current else "todo"),
+                    "closing": "won" if stage.is_won else ("lost" if stage.is_lost else ""),
+                }
+                for index, stage in enumerate(stages)
+            ],
+            "record_id": obj.pk,
+            "locked": obj.is_closed or not self.has_change_permission(request, obj),
+            "move_url": self.kanban_url("board_move"),
+            "dialog_url": self.kanban_url("board_dialog"),
+            "media": self.kanban_dialog_media(),
+        }
+
+    def get_key_figures(self, request, obj) -> list[KeyFigure]:
+        figures = [
+            KeyFigure(self.kanban_value_label.capitalize(), money(getattr(obj, self.kanban_value_field))),
+            KeyFigure("Probability", f"{obj.probability}%" if obj.probability is not None else "—"),
+        ]
+        if hasattr(self, "automated_probability"):
+            figures.append(KeyFigure("Automated probability", str(self.automated_probability(obj))))
+        if hasattr(obj, "score"):
+            figures.append(KeyFigure("Score", "—" if obj.score is None else str(obj.score)))
+        owner = obj.owner
+        figures.append(
+            KeyFigure("Owner", (owner.get_full_name() or owner.get_username()) if owner else "Nobody")
+        )
+        upcoming = next_activity_by_record(user=request.user, model=self.model, ids=[obj.pk]).get(obj.pk)
+        if upcoming is not None:
+            when = f" · {timezone.localtime(upcoming.due_date):%d %b %H:%M}" if upcoming.due_date else ""
+            figures.append(
+                KeyFigure(
+                    "Next activity",
+                    f"{upcoming.get_activity_type_display()}: {upcoming.subject}{when}",
+                    url=reverse("admin:activities_activity_change", args=[upcoming.pk]),
+                    css_class="is-overdue" if upcoming.is_overdue else "",
+                )
+            )
+        else:
+            figures.append(KeyFigure("Next activity", "None planned", css_class="is-missing"))
+        entered = obj.stage_changes.order_by("-changed_at").values_list("changed_at", flat=True).first()
+        entered = entered or obj.created_at
+        if entered is not None and not obj.is_closed:
+            figures.append(KeyFigure("Days in stage", str((timezone.now() - entered).days)))
+        return figures
 
     # --- quick add ---------------------------------------------------------------------------------------
 
