@@ -556,6 +556,23 @@ def _record_admin_cases(case_id, route, suffix, kind, model_admin):
 
         yield Case(case_id + ":POST", "admin", "POST", move)
         return
+    if suffix == "compose":
+        # The record page's composer: a note or an activity on another team's lead or deal.
+
+        def compose(w, p, kind, record_kind):
+            record = _record(w, p, record_kind)
+            body = {"kind": kind, "record_type": record_kind, "record_id": record.pk, "body": "x"}
+            return "POST", _admin_url(route), body
+
+        for kind in ("note", "call"):
+            for record_kind in ("lead", "opportunity"):
+                yield Case(
+                    f"{case_id}:POST:{kind}:{record_kind}",
+                    "admin",
+                    "POST",
+                    lambda w, p, kind=kind, record_kind=record_kind: compose(w, p, kind, record_kind),
+                )
+        return
     if suffix == "board_dialog":
         # The won and lost dialogs of the board: showing one names the record, running it closes it.
 
