@@ -139,3 +139,44 @@ def test_record_page_query_count_is_fixed(admin_client, stages, django_assert_ma
         Activity.objects.create(lead=lead, subject="x", activity_type="call")
     with django_assert_max_num_queries(len(first.captured_queries)):
         admin_client.get(url)
+
+
+@pytest.mark.django_db
+def test_a_login_that_owns_no_activity_sees_everyones(admin_client, admin_user, stages):
+    from tests.factories import ActivityFactory, UserFactory
+
+    lead = LeadFactory(stage=stages["New"])
+    soon = timezone.now() + datetime.timedelta(days=1)
+    theirs = ActivityFactory(subject="Call for Dana", owner=UserFactory(), due_date=soon, lead=lead)
+    dashboard = admin_client.get(reverse("admin:index"))
+    assert dashboard.context["agenda_everyone"] is True
+    assert theirs.subject in dashboard.content.decode()
+    calendar = admin_client.get(reverse("admin:activities_activity_calendar"))
+    assert (calendar.context["everyone"], calendar.context["fallback_everyone"]) == (True, True)
+    mine = admin_client.get(reverse("admin:activities_activity_calendar"), {"everyone": "0"})
+    assert mine.context["everyone"] is False
+
+    ActivityFactory(subject="My own", owner=admin_user, due_date=soon, lead=lead)
+    dashboard = admin_client.get(reverse("admin:index"))
+    assert dashboard.context["agenda_everyone"] is False
+    assert theirs.subject not in dashboard.content.decode()
+    assert admin_client.get(reverse("admin:activities_activity_calendar")).context["everyone"] is False
+
+
+@pytest.mark.django_db
+def test_technical_apps_are_off_the_dashboard_for_non_superusers(admin_as, people, superuser):
+    from django.test import Client
+
+    crm_admin = admin_as("crm_admin").get(reverse("admin:index"))
+    labels = {app["app_label"] for app in crm_admin.context["app_list"]}
+    assert labels.isdisjoint({"auth", "authtoken", "axes", "django_celery_beat"}) and "crm" in labels
+    client = Client()
+    client.force_login(superuser)
+    superuser = client.get(reverse("admin:index"))
+    assert "axes" in {app["app_label"] for app in superuser.context["app_list"]}
+
+
+@pytest.mark.django_db
+def test_the_funnel_says_it_counts_deals_from_leads(admin_client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    assert "Won deals from these leads" in html and "data-funnel-note" in html
