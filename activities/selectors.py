@@ -49,17 +49,30 @@ class Agenda:
     upcoming: list[Activity]
 
 
+def activity_owns_any(*, user: Actor) -> bool:
+    """Whether ``user`` owns any activity: a first login (or a new rep) owns none, and its personal views
+    (my activities, my calendar) then show everyone's rather than an empty page."""
+    return user.is_authenticated and activity_visible_to(user).filter(owner=user).exists()
+
+
 def activity_agenda(
-    *, user: Actor, owner, now: datetime.datetime | None = None, days: int = 7, limit: int = 8
+    *,
+    user: Actor,
+    owner,
+    now: datetime.datetime | None = None,
+    days: int = 7,
+    limit: int = 8,
+    everyone: bool = False,
 ) -> Agenda:
-    """``owner``'s open activities: the overdue ones (oldest first) and those due in the next ``days``.
+    """``owner``'s open activities (``everyone``: all those ``user`` sees): the overdue ones (oldest
+    first) and those due in the next ``days``.
 
     Two queries, each with the related records joined, whatever the number of activities.
     """
     now = now or timezone.now()
+    visible = activity_visible_to(user)
     open_activities = (
-        activity_visible_to(user)
-        .filter(owner=owner)
+        (visible if everyone else visible.filter(owner=owner))
         .exclude(status__in=CLOSED_ACTIVITY_STATUSES)
         .select_related(*RELATED)
     )

@@ -61,7 +61,7 @@ def lost_reason_problem(
         return f"The lost reason “{reason}” is no longer in use: choose an active one."
     if reason is None and required:
         return (
-            f"The pipeline “{pipeline}” requires a lost reason to lose a {noun}: "
+            f"The pipeline “{pipeline}” requires a lost reason to lose {with_article(noun)}: "
             f"give one (moving to a lost stage needs one too)."
         )
     return None
@@ -74,3 +74,8 @@ def lost_values(*, lost_stage: Any = None) -> dict[str, Any]:
     if lost_stage is not None:
         values["stage"] = lost_stage
     return values
+
+
+def with_article(noun: str) -> str:
+    """“a lead”, “an opportunity”: the indefinite article English puts before ``noun``."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

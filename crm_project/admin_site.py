@@ -31,6 +31,28 @@ class CRMAdminSite(admin.AdminSite):
             )
         return super().register(model_or_iterable, admin_class, **options)
 
+    def get_urls(self):
+        from django.urls import path
+
+        from crm.admin.search import global_search_view
+
+        return [
+            path(
+                "search/", self.admin_view(lambda request: global_search_view(request, self)), name="search"
+            ),
+            *super().get_urls(),
+        ]
+
+    # Apps of the machinery (logins, tokens, schedules, users and groups): on the dashboard of
+    # superusers only; their pages stay reachable by URL to whoever has the permission.
+    TECHNICAL_APPS = ("auth", "authtoken", "axes", "django_celery_beat", "django_celery_results")
+
+    def get_app_list(self, request, app_label=None):
+        apps = super().get_app_list(request, app_label)
+        if request.user.is_superuser or app_label is not None:
+            return apps
+        return [app for app in apps if app["app_label"] not in self.TECHNICAL_APPS]
+
     def index(self, request, extra_context=None):
         # admin_view() (in get_urls) already makes the page login-only and uncached.
         # Imported here: this module is loaded while the app registry is still being populated.

@@ -4,7 +4,7 @@ from itertools import groupby
 
 from django.urls import reverse
 
-from activities.selectors import activity_agenda
+from activities.selectors import activity_agenda, activity_owns_any
 from crm.models import Pipeline, Stage
 from sales.selectors import conversion_funnel, dashboard, opportunity_recent_won
 
@@ -56,11 +56,13 @@ def dashboard_context(request) -> dict:
             figures["pipeline_distribution"], key=lambda row: row["pipeline_name"]
         )
     ]
+    owns_activities = activity_owns_any(user=user)
     return {
         "figures": figures,
         "distribution": distribution,
         "funnel": funnel,
-        "agenda": activity_agenda(user=user, owner=user),
+        "agenda": activity_agenda(user=user, owner=user, everyone=not owns_activities),
+        "agenda_everyone": not owns_activities,
         "recent_won": list(opportunity_recent_won(user=user, pipeline=pipeline)),
         "pipelines": list(Pipeline.objects.filter(is_active=True).order_by("sequence", "name", "pk")),
         "selected_pipeline": pipeline,

@@ -8,6 +8,7 @@ from crm import registries, rules
 from crm.actors import Actor
 from crm.api.serializers import LeadConvertResultSerializer, register_nested_field
 from crm.importing.schemas import register_schema
+from crm.search import SearchSource, register_search_source
 from crm.search_indexes import register_trigram_indexes
 from crm.selectors import MONEY, record_visible_to, register_annotations, subquery_aggregate
 from crm.win_probability import register_win_kind
@@ -42,6 +43,19 @@ def lost_reason_deal_count(user: Actor) -> dict:
 def register_with_crm() -> None:
     rules.register_state_fields("sales.Opportunity", ("status", "closed_at"))
     register_trigram_indexes("sales_opportunity", ("name", "description"))
+    register_search_source(
+        SearchSource(
+            key="deals",
+            label="Deals",
+            model=Opportunity,
+            fields=("name",),
+            subtitle=lambda deal: " · ".join(
+                str(part) for part in (deal.account, deal.stage.name, deal.get_status_display()) if part
+            ),
+            select_related=("account", "stage"),
+            permission="sales.view_opportunity",
+        )
+    )
     register_schema(OPPORTUNITIES)
     register_schema(PRODUCTS)
     register_win_kind(OPPORTUNITY)

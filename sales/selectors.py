@@ -413,7 +413,12 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
             row[step] += group["count"]
             row[f"{step}_value"] += group["value"] or Decimal("0")
         row["won"], row["won_value"] = group["won"], group["won_value"]
-    labels = {"leads": "Leads", "qualified": "Qualified", "converted": "Converted", "won": "Won deals"}
+    labels = {
+        "leads": "Leads",
+        "qualified": "Qualified",
+        "converted": "Converted",
+        "won": "Won deals from these leads",
+    }
     steps: list[dict[str, Any]] = []
     for key, label in labels.items():
         count = row[key]

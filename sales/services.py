@@ -323,9 +323,11 @@ def lead_convert(
     name or email) reuses a contact with the lead's email, case-insensitively, or creates one; the
     contact joins the account if it has none. Opportunity (unless ``create_opportunity`` is false):
     named ``opportunity_name`` or the lead's name, worth ``amount`` or the expected revenue, in
-    ``pipeline`` (default: the stage's pipeline, else the lead's) at ``stage`` (default: its first
-    stage), with the lead's owner, priority, description and tags. The lead becomes converted, in its
-    pipeline's won stage if there is one, and keeps links to what it produced.
+    ``pipeline`` (default: the stage's pipeline, else the lead's) at ``stage`` (default: the lead's own
+    stage when that is an open stage of this pipeline, so a lead worked up to Negotiation does not
+    start again at the first stage; else the pipeline's first stage), with the lead's owner, priority,
+    description and tags. The lead becomes converted, in its pipeline's won stage if there is one, and
+    keeps links to what it produced.
     """
     lead = record_lock(lead)
     record_ensure_changeable(user=user, record=lead)
@@ -348,6 +350,8 @@ def lead_convert(
     if create_opportunity:
         if pipeline is None:
             pipeline = stage.pipeline if stage is not None else lead.pipeline
+        if stage is None and pipeline.pk == lead.pipeline_id and not lead.stage.is_closed:
+            stage = lead.stage
         data = {
             "name": opportunity_name or lead.name,
             "account": account,

@@ -8,6 +8,7 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from activities import selectors, services
+from activities.admin.composer import ComposerAdminMixin, composer_panel
 from activities.admin.pages import CalendarAdminMixin, activity_timeline_entries, quick_activity_actions
 from activities.admin.records import calendar_feed_section, files_and_notes_panel, notes_and_files_timeline
 from activities.models import Activity
@@ -77,7 +78,9 @@ for _label, _fk in (
     register_record_actions(_label, quick_activity_actions)
     register_timeline(_label, activity_timeline_entries)
 
-# Files and notes on every record page, an activity's included.
+# The quick composer first, then files and notes, on every record page (an activity's: files and notes).
+for _label in ("crm.lead", "sales.opportunity", "crm.contact", "crm.account"):
+    register_record_panel(_label, composer_panel)
 for _label in ("crm.lead", "sales.opportunity", "crm.contact", "crm.account", "activities.activity"):
     register_record_panel(_label, files_and_notes_panel)
     register_timeline(_label, notes_and_files_timeline)
@@ -86,6 +89,7 @@ register_profile_section(calendar_feed_section)
 
 @admin.register(Activity)
 class ActivityAdmin(
+    ComposerAdminMixin,
     RecordPageMixin,
     StaleEditGuardMixin,
     HiddenRelationsAdminMixin,

@@ -13,7 +13,7 @@ from django.utils.http import urlencode
 from django.utils.text import Truncator
 
 from activities.models import ActivityStatus
-from activities.selectors import CalendarDay, activity_calendar, activity_timeline
+from activities.selectors import CalendarDay, activity_calendar, activity_owns_any, activity_timeline
 from crm.admin.base import with_changelist_tool
 from crm.admin.record import RecordAction, TimelineEntry
 
@@ -124,7 +124,10 @@ class CalendarAdminMixin:
         view = request.GET.get("view") if request.GET.get("view") in VIEWS else "month"
         today = timezone.localdate()
         anchor = self.calendar_anchor(request)
-        everyone = request.GET.get("everyone") == "1"
+        # Unasked, a user who owns no activity (a first login) sees everyone's rather than nothing.
+        asked = request.GET.get("everyone")
+        everyone = asked == "1" if asked is not None else not activity_owns_any(user=request.user)
+        fallback_everyone = asked is None and everyone
 
         start, last, end, heading = _period(anchor, view)
         if view == "month":
@@ -172,6 +175,7 @@ class CalendarAdminMixin:
             "weeks": [days[i : i + 7] for i in range(0, len(days), 7)],
             "weekdays": [calendar.day_abbr[n] for n in range(7)],
             "everyone": everyone,
+            "fallback_everyone": fallback_everyone,
             "count": sum(day["count"] for day in days),
             "links": {
                 # None at either end of the calendar: there is no month before year 1 or after 9999.
@@ -180,7 +184,7 @@ class CalendarAdminMixin:
                 "today": link(date=today.isoformat()),
                 "month": link(view="month"),
                 "week": link(view="week"),
-                "mine": link(everyone=""),
+                "mine": link(everyone="0"),
                 "everyone": link(everyone="1"),
             },
             "changelist_url": reverse("admin:activities_activity_changelist"),

@@ -19,6 +19,7 @@ from crm.admin.base import (
 from crm.admin.duplicates import DuplicatesAdminMixin, MergeAdminMixin
 from crm.admin.import_export import ImportExportAdminMixin
 from crm.admin.record import (
+    KeyFigure,
     RecordPageMixin,
     apply_service_errors,
 )
@@ -142,6 +143,20 @@ class AccountAdmin(
 
     def get_queryset(self, request):
         return selectors.account_annotate_aggregates(super().get_queryset(request), user=request.user)
+
+    def get_key_figures(self, request, obj):
+        """The account's roll-ups (of the records the reader sees): contacts, deals, open and won value."""
+        owner = obj.owner
+        figures = [
+            KeyFigure("Contacts", str(getattr(obj, "contact_count", "—"))),
+            KeyFigure("Deals", str(getattr(obj, "opportunity_count", "—"))),
+            KeyFigure("Open value", money(getattr(obj, "open_value", None))),
+            KeyFigure("Won value", money(getattr(obj, "won_value", None))),
+            KeyFigure("Owner", (owner.get_full_name() or owner.get_username()) if owner else "Nobody"),
+        ]
+        if obj.industry:
+            figures.append(KeyFigure("Industry", obj.get_industry_display()))
+        return figures
 
     @admin.display(description="contacts", ordering="contact_count")
     def contacts(self, obj):

@@ -1,6 +1,7 @@
 """Contacts: the list and the page, written by the contact services."""
 
 from django.contrib import admin
+from django.urls import reverse
 
 from crm import selectors, services
 from crm.admin.base import (
@@ -13,6 +14,7 @@ from crm.admin.base import (
 from crm.admin.duplicates import DuplicatesAdminMixin, MergeAdminMixin
 from crm.admin.import_export import ImportExportAdminMixin
 from crm.admin.record import (
+    KeyFigure,
     RecordPageMixin,
 )
 from crm.admin.scale import ScalableChangeListMixin
@@ -62,6 +64,18 @@ class ContactAdmin(
         ("Management", {"fields": ("owner", "tags", "is_active")}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
+
+    def get_key_figures(self, request, obj):
+        owner = obj.owner
+        figures = [
+            KeyFigure("Account", str(obj.account) if obj.account_id else "None"),
+            KeyFigure("Email", obj.email or "—"),
+            KeyFigure("Phone", obj.phone or "—"),
+            KeyFigure("Owner", (owner.get_full_name() or owner.get_username()) if owner else "Nobody"),
+        ]
+        if obj.account_id:
+            figures[0].url = reverse("admin:crm_account_change", args=[obj.account_id])
+        return figures
 
     def visible_records(self, user):
         return selectors.contact_visible_to(user)

@@ -236,5 +236,10 @@ class LeadAdmin(
     def kanban_move(self, *, record, stage, user):
         return services.lead_move_stage(lead=record, stage=stage, user=user)
 
+    kanban_won_transition = "convert"
+
+    def kanban_create(self, *, user, data):
+        return services.lead_create(user=user, data=data)
+
     def kanban_card_subtitle(self, record):
         return " · ".join(part for part in (record.company_name, record.contact_name) if part)

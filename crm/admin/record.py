@@ -42,6 +42,16 @@ class TimelineEntry:
     css_class: str = ""
 
 
+@dataclass
+class KeyFigure:
+    """One figure in a record page's header: "Value 12,000.00 USD"."""
+
+    label: str
+    value: str
+    url: str = ""
+    css_class: str = ""
+
+
 TimelineSource = Callable[..., list[TimelineEntry]]
 ActionsProvider = Callable[..., list[RecordAction]]
 # (request=, obj=) -> HTML (already escaped: a rendered template), or "" for nothing.
@@ -89,6 +99,14 @@ class RecordPageMixin:
         """The model's own buttons; a subclass adds its transitions before the registered ones."""
         return []
 
+    def get_key_figures(self, request, obj) -> list[KeyFigure]:
+        """The figures the page's header shows (value, probability, owner...); none by default."""
+        return []
+
+    def get_stepper(self, request, obj) -> dict | None:
+        """The stage stepper of the header (a pipeline record's admin gives one); None: no stepper."""
+        return None
+
     def get_timeline(self, request, obj) -> list[TimelineEntry]:
         entries = []
         for source in _timeline_sources[self.model._meta.label_lower]:
@@ -103,7 +121,12 @@ class RecordPageMixin:
             actions = self.get_record_actions(request, obj)
             for provider in _action_providers[self.model._meta.label_lower]:
                 actions.extend(provider(request=request, obj=obj))
+            stepper = self.get_stepper(request, obj)
+            if stepper and stepper.get("media") is not None and "media" in context:
+                context["media"] = context["media"] + stepper["media"]
             context.update(
+                key_figures=self.get_key_figures(request, obj),
+                stepper=stepper,
                 record_actions=actions,
                 timeline=self.get_timeline(request, obj),
                 timeline_sources=bool(_timeline_sources[self.model._meta.label_lower]),

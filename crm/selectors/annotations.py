@@ -105,4 +105,4 @@ def priority_rank() -> Case:
 
 
 def tags_prefetch() -> Prefetch:
-    return Prefetch("tags", queryset=Tag.objects.only("id", "name").order_by("name", "id"))
+    return Prefetch("tags", queryset=Tag.objects.only("id", "name", "color").order_by("name", "id"))

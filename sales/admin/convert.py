@@ -87,7 +87,15 @@ class LeadConvertForm(forms.Form):
             (NONE, "No contact"),
         ]
         self.fields["pipeline"].empty_label = f"The lead's pipeline ({lead.pipeline})"
-        self.fields["stage"].empty_label = "The pipeline's first stage"
+        self.fields["stage"].empty_label = (
+            f"The lead's stage ({lead.stage.name})"
+            if not lead.stage.is_closed
+            else "The pipeline's first stage"
+        )
+        self.fields["stage"].help_text = (
+            "Empty: the opportunity carries on in the lead's stage (in the lead's pipeline), else it starts "
+            "in its pipeline's first stage; it takes the stage's probability."
+        )
         # The same defaults as the service: an account from a company name, a contact from a person.
         self.initial.update(
             account_action=CREATE if company else NONE,

@@ -254,5 +254,8 @@ class OpportunityAdmin(
     def kanban_move(self, *, record, stage, user):
         return services.opportunity_move_stage(opportunity=record, stage=stage, user=user)
 
+    def kanban_create(self, *, user, data):
+        return services.opportunity_create(user=user, data=data)
+
     def kanban_card_subtitle(self, record):
         return str(record.account) if record.account_id else ""

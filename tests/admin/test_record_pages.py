@@ -134,7 +134,8 @@ def test_converting_creates_account_contact_and_opportunity_then_shows_them(admi
         D("20000"),
         "2027-01-31",
     )
-    assert (opportunity.stage, opportunity.account) == (stages["New"], lead.converted_account)
+    # Without a stage chosen, the deal carries on in the stage the lead had reached.
+    assert (opportunity.stage, opportunity.account) == (stages["Qualified"], lead.converted_account)
 
     page = admin_client.get(response["Location"])
     html = page.content.decode()

@@ -192,7 +192,11 @@ def test_open_the_calendar(demo, logged_in_page):
     page = logged_in_page
     page.goto("/admin/activities/activity/calendar/?date=2026-11-01")
     assert page.locator("h1").inner_text() == "November 2026"
-    assert page.locator(".crm-cal-item").count() == 0  # the demo activities belong to nobody yet
+    # The demo activities belong to nobody: a login that owns none sees everyone's, and says so.
+    assert page.locator("[data-calendar-everyone]").is_visible()
+    assert page.locator(".crm-cal-item").count() > 0
+    page.click(".crm-tabs >> text=Mine")
+    assert page.locator(".crm-cal-item").count() == 0
 
     page.click(".crm-tabs >> text=Everyone")
     item = page.locator(".crm-cal-item", has_text="Discovery call with Laura")

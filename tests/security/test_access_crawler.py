@@ -487,6 +487,7 @@ LIST_PAGE_SUFFIXES = {
 NOT_RECORD_PAGES = {
     "calendar_feed": "regenerates one's own calendar feed secret (tests/activities/test_calendar_feed.py)",
     "import": "uploads a file the user chose; the import tests cover updating another team's rows",
+    "board_add": "creates a new record of one's own in a column (tests/admin/test_board_dialogs.py)",
     "import_confirm": "applies a preview held in the session, made by the import page",
 }
 
@@ -594,6 +595,34 @@ def _record_admin_cases(case_id, route, suffix, kind, model_admin):
             return "POST", _admin_url(route), {"record": record.pk, "stage": w.stages["Qualified"].pk}
 
         yield Case(case_id + ":POST", "admin", "POST", move)
+        return
+    if suffix == "compose":
+        # The record page's composer: a note or an activity on another team's lead or deal.
+
+        def compose(w, p, kind, record_kind):
+            record = _record(w, p, record_kind)
+            body = {"kind": kind, "record_type": record_kind, "record_id": record.pk, "body": "x"}
+            return "POST", _admin_url(route), body
+
+        for kind in ("note", "call"):
+            for record_kind in ("lead", "opportunity"):
+                yield Case(
+                    f"{case_id}:POST:{kind}:{record_kind}",
+                    "admin",
+                    "POST",
+                    lambda w, p, kind=kind, record_kind=record_kind: compose(w, p, kind, record_kind),
+                )
+        return
+    if suffix == "board_dialog":
+        # The won and lost dialogs of the board: showing one names the record, running it closes it.
+
+        def dialog(w, p, method):
+            record = _record(w, p, kind)
+            body = {"card": record.pk, "column": w.stages["Lost"].pk, "lost_reason": "", "lost_note": "x"}
+            return method, _admin_url(route), body
+
+        yield Case(case_id + ":GET", "admin", "GET", lambda w, p: dialog(w, p, "GET"))
+        yield Case(case_id + ":POST", "admin", "POST", lambda w, p: dialog(w, p, "POST"))
         return
     if suffix == "add":
         if kind == "quote":

@@ -36,6 +36,8 @@
     if (!column) return;
     column.querySelector("[data-count]").textContent = summary.count;
     column.querySelector("[data-total]").textContent = summary.total_display;
+    const weighted = column.querySelector("[data-weighted]");
+    if (weighted && summary.weighted_display) weighted.textContent = summary.weighted_display;
     column.dataset.count = summary.count;
   }
 
@@ -73,6 +75,38 @@
       data = { ok: false, error: "The server could not be reached; the card was not moved." };
     }
     card.classList.remove("saving");
+    applyAnswer(card, from, before, data);
+  }
+
+  // A drop on a won or lost column: the dialog asks for what the transition needs (the lost reason,
+  // the conversion's choices, a confirmation); cancelling puts the card back.
+  async function close(card, target, from, before) {
+    card.classList.add("saving");
+    const data = await window.CrmBoardDialog.open({
+      url: board.dataset.dialogUrl,
+      record: card.dataset.id,
+      stage: target.dataset.stageId,
+      csrfToken: csrfToken,
+    });
+    card.classList.remove("saving");
+    if (data === null) {
+      putBack(card, from, before);
+      showMessage("Nothing changed.", "success");
+      return;
+    }
+    applyAnswer(card, from, before, data);
+  }
+
+  function drop(card, column, from, before) {
+    column.querySelector("[data-cards]").prepend(card);
+    if (column.dataset.closing && window.CrmBoardDialog) {
+      close(card, column, from, before);
+    } else {
+      move(card, column, from, before);
+    }
+  }
+
+  function applyAnswer(card, from, before, data) {
     if (!data.ok) {
       putBack(card, from, before);
       card.classList.add("refused");
@@ -138,8 +172,85 @@
     dragged = null;
     card.classList.remove("dragging");
     if (column === from) return;
-    column.querySelector("[data-cards]").prepend(card);
-    move(card, column, from, before);
+    drop(card, column, from, before);
+  });
+
+  // Touch and pen: drag by the card's handle with pointer events (HTML5 drag and drop is mouse-only).
+  let pointerDrag = null;
+
+  board.addEventListener("pointerdown", function (event) {
+    if (event.pointerType === "mouse" || !canMove) return;
+    const handle = event.target.closest ? event.target.closest("[data-handle]") : null;
+    const card = handle ? handle.closest("[data-card]") : null;
+    if (!card || card.dataset.locked === "true") return;
+    event.preventDefault();
+    pointerDrag = { card: card, from: columnOf(card), before: card.nextElementSibling, id: event.pointerId };
+    card.classList.add("dragging");
+    if (handle.setPointerCapture) {
+      try { handle.setPointerCapture(event.pointerId); } catch (error) { /* synthetic pointers */ }
+    }
+  });
+
+  function columnAt(event) {
+    const under = document.elementFromPoint(event.clientX, event.clientY);
+    return under && board.contains(under) ? columnOf(under) : null;
+  }
+
+  document.addEventListener("pointermove", function (event) {
+    if (!pointerDrag || event.pointerId !== pointerDrag.id) return;
+    event.preventDefault();
+    board.querySelectorAll(".drop-target").forEach((c) => c.classList.remove("drop-target"));
+    const column = columnAt(event);
+    if (column) column.classList.add("drop-target");
+  });
+
+  function endPointerDrag(event, cancelled) {
+    if (!pointerDrag || event.pointerId !== pointerDrag.id) return;
+    const drag = pointerDrag;
+    pointerDrag = null;
+    drag.card.classList.remove("dragging");
+    board.querySelectorAll(".drop-target").forEach((c) => c.classList.remove("drop-target"));
+    const column = cancelled ? null : columnAt(event);
+    if (!column || column === drag.from) return;
+    drop(drag.card, column, drag.from, drag.before);
+  }
+
+  document.addEventListener("pointerup", (event) => endPointerDrag(event, false));
+  document.addEventListener("pointercancel", (event) => endPointerDrag(event, true));
+
+  // Quick add: a card in a column, created by the same service as the add form.
+  board.addEventListener("submit", async function (event) {
+    const form = event.target.closest("[data-quick-add]");
+    if (!form) return;
+    event.preventDefault();
+    const column = columnOf(form);
+    let data;
+    try {
+      const response = await fetch(board.dataset.addUrl, {
+        method: "POST",
+        body: new FormData(form),
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken, "X-Requested-With": "XMLHttpRequest" },
+      });
+      data = await readAnswer(response);
+      if (!response.ok) data.ok = false;
+    } catch (error) {
+      data = { ok: false, error: "The server could not be reached; nothing was added." };
+    }
+    if (!data.ok) {
+      showMessage(data.error || "The card was not added.", "error");
+      return;
+    }
+    (data.columns || []).forEach(updateColumn);
+    const wrapper = document.createElement("div");
+    wrapper.innerHTML = (data.card_html || "").trim();
+    const fresh = wrapper.firstElementChild;
+    if (fresh) {
+      fresh.dataset.originStage = "";
+      column.querySelector("[data-cards]").prepend(fresh);
+    }
+    form.reset();
+    showMessage(data.message || "Added.", "success");
   });
 
   board.addEventListener("click", async function (event) {

@@ -1,0 +1,107 @@
+"""Global search: grouped by kind, only what the reader sees, JSON for the header's box, fixed cost."""
+
+import pytest
+from django.urls import reverse
+
+from crm.search import SearchSource, global_search, register_search_source, search_sources
+from tests.factories import AccountFactory, ContactFactory, LeadFactory, OpportunityFactory
+
+URL = reverse("admin:search")
+
+
+@pytest.mark.django_db
+def test_search_finds_every_kind_by_part_of_a_column(admin_client, stages):
+    LeadFactory(name="Website inquiry", email="laura.callahan@northwind.example.com", stage=stages["New"])
+    ContactFactory(first_name="Laura", last_name="Callahan", email="laura@other.example.com")
+    AccountFactory(name="Northwind Traders")
+    OpportunityFactory(name="Northwind renewal", stage=stages["New"])
+    LeadFactory(name="Unrelated", email="x@y.test")
+
+    response = admin_client.get(URL, {"q": "northWIND", "format": "json"})
+
+    assert response.status_code == 200
+    groups = {group["key"]: [hit["title"] for hit in group["hits"]] for group in response.json()["groups"]}
+    assert groups == {
+        "leads": ["Website inquiry"],
+        "accounts": ["Northwind Traders"],
+        "deals": ["Northwind renewal"],
+    }
+    by_email = admin_client.get(URL, {"q": "callahan@north", "format": "json"}).json()
+    assert [group["key"] for group in by_email["groups"]] == ["leads"]
+    hit = by_email["groups"][0]["hits"][0]
+    assert hit["url"].startswith("/admin/crm/lead/") and "laura.callahan@northwind" in hit["subtitle"]
+
+
+@pytest.mark.django_db
+def test_search_page_groups_hits_and_says_more(admin_client, stages):
+    for i in range(22):
+        LeadFactory(name=f"Acme {i}", stage=stages["New"])
+    page = admin_client.get(URL, {"q": "acme"})
+    assert page.status_code == 200
+    (group,) = page.context["groups"]
+    assert (group.key, len(group.hits), group.more) == ("leads", 20, True)
+    assert "All matching leads" in page.content.decode()
+    assert admin_client.get(URL, {"q": "a"}).context["too_short"] is True
+
+
+@pytest.mark.django_db
+def test_search_never_finds_what_the_reader_cannot_see(admin_as, people):
+    secret = people.records["outsider"].lead
+    mine = people.records["owner"].lead
+    client = admin_as("owner")
+    found = client.get(URL, {"q": secret.name, "format": "json"}).json()
+    titles = [hit["title"] for group in found["groups"] for hit in group["hits"]]
+    assert secret.name not in titles
+    assert mine.name in [
+        hit["title"]
+        for group in client.get(URL, {"q": mine.name, "format": "json"}).json()["groups"]
+        for hit in group["hits"]
+    ]
+
+
+@pytest.mark.django_db
+def test_search_takes_odd_input_without_failing(admin_client):
+    for term in ("", "\x00\x00", "%", "_", "x" * 5000, "'; drop table crm_lead; --"):
+        assert admin_client.get(URL, {"q": term}).status_code == 200
+        assert admin_client.get(URL, {"q": term, "format": "json"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_search_needs_a_login(client):
+    assert client.get(URL, {"q": "acme"}).status_code == 302
+
+
+@pytest.mark.django_db
+def test_search_costs_two_queries_a_kind(admin_user, stages, django_assert_max_num_queries):
+    def run():
+        return global_search(user=admin_user, term="zed")
+
+    for i in range(3):
+        LeadFactory(name=f"Zed {i}", stage=stages["New"])
+        OpportunityFactory(name=f"Zed deal {i}", stage=stages["New"])
+    run()
+    with django_assert_max_num_queries(10) as few:
+        run()
+    for i in range(20):
+        LeadFactory(name=f"Zed more {i}", stage=stages["New"])
+        ContactFactory(first_name=f"Zed{i}")
+    with django_assert_max_num_queries(len(few.captured_queries) + 2):  # the contacts group joins
+        run()
+
+
+@pytest.mark.django_db
+def test_another_app_registers_a_kind(admin_user):
+    from crm.models import Tag
+
+    before = list(search_sources())
+    try:
+        register_search_source(SearchSource(key="tags", label="Tags", model=Tag, fields=("name",)))
+        Tag.objects.create(name="Searchable tag")
+        groups = global_search(user=admin_user, term="searchable")
+        assert [(group.key, group.hits[0].title) for group in groups] == [("tags", "Searchable tag")]
+    finally:
+        from crm import search
+
+        search._sources.clear()
+        for source in before:
+            register_search_source(source)
