@@ -276,3 +276,21 @@ class CalendarFeed(models.Model):
 
     def __str__(self) -> str:
         return f"Calendar feed of {self.user}"
+
+
+# The customer-service models live in their package; Django finds them through this module.
+from activities.service.models import (  # noqa: E402, F401
+    Holiday,
+    SlaPolicy,
+    SlaState,
+    Ticket,
+    TicketChannel,
+    TicketCounter,
+    TicketMessage,
+    TicketMessageKind,
+    TicketStatus,
+    TicketType,
+    Weekday,
+    WorkingCalendar,
+    WorkingHours,
+)

@@ -18,3 +18,15 @@ def activity_digest_send() -> int:
 @shared_task(name="activities.tasks.opportunity_rotting_notify", ignore_result=True)
 def opportunity_rotting_notify() -> int:
     return reminders.opportunity_rotting_notify()
+
+
+@shared_task(name="activities.tasks.ticket_sla_scan", ignore_result=True)
+def ticket_sla_scan(now: str | None = None) -> dict[str, int]:
+    """Warn assignees before their tickets' SLA deadlines, tell queue managers of breaches. ``now``
+    (ISO 8601) is for replaying a moment; beat sends none."""
+    import datetime
+
+    from activities.service import sla
+
+    moment = datetime.datetime.fromisoformat(now) if now else None
+    return sla.ticket_sla_scan(now=moment)

@@ -49,6 +49,8 @@ app.conf.beat_schedule = {
         "task": "activities.tasks.opportunity_rotting_notify",
         "schedule": crontab(minute=5),
     },
+    # Tickets nearing or past their SLA deadline: the assignee is warned, the queue manager told.
+    "ticket-sla-scan": {"task": "activities.tasks.ticket_sla_scan", "schedule": 60.0},
     # Sent quotes whose validity date has passed become expired (hourly: a day's precision is enough).
     "quotes-expire": {"task": "sales.tasks.quotes_expire", "schedule": crontab(minute=10)},
 }

@@ -286,11 +286,14 @@ SPECTACULAR_SETTINGS = {
         "NotificationKindEnum": "crm.models.notifications.NotificationKind",
         "LeadSourceEnum": "crm.models.LeadSource",
         "AccountTypeEnum": "crm.models.AccountType",
+        "AccountTierEnum": "crm.models.AccountTier",
         "IndustryEnum": "crm.models.Industry",
         "OpportunityStatusEnum": "sales.models.OpportunityStatus",
         "OpportunityTypeEnum": "sales.models.OpportunityType",
         "ActivityStatusEnum": "activities.models.ActivityStatus",
         "ActivityTypeEnum": "activities.models.ActivityType",
+        "TicketMessageKindEnum": "activities.models.TicketMessageKind",
+        "TicketStatusEnum": "activities.models.TicketStatus",
     },
 }
 

@@ -4,3 +4,4 @@ from activities.admin import (
     activities,  # noqa: F401  (registers the admin and the inlines)
     records,  # noqa: F401  (files, notes, templates)
 )
+from activities.service import admin as service_admin  # noqa: F401  (tickets)
