@@ -465,6 +465,17 @@ CRM_QUOTE_PUBLIC_RATE = env.int("CRM_QUOTE_PUBLIC_RATE", default=30)
 if CRM_QUOTE_VALIDITY_DAYS < 1 or CRM_QUOTE_LINK_MAX_AGE < 60 or CRM_QUOTE_PUBLIC_RATE < 1:
     raise ImproperlyConfigured("Quote validity, link age and public rate must be positive.")
 
+# Customer service intake: the public support form's requests per address per minute, and the shared
+# secret a mail forwarder sends (header X-Inbound-Secret) with raw messages; empty turns that door off.
+CRM_SUPPORT_FORM_RATE = env.int("CRM_SUPPORT_FORM_RATE", default=5)
+CRM_INBOUND_EMAIL_SECRET = env.str("CRM_INBOUND_EMAIL_SECRET", default="")
+CRM_INBOUND_EMAIL_MAX_BYTES = env.int("CRM_INBOUND_EMAIL_MAX_BYTES", default=25 * 1024 * 1024)
+CRM_SUPPORT_EMAIL = env.str("CRM_SUPPORT_EMAIL", default="")  # the From of replies; empty: DEFAULT_FROM_EMAIL
+if CRM_SUPPORT_FORM_RATE < 1 or CRM_INBOUND_EMAIL_MAX_BYTES < 1024:
+    raise ImproperlyConfigured(
+        "CRM_SUPPORT_FORM_RATE must be positive, CRM_INBOUND_EMAIL_MAX_BYTES at least 1024."
+    )
+
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,

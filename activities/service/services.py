@@ -4,9 +4,12 @@ rows locked for transitions, ``full_clean`` before saving, side effects after co
 import datetime
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
+from django.core.mail import make_msgid
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -198,7 +201,15 @@ def ticket_message_create(
         author=None if from_customer else person(user),
         from_customer=from_customer,
         sender_email=sender_email[:254],
-        message_id=message_id[:255],
+        # An agent's reply gets its own Message-ID: the customer's answer names it in In-Reply-To.
+        message_id=(
+            message_id
+            or (
+                ""
+                if from_customer
+                else make_msgid(domain=urlsplit(settings.CRM_BASE_URL).hostname or "crm.invalid")
+            )
+        )[:255],
     )
     message.full_clean()
     message.save()
@@ -221,6 +232,11 @@ def ticket_message_create(
         record_save(instance=ticket, user=user)
     else:
         Ticket.objects.filter(pk=ticket.pk).update(updated_at=now)
+    if kind == TicketMessageKind.REPLY and not from_customer:
+        from activities.service.intake import ticket_reply_email_send
+
+        message_pk = message.pk
+        transaction.on_commit(lambda: ticket_reply_email_send(message_id=message_pk))
     return message
 
 
