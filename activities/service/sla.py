@@ -282,14 +282,13 @@ def _queue_managers(ticket: Ticket) -> list:
 
 
 def _claim(queryset, field_name: str, now, batch: int) -> list[int]:
-    """Claim up to ``batch`` rows: row locks skipped by others (PostgreSQL), then a conditional UPDATE
-    per row so that only one run (SQLite: one writer) tells each."""
+    """Claim up to ``batch`` rows in one UPDATE. On PostgreSQL the rows are locked first and rows
+    another run holds are skipped; SQLite's transactions take the write lock when they begin, so no
+    other run reads them between this SELECT and the UPDATE. Either way each is told once."""
     ids = list(queryset.select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch])
-    return [
-        pk
-        for pk in ids
-        if Ticket.objects.filter(pk=pk, **{f"{field_name}__isnull": True}).update(**{field_name: now})
-    ]
+    if ids:
+        Ticket.objects.filter(pk__in=ids).update(**{field_name: now})
+    return ids
 
 
 def ticket_sla_scan(*, now: datetime.datetime | None = None, batch: int = 500) -> dict[str, int]:
