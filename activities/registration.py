@@ -8,8 +8,9 @@ from django.utils import timezone
 from activities.attachables import register_attachable
 from activities.importing import ACTIVITIES
 from activities.mail.outbound import sent_emails_log
-from activities.models import Activity, ActivityStatus
+from activities.models import Activity, ActivityStatus, Ticket, TicketMessage
 from activities.selectors import activity_next_by_record
+from activities.service import selectors as service_selectors  # noqa: F401  (registers ticket access)
 from activities.services import activity_create, lead_last_activity_refresh, record_attachments_delete
 from crm import registries
 from crm.importing.schemas import register_schema
@@ -100,6 +101,8 @@ def register_with_crm() -> None:
         ("account", Account),
         ("contact", Contact),
         ("activity", Activity),
+        ("ticket", Ticket),
+        ("ticket_message", TicketMessage),
     ):
         register_attachable(record_type, model)
     registries.register_delete_effect(_attachments_of_deleted_record)

@@ -26,3 +26,13 @@ def mailboxes_poll() -> int:
     from activities.mail.inbound import mailboxes_poll as poll
 
     return sum(result.logged for result in poll())
+@shared_task(name="activities.tasks.ticket_sla_scan", ignore_result=True)
+def ticket_sla_scan(now: str | None = None) -> dict[str, int]:
+    """Warn assignees before their tickets' SLA deadlines, tell queue managers of breaches. ``now``
+    (ISO 8601) is for replaying a moment; beat sends none."""
+    import datetime
+
+    from activities.service import sla
+
+    moment = datetime.datetime.fromisoformat(now) if now else None
+    return sla.ticket_sla_scan(now=moment)

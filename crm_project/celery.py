@@ -54,6 +54,8 @@ app.conf.beat_schedule = {
         "task": "activities.tasks.mailboxes_poll",
         "schedule": float(os.environ.get("CRM_MAILBOX_POLL_SECONDS") or 120.0),
     },
+    # Tickets nearing or past their SLA deadline: the assignee is warned, the queue manager told.
+    "ticket-sla-scan": {"task": "activities.tasks.ticket_sla_scan", "schedule": 60.0},
     # Sent quotes whose validity date has passed become expired (hourly: a day's precision is enough).
     "quotes-expire": {"task": "sales.tasks.quotes_expire", "schedule": crontab(minute=10)},
 }

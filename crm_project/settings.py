@@ -290,12 +290,15 @@ SPECTACULAR_SETTINGS = {
         "NotificationKindEnum": "crm.models.notifications.NotificationKind",
         "LeadSourceEnum": "crm.models.LeadSource",
         "AccountTypeEnum": "crm.models.AccountType",
+        "AccountTierEnum": "crm.models.AccountTier",
         "IndustryEnum": "crm.models.Industry",
         "OpportunityStatusEnum": "sales.models.OpportunityStatus",
         "OpportunityTypeEnum": "sales.models.OpportunityType",
         "TerritoryRunStatusEnum": "sales.models.TerritoryRunStatus",
         "ActivityStatusEnum": "activities.models.ActivityStatus",
         "ActivityTypeEnum": "activities.models.ActivityType",
+        "TicketMessageKindEnum": "activities.models.TicketMessageKind",
+        "TicketStatusEnum": "activities.models.TicketStatus",
     },
 }
 
@@ -416,8 +419,9 @@ CRM_MAILBOX_POLL_SECONDS = env.float("CRM_MAILBOX_POLL_SECONDS", default=120.0)
 CRM_MAILBOX_POLL_MAX_MESSAGES = env.int("CRM_MAILBOX_POLL_MAX_MESSAGES", default=20_000)
 CRM_MAILBOX_BATCH = env.int("CRM_MAILBOX_BATCH", default=200)
 CRM_MAILBOX_TIMEOUT = env.float("CRM_MAILBOX_TIMEOUT", default=30.0)
-# The "BCC to the CRM" endpoint (POST /api/v1/crm/mailboxes/inbound/, raw RFC 822) answers only requests
-# carrying this secret (header X-CRM-Inbound-Secret); empty: the endpoint is off.
+# The two doors a mail forwarder posts raw RFC 822 messages to answer only requests carrying this secret:
+# "BCC to the CRM" (POST /api/v1/crm/mailboxes/inbound/, header X-CRM-Inbound-Secret) and the service
+# desk's intake (POST /api/v1/crm/inbound/email/, header X-Inbound-Secret); empty: both are off.
 CRM_INBOUND_EMAIL_SECRET = env.str("CRM_INBOUND_EMAIL_SECRET", default="")
 CRM_INBOUND_EMAIL_MAX_BYTES = env.int("CRM_INBOUND_EMAIL_MAX_BYTES", default=50 * 1024 * 1024)
 CRM_JOB_PROGRESS_INTERVAL = env.float("CRM_JOB_PROGRESS_INTERVAL", default=0.5)
@@ -480,6 +484,15 @@ CRM_QUOTE_ACCEPTED_STAGE = env.str("CRM_QUOTE_ACCEPTED_STAGE", default="won")
 CRM_QUOTE_PUBLIC_RATE = env.int("CRM_QUOTE_PUBLIC_RATE", default=30)
 if CRM_QUOTE_VALIDITY_DAYS < 1 or CRM_QUOTE_LINK_MAX_AGE < 60 or CRM_QUOTE_PUBLIC_RATE < 1:
     raise ImproperlyConfigured("Quote validity, link age and public rate must be positive.")
+
+# Customer service intake: the public support form's requests per address per minute (the inbound
+# email door shares CRM_INBOUND_EMAIL_SECRET and CRM_INBOUND_EMAIL_MAX_BYTES above).
+CRM_SUPPORT_FORM_RATE = env.int("CRM_SUPPORT_FORM_RATE", default=5)
+CRM_SUPPORT_EMAIL = env.str("CRM_SUPPORT_EMAIL", default="")  # the From of replies; empty: DEFAULT_FROM_EMAIL
+if CRM_SUPPORT_FORM_RATE < 1 or CRM_INBOUND_EMAIL_MAX_BYTES < 1024:
+    raise ImproperlyConfigured(
+        "CRM_SUPPORT_FORM_RATE must be positive, CRM_INBOUND_EMAIL_MAX_BYTES at least 1024."
+    )
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {

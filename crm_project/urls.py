@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from activities.api.calendar import calendar_feed
+from activities.service.public import inbound_email, support_form
 from crm_project.api import build_router
 from crm_project.auth import TokenView
 from crm_project.views import healthz
@@ -15,6 +16,9 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     # A customer reads a quote and accepts or declines it from the signed link in its email.
     path("q/<str:token>/", quote_public, name="quote-public"),
+    # Customer service: the public support form, and raw email posted by a mail forwarder (its secret).
+    path("support/", support_form, name="support-form"),
+    path("api/v1/crm/inbound/email/", inbound_email, name="inbound-email"),
     # The calendar feed's secret URL is its credential (no session): served before the API's routes.
     path("api/v1/crm/calendar/feed/<str:token>.ics", calendar_feed, name="calendar-feed"),
     path("api/v1/crm/", include(build_router().urls)),

@@ -5,3 +5,4 @@ from activities.admin import (
     mail,  # noqa: F401  (mailboxes, emails, send email from a record)
     records,  # noqa: F401  (files, notes, templates)
 )
+from activities.service import admin as service_admin  # noqa: F401  (tickets)

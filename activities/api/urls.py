@@ -3,6 +3,7 @@
 from rest_framework.routers import SimpleRouter
 
 from activities.api import calendar, mail, records, views
+from activities.service import api as service_api
 
 router = SimpleRouter()
 router.register("activities", views.ActivityViewSet, basename="activity")
@@ -12,3 +13,6 @@ router.register("notes", records.NoteViewSet, basename="note")
 router.register("calendar/feed", calendar.CalendarFeedViewSet, basename="calendar-feed-settings")
 router.register("mailboxes", mail.MailboxViewSet, basename="mailbox")
 router.register("emails", mail.EmailMessageViewSet, basename="email")
+router.register("tickets", service_api.TicketViewSet, basename="ticket")
+router.register("working-calendars", service_api.WorkingCalendarViewSet, basename="working-calendar")
+router.register("sla-policies", service_api.SlaPolicyViewSet, basename="sla-policy")

@@ -112,7 +112,7 @@ class AccountAdmin(
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ("created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("name", "account_type", "industry", "rating", "parent", "owner", "tags")}),
+        (None, {"fields": ("name", "account_type", "industry", "rating", "tier", "parent", "owner", "tags")}),
         ("Company", {"fields": ("website", "phone", "employees", "annual_revenue", "is_active")}),
         (
             "Billing address",

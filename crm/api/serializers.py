@@ -187,6 +187,7 @@ class AccountSerializer(serializers.ModelSerializer):
             "account_type",
             "industry",
             "rating",
+            "tier",
             "employees",
             "annual_revenue",
             "billing_street",

@@ -479,6 +479,7 @@ ACCOUNTS = AccountSchema(
         "account_type",
         "industry",
         "rating",
+        "tier",
         "employees",
         "annual_revenue",
         "billing_street",

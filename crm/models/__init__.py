@@ -1,6 +1,6 @@
 """The crm app's models: pipeline configuration and the shared customer data."""
 
-from .account import Account, AccountType, Contact, Industry
+from .account import Account, AccountTier, AccountType, Contact, Industry
 from .api_keys import ApiKey, ApiKeyScope
 from .automation import AutomationRule, AutomationRun, OnError, RunStatus, TriggerKind
 from .base import Priority, Rating, TimeStampedModel
@@ -38,6 +38,7 @@ __all__ = [
     "COMPLETENESS_FIELDS",
     "DEFAULT_CHANNELS",
     "Account",
+    "AccountTier",
     "AccountType",
     "ApiKey",
     "ApiKeyScope",

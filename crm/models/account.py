@@ -33,6 +33,14 @@ class Industry(models.TextChoices):
     OTHER = "other", "Other"
 
 
+class AccountTier(models.TextChoices):
+    """The service level a customer bought: SLA policies are chosen by it and a ticket's priority."""
+
+    STANDARD = "standard", "Standard"
+    PREMIUM = "premium", "Premium"
+    ENTERPRISE = "enterprise", "Enterprise"
+
+
 class Account(TimeStampedModel):
     name = models.CharField(max_length=200)
     website = models.URLField(blank=True)
@@ -42,6 +50,12 @@ class Account(TimeStampedModel):
     )
     industry = models.CharField(max_length=20, choices=Industry.choices, blank=True, db_index=True)
     rating = models.CharField(max_length=10, choices=Rating.choices, blank=True, db_index=True)
+    tier = models.CharField(
+        max_length=12,
+        choices=AccountTier.choices,
+        default=AccountTier.STANDARD,
+        help_text="The service level: its tickets' SLA policy depends on it.",
+    )
     employees = models.PositiveIntegerField(null=True, blank=True)
     annual_revenue = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
     billing_street = models.CharField(max_length=255, blank=True)

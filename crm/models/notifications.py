@@ -18,6 +18,8 @@ class NotificationKind(models.TextChoices):
     WEBHOOK_DISABLED = "webhook_disabled", "A webhook subscription of mine is disabled after failing"
     AUTOMATION = "automation", "An automation rule tells me something"
     MENTION = "mention", "Someone mentions me in a note"
+    SLA_WARNING = "sla_warning", "A ticket of mine nears its SLA deadline"
+    SLA_BREACHED = "sla_breached", "A ticket in a queue I manage breaches its SLA"
 
 
 class NotificationChannel(models.TextChoices):
@@ -38,6 +40,8 @@ DEFAULT_CHANNELS = {
     NotificationKind.WEBHOOK_DISABLED: NotificationChannel.BOTH,
     NotificationKind.AUTOMATION: NotificationChannel.IN_APP,
     NotificationKind.MENTION: NotificationChannel.BOTH,
+    NotificationKind.SLA_WARNING: NotificationChannel.BOTH,
+    NotificationKind.SLA_BREACHED: NotificationChannel.BOTH,
 }
 
 

@@ -27,7 +27,8 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from activities.models import ActivityTemplate
+from activities.models import ActivityTemplate, SlaPolicy, WorkingCalendar
+from activities.service.services import ticket_create
 from crm.actors import SYSTEM
 from sales import services_catalog, services_quotes, services_territories
 from sales.models import ExchangeRate, Quota, TerritoryRun
@@ -53,6 +54,8 @@ OWNED = {
     "activity": "activities.activity",
     # A quote is seen and changed by whoever sees and changes its deal.
     "quote": "sales.quote",
+    # A ticket is seen by its assignee, its queue's team and their managers.
+    "ticket": "activities.ticket",
 }
 SHARED = {"account": "crm.account", "contact": "crm.contact"}
 RECORD_KINDS = {**OWNED, **SHARED}
@@ -64,6 +67,7 @@ API_RESOURCES = {
     "accounts": "account",
     "contacts": "contact",
     "quotes": "quote",
+    "tickets": "ticket",
 }
 CONFIG_RESOURCES = {
     "activity-templates": "activities.activitytemplate",
@@ -79,6 +83,8 @@ CONFIG_RESOURCES = {
     "territories": "sales.territory",
     "commission-plans": "sales.commissionplan",
     "commission-assignments": "sales.commissionassignment",
+    "working-calendars": "activities.workingcalendar",
+    "sla-policies": "activities.slapolicy",
 }
 # The field a change sets, by kind (the first one the form or the resource has).
 CHANGED_FIELDS = ("description", "name", "subject", "first_name", "phone", "notes")
@@ -128,10 +134,16 @@ def world(django_db_setup, django_db_blocker):
             )
             own.line = own.opportunity.lines.get()
             own.quote = services_quotes.quote_create(opportunity=own.opportunity, user=SYSTEM)
+            owner_of = own.lead.owner
+            own.ticket = ticket_create(
+                user=SYSTEM, data={"subject": f"{owner_of.username} ticket", "assignee": owner_of}
+            )
         ProductFactory(sku="CRAWL-1", name="Crawled product")
         services_catalog.price_list_create(user=SYSTEM, data={"name": "Crawl prices", "currency": "EUR"})
         tag = TagFactory(name="Crawled")
         ActivityTemplate.objects.create(name="Crawled template")
+        calendar = WorkingCalendar.objects.create(name="Crawled calendar", time_zone="Europe/Paris")
+        SlaPolicy.objects.create(name="Crawled policy", calendar=calendar, resolution_minutes=480)
         LostReasonFactory(name="Too expensive")
         _messaging_world()
         ExchangeRate.objects.create(currency="EUR", date=datetime.date(2026, 1, 1), rate=Decimal("1.1"))
@@ -470,6 +482,7 @@ RECORD_PAGE_SUFFIXES = {
     "pdf",
     "send",
     "revise",
+    "reply",
 }
 # Pages of a whole model (lists, boards, exports): read, and must not name another team's record.
 LIST_PAGE_SUFFIXES = {
@@ -860,6 +873,7 @@ API_ACTION_BODIES = {
     "send": lambda w, p: {"to": "crawler@example.com"},
     "revise": lambda w, p: {},
     "send-invitation": lambda w, p: {},
+    "messages": lambda w, p: {"body": f"by {p}"},
 }
 API_READS = {"", "history/", "stage-history/", "duplicates/", "hierarchy/"}
 # Operations on no record: the token login, creating a record of one's own (links are tried below).
@@ -1003,19 +1017,21 @@ def _record_api_cases(case_id, method, resource, tail):
         yield Case(case_id, "api", "POST", import_update, expect="unchanged")
         return
     if tail == "" and method == "POST":
-        if kind not in ("opportunity", "activity", "quote"):
+        if kind not in ("opportunity", "activity", "quote", "ticket"):
             raise AssertionError(f"the crawler does not know the API operation {case_id}")
 
         def create_linked(w, p):
             if kind == "quote":  # a quote of another team's deal
                 return "POST", base, {"opportunity_id": _record(w, p, "opportunity").pk}
+            if kind == "ticket":  # a ticket about another team's deal
+                return "POST", base, {"subject": f"by {p}", "opportunity_id": _record(w, p, "opportunity").pk}
             body = {"name": f"Linked by {p}", "amount": "10.00"}
             if kind == "activity":
                 body = {"subject": f"Linked by {p}", "activity_type": "call"}
             body["lead_id"] = _record(w, p, "lead").pk
             return "POST", base, body
 
-        link = "opportunity_id" if kind == "quote" else "lead_id"
+        link = "opportunity_id" if kind in ("quote", "ticket") else "lead_id"
         yield Case(f"{case_id}:{link}", "api", "POST", create_linked, expect="unchanged")
         return
     raise AssertionError(f"the crawler does not know the API operation {case_id}")
@@ -1356,7 +1372,13 @@ def _secrets(world, persona) -> list[str]:
     """What a list must not show ``persona``: the names of the other team's leads, deals, activities,
     the numbers of their quotes."""
     target = target_of(world, persona)
-    return [target.lead.name, target.opportunity.name, target.activity.subject, target.quote.number]
+    return [
+        target.lead.name,
+        target.opportunity.name,
+        target.activity.subject,
+        target.quote.number,
+        target.ticket.subject,
+    ]
 
 
 @pytest.mark.django_db

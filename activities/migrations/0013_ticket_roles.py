@@ -1,0 +1,46 @@
+"""The roles work tickets: every role reads, opens, replies to and changes the tickets it sees (record
+rules narrow which); managers and CRM Admins may delete them."""
+
+from django.db import migrations
+
+VIEW, ADD, CHANGE, DELETE = "view", "add", "change", "delete"
+ROLES = {
+    "Sales Rep": {"ticket": (VIEW, ADD, CHANGE), "ticketmessage": (VIEW,)},
+    "Sales Manager": {"ticket": (VIEW, ADD, CHANGE, DELETE), "ticketmessage": (VIEW,)},
+    "CRM Admin": {"ticket": (VIEW, ADD, CHANGE, DELETE), "ticketmessage": (VIEW,)},
+}
+
+
+def _permissions(apps, models):
+    from django.contrib.auth.management import create_permissions
+
+    # Permissions are normally made after all migrations ran; the roles need them now.
+    app_config = apps.get_app_config("activities")
+    app_config.models_module = True
+    create_permissions(app_config, apps=apps, verbosity=0)
+    app_config.models_module = None
+    Permission = apps.get_model("auth", "Permission")
+    codenames = [f"{action}_{model}" for model, actions in models.items() for action in actions]
+    return list(Permission.objects.filter(content_type__app_label="activities", codename__in=codenames))
+
+
+def forwards(apps, schema_editor):
+    Group = apps.get_model("auth", "Group")
+    for name, models in ROLES.items():
+        group = Group.objects.filter(name=name).first()
+        if group is not None:
+            group.permissions.add(*_permissions(apps, models))
+
+
+def backwards(apps, schema_editor):
+    Group = apps.get_model("auth", "Group")
+    for name, models in ROLES.items():
+        group = Group.objects.filter(name=name).first()
+        if group is not None:
+            group.permissions.remove(*_permissions(apps, models))
+
+
+class Migration(migrations.Migration):
+    dependencies = [("activities", "0012_tickets")]
+
+    operations = [migrations.RunPython(forwards, backwards)]

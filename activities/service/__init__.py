@@ -1,0 +1,1 @@
+"""Customer service: tickets and their threads, SLA policies in business hours, queues and intake."""

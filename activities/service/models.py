@@ -1,0 +1,323 @@
+"""Tickets, their thread of replies and internal notes, and the counter that numbers them."""
+
+import datetime
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from crm.models import Account, AccountTier, Contact, Priority, SalesTeam, Tag, TimeStampedModel
+from sales.models import Opportunity
+
+
+class TicketChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    PHONE = "phone", "Phone"
+    WEB = "web", "Web"
+    CHAT = "chat", "Chat"
+
+
+class TicketType(models.TextChoices):
+    QUESTION = "question", "Question"
+    PROBLEM = "problem", "Problem"
+    INCIDENT = "incident", "Incident"
+    FEATURE_REQUEST = "feature_request", "Feature request"
+
+
+class TicketStatus(models.TextChoices):
+    NEW = "new", "New"
+    OPEN = "open", "Open"
+    PENDING_CUSTOMER = "pending_customer", "Pending customer"
+    ON_HOLD = "on_hold", "On hold"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed"
+
+
+# A ticket in these states is done with: no SLA clock runs, it is not in the backlog.
+DONE_STATUSES = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+OPEN_STATUSES = tuple(status for status in TicketStatus.values if status not in DONE_STATUSES)
+
+
+def time_zone_validator(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"“{value}” is not a time zone (write one like Europe/Paris).") from exc
+
+
+class WorkingCalendar(TimeStampedModel):
+    """When the support team works: a time zone, hours on working days, holidays. SLA targets count
+    only this time (a ticket that arrives on Friday evening is not late on Saturday)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[time_zone_validator])
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, "Monday"
+    TUESDAY = 1, "Tuesday"
+    WEDNESDAY = 2, "Wednesday"
+    THURSDAY = 3, "Thursday"
+    FRIDAY = 4, "Friday"
+    SATURDAY = 5, "Saturday"
+    SUNDAY = 6, "Sunday"
+
+
+class WorkingHours(models.Model):
+    """One span of working time on a weekday, in the calendar's time zone. An end of 00:00 means
+    midnight at the end of the day. Spans of one day may not overlap (the services check it)."""
+
+    calendar = models.ForeignKey(WorkingCalendar, on_delete=models.CASCADE, related_name="hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    start = models.TimeField()
+    end = models.TimeField(help_text="00:00: until midnight.")
+
+    class Meta:
+        ordering = ["calendar", "weekday", "start"]
+        verbose_name_plural = "working hours"
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.start:%H:%M}–{self.end:%H:%M}"
+
+    def clean(self):
+        super().clean()
+        spans = self.start is not None and self.end is not None and self.end != datetime.time(0)
+        if spans and self.end <= self.start:
+            raise ValidationError({"end": "The span must end after it starts (00:00: at midnight)."})
+
+
+class Holiday(models.Model):
+    """A day off in a calendar's time zone: no SLA time counts on it."""
+
+    calendar = models.ForeignKey(WorkingCalendar, on_delete=models.CASCADE, related_name="holidays")
+    date = models.DateField()
+    name = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["calendar", "date"]
+        constraints = [
+            models.UniqueConstraint(fields=["calendar", "date"], name="activities_holiday_calendar_date"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.name}".strip()
+
+
+class SlaPolicy(TimeStampedModel):
+    """Targets for a ticket's first response and resolution, in business minutes of a calendar.
+
+    A ticket gets the most specific active policy for its priority and its account's tier: both
+    matching, then the priority alone (any tier), then the tier alone, then a policy for any."""
+
+    name = models.CharField(max_length=100, unique=True)
+    priority = models.CharField(max_length=10, choices=Priority.choices, blank=True, help_text="Empty: any.")
+    account_tier = models.CharField(
+        max_length=12, choices=AccountTier.choices, blank=True, help_text="Empty: any tier."
+    )
+    calendar = models.ForeignKey(
+        WorkingCalendar,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="policies",
+        help_text="Empty: around the clock.",
+    )
+    first_response_minutes = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(525_600)]
+    )
+    resolution_minutes = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(525_600)]
+    )
+    warn_before_minutes = models.PositiveIntegerField(
+        default=60,
+        validators=[MaxValueValidator(525_600)],
+        help_text="The assignee is warned when this much business time is left.",
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "SLA policy"
+        verbose_name_plural = "SLA policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["priority", "account_tier"],
+                condition=Q(is_active=True),
+                name="activities_slapolicy_one_active_per_scope",
+                violation_error_message="An active policy already covers this priority and tier.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        super().clean()
+        if self.first_response_minutes is None and self.resolution_minutes is None:
+            raise ValidationError("Give a first-response target, a resolution target or both.")
+
+
+class SlaState(models.TextChoices):
+    NONE = "none", "No SLA"
+    ON_TRACK = "on_track", "On track"
+    AT_RISK = "at_risk", "At risk"
+    BREACHED = "breached", "Breached"
+    PAUSED = "paused", "Paused"
+    MET = "met", "Met"
+
+
+class TicketCounter(models.Model):
+    """The last ticket number given. Its one row is locked while a ticket is numbered, in the ticket's
+    own transaction: a rolled-back ticket gives its number back, so the numbers have no gaps."""
+
+    last_number = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"T-{self.last_number:06d}"
+
+
+class Ticket(TimeStampedModel):
+    number = models.CharField(max_length=20, unique=True, editable=False)
+    subject = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, null=True, blank=True, related_name="tickets"
+    )
+    contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="tickets"
+    )
+    requester_email = models.EmailField(
+        blank=True, help_text="Who asked, when not (yet) a contact: the web form's or the email's sender."
+    )
+    channel = models.CharField(max_length=10, choices=TicketChannel.choices, default=TicketChannel.EMAIL)
+    ticket_type = models.CharField(max_length=20, choices=TicketType.choices, default=TicketType.QUESTION)
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
+    status = models.CharField(max_length=20, choices=TicketStatus.choices, default=TicketStatus.NEW)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_tickets",
+    )
+    team = models.ForeignKey(
+        SalesTeam,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tickets",
+        help_text="The queue: the team whose members work it and whose manager answers for it.",
+    )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="tickets")
+    opportunity = models.ForeignKey(
+        Opportunity, on_delete=models.SET_NULL, null=True, blank=True, related_name="tickets"
+    )
+    first_response_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When an agent first replied to the customer."
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True, editable=False)
+    closed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="merged_tickets",
+        help_text="The ticket this duplicate was merged into (its thread moved there; it is closed).",
+    )
+
+    # The SLA clock (activities.service.sla): derived by the services, never written by hand.
+    sla_policy = models.ForeignKey(
+        SlaPolicy, on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="tickets"
+    )
+    first_response_due = models.DateTimeField(null=True, blank=True, editable=False)
+    resolution_due = models.DateTimeField(null=True, blank=True, editable=False)
+    sla_paused_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Since when the clock stands (pending customer)."
+    )
+    sla_paused_seconds = models.PositiveBigIntegerField(
+        default=0, editable=False, help_text="Business seconds the clock stood, added to the targets."
+    )
+    sla_due_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="The next deadline while the clock runs."
+    )
+    sla_warn_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sla_warned_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sla_breached_at = models.DateTimeField(null=True, blank=True, editable=False)
+    first_response_met = models.BooleanField(null=True, editable=False)
+    resolution_met = models.BooleanField(null=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The SLA scan reads only the clocks that still have a warning or a breach to tell.
+            models.Index(
+                fields=["sla_warn_at"], condition=Q(sla_warned_at__isnull=True), name="ticket_sla_warn"
+            ),
+            models.Index(
+                fields=["sla_due_at"], condition=Q(sla_breached_at__isnull=True), name="ticket_sla_due"
+            ),
+            models.Index(fields=["assignee", "status"], name="ticket_assignee_status"),
+            models.Index(fields=["team", "status"], name="ticket_team_status"),
+            models.Index(fields=["status", "created_at"], name="ticket_status_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status__in=DONE_STATUSES) | Q(resolved_at__isnull=False),
+                name="activities_ticket_done_has_resolved_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.subject}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in DONE_STATUSES
+
+
+class TicketMessageKind(models.TextChoices):
+    REPLY = "reply", "Public reply"
+    NOTE = "note", "Internal note"
+
+
+class TicketMessage(models.Model):
+    """One entry of a ticket's thread: a public reply (to or from the customer) or an internal note
+    (agents only). Files are kept on it through the files registry (record type ``ticket_message``)."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
+    kind = models.CharField(max_length=10, choices=TicketMessageKind.choices, default=TicketMessageKind.REPLY)
+    body = models.TextField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    from_customer = models.BooleanField(default=False, help_text="Written by the customer (email, web form).")
+    sender_email = models.EmailField(blank=True)
+    message_id = models.CharField(
+        max_length=255, blank=True, db_index=True, help_text="The RFC 5322 Message-ID, to thread replies."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["ticket", "created_at"], name="ticket_message_thread")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(from_customer=False) | Q(kind=TicketMessageKind.REPLY),
+                name="activities_ticketmessage_customer_writes_replies",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.ticket_id}"
