@@ -291,6 +291,8 @@ SPECTACULAR_SETTINGS = {
         "OpportunityTypeEnum": "sales.models.OpportunityType",
         "ActivityStatusEnum": "activities.models.ActivityStatus",
         "ActivityTypeEnum": "activities.models.ActivityType",
+        "CampaignStatusEnum": "crm.models.CampaignStatus",
+        "CampaignMemberStatusEnum": "crm.models.CampaignMemberStatus",
     },
 }
 

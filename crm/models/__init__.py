@@ -7,6 +7,16 @@ from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
 from .jobs import Job, JobKind, JobStatus
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
+from .marketing import (
+    Campaign,
+    CampaignMember,
+    CampaignMemberStatus,
+    CampaignStatus,
+    CampaignType,
+    Segment,
+    SegmentEntity,
+    SegmentKind,
+)
 from .messaging import EmailTemplate, OutgoingEmail, OutgoingEmailStatus
 from .notifications import (
     DEFAULT_CHANNELS,
@@ -43,6 +53,11 @@ __all__ = [
     "ApiKeyScope",
     "AutomationRule",
     "AutomationRun",
+    "Campaign",
+    "CampaignMember",
+    "CampaignMemberStatus",
+    "CampaignStatus",
+    "CampaignType",
     "ConditionOperator",
     "Contact",
     "DeliveryStatus",
@@ -76,6 +91,9 @@ __all__ = [
     "ScoreBreakdown",
     "ScoringCriterion",
     "ScoringRule",
+    "Segment",
+    "SegmentEntity",
+    "SegmentKind",
     "Sequence",
     "SequenceEnrollment",
     "SequenceStep",

@@ -73,6 +73,8 @@ CONFIG_RESOURCES = {
     "lost-reasons": "crm.lostreason",
     "email-templates": "crm.emailtemplate",
     "sequences": "crm.sequence",
+    "segments": "crm.segment",
+    "campaigns": "crm.campaign",
     "products": "sales.product",
     "price-lists": "sales.pricelist",
     "exchange-rates": "sales.exchangerate",
@@ -163,6 +165,11 @@ def _messaging_world():
     )
     sequence = Sequence.objects.create(name="Crawled sequence")
     SequenceStep.objects.create(sequence=sequence, position=1, kind="email", email_template=template)
+    from crm.models import Campaign, Segment
+
+    Campaign.objects.create(name="Crawled campaign")
+    Segment.objects.create(name="Crawled segment", entity="lead")
+    Segment.objects.create(name="Crawled static segment", entity="lead", kind="static")
 
 
 def target_of(world, persona: str) -> SimpleNamespace:
@@ -768,6 +775,8 @@ API_NOT_RECORD_OPERATIONS = {
     "calendar_feed_retrieve": "whether one has a calendar feed oneself",
     "calendar_feed_regenerate_create": "regenerates one's own calendar feed secret",
     "api_keys_create": "makes a key acting as oneself, never beyond (tests/api/test_api_keys.py)",
+    "segments_create": "configuration: covered by the role tests (tests/marketing/test_segments.py)",
+    "campaigns_create": "configuration: covered by the role tests (tests/marketing/test_campaigns.py)",
 }
 
 
@@ -797,6 +806,8 @@ def api_cases() -> list[Case]:
             cases.append(_sequence_api_case(case_id, method, resource, tail))
         elif resource == "quotas":
             cases.append(_quota_api_case(case_id, method, tail))
+        elif resource in ("segments", "campaigns") and tail not in ("", "{id}/"):
+            cases.append(_marketing_api_case(case_id, method, resource, tail))
         elif resource in ATTACHED_RESOURCES:
             cases.extend(_attached_api_cases(case_id, method, resource, tail))
         elif resource in ("dashboard", "performance"):
@@ -1112,6 +1123,48 @@ def _config_api_cases(case_id, method, resource, tail):
         return method, url, with_change(admin_api.get(url).json(), p)
 
     yield Case(case_id, "api", method, detail, persona_filter=lambda w, p: not _may(w, p, model, action))
+
+
+def _target_campaign_member(w, p):
+    """A campaign with another team's lead as a member, and segments (dynamic and static) of leads."""
+    from crm.models import Campaign, CampaignMember, Segment
+
+    campaign = Campaign.objects.first() or Campaign.objects.create(name="Crawled campaign")
+    lead = target_of(w, p).lead
+    member = CampaignMember.objects.filter(campaign=campaign, lead=lead).first()
+    if member is None:
+        member = CampaignMember.objects.create(campaign=campaign, lead=lead)
+    dynamic = Segment.objects.get_or_create(name="Crawled segment", defaults={"entity": "lead"})[0]
+    static = Segment.objects.get_or_create(
+        name="Crawled static segment", defaults={"entity": "lead", "kind": "static"}
+    )[0]
+    return campaign, member, dynamic, static
+
+
+def _marketing_api_case(case_id, method, resource, tail):
+    """A segment's preview and a campaign's members and figures say nothing of another team's leads;
+    that lead cannot be added to a static segment or a campaign (400, like an unknown id), and its
+    membership is not changed or removed (404)."""
+
+    def build(w, p, tail=tail, method=method, resource=resource):
+        campaign, member, dynamic, static = _target_campaign_member(w, p)
+        if resource == "segments":
+            segment = static if tail == "{id}/members/" else dynamic
+            url = f"{API_PREFIX}segments/{segment.pk}/{tail[len('{id}/') :]}"
+            return method, url, {"add": [target_of(w, p).lead.pk]} if method == "POST" else None
+        path = tail.replace("{id}", str(campaign.pk)).replace("{member_id}", str(member.pk))
+        body = None
+        if method == "POST":
+            body = {"lead_ids": [target_of(w, p).lead.pk]}
+        elif method == "PATCH":
+            body = {"status": "responded"}
+        return method, f"{API_PREFIX}campaigns/{path}", body
+
+    if method == "GET":
+        return Case(case_id, "api", method, build, expect="read", leak_checked=True)
+    if method == "POST":
+        return Case(case_id, "api", method, build, expect="rejected")
+    return Case(case_id, "api", method, build)
 
 
 def _quota_api_case(case_id, method, tail):
