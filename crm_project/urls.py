@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from activities.api.calendar import calendar_feed
+from crm.marketing.public import campaign_click, campaign_open, campaign_unsubscribe
 from crm_project.api import build_router
 from crm_project.auth import TokenView
 from crm_project.views import healthz
@@ -15,6 +16,10 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     # A customer reads a quote and accepts or declines it from the signed link in its email.
     path("q/<str:token>/", quote_public, name="quote-public"),
+    # A campaign email's signed links: unsubscribe (one click, RFC 8058), open and click tracking.
+    path("m/u/<str:token>/", campaign_unsubscribe, name="campaign-unsubscribe"),
+    path("m/o/<str:token>.gif", campaign_open, name="campaign-open"),
+    path("m/c/<str:token>/", campaign_click, name="campaign-click"),
     # The calendar feed's secret URL is its credential (no session): served before the API's routes.
     path("api/v1/crm/calendar/feed/<str:token>.ics", calendar_feed, name="calendar-feed"),
     path("api/v1/crm/", include(build_router().urls)),

@@ -2,14 +2,15 @@
 campaign's page its figures and ROI; members are listed per campaign, with their status."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from crm.admin.base import ServiceModelAdmin, money
 from crm.filters import segment_definition_errors, segment_filter_keys
-from crm.marketing import selectors, services
-from crm.models import Campaign, CampaignMember, Segment, SegmentKind
+from crm.marketing import selectors, sending, services
+from crm.models import Campaign, CampaignMember, EmailUnsubscribe, Segment, SegmentKind
 
 LIST_URLS = {
     "lead": "admin:crm_lead_changelist",
@@ -126,10 +127,24 @@ class CampaignAdmin(ServiceModelAdmin):
     list_filter = ("campaign_type", "status", "start_date")
     list_select_related = ("owner",)
     search_fields = ("name",)
-    autocomplete_fields = ("owner",)
-    readonly_fields = ("figures",)
+    autocomplete_fields = ("owner", "email_template", "segment")
+    readonly_fields = ("figures", "send_preview", "send_started_at")
+    actions = ["send_email", "send_test_to_me"]
     fieldsets = (
         (None, {"fields": ("name", "campaign_type", "status", "owner", "description")}),
+        (
+            "Email",
+            {
+                "fields": (
+                    "email_template",
+                    "segment",
+                    "track_opens",
+                    "track_clicks",
+                    "send_started_at",
+                    "send_preview",
+                )
+            },
+        ),
         (
             "Dates and money",
             {"fields": ("start_date", "end_date", "budget", "actual_cost", "expected_revenue")},
@@ -170,6 +185,47 @@ class CampaignAdmin(ServiceModelAdmin):
         ]
         return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
+    @admin.display(description="a send now (the records you see)")
+    def send_preview(self, obj):
+        if not obj or not obj.pk:
+            return "—"
+        preview = sending.campaign_send_preview(campaign=obj, user=obj._viewer)
+        excluded = ", ".join(
+            f"{reason.replace('_', ' ')}: {n}" for reason, n in preview["excluded"].items() if n
+        )
+        return format_html(
+            "{} would get the email; left out: {}. Sent already: {}.",
+            preview["recipients"],
+            excluded or "none",
+            preview["already_sent"],
+        )
+
+    @admin.action(description="Send the campaign's email to its members", permissions=["change"])
+    def send_email(self, request, queryset):
+        for campaign in queryset:
+            try:
+                result = sending.campaign_send(campaign=campaign, user=request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"{campaign}: {' '.join(exc.messages)}", messages.ERROR)
+                continue
+            excluded = sum(result["excluded"].values())
+            self.message_user(
+                request,
+                f"{campaign}: {result['queued']} queued for sending, {excluded} left out "
+                "(see the members' send log).",
+                messages.SUCCESS,
+            )
+
+    @admin.action(description="Send me a test of the campaign's email", permissions=["change"])
+    def send_test_to_me(self, request, queryset):
+        for campaign in queryset:
+            try:
+                email = sending.campaign_test_send(campaign=campaign, user=request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"{campaign}: {' '.join(exc.messages)}", messages.ERROR)
+                continue
+            self.message_user(request, f"{campaign}: a test was sent to {email.to}.", messages.SUCCESS)
+
     def create_record(self, request, data):
         return services.campaign_create(user=request.user, data=data)
 
@@ -182,12 +238,22 @@ class CampaignAdmin(ServiceModelAdmin):
 
 @admin.register(CampaignMember)
 class CampaignMemberAdmin(ServiceModelAdmin):
-    list_display = ("__str__", "campaign", "lead", "contact", "status", "updated_at")
-    list_filter = ("status", "campaign")
+    list_display = (
+        "__str__",
+        "campaign",
+        "lead",
+        "contact",
+        "status",
+        "send_status",
+        "excluded_reason",
+        "sent_at",
+    )
+    list_filter = ("status", "send_status", "excluded_reason", "campaign")
     list_select_related = ("campaign", "lead", "contact")
     search_fields = ("campaign__name", "lead__name", "lead__email", "contact__last_name", "contact__email")
     autocomplete_fields = ("campaign", "lead", "contact")
     fields = ("campaign", "lead", "contact", "status")
+    send_log = ("send_status", "excluded_reason", "email", "sent_at", "opened_at", "clicked_at", "error")
     show_full_result_count = False
 
     def get_queryset(self, request):
@@ -200,8 +266,11 @@ class CampaignMemberAdmin(ServiceModelAdmin):
             return members
         return members.filter(Q(lead__isnull=True) | Q(lead__in=lead_visible_to(request.user)))
 
+    def get_fields(self, request, obj=None):
+        return self.fields + (self.send_log if obj is not None else ())
+
     def get_readonly_fields(self, request, obj=None):
-        return ("campaign", "lead", "contact") if obj is not None else ()
+        return ("campaign", "lead", "contact", *self.send_log) if obj is not None else ()
 
     def create_record(self, request, data):
         return services.campaign_member_create(user=request.user, data=data)
@@ -211,3 +280,30 @@ class CampaignMemberAdmin(ServiceModelAdmin):
 
     def delete_record(self, request, obj):
         services.campaign_member_delete(member=obj, user=request.user)
+
+
+@admin.register(EmailUnsubscribe)
+class EmailUnsubscribeAdmin(ServiceModelAdmin):
+    """The addresses that unsubscribed (from a campaign's link): read only, recorded by the link."""
+
+    list_display = ("email", "campaign", "one_click", "created_at")
+    list_filter = ("one_click",)
+    search_fields = ("email",)
+    list_select_related = ("campaign",)
+    fields = ("email", "campaign", "one_click", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def create_record(self, request, data):
+        raise PermissionDenied
+
+    def update_record(self, request, obj, data):
+        raise PermissionDenied

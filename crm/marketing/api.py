@@ -11,12 +11,20 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from crm.api.serializers import owner_id, related_id
-from crm.api.viewsets import BAD_REQUEST, NOT_FOUND, ServiceModelViewSet, crud_schema, requires
-from crm.marketing import selectors, services
+from crm.api.viewsets import (
+    BAD_REQUEST,
+    NOT_FOUND,
+    ServiceModelViewSet,
+    TransitionPermissions,
+    crud_schema,
+    requires,
+)
+from crm.marketing import selectors, sending, services
 from crm.models import (
     Campaign,
     CampaignMember,
     CampaignMemberStatus,
+    EmailTemplate,
     Segment,
     SegmentEntity,
 )
@@ -127,6 +135,14 @@ class SegmentViewSet(ServiceModelViewSet):
 class CampaignSerializer(serializers.ModelSerializer):
     owner_id = owner_id()
     member_count = serializers.IntegerField(read_only=True)
+    email_template_id = related_id(
+        EmailTemplate.objects.all(), "email_template", help_text="The email an email campaign sends."
+    )
+    segment_id = related_id(
+        Segment.objects.all(),
+        "segment",
+        help_text="Sending adds this segment's leads or contacts to the members.",
+    )
 
     class Meta:
         model = Campaign
@@ -142,11 +158,16 @@ class CampaignSerializer(serializers.ModelSerializer):
             "expected_revenue",
             "description",
             "owner_id",
+            "email_template_id",
+            "segment_id",
+            "track_opens",
+            "track_clicks",
+            "send_started_at",
             "member_count",
             "created_at",
             "updated_at",
         )
-        read_only_fields = ("id", "member_count", "created_at", "updated_at")
+        read_only_fields = ("id", "member_count", "send_started_at", "created_at", "updated_at")
         validators: list = []
 
 
@@ -158,8 +179,33 @@ class CampaignMemberSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CampaignMember
-        fields = ("id", "lead_id", "contact_id", "name", "email", "status", "created_at", "updated_at")
-        read_only_fields = ("id", "lead_id", "contact_id", "name", "email", "created_at", "updated_at")
+        fields = (
+            "id",
+            "lead_id",
+            "contact_id",
+            "name",
+            "email",
+            "status",
+            "send_status",
+            "excluded_reason",
+            "sent_to",
+            "sent_at",
+            "opened_at",
+            "clicked_at",
+            "error",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+        extra_kwargs = {
+            "send_status": {
+                "help_text": "The send log: pending, sending, sent, failed or excluded (see excluded_reason)"
+            }
+        }
+
+    sent_to = serializers.CharField(
+        source="email", read_only=True, help_text="The address the email went to."
+    )
 
     def get_name(self, member) -> str:
         if member.lead is not None:
@@ -227,6 +273,37 @@ class CampaignStatsSerializer(serializers.Serializer):
     )
 
 
+class ExclusionsSerializer(serializers.Serializer):
+    no_email = serializers.IntegerField()
+    opted_out = serializers.IntegerField(
+        help_text="The record (or a contact of its address) opted out of email."
+    )
+    unsubscribed = serializers.IntegerField(help_text="The address unsubscribed from a campaign.")
+    duplicate = serializers.IntegerField(help_text="Another member has the same address.")
+
+
+class SendPreviewSerializer(serializers.Serializer):
+    template_id = serializers.IntegerField(allow_null=True)
+    recipients = serializers.IntegerField(help_text="How many would get the email now.")
+    excluded = ExclusionsSerializer(help_text="How many are left out, by reason.")
+    already_sent = serializers.IntegerField()
+
+
+class SendResultSerializer(serializers.Serializer):
+    queued = serializers.IntegerField(help_text="Members whose email the workers now send, in batches.")
+    excluded = ExclusionsSerializer()
+
+
+class TestSendInputSerializer(serializers.Serializer):
+    to = serializers.EmailField(required=False, allow_blank=True, help_text="Default: your own address.")
+
+
+class TestSendResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The sent email's id (sent-emails/{id}/).")
+    to = serializers.EmailField()
+    status = serializers.CharField()
+
+
 MEMBER_ID = OpenApiParameter("member_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 
 
@@ -238,6 +315,8 @@ class CampaignViewSet(ServiceModelViewSet):
     selector = staticmethod(selectors.campaign_list)
 
     def get_permissions(self):
+        if self.action in ("send", "test_send"):
+            return [TransitionPermissions()]
         if self.action in ("members", "member"):
             verb = {"GET": "view", "POST": "add", "PATCH": "change", "DELETE": "delete"}[self.request.method]
             return [requires("crm.view_campaign", f"crm.{verb}_campaignmember")()]
@@ -326,3 +405,47 @@ class CampaignViewSet(ServiceModelViewSet):
             data = self.validated_input(CampaignMemberStatusSerializer)
             member = services.campaign_member_update(member=member, user=request.user, data=data)
         return Response(CampaignMemberSerializer(member).data)
+
+    @extend_schema(
+        summary="What sending the campaign's email would do now",
+        description="How many members (and segment records) would get it, how many are left out and why: "
+        "no address, opted out, unsubscribed, an address twice. Writes nothing.",
+        responses={200: SendPreviewSerializer, 404: NOT_FOUND},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], url_path="send-preview", filter_backends=[])
+    def send_preview(self, request, pk=None):
+        campaign = self.get_object()
+        return Response(
+            SendPreviewSerializer(sending.campaign_send_preview(campaign=campaign, user=request.user)).data
+        )
+
+    @extend_schema(
+        summary="Send the campaign's email",
+        description="To every member not emailed yet (the segment's records join first), in batches on the "
+        "workers at the configured rate; those left out are logged with their reason. "
+        "400 without a template.",
+        request=None,
+        responses={202: SendResultSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["post"])
+    def send(self, request, pk=None):
+        campaign = self.get_object()
+        result = sending.campaign_send(campaign=campaign, user=request.user)
+        return Response(SendResultSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Send the campaign's email to yourself",
+        description="Rendered on its first member, to `to` (default: your address). "
+        "The send log is not touched.",
+        request=TestSendInputSerializer,
+        responses={202: TestSendResultSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["post"], url_path="test-send")
+    def test_send(self, request, pk=None):
+        campaign = self.get_object()
+        data = self.validated_input(TestSendInputSerializer)
+        email = sending.campaign_test_send(campaign=campaign, user=request.user, to=data.get("to", ""))
+        return Response(
+            {"id": email.pk, "to": email.to, "status": email.status}, status=status.HTTP_202_ACCEPTED
+        )

@@ -7,7 +7,7 @@ caller's transaction and sends it once that commits. An address that opted out i
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from crm import registries
 from crm.actors import Actor, is_system, person
 from crm.messaging.context import record_context, record_kind
 from crm.messaging.rendering import Rendered, sanitize_html, template_check, template_render
-from crm.models import Contact, EmailTemplate, OutgoingEmail, OutgoingEmailStatus
+from crm.models import Contact, EmailTemplate, EmailUnsubscribe, OutgoingEmail, OutgoingEmailStatus
 from crm.services import record_delete, record_lock, record_save
 
 logger = logging.getLogger("crm.messaging")
@@ -92,16 +92,18 @@ email_template_preview = email_template_render
 
 
 def email_addresses_opted_out(addresses: Iterable[str]) -> set[str]:
-    """Which of ``addresses`` (lowercased) belong to a contact who opted out of email: never emailed,
-    whatever record (a lead, another contact) carries the address."""
+    """Which of ``addresses`` (lowercased) belong to a contact who opted out of email, or unsubscribed
+    from a campaign: never emailed, whatever record (a lead, another contact) carries the address."""
     lowered = {address.strip().lower() for address in addresses if address}
     if not lowered:
         return set()
-    return set(
+    opted_out = set(
         Contact.objects.annotate(address=Lower("email"))
         .filter(address__in=lowered, email_opt_out=True)
         .values_list("address", flat=True)
     )
+    # An address unsubscribed from the campaigns' link is out of every sender's reach too.
+    return opted_out | set(EmailUnsubscribe.objects.filter(email__in=lowered).values_list("email", flat=True))
 
 
 def record_email_opted_out(record) -> bool:
@@ -118,12 +120,15 @@ def email_template_send(
     to: str | None = None,
     enrollment=None,
     send: bool = True,
+    headers: Mapping[str, str] | None = None,
+    finish: Callable[[Rendered], Rendered] | None = None,
 ) -> OutgoingEmail:
     """Email ``record`` (a lead or a contact) the message ``template`` makes for it, to ``to`` or the
     record's address. Returns the ``OutgoingEmail``: queued (sent after the caller's transaction
     commits), or ``suppressed`` when the address opted out (nothing is sent). ``send=False`` leaves
     sending to the caller (``outgoing_emails_send``), which batches many messages on one connection.
-    """
+    ``headers`` go on the message as they are; ``finish`` may change the rendered message (a campaign
+    adds its unsubscribe footer and tracked links)."""
     kind = record_kind(record)
     _ensure_visible(user, record)
     if not template.is_active:
@@ -132,6 +137,8 @@ def email_template_send(
     if not address:
         raise ValidationError({"to": f"The {kind} “{record}” has no email address."})
     rendered = email_template_render(template=template, record=record, user=user)
+    if finish is not None:
+        rendered = finish(rendered)
     suppressed = record_email_opted_out(record) or bool(email_addresses_opted_out([address]))
     email = OutgoingEmail.objects.create(
         template=template,
@@ -143,6 +150,7 @@ def email_template_send(
         body_html=rendered.html,
         body_text=rendered.text,
         status=OutgoingEmailStatus.SUPPRESSED if suppressed else OutgoingEmailStatus.QUEUED,
+        headers=dict(headers or {}),
         sent_by=person(user),
     )
     if send and not suppressed:
@@ -155,7 +163,11 @@ def email_template_send(
 
 def _message(email: OutgoingEmail, connection) -> EmailMultiAlternatives:
     message = EmailMultiAlternatives(
-        subject=email.subject, body=email.body_text, to=[email.to], connection=connection
+        subject=email.subject,
+        body=email.body_text,
+        to=[email.to],
+        connection=connection,
+        headers=email.headers or None,
     )
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")

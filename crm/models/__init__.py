@@ -13,9 +13,12 @@ from .marketing import (
     CampaignMemberStatus,
     CampaignStatus,
     CampaignType,
+    EmailUnsubscribe,
+    ExclusionReason,
     Segment,
     SegmentEntity,
     SegmentKind,
+    SendStatus,
 )
 from .messaging import EmailTemplate, OutgoingEmail, OutgoingEmailStatus
 from .notifications import (
@@ -62,8 +65,10 @@ __all__ = [
     "Contact",
     "DeliveryStatus",
     "EmailTemplate",
+    "EmailUnsubscribe",
     "EnrollmentEvent",
     "EnrollmentStatus",
+    "ExclusionReason",
     "Industry",
     "Job",
     "JobKind",
@@ -94,6 +99,7 @@ __all__ = [
     "Segment",
     "SegmentEntity",
     "SegmentKind",
+    "SendStatus",
     "Sequence",
     "SequenceEnrollment",
     "SequenceStep",

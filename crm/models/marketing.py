@@ -9,6 +9,7 @@ from django.db.models.functions import Lower
 from .account import Account, Contact
 from .base import TimeStampedModel, non_negative_constraint
 from .lead import Lead
+from .messaging import EmailTemplate
 
 
 class SegmentEntity(models.TextChoices):
@@ -88,6 +89,23 @@ class Campaign(TimeStampedModel):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The email it sends (an email campaign): the template, and the audience besides its members.
+    email_template = models.ForeignKey(
+        EmailTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
+    )
+    segment = models.ForeignKey(
+        Segment,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="campaigns",
+        help_text="Sending adds the leads or contacts this segment holds then to the members.",
+    )
+    track_opens = models.BooleanField(default=False, help_text="Count opens (a signed image link).")
+    track_clicks = models.BooleanField(
+        default=False, help_text="Count clicks (links go through a signed URL)."
+    )
+    send_started_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     constraint_error_fields = {
         "name_taken": "name",
@@ -129,8 +147,24 @@ class CampaignMemberStatus(models.TextChoices):
     BOUNCED = "bounced", "Bounced"
 
 
+class SendStatus(models.TextChoices):
+    NOT_SENT = "", "Not sent"
+    PENDING = "pending", "Waiting to be sent"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    EXCLUDED = "excluded", "Excluded"
+
+
+class ExclusionReason(models.TextChoices):
+    NO_EMAIL = "no_email", "No email address"
+    OPTED_OUT = "opted_out", "Opted out of email"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    DUPLICATE = "duplicate", "Address already emailed by this campaign"
+
+
 class CampaignMember(TimeStampedModel):
-    """A lead or a contact a campaign reaches, with how far it got."""
+    """A lead or a contact a campaign reaches, with how far it got, and its line of the send log."""
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="members")
     lead = models.ForeignKey(
@@ -142,9 +176,22 @@ class CampaignMember(TimeStampedModel):
     status = models.CharField(
         max_length=12, choices=CampaignMemberStatus.choices, default=CampaignMemberStatus.PLANNED
     )
+    # The send log: where and when the campaign's email went, or why it did not.
+    send_status = models.CharField(max_length=10, choices=SendStatus.choices, blank=True, default="")
+    excluded_reason = models.CharField(max_length=14, choices=ExclusionReason.choices, blank=True)
+    email = models.EmailField(blank=True, help_text="The address the campaign's email went to.")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ("id",)
+        indexes = [
+            models.Index(
+                fields=["campaign", "id"], condition=Q(send_status="pending"), name="crm_cmember_pending_idx"
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=(Q(lead__isnull=False) & Q(contact__isnull=True))
@@ -168,3 +215,20 @@ class CampaignMember(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.campaign}: {self.lead or self.contact}"
+
+
+class EmailUnsubscribe(models.Model):
+    """An address that asked for no more marketing email (the campaign link or a mail client's
+    one-click button): never sent a campaign again, and treated as opted out by every sender."""
+
+    email = models.EmailField(unique=True, help_text="Lowercased.")
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    one_click = models.BooleanField(default=False, help_text="From the mail client's button (RFC 8058).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-id",)
+        verbose_name = "unsubscribed address"
+
+    def __str__(self) -> str:
+        return self.email

@@ -167,7 +167,7 @@ def _messaging_world():
     SequenceStep.objects.create(sequence=sequence, position=1, kind="email", email_template=template)
     from crm.models import Campaign, Segment
 
-    Campaign.objects.create(name="Crawled campaign")
+    Campaign.objects.create(name="Crawled campaign", email_template=template)
     Segment.objects.create(name="Crawled segment", entity="lead")
     Segment.objects.create(name="Crawled static segment", entity="lead", kind="static")
 
@@ -1154,7 +1154,9 @@ def _marketing_api_case(case_id, method, resource, tail):
             return method, url, {"add": [target_of(w, p).lead.pk]} if method == "POST" else None
         path = tail.replace("{id}", str(campaign.pk)).replace("{member_id}", str(member.pk))
         body = None
-        if method == "POST":
+        if tail == "{id}/test-send/":
+            body = {"to": "crawler@example.com"}
+        elif method == "POST" and tail == "{id}/members/":
             body = {"lead_ids": [target_of(w, p).lead.pk]}
         elif method == "PATCH":
             body = {"status": "responded"}
@@ -1162,6 +1164,9 @@ def _marketing_api_case(case_id, method, resource, tail):
 
     if method == "GET":
         return Case(case_id, "api", method, build, expect="read", leak_checked=True)
+    if tail in ("{id}/send/", "{id}/test-send/"):
+        # Sending reaches the members the sender sees: the other team's lead is not emailed or logged.
+        return Case(case_id, "api", method, build, expect="unchanged", leak_checked=True)
     if method == "POST":
         return Case(case_id, "api", method, build, expect="rejected")
     return Case(case_id, "api", method, build)
