@@ -38,6 +38,7 @@ from crm.models import (
     OutgoingEmailStatus,
     SendStatus,
 )
+from crm.services import record_lock
 
 
 def _ensure_may_send(user: Actor) -> None:
@@ -135,9 +136,8 @@ def campaign_send(*, campaign: Campaign, user: Actor) -> dict[str, Any]:
     first): each is queued (``pending``) or excluded with its reason, and the workers send the queue in
     batches. Refused without a template (400)."""
     _ensure_may_send(user)
-    campaign = (
-        Campaign.objects.select_for_update().select_related("email_template", "segment").get(pk=campaign.pk)
-    )
+    record_lock(campaign)  # one send starts at a time
+    campaign = Campaign.objects.select_related("email_template", "segment").get(pk=campaign.pk)
     _ensure_template(campaign)
     if campaign.segment_id is not None:
         if campaign.segment.entity not in ("lead", "contact"):
