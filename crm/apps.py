@@ -34,6 +34,7 @@ class CrmConfig(AppConfig):
 
         automation_setup.register()
 
+        from crm.marketing import admin as marketing_admin  # noqa: F401  (segments, campaigns)
         from crm.messaging import admin as messaging_admin  # noqa: F401  (templates, sent emails)
         from crm.sequences import admin as sequences_admin  # noqa: F401  (sequences, enrollments)
         from crm.sequences import consumers as sequence_consumers

@@ -11,8 +11,10 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, OrderBy, Q, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
-from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
+from crm.models import Account, Contact, Lead, LostReason, Pipeline, Segment, SegmentKind, Stage, Tag
 from crm.search_indexes import narrow_to_matches
 
 
@@ -113,7 +115,26 @@ def id_filter(
     return django_filters.ModelChoiceFilter(field_name=field_name, queryset=queryset, label=label)
 
 
-class LeadFilter(SearchFilterSet):
+@extend_schema_field(OpenApiTypes.INT)
+class SegmentChoiceFilter(django_filters.ModelChoiceFilter):
+    """A segment's id (the schema says integer: the filter method gives no type to guess from)."""
+
+
+def segment_filter(entity: str) -> django_filters.ModelChoiceFilter:
+    """``?segment=<id>``: the records of that segment (a saved filter, or a static list) of this kind."""
+    return SegmentChoiceFilter(
+        queryset=Segment.objects.filter(entity=entity),
+        method="filter_segment",
+        label=f"Segment id (a segment of {entity}s)",
+    )
+
+
+class SegmentFilterMixin:
+    def filter_segment(self, queryset: QuerySet, name: str, segment: Segment) -> QuerySet:
+        return segment_apply(segment, queryset)
+
+
+class LeadFilter(SegmentFilterMixin, SearchFilterSet):
     search_fields = ("name", "contact_name", "email", "company_name", "phone")
 
     pipeline = id_filter(Pipeline.objects.all(), label="Pipeline id")
@@ -123,6 +144,7 @@ class LeadFilter(SearchFilterSet):
     created = django_filters.DateFromToRangeFilter(field_name="created_at", label="Created between")
     score_min = django_filters.NumberFilter(field_name="score", lookup_expr="gte", label="Score at least")
     score_max = django_filters.NumberFilter(field_name="score", lookup_expr="lte", label="Score at most")
+    segment = segment_filter("lead")
     ordering = ordering(
         "name",
         "company_name",
@@ -141,12 +163,13 @@ class LeadFilter(SearchFilterSet):
         fields = ["pipeline", "stage", "priority", "rating", "source", "status", "owner", "tag"]
 
 
-class AccountFilter(SearchFilterSet):
+class AccountFilter(SegmentFilterMixin, SearchFilterSet):
     search_fields = ("name", "website", "phone", "billing_city", "billing_country")
 
     owner = owner_filter()
     tag = tag_filter()
     parent = id_filter(Account.objects.all(), label="Parent account id")
+    segment = segment_filter("account")
     ordering = ordering(
         "name",
         "created_at",
@@ -164,12 +187,13 @@ class AccountFilter(SearchFilterSet):
         fields = ["account_type", "industry", "rating", "is_active", "owner", "parent", "tag"]
 
 
-class ContactFilter(SearchFilterSet):
+class ContactFilter(SegmentFilterMixin, SearchFilterSet):
     search_fields = ("first_name", "last_name", "email", "phone", "mobile")
 
     account = id_filter(Account.objects.all(), label="Account id")
     owner = owner_filter()
     tag = tag_filter()
+    segment = segment_filter("contact")
     ordering = ordering("last_name", "first_name", "email", "created_at", "updated_at")
 
     class Meta:
@@ -216,3 +240,71 @@ class LostReasonFilter(SearchFilterSet):
     class Meta:
         model = LostReason
         fields = ["is_active"]
+
+
+# --- segments: a saved filter is the list's own filters, stored as data ----------------------------
+
+SEGMENT_FILTERSETS: dict[str, type[SearchFilterSet]] = {
+    "lead": LeadFilter,
+    "contact": ContactFilter,
+    "account": AccountFilter,
+}
+# Not filters of a segment: an order says nothing about who is in it, and a segment of a segment could
+# loop.
+SEGMENT_UNUSABLE_FILTERS = frozenset({"ordering", "segment"})
+
+
+def segment_filter_keys(entity: str) -> list[str]:
+    """The query parameters a segment of ``entity`` may use (a date range is two: created_after...)."""
+    filterset_class = SEGMENT_FILTERSETS[entity]
+    keys = []
+    for name, flt in filterset_class.base_filters.items():
+        if name in SEGMENT_UNUSABLE_FILTERS:
+            continue
+        widget = flt.field.widget
+        suffixes = getattr(widget, "suffixes", None)
+        if suffixes:
+            keys.extend(widget.suffixed(name, suffix) for suffix in suffixes)
+        else:
+            keys.append(name)
+    return keys
+
+
+def segment_definition_errors(entity: str, definition) -> list[str]:
+    """What is wrong with a dynamic segment's ``definition`` (a dict of the list's query parameters)."""
+    if entity not in SEGMENT_FILTERSETS:
+        return [f"Unknown kind of record “{entity}”."]
+    if not isinstance(definition, dict):
+        return ['Give the filters as an object: {"priority": "high", "source": "website"}.']
+    allowed = segment_filter_keys(entity)
+    errors = []
+    for key, value in definition.items():
+        if key not in allowed:
+            errors.append(f"“{key}” is not a filter of the {entity} list. Use: {', '.join(sorted(allowed))}.")
+            continue
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(
+            isinstance(v, str | int | bool) and not isinstance(v, float) for v in values
+        ):
+            errors.append(f"{key}: give a text, a number or a list of them.")
+    if errors:
+        return errors
+    filterset = SEGMENT_FILTERSETS[entity](data=definition, queryset=_model_of(entity).objects.none())
+    if not filterset.is_valid():
+        for key, messages in filterset.errors.items():
+            errors.extend(f"{key}: {message}" for message in messages)
+    return errors
+
+
+def _model_of(entity: str):
+    return SEGMENT_FILTERSETS[entity]._meta.model
+
+
+def segment_apply(segment: Segment, queryset: QuerySet) -> QuerySet:
+    """``queryset`` narrowed to the records of ``segment``: its static members, or what its filters
+    match now (the filters of the list itself, so a segment counts what the list shows)."""
+    if segment.kind == SegmentKind.STATIC:
+        through = getattr(Segment, f"{segment.entity}s").through
+        ids = through.objects.filter(segment_id=segment.pk).values(f"{segment.entity}_id")
+        return queryset.filter(pk__in=ids)
+    return filter_queryset(SEGMENT_FILTERSETS[segment.entity], queryset, segment.definition or {})

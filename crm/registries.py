@@ -166,3 +166,25 @@ def register_sent_email_logger(logger: SentEmailLogger) -> None:
 
 def sent_email_logger() -> SentEmailLogger | None:
     return _sent_email_loggers[0] if _sent_email_loggers else None
+# --- campaign figures that other apps own (the deals a campaign sourced, the revenue they won) -------
+
+# (*, user, campaign_ids) -> {campaign id: {"opportunities": int, "won_opportunities": int,
+# "won_revenue": Decimal}}, counting only what ``user`` may see
+CampaignFigures = Callable[..., dict[int, dict[str, Any]]]
+_campaign_figures: list[CampaignFigures] = []
+
+
+def register_campaign_figures(source: CampaignFigures) -> None:
+    """The app that owns opportunities tells crm what each campaign sourced and won."""
+    if source not in _campaign_figures:
+        _campaign_figures.append(source)
+
+
+def campaign_figures(*, user, campaign_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The registered figures of each campaign, merged; a campaign no source knows is absent."""
+    ids = list(campaign_ids)
+    merged: dict[int, dict[str, Any]] = {}
+    for source in _campaign_figures:
+        for campaign_id, figures in source(user=user, campaign_ids=ids).items():
+            merged.setdefault(campaign_id, {}).update(figures)
+    return merged

@@ -19,6 +19,7 @@ app.autodiscover_tasks(
         "crm.automation",
         "crm.messaging",
         "crm.sequences",
+        "crm.marketing",
         "sales",
         "activities",
     ]

@@ -299,6 +299,8 @@ SPECTACULAR_SETTINGS = {
         "ActivityTypeEnum": "activities.models.ActivityType",
         "TicketMessageKindEnum": "activities.models.TicketMessageKind",
         "TicketStatusEnum": "activities.models.TicketStatus",
+        "CampaignStatusEnum": "crm.models.CampaignStatus",
+        "CampaignMemberStatusEnum": "crm.models.CampaignMemberStatus",
     },
 }
 
@@ -493,6 +495,17 @@ if CRM_SUPPORT_FORM_RATE < 1 or CRM_INBOUND_EMAIL_MAX_BYTES < 1024:
     raise ImproperlyConfigured(
         "CRM_SUPPORT_FORM_RATE must be positive, CRM_INBOUND_EMAIL_MAX_BYTES at least 1024."
     )
+# Email campaigns: messages per batch (one SMTP connection each), the most sent per minute across all
+# workers (0: as fast as they go), how many batches run at once, and how long the signed unsubscribe
+# and tracking links in a message stay valid (seconds).
+CRM_CAMPAIGN_BATCH_SIZE = env.int("CRM_CAMPAIGN_BATCH_SIZE", default=100)
+CRM_CAMPAIGN_RATE_PER_MINUTE = env.int("CRM_CAMPAIGN_RATE_PER_MINUTE", default=0)
+CRM_CAMPAIGN_CONCURRENCY = env.int("CRM_CAMPAIGN_CONCURRENCY", default=2)
+CRM_CAMPAIGN_LINK_MAX_AGE = env.int("CRM_CAMPAIGN_LINK_MAX_AGE", default=60 * 60 * 24 * 365)
+if CRM_CAMPAIGN_BATCH_SIZE < 1 or CRM_CAMPAIGN_RATE_PER_MINUTE < 0 or CRM_CAMPAIGN_CONCURRENCY < 1:
+    raise ImproperlyConfigured("Campaign batch size and concurrency must be positive, the rate 0 or more.")
+if CRM_CAMPAIGN_LINK_MAX_AGE < 60:
+    raise ImproperlyConfigured("CRM_CAMPAIGN_LINK_MAX_AGE is in seconds: 60 or more.")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from activities.api.calendar import calendar_feed
 from activities.service.public import inbound_email, support_form
+from crm.marketing.public import campaign_click, campaign_open, campaign_unsubscribe
 from crm_project.api import build_router
 from crm_project.auth import TokenView
 from crm_project.views import healthz
@@ -19,6 +20,10 @@ urlpatterns = [
     # Customer service: the public support form, and raw email posted by a mail forwarder (its secret).
     path("support/", support_form, name="support-form"),
     path("api/v1/crm/inbound/email/", inbound_email, name="inbound-email"),
+    # A campaign email's signed links: unsubscribe (one click, RFC 8058), open and click tracking.
+    path("m/u/<str:token>/", campaign_unsubscribe, name="campaign-unsubscribe"),
+    path("m/o/<str:token>.gif", campaign_open, name="campaign-open"),
+    path("m/c/<str:token>/", campaign_click, name="campaign-click"),
     # The calendar feed's secret URL is its credential (no session): served before the API's routes.
     path("api/v1/crm/calendar/feed/<str:token>.ics", calendar_feed, name="calendar-feed"),
     path("api/v1/crm/", include(build_router().urls)),

@@ -121,6 +121,14 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
         related_name="converted_opportunity",
         help_text="The lead this opportunity was converted from.",
     )
+    campaign = models.ForeignKey(
+        "crm.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="opportunities",
+        help_text="The campaign that sourced this deal (a converted lead passes its own on).",
+    )
     description = models.TextField(blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from django.db.models import Count, IntegerField, Sum
+from django.db.models import Count, IntegerField, Q, Sum
 
 from crm import registries, rules
 from crm.actors import Actor
@@ -40,7 +40,31 @@ def lost_reason_deal_count(user: Actor) -> dict:
     return {"opportunity_count": subquery_aggregate(deals, "lost_reason", Count("*"), IntegerField(), 0)}
 
 
+def campaign_deal_figures(*, user: Actor, campaign_ids) -> dict[int, dict]:
+    """The deals each campaign sourced that ``user`` sees, and the revenue won (company currency)."""
+    rows = (
+        record_visible_to(Opportunity, user)
+        .filter(campaign_id__in=list(campaign_ids))
+        .order_by()
+        .values("campaign_id")
+        .annotate(
+            opportunities=Count("*"),
+            won_opportunities=Count("pk", filter=Q(status=OpportunityStatus.WON)),
+            won_revenue=Sum(converted(), filter=Q(status=OpportunityStatus.WON)),
+        )
+    )
+    return {
+        row["campaign_id"]: {
+            "opportunities": row["opportunities"],
+            "won_opportunities": row["won_opportunities"],
+            "won_revenue": row["won_revenue"] or Decimal("0"),
+        }
+        for row in rows
+    }
+
+
 def register_with_crm() -> None:
+    registries.register_campaign_figures(campaign_deal_figures)
     rules.register_state_fields("sales.Opportunity", ("status", "closed_at"))
     register_trigram_indexes("sales_opportunity", ("name", "description"))
     register_search_source(

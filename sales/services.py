@@ -364,6 +364,7 @@ def lead_convert(
             "description": lead.description,
             "owner": lead.owner,
             "lead": lead,
+            "campaign": lead.campaign,
             "tags": list(lead.tags.all()),
         }
         try:

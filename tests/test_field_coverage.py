@@ -24,6 +24,9 @@ ID_IN_ADMIN = "the admin shows the id in the change page's URL and heading; it i
 EXCLUDED = {
     Lead: {
         ("id", ADMIN): ID_IN_ADMIN,
+        ("campaign", FILES): "the campaign that sourced a record is set in the API, the admin and by "
+        "conversion; the import files do not name campaigns yet (issue 19 left it out: no campaign lookup "
+        "by name in the import engine)",
         ("converted_account", FILES): (
             "written only by conversion (a state field like converted_at); the export names the lead's "
             "converted_at, and the converted account carries its own export"
@@ -51,7 +54,12 @@ EXCLUDED = {
     },
     Contact: {("id", ADMIN): ID_IN_ADMIN},
     Account: {("id", ADMIN): ID_IN_ADMIN},
-    Opportunity: {("id", ADMIN): ID_IN_ADMIN},
+    Opportunity: {
+        ("id", ADMIN): ID_IN_ADMIN,
+        ("campaign", FILES): "the campaign that sourced a record is set in the API, the admin and by "
+        "conversion; the import files do not name campaigns yet (issue 19 left it out: no campaign lookup "
+        "by name in the import engine)",
+    },
     Activity: {
         ("id", ADMIN): ID_IN_ADMIN,
         ("remind_at", FILES): "a reminder is the owner's own prompt to act, set in the API or the admin; "

@@ -26,6 +26,8 @@ from crm.admin.record import (
 from crm.admin.scale import ScalableChangeListMixin
 from crm.admin.tags import TagListMixin
 from crm.automation.admin_actions import RunAutomationRuleMixin
+from crm.marketing.admin_actions import AddToSegmentMixin
+from crm.marketing.admin_filters import SegmentListFilter
 from crm.models import Account, Contact
 
 
@@ -75,6 +77,7 @@ class ContactInline(admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(
+    AddToSegmentMixin,
     RunAutomationRuleMixin,
     StaleEditGuardMixin,
     MergeAdminMixin,
@@ -88,7 +91,7 @@ class AccountAdmin(
     VisibleRecordsAdminMixin,
     ServiceHistoryAdmin,
 ):
-    actions = ["merge_selected", "run_automation_rule"]
+    actions = ["merge_selected", "run_automation_rule", "add_to_segment"]
     list_display = (
         "name",
         "account_type",
@@ -103,7 +106,16 @@ class AccountAdmin(
         "won_value",
         "tag_list",
     )
-    list_filter = ("account_type", "industry", "rating", "is_active", "owner", "tags", "created_at")
+    list_filter = (
+        "account_type",
+        "industry",
+        "rating",
+        "is_active",
+        "owner",
+        "tags",
+        "created_at",
+        SegmentListFilter,
+    )
     list_select_related = ("owner", "parent")
     search_fields = ("name", "website", "phone", "billing_city", "billing_country")
     autocomplete_fields = ("parent", "owner", "tags")

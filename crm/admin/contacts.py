@@ -20,12 +20,16 @@ from crm.admin.record import (
 from crm.admin.scale import ScalableChangeListMixin
 from crm.admin.tags import TagListMixin
 from crm.automation.admin_actions import RunAutomationRuleMixin
+from crm.marketing.admin_actions import AddToCampaignMixin, AddToSegmentMixin
+from crm.marketing.admin_filters import SegmentListFilter
 from crm.models import Contact
 from crm.sequences.admin_actions import EnrollInSequenceMixin
 
 
 @admin.register(Contact)
 class ContactAdmin(
+    AddToSegmentMixin,
+    AddToCampaignMixin,
     RunAutomationRuleMixin,
     EnrollInSequenceMixin,
     StaleEditGuardMixin,
@@ -40,7 +44,13 @@ class ContactAdmin(
     VisibleRecordsAdminMixin,
     ServiceHistoryAdmin,
 ):
-    actions = ["merge_selected", "enroll_in_sequence", "run_automation_rule"]
+    actions = [
+        "merge_selected",
+        "enroll_in_sequence",
+        "run_automation_rule",
+        "add_to_segment",
+        "add_to_campaign",
+    ]
     list_display = (
         "full_name",
         "account",
@@ -52,7 +62,15 @@ class ContactAdmin(
         "owner",
         "tag_list",
     )
-    list_filter = ("is_active", "is_primary", "do_not_call", "email_opt_out", "owner", "tags")
+    list_filter = (
+        "is_active",
+        "is_primary",
+        "do_not_call",
+        "email_opt_out",
+        "owner",
+        "tags",
+        SegmentListFilter,
+    )
     list_select_related = ("account", "owner")
     search_fields = ("first_name", "last_name", "email", "phone", "mobile", "account__name")
     autocomplete_fields = ("account", "owner", "tags")

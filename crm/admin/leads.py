@@ -33,6 +33,8 @@ from crm.admin.transitions import (
 )
 from crm.automation.admin_actions import RunAutomationRuleMixin
 from crm.filters import LeadFilter
+from crm.marketing.admin_actions import AddToCampaignMixin, AddToSegmentMixin
+from crm.marketing.admin_filters import SegmentListFilter
 from crm.models import Lead, LeadStatus
 from crm.scoring import shown_breakdown
 from crm.sequences.admin_actions import EnrollInSequenceMixin
@@ -72,6 +74,8 @@ register_transition("crm.lead", reopen_transition(lead_reopen, statuses=(LeadSta
 
 @admin.register(Lead)
 class LeadAdmin(
+    AddToSegmentMixin,
+    AddToCampaignMixin,
     RunAutomationRuleMixin,
     EnrollInSequenceMixin,
     StaleEditGuardMixin,
@@ -119,10 +123,11 @@ class LeadAdmin(
         "owner",
         "tags",
         "created_at",
+        SegmentListFilter,
     )
     list_select_related = ("stage", "owner")
     search_fields = ("name", "contact_name", "email", "company_name", "phone")
-    autocomplete_fields = ("pipeline", "stage", "owner", "tags")
+    autocomplete_fields = ("pipeline", "stage", "owner", "tags", "campaign")
     date_hierarchy = "created_at"
     readonly_fields = (
         "status",
@@ -148,6 +153,7 @@ class LeadAdmin(
                     "priority",
                     "rating",
                     "source",
+                    "campaign",
                     "expected_revenue",
                     "probability",
                     "automated_probability_explained",
@@ -171,7 +177,14 @@ class LeadAdmin(
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
-    actions = [*BulkActionsMixin.bulk_actions, "merge_selected", "enroll_in_sequence", "run_automation_rule"]
+    actions = [
+        *BulkActionsMixin.bulk_actions,
+        "merge_selected",
+        "enroll_in_sequence",
+        "run_automation_rule",
+        "add_to_segment",
+        "add_to_campaign",
+    ]
 
     def create_record(self, request, data):
         return services.lead_create(user=request.user, data=data)

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
+from crm.models import Account, Campaign, Contact, Lead, LostReason, Pipeline, Stage, Tag
 from crm.scoring import shown_breakdown
 from crm.selectors import KANBAN_DEFAULT_LIMIT, KANBAN_MAX_LIMIT
 from crm.win_probability import WinEstimate, win_estimate_cached
@@ -307,6 +307,7 @@ class LeadSerializer(WinProbabilityFieldsMixin, serializers.ModelSerializer):
     tags = tags_field()
     lost_reason_id = serializers.IntegerField(read_only=True, allow_null=True)
     lost_reason_name = label("lost_reason.name")
+    campaign_id = related_id(Campaign.objects.all(), "campaign", help_text="The campaign that brought it in.")
     converted_account_id = serializers.IntegerField(read_only=True, allow_null=True)
     converted_contact_id = serializers.IntegerField(read_only=True, allow_null=True)
     converted_opportunity_id = serializers.IntegerField(
@@ -330,6 +331,7 @@ class LeadSerializer(WinProbabilityFieldsMixin, serializers.ModelSerializer):
             "priority",
             "rating",
             "source",
+            "campaign_id",
             "expected_revenue",
             "probability",
             "automated_probability",

@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 from crm.api import keys, views
 from crm.automation import api as automation
 from crm.jobs import api as jobs
+from crm.marketing import api as marketing
 from crm.messaging import api as messaging
 from crm.notifications import api as notifications
 from crm.sequences import api as sequences
@@ -36,3 +37,5 @@ router.register("sent-emails", messaging.OutgoingEmailViewSet, basename="sent-em
 router.register("sequences", sequences.SequenceViewSet, basename="sequence")
 router.register("sequence-enrollments", sequences.SequenceEnrollmentViewSet, basename="sequence-enrollment")
 router.register("api-keys", keys.ApiKeyViewSet, basename="api-key")
+router.register("segments", marketing.SegmentViewSet, basename="segment")
+router.register("campaigns", marketing.CampaignViewSet, basename="campaign")

@@ -7,7 +7,7 @@ caller's transaction and sends it once that commits. An address that opted out i
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from email.mime.text import MIMEText
 from email.utils import make_msgid
@@ -26,7 +26,7 @@ from crm import registries
 from crm.actors import Actor, is_system, person
 from crm.messaging.context import record_context, record_kind
 from crm.messaging.rendering import Rendered, sanitize_html, template_check, template_render
-from crm.models import Contact, EmailTemplate, OutgoingEmail, OutgoingEmailStatus
+from crm.models import Contact, EmailTemplate, EmailUnsubscribe, OutgoingEmail, OutgoingEmailStatus
 from crm.services import record_delete, record_lock, record_save
 
 logger = logging.getLogger("crm.messaging")
@@ -97,16 +97,18 @@ email_template_preview = email_template_render
 
 
 def email_addresses_opted_out(addresses: Iterable[str]) -> set[str]:
-    """Which of ``addresses`` (lowercased) belong to a contact who opted out of email: never emailed,
-    whatever record (a lead, another contact) carries the address."""
+    """Which of ``addresses`` (lowercased) belong to a contact who opted out of email, or unsubscribed
+    from a campaign: never emailed, whatever record (a lead, another contact) carries the address."""
     lowered = {address.strip().lower() for address in addresses if address}
     if not lowered:
         return set()
-    return set(
+    opted_out = set(
         Contact.objects.annotate(address=Lower("email"))
         .filter(address__in=lowered, email_opt_out=True)
         .values_list("address", flat=True)
     )
+    # An address unsubscribed from the campaigns' link is out of every sender's reach too.
+    return opted_out | set(EmailUnsubscribe.objects.filter(email__in=lowered).values_list("email", flat=True))
 
 
 def record_email_opted_out(record) -> bool:
@@ -123,17 +125,22 @@ def email_template_send(
     to: str | None = None,
     enrollment=None,
     send: bool = True,
+    headers: Mapping[str, str] | None = None,
+    finish: Callable[[Rendered], Rendered] | None = None,
 ) -> OutgoingEmail:
     """Email ``record`` (a lead or a contact) the message ``template`` makes for it, to ``to`` or the
     record's address. Returns the ``OutgoingEmail``: queued (sent after the caller's transaction
     commits), or ``suppressed`` when the address opted out (nothing is sent). ``send=False`` leaves
     sending to the caller (``outgoing_emails_send``), which batches many messages on one connection.
-    """
+    ``headers`` go on the message as they are; ``finish`` may change the rendered message (a campaign
+    adds its unsubscribe footer and tracked links)."""
     record_kind(record)  # a lead or a contact, or a TypeError
     _ensure_visible(user, record)
     if not template.is_active:
         raise ValidationError({"template": f"The email template “{template}” is inactive."})
     rendered = email_template_render(template=template, record=record, user=user)
+    if finish is not None:
+        rendered = finish(rendered)
     return outgoing_email_queue(
         record=record,
         user=user,
@@ -144,6 +151,7 @@ def email_template_send(
         template=template,
         enrollment=enrollment,
         send=send,
+        headers=headers,
     )
 
 
@@ -165,6 +173,7 @@ def outgoing_email_queue(
     enrollment=None,
     calendar: str = "",
     send: bool = True,
+    headers: Mapping[str, str] | None = None,
 ) -> OutgoingEmail:
     """Write one message to ``record`` (a lead or a contact), to ``to`` or the record's address, and
     send it once the caller's transaction commits (a background task). It gets its Message-ID now.
@@ -185,6 +194,7 @@ def outgoing_email_queue(
         body_html=body_html,
         body_text=body_text,
         status=OutgoingEmailStatus.SUPPRESSED if suppressed else OutgoingEmailStatus.QUEUED,
+        headers=dict(headers or {}),
         sent_by=person(user),
         message_id=message_id_new(),
         calendar=calendar,
@@ -203,9 +213,9 @@ def outgoing_email_queue(
 
 
 def _message(email: OutgoingEmail, connection) -> EmailMultiAlternatives:
-    headers = {"Message-ID": email.message_id} if email.message_id else None
+    headers = {**(email.headers or {}), **({"Message-ID": email.message_id} if email.message_id else {})}
     message = EmailMultiAlternatives(
-        subject=email.subject, body=email.body_text, to=[email.to], connection=connection, headers=headers
+        subject=email.subject, body=email.body_text, to=[email.to], connection=connection, headers=headers or None
     )
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")

@@ -7,6 +7,19 @@ from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
 from .jobs import Job, JobKind, JobStatus
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
+from .marketing import (
+    Campaign,
+    CampaignMember,
+    CampaignMemberStatus,
+    CampaignStatus,
+    CampaignType,
+    EmailUnsubscribe,
+    ExclusionReason,
+    Segment,
+    SegmentEntity,
+    SegmentKind,
+    SendStatus,
+)
 from .messaging import EmailTemplate, OutgoingEmail, OutgoingEmailStatus
 from .notifications import (
     DEFAULT_CHANNELS,
@@ -44,12 +57,19 @@ __all__ = [
     "ApiKeyScope",
     "AutomationRule",
     "AutomationRun",
+    "Campaign",
+    "CampaignMember",
+    "CampaignMemberStatus",
+    "CampaignStatus",
+    "CampaignType",
     "ConditionOperator",
     "Contact",
     "DeliveryStatus",
     "EmailTemplate",
+    "EmailUnsubscribe",
     "EnrollmentEvent",
     "EnrollmentStatus",
+    "ExclusionReason",
     "Industry",
     "Job",
     "JobKind",
@@ -77,6 +97,10 @@ __all__ = [
     "ScoreBreakdown",
     "ScoringCriterion",
     "ScoringRule",
+    "Segment",
+    "SegmentEntity",
+    "SegmentKind",
+    "SendStatus",
     "Sequence",
     "SequenceEnrollment",
     "SequenceStep",

@@ -169,6 +169,14 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
     rating = models.CharField(max_length=10, choices=Rating.choices, blank=True)
     source = models.CharField(max_length=20, choices=LeadSource.choices, blank=True)
+    campaign = models.ForeignKey(
+        "crm.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="leads",
+        help_text="The campaign that brought this lead in.",
+    )
     expected_revenue = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     probability = models.PositiveSmallIntegerField(
         blank=True,

@@ -70,6 +70,7 @@ class OutgoingEmail(models.Model):
     )
     claim = models.CharField(max_length=36, blank=True, editable=False)
     error = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True, help_text="Extra headers (List-Unsubscribe...).")
     sent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -158,7 +158,7 @@ class OpportunityAdmin(
     )
     list_select_related = ("account", "stage", "owner")
     search_fields = ("name", "account__name", "description")
-    autocomplete_fields = ("account", "contact", "pipeline", "stage", "owner", "tags", "lead")
+    autocomplete_fields = ("account", "contact", "pipeline", "stage", "owner", "tags", "lead", "campaign")
     date_hierarchy = "close_date"
     readonly_fields = (
         "status",
@@ -182,6 +182,7 @@ class OpportunityAdmin(
                     "close_date",
                     "opportunity_type",
                     "priority",
+                    "campaign",
                     "description",
                 )
             },

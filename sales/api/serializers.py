@@ -13,7 +13,7 @@ from crm.api.serializers import (
     related_id,
     tags_field,
 )
-from crm.models import Account, Contact, Pipeline, Stage
+from crm.models import Account, Campaign, Contact, Pipeline, Stage
 from sales.models import Opportunity
 from sales.selectors import GROUP_BY_CHOICES
 
@@ -46,6 +46,9 @@ class OpportunitySerializer(WinProbabilityFieldsMixin, serializers.ModelSerializ
     )
     lost_reason_id = serializers.IntegerField(read_only=True, allow_null=True)
     lost_reason_name = label("lost_reason.name")
+    campaign_id = related_id(
+        Campaign.objects.all(), "campaign", help_text="The campaign that sourced it (a converted lead's own)."
+    )
     owner_id = owner_id()
     owner_username = label("owner.username")
     tags = tags_field()
@@ -73,6 +76,7 @@ class OpportunitySerializer(WinProbabilityFieldsMixin, serializers.ModelSerializ
             "opportunity_type",
             "priority",
             "status",
+            "campaign_id",
             "closed_at",
             "lost_reason_id",
             "lost_reason_name",

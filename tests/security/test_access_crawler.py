@@ -77,6 +77,8 @@ CONFIG_RESOURCES = {
     "lost-reasons": "crm.lostreason",
     "email-templates": "crm.emailtemplate",
     "sequences": "crm.sequence",
+    "segments": "crm.segment",
+    "campaigns": "crm.campaign",
     "products": "sales.product",
     "price-lists": "sales.pricelist",
     "exchange-rates": "sales.exchangerate",
@@ -215,6 +217,11 @@ def _messaging_world():
     )
     sequence = Sequence.objects.create(name="Crawled sequence")
     SequenceStep.objects.create(sequence=sequence, position=1, kind="email", email_template=template)
+    from crm.models import Campaign, Segment
+
+    Campaign.objects.create(name="Crawled campaign", email_template=template)
+    Segment.objects.create(name="Crawled segment", entity="lead")
+    Segment.objects.create(name="Crawled static segment", entity="lead", kind="static")
 
 
 def target_of(world, persona: str) -> SimpleNamespace:
@@ -901,6 +908,8 @@ API_NOT_RECORD_OPERATIONS = {
     "mailboxes_create": "a rep's new mailbox is their own (tests/activities/test_email_doors.py)",
     "mailboxes_inbound_create": "the BCC secret is the credential; it logs by address "
     "(tests/activities/test_email_doors.py)",
+    "segments_create": "configuration: covered by the role tests (tests/marketing/test_segments.py)",
+    "campaigns_create": "configuration: covered by the role tests (tests/marketing/test_campaigns.py)",
 }
 
 
@@ -934,6 +943,8 @@ def api_cases() -> list[Case]:
             cases.append(_commission_statement_api_case(case_id, method, tail))
         elif resource == "territory-runs":
             cases.append(_territory_run_api_case(case_id, method, tail))
+        elif resource in ("segments", "campaigns") and tail not in ("", "{id}/"):
+            cases.append(_marketing_api_case(case_id, method, resource, tail))
         elif resource in ATTACHED_RESOURCES:
             cases.extend(_attached_api_cases(case_id, method, resource, tail))
         elif resource in ("dashboard", "performance"):
@@ -1317,6 +1328,51 @@ def _territory_run_api_case(case_id, method, tail):
         return method, f"{API_PREFIX}territory-runs/{tail.replace('{id}', str(run.pk))}", None
 
     return Case(case_id, "api", method, detail)
+def _target_campaign_member(w, p):
+    """A campaign with another team's lead as a member, and segments (dynamic and static) of leads."""
+    from crm.models import Campaign, CampaignMember, Segment
+
+    campaign = Campaign.objects.first() or Campaign.objects.create(name="Crawled campaign")
+    lead = target_of(w, p).lead
+    member = CampaignMember.objects.filter(campaign=campaign, lead=lead).first()
+    if member is None:
+        member = CampaignMember.objects.create(campaign=campaign, lead=lead)
+    dynamic = Segment.objects.get_or_create(name="Crawled segment", defaults={"entity": "lead"})[0]
+    static = Segment.objects.get_or_create(
+        name="Crawled static segment", defaults={"entity": "lead", "kind": "static"}
+    )[0]
+    return campaign, member, dynamic, static
+
+
+def _marketing_api_case(case_id, method, resource, tail):
+    """A segment's preview and a campaign's members and figures say nothing of another team's leads;
+    that lead cannot be added to a static segment or a campaign (400, like an unknown id), and its
+    membership is not changed or removed (404)."""
+
+    def build(w, p, tail=tail, method=method, resource=resource):
+        campaign, member, dynamic, static = _target_campaign_member(w, p)
+        if resource == "segments":
+            segment = static if tail == "{id}/members/" else dynamic
+            url = f"{API_PREFIX}segments/{segment.pk}/{tail[len('{id}/') :]}"
+            return method, url, {"add": [target_of(w, p).lead.pk]} if method == "POST" else None
+        path = tail.replace("{id}", str(campaign.pk)).replace("{member_id}", str(member.pk))
+        body = None
+        if tail == "{id}/test-send/":
+            body = {"to": "crawler@example.com"}
+        elif method == "POST" and tail == "{id}/members/":
+            body = {"lead_ids": [target_of(w, p).lead.pk]}
+        elif method == "PATCH":
+            body = {"status": "responded"}
+        return method, f"{API_PREFIX}campaigns/{path}", body
+
+    if method == "GET":
+        return Case(case_id, "api", method, build, expect="read", leak_checked=True)
+    if tail in ("{id}/send/", "{id}/test-send/"):
+        # Sending reaches the members the sender sees: the other team's lead is not emailed or logged.
+        return Case(case_id, "api", method, build, expect="unchanged", leak_checked=True)
+    if method == "POST":
+        return Case(case_id, "api", method, build, expect="rejected")
+    return Case(case_id, "api", method, build)
 
 
 def _quota_api_case(case_id, method, tail):

@@ -1,0 +1,1 @@
+"""Marketing: segments (saved filters and static lists of records) and campaigns with their figures."""

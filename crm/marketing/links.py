@@ -1,0 +1,47 @@
+"""The signed, expiring links in a campaign's email: unsubscribe (one click), open and click tracking."""
+
+from django.conf import settings
+from django.core import signing
+from django.urls import reverse
+
+UNSUBSCRIBE_SALT = "crm.campaign.unsubscribe"
+OPEN_SALT = "crm.campaign.open"
+CLICK_SALT = "crm.campaign.click"
+
+
+class LinkRefused(Exception):
+    """The link is not one we signed (tampered), or too old (expired)."""
+
+    def __init__(self, reason: str, expired: bool = False):
+        super().__init__(reason)
+        self.reason, self.expired = reason, expired
+
+
+def _absolute(path: str) -> str:
+    return settings.CRM_BASE_URL.rstrip("/") + path
+
+
+def unsubscribe_url(member_id: int, email: str) -> str:
+    token = signing.dumps({"m": member_id, "e": email.lower()}, salt=UNSUBSCRIBE_SALT, compress=True)
+    return _absolute(reverse("campaign-unsubscribe", args=[token]))
+
+
+def open_url(member_id: int) -> str:
+    return _absolute(reverse("campaign-open", args=[signing.dumps({"m": member_id}, salt=OPEN_SALT)]))
+
+
+def click_url(member_id: int, target: str) -> str:
+    token = signing.dumps({"m": member_id, "u": target}, salt=CLICK_SALT, compress=True)
+    return _absolute(reverse("campaign-click", args=[token]))
+
+
+def link_payload(token: str, salt: str) -> dict:
+    try:
+        payload = signing.loads(token, salt=salt, max_age=settings.CRM_CAMPAIGN_LINK_MAX_AGE)
+    except signing.SignatureExpired as exc:
+        raise LinkRefused("This link has expired.", expired=True) from exc
+    except signing.BadSignature as exc:
+        raise LinkRefused("This link is not valid. Check that it was copied whole.") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("m"), int):
+        raise LinkRefused("This link is not valid. Check that it was copied whole.")
+    return payload
