@@ -8,6 +8,7 @@ from django.utils import timezone
 from activities.attachables import register_attachable
 from activities.importing import ACTIVITIES
 from activities.models import Activity, ActivityStatus
+from activities.reports import register_reports
 from activities.selectors import activity_next_by_record
 from activities.services import activity_create, lead_last_activity_refresh, record_attachments_delete
 from crm import registries
@@ -90,6 +91,7 @@ def _attachments_of_deleted_record(instance: models.Model):
 
 
 def register_with_crm() -> None:
+    register_reports()
     registries.register_activity_writer(_activity_write)
     register_activity_counter(activities_logged_by_owner)
     for record_type, model in (

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.template.response import TemplateResponse
+from django.urls import path
 
 
 class SafeChangeListAdminMixin:
@@ -30,6 +31,20 @@ class CRMAdminSite(admin.AdminSite):
                 {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__},
             )
         return super().register(model_or_iterable, admin_class, **options)
+
+    def get_urls(self):
+        # Imported here: this module is loaded while the app registry is still being populated.
+        from crm.reports.admin import report_view, reports_index_view
+
+        return [
+            path("reports/", self.admin_view(lambda r: reports_index_view(r, self)), name="reports"),
+            path(
+                "reports/<slug:key>/",
+                self.admin_view(lambda r, key: report_view(r, self, key)),
+                name="report",
+            ),
+            *super().get_urls(),
+        ]
 
     def index(self, request, extra_context=None):
         # admin_view() (in get_urls) already makes the page login-only and uncached.

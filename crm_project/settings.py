@@ -192,6 +192,10 @@ CRM_IMPORT_SET_BASED_REFERENCE_CHECKS = env.bool("CRM_IMPORT_SET_BASED_REFERENCE
 CRM_WIN_MODEL_MIN_CLOSED = env.int("CRM_WIN_MODEL_MIN_CLOSED", default=20)
 if CRM_WIN_MODEL_MIN_CLOSED < 1:
     raise ImproperlyConfigured("CRM_WIN_MODEL_MIN_CLOSED must be at least 1.")
+# The lifetime value report projects an account's yearly average over this many more years.
+CRM_LIFETIME_VALUE_YEARS = env.int("CRM_LIFETIME_VALUE_YEARS", default=3)
+if not 0 <= CRM_LIFETIME_VALUE_YEARS <= 50:
+    raise ImproperlyConfigured("CRM_LIFETIME_VALUE_YEARS must be between 0 and 50.")
 
 # Request bodies other than uploaded files (JSON, form fields); larger ones are refused with 400/413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
@@ -283,6 +287,7 @@ SPECTACULAR_SETTINGS = {
         "RatingEnum": "crm.models.Rating",
         "LeadStatusEnum": "crm.models.LeadStatus",
         "JobKindEnum": "crm.models.jobs.JobKind",
+        "ReportColumnKindEnum": "crm.reports.COLUMN_KINDS",
         "NotificationKindEnum": "crm.models.notifications.NotificationKind",
         "LeadSourceEnum": "crm.models.LeadSource",
         "AccountTypeEnum": "crm.models.AccountType",

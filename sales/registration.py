@@ -15,6 +15,7 @@ from sales.api.serializers import OpportunitySerializer
 from sales.currencies import converted
 from sales.importing import OPPORTUNITIES, PRODUCTS
 from sales.models import Opportunity, OpportunityStatus
+from sales.reports import register_reports
 from sales.win_probability import OPPORTUNITY
 
 
@@ -40,6 +41,7 @@ def lost_reason_deal_count(user: Actor) -> dict:
 
 
 def register_with_crm() -> None:
+    register_reports()
     rules.register_state_fields("sales.Opportunity", ("status", "closed_at"))
     register_trigram_indexes("sales_opportunity", ("name", "description"))
     register_schema(OPPORTUNITIES)

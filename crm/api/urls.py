@@ -7,6 +7,7 @@ from crm.automation import api as automation
 from crm.jobs import api as jobs
 from crm.messaging import api as messaging
 from crm.notifications import api as notifications
+from crm.reports import api as reports
 from crm.sequences import api as sequences
 from crm.webhooks import api as webhooks
 
@@ -36,3 +37,4 @@ router.register("sent-emails", messaging.OutgoingEmailViewSet, basename="sent-em
 router.register("sequences", sequences.SequenceViewSet, basename="sequence")
 router.register("sequence-enrollments", sequences.SequenceEnrollmentViewSet, basename="sequence-enrollment")
 router.register("api-keys", keys.ApiKeyViewSet, basename="api-key")
+router.register("reports", reports.ReportViewSet, basename="report")
