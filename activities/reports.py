@@ -5,11 +5,14 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from activities.filters import ActivityFilter
 from activities.models import CLOSED_ACTIVITY_STATUSES, ActivityStatus, ActivityType
 from activities.selectors import activity_visible_to
 from crm.actors import Actor
+from crm.models import Priority
 from crm.reports import (
     INTEGER,
+    MONEY,
     NUMBER,
     PERCENT,
     Column,
@@ -18,6 +21,15 @@ from crm.reports import (
     ReportResult,
     register_report,
 )
+from crm.reports.builder import (
+    CHOICE,
+    DATETIME,
+    FOREIGN_KEY,
+    BuilderField,
+    ReportSource,
+    register_report_source,
+)
+from sales.currencies import converted
 from sales.models import OpportunityStatus
 from sales.reports import percent, report_deals
 
@@ -108,7 +120,51 @@ def activity_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
     )
 
 
+def _deal_amount():
+    return converted(
+        "opportunity__amount", currency_field="opportunity__currency", date_field="opportunity__close_date"
+    )
+
+
 def register_reports() -> None:
+    register_report_source(
+        ReportSource(
+            key="activities",
+            label="Activities",
+            permission="activities.view_activity",
+            visible_to=activity_visible_to,
+            filterset=ActivityFilter,
+            fields=(
+                BuilderField("activity_type", "Type", CHOICE, choices=tuple(ActivityType.choices)),
+                BuilderField("status", "Status", CHOICE, choices=tuple(ActivityStatus.choices)),
+                BuilderField("priority", "Priority", CHOICE, choices=tuple(Priority.choices)),
+                BuilderField("owner", "Owner", FOREIGN_KEY, path="owner_id", label_path="owner__username"),
+                BuilderField(
+                    "account", "Account", FOREIGN_KEY, path="account_id", label_path="account__name"
+                ),
+                BuilderField("created_at", "Created", DATETIME),
+                BuilderField("due_date", "Due", DATETIME),
+                BuilderField("completed_at", "Completed", DATETIME),
+                BuilderField("duration_minutes", "Duration (minutes)", INTEGER),
+                # A figure of another app's record: only for readers who may read deals.
+                BuilderField(
+                    "opportunity__stage",
+                    "Deal stage",
+                    FOREIGN_KEY,
+                    path="opportunity__stage_id",
+                    label_path="opportunity__stage__name",
+                    permission="sales.view_opportunity",
+                ),
+                BuilderField(
+                    "opportunity__amount",
+                    "Deal amount (converted)",
+                    MONEY,
+                    expression=_deal_amount,
+                    permission="sales.view_opportunity",
+                ),
+            ),
+        )
+    )
     register_report(
         ReportDefinition(
             "activity",

@@ -39,3 +39,9 @@ class CrmConfig(AppConfig):
         from crm.sequences import consumers as sequence_consumers
 
         sequence_consumers.register()
+
+        from crm.reports.sources import register_sources as register_report_sources
+
+        register_report_sources()
+
+        from crm.reports import admin_saved  # noqa: F401  (saved reports' admin)

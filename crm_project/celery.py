@@ -19,6 +19,7 @@ app.autodiscover_tasks(
         "crm.automation",
         "crm.messaging",
         "crm.sequences",
+        "crm.reports",
         "sales",
         "activities",
     ]
@@ -48,6 +49,11 @@ app.conf.beat_schedule = {
     "opportunity-rotting": {
         "task": "activities.tasks.opportunity_rotting_notify",
         "schedule": crontab(minute=5),
+    },
+    # Saved reports e-mailed on their schedule (daily, weekly, monthly) to their owners.
+    "saved-reports-send": {
+        "task": "crm.reports.tasks.saved_reports_send_due",
+        "schedule": crontab(minute=20),
     },
     # Sent quotes whose validity date has passed become expired (hourly: a day's precision is enough).
     "quotes-expire": {"task": "sales.tasks.quotes_expire", "schedule": crontab(minute=10)},

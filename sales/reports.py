@@ -38,7 +38,17 @@ from django.db.models.functions import Coalesce, Greatest, TruncMonth, TruncQuar
 from django.utils import timezone
 
 from crm.actors import Actor
-from crm.models import Account, Industry, LeadSource, LeadStatus, LostReason, Pipeline, Stage
+from crm.models import (
+    Account,
+    AccountType,
+    Industry,
+    LeadSource,
+    LeadStatus,
+    LostReason,
+    Pipeline,
+    Priority,
+    Stage,
+)
 from crm.reports import (
     DATE,
     INTEGER,
@@ -52,13 +62,24 @@ from crm.reports import (
     ReportResult,
     register_report,
 )
+from crm.reports.builder import (
+    CHOICE,
+    DATE_KIND,
+    DATETIME,
+    FOREIGN_KEY,
+    BuilderField,
+    ReportSource,
+    register_report_source,
+)
 from crm.selectors import lead_visible_to, user_sees_everything
 from sales.currencies import CONVERTED, conversion_note, converted
+from sales.filters import OpportunityFilter
 from sales.models import (
     Opportunity,
     OpportunityStageChange,
     OpportunityStatus,
     OpportunityType,
+    company_currency,
 )
 from sales.selectors import opportunity_visible_to
 
@@ -908,6 +929,49 @@ def lead_source_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
 
 
 def register_reports() -> None:
+    register_report_source(
+        ReportSource(
+            key="opportunities",
+            label="Opportunities",
+            permission="sales.view_opportunity",
+            visible_to=opportunity_visible_to,
+            filterset=OpportunityFilter,
+            fields=(
+                BuilderField("status", "Status", CHOICE, choices=tuple(OpportunityStatus.choices)),
+                BuilderField("opportunity_type", "Type", CHOICE, choices=tuple(OpportunityType.choices)),
+                BuilderField("priority", "Priority", CHOICE, choices=tuple(Priority.choices)),
+                BuilderField(
+                    "pipeline", "Pipeline", FOREIGN_KEY, path="pipeline_id", label_path="pipeline__name"
+                ),
+                BuilderField("stage", "Stage", FOREIGN_KEY, path="stage_id", label_path="stage__name"),
+                BuilderField("owner", "Owner", FOREIGN_KEY, path="owner_id", label_path="owner__username"),
+                BuilderField(
+                    "account", "Account", FOREIGN_KEY, path="account_id", label_path="account__name"
+                ),
+                BuilderField(
+                    "account__industry", "Account industry", CHOICE, choices=tuple(Industry.choices)
+                ),
+                BuilderField(
+                    "account__account_type", "Account type", CHOICE, choices=tuple(AccountType.choices)
+                ),
+                BuilderField("lead__source", "Lead source", CHOICE, choices=tuple(LeadSource.choices)),
+                BuilderField(
+                    "lost_reason",
+                    "Lost reason",
+                    FOREIGN_KEY,
+                    path="lost_reason_id",
+                    label_path="lost_reason__name",
+                ),
+                BuilderField("currency", "Currency"),
+                BuilderField("close_date", "Close date", DATE_KIND),
+                BuilderField("created_at", "Created", DATETIME),
+                BuilderField("closed_at", "Closed", DATETIME),
+                # In the company currency at the rate in force on the close date, as every report adds it.
+                BuilderField("amount", f"Amount ({company_currency()})", MONEY, expression=converted),
+                BuilderField("probability", "Probability", INTEGER),
+            ),
+        )
+    )
     for definition in (
         ReportDefinition(
             "funnel",

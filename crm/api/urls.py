@@ -37,4 +37,7 @@ router.register("sent-emails", messaging.OutgoingEmailViewSet, basename="sent-em
 router.register("sequences", sequences.SequenceViewSet, basename="sequence")
 router.register("sequence-enrollments", sequences.SequenceEnrollmentViewSet, basename="sequence-enrollment")
 router.register("api-keys", keys.ApiKeyViewSet, basename="api-key")
+# Before "reports": "reports/builder/" and "reports/saved/" are not standard reports' keys.
+router.register("reports/builder", reports.ReportBuilderViewSet, basename="report-builder")
+router.register("reports/saved", reports.SavedReportViewSet, basename="saved-report")
 router.register("reports", reports.ReportViewSet, basename="report")

@@ -18,6 +18,7 @@ from .notifications import (
 )
 from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
+from .reports import ReportDisplay, ReportSchedule, ReportSharing, SavedReport
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
 from .sequences import (
     ConditionOperator,
@@ -71,8 +72,12 @@ __all__ = [
     "PipelineRecordMixin",
     "Priority",
     "Rating",
+    "ReportDisplay",
+    "ReportSchedule",
+    "ReportSharing",
     "RunStatus",
     "SalesTeam",
+    "SavedReport",
     "ScoreBreakdown",
     "ScoringCriterion",
     "ScoringRule",
