@@ -44,4 +44,8 @@ class CrmConfig(AppConfig):
 
         register_report_sources()
 
+        from crm.insights import account_churn_annotations
         from crm.reports import admin_saved  # noqa: F401  (saved reports' admin)
+        from crm.selectors import register_annotations
+
+        register_annotations("crm.Account", account_churn_annotations)

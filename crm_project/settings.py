@@ -192,6 +192,12 @@ CRM_IMPORT_SET_BASED_REFERENCE_CHECKS = env.bool("CRM_IMPORT_SET_BASED_REFERENCE
 CRM_WIN_MODEL_MIN_CLOSED = env.int("CRM_WIN_MODEL_MIN_CLOSED", default=20)
 if CRM_WIN_MODEL_MIN_CLOSED < 1:
     raise ImproperlyConfigured("CRM_WIN_MODEL_MIN_CLOSED must be at least 1.")
+# Churn risk: no won deal for this many months is a warning sign; fewer customer accounts than this in
+# the history and the default points are used instead of fitted ones.
+CRM_CHURN_NO_WIN_MONTHS = env.int("CRM_CHURN_NO_WIN_MONTHS", default=12)
+CRM_CHURN_MIN_HISTORY = env.int("CRM_CHURN_MIN_HISTORY", default=20)
+if CRM_CHURN_NO_WIN_MONTHS < 1 or CRM_CHURN_MIN_HISTORY < 1:
+    raise ImproperlyConfigured("CRM_CHURN_NO_WIN_MONTHS and CRM_CHURN_MIN_HISTORY must be at least 1.")
 # The lifetime value report projects an account's yearly average over this many more years.
 CRM_LIFETIME_VALUE_YEARS = env.int("CRM_LIFETIME_VALUE_YEARS", default=3)
 if not 0 <= CRM_LIFETIME_VALUE_YEARS <= 50:

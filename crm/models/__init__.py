@@ -5,6 +5,7 @@ from .api_keys import ApiKey, ApiKeyScope
 from .automation import AutomationRule, AutomationRun, OnError, RunStatus, TriggerKind
 from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
+from .insights import AccountChurnRisk, ChurnModel
 from .jobs import Job, JobKind, JobStatus
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
 from .messaging import EmailTemplate, OutgoingEmail, OutgoingEmailStatus
@@ -39,11 +40,13 @@ __all__ = [
     "COMPLETENESS_FIELDS",
     "DEFAULT_CHANNELS",
     "Account",
+    "AccountChurnRisk",
     "AccountType",
     "ApiKey",
     "ApiKeyScope",
     "AutomationRule",
     "AutomationRun",
+    "ChurnModel",
     "ConditionOperator",
     "Contact",
     "DeliveryStatus",
