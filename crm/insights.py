@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Case, F, IntegerField, JSONField, Q, QuerySet, Value, When
 
 from crm.actors import Actor, actor_ensure_given
-from crm.models import AccountChurnRisk, ChurnModel
+from crm.models import AccountChurnRisk, ChurnModel, StageTiming
 from crm.selectors import account_editable_by, user_sees_everything
 
 WRITE_BATCH = 5000
@@ -71,3 +71,17 @@ def churn_band_filter(queryset: QuerySet, band: str) -> QuerySet:
         "none": Q(churn_score__isnull=True),
     }
     return queryset.filter(bands[band]) if band in bands else queryset
+
+
+@transaction.atomic
+def stage_timings_store(
+    *, user: Actor, timings: Mapping[int, tuple[float, int]], now: datetime.datetime
+) -> int:
+    """Replace every stage's usual time (``timings``: stage id → (usual days, stays))."""
+    actor_ensure_given(user)
+    StageTiming.objects.all().delete()
+    StageTiming.objects.bulk_create(
+        StageTiming(stage_id=pk, usual_days=days, stays=stays, computed_at=now)
+        for pk, (days, stays) in timings.items()
+    )
+    return len(timings)

@@ -55,6 +55,11 @@ app.conf.beat_schedule = {
         "task": "crm.reports.tasks.saved_reports_send_due",
         "schedule": crontab(minute=20),
     },
+    # Each stage's usual time (stage history): deals longer than that in a stage are flagged rotting.
+    "stage-timings-refresh": {
+        "task": "sales.tasks.stage_timings_refresh",
+        "schedule": crontab(hour=2, minute=40),
+    },
     # Churn risk: the points model refitted on the accounts' history and every customer rescored.
     "churn-retrain": {"task": "activities.tasks.churn_retrain", "schedule": crontab(hour=2, minute=50)},
     # Sent quotes whose validity date has passed become expired (hourly: a day's precision is enough).

@@ -198,6 +198,12 @@ CRM_CHURN_NO_WIN_MONTHS = env.int("CRM_CHURN_NO_WIN_MONTHS", default=12)
 CRM_CHURN_MIN_HISTORY = env.int("CRM_CHURN_MIN_HISTORY", default=20)
 if CRM_CHURN_NO_WIN_MONTHS < 1 or CRM_CHURN_MIN_HISTORY < 1:
     raise ImproperlyConfigured("CRM_CHURN_NO_WIN_MONTHS and CRM_CHURN_MIN_HISTORY must be at least 1.")
+# Rotting deals: open deals in their stage for longer than this × the stage's usual time (the mean of
+# at least CRM_ROTTING_MIN_STAYS ended stays, from stage history) are flagged on boards and lists.
+CRM_ROTTING_FACTOR = env.float("CRM_ROTTING_FACTOR", default=1.5)
+CRM_ROTTING_MIN_STAYS = env.int("CRM_ROTTING_MIN_STAYS", default=5)
+if CRM_ROTTING_FACTOR <= 0 or CRM_ROTTING_MIN_STAYS < 1:
+    raise ImproperlyConfigured("CRM_ROTTING_FACTOR must be above 0 and CRM_ROTTING_MIN_STAYS at least 1.")
 # The lifetime value report projects an account's yearly average over this many more years.
 CRM_LIFETIME_VALUE_YEARS = env.int("CRM_LIFETIME_VALUE_YEARS", default=3)
 if not 0 <= CRM_LIFETIME_VALUE_YEARS <= 50:

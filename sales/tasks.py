@@ -17,3 +17,11 @@ def quotes_expire() -> int:
     from sales.services_quotes import quotes_expire as expire
 
     return expire(user=SYSTEM)
+
+
+@shared_task(name="sales.tasks.stage_timings_refresh", ignore_result=True)
+def stage_timings_refresh() -> int:
+    """Each stage's usual time, from stage history: what flags a deal as rotting."""
+    from sales.insights import stage_timings_refresh as refresh
+
+    return refresh(user=SYSTEM)

@@ -5,7 +5,7 @@ from .api_keys import ApiKey, ApiKeyScope
 from .automation import AutomationRule, AutomationRun, OnError, RunStatus, TriggerKind
 from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
-from .insights import AccountChurnRisk, ChurnModel
+from .insights import AccountChurnRisk, ChurnModel, StageTiming
 from .jobs import Job, JobKind, JobStatus
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
 from .messaging import EmailTemplate, OutgoingEmail, OutgoingEmailStatus
@@ -89,6 +89,7 @@ __all__ = [
     "SequenceStep",
     "Stage",
     "StageChange",
+    "StageTiming",
     "StepKind",
     "Tag",
     "TaskType",

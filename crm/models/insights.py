@@ -36,3 +36,21 @@ class ChurnModel(models.Model):
 
     def __str__(self) -> str:
         return f"churn model of {self.fitted_at:%Y-%m-%d}"
+
+
+class StageTiming(models.Model):
+    """How long deals usually stay in a stage (the mean of the stays that ended, from stage history),
+    refreshed daily; a deal in it for longer than CRM_ROTTING_FACTOR × this is rotting."""
+
+    stage = models.OneToOneField(
+        "crm.Stage", on_delete=models.CASCADE, primary_key=True, related_name="timing"
+    )
+    usual_days = models.FloatField()
+    stays = models.PositiveIntegerField(help_text="Stays that ended, the mean is over.")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "stage timing"
+
+    def __str__(self) -> str:
+        return f"{self.usual_days:.1f} days"
