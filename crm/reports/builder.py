@@ -291,7 +291,9 @@ def builder_run(*, user, definition: dict) -> tuple[ReportResult, dict[str, Any]
     grouped = records.annotate(**annotations).values(*values) if values else records
     aggregates = {f"m{index}": _measure_expression(m) for index, m in enumerate(query.measures)}
     if values:
-        raw = list(grouped.annotate(**aggregates).order_by(*values)[: MAX_ROWS + 1])
+        # Empty values last on every database (PostgreSQL and SQLite disagree by default).
+        ordering = [F(name).asc(nulls_last=True) for name in values]
+        raw = list(grouped.annotate(**aggregates).order_by(*ordering)[: MAX_ROWS + 1])
     else:
         raw = [records.aggregate(**aggregates)]
     truncated = len(raw) > MAX_ROWS
