@@ -9,6 +9,7 @@ from activities.attachables import register_attachable
 from activities.importing import ACTIVITIES
 from activities.mail.outbound import sent_emails_log
 from activities.models import Activity, ActivityStatus, Ticket, TicketMessage
+from activities.reports import register_reports
 from activities.selectors import activity_next_by_record
 from activities.service import selectors as service_selectors  # noqa: F401  (registers ticket access)
 from activities.services import activity_create, lead_last_activity_refresh, record_attachments_delete
@@ -92,6 +93,7 @@ def _attachments_of_deleted_record(instance: models.Model):
 
 
 def register_with_crm() -> None:
+    register_reports()
     registries.register_activity_writer(_activity_write)
     registries.register_sent_email_logger(sent_emails_log)
     register_activity_counter(activities_logged_by_owner)

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from activities import reminders
+from crm.actors import SYSTEM
 
 
 @shared_task(name="activities.tasks.activity_reminders_send", ignore_result=True)
@@ -36,3 +37,9 @@ def ticket_sla_scan(now: str | None = None) -> dict[str, int]:
 
     moment = datetime.datetime.fromisoformat(now) if now else None
     return sla.ticket_sla_scan(now=moment)
+@shared_task(name="activities.tasks.churn_retrain", ignore_result=True)
+def churn_retrain() -> int:
+    """Refit the churn points model on the accounts' history and rescore every customer account."""
+    from activities.churn import churn_retrain as retrain
+
+    return retrain(user=SYSTEM)["scored"]

@@ -40,3 +40,13 @@ class CrmConfig(AppConfig):
         from crm.sequences import consumers as sequence_consumers
 
         sequence_consumers.register()
+
+        from crm.reports.sources import register_sources as register_report_sources
+
+        register_report_sources()
+
+        from crm.insights import account_churn_annotations
+        from crm.reports import admin_saved  # noqa: F401  (saved reports' admin)
+        from crm.selectors import register_annotations
+
+        register_annotations("crm.Account", account_churn_annotations)

@@ -163,8 +163,39 @@ class LeadFilter(SegmentFilterMixin, SearchFilterSet):
         fields = ["pipeline", "stage", "priority", "rating", "source", "status", "owner", "tag"]
 
 
+CHURN_BANDS = (
+    ("high", "high (70+)"),
+    ("medium", "medium (40–69)"),
+    ("low", "low (under 40)"),
+    ("none", "none"),
+)
+
+
+def _churn_field(queryset: QuerySet) -> str:
+    # The list's reads annotate the score the reader may see (crm.insights); other callers read it raw.
+    return "churn_score" if "churn_score" in queryset.query.annotations else "churn_risk__score"
+
+
 class AccountFilter(SegmentFilterMixin, SearchFilterSet):
     search_fields = ("name", "website", "phone", "billing_city", "billing_country")
+
+    churn_risk = django_filters.ChoiceFilter(
+        choices=CHURN_BANDS, method="filter_churn_band", label="Churn risk"
+    )
+    churn_min = django_filters.NumberFilter(method="filter_churn_min", label="Churn risk at least")
+
+    def filter_churn_band(self, queryset, name, value):
+        field = _churn_field(queryset)
+        bands = {
+            "high": Q(**{f"{field}__gte": 70}),
+            "medium": Q(**{f"{field}__gte": 40, f"{field}__lt": 70}),
+            "low": Q(**{f"{field}__lt": 40}),
+            "none": Q(**{f"{field}__isnull": True}),
+        }
+        return queryset.filter(bands[value])
+
+    def filter_churn_min(self, queryset, name, value):
+        return queryset.filter(**{f"{_churn_field(queryset)}__gte": value})
 
     owner = owner_filter()
     tag = tag_filter()
@@ -180,6 +211,7 @@ class AccountFilter(SegmentFilterMixin, SearchFilterSet):
         "opportunity_count",
         "open_value",
         "won_value",
+        ("churn_score", "churn_risk"),
     )
 
     class Meta:

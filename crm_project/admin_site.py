@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.template.response import TemplateResponse
+from django.urls import path
 
 
 class SafeChangeListAdminMixin:
@@ -32,13 +33,19 @@ class CRMAdminSite(admin.AdminSite):
         return super().register(model_or_iterable, admin_class, **options)
 
     def get_urls(self):
-        from django.urls import path
-
+        # Imported here: this module is loaded while the app registry is still being populated.
         from crm.admin.search import global_search_view
+        from crm.reports.admin import report_view, reports_index_view
 
         return [
             path(
                 "search/", self.admin_view(lambda request: global_search_view(request, self)), name="search"
+            ),
+            path("reports/", self.admin_view(lambda r: reports_index_view(r, self)), name="reports"),
+            path(
+                "reports/<slug:key>/",
+                self.admin_view(lambda r, key: report_view(r, self, key)),
+                name="report",
             ),
             *super().get_urls(),
         ]

@@ -20,6 +20,7 @@ app.autodiscover_tasks(
         "crm.messaging",
         "crm.sequences",
         "crm.marketing",
+        "crm.reports",
         "sales",
         "activities",
     ]
@@ -57,6 +58,18 @@ app.conf.beat_schedule = {
     },
     # Tickets nearing or past their SLA deadline: the assignee is warned, the queue manager told.
     "ticket-sla-scan": {"task": "activities.tasks.ticket_sla_scan", "schedule": 60.0},
+    # Saved reports e-mailed on their schedule (daily, weekly, monthly) to their owners.
+    "saved-reports-send": {
+        "task": "crm.reports.tasks.saved_reports_send_due",
+        "schedule": crontab(minute=20),
+    },
+    # Each stage's usual time (stage history): deals longer than that in a stage are flagged rotting.
+    "stage-timings-refresh": {
+        "task": "sales.tasks.stage_timings_refresh",
+        "schedule": crontab(hour=2, minute=40),
+    },
+    # Churn risk: the points model refitted on the accounts' history and every customer rescored.
+    "churn-retrain": {"task": "activities.tasks.churn_retrain", "schedule": crontab(hour=2, minute=50)},
     # Sent quotes whose validity date has passed become expired (hourly: a day's precision is enough).
     "quotes-expire": {"task": "sales.tasks.quotes_expire", "schedule": crontab(minute=10)},
 }

@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from activities.selectors import activity_agenda, activity_owns_any
 from crm.models import Pipeline, Stage
+from crm.reports import report_definitions
 from sales.selectors import conversion_funnel, dashboard, opportunity_recent_won
 
 
@@ -25,7 +26,10 @@ def _shortcuts(request) -> list[dict[str, str]]:
         ("sales.view_opportunity", "Forecast", "admin:sales_opportunity_forecast"),
         ("activities.view_activity", "Calendar", "admin:activities_activity_calendar"),
     ]
-    return [{"label": label, "url": reverse(name)} for perm, label, name in links if user.has_perm(perm)]
+    shortcuts = [{"label": label, "url": reverse(name)} for perm, label, name in links if user.has_perm(perm)]
+    if report_definitions(user):
+        shortcuts.append({"label": "Reports", "url": reverse("admin:reports")})
+    return shortcuts
 
 
 def dashboard_context(request) -> dict:

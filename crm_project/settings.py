@@ -196,6 +196,22 @@ CRM_IMPORT_SET_BASED_REFERENCE_CHECKS = env.bool("CRM_IMPORT_SET_BASED_REFERENCE
 CRM_WIN_MODEL_MIN_CLOSED = env.int("CRM_WIN_MODEL_MIN_CLOSED", default=20)
 if CRM_WIN_MODEL_MIN_CLOSED < 1:
     raise ImproperlyConfigured("CRM_WIN_MODEL_MIN_CLOSED must be at least 1.")
+# Churn risk: no won deal for this many months is a warning sign; fewer customer accounts than this in
+# the history and the default points are used instead of fitted ones.
+CRM_CHURN_NO_WIN_MONTHS = env.int("CRM_CHURN_NO_WIN_MONTHS", default=12)
+CRM_CHURN_MIN_HISTORY = env.int("CRM_CHURN_MIN_HISTORY", default=20)
+if CRM_CHURN_NO_WIN_MONTHS < 1 or CRM_CHURN_MIN_HISTORY < 1:
+    raise ImproperlyConfigured("CRM_CHURN_NO_WIN_MONTHS and CRM_CHURN_MIN_HISTORY must be at least 1.")
+# Rotting deals: open deals in their stage for longer than this × the stage's usual time (the mean of
+# at least CRM_ROTTING_MIN_STAYS ended stays, from stage history) are flagged on boards and lists.
+CRM_ROTTING_FACTOR = env.float("CRM_ROTTING_FACTOR", default=1.5)
+CRM_ROTTING_MIN_STAYS = env.int("CRM_ROTTING_MIN_STAYS", default=5)
+if CRM_ROTTING_FACTOR <= 0 or CRM_ROTTING_MIN_STAYS < 1:
+    raise ImproperlyConfigured("CRM_ROTTING_FACTOR must be above 0 and CRM_ROTTING_MIN_STAYS at least 1.")
+# The lifetime value report projects an account's yearly average over this many more years.
+CRM_LIFETIME_VALUE_YEARS = env.int("CRM_LIFETIME_VALUE_YEARS", default=3)
+if not 0 <= CRM_LIFETIME_VALUE_YEARS <= 50:
+    raise ImproperlyConfigured("CRM_LIFETIME_VALUE_YEARS must be between 0 and 50.")
 
 # Request bodies other than uploaded files (JSON, form fields); larger ones are refused with 400/413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
@@ -287,6 +303,7 @@ SPECTACULAR_SETTINGS = {
         "RatingEnum": "crm.models.Rating",
         "LeadStatusEnum": "crm.models.LeadStatus",
         "JobKindEnum": "crm.models.jobs.JobKind",
+        "ReportColumnKindEnum": "crm.reports.COLUMN_KINDS",
         "NotificationKindEnum": "crm.models.notifications.NotificationKind",
         "LeadSourceEnum": "crm.models.LeadSource",
         "AccountTypeEnum": "crm.models.AccountType",

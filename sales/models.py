@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from crm.models import (
     Account,
@@ -218,6 +219,25 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
     @property
     def weighted_amount(self):
         return (self.amount or 0) * (self.probability or 0) / 100
+
+    @property
+    def days_in_stage(self) -> float | None:
+        """Days since it entered its stage (stage history; read with opportunity_annotate_stage_time)."""
+        entered = getattr(self, "stage_entered_at", None)
+        if entered is None or self.is_closed:
+            return None
+        return round((timezone.now() - entered).total_seconds() / 86400, 1)
+
+    @property
+    def stage_usual_time(self) -> float | None:
+        usual = getattr(self, "stage_usual_days", None)
+        return round(usual, 1) if usual is not None else None
+
+    @property
+    def is_rotting(self) -> bool:
+        """Open and in its stage for longer than CRM_ROTTING_FACTOR × the stage's usual time."""
+        days, usual = self.days_in_stage, getattr(self, "stage_usual_days", None)
+        return days is not None and usual is not None and days > usual * settings.CRM_ROTTING_FACTOR
 
 
 class OpportunityStageChange(StageChange):

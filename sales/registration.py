@@ -16,6 +16,7 @@ from sales.api.serializers import OpportunitySerializer
 from sales.currencies import converted
 from sales.importing import OPPORTUNITIES, PRODUCTS
 from sales.models import Opportunity, OpportunityStatus
+from sales.reports import register_reports
 from sales.win_probability import OPPORTUNITY
 
 
@@ -65,6 +66,7 @@ def campaign_deal_figures(*, user: Actor, campaign_ids) -> dict[int, dict]:
 
 def register_with_crm() -> None:
     registries.register_campaign_figures(campaign_deal_figures)
+    register_reports()
     rules.register_state_fields("sales.Opportunity", ("status", "closed_at"))
     register_trigram_indexes("sales_opportunity", ("name", "description"))
     register_search_source(

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.forms.models import BaseInlineFormSet
+from django.utils.html import format_html, format_html_join
 
 from crm import selectors, services
 from crm.admin.base import (
@@ -28,6 +29,8 @@ from crm.admin.tags import TagListMixin
 from crm.automation.admin_actions import RunAutomationRuleMixin
 from crm.marketing.admin_actions import AddToSegmentMixin
 from crm.marketing.admin_filters import SegmentListFilter
+from crm.filters import CHURN_BANDS
+from crm.insights import churn_band_filter
 from crm.models import Account, Contact
 
 
@@ -75,6 +78,21 @@ class ContactInline(admin.TabularInline):
     show_change_link = True
 
 
+def _band(score: int) -> str:
+    return "high" if score >= 70 else "medium" if score >= 40 else "low"
+
+
+class ChurnRiskListFilter(admin.SimpleListFilter):
+    title = "churn risk"
+    parameter_name = "churn_risk"
+
+    def lookups(self, request, model_admin):
+        return CHURN_BANDS
+
+    def queryset(self, request, queryset):
+        return churn_band_filter(queryset, self.value()) if self.value() else queryset
+
+
 @admin.register(Account)
 class AccountAdmin(
     AddToSegmentMixin,
@@ -104,12 +122,14 @@ class AccountAdmin(
         "opportunities",
         "open_value",
         "won_value",
+        "churn",
         "tag_list",
     )
     list_filter = (
         "account_type",
         "industry",
         "rating",
+        ChurnRiskListFilter,
         "is_active",
         "owner",
         "tags",
@@ -122,7 +142,7 @@ class AccountAdmin(
     date_hierarchy = "created_at"
     inlines = [ContactInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "churn_risk_explained")
     fieldsets = (
         (None, {"fields": ("name", "account_type", "industry", "rating", "tier", "parent", "owner", "tags")}),
         ("Company", {"fields": ("website", "phone", "employees", "annual_revenue", "is_active")}),
@@ -138,6 +158,7 @@ class AccountAdmin(
                 )
             },
         ),
+        ("Insights", {"fields": ("churn_risk_explained",)}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
@@ -185,3 +206,30 @@ class AccountAdmin(
     @admin.display(description="won value", ordering="won_value")
     def won_value(self, obj):
         return money(obj.won_value)
+
+    @admin.display(description="churn risk", ordering="churn_score")
+    def churn(self, obj):
+        score = getattr(obj, "churn_score", None)
+        if score is None:
+            return "—"
+        top = (getattr(obj, "churn_reasons", None) or [{}])[0].get("text", "")
+        return format_html(
+            '<span class="crm-churn crm-churn-{}" title="{}">{}</span>', _band(score), top, score
+        )
+
+    @admin.display(description="churn risk")
+    def churn_risk_explained(self, obj):
+        score = getattr(obj, "churn_score", None)
+        if obj is None or obj.pk is None:
+            return "—"
+        if score is None:
+            return "No score: not a customer (no won deal), not scored yet, or not an account you may change."
+        reasons = getattr(obj, "churn_reasons", None) or []
+        items = format_html_join("", "<li>{} (+{} points)</li>", ((r["text"], r["points"]) for r in reasons))
+        return format_html(
+            '<strong class="crm-churn crm-churn-{}">{} / 100</strong><ul>{}</ul>'
+            '<p class="help">A points model fitted on the accounts\' own history (README: Churn risk).</p>',
+            _band(score),
+            score,
+            items or format_html("<li>{}</li>", "No warning sign."),
+        )

@@ -176,6 +176,15 @@ class AccountSerializer(serializers.ModelSerializer):
     won_value = serializers.DecimalField(
         max_digits=16, decimal_places=2, read_only=True, help_text="Summed amount of its won opportunities."
     )
+    churn_risk = serializers.IntegerField(
+        source="churn_score",
+        read_only=True,
+        allow_null=True,
+        help_text="0–100, for a customer account you may change (its owner's team, CRM Admins); else null.",
+    )
+    churn_reasons = serializers.JSONField(
+        read_only=True, allow_null=True, help_text='Why: [{"code", "text", "points"}], largest first.'
+    )
 
     class Meta:
         model = Account
@@ -205,6 +214,8 @@ class AccountSerializer(serializers.ModelSerializer):
             "opportunity_count",
             "open_value",
             "won_value",
+            "churn_risk",
+            "churn_reasons",
             *TIMESTAMPS,
         )
         read_only_fields = ("id", *TIMESTAMPS)

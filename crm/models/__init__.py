@@ -5,6 +5,7 @@ from .api_keys import ApiKey, ApiKeyScope
 from .automation import AutomationRule, AutomationRun, OnError, RunStatus, TriggerKind
 from .base import Priority, Rating, TimeStampedModel
 from .history import LeadStageChange, StageChange
+from .insights import AccountChurnRisk, ChurnModel, StageTiming
 from .jobs import Job, JobKind, JobStatus
 from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
 from .marketing import (
@@ -31,6 +32,7 @@ from .notifications import (
 )
 from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
+from .reports import ReportDisplay, ReportSchedule, ReportSharing, SavedReport
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
 from .sequences import (
     ConditionOperator,
@@ -52,6 +54,7 @@ __all__ = [
     "DEFAULT_CHANNELS",
     "Account",
     "AccountTier",
+    "AccountChurnRisk",
     "AccountType",
     "ApiKey",
     "ApiKeyScope",
@@ -62,6 +65,7 @@ __all__ = [
     "CampaignMemberStatus",
     "CampaignStatus",
     "CampaignType",
+    "ChurnModel",
     "ConditionOperator",
     "Contact",
     "DeliveryStatus",
@@ -92,8 +96,12 @@ __all__ = [
     "PipelineRecordMixin",
     "Priority",
     "Rating",
+    "ReportDisplay",
+    "ReportSchedule",
+    "ReportSharing",
     "RunStatus",
     "SalesTeam",
+    "SavedReport",
     "ScoreBreakdown",
     "ScoringCriterion",
     "ScoringRule",
@@ -106,6 +114,7 @@ __all__ = [
     "SequenceStep",
     "Stage",
     "StageChange",
+    "StageTiming",
     "StepKind",
     "Tag",
     "TaskType",

@@ -136,6 +136,7 @@ class OpportunityAdmin(
         "name",
         "account",
         "stage_pill",
+        "in_stage",
         "status",
         "value",
         "probability",
@@ -235,6 +236,23 @@ class OpportunityAdmin(
 
     def visible_records(self, user):
         return selectors.opportunity_visible_to(user)
+
+    def get_queryset(self, request):
+        return selectors.opportunity_annotate_stage_time(super().get_queryset(request))
+
+    @admin.display(description="in stage", ordering="stage_entered_at")
+    def in_stage(self, obj):
+        days = obj.days_in_stage
+        if days is None:
+            return "—"
+        if obj.is_rotting:
+            return format_html(
+                '<span class="crm-pill crm-rotting" title="Usual time in {}: {} days">Rotting · {} d</span>',
+                obj.stage.name,
+                obj.stage_usual_time,
+                int(days),
+            )
+        return f"{int(days)} d"
 
     kanban_filterset = OpportunityFilter
     kanban_filter_fields = ("search", "owner", "priority", "opportunity_type", "status", "tag")

@@ -52,6 +52,17 @@ class OpportunitySerializer(WinProbabilityFieldsMixin, serializers.ModelSerializ
     owner_id = owner_id()
     owner_username = label("owner.username")
     tags = tags_field()
+    days_in_stage = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        help_text="Days since an open deal entered its stage (stage history).",
+    )
+    stage_usual_time = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="The stage's usual time in days (mean of ended stays)."
+    )
+    is_rotting = serializers.BooleanField(
+        read_only=True, help_text="Open and in its stage for longer than CRM_ROTTING_FACTOR × its usual time."
+    )
 
     class Meta:
         model = Opportunity
@@ -86,6 +97,9 @@ class OpportunitySerializer(WinProbabilityFieldsMixin, serializers.ModelSerializ
             "owner_id",
             "owner_username",
             "tags",
+            "days_in_stage",
+            "stage_usual_time",
+            "is_rotting",
             *TIMESTAMPS,
         )
         read_only_fields = ("id", "status", "closed_at", "lost_note", *TIMESTAMPS)

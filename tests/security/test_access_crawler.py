@@ -30,6 +30,7 @@ from rest_framework.test import APIClient
 from activities.models import ActivityTemplate, SlaPolicy, WorkingCalendar
 from activities.service.services import ticket_create
 from crm.actors import SYSTEM
+from crm.models import SavedReport
 from sales import services_catalog, services_quotes, services_territories
 from sales.models import ExchangeRate, Quota, TerritoryRun
 from tests.conftest import make_personas, make_records
@@ -166,6 +167,13 @@ def world(django_db_setup, django_db_blocker):
             )
             for name in ("owner", "outsider")
         }
+        # A private saved report of each rep: another's is as unknown as its deals.
+        saved_reports = {
+            name: SavedReport.objects.create(
+                name=f"{name} report", owner=users[name], record_type="opportunities", group_by=["owner"]
+            )
+            for name in ("owner", "outsider")
+        }
         yield SimpleNamespace(
             users=users,
             records=records,
@@ -173,6 +181,7 @@ def world(django_db_setup, django_db_blocker):
             teams={"West": west, "East": east},
             tag=tag,
             quotas=quotas,
+            saved_reports=saved_reports,
         )
         transaction.set_rollback(True)
 
@@ -910,6 +919,7 @@ API_NOT_RECORD_OPERATIONS = {
     "(tests/activities/test_email_doors.py)",
     "segments_create": "configuration: covered by the role tests (tests/marketing/test_segments.py)",
     "campaigns_create": "configuration: covered by the role tests (tests/marketing/test_campaigns.py)",
+    "reports_saved_create": "saves a report of one's own (tests/reports/test_report_builder.py)",
 }
 
 
@@ -945,6 +955,8 @@ def api_cases() -> list[Case]:
             cases.append(_territory_run_api_case(case_id, method, tail))
         elif resource in ("segments", "campaigns") and tail not in ("", "{id}/"):
             cases.append(_marketing_api_case(case_id, method, resource, tail))
+        elif resource == "reports":
+            cases.append(_report_api_case(case_id, method, tail))
         elif resource in ATTACHED_RESOURCES:
             cases.extend(_attached_api_cases(case_id, method, resource, tail))
         elif resource in ("dashboard", "performance"):
@@ -1386,6 +1398,32 @@ def _quota_api_case(case_id, method, tail):
         quota = w.quotas["owner" if p == "outsider" else "outsider"]
         url = f"{API_PREFIX}quotas/{quota.pk}/"
         body = None if method in ("GET", "DELETE") else {"target_amount": "1.00"}
+        return method, url, body
+
+    return Case(case_id, "api", method, detail)
+
+
+def _report_api_case(case_id, method, tail):
+    """Reports count only what the reader sees (read, the other team's records unnamed); another rep's
+    private saved report is unknown (404) to run, export, change and delete."""
+    if not tail.startswith("saved/{id}/"):
+        path = tail.replace("{key}", "revenue")
+
+        def read(w, p):
+            if method == "POST":  # the builder: deals grouped by owner
+                return (
+                    "POST",
+                    f"{API_PREFIX}reports/{path}",
+                    {"record_type": "opportunities", "group_by": ["stage"]},
+                )
+            return "GET", f"{API_PREFIX}reports/{path}", {}
+
+        return Case(case_id, "api", method, read, expect="read", leak_checked=True)
+
+    def detail(w, p):
+        report = w.saved_reports["owner" if p == "outsider" else "outsider"]
+        url = f"{API_PREFIX}reports/{tail.replace('{id}', str(report.pk))}"
+        body = None if method in ("GET", "DELETE") else {"name": f"by {p}", "record_type": "leads"}
         return method, url, body
 
     return Case(case_id, "api", method, detail)
