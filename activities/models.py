@@ -366,6 +366,8 @@ class EmailMessage(models.Model):
 
     def __str__(self) -> str:
         return self.subject or self.message_id
+
+
 # The customer-service models live in their package; Django finds them through this module.
 from activities.service.models import (  # noqa: E402, F401
     Holiday,

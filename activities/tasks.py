@@ -27,6 +27,8 @@ def mailboxes_poll() -> int:
     from activities.mail.inbound import mailboxes_poll as poll
 
     return sum(result.logged for result in poll())
+
+
 @shared_task(name="activities.tasks.ticket_sla_scan", ignore_result=True)
 def ticket_sla_scan(now: str | None = None) -> dict[str, int]:
     """Warn assignees before their tickets' SLA deadlines, tell queue managers of breaches. ``now``
@@ -37,6 +39,8 @@ def ticket_sla_scan(now: str | None = None) -> dict[str, int]:
 
     moment = datetime.datetime.fromisoformat(now) if now else None
     return sla.ticket_sla_scan(now=moment)
+
+
 @shared_task(name="activities.tasks.churn_retrain", ignore_result=True)
 def churn_retrain() -> int:
     """Refit the churn points model on the accounts' history and rescore every customer account."""

@@ -166,6 +166,8 @@ def register_sent_email_logger(logger: SentEmailLogger) -> None:
 
 def sent_email_logger() -> SentEmailLogger | None:
     return _sent_email_loggers[0] if _sent_email_loggers else None
+
+
 # --- campaign figures that other apps own (the deals a campaign sourced, the revenue they won) -------
 
 # (*, user, campaign_ids) -> {campaign id: {"opportunities": int, "won_opportunities": int,

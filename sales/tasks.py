@@ -25,6 +25,8 @@ def territory_run(pk: int) -> int:
 
     run = territory_run_execute(run_id=pk)
     return run.moved if run is not None else 0
+
+
 @shared_task(name="sales.tasks.stage_timings_refresh", ignore_result=True)
 def stage_timings_refresh() -> int:
     """Each stage's usual time, from stage history: what flags a deal as rotting."""

@@ -27,10 +27,10 @@ from crm.admin.record import (
 from crm.admin.scale import ScalableChangeListMixin
 from crm.admin.tags import TagListMixin
 from crm.automation.admin_actions import RunAutomationRuleMixin
-from crm.marketing.admin_actions import AddToSegmentMixin
-from crm.marketing.admin_filters import SegmentListFilter
 from crm.filters import CHURN_BANDS
 from crm.insights import churn_band_filter
+from crm.marketing.admin_actions import AddToSegmentMixin
+from crm.marketing.admin_filters import SegmentListFilter
 from crm.models import Account, Contact
 
 

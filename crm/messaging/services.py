@@ -215,7 +215,11 @@ def outgoing_email_queue(
 def _message(email: OutgoingEmail, connection) -> EmailMultiAlternatives:
     headers = {**(email.headers or {}), **({"Message-ID": email.message_id} if email.message_id else {})}
     message = EmailMultiAlternatives(
-        subject=email.subject, body=email.body_text, to=[email.to], connection=connection, headers=headers or None
+        subject=email.subject,
+        body=email.body_text,
+        to=[email.to],
+        connection=connection,
+        headers=headers or None,
     )
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")

@@ -1340,6 +1340,8 @@ def _territory_run_api_case(case_id, method, tail):
         return method, f"{API_PREFIX}territory-runs/{tail.replace('{id}', str(run.pk))}", None
 
     return Case(case_id, "api", method, detail)
+
+
 def _target_campaign_member(w, p):
     """A campaign with another team's lead as a member, and segments (dynamic and static) of leads."""
     from crm.models import Campaign, CampaignMember, Segment
