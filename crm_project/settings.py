@@ -105,7 +105,13 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+# The project's backends: Django's, plus a hook before each commit (the outbox writes a transaction's
+# events in one INSERT there; crm.db.backends.hooks).
+DATABASES["default"]["ENGINE"] = {
+    "django.db.backends.postgresql": "crm.db.backends.postgresql",
+    "django.db.backends.sqlite3": "crm.db.backends.sqlite3",
+}.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Wait for a concurrent writer instead of failing at once with "database is locked". A transaction
     # takes the write lock when it begins (IMMEDIATE): one that read first and wrote later would otherwise
     # fail at once, without waiting, whenever a worker process was writing meanwhile.
