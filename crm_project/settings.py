@@ -50,6 +50,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A request id in every log line and the X-Request-ID answer; latency and queries for /metrics.
+    "crm_project.observability.RequestIdMiddleware",
+    "crm_project.observability.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files in production (gunicorn), with compression and caching headers.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -475,8 +478,11 @@ LOGGING = {
     "formatters": {
         "logfmt": {"()": "crm_project.logging.LogfmtFormatter"},
     },
+    "filters": {
+        "request_id": {"()": "crm_project.logging.RequestIdFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "logfmt"},
+        "console": {"class": "logging.StreamHandler", "formatter": "logfmt", "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -488,3 +494,8 @@ LOGGING = {
         "fontTools": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
+
+# Prometheus metrics at /metrics (crm_project/observability.py): for a scraper holding this bearer token,
+# or calling from one of these addresses; with neither set, /metrics is a 404.
+CRM_METRICS_TOKEN = env.str("CRM_METRICS_TOKEN", default="")
+CRM_METRICS_ALLOWED_IPS = env.list("CRM_METRICS_ALLOWED_IPS", default=[])

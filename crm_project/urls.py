@@ -7,12 +7,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from activities.api.calendar import calendar_feed
 from crm_project.api import build_router
 from crm_project.auth import TokenView
+from crm_project.observability import metrics_view
 from crm_project.views import healthz
 from sales.public import quote_public
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     # A customer reads a quote and accepts or declines it from the signed link in its email.
     path("q/<str:token>/", quote_public, name="quote-public"),
     # The calendar feed's secret URL is its credential (no session): served before the API's routes.
