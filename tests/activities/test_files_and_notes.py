@@ -345,13 +345,15 @@ def test_files_of_a_rolled_back_savepoint_are_deleted_and_the_others_kept(people
 
 
 @pytest.mark.django_db(transaction=True)
-def test_files_are_deleted_when_a_real_transaction_rolls_back(people, media):
+def test_files_are_deleted_when_a_real_transaction_rolls_back(stages, media):
     from django.db import transaction
 
     from activities.services import attachments_create
+    from crm.actors import SYSTEM
+    from tests.factories import LeadFactory
 
-    owner = people.users["owner"]
-    lead = people.records["owner"].lead
+    owner = SYSTEM
+    lead = LeadFactory(stage=stages["New"])
     with pytest.raises(RuntimeError), transaction.atomic():
         attachments_create(user=owner, record=lead, uploads=[upload()])
         raise RuntimeError("roll back")
