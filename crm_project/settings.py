@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Lists, boards, reports and exports read from DATABASE_REPLICA_URL's replica, when there is one.
+    "crm.db.replica.ReplicaReadsMiddleware",
     # Lets the history of a change name who made it (the admin's user, or the API's once DRF authenticates).
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -114,6 +116,17 @@ DATABASES["default"]["ENGINE"] = {
     "django.db.backends.postgresql": "crm.db.backends.postgresql",
     "django.db.backends.sqlite3": "crm.db.backends.sqlite3",
 }.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
+# An optional read replica (PostgreSQL streaming replication): lists, boards, reports and exports
+# read from it, a user's pages for CRM_REPLICA_STICKY_SECONDS after their own write from the primary
+# (crm/db/replica.py). Tests mirror it on the primary's test database.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db_url("DATABASE_REPLICA_URL")
+    DATABASES["replica"]["ENGINE"] = DATABASES["default"]["ENGINE"]
+    DATABASES["replica"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["crm.db.replica.ReplicaRouter"]
+CRM_REPLICA_STICKY_SECONDS = env.int("CRM_REPLICA_STICKY_SECONDS", default=5)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Wait for a concurrent writer instead of failing at once with "database is locked". A transaction
     # takes the write lock when it begins (IMMEDIATE): one that read first and wrote later would otherwise
