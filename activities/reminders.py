@@ -40,9 +40,27 @@ def register() -> None:
     register_event_types("activity.due")
     register_consumer(
         "activity.*",
-        record_notifier(record_type="activity", noun="activity", url=activity_url),
+        record_notifier(
+            record_type="activity", noun="activity", url=activity_url, parent_owner=_linked_record_owner
+        ),
         name="notifications.activity",
     )
+
+
+def _linked_record_owner(record: dict) -> int | None:
+    """The owner of the record an activity (as the API shows it) is logged on: its lead, else its
+    opportunity, contact or account."""
+    from crm.models import Account, Contact, Lead
+
+    for field, model in (
+        ("lead_id", Lead),
+        ("opportunity_id", Opportunity),
+        ("contact_id", Contact),
+        ("account_id", Account),
+    ):
+        if record.get(field):
+            return model._default_manager.filter(pk=record[field]).values_list("owner_id", flat=True).first()
+    return None
 
 
 def _local(value: datetime.datetime | None, tz) -> str:

@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 import markdown
@@ -23,6 +24,7 @@ from activities.attachables import attachable_model, record_admin_url, record_ty
 from activities.models import Activity, ActivityStatus, ActivityTemplate, Attachment, CalendarFeed, Note
 from activities.selectors import FEED_PREFIX_LENGTH, calendar_token_hash
 from crm.actors import Actor, is_system, person
+from crm.db.backends.hooks import on_rollback
 from crm.models import Lead, NotificationKind
 from crm.notifications.services import notify
 from crm.scoring import lead_score_refresh
@@ -221,8 +223,9 @@ def attachment_check(*, upload: UploadedFile) -> str:
 def attachments_create(*, user: Actor, record: models.Model, uploads: list[UploadedFile]) -> list[Attachment]:
     """Keep ``uploads`` on ``record`` (one the user sees): all of them, or none when one is refused.
 
-    Each file is checked before anything is stored; if storing or saving fails half-way, the files
-    already written to the storage are removed as the rows roll back."""
+    Each file is checked before anything is stored; the files written to the storage are removed
+    whenever their rows roll back: storing or saving failing half-way, or the caller's transaction
+    rolling back after this returned (no file stays unreferenced)."""
     record_type = record_type_of(record)
     if record_type is None:
         raise ValidationError({"record_type": "Files cannot be kept on this kind of record."})
@@ -231,28 +234,23 @@ def attachments_create(*, user: Actor, record: models.Model, uploads: list[Uploa
         raise ValidationError({"file": "Choose at least one file."})
     checked = [(upload, attachment_check(upload=upload)) for upload in uploads]
     stored: list[Attachment] = []
-    try:
-        with transaction.atomic():
-            for upload, mime_type in checked:
-                attachment = Attachment(
-                    record_type=record_type,
-                    record_id=record.pk,
-                    name=os.path.basename(upload.name)[:255],
-                    size=upload.size,
-                    mime_type=mime_type[:100],
-                    uploaded_by=person(user),
-                )
-                attachment.file.save(attachment.name, upload, save=False)
-                stored.append(attachment)
-                attachment.full_clean()
-                attachment.save()
-    except Exception:
-        for attachment in stored:
-            if attachment.file.name:
-                attachment.file.storage.delete(attachment.file.name)
-        raise
-    # The rows and their files stand or fall together here; should an outer transaction roll back
-    # after this returns, the stored files stay unreferenced (never a row without its file).
+    with transaction.atomic():
+        for upload, mime_type in checked:
+            attachment = Attachment(
+                record_type=record_type,
+                record_id=record.pk,
+                name=os.path.basename(upload.name)[:255],
+                size=upload.size,
+                mime_type=mime_type[:100],
+                uploaded_by=person(user),
+            )
+            attachment.file.save(attachment.name, upload, save=False)
+            # The file goes if the rows do: this block failing half-way, or any transaction around
+            # it (a later step of the request, a savepoint) rolling back after it returned.
+            on_rollback(partial(attachment.file.storage.delete, attachment.file.name))
+            stored.append(attachment)
+            attachment.full_clean()
+            attachment.save()
     return stored
 
 

@@ -22,6 +22,10 @@ class CrmConfig(AppConfig):
         from crm.webhooks import admin as webhooks_admin  # noqa: F401
 
         events.register()
+        from crm.db.backends.hooks import register_pre_commit
+        from crm.events.publishing import outbox_flush
+
+        register_pre_commit(outbox_flush)
         admin_schedules.register()
 
         from crm.notifications import admin as notifications_admin  # noqa: F401

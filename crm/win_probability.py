@@ -196,6 +196,26 @@ def win_models_by_pipeline(kind: str) -> dict[int, WinModel]:
     return {model.pipeline_id: model for model in WinModel.objects.filter(kind=kind)}
 
 
+def win_models_context(record) -> dict:
+    """What ``win_estimate_cached`` keeps in its ``cache_holder`` for one record: the model of the
+    record's pipeline only (none is read for a closed record), by a prepared statement."""
+    from crm.prepared import prepared
+
+    spec = spec_for(record)
+    if record.status != LeadStatus.OPEN:
+        return {f"_win_models_{spec.kind}": {}}
+    query = prepared(
+        (WinModel, spec.kind), lambda key: WinModel.objects.filter(kind=spec.kind, pipeline_id=key).order_by()
+    )
+    if query is None:
+        return {}
+    return {
+        f"_win_models_{spec.kind}": {
+            model.pipeline_id: model for model in query.instances(record.pipeline_id)
+        }
+    }
+
+
 def win_estimate_cached(record, cache_holder: dict) -> WinEstimate:
     """``win_estimate`` with the models loaded once per ``cache_holder`` (a serializer's context, a
     request's attributes): a page of records costs one query for the models, whatever its size."""

@@ -82,3 +82,13 @@ def _drain_on_start(sender, **kwargs):
     sender.app.send_task("crm.webhooks.tasks.webhook_deliveries_due")
     sender.app.send_task("crm.jobs.tasks.jobs_queued_sweep")
     sender.app.send_task("crm.automation.tasks.automation_runs_due")
+
+
+def _count_task_outcomes() -> None:
+    """Task outcomes for /metrics, counted in Redis by every worker (crm_project.observability)."""
+    from crm_project.observability import connect_task_signals
+
+    connect_task_signals()
+
+
+_count_task_outcomes()

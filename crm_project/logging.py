@@ -1,7 +1,11 @@
 """A logfmt formatter: one line per record, key=value pairs that grep and log shippers read."""
 
+import contextvars
 import logging
 from datetime import UTC, datetime
+
+# The id of the request being served (crm_project.observability.RequestIdMiddleware), "" outside one.
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -29,3 +33,12 @@ class LogfmtFormatter(logging.Formatter):
         if record.exc_info:
             parts.append(f"exc={_quote(self.formatException(record.exc_info))}")
         return " ".join(parts)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` (empty outside a request) to every record, for the formatter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "request_id", ""):
+            record.request_id = request_id_var.get()
+        return True

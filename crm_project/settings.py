@@ -50,6 +50,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A request id in every log line and the X-Request-ID answer; latency and queries for /metrics.
+    "crm_project.observability.RequestIdMiddleware",
+    "crm_project.observability.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files in production (gunicorn), with compression and caching headers.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -57,6 +60,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Lists, boards, reports and exports read from DATABASE_REPLICA_URL's replica, when there is one.
+    "crm.db.replica.ReplicaReadsMiddleware",
     # Lets the history of a change name who made it (the admin's user, or the API's once DRF authenticates).
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -105,7 +110,24 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+# The project's backends: Django's, plus a hook before each commit (the outbox writes a transaction's
+# events in one INSERT there; crm.db.backends.hooks).
+DATABASES["default"]["ENGINE"] = {
+    "django.db.backends.postgresql": "crm.db.backends.postgresql",
+    "django.db.backends.sqlite3": "crm.db.backends.sqlite3",
+}.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
+# An optional read replica (PostgreSQL streaming replication): lists, boards, reports and exports
+# read from it, a user's pages for CRM_REPLICA_STICKY_SECONDS after their own write from the primary
+# (crm/db/replica.py). Tests mirror it on the primary's test database.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db_url("DATABASE_REPLICA_URL")
+    DATABASES["replica"]["ENGINE"] = DATABASES["default"]["ENGINE"]
+    DATABASES["replica"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["crm.db.replica.ReplicaRouter"]
+CRM_REPLICA_STICKY_SECONDS = env.int("CRM_REPLICA_STICKY_SECONDS", default=5)
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Wait for a concurrent writer instead of failing at once with "database is locked". A transaction
     # takes the write lock when it begins (IMMEDIATE): one that read first and wrote later would otherwise
     # fail at once, without waiting, whenever a worker process was writing meanwhile.
@@ -531,8 +553,11 @@ LOGGING = {
     "formatters": {
         "logfmt": {"()": "crm_project.logging.LogfmtFormatter"},
     },
+    "filters": {
+        "request_id": {"()": "crm_project.logging.RequestIdFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "logfmt"},
+        "console": {"class": "logging.StreamHandler", "formatter": "logfmt", "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -544,3 +569,8 @@ LOGGING = {
         "fontTools": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
+
+# Prometheus metrics at /metrics (crm_project/observability.py): for a scraper holding this bearer token,
+# or calling from one of these addresses; with neither set, /metrics is a 404.
+CRM_METRICS_TOKEN = env.str("CRM_METRICS_TOKEN", default="")
+CRM_METRICS_ALLOWED_IPS = env.list("CRM_METRICS_ALLOWED_IPS", default=[])

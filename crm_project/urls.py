@@ -9,12 +9,14 @@ from activities.service.public import inbound_email, support_form
 from crm.marketing.public import campaign_click, campaign_open, campaign_unsubscribe
 from crm_project.api import build_router
 from crm_project.auth import TokenView
+from crm_project.observability import metrics_view
 from crm_project.views import healthz
 from sales.public import quote_public
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     # A customer reads a quote and accepts or declines it from the signed link in its email.
     path("q/<str:token>/", quote_public, name="quote-public"),
     # Customer service: the public support form, and raw email posted by a mail forwarder (its secret).

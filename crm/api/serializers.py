@@ -16,7 +16,7 @@ from rest_framework import serializers
 from crm.models import Account, Campaign, Contact, Lead, LostReason, Pipeline, Stage, Tag
 from crm.scoring import shown_breakdown
 from crm.selectors import KANBAN_DEFAULT_LIMIT, KANBAN_MAX_LIMIT
-from crm.win_probability import WinEstimate, win_estimate_cached
+from crm.win_probability import WinEstimate, win_estimate_cached, win_models_context
 
 TIMESTAMPS = ("created_at", "updated_at")
 
@@ -270,6 +270,12 @@ class WinProbabilityFieldsMixin(serializers.Serializer):
         help_text="Why there is no automated probability (e.g. “Not enough history: 7 closed leads in "
         "this pipeline, 20 needed.”); null when there is one."
     )
+
+    @classmethod
+    def representation_context(cls, record) -> dict:
+        """The context for one record just saved (its event): its own pipeline's model, read by a
+        prepared statement, where a page reads every pipeline's."""
+        return win_models_context(record)
 
     def _win_estimate(self, record) -> WinEstimate:
         estimate = getattr(record, "_win_estimate", None)

@@ -9,11 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils import timezone
 
 from crm.actors import person
 from crm.automation.context import current_chain
+from crm.db.backends.hooks import in_own_transaction
 from crm.events.registry import EventSource, source_for
 from crm.models import OutboxEvent
 
@@ -110,7 +111,7 @@ def event_publish(
     chain = current_chain()
     if chain:  # caused by automation rules' actions: they are not triggered again by it
         payload["automation"] = {"chain": list(chain)}
-    event = OutboxEvent.objects.create(
+    event = OutboxEvent(
         event_id=event_id,
         type=type,
         occurred_at=occurred_at,
@@ -120,16 +121,60 @@ def event_publish(
         pipeline_id=pipeline_id,
         payload=payload,
     )
+    if in_own_transaction(connection):
+        # Kept with the transaction's on-commit callbacks, so a savepoint rolled back drops it with
+        # them; written, with the transaction's other events, just before it commits.
+        transaction.on_commit(_Pending(event))
+    else:
+        event.save()
     relay_after_commit()
     return event
+
+
+class _Pending:
+    """An event waiting in ``connection.run_on_commit`` for its transaction's commit (a no-op there:
+    ``outbox_flush`` has written it before the commit)."""
+
+    __slots__ = ("event", "written")
+
+    def __init__(self, event: OutboxEvent):
+        self.event, self.written = event, False
+
+    def __call__(self) -> None:
+        pass
+
+
+def outbox_flush(conn) -> None:
+    """Write the transaction's pending events, in the order published, in one INSERT (the pre-commit
+    hook of crm.db.backends; the events of rolled-back savepoints are gone from the list already)."""
+    if conn.alias != DEFAULT_DB_ALIAS or not conn.run_on_commit or conn is not connections[conn.alias]:
+        return
+    pending = [func for _, func, _ in conn.run_on_commit if isinstance(func, _Pending) and not func.written]
+    if not pending:
+        return
+    OutboxEvent.objects.using(conn.alias).bulk_create([func.event for func in pending])
+    for func in pending:
+        func.written = True
 
 
 def relay_after_commit() -> None:
     """Kick the relay once when the current transaction commits (not at all if it rolls back)."""
     from crm.events.dispatch import kick_relay
 
-    if not any(func is kick_relay for _, func, _ in connection.run_on_commit):
+    sid = _own_transaction_sid(connection)
+    if not any(
+        func is kick_relay and (sid is None or sid in sids) for sids, func, _ in connection.run_on_commit
+    ):
         transaction.on_commit(kick_relay)
+
+
+def _own_transaction_sid(conn) -> str | None:
+    """The savepoint that stands for the transaction in a test case (the outermost block of the code
+    itself); None for a real transaction, whose callbacks all belong to it."""
+    for n, block in enumerate(conn.atomic_blocks):
+        if not getattr(block, "_from_testcase", False):
+            return conn.savepoint_ids[n - 1] if n > 0 else None
+    return None
 
 
 def _publish(

@@ -134,17 +134,20 @@ def api_representation(selector: Callable, serializer_class: type) -> Callable[[
     """``pk → dict``: the record read through its API selector and serializer, as a GET answers it.
 
     Its ``from_instance(instance)`` gives the same dict from an instance a service just saved, reading
-    only what the instance lacks: the relations the selector joins that it has not loaded and the
-    selector's annotations (one query), and what the selector prefetches (a query each, as the
-    selector orders them). An instance with deferred fields or expressions pending is read again.
+    only what the instance lacks: the selector's annotations and the relations it joins that the
+    instance has not loaded (one statement), and what it prefetches (one each, in the selector's
+    order), each compiled once (``crm.prepared``): a write's event costs their round
+    trips, not the ORM's building of them. ``serializer_class.representation_context(record)``, when
+    defined, gives the serializer's context (what its fields would read once per page). An instance
+    with deferred fields or expressions pending is read again.
     """
     local = threading.local()
 
-    def serializer():
+    def serializer(context: dict | None = None):
         # The serializer's fields are built once a thread; each call gets a context of its own.
         if not hasattr(local, "serializer"):
             local.serializer = serializer_class(context={})
-        local.serializer._context = {}
+        local.serializer._context = context or {}
         return local.serializer
 
     def serialize(pk) -> dict[str, Any]:
@@ -159,33 +162,139 @@ def api_representation(selector: Callable, serializer_class: type) -> Callable[[
             isinstance(instance.__dict__.get(f.attname), Combinable) for f in instance._meta.concrete_fields
         ):
             return serialize(instance.pk)
-        queryset = selector(user=SYSTEM)
         record = copy.copy(instance)
         record._prefetched_objects_cache = {}
-        annotations = list(queryset.query.annotations)
-        joined = queryset.query.select_related
-        relations = [
-            name for name in (joined if isinstance(joined, dict) else {}) if _relation_missing(record, name)
-        ]
-        if annotations or relations:
-            row = (
-                queryset.filter(pk=record.pk)
-                .select_related(None)
-                .prefetch_related(None)
-                .select_related(*relations)
-                .only("pk", *relations)
-                .get()
-            )
-            for name in annotations:
-                setattr(record, name, getattr(row, name))
-            for name in relations:
-                record._meta.get_field(name).set_cached_value(record, getattr(row, name))
-        if queryset._prefetch_related_lookups:
-            models.prefetch_related_objects([record], *queryset._prefetch_related_lookups)
-        return dict(serializer().to_representation(record))
+        from crm.prepared import NotPreparable
+
+        try:
+            read = _read_prepared(record, selector)
+        except NotPreparable:
+            read = False
+        if not read:
+            _read_orm(record, selector(user=SYSTEM))
+        context_for = getattr(serializer_class, "representation_context", None)
+        return dict(serializer(context_for(record) if context_for else None).to_representation(record))
 
     serialize.from_instance = from_instance
     return serialize
+
+
+def _read_orm(record: models.Model, queryset: models.QuerySet) -> None:
+    """What ``record`` lacks of ``queryset``'s (a selector's) row, read through the ORM."""
+    annotations = list(queryset.query.annotations)
+    joined = queryset.query.select_related
+    relations = [
+        name for name in (joined if isinstance(joined, dict) else {}) if _relation_missing(record, name)
+    ]
+    if annotations or relations:
+        row = (
+            queryset.filter(pk=record.pk)
+            .select_related(None)
+            .prefetch_related(None)
+            .select_related(*relations)
+            .only("pk", *relations)
+            .get()
+        )
+        for name in annotations:
+            setattr(record, name, getattr(row, name))
+        for name in relations:
+            record._meta.get_field(name).set_cached_value(record, getattr(row, name))
+    if queryset._prefetch_related_lookups:
+        models.prefetch_related_objects([record], *queryset._prefetch_related_lookups)
+
+
+def _read_prepared(record: models.Model, selector: Callable) -> bool:
+    """What ``record`` lacks of the selector's row, by statements compiled once (crm.prepared): its
+    annotations and the joined relations it has not loaded in one, each many-to-many prefetch in one.
+    False (nothing set) when the selector has a part that cannot be read so: the ORM reads it all."""
+    from crm.actors import SYSTEM
+    from crm.prepared import prepared
+
+    plan = _plan(type(record), selector)
+    if plan is None:
+        return False
+    annotations, joined, prefetches = plan
+    missing = tuple(name for name in joined if _relation_missing(record, name))
+    if annotations or missing:
+        query = prepared(
+            (selector, "row", missing),
+            lambda key: (
+                selector(user=SYSTEM)
+                .filter(pk=key)
+                .select_related(None)
+                .prefetch_related(None)
+                .select_related(*missing)
+                .only("pk", *missing)
+            ),
+        )
+        if query is None:
+            return False
+        found = query.objects(record.pk)
+        if not found:
+            return False
+        for name in annotations:
+            setattr(record, name, getattr(found[0], name))
+        for name in missing:
+            record._meta.get_field(name).set_cached_value(record, getattr(found[0], name))
+    for name, query in prefetches:
+        manager = getattr(record, name)
+        cached = manager.get_queryset()
+        cached._result_cache = query.instances(record.pk)
+        cached._prefetch_done = True
+        record._prefetched_objects_cache[getattr(manager, "prefetch_cache_name", name)] = cached
+    return True
+
+
+_plans = threading.local()
+
+
+def _plan(model: type[models.Model], selector: Callable):
+    """(annotations, joined relations, [(many-to-many name, PreparedQuery)]) for the
+    selector's queryset, built once a thread; None when some part of it cannot be prepared."""
+    cache = _plans.__dict__.setdefault("plans", {})
+    if selector not in cache:
+        cache[selector] = _build_plan(model, selector)
+    return cache[selector]
+
+
+def _build_plan(model: type[models.Model], selector: Callable):
+    from crm.actors import SYSTEM
+
+    queryset = selector(user=SYSTEM)
+    annotations = list(queryset.query.annotations)
+    joined = queryset.query.select_related
+    joined = list(joined) if isinstance(joined, dict) else []
+    if any(not model._meta.get_field(name).concrete for name in joined):
+        return None
+    prefetches = []
+    for lookup in queryset._prefetch_related_lookups:
+        spec = _m2m_prefetch(model, selector, lookup)
+        if spec is None:
+            return None
+        prefetches.append(spec)
+    return annotations, joined, prefetches
+
+
+def _m2m_prefetch(model: type[models.Model], selector: Callable, lookup):
+    """(name, PreparedQuery) for a prefetch of a forward many-to-many of ``model`` (the related rows
+    of one record, in the prefetch's order and columns), else None."""
+    from crm.prepared import prepared
+
+    name = lookup if isinstance(lookup, str) else lookup.prefetch_through
+    if "__" in name or getattr(lookup, "to_attr", None):
+        return None
+    field = next((f for f in model._meta.many_to_many if f.name == name), None)
+    if field is None:
+        return None
+    base = getattr(lookup, "queryset", None)
+    if base is None:
+        base = field.related_model._default_manager.all()
+    query = prepared(
+        (selector, "prefetch", name), lambda key: base.filter(**{field.related_query_name(): key})
+    )
+    if query is None or query.attnames is None:
+        return None
+    return name, query
 
 
 def _relation_missing(record: models.Model, name: str) -> bool:

@@ -1,7 +1,7 @@
 """Email templates in the admin (with a preview on a chosen lead or contact) and the sent-email log."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from crm.admin.base import KnownKeysAutocompleteSelect, ServiceModelAdmin
 from crm.messaging import selectors, services
 from crm.messaging.context import placeholder_names
-from crm.models import EmailTemplate, OutgoingEmail, SequenceEnrollment
+from crm.models import EmailTemplate, OutgoingEmail, OutgoingEmailStatus, SequenceEnrollment
 
 PLACEHOLDER_HELP = (
     "Placeholders: {{ recipient.first_name }}, {{ lead.name }}, {{ contact.account.name }}, "
@@ -142,9 +142,23 @@ class OutgoingEmailAdmin(admin.ModelAdmin):
         "body_html",
     )
     readonly_fields = fields
+    actions = ["retry_send"]
 
     def get_queryset(self, request):
         return selectors.outgoing_email_list(user=request.user)
+
+    @admin.action(description="Send the selected failed emails again")
+    def retry_send(self, request, queryset):
+        retried, refused = 0, []
+        for email in queryset.filter(status=OutgoingEmailStatus.FAILED):
+            services.outgoing_email_retry(email=email, user=request.user)
+            retried += 1
+        refused = queryset.exclude(status=OutgoingEmailStatus.FAILED).count()
+        self.message_user(request, f"{retried} email(s) queued again.", messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request, f"{refused} email(s) skipped: only failed emails are sent again.", messages.WARNING
+            )
 
     @admin.display(description="record")
     def record(self, obj):

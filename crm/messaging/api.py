@@ -14,6 +14,7 @@ from crm.api.viewsets import (
     VIEW,
     ModelPermissions,
     ServiceModelViewSet,
+    TransitionPermissions,
     crud_schema,
 )
 from crm.messaging import selectors, services
@@ -186,3 +187,15 @@ class OutgoingEmailViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
 
     def get_queryset(self):
         return selectors.outgoing_email_list(user=self.request.user)
+
+    @extend_schema(
+        summary="Send a failed email again",
+        description="Queues a failed email again (one interrupted while sending, or refused by the server); "
+        "it is sent once the request commits. 409 when the email is not failed.",
+        request=None,
+        responses={202: OutgoingEmailSerializer, 404: NOT_FOUND, 409: BAD_REQUEST},
+    )
+    @action(detail=True, methods=["post"], url_path="retry", permission_classes=[TransitionPermissions])
+    def retry(self, request, pk=None):
+        email = services.outgoing_email_retry(email=self.get_object(), user=request.user)
+        return Response(OutgoingEmailSerializer(email).data, status=202)

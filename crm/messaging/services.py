@@ -5,6 +5,7 @@ automation rules, the API): it renders the message now, writes it as an ``Outgoi
 caller's transaction and sends it once that commits. An address that opted out is never emailed.
 """
 
+import datetime
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -19,6 +20,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -243,7 +245,7 @@ def outgoing_emails_send(*, ids: Iterable[int]) -> int:
         return 0
     token = uuid.uuid4().hex
     claimed = OutgoingEmail.objects.filter(pk__in=ids, status=OutgoingEmailStatus.QUEUED).update(
-        status=OutgoingEmailStatus.SENDING, claim=token
+        status=OutgoingEmailStatus.SENDING, claim=token, claimed_at=timezone.now()
     )
     if not claimed:
         return 0
@@ -343,6 +345,55 @@ def _log_sent(sent: list[OutgoingEmail]) -> None:
 
 def outgoing_email_send(*, email_id: int) -> int:
     return outgoing_emails_send(ids=[email_id])
+
+
+INTERRUPTED = (
+    "Interrupted: the worker sending it stopped before saying whether the server took it, so it may or "
+    "may not have gone out. It is not sent again by itself (at most once); retry it to send it again."
+)
+
+
+def outgoing_emails_mark_interrupted(*, now: datetime.datetime | None = None) -> int:
+    """Messages left “sending” longer than a job's lease (CRM_JOB_LEASE: their sender died between
+    the claim and the result) become failed with INTERRUPTED as their error, so they show among the
+    failures with a retry action instead of staying “sending” for ever. Returns how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.CRM_JOB_LEASE)
+    stuck = dict(
+        OutgoingEmail.objects.filter(status=OutgoingEmailStatus.SENDING)
+        .filter(Q(claimed_at__lt=cutoff) | Q(claimed_at__isnull=True))
+        .values_list("pk", "claim")
+    )
+    failed = {}
+    for pk, claim in stuck.items():
+        # The claim in the filter: a sender that reports meanwhile keeps its own result.
+        if OutgoingEmail.objects.filter(pk=pk, status=OutgoingEmailStatus.SENDING, claim=claim).update(
+            status=OutgoingEmailStatus.FAILED, error=INTERRUPTED
+        ):
+            failed[pk] = INTERRUPTED
+    if failed:
+        logger.warning("%s outgoing email(s) interrupted while sending: %s", len(failed), sorted(failed))
+    _failures_on_enrollments(failed)
+    return len(failed)
+
+
+@transaction.atomic
+def outgoing_email_retry(*, email: OutgoingEmail, user: Actor) -> OutgoingEmail:
+    """Queue a failed message again (an interrupted one, or one the server refused); it is sent once
+    the transaction commits. Only failed messages can be retried."""
+    email = OutgoingEmail.objects.select_for_update().get(pk=email.pk)
+    if email.status != OutgoingEmailStatus.FAILED:
+        raise ValidationError(
+            f"Only a failed email can be sent again; this one is {email.get_status_display().lower()}.",
+            code="closed",
+        )
+    email.status, email.error, email.claim, email.claimed_at = OutgoingEmailStatus.QUEUED, "", "", None
+    email.save(update_fields=["status", "error", "claim", "claimed_at"])
+    from crm.events.dispatch import send_after_commit
+    from crm.messaging.tasks import outgoing_email_send
+
+    send_after_commit(outgoing_email_send, email.pk)
+    return email
 
 
 def outgoing_emails_queued(*, older_than_seconds: float = 60.0, limit: int = 500) -> list[int]:

@@ -69,6 +69,9 @@ class OutgoingEmail(models.Model):
         max_length=12, choices=OutgoingEmailStatus.choices, default=OutgoingEmailStatus.QUEUED
     )
     claim = models.CharField(max_length=36, blank=True, editable=False)
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When a sender took it (status “sending”)."
+    )
     error = models.TextField(blank=True)
     headers = models.JSONField(default=dict, blank=True, help_text="Extra headers (List-Unsubscribe...).")
     sent_by = models.ForeignKey(

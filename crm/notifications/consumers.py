@@ -37,10 +37,18 @@ def _user(pk):
 
 
 def record_notifier(
-    *, record_type: str, noun: str, url: Callable[[int], str]
+    *,
+    record_type: str,
+    noun: str,
+    url: Callable[[int], str],
+    parent_owner: Callable[[dict], int | None] | None = None,
 ) -> Callable[[OutboxEvent], None]:
     """A consumer of ``<record_type>.*``: tells the new owner of a record assigned to them (by
-    someone else), and the owner of a record whose stage someone else changed."""
+    someone else), and the owner of a record whose stage someone else changed.
+
+    ``parent_owner(record)``, for records logged on another (activities), gives the owner of that
+    one: what the system (a sequence, an automation) logs for the owner of the record it is on is
+    the owner's own work, not an assignment, and notifies no one."""
 
     def consume(event: OutboxEvent) -> None:
         payload = event.payload
@@ -59,6 +67,8 @@ def record_notifier(
             "record_id": event.record_id,
         }
         assigned = event.type.endswith(".created") or "owner_id" in changes
+        if assigned and actor_id is None and parent_owner is not None and parent_owner(record) == owner_id:
+            assigned = False
         if assigned and owner_id and owner_id != actor_id:
             who = payload.get("actor", {}).get("username", "someone")
             notify(

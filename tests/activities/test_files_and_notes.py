@@ -303,3 +303,61 @@ def test_admin_note_page_edits_the_note_through_its_service(admin_as, api_as, pe
     assert note.body_html == "<p>second, ask @west_manager</p>"
     assert Notification.objects.filter(kind="mention", recipient__username="west_manager").exists()
     assert admin_as("outsider").get(url).status_code == 302  # not theirs to see: back to the index
+
+
+@pytest.mark.django_db
+def test_files_stored_in_a_transaction_that_then_rolls_back_are_deleted(people, media):
+    """The upload's rows commit with the caller's transaction: if it rolls back afterwards (here
+    a later step raises), the stored files go with the rows instead of staying unreferenced."""
+    from django.db import transaction
+
+    from activities.services import attachments_create
+
+    owner = people.users["owner"]
+    lead = people.records["owner"].lead
+    with pytest.raises(RuntimeError), transaction.atomic():
+        attachments_create(
+            user=owner, record=lead, uploads=[upload(), upload("notes.txt", b"hi", "text/plain")]
+        )
+        assert len(stored_files(media)) == 2
+        raise RuntimeError("a later step of the same request fails")
+
+    assert Attachment.objects.count() == 0
+    assert stored_files(media) == []
+
+
+@pytest.mark.django_db
+def test_files_of_a_rolled_back_savepoint_are_deleted_and_the_others_kept(people, media):
+    from django.db import transaction
+
+    from activities.services import attachments_create
+
+    owner = people.users["owner"]
+    lead = people.records["owner"].lead
+    with transaction.atomic():
+        kept = attachments_create(user=owner, record=lead, uploads=[upload("kept.pdf")])
+        with pytest.raises(RuntimeError), transaction.atomic():
+            attachments_create(user=owner, record=lead, uploads=[upload("dropped.pdf")])
+            raise RuntimeError("undo the inner block")
+
+    assert [a.name for a in Attachment.objects.all()] == ["kept.pdf"]
+    assert stored_files(media) == [media / kept[0].file.name]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_files_are_deleted_when_a_real_transaction_rolls_back(stages, media):
+    from django.db import transaction
+
+    from activities.services import attachments_create
+    from crm.actors import SYSTEM
+    from tests.factories import LeadFactory
+
+    owner = SYSTEM
+    lead = LeadFactory(stage=stages["New"])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        attachments_create(user=owner, record=lead, uploads=[upload()])
+        raise RuntimeError("roll back")
+    attachments_create(user=owner, record=lead, uploads=[upload("committed.pdf")])
+
+    assert [a.name for a in Attachment.objects.all()] == ["committed.pdf"]
+    assert len(stored_files(media)) == 1

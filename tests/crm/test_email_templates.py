@@ -198,3 +198,75 @@ def test_an_address_that_opted_out_is_never_emailed(smtp_server, stages):
     assert [email.status for email in emails] == [OutgoingEmailStatus.SUPPRESSED] * 2
     assert smtp_server.received() == []
     assert not Activity.objects.filter(activity_type="email").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_email_left_sending_by_a_dead_worker_is_marked_interrupted_and_sent_again_on_retry(
+    smtp_server, stages, admin_user, settings
+):
+    """At most once: a message claimed ("sending") by a worker that died before reporting is not
+    resent by itself; once the job lease has passed the periodic sweep marks it failed with an
+    "interrupted" message, and the API's retry sends it. One claimed recently is left alone."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    from crm.messaging.tasks import outgoing_emails_queued_send
+
+    settings.CRM_JOB_LEASE = 300
+    lead = LeadFactory(
+        name="Acme", contact_name="Wile Coyote", email="wile@acme.example", stage=stages["New"]
+    )
+    saved = template()
+    stuck = services.email_template_send(template=saved, record=lead, user=SYSTEM)
+    recent = services.email_template_send(template=saved, record=lead, user=SYSTEM)
+    smtp_server.wait_for(2)
+    with smtp_server.lock:
+        smtp_server.messages.clear()
+    # What a worker killed between its claim and the SMTP answer leaves behind.
+    OutgoingEmail.objects.filter(pk=stuck.pk).update(
+        status=OutgoingEmailStatus.SENDING, claim="dead", claimed_at=timezone.now() - timedelta(seconds=301)
+    )
+    OutgoingEmail.objects.filter(pk=recent.pk).update(
+        status=OutgoingEmailStatus.SENDING, claim="busy", claimed_at=timezone.now() - timedelta(seconds=10)
+    )
+
+    outgoing_emails_queued_send()
+
+    stuck.refresh_from_db()
+    recent.refresh_from_db()
+    assert stuck.status == OutgoingEmailStatus.FAILED and stuck.error == services.INTERRUPTED
+    assert recent.status == OutgoingEmailStatus.SENDING
+    assert smtp_server.received() == []  # not resent by itself
+
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    listed = api.get("/api/v1/crm/sent-emails/").json()["results"]
+    assert {row["id"]: row["status"] for row in listed}[stuck.pk] == "failed"
+    response = api.post(f"/api/v1/crm/sent-emails/{stuck.pk}/retry/")
+    assert response.status_code == 202, response.content
+    (message,) = smtp_server.wait_for(1)
+    assert message["To"] == "wile@acme.example"
+    stuck.refresh_from_db()
+    assert stuck.status == OutgoingEmailStatus.SENT and stuck.error == ""
+    assert api.post(f"/api/v1/crm/sent-emails/{stuck.pk}/retry/").status_code == 409
+
+
+def test_the_admin_retries_failed_emails_through_the_service(admin_client, lead, smtp_server):
+    from django.urls import reverse
+
+    saved = template()
+    email = services.email_template_send(template=saved, record=lead, user=SYSTEM)
+    OutgoingEmail.objects.filter(pk=email.pk).update(
+        status=OutgoingEmailStatus.FAILED, error=services.INTERRUPTED
+    )
+    response = admin_client.post(
+        reverse("admin:crm_outgoingemail_changelist"),
+        {"action": "retry_send", "_selected_action": [email.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "1 email(s) queued again." in response.content.decode()
+    email.refresh_from_db()
+    assert (email.status, email.error) == (OutgoingEmailStatus.QUEUED, "")

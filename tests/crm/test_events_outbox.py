@@ -227,11 +227,10 @@ def test_a_refused_service_call_emits_nothing(admin_user, stages):
 def test_the_relay_is_kicked_once_per_transaction_and_only_after_commit(
     admin_user, stages, django_capture_on_commit_callbacks
 ):
+    lead = crm_services.lead_create(user=SYSTEM, data={"name": "Deal", "company_name": "Acme"})
     with django_capture_on_commit_callbacks() as callbacks:
-        sales_services.lead_convert(
-            lead=crm_services.lead_create(user=SYSTEM, data={"name": "Deal", "company_name": "Acme"}),
-            user=admin_user,
-        )
+        # One transaction, four events (account, contact, opportunity, lead.converted), one kick.
+        sales_services.lead_convert(lead=lead, user=admin_user)
     from crm.events.dispatch import kick_relay
 
     assert [cb for cb in callbacks if cb is kick_relay] == [kick_relay]
@@ -380,3 +379,60 @@ def test_a_lead_update_reads_nothing_of_the_lead_again_for_its_event(admin_user,
     added = queries[True][len(queries[False]) - 1 : -1]  # both end with the savepoint's release
     assert len(queries[True]) - len(queries[False]) == 4, added
     assert not any('INNER JOIN "crm_pipeline"' in sql and 'FROM "crm_lead"' in sql for sql in added)
+
+
+def test_a_transactions_events_are_written_in_one_insert_just_before_it_commits(admin_user, stages):
+    """Converting a lead publishes four events: the outbox gets them in one INSERT, in the order
+    published, at the end of the service's transaction (not one INSERT per event as they happen)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    lead = crm_services.lead_create(
+        user=SYSTEM, data={"name": "Deal", "company_name": "Acme", "contact_name": "Ann Lee"}
+    )
+    OutboxEvent.objects.all().delete()
+    with CaptureQueriesContext(connection) as captured:
+        sales_services.lead_convert(lead=lead, user=admin_user)
+
+    inserts = [
+        n for n, q in enumerate(captured.captured_queries) if 'INSERT INTO "crm_outboxevent"' in q["sql"]
+    ]
+    assert len(inserts) == 1
+    # Nothing but the savepoint's release (the transaction's end in a test) follows it.
+    assert [q["sql"] for q in captured.captured_queries[inserts[0] + 1 :]] == [
+        captured.captured_queries[-1]["sql"]
+    ]
+    assert captured.captured_queries[-1]["sql"].startswith("RELEASE SAVEPOINT")
+    assert types() == ["account.created", "contact.created", "opportunity.created", "lead.converted"]
+    assert [e.id for e in events()] == sorted(e.id for e in events())
+
+
+def test_a_rolled_back_savepoint_drops_its_events_and_keeps_the_others(admin_user, stages):
+    with transaction.atomic():
+        crm_services.lead_create(user=admin_user, data={"name": "Kept"})
+        try:
+            with transaction.atomic():
+                crm_services.lead_create(user=admin_user, data={"name": "Dropped"})
+                raise RuntimeError("undo the inner block")
+        except RuntimeError:
+            pass
+        crm_services.account_create(user=admin_user, data={"name": "Acme"})
+
+    assert [(e.type, e.payload["record"]["name"]) for e in events()] == [
+        ("lead.created", "Kept"),
+        ("account.created", "Acme"),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_reach_the_outbox_with_a_real_commit_and_not_with_a_real_rollback(admin_user, stages):
+    """Outside a test case's transaction: the pre-commit hook of the database backend writes them."""
+    with transaction.atomic():
+        crm_services.lead_create(user=admin_user, data={"name": "Committed"})
+        crm_services.lead_create(user=admin_user, data={"name": "Committed too"})
+    with pytest.raises(RuntimeError), transaction.atomic():
+        crm_services.lead_create(user=admin_user, data={"name": "Rolled back"})
+        raise RuntimeError("roll back")
+
+    assert [e.payload["record"]["name"] for e in events()] == ["Committed", "Committed too"]
+    assert Lead.objects.filter(name="Rolled back").count() == 0

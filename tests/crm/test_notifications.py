@@ -204,3 +204,50 @@ def test_a_reminder_fires_once_and_again_when_moved(owner, stages, smtp_server, 
     with time_machine.travel(later + datetime.timedelta(seconds=1), tick=False):
         assert committed(reminders.activity_reminders_send) == 1
     assert len(mine(owner, NotificationKind.REMINDER)) == 2
+
+
+def test_an_activity_the_system_logs_on_the_owners_own_record_does_not_notify_assigned(
+    owner, teammate, manager, stages, committed
+):
+    """A sequence or an automation (the SYSTEM actor) logging an activity for the owner of the lead
+    it is on is not an assignment: no "assigned" notification. The system assigning an activity on
+    someone else's record, and a person assigning one to another, still notify."""
+    from activities import services as activity_services
+    from crm.actors import SYSTEM
+
+    def task(subject, lead, owner):
+        return {"activity_type": "task", "subject": subject, "lead": lead, "owner": owner}
+
+    lead = LeadFactory(name="Acme", stage=stages["New"], owner=owner)
+    committed(
+        lambda: activity_services.activity_create(
+            user=SYSTEM,
+            data={
+                "activity_type": "task",
+                "subject": "Sequence step 1: email sent",
+                "lead": lead,
+                "owner": owner,
+            },
+        )
+    )
+    assert mine(owner, NotificationKind.ASSIGNED) == []
+
+    committed(
+        lambda: activity_services.activity_create(
+            user=SYSTEM,
+            data={"activity_type": "task", "subject": "Call for the team", "lead": lead, "owner": teammate},
+        )
+    )
+    committed(
+        lambda: activity_services.activity_create(
+            user=manager,
+            data={"activity_type": "task", "subject": "Call them back", "lead": lead, "owner": owner},
+        )
+    )
+    committed(lambda: activity_services.activity_create(user=owner, data=task("My own note", lead, owner)))
+    assert [n.title for n in mine(teammate, NotificationKind.ASSIGNED)] == [
+        "Activity assigned to you: Call for the team"
+    ]
+    assert [n.title for n in mine(owner, NotificationKind.ASSIGNED)] == [
+        "Activity assigned to you: Call them back"
+    ]
