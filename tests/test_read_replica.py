@@ -146,10 +146,18 @@ def streaming_replica():
         )  # fmt: skip
         if backup.returncode != 0:
             pytest.skip(f"pg_basebackup cannot run here: {backup.stderr.strip()[:300]}")
-        # The server's own configuration lives outside its data folder (Debian): a minimal one.
+        # The server's own configuration lives outside its data folder (Debian): a minimal one. A hot
+        # standby refuses to start with fewer connections, workers or locks than its primary has.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN ('max_connections', "
+                "'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions', "
+                "'max_locks_per_transaction')"
+            )
+            limits = "".join(f"{name} = {value}\n" for name, value in cursor.fetchall())
         (data / "postgresql.conf").write_text(
             f"port = {REPLICA_PORT}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{folder}'\n"
-            "hot_standby = on\nshared_buffers = 32MB\nmax_connections = 20\n"
+            f"hot_standby = on\nshared_buffers = 32MB\n{limits}"
         )
         (data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
         if os.geteuid() == 0:
@@ -160,7 +168,8 @@ def streaming_replica():
             timeout=90,
         )
         if start.returncode != 0:
-            pytest.skip(f"the replica did not start: {start.stderr.strip()[:300]}")
+            log = (folder / "log").read_text(errors="replace") if (folder / "log").exists() else ""
+            pytest.skip(f"the replica did not start: {start.stderr.strip()[:200]} {log.strip()[-400:]}")
         started = True
         yield REPLICA_PORT
     finally:
