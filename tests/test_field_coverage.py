@@ -51,7 +51,15 @@ EXCLUDED = {
     },
     Contact: {("id", ADMIN): ID_IN_ADMIN},
     Account: {("id", ADMIN): ID_IN_ADMIN},
-    Opportunity: {("id", ADMIN): ID_IN_ADMIN},
+    Opportunity: {
+        ("id", ADMIN): ID_IN_ADMIN,
+        **{
+            ("last_activity_at", door): "derived: when the deal's newest activity was logged, kept by the "
+            "activity services for the automation's 'N days without activity'; the activities themselves "
+            "are listed on the deal"
+            for door in (API, FILES, ADMIN)
+        },
+    },
     Activity: {
         ("id", ADMIN): ID_IN_ADMIN,
         ("remind_at", FILES): "a reminder is the owner's own prompt to act, set in the API or the admin; "
