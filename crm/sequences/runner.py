@@ -337,6 +337,42 @@ def _write_deferred(batch: Batch) -> None:
             _failed(batch, enrollment, item.step, exc)
 
 
+def _positions_write(batch: Batch) -> None:
+    """One UPDATE for the batch's enrollments (locked, or claimed, until it commits). On PostgreSQL
+    from arrays: Django's bulk_update builds a CASE per row and column, seconds of Python for 200 rows."""
+    moved = batch.moved
+    for enrollment in moved:
+        enrollment.updated_at = batch.now
+    fields = ["attempts", "last_error", "updated_at", *STATE_FIELDS]
+    if not moved:
+        return
+    if connection.vendor != "postgresql":
+        SequenceEnrollment.objects.bulk_update(moved, fields, batch_size=500)
+        return
+    opts = SequenceEnrollment._meta
+    quote = connection.ops.quote_name
+    types = {
+        "attempts": "smallint",
+        "last_error": "text",
+        "updated_at": "timestamptz",
+        "position": "smallint",
+        "next_run_at": "timestamptz",
+        "status": "text",
+        "stop_reason": "text",
+        "finished_at": "timestamptz",
+    }
+    columns = [quote(opts.get_field(name).column) for name in fields]
+    arrays = ", ".join(["%s::bigint[]", *(f"%s::{types[name]}[]" for name in fields)])
+    assignments = ", ".join(f"{column} = v.{column}" for column in columns)
+    values = [[e.pk for e in moved], *([getattr(e, name) for e in moved] for name in fields)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(opts.db_table)} AS e SET {assignments} "
+            f"FROM unnest({arrays}) AS v(id, {', '.join(columns)}) WHERE e.id = v.id",
+            values,
+        )
+
+
 def _due(now: datetime, batch_size: int) -> list[SequenceEnrollment]:
     due = SequenceEnrollment.objects.filter(status=EnrollmentStatus.ACTIVE, next_run_at__lte=now).order_by(
         "next_run_at", "id"
@@ -379,12 +415,7 @@ def sequence_enrollments_advance_batch(
         for enrollment in due:
             _advance(batch, enrollment, steps.get(enrollment.sequence_id, []), batch.opted_out)
         _write_deferred(batch)
-        for enrollment in batch.moved:
-            enrollment.updated_at = batch.now
-        # One UPDATE for the batch: the rows are locked (or were claimed) until it commits.
-        SequenceEnrollment.objects.bulk_update(
-            batch.moved, ["attempts", "last_error", "updated_at", *STATE_FIELDS], batch_size=500
-        )
+        _positions_write(batch)
         EnrollmentEvent.objects.bulk_create(
             event for index, event in enumerate(batch.events) if index not in batch.dropped
         )
