@@ -39,7 +39,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ["CELERY_BROKER_URL"] = REDIS_URL
 
 
-def setup(count: int, kind: str, template):
+def setup(count: int, kind: str, template, name: str = ""):
     from django.utils import timezone
 
     from crm.actors import SYSTEM
@@ -57,7 +57,7 @@ def setup(count: int, kind: str, template):
             {"position": 2, "kind": "wait", "wait_days": 1},
         ],
     }[kind]
-    sequence = services.sequence_create(user=SYSTEM, data={"name": f"Bench {kind}"}, steps=steps)
+    sequence = services.sequence_create(user=SYSTEM, data={"name": name or f"Bench {kind}"}, steps=steps)
     pipeline = Pipeline.objects.get(is_default=True)
     stage = pipeline.stages.order_by("sequence").first()
     first = Lead.objects.count()
@@ -94,7 +94,7 @@ def run_scenario(kind, args, smtp, template, *, count=None, bulk=True) -> dict:
 
     count = count or args.enrollments
     redis_flush()
-    sequence = setup(count, kind, template)
+    sequence = setup(count, kind, template, name=f"Bench {kind}{'' if bulk else ' one by one'}")
     received_before = len(smtp.received())
     folder = Path(tempfile.mkdtemp(prefix="crm-seq-bench-"))
     workers = [
