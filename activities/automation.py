@@ -100,4 +100,5 @@ def register() -> None:
         preview=create_activity_preview,
         models=tuple(LINKS),
         example={"subject": "Call {{ record.name }}", "activity_type": "task", "due_in_days": 2},
+        params={"subject": "", "activity_type": "task", "due_in_days": 2, "description": "", "owner": ""},
     )

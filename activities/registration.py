@@ -12,7 +12,13 @@ from activities.models import Activity, ActivityStatus, Ticket, TicketMessage
 from activities.reports import register_reports
 from activities.selectors import activity_next_by_record
 from activities.service import selectors as service_selectors  # noqa: F401  (registers ticket access)
-from activities.services import activity_create, lead_last_activity_refresh, record_attachments_delete
+from activities.services import (
+    activities_create_bulk,
+    activity_create,
+    lead_last_activity_refresh,
+    opportunity_last_activity_refresh,
+    record_attachments_delete,
+)
 from crm import registries
 from crm.importing.schemas import register_schema
 from crm.models import Account, Contact, Lead
@@ -42,10 +48,18 @@ def _leads_losing_activities(instance: models.Model):
     lead_ids = set(
         Activity.objects.filter(condition, lead__isnull=False).values_list("lead_id", flat=True).distinct()
     )
-    if not lead_ids:
+    opportunity_ids = set()
+    if not isinstance(instance, Opportunity):
+        opportunity_ids = set(
+            Activity.objects.filter(condition, opportunity__isnull=False)
+            .values_list("opportunity_id", flat=True)
+            .distinct()
+        )
+    if not lead_ids and not opportunity_ids:
         return None
 
     def after() -> None:
+        opportunity_last_activity_refresh(opportunity_ids=opportunity_ids)
         lead_last_activity_refresh(lead_ids=lead_ids)
         for lead in Lead.objects.filter(pk__in=lead_ids):
             lead_score_refresh(lead=lead)
@@ -53,11 +67,7 @@ def _leads_losing_activities(instance: models.Model):
     return after
 
 
-def _activity_write(*, user, record, activity_type, subject, description, due_date, completed):
-    """An activity that crm's sequences and template emails log on a lead or a contact, owned by
-    the record's owner, through the activity services (the lead is rescored, its event published)."""
-    from django.utils import timezone
-
+def _activity_data(*, record, activity_type, subject, description="", due_date=None, completed=False):
     link = "lead" if isinstance(record, Lead) else "contact" if isinstance(record, Contact) else None
     if link is None:
         raise TypeError(f"Activities are logged on leads and contacts here, not on {type(record).__name__}.")
@@ -71,7 +81,26 @@ def _activity_write(*, user, record, activity_type, subject, description, due_da
     }
     if completed:
         data.update(status=ActivityStatus.COMPLETED, completed_at=timezone.now())
+    return data
+
+
+def _activity_write(*, user, record, activity_type, subject, description, due_date, completed):
+    """An activity that crm's sequences and template emails log on a lead or a contact, owned by
+    the record's owner, through the activity services (the lead is rescored, its event published)."""
+    data = _activity_data(
+        record=record,
+        activity_type=activity_type,
+        subject=subject,
+        description=description,
+        due_date=due_date,
+        completed=completed,
+    )
     return activity_create(user=user, data=data)
+
+
+def _activities_write(*, user, items):
+    """Many of them at once (a sequence's batch, the emails one connection sent), under the same rules."""
+    return activities_create_bulk(user=user, rows=[_activity_data(**item) for item in items])
 
 
 def activities_logged_by_owner(
@@ -92,9 +121,14 @@ def _attachments_of_deleted_record(instance: models.Model):
     return record_attachments_delete(record=instance)
 
 
+def _last_activity_of_everything() -> None:
+    lead_last_activity_refresh()
+    opportunity_last_activity_refresh()
+
+
 def register_with_crm() -> None:
     register_reports()
-    registries.register_activity_writer(_activity_write)
+    registries.register_activity_writer(_activity_write, bulk=_activities_write)
     registries.register_sent_email_logger(sent_emails_log)
     register_activity_counter(activities_logged_by_owner)
     for record_type, model in (
@@ -119,7 +153,7 @@ def register_with_crm() -> None:
             base_id="activity",
             fields="ACTIVITY_FIELDS",
             rows="activities",
-            # Written around the services: the leads' last activity is recomputed once, set-based.
-            after_write=lead_last_activity_refresh,
+            # Written around the services: the leads' and deals' last activity recomputed once, set-based.
+            after_write=_last_activity_of_everything,
         )
     )

@@ -5,7 +5,7 @@ import mimetypes
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -23,14 +23,16 @@ from django.utils import timezone
 from activities.attachables import attachable_model, record_admin_url, record_type_of
 from activities.models import Activity, ActivityStatus, ActivityTemplate, Attachment, CalendarFeed, Note
 from activities.selectors import FEED_PREFIX_LENGTH, calendar_token_hash
-from crm.actors import Actor, is_system, person
+from crm.actors import Actor, actor_ensure_given, is_system, person
 from crm.db.backends.hooks import on_rollback
+from crm.events.publishing import records_created_publish
 from crm.models import Lead, NotificationKind
 from crm.notifications.services import notify
-from crm.scoring import lead_score_refresh
-from crm.selectors import record_is_visible
+from crm.scoring import lead_score_refresh, lead_scores_refresh
+from crm.selectors import record_is_visible, record_visible_to
 from crm.services import (
     owner_ensure_allowed,
+    record_assign,
     record_delete,
     record_ensure_changeable,
     record_lock,
@@ -38,6 +40,7 @@ from crm.services import (
     related_ensure_visible,
     with_default_owner,
 )
+from sales.models import Opportunity
 
 # The records an activity is logged on: each must be one its author sees.
 LINKS = ("lead", "opportunity", "contact", "account")
@@ -75,11 +78,13 @@ def activity_update(*, activity: Activity, user: Actor, data: Mapping[str, Any])
         data["completed_at"] = None
     if "remind_at" in data and data["remind_at"] != activity.remind_at:
         activity.reminded_at = None  # a new reminder time: it fires again
-    previous_lead_id = activity.lead_id
+    previous_lead_id, previous_opportunity_id = activity.lead_id, activity.opportunity_id
     was_completed = activity.status == ActivityStatus.COMPLETED
     activity = _rescore(record_save(instance=activity, data=data, user=user))
     if activity.status == ActivityStatus.COMPLETED and not was_completed:
         _follow_up(activity=activity, user=user)
+    if previous_opportunity_id and previous_opportunity_id != activity.opportunity_id:
+        opportunity_last_activity_refresh(opportunity_ids=[previous_opportunity_id])
     if previous_lead_id and previous_lead_id != activity.lead_id:
         # The lead it left may have lost its newest activity.
         lead_last_activity_refresh(lead_ids=[previous_lead_id])
@@ -91,8 +96,10 @@ def activity_update(*, activity: Activity, user: Actor, data: Mapping[str, Any])
 def activity_delete(*, activity: Activity, user: Actor) -> None:
     """Delete an activity; its lead loses the points the activity gave it (recent activity)."""
     record_ensure_changeable(user=user, record=activity)
-    lead_id = activity.lead_id
+    lead_id, opportunity_id = activity.lead_id, activity.opportunity_id
     record_delete(instance=activity, user=user)
+    if opportunity_id:
+        opportunity_last_activity_refresh(opportunity_ids=[opportunity_id])
     if lead_id:
         lead_last_activity_refresh(lead_ids=[lead_id])
         lead = Lead.objects.filter(pk=lead_id).first()
@@ -100,8 +107,75 @@ def activity_delete(*, activity: Activity, user: Actor) -> None:
             lead_score_refresh(lead=lead)
 
 
+def _links_ensure_visible_many(*, user: Actor, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``_links_ensure_visible`` for many new activities: one query per kind of linked record."""
+    if is_system(user):
+        return
+    wanted: dict[type[models.Model], dict[int, tuple[str, models.Model]]] = {}
+    for data in rows:
+        for name in LINKS:
+            record = data.get(name)
+            if record is not None:
+                wanted.setdefault(type(record), {})[record.pk] = (name, record)
+    for model, records in wanted.items():
+        seen = set(record_visible_to(model, user).filter(pk__in=list(records)).values_list("pk", flat=True))
+        for pk, (name, record) in records.items():
+            if pk not in seen:
+                related_ensure_visible(user=user, record=record, field=name)  # raises its 400
+
+
+@transaction.atomic
+def activities_create_bulk(*, user: Actor, rows: Sequence[Mapping[str, Any]]) -> list[Activity]:
+    """Log many activities at once under ``activity_create``'s rules, in a few statements whatever
+    their number: each linked record one ``user`` sees and each owner one ``user`` may assign
+    (checked per kind of record and per owner, not per row), every activity validated before any is
+    written; then one ``INSERT`` of the activities, one of their audit versions (credited to
+    ``user``), one ``activity.created`` event per activity (read together, one ``INSERT``: its
+    consumers, the owner's notification among them, see each), and the leads' last activity and
+    scores recomputed set-based. A row that fails validation refuses the whole batch (the error
+    names its index), so a caller can fall back to ``activity_create`` row by row."""
+    actor_ensure_given(user)
+    if not rows:
+        return []
+    _links_ensure_visible_many(user=user, rows=rows)
+    owners_checked: set[int | None] = set()
+    activities = []
+    for index, data in enumerate(rows):
+        data = _template_defaults(data)
+        owner = data.get("owner")
+        owner_key = owner.pk if owner is not None else None
+        if "owner" not in data or owner_key not in owners_checked:
+            data = with_default_owner(data, user)
+            owners_checked.add(owner_key)
+        activity = Activity()
+        record_assign(instance=activity, data=data)
+        # The linked records and the owner are instances just checked: not read again one by one.
+        # Unique and check constraints are the database's (one query each per row here otherwise).
+        given = [name for name in (*LINKS, "owner", "template") if data.get(name) is not None]
+        try:
+            activity.full_clean(exclude=given, validate_unique=False, validate_constraints=False)
+        except ValidationError as exc:
+            raise ValidationError({f"rows[{index}]": exc.messages}) from exc
+        activities.append(activity)
+    created = Activity.objects.bulk_create(activities, batch_size=1000)
+    if created and created[0].pk is None:  # a backend that cannot return the new ids
+        raise NotImplementedError("activities_create_bulk needs a database that returns inserted ids.")
+    Activity.history.bulk_history_create(
+        created, default_user=person(user), default_date=timezone.now(), batch_size=1000
+    )
+    records_created_publish(created, user=user)
+    last_activities_refresh(created)
+    lead_ids = sorted({activity.lead_id for activity in created if activity.lead_id})
+    if lead_ids:
+        lead_scores_refresh(ids=lead_ids)
+    return created
+
+
 def _rescore(activity: Activity) -> Activity:
-    """Recent activity counts in a lead's score: keep the lead's last activity and its score current."""
+    """Recent activity counts in a lead's score: keep the lead's last activity and its score current
+    (and the deal's last activity)."""
+    if activity.opportunity_id:
+        opportunity_last_activity_refresh(opportunity_ids=[activity.opportunity_id])
     if activity.lead_id:
         lead_last_activity_refresh(lead_ids=[activity.lead_id])
         lead = activity.lead
@@ -118,36 +192,55 @@ def lead_last_activity_refresh(*, lead_ids: Iterable[int] | None = None) -> int:
     change of its ``updated_at`` (the lead's ETag). Every service that adds, moves or deletes an
     activity calls it; so does anything that writes activities around them in bulk.
     """
-    if lead_ids is not None:
-        ids = sorted({pk for pk in lead_ids if pk is not None})
+    return _last_activity_refresh(Lead, "lead", lead_ids)
+
+
+def opportunity_last_activity_refresh(*, opportunity_ids: Iterable[int] | None = None) -> int:
+    """``lead_last_activity_refresh`` for opportunities (``Opportunity.last_activity_at``, which the
+    automation's "N days without activity" reads through its index)."""
+    return _last_activity_refresh(Opportunity, "opportunity", opportunity_ids)
+
+
+def last_activities_refresh(activities: Iterable[Activity]) -> None:
+    """The leads' and deals' last activity after ``activities`` were added, moved or deleted."""
+    activities = list(activities)
+    lead_last_activity_refresh(lead_ids=[a.lead_id for a in activities if a.lead_id])
+    opportunity_last_activity_refresh(
+        opportunity_ids=[a.opportunity_id for a in activities if a.opportunity_id]
+    )
+
+
+def _last_activity_refresh(model: type[models.Model], link: str, ids: Iterable[int] | None) -> int:
+    if ids is not None:
+        ids = sorted({pk for pk in ids if pk is not None})
         if not ids:
             return 0
         last = (
-            Activity.objects.filter(lead_id=OuterRef("pk"))
+            Activity.objects.filter(**{f"{link}_id": OuterRef("pk")})
             .order_by()
-            .values("lead_id")
+            .values(f"{link}_id")
             .annotate(last=Max("created_at"))
             .values("last")
         )
-        return Lead.objects.filter(pk__in=ids).update(last_activity_at=Subquery(last))
-    # Every lead: two set-based statements (a correlated subquery per lead of a million costs minutes).
+        return model._default_manager.filter(pk__in=ids).update(last_activity_at=Subquery(last))
+    # Every record: two set-based statements (a correlated subquery per lead of a million costs minutes).
     quote = connection.ops.quote_name
-    lead, activity = quote(Lead._meta.db_table), quote(Activity._meta.db_table)
-    last_activity_at = quote(Lead._meta.get_field("last_activity_at").column)
-    lead_pk = quote(Lead._meta.pk.column)
-    lead_id, created_at = (quote(Activity._meta.get_field(name).column) for name in ("lead", "created_at"))
+    table, activity = quote(model._meta.db_table), quote(Activity._meta.db_table)
+    last_activity_at = quote(model._meta.get_field("last_activity_at").column)
+    pk = quote(model._meta.pk.column)
+    link_id, created_at = (quote(Activity._meta.get_field(name).column) for name in (link, "created_at"))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {lead} SET {last_activity_at} = newest.last "
-            f"FROM (SELECT {lead_id} AS lead_id, MAX({created_at}) AS last FROM {activity} "
-            f"WHERE {lead_id} IS NOT NULL GROUP BY {lead_id}) AS newest "
-            f"WHERE {lead}.{lead_pk} = newest.lead_id "
-            f"AND ({lead}.{last_activity_at} IS NULL OR {lead}.{last_activity_at} <> newest.last)"
+            f"UPDATE {table} SET {last_activity_at} = newest.last "
+            f"FROM (SELECT {link_id} AS link_id, MAX({created_at}) AS last FROM {activity} "
+            f"WHERE {link_id} IS NOT NULL GROUP BY {link_id}) AS newest "
+            f"WHERE {table}.{pk} = newest.link_id "
+            f"AND ({table}.{last_activity_at} IS NULL OR {table}.{last_activity_at} <> newest.last)"
         )
         written = cursor.rowcount
         cursor.execute(
-            f"UPDATE {lead} SET {last_activity_at} = NULL WHERE {last_activity_at} IS NOT NULL "
-            f"AND NOT EXISTS (SELECT 1 FROM {activity} WHERE {activity}.{lead_id} = {lead}.{lead_pk})"
+            f"UPDATE {table} SET {last_activity_at} = NULL WHERE {last_activity_at} IS NOT NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM {activity} WHERE {activity}.{link_id} = {table}.{pk})"
         )
         return written + cursor.rowcount
 

@@ -1,7 +1,8 @@
 """Benchmark: sequence enrollments advanced one step by two real Celery workers (issue 17).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/crm_sequences_bench \\
-        .venv/bin/python benchmarks/sequences.py [--enrollments 10000] [--workers 2] [--batch 200]
+        .venv/bin/python benchmarks/sequences.py [--enrollments 10000] [--workers 2] \\
+        [--kinds wait,task,email] [--one-by-one 2000]
 
 The database is migrated first (a fresh one is fine), then emptied of leads, sequences and their
 rows. For each kind of step — a wait, a task (an activity written through the activity services),
@@ -12,8 +13,11 @@ the advance task is queued once per worker and again whenever one ends while enr
 due (what beat does every minute), and the clock runs from the first task queued until every
 enrollment has moved on (and, for email, every message has reached the SMTP server).
 
-Baseline in the same run: the same number of messages sent by one process over one SMTP connection
-with Django's email backend (no database, no Celery): what loopback SMTP allows.
+Baselines in the same run: the same number of messages sent by one process over one SMTP connection
+with Django's email backend (no database, no Celery): what loopback SMTP allows; and, with
+``--one-by-one N``, the task and email steps of N enrollments with the batch's emails and activities
+written one by one (each activity through ``activity_create``, as before the bulk writer), the task
+queued with ``bulk=False``.
 
 Redis database ``CRM_BENCH_REDIS_DB`` (default 6) is used and emptied. Not a test: numbers go to
 benchmarks/BENCHMARKS.md.
@@ -35,7 +39,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ["CELERY_BROKER_URL"] = REDIS_URL
 
 
-def setup(count: int, kind: str, template):
+def setup(count: int, kind: str, template, name: str = ""):
     from django.utils import timezone
 
     from crm.actors import SYSTEM
@@ -53,7 +57,7 @@ def setup(count: int, kind: str, template):
             {"position": 2, "kind": "wait", "wait_days": 1},
         ],
     }[kind]
-    sequence = services.sequence_create(user=SYSTEM, data={"name": f"Bench {kind}"}, steps=steps)
+    sequence = services.sequence_create(user=SYSTEM, data={"name": name or f"Bench {kind}"}, steps=steps)
     pipeline = Pipeline.objects.get(is_default=True)
     stage = pipeline.stages.order_by("sequence").first()
     first = Lead.objects.count()
@@ -81,15 +85,16 @@ def moved_on(sequence) -> int:
     return SequenceEnrollment.objects.filter(sequence=sequence).exclude(position=0).count()
 
 
-def run_scenario(kind, args, smtp, template) -> dict:
+def run_scenario(kind, args, smtp, template, *, count=None, bulk=True) -> dict:
     import redis
 
     from crm.models import SequenceEnrollment
     from crm.sequences.tasks import sequence_enrollments_advance
     from tests.backbone import redis_flush, worker_start
 
+    count = count or args.enrollments
     redis_flush()
-    sequence = setup(args.enrollments, kind, template)
+    sequence = setup(count, kind, template, name=f"Bench {kind}{'' if bulk else ' one by one'}")
     received_before = len(smtp.received())
     folder = Path(tempfile.mkdtemp(prefix="crm-seq-bench-"))
     workers = [
@@ -105,17 +110,17 @@ def run_scenario(kind, args, smtp, template) -> dict:
     try:
         started = time.monotonic()
         for _ in range(args.workers):
-            sequence_enrollments_advance.apply_async(retry=False)
+            sequence_enrollments_advance.apply_async(kwargs={"bulk": bulk}, retry=False)
         queue = redis.Redis.from_url(REDIS_URL)
         while True:
             done = moved_on(sequence)
             sent = len(smtp.received()) - received_before
-            if done >= args.enrollments and (kind != "email" or sent >= args.enrollments):
+            if done >= count and (kind != "email" or sent >= count):
                 break
-            if done < args.enrollments and queue.llen("celery") == 0:
+            if done < count and queue.llen("celery") == 0:
                 # A task ended (its time budget, or it found the rest claimed): what beat does
                 # every minute, sooner. An extra task finds nothing due and ends at once.
-                sequence_enrollments_advance.apply_async(retry=False)
+                sequence_enrollments_advance.apply_async(kwargs={"bulk": bulk}, retry=False)
             if time.monotonic() - started > 600:
                 raise SystemExit(f"{kind}: only {done} moved on, {sent} emails after 600 s")
             time.sleep(0.2)
@@ -124,7 +129,7 @@ def run_scenario(kind, args, smtp, template) -> dict:
         for worker in workers:
             worker.stop()
     failed = SequenceEnrollment.objects.filter(sequence=sequence).exclude(last_error="").count()
-    return {"kind": kind, "seconds": elapsed, "per_second": args.enrollments / elapsed, "failed": failed}
+    return {"kind": kind, "seconds": elapsed, "per_second": count / elapsed, "failed": failed}
 
 
 def baseline_smtp(count: int, smtp) -> float:
@@ -150,6 +155,7 @@ def main() -> None:
     parser.add_argument("--enrollments", type=int, default=10000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--kinds", default="wait,task,email")
+    parser.add_argument("--one-by-one", type=int, default=0, help="baseline: N enrollments, bulk off")
     args = parser.parse_args()
 
     import django
@@ -188,9 +194,19 @@ def main() -> None:
         f"| baseline: {args.enrollments} messages, one process, one connection | {base:.1f} | {rate:.0f} | |"
     )
     for kind in args.kinds.split(","):
+        if args.one_by_one and kind != "wait":
+            result = run_scenario(kind, args, smtp, template, count=args.one_by_one, bulk=False)
+            seconds, rate, failed = result["seconds"], result["per_second"], result["failed"]
+            print(
+                f"| baseline: {kind} step written one by one, {args.one_by_one}, {args.workers} workers "
+                f"| {seconds:.1f} | {rate:.0f} | {failed} |"
+            )
         result = run_scenario(kind, args, smtp, template)
         seconds, rate, failed = result["seconds"], result["per_second"], result["failed"]
-        print(f"| {kind} step, {args.workers} workers | {seconds:.1f} | {rate:.0f} | {failed} |")
+        print(
+            f"| {kind} step, {args.enrollments}, {args.workers} workers, bulk | {seconds:.1f} | {rate:.0f} "
+            f"| {failed} |"
+        )
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     smtp.controller.stop()
 

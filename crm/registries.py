@@ -118,9 +118,15 @@ ActivityWriter = Callable[..., Any]
 _activity_writers: list[ActivityWriter] = []
 
 
-def register_activity_writer(writer: ActivityWriter) -> None:
-    """The app that owns activities writes them (through its services) for crm's sequences and emails."""
+# (*, user, items) -> the activities; each item holds activity_write's keywords but ``user``
+_activity_bulk_writers: list[ActivityWriter] = []
+
+
+def register_activity_writer(writer: ActivityWriter, *, bulk: ActivityWriter | None = None) -> None:
+    """The app that owns activities writes them (through its services) for crm's sequences and emails:
+    ``writer`` one at a time, ``bulk`` many in a few statements under the same rules."""
     _activity_writers[:] = [writer]
+    _activity_bulk_writers[:] = [bulk] if bulk is not None else []
 
 
 def activity_writer_registered() -> bool:
@@ -190,3 +196,13 @@ def campaign_figures(*, user, campaign_ids: Iterable[int]) -> dict[int, dict[str
         for campaign_id, figures in source(user=user, campaign_ids=ids).items():
             merged.setdefault(campaign_id, {}).update(figures)
     return merged
+
+
+def activities_write(*, user, items: list[dict[str, Any]]) -> list[Any]:
+    """Log many activities (``items``: activity_write's keywords) through the registered bulk writer,
+    else one by one; [] when no app registered a writer."""
+    if not _activity_writers:
+        return []
+    if _activity_bulk_writers:
+        return list(_activity_bulk_writers[0](user=user, items=items))
+    return [activity_write(user=user, **item) for item in items]

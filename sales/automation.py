@@ -79,6 +79,7 @@ def register() -> None:
             opportunity=instance, user=user, data=data
         ),
         open_q=Q(status=OpportunityStatus.OPEN),
+        activity_field="last_activity_at",  # kept by the activity services, indexed (quiet since)
     )
     register_action(
         "move_stage",
@@ -97,4 +98,5 @@ def register() -> None:
         preview=create_opportunity_preview,
         models=("crm.Lead",),
         example={"convert": True, "opportunity_name": "{{ record.name }}"},
+        params={"convert": True, "opportunity_name": "", "amount": "", "pipeline_id": 1, "stage_id": 1},
     )

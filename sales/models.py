@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.models import (
@@ -140,6 +141,9 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
         db_index=False,  # sales_opp_owner_created starts with it
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="opportunities")
+    # When its newest activity was logged: written by the activity services, as a lead's is, so the
+    # automation's "N days without activity" finds quiet deals through sales_opp_quiet_since.
+    last_activity_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     constraint_error_fields = {
         **TimeStampedModel.constraint_error_fields,
@@ -148,7 +152,7 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
     }
 
     # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
-    history = audit_history()
+    history = audit_history(derived_fields=("last_activity_at",))
 
     class Meta:
         verbose_name_plural = "opportunities"
@@ -174,6 +178,8 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
             # The dashboard's last deals won.
             models.Index(fields=["status", "-closed_at", "-id"], name="sales_opp_status_closed"),
             models.Index(fields=["name"], name="sales_opp_name"),
+            # "N days without activity": the last activity, or the creation of a deal never touched.
+            models.Index(Coalesce("last_activity_at", "created_at"), name="sales_opp_quiet_since"),
             # An account's open and won value (its page, the accounts list, the hierarchy of thousands
             # of accounts) read from the index alone: it carries what they sum, convert and filter on.
             models.Index(

@@ -59,6 +59,12 @@ EXCLUDED = {
         ("campaign", FILES): "the campaign that sourced a record is set in the API, the admin and by "
         "conversion; the import files do not name campaigns yet (issue 19 left it out: no campaign lookup "
         "by name in the import engine)",
+        **{
+            ("last_activity_at", door): "derived: when the deal's newest activity was logged, kept by the "
+            "activity services for the automation's 'N days without activity'; the activities themselves "
+            "are listed on the deal"
+            for door in (API, FILES, ADMIN)
+        },
     },
     Activity: {
         ("id", ADMIN): ID_IN_ADMIN,

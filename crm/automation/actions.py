@@ -389,6 +389,7 @@ def register() -> None:
         execute=assign_owner_execute,
         preview=assign_owner_preview,
         example={"team_id": 1, "strategy": "round_robin"},
+        params={"user_id": 1, "team_id": 1, "strategy": "round_robin"},
     )
     register_action(
         "add_tags",
@@ -413,6 +414,7 @@ def register() -> None:
         execute=notify_execute,
         preview=notify_preview,
         example={"record_owner": True, "title": "{{ record.name }} needs a follow-up"},
+        params={"record_owner": True, "user_ids": [1], "title": "", "body": ""},
     )
     register_action(
         "call_webhook",
@@ -421,6 +423,7 @@ def register() -> None:
         execute=webhook_execute,
         preview=webhook_preview,
         example={"url": "https://hooks.example.com/crm", "body": {"lead": "{{ record.name }}"}},
+        params={"url": "", "body": {}, "secret": ""},
         atomic=False,  # no transaction held open while the target answers
     )
     register_action(

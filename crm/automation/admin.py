@@ -1,9 +1,9 @@
 """Automation rules and their runs in the admin (CRM Admins and superusers).
 
 The rule form has the trigger's settings as plain fields (the events, the changed field and its
-values, the date field, the cron), the conditions and actions as JSON with the chosen model's
-fields, operators and actions listed beside them; "Test on a record" previews a rule on a record
-and runs it by hand.
+values, the date field, the cron), the conditions and actions as rows that follow the chosen model
+(crm.automation.rule_form; a JSON box for nested groups), checked by the rule services with each
+message on its row; "Test on a record" previews a rule on a record and runs it by hand.
 """
 
 import json
@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from crm.admin.base import ServiceModelAdmin
-from crm.automation import engine, services
+from crm.automation import engine, rule_form, services
 from crm.automation.conditions import OPERATORS
 from crm.automation.registry import action_kinds, automatable_models
 from crm.automation.triggers import UPDATE_KINDS, date_fields, event_kinds
@@ -47,15 +47,18 @@ def _model_choices():
 
 
 class JSONText(forms.CharField):
-    """JSON typed in a textarea, shown indented."""
-
-    widget = forms.Textarea(attrs={"rows": 8, "cols": 90, "style": "font-family: monospace"})
+    """Rows (rule_form's widgets) or JSON typed in their box."""
 
     def __init__(self, *, empty, **kwargs):
         self.empty = empty
         super().__init__(required=False, **kwargs)
 
+    def has_changed(self, initial, data):
+        return True  # the rule is checked as a whole
+
     def prepare_value(self, value):
+        if isinstance(value, dict) and "rows" in value:
+            return value  # posted rows, shown again as rows
         if isinstance(value, dict | list):
             return json.dumps(value, indent=2, ensure_ascii=False)
         return value
@@ -64,7 +67,7 @@ class JSONText(forms.CharField):
         if value in (None, ""):
             return self.empty
         if isinstance(value, dict | list):
-            return value
+            return value  # rows (turned into JSON by the form, which knows the model)
         try:
             return json.loads(value)
         except ValueError as exc:
@@ -107,14 +110,16 @@ class AutomationRuleForm(forms.ModelForm):
     )
     conditions = JSONText(
         empty={},
-        help_text='All must hold: [{"field": "priority", "op": "eq", "value": "high"}]; groups: '
-        '{"any": [ ... , {"all": [...]}]}. Related fields with __: account__industry, '
-        "owner__sales_teams__name.",
+        widget=rule_form.ConditionRowsWidget,
+        help_text="A row per condition: a field of the record or of a related record (account → "
+        "industry, owner → sales teams → name), an operator valid for it, a value (a list: comma-"
+        'separated). Nested AND/OR groups: JSON in the box, e.g. {"any": [ ... , {"all": [...]}]}.',
     )
     actions = JSONText(
         empty=[],
-        help_text='In order: [{"kind": "add_tags", "params": {"tag_ids": [1]}}]. '
-        "The kinds and examples are listed below.",
+        widget=rule_form.ActionRowsWidget,
+        help_text="In order, a row per action: its kind, then what it needs (ids of tags or users "
+        "comma-separated; JSON where it says so).",
     )
 
     class Meta:
@@ -134,6 +139,14 @@ class AutomationRuleForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        label = self.data.get("model") if self.is_bound else None
+        label = label or self.initial.get("model") or self.instance.model
+        if label not in automatable_models():
+            label = next(iter(automatable_models()), None)
+        for name in ("conditions", "actions"):
+            # A field's widget is copied shallowly per form: give this form its own state.
+            self.fields[name].widget.model_label = label
+            self.fields[name].widget.row_errors = {}
         trigger = self.instance.trigger or {}
         self.initial.update(
             events=trigger.get("events", []),
@@ -175,6 +188,7 @@ class AutomationRuleForm(forms.ModelForm):
         elif kind == TriggerKind.SCHEDULE:
             trigger["cron"] = data.get("cron")
         data["trigger"] = trigger
+        self._rows_to_json(data)
         if "model" not in data or "trigger_kind" not in data:
             return data
         # Check what parsed (a part with a JSON error keeps its own message).
@@ -184,9 +198,37 @@ class AutomationRuleForm(forms.ModelForm):
         except ValidationError as exc:
             for key, problems in exc.message_dict.items():
                 target = key if key in self.fields else None
+                if target in ("conditions", "actions") and self._rows[target]:
+                    rows, problems = rule_form.errors_by_row(problems)
+                    widget = self.fields[target].widget
+                    for index, messages in rows.items():
+                        widget.row_errors.setdefault(index, []).extend(messages)
+                    if rows:
+                        problems = [*problems, f"Fix the {target} rows marked below."]
                 if target is None or target not in self.errors:
                     self.add_error(target, problems)
+        if self.fields["actions"].widget.row_errors and "actions" not in self.errors:
+            self.add_error("actions", "Fix the actions rows marked below.")  # JSON that did not parse
         return data
+
+    def _rows_to_json(self, data) -> None:
+        """What the rows posted, as the JSON the rule stores (the model names the fields' types)."""
+        label = data.get("model")
+        entry = automatable_models().get(label)
+        self._rows = {"conditions": False, "actions": False}
+        conditions = data.get("conditions")
+        if isinstance(conditions, dict) and "rows" in conditions:
+            self._rows["conditions"] = True
+            data["conditions"] = rule_form.conditions_from_rows(
+                conditions.get("match", "all"), conditions["rows"], entry.model if entry else None
+            )
+        actions = data.get("actions")
+        if isinstance(actions, dict) and "rows" in actions:
+            self._rows["actions"] = True
+            data["actions"], problems = rule_form.actions_from_rows(actions["rows"], label)
+            widget = self.fields["actions"].widget
+            for index, messages in problems.items():
+                widget.row_errors.setdefault(index, []).extend(messages)
 
 
 @admin.register(AutomationRule)

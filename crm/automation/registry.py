@@ -48,6 +48,8 @@ class ActionKind:
     models: tuple[str, ...] | None = None  # labels; None: every registered model
     example: dict[str, Any] = field(default_factory=dict)
     atomic: bool = True  # False for an action that only talks to the outside (no transaction held open)
+    # Every parameter the admin's form offers, each with a sample value of its type (None: the example's).
+    params: dict[str, Any] | None = None
 
 
 _models: dict[str, AutomatableModel] = {}
@@ -84,11 +86,13 @@ def register_action(
     models: Iterable[str] | None = None,
     example: dict[str, Any] | None = None,
     atomic: bool = True,
+    params: dict[str, Any] | None = None,
 ) -> None:
     """Add an action kind; with ``models`` (labels) only for those (another app may register the same
-    kind for its own models: "move_stage" for leads in crm, for opportunities in sales)."""
+    kind for its own models: "move_stage" for leads in crm, for opportunities in sales). ``params``:
+    every parameter it takes, with a sample value of its type, when the example shows only some."""
     labels = tuple(models) if models is not None else None
-    action = ActionKind(kind, label, validate, execute, preview, labels, example or {}, atomic)
+    action = ActionKind(kind, label, validate, execute, preview, labels, example or {}, atomic, params)
     for key in labels or (None,):
         _actions[(kind, key)] = action
 

@@ -3,7 +3,7 @@
 import datetime
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -155,6 +155,55 @@ def outbox_flush(conn) -> None:
     OutboxEvent.objects.using(conn.alias).bulk_create([func.event for func in pending])
     for func in pending:
         func.written = True
+
+
+def records_created_publish(instances: Iterable[models.Model], *, user) -> list[OutboxEvent]:
+    """``<record>.created`` for each of ``instances`` (just written in bulk, around their save): one
+    event per record, as ``record_published`` writes it, the records read together and the events
+    written with the transaction's other events in one ``INSERT`` before it commits."""
+    instances = list(instances)
+    if not instances:
+        return []
+    source = _source(instances[0])
+    if source is None:
+        return []
+    records = source.represent_many(instances)
+    actor = person(user)
+    who = {"id": actor.pk, "username": actor.get_username()} if actor else {"id": None, "username": "system"}
+    chain = current_chain()
+    occurred_at = timezone.now()
+    events = []
+    for instance in instances:
+        event_id = uuid.uuid4()
+        payload: dict[str, Any] = {
+            "id": str(event_id),
+            "type": f"{source.name}.created",
+            "occurred_at": _api_datetime(occurred_at),
+            "actor": who,
+            "record": records.get(instance.pk),
+        }
+        if chain:
+            payload["automation"] = {"chain": list(chain)}
+        events.append(
+            OutboxEvent(
+                event_id=event_id,
+                type=payload["type"],
+                occurred_at=occurred_at,
+                actor=actor,
+                record_type=source.name,
+                record_id=instance.pk,
+                pipeline_id=source.pipeline_of(instance),
+                payload=payload,
+            )
+        )
+    if in_own_transaction(connection):
+        # As event_publish: kept with the transaction, written with its other events, in order.
+        for event in events:
+            transaction.on_commit(_Pending(event))
+    else:
+        OutboxEvent.objects.bulk_create(events, batch_size=1000)
+    relay_after_commit()
+    return events
 
 
 def relay_after_commit() -> None:

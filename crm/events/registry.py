@@ -66,6 +66,15 @@ class EventSource:
             return self.serialize(instance.pk)
         return from_instance(instance)
 
+    def represent_many(self, instances: Iterable[models.Model]) -> dict[Any, dict[str, Any]]:
+        """``{pk: dict}``: each of ``instances`` as the API represents it, read together when the
+        source can (``api_representation``), else one by one."""
+        instances = list(instances)
+        many = getattr(self.serialize, "many", None)
+        if many is not None:
+            return many(instance.pk for instance in instances)
+        return {instance.pk: self.represent(instance) for instance in instances}
+
     @property
     def event_types(self) -> list[str]:
         return [f"{self.name}.{suffix}" for suffix in self.types]
@@ -175,7 +184,15 @@ def api_representation(selector: Callable, serializer_class: type) -> Callable[[
         context_for = getattr(serializer_class, "representation_context", None)
         return dict(serializer(context_for(record) if context_for else None).to_representation(record))
 
+    def many(pks: Iterable[Any]) -> dict[Any, dict[str, Any]]:
+        """``{pk: dict}`` for many records in one read (and a query per prefetch): a bulk write's events."""
+        from crm.actors import SYSTEM
+
+        records = selector(user=SYSTEM).filter(pk__in=list(pks))
+        return {record.pk: dict(serializer().to_representation(record)) for record in records}
+
     serialize.from_instance = from_instance
+    serialize.many = many
     return serialize
 
 

@@ -119,6 +119,56 @@ def record_email_opted_out(record) -> bool:
     return bool(record.email and email_addresses_opted_out([record.email]))
 
 
+def email_template_message(
+    *,
+    template: EmailTemplate,
+    record,
+    user: Actor,
+    to: str | None = None,
+    enrollment=None,
+    opted_out: set[str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    finish: Callable[[Rendered], Rendered] | None = None,
+) -> OutgoingEmail:
+    """The ``OutgoingEmail`` (not saved yet) that ``template`` makes for ``record`` (a lead or a
+    contact), to ``to`` or the record's address: queued, or ``suppressed`` when the address opted
+    out. ``opted_out``: the opted-out addresses (lowercased) already read for a batch of records,
+    else they are read here. ``headers`` go on the message; ``finish`` may change the rendered
+    message. It gets its Message-ID now. Raises ValidationError for an inactive template or no address."""
+    kind = record_kind(record)
+    _ensure_visible(user, record)
+    if not template.is_active:
+        raise ValidationError({"template": f"The email template “{template}” is inactive."})
+    address = (to or record.email or "").strip()
+    if not address:
+        raise ValidationError({"to": f"The {kind} “{record}” has no email address."})
+    rendered = email_template_render(template=template, record=record, user=user)
+    if finish is not None:
+        rendered = finish(rendered)
+    if opted_out is None:
+        suppressed = record_email_opted_out(record) or bool(email_addresses_opted_out([address]))
+    else:
+        suppressed = (
+            getattr(record, "email_opt_out", False)
+            or address.lower() in opted_out
+            or bool(record.email and record.email.strip().lower() in opted_out)
+        )
+    return OutgoingEmail(
+        template=template,
+        lead=record if kind == "lead" else None,
+        contact=record if kind == "contact" else None,
+        enrollment=enrollment,
+        to=address,
+        subject=rendered.subject[:255],
+        body_html=rendered.html,
+        body_text=rendered.text,
+        status=OutgoingEmailStatus.SUPPRESSED if suppressed else OutgoingEmailStatus.QUEUED,
+        headers=dict(headers or {}),
+        sent_by=person(user),
+        message_id=message_id_new(),
+    )
+
+
 def email_template_send(
     *,
     template: EmailTemplate,
@@ -136,25 +186,22 @@ def email_template_send(
     sending to the caller (``outgoing_emails_send``), which batches many messages on one connection.
     ``headers`` go on the message as they are; ``finish`` may change the rendered message (a campaign
     adds its unsubscribe footer and tracked links)."""
-    record_kind(record)  # a lead or a contact, or a TypeError
-    _ensure_visible(user, record)
-    if not template.is_active:
-        raise ValidationError({"template": f"The email template “{template}” is inactive."})
-    rendered = email_template_render(template=template, record=record, user=user)
-    if finish is not None:
-        rendered = finish(rendered)
-    return outgoing_email_queue(
+    email = email_template_message(
+        template=template,
         record=record,
         user=user,
         to=to,
-        subject=rendered.subject,
-        body_html=rendered.html,
-        body_text=rendered.text,
-        template=template,
         enrollment=enrollment,
-        send=send,
         headers=headers,
+        finish=finish,
     )
+    email.save()
+    if send and email.status == OutgoingEmailStatus.QUEUED:
+        from crm.events.dispatch import send_after_commit
+        from crm.messaging.tasks import outgoing_email_send
+
+        send_after_commit(outgoing_email_send, email.pk)
+    return email
 
 
 def message_id_new() -> str:
@@ -212,6 +259,12 @@ def outgoing_email_queue(
 
         send_after_commit(outgoing_email_send, email.pk)
     return email
+
+
+def outgoing_emails_queue(*, emails: list[OutgoingEmail]) -> list[OutgoingEmail]:
+    """Write many messages built by ``email_template_message`` in one ``INSERT``; the caller sends
+    them (``outgoing_emails_send``) once its transaction commits."""
+    return OutgoingEmail.objects.bulk_create(emails, batch_size=1000)
 
 
 def _message(email: OutgoingEmail, connection) -> EmailMultiAlternatives:
@@ -311,7 +364,9 @@ def _failures_on_enrollments(failed: Mapping[int, str]) -> None:
 
 
 def _log_sent(sent: list[OutgoingEmail]) -> None:
-    """Each email sent shows on its record's timeline, as an email activity."""
+    """Each email sent shows on its record's timeline, as an email activity: through the app that
+    logs emails (with their Message-IDs) when one registered, else all written together, or one by
+    one (each on its own) if that fails."""
     if not sent:
         return
     logger_of_sent = registries.sent_email_logger()
@@ -325,22 +380,31 @@ def _log_sent(sent: list[OutgoingEmail]) -> None:
         return
     from crm.actors import SYSTEM
 
-    for email in sent:
-        record = email.lead or email.contact
-        if record is None:
-            continue
+    items = [
+        {
+            "record": email.lead or email.contact,
+            "activity_type": "email",
+            "subject": email.subject,
+            "description": email.body_text,
+            "completed": True,
+        }
+        for email in sent
+        if (email.lead or email.contact) is not None
+    ]
+    if not items:
+        return
+    try:
+        with transaction.atomic():
+            registries.activities_write(user=SYSTEM, items=items)
+        return
+    except Exception:
+        logger.exception("Could not log %s emails at once; logging them one by one", len(items))
+    for item in items:
         try:
             with transaction.atomic():
-                registries.activity_write(
-                    user=SYSTEM,
-                    record=record,
-                    activity_type="email",
-                    subject=email.subject,
-                    description=email.body_text,
-                    completed=True,
-                )
+                registries.activity_write(user=SYSTEM, **item)
         except Exception:
-            logger.exception("Could not log email %s on its record's timeline", email.pk)
+            logger.exception("Could not log an email to %s on its record's timeline", item["record"])
 
 
 def outgoing_email_send(*, email_id: int) -> int:

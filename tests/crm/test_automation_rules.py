@@ -7,8 +7,13 @@ import datetime
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import Q
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThan, LessThanOrEqual
 from django.utils import timezone
 
+from activities.services import activity_create
 from crm import services as crm_services
 from crm.actors import SYSTEM
 from crm.automation import engine
@@ -289,6 +294,59 @@ def test_no_activity_for_n_days(stages):
         assert list(AutomationRun.objects.filter(rule=the_rule).values_list("record_id", flat=True)) == [
             quiet.pk
         ]
+
+
+def test_a_deal_without_activity_for_n_days_fires_once_per_quiet_spell(stages):
+    """Opportunities (registered from sales) have the trigger too, read from their last activity,
+    which the activity services keep: each deal fires once per threshold crossing."""
+    start = datetime.datetime(2026, 12, 1, 9, 0, tzinfo=datetime.UTC)
+
+    def fired():
+        runs = AutomationRun.objects.filter(rule=the_rule).order_by("id")
+        return list(runs.values_list("record_id", flat=True))
+
+    with time_machine.travel(start, tick=False) as clock:
+        quiet = OpportunityFactory(stage=stages["New"])
+        busy = OpportunityFactory(stage=stages["New"])
+        the_rule = rule(
+            model="sales.Opportunity", trigger_kind="time", trigger={"no_activity_days": 7}, actions=[]
+        )
+        clock.shift(datetime.timedelta(days=3))
+        activity_create(user=SYSTEM, data={"subject": "Call", "activity_type": "call", "opportunity": busy})
+        assert Opportunity.objects.get(pk=busy.pk).last_activity_at == timezone.now()
+        clock.shift(datetime.timedelta(days=3))  # day 6
+        engine.time_scan()
+        assert fired() == []
+        clock.shift(datetime.timedelta(days=2))  # day 8: the deal never touched crossed on day 7
+        engine.time_scan()
+        engine.time_scan()
+        assert fired() == [quiet.pk]
+        clock.shift(datetime.timedelta(days=3))  # day 11: the other one crossed on day 10
+        engine.time_scan()
+        assert fired() == [quiet.pk, busy.pk]
+        activity_create(user=SYSTEM, data={"subject": "Mail", "activity_type": "email", "opportunity": quiet})
+        clock.shift(datetime.timedelta(days=6))  # day 17: quiet again for 6 days only
+        engine.time_scan()
+        assert fired() == [quiet.pk, busy.pk]
+        clock.shift(datetime.timedelta(days=2))  # day 19: a second quiet spell, a second run
+        engine.time_scan()
+        engine.time_scan()
+        assert fired() == [quiet.pk, busy.pk, quiet.pk]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan of PostgreSQL")
+def test_the_quiet_deals_are_found_through_their_index(stages):
+    OpportunityFactory.create_batch(3, stage=stages["New"])
+    now = timezone.now()
+    quiet_since = Coalesce("last_activity_at", "created_at")
+    window = Opportunity.objects.filter(
+        Q(GreaterThan(quiet_since, now - datetime.timedelta(days=8)))
+        & Q(LessThanOrEqual(quiet_since, now - datetime.timedelta(days=7)))
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    assert "sales_opp_quiet_since" in window.explain()
 
 
 def test_the_preview_says_what_would_happen_and_writes_nothing(stages, personas):

@@ -15,7 +15,17 @@ from crm import services as crm_services
 from crm.actors import SYSTEM
 from crm.automation.services import automation_rule_run
 from crm.automation.tasks import automation_schedule_tick, automation_time_scan
-from crm.models import AutomationRule, AutomationRun, Lead, Notification, NotificationKind, RunStatus
+from crm.messaging.services import email_template_create
+from crm.models import (
+    AutomationRule,
+    AutomationRun,
+    Lead,
+    Notification,
+    NotificationKind,
+    RunStatus,
+    SequenceEnrollment,
+)
+from crm.sequences.services import sequence_create
 from sales import services as sales_services
 from sales.models import Opportunity
 from tests.backbone import wait_until, worker_start
@@ -226,3 +236,55 @@ def test_a_failing_action_is_recorded_and_retried_and_the_rest_follow_the_rule(s
     assert lead.priority == "high" and lead.rating != "hot"
     ids = {r.headers["webhook-id"] for r in receiver.requests if r.path == "/fail"}
     assert len(ids) == 2 and len(receiver.requests) == 6
+
+
+def test_the_outreach_actions_email_and_enroll_through_the_worker(stages, smtp_server, start_worker):
+    """ "Send a templated email" and "enroll in a sequence", executed by the worker: the message reaches
+    the SMTP server on loopback; the enrollment's first step (a task) is written by the worker too."""
+    welcome = email_template_create(
+        user=SYSTEM, data={"name": "Welcome", "subject": "Hello {{ lead.name }}", "body_html": "<p>Hi</p>"}
+    )
+    sequence = sequence_create(
+        user=SYSTEM,
+        data={"name": "Nurture"},
+        steps=[{"position": 1, "kind": "task", "task_subject": "Call them"}],
+    )
+    the_rule = rule(
+        trigger={"events": ["created"]},
+        actions=[
+            {"kind": "send_email", "params": {"template_id": welcome.pk}},
+            {"kind": "enroll_sequence", "params": {"sequence_id": sequence.pk}},
+        ],
+    )
+    start_worker()
+
+    lead = crm_services.lead_create(user=SYSTEM, data={"name": "Road Runner", "email": "beep@runner.example"})
+
+    run = run_of(the_rule)
+    assert run.status == RunStatus.SUCCEEDED, run.outcomes
+    (message,) = smtp_server.wait_for(1)
+    assert (message["To"], message["Subject"]) == ("beep@runner.example", "Hello Road Runner")
+    enrollment = SequenceEnrollment.objects.get(sequence=sequence, lead=lead)
+    wait_until(lambda: Activity.objects.filter(lead=lead, activity_type="task").exists(), timeout=40.0)
+    enrollment.refresh_from_db()
+    assert enrollment.status == "completed"
+
+
+def test_a_quiet_deal_fires_its_time_rule_in_the_worker(stages, worker):
+    quiet = OpportunityFactory(stage=stages["New"])
+    the_rule = rule(
+        model="sales.Opportunity",
+        trigger_kind="time",
+        trigger={"no_activity_days": 7},
+        actions=[{"kind": "update_fields", "params": {"values": {"priority": "urgent"}}}],
+    )
+    Opportunity.objects.filter(pk=quiet.pk).update(created_at=timezone.now() - datetime.timedelta(days=8))
+    AutomationRule.objects.filter(pk=the_rule.pk).update(
+        last_scanned_at=timezone.now() - datetime.timedelta(days=2)
+    )
+
+    automation_time_scan.apply_async(retry=False)
+
+    run = run_of(the_rule)
+    assert run.status == RunStatus.SUCCEEDED and run.record_id == quiet.pk
+    assert Opportunity.objects.get(pk=quiet.pk).priority == "urgent"

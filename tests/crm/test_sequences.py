@@ -9,12 +9,13 @@ import zoneinfo
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 
 from activities.models import Activity
 from crm import services as crm_services
 from crm.actors import SYSTEM
 from crm.messaging.services import email_template_create
-from crm.models import EnrollmentStatus, OutgoingEmail, SequenceEnrollment
+from crm.models import EnrollmentStatus, OutboxEvent, OutgoingEmail, SequenceEnrollment
 from crm.sequences import runner, services
 from crm.sequences.runner import days_later
 from sales.services import lead_convert
@@ -296,3 +297,93 @@ def test_a_record_is_in_a_sequence_once_at_a_time(welcome, lead):
         enroll(sequence, lead)
     assert "already" in refused.value.message_dict["lead_id"][0]
     assert SequenceEnrollment.objects.count() == 1
+
+
+def test_a_lead_whose_address_is_a_do_not_call_contact_gets_no_call(stages, owner):
+    ContactFactory(email="Wile@Acme.example", do_not_call=True)
+    lead = LeadFactory(email="wile@acme.example", stage=stages["New"], owner=owner)
+    sequence = make_sequence([{"kind": "task", "task_subject": "Ring them", "task_type": "call"}])
+    enrollment = enroll(sequence, lead)
+
+    advance(THURSDAY)
+
+    assert not Activity.objects.filter(lead=lead).exists()
+    assert history(enrollment) == ["enrolled", "skipped", "completed"]
+
+
+def _nurture_many(welcome, stages, owner, count, name="Nurture", domain="acme.example"):
+    sequence = make_sequence(
+        [
+            {"kind": "email", "email_template": welcome},
+            {"kind": "task", "task_subject": "Call them", "task_type": "call", "task_due_days": 1},
+            {"kind": "wait", "wait_days": 2},
+        ],
+        name=name,
+    )
+    leads = [
+        LeadFactory(
+            name=f"Lead {n}",
+            contact_name=f"Person {n}",
+            email=f"p{n}@{domain}",
+            stage=stages["New"],
+            owner=owner,
+        )
+        for n in range(count)
+    ]
+    return [enroll(sequence, lead) for lead in leads]
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "one_by_one"])
+def test_a_batch_writes_each_records_email_task_and_events_in_bulk_or_one_by_one(
+    smtp_server, welcome, stages, owner, bulk
+):
+    enrollments = _nurture_many(welcome, stages, owner, 3)
+    ContactFactory(email="p1@acme.example", do_not_call=True)  # lead 1: no call
+
+    with time_machine.travel(THURSDAY, tick=False):
+        assert runner.sequence_enrollments_advance(bulk=bulk) == 3
+    smtp_server.wait_for(3)
+
+    assert sorted(m["To"] for m in to_records(smtp_server)) == [f"p{n}@acme.example" for n in range(3)]
+    calls = Activity.objects.filter(activity_type="call").order_by("lead__name")
+    assert [a.lead.name for a in calls] == ["Lead 0", "Lead 2"]
+    assert all(a.owner == owner and a.due_date == THURSDAY + datetime.timedelta(days=1) for a in calls)
+    assert Activity.objects.filter(activity_type="email", status="completed").count() == 3
+    created = OutboxEvent.objects.filter(type="activity.created")
+    assert sorted(created.values_list("record_id", flat=True)) == sorted(
+        Activity.objects.values_list("pk", flat=True)
+    )
+    for enrollment in enrollments:
+        enrollment.refresh_from_db()
+        assert enrollment.position == 4 and enrollment.next_run_at == THURSDAY + datetime.timedelta(days=2)
+    assert history(enrollments[1]) == ["enrolled", "emailed", "skipped", "waited"]
+    assert history(enrollments[0]) == ["enrolled", "emailed", "task_created", "waited"]
+
+
+def test_a_batch_of_steps_costs_a_fixed_number_of_queries(
+    smtp_server, welcome, stages, owner, django_assert_max_num_queries
+):
+    """The runner's own queries: the relay that hands the events to their consumers (the owners'
+    notifications) runs once the outer transaction commits, outside the count (a worker's job)."""
+    first = _nurture_many(welcome, stages, owner, 2, name="Warm-up", domain="warm.example")
+    with time_machine.travel(THURSDAY, tick=False):
+        runner.sequence_enrollments_advance()  # warm-up: caches, the scoring rules
+    SequenceEnrollment.objects.filter(pk__in=[e.pk for e in first]).update(status=EnrollmentStatus.STOPPED)
+
+    for count in (5, 25):
+        batch = _nurture_many(
+            welcome, stages, owner, count, name=f"Batch {count}", domain=f"b{count}.example"
+        )
+        with (
+            time_machine.travel(THURSDAY, tick=False),
+            transaction.atomic(),
+            # Without row locks (SQLite) each enrollment is claimed by its own conditional UPDATE.
+            django_assert_max_num_queries(
+                50 if connection.features.has_select_for_update_skip_locked else 50 + count
+            ),
+        ):
+            assert runner.sequence_enrollments_advance() == count
+        SequenceEnrollment.objects.filter(pk__in=[e.pk for e in batch]).update(
+            status=EnrollmentStatus.STOPPED
+        )
+    assert Activity.objects.filter(activity_type="call").count() == 2 + 5 + 25

@@ -1,0 +1,122 @@
+"""The bulk activity writer (activities_create_bulk): the rules of activity_create for many activities
+in a few statements: visibility, owners, validation, one audit version and one ``activity.created``
+event per activity (its owner notified), the leads' last activity and score. The personas are those
+of tests/conftest.py."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from activities.models import Activity
+from activities.services import activities_create_bulk, activity_create
+from crm.actors import SYSTEM
+from crm.models import Lead, Notification, OutboxEvent, ScoringRule
+from tests.factories import LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def rows(leads, **extra):
+    return [
+        {"lead": lead, "subject": f"Call {lead.name}", "activity_type": "task", **extra} for lead in leads
+    ]
+
+
+@pytest.fixture
+def recent_activity_rule(db):
+    ScoringRule.objects.all().delete()
+    ScoringRule.objects.create(criterion="recent_activity", value="7", points=15)
+
+
+def test_each_activity_gets_its_version_its_event_and_its_leads_score(owner, stages, recent_activity_rule):
+    leads = [LeadFactory(name=f"Lead {n}", stage=stages["New"], owner=owner) for n in range(3)]
+
+    created = activities_create_bulk(user=owner, rows=rows(leads))
+
+    assert [a.lead_id for a in created] == [lead.pk for lead in leads]
+    assert all(a.owner_id == owner.pk for a in created)  # the author, as activity_create does
+    for activity in created:
+        (version,) = activity.history.all()
+        assert version.history_type == "+" and version.history_user_id == owner.pk
+    events = OutboxEvent.objects.filter(type="activity.created").order_by("record_id")
+    assert [e.record_id for e in events] == [a.pk for a in created]
+    for event in events:
+        assert event.payload["record"]["id"] == event.record_id
+        assert event.payload["actor"] == {"id": owner.pk, "username": owner.username}
+    for lead in Lead.objects.filter(pk__in=[lead.pk for lead in leads]):
+        assert lead.last_activity_at is not None and lead.score == 15
+
+
+def test_its_events_carry_what_activity_create_publishes(owner, stages):
+    lead = LeadFactory(stage=stages["New"], owner=owner)
+    single = activity_create(user=owner, data=rows([lead])[0])
+    (bulk,) = activities_create_bulk(user=owner, rows=rows([lead]))
+
+    one = OutboxEvent.objects.get(type="activity.created", record_id=single.pk).payload
+    other = OutboxEvent.objects.get(type="activity.created", record_id=bulk.pk).payload
+    assert set(one) == set(other)
+    assert set(one["record"]) == set(other["record"])
+    different = {"id", "created_at", "updated_at"}
+    assert {k: v for k, v in one["record"].items() if k not in different} == {
+        k: v for k, v in other["record"].items() if k not in different
+    }
+
+
+def test_the_owner_it_is_assigned_to_is_notified_once_per_activity(
+    owner, stages, smtp_server, django_capture_on_commit_callbacks
+):
+    leads = [LeadFactory(stage=stages["New"], owner=owner) for _ in range(2)]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        activities_create_bulk(user=SYSTEM, rows=rows(leads, owner=owner))
+
+    notified = Notification.objects.filter(recipient=owner, kind="assigned")
+    assert notified.count() == 2
+
+
+def test_a_record_the_author_cannot_see_refuses_the_batch(people):
+    mine, foreign = people.records["owner"].lead, people.records["outsider"].lead
+    before = Activity.objects.count()
+
+    with pytest.raises(ValidationError) as refused:
+        activities_create_bulk(user=people.users["owner"], rows=rows([mine, foreign]))
+
+    assert list(refused.value.error_dict) == ["lead"]
+    assert Activity.objects.count() == before
+    assert not OutboxEvent.objects.filter(type="activity.created", record_id__gt=0).exclude(
+        record_id__in=Activity.objects.values("pk")
+    )
+
+
+def test_an_owner_the_author_may_not_assign_refuses_the_batch(people):
+    lead = people.records["owner"].lead
+    before = Activity.objects.count()
+
+    with pytest.raises(ValidationError) as refused:
+        activities_create_bulk(user=people.users["owner"], rows=rows([lead], owner=people.users["outsider"]))
+
+    assert "owner" in refused.value.error_dict
+    assert Activity.objects.count() == before
+
+
+def test_an_invalid_row_is_named_and_nothing_is_written(owner, stages):
+    leads = [LeadFactory(stage=stages["New"], owner=owner) for _ in range(2)]
+    bad = rows(leads)
+    bad[1]["activity_type"] = "telegram"
+    before = Activity.objects.count()
+
+    with pytest.raises(ValidationError) as refused:
+        activities_create_bulk(user=owner, rows=bad)
+
+    assert list(refused.value.error_dict) == ["rows[1]"]
+    assert Activity.objects.count() == before
+
+
+def test_the_batch_costs_a_fixed_number_of_queries(owner, stages, django_assert_max_num_queries):
+    leads = [LeadFactory(stage=stages["New"], owner=owner) for _ in range(40)]
+    activities_create_bulk(user=owner, rows=rows(leads[:2]))  # warm-up: the scoring rules' cache
+
+    with django_assert_max_num_queries(20):
+        activities_create_bulk(user=owner, rows=rows(leads[:5]))
+    with django_assert_max_num_queries(20):
+        activities_create_bulk(user=owner, rows=rows(leads))
+    assert Activity.objects.filter(lead__in=leads).count() == 2 + 5 + 40
