@@ -50,9 +50,10 @@ class CRMAdminSite(admin.AdminSite):
             *super().get_urls(),
         ]
 
-    # Apps of the machinery (logins, tokens, schedules, users and groups): on the dashboard of
-    # superusers only; their pages stay reachable by URL to whoever has the permission.
-    TECHNICAL_APPS = ("auth", "authtoken", "axes", "django_celery_beat", "django_celery_results")
+    # Apps of the machinery (logins, tokens, users and groups, task results): on the dashboard of
+    # superusers only; their pages stay reachable by URL to whoever has the permission. The schedules
+    # (django_celery_beat) stay: a CRM Admin sets when reminders, digests and scans run.
+    TECHNICAL_APPS = ("auth", "authtoken", "axes", "django_celery_results")
 
     def get_app_list(self, request, app_label=None):
         apps = super().get_app_list(request, app_label)

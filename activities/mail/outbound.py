@@ -293,8 +293,10 @@ def _sent_email_log(email: OutgoingEmail, message: EmailMessage | None) -> None:
         return
     sent_at = email.sent_at or timezone.now()
     owner = email.sent_by or getattr(record, "owner", None) or getattr(recipient, "owner", None)
+    # Logged as the person who sent it (their own email on their timeline: no "assigned to you"
+    # notification); the system's own sends (sequences, automations) are logged by the system.
     activity = activity_create(
-        user=SYSTEM,
+        user=email.sent_by or SYSTEM,
         data={
             **_links(record, recipient),
             "activity_type": ActivityType.EMAIL,

@@ -52,6 +52,7 @@ LEAD_FIELDS = {
     "updated_at",
     "score",
     "score_breakdown",
+    "campaign_id",
 }
 
 

@@ -111,6 +111,8 @@ def test_preferences_list_defaults_and_update(api_as, owner):
 
     listed = client.get(url("notification-preferences/")).json()
     assert {row["kind"]: row["channel"] for row in listed} == {
+        "sla_warning": "both",
+        "sla_breached": "both",
         "assigned": "both",
         "stage_changed": "in_app",
         "team_deal_closed": "in_app",

@@ -52,6 +52,10 @@ OPPORTUNITY_FIELDS = {
     "tags",
     "created_at",
     "updated_at",
+    "campaign_id",
+    "days_in_stage",
+    "stage_usual_time",
+    "is_rotting",
 }
 
 

@@ -148,6 +148,7 @@ def test_adding_a_record_warns_of_likely_duplicates(admin_client, db):
         {
             "name": "Acme Corp.",
             "account_type": "prospect",
+            "tier": "standard",
             "phone": "(555) 123-4567",
             "contacts-TOTAL_FORMS": "0",
             "contacts-INITIAL_FORMS": "0",
