@@ -7,7 +7,7 @@ Signals, each present or not for an account on a day:
 - ``no_activity``: no activity in the last 90 days;
 - ``no_recent_win``: no deal won for more than CRM_CHURN_NO_WIN_MONTHS months (12);
 - ``lost_renewal``: a renewal deal lost in the last 12 months.
-(Open tickets will be a signal once tickets exist.)
+(Open tickets, which now exist, are not a signal yet.)
 
 Fitting (naive Bayes with add-one smoothing, i.e. a points model): the history is every customer account
 (one with a won deal) 180 days ago, its signals as of that day, and whether it churned since: won no deal
