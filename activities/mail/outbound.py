@@ -26,7 +26,7 @@ from activities.models import (
     EmailDirection,
     EmailMessage,
 )
-from activities.services import activity_create
+from activities.services import activities_create_bulk, activity_create
 from crm.actors import SYSTEM, Actor, person
 from crm.messaging.services import (
     email_template_render,
@@ -258,12 +258,71 @@ def sent_emails_log(*, emails: list[OutgoingEmail]) -> None:
     was written from, and is kept with its Message-ID so that replies join its thread. Registered with
     crm (``register_sent_email_logger``): template emails of sequences and automations come here too."""
     by_outgoing = {m.outgoing_id: m for m in EmailMessage.objects.filter(outgoing__in=[e.pk for e in emails])}
+    fresh = [e for e in emails if e.pk not in by_outgoing and (e.lead or e.contact) is not None]
+    if len(fresh) > 1:
+        # A batch (a sequence's, a campaign's): its messages and activities in a few statements.
+        try:
+            with transaction.atomic():
+                _sent_emails_log_bulk(fresh)
+            emails = [e for e in emails if e not in fresh]
+        except Exception:
+            logger.exception("Could not log %s sent emails at once; logging them one by one", len(fresh))
     for email in emails:
         try:
             with transaction.atomic():
                 _sent_email_log(email, by_outgoing.get(email.pk))
         except Exception:
             logger.exception("Could not log the sent email %s on its record", email.pk)
+
+
+def _sent_emails_log_bulk(emails: list[OutgoingEmail]) -> None:
+    """New sent messages, each to its lead or contact: their EmailMessage rows in one INSERT (a
+    Message-ID logged already fails the batch, which the caller then logs one by one) and their
+    activities through the bulk activity service, grouped by who sent them."""
+    now = timezone.now()
+    messages = [
+        EmailMessage(
+            direction=EmailDirection.OUTBOUND,
+            message_id=email.message_id or message_id_new(),
+            outgoing=email,
+            record_type="lead" if email.lead_id else "contact",
+            record_id=(email.lead or email.contact).pk,
+            from_address=settings.DEFAULT_FROM_EMAIL,
+            to_addresses=email.to,
+            subject=email.subject,
+            sent_at=email.sent_at or now,
+        )
+        for email in emails
+    ]
+    EmailMessage.objects.bulk_create(messages)
+    by_sender: dict[Any, list[tuple[OutgoingEmail, EmailMessage]]] = {}
+    for email, message in zip(emails, messages, strict=True):
+        by_sender.setdefault(email.sent_by, []).append((email, message))
+    links = []
+    for sender, pairs in by_sender.items():
+        rows = []
+        for email, message in pairs:
+            recipient = email.lead or email.contact
+            rows.append(
+                {
+                    **_links(recipient, recipient),
+                    "activity_type": ActivityType.EMAIL,
+                    "subject": email.subject[:200],
+                    "description": email.body_text,
+                    "due_date": message.sent_at,
+                    "status": ActivityStatus.COMPLETED,
+                    "completed_at": message.sent_at,
+                    "owner": sender or getattr(recipient, "owner", None),
+                }
+            )
+        # Logged as the person who sent them; the system's own sends by the system.
+        activities = activities_create_bulk(user=sender or SYSTEM, rows=rows)
+        through = EmailMessage.activities.through
+        links.extend(
+            through(emailmessage_id=message.pk, activity_id=activity.pk)
+            for (_, message), activity in zip(pairs, activities, strict=True)
+        )
+    EmailMessage.activities.through.objects.bulk_create(links)
 
 
 def _sent_email_log(email: OutgoingEmail, message: EmailMessage | None) -> None:
