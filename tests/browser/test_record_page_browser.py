@@ -26,8 +26,8 @@ def test_the_stepper_moves_a_record(demo, logged_in_page):
 
     page.locator("[data-stepper] button", has_text="Proposal").click()
 
-    page.wait_for_function(
-        "document.querySelector('[data-stepper] [aria-current=step]').textContent.trim() === 'Proposal'"
+    page.wait_for_function(  # null while the page reloads after the move
+        "document.querySelector('[data-stepper] [aria-current=step]')?.textContent.trim() === 'Proposal'"
     )
     lead.refresh_from_db()
     assert (lead.stage.name, lead.probability) == ("Proposal", lead.stage.probability)
@@ -37,8 +37,8 @@ def test_the_stepper_moves_a_record(demo, logged_in_page):
     dialog = page.locator("dialog[data-crm-dialog]")
     dialog.locator("select[name=lost_reason]").select_option(label="Bad timing")
     dialog.locator("[data-dialog-submit]").click()
-    page.wait_for_function(
-        "document.querySelector('[data-stepper] [aria-current=step]').textContent.trim() === 'Lost'"
+    page.wait_for_function(  # null while the page reloads after the move
+        "document.querySelector('[data-stepper] [aria-current=step]')?.textContent.trim() === 'Lost'"
     )
     lead.refresh_from_db()
     assert (lead.status, lead.lost_reason.name) == (LeadStatus.LOST, "Bad timing")

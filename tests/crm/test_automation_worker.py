@@ -78,8 +78,9 @@ def test_an_event_rule_runs_every_crm_action_in_order_through_the_worker(stages,
             {"kind": "update_fields", "params": {"values": {"description": "never"}}},
         ],
     )
-    lead = crm_services.lead_create(user=SYSTEM, data={"name": "Acme", "source": "website"})
-    lead.tags.add(cold)  # before the worker reads it: the run sees the tag
+    with transaction.atomic():  # the event is relayed on commit: the worker sees the lead with its tag
+        lead = crm_services.lead_create(user=SYSTEM, data={"name": "Acme", "source": "website"})
+        lead.tags.add(cold)
     crm_services.lead_create(user=SYSTEM, data={"name": "Not from the site", "source": "referral"})
 
     run = run_of(the_rule)
