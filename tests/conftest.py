@@ -33,6 +33,61 @@ from tests.factories import (
     UserFactory,
 )
 
+# The roles (groups and their permissions) as the migrations made them, read once per test process.
+_ROLES: dict[str, list[tuple[str, str]]] = {}
+_TRANSACTIONAL_FIXTURES = {
+    "transactional_db",
+    "live_server",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _roles_as_migrated(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        for group in Group.objects.prefetch_related("permissions__content_type"):
+            _ROLES[group.name] = [(p.content_type.app_label, p.codename) for p in group.permissions.all()]
+
+
+def _is_transactional(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    if marker is not None and marker.kwargs.get("transaction"):
+        return True
+    return bool(_TRANSACTIONAL_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A transactional test ends by emptying every table, the roles that the migrations made included;
+    put them back (committed), so the tests after it on the same process find them as a fresh database
+    has them."""
+    yield
+    if not _ROLES or not _is_transactional(item):
+        return
+    from pytest_django.plugin import blocking_manager_key
+
+    with item.config.stash[blocking_manager_key].unblock():
+        roles_restore()
+
+
+def roles_restore() -> None:
+    """Make the roles again, with their permissions, unless they are there."""
+    from django.contrib.auth.models import Permission
+
+    if Group.objects.filter(name__in=list(_ROLES)).exists():
+        return
+    permissions = {
+        (app_label, codename): pk
+        for pk, app_label, codename in Permission.objects.values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+    }
+    for name, codes in _ROLES.items():
+        group = Group.objects.create(name=name)
+        group.permissions.set([permissions[code] for code in codes if code in permissions])
+
+
 # The personas that own records (the superuser owns none).
 PERSONAS = ("owner", "teammate", "manager", "outsider", "crm_admin")
 
