@@ -38,7 +38,11 @@ class CrmConfig(AppConfig):
 
         automation_setup.register()
 
+        from crm.consent import admin as consent_admin  # noqa: F401  (consents, preferences)
+        from crm.consent import api as consent_api
         from crm.marketing import admin as marketing_admin  # noqa: F401  (segments, campaigns)
+
+        consent_api.register()
         from crm.messaging import admin as messaging_admin  # noqa: F401  (templates, sent emails)
         from crm.sequences import admin as sequences_admin  # noqa: F401  (sequences, enrollments)
         from crm.sequences import consumers as sequence_consumers

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from activities.api.calendar import calendar_feed
 from activities.service.public import inbound_email, support_form
+from crm.consent.public import consent_preferences
 from crm.marketing.public import campaign_click, campaign_open, campaign_unsubscribe
 from crm_project.api import build_router
 from crm_project.auth import TokenView
@@ -26,6 +27,8 @@ urlpatterns = [
     path("m/u/<str:token>/", campaign_unsubscribe, name="campaign-unsubscribe"),
     path("m/o/<str:token>.gif", campaign_open, name="campaign-open"),
     path("m/c/<str:token>/", campaign_click, name="campaign-click"),
+    # ... and the person's preference centre (channels, consents by purpose).
+    path("m/p/<str:token>/", consent_preferences, name="consent-preferences"),
     # The calendar feed's secret URL is its credential (no session): served before the API's routes.
     path("api/v1/crm/calendar/feed/<str:token>.ics", calendar_feed, name="calendar-feed"),
     path("api/v1/crm/", include(build_router().urls)),

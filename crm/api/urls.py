@@ -4,6 +4,7 @@ from rest_framework.routers import SimpleRouter
 
 from crm.api import keys, views
 from crm.automation import api as automation
+from crm.consent import api as consent
 from crm.jobs import api as jobs
 from crm.marketing import api as marketing
 from crm.messaging import api as messaging
@@ -40,6 +41,8 @@ router.register("sequence-enrollments", sequences.SequenceEnrollmentViewSet, bas
 router.register("api-keys", keys.ApiKeyViewSet, basename="api-key")
 router.register("segments", marketing.SegmentViewSet, basename="segment")
 router.register("campaigns", marketing.CampaignViewSet, basename="campaign")
+router.register("consent-purposes", consent.ConsentPurposeViewSet, basename="consent-purpose")
+router.register("consents", consent.ConsentRecordViewSet, basename="consent")
 # Before "reports": "reports/builder/" and "reports/saved/" are not standard reports' keys.
 router.register("reports/builder", reports.ReportBuilderViewSet, basename="report-builder")
 router.register("reports/saved", reports.SavedReportViewSet, basename="saved-report")

@@ -178,6 +178,7 @@ class ContactViewSet(
 ):
     """Contacts: the people who work for accounts. `search` matches name, email and phone."""
 
+    record_label = "crm.contact"  # for the actions other modules register (consent: preferences)
     import_export_kind = "contacts"
     duplicates_scope = staticmethod(selectors.contact_visible_to)
     action_serializers = {"merge": MergeInputSerializer}

@@ -127,7 +127,7 @@ class CampaignAdmin(ServiceModelAdmin):
     list_filter = ("campaign_type", "status", "start_date")
     list_select_related = ("owner",)
     search_fields = ("name",)
-    autocomplete_fields = ("owner", "email_template", "segment")
+    autocomplete_fields = ("owner", "email_template", "segment", "consent_purpose")
     readonly_fields = ("figures", "send_preview", "send_started_at")
     actions = ["send_email", "send_test_to_me"]
     fieldsets = (
@@ -138,6 +138,7 @@ class CampaignAdmin(ServiceModelAdmin):
                 "fields": (
                     "email_template",
                     "segment",
+                    "consent_purpose",
                     "track_opens",
                     "track_clicks",
                     "send_started_at",

@@ -24,6 +24,7 @@ from crm.models import (
     Campaign,
     CampaignMember,
     CampaignMemberStatus,
+    ConsentPurpose,
     EmailTemplate,
     Segment,
     SegmentEntity,
@@ -143,6 +144,11 @@ class CampaignSerializer(serializers.ModelSerializer):
         "segment",
         help_text="Sending adds this segment's leads or contacts to the members.",
     )
+    consent_purpose_id = related_id(
+        ConsentPurpose.objects.all(),
+        "consent_purpose",
+        help_text="What the email is for; a purpose that requires consent reaches only members who gave it.",
+    )
 
     class Meta:
         model = Campaign
@@ -160,6 +166,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "owner_id",
             "email_template_id",
             "segment_id",
+            "consent_purpose_id",
             "track_opens",
             "track_clicks",
             "send_started_at",
@@ -279,6 +286,10 @@ class ExclusionsSerializer(serializers.Serializer):
         help_text="The record (or a contact of its address) opted out of email."
     )
     unsubscribed = serializers.IntegerField(help_text="The address unsubscribed from a campaign.")
+    email_off = serializers.IntegerField(help_text="The person turned email off in their preferences.")
+    no_consent = serializers.IntegerField(
+        help_text="No consent in force for the campaign's purpose (when the purpose requires consent)."
+    )
     duplicate = serializers.IntegerField(help_text="Another member has the same address.")
 
 
@@ -409,7 +420,8 @@ class CampaignViewSet(ServiceModelViewSet):
     @extend_schema(
         summary="What sending the campaign's email would do now",
         description="How many members (and segment records) would get it, how many are left out and why: "
-        "no address, opted out, unsubscribed, an address twice. Writes nothing.",
+        "no address, opted out, unsubscribed, email turned off in their preferences, no consent for the "
+        "campaign's purpose, an address twice. Writes nothing.",
         responses={200: SendPreviewSerializer, 404: NOT_FOUND},
         filters=False,
     )

@@ -1,4 +1,5 @@
-"""The signed, expiring links in a campaign's email: unsubscribe (one click), open and click tracking."""
+"""The signed, expiring links in a campaign's email: unsubscribe (one click), open and click tracking,
+and the person's preference centre."""
 
 from django.conf import settings
 from django.core import signing
@@ -7,6 +8,7 @@ from django.urls import reverse
 UNSUBSCRIBE_SALT = "crm.campaign.unsubscribe"
 OPEN_SALT = "crm.campaign.open"
 CLICK_SALT = "crm.campaign.click"
+PREFERENCES_SALT = "crm.consent.preferences"
 
 
 class LinkRefused(Exception):
@@ -33,6 +35,15 @@ def open_url(member_id: int) -> str:
 def click_url(member_id: int, target: str) -> str:
     token = signing.dumps({"m": member_id, "u": target}, salt=CLICK_SALT, compress=True)
     return _absolute(reverse("campaign-click", args=[token]))
+
+
+def preferences_url(person) -> str:
+    """The preference centre of ``person`` (a lead or a contact), for the address it has now: the
+    link stops working once the address changes (it was sent to the old one)."""
+    kind = "lead" if person._meta.model_name == "lead" else "contact"
+    payload = {"m": person.pk, "k": kind, "e": (person.email or "").strip().lower()}
+    token = signing.dumps(payload, salt=PREFERENCES_SALT, compress=True)
+    return _absolute(reverse("consent-preferences", args=[token]))
 
 
 def link_payload(token: str, salt: str) -> dict:

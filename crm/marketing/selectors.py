@@ -90,7 +90,9 @@ def segment_preview(*, segment: Segment, user: Actor, limit: int = PREVIEW_SIZE)
 
 
 def campaign_list(*, user: Actor, filters=None) -> QuerySet[Campaign]:
-    queryset = Campaign.objects.select_related("owner").annotate(member_count=Count("members", distinct=True))
+    queryset = Campaign.objects.select_related("owner", "consent_purpose").annotate(
+        member_count=Count("members", distinct=True)
+    )
     if filters:
         for name in ("status", "campaign_type"):
             if filters.get(name):

@@ -4,9 +4,11 @@ the workers at a configured rate, the test send, and what the signed links recor
 A campaign's email goes to its members (a segment's records join them when the send starts), each
 through ``crm.messaging.services.email_template_send`` (the one way to email a record), with its own
 signed unsubscribe link in the footer and in the ``List-Unsubscribe`` / ``List-Unsubscribe-Post``
-headers (RFC 8058). Never to a record without an address, one whose contact opted out of email, an
-unsubscribed address, or an address the campaign has emailed already; each is checked when the send
-is previewed, again as each batch is sent, and by the messaging service itself just before sending.
+headers (RFC 8058), and its signed preference-centre link. Never to a record without an address, one
+whose contact opted out of email, an unsubscribed address, a person who turned email off in their
+preferences, one without consent in force for the campaign's purpose (when it requires consent), or
+an address the campaign has emailed already; each is checked when the send is previewed, again as
+each batch is sent, and by the messaging service itself just before sending.
 """
 
 import html
@@ -22,6 +24,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from crm.actors import SYSTEM, Actor
+from crm.consent.selectors import emailable
 from crm.marketing import links
 from crm.marketing.selectors import campaign_member_list
 from crm.marketing.services import campaign_members_add
@@ -31,6 +34,7 @@ from crm.models import (
     Campaign,
     CampaignMember,
     CampaignMemberStatus,
+    ConsentPurpose,
     Contact,
     EmailUnsubscribe,
     ExclusionReason,
@@ -69,14 +73,22 @@ def _addresses_opted_out(addresses: Iterable[str]) -> set[str]:
     )
 
 
-def exclusions(members: list[CampaignMember], already: set[str] | None = None) -> dict[int, str]:
+def exclusions(
+    members: list[CampaignMember], already: set[str] | None = None, purpose: ConsentPurpose | None = None
+) -> dict[int, str]:
     """Member id → why it is left out (``ExclusionReason``), for those that are; ``already``: the
-    addresses this campaign has emailed (each address gets one message)."""
+    addresses this campaign has emailed (each address gets one message); ``purpose``: what the email
+    is for (a purpose that requires consent reaches only those who gave it)."""
     addresses = {
         member.pk: ((member.lead or member.contact).email or "").strip().lower() for member in members
     }
     unsubscribed = _addresses_unsubscribed(addresses.values())
     opted_out = _addresses_opted_out(addresses.values())
+    people = emailable(
+        lead_ids={m.lead_id for m in members if m.lead_id},
+        contact_ids={m.contact_id for m in members if m.contact_id},
+        purpose=purpose,
+    )
     seen = set(already or ())
     reasons = {}
     for member in members:
@@ -88,11 +100,20 @@ def exclusions(members: list[CampaignMember], already: set[str] | None = None) -
             reasons[member.pk] = ExclusionReason.UNSUBSCRIBED
         elif getattr(record, "email_opt_out", False) or address in opted_out:
             reasons[member.pk] = ExclusionReason.OPTED_OUT
+        elif _among(member, people["email_off"]):
+            reasons[member.pk] = ExclusionReason.EMAIL_OFF
+        elif _among(member, people["no_consent"]):
+            reasons[member.pk] = ExclusionReason.NO_CONSENT
         elif address in seen:
             reasons[member.pk] = ExclusionReason.DUPLICATE
         else:
             seen.add(address)
     return reasons
+
+
+def _among(member: CampaignMember, people: tuple[set[int], set[int]]) -> bool:
+    leads, contacts = people
+    return member.lead_id in leads if member.lead_id else member.contact_id in contacts
 
 
 def _sent_addresses(campaign: Campaign) -> set[str]:
@@ -120,7 +141,7 @@ def campaign_send_preview(*, campaign: Campaign, user: Actor) -> dict[str, Any]:
     for index, member in enumerate(members):
         if member.pk is None:
             member.pk = -1 - index  # not stored: an id for this preview only
-    reasons = exclusions(members, already=_sent_addresses(campaign))
+    reasons = exclusions(members, already=_sent_addresses(campaign), purpose=campaign.consent_purpose)
     counts = Counter(reasons.values())
     return {
         "template_id": campaign.email_template_id,
@@ -137,7 +158,9 @@ def campaign_send(*, campaign: Campaign, user: Actor) -> dict[str, Any]:
     batches. Refused without a template (400)."""
     _ensure_may_send(user)
     record_lock(campaign)  # one send starts at a time
-    campaign = Campaign.objects.select_related("email_template", "segment").get(pk=campaign.pk)
+    campaign = Campaign.objects.select_related("email_template", "segment", "consent_purpose").get(
+        pk=campaign.pk
+    )
     _ensure_template(campaign)
     if campaign.segment_id is not None:
         if campaign.segment.entity not in ("lead", "contact"):
@@ -150,7 +173,7 @@ def campaign_send(*, campaign: Campaign, user: Actor) -> dict[str, Any]:
         .filter(send_status=SendStatus.NOT_SENT)
         .select_related("lead", "contact")
     )
-    reasons = exclusions(members, already=_sent_addresses(campaign))
+    reasons = exclusions(members, already=_sent_addresses(campaign), purpose=campaign.consent_purpose)
     now = timezone.now()
     by_reason: dict[str, list[int]] = {}
     for pk, reason in reasons.items():
@@ -182,9 +205,11 @@ def _update_in_chunks(ids: list[int], **values) -> None:
 HREF = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
 
 
-def _finish(campaign: Campaign, member_id: int, address: str):
-    """The rendered message, plus the unsubscribe footer, and tracked links and image when asked."""
+def _finish(campaign: Campaign, member_id: int, address: str, record):
+    """The rendered message, plus the footer (unsubscribe and preference links), tracked links and
+    image when asked; and the placeholders of those links (``{{ campaign.preferences_url }}``)."""
     unsubscribe = links.unsubscribe_url(member_id, address)
+    preferences = links.preferences_url(record)
 
     def finish(rendered: Rendered) -> Rendered:
         body = rendered.html
@@ -199,15 +224,17 @@ def _finish(campaign: Campaign, member_id: int, address: str):
             body += (
                 '<p style="font-size:small;color:#666">'
                 f"You receive this because of “{html.escape(campaign.name)}”. "
-                f'<a href="{html.escape(unsubscribe)}">Unsubscribe</a></p>'
+                f'<a href="{html.escape(unsubscribe)}">Unsubscribe</a> · '
+                f'<a href="{html.escape(preferences)}">Manage your preferences</a></p>'
             )
             if campaign.track_opens:
                 body += f'<img src="{html.escape(links.open_url(member_id))}" width="1" height="1" alt="">'
-        text = f"{rendered.text}\n\n--\nUnsubscribe: {unsubscribe}\n"
+        text = f"{rendered.text}\n\n--\nUnsubscribe: {unsubscribe}\nYour preferences: {preferences}\n"
         return Rendered(subject=rendered.subject, html=body, text=text)
 
     headers = {"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-    return finish, headers
+    extra = {"campaign": {"unsubscribe_url": unsubscribe, "preferences_url": preferences}}
+    return finish, headers, extra
 
 
 def _claim(campaign_id: int, size: int) -> list[int]:
@@ -228,14 +255,16 @@ def campaign_send_batch(*, campaign_id: int) -> tuple[int, bool]:
 
     Each member is checked again (an address may have unsubscribed since the send started), its
     message written and sent through the messaging service, and its line of the send log filled."""
-    campaign = Campaign.objects.select_related("email_template").filter(pk=campaign_id).first()
+    campaign = (
+        Campaign.objects.select_related("email_template", "consent_purpose").filter(pk=campaign_id).first()
+    )
     if campaign is None:
         return 0, False
     ids = _claim(campaign_id, settings.CRM_CAMPAIGN_BATCH_SIZE)
     if not ids:
         return 0, False
     members = list(CampaignMember.objects.filter(pk__in=ids).select_related("lead", "contact").order_by("id"))
-    reasons = exclusions(members)
+    reasons = exclusions(members, purpose=campaign.consent_purpose)
     emails: dict[int, int] = {}
     with transaction.atomic():
         for member in members:
@@ -243,7 +272,7 @@ def campaign_send_batch(*, campaign_id: int) -> tuple[int, bool]:
                 continue
             record = member.lead or member.contact
             address = record.email.strip()
-            finish, headers = _finish(campaign, member.pk, address)
+            finish, headers, extra = _finish(campaign, member.pk, address, record)
             try:
                 with transaction.atomic():
                     email = email_template_send(
@@ -254,6 +283,7 @@ def campaign_send_batch(*, campaign_id: int) -> tuple[int, bool]:
                         send=False,
                         headers=headers,
                         finish=finish,
+                        extra_context=extra,
                     )
             except ValidationError as exc:
                 reasons[member.pk] = None
@@ -319,9 +349,15 @@ def campaign_test_send(*, campaign: Campaign, user: Actor, to: str = "") -> Outg
         record = segment_records(segment=campaign.segment, user=user).first()
     if record is None:
         raise ValidationError({"to": "The campaign has no member (or segment record) to render the test on."})
-    finish, headers = _finish(campaign, member.pk if member else 0, address)
+    finish, headers, extra = _finish(campaign, member.pk if member else 0, address, record)
     return email_template_send(
-        template=campaign.email_template, record=record, user=user, to=address, headers=headers, finish=finish
+        template=campaign.email_template,
+        record=record,
+        user=user,
+        to=address,
+        headers=headers,
+        finish=finish,
+        extra_context=extra,
     )
 
 

@@ -54,11 +54,14 @@ CONTACT = {
 }
 # The same names for a lead and a contact, so one template serves both.
 RECIPIENT = {"name": None, "first_name": None, "email": None, "company": None}
+# A campaign's email fills these (empty in other email): the person's signed links.
+CAMPAIGN = {"unsubscribe_url": None, "preferences_url": None}
 PLACEHOLDERS: dict[str, Any] = {
     "lead": LEAD,
     "contact": CONTACT,
     "recipient": RECIPIENT,
     "sender": USER,
+    "campaign": CAMPAIGN,
 }
 
 RECORD_MODELS = {"lead": Lead, "contact": Contact}
@@ -116,7 +119,12 @@ def _plain(record, spec: dict) -> dict[str, Any]:
 def record_context(record, *, sender=None) -> dict[str, Any]:
     """The values a template sees for ``record`` (a lead or a contact) sent by ``sender``."""
     kind = record_kind(record)
-    context: dict[str, Any] = {"lead": {}, "contact": {}, "sender": _user(sender)}
+    context: dict[str, Any] = {
+        "lead": {},
+        "contact": {},
+        "sender": _user(sender),
+        "campaign": dict.fromkeys(CAMPAIGN, ""),
+    }
     if kind == "lead":
         lead = dict(_plain(record, LEAD))
         lead["stage"] = {"name": record.stage.name if record.stage_id else ""}

@@ -83,14 +83,16 @@ def _sender(user: Actor, record):
     return person(user) or getattr(record, "owner", None)
 
 
-def email_template_render(*, template: EmailTemplate, record, user: Actor) -> Rendered:
-    """The message ``template`` makes for ``record``: subject, HTML and plain text. Writes nothing."""
+def email_template_render(
+    *, template: EmailTemplate, record, user: Actor, extra_context: Mapping[str, Any] | None = None
+) -> Rendered:
+    """The message ``template`` makes for ``record``: subject, HTML and plain text. Writes nothing.
+    ``extra_context`` fills placeholders the sender knows (a campaign's ``campaign.preferences_url``)."""
     _ensure_visible(user, record)
+    context = record_context(record, sender=_sender(user, record))
+    context.update(extra_context or {})
     return template_render(
-        subject=template.subject,
-        body_html=template.body_html,
-        body_text=template.body_text,
-        context=record_context(record, sender=_sender(user, record)),
+        subject=template.subject, body_html=template.body_html, body_text=template.body_text, context=context
     )
 
 
@@ -129,6 +131,7 @@ def email_template_message(
     opted_out: set[str] | None = None,
     headers: Mapping[str, str] | None = None,
     finish: Callable[[Rendered], Rendered] | None = None,
+    extra_context: Mapping[str, Any] | None = None,
 ) -> OutgoingEmail:
     """The ``OutgoingEmail`` (not saved yet) that ``template`` makes for ``record`` (a lead or a
     contact), to ``to`` or the record's address: queued, or ``suppressed`` when the address opted
@@ -142,7 +145,7 @@ def email_template_message(
     address = (to or record.email or "").strip()
     if not address:
         raise ValidationError({"to": f"The {kind} “{record}” has no email address."})
-    rendered = email_template_render(template=template, record=record, user=user)
+    rendered = email_template_render(template=template, record=record, user=user, extra_context=extra_context)
     if finish is not None:
         rendered = finish(rendered)
     if opted_out is None:
@@ -179,6 +182,7 @@ def email_template_send(
     send: bool = True,
     headers: Mapping[str, str] | None = None,
     finish: Callable[[Rendered], Rendered] | None = None,
+    extra_context: Mapping[str, Any] | None = None,
 ) -> OutgoingEmail:
     """Email ``record`` (a lead or a contact) the message ``template`` makes for it, to ``to`` or the
     record's address. Returns the ``OutgoingEmail``: queued (sent after the caller's transaction
@@ -194,6 +198,7 @@ def email_template_send(
         enrollment=enrollment,
         headers=headers,
         finish=finish,
+        extra_context=extra_context,
     )
     email.save()
     if send and email.status == OutgoingEmailStatus.QUEUED:

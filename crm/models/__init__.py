@@ -4,6 +4,7 @@ from .account import Account, AccountTier, AccountType, Contact, Industry
 from .api_keys import ApiKey, ApiKeyScope
 from .automation import AutomationRule, AutomationRun, OnError, RunStatus, TriggerKind
 from .base import Priority, Rating, TimeStampedModel
+from .consent import Channel, ChannelPreference, ConsentPurpose, ConsentRecord, ConsentSource, LawfulBasis
 from .history import LeadStageChange, StageChange
 from .insights import AccountChurnRisk, ChurnModel, StageTiming
 from .jobs import Job, JobKind, JobStatus
@@ -65,8 +66,13 @@ __all__ = [
     "CampaignMemberStatus",
     "CampaignStatus",
     "CampaignType",
+    "Channel",
+    "ChannelPreference",
     "ChurnModel",
     "ConditionOperator",
+    "ConsentPurpose",
+    "ConsentRecord",
+    "ConsentSource",
     "Contact",
     "DeliveryStatus",
     "EmailTemplate",
@@ -78,6 +84,7 @@ __all__ = [
     "Job",
     "JobKind",
     "JobStatus",
+    "LawfulBasis",
     "Lead",
     "LeadSource",
     "LeadStageChange",

@@ -8,6 +8,7 @@ from django.db.models.functions import Lower
 
 from .account import Account, Contact
 from .base import TimeStampedModel, non_negative_constraint
+from .consent import ConsentPurpose
 from .lead import Lead
 from .messaging import EmailTemplate
 
@@ -101,6 +102,15 @@ class Campaign(TimeStampedModel):
         related_name="campaigns",
         help_text="Sending adds the leads or contacts this segment holds then to the members.",
     )
+    consent_purpose = models.ForeignKey(
+        ConsentPurpose,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
+        help_text="What the email is for: when the purpose requires consent, only members who gave it "
+        "(and have not withdrawn it) receive the email.",
+    )
     track_opens = models.BooleanField(default=False, help_text="Count opens (a signed image link).")
     track_clicks = models.BooleanField(
         default=False, help_text="Count clicks (links go through a signed URL)."
@@ -160,6 +170,8 @@ class ExclusionReason(models.TextChoices):
     NO_EMAIL = "no_email", "No email address"
     OPTED_OUT = "opted_out", "Opted out of email"
     UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    EMAIL_OFF = "email_off", "Email turned off in their preferences"
+    NO_CONSENT = "no_consent", "No consent for the campaign's purpose"
     DUPLICATE = "duplicate", "Address already emailed by this campaign"
 
 

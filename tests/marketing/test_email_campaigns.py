@@ -64,7 +64,14 @@ def unfolded(header: str) -> str:
     return re.sub(r"\r?\n[ \t]+", " ", header).strip()
 
 
-EXPECTED_EXCLUDED = {"no_email": 1, "opted_out": 2, "unsubscribed": 1, "duplicate": 1}
+EXPECTED_EXCLUDED = {
+    "no_email": 1,
+    "opted_out": 2,
+    "unsubscribed": 1,
+    "email_off": 0,
+    "no_consent": 0,
+    "duplicate": 1,
+}
 
 
 def test_the_preview_counts_who_is_left_out_and_why(api_as, stages, newsletter):
@@ -175,7 +182,14 @@ def test_the_unsubscribe_link_works_without_login_and_flips_the_preference(
     before = len(smtp_server.received())
     assert services_send(again) == {
         "queued": 0,
-        "excluded": {"no_email": 0, "opted_out": 0, "unsubscribed": 1, "duplicate": 0},
+        "excluded": {
+            "no_email": 0,
+            "opted_out": 0,
+            "unsubscribed": 1,
+            "email_off": 0,
+            "no_consent": 0,
+            "duplicate": 0,
+        },
     }
     assert len(smtp_server.received()) == before
 
