@@ -8,6 +8,7 @@ from crm.jobs import api as jobs
 from crm.marketing import api as marketing
 from crm.messaging import api as messaging
 from crm.notifications import api as notifications
+from crm.privacy import api as privacy
 from crm.reports import api as reports
 from crm.sequences import api as sequences
 from crm.webhooks import api as webhooks
@@ -40,6 +41,7 @@ router.register("sequence-enrollments", sequences.SequenceEnrollmentViewSet, bas
 router.register("api-keys", keys.ApiKeyViewSet, basename="api-key")
 router.register("segments", marketing.SegmentViewSet, basename="segment")
 router.register("campaigns", marketing.CampaignViewSet, basename="campaign")
+router.register("privacy", privacy.PrivacyRequestViewSet, basename="privacy-request")
 # Before "reports": "reports/builder/" and "reports/saved/" are not standard reports' keys.
 router.register("reports/builder", reports.ReportBuilderViewSet, basename="report-builder")
 router.register("reports/saved", reports.SavedReportViewSet, basename="saved-report")
