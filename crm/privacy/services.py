@@ -56,6 +56,8 @@ def _clean_email(email: Any) -> str:
     if not email:
         raise ValidationError({"email": "Give the person's email address."})
     try:
+        if len(email) > 254:  # the longest address SMTP carries, and what the log's column holds
+            raise ValidationError("too long")
         validate_email(email)
     except ValidationError:
         raise ValidationError({"email": "Enter a valid email address."}) from None
@@ -239,7 +241,9 @@ def _scrub(queryset: QuerySet, fields, needles: set[str], pattern: re.Pattern) -
     return len(changed)
 
 
-def _anonymise(target: Person, found: list[tuple[PersonalData, QuerySet]]) -> None:
+def _anonymise(
+    target: Person, found: list[tuple[PersonalData, QuerySet]], *, text_copies_too: bool = True
+) -> None:
     pattern = _pattern(target.needles)
     for entry, queryset in found:
         ids = target.found[entry.key]
@@ -259,10 +263,17 @@ def _anonymise(target: Person, found: list[tuple[PersonalData, QuerySet]]) -> No
             _scrub(versions, (*entry.scrub, "history_change_reason"), target.needles, pattern)
         if entry.delete:
             queryset.delete()
+    if text_copies_too:
+        _text_copies_scrub(target.needles)
+
+
+def _text_copies_scrub(needles: set[str]) -> None:
+    """Every registered free-text column (and its audit trail's) rid of ``needles``: a scan of each."""
+    pattern = _pattern(needles)
     for copies in text_copies():
-        _scrub(copies.model._default_manager.all(), copies.fields, target.needles, pattern)
+        _scrub(copies.model._default_manager.all(), copies.fields, needles, pattern)
         if (history_model := _history_model(copies.model)) is not None:
-            _scrub(history_model.objects.all(), copies.fields, target.needles, pattern)
+            _scrub(history_model.objects.all(), copies.fields, needles, pattern)
 
 
 def privacy_erase(*, user: Actor, email: str) -> PrivacyRequest:
@@ -354,15 +365,19 @@ def retention_apply(
         )
         if not leads:
             return None
+        lead_ids = {lead.pk for lead in leads}
+        needles: set[str] = set()
         for lead in leads:
             target = _person_from_rows(Person(), Lead.objects.filter(pk=lead.pk), Contact.objects.none())
-            target.needles -= _in_use_elsewhere(set(target.needles), {lead.pk})
+            target.needles -= _in_use_elsewhere(set(target.needles), lead_ids)
             if lead.email and lead.email in target.needles:
                 target.emails = {lead.email.lower()}
-            found = _find(target)
-            _anonymise(target, found)
+            _anonymise(target, _find(target), text_copies_too=False)
+            needles |= target.needles
             for key, ids in target.found.items():
                 touched.setdefault(key, []).extend(ids)
+        # The free-text columns are scanned once for the whole batch, not once a lead.
+        _text_copies_scrub(needles)
         return PrivacyRequest.objects.create(
             kind=PrivacyRequestKind.RETENTION,
             requested_by=person(user),

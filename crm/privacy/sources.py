@@ -14,6 +14,7 @@ from crm.models import (
     Lead,
     Notification,
     OutboxEvent,
+    OutboxStatus,
     OutgoingEmail,
     PrivacyRequest,
     PrivacyRequestKind,
@@ -30,6 +31,63 @@ ERASED_NAME = "Erased"
 
 def _linked(person: Person) -> models.Q:
     return models.Q(lead_id__in=sorted(person.lead_ids)) | models.Q(contact_id__in=sorted(person.contact_ids))
+
+
+# The keys under which a copy of a lead or contact (an event's payload, the record an automation saw)
+# carries what names the person: blanked in copies that keep their shape.
+PERSONAL_KEYS = frozenset(
+    (
+        "contact_name",
+        "email",
+        "phone",
+        "mobile",
+        "first_name",
+        "last_name",
+        "full_name",
+        "job_title",
+        "department",
+        "description",
+        "lost_note",
+        "name",
+    )
+)
+
+
+def personal_keys_blank(value, keys=PERSONAL_KEYS):
+    """A copy of ``value`` (JSON) whose values under ``keys``, at any depth, are empty strings."""
+    if isinstance(value, dict):
+        return {
+            k: "" if k in keys and isinstance(v, str) else personal_keys_blank(v, keys)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [personal_keys_blank(v, keys) for v in value]
+    return value
+
+
+def _json_blank(queryset, field: str) -> None:
+    rows = list(queryset.only("pk", field))
+    for row in rows:
+        setattr(row, field, personal_keys_blank(getattr(row, field)))
+    queryset.model._default_manager.bulk_update(rows, [field], batch_size=500)
+
+
+def _event_payloads_erase(queryset, person: Person) -> None:
+    """A relayed event's payload is a copy of the record as it was: only its id is left. One still
+    pending keeps its shape for the consumers, its personal values blanked."""
+    queryset.exclude(status=OutboxStatus.PENDING).update(payload={"erased": True})
+    _json_blank(queryset.filter(status=OutboxStatus.PENDING), "payload")
+
+
+def _run_records_erase(queryset, person: Person) -> None:
+    _json_blank(queryset, "record")
+
+
+def _runs_on(person: Person):
+    return AutomationRun.objects.filter(
+        models.Q(model__iexact="crm.Lead", record_id__in=sorted(person.lead_ids))
+        | models.Q(model__iexact="crm.Contact", record_id__in=sorted(person.contact_ids))
+    )
 
 
 def register() -> None:
@@ -113,9 +171,12 @@ def register() -> None:
             key="events",
             model=OutboxEvent,
             find=lambda p: OutboxEvent.objects.filter(p.record_q()),
-            # The payload is a copy of the record as it was: only its id is left.
-            erase={"payload": {"erased": True}, "last_error": ""},
+            erase={"last_error": ""},
+            anonymise=_event_payloads_erase,
         )
+    )
+    register_personal_data(
+        PersonalData(key="automation_runs", model=AutomationRun, find=_runs_on, anonymise=_run_records_erase)
     )
     register_personal_data(
         PersonalData(

@@ -70,6 +70,17 @@ def test_bad_input_is_a_400_on_the_email_and_changes_nothing(api_as, ann, payloa
     assert Lead.objects.get(pk=ann.pk).email == "ann@example.test"
 
 
+@pytest.mark.parametrize(
+    "junk", [None, "", -1, 1.5, [1], {"a": 1}, True, "x\x00y@example.test", "a" * 250 + "@example.test"]
+)
+def test_junk_in_the_email_is_a_400_never_a_500(api_as, junk):
+    for url in (ERASE, EXPORT):
+        response = api_as("crm_admin").post(url, {"email": junk}, format="json")
+
+        assert response.status_code == 400, (url, junk)
+        assert "email" in response.json()
+
+
 @pytest.mark.parametrize("persona", ["owner", "manager"])
 def test_only_crm_admins_may_use_the_privacy_api(api_as, ann, persona):
     client = api_as(persona)

@@ -253,6 +253,14 @@ def test_erasure_leaves_no_trace_of_the_person_in_any_text_column_of_any_table(a
 @pytest.mark.django_db
 def test_erasure_keeps_the_figures_that_name_no_one_and_other_people(admin_user, stages, bystander):
     linked = person_everywhere(admin_user, stages)
+    OutboxEvent.objects.create(
+        type="lead.created",
+        occurred_at=timezone.now(),
+        record_type="lead",
+        record_id=min(linked["leads"]),
+        payload={"data": {"email": EMAIL}},
+        status="delivered",
+    )
     (lead_id,) = sorted(linked["leads"])[:1]
 
     privacy.privacy_erase(user=admin_user, email=EMAIL)
@@ -281,6 +289,11 @@ def test_erasure_keeps_the_figures_that_name_no_one_and_other_people(admin_user,
     assert lead.history.count() >= 2 and set(lead.history.values_list("email", flat=True)) == {""}
     bystander.refresh_from_db()
     assert (bystander.contact_name, bystander.email) == ("Agatha Brightwater", "agatha@example.test")
+    # An event still waiting for the relay keeps its shape for the consumers; a relayed one keeps its id.
+    pending = OutboxEvent.objects.get(pk=next(iter(linked["events"])))
+    assert pending.payload == {"data": {"email": "", "contact_name": "", "phone": ""}}
+    relayed = OutboxEvent.objects.filter(record_type="lead", record_id=lead_id).exclude(pk=pending.pk)
+    assert [event.payload for event in relayed.exclude(status="pending")] == [{"erased": True}]
 
 
 @pytest.mark.django_db
