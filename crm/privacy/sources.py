@@ -5,6 +5,7 @@ from django.contrib.admin.models import LogEntry
 from django.db import models
 
 from crm.models import (
+    Account,
     AutomationRun,
     CampaignMember,
     Contact,
@@ -187,6 +188,8 @@ def register() -> None:
         )
     )
     # Free text anywhere that may quote a person: scrubbed of their identifiers on erasure.
+    # A sole trader's account may carry their name or phone; the company and its figures stay.
+    register_text_copies(Account, ("name", "phone", "website", "billing_street"))
     register_text_copies(Notification, ("title", "body", "url"))
     register_text_copies(OutboxEvent, ("payload", "last_error"))
     register_text_copies(WebhookDelivery, ("last_response", "last_error"))

@@ -19,6 +19,7 @@ from activities.services import activity_create, attachments_create, note_create
 from crm.actors import SYSTEM
 from crm.marketing.services import campaign_create, campaign_member_create
 from crm.models import (
+    Account,
     CampaignMember,
     Contact,
     EmailUnsubscribe,
@@ -89,6 +90,7 @@ def traces(*needles: str) -> list[tuple[str, str, str]]:
 def person_everywhere(user, stages) -> dict:
     """The person as a lead that became a contact, with a trail in every kind of record."""
     account = AccountFactory(name="Quay Holdings")
+    AccountFactory(name=f"{NAME} Windmill Repairs", phone=PHONE)  # a sole trader
     lead = lead_create(
         user=user,
         data={
@@ -280,6 +282,7 @@ def test_erasure_keeps_the_figures_that_name_no_one_and_other_people(admin_user,
         True,
     )
     assert contact.account.name == "Quay Holdings"
+    assert Account.objects.filter(name="[erased] Windmill Repairs", phone="[erased]").exists()
     assert Activity.objects.filter(pk__in=linked["activities"]).count() == 2
     assert Opportunity.objects.get().amount == Decimal("7000.00")
     assert CampaignMember.objects.get().status == "opened"
