@@ -5,6 +5,7 @@ import datetime
 from django.db import models
 from django.utils import timezone
 
+from activities import privacy
 from activities.attachables import register_attachable
 from activities.importing import ACTIVITIES
 from activities.mail.outbound import sent_emails_log
@@ -127,6 +128,7 @@ def _last_activity_of_everything() -> None:
 
 
 def register_with_crm() -> None:
+    privacy.register()
     register_reports()
     registries.register_activity_writer(_activity_write, bulk=_activities_write)
     registries.register_sent_email_logger(sent_emails_log)

@@ -58,3 +58,8 @@ class CrmConfig(AppConfig):
         from crm.selectors import register_annotations
 
         register_annotations("crm.Account", account_churn_annotations)
+
+        from crm.privacy import admin as privacy_admin  # noqa: F401  (privacy requests)
+        from crm.privacy import sources as privacy_sources
+
+        privacy_sources.register()

@@ -21,6 +21,7 @@ app.autodiscover_tasks(
         "crm.sequences",
         "crm.marketing",
         "crm.reports",
+        "crm.privacy",
         "sales",
         "activities",
     ]
@@ -72,6 +73,11 @@ app.conf.beat_schedule = {
     "churn-retrain": {"task": "activities.tasks.churn_retrain", "schedule": crontab(hour=2, minute=50)},
     # Sent quotes whose validity date has passed become expired (hourly: a day's precision is enough).
     "quotes-expire": {"task": "sales.tasks.quotes_expire", "schedule": crontab(minute=10)},
+    # Leads lost or inactive past CRM_RETENTION_MONTHS anonymised (nothing while the setting is 0).
+    "privacy-retention": {
+        "task": "crm.privacy.tasks.retention_apply",
+        "schedule": crontab(hour=3, minute=20),
+    },
 }
 
 

@@ -487,6 +487,12 @@ if CRM_JOB_HEARTBEAT <= 0 or CRM_JOB_LEASE <= CRM_JOB_HEARTBEAT or CRM_JOB_MAX_A
 if CRM_JOB_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("CRM_JOB_RETENTION_DAYS must be 1 or more.")
 
+# Privacy: leads lost, or open without a change or an activity, for more than CRM_RETENTION_MONTHS
+# months are anonymised by the nightly "privacy-retention" task. 0 (the default) keeps them.
+CRM_RETENTION_MONTHS = env.int("CRM_RETENTION_MONTHS", default=0)
+if CRM_RETENTION_MONTHS < 0:
+    raise ImproperlyConfigured("CRM_RETENTION_MONTHS must be 0 (off) or a number of months.")
+
 # Email (notifications): EMAIL_URL such as smtp+tls://user:password@smtp.example.com:587 or
 # EMAIL_HOST/EMAIL_PORT/...; without either, emails are written to the console (development).
 if env.str("EMAIL_URL", default=""):

@@ -12,6 +12,7 @@ from crm.search import SearchSource, register_search_source
 from crm.search_indexes import register_trigram_indexes
 from crm.selectors import MONEY, record_visible_to, register_annotations, subquery_aggregate
 from crm.win_probability import register_win_kind
+from sales import privacy
 from sales.api.serializers import OpportunitySerializer
 from sales.currencies import converted
 from sales.importing import OPPORTUNITIES, PRODUCTS
@@ -65,6 +66,7 @@ def campaign_deal_figures(*, user: Actor, campaign_ids) -> dict[int, dict]:
 
 
 def register_with_crm() -> None:
+    privacy.register()
     registries.register_campaign_figures(campaign_deal_figures)
     register_reports()
     rules.register_state_fields("sales.Opportunity", ("status", "closed_at"))

@@ -9,6 +9,7 @@ from crm.jobs import api as jobs
 from crm.marketing import api as marketing
 from crm.messaging import api as messaging
 from crm.notifications import api as notifications
+from crm.privacy import api as privacy
 from crm.reports import api as reports
 from crm.sequences import api as sequences
 from crm.webhooks import api as webhooks
@@ -43,6 +44,7 @@ router.register("segments", marketing.SegmentViewSet, basename="segment")
 router.register("campaigns", marketing.CampaignViewSet, basename="campaign")
 router.register("consent-purposes", consent.ConsentPurposeViewSet, basename="consent-purpose")
 router.register("consents", consent.ConsentRecordViewSet, basename="consent")
+router.register("privacy", privacy.PrivacyRequestViewSet, basename="privacy-request")
 # Before "reports": "reports/builder/" and "reports/saved/" are not standard reports' keys.
 router.register("reports/builder", reports.ReportBuilderViewSet, basename="report-builder")
 router.register("reports/saved", reports.SavedReportViewSet, basename="saved-report")

@@ -33,6 +33,7 @@ from .notifications import (
 )
 from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
+from .privacy import PrivacyRequest, PrivacyRequestKind
 from .reports import ReportDisplay, ReportSchedule, ReportSharing, SavedReport
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
 from .sequences import (
@@ -102,6 +103,8 @@ __all__ = [
     "Pipeline",
     "PipelineRecordMixin",
     "Priority",
+    "PrivacyRequest",
+    "PrivacyRequestKind",
     "Rating",
     "ReportDisplay",
     "ReportSchedule",

@@ -941,6 +941,8 @@ def api_cases() -> list[Case]:
             cases.append(_job_api_case(case_id, method, tail))
         elif resource == "automations":
             cases.append(_automation_api_case(case_id, method, tail))
+        elif resource == "privacy":
+            cases.append(_privacy_api_case(case_id, method, tail))
         elif resource == "notifications":
             cases.append(_notification_api_case(case_id, method, tail))
         elif resource == "email-templates" and tail in ("{id}/preview/", "{id}/send/"):
@@ -1075,6 +1077,22 @@ def _webhook_api_case(case_id, method, tail):
         if method in ("POST", "PUT", "PATCH"):
             body = {"name": f"by {p}", "target_url": "https://hooks.example.com/in", "event_types": ["*"]}
         return method, f"{API_PREFIX}webhooks/{path}", body
+
+    return Case(case_id, "api", method, build)
+
+
+def _privacy_api_case(case_id, method, tail):
+    """Privacy requests (export, erase a person; the log) are for CRM Admins only: each persona is
+    refused, asked about the other team's lead's address."""
+
+    def build(w, p, tail=tail, method=method):
+        from crm.models import PrivacyRequest
+
+        logged = PrivacyRequest.objects.order_by("pk").first()
+        path = tail.replace("{id}", str(logged.pk if logged else 1))
+        lead = _record(w, p, "lead")
+        body = {"email": lead.email or "crawled@example.test"} if method == "POST" else None
+        return method, f"{API_PREFIX}privacy/{path}", body
 
     return Case(case_id, "api", method, build)
 

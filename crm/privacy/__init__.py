@@ -1,0 +1,1 @@
+"""Privacy requests: a person's data exported or erased on request, and leads anonymised after retention."""
