@@ -2,6 +2,7 @@
 outbox and its send task) to rate it 1–5 with a comment, once; a link used twice, tampered or expired
 is refused with a clear page and changes nothing."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from django.utils import timezone
 
 from activities.models import SatisfactionSurvey, TicketStatus
 from activities.service import services
-from activities.service.satisfaction import survey_public_url, survey_token
+from activities.service.satisfaction import survey_from_token, survey_public_url, survey_token
 from crm.models import OutgoingEmail, OutgoingEmailStatus
 from tests.factories import ContactFactory
 
@@ -33,6 +34,7 @@ def path_of(survey) -> str:
 def test_resolving_a_ticket_emails_its_contact_a_rating_link_through_the_outbox(
     make_ticket, contact, owner, personas, django_capture_on_commit_callbacks
 ):
+    """The embedded backbone (no broker) runs the outbox's send task in process after the commit."""
     west = personas.teams["West"]
     ticket = make_ticket(contact=contact, assignee=owner, team=west)
 
@@ -45,7 +47,9 @@ def test_resolving_a_ticket_emails_its_contact_a_rating_link_through_the_outbox(
     assert sent.status == OutgoingEmailStatus.SENT
     [message] = mail.outbox
     assert message.to == ["ada@example.com"] and ticket.number in message.subject
-    assert survey_public_url(survey) in message.body
+    # The link is signed now: its timestamp is the sending's, its survey this one.
+    [link] = re.findall(r"http://\S+/support/survey/\S+/", message.body)
+    assert survey_from_token(link.rstrip("/").rsplit("/", 1)[1]) == survey
 
 
 @pytest.mark.django_db
