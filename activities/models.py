@@ -370,7 +370,12 @@ class EmailMessage(models.Model):
 
 # The customer-service models live in their package; Django finds them through this module.
 from activities.service.models import (  # noqa: E402, F401
+    Article,
+    ArticleCategory,
+    ArticleStatus,
+    ArticleVersion,
     Holiday,
+    SatisfactionSurvey,
     SlaPolicy,
     SlaState,
     Ticket,

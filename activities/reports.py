@@ -8,6 +8,7 @@ from django.utils import timezone
 from activities.filters import ActivityFilter
 from activities.models import CLOSED_ACTIVITY_STATUSES, ActivityStatus, ActivityType
 from activities.selectors import activity_visible_to
+from activities.service.reports import register_service_reports
 from crm.actors import Actor
 from crm.models import Priority
 from crm.reports import (
@@ -175,3 +176,4 @@ def register_reports() -> None:
             group_by=ACTIVITY_GROUPS,
         )
     )
+    register_service_reports()

@@ -540,6 +540,10 @@ if CRM_SUPPORT_FORM_RATE < 1 or CRM_INBOUND_EMAIL_MAX_BYTES < 1024:
     raise ImproperlyConfigured(
         "CRM_SUPPORT_FORM_RATE must be positive, CRM_INBOUND_EMAIL_MAX_BYTES at least 1024."
     )
+# Satisfaction surveys: how long the signed rating link sent when a ticket is resolved stays valid.
+CRM_SURVEY_LINK_MAX_AGE_DAYS = env.int("CRM_SURVEY_LINK_MAX_AGE_DAYS", default=14)
+if CRM_SURVEY_LINK_MAX_AGE_DAYS < 1:
+    raise ImproperlyConfigured("CRM_SURVEY_LINK_MAX_AGE_DAYS must be at least 1.")
 # Email campaigns: messages per batch (one SMTP connection each), the most sent per minute across all
 # workers (0: as fast as they go), how many batches run at once, and how long the signed unsubscribe
 # and tracking links in a message stay valid (seconds).

@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from activities.api.calendar import calendar_feed
-from activities.service.public import inbound_email, support_form
+from activities.service.public import inbound_email, kb_article_public, support_form, survey_public
 from crm.consent.public import consent_preferences
 from crm.marketing.public import campaign_click, campaign_open, campaign_unsubscribe
 from crm_project.api import build_router
@@ -22,6 +22,8 @@ urlpatterns = [
     path("q/<str:token>/", quote_public, name="quote-public"),
     # Customer service: the public support form, and raw email posted by a mail forwarder (its secret).
     path("support/", support_form, name="support-form"),
+    path("support/articles/<int:pk>/", kb_article_public, name="kb-article"),
+    path("support/survey/<str:token>/", survey_public, name="survey-public"),
     path("api/v1/crm/inbound/email/", inbound_email, name="inbound-email"),
     # A campaign email's signed links: unsubscribe (one click, RFC 8058), open and click tracking.
     path("m/u/<str:token>/", campaign_unsubscribe, name="campaign-unsubscribe"),

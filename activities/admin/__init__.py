@@ -6,3 +6,4 @@ from activities.admin import (
     records,  # noqa: F401  (files, notes, templates)
 )
 from activities.service import admin as service_admin  # noqa: F401  (tickets)
+from activities.service import admin_kb  # noqa: F401  (knowledge base, surveys)

@@ -4,6 +4,7 @@ from rest_framework.routers import SimpleRouter
 
 from activities.api import calendar, mail, records, views
 from activities.service import api as service_api
+from activities.service import api_kb
 
 router = SimpleRouter()
 router.register("activities", views.ActivityViewSet, basename="activity")
@@ -16,3 +17,5 @@ router.register("emails", mail.EmailMessageViewSet, basename="email")
 router.register("tickets", service_api.TicketViewSet, basename="ticket")
 router.register("working-calendars", service_api.WorkingCalendarViewSet, basename="working-calendar")
 router.register("sla-policies", service_api.SlaPolicyViewSet, basename="sla-policy")
+router.register("kb/articles", api_kb.ArticleViewSet, basename="kb-article")
+router.register("kb/categories", api_kb.ArticleCategoryViewSet, basename="kb-category")

@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from activities.service import queues, selectors, services, sla
+from activities.service import kb, queues, selectors, services, sla
 from activities.service.models import (
     Holiday,
     SlaPolicy,
@@ -53,9 +53,19 @@ def ticket_thread_panel(*, request, obj) -> str:
         "messages": thread,
         "can_reply": can_reply,
         "reply_url": reverse("admin:activities_ticket_reply", args=[obj.pk]),
-        "suggestions": [],
+        "suggestions": _suggestions(request, obj) if can_reply else [],
     }
     return render_to_string("admin/activities/ticket/thread_panel.html", context, request=request)
+
+
+def _suggestions(request, ticket) -> list:
+    """Published articles that may answer the ticket (from its subject), each to link in the reply."""
+    if not request.user.has_perm("activities.view_article"):
+        return []
+    articles = kb.article_suggestions(user=request.user, subject=ticket.subject)
+    for article in articles:
+        article.url = kb.article_public_url(article)
+    return articles
 
 
 register_record_panel("activities.ticket", ticket_thread_panel)
@@ -254,6 +264,7 @@ class TicketAdmin(RecordPageMixin, VisibleRecordsAdminMixin, ServiceModelAdmin):
         kind = request.POST.get("kind", TicketMessageKind.REPLY)
         if kind not in TicketMessageKind.values:
             kind = TicketMessageKind.REPLY
+        article_ids = [int(pk) for pk in request.POST.getlist("article") if pk.isdigit()]
         try:
             with transaction.atomic():
                 services.ticket_message_create(
@@ -262,6 +273,7 @@ class TicketAdmin(RecordPageMixin, VisibleRecordsAdminMixin, ServiceModelAdmin):
                     body=request.POST.get("body", ""),
                     kind=kind,
                     uploads=request.FILES.getlist("file"),
+                    article_ids=article_ids,
                 )
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)

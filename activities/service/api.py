@@ -9,7 +9,8 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from activities.service import selectors, services, sla
+from activities.service import kb, selectors, services, sla
+from activities.service.api_kb import ArticleSerializer
 from activities.service.filters import TicketFilter
 from activities.service.models import (
     Holiday,
@@ -166,6 +167,12 @@ class TicketMessageInputSerializer(serializers.Serializer):
         max_length=20,
         help_text="Files to attach (multipart; repeat the part).",
     )
+    article_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        max_length=10,
+        help_text="Published knowledge-base articles whose title and public link end the message.",
+    )
 
 
 @extend_schema_view(**crud_schema("ticket", TicketSerializer))
@@ -242,12 +249,36 @@ class TicketViewSet(ServiceModelViewSet):
             return Response(TicketMessageSerializer(messages, many=True, context=context).data)
         data = self.validated_input(TicketMessageInputSerializer)
         message = services.ticket_message_create(
-            ticket=ticket, user=request.user, body=data["body"], kind=data["kind"], uploads=data.get("file")
+            ticket=ticket,
+            user=request.user,
+            body=data["body"],
+            kind=data["kind"],
+            uploads=data.get("file"),
+            article_ids=data.get("article_ids"),
         )
         context = {**self.get_serializer_context(), "files": selectors.ticket_message_files([message])}
         return Response(
             TicketMessageSerializer(message, context=context).data, status=status.HTTP_201_CREATED
         )
+
+    @extend_schema(
+        summary="Articles that may answer a ticket",
+        description="Published knowledge-base articles matching any word of the ticket's subject, most "
+        "relevant first (at most 5); link them in a reply with `article_ids`.",
+        responses={200: ArticleSerializer(many=True), 404: NOT_FOUND},
+        filters=False,
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="article-suggestions",
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def article_suggestions(self, request, pk=None):
+        ticket = self.get_object()
+        articles = kb.article_suggestions(user=request.user, subject=ticket.subject)
+        return Response(ArticleSerializer(articles, many=True, context=self.get_serializer_context()).data)
 
 
 # --- SLA configuration -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 from crm.models import Account, AccountTier, Contact, Priority, SalesTeam, Tag, TimeStampedModel
 from sales.models import Opportunity
@@ -321,3 +322,140 @@ class TicketMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.ticket_id}"
+
+
+# --- knowledge base ------------------------------------------------------------------------------------
+
+
+class ArticleCategory(TimeStampedModel):
+    """A shelf of the knowledge base (Billing, Installation...)."""
+
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "article categories"
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="activities_articlecategory_name_ci",
+                violation_error_message="A category of this name exists already.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ArticleStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+    ARCHIVED = "archived", "Archived"
+
+
+class Article(TimeStampedModel):
+    """A knowledge-base article. Agents read drafts and write them; everyone else (and customers, by its
+    public link) reads it once published. Every published text is kept as an ArticleVersion."""
+
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    keywords = models.CharField(
+        max_length=255, blank=True, help_text="Other words customers use for it; searched like the title."
+    )
+    category = models.ForeignKey(
+        ArticleCategory, on_delete=models.PROTECT, null=True, blank=True, related_name="articles"
+    )
+    status = models.CharField(max_length=10, choices=ArticleStatus.choices, default=ArticleStatus.DRAFT)
+    version = models.PositiveIntegerField(
+        default=0, editable=False, help_text="The number of the published version (0: never published)."
+    )
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["title", "id"]
+        indexes = [models.Index(fields=["status", "category"], name="article_status_category")]
+        # The full-text GIN index (PostgreSQL only) is made by migration 0019: activities.service.kb.
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status=ArticleStatus.PUBLISHED) | Q(version__gte=1, published_at__isnull=False),
+                name="activities_article_published_has_version",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == ArticleStatus.PUBLISHED
+
+
+class ArticleVersion(models.Model):
+    """The text of an article as it was published: one row per publication and per edit of a published
+    article, numbered 1, 2, 3... Never changed afterwards."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    keywords = models.CharField(max_length=255, blank=True)
+    category_name = models.CharField(max_length=100, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    published_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["article", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["article", "number"], name="activities_articleversion_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} (v{self.number})"
+
+
+# --- satisfaction ----------------------------------------------------------------------------------------
+
+
+class SatisfactionSurvey(models.Model):
+    """The rating asked of a ticket's contact when it is first resolved: one per ticket, answered once
+    through its signed link. Who worked it (agent, team) is kept as it was at resolution."""
+
+    ticket = models.OneToOneField(Ticket, on_delete=models.CASCADE, related_name="survey")
+    contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    email = models.EmailField(help_text="Where the link was sent.")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    team = models.ForeignKey(SalesTeam, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    sent_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    rating = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    comment = models.TextField(blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        indexes = [models.Index(fields=["answered_at"], name="survey_answered")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rating__isnull=True, answered_at__isnull=True)
+                | Q(rating__gte=1, rating__lte=5, answered_at__isnull=False),
+                name="activities_survey_rating_1_to_5_when_answered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Survey of {self.ticket_id}"

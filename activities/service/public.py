@@ -1,6 +1,7 @@
 """The doors of customer service outside the admin and the API: the public support form (no login:
-throttled per address, CSRF-protected, with a honeypot field) and the inbound-email endpoint a mail
-forwarder posts raw messages to (authenticated by a shared secret)."""
+throttled per address, CSRF-protected, with a honeypot field), the inbound-email endpoint a mail
+forwarder posts raw messages to (authenticated by a shared secret), the published knowledge-base
+articles that replies link to, and the satisfaction survey's signed link."""
 
 import hmac
 import json
@@ -10,12 +11,15 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from activities.service.intake import ticket_from_email, ticket_from_web_form
+from activities.service.models import Article, ArticleStatus
+from activities.service.satisfaction import SurveyLinkRefused, survey_answer, survey_from_token
 
 
 def _throttled(request, scope: str, rate: int) -> bool:
@@ -102,4 +106,75 @@ def inbound_email(request):
     return _json(
         {"ticket": inbound.ticket.number, "ticket_id": inbound.ticket.pk, "created": inbound.created},
         201 if inbound.created else 200,
+    )
+
+
+@never_cache
+@require_http_methods(["GET"])
+def kb_article_public(request, pk: int):
+    """A published article, for the customers a reply linked it to (drafts and archives: 404)."""
+    article = get_object_or_404(
+        Article.objects.select_related("category"), pk=pk, status=ArticleStatus.PUBLISHED
+    )
+    return TemplateResponse(
+        request, "activities/kb_article.html", {"article": article, "title": article.title}
+    )
+
+
+class SurveyForm(forms.Form):
+    rating = forms.TypedChoiceField(
+        choices=[(n, str(n)) for n in range(5, 0, -1)],
+        coerce=int,
+        widget=forms.RadioSelect,
+        label="How satisfied are you? (5: very, 1: not at all)",
+    )
+    comment = forms.CharField(widget=forms.Textarea, required=False, max_length=5000, label="Comment")
+
+
+def _refused(request, exc: SurveyLinkRefused):
+    return TemplateResponse(
+        request,
+        "activities/survey_refused.html",
+        {"message": exc.message, "title": "Survey"},
+        status=exc.status,
+    )
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def survey_public(request, token: str):
+    """The rating page of a signed link; ``?rating=N`` (the email's one-click choice) preselects it."""
+    try:
+        survey = survey_from_token(token)
+    except SurveyLinkRefused as exc:
+        return _refused(request, exc)
+    if request.method == "GET":
+        initial = {"rating": request.GET.get("rating")} if request.GET.get("rating") else {}
+        form = SurveyForm(initial=initial)
+        return TemplateResponse(
+            request,
+            "activities/survey.html",
+            {"form": form, "ticket": survey.ticket, "title": "How did we do?"},
+        )
+    form = SurveyForm(request.POST)
+    if form.is_valid():
+        try:
+            survey_answer(
+                token=token, rating=form.cleaned_data["rating"], comment=form.cleaned_data["comment"]
+            )
+        except SurveyLinkRefused as exc:
+            return _refused(request, exc)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            return TemplateResponse(
+                request, "activities/survey_thanks.html", {"ticket": survey.ticket, "title": "Thank you"}
+            )
+    return TemplateResponse(
+        request,
+        "activities/survey.html",
+        {"form": form, "ticket": survey.ticket, "title": "How did we do?"},
+        status=400,
     )

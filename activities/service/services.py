@@ -87,6 +87,14 @@ def _assigned(*, ticket: Ticket, user: Actor) -> None:
     )
 
 
+def _resolved(*, ticket: Ticket, previous: str, user: Actor) -> None:
+    """On entering resolved: the contact is asked to rate the ticket (once per ticket)."""
+    if ticket.status == TicketStatus.RESOLVED and previous != TicketStatus.RESOLVED:
+        from activities.service.satisfaction import ticket_survey_send
+
+        ticket_survey_send(ticket=ticket, user=user)
+
+
 def _status_apply(*, ticket: Ticket, status: str, now) -> None:
     """Set ``status`` and the times it stamps; the SLA clock follows (activities.service.sla)."""
     from activities.service import sla
@@ -129,6 +137,7 @@ def ticket_create(*, user: Actor, data: Mapping[str, Any]) -> Ticket:
         _status_apply(ticket=ticket, status=status, now=ticket.created_at)
     ticket = record_save(instance=ticket, user=user)
     _assigned(ticket=ticket, user=user)
+    _resolved(ticket=ticket, previous=TicketStatus.NEW, user=user)
     return ticket
 
 
@@ -144,7 +153,7 @@ def ticket_update(*, ticket: Ticket, user: Actor, data: Mapping[str, Any]) -> Ti
         raise ValidationError("A closed ticket cannot be changed.", code=CLOSED)
     _links_ensure_visible(user=user, ticket=ticket, data=data)
     _assignee_ensure_allowed(user=user, ticket=ticket, data=data)
-    previous_assignee = ticket.assignee_id
+    previous_assignee, previous_status = ticket.assignee_id, ticket.status
     now = timezone.now()
     if "status" in data:
         _status_apply(ticket=ticket, status=data.pop("status"), now=now)
@@ -154,6 +163,7 @@ def ticket_update(*, ticket: Ticket, user: Actor, data: Mapping[str, Any]) -> Ti
     ticket = record_save(instance=ticket, data=data, user=user)
     if ticket.assignee_id and ticket.assignee_id != previous_assignee:
         _assigned(ticket=ticket, user=user)
+    _resolved(ticket=ticket, previous=previous_status, user=user)
     return ticket
 
 
@@ -174,12 +184,14 @@ def ticket_message_create(
     sender_email: str = "",
     message_id: str = "",
     uploads: list[UploadedFile] | None = None,
+    article_ids: list[int] | None = None,
 ) -> TicketMessage:
     """Add a public reply or an internal note to ``ticket``'s thread, with files.
 
     The policy on a closed ticket: refused (409), a closed ticket is final; a customer writing again
     about it opens a new ticket. A customer's reply reopens a resolved ticket and resumes a ticket
-    pending on them; an agent's first public reply is the ticket's first response.
+    pending on them; an agent's first public reply is the ticket's first response. ``article_ids``:
+    published knowledge-base articles whose links end the message.
     """
     from activities.service import sla
     from activities.services import attachments_create
@@ -191,6 +203,14 @@ def ticket_message_create(
         raise ValidationError("This ticket is closed: replies and notes are refused.", code=CLOSED)
     if kind == TicketMessageKind.NOTE and from_customer:
         raise ValidationError({"kind": "A customer writes replies, not internal notes."})
+    if article_ids:
+        # Knowledge-base articles linked in the reply: their titles and public links close it.
+        from activities.service.kb import article_links_text, articles_linkable
+
+        if from_customer:
+            raise ValidationError({"article_ids": "Only an agent links articles in a reply."})
+        links = article_links_text(articles_linkable(user=user, ids=article_ids))
+        body = f"{(body or '').rstrip()}\n\n{links}".lstrip()
     if not (body or "").strip():
         raise ValidationError({"body": "Write something."})
     now = timezone.now()

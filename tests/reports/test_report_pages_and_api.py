@@ -13,7 +13,20 @@ from crm.reports import report_definitions
 
 pytestmark = pytest.mark.django_db
 Q1 = "date_from=2026-01-01&date_to=2026-03-31"
-KEYS = ["funnel", "velocity", "cycle", "revenue", "win-loss", "lifetime-value", "lead-sources", "activity"]
+KEYS = [
+    "funnel",
+    "velocity",
+    "cycle",
+    "revenue",
+    "win-loss",
+    "lifetime-value",
+    "lead-sources",
+    "activity",
+    "service-csat",
+    "service-sla",
+    "service-backlog",
+    "service-times",
+]
 
 
 def api(user) -> APIClient:
