@@ -54,3 +54,7 @@ class CrmConfig(AppConfig):
         from crm.selectors import register_annotations
 
         register_annotations("crm.Account", account_churn_annotations)
+
+        from crm import next_action_rules
+
+        next_action_rules.register()
