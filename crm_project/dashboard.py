@@ -10,7 +10,6 @@ from crm.next_actions import next_actions_mine
 from crm.reports import report_definitions
 from sales.selectors import conversion_funnel, dashboard, opportunity_recent_won
 
-
 # How many of the user's records "My next actions" lists.
 MY_NEXT_ACTIONS = 8
 
