@@ -24,3 +24,6 @@ class ActivitiesConfig(AppConfig):
         from activities import automation  # activities as automation records; "create an activity"
 
         automation.register()
+        from activities import next_actions
+
+        next_actions.register()

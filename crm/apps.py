@@ -63,3 +63,6 @@ class CrmConfig(AppConfig):
         from crm.privacy import sources as privacy_sources
 
         privacy_sources.register()
+        from crm import next_action_rules
+
+        next_action_rules.register()

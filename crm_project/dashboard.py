@@ -6,8 +6,12 @@ from django.urls import reverse
 
 from activities.selectors import activity_agenda, activity_owns_any
 from crm.models import Pipeline, Stage
+from crm.next_actions import next_actions_mine
 from crm.reports import report_definitions
 from sales.selectors import conversion_funnel, dashboard, opportunity_recent_won
+
+# How many of the user's records "My next actions" lists.
+MY_NEXT_ACTIONS = 8
 
 
 def _pipeline_from(request) -> Pipeline | None:
@@ -71,4 +75,6 @@ def dashboard_context(request) -> dict:
         "pipelines": list(Pipeline.objects.filter(is_active=True).order_by("sequence", "name", "pk")),
         "selected_pipeline": pipeline,
         "shortcuts": _shortcuts(request),
+        # One query per kind of record (leads, deals), whatever the number of rules or records.
+        "my_next_actions": next_actions_mine(user=user, limit=MY_NEXT_ACTIONS),
     }

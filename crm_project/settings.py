@@ -230,6 +230,13 @@ CRM_ROTTING_FACTOR = env.float("CRM_ROTTING_FACTOR", default=1.5)
 CRM_ROTTING_MIN_STAYS = env.int("CRM_ROTTING_MIN_STAYS", default=5)
 if CRM_ROTTING_FACTOR <= 0 or CRM_ROTTING_MIN_STAYS < 1:
     raise ImproperlyConfigured("CRM_ROTTING_FACTOR must be above 0 and CRM_ROTTING_MIN_STAYS at least 1.")
+# Next best action: an open record quiet (no activity) for this many days is flagged; a new lead not
+# contacted within this many days; a sent quote unanswered (and no activity since) for this many days.
+CRM_NEXT_ACTION_QUIET_DAYS = env.int("CRM_NEXT_ACTION_QUIET_DAYS", default=14)
+CRM_NEXT_ACTION_FIRST_CONTACT_DAYS = env.int("CRM_NEXT_ACTION_FIRST_CONTACT_DAYS", default=1)
+CRM_NEXT_ACTION_QUOTE_DAYS = env.int("CRM_NEXT_ACTION_QUOTE_DAYS", default=5)
+if min(CRM_NEXT_ACTION_QUIET_DAYS, CRM_NEXT_ACTION_FIRST_CONTACT_DAYS, CRM_NEXT_ACTION_QUOTE_DAYS) < 1:
+    raise ImproperlyConfigured("The CRM_NEXT_ACTION_*_DAYS settings must be at least 1.")
 # The lifetime value report projects an account's yearly average over this many more years.
 CRM_LIFETIME_VALUE_YEARS = env.int("CRM_LIFETIME_VALUE_YEARS", default=3)
 if not 0 <= CRM_LIFETIME_VALUE_YEARS <= 50:

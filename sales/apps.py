@@ -41,3 +41,6 @@ class SalesConfig(AppConfig):
         from sales import automation
 
         automation.register()
+        from sales import next_actions
+
+        next_actions.register()

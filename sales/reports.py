@@ -41,6 +41,7 @@ from crm.actors import Actor
 from crm.models import (
     Account,
     AccountType,
+    Campaign,
     Industry,
     LeadSource,
     LeadStatus,
@@ -537,6 +538,7 @@ REVENUE_GROUPS = (
     ("industry", "account industry"),
     ("customer", "new vs existing customer"),
     ("type", "deal type"),
+    ("campaign", "campaign"),
 )
 
 
@@ -562,6 +564,7 @@ def revenue_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
         "owner": F("owner_id"),
         "industry": F("account__industry"),
         "type": F("opportunity_type"),
+        "campaign": F("campaign_id"),
         "customer": Case(
             When(account__isnull=True, then=Value("no account")),
             When(_earlier_win(deals), then=Value("existing")),
@@ -612,8 +615,8 @@ def revenue_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
         notes=[
             "Deals won with a close date in the period. New customer: the account's first won deal (among "
             "the deals you see); existing: an account with an earlier won deal. Source: the source of the "
-            "lead the deal was converted from. Campaigns are not yet recorded on deals, so revenue by "
-            f"campaign is not offered. {conversion_note()}"
+            "lead the deal was converted from. Campaign: the campaign recorded on the deal (the one that "
+            f"sourced it), whoever may see it. {conversion_note()}"
         ],
         chart={"rows": rows, "label": "label", "value": "won_amount", "kind": MONEY},
     )
@@ -636,6 +639,10 @@ def _labels(group_by: str, values: list) -> dict[Any, str]:
     if group_by == "owner":
         names = _usernames(values)
         return {**names, None: "No owner"}
+    if group_by == "campaign":
+        ids = [pk for pk in values if pk is not None]
+        names = dict(Campaign.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
+        return {**names, None: "No campaign"}
     choices = {
         "source": dict(LeadSource.choices) | {None: "No source", "": "No source"},
         "industry": dict(Industry.choices) | {None: "No industry", "": "No industry"},
@@ -999,8 +1006,8 @@ def register_reports() -> None:
         ReportDefinition(
             "revenue",
             "Revenue",
-            "Won revenue by month, quarter, lead source, owner, industry, new vs existing customer or "
-            "deal type.",
+            "Won revenue by month, quarter, lead source, owner, industry, new vs existing customer, "
+            "deal type or campaign.",
             revenue_report,
             DEALS,
             group_by=REVENUE_GROUPS,

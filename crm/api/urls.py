@@ -2,7 +2,7 @@
 
 from rest_framework.routers import SimpleRouter
 
-from crm.api import keys, views
+from crm.api import keys, next_actions, views
 from crm.automation import api as automation
 from crm.consent import api as consent
 from crm.jobs import api as jobs
@@ -49,3 +49,4 @@ router.register("privacy", privacy.PrivacyRequestViewSet, basename="privacy-requ
 router.register("reports/builder", reports.ReportBuilderViewSet, basename="report-builder")
 router.register("reports/saved", reports.SavedReportViewSet, basename="saved-report")
 router.register("reports", reports.ReportViewSet, basename="report")
+router.register("next-actions", next_actions.NextActionsMineViewSet, basename="next-action")

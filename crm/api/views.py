@@ -10,6 +10,7 @@ from crm import selectors, services
 from crm.api.duplicates import DuplicatesViewSetMixin
 from crm.api.import_export import ImportExportViewSetMixin
 from crm.api.merge import MergeInputSerializer, MergeViewSetMixin
+from crm.api.next_actions import NextActionsViewSetMixin
 from crm.api.serializers import (
     AccountSerializer,
     ContactSerializer,
@@ -52,6 +53,7 @@ class LeadViewSet(
     MergeViewSetMixin,
     DuplicatesViewSetMixin,
     StageHistoryViewSetMixin,
+    NextActionsViewSetMixin,
     ServiceModelViewSet,
 ):
     """Leads: prospective business qualified through a pipeline, then converted or lost."""

@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from crm.api.next_actions import NextActionsViewSetMixin
 from crm.api.serializers import (
     KanbanQuerySerializer,
     MarkLostInputSerializer,
@@ -44,6 +45,7 @@ class OpportunityViewSet(
     OpportunityLinesViewSetMixin,
     HistoryViewSetMixin,
     StageHistoryViewSetMixin,
+    NextActionsViewSetMixin,
     ServiceModelViewSet,
 ):
     """Opportunities: deals with an amount and a close date, moving through a pipeline to won or lost."""

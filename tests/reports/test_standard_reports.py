@@ -151,6 +151,32 @@ def test_revenue_by_month_source_industry_and_customer(report_world):
     ]
 
 
+def test_revenue_by_campaign(report_world):
+    from crm.models import Campaign
+    from sales.models import Opportunity
+
+    spring = Campaign.objects.create(name="Spring webinar")
+    Campaign.objects.create(name="Unused")
+    # D1 (owner, 1000 USD) and D5 (outsider, 9999 USD) came from the webinar; D3 (6000) from none.
+    Opportunity.objects.filter(name__in=["D1", "D5"]).update(campaign=spring)
+    by_manager = revenue_report(
+        user=report_world.users["manager"], filters=ReportFilters(**Q1, group_by="campaign")
+    )
+    # The manager does not see D5: 1000 of 7000 from the webinar.
+    assert table(by_manager, "key", "label", "won_count", "won_amount", "share") == [
+        (None, "No campaign", 1, Decimal("6000.00"), 85.71),
+        (str(spring.pk), "Spring webinar", 1, Decimal("1000.00"), 14.29),
+    ]
+    by_admin = revenue_report(
+        user=report_world.users["crm_admin"], filters=ReportFilters(**Q1, group_by="campaign")
+    )
+    # 1000 + 9999 = 10999 of 16999; average 5499.50.
+    assert table(by_admin, "label", "won_count", "won_amount", "average", "share") == [
+        ("Spring webinar", 2, Decimal("10999.00"), Decimal("5499.50"), 64.70),
+        ("No campaign", 1, Decimal("6000.00"), Decimal("6000.00"), 35.30),
+    ]
+
+
 def test_revenue_filters_by_team_owner_and_source(report_world):
     admin = report_world.users["crm_admin"]
     east = report_world.teams["East"]

@@ -1,0 +1,188 @@
+"""activities' next-best-action rules, on leads and deals alike: an overdue activity, a meeting held with
+no follow-up since, no next step planned at all; and the links that make "log a call", "schedule a
+meeting" or "schedule a task" one click (the activity form, filled in, back to the record after)."""
+
+import datetime
+
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.http import urlencode
+
+from activities.admin.pages import _person, _related_params
+from activities.models import CLOSED_ACTIVITY_STATUSES, Activity, ActivityStatus, ActivityType
+from activities.selectors import activity_visible_to
+from crm.next_actions import (
+    Context,
+    NextAction,
+    NextActionRule,
+    days_since,
+    plural,
+    record_admin_url,
+    register_next_action_link,
+    register_next_action_rule,
+)
+
+# The record kinds these rules read, and the activity's link to each.
+RECORDS = {"crm.lead": "lead", "sales.opportunity": "opportunity"}
+
+
+def _open(fk: str):
+    return Activity.objects.filter(**{fk: OuterRef("pk")}).exclude(status__in=CLOSED_ACTIVITY_STATUSES)
+
+
+def _overdue_annotations(fk: str):
+    def annotations(context: Context) -> dict:
+        # What the reader sees of them: the subject of a colleague's hidden task is not shown.
+        overdue = (
+            activity_visible_to(context.user)
+            .filter(**{fk: OuterRef("pk")}, due_date__lt=context.now)
+            .exclude(status__in=CLOSED_ACTIVITY_STATUSES)
+        )
+        first = overdue.order_by("due_date", "pk")
+        return {
+            "nba_overdue_count": Subquery(
+                overdue.order_by().values(fk).annotate(count=Count("pk")).values("count")
+            ),
+            "nba_overdue_id": Subquery(first.values("pk")[:1]),
+            "nba_overdue_subject": Subquery(first.values("subject")[:1]),
+            "nba_overdue_type": Subquery(first.values("activity_type")[:1]),
+            "nba_overdue_due": Subquery(first.values("due_date")[:1]),
+        }
+
+    return annotations
+
+
+def _overdue(record, context: Context) -> NextAction:
+    kind = ActivityType(record.nba_overdue_type).label.lower()
+    days = days_since(record.nba_overdue_due, context)
+    more = record.nba_overdue_count - 1
+    due = f"due {plural(days, 'day')} ago" if days else "due earlier today"
+    reason = f"Overdue {kind}: “{record.nba_overdue_subject}”, {due}"
+    if more:
+        reason += f" (and {more} more)"
+    return NextAction(
+        rule="activity_overdue",
+        reason=reason,
+        label=f"Do the {kind} or reschedule it",
+        kind="open",
+        url=reverse("admin:activities_activity_change", args=[record.nba_overdue_id]),
+        urgency=days,
+        target_type="activity",
+        target_id=record.nba_overdue_id,
+    )
+
+
+def _meeting_annotations(fk: str):
+    def annotations(context: Context) -> dict:
+        held = (
+            activity_visible_to(context.user)
+            .filter(**{fk: OuterRef("pk")}, activity_type=ActivityType.MEETING)
+            .filter(status=ActivityStatus.COMPLETED)
+            .annotate(held_at=Coalesce("completed_at", "due_date", "updated_at"))
+            .order_by("-held_at", "-pk")
+        )
+        # Anything but the meeting planned after it, or logged after it (a call, an email), follows it
+        # up, whoever owns it.
+        follow_up = (
+            Activity.objects.filter(**{fk: OuterRef("pk")})
+            .exclude(status=ActivityStatus.CANCELLED)
+            .exclude(pk=OuterRef("nba_meeting_id"))
+            .filter(Q(due_date__gt=OuterRef("nba_meeting_at")) | Q(created_at__gt=OuterRef("nba_meeting_at")))
+        )
+        return {
+            "nba_meeting_id": Subquery(held.values("pk")[:1]),
+            "nba_meeting_subject": Subquery(held.values("subject")[:1]),
+            "nba_meeting_at": Subquery(held.values("held_at")[:1]),
+            "nba_meeting_followed": Exists(follow_up),
+        }
+
+    return annotations
+
+
+def _meeting(record, context: Context) -> NextAction:
+    return NextAction(
+        rule="meeting_without_follow_up",
+        reason=f"Meeting “{record.nba_meeting_subject}” on "
+        f"{date_format(timezone.localtime(record.nba_meeting_at))}, no follow-up since",
+        label="Schedule a follow-up",
+        kind="task",
+        urgency=days_since(record.nba_meeting_at, context),
+        target_type="activity",
+        target_id=record.nba_meeting_id,
+    )
+
+
+def _no_next_step(record, context: Context) -> NextAction:
+    return NextAction(
+        rule="no_next_step",
+        reason="No next step planned: no open activity",
+        label="Schedule a next step",
+        kind="task",
+        urgency=days_since(record.last_activity_at or record.created_at, context),
+    )
+
+
+def _rules(fk: str) -> list[NextActionRule]:
+    return [
+        NextActionRule(
+            key="activity_overdue",
+            weight=85,
+            annotations=_overdue_annotations(fk),
+            condition=lambda context: Q(nba_overdue_count__gt=0),
+            action=_overdue,
+        ),
+        NextActionRule(
+            key="meeting_without_follow_up",
+            weight=75,
+            annotations=_meeting_annotations(fk),
+            condition=lambda context: Q(nba_meeting_id__isnull=False, nba_meeting_followed=False),
+            action=_meeting,
+        ),
+        NextActionRule(
+            key="no_next_step",
+            weight=35,
+            annotations=lambda context: {"nba_planned": Exists(_open(fk))},
+            condition=lambda context: Q(nba_planned=False),
+            action=_no_next_step,
+        ),
+    ]
+
+
+# --- the links: the activity form, filled in ----------------------------------------------------------
+
+LINKS = {
+    # kind: (activity type, status, subject, when)
+    "call": (ActivityType.CALL, ActivityStatus.COMPLETED, "Call with {person}", "now"),
+    "meeting": (ActivityType.MEETING, ActivityStatus.SCHEDULED, "Meeting with {person}", "tomorrow"),
+    "task": (ActivityType.TASK, ActivityStatus.SCHEDULED, "Follow up with {person}", "tomorrow"),
+}
+
+
+def activity_link(*, record, action: NextAction, user) -> str:
+    """The activity form for ``action``'s kind, filled in for ``record``; "" without the right to add."""
+    if not user.has_perm("activities.add_activity"):
+        return ""
+    activity_type, status, subject, when = LINKS[action.kind]
+    now = timezone.localtime().replace(second=0, microsecond=0)
+    if when == "tomorrow":
+        now = (now + datetime.timedelta(days=1)).replace(hour=10, minute=0)
+    params = {
+        **_related_params(record),
+        "activity_type": activity_type,
+        "status": status,
+        "subject": subject.format(person=_person(record)),
+        "due_date": now.isoformat(),
+        "next": record_admin_url(record),
+    }
+    return f"{reverse('admin:activities_activity_add')}?{urlencode(params)}"
+
+
+def register() -> None:
+    for model_label, fk in RECORDS.items():
+        for rule in _rules(fk):
+            register_next_action_rule(model_label, rule)
+    for kind in LINKS:
+        register_next_action_link(kind, activity_link)
