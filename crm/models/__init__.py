@@ -33,6 +33,7 @@ from .notifications import (
 from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
 from .reports import ReportDisplay, ReportSchedule, ReportSharing, SavedReport
+from .saved_views import SavedView, ViewSharing
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
 from .sequences import (
     ConditionOperator,
@@ -102,6 +103,7 @@ __all__ = [
     "RunStatus",
     "SalesTeam",
     "SavedReport",
+    "SavedView",
     "ScoreBreakdown",
     "ScoringCriterion",
     "ScoringRule",
@@ -121,6 +123,7 @@ __all__ = [
     "TimeStampedModel",
     "TriggerKind",
     "UserProfile",
+    "ViewSharing",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookSubscription",
