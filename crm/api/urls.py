@@ -9,6 +9,7 @@ from crm.marketing import api as marketing
 from crm.messaging import api as messaging
 from crm.notifications import api as notifications
 from crm.reports import api as reports
+from crm.saved_views import api as saved_views
 from crm.sequences import api as sequences
 from crm.webhooks import api as webhooks
 
@@ -44,3 +45,4 @@ router.register("campaigns", marketing.CampaignViewSet, basename="campaign")
 router.register("reports/builder", reports.ReportBuilderViewSet, basename="report-builder")
 router.register("reports/saved", reports.SavedReportViewSet, basename="saved-report")
 router.register("reports", reports.ReportViewSet, basename="report")
+router.register("saved-views", saved_views.SavedViewViewSet, basename="saved-view")
