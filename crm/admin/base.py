@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
@@ -18,6 +17,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from crm import services as crm_services
 from crm.admin.saved_views import SavedViewsMixin
+from crm.money import money_format
 from crm.services import owner_ensure_allowed, record_stored_version, record_version
 from crm.win_probability import win_estimate_cached
 
@@ -43,10 +43,9 @@ class DateInput(forms.DateInput):
     input_type = "date"
 
 
-def money(value: Decimal | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.2f} {settings.CRM_CURRENCY}"
+def money(value: Decimal | None, *, compact: bool = False) -> str:
+    """An amount in the CRM's currency by the locale: "$334,000", or compact "$334K" (crm.money)."""
+    return money_format(value, compact=compact)
 
 
 def color_swatch(color: str, label: str = "") -> str:
