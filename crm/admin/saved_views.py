@@ -85,6 +85,9 @@ class SavedViewsMixin:
         links = super().get_list_display_links(request, list_display)
         if not getattr(request, "_crm_columns", None) or not links:
             return links
+        if not self.list_display_links:
+            # The record's link stays on the list's own first column (its name) wherever it is shown.
+            links = list(self.list_display[:1])
         names = [_column_name(item) for item in list_display]
         kept = [link for link in links if _column_name(link) in names]
         if kept:
