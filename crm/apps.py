@@ -55,6 +55,7 @@ class CrmConfig(AppConfig):
 
         from crm.insights import account_churn_annotations
         from crm.reports import admin_saved  # noqa: F401  (saved reports' admin)
+        from crm.saved_views import admin as saved_views_admin  # noqa: F401  (saved views' admin)
         from crm.selectors import register_annotations
 
         register_annotations("crm.Account", account_churn_annotations)

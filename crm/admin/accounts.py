@@ -23,6 +23,7 @@ from crm.admin.record import (
     KeyFigure,
     RecordPageMixin,
     apply_service_errors,
+    money_figure,
 )
 from crm.admin.scale import ScalableChangeListMixin
 from crm.admin.tags import TagListMixin
@@ -183,8 +184,8 @@ class AccountAdmin(
         figures = [
             KeyFigure("Contacts", str(getattr(obj, "contact_count", "—"))),
             KeyFigure("Deals", str(getattr(obj, "opportunity_count", "—"))),
-            KeyFigure("Open value", money(getattr(obj, "open_value", None))),
-            KeyFigure("Won value", money(getattr(obj, "won_value", None))),
+            money_figure("Open value", getattr(obj, "open_value", None)),
+            money_figure("Won value", getattr(obj, "won_value", None)),
             KeyFigure("Owner", (owner.get_full_name() or owner.get_username()) if owner else "Nobody"),
         ]
         if obj.industry:

@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
@@ -17,6 +16,8 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from crm import services as crm_services
+from crm.admin.saved_views import SavedViewsMixin
+from crm.money import money_format
 from crm.services import owner_ensure_allowed, record_stored_version, record_version
 from crm.win_probability import win_estimate_cached
 
@@ -42,10 +43,9 @@ class DateInput(forms.DateInput):
     input_type = "date"
 
 
-def money(value: Decimal | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.2f} {settings.CRM_CURRENCY}"
+def money(value: Decimal | None, *, compact: bool = False) -> str:
+    """An amount in the CRM's currency by the locale: "$334,000", or compact "$334K" (crm.money)."""
+    return money_format(value, compact=compact)
 
 
 def color_swatch(color: str, label: str = "") -> str:
@@ -402,7 +402,7 @@ class StaleEditGuardMixin:
         return [(name, {**options, "fields": [*options["fields"], "loaded_version"]}), *rest]
 
 
-class ServiceModelAdmin(BadKeysTolerantMixin, ServiceRefusedPageMixin, admin.ModelAdmin):
+class ServiceModelAdmin(SavedViewsMixin, BadKeysTolerantMixin, ServiceRefusedPageMixin, admin.ModelAdmin):
     """The one base class of our model admins: every write goes through the services, with the user.
 
     - the change form (and a list_editable row): ``create_record(request, data)`` and
@@ -410,6 +410,8 @@ class ServiceModelAdmin(BadKeysTolerantMixin, ServiceRefusedPageMixin, admin.Mod
     - a delete, of one record or of the "delete selected" action: ``delete_record(request, obj)``,
       ``services.record_delete`` unless the model has its own delete service;
     - inline rows: the saver the inline's model registered with ``register_inline_saver``.
+
+    Its changelist takes saved views and a column chooser (``crm.admin.saved_views``).
 
     A service's refusal (ValidationError) rolls the whole request back and is shown on the page as a
     message, never a server error. ``tests/admin/test_admin_registry.py`` fails for a registered admin

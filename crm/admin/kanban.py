@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from crm.admin.base import CRM_CHANGE_LIST_TEMPLATE, money, with_changelist_tool
-from crm.admin.record import KeyFigure, apply_service_errors
+from crm.admin.record import KeyFigure, apply_service_errors, money_figure
 from crm.models import Pipeline, Stage
 from crm.registries import next_activity_by_record
 from crm.selectors import KANBAN_DEFAULT_LIMIT, KanbanBoard
@@ -350,8 +350,8 @@ class KanbanAdminMixin:
                         "stage_id": column.stage.pk,
                         "count": column.count,
                         "total": str(column.total),
-                        "total_display": money(column.total),
-                        "weighted_display": money(weighted(column)),
+                        "total_display": money(column.total, compact=True),
+                        "weighted_display": money(weighted(column), compact=True),
                     }
                     for column in board.columns
                 ],
@@ -480,7 +480,7 @@ class KanbanAdminMixin:
 
     def get_key_figures(self, request, obj) -> list[KeyFigure]:
         figures = [
-            KeyFigure(self.kanban_value_label.capitalize(), money(getattr(obj, self.kanban_value_field))),
+            money_figure(self.kanban_value_label.capitalize(), getattr(obj, self.kanban_value_field)),
             KeyFigure("Probability", f"{obj.probability}%" if obj.probability is not None else "—"),
         ]
         if hasattr(self, "automated_probability"):

@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.urls import reverse
 
+from crm.money import money_format
 from crm.selectors import stage_history
 
 
@@ -44,12 +45,18 @@ class TimelineEntry:
 
 @dataclass
 class KeyFigure:
-    """One figure in a record page's header: "Value 12,000.00 USD"."""
+    """One figure in a record page's header: "Value $12K" (``title``: "$12,000", on hover)."""
 
     label: str
     value: str
     url: str = ""
     css_class: str = ""
+    title: str = ""
+
+
+def money_figure(label: str, amount) -> KeyFigure:
+    """An amount in the header: compact ("$12K"), the full amount on hover."""
+    return KeyFigure(label, money_format(amount, compact=True), title=money_format(amount))
 
 
 TimelineSource = Callable[..., list[TimelineEntry]]

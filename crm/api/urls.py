@@ -11,6 +11,7 @@ from crm.messaging import api as messaging
 from crm.notifications import api as notifications
 from crm.privacy import api as privacy
 from crm.reports import api as reports
+from crm.saved_views import api as saved_views
 from crm.sequences import api as sequences
 from crm.webhooks import api as webhooks
 
@@ -50,3 +51,4 @@ router.register("reports/builder", reports.ReportBuilderViewSet, basename="repor
 router.register("reports/saved", reports.SavedReportViewSet, basename="saved-report")
 router.register("reports", reports.ReportViewSet, basename="report")
 router.register("next-actions", next_actions.NextActionsMineViewSet, basename="next-action")
+router.register("saved-views", saved_views.SavedViewViewSet, basename="saved-view")

@@ -35,6 +35,7 @@ from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
 from .privacy import PrivacyRequest, PrivacyRequestKind
 from .reports import ReportDisplay, ReportSchedule, ReportSharing, SavedReport
+from .saved_views import SavedView, ViewSharing
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
 from .sequences import (
     ConditionOperator,
@@ -112,6 +113,7 @@ __all__ = [
     "RunStatus",
     "SalesTeam",
     "SavedReport",
+    "SavedView",
     "ScoreBreakdown",
     "ScoringCriterion",
     "ScoringRule",
@@ -131,6 +133,7 @@ __all__ = [
     "TimeStampedModel",
     "TriggerKind",
     "UserProfile",
+    "ViewSharing",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookSubscription",

@@ -3,9 +3,10 @@
 from decimal import Decimal
 
 from django import template
-from django.conf import settings
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+
+from crm.money import money_format
 
 register = template.Library()
 
@@ -23,10 +24,8 @@ def _number(value) -> Decimal:
 
 @register.filter
 def money(value) -> str:
-    """1234.5 → "1,234.50 USD" in the CRM's currency."""
-    if value is None or value == "":
-        return "—"
-    return f"{_number(value):,.2f} {settings.CRM_CURRENCY}"
+    """1234.5 → "$1,234.50" by the locale, in the CRM's currency (crm.money)."""
+    return money_format(value)
 
 
 @register.simple_tag

@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from crm.admin.base import ServiceHistoryAdmin, ServiceModelAdmin, register_inline_saver, save_inline_forms
 from crm.admin.import_export import ImportExportAdminMixin
+from crm.money import money_format
 from crm.services import record_delete
 from sales import services_catalog as services
 from sales.models import PriceList, PriceListItem, Product
@@ -24,7 +25,7 @@ class ProductAdmin(ImportExportAdminMixin, ServiceHistoryAdmin):
 
     @admin.display(description="unit price", ordering="unit_price")
     def price(self, obj):
-        return f"{obj.unit_price:,.2f} {obj.currency}"
+        return money_format(obj.unit_price, currency=obj.currency)
 
 
 class PriceListItemInline(admin.TabularInline):

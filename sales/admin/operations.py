@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from crm.admin.base import DateInput, ServiceModelAdmin, with_changelist_tool
 from crm.admin.record import RecordAction, register_record_actions
 from crm.models import Account
+from crm.money import money_format
 from sales import services
 from sales.currencies import conversion_note
 from sales.hierarchy import account_hierarchy
@@ -135,7 +136,7 @@ class QuotaAdmin(ServiceModelAdmin):
         parts = []
         if obj.target_amount is not None:
             share = f" ({obj.won_amount * 100 / obj.target_amount:.0f}%)" if obj.target_amount else ""
-            parts.append(f"{obj.won_amount:,.2f} {company_currency()}{share}")
+            parts.append(f"{money_format(obj.won_amount, currency=company_currency())}{share}")
         if obj.target_count is not None:
             share = f" ({obj.won_count * 100 / obj.target_count:.0f}%)" if obj.target_count else ""
             parts.append(f"{obj.won_count} deals{share}")

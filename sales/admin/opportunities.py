@@ -33,6 +33,7 @@ from crm.admin.transitions import (
     reopen_transition,
 )
 from crm.automation.admin_actions import RunAutomationRuleMixin
+from crm.money import money_format
 from crm.services import record_delete
 from sales import selectors, services
 from sales.admin.forecast import ForecastAdminMixin
@@ -206,7 +207,7 @@ class OpportunityAdmin(
     @admin.display(description="amount", ordering="amount")
     def value(self, obj):
         if obj.currency != company_currency():
-            return f"{obj.amount:,.2f} {obj.currency}"
+            return money_format(obj.amount, currency=obj.currency)
         return money(obj.amount)
 
     @admin.action(description="Mark the selected opportunities won", permissions=["change"])

@@ -17,6 +17,7 @@ from crm.admin.base import (
     save_inline_forms,
 )
 from crm.admin.record import apply_service_errors
+from crm.money import money_format
 from sales import services_quotes as services
 from sales.models import OpportunityLine, Quote, QuoteLine
 from sales.quote_links import quote_public_url
@@ -222,7 +223,7 @@ class QuoteAdmin(VisibleRecordsAdminMixin, ServiceModelAdmin):
 
     @admin.display(description="total", ordering="total")
     def total_shown(self, obj):
-        return f"{obj.total:,.2f} {obj.currency}"
+        return money_format(obj.total, currency=obj.currency)
 
     @admin.display(description="current", boolean=True)
     def current(self, obj):

@@ -139,7 +139,7 @@ def test_quick_add_creates_a_card_through_the_service(admin_client, admin_user, 
         admin_user,
     )
     weighted = {c["stage_id"]: c["weighted_display"] for c in body["columns"]}
-    assert weighted[stages["Qualified"].pk] == "270.00 USD"
+    assert weighted[stages["Qualified"].pk] == "$270"
 
     deal = admin_client.post(
         reverse("admin:sales_opportunity_board_add"), {"stage": stages["New"].pk, "name": "D"}
@@ -189,7 +189,7 @@ def test_board_shows_weighted_totals_tags_and_the_rotting_flag(admin_client, sta
     assert (cards["Quiet"].rotting_days, cards["Busy"].rotting_days) == (9, None)
     assert [tag.name for tag in cards["Busy"].tags] == ["VIP"]
     html = response.content.decode()
-    assert "Rotting · 9 d" in html and ">VIP</span>" in html and "2,400.00 USD" in html
+    assert "Rotting · 9 d" in html and ">VIP</span>" in html and "$2,400" in html
     assert 'data-closing="lost"' in html and "data-quick-add" in html
 
 

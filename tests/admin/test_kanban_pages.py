@@ -69,7 +69,8 @@ def test_lead_board_has_a_column_per_stage_with_count_total_and_cards(admin_clie
         "Lost": (1, D("7.00"), ["Gone"]),
     }
     html = response.content.decode()
-    assert "2,100.50 USD" in html and "Urgent" in html and admin_user.username in html
+    assert "$2.1K" in html and "Expected revenue: $100.50" in html and ">$2K<" in html  # total, cards
+    assert "Urgent" in html and admin_user.username in html
     # A closed lead is shown but cannot be dragged.
     gone = Lead.objects.get(name="Gone")
     assert (
@@ -212,8 +213,8 @@ def test_moving_a_lead_calls_the_service_and_answers_fresh_columns(admin_client,
     assert body["ok"] is True
     assert body["message"] == "“Mover” moved to Qualified."
     summary = {column["stage_id"]: (column["count"], column["total_display"]) for column in body["columns"]}
-    assert summary[stages["New"].pk] == (1, "10.00 USD")
-    assert summary[stages["Qualified"].pk] == (1, "1,500.00 USD")
+    assert summary[stages["New"].pk] == (1, "$10")
+    assert summary[stages["Qualified"].pk] == (1, "$1.5K")
     assert f'data-id="{lead.pk}"' in body["card_html"]
     lead.refresh_from_db()
     assert (lead.stage, lead.probability) == (stages["Qualified"], 30)
@@ -330,7 +331,7 @@ def test_moving_a_deal_into_won_wins_it(admin_client, stages):
 
     assert body["ok"] is True
     summary = {column["stage_id"]: column["total_display"] for column in body["columns"]}
-    assert summary[stages["Won"].pk] == "4,001.00 USD"
+    assert summary[stages["Won"].pk] == "$4K"
     opp.refresh_from_db()
     assert (opp.status, opp.probability) == (OpportunityStatus.WON, 100)
 

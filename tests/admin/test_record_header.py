@@ -31,7 +31,7 @@ def test_lead_page_has_a_stepper_and_key_figures(admin_client, stages):
     ]
     assert stepper["move_url"] == reverse("admin:crm_lead_board_move")
     figures = {figure.label: figure.value for figure in response.context["key_figures"]}
-    assert figures["Expected revenue"] == "12,000.00 USD"
+    assert figures["Expected revenue"] == "$12K"
     assert figures["Probability"] == "30%"
     assert figures["Next activity"] == "None planned"
     assert figures["Days in stage"] == "0"
@@ -51,7 +51,7 @@ def test_a_closed_deal_has_a_locked_stepper(admin_client, stages):
     response = admin_client.get(reverse("admin:sales_opportunity_change", args=[deal.pk]))
     assert response.context["stepper"]["locked"] is True
     figures = {figure.label: figure.value for figure in response.context["key_figures"]}
-    assert figures["Amount"] == "500.00 USD" and "Days in stage" not in figures
+    assert figures["Amount"] == "$500" and "Days in stage" not in figures
 
 
 @pytest.mark.django_db
@@ -64,7 +64,7 @@ def test_account_page_shows_roll_ups_of_what_the_reader_sees(admin_as, people, s
     response = admin_as("owner").get(reverse("admin:crm_account_change", args=[account.pk]))
 
     figures = {figure.label: figure.value for figure in response.context["key_figures"]}
-    assert (figures["Contacts"], figures["Deals"], figures["Open value"]) == ("1", "1", "100.00 USD")
+    assert (figures["Contacts"], figures["Deals"], figures["Open value"]) == ("1", "1", "$100")
     assert response.context["stepper"] is None
 
 

@@ -150,7 +150,7 @@ def test_admin_pages_show_chart_table_and_export(report_world, client):
     page = client.get(f"/admin/reports/revenue/?{Q1}&group_by=customer")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "<svg" in html and "Existing customer" in html and "7,000.00" in html
+    assert "<svg" in html and "Existing customer" in html and "$7,000" in html
     export = client.get(f"/admin/reports/revenue/?{Q1}&export=csv")
     assert export["Content-Type"].startswith("text/csv")
     assert "6000.00" in export.content.decode()
