@@ -3,7 +3,7 @@
 import django_filters
 
 from crm.filters import SearchFilterSet, id_filter, ordering
-from sales.models import Opportunity, PriceList, Product, Quote
+from sales.models import Opportunity, PriceList, PriceListItem, Product, Quote
 
 
 class ProductFilter(SearchFilterSet):
@@ -25,6 +25,19 @@ class PriceListFilter(SearchFilterSet):
     class Meta:
         model = PriceList
         fields = ["currency", "is_active"]
+
+
+class PriceListItemFilter(SearchFilterSet):
+    search_fields = ("product__sku", "product__name", "price_list__name")
+
+    price_list = id_filter(PriceList.objects.all(), label="Price list id")
+    product = id_filter(Product.objects.all(), label="Product id")
+    currency = django_filters.CharFilter(field_name="price_list__currency", label="The price list's currency")
+    ordering = ordering("unit_price", "created_at", "updated_at")
+
+    class Meta:
+        model = PriceListItem
+        fields = ["price_list", "product"]
 
 
 class QuoteFilter(SearchFilterSet):

@@ -15,7 +15,7 @@ from crm.win_probability import register_win_kind
 from sales import privacy
 from sales.api.serializers import OpportunitySerializer
 from sales.currencies import converted
-from sales.importing import OPPORTUNITIES, PRODUCTS
+from sales.importing import OPPORTUNITIES, PRICE_LIST_ITEMS, PRODUCTS
 from sales.models import Opportunity, OpportunityStatus
 from sales.reports import register_reports
 from sales.win_probability import OPPORTUNITY
@@ -86,6 +86,7 @@ def register_with_crm() -> None:
     )
     register_schema(OPPORTUNITIES)
     register_schema(PRODUCTS)
+    register_schema(PRICE_LIST_ITEMS)
     register_win_kind(OPPORTUNITY)
     register_nested_field(
         LeadConvertResultSerializer, "opportunity", lambda: OpportunitySerializer(allow_null=True)

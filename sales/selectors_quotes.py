@@ -5,7 +5,7 @@ from django.db.models import Prefetch, QuerySet
 from crm.actors import Actor
 from crm.filters import filter_queryset
 from crm.selectors import Filters, register_record_access
-from sales.filters_quotes import PriceListFilter, ProductFilter, QuoteFilter
+from sales.filters_quotes import PriceListFilter, PriceListItemFilter, ProductFilter, QuoteFilter
 from sales.models import OpportunityLine, PriceList, PriceListItem, Product, Quote, QuoteLine
 from sales.selectors import opportunity_visible_to
 
@@ -18,6 +18,14 @@ def price_list_list(*, user: Actor, filters: Filters = None) -> QuerySet[PriceLi
     items = PriceListItem.objects.select_related("product").order_by("product__name", "id")
     queryset = PriceList.objects.prefetch_related(Prefetch("items", queryset=items))
     return filter_queryset(PriceListFilter, queryset, filters)
+
+
+def price_list_item_list(*, user: Actor, filters: Filters = None) -> QuerySet[PriceListItem]:
+    """Every price of every list, by list and product name (the catalogue is everyone's to read)."""
+    queryset = PriceListItem.objects.select_related("price_list", "product").order_by(
+        "price_list__name", "product__name", "id"
+    )
+    return filter_queryset(PriceListItemFilter, queryset, filters)
 
 
 def opportunity_lines(opportunity) -> QuerySet[OpportunityLine]:

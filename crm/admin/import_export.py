@@ -235,7 +235,7 @@ class ImportExportAdminMixin(ExportAdminMixin):
             "columns": schema.import_columns,
             "export_only": schema.export_only,
             "required": schema.required,
-            "key": schema.key,
+            "key": schema.key_label,
             "verbose_name_plural": capfirst(opts.verbose_name_plural),
             "has_view_permission": self.has_view_permission(request),
         }

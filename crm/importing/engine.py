@@ -20,6 +20,7 @@ from typing import BinaryIO, NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, models, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from crm import selectors, services
@@ -36,12 +37,13 @@ from crm.win_probability import (
 )
 
 from . import lookups, writing
-from .cells import KEEP, CellError, shown_value
+from .cells import KEEP, CellError, cell_text, shown_value
 from .reading import ImportFileError, ReadAhead, Table, open_table, read_upload
 from .result import CLEARED_LISTED, ClearedField, ImportResult, PreviewRow, RowError
 from .schemas import (
     CONVERTS,
     READ_ONLY_COLUMNS,
+    CompositeKey,
     ImportContext,
     ImportSchema,
     PendingAccount,
@@ -276,10 +278,10 @@ class _Run:
                 f"Ignored export-only column(s): {', '.join(state)}. A lead's status follows its stage: "
                 "a won stage converts it, a lost stage loses it (with a lost reason)."
             )
-        if schema.key not in seen:
+        if any(column not in seen for column in schema.key_columns):
             result.notices.append(
-                f"There is no {schema.key} column, so every row creates a new record: "
-                f"existing {schema.verbose} are matched by {schema.key}."
+                f"There is no {schema.key_label} column, so every row creates a new record: "
+                f"existing {schema.verbose} are matched by {schema.key_label}."
             )
         return None if result.file_errors else columns
 
@@ -294,6 +296,7 @@ class _Run:
             ctx.lost_reasons_by_id = lookups.lost_reasons_by_id()
         if "tags" in names:
             ctx.tags = lookups.tags_by_name()
+        self.schema.load_lookups(ctx, names)
 
     def parse_rows(self, columns: list[tuple[int, str]]):
         """(column names, every parsed row): see iter_rows."""
@@ -311,6 +314,11 @@ class _Run:
         width = len(table.header)
         named = {index for index, cell in enumerate(table.header) if normalise_header(cell)}
         key_position = names.index(schema.key) if schema.key in names else None
+        # A key of several columns: the positions of its parts among the values, and of its cells.
+        key_positions = key_cells = None
+        if schema.composite_key and all(column in names for column in schema.key):
+            key_positions = [names.index(column) for column in schema.key]
+            key_cells = [columns[position][0] for position in key_positions]
         first_row: dict[str, int] = {}  # natural key → the row that names it first
         error = error or self.error
         self.rows_read = 0
@@ -355,6 +363,22 @@ class _Run:
                             schema.key,
                             key_value,
                             f"Row {first} has the same {schema.key}: a file may name each record once.",
+                        )
+                        continue
+            elif key_positions is not None:
+                parts = [values[position] for position in key_positions]
+                if all(part is not None and part is not KEEP and part != "" for part in parts):
+                    key = CompositeKey(
+                        [part.lower() if part.__class__ is str else part for part in parts],
+                        " / ".join(cell_text(cells[index]).strip() for index in key_cells),
+                    )
+                    first = first_row.setdefault(key, number)
+                    if first != number:
+                        error(
+                            number,
+                            schema.key_label,
+                            key,
+                            f"Row {first} has the same {schema.key_label}: a file may name each record once.",
                         )
                         continue
             yield (number, values, key)
@@ -416,6 +440,8 @@ class _Run:
     def fetch_existing(self, keys: list[str], attnames: list[str]) -> dict[str, list[tuple]]:
         """Stored records whose natural key is one of ``keys`` (lower-case), by key: [(pk, *attnames)]."""
         schema = self.schema
+        if schema.composite_key:
+            return self.fetch_existing_by_columns(keys, attnames)
         transform = str.upper if schema.key_index == "upper" else str.lower
         query_keys = sorted({transform(k) for k in keys})
         found: dict[str, list[tuple]] = defaultdict(list)
@@ -444,6 +470,32 @@ class _Run:
                 )
         for pk, key_value, *values in rows:
             found[key_value.lower()].append((pk, *values))
+        return found
+
+    def fetch_existing_by_columns(self, keys: list[tuple], attnames: list[str]) -> dict[tuple, list[tuple]]:
+        """fetch_existing for a key of several columns: per chunk of keys, the records whose every key
+        column is among the chunk's values for it (text compared in lower case), of which those whose
+        whole key is one of ``keys`` (a composite unique index serves the query)."""
+        key_attnames = [self.schema.attname(column) for column in self.schema.key]
+        meta, width = self.model._meta, len(key_attnames)
+        text = [isinstance(meta.get_field(a), (models.CharField, models.TextField)) for a in key_attnames]
+        annotations = {f"_import_key{i}": Lower(a) for i, a in enumerate(key_attnames) if text[i]}
+        paths = [f"_import_key{i}" if text[i] else a for i, a in enumerate(key_attnames)]
+        wanted = set(keys)
+        found: dict[tuple, list[tuple]] = defaultdict(list)
+        seen: set[int] = set()  # a record may answer the queries of two chunks
+        for chunk in lookups.chunked(sorted(wanted), max(1, lookups.chunk_size() // width)):
+            rows = (
+                self.model.objects.annotate(**annotations)
+                .filter(**{f"{path}__in": sorted({key[i] for key in chunk}) for i, path in enumerate(paths)})
+                .order_by("pk")
+                .values_list("pk", *paths, *attnames)
+            )
+            for pk, *values in rows:
+                key = tuple(values[:width])
+                if key in wanted and pk not in seen:
+                    seen.add(pk)
+                    found[key].append((pk, *values[width:]))
         return found
 
     def fetch_tags(self, ids: list[int]) -> dict[int, frozenset]:
@@ -562,7 +614,6 @@ class _Run:
         inserts, updates, tag_sets, released = [], [], {}, []
         self.stage_moves = []  # (pk, old stage id, new stage id) of updated records that changed stage
         stage_index = write_index.get("stage_id") if writing.stage_history_model(self.model) else None
-        label = write_index.get("name", 0)
         released_fields = list(schema.released.items())
 
         def classify(number, pk, row, tags, old):
@@ -571,7 +622,9 @@ class _Run:
                 result.new += 1
                 inserts.append((row, tags if tags is not KEEP else frozenset()))
                 if len(result.preview) < PREVIEW_ROWS:
-                    result.preview.append(PreviewRow(number, "new", str(row[label])))
+                    result.preview.append(
+                        PreviewRow(number, "new", schema.preview_label(row, write_index, ctx))
+                    )
                 return
             changed = [a for a, value in zip(write_attnames, row, strict=True) if value != old[a]]
             if not changed and tags is KEEP:
@@ -604,7 +657,13 @@ class _Run:
             if len(result.preview) < 2 * PREVIEW_ROWS:
                 shown = [_column(a) for a in changed] + (["tags"] if tags is not KEEP else [])
                 result.preview.append(
-                    PreviewRow(number, "updated", str(row[label]), tuple(shown), tuple(cleared))
+                    PreviewRow(
+                        number,
+                        "updated",
+                        schema.preview_label(row, write_index, ctx),
+                        tuple(shown),
+                        tuple(cleared),
+                    )
                 )
 
         insert_attnames = [*write_attnames, *SCORE_ATTNAMES] if scorer else write_attnames
@@ -627,7 +686,7 @@ class _Run:
                 user=self.default_owner,  # who the stage history says entered each new lead
             )
         finals = []  # (row number, pk or None, row tuple in write_attnames order, tags or KEEP, old or None)
-        key_name, finalize, error = schema.key, schema.finalize, self.error
+        key_name, finalize, error = schema.key_label, schema.finalize, self.error
         try:
             while parsed:
                 prepare(parsed)

@@ -108,14 +108,33 @@ class ImportContext:
     new_keys: set = field(default_factory=set)  # natural keys of the file's rows that create records
     lost_reasons: dict = field(default_factory=dict)
     lost_reasons_by_id: dict = field(default_factory=dict)  # id → (name, is_active)
+    # What a schema's own relations are named by (ImportSchema.load_lookups), by the schema's choice.
+    named: dict = field(default_factory=dict)
+
+
+class CompositeKey(tuple):
+    """The natural key of a row matched on several columns: its parts (text in lower case, ids of the
+    related records the cells name), shown in a report as the cells were written."""
+
+    shown: str = ""
+
+    def __new__(cls, parts, shown: str = ""):
+        key = super().__new__(cls, parts)
+        key.shown = shown
+        return key
+
+    def __str__(self) -> str:
+        return self.shown
 
 
 @dataclass
 class ImportSchema(Schema):
     """Import side: natural key, required columns and the row rules that need more than one cell."""
 
-    key: str = ""
-    key_index: str = "lower"  # the SQL function of the natural key's index
+    # The natural key: one column (matched through the index ``key_index`` names), or a tuple of
+    # columns matched together (a price in a price list: the list and the product).
+    key: str | tuple[str, ...] = ""
+    key_index: str = "lower"  # the SQL function of a one-column natural key's index
     required: tuple[str, ...] = ()
     # Fields every row resolves and writes because a rule reads them, whether or not they are columns.
     rule_fields: tuple[str, ...] = ()
@@ -129,6 +148,29 @@ class ImportSchema(Schema):
 
     def attname(self, column: str) -> str:
         return self.field(column).attname if column != "tags" else "tags"
+
+    @property
+    def composite_key(self) -> bool:
+        return isinstance(self.key, tuple)
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        if self.composite_key:
+            return self.key
+        return (self.key,) if self.key else ()
+
+    @property
+    def key_label(self) -> str:
+        """The natural key as a report names it: "email", "price_list and product"."""
+        return " and ".join(self.key_columns)
+
+    def load_lookups(self, ctx: ImportContext, names: list[str]) -> None:
+        """Load into ``ctx.named`` what the parsers of this schema's own relations look up (called
+        before the rows are parsed, on the thread that holds the import's transaction)."""
+
+    def preview_label(self, row: tuple, index: dict[str, int], ctx: ImportContext) -> str:
+        """How the import's preview names the record a row writes (``row`` in ``index`` order)."""
+        return str(row[index.get("name", 0)])
 
     def parser(self, column: str, ctx: ImportContext):
         field = self.field(column)

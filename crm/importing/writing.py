@@ -541,7 +541,10 @@ def record_history(model, *, now, user_id, reason: str = IMPORT_CHANGE_REASON) -
 
     Any other set-based write (a merge moving related records with QuerySet.update(), which
     django-simple-history does not see) records its history the same way: stamp ``updated_at = now``
-    and call this with its own ``reason``."""
+    and call this with its own ``reason``. A model without an audit trail (a price in a price list)
+    records nothing."""
+    if not hasattr(model, "history"):
+        return 0
     history_model = model.history.model
     quote = connection.ops.quote_name
     # The history keeps the model's fields less the ones it excludes (a lead's derived score).

@@ -1,4 +1,5 @@
-"""Products (with import and export by SKU) and price lists with their prices as rows."""
+"""Products (with import and export by SKU), price lists with their prices as rows, and every list's
+prices on one page (with import and export by price list and SKU)."""
 
 from django.contrib import admin
 
@@ -61,3 +62,34 @@ class PriceListAdmin(ServiceModelAdmin):
 
     def update_record(self, request, obj, data):
         return services.price_list_update(price_list=obj, user=request.user, data=data)
+
+
+@admin.register(PriceListItem)
+class PriceListItemAdmin(ImportExportAdminMixin, ServiceModelAdmin):
+    """Every list's prices in one list, for import and export; one list's prices are also its rows."""
+
+    list_display = ("price_list", "product_sku", "product_name", "price", "updated_at")
+    list_filter = ("price_list", "price_list__currency")
+    list_select_related = ("price_list", "product")
+    search_fields = ("product__sku", "product__name", "price_list__name")
+    autocomplete_fields = ("price_list", "product")
+    fields = ("price_list", "product", "unit_price")
+    ordering = ("price_list__name", "product__name", "id")
+
+    def create_record(self, request, data):
+        return services.price_list_item_create(user=request.user, data=data)
+
+    def update_record(self, request, obj, data):
+        return services.price_list_item_update(item=obj, user=request.user, data=data)
+
+    @admin.display(description="SKU", ordering="product__sku")
+    def product_sku(self, obj):
+        return obj.product.sku
+
+    @admin.display(description="product", ordering="product__name")
+    def product_name(self, obj):
+        return obj.product.name
+
+    @admin.display(description="unit price", ordering="unit_price")
+    def price(self, obj):
+        return f"{obj.unit_price:,.2f} {obj.price_list.currency}"

@@ -1,15 +1,16 @@
-"""Products and price lists in the API: ``products/`` (with import and export) and ``price-lists/``."""
+"""Products and price lists in the API: ``products/`` (with import and export), ``price-lists/`` and
+``price-list-items/`` (every list's prices, with import and export)."""
 
 from drf_spectacular.utils import extend_schema_view
-from rest_framework import serializers
+from rest_framework import serializers, viewsets
 
 from crm.api.import_export import ImportExportViewSetMixin
 from crm.api.serializers import TIMESTAMPS
-from crm.api.viewsets import ServiceModelViewSet, crud_schema
+from crm.api.viewsets import ModelPermissions, ServiceModelViewSet, crud_schema
 from sales import services_catalog as services
-from sales.filters_quotes import PriceListFilter, ProductFilter
+from sales.filters_quotes import PriceListFilter, PriceListItemFilter, ProductFilter
 from sales.models import PriceList, PriceListItem, Product
-from sales.selectors_quotes import price_list_list, product_list
+from sales.selectors_quotes import price_list_item_list, price_list_list, product_list
 
 
 class ProductSerializer(serializers.ModelSerializer):
@@ -87,3 +88,43 @@ class PriceListViewSet(ServiceModelViewSet):
     def update_record(self, instance, data):
         items = data.pop("items", None)
         return services.price_list_update(price_list=instance, user=self.request.user, data=data, items=items)
+
+
+class PriceListItemRowSerializer(serializers.ModelSerializer):
+    """One price of one list, read on its own (``price-list-items/``)."""
+
+    price_list_id = serializers.IntegerField(read_only=True)
+    price_list_name = serializers.CharField(source="price_list.name", read_only=True)
+    currency = serializers.CharField(source="price_list.currency", read_only=True)
+    product_id = serializers.IntegerField(read_only=True)
+    product_sku = serializers.CharField(source="product.sku", read_only=True)
+    product_name = serializers.CharField(source="product.name", read_only=True)
+
+    class Meta:
+        model = PriceListItem
+        fields = (
+            "id",
+            "price_list_id",
+            "price_list_name",
+            "currency",
+            "product_id",
+            "product_sku",
+            "product_name",
+            "unit_price",
+            *TIMESTAMPS,
+        )
+        read_only_fields = fields
+
+
+class PriceListItemViewSet(ImportExportViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    """Every price list's prices, one row per list and product: read, filter, and import or export as a
+    file matched on the price list's name and the product's SKU. A single list's prices are changed
+    with the list (``price-lists/{id}/``)."""
+
+    import_export_kind = "price-list-items"
+    serializer_class = PriceListItemRowSerializer
+    filterset_class = PriceListItemFilter
+    permission_classes = [ModelPermissions]
+
+    def get_queryset(self):
+        return price_list_item_list(user=self.request.user)

@@ -9,6 +9,7 @@ router.register("opportunities", views.OpportunityViewSet, basename="opportunity
 router.register("dashboard", views.DashboardViewSet, basename="dashboard")
 router.register("products", catalog.ProductViewSet, basename="product")
 router.register("price-lists", catalog.PriceListViewSet, basename="price-list")
+router.register("price-list-items", catalog.PriceListItemViewSet, basename="price-list-item")
 router.register("quotes", quotes.QuoteViewSet, basename="quote")
 router.register("exchange-rates", operations.ExchangeRateViewSet, basename="exchange-rate")
 router.register("quotas", operations.QuotaViewSet, basename="quota")

@@ -82,6 +82,7 @@ CONFIG_RESOURCES = {
     "campaigns": "crm.campaign",
     "products": "sales.product",
     "price-lists": "sales.pricelist",
+    "price-list-items": "sales.pricelistitem",
     "exchange-rates": "sales.exchangerate",
     "territories": "sales.territory",
     "commission-plans": "sales.commissionplan",
