@@ -8,6 +8,8 @@ from crm.models import (
     Account,
     AutomationRun,
     CampaignMember,
+    ChannelPreference,
+    ConsentRecord,
     Contact,
     EmailUnsubscribe,
     EnrollmentEvent,
@@ -157,6 +159,22 @@ def register() -> None:
             find=lambda p: EmailUnsubscribe.objects.filter(p.email_q("email")),
             # An erased person has no address left to send to: the suppression entry goes with it.
             delete=True,
+        )
+    )
+    register_personal_data(
+        PersonalData(
+            key="consents",
+            model=ConsentRecord,
+            find=lambda p: ConsentRecord.objects.filter(_linked(p)),
+            # Purpose, basis, source and dates stay: what was allowed, and when, names no one.
+            scrub=("evidence",),
+        )
+    )
+    register_personal_data(
+        PersonalData(
+            key="channel_preferences",
+            model=ChannelPreference,
+            find=lambda p: ChannelPreference.objects.filter(_linked(p)),
         )
     )
     register_personal_data(

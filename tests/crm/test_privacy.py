@@ -17,6 +17,7 @@ from django.utils import timezone
 from activities.models import Activity, Attachment, EmailMessage, Note, Ticket, TicketMessage
 from activities.services import activity_create, attachments_create, note_create
 from crm.actors import SYSTEM
+from crm.consent.services import channel_preference_set, consent_grant, consent_purpose_create
 from crm.marketing.services import campaign_create, campaign_member_create
 from crm.models import (
     Account,
@@ -203,8 +204,21 @@ def person_everywhere(user, stages) -> dict:
         action_flag=CHANGE,
         change_message=f"Changed phone to {PHONE}",
     )
+    purpose = consent_purpose_create(user=user, data={"name": "Newsletter", "requires_consent": True})
+    consent = consent_grant(
+        user=user,
+        data={
+            "purpose": purpose,
+            "contact": contact,
+            "source": "web_form",
+            "evidence": f"Form sent by {EMAIL}",
+        },
+    )
+    preference = channel_preference_set(user=user, person_record=lead, channel="phone", allowed=False)
     return {
         "leads": {lead.pk, other_lead.pk},
+        "consents": {consent.pk},
+        "channel_preferences": {preference.pk},
         "contacts": {contact.pk},
         "activities": {activity.pk, contact_activity.pk},
         "notes": {note.pk, activity_note.pk},
