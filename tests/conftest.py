@@ -262,3 +262,10 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, r
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         name = os.path.join(tempfile.gettempdir(), f"crm-test-{os.getpid()}-{worker}.sqlite3")
         database.setdefault("TEST", {})["NAME"] = name
+    elif database["ENGINE"].endswith("sqlite3") and database.get("TEST", {}).get("NAME", "").startswith(
+        "test_"
+    ):
+        # pytest-django gives each xdist worker "test_<NAME>_gwN" unless the engine is Django's own SQLite
+        # one; ours wraps it (crm.db.backends.sqlite3), so that name would be a path that does not exist.
+        # Without worker tests, SQLite's in-memory test database is the one to use.
+        database["TEST"]["NAME"] = None
