@@ -28,6 +28,7 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from activities.models import ActivityTemplate, SlaPolicy, WorkingCalendar
+from activities.service.kb import article_category_save, article_create
 from activities.service.services import ticket_create
 from crm.actors import SYSTEM
 from crm.models import SavedReport
@@ -89,6 +90,9 @@ CONFIG_RESOURCES = {
     "commission-assignments": "sales.commissionassignment",
     "working-calendars": "activities.workingcalendar",
     "sla-policies": "activities.slapolicy",
+    # The knowledge base: editors (CRM Admins, Sales Managers) write; the other roles read.
+    "kb/articles": "activities.article",
+    "kb/categories": "activities.articlecategory",
 }
 # The field a change sets, by kind (the first one the form or the resource has).
 CHANGED_FIELDS = ("description", "name", "subject", "first_name", "phone", "notes")
@@ -148,6 +152,11 @@ def world(django_db_setup, django_db_blocker):
         ActivityTemplate.objects.create(name="Crawled template")
         calendar = WorkingCalendar.objects.create(name="Crawled calendar", time_zone="Europe/Paris")
         SlaPolicy.objects.create(name="Crawled policy", calendar=calendar, resolution_minutes=480)
+        shelf = article_category_save(user=SYSTEM, category=None, data={"name": "Crawled shelf"})
+        article_create(
+            user=SYSTEM,
+            data={"title": "Crawled article", "body": "x", "category": shelf, "status": "published"},
+        )
         LostReasonFactory(name="Too expensive")
         _messaging_world()
         ExchangeRate.objects.create(currency="EUR", date=datetime.date(2026, 1, 1), rate=Decimal("1.1"))
@@ -932,6 +941,9 @@ def api_cases() -> list[Case]:
         case_id = f"api:{operation}:{method}"
         rest = path[len(API_PREFIX) :] if path.startswith(API_PREFIX) else path
         resource, _, tail = rest.partition("/")
+        if resource == "kb":  # kb/articles/, kb/categories/: two resources under one prefix
+            name, _, tail = tail.partition("/")
+            resource = f"kb/{name}"
         if resource in API_RESOURCES:
             cases.extend(_record_api_cases(case_id, method, resource, tail))
         elif resource in CONFIG_RESOURCES:
