@@ -216,7 +216,7 @@ def test_overdue_activity_names_the_oldest_and_counts_the_rest(superuser, stages
     )
     action = actions(superuser, lead)["activity_overdue"]
     assert action.reason == "Overdue task: “Send pricing”, due 2 days ago (and 1 more)"
-    assert action.label == "Do the task or reschedule it"
+    assert action.label == "Open the task"
     assert action.url == reverse("admin:activities_activity_change", args=[oldest.pk])
     assert "no_next_step" not in actions(superuser, lead)
 
