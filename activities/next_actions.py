@@ -66,7 +66,7 @@ def _overdue(record, context: Context) -> NextAction:
     return NextAction(
         rule="activity_overdue",
         reason=reason,
-        label=f"Do the {kind} or reschedule it",
+        label=f"Open the {kind}",
         kind="open",
         url=reverse("admin:activities_activity_change", args=[record.nba_overdue_id]),
         urgency=days,

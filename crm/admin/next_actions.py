@@ -17,4 +17,4 @@ def next_actions_panel(*, request, obj) -> str:
 
 
 def register_next_actions_panel(model_label: str) -> None:
-    register_record_panel(model_label, next_actions_panel)
+    register_record_panel(model_label, next_actions_panel, first=True)

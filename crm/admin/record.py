@@ -69,11 +69,17 @@ _action_providers: dict[str, list[ActionsProvider]] = defaultdict(list)
 _panel_providers: dict[str, list[PanelProvider]] = defaultdict(list)
 
 
-def register_record_panel(model_label: str, provider: PanelProvider) -> None:
+def register_record_panel(model_label: str, provider: PanelProvider, *, first: bool = False) -> None:
     """Add a panel under ``model_label``'s change form (outside it, so it may hold its own forms: files
-    dropped onto the page, a note): ``provider(request=, obj=)`` returns rendered HTML."""
-    if provider not in _panel_providers[model_label]:
-        _panel_providers[model_label].append(provider)
+    dropped onto the page, a note): ``provider(request=, obj=)`` returns rendered HTML. ``first`` puts
+    it above the panels registered before and after it (what to do next, above the composer)."""
+    providers = _panel_providers[model_label]
+    if provider in providers:
+        return
+    if first:
+        providers.insert(0, provider)
+    else:
+        providers.append(provider)
 
 
 def record_panels(request, obj) -> list[str]:

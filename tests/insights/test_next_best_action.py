@@ -5,6 +5,8 @@ import datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -216,7 +218,7 @@ def test_overdue_activity_names_the_oldest_and_counts_the_rest(superuser, stages
     )
     action = actions(superuser, lead)["activity_overdue"]
     assert action.reason == "Overdue task: “Send pricing”, due 2 days ago (and 1 more)"
-    assert action.label == "Do the task or reschedule it"
+    assert action.label == "Open the task"
     assert action.url == reverse("admin:activities_activity_change", args=[oldest.pk])
     assert "no_next_step" not in actions(superuser, lead)
 
@@ -420,3 +422,28 @@ def test_dashboard_lists_my_next_actions(admin_client, admin_user, stages):
     html = response.content.decode()
     assert 'id="my-next-actions"' in html and "Stale deal" in html
     assert [item.record.name for item in response.context["my_next_actions"]] == ["Stale deal"]
+
+
+def test_record_endpoint_and_page_cost_the_same_with_more_to_say(api_as, admin_client, people, stages):
+    owner = people.users["owner"]
+    deal = make_deal(stages["Proposal"], owner=owner, created_days=30, last_activity_days=20)
+    client = api_as("owner")
+    url = f"/api/v1/crm/opportunities/{deal.pk}/next-actions/"
+    page = reverse("admin:sales_opportunity_change", args=[deal.pk])
+    client.get(url)
+    admin_client.get(page)
+    with CaptureQueriesContext(connection) as api_before:
+        client.get(url)
+    with CaptureQueriesContext(connection) as page_before:
+        admin_client.get(page)
+    for index in range(6):
+        ActivityFactory(opportunity=deal, owner=owner, activity_type="task", due_date=ago(index + 1))
+        quote(deal, status=QuoteStatus.SENT, number=f"Q-2026-1{index}", sent_days=10)
+    Opportunity.objects.filter(pk=deal.pk).update(last_activity_at=ago(20))
+    with CaptureQueriesContext(connection) as api_after:
+        body = client.get(url).json()
+    with CaptureQueriesContext(connection) as page_after:
+        admin_client.get(page)
+    assert {item["rule"] for item in body["results"]} >= {"activity_overdue", "quote_unanswered"}
+    assert len(api_after) == len(api_before)
+    assert len(page_after) == len(page_before)
