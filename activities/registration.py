@@ -14,8 +14,11 @@ from activities.reports import register_reports
 from activities.selectors import activity_next_by_record
 from activities.service import selectors as service_selectors  # noqa: F401  (registers ticket access)
 from activities.services import (
+    account_last_activity_refresh,
     activities_create_bulk,
     activity_create,
+    contact_last_activity_refresh,
+    every_last_activity_refresh,
     lead_last_activity_refresh,
     opportunity_last_activity_refresh,
     record_attachments_delete,
@@ -28,12 +31,21 @@ from crm.search_indexes import register_trigram_indexes
 from sales.models import Opportunity
 from sales.performance import register_activity_counter
 
+# The records an activity names whose last activity the activity services keep, by link.
+_LAST_ACTIVITY_LINKS = {
+    "lead": Lead,
+    "opportunity": Opportunity,
+    "contact": Contact,
+    "account": Account,
+}
 
-def _leads_losing_activities(instance: models.Model):
-    """Deleting a record other than a lead or an activity (an opportunity, a contact) deletes the
-    activities linked to it by a cascading key: their leads' last activity may change."""
-    if isinstance(instance, Lead | Activity):
-        return None  # a deleted lead takes its activities along; activity_delete refreshes its lead
+
+def _records_losing_activities(instance: models.Model):
+    """Deleting a record (an opportunity, a contact, an account, a lead) deletes the activities linked
+    to it by a cascading key: the other records those activities name (their lead, deal, contact,
+    account) may lose their newest activity, and a lead its points for recent activity."""
+    if isinstance(instance, Activity):
+        return None  # activity_delete refreshes the records of the activity it deletes
     links = [
         field.name
         for field in Activity._meta.concrete_fields
@@ -46,23 +58,29 @@ def _leads_losing_activities(instance: models.Model):
     condition = models.Q()
     for name in links:
         condition |= models.Q(**{name: instance.pk})
-    lead_ids = set(
-        Activity.objects.filter(condition, lead__isnull=False).values_list("lead_id", flat=True).distinct()
-    )
-    opportunity_ids = set()
-    if not isinstance(instance, Opportunity):
-        opportunity_ids = set(
-            Activity.objects.filter(condition, opportunity__isnull=False)
-            .values_list("opportunity_id", flat=True)
+    touched = {
+        link: set(
+            Activity.objects.filter(condition, **{f"{link}__isnull": False})
+            .values_list(f"{link}_id", flat=True)
             .distinct()
         )
-    if not lead_ids and not opportunity_ids:
+        for link, model in _LAST_ACTIVITY_LINKS.items()
+        if not isinstance(instance, model)  # the deleted record itself needs nothing
+    }
+    if not any(touched.values()):
         return None
 
     def after() -> None:
-        opportunity_last_activity_refresh(opportunity_ids=opportunity_ids)
-        lead_last_activity_refresh(lead_ids=lead_ids)
-        for lead in Lead.objects.filter(pk__in=lead_ids):
+        refresh = {
+            "lead": lambda ids: lead_last_activity_refresh(lead_ids=ids),
+            "opportunity": lambda ids: opportunity_last_activity_refresh(opportunity_ids=ids),
+            "contact": lambda ids: contact_last_activity_refresh(contact_ids=ids),
+            "account": lambda ids: account_last_activity_refresh(account_ids=ids),
+        }
+        for link, ids in touched.items():
+            if ids:
+                refresh[link](ids)
+        for lead in Lead.objects.filter(pk__in=touched.get("lead", ())):
             lead_score_refresh(lead=lead)
 
     return after
@@ -123,8 +141,7 @@ def _attachments_of_deleted_record(instance: models.Model):
 
 
 def _last_activity_of_everything() -> None:
-    lead_last_activity_refresh()
-    opportunity_last_activity_refresh()
+    every_last_activity_refresh()
 
 
 def register_with_crm() -> None:
@@ -147,7 +164,7 @@ def register_with_crm() -> None:
     register_trigram_indexes("activities_activity", ("subject", "description"))
     register_schema(ACTIVITIES)
     registries.register_next_activity_source(activity_next_by_record)
-    registries.register_delete_effect(_leads_losing_activities)
+    registries.register_delete_effect(_records_losing_activities)
     registries.register_seed_table(
         registries.SeedTable(
             label="activities",

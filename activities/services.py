@@ -26,7 +26,7 @@ from activities.selectors import FEED_PREFIX_LENGTH, calendar_token_hash
 from crm.actors import Actor, actor_ensure_given, is_system, person
 from crm.db.backends.hooks import on_rollback
 from crm.events.publishing import records_created_publish
-from crm.models import Lead, NotificationKind
+from crm.models import Account, Contact, Lead, NotificationKind
 from crm.notifications.services import notify
 from crm.scoring import lead_score_refresh, lead_scores_refresh
 from crm.selectors import record_is_visible, record_visible_to
@@ -79,12 +79,17 @@ def activity_update(*, activity: Activity, user: Actor, data: Mapping[str, Any])
     if "remind_at" in data and data["remind_at"] != activity.remind_at:
         activity.reminded_at = None  # a new reminder time: it fires again
     previous_lead_id, previous_opportunity_id = activity.lead_id, activity.opportunity_id
+    previous_contact_id, previous_account_id = activity.contact_id, activity.account_id
     was_completed = activity.status == ActivityStatus.COMPLETED
     activity = _rescore(record_save(instance=activity, data=data, user=user))
     if activity.status == ActivityStatus.COMPLETED and not was_completed:
         _follow_up(activity=activity, user=user)
     if previous_opportunity_id and previous_opportunity_id != activity.opportunity_id:
         opportunity_last_activity_refresh(opportunity_ids=[previous_opportunity_id])
+    if previous_contact_id and previous_contact_id != activity.contact_id:
+        contact_last_activity_refresh(contact_ids=[previous_contact_id])
+    if previous_account_id and previous_account_id != activity.account_id:
+        account_last_activity_refresh(account_ids=[previous_account_id])
     if previous_lead_id and previous_lead_id != activity.lead_id:
         # The lead it left may have lost its newest activity.
         lead_last_activity_refresh(lead_ids=[previous_lead_id])
@@ -97,9 +102,14 @@ def activity_delete(*, activity: Activity, user: Actor) -> None:
     """Delete an activity; its lead loses the points the activity gave it (recent activity)."""
     record_ensure_changeable(user=user, record=activity)
     lead_id, opportunity_id = activity.lead_id, activity.opportunity_id
+    contact_id, account_id = activity.contact_id, activity.account_id
     record_delete(instance=activity, user=user)
     if opportunity_id:
         opportunity_last_activity_refresh(opportunity_ids=[opportunity_id])
+    if contact_id:
+        contact_last_activity_refresh(contact_ids=[contact_id])
+    if account_id:
+        account_last_activity_refresh(account_ids=[account_id])
     if lead_id:
         lead_last_activity_refresh(lead_ids=[lead_id])
         lead = Lead.objects.filter(pk=lead_id).first()
@@ -173,9 +183,13 @@ def activities_create_bulk(*, user: Actor, rows: Sequence[Mapping[str, Any]]) ->
 
 def _rescore(activity: Activity) -> Activity:
     """Recent activity counts in a lead's score: keep the lead's last activity and its score current
-    (and the deal's last activity)."""
+    (and the deal's, the contact's and the account's last activity)."""
     if activity.opportunity_id:
         opportunity_last_activity_refresh(opportunity_ids=[activity.opportunity_id])
+    if activity.contact_id:
+        contact_last_activity_refresh(contact_ids=[activity.contact_id])
+    if activity.account_id:
+        account_last_activity_refresh(account_ids=[activity.account_id])
     if activity.lead_id:
         lead_last_activity_refresh(lead_ids=[activity.lead_id])
         lead = activity.lead
@@ -201,13 +215,34 @@ def opportunity_last_activity_refresh(*, opportunity_ids: Iterable[int] | None =
     return _last_activity_refresh(Opportunity, "opportunity", opportunity_ids)
 
 
+def contact_last_activity_refresh(*, contact_ids: Iterable[int] | None = None) -> int:
+    """``lead_last_activity_refresh`` for contacts (``Contact.last_activity_at``)."""
+    return _last_activity_refresh(Contact, "contact", contact_ids)
+
+
+def account_last_activity_refresh(*, account_ids: Iterable[int] | None = None) -> int:
+    """``lead_last_activity_refresh`` for accounts (``Account.last_activity_at``)."""
+    return _last_activity_refresh(Account, "account", account_ids)
+
+
 def last_activities_refresh(activities: Iterable[Activity]) -> None:
-    """The leads' and deals' last activity after ``activities`` were added, moved or deleted."""
+    """The last activity of the leads, deals, contacts and accounts of ``activities`` after they were
+    added, moved or deleted: one UPDATE per kind of record they name."""
     activities = list(activities)
     lead_last_activity_refresh(lead_ids=[a.lead_id for a in activities if a.lead_id])
     opportunity_last_activity_refresh(
         opportunity_ids=[a.opportunity_id for a in activities if a.opportunity_id]
     )
+    contact_last_activity_refresh(contact_ids=[a.contact_id for a in activities if a.contact_id])
+    account_last_activity_refresh(account_ids=[a.account_id for a in activities if a.account_id])
+
+
+def every_last_activity_refresh() -> None:
+    """Every record's last activity, set-based (after activities were written around the services)."""
+    lead_last_activity_refresh()
+    opportunity_last_activity_refresh()
+    contact_last_activity_refresh()
+    account_last_activity_refresh()
 
 
 def _last_activity_refresh(model: type[models.Model], link: str, ids: Iterable[int] | None) -> int:

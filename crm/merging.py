@@ -195,8 +195,8 @@ def record_merge(
     for related_model in sorted(moved_models, key=lambda m: m._meta.label):
         record_history(related_model, now=now, user_id=getattr(user, "pk", None), reason=reason)
 
-    if model is Lead:
-        # Every activity of the merged leads is the survivor's now: so is the newest of them.
+    if any(field.name == "last_activity_at" for field in model._meta.concrete_fields):
+        # Every activity of the merged records is the survivor's now: so is the newest of them.
         survivor.last_activity_at = max(
             (r.last_activity_at for r in locked if r.last_activity_at is not None), default=None
         )

@@ -52,8 +52,24 @@ EXCLUDED = {
             "not as the raw row id"
         ),
     },
-    Contact: {("id", ADMIN): ID_IN_ADMIN},
-    Account: {("id", ADMIN): ID_IN_ADMIN},
+    Contact: {
+        ("id", ADMIN): ID_IN_ADMIN,
+        **{
+            ("last_activity_at", door): "derived: when the contact's newest activity was logged, kept by "
+            "the activity services for the automation's 'N days without activity'; the activities "
+            "themselves are listed on the contact"
+            for door in (API, FILES, ADMIN)
+        },
+    },
+    Account: {
+        ("id", ADMIN): ID_IN_ADMIN,
+        **{
+            ("last_activity_at", door): "derived: when the account's newest activity was logged, kept by "
+            "the activity services for the automation's 'N days without activity'; the activities "
+            "themselves are listed on the account"
+            for door in (API, FILES, ADMIN)
+        },
+    },
     Opportunity: {
         ("id", ADMIN): ID_IN_ADMIN,
         ("campaign", FILES): "the campaign that sourced a record is set in the API, the admin and by "

@@ -24,6 +24,7 @@ def register() -> None:
             account=instance, user=user, data=data
         ),
         open_q=Q(is_active=True),
+        activity_field="last_activity_at",  # kept by the activity services, indexed (quiet since)
     )
     register_model(
         Contact,
@@ -32,6 +33,7 @@ def register() -> None:
             contact=instance, user=user, data=data
         ),
         open_q=Q(is_active=True),
+        activity_field="last_activity_at",
     )
     actions.register()
     outreach.register()

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower, Upper
+from django.db.models.functions import Coalesce, Lower, Upper
 
 from .base import Rating, TimeStampedModel, audit_history, non_negative_constraint
 from .tag import Tag
@@ -80,15 +80,20 @@ class Account(TimeStampedModel):
         related_name="owned_accounts",
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="accounts")
+    # When the newest activity logged on the account was created: derived, kept by the activity
+    # services (single and bulk), read by the automation's "N days without activity".
+    last_activity_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
-    history = audit_history()
+    history = audit_history(derived_fields=("last_activity_at",))
 
     class Meta:
         ordering = ["name", "id"]
         indexes = [
             models.Index(fields=["name"], name="crm_account_name"),
             models.Index(Upper("name"), name="crm_account_name_upper"),
+            # "Quiet since": the automation's time scan finds the accounts crossing N days through it.
+            models.Index(Coalesce("last_activity_at", "created_at"), name="crm_account_quiet_since"),
         ]
         constraints = [
             non_negative_constraint("crm_account", "annual_revenue"),
@@ -152,6 +157,8 @@ class Contact(TimeStampedModel):
         related_name="owned_contacts",
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="contacts")
+    # As Account.last_activity_at: the newest activity's creation, kept by the activity services.
+    last_activity_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     constraint_error_fields = {
         **TimeStampedModel.constraint_error_fields,
@@ -160,13 +167,14 @@ class Contact(TimeStampedModel):
     }
 
     # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
-    history = audit_history()
+    history = audit_history(derived_fields=("last_activity_at",))
 
     class Meta:
         ordering = ["last_name", "first_name", "id"]
         indexes = [
             models.Index(fields=["last_name", "first_name"], name="crm_contact_name"),
             models.Index(Lower("email"), name="crm_contact_email_lower"),
+            models.Index(Coalesce("last_activity_at", "created_at"), name="crm_contact_quiet_since"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -5,12 +5,23 @@ of tests/conftest.py."""
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
-from activities.models import Activity
+from activities.mail.outbound import sent_emails_log
+from activities.models import Activity, EmailMessage
 from activities.services import activities_create_bulk, activity_create
 from crm.actors import SYSTEM
-from crm.models import Lead, Notification, OutboxEvent, ScoringRule
-from tests.factories import LeadFactory
+from crm.models import (
+    Account,
+    Contact,
+    Lead,
+    Notification,
+    OutboxEvent,
+    OutgoingEmail,
+    OutgoingEmailStatus,
+    ScoringRule,
+)
+from tests.factories import AccountFactory, ContactFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -125,3 +136,84 @@ def test_the_batch_costs_a_fixed_number_of_queries(owner, stages, django_assert_
     with django_assert_max_num_queries(20):
         activities_create_bulk(user=owner, rows=rows(leads))
     assert Activity.objects.filter(lead__in=leads).count() == 2 + 5 + 40
+
+
+def test_the_contacts_and_accounts_last_activity_is_kept_in_bulk(owner):
+    """Issue 17: the contacts' and accounts' last activity (the automation's "N days without
+    activity") is recomputed by the bulk writer as by activity_create, one UPDATE per kind."""
+    account = AccountFactory(owner=owner)
+    contacts = [ContactFactory(account=account, owner=owner) for _ in range(2)]
+    untouched = ContactFactory(owner=owner)
+
+    created = activities_create_bulk(
+        user=owner,
+        rows=[
+            {"contact": contacts[0], "subject": "Call", "activity_type": "call"},
+            {"contact": contacts[1], "account": account, "subject": "Visit", "activity_type": "meeting"},
+        ],
+    )
+
+    stamps = {c.pk: c.last_activity_at for c in Contact.objects.filter(pk__in=[c.pk for c in contacts])}
+    assert stamps == {contacts[0].pk: created[0].created_at, contacts[1].pk: created[1].created_at}
+    assert Account.objects.get(pk=account.pk).last_activity_at == created[1].created_at
+    assert Contact.objects.get(pk=untouched.pk).last_activity_at is None
+
+
+def _sent(contact, *, subject, message_id):
+    return OutgoingEmail.objects.create(
+        contact=contact,
+        to=contact.email,
+        subject=subject,
+        body_text="Hello",
+        status=OutgoingEmailStatus.SENT,
+        sent_at=timezone.now(),
+        message_id=message_id,
+    )
+
+
+def test_a_row_the_bulk_writer_refuses_falls_back_to_logging_each_email_on_its_own(owner, caplog):
+    """The sent-email logger writes a batch's activities with activities_create_bulk; an email whose
+    subject is empty makes that activity invalid, which refuses the whole batch. The logger then logs
+    each email on its own: the others are on their contacts' timelines (and their last activity
+    moves), the bad one alone is left out."""
+    contacts = [ContactFactory(email=f"c{n}@example.com", owner=owner) for n in range(3)]
+    emails = [
+        _sent(contact, subject=subject, message_id=f"<m{n}@crm.test>")
+        for n, (contact, subject) in enumerate(zip(contacts, ["First", "", "Third"], strict=True))
+    ]
+
+    with caplog.at_level("ERROR", logger="activities.mail"):
+        sent_emails_log(emails=emails)
+
+    assert "Could not log 3 sent emails at once; logging them one by one" in caplog.text
+    logged = Activity.objects.filter(activity_type="email").order_by("contact__email")
+    assert [(a.contact_id, a.subject) for a in logged] == [
+        (contacts[0].pk, "First"),
+        (contacts[2].pk, "Third"),
+    ]
+    assert sorted(EmailMessage.objects.values_list("message_id", flat=True)) == [
+        "<m0@crm.test>",
+        "<m2@crm.test>",
+    ]
+    last = dict(Contact.objects.filter(pk__in=[c.pk for c in contacts]).values_list("pk", "last_activity_at"))
+    assert last[contacts[0].pk] == logged[0].created_at and last[contacts[2].pk] == logged[1].created_at
+    assert last[contacts[1].pk] is None
+
+
+def test_a_message_logged_already_falls_back_and_is_logged_once(owner, caplog):
+    """A Message-ID already on the timeline (the reply thread stored it) fails the batch's INSERT; one
+    by one, the others are logged and that one is not logged twice."""
+    contacts = [ContactFactory(email=f"d{n}@example.com", owner=owner) for n in range(2)]
+    EmailMessage.objects.create(direction="out", message_id="<known@crm.test>", subject="Before")
+    emails = [
+        _sent(contacts[0], subject="New", message_id="<new@crm.test>"),
+        _sent(contacts[1], subject="Known", message_id="<known@crm.test>"),
+    ]
+
+    with caplog.at_level("ERROR", logger="activities.mail"):
+        sent_emails_log(emails=emails)
+
+    assert "logging them one by one" in caplog.text
+    assert list(Activity.objects.values_list("contact_id", "subject")) == [(contacts[0].pk, "New")]
+    assert EmailMessage.objects.filter(message_id="<known@crm.test>").count() == 1
+    assert Contact.objects.get(pk=contacts[1].pk).last_activity_at is None

@@ -2,6 +2,7 @@
 who may link it to what. The personas are those of tests/conftest.py."""
 
 import datetime
+import importlib
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -13,7 +14,7 @@ from activities.services import activity_create, activity_delete, activity_updat
 from crm.actors import SYSTEM
 from crm.models import Lead, ScoringRule
 from crm.services import record_delete
-from tests.factories import LeadFactory, OpportunityFactory
+from tests.factories import AccountFactory, ActivityFactory, ContactFactory, LeadFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -307,3 +308,57 @@ def test_recomputing_every_lead_matches_their_activities(people):
         assert stored_last_activity(lead) == newest_created(lead)
     assert stored_last_activity(leads[0]) is not None
     assert stored_last_activity(leads[1]) is None
+
+
+# --- contacts' and accounts' last activity (issue 17: "N days without activity" on them) ---------------
+
+
+def last_of(record) -> object:
+    return type(record).objects.values_list("last_activity_at", flat=True).get(pk=record.pk)
+
+
+def test_a_contacts_and_accounts_last_activity_follows_create_move_and_delete(owner):
+    account, other_account = AccountFactory(owner=owner), AccountFactory(owner=owner)
+    contact = ContactFactory(account=account, owner=owner)
+    older = activity_create(user=owner, data=call(contact=contact, account=account))
+    Activity.objects.filter(pk=older.pk).update(created_at=timezone.now() - datetime.timedelta(days=3))
+    older.refresh_from_db()
+    latest = activity_create(user=owner, data=call(contact=contact, account=account))
+    assert last_of(contact) == last_of(account) == latest.created_at
+
+    latest = activity_update(activity=latest, user=owner, data={"account": other_account})  # moved
+    assert (last_of(account), last_of(other_account)) == (older.created_at, latest.created_at)
+
+    activity_delete(activity=latest, user=owner)
+    assert (last_of(contact), last_of(other_account)) == (older.created_at, None)
+
+
+def test_deleting_a_lead_that_takes_a_contacts_activity_along_refreshes_the_contact(owner, stages):
+    """A cascade: the activity goes with the lead it is also linked to, not through activity_delete."""
+    contact, lead = ContactFactory(owner=owner), LeadFactory(owner=owner, stage=stages["New"])
+    activity_create(user=owner, data=call(contact=contact, lead=lead))
+    assert last_of(contact) is not None
+
+    record_delete(instance=lead, user=owner)
+
+    assert last_of(contact) is None
+
+
+def test_the_migration_fills_contacts_and_accounts_from_the_activities_logged(owner):
+    """activities.0018 sets each contact's and account's last activity from the activities already
+    logged (run here on the current schema, as the migration runs it)."""
+    from django.apps import apps
+
+    backfill = importlib.import_module("activities.migrations.0018_contact_account_last_activity_backfill")
+    account, contact, silent = AccountFactory(), ContactFactory(), ContactFactory()
+    first = ActivityFactory(contact=contact, account=account)
+    second = ActivityFactory(contact=contact)
+    Activity.objects.filter(pk=first.pk).update(created_at=timezone.now() - datetime.timedelta(days=2))
+    type(contact).objects.update(last_activity_at=None)
+    type(account).objects.update(last_activity_at=None)
+
+    backfill.backfill(apps, None)
+
+    assert last_of(contact) == Activity.objects.get(pk=second.pk).created_at
+    assert last_of(account) == Activity.objects.get(pk=first.pk).created_at
+    assert last_of(silent) is None

@@ -13,7 +13,7 @@ from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThan, LessThanOrEqual
 from django.utils import timezone
 
-from activities.services import activity_create
+from activities.services import activities_create_bulk, activity_create
 from crm import services as crm_services
 from crm.actors import SYSTEM
 from crm.automation import engine
@@ -21,7 +21,14 @@ from crm.models import AutomationRun, Lead, RunStatus, SalesTeam
 from sales import services as sales_services
 from sales.models import Opportunity
 from tests.crm.automation_helpers import database_fingerprint, rule, settle
-from tests.factories import LeadFactory, OpportunityFactory, TagFactory, UserFactory
+from tests.factories import (
+    AccountFactory,
+    ContactFactory,
+    LeadFactory,
+    OpportunityFactory,
+    TagFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -332,6 +339,65 @@ def test_a_deal_without_activity_for_n_days_fires_once_per_quiet_spell(stages):
         engine.time_scan()
         engine.time_scan()
         assert fired() == [quiet.pk, busy.pk, quiet.pk]
+
+
+@pytest.mark.parametrize(
+    "model, factory, link",
+    [("crm.Contact", ContactFactory, "contact"), ("crm.Account", AccountFactory, "account")],
+    ids=["contact", "account"],
+)
+def test_a_contact_or_account_without_activity_for_n_days_fires_once_per_quiet_spell(model, factory, link):
+    """Contacts and accounts have the trigger too, read from their last activity, which the activity
+    services keep (one logged alone, several in bulk): each fires once per threshold crossing."""
+    start = datetime.datetime(2026, 12, 1, 9, 0, tzinfo=datetime.UTC)
+
+    def fired():
+        runs = AutomationRun.objects.filter(rule=the_rule).order_by("id")
+        return list(runs.values_list("record_id", flat=True))
+
+    with time_machine.travel(start, tick=False) as clock:
+        quiet, busy = factory(), factory()
+        the_rule = rule(model=model, trigger_kind="time", trigger={"no_activity_days": 7}, actions=[])
+        clock.shift(datetime.timedelta(days=3))
+        activities_create_bulk(user=SYSTEM, rows=[{"subject": "Call", "activity_type": "call", link: busy}])
+        assert type(busy).objects.get(pk=busy.pk).last_activity_at == timezone.now()
+        clock.shift(datetime.timedelta(days=3))  # day 6
+        engine.time_scan()
+        assert fired() == []
+        clock.shift(datetime.timedelta(days=2))  # day 8: the one never touched crossed on day 7
+        engine.time_scan()
+        engine.time_scan()
+        assert fired() == [quiet.pk]
+        clock.shift(datetime.timedelta(days=3))  # day 11: the other one crossed on day 10
+        engine.time_scan()
+        assert fired() == [quiet.pk, busy.pk]
+        activity_create(user=SYSTEM, data={"subject": "Mail", "activity_type": "email", link: quiet})
+        clock.shift(datetime.timedelta(days=6))  # day 17: quiet again for 6 days only
+        engine.time_scan()
+        assert fired() == [quiet.pk, busy.pk]
+        clock.shift(datetime.timedelta(days=2))  # day 19: a second quiet spell, a second run
+        engine.time_scan()
+        assert fired() == [quiet.pk, busy.pk, quiet.pk]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan of PostgreSQL")
+@pytest.mark.parametrize(
+    "factory, index",
+    [(ContactFactory, "crm_contact_quiet_since"), (AccountFactory, "crm_account_quiet_since")],
+    ids=["contact", "account"],
+)
+def test_the_quiet_contacts_and_accounts_are_found_through_their_index(factory, index):
+    records = factory.create_batch(3)
+    now = timezone.now()
+    quiet_since = Coalesce("last_activity_at", "created_at")
+    window = type(records[0]).objects.filter(
+        Q(GreaterThan(quiet_since, now - datetime.timedelta(days=8)))
+        & Q(LessThanOrEqual(quiet_since, now - datetime.timedelta(days=7)))
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    assert index in window.explain()
 
 
 @pytest.mark.postgres_only
