@@ -335,6 +335,7 @@ SPECTACULAR_SETTINGS = {
         "ReportColumnKindEnum": "crm.reports.COLUMN_KINDS",
         "NotificationKindEnum": "crm.models.notifications.NotificationKind",
         "LeadSourceEnum": "crm.models.LeadSource",
+        "ConsentSourceEnum": "crm.models.ConsentSource",
         "AccountTypeEnum": "crm.models.AccountType",
         "AccountTierEnum": "crm.models.AccountTier",
         "IndustryEnum": "crm.models.Industry",

@@ -32,6 +32,10 @@ def lead_change_form(lead, **overrides):
         "email": lead.email,
         "activities-TOTAL_FORMS": "0",
         "activities-INITIAL_FORMS": "0",
+        "consents-TOTAL_FORMS": "0",
+        "consents-INITIAL_FORMS": "0",
+        "channel_preferences-TOTAL_FORMS": "0",
+        "channel_preferences-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return data
@@ -147,6 +151,10 @@ def test_admin_opportunity_created_in_the_won_stage_is_won(admin_client, stages)
         "priority": "medium",
         "activities-TOTAL_FORMS": "0",
         "activities-INITIAL_FORMS": "0",
+        "consents-TOTAL_FORMS": "0",
+        "consents-INITIAL_FORMS": "0",
+        "channel_preferences-TOTAL_FORMS": "0",
+        "channel_preferences-INITIAL_FORMS": "0",
     }
     assert admin_client.post(reverse("admin:sales_opportunity_add"), data).status_code == 302
     opportunity = Opportunity.objects.get()

@@ -15,6 +15,10 @@ def lead_form(**overrides):
         "priority": "medium",
         "activities-TOTAL_FORMS": "0",
         "activities-INITIAL_FORMS": "0",
+        "consents-TOTAL_FORMS": "0",
+        "consents-INITIAL_FORMS": "0",
+        "channel_preferences-TOTAL_FORMS": "0",
+        "channel_preferences-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return data
@@ -38,6 +42,10 @@ def test_opportunity_added_without_pipeline_or_stage_gets_the_defaults(admin_cli
         "priority": "high",
         "activities-TOTAL_FORMS": "0",
         "activities-INITIAL_FORMS": "0",
+        "consents-TOTAL_FORMS": "0",
+        "consents-INITIAL_FORMS": "0",
+        "channel_preferences-TOTAL_FORMS": "0",
+        "channel_preferences-INITIAL_FORMS": "0",
     }
     response = admin_client.post(reverse("admin:sales_opportunity_add"), data)
     assert response.status_code == 302
@@ -75,6 +83,10 @@ def test_second_primary_contact_is_a_form_error(admin_client):
         "is_active": "on",
         "activities-TOTAL_FORMS": "0",
         "activities-INITIAL_FORMS": "0",
+        "consents-TOTAL_FORMS": "0",
+        "consents-INITIAL_FORMS": "0",
+        "channel_preferences-TOTAL_FORMS": "0",
+        "channel_preferences-INITIAL_FORMS": "0",
     }
     response = admin_client.post(reverse("admin:crm_contact_add"), data)
     assert response.context["adminform"].form.errors["is_primary"] == [

@@ -27,7 +27,7 @@ def schema(client, db):
 
 
 def test_sales_convert_is_an_action_of_the_lead_viewset():
-    assert viewsets.registered_viewset_actions("crm.lead") == {"convert": convert}
+    assert viewsets.registered_viewset_actions("crm.lead")["convert"] is convert
     assert "convert" in {extra.__name__ for extra in LeadViewSet.get_extra_actions()}
     assert LeadViewSet.action_serializers["convert"] is LeadConvertInputSerializer
 

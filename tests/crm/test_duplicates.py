@@ -156,6 +156,10 @@ def test_adding_a_record_warns_of_likely_duplicates(admin_client, db):
             "opportunities-INITIAL_FORMS": "0",
             "activities-TOTAL_FORMS": "0",
             "activities-INITIAL_FORMS": "0",
+            "consents-TOTAL_FORMS": "0",
+            "consents-INITIAL_FORMS": "0",
+            "channel_preferences-TOTAL_FORMS": "0",
+            "channel_preferences-INITIAL_FORMS": "0",
         },
         follow=True,
     )

@@ -419,6 +419,10 @@ def lead_change_data(lead, **activities):
         "owner": lead.owner_id or "",
         "activities-TOTAL_FORMS": "0",
         "activities-INITIAL_FORMS": "0",
+        "consents-TOTAL_FORMS": "0",
+        "consents-INITIAL_FORMS": "0",
+        "channel_preferences-TOTAL_FORMS": "0",
+        "channel_preferences-INITIAL_FORMS": "0",
     }
     data.update(activities)
     return data
@@ -442,6 +446,10 @@ def test_admin_lead_page_activities_rescore_the_lead(admin_client, rules, stages
     deleted = {
         "activities-TOTAL_FORMS": "1",
         "activities-INITIAL_FORMS": "1",
+        "consents-TOTAL_FORMS": "0",
+        "consents-INITIAL_FORMS": "0",
+        "channel_preferences-TOTAL_FORMS": "0",
+        "channel_preferences-INITIAL_FORMS": "0",
         "activities-0-id": call.pk,
         "activities-0-lead": lead.pk,
         "activities-0-subject": "Called back",

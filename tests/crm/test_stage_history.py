@@ -36,6 +36,10 @@ def lead_change_form(lead, **overrides):
         "probability": lead.probability,
         "activities-TOTAL_FORMS": "0",
         "activities-INITIAL_FORMS": "0",
+        "consents-TOTAL_FORMS": "0",
+        "consents-INITIAL_FORMS": "0",
+        "channel_preferences-TOTAL_FORMS": "0",
+        "channel_preferences-INITIAL_FORMS": "0",
     }
     return data | overrides
 
@@ -250,6 +254,10 @@ def test_admin_add_and_change_forms_record_the_stage(admin_client, stages):
             "priority": "medium",
             "activities-TOTAL_FORMS": "0",
             "activities-INITIAL_FORMS": "0",
+            "consents-TOTAL_FORMS": "0",
+            "consents-INITIAL_FORMS": "0",
+            "channel_preferences-TOTAL_FORMS": "0",
+            "channel_preferences-INITIAL_FORMS": "0",
         },
     )
     assert response.status_code == 302

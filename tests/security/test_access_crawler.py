@@ -81,6 +81,7 @@ CONFIG_RESOURCES = {
     "sequences": "crm.sequence",
     "segments": "crm.segment",
     "campaigns": "crm.campaign",
+    "consent-purposes": "crm.consentpurpose",
     "products": "sales.product",
     "price-lists": "sales.pricelist",
     "price-list-items": "sales.pricelistitem",
@@ -903,7 +904,21 @@ API_ACTION_BODIES = {
 }
 API_READS = {"", "history/", "stage-history/", "duplicates/", "hierarchy/"}
 # Operations on no record: the token login, creating a record of one's own (links are tried below).
+# Consents follow the visibility of their lead or contact: tried by tests/marketing/test_consent.py
+# (list, retrieve 404, create 400 on another team's lead, preferences 404/403).
+CONSENT_COVERED = "the consents and preferences of records one may not see or change: test_consent.py"
 API_NOT_RECORD_OPERATIONS = {
+    "consents_list": CONSENT_COVERED,
+    "consents_create": CONSENT_COVERED,
+    "consents_retrieve": CONSENT_COVERED,
+    "consents_update": CONSENT_COVERED,
+    "consents_partial_update": CONSENT_COVERED,
+    "consents_destroy": CONSENT_COVERED,
+    "consents_withdraw_create": CONSENT_COVERED,
+    "leads_preferences_retrieve": CONSENT_COVERED,
+    "leads_preferences_partial_update": CONSENT_COVERED,
+    "contacts_preferences_retrieve": CONSENT_COVERED,
+    "contacts_preferences_partial_update": CONSENT_COVERED,
     "api_v1_auth_token_create": "exchanges one's own password for one's own token",
     "leads_create": "a new lead links no other record",
     "accounts_create": "a new account links no other team's record",

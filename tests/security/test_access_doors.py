@@ -221,6 +221,10 @@ def opportunity_form(**overrides):
         "priority": "medium",
         "activities-TOTAL_FORMS": "0",
         "activities-INITIAL_FORMS": "0",
+        "consents-TOTAL_FORMS": "0",
+        "consents-INITIAL_FORMS": "0",
+        "channel_preferences-TOTAL_FORMS": "0",
+        "channel_preferences-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return data

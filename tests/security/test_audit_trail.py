@@ -206,6 +206,10 @@ def test_tag_changes_are_recorded_from_the_api_the_admin_form_and_bulk_actions(
         "tags": [hot.pk, partner.pk],
         "activities-TOTAL_FORMS": "0",
         "activities-INITIAL_FORMS": "0",
+        "consents-TOTAL_FORMS": "0",
+        "consents-INITIAL_FORMS": "0",
+        "channel_preferences-TOTAL_FORMS": "0",
+        "channel_preferences-INITIAL_FORMS": "0",
     }
     response = admin_client.post(reverse("admin:crm_lead_change", args=[lead.pk]), data)
     assert response.status_code == 302, response.context["adminform"].form.errors
