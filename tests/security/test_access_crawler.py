@@ -237,9 +237,10 @@ def _messaging_world():
     )
     sequence = Sequence.objects.create(name="Crawled sequence")
     SequenceStep.objects.create(sequence=sequence, position=1, kind="email", email_template=template)
-    from crm.models import Campaign, Segment
+    from crm.models import Campaign, ConsentPurpose, Segment
 
     Campaign.objects.create(name="Crawled campaign", email_template=template)
+    ConsentPurpose.objects.create(name="Crawled purpose")
     Segment.objects.create(name="Crawled segment", entity="lead")
     Segment.objects.create(name="Crawled static segment", entity="lead", kind="static")
 
@@ -529,6 +530,9 @@ NOT_RECORD_PAGES = {
     "import": "uploads a file the user chose; the import tests cover updating another team's rows",
     "board_add": "creates a new record of one's own in a column (tests/admin/test_board_dialogs.py)",
     "import_confirm": "applies a preview held in the session, made by the import page",
+    "saveview": "saves a view of the user's own list: tests/admin/test_saved_views.py",
+    "updateview": "changes one's own view only: test_a_teammate_opens_a_shared_view_but_cannot_update_it",
+    "deleteview": "deletes one's own saved view only (test_only_its_owner_changes_or_deletes_a_shared_view)",
 }
 
 
@@ -945,6 +949,15 @@ API_NOT_RECORD_OPERATIONS = {
     "segments_create": "configuration: covered by the role tests (tests/marketing/test_segments.py)",
     "campaigns_create": "configuration: covered by the role tests (tests/marketing/test_campaigns.py)",
     "reports_saved_create": "saves a report of one's own (tests/reports/test_report_builder.py)",
+    # Saved views are the user's own (or shared with them, read-only): tests/admin/test_saved_views.py
+    # tries another's view (test_api_shows_a_shared_view_to_the_team_and_only_its_owner_changes_it).
+    "saved_views_list": "one's own views and those shared with one",
+    "saved_views_create": "saves a view of one's own",
+    "saved_views_retrieve": "one's own or shared view; another's is 404 (tests/admin/test_saved_views.py)",
+    "saved_views_update": "one's own view only (tests/admin/test_saved_views.py)",
+    "saved_views_partial_update": "one's own view only (tests/admin/test_saved_views.py)",
+    "saved_views_destroy": "one's own view only (tests/admin/test_saved_views.py)",
+    "saved_views_lists_list": "the columns and filters each list offers: no record",
 }
 
 
@@ -989,7 +1002,7 @@ def api_cases() -> list[Case]:
             cases.append(_report_api_case(case_id, method, tail))
         elif resource in ATTACHED_RESOURCES:
             cases.extend(_attached_api_cases(case_id, method, resource, tail))
-        elif resource in ("dashboard", "performance"):
+        elif resource in ("dashboard", "performance", "next-actions"):  # the reader's own figures and work
             cases.append(
                 Case(case_id, "api", method, lambda w, p, path=path: ("GET", path, None), expect="read")
             )
