@@ -262,7 +262,7 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, r
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         name = os.path.join(tempfile.gettempdir(), f"crm-test-{os.getpid()}-{worker}.sqlite3")
         database.setdefault("TEST", {})["NAME"] = name
-    elif database["ENGINE"].endswith("sqlite3") and database.get("TEST", {}).get("NAME", "").startswith(
+    elif database["ENGINE"].endswith("sqlite3") and (database.get("TEST", {}).get("NAME") or "").startswith(
         "test_"
     ):
         # pytest-django gives each xdist worker "test_<NAME>_gwN" unless the engine is Django's own SQLite

@@ -119,7 +119,7 @@ class SavedViewViewSet(ServiceModelViewSet):
         description="Each list's columns (for columns and ordering) and filter parameters, as you see them.",
         responses={200: ListInfoSerializer(many=True)},
     )
-    @action(detail=False, methods=["get"], url_path="lists", url_name="lists")
+    @action(detail=False, methods=["get"], url_path="lists", url_name="lists", pagination_class=None)
     def lists(self, request: Request) -> Response:
         body = []
         for spec in list_specs():

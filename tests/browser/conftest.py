@@ -26,6 +26,12 @@ PASSWORD = "pw-browser-123!"
 
 @pytest.fixture(scope="session")
 def browser():
+    from django.db import connection
+
+    if connection.vendor == "sqlite" and not os.environ.get("CRM_BROWSER_TESTS_ON_SQLITE"):
+        # What these tests prove is the pages' behaviour in a browser (scripts, dialogs, layout); the
+        # server side they call is tested on both databases by tests/admin. Once is enough in CI.
+        pytest.skip("browser tests run on PostgreSQL (CRM_BROWSER_TESTS_ON_SQLITE=1 runs them here too)")
     if not Path(CHROMIUM).exists():
         message = f"Chromium not found at {CHROMIUM}: `make test` installs it (apt-get install chromium)."
         if os.environ.get("CI"):

@@ -13,8 +13,9 @@ from activities.service.kb import article_create, article_set_status, article_up
 
 ARTICLES = "/api/v1/crm/kb/articles/"
 CATEGORIES = "/api/v1/crm/kb/categories/"
-# The page at any size: session, user, permissions, the sidebar's apps, the rows, the category filter.
-CHANGELIST_QUERIES = 17
+# The page at any size: session, user, permissions, the sidebar's apps, the rows, the category filter,
+# and the saved views' picker (the user's views, their role, their teams).
+CHANGELIST_QUERIES = 21
 
 
 def api(user) -> APIClient:
