@@ -63,7 +63,8 @@ def pytest_runtest_teardown(item, nextitem):
     put them back (committed), so the tests after it on the same process find them as a fresh database
     has them."""
     yield
-    if not _ROLES or not _is_transactional(item):
+    # After the last test of a process its teardown has dropped the test database too: nothing to restore.
+    if nextitem is None or not _ROLES or not _is_transactional(item):
         return
     from pytest_django.plugin import blocking_manager_key
 
