@@ -118,14 +118,14 @@ def test_deliveries_go_out_in_batches_not_a_task_each(
     wait_until(lambda: WebhookDelivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == 12)
     time.sleep(1)  # anything sent twice would arrive by now
     assert sorted(receiver.ids()) == sorted(WebhookDelivery.objects.values_list("webhook_id", flat=True))
-    # The relay sent the first five itself and queued two batch tasks for the other seven.
+    # The relay sent the first five itself and queued batch tasks for the other seven: two, or a few more
+    # when the worker's periodic relay pass claims some of them first (seen on a loaded SQLite run: 4).
+    # Never a task per delivery.
     log = worker.output()
     assert "crm.webhooks.tasks.webhook_deliver[" not in log
     assert log.count("crm.webhooks.tasks.webhook_deliver_batch[") >= 1
-    assert (
-        len([line for line in log.splitlines() if "webhook_deliver_batch[" in line and "received" in line])
-        == 2
-    )
+    batches = [line for line in log.splitlines() if "webhook_deliver_batch[" in line and "received" in line]
+    assert 2 <= len(batches) <= 4, log[-3000:]
     # On kept-alive connections: far fewer connections than POSTs.
     assert len({request.client for request in receiver.requests}) <= 3
 
