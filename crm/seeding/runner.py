@@ -72,6 +72,25 @@ class SeedSizes:
                 "generate some of those too."
             )
 
+    @classmethod
+    def scaled(cls, leads: int, **given: int | None) -> "SeedSizes":
+        """The default proportions scaled to ``leads`` (per 1,000,000 leads: 200,000 opportunities,
+        100,000 accounts, 300,000 contacts, 2,000,000 activities, 50 users; at least one user when there
+        are records to own), except the sizes ``given`` (a size of None is not given)."""
+        defaults = cls()
+        ratio = leads / defaults.leads
+        sizes = {}
+        for name in cls.__dataclass_fields__:
+            if name == "leads":
+                continue
+            value = given.get(name)
+            if value is None:
+                value = round(getattr(defaults, name) * ratio)
+                if name == "users" and leads:
+                    value = max(1, value)
+            sizes[name] = value
+        return cls(leads=leads, **sizes)
+
     @property
     def records(self) -> int:
         return self.accounts + self.contacts + self.leads + self.opportunities + self.activities

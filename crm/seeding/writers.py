@@ -79,8 +79,8 @@ class CopyWriter(RowWriter):
 
     def begin(self) -> None:
         with self.connection.cursor() as cursor:
-            # Room to sort a million-row index in memory; for this transaction only.
-            cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            # Room to sort a five-million-row index or build a trigram one in memory; this transaction only.
+            cursor.execute("SET LOCAL maintenance_work_mem = '1GB'")
             # A foreign key cannot be dropped while checks of it wait for the commit (the users,
             # pipelines and tags made before the load): check each write at once instead.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

@@ -14,7 +14,7 @@ from django.db.models import Count, F, Max, Min
 
 from activities.models import Activity
 from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
-from crm.seeding import Progress
+from crm.seeding import Progress, SeedSizes
 from crm.seeding.generators import DataSetGenerator
 from crm.seeding.runner import seed_columns
 from sales.models import Opportunity
@@ -108,6 +108,38 @@ def test_seed_creates_exactly_the_requested_counts():
     ]
     assert Tag.objects.count() == 20
     assert LostReason.objects.count() == 8
+
+
+@pytest.mark.django_db
+def test_sizes_not_given_follow_the_leads_in_the_default_proportions():
+    out = StringIO()
+    call_command(
+        "crm_seed", "--leads=500", "--contacts=90", "--no-progress", f"--end-date={END_DATE}", stdout=out
+    )
+
+    # Per 1,000,000 leads: 200,000 deals, 100,000 accounts, 2,000,000 activities, 50 users; the
+    # contacts were given. 500 leads have 0.025 of a user by the proportion: at least one owns them.
+    assert (Lead.objects.count(), Opportunity.objects.count(), Account.objects.count()) == (500, 100, 50)
+    assert (Contact.objects.count(), Activity.objects.count()) == (90, 1000)
+    assert get_user_model().objects.count() == 1
+    assert (
+        "Seeding 500 leads, 100 opportunities, 50 accounts, 90 contacts, 1,000 activities" in out.getvalue()
+    )
+
+
+def test_five_million_leads_scale_every_other_size_five_times():
+    sizes = SeedSizes.scaled(5_000_000)
+    assert sizes == SeedSizes(
+        leads=5_000_000,
+        opportunities=1_000_000,
+        accounts=500_000,
+        contacts=1_500_000,
+        activities=10_000_000,
+        users=250,
+    )
+    assert SeedSizes.scaled(1_000_000) == SeedSizes()
+    assert SeedSizes.scaled(0) == SeedSizes(0, 0, 0, 0, 0, 0)
+    assert SeedSizes.scaled(2_000_000, users=7, activities=0).users == 7
 
 
 @pytest.mark.django_db

@@ -22,19 +22,28 @@ class Command(BaseCommand):
     help = (
         "Generate a large, realistic CRM data set (by default 1,000,000 leads, 200,000 opportunities, "
         "100,000 accounts, 300,000 contacts, 2,000,000 activities and 50 sales users) for benchmarks "
-        "and demos. The same --seed and --end-date give the same data. Refuses a database that already "
+        "and demos. Sizes not given follow --leads in those proportions (--leads 5000000: 1,000,000 "
+        "opportunities, 500,000 accounts, 1,500,000 contacts, 10,000,000 activities, 250 users). "
+        "The same --seed and --end-date give the same data. Refuses a database that already "
         "holds CRM records unless --force is given. Everything is written in one transaction; on "
         "PostgreSQL the CRM tables stay locked until it commits, so seed a database nobody is using."
     )
 
     def add_arguments(self, parser):
         defaults = SeedSizes()
-        for name in ("leads", "opportunities", "accounts", "contacts", "activities", "users"):
+        parser.add_argument(
+            "--leads",
+            type=_count,
+            default=defaults.leads,
+            help=f"how many leads to generate (default {defaults.leads:,})",
+        )
+        for name in ("opportunities", "accounts", "contacts", "activities", "users"):
+            per_million = getattr(defaults, name)
             parser.add_argument(
                 f"--{name}",
                 type=_count,
-                default=getattr(defaults, name),
-                help=f"how many {name} to generate (default {getattr(defaults, name):,})",
+                default=None,
+                help=f"how many {name} to generate (default {per_million:,} per 1,000,000 leads)",
             )
         parser.add_argument(
             "--seed", type=int, default=0, help="random seed; the same seed gives the same data"
@@ -57,7 +66,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, seed, end_date, force, no_progress, verbosity, **options):
         try:
-            sizes = SeedSizes(**{name: options[name] for name in SeedSizes.__dataclass_fields__})
+            sizes = SeedSizes.scaled(
+                options["leads"],
+                **{name: options[name] for name in SeedSizes.__dataclass_fields__ if name != "leads"},
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         progress = Progress(
