@@ -124,9 +124,7 @@ class Clock:
 
     @cached_property
     def _times_of_day(self) -> list[str]:
-        return [
-            f" {s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}{self.utc_suffix}" for s in range(DAY)
-        ]
+        return [f" {s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}{self.utc_suffix}" for s in range(DAY)]
 
 
 class CompanyNames:
@@ -180,6 +178,51 @@ class CompanyNames:
         return name.lower().replace(" ", "-") + ".example"
 
 
+class Conversions:
+    """Converted leads waiting for their deal, in columns of 8-byte integers; -1 stands for None."""
+
+    COLUMNS = ("times", "leads", "accounts", "contacts", "pipelines", "amounts", "topics")
+
+    def __init__(self):
+        for column in self.COLUMNS:
+            setattr(self, column, array("q"))
+        self.order: array | None = None
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def add(self, t: int, i: int, a: int | None, j: int | None, pipeline: int, amount: int, topic: int):
+        self.times.append(t)
+        self.leads.append(i)
+        self.accounts.append(-1 if a is None else a)
+        self.contacts.append(-1 if j is None else j)
+        self.pipelines.append(pipeline)
+        self.amounts.append(amount)
+        self.topics.append(topic)
+
+    def sort(self) -> None:
+        """Order by conversion time (stable: ties keep the leads' order)."""
+        self.order = array("q", sorted(range(len(self.times)), key=self.times.__getitem__))
+
+    def time(self, n: int) -> int:
+        return self.times[self.order[n]]
+
+    def get(self, n: int) -> tuple:
+        """The ``n``-th conversion in time: time, lead index, account, contact, pipeline position,
+        amount, topic position."""
+        k = self.order[n]
+        a, j = self.accounts[k], self.contacts[k]
+        return (
+            self.times[k],
+            self.leads[k],
+            None if a < 0 else a,
+            None if j < 0 else j,
+            self.pipelines[k],
+            self.amounts[k],
+            self.topics[k],
+        )
+
+
 @dataclass
 class SeedContext:
     """Everything the generators share: sizes, id offsets, reference data and the seed."""
@@ -228,7 +271,10 @@ class DataSetGenerator:
         self.contacts_with_account = int(ctx.contacts * 0.9) if ctx.accounts else 0
         # Leads come from prospect companies that have about four leads each.
         self.prospect_companies = max(1, -(-ctx.leads // 4))
-        self.converted: list[tuple] = []
+        # The converted leads waiting for their deal, one column each (8 bytes a lead, not a tuple
+        # of objects): when, the lead's index, its account and contact (-1: none), its pipeline's
+        # position in ctx.pipelines, the amount and the deal topic's position in ``topics``.
+        self.converted = Conversions()
         self.opp_times = array("q")
         self.opp_accounts = array("q")
         self.opp_contacts = array("q")
@@ -419,6 +465,7 @@ class DataSetGenerator:
         prospects, accounts, contacts = self.prospect_companies, ctx.accounts, ctx.contacts
         # About 12% of leads convert, each into one opportunity, so never more than there are deals.
         conversions_left = ctx.opportunities
+        pipeline_positions = {id(info): position for position, (info, _share) in enumerate(ctx.pipelines)}
         for i in range(n):
             t = clock.slot_time(i, n, r())
             age = clock.end - t
@@ -430,7 +477,8 @@ class DataSetGenerator:
             amount = amounts[int(r() * 1000)] * (4 if pipeline is not ctx.pipelines[0][0] else 1)
             lead_owner = owner(3, i)
             lost_reason = lost_note = converted_at = converted_account = converted_contact = None
-            topic = topics[int(r() * len(topics))]
+            topic_index = int(r() * len(topics))
+            topic = topics[topic_index]
             u = r()
             # Older leads had time to be closed; a fresh one is almost always still open.
             closed_share = min(1.0, age / (90 * DAY))
@@ -453,9 +501,7 @@ class DataSetGenerator:
                     converted_account = self.id("account", a)
                     converted_contact = None if j is None else self.id("contact", j)
                 conversions_left -= 1
-                self.converted.append(
-                    (tc, self.id("lead", i), a, j, lead_owner, pipeline, amount, f"{company} — {topic}")
-                )
+                self.converted.add(tc, i, a, j, pipeline_positions[id(pipeline)], amount, topic_index)
             elif u < 0.27 * closed_share:
                 status = "lost"
                 stage = pipeline.lost or pipeline.open_table[int(r() * len(pipeline.open_table))]
@@ -494,7 +540,7 @@ class DataSetGenerator:
                 converted_contact,
                 lead_owner,
             )
-        self.converted.sort(key=lambda conversion: conversion[0])
+        self.converted.sort()
 
     OPPORTUNITY_FIELDS = (
         "id", "created_at", "updated_at", "name", "account_id", "contact_id", "pipeline_id", "stage_id",
@@ -512,6 +558,7 @@ class DataSetGenerator:
         r = rng.random
         converted = self.converted
         direct = ctx.opportunities - len(converted)
+        prospects = self.prospect_companies
         types = _table(
             [("new_business", 55), ("renewal", 15), ("upsell", 15), ("cross_sell", 10), ("other", 5)]
         )
@@ -523,9 +570,13 @@ class DataSetGenerator:
         next_direct = clock.slot_time(0, direct, r()) if direct else None
         d = c = 0
         for o in range(ctx.opportunities):
-            if c < len(converted) and (next_direct is None or converted[c][0] <= next_direct):
-                t, lead_id, a, j, opp_owner, pipeline, amount, name = converted[c]
+            if c < len(converted) and (next_direct is None or converted.time(c) <= next_direct):
+                t, i, a, j, position, amount, topic_index = converted.get(c)
                 c += 1
+                # What leads() knew when the lead converted, derived again from the lead's index.
+                lead_id, opp_owner, pipeline = self.id("lead", i), owner(3, i), ctx.pipelines[position][0]
+                company = companies.name(a if a is not None else accounts + i % prospects)
+                name = f"{company} — {topics[topic_index]}"
                 opp_type = "new_business"
             else:
                 t, lead_id = next_direct, None
@@ -597,7 +648,7 @@ class DataSetGenerator:
                 descriptions[int(r() * len(descriptions))] if r() < 0.3 else "",
                 opp_owner,
             )
-        self.converted = []
+        self.converted = Conversions()
 
     ACTIVITY_FIELDS = (
         "id", "created_at", "updated_at", "subject", "activity_type", "description", "due_date",
