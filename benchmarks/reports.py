@@ -287,14 +287,15 @@ def lifetime_value_compare(body, results):
     return [row["account_id"] for row in body["rows"]], [row[0] for row in results[0]]
 
 
-LEAD_SOURCES_SQL = [
-    (
-        f"""SELECT l.source, count(*), count(*) FILTER (WHERE l.status = 'converted'),
+def lead_sources_sql():
+    return [
+        (
+            f"""SELECT l.source, count(*), count(*) FILTER (WHERE l.status = 'converted'),
             count(*) FILTER (WHERE o.status = 'won'), sum({converted()}) FILTER (WHERE o.status = 'won')
         FROM crm_lead l LEFT JOIN sales_opportunity o ON o.lead_id = l.id GROUP BY 1""",
-        [],
-    )
-]
+            [],
+        )
+    ]
 
 
 def lead_sources_compare(body, results):
@@ -309,14 +310,17 @@ BUILDER = {
     "group_by": ["owner", "close_date:month"],
     "measures": ["sum:amount"],
 }
-BUILDER_SQL = [
-    (
-        f"""SELECT o.owner_id, u.username, date_trunc('month', o.close_date) AS month, sum({converted()})
+
+
+def builder_sql():
+    return [
+        (
+            f"""SELECT o.owner_id, u.username, date_trunc('month', o.close_date) AS month, sum({converted()})
         FROM sales_opportunity o LEFT JOIN auth_user u ON u.id = o.owner_id
         GROUP BY 1, 2, 3 ORDER BY 1 NULLS LAST, 2 NULLS LAST, 3 NULLS LAST LIMIT 2001""",
-        [],
-    )
-]
+            [],
+        )
+    ]
 
 
 def builder_compare(body, results):
@@ -333,10 +337,8 @@ def cases(args) -> list[h.Case]:
 
     def report(name: str, path: str, statements, compare, sizes=()) -> h.Case:
         url = f"{API}{path}"
-        sql = statements if callable(statements) and not isinstance(statements, list) else None
-        if sql is None:
-            fixed = statements
-            sql = h.sql_call(lambda: fixed() if callable(fixed) else fixed)
+        # A list of statements, or already a call that runs its SQL.
+        sql = h.sql_call(lambda: statements) if isinstance(statements, list) else statements
         return h.Case(
             name=name,
             call=h.request_call(client, url),
@@ -354,7 +356,7 @@ def cases(args) -> list[h.Case]:
             raise SystemExit(f"POST {API}builder/ answered {response.status_code}: {response.content[:500]}")
         return response
 
-    builder_sql = h.sql_call(lambda: BUILDER_SQL)
+    builder_sql_call = h.sql_call(builder_sql)
     period = "date_from=2025-01-01&date_to=2025-06-30"
     result = [
         report(
@@ -370,7 +372,7 @@ def cases(args) -> list[h.Case]:
             funnel_sql("crm_lead", "crm_leadstagechange"),
             funnel_compare,
         ),
-        report("pipeline velocity", "velocity/", velocity_sql, velocity_compare),
+        report("pipeline velocity", "velocity/", h.sql_call(velocity_sql), velocity_compare),
         report("sales cycle and time in stage", "cycle/", CYCLE_SQL, cycle_compare),
     ]
     for group in ("month", "source", "owner", "industry", "campaign", "customer"):
@@ -403,15 +405,15 @@ def cases(args) -> list[h.Case]:
             lifetime_value_compare,
             sizes=[("top 1000", "lifetime-value/?limit=1000")],
         ),
-        report("lead source effectiveness", "lead-sources/", LEAD_SOURCES_SQL, lead_sources_compare),
+        report("lead source effectiveness", "lead-sources/", lead_sources_sql(), lead_sources_compare),
         h.Case(
             name="builder: deals by owner × close month, sum of amount",
             call=post_builder,
-            sql=builder_sql,
+            sql=builder_sql_call,
             target=TARGET,
             target_p95_ms=1000,
             max_sql_ratio=1.5,
-            check=lambda: checked(client, post_builder, builder_sql, builder_compare),
+            check=lambda: checked(client, post_builder, builder_sql_call, builder_compare),
         ),
     ]
     return result

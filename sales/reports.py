@@ -20,7 +20,6 @@ from django.db.models import (
     CharField,
     Count,
     DurationField,
-    Exists,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -35,7 +34,7 @@ from django.db.models import (
     When,
     Window,
 )
-from django.db.models.functions import Coalesce, TruncMonth, TruncQuarter, TruncYear
+from django.db.models.functions import Coalesce, RowNumber, TruncMonth, TruncQuarter, TruncYear
 from django.db.models.functions import Lead as NextRow
 from django.utils import timezone
 
@@ -555,14 +554,38 @@ REVENUE_GROUPS = (
 )
 
 
-def _earlier_win(deals: QuerySet) -> Exists:
-    """Whether the deal's account had a won deal (that the reader sees) before this one."""
-    return Exists(
-        deals.filter(account=OuterRef("account"), status=OpportunityStatus.WON).filter(
-            Q(close_date__lt=OuterRef("close_date"))
-            | Q(close_date=OuterRef("close_date"), pk__lt=OuterRef("pk"))
-        )
+def _customer_groups(deals: QuerySet, filters: ReportFilters) -> list[dict[str, Any]]:
+    """Won revenue of the period as "new" (an account's first win among the deals the reader sees, by
+    close date then id), "existing" (a later one) or "no account". A deal's rank among its account's
+    wins comes from a window over them, not a lookup of an earlier win per deal."""
+    undated = Case(
+        When(close_date__isnull=True, then=Value(1)), default=Value(0), output_field=IntegerField()
     )
+    period = filters.period_q("close_date")
+    wins = deals.filter(status=OpportunityStatus.WON).values(
+        of_account=F("account_id"),
+        undated=undated,
+        # A deal without a close date has no earlier win and is no one's earlier win.
+        nth=Window(
+            RowNumber(),
+            partition_by=[F("account_id"), undated],
+            order_by=[F("close_date").asc(), F("pk").asc()],
+        ),
+        value=converted(),
+        in_period=Case(When(period, then=Value(1)), default=Value(0), output_field=IntegerField())
+        if period
+        else Value(1),
+    )
+    rows = rows_over(
+        "SELECT CASE WHEN w.of_account IS NULL THEN 'no account' "
+        "WHEN w.undated = 0 AND w.nth > 1 THEN 'existing' ELSE 'new' END, COUNT(*), SUM(w.value) "
+        "FROM {wins} w WHERE w.in_period = 1 GROUP BY 1",
+        wins=wins,
+    )
+    return [
+        {"group": group, "count": count, "amount": None if amount is None else Decimal(str(amount))}
+        for group, count, amount in rows
+    ]
 
 
 def revenue_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
@@ -578,16 +601,14 @@ def revenue_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
         "industry": F("account__industry"),
         "type": F("opportunity_type"),
         "campaign": F("campaign_id"),
-        "customer": Case(
-            When(account__isnull=True, then=Value("no account")),
-            When(_earlier_win(deals), then=Value("existing")),
-            default=Value("new"),
-            output_field=CharField(),
-        ),
+        "customer": None,
     }[group_by]
-    grouped = list(
-        won.annotate(group=group).values("group").annotate(count=Count("pk"), amount=Sum(converted()))
-    )
+    if group_by == "customer":
+        grouped = _customer_groups(deals, filters)
+    else:
+        grouped = list(
+            won.annotate(group=group).values("group").annotate(count=Count("pk"), amount=Sum(converted()))
+        )
     labels = _labels(group_by, [row["group"] for row in grouped])
     total = sum((row["amount"] or Decimal(0) for row in grouped), Decimal(0))
     rows = [
