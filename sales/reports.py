@@ -20,7 +20,6 @@ from django.db.models import (
     CharField,
     Count,
     DurationField,
-    Exists,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -33,8 +32,10 @@ from django.db.models import (
     Sum,
     Value,
     When,
+    Window,
 )
-from django.db.models.functions import Coalesce, Greatest, TruncMonth, TruncQuarter, TruncYear
+from django.db.models.functions import Coalesce, RowNumber, TruncMonth, TruncQuarter, TruncYear
+from django.db.models.functions import Lead as NextRow
 from django.utils import timezone
 
 from crm.actors import Actor
@@ -61,7 +62,10 @@ from crm.reports import (
     ReportDefinition,
     ReportFilters,
     ReportResult,
+    as_date,
+    as_duration,
     register_report,
+    rows_over,
 )
 from crm.reports.builder import (
     CHOICE,
@@ -212,30 +216,29 @@ def funnel_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
     records = records.filter(filters.period_q("created_at", instant=True), pipeline=pipeline)
     # LeadStageChange or OpportunityStageChange: both are the record's "stage_changes".
     changes = records.model._meta.get_field("stage_changes").related_model
-    furthest_in_history = Subquery(
-        changes.objects.filter(record=OuterRef("pk"), to_stage__pipeline=pipeline, to_stage__is_lost=False)
+    # The furthest stage of each record's history, grouped once and joined (a subquery per record
+    # costs a lookup per record: seconds at a million leads).
+    furthest = (
+        changes.objects.filter(to_stage__pipeline=pipeline, to_stage__is_lost=False)
         .order_by()
-        .values("record")
-        .annotate(m=Max("to_stage__sequence"))
-        .values("m"),
-        output_field=IntegerField(),
+        .values(of_record=F("record_id"))
+        .annotate(furthest=Max("to_stage__sequence"))
     )
     current = Case(
         When(stage__is_lost=True, then=Value(-1)), default=F("stage__sequence"), output_field=IntegerField()
     )
-    grouped = (
-        records.annotate(
-            cohort=TRUNC[filters.cohort]("created_at"),
-            reached=Greatest(Coalesce(furthest_in_history, Value(-1)), current, output_field=IntegerField()),
-        )
-        .values("cohort", "reached")
-        .annotate(n=Count("pk"))
+    cohorts = records.values(record=F("pk"), cohort=TRUNC[filters.cohort]("created_at"), at_stage=current)
+    grouped = rows_over(
+        "SELECT r.cohort, CASE WHEN f.furthest > r.at_stage THEN f.furthest ELSE r.at_stage END, COUNT(*) "
+        "FROM {cohorts} r LEFT JOIN {furthest} f ON f.of_record = r.record GROUP BY 1, 2",
+        cohorts=cohorts,
+        furthest=furthest,
     )
     per_cohort: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for row in grouped:
-        label = _cohort_label(row["cohort"], filters.cohort)
-        per_cohort[label][row["reached"]] += row["n"]
-        per_cohort["All"][row["reached"]] += row["n"]
+    for cohort, reached, count in grouped:
+        label = _cohort_label(as_date(cohort), filters.cohort)
+        per_cohort[label][reached] += count
+        per_cohort["All"][reached] += count
     rows: list[dict[str, Any]] = []
     chart_rows: list[dict[str, Any]] = []
     for cohort in sorted(per_cohort, key=lambda label: (label == "All", label)):
@@ -425,33 +428,43 @@ def _velocity(open_deals, won, lost, amount, cycle) -> dict[str, Any]:
 # --- cycle length and time in stage ---------------------------------------------------------------
 
 
-def stage_time_figures(changes: QuerySet, now: datetime.datetime) -> QuerySet:
+def stage_time_figures(changes: QuerySet, now: datetime.datetime, *, begun: Q | None = None) -> list[dict]:
     """Stays in stages from stage history, grouped by stage: a stay lasts from entering a stage until the
-    record's next change; one without a next change is still going (measured until ``now``)."""
-    next_change = Subquery(
-        changes.model.objects.filter(record=OuterRef("record"), changed_at__gte=OuterRef("changed_at"))
-        .exclude(pk=OuterRef("pk"))
-        .filter(Q(changed_at__gt=OuterRef("changed_at")) | Q(pk__gt=OuterRef("pk")))
-        .order_by("changed_at", "pk")
-        .values("changed_at")[:1]
+    record's next change; one without a next change is still going (measured until ``now``).
+
+    ``changes`` holds every change of the records in scope (the next change may be any of them);
+    ``begun`` narrows the stays counted (the period). Won and lost stages are not stays. One pass: each
+    change's next one is the following row of its record's history (a window), not a lookup per change.
+    """
+    next_change = Window(
+        NextRow("changed_at"), partition_by=[F("record_id")], order_by=[F("changed_at").asc(), F("pk").asc()]
     )
-    ended = Q(left_at__isnull=False)
-    return (
-        changes.filter(to_stage__isnull=False, to_stage__is_won=False, to_stage__is_lost=False)
-        .annotate(left_at=next_change)
-        .values("to_stage_id")
+    counted = Q(to_stage__isnull=False, to_stage__is_won=False, to_stage__is_lost=False) & (begun or Q())
+    stays = (
+        changes.order_by()
         .annotate(
-            completed=Count("pk", filter=ended),
-            completed_time=Sum(
-                ExpressionWrapper(F("left_at") - F("changed_at"), output_field=DurationField()), filter=ended
-            ),
-            ongoing=Count("pk", filter=~ended),
-            ongoing_time=Sum(
-                ExpressionWrapper(Value(now) - F("changed_at"), output_field=DurationField()), filter=~ended
-            ),
+            stay=ExpressionWrapper(next_change - F("changed_at"), output_field=DurationField()),
+            so_far=ExpressionWrapper(Value(now) - F("changed_at"), output_field=DurationField()),
+            counted=Case(When(counted, then=Value(1)), default=Value(0), output_field=IntegerField()),
         )
-        .order_by()
+        .values("to_stage_id", "stay", "so_far", "counted")
     )
+    rows = rows_over(
+        "SELECT s.to_stage_id, COUNT(s.stay), SUM(s.stay), SUM(CASE WHEN s.stay IS NULL THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN s.stay IS NULL THEN s.so_far END) FROM {stays} s WHERE s.counted = 1 "
+        "GROUP BY s.to_stage_id",
+        stays=stays,
+    )
+    return [
+        {
+            "to_stage_id": stage_id,
+            "completed": completed,
+            "completed_time": as_duration(completed_time),
+            "ongoing": ongoing,
+            "ongoing_time": as_duration(ongoing_time),
+        }
+        for stage_id, completed, completed_time, ongoing, ongoing_time in rows
+    ]
 
 
 def cycle_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
@@ -462,10 +475,9 @@ def cycle_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
         count=Count("pk"), total=Sum(_cycle()), shortest=Min(_cycle()), longest=Max(_cycle())
     )
     now = timezone.now()
-    changes = OpportunityStageChange.objects.filter(record__in=deals.values("pk")).filter(
-        filters.period_q("changed_at", instant=True)
-    )
-    figures = {row["to_stage_id"]: row for row in stage_time_figures(changes, now)}
+    changes = OpportunityStageChange.objects.filter(record__in=deals.values("pk"))
+    begun = filters.period_q("changed_at", instant=True)
+    figures = {row["to_stage_id"]: row for row in stage_time_figures(changes, now, begun=begun)}
     stages = (
         Stage.objects.filter(pk__in=figures)
         .select_related("pipeline")
@@ -542,14 +554,38 @@ REVENUE_GROUPS = (
 )
 
 
-def _earlier_win(deals: QuerySet) -> Exists:
-    """Whether the deal's account had a won deal (that the reader sees) before this one."""
-    return Exists(
-        deals.filter(account=OuterRef("account"), status=OpportunityStatus.WON).filter(
-            Q(close_date__lt=OuterRef("close_date"))
-            | Q(close_date=OuterRef("close_date"), pk__lt=OuterRef("pk"))
-        )
+def _customer_groups(deals: QuerySet, filters: ReportFilters) -> list[dict[str, Any]]:
+    """Won revenue of the period as "new" (an account's first win among the deals the reader sees, by
+    close date then id), "existing" (a later one) or "no account". A deal's rank among its account's
+    wins comes from a window over them, not a lookup of an earlier win per deal."""
+    undated = Case(
+        When(close_date__isnull=True, then=Value(1)), default=Value(0), output_field=IntegerField()
     )
+    period = filters.period_q("close_date")
+    wins = deals.filter(status=OpportunityStatus.WON).values(
+        of_account=F("account_id"),
+        undated=undated,
+        # A deal without a close date has no earlier win and is no one's earlier win.
+        nth=Window(
+            RowNumber(),
+            partition_by=[F("account_id"), undated],
+            order_by=[F("close_date").asc(), F("pk").asc()],
+        ),
+        value=converted(),
+        in_period=Case(When(period, then=Value(1)), default=Value(0), output_field=IntegerField())
+        if period
+        else Value(1),
+    )
+    rows = rows_over(
+        "SELECT CASE WHEN w.of_account IS NULL THEN 'no account' "
+        "WHEN w.undated = 0 AND w.nth > 1 THEN 'existing' ELSE 'new' END, COUNT(*), SUM(w.value) "
+        "FROM {wins} w WHERE w.in_period = 1 GROUP BY 1",
+        wins=wins,
+    )
+    return [
+        {"group": group, "count": count, "amount": None if amount is None else Decimal(str(amount))}
+        for group, count, amount in rows
+    ]
 
 
 def revenue_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
@@ -565,16 +601,14 @@ def revenue_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
         "industry": F("account__industry"),
         "type": F("opportunity_type"),
         "campaign": F("campaign_id"),
-        "customer": Case(
-            When(account__isnull=True, then=Value("no account")),
-            When(_earlier_win(deals), then=Value("existing")),
-            default=Value("new"),
-            output_field=CharField(),
-        ),
+        "customer": None,
     }[group_by]
-    grouped = list(
-        won.annotate(group=group).values("group").annotate(count=Count("pk"), amount=Sum(converted()))
-    )
+    if group_by == "customer":
+        grouped = _customer_groups(deals, filters)
+    else:
+        grouped = list(
+            won.annotate(group=group).values("group").annotate(count=Count("pk"), amount=Sum(converted()))
+        )
     labels = _labels(group_by, [row["group"] for row in grouped])
     total = sum((row["amount"] or Decimal(0) for row in grouped), Decimal(0))
     rows = [

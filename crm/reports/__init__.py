@@ -6,6 +6,7 @@ them: sales registers the deal reports, activities the activity report, from the
 """
 
 import datetime
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db import connections
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from crm.models import LeadSource, Pipeline, SalesTeam
@@ -195,3 +197,44 @@ class ReportFilterForm(forms.Form):
 
 def report_run(*, user, definition: ReportDefinition, filters: ReportFilters) -> ReportResult:
     return definition.build(user=user, filters=filters)
+
+
+_SOURCE = re.compile(r"\{(\w+)\}")
+
+
+def rows_over(sql: str, **sources: QuerySet) -> list[tuple]:
+    """The rows of ``sql``, a SELECT over derived tables: each ``{name}`` in it is replaced by the SQL of
+    the queryset ``name`` (in brackets, with its parameters).
+
+    For what one grouped query of the ORM cannot say without a subquery per row (a record's furthest
+    stage in its history, the next stage change of each change): the querysets carry the visibility
+    rules and filters and are compiled for the database in use; ``sql`` joins and groups them, in SQL
+    that PostgreSQL and SQLite both read. Values come back as the database driver gives them.
+    """
+    params: list = []
+    database = None
+
+    def compiled(match: re.Match) -> str:
+        nonlocal database
+        queryset = sources[match.group(1)]
+        database = database or queryset.db
+        inner, inner_params = queryset.query.sql_with_params()
+        params.extend(inner_params)
+        return f"({inner})"
+
+    text = _SOURCE.sub(compiled, sql)
+    with connections[database or "default"].cursor() as cursor:
+        cursor.execute(text, params)
+        return cursor.fetchall()
+
+
+def as_duration(value) -> datetime.timedelta | None:
+    """A sum of durations read by ``rows_over``: an interval (PostgreSQL) or microseconds (SQLite)."""
+    if value is None or isinstance(value, datetime.timedelta):
+        return value
+    return datetime.timedelta(microseconds=int(value))
+
+
+def as_date(value):
+    """A truncated date read by ``rows_over``: a date or datetime (PostgreSQL) or its text (SQLite)."""
+    return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
