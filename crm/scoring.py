@@ -132,8 +132,13 @@ class Breakdowns:
 
 def shown_breakdown(breakdown: ScoreBreakdown | None) -> list[dict]:
     """A lead's score breakdown as the API and the admin show it: criterion, value, points, label."""
+    return shown_lines(breakdown.lines if breakdown is not None else None)
+
+
+def shown_lines(stored: list | None) -> list[dict]:
+    """``shown_breakdown`` of a breakdown's stored ``lines`` (None: the lead has no breakdown)."""
     lines = []
-    for line in breakdown.lines if breakdown is not None else []:
+    for line in stored or []:
         if isinstance(line, dict):  # written before breakdowns were stored compact
             lines.append(line)
             continue

@@ -163,17 +163,43 @@ def record_values(spec: KindSpec, record) -> dict[str, str]:
     return values
 
 
+def row_values(spec: KindSpec, row: dict) -> dict[str, str]:
+    """``record_values`` of a record read as a ``.values()`` row (stage_id, owner_id... as keys)."""
+    values = {}
+    for variable in spec.variables:
+        key = {"stage": "stage_id", "owner": "owner_id", "industry": "account__industry"}.get(
+            variable, variable
+        )
+        values[variable] = _value(row[key])
+    return values
+
+
 def win_estimate(record, win_models: dict[int, WinModel]) -> WinEstimate:
     """The automated probability of ``record`` (0–100) from its pipeline's model in ``win_models``
     (``win_models_by_pipeline``), or None with a note saying why there is none."""
     spec = spec_for(record)
     if record.status != LeadStatus.OPEN:  # the same "open" value as OpportunityStatus.OPEN
-        return WinEstimate(
-            None,
-            f"This {spec.noun} is {record.get_status_display().lower()}: "
-            f"only open {spec.plural} get an estimate.",
-        )
-    model = win_models.get(record.pipeline_id)
+        return closed_estimate(spec, record.get_status_display())
+    return open_estimate(
+        spec,
+        win_models.get(record.pipeline_id),
+        values=record_values(spec, record),
+        tag_ids=(tag.pk for tag in record.tags.all()),
+    )
+
+
+def closed_estimate(spec: KindSpec, status_label: str) -> WinEstimate:
+    """The estimate of a record that is not open (none, and why), ``status_label`` its status shown."""
+    return WinEstimate(
+        None, f"This {spec.noun} is {status_label.lower()}: only open {spec.plural} get an estimate."
+    )
+
+
+def open_estimate(
+    spec: KindSpec, model: WinModel | None, *, values: dict[str, str], tag_ids: Iterable
+) -> WinEstimate:
+    """The estimate of an open record from its pipeline's ``model`` (None: no history), its variables'
+    values (``record_values``) and its tags' ids: for a page read as rows, not as instances."""
     closed = model.closed if model is not None else 0
     needed = min_closed()
     if closed < needed:
@@ -185,8 +211,8 @@ def win_estimate(record, win_models: dict[int, WinModel]) -> WinEstimate:
         won=model.won,
         lost=model.lost,
         counts=model.counts,
-        values=record_values(spec, record),
-        tags=(str(tag.pk) for tag in record.tags.all()),
+        values=values,
+        tags=(str(pk) for pk in tag_ids),
     )
     return WinEstimate(round(probability * 100), None)
 
@@ -219,11 +245,15 @@ def win_models_context(record) -> dict:
 def win_estimate_cached(record, cache_holder: dict) -> WinEstimate:
     """``win_estimate`` with the models loaded once per ``cache_holder`` (a serializer's context, a
     request's attributes): a page of records costs one query for the models, whatever its size."""
-    spec = spec_for(record)
+    return win_estimate(record, win_models_cached(spec_for(record), cache_holder))
+
+
+def win_models_cached(spec: KindSpec, cache_holder: dict) -> dict[int, WinModel]:
+    """``win_models_by_pipeline`` of ``spec``'s kind, read once per ``cache_holder``."""
     key = f"_win_models_{spec.kind}"
     if key not in cache_holder:
         cache_holder[key] = win_models_by_pipeline(spec.kind)
-    return win_estimate(record, cache_holder[key])
+    return cache_holder[key]
 
 
 # --- what the closed history holds: the same queries for one record and for the whole table --------

@@ -286,6 +286,11 @@ REST_FRAMEWORK = {
     # A body nested absurdly deep is a 400 (crm.api.parsers.DepthLimitedJSONParser).
     "DEFAULT_PARSER_CLASSES": ["crm.api.parsers.DepthLimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "crm.api.framework.ApiPagination",
+    # DRF's JSON written by orjson (crm.api.renderers), and the browsable API.
+    "DEFAULT_RENDERER_CLASSES": [
+        "crm.api.renderers.OrjsonRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     # Per-user (per-address without credentials) request budgets; 429 with Retry-After beyond them.
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",

@@ -7,12 +7,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.http import Http404, HttpResponseRedirect
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from crm import services as crm_services
@@ -417,6 +419,17 @@ class ServiceModelAdmin(SavedViewsMixin, BadKeysTolerantMixin, ServiceRefusedPag
     message, never a server error. ``tests/admin/test_admin_registry.py`` fails for a registered admin
     that can write without this class.
     """
+
+    def action_checkbox(self, obj):
+        """Django's row checkbox, the same HTML written directly: its widget renders two templates a
+        row (a sixth of a 100-row changelist's time)."""
+        label = format_html(gettext("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            label,
+        )
 
     def create_record(self, request, data: dict[str, Any]) -> models.Model:
         raise NotImplementedError

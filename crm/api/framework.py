@@ -205,7 +205,13 @@ class CursorPage:
         return (created_at, pk), backwards
 
     def _encode(self, record, backwards: bool) -> str:
-        data = {"c": record.created_at.isoformat(), "i": record.pk, "b": backwards, "o": self.ordering}
+        # A record, or a row of the list's columns (crm.api.listing).
+        created_at, pk = (
+            (record["created_at"], record["id"])
+            if isinstance(record, dict)
+            else (record.created_at, record.pk)
+        )
+        data = {"c": created_at.isoformat(), "i": pk, "b": backwards, "o": self.ordering}
         raw = json.dumps(data, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 

@@ -13,10 +13,20 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from crm.models import Account, Campaign, Contact, Lead, LostReason, Pipeline, Stage, Tag
-from crm.scoring import shown_breakdown
+from crm.api.listing import ListRows
+from crm.models import Account, Campaign, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
+from crm.scoring import shown_breakdown, shown_lines
 from crm.selectors import KANBAN_DEFAULT_LIMIT, KANBAN_MAX_LIMIT
-from crm.win_probability import WinEstimate, win_estimate_cached, win_models_context
+from crm.win_probability import (
+    WinEstimate,
+    closed_estimate,
+    open_estimate,
+    row_values,
+    win_estimate_cached,
+    win_models_cached,
+    win_models_context,
+)
+from crm.win_probability import spec_for as win_spec_for
 
 TIMESTAMPS = ("created_at", "updated_at")
 
@@ -380,6 +390,48 @@ class LeadSerializer(WinProbabilityFieldsMixin, serializers.ModelSerializer):
         )
         validators: list = []
         extra_kwargs = {"probability": {"help_text": "0–100. Omitted: the stage's probability."}}
+
+
+class LeadListRows(ListRows):
+    """The lead list's page as rows: the same JSON as LeadSerializer (crm.api.listing)."""
+
+    serializer_class = LeadSerializer
+    columns = {
+        "pipeline_name": "pipeline__name",
+        "stage_name": "stage__name",
+        "lost_reason_name": "lost_reason__name",
+        "converted_opportunity_id": "converted_opportunity_pk",
+        "owner_username": "owner__username",
+    }
+    computed = ("tags", "automated_probability", "automated_probability_note", "score_breakdown")
+
+    def extra_lookups(self) -> tuple[str, ...]:
+        return ("score_breakdown__lines",)
+
+    def complete(self, records: list[dict], rows: list[dict]) -> None:
+        tags = defaultdict(list)
+        links = Lead.tags.through.objects.filter(lead_id__in=[record["id"] for record in records])
+        for lead_id, tag_id in links.order_by("tag__name", "tag_id").values_list("lead_id", "tag_id"):
+            tags[lead_id].append(tag_id)
+        spec = win_spec_for(Lead)
+        statuses = dict(LeadStatus.choices)
+        models = None
+        for record, row in zip(records, rows, strict=True):
+            row["tags"] = tags[record["id"]]
+            row["score_breakdown"] = shown_lines(record["score_breakdown__lines"])
+            if record["status"] != LeadStatus.OPEN:
+                estimate = closed_estimate(spec, str(statuses.get(record["status"], record["status"])))
+            else:
+                if models is None:
+                    models = win_models_cached(spec, self.context)
+                estimate = open_estimate(
+                    spec,
+                    models.get(record["pipeline_id"]),
+                    values=row_values(spec, record),
+                    tag_ids=row["tags"],
+                )
+            row["automated_probability"] = estimate.probability
+            row["automated_probability_note"] = estimate.note
 
 
 # --- action bodies --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from crm.api.serializers import (
     ContactSerializer,
     KanbanQuerySerializer,
     LeadKanbanSerializer,
+    LeadListRows,
     LeadSerializer,
     LostReasonSerializer,
     MarkLostInputSerializer,
@@ -64,6 +65,7 @@ class LeadViewSet(
     import_export_kind = "leads"
     duplicates_scope = staticmethod(selectors.lead_visible_to)
     serializer_class = LeadSerializer
+    list_rows = LeadListRows
     filterset_class = LeadFilter
     selector = staticmethod(selectors.lead_list)
     # Input serializers per action (their field names also name the fields in error responses).

@@ -70,7 +70,11 @@ class ReplicaRouter:
         return REPLICA
 
     def db_for_write(self, model, **hints):
-        _wrote.set(True)
+        # Only a write to the tables the replica serves: a throttle's counter or a session kept in the
+        # database (DatabaseCache, on every API request) must neither send the request's own reads to
+        # the primary nor make its user sticky.
+        if model._meta.app_label in REPLICA_APPS:
+            _wrote.set(True)
         return DEFAULT_DB_ALIAS
 
     def allow_relation(self, obj1, obj2, **hints):
@@ -92,7 +96,8 @@ class ReplicaReadsMiddleware:
         marked = _replica_request.set(None)
         try:
             response = self.get_response(request)
-            if _wrote.get() or request.method not in ("GET", "HEAD", "OPTIONS"):
+            # Without a replica every read is the primary's: no mark to keep (a cache write per request).
+            if replica_configured() and (_wrote.get() or request.method not in ("GET", "HEAD", "OPTIONS")):
                 user_wrote(getattr(request, "user", None))
             return response
         finally:

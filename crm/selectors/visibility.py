@@ -13,6 +13,7 @@ from django.db.models import (
     Q,
     QuerySet,
 )
+from django.db.models.signals import m2m_changed
 
 from crm.actors import Actor
 from crm.models import Account, Contact, Lead, SalesTeam
@@ -32,10 +33,36 @@ def _crm_admin_membership(user: Actor) -> Exists:
     return Exists(get_user_model().groups.through.objects.filter(user=user.pk, group__name=CRM_ADMIN_GROUP))
 
 
+_SEES_EVERYTHING = "_crm_sees_everything"
+
+
 def user_sees_everything(user: Actor) -> bool:
+    """A superuser or a CRM Admin. The group membership is read once per user object (a request's
+    user: an admin page asked it a dozen times), as Django keeps a user's permissions; changing the
+    user's own groups (``user.groups.add``) forgets it."""
     if not user.is_authenticated or not user.is_active:
         return False
-    return user.is_superuser or user.groups.filter(name=CRM_ADMIN_GROUP).exists()
+    if user.is_superuser:
+        return True
+    known = getattr(user, _SEES_EVERYTHING, None)
+    if known is None:
+        known = user.groups.filter(name=CRM_ADMIN_GROUP).exists()
+        setattr(user, _SEES_EVERYTHING, known)  # on the user itself through request.user's lazy proxy
+    return known
+
+
+def _forget_sees_everything(sender, instance, action, reverse, **kwargs) -> None:
+    if action.startswith("post_"):
+        # user.groups.add(...): that user; group.user_set.add(...): the users are not at hand, and
+        # like Django's permission cache, a fresh user object reads it again.
+        vars(instance).pop(_SEES_EVERYTHING, None)
+
+
+m2m_changed.connect(
+    _forget_sees_everything,
+    sender=get_user_model().groups.through,
+    dispatch_uid="crm_forget_sees_everything",
+)
 
 
 def _teams() -> QuerySet[SalesTeam]:

@@ -1,0 +1,116 @@
+"""A list page read as rows: ``.values()`` of the columns the page shows, built into the same JSON the
+resource's serializer gives, without model instances or DRF's field-by-field ``to_representation``.
+
+A page of 50 leads through ``LeadSerializer`` builds 350 model instances (the lead and its six joined
+relations) and calls 36 fields' ``get_attribute`` and ``to_representation`` per row; that, not the
+database, was most of the list's time (issue 24). A viewset names a ``ListRows`` subclass in
+``list_rows``; its ``list`` action then reads the rows here. Anything else (retrieve, the writes'
+answers, events, the schema) still goes through the serializer, which stays the contract:
+tests/crm/test_api_list_rows.py checks both give the same JSON for varied records.
+"""
+
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import serializers
+
+# Field types whose JSON is not the stored value itself (a datetime's ISO text in the current time
+# zone, a decimal's fixed-point text): their own to_representation converts them.
+CONVERTED = (
+    serializers.DateTimeField,
+    serializers.DateField,
+    serializers.TimeField,
+    serializers.DecimalField,
+    serializers.FloatField,
+    serializers.DurationField,
+)
+
+
+class ListRows:
+    """Builds a page of ``serializer_class``'s JSON from ``.values()`` rows.
+
+    ``columns`` maps each API field read from a column (or a ``__`` lookup, an annotation) to its
+    lookup, where the name differs (``pipeline_id`` reads ``pipeline_id``: absent; ``pipeline_name``
+    reads ``pipeline__name``). ``computed`` names the fields ``complete`` fills in for the whole page
+    (tags, method fields). Every serializer field is one or the other: a field added to the serializer
+    and not here fails the first list (and the test comparing both paths).
+    """
+
+    serializer_class: type[serializers.Serializer]
+    columns: dict[str, str] = {}
+    computed: tuple[str, ...] = ()
+
+    def __init__(self, context: dict[str, Any]):
+        self.context = context
+        fields = self.serializer_class(context=context).fields
+        self.names = [name for name, field in fields.items() if not field.write_only]
+        read = [name for name in self.names if name not in self.computed]
+        self.lookups = {name: self.columns.get(name, name) for name in read}
+        self.converters = [
+            (name, fields[name].to_representation) for name in read if isinstance(fields[name], CONVERTED)
+        ]
+        unknown = set(self.columns) | set(self.computed)
+        unknown.difference_update(self.names)
+        if unknown:
+            raise AssertionError(
+                f"{type(self).__name__} names fields its serializer lacks: {sorted(unknown)}"
+            )
+
+    def queryset(self, queryset: QuerySet) -> "CountedRows":
+        """``queryset`` (the selector's, filtered and ordered) reading only the page's columns, and
+        counted without the joins that read its labels."""
+        extra = [lookup for lookup in self.extra_lookups() if lookup not in self.lookups.values()]
+        return CountedRows(queryset.prefetch_related(None).values(*self.lookups.values(), *extra), queryset)
+
+    def extra_lookups(self) -> tuple[str, ...]:
+        """Columns ``complete`` needs besides the shown ones."""
+        return ()
+
+    def rows(self, records: list[dict]) -> list[dict]:
+        """The page's JSON objects, keys in the serializer's order."""
+        plan = [(name, self.lookups.get(name)) for name in self.names]
+        converters = self.converters
+        result = []
+        for record in records:
+            # The computed fields hold their place in the serializer's order until ``complete``.
+            row = {name: None if lookup is None else record[lookup] for name, lookup in plan}
+            for name, convert in converters:
+                value = row[name]
+                if value is not None:
+                    row[name] = convert(value)
+            result.append(row)
+        if records:
+            self.complete(records, result)
+        return result
+
+    def complete(self, records: list[dict], rows: list[dict]) -> None:
+        """Fill the ``computed`` fields of ``rows`` (the JSON) from ``records`` (the rows read)."""
+
+
+class CountedRows:
+    """What the paginator pages: the rows' queryset, whose ``count()`` is the records' own.
+
+    A ``.values()`` of labels (``pipeline__name``) joins their tables, and a count keeps an inner
+    join (the database cannot know it drops no row): counting the records themselves reads the leads'
+    table alone (its left joins to one-to-one relations are dropped by PostgreSQL's planner).
+    Everything else (slicing, ``order_by``, ``filter`` for the cursor) is the rows' queryset's.
+    """
+
+    def __init__(self, rows: QuerySet, records: QuerySet):
+        self.rows = rows
+        self.records = records
+
+    def count(self) -> int:
+        return self.records.count()
+
+    def __getitem__(self, index):
+        return self.rows[index]
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getattr__(self, name):
+        return getattr(self.rows, name)
