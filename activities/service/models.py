@@ -4,6 +4,7 @@ import datetime
 import zoneinfo
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -11,6 +12,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from crm.models import Account, AccountTier, Contact, Priority, SalesTeam, Tag, TimeStampedModel
+from crm.models.base import audit_history
 from sales.models import Opportunity
 
 
@@ -259,6 +261,19 @@ class Ticket(TimeStampedModel):
     first_response_met = models.BooleanField(null=True, editable=False)
     resolution_met = models.BooleanField(null=True, editable=False)
 
+    # Who changed what and when. The running clock is left out: the SLA scan and every pause move it,
+    # and it follows from the status changes the trail keeps (its deadlines and results are kept).
+    history = audit_history(
+        derived_fields=(
+            "sla_paused_at",
+            "sla_paused_seconds",
+            "sla_due_at",
+            "sla_warn_at",
+            "sla_warned_at",
+            "sla_breached_at",
+        )
+    )
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
@@ -379,11 +394,14 @@ class Article(TimeStampedModel):
         editable=False,
         related_name="+",
     )
+    # The words of the title and keywords (weight A) and the body (B), for the full-text search. Kept
+    # by a trigger on PostgreSQL (every insert and update, bulk ones too; migration 0021), with its GIN
+    # index; a plain column, always empty, elsewhere (the search scans instead): activities.service.kb.
+    search_vector = SearchVectorField(null=True, editable=False)
 
     class Meta:
         ordering = ["title", "id"]
         indexes = [models.Index(fields=["status", "category"], name="article_status_category")]
-        # The full-text GIN index (PostgreSQL only) is made by migration 0019: activities.service.kb.
         constraints = [
             models.CheckConstraint(
                 condition=~Q(status=ArticleStatus.PUBLISHED) | Q(version__gte=1, published_at__isnull=False),
