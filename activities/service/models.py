@@ -300,15 +300,10 @@ class Ticket(TimeStampedModel):
                 name="ticket_open_assignee",
             ),
             models.Index(
-                fields=["team", "-created_at"],
+                fields=["-created_at"],
+                include=["team", "assignee"],
                 condition=OPEN_TICKET & Q(assignee__isnull=True),
                 name="ticket_open_unassigned",
-            ),
-            models.Index(
-                fields=["-created_at"],
-                include=["team"],
-                condition=OPEN_TICKET & Q(assignee__isnull=True),
-                name="ticket_open_unassigned_new",
             ),
             models.Index(
                 fields=["sla_due_at"],

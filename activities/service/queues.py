@@ -27,7 +27,10 @@ def ticket_queue_condition(*, user: Actor, queue: str, now: datetime.datetime | 
     if queue == "mine":
         return open_tickets & Q(assignee=getattr(user, "pk", None))
     if queue == "unassigned":
-        return open_tickets & Q(assignee__isnull=True, team__in=user_queue_team_ids(user))
+        # The teams read first (a short list): the planner then knows how many tickets they hold, and
+        # reads the newest unassigned ones from their partial index instead of sorting them all.
+        teams = list(user_queue_team_ids(user).values_list("pk", flat=True))
+        return open_tickets & Q(assignee__isnull=True, team__in=teams)
     if queue == "breaching":
         return open_tickets & Q(sla_due_at__lte=now + BREACHING_WINDOW)
     raise ValueError(queue)
