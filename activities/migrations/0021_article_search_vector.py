@@ -27,8 +27,11 @@ FORWARDS = [
     CREATE TRIGGER activities_article_search_vector BEFORE INSERT OR UPDATE ON activities_article
     FOR EACH ROW EXECUTE FUNCTION activities_article_search_vector()
     """,
-    f"UPDATE activities_article SET search_vector = {VECTOR.format(config=CONFIG, row='')}",
+    # The index before the backfill: built after an UPDATE in the same transaction, PostgreSQL would
+    # mark it usable only by transactions younger than every one running then (indcheckxmin), and the
+    # search would scan the table meanwhile.
     f"CREATE INDEX {INDEX_NAME} ON activities_article USING gin (search_vector)",
+    f"UPDATE activities_article SET search_vector = {VECTOR.format(config=CONFIG, row='')}",
 ]
 
 BACKWARDS = [
