@@ -1,12 +1,15 @@
 """The activities app's personal data for crm's privacy requests: activities on the person's records,
-notes and files on them, emails to and from them, their tickets and the messages of those tickets."""
+notes and files on them, emails to and from them, their tickets (their audit trail and events too) and
+the messages of those tickets."""
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from activities.models import Activity, Attachment, EmailMessage, Note, Ticket, TicketMessage
+from crm.models import OutboxEvent
 from crm.privacy.registry import Person, PersonalData, register_personal_data, register_text_copies
 from crm.privacy.services import ERASED
+from crm.privacy.sources import _event_payloads_erase
 
 
 def _on_records(person: Person) -> Q:
@@ -65,6 +68,18 @@ def register() -> None:
             ),
             erase={"description": "", "requester_email": ""},
             scrub=("subject",),
+        )
+    )
+    register_personal_data(
+        PersonalData(
+            # The tickets' events (ticket.created...) carry a copy of the ticket, its requester's too.
+            key="ticket_events",
+            model=OutboxEvent,
+            find=lambda p: OutboxEvent.objects.filter(
+                record_type="ticket", record_id__in=p.found.get("tickets", [])
+            ),
+            erase={"last_error": ""},
+            anonymise=_event_payloads_erase,
         )
     )
     register_personal_data(

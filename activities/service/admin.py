@@ -24,6 +24,7 @@ from activities.service.models import (
 )
 from crm.admin.base import (
     CRM_CHANGE_LIST_TEMPLATE,
+    ServiceHistoryAdmin,
     ServiceModelAdmin,
     VisibleRecordsAdminMixin,
     register_inline_saver,
@@ -87,7 +88,7 @@ class QueueFilter(admin.SimpleListFilter):
 
 
 @admin.register(Ticket)
-class TicketAdmin(RecordPageMixin, VisibleRecordsAdminMixin, ServiceModelAdmin):
+class TicketAdmin(RecordPageMixin, VisibleRecordsAdminMixin, ServiceHistoryAdmin):
     list_display = (
         "number",
         "subject",

@@ -27,6 +27,7 @@ from crm.api.viewsets import (
     BAD_REQUEST,
     CONFLICT,
     NOT_FOUND,
+    HistoryViewSetMixin,
     ServiceModelViewSet,
     TransitionPermissions,
     crud_schema,
@@ -176,7 +177,7 @@ class TicketMessageInputSerializer(serializers.Serializer):
 
 
 @extend_schema_view(**crud_schema("ticket", TicketSerializer))
-class TicketViewSet(ServiceModelViewSet):
+class TicketViewSet(HistoryViewSetMixin, ServiceModelViewSet):
     """Support tickets: numbered T-000123, worked by an assignee in a queue (team), with SLA targets."""
 
     serializer_class = TicketSerializer

@@ -1,9 +1,12 @@
 """The knowledge base: who reads and writes articles, the search ranked by relevance, the suggestions
 for a ticket, and the writes (publishing keeps a version of every published text).
 
-Search on PostgreSQL is full-text: the title and keywords weigh A, the body B, ranked with ``ts_rank``
-and answered from a GIN index on exactly that vector (migration 0019 makes it). Other databases match
-the words with ``icontains`` and rank by where they were found (title and keywords 3, body 1 a word).
+Search on PostgreSQL is full-text over the stored ``Article.search_vector`` (the title and keywords
+weigh A, the body B; a trigger keeps it, migration 0021), found through its GIN index and ranked with
+``ts_rank``. Only the first ``SEARCH_CANDIDATES`` matches are ranked: ranking reads each match's vector,
+so a word found in every article would cost a read of the whole table; past that many, a search lists
+the most relevant of those, and its count says at most that many. Other databases match the words
+with ``icontains`` and rank by where they were found (title and keywords 3, body 1 a word).
 """
 
 import operator
@@ -13,7 +16,7 @@ from functools import reduce
 from typing import Any
 
 from django.conf import settings
-from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
@@ -27,6 +30,8 @@ from crm.services import record_lock, record_save
 SEARCH_CONFIG = "english"
 GIN_INDEX_NAME = "activities_article_search_gin"
 MAX_QUERY_LENGTH = 200
+# The matches ranked by a full-text search (see the module's docstring).
+SEARCH_CANDIDATES = 1000
 SUGGESTIONS = 5
 WORD = re.compile(r"\w{3,}")
 # Words too common in a ticket's subject to say what it is about.
@@ -68,15 +73,6 @@ STOP_WORDS = frozenset(
 )
 
 
-def article_search_vector() -> SearchVector:
-    """The vector the GIN index is built on; a search must use this very expression to use it."""
-    return (
-        SearchVector("title", weight="A", config=SEARCH_CONFIG)
-        + SearchVector("keywords", weight="A", config=SEARCH_CONFIG)
-        + SearchVector("body", weight="B", config=SEARCH_CONFIG)
-    )
-
-
 def _full_text() -> bool:
     return connection.vendor == "postgresql"
 
@@ -92,7 +88,8 @@ def article_editor(user: Actor) -> bool:
 
 
 def article_visible_to(user: Actor) -> QuerySet[Article]:
-    articles = Article.objects.all()
+    # The stored words are for the search's WHERE and ranking only: a page need not carry them.
+    articles = Article.objects.defer("search_vector")
     if not user.is_authenticated or not user.is_active or not user.has_perm("activities.view_article"):
         return articles.none()
     if article_editor(user):
@@ -132,11 +129,12 @@ def article_search(articles: QuerySet[Article], query: str, *, any_word: bool = 
             search = reduce(operator.or_, (SearchQuery(w, config=SEARCH_CONFIG) for w in words))
         else:
             search = SearchQuery(query, search_type="websearch", config=SEARCH_CONFIG)
-        vector = article_search_vector()
+        # The GIN index finds the matches; the ranking reads the stored vectors of at most
+        # SEARCH_CANDIDATES of them, whatever the number of matches.
+        candidates = articles.filter(search_vector=search).order_by().values("pk")[:SEARCH_CANDIDATES]
         return (
-            articles.annotate(search=vector)
-            .filter(search=search)
-            .annotate(rank=SearchRank(vector, search))
+            articles.filter(pk__in=candidates)
+            .annotate(rank=SearchRank(F("search_vector"), search))
             .order_by("-rank", "-published_at", "pk")
         )
     words = _words(query) if any_word else [w.lower() for w in WORD.findall(query)][:12]

@@ -4,6 +4,7 @@ import datetime
 import zoneinfo
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -11,6 +12,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from crm.models import Account, AccountTier, Contact, Priority, SalesTeam, Tag, TimeStampedModel
+from crm.models.base import audit_history
 from sales.models import Opportunity
 
 
@@ -40,6 +42,9 @@ class TicketStatus(models.TextChoices):
 # A ticket in these states is done with: no SLA clock runs, it is not in the backlog.
 DONE_STATUSES = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
 OPEN_STATUSES = tuple(status for status in TicketStatus.values if status not in DONE_STATUSES)
+# The condition the queues write (activities.service.queues), and their partial indexes' predicate:
+# PostgreSQL uses a partial index only for a query that says the same.
+OPEN_TICKET = ~Q(status__in=DONE_STATUSES)
 
 
 def time_zone_validator(value: str) -> None:
@@ -259,6 +264,19 @@ class Ticket(TimeStampedModel):
     first_response_met = models.BooleanField(null=True, editable=False)
     resolution_met = models.BooleanField(null=True, editable=False)
 
+    # Who changed what and when. The running clock is left out: the SLA scan and every pause move it,
+    # and it follows from the status changes the trail keeps (its deadlines and results are kept).
+    history = audit_history(
+        derived_fields=(
+            "sla_paused_at",
+            "sla_paused_seconds",
+            "sla_due_at",
+            "sla_warn_at",
+            "sla_warned_at",
+            "sla_breached_at",
+        )
+    )
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
@@ -272,6 +290,40 @@ class Ticket(TimeStampedModel):
             models.Index(fields=["assignee", "status"], name="ticket_assignee_status"),
             models.Index(fields=["team", "status"], name="ticket_team_status"),
             models.Index(fields=["status", "created_at"], name="ticket_status_created"),
+            # The work queues read open tickets only (a fifth of them or less), newest first, and count
+            # them: partial indexes of the open tickets, covering what the visibility rule reads
+            # (assignee, team) so that a count is an index-only scan.
+            models.Index(
+                fields=["assignee", "-created_at"],
+                include=["team"],
+                condition=OPEN_TICKET,
+                name="ticket_open_assignee",
+            ),
+            models.Index(
+                fields=["-created_at"],
+                include=["team", "assignee"],
+                condition=OPEN_TICKET & Q(assignee__isnull=True),
+                name="ticket_open_unassigned",
+            ),
+            models.Index(
+                fields=["sla_due_at"],
+                include=["assignee", "team"],
+                condition=OPEN_TICKET,
+                name="ticket_open_due",
+            ),
+            # The board: its open columns by deadline, its done ones by when they were done.
+            models.Index(
+                fields=["status", "sla_due_at", "created_at"],
+                include=["assignee", "team"],
+                condition=OPEN_TICKET,
+                name="ticket_board_open",
+            ),
+            models.Index(
+                fields=["status", "-resolved_at"],
+                include=["assignee", "team"],
+                condition=Q(status__in=DONE_STATUSES),
+                name="ticket_board_done",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -379,11 +431,14 @@ class Article(TimeStampedModel):
         editable=False,
         related_name="+",
     )
+    # The words of the title and keywords (weight A) and the body (B), for the full-text search. Kept
+    # by a trigger on PostgreSQL (every insert and update, bulk ones too; migration 0021), with its GIN
+    # index; a plain column, always empty, elsewhere (the search scans instead): activities.service.kb.
+    search_vector = SearchVectorField(null=True, editable=False)
 
     class Meta:
         ordering = ["title", "id"]
         indexes = [models.Index(fields=["status", "category"], name="article_status_category")]
-        # The full-text GIN index (PostgreSQL only) is made by migration 0019: activities.service.kb.
         constraints = [
             models.CheckConstraint(
                 condition=~Q(status=ArticleStatus.PUBLISHED) | Q(version__gte=1, published_at__isnull=False),

@@ -4,11 +4,10 @@ reads through the ticket visibility rule, at a fixed number of queries."""
 import datetime
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
-from activities.service.models import DONE_STATUSES, Ticket, TicketStatus
+from activities.service.models import DONE_STATUSES, OPEN_TICKET, Ticket, TicketStatus
 from activities.service.selectors import LIST_RELATED, ticket_visible_to, user_queue_team_ids
 from crm.actors import Actor
 
@@ -24,11 +23,14 @@ QUEUES = {
 def ticket_queue_condition(*, user: Actor, queue: str, now: datetime.datetime | None = None) -> Q:
     """The condition of ``queue`` for ``user`` (open tickets only)."""
     now = now or timezone.now()
-    open_tickets = ~Q(status__in=DONE_STATUSES)
+    open_tickets = OPEN_TICKET
     if queue == "mine":
         return open_tickets & Q(assignee=getattr(user, "pk", None))
     if queue == "unassigned":
-        return open_tickets & Q(assignee__isnull=True, team__in=user_queue_team_ids(user))
+        # The teams read first (a short list): the planner then knows how many tickets they hold, and
+        # reads the newest unassigned ones from their partial index instead of sorting them all.
+        teams = list(user_queue_team_ids(user).values_list("pk", flat=True))
+        return open_tickets & Q(assignee__isnull=True, team__in=teams)
     if queue == "breaching":
         return open_tickets & Q(sla_due_at__lte=now + BREACHING_WINDOW)
     raise ValueError(queue)
@@ -50,29 +52,35 @@ class BoardColumn:
     cards: list[Ticket]
 
 
+# The board's resolved and closed columns hold the tickets done within this many days: the columns of
+# work in hand stay whole, and a year's closed tickets would tell nothing there (the list has them).
+BOARD_DONE_DAYS = 30
+
+
 def ticket_board(
-    *, user: Actor, queryset: QuerySet[Ticket] | None = None, limit: int = 20
+    *,
+    user: Actor,
+    queryset: QuerySet[Ticket] | None = None,
+    limit: int = 20,
+    now: datetime.datetime | None = None,
 ) -> list[BoardColumn]:
-    """The tickets by status, each column with its count and its first ``limit`` cards (nearest
-    deadline first): two queries whatever the number of tickets."""
+    """The tickets by status, each column with its count and its first ``limit`` cards: the open
+    columns nearest deadline first, the done ones (done within BOARD_DONE_DAYS) latest first. A query
+    for the counts and one per column, each read from a partial index of its status, whatever the
+    number of tickets."""
+    now = now or timezone.now()
     tickets = ticket_visible_to(user) if queryset is None else queryset
+    tickets = tickets.filter(OPEN_TICKET | Q(resolved_at__gte=now - datetime.timedelta(days=BOARD_DONE_DAYS)))
     counts = dict(tickets.order_by().values("status").annotate(n=Count("pk")).values_list("status", "n"))
-    ranked = (
-        tickets.select_related("assignee", "team")
-        .annotate(
-            board_rank=Window(
-                RowNumber(),
-                partition_by=[F("status")],
-                order_by=[F("sla_due_at").asc(nulls_last=True), F("created_at").asc(), F("pk").asc()],
-            )
+    columns = []
+    for value, label in TicketStatus.choices:
+        cards = tickets.filter(status=value).select_related("assignee", "team")
+        if value in DONE_STATUSES:
+            cards = cards.order_by(F("resolved_at").desc(), "-pk")
+            label = f"{label} (last {BOARD_DONE_DAYS} days)"
+        else:
+            cards = cards.order_by(F("sla_due_at").asc(nulls_last=True), "created_at", "pk")
+        columns.append(
+            BoardColumn(status=value, label=label, count=counts.get(value, 0), cards=list(cards[:limit]))
         )
-        .filter(board_rank__lte=limit)
-        .order_by("board_rank")
-    )
-    cards: dict[str, list[Ticket]] = {}
-    for ticket in ranked:
-        cards.setdefault(ticket.status, []).append(ticket)
-    return [
-        BoardColumn(status=value, label=label, count=counts.get(value, 0), cards=cards.get(value, []))
-        for value, label in TicketStatus.choices
-    ]
+    return columns

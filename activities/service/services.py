@@ -28,6 +28,7 @@ from activities.service.models import (
 )
 from activities.service.selectors import ticket_assignable_to
 from crm.actors import Actor, actor_ensure_given, person
+from crm.events import publishing as events
 from crm.models import NotificationKind
 from crm.notifications.services import notify
 from crm.services import (
@@ -130,12 +131,25 @@ def ticket_create(*, user: Actor, data: Mapping[str, Any]) -> Ticket:
     ticket = Ticket(number=ticket_number_next())
     # Born new or open; any later state is a transition from there (it stamps its times).
     ticket.status = status if status in (TicketStatus.NEW, TicketStatus.OPEN) else TicketStatus.NEW
-    ticket = record_save(instance=ticket, data=data, user=user)
+    before = events.record_snapshot(ticket, data)
+    ticket = record_save(instance=ticket, data=data, user=user, publish=False)
     # The clock starts when the ticket was stored (its created_at).
     sla.ticket_sla_assign(ticket=ticket, data={}, now=ticket.created_at)
     if status != ticket.status:
         _status_apply(ticket=ticket, status=status, now=ticket.created_at)
-    ticket = record_save(instance=ticket, user=user)
+    # One creation, as the audit trail and the subscribers see it: the first version is the ticket
+    # as it was created (clock and status included), and one ticket.created event is published.
+    ticket.skip_history_when_saving = True
+    try:
+        ticket = record_save(instance=ticket, user=user, publish=False)
+    finally:
+        del ticket.skip_history_when_saving
+    first = ticket.history.order_by("-history_id").first()
+    if first is not None:
+        for field in first.tracked_fields:
+            setattr(first, field.attname, getattr(ticket, field.attname))
+        first.save()
+    events.record_published(ticket, before=before, user=user)
     _assigned(ticket=ticket, user=user)
     _resolved(ticket=ticket, previous=TicketStatus.NEW, user=user)
     return ticket
@@ -154,13 +168,16 @@ def ticket_update(*, ticket: Ticket, user: Actor, data: Mapping[str, Any]) -> Ti
     _links_ensure_visible(user=user, ticket=ticket, data=data)
     _assignee_ensure_allowed(user=user, ticket=ticket, data=data)
     previous_assignee, previous_status = ticket.assignee_id, ticket.status
+    # The event compares with the ticket as it was, before the transition changes it below.
+    before = events.record_snapshot(ticket, data)
     now = timezone.now()
     if "status" in data:
         _status_apply(ticket=ticket, status=data.pop("status"), now=now)
     if "priority" in data and data["priority"] != ticket.priority:
         ticket.priority = data.pop("priority")
         sla.ticket_sla_assign(ticket=ticket, data=data, now=now)
-    ticket = record_save(instance=ticket, data=data, user=user)
+    ticket = record_save(instance=ticket, data=data, user=user, publish=False)
+    events.record_published(ticket, before=before, user=user)
     if ticket.assignee_id and ticket.assignee_id != previous_assignee:
         _assigned(ticket=ticket, user=user)
     _resolved(ticket=ticket, previous=previous_status, user=user)
@@ -213,6 +230,7 @@ def ticket_message_create(
         body = f"{(body or '').rstrip()}\n\n{links}".lstrip()
     if not (body or "").strip():
         raise ValidationError({"body": "Write something."})
+    before = events.record_snapshot(ticket)
     now = timezone.now()
     message = TicketMessage(
         ticket=ticket,
@@ -249,7 +267,8 @@ def ticket_message_create(
             _status_apply(ticket=ticket, status=TicketStatus.OPEN, now=now)
             changed = True
     if changed:
-        record_save(instance=ticket, user=user)
+        record_save(instance=ticket, user=user, publish=False)
+        events.record_published(ticket, before=before, user=user)
     else:
         Ticket.objects.filter(pk=ticket.pk).update(updated_at=now)
     if kind == TicketMessageKind.REPLY and not from_customer:
@@ -275,17 +294,20 @@ def ticket_merge(*, user: Actor, survivor: Ticket, duplicates: list[Ticket]) -> 
     survivor = tickets[survivor.pk]
     for ticket in tickets.values():
         record_ensure_changeable(user=user, record=ticket)
+    survivor_before = events.record_snapshot(survivor, {"tags": None})
     if survivor.status == TicketStatus.CLOSED:
         raise ValidationError(f"{survivor.number} is closed: merge into an open ticket.", code=CLOSED)
     now = timezone.now()
     author = person(user)
     for duplicate in (tickets[d.pk] for d in duplicates):
+        before = events.record_snapshot(duplicate)
         TicketMessage.objects.filter(ticket=duplicate).update(ticket=survivor)
         survivor.tags.add(*duplicate.tags.all())
         if duplicate.status != TicketStatus.CLOSED:
             _status_apply(ticket=duplicate, status=TicketStatus.CLOSED, now=now)
         duplicate.merged_into = survivor
-        record_save(instance=duplicate, user=user)
+        record_save(instance=duplicate, user=user, publish=False)
+        events.record_published(duplicate, before=before, user=user)
         TicketMessage.objects.create(
             ticket=duplicate,
             kind=TicketMessageKind.NOTE,
@@ -309,7 +331,9 @@ def ticket_merge(*, user: Actor, survivor: Ticket, duplicates: list[Ticket]) -> 
 
             survivor.first_response_at = first
             sla.ticket_first_response_given(ticket=survivor, now=first)
-    return record_save(instance=survivor, user=user)
+    survivor = record_save(instance=survivor, user=user, publish=False)
+    events.record_published(survivor, before=survivor_before, user=user)
+    return survivor
 
 
 # --- working calendars and SLA policies (configuration: CRM Admins) ----------------------------------

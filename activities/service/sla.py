@@ -26,7 +26,7 @@ from activities.service.models import (
     WorkingCalendar,
 )
 from crm.models import NotificationKind
-from crm.notifications.services import notify
+from crm.notifications.services import notify_many
 
 logger = logging.getLogger("activities.sla")
 
@@ -269,16 +269,26 @@ def _ticket_url(ticket: Ticket) -> str:
     return reverse("admin:activities_ticket_change", args=[ticket.pk])
 
 
-def _queue_managers(ticket: Ticket) -> list:
-    """Who answers for a breach: the queue's manager; else the managers of the assignee's teams."""
-    if ticket.team_id and ticket.team.manager_id:
-        return [ticket.team.manager]
-    if ticket.assignee_id:
-        from crm.models import SalesTeam
+def _queue_managers(tickets: list[Ticket]) -> dict[int, list]:
+    """Who answers for each ticket's breach (its id → managers): the queue's manager; else the managers
+    of the assignee's teams. One query for the tickets without a queue manager, whatever their number."""
+    from crm.models import SalesTeam
 
-        teams = SalesTeam.objects.filter(members=ticket.assignee_id, is_active=True, manager__isnull=False)
-        return [team.manager for team in teams.select_related("manager")]
-    return []
+    managers: dict[int, list] = {}
+    assignees = {t.assignee_id for t in tickets if not (t.team_id and t.team.manager_id) and t.assignee_id}
+    of_assignee: dict[int, list] = {}
+    if assignees:
+        memberships = SalesTeam.members.through.objects.filter(
+            user__in=assignees, salesteam__is_active=True, salesteam__manager__isnull=False
+        ).select_related("salesteam__manager")
+        for membership in memberships:
+            of_assignee.setdefault(membership.user_id, []).append(membership.salesteam.manager)
+    for ticket in tickets:
+        if ticket.team_id and ticket.team.manager_id:
+            managers[ticket.pk] = [ticket.team.manager]
+        else:
+            managers[ticket.pk] = of_assignee.get(ticket.assignee_id, [])
+    return managers
 
 
 def _claim(queryset, field_name: str, now, batch: int) -> list[int]:
@@ -305,19 +315,25 @@ def ticket_sla_scan(*, now: datetime.datetime | None = None, batch: int = 500) -
                 now,
                 batch,
             )
-            for ticket in Ticket.objects.filter(pk__in=claimed).select_related("team__manager", "assignee"):
-                for manager in _queue_managers(ticket):
-                    notify(
-                        recipient=manager,
-                        kind=NotificationKind.SLA_BREACHED,
-                        event_id=f"ticket:{ticket.pk}:sla-breach:{ticket.sla_due_at.isoformat()}",
-                        title=f"SLA breached: {ticket.number} {ticket.subject}"[:255],
-                        body=f"Due {timezone.localtime(ticket.sla_due_at):%Y-%m-%d %H:%M}; "
+            breached = list(Ticket.objects.filter(pk__in=claimed).select_related("team__manager", "assignee"))
+            managers = _queue_managers(breached)
+            notify_many(
+                kind=NotificationKind.SLA_BREACHED,
+                notices=[
+                    {
+                        "recipient": manager,
+                        "event_id": f"ticket:{ticket.pk}:sla-breach:{ticket.sla_due_at.isoformat()}",
+                        "title": f"SLA breached: {ticket.number} {ticket.subject}",
+                        "body": f"Due {timezone.localtime(ticket.sla_due_at):%Y-%m-%d %H:%M}; "
                         f"assignee: {ticket.assignee or 'nobody'}.",
-                        url=_ticket_url(ticket),
-                        record_type="ticket",
-                        record_id=ticket.pk,
-                    )
+                        "url": _ticket_url(ticket),
+                        "record_type": "ticket",
+                        "record_id": ticket.pk,
+                    }
+                    for ticket in breached
+                    for manager in managers[ticket.pk]
+                ],
+            )
             told["breached"] += len(claimed)
         if len(claimed) < batch:
             break
@@ -331,19 +347,22 @@ def ticket_sla_scan(*, now: datetime.datetime | None = None, batch: int = 500) -
                 now,
                 batch,
             )
-            for ticket in Ticket.objects.filter(pk__in=claimed).select_related("assignee"):
-                if ticket.assignee_id is None:
-                    continue
-                notify(
-                    recipient=ticket.assignee,
-                    kind=NotificationKind.SLA_WARNING,
-                    event_id=f"ticket:{ticket.pk}:sla-warn:{ticket.sla_due_at.isoformat()}",
-                    title=f"SLA at risk: {ticket.number} {ticket.subject}"[:255],
-                    body=f"Due {timezone.localtime(ticket.sla_due_at):%Y-%m-%d %H:%M}.",
-                    url=_ticket_url(ticket),
-                    record_type="ticket",
-                    record_id=ticket.pk,
-                )
+            warned = Ticket.objects.filter(pk__in=claimed, assignee__isnull=False).select_related("assignee")
+            notify_many(
+                kind=NotificationKind.SLA_WARNING,
+                notices=[
+                    {
+                        "recipient": ticket.assignee,
+                        "event_id": f"ticket:{ticket.pk}:sla-warn:{ticket.sla_due_at.isoformat()}",
+                        "title": f"SLA at risk: {ticket.number} {ticket.subject}",
+                        "body": f"Due {timezone.localtime(ticket.sla_due_at):%Y-%m-%d %H:%M}.",
+                        "url": _ticket_url(ticket),
+                        "record_type": "ticket",
+                        "record_id": ticket.pk,
+                    }
+                    for ticket in warned
+                ],
+            )
             told["warned"] += len(claimed)
         if len(claimed) < batch:
             break

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from crm.actors import Actor
 from crm.models import (
+    DEFAULT_CHANNELS,
     Notification,
     NotificationChannel,
     NotificationKind,
@@ -68,6 +69,79 @@ def notify(
 
         send_after_commit(notification_email_send, notification.pk)
     return notification
+
+
+def notify_many(*, kind: str, notices: list[dict[str, Any]]) -> list[Notification]:
+    """``notify`` for many at once (a scan's findings): each of ``notices`` holds ``recipient``,
+    ``event_id``, ``title`` and optionally ``body``, ``url``, ``record_type``, ``record_id``. The
+    recipients' choices are read in one query, those notified already of their event in another, and
+    the new notifications written in one INSERT; their emails go out after the commit."""
+    notices = [n for n in notices if n["recipient"] is not None and n["recipient"].is_active]
+    if not notices:
+        return []
+    recipients = {n["recipient"].pk for n in notices}
+    chosen = dict(
+        NotificationPreference.objects.filter(user__in=recipients, kind=kind).values_list("user", "channel")
+    )
+    default = DEFAULT_CHANNELS.get(kind, NotificationChannel.IN_APP)
+    done = set(
+        Notification.objects.filter(
+            kind=kind, recipient__in=recipients, event_id__in={str(n["event_id"])[:100] for n in notices}
+        ).values_list("recipient", "event_id")
+    )
+    rows, seen = [], set()
+    for notice in notices:
+        recipient, event_id = notice["recipient"], str(notice["event_id"])[:100]
+        channel = chosen.get(recipient.pk, default)
+        email = channel in (NotificationChannel.EMAIL, NotificationChannel.BOTH) and bool(recipient.email)
+        in_app = channel in (NotificationChannel.IN_APP, NotificationChannel.BOTH)
+        key = (recipient.pk, event_id)
+        if not (email or in_app) or key in done or key in seen:
+            continue
+        seen.add(key)
+        rows.append(
+            Notification(
+                recipient=recipient,
+                kind=kind,
+                event_id=event_id,
+                title=notice["title"][:255],
+                body=notice.get("body", ""),
+                url=notice.get("url", "")[:500],
+                record_type=notice.get("record_type", ""),
+                record_id=notice.get("record_id"),
+                in_app=in_app,
+                email=email,
+            )
+        )
+    try:
+        with transaction.atomic():
+            created = Notification.objects.bulk_create(rows)
+    except IntegrityError:
+        # Another process told some of them meanwhile: one by one, each once.
+        created = [
+            n
+            for n in (
+                notify(
+                    recipient=row.recipient,
+                    kind=kind,
+                    event_id=row.event_id,
+                    title=row.title,
+                    body=row.body,
+                    url=row.url,
+                    record_type=row.record_type,
+                    record_id=row.record_id,
+                )
+                for row in rows
+            )
+            if n is not None
+        ]
+    from crm.events.dispatch import send_after_commit
+    from crm.notifications.tasks import notification_email_send as email_task
+
+    for notification in created:
+        if notification.email:
+            send_after_commit(email_task, notification.pk)
+    return created
 
 
 def notification_email_send(*, notification_id: int) -> bool:

@@ -104,6 +104,32 @@ def test_the_search_is_answered_from_the_gin_index(corpus):
 
 
 @pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the stored vector is PostgreSQL's")
+def test_the_stored_words_follow_every_write_bulk_ones_too(corpus, crm_admin, owner):
+    article_update(article=corpus["unrelated"], user=crm_admin, data={"body": "Reboot the router first."})
+    Article.objects.bulk_create([Article(title="Router lights", body="Blinking", status="draft")])
+
+    assert [a.pk for a in kb.article_list(user=owner, filters={"q": "router"})] == [corpus["unrelated"].pk]
+    assert [a.title for a in kb.article_search(Article.objects.all(), "router")] == [
+        "Router lights",  # the title weighs more than the body
+        "Resetting your password",
+    ]
+    assert kb.article_list(user=owner, filters={"q": "password"}).count() == 1  # the title is kept too
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the candidate bound is the full-text search's")
+def test_only_the_first_candidates_of_a_common_word_are_ranked(corpus, owner, monkeypatch):
+    monkeypatch.setattr(kb, "SEARCH_CANDIDATES", 2)
+
+    found = list(kb.article_list(user=owner, filters={"q": "printer"}))
+
+    # Three published articles match; two are ranked, still most relevant first.
+    assert len(found) == 2
+    assert found[0].rank >= found[1].rank > 0
+
+
+@pytest.mark.django_db
 def test_a_query_of_only_punctuation_finds_nothing_and_fails_nothing(corpus, owner):
     response = api(owner).get(ARTICLES, {"q": "!!! & | :*"})
 
