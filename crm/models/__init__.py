@@ -34,6 +34,7 @@ from .notifications import (
 from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
 from .privacy import PrivacyRequest, PrivacyRequestKind
+from .rollups import LeadRollup
 from .reports import ReportDisplay, ReportSchedule, ReportSharing, SavedReport
 from .saved_views import SavedView, ViewSharing
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
@@ -88,6 +89,7 @@ __all__ = [
     "JobStatus",
     "LawfulBasis",
     "Lead",
+    "LeadRollup",
     "LeadSource",
     "LeadStageChange",
     "LeadStatus",
