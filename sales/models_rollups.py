@@ -23,7 +23,15 @@ class OpportunityRollup(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["pipeline_id", "stage_id", "status", "owner_id", "currency", "close_month", "from_lead"],
+                fields=[
+                    "pipeline_id",
+                    "stage_id",
+                    "status",
+                    "owner_id",
+                    "currency",
+                    "close_month",
+                    "from_lead",
+                ],
                 name="sales_opportunityrollup_key",
             )
         ]

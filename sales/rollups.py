@@ -19,7 +19,9 @@ OPPORTUNITY_ROLLUP = Rollup(
         ),
         "from_lead": "CASE WHEN {row}.lead_id IS NULL THEN 0 ELSE 1 END",
     },
-    vendor_keys={"sqlite": {"close_month": "COALESCE(CAST(strftime('%Y%m', {row}.close_date) AS INTEGER), 0)"}},
+    vendor_keys={
+        "sqlite": {"close_month": "COALESCE(CAST(strftime('%Y%m', {row}.close_date) AS INTEGER), 0)"}
+    },
     sums={
         "amount_cents": CENTS.format(column="amount"),
         "weighted_cents_percent": CENTS.format(column="amount") + " * COALESCE({row}.probability, 0)",

@@ -34,8 +34,8 @@ from .notifications import (
 from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
 from .privacy import PrivacyRequest, PrivacyRequestKind
-from .rollups import LeadRollup
 from .reports import ReportDisplay, ReportSchedule, ReportSharing, SavedReport
+from .rollups import LeadRollup
 from .saved_views import SavedView, ViewSharing
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
 from .sequences import (

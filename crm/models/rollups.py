@@ -22,4 +22,6 @@ class LeadRollup(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"pipeline {self.pipeline_id} stage {self.stage_id} {self.status} owner {self.owner_id}: {self.n}"
+        return (
+            f"pipeline {self.pipeline_id} stage {self.stage_id} {self.status} owner {self.owner_id}: {self.n}"
+        )

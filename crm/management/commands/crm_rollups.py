@@ -36,6 +36,8 @@ class Command(BaseCommand):
             differing += 1
             self.stdout.write(self.style.ERROR(f"{rollup.name}: {len(differences)} rows differ."))
             for difference in differences[:SHOWN]:
-                self.stdout.write(f"  {difference.key}: stored {difference.stored}, counted {difference.counted}")
+                self.stdout.write(
+                    f"  {difference.key}: stored {difference.stored}, counted {difference.counted}"
+                )
         if differing:
             raise CommandError("Rollups differ from a recount: run `manage.py crm_rollups --rebuild`.")
