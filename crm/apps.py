@@ -10,10 +10,14 @@ class CrmConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from crm import audit_versions, checks
+        from crm import audit_versions, checks, rollups
 
         post_migrate.connect(checks.create_cache_tables, sender=self, dispatch_uid="crm_create_cache_tables")
         audit_versions.connect()
+        # After every migrate (SQLite drops a table's triggers when a migration rebuilds it).
+        post_migrate.connect(
+            rollups.rollups_install_after_migrate, sender=self, dispatch_uid="crm_rollup_triggers"
+        )
 
         from crm.api import events
         from crm.events import admin as events_admin  # noqa: F401  (the outbox's admin pages)

@@ -12,6 +12,7 @@ class SalesConfig(AppConfig):
         from crm.conversion import register_lead_converter
         from sales import (
             notifications,
+            rollups,  # noqa: F401  (registers the opportunities' rollup with crm.rollups)
             selectors,  # noqa: F401
             selectors_quotes,  # noqa: F401  (registers who sees quotes)
             territories,  # noqa: F401  (registers the territory visibility grant)

@@ -418,6 +418,7 @@ from sales.models_quotes import (  # noqa: E402
     QuoteLine,
     QuoteStatus,
 )
+from sales.models_rollups import OpportunityRollup  # noqa: E402
 from sales.models_territories import (  # noqa: E402
     AccountTerritory,
     Territory,
@@ -438,6 +439,7 @@ __all__ = [
     "ExchangeRate",
     "Opportunity",
     "OpportunityLine",
+    "OpportunityRollup",
     "OpportunityStageChange",
     "OpportunityStatus",
     "OpportunityType",

@@ -13,6 +13,7 @@ from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
 from django.db.models import (
     BooleanField,
+    Case,
     Count,
     DecimalField,
     Exists,
@@ -25,29 +26,39 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce, TruncMonth, TruncQuarter
 
 from crm.actors import Actor
 from crm.filters import filter_queryset
-from crm.models import Pipeline, Stage
+from crm.models import Lead, LeadRollup, Pipeline, Stage
 from crm.selectors import (
     KANBAN_DEFAULT_LIMIT,
     Filters,
     KanbanBoard,
+    filters_narrow,
     lead_visible_to,
     owned_records_editable_by,
+    owned_records_visible_owners,
     owned_records_visible_to,
     pipeline_for_board,
     pipeline_kanban,
     pipeline_kanban_cards,
     priority_rank,
     register_record_access,
+    rollup_column_totals,
     tags_prefetch,
 )
 from sales.currencies import conversion_note, converted
 from sales.filters import OpportunityFilter
-from sales.models import Opportunity, OpportunityStageChange, OpportunityStatus, company_currency
+from sales.models import (
+    Opportunity,
+    OpportunityRollup,
+    OpportunityStageChange,
+    OpportunityStatus,
+    company_currency,
+)
 from sales.quotas import quota_attainment_of, quota_targets, user_is_person
 
 CENT = Decimal("0.01")
@@ -100,12 +111,64 @@ def opportunity_kanban(
     limit: int = KANBAN_DEFAULT_LIMIT,
 ) -> KanbanBoard:
     """The opportunities board of ``pipeline`` (default: the default pipeline); ``total`` sums amount."""
+
+    def from_rollup(stages):
+        return rollup_column_totals(
+            OpportunityRollup.objects.all(),
+            stages=stages,
+            user=user,
+            model=Opportunity,
+            sum_field="amount_cents",
+        )
+
     return pipeline_kanban(
         queryset=opportunity_list(user=user, filters=filters),
         pipeline=pipeline_for_board(pipeline),
         value_field="amount",
         limit=limit,
+        column_totals=None if filters_narrow(filters) else from_rollup,
     )
+
+
+# --- figures from the rollups ----------------------------------------------------------------------
+# Pages without filters beyond pipeline and owner read the rollups (sales.rollups, crm.rollups): a few
+# hundred rows whatever the tables' size. A rep's figures sum the owners they see; where visibility is
+# not a matter of owners (a territory grant), the records are counted as before.
+
+
+def _rollup_visible_to(rollup: QuerySet, model, user: Actor, pipeline: Pipeline | None) -> QuerySet | None:
+    owners = owned_records_visible_owners(model, user)
+    if owners is None:
+        return None
+    rollup = rollup.filter(owners)
+    return rollup if pipeline is None else rollup.filter(pipeline_id=pipeline.pk)
+
+
+def opportunity_rollup_visible_to(*, user: Actor, pipeline: Pipeline | None = None) -> QuerySet | None:
+    return _rollup_visible_to(OpportunityRollup.objects.all(), Opportunity, user, pipeline)
+
+
+def lead_rollup_visible_to(*, user: Actor, pipeline: Pipeline | None = None) -> QuerySet | None:
+    return _rollup_visible_to(LeadRollup.objects.all(), Lead, user, pipeline)
+
+
+def _cents(value) -> Decimal:
+    return Decimal(value or 0) / 100
+
+
+def _split_currencies(
+    rows: list[dict], live: QuerySet, group: list[str], figures: dict[str, Any]
+) -> tuple[list[dict], list[dict]]:
+    """Rollup rows (``group`` columns, ``currency`` and the summed ``n``, ``cents``, ``weighted``) in the
+    company currency, with ``figures`` (the live query's aggregates) computed by the database for the
+    deals in other currencies: those convert at the rate of their close date, which a month does not
+    pin down. None are kept in most companies, and then ``live`` is not read at all."""
+    company = company_currency()
+    kept = [row for row in rows if row["currency"] == company]
+    if any(row["n"] for row in rows if row["currency"] != company):
+        foreign = live.exclude(currency=company).order_by().values(*group).annotate(**figures)
+        return kept, list(foreign)
+    return kept, []
 
 
 def _money(value: Decimal | None) -> Decimal:
@@ -183,8 +246,23 @@ def forecast(
         "won_value": Coalesce(Sum(amount, filter=is_won), _zero(), output_field=MONEY),
     }
     queryset = queryset.filter(is_open | is_won)
-    rows = queryset.annotate(group=_group_expression(group_by)).order_by().values("group").annotate(**figures)
-    rows = list(rows)
+    rows = _forecast_rows_from_rollup(
+        user=user,
+        pipeline=pipeline,
+        owner=owner,
+        date_from=date_from,
+        date_to=date_to,
+        group_by=group_by,
+        live=queryset,
+        figures=figures,
+    )
+    if rows is None:
+        rows = list(
+            queryset.annotate(group=_group_expression(group_by))
+            .order_by()
+            .values("group")
+            .annotate(**figures)
+        )
     labels, order = _group_labels(
         group_by, [row["group"] for row in rows if row["group"] is not None], pipeline
     )
@@ -228,6 +306,83 @@ def forecast(
         "totals": totals,
         "groups": groups,
     }
+
+
+def _month_of(day: datetime.date) -> int:
+    return day.year * 100 + day.month
+
+
+def _group_of_rollup(group_by: GroupBy, value: int) -> Any:
+    """A rollup key as the live query groups it: the first day of the month or quarter, the stage
+    id, the owner id (None for no close date or no owner)."""
+    if not value:
+        return None
+    if group_by == "month":
+        return datetime.date(value // 100, value % 100, 1)
+    if group_by == "quarter":
+        return datetime.date(value // 100, (value % 100 - 1) // 3 * 3 + 1, 1)
+    return value
+
+
+def _forecast_rows_from_rollup(
+    *,
+    user: Actor,
+    pipeline: Pipeline | None,
+    owner: Any,
+    date_from: datetime.date | None,
+    date_to: datetime.date | None,
+    group_by: GroupBy,
+    live: QuerySet,
+    figures: dict[str, Any],
+) -> list[dict[str, Any]] | None:
+    """The forecast's grouped rows from the rollup, or None when it cannot answer: a range that does
+    not start and end on whole months (the rollup knows close months, not days), or visibility that is
+    not a matter of owners. Deals in another currency are counted live (``_split_currencies``)."""
+    if date_from is not None and date_from.day != 1:
+        return None
+    if date_to is not None and (date_to + datetime.timedelta(days=1)).day != 1:
+        return None
+    rollup = opportunity_rollup_visible_to(user=user, pipeline=pipeline)
+    if rollup is None:
+        return None
+    rollup = rollup.filter(status__in=[OpportunityStatus.OPEN, OpportunityStatus.WON])
+    if owner is not None:
+        rollup = rollup.filter(owner_id=owner.pk)
+    if date_from is not None:
+        rollup = rollup.filter(close_month__gte=_month_of(date_from))
+    if date_to is not None:
+        rollup = rollup.filter(close_month__lte=_month_of(date_to), close_month__gt=0)
+    column = {"month": "close_month", "quarter": "close_month", "stage": "stage_id", "owner": "owner_id"}[
+        group_by
+    ]
+    kept, foreign = _split_currencies(
+        list(
+            rollup.order_by()
+            .values(column, "status", "currency")
+            .annotate(n=Sum("n"), cents=Sum("amount_cents"), weighted=Sum("weighted_cents_percent"))
+        ),
+        live.annotate(group=_group_expression(group_by)),
+        ["group"],
+        figures,
+    )
+    rows: dict[Any, dict[str, Any]] = {}
+    for row in kept:
+        if not row["n"]:
+            continue
+        group = _group_of_rollup(group_by, row[column])
+        totals = rows.setdefault(group, {"group": group, **dict.fromkeys(figures, 0)})
+        if row["status"] == OpportunityStatus.OPEN:
+            totals["open_count"] += row["n"]
+            totals["open_amount"] += _cents(row["cents"])
+            totals["open_weighted"] += Decimal(row["weighted"] or 0) / 10000
+        else:
+            totals["won_total"] += row["n"]
+            totals["won_value"] += _cents(row["cents"])
+    for row in foreign:
+        totals = rows.setdefault(row["group"], {"group": row["group"], **dict.fromkeys(figures, 0)})
+        for name in figures:
+            totals[name] += row[name] or 0
+    return list(rows.values())
 
 
 def _period_start_of(key: str | None) -> datetime.date | None:
@@ -289,21 +444,38 @@ def dashboard(
         stages = stages.filter(pipeline__is_active=True)
     stages = stages.order_by("pipeline__sequence", "pipeline__name", "pipeline_id", "sequence", "id")
 
-    # Counted per status with COUNT(*): PostgreSQL reads the smallest index that has the status.
+    lead_rollup = lead_rollup_visible_to(user=user, pipeline=pipeline)
     if lead_totals is not None:
         lead_figures = {"total": lead_totals[0], "converted": lead_totals[1]}
     else:
-        by_status = dict(leads.order_by().values("status").annotate(n=Count("*")).values_list("status", "n"))
+        if lead_rollup is not None:
+            by_status = lead_rollup.order_by().values("status").annotate(n=Sum("n"))
+        else:
+            # Counted per status with COUNT(*): PostgreSQL reads the smallest index that has the status.
+            by_status = leads.order_by().values("status").annotate(n=Count("*"))
+        by_status = dict(by_status.values_list("status", "n"))
         lead_figures = {"total": sum(by_status.values()), "converted": by_status.get("converted", 0)}
-    # One pass over the opportunities by stage and status (the stage index carries both and the
-    # amount): the per-stage distribution and the open and won figures are sums of its rows.
+    # One pass over the opportunities (or their rollup) by stage and status: the per-stage
+    # distribution and the open and won figures are sums of its rows.
     figures = {"open_count": 0, "open_value": Decimal("0"), "won_count": 0, "won_value": Decimal("0")}
     per_stage: dict[int, dict[str, Any]] = {}
-    for row in (
-        opportunities.order_by()
-        .values("stage_id", "status")
-        .annotate(count=Count("*"), value=Coalesce(Sum(converted()), _zero(), output_field=MONEY))
-    ):
+    live_figures = {"count": Count("*"), "value": Coalesce(Sum(converted()), _zero(), output_field=MONEY)}
+    rollup = opportunity_rollup_visible_to(user=user, pipeline=pipeline)
+    if rollup is None:
+        rows = list(opportunities.order_by().values("stage_id", "status").annotate(**live_figures))
+    else:
+        kept, rows = _split_currencies(
+            list(
+                rollup.order_by()
+                .values("stage_id", "status", "currency")
+                .annotate(n=Sum("n"), cents=Sum("amount_cents"))
+            ),
+            opportunities,
+            ["stage_id", "status"],
+            live_figures,
+        )
+        rows += [{**row, "count": row["n"], "value": _cents(row["cents"])} for row in kept]
+    for row in rows:
         stage = per_stage.setdefault(row["stage_id"], {"count": 0, "value": Decimal("0")})
         stage["count"] += row["count"]
         stage["value"] += row["value"]
@@ -394,22 +566,36 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
     )
     won_count = won_deals.annotate(n=Count("pk")).values("n")
     won_value = won_deals.annotate(total=Sum(converted())).values("total")
-    # One pass over the leads grouped by status and stage (a few dozen rows; PostgreSQL can read the
-    # stage index alone, which carries status, revenue, owner and pipeline). Whether a stage is past
-    # its pipeline's first open one is asked once per group, not once per lead.
-    grouped = (
-        leads.order_by()
-        .values("status", "stage_id")
-        .annotate(
-            count=Count("pk"),
-            value=Sum("expected_revenue"),
-            later_stage=_PerGroup(_in_stages(later_stages)),
-            won=_PerGroup(Coalesce(Subquery(won_count), 0)),
-            won_value=_PerGroup(
-                Coalesce(Subquery(won_value, output_field=MONEY), _zero(), output_field=MONEY)
-            ),
+    lead_rollup = lead_rollup_visible_to(user=user, pipeline=pipeline)
+    if lead_rollup is not None:
+        every_lead = not leads.query.where.children
+        grouped = [
+            {**group, "value": _cents(group["cents"])}
+            for group in _funnel_groups_from_rollups(
+                lead_rollup,
+                later_stages,
+                None if every_lead else won_count,
+                None if every_lead else won_value,
+                pipeline=pipeline,
+            )
+        ]
+    else:
+        # One pass over the leads grouped by status and stage (a few dozen rows; PostgreSQL can read
+        # the stage index alone, which carries status, revenue, owner and pipeline). Whether a stage is
+        # past its pipeline's first open one is asked once per group, not once per lead.
+        grouped = (
+            leads.order_by()
+            .values("status", "stage_id")
+            .annotate(
+                count=Count("pk"),
+                value=Sum("expected_revenue"),
+                later_stage=_PerGroup(_in_stages(later_stages)),
+                won=_PerGroup(Coalesce(Subquery(won_count), 0)),
+                won_value=_PerGroup(
+                    Coalesce(Subquery(won_value, output_field=MONEY), _zero(), output_field=MONEY)
+                ),
+            )
         )
-    )
     row = dict.fromkeys(("leads", "qualified", "converted", "won"), 0)
     row.update(
         dict.fromkeys(("leads_value", "qualified_value", "converted_value", "won_value"), Decimal("0"))
@@ -445,6 +631,57 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
             }
         )
     return steps
+
+
+def _funnel_groups_from_rollups(
+    lead_rollup: QuerySet, later_stages: QuerySet[Stage], won_count, won_value, *, pipeline: Pipeline | None
+) -> QuerySet:
+    """The funnel's groups (status and stage of the leads, with the won deals from leads) from the lead
+    rollup, in one query as the live one. When every lead counts (all pipelines, a superuser), the won
+    deals from leads come from the opportunities' rollup too: their count as kept, their value as kept
+    for the company currency plus, only when the rollup holds deals in another currency, their
+    converted value counted live. ``won_count`` and ``won_value`` (live subqueries) serve otherwise."""
+    if pipeline is None and won_count is None:
+        won = OpportunityRollup.objects.filter(from_lead=1, status=OpportunityStatus.WON).order_by()
+        company = company_currency()
+        won_count = Coalesce(Subquery(won.values("from_lead").annotate(t=Sum("n")).values("t")), 0)
+        kept_cents = Subquery(
+            won.filter(currency=company).values("from_lead").annotate(t=Sum("amount_cents")).values("t")
+        )
+        foreign = (
+            Opportunity.objects.filter(lead__isnull=False, status=OpportunityStatus.WON)
+            .exclude(currency=company)
+            .order_by()
+            .values("status")
+            .annotate(total=Sum(converted()))
+            .values("total")
+        )
+        foreign_value = Case(
+            When(
+                Exists(won.exclude(currency=company).filter(n__gt=0)),
+                then=Coalesce(Subquery(foreign, output_field=MONEY), _zero(), output_field=MONEY),
+            ),
+            default=_zero(),
+            output_field=MONEY,
+        )
+        won_value = ExpressionWrapper(
+            Coalesce(kept_cents, 0) * Value(Decimal("0.01")) + foreign_value, output_field=MONEY
+        )
+    else:
+        won_count = Coalesce(Subquery(won_count), 0)
+        won_value = Coalesce(Subquery(won_value, output_field=MONEY), _zero(), output_field=MONEY)
+    return (
+        lead_rollup.order_by()
+        .values("status", "stage_id")
+        .annotate(
+            count=Sum("n"),
+            cents=Sum("expected_revenue_cents"),
+            later_stage=_PerGroup(_in_stages(later_stages)),
+            won=_PerGroup(won_count),
+            won_value=_PerGroup(won_value),
+        )
+        .filter(count__gt=0)
+    )
 
 
 def _percent(part: int, whole: int) -> float:

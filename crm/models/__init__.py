@@ -35,6 +35,7 @@ from .outbox import OutboxEvent, OutboxStatus
 from .pipeline import Pipeline, Stage
 from .privacy import PrivacyRequest, PrivacyRequestKind
 from .reports import ReportDisplay, ReportSchedule, ReportSharing, SavedReport
+from .rollups import LeadRollup
 from .saved_views import SavedView, ViewSharing
 from .scoring import COMPLETENESS_FIELDS, ScoreBreakdown, ScoringCriterion, ScoringRule
 from .sequences import (
@@ -88,6 +89,7 @@ __all__ = [
     "JobStatus",
     "LawfulBasis",
     "Lead",
+    "LeadRollup",
     "LeadSource",
     "LeadStageChange",
     "LeadStatus",

@@ -23,9 +23,10 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, RowNumber
 
 from crm.actors import Actor
-from crm.models import Lead, Pipeline, Stage
+from crm.models import Lead, LeadRollup, Pipeline, Stage
 
 from .lists import Filters, lead_list
+from .visibility import owned_records_visible_owners
 
 # --- kanban boards --------------------------------------------------------------------------------
 
@@ -73,26 +74,66 @@ def _window_ordering(queryset: QuerySet) -> list:
     return expressions
 
 
-def pipeline_kanban(*, queryset: QuerySet, pipeline: Pipeline, value_field: str, limit: int) -> KanbanBoard:
+# Query parameters that change a board's order or size but not which records it counts.
+_NOT_NARROWING = frozenset({"pipeline", "limit", "ordering", "offset", "format"})
+
+
+def filters_narrow(filters: Filters) -> bool:
+    """Whether ``filters`` (query parameters) may leave records out: if not, a board's or a report's
+    figures are the rollups' (a bad value narrows: the live query reports it)."""
+    if not filters:
+        return False
+    return any(value not in (None, "") for name, value in filters.items() if name not in _NOT_NARROWING)
+
+
+def rollup_column_totals(rollup: QuerySet, *, stages: list[Stage], user: Actor, model, sum_field: str):
+    """Each stage's count and value total from a rollup (``n`` and ``sum_field`` in cents), over the
+    owners ``user`` sees; None when visibility is not a matter of owners (then the board counts)."""
+    owners = owned_records_visible_owners(model, user)
+    if owners is None:
+        return None
+    rows = (
+        rollup.filter(owners, stage_id__in=[stage.pk for stage in stages])
+        .order_by()
+        .values("stage_id")
+        .annotate(count=Sum("n"), cents=Sum(sum_field))
+    )
+    return [
+        {"stage_id": row["stage_id"], "count": row["count"], "total": Decimal(row["cents"]) / 100}
+        for row in rows
+    ]
+
+
+def pipeline_kanban(
+    *,
+    queryset: QuerySet,
+    pipeline: Pipeline,
+    value_field: str,
+    limit: int,
+    column_totals=None,
+) -> KanbanBoard:
     """A board of ``queryset``'s records in ``pipeline``: a column per stage, in stage order.
 
     A column holds the records in its stage. Each has the count and ``value_field`` total of all of
-    them (one grouped aggregate query; on PostgreSQL the stage index, which carries the value and the
-    owner, answers it without reading the table) and its first ``limit`` cards in the queryset's
-    order (one query, plus the queryset's prefetches; see ``_kanban_first_cards``).
+    them and its first ``limit`` cards in the queryset's order (one query, plus the queryset's
+    prefetches; see ``_kanban_first_cards``). ``column_totals(stages)`` gives the counts and totals
+    from a rollup, or None; without it (or when it gives None) one grouped aggregate query counts them
+    (on PostgreSQL the stage index, which carries the value and the owner, answers it).
     """
     limit = max(0, min(limit, KANBAN_MAX_LIMIT))
     stages = list(pipeline.stages.order_by("sequence", "id"))
     columns = {stage.pk: KanbanColumn(stage=stage) for stage in stages}
     money = DecimalField(max_digits=16, decimal_places=2)
     in_stages = queryset.filter(stage__in=[stage.pk for stage in stages])
-    totals = (
-        in_stages.order_by()
-        .values("stage_id")
-        .annotate(
-            count=Count("pk"), total=Coalesce(Sum(value_field), Value(Decimal("0")), output_field=money)
+    totals = column_totals(stages) if column_totals is not None and stages else None
+    if totals is None:
+        totals = (
+            in_stages.order_by()
+            .values("stage_id")
+            .annotate(
+                count=Count("pk"), total=Coalesce(Sum(value_field), Value(Decimal("0")), output_field=money)
+            )
         )
-    )
     for row in totals:
         column = columns.get(row["stage_id"])
         if column is not None:
@@ -151,11 +192,18 @@ def lead_kanban(
 ) -> KanbanBoard:
     """The leads board of ``pipeline`` (default: the default pipeline); ``total`` sums expected revenue."""
     pipeline = pipeline_for_board(pipeline)
+
+    def from_rollup(stages):
+        return rollup_column_totals(
+            LeadRollup.objects.all(), stages=stages, user=user, model=Lead, sum_field="expected_revenue_cents"
+        )
+
     return pipeline_kanban(
         queryset=lead_list(user=user, filters=filters),
         pipeline=pipeline,
         value_field="expected_revenue",
         limit=limit,
+        column_totals=None if filters_narrow(filters) else from_rollup,
     )
 
 

@@ -142,6 +142,23 @@ def owned_records_visible_to(queryset: QuerySet, user: Actor) -> QuerySet:
     return queryset.filter(condition)
 
 
+def owned_records_visible_owners(model: type[Model], user: Actor) -> Q | None:
+    """The rule of ``owned_records_visible_to`` as a condition on an ``owner_id`` column where 0 means
+    no owner, for figures kept per owner (the rollups): a rep's figures sum the owners they may see.
+
+    None when the rule is not a matter of owners for ``user`` (a grant widens it, such as a territory's):
+    the caller then counts the records themselves.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return Q(pk__in=[])
+    if user.is_superuser:
+        return Q()
+    if any(grant(model, user) is not None for grant in _VISIBILITY_GRANTS):
+        return None
+    # One SQL condition, as in _owner_rule: no query to learn the user's group first.
+    return Q(owner_id=0) | Q(owner_id__in=user_managed_ids(user)) | Q(_crm_admin_membership(user))
+
+
 def shared_records_editable_by(queryset: QuerySet, user: Actor) -> QuerySet:
     """``queryset`` (accounts, contacts) narrowed to the records ``user``'s team may change."""
     if not user.is_authenticated or not user.is_active:

@@ -10,14 +10,16 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
-from django.db.models import Count, F, Max, Min
+from django.db.models import Count, F, Max, Min, Sum
 
 from activities.models import Activity
-from crm.models import Account, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
+from crm.models import Account, Contact, Lead, LeadRollup, LeadStatus, LostReason, Pipeline, Stage, Tag
+from crm.rollups import LEAD_ROLLUP, rollup_differences
 from crm.seeding import Progress, SeedSizes
 from crm.seeding.generators import DataSetGenerator
 from crm.seeding.runner import seed_columns
 from sales.models import Opportunity
+from sales.rollups import OPPORTUNITY_ROLLUP
 from tests.factories import LeadFactory
 
 SIZES = {"leads": 200, "opportunities": 40, "accounts": 20, "contacts": 60, "activities": 400, "users": 5}
@@ -306,6 +308,12 @@ def test_seed_with_force_adds_to_existing_records_and_reuses_the_default_pipelin
     in_default = Lead.objects.filter(pipeline=pipeline).exclude(pk=real.pk)
     assert in_default.count() > 100
     assert set(in_default.values_list("stage__pipeline", flat=True)) == {pipeline.pk}
+    # The rollups are counted at the end, over the existing records and the seeded ones, and their
+    # triggers are back for the writes that follow.
+    assert rollup_differences(LEAD_ROLLUP) == [] and rollup_differences(OPPORTUNITY_ROLLUP) == []
+    assert LeadRollup.objects.aggregate(n=Sum("n"))["n"] == 201
+    LeadFactory(name="After the seed")
+    assert rollup_differences(LEAD_ROLLUP) == []
 
 
 @pytest.mark.django_db

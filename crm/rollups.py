@@ -1,0 +1,298 @@
+"""Rollups: counts and sums of a table's rows by a few keys, kept exact by database triggers.
+
+Boards, the dashboard and the forecast read a few hundred rollup rows instead of counting a million
+records. A rollup is declared once (``Rollup``: the source table, the key expressions, the summed
+expressions) and registered; from the declaration come the triggers that keep it, the set-based
+rebuild and the recount that checks it.
+
+Why triggers: every door writes these tables in its own way (services' save(), ``queryset.update``,
+``bulk_create`` and COPY in the imports, merges, the cascades Django runs for a deleted user or
+account). A row trigger is the one place all of them pass through, and it runs in the writer's own
+transaction, so a rollup is never ahead of or behind the rows it sums.
+
+Each written row applies a delta: an insert adds it under its keys (an upsert, ``INSERT ... ON
+CONFLICT DO UPDATE``, on PostgreSQL and SQLite alike), a delete takes it away, an update takes the old
+row away and adds the new one. On PostgreSQL an update touching two rollup rows locks them in key order,
+so moves that cross the same two stages in opposite directions wait for each other rather than
+deadlock. Keys are never NULL (``COALESCE(owner_id, 0)``): a NULL would never conflict, and two rows
+would hold one key. A take-away is a plain UPDATE, never an insert: once the rollup has been emptied
+(a test's flush on SQLite deletes the rollup before the records), deleting the records leaves nothing
+behind.
+
+SQLite rebuilds a table to alter it, which drops its triggers: ``install_triggers`` runs after every
+``migrate`` (post_migrate) and is idempotent.
+"""
+
+from dataclasses import dataclass, field
+
+from django.db import connection as default_connection
+from django.db import transaction
+
+# The registered rollups, by name (the crm app's leads; sales adds its opportunities).
+_ROLLUPS: dict[str, "Rollup"] = {}
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """``table`` (the rollup) sums the rows of ``source`` grouped by ``keys``.
+
+    ``keys`` and ``sums`` map a column of ``table`` to a SQL expression over a row of ``source``,
+    written with ``{row}`` for the row (NEW, OLD, or the recount's alias); ``vendor_keys`` overrides a
+    key's expression per database vendor. ``watched`` are the source columns whose change moves a row
+    (an update of other columns fires nothing). The count column is ``n``.
+    """
+
+    name: str
+    table: str
+    source: str
+    keys: dict[str, str]
+    sums: dict[str, str]
+    watched: tuple[str, ...]
+    vendor_keys: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def key_expressions(self, vendor: str, row: str) -> list[str]:
+        keys = {**self.keys, **self.vendor_keys.get(vendor, {})}
+        return [keys[column].format(row=row) for column in self.keys]
+
+    def sum_expressions(self, row: str) -> list[str]:
+        return ["1", *(expression.format(row=row) for expression in self.sums.values())]
+
+    @property
+    def sum_columns(self) -> list[str]:
+        return ["n", *self.sums]
+
+    @property
+    def trigger(self) -> str:
+        return f"{self.table}_keep"
+
+
+def register_rollup(rollup: Rollup) -> None:
+    _ROLLUPS[rollup.name] = rollup
+
+
+def registered_rollups() -> list[Rollup]:
+    return list(_ROLLUPS.values())
+
+
+# --- the SQL of the deltas --------------------------------------------------------------------------
+
+
+def _add(rollup: Rollup, vendor: str, row: str) -> str:
+    """Add ``row`` under its keys (creating the rollup row on first use)."""
+    columns = [*rollup.keys, *rollup.sum_columns]
+    values = [*rollup.key_expressions(vendor, row), *rollup.sum_expressions(row)]
+    updates = ", ".join(f"{c} = {rollup.table}.{c} + excluded.{c}" for c in rollup.sum_columns)
+    return (
+        f"INSERT INTO {rollup.table} ({', '.join(columns)}) VALUES ({', '.join(values)}) "
+        f"ON CONFLICT ({', '.join(rollup.keys)}) DO UPDATE SET {updates}"
+    )
+
+
+def _take(rollup: Rollup, vendor: str, row: str) -> str:
+    """Take ``row`` away from the rollup row of its keys."""
+    sets = ", ".join(
+        f"{c} = {c} - ({e})" for c, e in zip(rollup.sum_columns, rollup.sum_expressions(row), strict=True)
+    )
+    where = " AND ".join(
+        f"{c} = {e}" for c, e in zip(rollup.keys, rollup.key_expressions(vendor, row), strict=True)
+    )
+    return f"UPDATE {rollup.table} SET {sets} WHERE {where}"
+
+
+def _postgresql_triggers(rollup: Rollup) -> list[str]:
+    old_keys = ", ".join(rollup.key_expressions("postgresql", "OLD"))
+    new_keys = ", ".join(rollup.key_expressions("postgresql", "NEW"))
+    old_sums = ", ".join(rollup.sum_expressions("OLD")[1:])
+    new_sums = ", ".join(rollup.sum_expressions("NEW")[1:])
+    same_key_delta = ", ".join(
+        f"{c} = {c} - ({o}) + ({n})"
+        for c, o, n in zip(
+            rollup.sums, rollup.sum_expressions("OLD")[1:], rollup.sum_expressions("NEW")[1:], strict=True
+        )
+    )
+    where_old = " AND ".join(
+        f"{c} = {e}" for c, e in zip(rollup.keys, rollup.key_expressions("postgresql", "OLD"), strict=True)
+    )
+    take_old, add_new = _take(rollup, "postgresql", "OLD"), _add(rollup, "postgresql", "NEW")
+    function = f"""
+CREATE OR REPLACE FUNCTION {rollup.trigger}() RETURNS trigger LANGUAGE plpgsql AS $rollup$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        {add_new};
+    ELSIF TG_OP = 'DELETE' THEN
+        {take_old};
+    ELSIF ROW({old_keys}) = ROW({new_keys}) THEN
+        IF ROW({old_sums}) IS DISTINCT FROM ROW({new_sums}) THEN
+            UPDATE {rollup.table} SET {same_key_delta} WHERE {where_old};
+        END IF;
+    -- Two rollup rows: lock them in key order, whichever way the record moves.
+    ELSIF ROW({old_keys}) < ROW({new_keys}) THEN
+        {take_old};
+        {add_new};
+    ELSE
+        {add_new};
+        {take_old};
+    END IF;
+    RETURN NULL;
+END
+$rollup$"""
+    watched = ", ".join(rollup.watched)
+    return [
+        function,
+        f"DROP TRIGGER IF EXISTS {rollup.trigger} ON {rollup.source}",
+        f"CREATE TRIGGER {rollup.trigger} AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {rollup.source} "
+        f"FOR EACH ROW EXECUTE FUNCTION {rollup.trigger}()",
+    ]
+
+
+def _sqlite_triggers(rollup: Rollup) -> list[str]:
+    # SQLite writes one transaction at a time: the order of the two deltas cannot deadlock.
+    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in rollup.watched)
+    name, source = rollup.trigger, rollup.source
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {name}_insert AFTER INSERT ON {source} "
+        f"BEGIN {_add(rollup, 'sqlite', 'NEW')}; END",
+        f"CREATE TRIGGER IF NOT EXISTS {name}_delete AFTER DELETE ON {source} "
+        f"BEGIN {_take(rollup, 'sqlite', 'OLD')}; END",
+        f"CREATE TRIGGER IF NOT EXISTS {name}_update AFTER UPDATE ON {source} WHEN {changed} "
+        f"BEGIN {_take(rollup, 'sqlite', 'OLD')}; {_add(rollup, 'sqlite', 'NEW')}; END",
+    ]
+
+
+def trigger_statements(rollup: Rollup, vendor: str) -> list[str]:
+    if vendor == "postgresql":
+        return _postgresql_triggers(rollup)
+    if vendor == "sqlite":
+        return _sqlite_triggers(rollup)
+    raise NotImplementedError(f"Rollups are kept on PostgreSQL and SQLite, not on {vendor}.")
+
+
+def drop_statements(rollup: Rollup, vendor: str) -> list[str]:
+    if vendor == "postgresql":
+        return [
+            f"DROP TRIGGER IF EXISTS {rollup.trigger} ON {rollup.source}",
+            f"DROP FUNCTION IF EXISTS {rollup.trigger}()",
+        ]
+    return [f"DROP TRIGGER IF EXISTS {rollup.trigger}_{event}" for event in ("insert", "delete", "update")]
+
+
+def _tables(connection) -> set[str]:
+    with connection.cursor() as cursor:
+        return set(connection.introspection.table_names(cursor))
+
+
+def install_triggers(connection=None, rollups: list[Rollup] | None = None) -> None:
+    """Create (or replace) the triggers of ``rollups`` (default: every registered one whose tables
+    exist). Idempotent."""
+    connection = connection or default_connection
+    tables = _tables(connection)
+    with connection.cursor() as cursor:
+        for rollup in rollups if rollups is not None else registered_rollups():
+            if rollup.table in tables and rollup.source in tables:
+                for statement in trigger_statements(rollup, connection.vendor):
+                    cursor.execute(statement)
+
+
+def drop_triggers(connection=None, rollups: list[Rollup] | None = None) -> None:
+    connection = connection or default_connection
+    with connection.cursor() as cursor:
+        for rollup in rollups if rollups is not None else registered_rollups():
+            for statement in drop_statements(rollup, connection.vendor):
+                cursor.execute(statement)
+
+
+# --- recount, rebuild, check -------------------------------------------------------------------------
+
+
+def _recount_sql(rollup: Rollup, vendor: str) -> str:
+    keys = rollup.key_expressions(vendor, "r")
+    sums = [f"SUM({e})" for e in rollup.sum_expressions("r")]
+    positions = ", ".join(str(i) for i in range(1, len(keys) + 1))
+    return f"SELECT {', '.join(keys + sums)} FROM {rollup.source} r GROUP BY {positions}"
+
+
+def _hold_writes(rollup: Rollup, cursor, vendor: str) -> None:
+    # Writers wait while the rollup is counted, so none of their deltas falls between the count and
+    # the swap. (SQLite's writer already holds the whole database.)
+    if vendor == "postgresql":
+        cursor.execute(f"LOCK TABLE {rollup.source} IN SHARE MODE")
+
+
+def rollup_rebuild(rollup: Rollup, connection=None) -> int:
+    """Recount ``rollup`` from its source in one set-based statement; returns the rollup's rows."""
+    connection = connection or default_connection
+    columns = ", ".join([*rollup.keys, *rollup.sum_columns])
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        _hold_writes(rollup, cursor, connection.vendor)
+        cursor.execute(f"DELETE FROM {rollup.table}")
+        cursor.execute(f"INSERT INTO {rollup.table} ({columns}) {_recount_sql(rollup, connection.vendor)}")
+        cursor.execute(f"SELECT COUNT(*) FROM {rollup.table}")
+        return cursor.fetchone()[0]
+
+
+@dataclass(frozen=True)
+class RollupDifference:
+    key: dict
+    stored: dict
+    counted: dict
+
+
+def _rows(cursor, sql: str, key_count: int) -> dict[tuple, tuple]:
+    cursor.execute(sql)
+    rows = {}
+    for row in cursor.fetchall():
+        figures = tuple(int(value or 0) for value in row[key_count:])
+        if any(figures):  # a rollup row whose records have all gone is no difference
+            rows[tuple(row[:key_count])] = figures
+    return rows
+
+
+def rollup_differences(rollup: Rollup, connection=None) -> list[RollupDifference]:
+    """Where ``rollup`` differs from a recount of its source (empty when it is exact)."""
+    connection = connection or default_connection
+    key_count = len(rollup.keys)
+    columns = ", ".join([*rollup.keys, *rollup.sum_columns])
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        _hold_writes(rollup, cursor, connection.vendor)
+        stored = _rows(cursor, f"SELECT {columns} FROM {rollup.table}", key_count)
+        counted = _rows(cursor, _recount_sql(rollup, connection.vendor), key_count)
+    zero = (0,) * len(rollup.sum_columns)
+    differences = []
+    for key in sorted(stored.keys() | counted.keys(), key=lambda key: tuple(str(part) for part in key)):
+        if stored.get(key, zero) != counted.get(key, zero):
+            differences.append(
+                RollupDifference(
+                    key=dict(zip(rollup.keys, key, strict=True)),
+                    stored=dict(zip(rollup.sum_columns, stored.get(key, zero), strict=True)),
+                    counted=dict(zip(rollup.sum_columns, counted.get(key, zero), strict=True)),
+                )
+            )
+    return differences
+
+
+def rollups_install_after_migrate(sender, using: str = "default", **kwargs) -> None:
+    """post_migrate: make sure every rollup's triggers exist (see the module's note on SQLite)."""
+    from django.db import connections
+
+    install_triggers(connections[using])
+
+
+# --- the leads' rollup -------------------------------------------------------------------------------
+
+# Money is summed in cents (integers): exact on SQLite too, whose decimals are floating point.
+CENTS = "CAST(ROUND(COALESCE({{row}}.{column}, 0) * 100) AS BIGINT)"
+
+LEAD_ROLLUP = Rollup(
+    name="leads",
+    table="crm_leadrollup",
+    source="crm_lead",
+    keys={
+        "pipeline_id": "{row}.pipeline_id",
+        "stage_id": "{row}.stage_id",
+        "status": "{row}.status",
+        "owner_id": "COALESCE({row}.owner_id, 0)",
+    },
+    sums={"expected_revenue_cents": CENTS.format(column="expected_revenue")},
+    watched=("pipeline_id", "stage_id", "status", "owner_id", "expected_revenue"),
+)
+register_rollup(LEAD_ROLLUP)

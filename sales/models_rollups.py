@@ -1,0 +1,40 @@
+"""The opportunities' rollup: their count, amount and weighted amount by pipeline, stage, status, owner,
+currency, close month and whether they came from a lead, kept by triggers (sales.rollups) so boards, the
+dashboard and the forecast read a few hundred rows whatever the table size."""
+
+from django.db import models
+
+
+class OpportunityRollup(models.Model):
+    # Plain integers, not foreign keys (see crm.models.LeadRollup). 0 = no owner; close_month is
+    # year × 100 + month, 0 for no close date.
+    pipeline_id = models.BigIntegerField()
+    stage_id = models.BigIntegerField()
+    status = models.CharField(max_length=10)
+    owner_id = models.BigIntegerField(help_text="0: no owner.")
+    currency = models.CharField(max_length=3)
+    close_month = models.IntegerField(help_text="Year × 100 + month of the close date; 0: none.")
+    from_lead = models.SmallIntegerField(help_text="1: converted from a lead.")
+    n = models.BigIntegerField(default=0)
+    amount_cents = models.BigIntegerField(default=0)
+    # Σ amount in cents × probability (percent): the weighted amount is this / 10,000, exact.
+    weighted_cents_percent = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "pipeline_id",
+                    "stage_id",
+                    "status",
+                    "owner_id",
+                    "currency",
+                    "close_month",
+                    "from_lead",
+                ],
+                name="sales_opportunityrollup_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"pipeline {self.pipeline_id} stage {self.stage_id} {self.status} {self.close_month}: {self.n}"

@@ -1,0 +1,41 @@
+"""The opportunities' rollup declaration (kept by crm.rollups' triggers; the model is
+sales.models.OpportunityRollup)."""
+
+from crm.rollups import CENTS, Rollup, register_rollup
+
+OPPORTUNITY_ROLLUP = Rollup(
+    name="opportunities",
+    table="sales_opportunityrollup",
+    source="sales_opportunity",
+    keys={
+        "pipeline_id": "{row}.pipeline_id",
+        "stage_id": "{row}.stage_id",
+        "status": "{row}.status",
+        "owner_id": "COALESCE({row}.owner_id, 0)",
+        "currency": "{row}.currency",
+        "close_month": (
+            "COALESCE(CAST(EXTRACT(YEAR FROM {row}.close_date) AS INTEGER) * 100"
+            " + CAST(EXTRACT(MONTH FROM {row}.close_date) AS INTEGER), 0)"
+        ),
+        "from_lead": "CASE WHEN {row}.lead_id IS NULL THEN 0 ELSE 1 END",
+    },
+    vendor_keys={
+        "sqlite": {"close_month": "COALESCE(CAST(strftime('%Y%m', {row}.close_date) AS INTEGER), 0)"}
+    },
+    sums={
+        "amount_cents": CENTS.format(column="amount"),
+        "weighted_cents_percent": CENTS.format(column="amount") + " * COALESCE({row}.probability, 0)",
+    },
+    watched=(
+        "pipeline_id",
+        "stage_id",
+        "status",
+        "owner_id",
+        "currency",
+        "close_date",
+        "lead_id",
+        "amount",
+        "probability",
+    ),
+)
+register_rollup(OPPORTUNITY_ROLLUP)
