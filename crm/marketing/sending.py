@@ -14,7 +14,6 @@ each batch is sent, and by the messaging service itself just before sending.
 import html
 import re
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +23,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from crm.actors import SYSTEM, Actor
-from crm.consent.selectors import emailable
+from crm.consent.services import email_refusals
 from crm.marketing import links
 from crm.marketing.selectors import campaign_member_list
 from crm.marketing.services import campaign_members_add
@@ -59,61 +58,27 @@ def _ensure_template(campaign: Campaign) -> None:
         )
 
 
-def _addresses_unsubscribed(addresses: Iterable[str]) -> set[str]:
-    lowered = {address.lower() for address in addresses if address}
-    return set(EmailUnsubscribe.objects.filter(email__in=lowered).values_list("email", flat=True))
-
-
-def _addresses_opted_out(addresses: Iterable[str]) -> set[str]:
-    lowered = {address.lower() for address in addresses if address}
-    return set(
-        Contact.objects.annotate(address=Lower("email"))
-        .filter(address__in=lowered, email_opt_out=True)
-        .values_list("address", flat=True)
-    )
-
-
 def exclusions(
     members: list[CampaignMember], already: set[str] | None = None, purpose: ConsentPurpose | None = None
 ) -> dict[int, str]:
-    """Member id → why it is left out (``ExclusionReason``), for those that are; ``already``: the
-    addresses this campaign has emailed (each address gets one message); ``purpose``: what the email
-    is for (a purpose that requires consent reaches only those who gave it)."""
-    addresses = {
-        member.pk: ((member.lead or member.contact).email or "").strip().lower() for member in members
-    }
-    unsubscribed = _addresses_unsubscribed(addresses.values())
-    opted_out = _addresses_opted_out(addresses.values())
-    people = emailable(
-        lead_ids={m.lead_id for m in members if m.lead_id},
-        contact_ids={m.contact_id for m in members if m.contact_id},
-        purpose=purpose,
-    )
+    """Member id → why it is left out (``ExclusionReason``), for those that are: what the consent
+    service refuses any marketing email for (``email_refusals``), then ``already``: the addresses this
+    campaign has emailed (each address gets one message); ``purpose``: what the email is for (a
+    purpose that requires consent reaches only those who gave it)."""
+    refused = email_refusals([member.lead or member.contact for member in members], purpose=purpose)
     seen = set(already or ())
     reasons = {}
     for member in members:
-        address = addresses[member.pk]
         record = member.lead or member.contact
-        if not address:
-            reasons[member.pk] = ExclusionReason.NO_EMAIL
-        elif address in unsubscribed:
-            reasons[member.pk] = ExclusionReason.UNSUBSCRIBED
-        elif getattr(record, "email_opt_out", False) or address in opted_out:
-            reasons[member.pk] = ExclusionReason.OPTED_OUT
-        elif _among(member, people["email_off"]):
-            reasons[member.pk] = ExclusionReason.EMAIL_OFF
-        elif _among(member, people["no_consent"]):
-            reasons[member.pk] = ExclusionReason.NO_CONSENT
+        reason = refused.get(("lead" if member.lead_id else "contact", record.pk))
+        address = (record.email or "").strip().lower()
+        if reason is not None:
+            reasons[member.pk] = reason
         elif address in seen:
             reasons[member.pk] = ExclusionReason.DUPLICATE
         else:
             seen.add(address)
     return reasons
-
-
-def _among(member: CampaignMember, people: tuple[set[int], set[int]]) -> bool:
-    leads, contacts = people
-    return member.lead_id in leads if member.lead_id else member.contact_id in contacts
 
 
 def _sent_addresses(campaign: Campaign) -> set[str]:
@@ -284,6 +249,7 @@ def campaign_send_batch(*, campaign_id: int) -> tuple[int, bool]:
                         headers=headers,
                         finish=finish,
                         extra_context=extra,
+                        refusals={},  # ``exclusions`` asked the consent service for the batch above
                     )
             except ValidationError as exc:
                 reasons[member.pk] = None
