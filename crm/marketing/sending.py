@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
+from django.db.models import Case, CharField, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -28,7 +29,12 @@ from crm.marketing import links
 from crm.marketing.selectors import campaign_member_list
 from crm.marketing.services import campaign_members_add
 from crm.messaging.rendering import Rendered
-from crm.messaging.services import email_template_send, outgoing_emails_send
+from crm.messaging.services import (
+    email_template_message,
+    email_template_send,
+    outgoing_emails_queue,
+    outgoing_emails_send,
+)
 from crm.models import (
     Campaign,
     CampaignMember,
@@ -228,50 +234,58 @@ def campaign_send_batch(*, campaign_id: int) -> tuple[int, bool]:
     ids = _claim(campaign_id, settings.CRM_CAMPAIGN_BATCH_SIZE)
     if not ids:
         return 0, False
-    members = list(CampaignMember.objects.filter(pk__in=ids).select_related("lead", "contact").order_by("id"))
+    members = list(
+        CampaignMember.objects.filter(pk__in=ids)
+        # What the template's context reads of each record: no query per member.
+        .select_related("lead__stage", "lead__pipeline", "lead__owner", "contact__account", "contact__owner")
+        .order_by("id")
+    )
     reasons = exclusions(members, purpose=campaign.consent_purpose)
-    emails: dict[int, int] = {}
+    messages: dict[int, OutgoingEmail] = {}
+    for member in members:
+        if member.pk in reasons:
+            continue
+        record = member.lead or member.contact
+        address = record.email.strip()
+        finish, headers, extra = _finish(campaign, member.pk, address, record)
+        try:
+            # Built, not written: the batch's messages are written in one INSERT below. ``exclusions``
+            # asked the consent service about the batch's people and addresses (opt-outs included).
+            messages[member.pk] = email_template_message(
+                template=campaign.email_template,
+                record=record,
+                user=SYSTEM,
+                to=address,
+                headers=headers,
+                finish=finish,
+                extra_context=extra,
+                opted_out=set(),
+                refusals={},
+            )
+        except ValidationError as exc:
+            reasons[member.pk] = None
+            CampaignMember.objects.filter(pk=member.pk).update(
+                send_status=SendStatus.FAILED, error=" ".join(exc.messages)[:2000]
+            )
     with transaction.atomic():
-        for member in members:
-            if member.pk in reasons:
-                continue
-            record = member.lead or member.contact
-            address = record.email.strip()
-            finish, headers, extra = _finish(campaign, member.pk, address, record)
-            try:
-                with transaction.atomic():
-                    email = email_template_send(
-                        template=campaign.email_template,
-                        record=record,
-                        user=SYSTEM,
-                        to=address,
-                        send=False,
-                        headers=headers,
-                        finish=finish,
-                        extra_context=extra,
-                        refusals={},  # ``exclusions`` asked the consent service for the batch above
-                    )
-            except ValidationError as exc:
-                reasons[member.pk] = None
-                CampaignMember.objects.filter(pk=member.pk).update(
-                    send_status=SendStatus.FAILED, error=" ".join(exc.messages)[:2000]
-                )
-                continue
-            emails[member.pk] = email.pk
-        for pk, reason in reasons.items():
-            if reason is not None:
-                CampaignMember.objects.filter(pk=pk).update(
-                    send_status=SendStatus.EXCLUDED, excluded_reason=reason
-                )
+        outgoing_emails_queue(emails=list(messages.values()))
+        emails = {pk: email.pk for pk, email in messages.items()}
+        for reason in set(reasons.values()) - {None}:
+            ids_excluded = [pk for pk, why in reasons.items() if why == reason]
+            CampaignMember.objects.filter(pk__in=ids_excluded).update(
+                send_status=SendStatus.EXCLUDED, excluded_reason=reason
+            )
     outgoing_emails_send(ids=list(emails.values()))
     outcome = dict(OutgoingEmail.objects.filter(pk__in=list(emails.values())).values_list("pk", "status"))
     errors = dict(OutgoingEmail.objects.filter(pk__in=list(emails.values())).values_list("pk", "error"))
     now = timezone.now()
     sent = [pk for pk, email_id in emails.items() if outcome.get(email_id) == OutgoingEmailStatus.SENT]
     addresses = {member.pk: (member.lead or member.contact).email.strip().lower() for member in members}
-    for pk in sent:
-        CampaignMember.objects.filter(pk=pk).update(
-            send_status=SendStatus.SENT, sent_at=now, email=addresses[pk]
+    if sent:  # one UPDATE for the batch: each member's line gets the address it was sent to
+        CampaignMember.objects.filter(pk__in=sent).update(
+            send_status=SendStatus.SENT,
+            sent_at=now,
+            email=Case(*[When(pk=pk, then=Value(addresses[pk])) for pk in sent], output_field=CharField()),
         )
     CampaignMember.objects.filter(pk__in=sent, status=CampaignMemberStatus.PLANNED).update(
         status=CampaignMemberStatus.SENT
@@ -346,7 +360,7 @@ def email_unsubscribe(*, token: str, one_click: bool = False) -> str:
     member, payload = member_from_link(token, links.UNSUBSCRIBE_SALT)
     address = str(payload.get("e") or "").lower()
     if not address:
-        raise links.LinkRefused("This link is not valid. Check that it was copied whole.")
+        raise links.LinkRefused(links.INVALID)
     EmailUnsubscribe.objects.get_or_create(
         email=address, defaults={"campaign": member.campaign if member else None, "one_click": one_click}
     )
@@ -380,7 +394,7 @@ def email_clicked(*, token: str) -> str:
     member, payload = member_from_link(token, links.CLICK_SALT)
     target = payload.get("u")
     if not isinstance(target, str) or not target.startswith(("http://", "https://")):
-        raise links.LinkRefused("This link is not valid. Check that it was copied whole.")
+        raise links.LinkRefused(links.INVALID)
     if member is not None:
         now = timezone.now()
         CampaignMember.objects.filter(pk=member.pk, clicked_at__isnull=True).update(clicked_at=now)
