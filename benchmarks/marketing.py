@@ -203,7 +203,7 @@ def segment_cases(args) -> list:
         username="bench-everyone", is_superuser=True, is_active=True
     )  # not saved: nothing is written
     rep = (
-        User.objects.filter(is_superuser=False, is_active=True, lead__isnull=False)
+        User.objects.filter(is_superuser=False, is_active=True, owned_leads__isnull=False)
         .order_by("pk")
         .distinct()
         .first()
