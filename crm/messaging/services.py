@@ -188,7 +188,8 @@ def email_template_message(
         body_html=rendered.html,
         body_text=rendered.text,
         status=OutgoingEmailStatus.SUPPRESSED if suppressed or refused else OutgoingEmailStatus.QUEUED,
-        error=ExclusionReason(refused).label if refused else "",
+        # An opt-out says so as it always has (no error); the consent service's other reasons are kept.
+        error=ExclusionReason(refused).label if refused and not suppressed else "",
         headers=dict(headers or {}),
         sent_by=person(user),
         message_id=message_id_new(),
