@@ -1,10 +1,11 @@
 """The account hierarchy: an account's tree of subsidiaries with each one's open and won value and the
 roll-up of each subtree.
 
-Two queries whatever the size of the tree: the tree itself by a recursive CTE (PostgreSQL and SQLite
-both run WITH RECURSIVE), then the deals of every account in it grouped by account, counting only the
-deals the reader sees. The roll-ups are added up in Python, bottom-up, in one pass; the API renders the
-nodes as they are built (``hierarchy_json``), with no second copy of the tree.
+One query whatever the size of the tree: the tree itself by a recursive CTE (PostgreSQL and SQLite both
+run WITH RECURSIVE), joined once to the deals of every account in it grouped by account (read from a
+covering index), counting only the deals the reader sees. The roll-ups are added up in Python, bottom-up,
+in one pass; the API renders the nodes as they are built (``hierarchy_json``), with no second copy of the
+tree.
 """
 
 import json
@@ -58,49 +59,59 @@ def account_hierarchy(*, user: Actor, account: Account) -> dict[str, Any]:
     amount = converted()
     deals = (
         opportunity_visible_to(user)
-        .filter(account_id__in=RawSQL(f"{tree_sql} SELECT id FROM tree", [account.pk]))
+        # The tree of the statement below (a CTE is visible in its subqueries): computed once.
+        .filter(account_id__in=RawSQL("SELECT id FROM tree", []))
         .order_by()
         .values_list("account_id")
         .annotate(
-            open_count=Count("pk", filter=is_open),
+            # Counting the account (not the deal's id) keeps the read within the covering index
+            # sales_opp_account_figures: an index-only scan, no heap page per deal.
+            open_count=Count("account_id", filter=is_open),
             open_value=Sum(amount, filter=is_open),
-            won_count=Count("pk", filter=is_won),
+            won_count=Count("account_id", filter=is_won),
             won_value=Sum(amount, filter=is_won),
         )
     )
-    # Built by the ORM (visibility, conversion), read as plain rows: thousands of accounts through
-    # the ORM's per-value converters cost more than the query.
+    # Built by the ORM (visibility, conversion), run in one statement with the tree and read as plain
+    # rows: thousands of accounts through the ORM's per-value converters cost more than the query.
     deals_sql, deals_params = deals.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"{tree_sql} SELECT a.id, a.{quote('name')}, a.{quote('parent_id')}, tree.depth"
-            f" FROM tree JOIN {quote(Account._meta.db_table)} a ON a.id = tree.id ORDER BY tree.depth",
-            [account.pk],
+            f"{tree_sql}, deals AS ({deals_sql})"
+            f" SELECT a.id, a.{quote('name')}, a.{quote('parent_id')}, tree.depth,"
+            f" deals.open_count, deals.open_value, deals.won_count, deals.won_value"
+            f" FROM tree JOIN {quote(Account._meta.db_table)} a ON a.id = tree.id"
+            f" LEFT JOIN deals ON deals.account_id = tree.id",
+            [account.pk, *deals_params],
         )
         rows = cursor.fetchall()
-        cursor.execute(deals_sql, deals_params)
-        deal_rows = cursor.fetchall()
+    # By depth, then name (case-insensitive) and id: each account's children come in the order shown.
+    rows.sort(key=lambda row: (row[3], row[1].lower(), row[0]))
 
     zero = Decimal("0.00")
-    # Per account: [open_count, open_value, won_count, won_value] (own), then the same and the
-    # number of accounts for the subtree, filled bottom-up.
-    own: dict[int, tuple] = {
-        pk: (open_count or 0, _money(open_value or 0), won_count or 0, _money(won_value or 0))
-        for pk, open_count, open_value, won_count, won_value in deal_rows
-    }
-    nothing = (0, zero, 0, zero)
     root = account.pk
+    # Per account: its own figures (open count, open value, won count, won value), rounded to cents
+    # once; its subtree's totals and number of accounts, filled bottom-up; its children in order.
+    own: dict[int, tuple] = {}
     totals: dict[int, list] = {}
     children: dict[int, list] = {}
-    names: dict[int, str] = {}
-    for pk, name, parent_id, _depth in rows:
-        figures = own.get(pk, nothing)
-        totals[pk] = [figures[0], figures[1], figures[2], figures[3], 1]
-        names[pk] = name
+    nothing = (0, zero, 0, zero)
+    for pk, _name, parent_id, _depth, open_count, open_value, won_count, won_value in rows:
+        if open_count or won_count:
+            figures = (
+                open_count or 0,
+                _money(open_value) if open_value is not None else zero,
+                won_count or 0,
+                _money(won_value) if won_value is not None else zero,
+            )
+        else:
+            figures = nothing
+        own[pk] = figures
+        totals[pk] = [*figures, 1]
         if pk != root:
             children.setdefault(parent_id, []).append(pk)
     # The rows come by depth: in reverse, each subtree is complete before it is added to its parent's.
-    for pk, _name, parent_id, _depth in reversed(rows):
+    for pk, _name, parent_id, *_ in reversed(rows):
         if pk != root:
             subtree, parent = totals[pk], totals[parent_id]
             parent[0] += subtree[0]
@@ -108,21 +119,23 @@ def account_hierarchy(*, user: Actor, account: Account) -> dict[str, Any]:
             parent[2] += subtree[2]
             parent[3] += subtree[3]
             parent[4] += subtree[4]
-    info = {pk: (parent_id, depth) for pk, _name, parent_id, depth in rows}
+    info = {row[0]: row for row in rows}
     ordered = []
     append = ordered.append
     stack = [root]
+    pop, extend = stack.pop, stack.extend
+    no_children: list = []
     while stack:
-        pk = stack.pop()
-        kids = children.get(pk, ())
-        figures, total = own.get(pk, nothing), totals[pk]
-        parent_id, depth = info[pk]
+        pk = pop()
+        kids = children.get(pk, no_children)
+        figures, total = own[pk], totals[pk]
+        row = info[pk]
         append(
             {
                 "id": pk,
-                "name": names[pk],
-                "parent_id": parent_id,
-                "depth": depth,
+                "name": row[1],
+                "parent_id": row[2],
+                "depth": row[3],
                 "child_count": len(kids),
                 "open_count": figures[0],
                 "open_value": figures[1],
@@ -137,9 +150,8 @@ def account_hierarchy(*, user: Actor, account: Account) -> dict[str, Any]:
                 },
             }
         )
-        if len(kids) > 1:
-            kids = sorted(kids, key=lambda c: (names[c].lower(), c))
-        stack.extend(reversed(kids))
+        if kids:
+            extend(reversed(kids))
     return {
         "account_id": account.pk,
         "account_name": account.name,

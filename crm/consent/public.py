@@ -1,7 +1,8 @@
 """The preference centre: a public page (no login) reached from the signed link in a campaign's
 email, where a person sees and changes their channel preferences and consents by purpose. A
-tampered or expired link is a page that says so (400; 410 when expired, like the unsubscribe link)
-and changes nothing."""
+tampered link (400), or one that no longer works (410: expired, or the address it was sent to is not
+the person's any more), is the same page as the unsubscribe link's (``links.refused_page``): what is
+wrong, what to do instead, and nothing changes."""
 
 from django.db.models import Q
 from django.template.response import TemplateResponse
@@ -14,7 +15,10 @@ from crm.marketing import links
 from crm.models import Channel, ConsentPurpose, Contact, Lead
 
 TITLE = "Your preferences"
-INVALID = "This link is not valid. Check that it was copied whole."
+PREFERENCES_ELSE = (
+    "Every email we send you has a link to your preferences; to stop our marketing email at once, use its "
+    "unsubscribe link."
+)
 
 
 def person_from_link(token: str):
@@ -22,10 +26,16 @@ def person_from_link(token: str):
     payload = links.link_payload(token, links.PREFERENCES_SALT)
     model = {"lead": Lead, "contact": Contact}.get(payload.get("k"))
     if model is None:
-        raise links.LinkRefused(INVALID)
+        raise links.LinkRefused(links.INVALID)
     record = model.objects.filter(pk=payload["m"]).first()
     if record is None or (record.email or "").strip().lower() != payload.get("e"):
-        raise links.LinkRefused("This link is no longer valid: ask us for a new one.")
+        # Ours, but for an address that is not the person's any more (or a person gone): Gone, as an
+        # expired link is.
+        raise links.LinkRefused(
+            "This link is no longer valid: it was sent to an address we no longer have for you. Use the "
+            "link in a more recent email from us.",
+            expired=True,
+        )
     return record
 
 
@@ -72,12 +82,7 @@ def consent_preferences(request, token: str):
     try:
         record = person_from_link(token)
     except links.LinkRefused as refused:
-        return TemplateResponse(
-            request,
-            "crm/marketing/link_refused.html",
-            {"message": refused.reason, "title": TITLE},
-            status=410 if refused.expired else 400,
-        )
+        return links.refused_page(request, refused, title=TITLE, what_else=PREFERENCES_ELSE)
     if request.method == "GET":
         return _page(request, record, saved=False)
     services.preference_centre_save(

@@ -11,12 +11,35 @@ CLICK_SALT = "crm.campaign.click"
 PREFERENCES_SALT = "crm.consent.preferences"
 
 
+INVALID = "This link is not valid: check that it was copied whole, from the email we sent."
+EXPIRED = "This link has expired: it works for a limited time. Use the link in a more recent email from us."
+
+
 class LinkRefused(Exception):
-    """The link is not one we signed (tampered), or too old (expired)."""
+    """The link is not one we signed (tampered: 400), or was ours but no longer works (``expired``: too
+    old, or its person's address changed or the person is gone: 410 Gone). Every public link of a
+    campaign's email (unsubscribe, click, preference centre) answers it with the same page
+    (``refused_page``) and changes nothing, as the quote and survey links do."""
 
     def __init__(self, reason: str, expired: bool = False):
         super().__init__(reason)
         self.reason, self.expired = reason, expired
+
+    @property
+    def status(self) -> int:
+        return 410 if self.expired else 400
+
+
+def refused_page(request, refused: LinkRefused, *, title: str, what_else: str = ""):
+    """The page a refused link shows: what is wrong, that nothing changed, and what to do instead."""
+    from django.template.response import TemplateResponse
+
+    return TemplateResponse(
+        request,
+        "crm/marketing/link_refused.html",
+        {"title": title, "message": refused.reason, "what_else": what_else},
+        status=refused.status,
+    )
 
 
 def _absolute(path: str) -> str:
@@ -50,9 +73,9 @@ def link_payload(token: str, salt: str) -> dict:
     try:
         payload = signing.loads(token, salt=salt, max_age=settings.CRM_CAMPAIGN_LINK_MAX_AGE)
     except signing.SignatureExpired as exc:
-        raise LinkRefused("This link has expired.", expired=True) from exc
+        raise LinkRefused(EXPIRED, expired=True) from exc
     except signing.BadSignature as exc:
-        raise LinkRefused("This link is not valid. Check that it was copied whole.") from exc
+        raise LinkRefused(INVALID) from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("m"), int):
-        raise LinkRefused("This link is not valid. Check that it was copied whole.")
+        raise LinkRefused(INVALID)
     return payload

@@ -1,7 +1,7 @@
 """The public pages of a campaign's email, reached from its signed links without logging in: the
 unsubscribe page (GET shows it, POST records it; a mail client's one-click POST too, RFC 8058), the
-open-tracking image and the click redirect. A tampered or expired link is a page that says so (400,
-410) and changes nothing."""
+open-tracking image and the click redirect. A tampered link (400) or one that no longer works (410:
+expired) is a page that says so and what to do instead (``links.refused_page``), and changes nothing."""
 
 import base64
 import contextlib
@@ -17,13 +17,10 @@ from crm.marketing import links, sending
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
-def _refused(request, refused: links.LinkRefused):
-    return TemplateResponse(
-        request,
-        "crm/marketing/link_refused.html",
-        {"message": refused.reason, "title": "Unsubscribe"},
-        status=410 if refused.expired else 400,
-    )
+UNSUBSCRIBE_ELSE = (
+    "To stop our marketing email, use the unsubscribe link of a more recent email from us, or reply to "
+    "one and ask us to."
+)
 
 
 @never_cache
@@ -41,7 +38,7 @@ def campaign_unsubscribe(request, token: str):
         one_click = request.POST.get("List-Unsubscribe") == "One-Click"
         address = sending.email_unsubscribe(token=token, one_click=one_click)
     except links.LinkRefused as refused:
-        return _refused(request, refused)
+        return links.refused_page(request, refused, title="Unsubscribe", what_else=UNSUBSCRIBE_ELSE)
     return TemplateResponse(
         request, "crm/marketing/unsubscribe.html", {"title": "Unsubscribed", "email": address, "done": True}
     )
@@ -61,5 +58,5 @@ def campaign_click(request, token: str):
     try:
         target = sending.email_clicked(token=token)
     except links.LinkRefused as refused:
-        return _refused(request, refused)
+        return links.refused_page(request, refused, title="This link does not work")
     return HttpResponseRedirect(target)

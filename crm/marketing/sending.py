@@ -14,22 +14,27 @@ each batch is sent, and by the messaging service itself just before sending.
 import html
 import re
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
+from django.db.models import Case, CharField, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from crm.actors import SYSTEM, Actor
-from crm.consent.selectors import emailable
+from crm.consent.services import email_refusals
 from crm.marketing import links
 from crm.marketing.selectors import campaign_member_list
 from crm.marketing.services import campaign_members_add
 from crm.messaging.rendering import Rendered
-from crm.messaging.services import email_template_send, outgoing_emails_send
+from crm.messaging.services import (
+    email_template_message,
+    email_template_send,
+    outgoing_emails_queue,
+    outgoing_emails_send,
+)
 from crm.models import (
     Campaign,
     CampaignMember,
@@ -59,61 +64,27 @@ def _ensure_template(campaign: Campaign) -> None:
         )
 
 
-def _addresses_unsubscribed(addresses: Iterable[str]) -> set[str]:
-    lowered = {address.lower() for address in addresses if address}
-    return set(EmailUnsubscribe.objects.filter(email__in=lowered).values_list("email", flat=True))
-
-
-def _addresses_opted_out(addresses: Iterable[str]) -> set[str]:
-    lowered = {address.lower() for address in addresses if address}
-    return set(
-        Contact.objects.annotate(address=Lower("email"))
-        .filter(address__in=lowered, email_opt_out=True)
-        .values_list("address", flat=True)
-    )
-
-
 def exclusions(
     members: list[CampaignMember], already: set[str] | None = None, purpose: ConsentPurpose | None = None
 ) -> dict[int, str]:
-    """Member id → why it is left out (``ExclusionReason``), for those that are; ``already``: the
-    addresses this campaign has emailed (each address gets one message); ``purpose``: what the email
-    is for (a purpose that requires consent reaches only those who gave it)."""
-    addresses = {
-        member.pk: ((member.lead or member.contact).email or "").strip().lower() for member in members
-    }
-    unsubscribed = _addresses_unsubscribed(addresses.values())
-    opted_out = _addresses_opted_out(addresses.values())
-    people = emailable(
-        lead_ids={m.lead_id for m in members if m.lead_id},
-        contact_ids={m.contact_id for m in members if m.contact_id},
-        purpose=purpose,
-    )
+    """Member id → why it is left out (``ExclusionReason``), for those that are: what the consent
+    service refuses any marketing email for (``email_refusals``), then ``already``: the addresses this
+    campaign has emailed (each address gets one message); ``purpose``: what the email is for (a
+    purpose that requires consent reaches only those who gave it)."""
+    refused = email_refusals([member.lead or member.contact for member in members], purpose=purpose)
     seen = set(already or ())
     reasons = {}
     for member in members:
-        address = addresses[member.pk]
         record = member.lead or member.contact
-        if not address:
-            reasons[member.pk] = ExclusionReason.NO_EMAIL
-        elif address in unsubscribed:
-            reasons[member.pk] = ExclusionReason.UNSUBSCRIBED
-        elif getattr(record, "email_opt_out", False) or address in opted_out:
-            reasons[member.pk] = ExclusionReason.OPTED_OUT
-        elif _among(member, people["email_off"]):
-            reasons[member.pk] = ExclusionReason.EMAIL_OFF
-        elif _among(member, people["no_consent"]):
-            reasons[member.pk] = ExclusionReason.NO_CONSENT
+        reason = refused.get(("lead" if member.lead_id else "contact", record.pk))
+        address = (record.email or "").strip().lower()
+        if reason is not None:
+            reasons[member.pk] = reason
         elif address in seen:
             reasons[member.pk] = ExclusionReason.DUPLICATE
         else:
             seen.add(address)
     return reasons
-
-
-def _among(member: CampaignMember, people: tuple[set[int], set[int]]) -> bool:
-    leads, contacts = people
-    return member.lead_id in leads if member.lead_id else member.contact_id in contacts
 
 
 def _sent_addresses(campaign: Campaign) -> set[str]:
@@ -263,49 +234,58 @@ def campaign_send_batch(*, campaign_id: int) -> tuple[int, bool]:
     ids = _claim(campaign_id, settings.CRM_CAMPAIGN_BATCH_SIZE)
     if not ids:
         return 0, False
-    members = list(CampaignMember.objects.filter(pk__in=ids).select_related("lead", "contact").order_by("id"))
+    members = list(
+        CampaignMember.objects.filter(pk__in=ids)
+        # What the template's context reads of each record: no query per member.
+        .select_related("lead__stage", "lead__pipeline", "lead__owner", "contact__account", "contact__owner")
+        .order_by("id")
+    )
     reasons = exclusions(members, purpose=campaign.consent_purpose)
-    emails: dict[int, int] = {}
+    messages: dict[int, OutgoingEmail] = {}
+    for member in members:
+        if member.pk in reasons:
+            continue
+        record = member.lead or member.contact
+        address = record.email.strip()
+        finish, headers, extra = _finish(campaign, member.pk, address, record)
+        try:
+            # Built, not written: the batch's messages are written in one INSERT below. ``exclusions``
+            # asked the consent service about the batch's people and addresses (opt-outs included).
+            messages[member.pk] = email_template_message(
+                template=campaign.email_template,
+                record=record,
+                user=SYSTEM,
+                to=address,
+                headers=headers,
+                finish=finish,
+                extra_context=extra,
+                opted_out=set(),
+                refusals={},
+            )
+        except ValidationError as exc:
+            reasons[member.pk] = None
+            CampaignMember.objects.filter(pk=member.pk).update(
+                send_status=SendStatus.FAILED, error=" ".join(exc.messages)[:2000]
+            )
     with transaction.atomic():
-        for member in members:
-            if member.pk in reasons:
-                continue
-            record = member.lead or member.contact
-            address = record.email.strip()
-            finish, headers, extra = _finish(campaign, member.pk, address, record)
-            try:
-                with transaction.atomic():
-                    email = email_template_send(
-                        template=campaign.email_template,
-                        record=record,
-                        user=SYSTEM,
-                        to=address,
-                        send=False,
-                        headers=headers,
-                        finish=finish,
-                        extra_context=extra,
-                    )
-            except ValidationError as exc:
-                reasons[member.pk] = None
-                CampaignMember.objects.filter(pk=member.pk).update(
-                    send_status=SendStatus.FAILED, error=" ".join(exc.messages)[:2000]
-                )
-                continue
-            emails[member.pk] = email.pk
-        for pk, reason in reasons.items():
-            if reason is not None:
-                CampaignMember.objects.filter(pk=pk).update(
-                    send_status=SendStatus.EXCLUDED, excluded_reason=reason
-                )
+        outgoing_emails_queue(emails=list(messages.values()))
+        emails = {pk: email.pk for pk, email in messages.items()}
+        for reason in set(reasons.values()) - {None}:
+            ids_excluded = [pk for pk, why in reasons.items() if why == reason]
+            CampaignMember.objects.filter(pk__in=ids_excluded).update(
+                send_status=SendStatus.EXCLUDED, excluded_reason=reason
+            )
     outgoing_emails_send(ids=list(emails.values()))
     outcome = dict(OutgoingEmail.objects.filter(pk__in=list(emails.values())).values_list("pk", "status"))
     errors = dict(OutgoingEmail.objects.filter(pk__in=list(emails.values())).values_list("pk", "error"))
     now = timezone.now()
     sent = [pk for pk, email_id in emails.items() if outcome.get(email_id) == OutgoingEmailStatus.SENT]
     addresses = {member.pk: (member.lead or member.contact).email.strip().lower() for member in members}
-    for pk in sent:
-        CampaignMember.objects.filter(pk=pk).update(
-            send_status=SendStatus.SENT, sent_at=now, email=addresses[pk]
+    if sent:  # one UPDATE for the batch: each member's line gets the address it was sent to
+        CampaignMember.objects.filter(pk__in=sent).update(
+            send_status=SendStatus.SENT,
+            sent_at=now,
+            email=Case(*[When(pk=pk, then=Value(addresses[pk])) for pk in sent], output_field=CharField()),
         )
     CampaignMember.objects.filter(pk__in=sent, status=CampaignMemberStatus.PLANNED).update(
         status=CampaignMemberStatus.SENT
@@ -380,7 +360,7 @@ def email_unsubscribe(*, token: str, one_click: bool = False) -> str:
     member, payload = member_from_link(token, links.UNSUBSCRIBE_SALT)
     address = str(payload.get("e") or "").lower()
     if not address:
-        raise links.LinkRefused("This link is not valid. Check that it was copied whole.")
+        raise links.LinkRefused(links.INVALID)
     EmailUnsubscribe.objects.get_or_create(
         email=address, defaults={"campaign": member.campaign if member else None, "one_click": one_click}
     )
@@ -414,7 +394,7 @@ def email_clicked(*, token: str) -> str:
     member, payload = member_from_link(token, links.CLICK_SALT)
     target = payload.get("u")
     if not isinstance(target, str) or not target.startswith(("http://", "https://")):
-        raise links.LinkRefused("This link is not valid. Check that it was copied whole.")
+        raise links.LinkRefused(links.INVALID)
     if member is not None:
         now = timezone.now()
         CampaignMember.objects.filter(pk=member.pk, clicked_at__isnull=True).update(clicked_at=now)

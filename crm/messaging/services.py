@@ -28,7 +28,14 @@ from crm import registries
 from crm.actors import Actor, is_system, person
 from crm.messaging.context import record_context, record_kind
 from crm.messaging.rendering import Rendered, sanitize_html, template_check, template_render
-from crm.models import Contact, EmailTemplate, EmailUnsubscribe, OutgoingEmail, OutgoingEmailStatus
+from crm.models import (
+    Contact,
+    EmailTemplate,
+    EmailUnsubscribe,
+    ExclusionReason,
+    OutgoingEmail,
+    OutgoingEmailStatus,
+)
 from crm.services import record_delete, record_lock, record_save
 
 logger = logging.getLogger("crm.messaging")
@@ -132,12 +139,19 @@ def email_template_message(
     headers: Mapping[str, str] | None = None,
     finish: Callable[[Rendered], Rendered] | None = None,
     extra_context: Mapping[str, Any] | None = None,
+    purpose=None,
+    refusals: Mapping[tuple[str, int], str] | None = None,
 ) -> OutgoingEmail:
     """The ``OutgoingEmail`` (not saved yet) that ``template`` makes for ``record`` (a lead or a
     contact), to ``to`` or the record's address: queued, or ``suppressed`` when the address opted
     out. ``opted_out``: the opted-out addresses (lowercased) already read for a batch of records,
     else they are read here. ``headers`` go on the message; ``finish`` may change the rendered
-    message. It gets its Message-ID now. Raises ValidationError for an inactive template or no address."""
+    message. It gets its Message-ID now. Raises ValidationError for an inactive template or no address.
+
+    A message to the person's own address is marketing (a template the CRM sends on its own): it is
+    ``suppressed`` too when the consent service refuses it (``email_refusal``: email turned off in
+    their preferences, no consent in force for ``purpose``), the reason in its ``error``.
+    ``refusals``: those reasons already read for a batch of records (``email_refusals``)."""
     kind = record_kind(record)
     _ensure_visible(user, record)
     if not template.is_active:
@@ -156,6 +170,14 @@ def email_template_message(
             or address.lower() in opted_out
             or bool(record.email and record.email.strip().lower() in opted_out)
         )
+    refused = None
+    if address.lower() == (record.email or "").strip().lower():
+        from crm.consent.services import email_refusal
+
+        if refusals is None:
+            refused = email_refusal(record, purpose=purpose)
+        else:
+            refused = refusals.get((kind, record.pk))
     return OutgoingEmail(
         template=template,
         lead=record if kind == "lead" else None,
@@ -165,7 +187,9 @@ def email_template_message(
         subject=rendered.subject[:255],
         body_html=rendered.html,
         body_text=rendered.text,
-        status=OutgoingEmailStatus.SUPPRESSED if suppressed else OutgoingEmailStatus.QUEUED,
+        status=OutgoingEmailStatus.SUPPRESSED if suppressed or refused else OutgoingEmailStatus.QUEUED,
+        # An opt-out says so as it always has (no error); the consent service's other reasons are kept.
+        error=ExclusionReason(refused).label if refused and not suppressed else "",
         headers=dict(headers or {}),
         sent_by=person(user),
         message_id=message_id_new(),
@@ -183,11 +207,15 @@ def email_template_send(
     headers: Mapping[str, str] | None = None,
     finish: Callable[[Rendered], Rendered] | None = None,
     extra_context: Mapping[str, Any] | None = None,
+    purpose=None,
+    refusals: Mapping[tuple[str, int], str] | None = None,
 ) -> OutgoingEmail:
     """Email ``record`` (a lead or a contact) the message ``template`` makes for it, to ``to`` or the
     record's address. Returns the ``OutgoingEmail``: queued (sent after the caller's transaction
-    commits), or ``suppressed`` when the address opted out (nothing is sent). ``send=False`` leaves
-    sending to the caller (``outgoing_emails_send``), which batches many messages on one connection.
+    commits), or ``suppressed`` when the address opted out or the consent service refuses marketing
+    email to the person (``purpose``, ``refusals``: as ``email_template_message``; nothing is sent).
+    ``send=False`` leaves sending to the caller (``outgoing_emails_send``), which batches many
+    messages on one connection.
     ``headers`` go on the message as they are; ``finish`` may change the rendered message (a campaign
     adds its unsubscribe footer and tracked links)."""
     email = email_template_message(
@@ -199,6 +227,8 @@ def email_template_send(
         headers=headers,
         finish=finish,
         extra_context=extra_context,
+        purpose=purpose,
+        refusals=refusals,
     )
     email.save()
     if send and email.status == OutgoingEmailStatus.QUEUED:

@@ -272,6 +272,10 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
             models.Index(fields=["priority", "id"], name="crm_lead_priority_id"),
             models.Index(fields=["rating", "id"], name="crm_lead_rating_id"),
             models.Index(fields=["source", "id"], name="crm_lead_source_id"),
+            # A segment's live count by source and status (the most common pair a marketer sets)
+            # counts from this index alone instead of scanning every lead: 0.77-0.91 s -> 0.10 s over
+            # 1,000,000 leads under load (benchmarks/marketing.py).
+            models.Index(fields=["source", "status"], name="crm_lead_source_status"),
             models.Index(Lower("email"), name="crm_lead_email_lower"),
             # Lookups by these keys (a filter, the delete of a reason, account or contact) name a
             # value, which the planner knows is not null: the partial indexes serve them.

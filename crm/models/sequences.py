@@ -18,6 +18,15 @@ class Sequence(TimeStampedModel):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True, help_text="An inactive sequence enrolls no one new.")
+    consent_purpose = models.ForeignKey(
+        "crm.ConsentPurpose",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="sequences",
+        help_text="What its emails are for: a purpose that requires consent emails only those who gave "
+        "it (the other steps still run).",
+    )
 
     class Meta:
         ordering = ("name", "id")

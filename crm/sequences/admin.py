@@ -87,7 +87,8 @@ class SequenceAdmin(ServiceModelAdmin):
     list_display = ("name", "is_active", "steps", "active", "updated_at", "enrollments_link")
     list_filter = ("is_active",)
     search_fields = ("name",)
-    fields = ("name", "description", "is_active")
+    fields = ("name", "description", "is_active", "consent_purpose")
+    autocomplete_fields = ("consent_purpose",)
 
     def get_queryset(self, request):
         return selectors.sequence_list(user=request.user)

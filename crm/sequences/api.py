@@ -21,6 +21,7 @@ from crm.api.viewsets import (
 )
 from crm.messaging.api import _contact_visible, _lead_visible
 from crm.models import (
+    ConsentPurpose,
     Contact,
     EmailTemplate,
     EnrollmentEvent,
@@ -66,6 +67,11 @@ class SequenceSerializer(serializers.ModelSerializer):
         "without are added, the others are removed. Omitted: the steps stay as they are.",
     )
     active_enrollments = serializers.IntegerField(read_only=True)
+    consent_purpose_id = related_id(
+        ConsentPurpose.objects.all(),
+        "consent_purpose",
+        help_text="What its emails are for: a purpose that requires consent emails only those who gave it.",
+    )
 
     class Meta:
         model = Sequence
@@ -74,6 +80,7 @@ class SequenceSerializer(serializers.ModelSerializer):
             "name",
             "description",
             "is_active",
+            "consent_purpose_id",
             "steps",
             "active_enrollments",
             "created_at",

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from crm import registries
 from crm.actors import SYSTEM, Actor
+from crm.consent.services import email_refusals
 from crm.messaging.context import record_kind
 from crm.messaging.services import (
     email_addresses_opted_out,
@@ -30,6 +31,7 @@ from crm.models import (
     Contact,
     EnrollmentEvent,
     EnrollmentStatus,
+    ExclusionReason,
     LeadStatus,
     OutgoingEmail,
     OutgoingEmailStatus,
@@ -122,6 +124,9 @@ class Batch:
     row_locks: bool = False
     bulk: bool = True
     opted_out: set[str] = field(default_factory=set)
+    # Per consent purpose of the batch's sequences (None: none), the consent service's refusals of
+    # marketing email to the batch's people: ``email_refusals``.
+    refusals: dict[int | None, dict[tuple[str, int], str]] = field(default_factory=dict)
     do_not_call: set[str] = field(default_factory=set)
     events: list[EnrollmentEvent] = field(default_factory=list)
     dropped: set[int] = field(default_factory=set)  # indexes in events of steps undone
@@ -194,12 +199,21 @@ def _run_step(batch: Batch, enrollment: SequenceEnrollment, step: SequenceStep, 
             enrollment.position = _after(steps, step)
             batch.log(enrollment, "skipped", f"{step.describe()}: no email address", position)
             return True
+        refusals = batch.refusals.get(enrollment.sequence.consent_purpose_id, {})
+        refused = refusals.get((record_kind(record), record.pk))
+        if refused:
+            # Email off in their preferences, or no consent for the sequence's purpose: the email
+            # step is skipped (said so in the history), the other steps go on.
+            enrollment.position = _after(steps, step)
+            batch.log(enrollment, "skipped", f"{step.describe()}: {ExclusionReason(refused).label}", position)
+            return True
         email = email_template_message(
             template=step.email_template,
             record=record,
             user=batch.user,
             enrollment=enrollment,
             opted_out=batch.opted_out,
+            refusals=refusals,
         )
         enrollment.position = _after(steps, step)
         batch.defer(enrollment, step, state, email=email)
@@ -381,9 +395,31 @@ def _due(now: datetime, batch_size: int) -> list[SequenceEnrollment]:
         due = due.select_for_update(skip_locked=True, of=("self",))
     return list(
         due.select_related(
-            "sequence", "lead__owner", "lead__stage", "lead__pipeline", "contact__owner", "contact__account"
+            "sequence__consent_purpose",
+            "lead__owner",
+            "lead__stage",
+            "lead__pipeline",
+            "contact__owner",
+            "contact__account",
         )[:batch_size]
     )
+
+
+def _refusals(due: list[SequenceEnrollment], steps: dict[int, list[SequenceStep]]) -> dict:
+    """The consent service's answer for the people of ``due`` whose sequence has an email step, read
+    once per consent purpose of those sequences (a few queries a batch)."""
+    by_purpose: dict[int | None, list] = {}
+    purposes = {}
+    for enrollment in due:
+        sequence = enrollment.sequence
+        if enrollment.record is None or not any(s.kind == StepKind.EMAIL for s in steps.get(sequence.pk, ())):
+            continue
+        by_purpose.setdefault(sequence.consent_purpose_id, []).append(enrollment.record)
+        purposes[sequence.consent_purpose_id] = sequence.consent_purpose
+    return {
+        purpose_id: email_refusals(records, purpose=purposes[purpose_id])
+        for purpose_id, records in by_purpose.items()
+    }
 
 
 def sequence_enrollments_advance_batch(
@@ -410,6 +446,7 @@ def sequence_enrollments_advance_batch(
             steps.setdefault(step.sequence_id, []).append(step)
         addresses = [e.record.email for e in due if e.record is not None and e.record.email]
         batch.opted_out = email_addresses_opted_out(addresses)
+        batch.refusals = _refusals(due, steps)
         if any(step.task_type == TaskType.CALL for sequence in steps.values() for step in sequence):
             batch.do_not_call = _addresses_not_to_call(addresses)
         for enrollment in due:

@@ -216,7 +216,7 @@ def test_a_tampered_expired_or_outdated_preference_link_changes_nothing(stages, 
     # The address changed since the link was sent: the link no longer opens the page.
     Contact.objects.filter(pk=ann.pk).update(email="ann@new.example")
     moved = client.post(path, {"channel_sms": "1"})
-    assert moved.status_code == 400 and "no longer valid" in moved.content.decode()
+    assert moved.status_code == 410 and "no longer valid" in moved.content.decode()
     assert not ChannelPreference.objects.exists() and not ConsentRecord.objects.exists()
     ann.refresh_from_db()
     assert ann.email_opt_out is False
