@@ -137,12 +137,26 @@ BEGIN
 END
 $rollup$"""
     watched = ", ".join(rollup.watched)
-    return [
-        function,
-        f"DROP TRIGGER IF EXISTS {rollup.trigger} ON {rollup.source}",
-        f"CREATE TRIGGER {rollup.trigger} AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {rollup.source} "
-        f"FOR EACH ROW EXECUTE FUNCTION {rollup.trigger}()",
-    ]
+    # The trigger fires with session_replication_role = replica too (ENABLE ALWAYS): the import turns the
+    # per-row foreign-key triggers off that way (crm/importing/writing.py) and the rollups must still
+    # follow its rows. It is made only when missing: ALTER TABLE is refused while the table has pending
+    # trigger events (deferred foreign-key checks earlier in the same transaction), which a repair by
+    # `crm_rollups --rebuild` may meet. A change of the watched columns drops the triggers first.
+    trigger = f"""
+DO $install$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_trigger
+        WHERE tgname = '{rollup.trigger}' AND tgrelid = '{rollup.source}'::regclass AND tgenabled = 'A'
+    ) THEN
+        DROP TRIGGER IF EXISTS {rollup.trigger} ON {rollup.source};
+        CREATE TRIGGER {rollup.trigger} AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {rollup.source}
+            FOR EACH ROW EXECUTE FUNCTION {rollup.trigger}();
+        ALTER TABLE {rollup.source} ENABLE ALWAYS TRIGGER {rollup.trigger};
+    END IF;
+END
+$install$"""
+    return [function, trigger]
 
 
 def _sqlite_triggers(rollup: Rollup) -> list[str]:
