@@ -27,8 +27,9 @@ from tests.factories import LeadFactory, OpportunityFactory, UserFactory
 
 LEADS = "/api/v1/crm/leads/"
 DEALS = "/api/v1/crm/opportunities/"
-# Thousands by default; CRM_ROLLUP_OPERATIONS sets another number (more for a soak, fewer to debug).
-OPERATIONS = int(os.environ.get("CRM_ROLLUP_OPERATIONS", "1000"))
+# 400 by default, every door among them (the test fails if one never succeeded), to keep CI under its
+# 30 minutes on two databases; CRM_ROLLUP_OPERATIONS=5000 is the soak run (more for a soak, fewer to debug).
+OPERATIONS = int(os.environ.get("CRM_ROLLUP_OPERATIONS", "400"))
 
 
 def assert_exact():
@@ -195,7 +196,7 @@ def _run_doors(superuser, admin_client, personas, pipeline, seed):
     doors = Doors(random.Random(seed), api, admin_client, [*personas.users.values(), superuser], stages)
     for step in range(OPERATIONS):
         doors.run()
-        if step % 500 == 499:
+        if step % 200 == 199:
             assert_exact()
     return doors
 
