@@ -81,6 +81,10 @@ def setup_django(extra_urlpatterns: Callable[[], list] | None = None) -> None:
         sys.modules[module.__name__] = module
         settings.ROOT_URLCONF = module.__name__
         clear_url_caches()
+    # As the WSGI entry point does before a server's first request.
+    from crm_project.runtime import settle_after_startup
+
+    settle_after_startup()
 
 
 def arguments(description: str, argv: Sequence[str] | None = None, **defaults) -> argparse.Namespace:

@@ -11,3 +11,8 @@ application = get_wsgi_application()
 from crm_project.scheduler import start_if_embedded  # noqa: E402
 
 start_if_embedded()
+
+# Last: whatever startup made is frozen out of the garbage collector's walks (see the function).
+from crm_project.runtime import settle_after_startup  # noqa: E402
+
+settle_after_startup()

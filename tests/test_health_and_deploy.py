@@ -77,3 +77,21 @@ def test_production_refuses_to_start_without_a_secret_key():
 def test_development_key_only_with_debug_on():
     result = run_manage("check", DEBUG="true", SECRET_KEY="")
     assert result.returncode == 0, result.stderr
+
+
+def test_the_wsgi_application_freezes_what_startup_made_out_of_the_garbage_collector():
+    """A server process loads every view and then freezes its startup objects (crm_project.runtime):
+    a full collection during a large answer no longer walks the ~200,000 of them."""
+    env = {k: v for k, v in os.environ.items() if k not in TEST_ONLY_VARIABLES}
+    env.update(DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), CRM_EMBEDDED_SCHEDULER="false")
+    probe = (
+        "import gc, sys; from crm_project.wsgi import application; "
+        "print(gc.get_freeze_count(), 'crm.api.views' in sys.modules, 'sales.admin' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    frozen, views_loaded, admin_loaded = result.stdout.split()
+    assert int(frozen) > 50_000
+    assert views_loaded == admin_loaded == "True"
