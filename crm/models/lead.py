@@ -274,8 +274,10 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
             models.Index(fields=["source", "id"], name="crm_lead_source_id"),
             # A segment's live count by source and status (the most common pair a marketer sets)
             # counts from this index alone instead of scanning every lead: 0.77-0.91 s -> 0.10 s over
-            # 1,000,000 leads under load (benchmarks/marketing.py).
-            models.Index(fields=["source", "status"], name="crm_lead_source_status"),
+            # 1,000,000 leads under load (benchmarks/marketing.py). With the owner in it, a rep's count
+            # (the visibility rule is a condition on the owner) is read from the index too: 186 ms ->
+            # 25 ms p50 on a quiet machine, where it had read the heap of each of the pair's leads.
+            models.Index(fields=["source", "status", "owner"], name="crm_lead_source_status_owner"),
             models.Index(Lower("email"), name="crm_lead_email_lower"),
             # Lookups by these keys (a filter, the delete of a reason, account or contact) name a
             # value, which the planner knows is not null: the partial indexes serve them.
