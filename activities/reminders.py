@@ -41,26 +41,34 @@ def register() -> None:
     register_consumer(
         "activity.*",
         record_notifier(
-            record_type="activity", noun="activity", url=activity_url, parent_owner=_linked_record_owner
+            record_type="activity", noun="activity", url=activity_url, parent_owners=_linked_record_owners
         ),
         name="notifications.activity",
+        batch=True,
     )
 
 
-def _linked_record_owner(record: dict) -> int | None:
-    """The owner of the record an activity (as the API shows it) is logged on: its lead, else its
-    opportunity, contact or account."""
+def _linked_record_owners(records: list[dict]) -> list[int | None]:
+    """For each activity (as the API shows it), the owner of the record it is logged on: its lead,
+    else its opportunity, contact or account. One query per kind of record, whatever the number."""
     from crm.models import Account, Contact, Lead
 
-    for field, model in (
+    kinds = (
         ("lead_id", Lead),
         ("opportunity_id", Opportunity),
         ("contact_id", Contact),
         ("account_id", Account),
-    ):
-        if record.get(field):
-            return model._default_manager.filter(pk=record[field]).values_list("owner_id", flat=True).first()
-    return None
+    )
+    linked = [
+        next(((field, record[field]) for field, _ in kinds if record.get(field)), None) for record in records
+    ]
+    owners: dict[tuple[str, int], int | None] = {}
+    for field, model in kinds:
+        ids = {pk for link in linked if link and link[0] == field for pk in [link[1]]}
+        if ids:
+            rows = model._default_manager.filter(pk__in=ids).values_list("pk", "owner_id")
+            owners.update({(field, pk): owner for pk, owner in rows})
+    return [owners.get(link) if link else None for link in linked]
 
 
 def _local(value: datetime.datetime | None, tz) -> str:

@@ -11,7 +11,7 @@ active, one with none, again) so that the machine's load falls on both alike:
 2. the same write followed by ``outbox_relay()`` in the same process, as the embedded mode (no
    broker) runs it after the commit: here the consumer's work (finding the rules the event triggers,
    then one query evaluating all their conditions) is paid by the request;
-3. the consumer alone (``event_consume``) on one event.
+3. the consumer alone (``events_consume``) on one event.
 
 Each with ``--rules`` active event rules on ``lead.updated`` whose conditions do not match (a mix of
 plain fields, related fields and tags), against none. p50 and p95 in milliseconds.
@@ -152,7 +152,7 @@ def main() -> None:
             samples[f"embedded:{key}"].append(time.perf_counter() - started)
             event = OutboxEvent.objects.filter(type="lead.updated").order_by("-id").first()
             started = time.perf_counter()
-            engine.event_consume(event)
+            engine.events_consume([event])
             samples[f"consume:{key}"].append(time.perf_counter() - started)
     assert not AutomationRun.objects.exists(), "a rule matched: the benchmark measures non-matching rules"
     redis.Redis.from_url(REDIS_URL).flushdb()

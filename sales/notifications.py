@@ -56,6 +56,7 @@ def register() -> None:
         "opportunity.*",
         record_notifier(record_type="opportunity", noun="deal", url=opportunity_url),
         name="notifications.opportunity",
+        batch=True,
     )
     register_consumer("opportunity.won", deal_closed_notify, name="notifications.opportunity.won")
     register_consumer("opportunity.lost", deal_closed_notify, name="notifications.opportunity.lost")

@@ -171,19 +171,32 @@ def run_queue_after_commit(pk: int, countdown: float | None = None) -> None:
     send_after_commit(automation_run_execute, pk, countdown=countdown)
 
 
-def event_consume(event: OutboxEvent) -> None:
-    """The relay's consumer: the runs of the active event rules this event triggers."""
-    name, _, kind = event.type.partition(".")
-    entry = _entry_by_event_name(name)
-    if entry is None:
+def events_consume(events: list[OutboxEvent]) -> None:
+    """The relay's batch consumer: the runs of the active event rules each event triggers. The rules
+    are read once for the relay's batch (most events, an email logged by a campaign say, have none)."""
+    entries = {}
+    for event in events:
+        name = event.type.partition(".")[0]
+        if name not in entries:
+            entries[name] = _entry_by_event_name(name)
+    labels = {entry.label for entry in entries.values() if entry is not None}
+    if not labels:
         return
-    rules = list(
-        AutomationRule.objects.filter(is_active=True, trigger_kind=TriggerKind.EVENT, model=entry.label)
+    rules: dict[str, list[AutomationRule]] = {}
+    for rule in (
+        AutomationRule.objects.filter(is_active=True, trigger_kind=TriggerKind.EVENT, model__in=labels)
         .select_related(None)
         .order_by("order", "id")
-    )
-    if not rules:
-        return
+    ):
+        rules.setdefault(rule.model, []).append(rule)
+    for event in events:
+        entry = entries[event.type.partition(".")[0]]
+        if entry is not None and rules.get(entry.label):
+            _event_consume(event, entry, rules[entry.label])
+
+
+def _event_consume(event: OutboxEvent, entry: AutomatableModel, rules: list[AutomationRule]) -> None:
+    kind = event.type.partition(".")[2]
     payload = event.payload or {}
     chain = list((payload.get("automation") or {}).get("chain") or [])
     changes, record = payload.get("changes") or {}, payload.get("record") or {}

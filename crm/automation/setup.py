@@ -37,4 +37,4 @@ def register() -> None:
     )
     actions.register()
     outreach.register()
-    register_consumer("*", engine.event_consume, name="automation")
+    register_consumer("*", engine.events_consume, name="automation", batch=True)

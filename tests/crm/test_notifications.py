@@ -111,7 +111,7 @@ def test_an_event_handed_over_twice_notifies_once(owner, teammate, manager, stag
     event = OutboxEvent.objects.get(type="lead.updated")
 
     # The relay delivers at least once: the consumer sees the same event again.
-    record_notifier(record_type="lead", noun="lead", url=lambda pk: "")(event)
+    record_notifier(record_type="lead", noun="lead", url=lambda pk: "")([event])
 
     assert len(mine(teammate)) == 1
 
@@ -251,3 +251,47 @@ def test_an_activity_the_system_logs_on_the_owners_own_record_does_not_notify_as
     assert [n.title for n in mine(owner, NotificationKind.ASSIGNED)] == [
         "Activity assigned to you: Call them back"
     ]
+
+
+def _relay_activities_logged_by_the_system(leads, owners):
+    """Log one activity per lead as the SYSTEM actor, owned by ``owners[i]``, events left pending;
+    then relay them in one batch. Returns the relay's queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from activities import services as activity_services
+    from crm.actors import SYSTEM
+    from crm.events.relay import outbox_relay
+
+    OutboxEvent.objects.all().delete()
+    for lead, owner in zip(leads, owners, strict=True):
+        activity_services.activity_create(
+            user=SYSTEM,
+            data={
+                "activity_type": "email",
+                "subject": f"Campaign to {lead.name}",
+                "lead": lead,
+                "owner": owner,
+            },
+        )
+    with CaptureQueriesContext(connection) as queries:
+        assert outbox_relay() == len(leads)
+    return queries
+
+
+def test_a_batch_of_activities_the_system_logs_reads_their_records_owners_at_once(owner, teammate, stages):
+    """A campaign logs an email activity per member: the relay reads the owners of the records they
+    are on in one query for the batch, and notifies only the activities given to someone else."""
+    few = [LeadFactory(stage=stages["New"], owner=owner) for _ in range(2)]
+    many = [LeadFactory(stage=stages["New"], owner=owner) for _ in range(8)]
+
+    few_queries = _relay_activities_logged_by_the_system(few, [owner, owner])
+    many_queries = _relay_activities_logged_by_the_system(many, [owner] * 7 + [teammate])
+
+    assert mine(owner, NotificationKind.ASSIGNED) == []
+    (told,) = mine(teammate, NotificationKind.ASSIGNED)
+    assert told.title == f"Activity assigned to you: Campaign to {many[-1].name}"
+    # The one notification costs its own statements; the owners' reads do not grow with the batch.
+    lead_reads = [q["sql"] for q in many_queries if 'FROM "crm_lead"' in q["sql"]]
+    assert len(lead_reads) == 1
+    assert len(many_queries) - len(few_queries) < 12
