@@ -70,17 +70,34 @@ def ticket_board(
     number of tickets."""
     now = now or timezone.now()
     tickets = ticket_visible_to(user) if queryset is None else queryset
-    tickets = tickets.filter(OPEN_TICKET | Q(resolved_at__gte=now - datetime.timedelta(days=BOARD_DONE_DAYS)))
-    counts = dict(tickets.order_by().values("status").annotate(n=Count("pk")).values_list("status", "n"))
+    done_since = Q(status__in=DONE_STATUSES, resolved_at__gte=now - datetime.timedelta(days=BOARD_DONE_DAYS))
+
+    # Counted in two halves, each through its partial index (which holds the assignee and the queue the
+    # visibility rule reads): the open tickets, and those done lately. One condition "open or done
+    # lately" would read every ticket of the table instead (a parallel scan of 1,000,000: 300 ms).
+    def by_status(half: Q):
+        return (
+            tickets.filter(half)
+            .order_by()
+            .values("status")
+            .annotate(n=Count("pk"))
+            .values_list("status", "n")
+        )
+
+    counts: dict[str, int] = {}
+    for status, n in by_status(OPEN_TICKET).union(by_status(done_since), all=True):
+        counts[status] = counts.get(status, 0) + n
     columns = []
     for value, label in TicketStatus.choices:
-        cards = tickets.filter(status=value).select_related("assignee", "team")
         if value in DONE_STATUSES:
-            cards = cards.order_by(F("resolved_at").desc(), "-pk")
+            cards = tickets.filter(done_since, status=value).order_by(F("resolved_at").desc(), "-pk")
             label = f"{label} (last {BOARD_DONE_DAYS} days)"
         else:
-            cards = cards.order_by(F("sla_due_at").asc(nulls_last=True), "created_at", "pk")
-        columns.append(
-            BoardColumn(status=value, label=label, count=counts.get(value, 0), cards=list(cards[:limit]))
-        )
+            cards = tickets.filter(OPEN_TICKET, status=value).order_by(
+                F("sla_due_at").asc(nulls_last=True), "created_at", "pk"
+            )
+        count = counts.get(value, 0)
+        # An empty column costs no query (my tickets have no done ones when the queue is open tickets).
+        shown = list(cards.select_related("assignee", "team")[:limit]) if count else []
+        columns.append(BoardColumn(status=value, label=label, count=count, cards=shown))
     return columns

@@ -117,3 +117,31 @@ def test_admin_merge_action(admin_as, personas, make_ticket):
     assert response.status_code == 302
     second.refresh_from_db()
     assert second.merged_into == first and second.status == TicketStatus.CLOSED
+
+
+def test_board_done_columns_hold_the_last_30_days_and_empty_columns_cost_no_query(
+    admin_as, personas, make_ticket
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from activities.service.queues import ticket_board
+
+    owner = personas.users["owner"]
+    make_ticket(subject="open", assignee=owner, status=TicketStatus.OPEN)
+    recent = make_ticket(subject="resolved lately", assignee=owner, status=TicketStatus.RESOLVED)
+    old = make_ticket(subject="resolved long ago", assignee=owner, status=TicketStatus.RESOLVED)
+    Ticket.objects.filter(pk=old.pk).update(resolved_at=timezone.now() - datetime.timedelta(days=45))
+    Ticket.objects.filter(pk=recent.pk).update(resolved_at=timezone.now() - datetime.timedelta(days=2))
+
+    columns = {column.status: column for column in ticket_board(user=owner)}
+    assert (columns["resolved"].count, [t.pk for t in columns["resolved"].cards]) == (1, [recent.pk])
+    assert (columns["open"].count, columns["closed"].count) == (1, 0)
+
+    # "My tickets" are open ones: their done columns are empty, and only the non-empty columns are read.
+    with CaptureQueriesContext(connection) as queries:
+        columns = ticket_board(
+            user=owner, queryset=Ticket.objects.filter(assignee=owner, status=TicketStatus.OPEN)
+        )
+    assert [c.status for c in columns if c.count] == ["open"]
+    assert len(queries) == 2  # the counts, and the one column with cards
