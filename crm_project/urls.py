@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 
 from activities.api.calendar import calendar_feed
 from activities.service.public import inbound_email, kb_article_public, support_form, survey_public
@@ -11,7 +11,7 @@ from crm.marketing.public import campaign_click, campaign_open, campaign_unsubsc
 from crm_project.api import build_router
 from crm_project.auth import TokenView
 from crm_project.observability import metrics_view
-from crm_project.views import healthz
+from crm_project.views import SchemaView, healthz
 from sales.public import quote_public
 
 urlpatterns = [
@@ -35,7 +35,7 @@ urlpatterns = [
     path("api/v1/crm/calendar/feed/<str:token>.ics", calendar_feed, name="calendar-feed"),
     path("api/v1/crm/", include(build_router().urls)),
     path("api/v1/auth/token/", TokenView.as_view(), name="api-token"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", SchemaView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
 ]

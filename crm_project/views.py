@@ -1,10 +1,14 @@
-"""Project-level views that belong to no app: the health check, and the error pages of the API."""
+"""Project-level views that belong to no app: the health check, the error pages of the API, and the
+API's schema."""
 
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
+from django.utils import translation
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.response import Response
 
 
 @never_cache
@@ -66,3 +70,27 @@ def server_error(request):
     if _is_api(request):
         return JsonResponse({"detail": "Server error: the error was logged."}, status=500)
     return defaults.server_error(request)
+
+
+class SchemaView(SpectacularAPIView):
+    """``/api/schema/``: the OpenAPI document, generated once per process and language.
+
+    Generating it walks every view and serializer of the API (about 10 s here); it depends on the
+    code alone (``SERVE_PUBLIC``: the same document for every reader), which a process does not
+    change. The docs pages and clients that fetch it on each visit get the kept copy."""
+
+    _kept: dict[tuple, dict] = {}
+
+    def _get_schema_response(self, request):
+        version = self.api_version or request.version or self._get_version_parameter(request)
+        key = (version, translation.get_language())
+        schema = self._kept.get(key)
+        if schema is None:
+            generator = self.generator_class(
+                urlconf=self.urlconf, api_version=version, patterns=self.patterns
+            )
+            schema = self._kept[key] = generator.get_schema(request=request, public=self.serve_public)
+        return Response(
+            data=schema,
+            headers={"Content-Disposition": f'inline; filename="{self._get_filename(request, version)}"'},
+        )

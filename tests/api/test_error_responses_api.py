@@ -5,7 +5,6 @@ import json
 
 import jsonschema
 import pytest
-import yaml
 
 from tests.api.conftest import url
 from tests.factories import LeadFactory
@@ -13,7 +12,7 @@ from tests.factories import LeadFactory
 
 @pytest.fixture
 def schema(client, db):
-    return yaml.safe_load(client.get("/api/schema/").content)
+    return client.get("/api/schema/", {"format": "json"}).json()
 
 
 def body_schema(schema, path: str, method: str, code: int) -> dict:
