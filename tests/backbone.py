@@ -26,10 +26,22 @@ import redis
 from django.db import connection
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-# Each pytest-xdist process gets a Redis database of its own (gw0: 10, gw1: 11, ...): two processes
-# sharing one would consume each other's tasks and flush each other's queues.
+# Each pytest-xdist process gets Redis databases of its own, REDIS_SLOTS of them from
+# CRM_TEST_REDIS_DB (default 10): gw0 10-12, gw1 13-15. Two processes sharing one would consume each
+# other's tasks and flush each other's queues; two runs at once (CI runs PostgreSQL and SQLite side by
+# side) set bases REDIS_SLOTS x their number of processes apart. Redis has 16 databases (0-15).
 _XDIST_INDEX = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-REDIS_DB = int(os.environ.get("CRM_TEST_REDIS_DB", "10")) + _XDIST_INDEX
+REDIS_SLOTS = 3
+
+
+def test_redis_db(slot: int) -> int:
+    """This process's Redis database number ``slot``: 0 the Celery broker, 1 the metrics test's, 2 the
+    shared throttle cache's."""
+    return (int(os.environ.get("CRM_TEST_REDIS_DB", "10")) + REDIS_SLOTS * _XDIST_INDEX + slot) % 16
+
+
+test_redis_db.__test__ = False  # a helper, not a test
+REDIS_DB = test_redis_db(0)
 BROKER_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 CLOSED_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: a broker that is down
 

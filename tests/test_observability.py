@@ -96,9 +96,9 @@ def test_celery_queue_lengths_and_task_outcomes_come_from_redis(client, token, s
 
 @pytest.fixture
 def redis_db_url():
-    import os
+    from tests.backbone import test_redis_db
 
-    return f"redis://127.0.0.1:6379/{int(os.environ.get('CRM_TEST_REDIS_DB', '0')) + 1}"
+    return f"redis://127.0.0.1:6379/{test_redis_db(1)}"
 
 
 @pytest.fixture

@@ -15,9 +15,11 @@ from django.core.cache.backends.db import DatabaseCache
 from django.db.models.signals import post_migrate
 from rest_framework.throttling import UserRateThrottle
 
+from tests.backbone import test_redis_db
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 # A database of its own on the machine's Redis, emptied before and after each test.
-REDIS_URL = os.environ.get("CRM_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+REDIS_URL = os.environ.get("CRM_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{test_redis_db(2)}")
 
 # What one worker does: N requests of one user through DRF's user throttle, with the settings'
 # default cache; it prints the cache backend and whether each request was allowed.
