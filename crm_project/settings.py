@@ -366,7 +366,10 @@ CELERY_TASK_IGNORE_RESULT = True
 # A task is acknowledged once done, and a worker that dies mid-task hands it back: at least once.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
+# One task reserved per process: our tasks are batches (campaign sends, webhook deliveries, imports) that
+# take a second or more, and a busy process holding the next batch of another chain leaves an idle one
+# with nothing to do (10,000 campaign emails on two workers: 70 s with 4, see BENCHMARKS.md).
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="crm")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
