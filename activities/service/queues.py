@@ -75,12 +75,13 @@ def ticket_board(
     # Counted in two halves, each through its partial index (which holds the assignee and the queue the
     # visibility rule reads): the open tickets, and those done lately. One condition "open or done
     # lately" would read every ticket of the table instead (a parallel scan of 1,000,000: 300 ms).
+    # COUNT(*), not of the id: the index holds no id, and counting one would read each row's heap.
     def by_status(half: Q):
         return (
             tickets.filter(half)
             .order_by()
             .values("status")
-            .annotate(n=Count("pk"))
+            .annotate(n=Count("*"))
             .values_list("status", "n")
         )
 
