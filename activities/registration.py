@@ -9,7 +9,7 @@ from activities import privacy
 from activities.attachables import register_attachable
 from activities.importing import ACTIVITIES
 from activities.mail.outbound import sent_emails_log
-from activities.models import Activity, ActivityStatus, Ticket, TicketMessage
+from activities.models import Activity, ActivityStatus, Article, Ticket, TicketMessage
 from activities.reports import register_reports
 from activities.selectors import activity_next_by_record
 from activities.service import selectors as service_selectors  # noqa: F401  (registers ticket access)
@@ -27,6 +27,7 @@ from crm import registries
 from crm.importing.schemas import register_schema
 from crm.models import Account, Contact, Lead
 from crm.scoring import lead_score_refresh
+from crm.search import SearchSource, register_search_source
 from crm.search_indexes import register_trigram_indexes
 from sales.models import Opportunity
 from sales.performance import register_activity_counter
@@ -144,6 +145,46 @@ def _last_activity_of_everything() -> None:
     every_last_activity_refresh()
 
 
+def _register_search_sources() -> None:
+    """Tickets and knowledge-base articles in the header's global search, after crm's and sales' kinds:
+    tickets through their visibility rule (assignee, queue, managers), articles to every agent."""
+    register_trigram_indexes("activities_ticket", ("number", "subject", "requester_email"))
+    register_trigram_indexes("activities_article", ("title", "keywords"))
+    register_search_source(
+        SearchSource(
+            key="tickets",
+            label="Tickets",
+            model=Ticket,
+            fields=("number", "subject", "requester_email"),
+            subtitle=lambda ticket: " · ".join(
+                str(part)
+                for part in (
+                    ticket.get_status_display(),
+                    ticket.account,
+                    ticket.requester_email,
+                    ticket.assignee,
+                )
+                if part
+            ),
+            select_related=("account", "assignee"),
+            permission="activities.view_ticket",
+        )
+    )
+    register_search_source(
+        SearchSource(
+            key="articles",
+            label="Articles",
+            model=Article,
+            fields=("title", "keywords"),
+            subtitle=lambda article: " · ".join(
+                str(part) for part in (article.get_status_display(), article.category) if part
+            ),
+            select_related=("category",),
+            permission="activities.view_article",
+        )
+    )
+
+
 def register_with_crm() -> None:
     privacy.register()
     register_reports()
@@ -162,6 +203,7 @@ def register_with_crm() -> None:
         register_attachable(record_type, model)
     registries.register_delete_effect(_attachments_of_deleted_record)
     register_trigram_indexes("activities_activity", ("subject", "description"))
+    _register_search_sources()
     register_schema(ACTIVITIES)
     registries.register_next_activity_source(activity_next_by_record)
     registries.register_delete_effect(_records_losing_activities)
