@@ -78,11 +78,7 @@ def ticket_board(
     # COUNT(*), not of the id: the index holds no id, and counting one would read each row's heap.
     def by_status(half: Q):
         return (
-            tickets.filter(half)
-            .order_by()
-            .values("status")
-            .annotate(n=Count("*"))
-            .values_list("status", "n")
+            tickets.filter(half).order_by().values("status").annotate(n=Count("*")).values_list("status", "n")
         )
 
     counts: dict[str, int] = {}
