@@ -52,12 +52,16 @@ def record_notifier(
     (a sequence, an automation, a campaign) logs for the owner of the record it is on is the owner's
     own work, not an assignment, and notifies no one."""
 
+    def assigns(event: OutboxEvent) -> bool:
+        return event.type.endswith(".created") or "owner_id" in (event.payload.get("changes") or {})
+
     def consume(events: list[OutboxEvent]) -> None:
+        # The system's assignments of owned records: only there does the parent's owner matter.
         asked = [
             event
             for event in events
             if not event.type.endswith(".deleted")
-            and (event.type.endswith(".created") or "owner_id" in (event.payload.get("changes") or {}))
+            and assigns(event)
             and event.payload.get("actor", {}).get("id") is None
             and (event.payload.get("record") or {}).get("owner_id") is not None
         ]
@@ -84,7 +88,7 @@ def record_notifier(
             "record_type": record_type,
             "record_id": event.record_id,
         }
-        assigned = event.type.endswith(".created") or "owner_id" in changes
+        assigned = assigns(event)
         if assigned and event.pk in parents and parents[event.pk] == owner_id:
             assigned = False
         if assigned and owner_id and owner_id != actor_id:

@@ -1,8 +1,6 @@
 """crm.0018 / sales.0011: SalesTeam moves from sales to crm with every team, membership, id and
 permission (the content type is renamed in place, so permissions keep their ids), and back."""
 
-import os
-
 import pytest
 from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
@@ -11,22 +9,10 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from crm.models import SalesTeam
+from tests.crm.migration_helpers import ROUNDTRIP_MARKS
 from tests.factories import UserFactory
 
-# Going back to this migration unapplies every later one, and forward again: on SQLite each schema step
-# rebuilds its table, which took 3 to 5 minutes of a CI run for these tests alone. The migration's data step
-# is the ORM's and the same on both databases, so it is proven on PostgreSQL.
-# Every migration added since makes the round trip longer (over three minutes of a PostgreSQL CI run for
-# the two), and these migrations have run on every database long ago: CRM_MIGRATION_ROUNDTRIPS=1 runs them.
-pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor == "sqlite", reason="a round trip over later migrations rebuilds tables on SQLite"
-    ),
-    pytest.mark.skipif(
-        os.environ.get("CRM_MIGRATION_ROUNDTRIPS") != "1",
-        reason="a round trip over every later migration; CRM_MIGRATION_ROUNDTRIPS=1 runs it",
-    ),
-]
+pytestmark = ROUNDTRIP_MARKS
 
 BEFORE = [("sales", "0010_stage_change_record_index_covered"), ("crm", "0017_outbox_and_webhooks")]
 AFTER = [("sales", "0011_salesteam_moves_to_crm"), ("crm", "0018_salesteam_from_sales")]

@@ -1,29 +1,16 @@
 """Migration 0016: each lead's own stored breakdown becomes a shared ScoreBreakdown, and back."""
 
 import json
-import os
 
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from crm.models import Lead, ScoreBreakdown
+from tests.crm.migration_helpers import ROUNDTRIP_MARKS
 from tests.factories import LeadFactory
 
-# Going back to this migration unapplies every later one, and forward again: on SQLite each schema step
-# rebuilds its table, which took 3 to 5 minutes of a CI run for these tests alone. The migration's data step
-# is the ORM's and the same on both databases, so it is proven on PostgreSQL.
-# Every migration added since makes the round trip longer (over three minutes of a PostgreSQL CI run for
-# the two), and these migrations have run on every database long ago: CRM_MIGRATION_ROUNDTRIPS=1 runs them.
-pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor == "sqlite", reason="a round trip over later migrations rebuilds tables on SQLite"
-    ),
-    pytest.mark.skipif(
-        os.environ.get("CRM_MIGRATION_ROUNDTRIPS") != "1",
-        reason="a round trip over every later migration; CRM_MIGRATION_ROUNDTRIPS=1 runs it",
-    ),
-]
+pytestmark = ROUNDTRIP_MARKS
 
 BEFORE = [("crm", "0015_lead_partial_fk_indexes")]
 AFTER = [("crm", "0016_score_breakdown_shared")]
