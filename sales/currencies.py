@@ -6,7 +6,10 @@ one on or before it. A deal in the company currency is taken as it is (no rate i
 an open deal without a close date is converted at today's rate.
 """
 
+import bisect
+import calendar
 import datetime
+from collections import defaultdict
 from decimal import Decimal
 
 from django.db.models import (
@@ -79,3 +82,47 @@ def converted(
         ),
         output_field=CONVERTED,
     )
+
+
+# A month's rate, for figures kept by close month (the opportunities' rollup): when a currency's rate
+# does not change inside a month, every deal closing in it converts at one rate, so the month's summed
+# amount converts at once. A month in which a rate comes into force after its first day is "mixed":
+# its deals must be converted one by one.
+MIXED = "mixed"
+
+
+def month_bounds(month: int) -> tuple[datetime.date, datetime.date]:
+    """First and last day of a rollup month (year × 100 + month)."""
+    year, number = divmod(month, 100)
+    return datetime.date(year, number, 1), datetime.date(year, number, calendar.monthrange(year, number)[1])
+
+
+def monthly_rates(pairs) -> dict[tuple[str, int], Decimal | str | None]:
+    """For each (currency, month) of ``pairs`` (month as year × 100 + month; 0: no close date, converted
+    at today's rate), the one rate every deal closing in that month converts at, None when no rate is in
+    force all month, or ``MIXED`` when a rate comes into force after the month's first day. One query."""
+    pairs = set(pairs)
+    by_currency: dict[str, tuple[list[datetime.date], list[Decimal]]] = defaultdict(lambda: ([], []))
+    rates = ExchangeRate.objects.filter(currency__in={currency for currency, _ in pairs}).order_by(
+        "currency", "date"
+    )
+    for currency, date, rate in rates.values_list("currency", "date", "rate"):
+        dates, values = by_currency[currency]
+        dates.append(date)
+        values.append(rate)
+
+    def in_force(currency: str, day: datetime.date) -> Decimal | None:
+        dates, values = by_currency[currency]
+        index = bisect.bisect_right(dates, day)
+        return values[index - 1] if index else None
+
+    result: dict[tuple[str, int], Decimal | str | None] = {}
+    for currency, month in pairs:
+        if not month:
+            result[currency, month] = in_force(currency, timezone.localdate())
+            continue
+        first, last = month_bounds(month)
+        dates = by_currency[currency][0]
+        changes = bisect.bisect_right(dates, last) - bisect.bisect_right(dates, first)
+        result[currency, month] = MIXED if changes else in_force(currency, first)
+    return result

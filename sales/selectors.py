@@ -50,7 +50,7 @@ from crm.selectors import (
     rollup_column_totals,
     tags_prefetch,
 )
-from sales.currencies import conversion_note, converted
+from sales.currencies import MIXED, conversion_note, converted, month_bounds, monthly_rates
 from sales.filters import OpportunityFilter
 from sales.models import (
     Opportunity,
@@ -156,19 +156,55 @@ def _cents(value) -> Decimal:
     return Decimal(value or 0) / 100
 
 
+# Past this many (currency, month) pairs in which a rate changes, the deals in other currencies are
+# all converted one by one: the query's OR of month ranges would cost more than reading them.
+MAX_MIXED_MONTHS = 24
+
+
+def _with_rate_month(rollup: QuerySet) -> QuerySet:
+    """``rate_month``: the close month of rollup rows in another currency (0 for the company currency's,
+    which need no rate), so that each foreign month can be converted at its rate."""
+    return rollup.annotate(
+        rate_month=Case(When(currency=company_currency(), then=Value(0)), default=F("close_month"))
+    )
+
+
 def _split_currencies(
     rows: list[dict], live: QuerySet, group: list[str], figures: dict[str, Any]
 ) -> tuple[list[dict], list[dict]]:
-    """Rollup rows (``group`` columns, ``currency`` and the summed ``n``, ``cents``, ``weighted``) in the
-    company currency, with ``figures`` (the live query's aggregates) computed by the database for the
-    deals in other currencies: those convert at the rate of their close date, which a month does not
-    pin down. None are kept in most companies, and then ``live`` is not read at all."""
+    """Rollup rows (``group`` columns, ``currency``, ``rate_month`` and the summed ``n``, ``cents`` and
+    maybe ``weighted``) as rows in the company currency, and ``figures`` (the live query's aggregates)
+    computed by the database for the deals the rollup cannot convert.
+
+    A deal converts at the rate in force on its close date. Where a currency's rate does not change
+    inside a close month, every deal of that month converts at one rate, so the month's sums convert
+    at once (``monthly_rates``). Only the months in which a rate comes into force after the first day
+    are read live, those deals converted one by one; in most companies none are, and ``live`` is not
+    read at all."""
     company = company_currency()
     kept = [row for row in rows if row["currency"] == company]
-    if any(row["n"] for row in rows if row["currency"] != company):
-        foreign = live.exclude(currency=company).order_by().values(*group).annotate(**figures)
-        return kept, list(foreign)
-    return kept, []
+    foreign = [row for row in rows if row["currency"] != company and row["n"]]
+    if not foreign:
+        return kept, []
+    rates = monthly_rates((row["currency"], row["rate_month"]) for row in foreign)
+    mixed = sorted(pair for pair, rate in rates.items() if rate == MIXED)
+    if len(mixed) > MAX_MIXED_MONTHS:
+        return kept, list(live.exclude(currency=company).order_by().values(*group).annotate(**figures))
+    for row in foreign:
+        rate = rates[row["currency"], row["rate_month"]]
+        if rate == MIXED:
+            continue
+        # No rate in force: the deals count, their amounts are left out of the sums (as live SQL does).
+        factor = rate if rate is not None else 0
+        kept.append(
+            {**row, **{name: (row[name] or 0) * factor for name in ("cents", "weighted") if name in row}}
+        )
+    if not mixed:
+        return kept, []
+    months = Q()
+    for currency, month in mixed:
+        months |= Q(currency=currency, close_date__range=month_bounds(month))
+    return kept, list(live.filter(months).order_by().values(*group).annotate(**figures))
 
 
 def _money(value: Decimal | None) -> Decimal:
@@ -337,7 +373,7 @@ def _forecast_rows_from_rollup(
 ) -> list[dict[str, Any]] | None:
     """The forecast's grouped rows from the rollup, or None when it cannot answer: a range that does
     not start and end on whole months (the rollup knows close months, not days), or visibility that is
-    not a matter of owners. Deals in another currency are counted live (``_split_currencies``)."""
+    not a matter of owners. Deals in another currency convert per close month (``_split_currencies``)."""
     if date_from is not None and date_from.day != 1:
         return None
     if date_to is not None and (date_to + datetime.timedelta(days=1)).day != 1:
@@ -357,8 +393,9 @@ def _forecast_rows_from_rollup(
     ]
     kept, foreign = _split_currencies(
         list(
-            rollup.order_by()
-            .values(column, "status", "currency")
+            _with_rate_month(rollup)
+            .order_by()
+            .values(column, "status", "currency", "rate_month")
             .annotate(n=Sum("n"), cents=Sum("amount_cents"), weighted=Sum("weighted_cents_percent"))
         ),
         live.annotate(group=_group_expression(group_by)),
@@ -466,8 +503,9 @@ def dashboard(
     else:
         kept, rows = _split_currencies(
             list(
-                rollup.order_by()
-                .values("stage_id", "status", "currency")
+                _with_rate_month(rollup)
+                .order_by()
+                .values("stage_id", "status", "currency", "rate_month")
                 .annotate(n=Sum("n"), cents=Sum("amount_cents"))
             ),
             opportunities,

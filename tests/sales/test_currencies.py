@@ -5,6 +5,8 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from crm.actors import SYSTEM
@@ -99,6 +101,56 @@ def test_dashboard_and_forecast_api_convert_and_say_so(book, api):
     forecast = api.get(url("opportunities/forecast/")).json()
     assert forecast["totals"]["amount"] == "2360.00"
     assert forecast["currency"] == "USD"
+
+
+def _opportunity_reads(queries) -> list[str]:
+    """The queries that read deals (the reader's own quota attainment aside)."""
+    sqls = [query["sql"] for query in queries]
+    return [sql for sql in sqls if 'FROM "sales_opportunity"' in sql and "sales_quota" not in sql]
+
+
+def test_with_rates_that_change_on_a_months_first_day_the_figures_convert_from_the_rollup(book, crm_admin):
+    with CaptureQueriesContext(connection) as queries:
+        forecast = selectors.forecast(user=crm_admin)
+        dashboard = selectors.dashboard(user=crm_admin)
+
+    # Every deal's figures come from its close month's row: no deal is read.
+    assert _opportunity_reads(queries.captured_queries) == []
+    totals = forecast["totals"]
+    assert (totals["amount"], totals["weighted_amount"], totals["won_amount"]) == (
+        D("2360.00"),
+        D("586.00"),
+        D("600.00"),
+    )
+    assert dashboard["open_opportunities"] == {"count": 3, "value": D("2360.00")}
+    assert dashboard["won_opportunities"] == {"count": 1, "value": D("600.00")}
+
+
+def test_a_month_in_which_the_rate_changes_converts_each_deal_at_its_days_rate(book, crm_admin, stages):
+    services.exchange_rate_create(
+        user=SYSTEM, data={"currency": "EUR", "date": day(2026, 1, 20), "rate": D("1.50")}
+    )
+    # Closing the day before the change: × 1.10 = 110.00, weighted 10% = 11.00.
+    deal("E", "100", "EUR", stages["New"], day(2026, 1, 19))
+    # B (1000 EUR, 30%, closing on the 20th) now converts at 1.50: 1500.00, weighted 450.00.
+
+    with CaptureQueriesContext(connection) as queries:
+        result = selectors.forecast(user=crm_admin)
+        dashboard = selectors.dashboard(user=crm_admin)
+
+    january, february = result["groups"]
+    assert (january["count"], january["amount"], january["weighted_amount"]) == (
+        3,
+        D("2610.00"),  # 1000 + 1500 + 110
+        D("561.00"),  # 100 + 450 + 11
+    )
+    # February's rate did not change inside the month: its deals still convert from the rollup.
+    assert (february["amount"], february["won_amount"]) == (D("260.00"), D("600.00"))
+    assert dashboard["open_opportunities"] == {"count": 4, "value": D("2870.00")}
+    # One live read each, of January's euro deals only.
+    reads = _opportunity_reads(queries.captured_queries)
+    assert len(reads) == 2
+    assert all("2026-01-01" in sql and "2026-01-31" in sql for sql in reads)
 
 
 def test_forecast_page_says_how_it_converted(book, admin_as):
