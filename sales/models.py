@@ -229,10 +229,7 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
     @property
     def days_in_stage(self) -> float | None:
         """Days since it entered its stage (stage history; read with opportunity_annotate_stage_time)."""
-        entered = getattr(self, "stage_entered_at", None)
-        if entered is None or self.is_closed:
-            return None
-        return round((timezone.now() - entered).total_seconds() / 86400, 1)
+        return days_in_stage(self.status, getattr(self, "stage_entered_at", None))
 
     @property
     def stage_usual_time(self) -> float | None:
@@ -242,8 +239,19 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
     @property
     def is_rotting(self) -> bool:
         """Open and in its stage for longer than CRM_ROTTING_FACTOR × the stage's usual time."""
-        days, usual = self.days_in_stage, getattr(self, "stage_usual_days", None)
-        return days is not None and usual is not None and days > usual * settings.CRM_ROTTING_FACTOR
+        return is_rotting(self.days_in_stage, getattr(self, "stage_usual_days", None))
+
+
+def days_in_stage(status: str, entered: datetime.datetime | None) -> float | None:
+    """Days an open deal has been in its stage, entered at ``entered`` (None for a closed deal)."""
+    if entered is None or status != OpportunityStatus.OPEN:
+        return None
+    return round((timezone.now() - entered).total_seconds() / 86400, 1)
+
+
+def is_rotting(days: float | None, usual_days: float | None) -> bool:
+    """In its stage for longer than CRM_ROTTING_FACTOR × the stage's usual time."""
+    return days is not None and usual_days is not None and days > usual_days * settings.CRM_ROTTING_FACTOR
 
 
 class OpportunityStageChange(StageChange):

@@ -5,6 +5,7 @@ an aggregate computed by the database; Python only arranges the grouped rows.
 """
 
 import datetime
+from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
@@ -109,8 +110,10 @@ def opportunity_kanban(
     pipeline: Pipeline | None = None,
     filters: Filters = None,
     limit: int = KANBAN_DEFAULT_LIMIT,
+    cards: Callable[[QuerySet], Iterable] | None = None,
 ) -> KanbanBoard:
-    """The opportunities board of ``pipeline`` (default: the default pipeline); ``total`` sums amount."""
+    """The opportunities board of ``pipeline`` (default: the default pipeline); ``total`` sums amount.
+    ``cards``: see ``crm.selectors.pipeline_kanban``."""
 
     def from_rollup(stages):
         return rollup_column_totals(
@@ -127,6 +130,7 @@ def opportunity_kanban(
         value_field="amount",
         limit=limit,
         column_totals=None if filters_narrow(filters) else from_rollup,
+        cards=cards,
     )
 
 

@@ -2,6 +2,7 @@
 board's size.
 """
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -41,7 +42,8 @@ class KanbanColumn:
     stage: Stage
     count: int = 0
     total: Decimal = Decimal("0.00")
-    results: list[Model] = field(default_factory=list)
+    # Model instances, or the rows ``pipeline_kanban``'s ``cards`` reads (dicts with ``stage_id``).
+    results: list[Model | dict] = field(default_factory=list)
 
 
 @dataclass
@@ -111,6 +113,7 @@ def pipeline_kanban(
     value_field: str,
     limit: int,
     column_totals=None,
+    cards: Callable[[QuerySet], Iterable] | None = None,
 ) -> KanbanBoard:
     """A board of ``queryset``'s records in ``pipeline``: a column per stage, in stage order.
 
@@ -118,7 +121,8 @@ def pipeline_kanban(
     them and its first ``limit`` cards in the queryset's order (one query, plus the queryset's
     prefetches; see ``_kanban_first_cards``). ``column_totals(stages)`` gives the counts and totals
     from a rollup, or None; without it (or when it gives None) one grouped aggregate query counts them
-    (on PostgreSQL the stage index, which carries the value and the owner, answers it).
+    (on PostgreSQL the stage index, which carries the value and the owner, answers it). ``cards(queryset)``
+    reads the first cards some other way than as model instances (the API's rows, crm.api.listing).
     """
     limit = max(0, min(limit, KANBAN_MAX_LIMIT))
     stages = list(pipeline.stages.order_by("sequence", "id"))
@@ -140,8 +144,13 @@ def pipeline_kanban(
             column.count = row["count"]
             column.total = row["total"].quantize(Decimal("0.01"))
     if limit and stages:
-        for record in _kanban_first_cards(in_stages, pipeline, limit):
-            column = columns.get(record.stage_id)
+        first = _kanban_first_cards(in_stages, pipeline, limit)
+        if cards is None:
+            records = ((record.stage_id, record) for record in first)
+        else:
+            records = ((record["stage_id"], record) for record in cards(first))
+        for stage_id, record in records:
+            column = columns.get(stage_id)
             if column is not None:
                 column.results.append(record)
     return KanbanBoard(pipeline=pipeline, columns=list(columns.values()))
@@ -189,8 +198,10 @@ def lead_kanban(
     pipeline: Pipeline | None = None,
     filters: Filters = None,
     limit: int = KANBAN_DEFAULT_LIMIT,
+    cards: Callable[[QuerySet], Iterable] | None = None,
 ) -> KanbanBoard:
-    """The leads board of ``pipeline`` (default: the default pipeline); ``total`` sums expected revenue."""
+    """The leads board of ``pipeline`` (default: the default pipeline); ``total`` sums expected revenue.
+    ``cards``: see ``pipeline_kanban``."""
     pipeline = pipeline_for_board(pipeline)
 
     def from_rollup(stages):
@@ -204,6 +215,7 @@ def lead_kanban(
         value_field="expected_revenue",
         limit=limit,
         column_totals=None if filters_narrow(filters) else from_rollup,
+        cards=cards,
     )
 
 

@@ -1,9 +1,12 @@
 """Serializers for opportunities, the forecast and the dashboard. Conventions: crm.api.serializers."""
 
+from collections import defaultdict
+
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from crm.api.listing import ListRows
 from crm.api.serializers import (
     TIMESTAMPS,
     WinProbabilityFieldsMixin,
@@ -14,7 +17,9 @@ from crm.api.serializers import (
     tags_field,
 )
 from crm.models import Account, Campaign, Contact, Pipeline, Stage
-from sales.models import Opportunity
+from crm.win_probability import closed_estimate, open_estimate, row_values, win_models_cached
+from crm.win_probability import spec_for as win_spec_for
+from sales.models import Opportunity, OpportunityStatus, days_in_stage, is_rotting
 from sales.selectors import GROUP_BY_CHOICES
 
 
@@ -108,6 +113,77 @@ class OpportunitySerializer(WinProbabilityFieldsMixin, serializers.ModelSerializ
 
 
 OpportunityKanbanSerializer = kanban_serializer(OpportunitySerializer, "Opportunity")
+
+
+class OpportunityListRows(ListRows):
+    """The opportunity list's page and board cards as rows: the same JSON as OpportunitySerializer
+    (crm.api.listing)."""
+
+    serializer_class = OpportunitySerializer
+    columns = {
+        "account_name": "account__name",
+        "pipeline_name": "pipeline__name",
+        "stage_name": "stage__name",
+        "lost_reason_name": "lost_reason__name",
+        "owner_username": "owner__username",
+    }
+    computed = (
+        "contact_name",
+        "automated_probability",
+        "automated_probability_note",
+        "weighted_amount",
+        "tags",
+        "days_in_stage",
+        "stage_usual_time",
+        "is_rotting",
+    )
+
+    def extra_lookups(self) -> tuple[str, ...]:
+        return (
+            "contact__first_name",
+            "contact__last_name",
+            "account__industry",
+            "stage_entered_at",
+            "stage_usual_days",
+        )
+
+    def complete(self, records: list[dict], rows: list[dict]) -> None:
+        tags = defaultdict(list)
+        links = Opportunity.tags.through.objects.filter(
+            opportunity_id__in=[record["id"] for record in records]
+        )
+        for deal_id, tag_id in links.order_by("tag__name", "tag_id").values_list("opportunity_id", "tag_id"):
+            tags[deal_id].append(tag_id)
+        fields = self.serializer_class(context=self.context).fields
+        weighted, usual_time = fields["weighted_amount"], fields["stage_usual_time"]
+        spec = win_spec_for(Opportunity)
+        statuses = dict(OpportunityStatus.choices)
+        models = None
+        for record, row in zip(records, rows, strict=True):
+            row["tags"] = tags[record["id"]]
+            first, last = record["contact__first_name"], record["contact__last_name"]
+            row["contact_name"] = None if first is None else f"{first} {last}".strip()
+            row["weighted_amount"] = weighted.to_representation(
+                (record["amount"] or 0) * (record["probability"] or 0) / 100
+            )
+            days = days_in_stage(record["status"], record["stage_entered_at"])
+            usual = record["stage_usual_days"]
+            row["days_in_stage"] = days
+            row["stage_usual_time"] = None if usual is None else usual_time.to_representation(round(usual, 1))
+            row["is_rotting"] = is_rotting(days, usual)
+            if record["status"] != OpportunityStatus.OPEN:
+                estimate = closed_estimate(spec, str(statuses.get(record["status"], record["status"])))
+            else:
+                if models is None:
+                    models = win_models_cached(spec, self.context)
+                estimate = open_estimate(
+                    spec,
+                    models.get(record["pipeline_id"]),
+                    values=row_values(spec, record),
+                    tag_ids=row["tags"],
+                )
+            row["automated_probability"] = estimate.probability
+            row["automated_probability_note"] = estimate.note
 
 
 # --- forecast -------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from crm.api.listing import kanban_data, read_as_rows
 from crm.api.next_actions import NextActionsViewSetMixin
 from crm.api.serializers import (
     KanbanQuerySerializer,
@@ -35,6 +36,7 @@ from sales.api.serializers import (
     ForecastQuerySerializer,
     ForecastSerializer,
     OpportunityKanbanSerializer,
+    OpportunityListRows,
     OpportunitySerializer,
 )
 from sales.filters import OpportunityFilter
@@ -53,6 +55,7 @@ class OpportunityViewSet(
     serializer_class = OpportunitySerializer
     filterset_class = OpportunityFilter
     selector = staticmethod(selectors.opportunity_list)
+    list_rows = OpportunityListRows
     # Input serializers per action (their field names also name the fields in error responses).
     action_serializers = {
         "kanban": KanbanQuerySerializer,
@@ -81,13 +84,17 @@ class OpportunityViewSet(
     @action(detail=False, methods=["get"], pagination_class=None)
     def kanban(self, request: Request) -> Response:
         query = self.validated_input(KanbanQuerySerializer, data=request.query_params)
+        # The cards are read as rows (OpportunityListRows): the JSON of OpportunityKanbanSerializer,
+        # built faster.
+        builder = OpportunityListRows(self.get_serializer_context())
         board = selectors.opportunity_kanban(
             user=request.user,
             pipeline=query.get("pipeline"),
             filters=request.query_params,
             limit=query["limit"],
+            cards=read_as_rows(builder),
         )
-        return Response(OpportunityKanbanSerializer(board, context=self.get_serializer_context()).data)
+        return Response(kanban_data(board, builder))
 
     @extend_schema(
         summary="Sales forecast",

@@ -3,15 +3,24 @@ each row must be the JSON the serializer gives for that lead (its detail), key f
 key order, whatever the lead holds; and the orjson renderer must write the bytes DRF's would."""
 
 import datetime
+import json
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
-from crm.models import Campaign, Lead, ScoreBreakdown
+from crm.models import Campaign, Lead, ScoreBreakdown, StageTiming
+from sales.models import ExchangeRate, OpportunityStageChange
 from tests.api.conftest import url
-from tests.factories import LeadFactory, LostReasonFactory, TagFactory, UserFactory
+from tests.factories import (
+    AccountFactory,
+    ContactFactory,
+    LeadFactory,
+    LostReasonFactory,
+    TagFactory,
+    UserFactory,
+)
 
 
 @pytest.fixture
@@ -93,3 +102,103 @@ def test_the_renderer_writes_the_bytes_drf_would(api, varied_leads):
         assert response.status_code == 200
         assert response.content == JSONRenderer().render(response.data), path
     assert b"\\u2028" in api.get(url("leads/?status=lost")).content
+
+
+@pytest.fixture
+def varied_deals(api, stages, settings):
+    """Open deals with and without account, contact, owner, tags, close date and stage timing (one
+    rotting); a won and a lost one; one in EUR; enough closed ones for an automated probability."""
+    settings.CRM_WIN_MODEL_MIN_CLOSED = 2
+    rep = UserFactory(username="yann")
+    account = AccountFactory(name="Aurora “AG”", industry="technology")
+    contact = ContactFactory(first_name="Zoë", last_name="Ng", account=account)
+    nameless = ContactFactory(first_name="", last_name="Solo", account=None)
+    first, second = TagFactory(name="d-second"), TagFactory(name="c-first")
+    StageTiming.objects.create(
+        stage=stages["Qualified"], usual_days=2.26, stays=5, computed_at=timezone.now()
+    )
+    ExchangeRate.objects.create(currency="EUR", date=datetime.date(2000, 1, 1), rate=Decimal("1.1"))
+    reason = LostReasonFactory(name="Budget")
+
+    def deal(**data):
+        body = {"name": "Deal", "amount": "100.00", **data}
+        response = api.post(url("opportunities/"), body, format="json")
+        assert response.status_code == 201, response.json()
+        return response.json()["id"]
+
+    won, lost = deal(name="Won"), deal(name="Lost", amount="333.33")
+    assert api.post(url(f"opportunities/{won}/mark-won/"), {}, format="json").status_code == 200
+    body = {"lost_reason_id": reason.pk, "lost_note": "Too dear\u2028really"}
+    assert api.post(url(f"opportunities/{lost}/mark-lost/"), body, format="json").status_code == 200
+    third = deal(name="Closed too")
+    assert api.post(url(f"opportunities/{third}/mark-won/"), {}, format="json").status_code == 200
+    rotting = deal(
+        name="Zoë — 50 seats \u2029 “quoted”",
+        account_id=account.pk,
+        contact_id=contact.pk,
+        stage_id=stages["Qualified"].pk,
+        owner_id=rep.pk,
+        priority="high",
+        amount="1234.5",
+        probability=33,
+        close_date="2027-01-31",
+        tags=[first.pk, second.pk],
+        description="line one\nline two",
+    )
+    OpportunityStageChange.objects.filter(record_id=rotting).update(
+        changed_at=timezone.now() - datetime.timedelta(days=9, hours=3)
+    )
+    fresh = deal(name="Fresh", stage_id=stages["Qualified"].pk, contact_id=nameless.pk, currency="EUR")
+    bare = deal(name="Bare", amount="0.10", owner_id=None)
+    return [won, lost, third, rotting, fresh, bare]
+
+
+@pytest.mark.django_db
+def test_every_listed_deal_is_its_detail_key_for_key(api, varied_deals):
+    page = api.get(url("opportunities/?page_size=200")).json()
+    assert page["count"] == len(varied_deals)
+    rows = {row["id"]: row for row in page["results"]}
+    assert set(rows) == set(varied_deals)
+    for pk in varied_deals:
+        detail = api.get(url(f"opportunities/{pk}/")).json()
+        assert list(rows[pk]) == list(detail)
+        assert rows[pk] == detail
+    shown = list(rows.values())
+    assert {row["status"] for row in shown} == {"open", "won", "lost"}
+    assert any(row["automated_probability"] is not None for row in shown)
+    assert any(row["lost_reason_name"] == "Budget" for row in shown)
+    rotting = rows[varied_deals[3]]
+    assert (rotting["is_rotting"], rotting["stage_usual_time"], rotting["days_in_stage"]) == (True, 2.3, 9.1)
+    assert (rotting["contact_name"], rotting["weighted_amount"], len(rotting["tags"])) == (
+        "Zoë Ng",
+        "407.38",  # 1234.50 × 33% = 407.385, half to even as the serializer rounds
+        2,
+    )
+    assert rows[varied_deals[4]]["contact_name"] == "Solo"
+    assert rows[varied_deals[5]]["contact_name"] is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["leads", "opportunities"])
+def test_a_board_reads_its_cards_as_rows_and_answers_what_its_serializer_gives(
+    api, crm_admin, varied_leads, varied_deals, kind
+):
+    """The API board builds its cards as list rows; the contract is still the board serializer's JSON
+    over model instances (the board page and the events use it)."""
+    from crm.api.serializers import LeadKanbanSerializer
+    from crm.selectors import lead_kanban
+    from sales.api.serializers import OpportunityKanbanSerializer
+    from sales.selectors import opportunity_kanban
+
+    selector, serializer = {
+        "leads": (lead_kanban, LeadKanbanSerializer),
+        "opportunities": (opportunity_kanban, OpportunityKanbanSerializer),
+    }[kind]
+    response = api.get(url(f"{kind}/kanban/?limit=3"))
+    assert response.status_code == 200
+    board = selector(user=crm_admin, limit=3)
+    request = response.wsgi_request
+    expected = serializer(board, context={"request": request}).data
+    assert response.json() == json.loads(JSONRenderer().render(expected))
+    assert sum(len(column["results"]) for column in response.json()["columns"]) >= 4
+    assert response.content == JSONRenderer().render(response.data)
