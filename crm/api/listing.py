@@ -9,6 +9,7 @@ answers, events, the schema) still goes through the serializer, which stays the 
 tests/crm/test_api_list_rows.py checks both give the same JSON for varied records.
 """
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db.models import QuerySet
@@ -24,6 +25,16 @@ CONVERTED = (
     serializers.FloatField,
     serializers.DurationField,
 )
+
+
+# Query parameters that page or order a list without leaving records out.
+_PAGING = frozenset({"page", "page_size", "cursor", "ordering", "format"})
+
+
+def list_narrowed(params: Mapping[str, Any]) -> bool:
+    """Whether a list's query parameters may leave records out (a filter, a search): if not, its count
+    is every record the reader sees, which a rollup knows."""
+    return any(value not in (None, "") for name, value in params.items() if name not in _PAGING)
 
 
 class ListRows:
@@ -56,11 +67,12 @@ class ListRows:
                 f"{type(self).__name__} names fields its serializer lacks: {sorted(unknown)}"
             )
 
-    def queryset(self, queryset: QuerySet) -> "CountedRows":
+    def queryset(self, queryset: QuerySet, counted: Callable[[], int | None] | None = None) -> "CountedRows":
         """``queryset`` (the selector's, filtered and ordered) reading only the page's columns, and
-        counted without the joins that read its labels."""
+        counted without the joins that read its labels, or by ``counted()`` when it gives a number."""
         extra = [lookup for lookup in self.extra_lookups() if lookup not in self.lookups.values()]
-        return CountedRows(queryset.prefetch_related(None).values(*self.lookups.values(), *extra), queryset)
+        rows = queryset.prefetch_related(None).values(*self.lookups.values(), *extra)
+        return CountedRows(rows, queryset, counted)
 
     def extra_lookups(self) -> tuple[str, ...]:
         """Columns ``complete`` needs besides the shown ones."""
@@ -96,11 +108,14 @@ class CountedRows:
     Everything else (slicing, ``order_by``, ``filter`` for the cursor) is the rows' queryset's.
     """
 
-    def __init__(self, rows: QuerySet, records: QuerySet):
+    def __init__(self, rows: QuerySet, records: QuerySet, counted: Callable[[], int | None] | None = None):
         self.rows = rows
         self.records = records
+        self.counted = counted
 
     def count(self) -> int:
+        if self.counted is not None and (count := self.counted()) is not None:
+            return count
         return self.records.count()
 
     def __getitem__(self, index):

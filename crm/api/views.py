@@ -46,6 +46,7 @@ from crm.filters import (
     StageFilter,
     TagFilter,
 )
+from crm.models import LeadRollup
 
 
 @extend_schema_view(**crud_schema("lead", LeadSerializer))
@@ -67,6 +68,7 @@ class LeadViewSet(
     duplicates_scope = staticmethod(selectors.lead_visible_to)
     serializer_class = LeadSerializer
     list_rows = LeadListRows
+    list_rollup = LeadRollup
     filterset_class = LeadFilter
     selector = staticmethod(selectors.lead_list)
     # Input serializers per action (their field names also name the fields in error responses).

@@ -3,6 +3,7 @@
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -19,6 +20,8 @@ from rest_framework.response import Response
 
 from crm import services
 from crm.api import schema
+from crm.api.listing import list_narrowed
+from crm.selectors import rollup_count
 
 # --- permissions ----------------------------------------------------------------------------------
 
@@ -215,6 +218,8 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
     # A crm.api.listing.ListRows class: the list action reads its page as rows of the columns shown
     # instead of serializing model instances (the same JSON as serializer_class, faster).
     list_rows: type | None = None
+    # A rollup of the records (``n`` per owner, crm.rollups) that counts an unfiltered list page.
+    list_rollup: type[Model] | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -254,7 +259,11 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
         if list_rows is None:
             return super().list(request, *args, **kwargs)
         builder = list_rows(self.get_serializer_context())
-        queryset = builder.queryset(self.filter_queryset(self.get_queryset()))
+        rollup, counted = type(self).list_rollup, None
+        if rollup is not None and not list_narrowed(request.query_params):
+            model = builder.serializer_class.Meta.model
+            counted = partial(rollup_count, rollup, model=model, user=request.user)
+        queryset = builder.queryset(self.filter_queryset(self.get_queryset()), counted)
         page = self.paginate_queryset(queryset)
         if page is None:
             return Response(builder.rows(list(queryset.rows)))

@@ -41,6 +41,7 @@ from .kanban import (
     pipeline_kanban,
     pipeline_kanban_cards,
     rollup_column_totals,
+    rollup_count,
 )
 from .lists import (
     Filters,
@@ -148,6 +149,7 @@ __all__ = [
     "related_seen_annotations",
     "related_shown",
     "rollup_column_totals",
+    "rollup_count",
     "sales_team_visible_to",
     "shared_records_editable_by",
     "stage_history",

@@ -106,6 +106,16 @@ def rollup_column_totals(rollup: QuerySet, *, stages: list[Stage], user: Actor, 
     ]
 
 
+def rollup_count(rollup: type[Model], *, model: type[Model], user: Actor) -> int | None:
+    """How many records of ``model`` ``user`` sees, summed from ``rollup`` (its ``n`` per owner), or None
+    when visibility is not a matter of owners (then the caller counts the records): a list's count of a
+    million rows read from a few hundred."""
+    owners = owned_records_visible_owners(model, user)
+    if owners is None:
+        return None
+    return rollup.objects.filter(owners).aggregate(n=Sum("n"))["n"] or 0
+
+
 def pipeline_kanban(
     *,
     queryset: QuerySet,

@@ -40,6 +40,7 @@ from sales.api.serializers import (
     OpportunitySerializer,
 )
 from sales.filters import OpportunityFilter
+from sales.models_rollups import OpportunityRollup
 
 
 @extend_schema_view(**crud_schema("opportunity", OpportunitySerializer))
@@ -56,6 +57,7 @@ class OpportunityViewSet(
     filterset_class = OpportunityFilter
     selector = staticmethod(selectors.opportunity_list)
     list_rows = OpportunityListRows
+    list_rollup = OpportunityRollup
     # Input serializers per action (their field names also name the fields in error responses).
     action_serializers = {
         "kanban": KanbanQuerySerializer,

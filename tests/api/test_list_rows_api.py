@@ -7,6 +7,8 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
@@ -202,3 +204,27 @@ def test_a_board_reads_its_cards_as_rows_and_answers_what_its_serializer_gives(
     assert response.json() == json.loads(JSONRenderer().render(expected))
     assert sum(len(column["results"]) for column in response.json()["columns"]) >= 4
     assert response.content == JSONRenderer().render(response.data)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path, table", [("leads/", "crm_lead"), ("opportunities/", "sales_opportunity")])
+def test_an_unfiltered_list_is_counted_from_the_rollup_and_a_filtered_one_by_its_records(
+    api, varied_leads, varied_deals, path, table
+):
+    every = api.get(url(f"{path}?page_size=200")).json()["results"]
+    counting = f'SELECT COUNT(*) AS "__count" FROM "{table}"'
+
+    def page_and_queries(query: str) -> tuple[dict, list[str]]:
+        with CaptureQueriesContext(connection) as queries:
+            page = api.get(url(f"{path}?{query}")).json()
+        # Read now: the next request resets the log the context reads from.
+        return page, [captured["sql"] for captured in queries.captured_queries]
+
+    page, queries = page_and_queries("page_size=2&ordering=-created_at")
+    assert page["count"] == len(every)
+    assert not [sql for sql in queries if sql.startswith(counting)]
+    assert any("rollup" in sql for sql in queries)
+
+    page, queries = page_and_queries("page_size=2&status=open")
+    assert page["count"] == len([row for row in every if row["status"] == "open"])
+    assert [sql for sql in queries if sql.startswith(counting)]
