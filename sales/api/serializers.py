@@ -154,8 +154,7 @@ class OpportunityListRows(ListRows):
         )
         for deal_id, tag_id in links.order_by("tag__name", "tag_id").values_list("opportunity_id", "tag_id"):
             tags[deal_id].append(tag_id)
-        fields = self.serializer_class(context=self.context).fields
-        weighted, usual_time = fields["weighted_amount"], fields["stage_usual_time"]
+        weighted, usual_time = self.fields["weighted_amount"], self.fields["stage_usual_time"]
         spec = win_spec_for(Opportunity)
         statuses = dict(OpportunityStatus.choices)
         models = None
