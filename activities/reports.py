@@ -2,7 +2,7 @@
 activities logged per won deal. Registered with crm's report registry."""
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from activities.filters import ActivityFilter
@@ -10,6 +10,7 @@ from activities.models import CLOSED_ACTIVITY_STATUSES, ActivityStatus, Activity
 from activities.selectors import activity_visible_to
 from activities.service.reports import register_service_reports
 from crm.actors import Actor
+from crm.db.aggregates import count_rows
 from crm.models import Priority
 from crm.reports import (
     INTEGER,
@@ -58,10 +59,10 @@ def activity_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
         activities.order_by()
         .values(field)
         .annotate(
-            count=Count("pk"),
-            completed=Count("pk", filter=Q(status=ActivityStatus.COMPLETED)),
-            cancelled=Count("pk", filter=Q(status=ActivityStatus.CANCELLED)),
-            overdue=Count("pk", filter=Q(due_date__lt=now) & ~Q(status__in=CLOSED_ACTIVITY_STATUSES)),
+            count=count_rows(),
+            completed=count_rows(filter=Q(status=ActivityStatus.COMPLETED)),
+            cancelled=count_rows(filter=Q(status=ActivityStatus.CANCELLED)),
+            overdue=count_rows(filter=Q(due_date__lt=now) & ~Q(status__in=CLOSED_ACTIVITY_STATUSES)),
         )
     )
     if group_by == "owner":

@@ -17,7 +17,6 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import (
     Case,
-    CharField,
     Count,
     DurationField,
     ExpressionWrapper,
@@ -25,10 +24,8 @@ from django.db.models import (
     IntegerField,
     Max,
     Min,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
@@ -39,6 +36,7 @@ from django.db.models.functions import Lead as NextRow
 from django.utils import timezone
 
 from crm.actors import Actor
+from crm.db.aggregates import count_rows
 from crm.models import (
     Account,
     AccountType,
@@ -307,8 +305,8 @@ def velocity_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
         .annotate(month=TruncMonth("close_date"))
         .values("month")
         .annotate(
-            won=Count("pk", filter=is_won),
-            lost=Count("pk", filter=Q(status=OpportunityStatus.LOST)),
+            won=count_rows(filter=is_won),
+            lost=count_rows(filter=Q(status=OpportunityStatus.LOST)),
             won_amount=Sum(converted(), filter=is_won),
             cycle=Sum(_cycle(), filter=is_won),
         )
@@ -328,7 +326,7 @@ def velocity_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
             )
             for index, moment in enumerate(ends.values())
         },
-        open_now=Count("pk", filter=Q(status=OpportunityStatus.OPEN)),
+        open_now=count_rows(filter=Q(status=OpportunityStatus.OPEN)),
     )
     rows = []
     totals = {"won": 0, "lost": 0, "won_amount": Decimal(0), "cycle": datetime.timedelta(0)}
@@ -472,7 +470,7 @@ def cycle_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
     (stays begun in the period), from stage history."""
     deals = report_deals(user, filters)
     won = deals.filter(filters.period_q("close_date"), status=OpportunityStatus.WON).aggregate(
-        count=Count("pk"), total=Sum(_cycle()), shortest=Min(_cycle()), longest=Max(_cycle())
+        count=count_rows(), total=Sum(_cycle()), shortest=Min(_cycle()), longest=Max(_cycle())
     )
     now = timezone.now()
     changes = OpportunityStageChange.objects.filter(record__in=deals.values("pk"))
@@ -607,7 +605,7 @@ def revenue_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
         grouped = _customer_groups(deals, filters)
     else:
         grouped = list(
-            won.annotate(group=group).values("group").annotate(count=Count("pk"), amount=Sum(converted()))
+            won.annotate(group=group).values("group").annotate(count=count_rows(), amount=Sum(converted()))
         )
     labels = _labels(group_by, [row["group"] for row in grouped])
     total = sum((row["amount"] or Decimal(0) for row in grouped), Decimal(0))
@@ -704,6 +702,35 @@ def _size_band() -> Case:
     return Case(*whens, default=Value(len(SIZE_BANDS) - 1), output_field=IntegerField())
 
 
+def _lost_at_stage_groups(lost: QuerySet) -> list[dict]:
+    """The ``lost`` deals by the stage each moved from into its (latest) lost stage, "" without stage
+    history: the latest such change of every deal numbered in one window and joined, not looked up
+    deal by deal."""
+    changes = OpportunityStageChange.objects.filter(to_stage__is_lost=True).values(
+        "from_stage_name",
+        of_deal=F("record_id"),
+        nth=Window(
+            RowNumber(), partition_by=[F("record_id")], order_by=[F("changed_at").desc(), F("pk").desc()]
+        ),
+    )
+    rows = rows_over(
+        "SELECT COALESCE(c.from_stage_name, ''), COUNT(*), SUM(d.value) FROM {deals} d "
+        "LEFT JOIN {changes} c ON c.of_deal = d.deal AND c.nth = 1 GROUP BY 1",
+        deals=lost.values(deal=F("pk"), value=converted()),
+        changes=changes,
+    )
+    return [
+        {
+            "group": group,
+            "won": 0,
+            "lost": count,
+            "won_amount": None,
+            "lost_amount": None if amount is None else Decimal(str(amount)),
+        }
+        for group, count, amount in rows
+    ]
+
+
 def win_loss_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
     """Deals closed in the period (close date), won against lost, by lost reason, the stage a deal was
     lost at, owner or size band."""
@@ -714,30 +741,26 @@ def win_loss_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
     is_won, is_lost = Q(status=OpportunityStatus.WON), Q(status=OpportunityStatus.LOST)
     if group_by in ("reason", "stage"):
         deals = deals.filter(is_lost)
-    if group_by == "stage":
-        lost_at = Subquery(
-            OpportunityStageChange.objects.filter(record=OuterRef("pk"), to_stage__is_lost=True)
-            .order_by("-changed_at", "-pk")
-            .values("from_stage_name")[:1]
-        )
-        group = Coalesce(lost_at, Value(""), output_field=CharField())
-    elif group_by == "reason":
+    if group_by == "reason":
         group = F("lost_reason_id")
     elif group_by == "owner":
         group = F("owner_id")
     else:
         deals = deals.alias(value=converted())
         group = _size_band()
-    grouped = list(
-        deals.annotate(group=group)
-        .values("group")
-        .annotate(
-            won=Count("pk", filter=is_won),
-            lost=Count("pk", filter=is_lost),
-            won_amount=Sum(converted(), filter=is_won),
-            lost_amount=Sum(converted(), filter=is_lost),
+    if group_by == "stage":
+        grouped = _lost_at_stage_groups(deals)
+    else:
+        grouped = list(
+            deals.annotate(group=group)
+            .values("group")
+            .annotate(
+                won=count_rows(filter=is_won),
+                lost=count_rows(filter=is_lost),
+                won_amount=Sum(converted(), filter=is_won),
+                lost_amount=Sum(converted(), filter=is_lost),
+            )
         )
-    )
     if group_by == "reason":
         names = dict(
             LostReason.objects.filter(pk__in=[r["group"] for r in grouped if r["group"]]).values_list(
@@ -818,7 +841,7 @@ def lifetime_value_report(*, user: Actor, filters: ReportFilters) -> ReportResul
     grouped = list(
         won.values("account_id")
         .annotate(
-            deals=Count("pk"),
+            deals=count_rows(),
             amount=Coalesce(Sum(converted()), Value(Decimal(0)), output_field=CONVERTED),
             first=Min("close_date"),
             last=Max("close_date"),
@@ -909,9 +932,9 @@ def lead_source_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
     )
     grouped = list(
         leads.values("source").annotate(
-            leads=Count("pk"),
-            converted=Count("pk", filter=Q(status=LeadStatus.CONVERTED)),
-            won=Count("pk", filter=won_deal),
+            leads=count_rows(),
+            converted=count_rows(filter=Q(status=LeadStatus.CONVERTED)),
+            won=count_rows(filter=won_deal),
             won_amount=Sum(amount, filter=won_deal),
         )
     )

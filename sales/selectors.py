@@ -32,6 +32,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncMonth, TruncQuarter
 
 from crm.actors import Actor
+from crm.db.aggregates import count_rows
 from crm.filters import filter_queryset
 from crm.models import Lead, LeadRollup, Pipeline, Stage
 from crm.selectors import (
@@ -279,10 +280,10 @@ def forecast(
     is_won = Q(status=OpportunityStatus.WON)
     # Aliases must not be field names: F("amount") inside the weighted sum would mean the alias.
     figures = {
-        "open_count": Count("pk", filter=is_open),
+        "open_count": count_rows(filter=is_open),
         "open_amount": Coalesce(Sum(amount, filter=is_open), _zero(), output_field=MONEY),
         "open_weighted": Coalesce(Sum(weighted, filter=is_open), _zero(), output_field=WEIGHTED),
-        "won_total": Count("pk", filter=is_won),
+        "won_total": count_rows(filter=is_won),
         "won_value": Coalesce(Sum(amount, filter=is_won), _zero(), output_field=MONEY),
     }
     queryset = queryset.filter(is_open | is_won)
@@ -629,7 +630,7 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
             leads.order_by()
             .values("status", "stage_id")
             .annotate(
-                count=Count("pk"),
+                count=count_rows(),
                 value=Sum("expected_revenue"),
                 later_stage=_PerGroup(_in_stages(later_stages)),
                 won=_PerGroup(Coalesce(Subquery(won_count), 0)),

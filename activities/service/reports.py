@@ -8,13 +8,14 @@ import datetime
 import statistics
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from activities.service.models import OPEN_STATUSES, Ticket
 from activities.service.satisfaction import survey_visible_to
 from activities.service.selectors import ticket_visible_to
 from crm.actors import Actor
+from crm.db.aggregates import count_rows
 from crm.models import Priority, SalesTeam
 from crm.reports import (
     INTEGER,
@@ -74,8 +75,8 @@ def csat_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
         answered.order_by()
         .values(field)
         .annotate(
-            responses=Count("pk"),
-            satisfied=Count("pk", filter=Q(rating__gte=SATISFIED)),
+            responses=count_rows(),
+            satisfied=count_rows(filter=Q(rating__gte=SATISFIED)),
             total=Sum("rating"),
         )
     )
@@ -143,11 +144,11 @@ def sla_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
         tickets.order_by()
         .values(field)
         .annotate(
-            tickets=Count("pk"),
-            fr_met=Count("pk", filter=Q(first_response_met=True)),
-            fr_missed=Count("pk", filter=fr_missed),
-            res_met=Count("pk", filter=Q(resolution_met=True)),
-            res_missed=Count("pk", filter=res_missed),
+            tickets=count_rows(),
+            fr_met=count_rows(filter=Q(first_response_met=True)),
+            fr_missed=count_rows(filter=fr_missed),
+            res_met=count_rows(filter=Q(resolution_met=True)),
+            res_missed=count_rows(filter=res_missed),
         )
     )
     labels = _labels(group_by, [row[field] for row in grouped])
@@ -234,10 +235,10 @@ def backlog_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
         age = Q(created_at__lte=now - datetime.timedelta(days=start))
         if end is not None:
             age &= Q(created_at__gt=now - datetime.timedelta(days=end))
-        counts[key] = Count("pk", filter=age)
+        counts[key] = count_rows(filter=age)
         for priority in Priority.values:
-            counts[f"{key}:{priority}"] = Count("pk", filter=age & Q(priority=priority))
-    counts["unassigned"] = Count("pk", filter=Q(assignee__isnull=True))
+            counts[f"{key}:{priority}"] = count_rows(filter=age & Q(priority=priority))
+    counts["unassigned"] = count_rows(filter=Q(assignee__isnull=True))
     figures = tickets.aggregate(**counts)
     total = sum(figures[key] for key, *_ in AGE_BUCKETS)
     rows = [

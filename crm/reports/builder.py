@@ -20,6 +20,7 @@ from django.db.models.functions import TruncMonth, TruncQuarter, TruncWeek, Trun
 from django.http import QueryDict
 from django.utils import timezone
 
+from crm.db.aggregates import count_rows
 from crm.filters import filter_queryset
 
 from . import INTEGER, MONEY, NUMBER, TEXT, Column, ReportResult
@@ -235,7 +236,7 @@ def filter_parameters(filterset) -> set[str]:
 
 def _measure_expression(measure: Measure):
     if measure.field is None:
-        return Count("pk")
+        return count_rows()
     value = measure.field.expression() if measure.field.expression else F(measure.field.orm_path)
     return OPERATIONS[measure.operation](value)
 

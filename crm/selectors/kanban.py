@@ -10,7 +10,6 @@ from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connection
 from django.db.models import (
     BooleanField,
-    Count,
     DecimalField,
     F,
     IntegerField,
@@ -24,6 +23,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, RowNumber
 
 from crm.actors import Actor
+from crm.db.aggregates import count_rows
 from crm.models import Lead, LeadRollup, Pipeline, Stage
 
 from .lists import Filters, lead_list
@@ -145,7 +145,7 @@ def pipeline_kanban(
             in_stages.order_by()
             .values("stage_id")
             .annotate(
-                count=Count("pk"), total=Coalesce(Sum(value_field), Value(Decimal("0")), output_field=money)
+                count=count_rows(), total=Coalesce(Sum(value_field), Value(Decimal("0")), output_field=money)
             )
         )
     for row in totals:
