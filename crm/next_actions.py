@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db.models import Case, IntegerField, Model, Q, QuerySet, Subquery, Value, When
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Coalesce
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -226,10 +226,14 @@ def next_actions_mine(
             .values("pk")[:MINE_SCAN]
         )
         records = _annotated(source.open_records(user).filter(pk__in=Subquery(scanned)), rules, context)
+        # Ranked here, not by the database: a rank column, its WHERE and its ORDER BY would each repeat
+        # every rule's SQL, and compiling that took longer than the query and these 100 rows.
         flags = [_flag(rule) for rule in rules]
-        rank = Greatest(*flags) if len(flags) > 1 else flags[0]
-        records = records.annotate(nba_rank=rank).filter(nba_rank__gt=0).order_by("-nba_rank", "updated_at")
-        for record in records[:limit]:
+        ranked = sorted(
+            ((max(getattr(record, flag) for flag in flags), record) for record in records),
+            key=lambda item: (-item[0], item[1].updated_at, item[1].pk),
+        )
+        for record in [record for rank, record in ranked if rank > 0][:limit]:
             actions = _actions_of(record, rules, context)
             if actions:
                 found.append(RecordActions(record, source.record_type, actions))

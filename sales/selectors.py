@@ -678,53 +678,50 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
 
 def _funnel_groups_from_rollups(
     lead_rollup: QuerySet, later_stages: QuerySet[Stage], won_count, won_value, *, pipeline: Pipeline | None
-) -> QuerySet:
+) -> list[dict[str, Any]]:
     """The funnel's groups (status and stage of the leads, with the won deals from leads) from the lead
     rollup, in one query as the live one. When every lead counts (all pipelines, a superuser), the won
-    deals from leads come from the opportunities' rollup too: their count as kept, their value as kept
-    for the company currency plus, only when the rollup holds deals in another currency, their
-    converted value counted live. ``won_count`` and ``won_value`` (live subqueries) serve otherwise."""
+    deals from leads come from the opportunities' rollup too (read first): their count as kept, their
+    value as kept, converted a close month at a time where in another currency (``_split_currencies``).
+    ``won_count`` and ``won_value`` (live subqueries) serve otherwise."""
     if pipeline is None and won_count is None:
-        won = OpportunityRollup.objects.filter(from_lead=1, status=OpportunityStatus.WON).order_by()
-        company = company_currency()
-        won_count = Coalesce(Subquery(won.values("from_lead").annotate(t=Sum("n")).values("t")), 0)
-        kept_cents = Subquery(
-            won.filter(currency=company).values("from_lead").annotate(t=Sum("amount_cents")).values("t")
-        )
-        foreign = (
-            Opportunity.objects.filter(lead__isnull=False, status=OpportunityStatus.WON)
-            .exclude(currency=company)
-            .order_by()
-            .values("status")
-            .annotate(total=Sum(converted()))
-            .values("total")
-        )
-        foreign_value = Case(
-            When(
-                Exists(won.exclude(currency=company).filter(n__gt=0)),
-                then=Coalesce(Subquery(foreign, output_field=MONEY), _zero(), output_field=MONEY),
+        won = OpportunityRollup.objects.filter(from_lead=1, status=OpportunityStatus.WON)
+        kept, counted = _split_currencies(
+            list(
+                _with_rate_month(won)
+                .order_by()
+                .values("currency", "rate_month")
+                .annotate(n=Sum("n"), cents=Sum("amount_cents"))
             ),
-            default=_zero(),
-            output_field=MONEY,
+            Opportunity.objects.filter(lead__isnull=False, status=OpportunityStatus.WON),
+            ["status"],
+            {"n": count_rows(), "value": Sum(converted())},
         )
-        won_value = ExpressionWrapper(
-            Coalesce(kept_cents, 0) * Value(Decimal("0.01")) + foreign_value, output_field=MONEY
-        )
+        won = {
+            "won": sum(row["n"] or 0 for row in kept + counted),
+            "won_value": sum((_cents(row["cents"]) for row in kept), Decimal("0"))
+            + sum((row["value"] or Decimal("0") for row in counted), Decimal("0")),
+        }
     else:
-        won_count = Coalesce(Subquery(won_count), 0)
-        won_value = Coalesce(Subquery(won_value, output_field=MONEY), _zero(), output_field=MONEY)
-    return (
+        won = {
+            "won": _PerGroup(Coalesce(Subquery(won_count), 0)),
+            "won_value": _PerGroup(
+                Coalesce(Subquery(won_value, output_field=MONEY), _zero(), output_field=MONEY)
+            ),
+        }
+    known = {name: value for name, value in won.items() if not hasattr(value, "resolve_expression")}
+    groups = (
         lead_rollup.order_by()
         .values("status", "stage_id")
         .annotate(
             count=Sum("n"),
             cents=Sum("expected_revenue_cents"),
             later_stage=_PerGroup(_in_stages(later_stages)),
-            won=_PerGroup(won_count),
-            won_value=_PerGroup(won_value),
+            **{name: value for name, value in won.items() if name not in known},
         )
         .filter(count__gt=0)
     )
+    return [{**group, **known} for group in groups]
 
 
 def _percent(part: int, whole: int) -> float:

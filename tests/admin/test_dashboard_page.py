@@ -180,5 +180,6 @@ def test_dashboard_query_count_does_not_grow_with_the_data(admin_client, admin_u
     assert len(first.context["my_next_actions"]) == 1
     assert len(second.context["my_next_actions"]) == 8
     assert len(large) == len(small)
-    # "My next actions" costs one query for leads and one for deals (15 in all, for a superuser).
-    assert len(large) <= 15, len(large)
+    # "My next actions" costs one query for leads and one for deals; the won deals from leads are read
+    # from the deals' rollup before the funnel's query (16 in all, for a superuser).
+    assert len(large) <= 16, len(large)

@@ -13,7 +13,9 @@ from crm.actors import SYSTEM
 from sales import selectors, services
 from sales.currencies import exchange_rate_on
 from sales.models import ExchangeRate, Opportunity
+from sales.selectors import conversion_funnel
 from tests.api.conftest import url
+from tests.factories import LeadFactory
 
 D = Decimal
 day = datetime.date
@@ -151,6 +153,23 @@ def test_a_month_in_which_the_rate_changes_converts_each_deal_at_its_days_rate(b
     reads = _opportunity_reads(queries.captured_queries)
     assert len(reads) == 2
     assert all("2026-01-01" in sql and "2026-01-31" in sql for sql in reads)
+
+
+def test_the_funnels_won_deals_from_leads_convert_a_close_month_at_a_time(book, crm_admin, stages):
+    lead = LeadFactory(stage=stages["New"], pipeline=stages["New"].pipeline)
+    deal = services.lead_convert(lead=lead, user=SYSTEM, amount=D("300"), close_date=day(2026, 2, 14))
+    deal = deal.opportunity
+    services.opportunity_update(opportunity=deal, user=SYSTEM, data={"currency": "EUR"})
+    services.opportunity_mark_won(opportunity=deal, user=SYSTEM)
+
+    won = {step["key"]: step for step in conversion_funnel(user=crm_admin)}["won"]
+    assert (won["count"], won["value"]) == (1, D("360.00"))  # 300 EUR × 1.20, February's rate
+
+    services.exchange_rate_create(
+        user=SYSTEM, data={"currency": "EUR", "date": day(2026, 2, 14), "rate": D("1.25")}
+    )
+    won = {step["key"]: step for step in conversion_funnel(user=crm_admin)}["won"]
+    assert (won["count"], won["value"]) == (1, D("375.00"))  # read live: the rate changed that month
 
 
 def test_forecast_page_says_how_it_converted(book, admin_as):
