@@ -216,5 +216,6 @@ def register_with_crm() -> None:
             rows="activities",
             # Written around the services: the leads' and deals' last activity recomputed once, set-based.
             after_write=_last_activity_of_everything,
+            rewrites=("crm.Lead", "sales.Opportunity", "crm.Contact", "crm.Account"),
         )
     )

@@ -216,13 +216,24 @@ def crm_seed(
             ),
         ]
         tables = []
+        # The tables an after_write rewrites keep only their primary key until it has run.
+        rewritten = {
+            apps.get_model(label)._meta.db_table for table, _model in registered for label in table.rewrites
+        }
+        waiting: list[tuple[str, str]] = []
+
+        def rebuild(label: str, table: str) -> None:
+            if pending := writer.indexes_to_rebuild(table):
+                with progress.phase(f"{label} indexes", pending, "indexes") as tick:
+                    writer.rebuild_indexes(table, tick)
 
         def load(label: str, table: str, columns: list[str], rows, total: int | None) -> None:
             with progress.phase(label, total) as tick:
                 result.rows[label] = writer.write(table, columns, rows, tick)
-            if pending := writer.indexes_to_rebuild(table):
-                with progress.phase(f"{label} indexes", pending, "indexes") as tick:
-                    writer.rebuild_indexes(table, tick)
+            if table in rewritten and writer.indexes_to_rebuild(table):
+                waiting.append((label, table))
+            else:
+                rebuild(label, table)
             tables.append(table)
 
         for label, model, fields, rows, total in steps:
@@ -250,13 +261,26 @@ def crm_seed(
                     writer.rebuild_indexes(history._meta.db_table, tick)
             tables.append(history._meta.db_table)
         writer.reset_sequences([model for _label, model, *_ in steps])
-        writer.finish(tables)
+        with progress.phase("statistics", len(tables), "tables") as tick:
+            writer.finish(tables)
+            tick(len(tables))
         # What the registered tables feed elsewhere (a lead's last activity), once all are written.
         for table, _model in registered:
             if table.after_write is not None:
-                table.after_write()
+                with progress.phase(f"what the {table.label} feed", 1, "steps") as tick:
+                    table.after_write()
+                    tick(1)
+        for label, table in waiting:
+            with progress.phase(f"{label} compacted", 1, "tables") as tick:
+                writer.compact(table)
+                tick(1)
+            rebuild(label, table)
+        if waiting:
+            writer.finish([table for _label, table in waiting])  # the new indexes' statistics
         # The seeded history is what the win-probability models learn from.
-        win_models_rebuild()
+        with progress.phase("win probability models", 1, "steps") as tick:
+            win_models_rebuild()
+            tick(1)
         install_triggers()
         for rollup in registered_rollups():
             with progress.phase(f"{rollup.name} rollup", None) as tick:

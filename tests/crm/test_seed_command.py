@@ -391,7 +391,8 @@ def test_progress_without_a_terminal_is_plain_lines():
     assert lines[-1].startswith("Seeded ")
     assert any(re.fullmatch(r"leads: 200 rows in \d+\.\d+s \([\d,]+/s\)", line) for line in lines)
     assert any(line.startswith("lead tags: ") for line in lines)
-    assert all(re.fullmatch(r"[a-z ]+: [\d,/]+ (rows|indexes) .*", line) for line in lines[1:-1])
+    assert all(re.fullmatch(r"[a-z ]+: [\d,/]+ (rows|indexes|tables|steps) .*", line) for line in lines[1:-1])
+    assert any(line.startswith("leads compacted: ") for line in lines) == (connection.vendor == "postgresql")
 
 
 def test_plain_progress_prints_a_line_per_tenth_and_one_at_the_end():
