@@ -426,7 +426,7 @@ from sales.models_quotes import (  # noqa: E402
     QuoteLine,
     QuoteStatus,
 )
-from sales.models_rollups import OpportunityRollup  # noqa: E402
+from sales.models_rollups import OpportunityBoardRollup, OpportunityRollup  # noqa: E402
 from sales.models_territories import (  # noqa: E402
     AccountTerritory,
     Territory,
@@ -446,6 +446,7 @@ __all__ = [
     "CommissionTier",
     "ExchangeRate",
     "Opportunity",
+    "OpportunityBoardRollup",
     "OpportunityLine",
     "OpportunityRollup",
     "OpportunityStageChange",

@@ -39,3 +39,19 @@ OPPORTUNITY_ROLLUP = Rollup(
     ),
 )
 register_rollup(OPPORTUNITY_ROLLUP)
+
+# What the boards' column headers read: the same deals by pipeline, stage and owner only (a few hundred
+# rows, where the rollup above grows with the months of close dates).
+OPPORTUNITY_BOARD_ROLLUP = Rollup(
+    name="opportunity board",
+    table="sales_opportunityboardrollup",
+    source="sales_opportunity",
+    keys={
+        "pipeline_id": "{row}.pipeline_id",
+        "stage_id": "{row}.stage_id",
+        "owner_id": "COALESCE({row}.owner_id, 0)",
+    },
+    sums={"amount_cents": CENTS.format(column="amount")},
+    watched=("pipeline_id", "stage_id", "owner_id", "amount"),
+)
+register_rollup(OPPORTUNITY_BOARD_ROLLUP)

@@ -56,6 +56,7 @@ from sales.currencies import MIXED, conversion_note, converted, month_bounds, mo
 from sales.filters import OpportunityFilter
 from sales.models import (
     Opportunity,
+    OpportunityBoardRollup,
     OpportunityRollup,
     OpportunityStageChange,
     OpportunityStatus,
@@ -118,7 +119,7 @@ def opportunity_kanban(
 
     def from_rollup(stages):
         return rollup_column_totals(
-            OpportunityRollup.objects.all(),
+            OpportunityBoardRollup.objects.all(),
             stages=stages,
             user=user,
             model=Opportunity,

@@ -19,7 +19,7 @@ from crm.models import Lead, LeadRollup, Stage
 from crm.rollups import LEAD_ROLLUP, rollup_differences, rollup_rebuild
 from crm.selectors import lead_kanban, lead_visible_to
 from sales.models import Opportunity
-from sales.rollups import OPPORTUNITY_ROLLUP
+from sales.rollups import OPPORTUNITY_BOARD_ROLLUP, OPPORTUNITY_ROLLUP
 from sales.selectors import conversion_funnel, dashboard, forecast, opportunity_kanban, opportunity_visible_to
 from tests.admin.test_admin_writes import lead_form
 from tests.crm.importing_helpers import csv_bytes
@@ -35,6 +35,7 @@ OPERATIONS = int(os.environ.get("CRM_ROLLUP_OPERATIONS", "400"))
 def assert_exact():
     assert rollup_differences(LEAD_ROLLUP) == []
     assert rollup_differences(OPPORTUNITY_ROLLUP) == []
+    assert rollup_differences(OPPORTUNITY_BOARD_ROLLUP) == []
 
 
 class Doors:
@@ -258,7 +259,9 @@ def test_pages_read_what_counting_the_records_shows_each_reader(people, stages):
             assert column.count == in_stage.count(), name
             assert column.total == sum((lead.expected_revenue or 0 for lead in in_stage), Decimal("0.00"))
         for column in opportunity_kanban(user=user).columns:
-            assert column.count == deals.filter(stage=column.stage).count(), name
+            in_stage = deals.filter(stage=column.stage)
+            assert column.count == in_stage.count(), name
+            assert column.total == sum((deal.amount or 0 for deal in in_stage), Decimal("0.00")), name
         figures = dashboard(user=user)
         assert figures["total_leads"] == leads.count()
         assert figures["open_opportunities"]["count"] == deals.filter(status="open").count()
