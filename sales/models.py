@@ -180,6 +180,14 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
             models.Index(fields=["name"], name="sales_opp_name"),
             # "N days without activity": the last activity, or the creation of a deal never touched.
             models.Index(Coalesce("last_activity_at", "created_at"), name="sales_opp_quiet_since"),
+            # "My next actions" (the dashboard): an owner's open deals untouched the longest.
+            models.Index(
+                models.F("owner_id"),
+                Coalesce("last_activity_at", "created_at"),
+                models.F("id"),
+                condition=Q(status="open"),
+                name="sales_opp_owner_quiet",
+            ),
             # An account's open and won value (its page, the accounts list, the hierarchy of thousands
             # of accounts) read from the index alone: it carries what they sum, convert and filter on.
             models.Index(
