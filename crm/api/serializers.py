@@ -392,7 +392,41 @@ class LeadSerializer(WinProbabilityFieldsMixin, serializers.ModelSerializer):
         extra_kwargs = {"probability": {"help_text": "0–100. Omitted: the stage's probability."}}
 
 
-class LeadListRows(ListRows):
+class TaggedWinRows(ListRows):
+    """Rows of a tagged record with a win estimate (leads, deals): ``tags`` in tag name order (one query
+    for the page) and ``automated_probability`` with its note, as WinProbabilityFieldsMixin gives them.
+    Subclasses complete their other computed fields after ``super().complete``."""
+
+    def complete(self, records: list[dict], rows: list[dict]) -> None:
+        model = self.serializer_class.Meta.model
+        through = model.tags.through
+        link = f"{model._meta.model_name}_id"
+        tags = defaultdict(list)
+        links = through.objects.filter(**{f"{link}__in": [record["id"] for record in records]})
+        for record_id, tag_id in links.order_by("tag__name", "tag_id").values_list(link, "tag_id"):
+            tags[record_id].append(tag_id)
+        spec = win_spec_for(model)
+        statuses = dict(model._meta.get_field("status").choices)
+        models = None
+        for record, row in zip(records, rows, strict=True):
+            row["tags"] = tags[record["id"]]
+            # "open" is the open status of leads and deals alike.
+            if record["status"] != LeadStatus.OPEN:
+                estimate = closed_estimate(spec, str(statuses.get(record["status"], record["status"])))
+            else:
+                if models is None:
+                    models = win_models_cached(spec, self.context)
+                estimate = open_estimate(
+                    spec,
+                    models.get(record["pipeline_id"]),
+                    values=row_values(spec, record),
+                    tag_ids=row["tags"],
+                )
+            row["automated_probability"] = estimate.probability
+            row["automated_probability_note"] = estimate.note
+
+
+class LeadListRows(TaggedWinRows):
     """The lead list's page as rows: the same JSON as LeadSerializer (crm.api.listing)."""
 
     serializer_class = LeadSerializer
@@ -409,29 +443,9 @@ class LeadListRows(ListRows):
         return ("score_breakdown__lines",)
 
     def complete(self, records: list[dict], rows: list[dict]) -> None:
-        tags = defaultdict(list)
-        links = Lead.tags.through.objects.filter(lead_id__in=[record["id"] for record in records])
-        for lead_id, tag_id in links.order_by("tag__name", "tag_id").values_list("lead_id", "tag_id"):
-            tags[lead_id].append(tag_id)
-        spec = win_spec_for(Lead)
-        statuses = dict(LeadStatus.choices)
-        models = None
+        super().complete(records, rows)
         for record, row in zip(records, rows, strict=True):
-            row["tags"] = tags[record["id"]]
             row["score_breakdown"] = shown_lines(record["score_breakdown__lines"])
-            if record["status"] != LeadStatus.OPEN:
-                estimate = closed_estimate(spec, str(statuses.get(record["status"], record["status"])))
-            else:
-                if models is None:
-                    models = win_models_cached(spec, self.context)
-                estimate = open_estimate(
-                    spec,
-                    models.get(record["pipeline_id"]),
-                    values=row_values(spec, record),
-                    tag_ids=row["tags"],
-                )
-            row["automated_probability"] = estimate.probability
-            row["automated_probability_note"] = estimate.note
 
 
 # --- action bodies --------------------------------------------------------------------------------

@@ -1,14 +1,12 @@
 """Serializers for opportunities, the forecast and the dashboard. Conventions: crm.api.serializers."""
 
-from collections import defaultdict
-
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from crm.api.listing import ListRows
 from crm.api.serializers import (
     TIMESTAMPS,
+    TaggedWinRows,
     WinProbabilityFieldsMixin,
     kanban_serializer,
     label,
@@ -17,9 +15,7 @@ from crm.api.serializers import (
     tags_field,
 )
 from crm.models import Account, Campaign, Contact, Pipeline, Stage
-from crm.win_probability import closed_estimate, open_estimate, row_values, win_models_cached
-from crm.win_probability import spec_for as win_spec_for
-from sales.models import Opportunity, OpportunityStatus, days_in_stage, is_rotting
+from sales.models import Opportunity, days_in_stage, is_rotting
 from sales.selectors import GROUP_BY_CHOICES
 
 
@@ -115,7 +111,7 @@ class OpportunitySerializer(WinProbabilityFieldsMixin, serializers.ModelSerializ
 OpportunityKanbanSerializer = kanban_serializer(OpportunitySerializer, "Opportunity")
 
 
-class OpportunityListRows(ListRows):
+class OpportunityListRows(TaggedWinRows):
     """The opportunity list's page and board cards as rows: the same JSON as OpportunitySerializer
     (crm.api.listing)."""
 
@@ -148,18 +144,9 @@ class OpportunityListRows(ListRows):
         )
 
     def complete(self, records: list[dict], rows: list[dict]) -> None:
-        tags = defaultdict(list)
-        links = Opportunity.tags.through.objects.filter(
-            opportunity_id__in=[record["id"] for record in records]
-        )
-        for deal_id, tag_id in links.order_by("tag__name", "tag_id").values_list("opportunity_id", "tag_id"):
-            tags[deal_id].append(tag_id)
+        super().complete(records, rows)
         weighted, usual_time = self.fields["weighted_amount"], self.fields["stage_usual_time"]
-        spec = win_spec_for(Opportunity)
-        statuses = dict(OpportunityStatus.choices)
-        models = None
         for record, row in zip(records, rows, strict=True):
-            row["tags"] = tags[record["id"]]
             first, last = record["contact__first_name"], record["contact__last_name"]
             row["contact_name"] = None if first is None else f"{first} {last}".strip()
             row["weighted_amount"] = weighted.to_representation(
@@ -170,19 +157,6 @@ class OpportunityListRows(ListRows):
             row["days_in_stage"] = days
             row["stage_usual_time"] = None if usual is None else usual_time.to_representation(round(usual, 1))
             row["is_rotting"] = is_rotting(days, usual)
-            if record["status"] != OpportunityStatus.OPEN:
-                estimate = closed_estimate(spec, str(statuses.get(record["status"], record["status"])))
-            else:
-                if models is None:
-                    models = win_models_cached(spec, self.context)
-                estimate = open_estimate(
-                    spec,
-                    models.get(record["pipeline_id"]),
-                    values=row_values(spec, record),
-                    tag_ids=row["tags"],
-                )
-            row["automated_probability"] = estimate.probability
-            row["automated_probability_note"] = estimate.note
 
 
 # --- forecast -------------------------------------------------------------------------------------
