@@ -288,7 +288,10 @@ def rollups_install_after_migrate(sender, using: str = "default", **kwargs) -> N
     """post_migrate: make sure every rollup's triggers exist (see the module's note on SQLite)."""
     from django.db import connections
 
+    from crm.reached import install_reach_triggers
+
     install_triggers(connections[using])
+    install_reach_triggers(connections[using])
 
 
 # --- the leads' rollup -------------------------------------------------------------------------------

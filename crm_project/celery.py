@@ -33,6 +33,8 @@ app.conf.beat_schedule = {
     "outbox-relay": {"task": "crm.events.tasks.outbox_relay", "schedule": 30.0},
     "webhook-deliveries-due": {"task": "crm.webhooks.tasks.webhook_deliveries_due", "schedule": 15.0},
     "jobs-queued-sweep": {"task": "crm.jobs.tasks.jobs_queued_sweep", "schedule": 60.0},
+    # The conversion funnel reads the stage history itself until a reordered pipeline is recounted.
+    "reached-stages-rebuild": {"task": "crm.reports.tasks.reached_stages_rebuild", "schedule": 120.0},
     "jobs-clean-up": {"task": "crm.jobs.tasks.jobs_clean_up", "schedule": crontab(hour=3, minute=40)},
     # Automation rules on time conditions and schedules, and runs whose retry fell due.
     "automation-time-scan": {"task": "crm.automation.tasks.automation_time_scan", "schedule": 300.0},

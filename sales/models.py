@@ -144,6 +144,12 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
     # When its newest activity was logged: written by the activity services, as a lead's is, so the
     # automation's "N days without activity" finds quiet deals through sales_opp_quiet_since.
     last_activity_at = models.DateTimeField(null=True, blank=True, editable=False)
+    reached_sequence = models.IntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The sequence of the furthest stage of its pipeline the deal has been in (crm.reached).",
+    )
 
     constraint_error_fields = {
         **TimeStampedModel.constraint_error_fields,
@@ -152,7 +158,7 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
     }
 
     # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
-    history = audit_history(derived_fields=("last_activity_at",))
+    history = audit_history(derived_fields=("last_activity_at", "reached_sequence"))
 
     class Meta:
         verbose_name_plural = "opportunities"

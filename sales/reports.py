@@ -212,26 +212,17 @@ def funnel_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
     )
     records = _leads(user, filters) if filters.kind == "lead" else report_deals(user, filters)
     records = records.filter(filters.period_q("created_at", instant=True), pipeline=pipeline)
-    # LeadStageChange or OpportunityStageChange: both are the record's "stage_changes".
-    changes = records.model._meta.get_field("stage_changes").related_model
-    # The furthest stage of each record's history, grouped once and joined (a subquery per record
-    # costs a lookup per record: seconds at a million leads).
-    furthest = (
-        changes.objects.filter(to_stage__pipeline=pipeline, to_stage__is_lost=False)
-        .order_by()
-        .values(of_record=F("record_id"))
-        .annotate(furthest=Max("to_stage__sequence"))
-    )
-    current = Case(
-        When(stage__is_lost=True, then=Value(-1)), default=F("stage__sequence"), output_field=IntegerField()
-    )
-    cohorts = records.values(record=F("pk"), cohort=TRUNC[filters.cohort]("created_at"), at_stage=current)
-    grouped = rows_over(
-        "SELECT r.cohort, CASE WHEN f.furthest > r.at_stage THEN f.furthest ELSE r.at_stage END, COUNT(*) "
-        "FROM {cohorts} r LEFT JOIN {furthest} f ON f.of_record = r.record GROUP BY 1, 2",
-        cohorts=cohorts,
-        furthest=furthest,
-    )
+    if pipeline.reach_stale:
+        grouped = _reached_from_history(records, pipeline, filters.cohort)
+    else:
+        # Each record carries how far it got (crm.reached): one pass over the records, no history.
+        grouped = (
+            records.values(
+                cohort=TRUNC[filters.cohort]("created_at"), reached=Coalesce("reached_sequence", -1)
+            )
+            .annotate(n=count_rows())
+            .values_list("cohort", "reached", "n")
+        )
     per_cohort: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for cohort, reached, count in grouped:
         label = _cohort_label(as_date(cohort), filters.cohort)
@@ -283,6 +274,31 @@ def funnel_report(*, user: Actor, filters: ReportFilters) -> ReportResult:
         ],
         notes=notes,
         chart={"rows": chart_rows, "label": "label", "value": "value", "kind": INTEGER},
+    )
+
+
+def _reached_from_history(records: QuerySet, pipeline: Pipeline, cohort: str) -> list[tuple]:
+    """(cohort, furthest sequence, count) read from the stage history: while ``pipeline`` waits for its
+    furthest stages to be recounted after its stages' order changed (crm.reached)."""
+    # LeadStageChange or OpportunityStageChange: both are the record's "stage_changes".
+    changes = records.model._meta.get_field("stage_changes").related_model
+    # The furthest stage of each record's history, grouped once and joined (a subquery per record
+    # costs a lookup per record: seconds at a million leads).
+    furthest = (
+        changes.objects.filter(to_stage__pipeline=pipeline, to_stage__is_lost=False)
+        .order_by()
+        .values(of_record=F("record_id"))
+        .annotate(furthest=Max("to_stage__sequence"))
+    )
+    current = Case(
+        When(stage__is_lost=True, then=Value(-1)), default=F("stage__sequence"), output_field=IntegerField()
+    )
+    cohorts = records.values(record=F("pk"), cohort=TRUNC[cohort]("created_at"), at_stage=current)
+    return rows_over(
+        "SELECT r.cohort, CASE WHEN f.furthest > r.at_stage THEN f.furthest ELSE r.at_stage END, COUNT(*) "
+        "FROM {cohorts} r LEFT JOIN {furthest} f ON f.of_record = r.record GROUP BY 1, 2",
+        cohorts=cohorts,
+        furthest=furthest,
     )
 
 

@@ -1,6 +1,7 @@
 """The opportunities' rollup declaration (kept by crm.rollups' triggers; the model is
 sales.models.OpportunityRollup)."""
 
+from crm.reached import Reach, register_reach
 from crm.rollups import CENTS, Rollup, register_rollup
 
 OPPORTUNITY_ROLLUP = Rollup(
@@ -55,3 +56,9 @@ OPPORTUNITY_BOARD_ROLLUP = Rollup(
     watched=("pipeline_id", "stage_id", "owner_id", "amount"),
 )
 register_rollup(OPPORTUNITY_BOARD_ROLLUP)
+
+# How far each deal got (crm.reached): what the conversion funnel of deals reads.
+OPPORTUNITY_REACH = Reach(
+    name="opportunities", table="sales_opportunity", history="sales_opportunitystagechange"
+)
+register_reach(OPPORTUNITY_REACH)

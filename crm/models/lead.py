@@ -241,6 +241,12 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
     # "recent activity" scoring rule reads. The activity services keep it current with an UPDATE of this
     # column alone (activities.services.lead_last_activity_refresh), so crm needs no query of theirs.
     last_activity_at = models.DateTimeField(null=True, blank=True, editable=False)
+    reached_sequence = models.IntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The sequence of the furthest stage of its pipeline the lead has been in (crm.reached).",
+    )
 
     constraint_error_fields = {
         **TimeStampedModel.constraint_error_fields,
@@ -248,7 +254,9 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
     }
 
     # Who changed what and when, through every entry point (the import engine writes its rows in bulk).
-    history = audit_history(derived_fields=("score", "score_breakdown", "last_activity_at"))
+    history = audit_history(
+        derived_fields=("score", "score_breakdown", "last_activity_at", "reached_sequence")
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

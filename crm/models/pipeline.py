@@ -38,6 +38,11 @@ class Pipeline(TimeStampedModel):
         default=False,
         help_text="Leads and opportunities of this pipeline can only be marked lost with a lost reason.",
     )
+    reach_stale = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="The stages' order changed since the records' furthest stages were counted (crm.reached).",
+    )
 
     objects = PipelineQuerySet.as_manager()
 

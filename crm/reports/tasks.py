@@ -8,3 +8,11 @@ def saved_reports_send_due() -> int:
     from crm.reports.services import saved_reports_send_due as send
 
     return send()
+
+
+@shared_task(name="crm.reports.tasks.reached_stages_rebuild", ignore_result=True)
+def reached_stages_rebuild() -> int:
+    """Recount the furthest stages of the records of pipelines whose stage order changed (beat)."""
+    from crm.reached import pipelines_rebuild
+
+    return pipelines_rebuild()

@@ -61,6 +61,13 @@ def _lower(values: Sequence[str]) -> list[str]:
 class StageInfo:
     id: int
     probability: int
+    sequence: int = 0
+    is_lost: bool = False
+
+    @property
+    def reached(self) -> int | None:
+        """A seeded record's ``reached_sequence`` (crm.reached): it has no history but its stage."""
+        return None if self.is_lost else self.sequence
 
 
 @dataclass
@@ -441,7 +448,7 @@ class DataSetGenerator:
         "id", "created_at", "updated_at", "name", "contact_name", "email", "phone", "company_name",
         "job_title", "pipeline_id", "stage_id", "priority", "rating", "source", "expected_revenue",
         "probability", "description", "status", "lost_reason_id", "lost_note", "converted_at",
-        "converted_account_id", "converted_contact_id", "owner_id",
+        "converted_account_id", "converted_contact_id", "owner_id", "reached_sequence",
     )  # fmt: skip
 
     def leads(self) -> Iterator[tuple]:
@@ -539,13 +546,14 @@ class DataSetGenerator:
                 converted_account,
                 converted_contact,
                 lead_owner,
+                stage.reached,
             )
         self.converted.sort()
 
     OPPORTUNITY_FIELDS = (
         "id", "created_at", "updated_at", "name", "account_id", "contact_id", "pipeline_id", "stage_id",
         "amount", "probability", "close_date", "opportunity_type", "priority", "status", "closed_at",
-        "lost_reason_id", "lost_note", "lead_id", "description", "owner_id",
+        "lost_reason_id", "lost_note", "lead_id", "description", "owner_id", "reached_sequence",
     )  # fmt: skip
 
     def opportunities(self) -> Iterator[tuple]:
@@ -647,6 +655,7 @@ class DataSetGenerator:
                 lead_id,
                 descriptions[int(r() * len(descriptions))] if r() < 0.3 else "",
                 opp_owner,
+                stage.reached,
             )
         self.converted = Conversions()
 

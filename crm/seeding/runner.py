@@ -16,6 +16,7 @@ from django.utils import timezone
 from crm.actors import SYSTEM
 from crm.importing.writing import column_defaults
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
+from crm.reached import drop_reach_triggers, install_reach_triggers
 from crm.registries import seed_tables
 from crm.rollups import drop_triggers, install_triggers, registered_rollups, rollup_rebuild
 from crm.seeding import words
@@ -170,6 +171,7 @@ def crm_seed(
         writer.begin()
         # A million rows are counted once at the end, not one trigger delta at a time.
         drop_triggers()
+        drop_reach_triggers()  # each record's furthest stage is generated with it
         user_ids = _sales_users(seed=seed, count=sizes.users)
         pipelines = _pipelines()
         tag_ids = _named(Tag, [{"name": name, "color": color} for name, color in words.TAGS])
@@ -282,6 +284,7 @@ def crm_seed(
             win_models_rebuild()
             tick(1)
         install_triggers()
+        install_reach_triggers()
         for rollup in registered_rollups():
             with progress.phase(f"{rollup.name} rollup", None) as tick:
                 tick(rollup_rebuild(rollup))
@@ -413,9 +416,11 @@ def _pipeline_info(pipeline: Pipeline) -> PipelineInfo:
     stages = list(Stage.objects.filter(pipeline=pipeline).order_by("sequence", "id"))
     return PipelineInfo(
         id=pipeline.pk,
-        open_stages=[StageInfo(s.pk, s.probability) for s in stages if not (s.is_won or s.is_lost)],
-        won=next((StageInfo(s.pk, s.probability) for s in stages if s.is_won), None),
-        lost=next((StageInfo(s.pk, s.probability) for s in stages if s.is_lost), None),
+        open_stages=[
+            StageInfo(s.pk, s.probability, s.sequence) for s in stages if not (s.is_won or s.is_lost)
+        ],
+        won=next((StageInfo(s.pk, s.probability, s.sequence) for s in stages if s.is_won), None),
+        lost=next((StageInfo(s.pk, s.probability, s.sequence, True) for s in stages if s.is_lost), None),
     )
 
 

@@ -14,12 +14,13 @@ from django.db.models import Count, F, Max, Min, Sum
 
 from activities.models import Activity
 from crm.models import Account, Contact, Lead, LeadRollup, LeadStatus, LostReason, Pipeline, Stage, Tag
+from crm.reached import LEAD_REACH, reached_differences
 from crm.rollups import LEAD_ROLLUP, rollup_differences
 from crm.seeding import Progress, SeedSizes
 from crm.seeding.generators import DataSetGenerator
 from crm.seeding.runner import seed_columns
 from sales.models import Opportunity
-from sales.rollups import OPPORTUNITY_ROLLUP
+from sales.rollups import OPPORTUNITY_REACH, OPPORTUNITY_ROLLUP
 from tests.factories import LeadFactory
 
 SIZES = {"leads": 200, "opportunities": 40, "accounts": 20, "contacts": 60, "activities": 400, "users": 5}
@@ -312,8 +313,12 @@ def test_seed_with_force_adds_to_existing_records_and_reuses_the_default_pipelin
     # triggers are back for the writes that follow.
     assert rollup_differences(LEAD_ROLLUP) == [] and rollup_differences(OPPORTUNITY_ROLLUP) == []
     assert LeadRollup.objects.aggregate(n=Sum("n"))["n"] == 201
-    LeadFactory(name="After the seed")
+    # Each seeded record's furthest stage is generated with it (its stage: the seed writes no history).
+    assert reached_differences(LEAD_REACH) == (0, []) and reached_differences(OPPORTUNITY_REACH) == (0, [])
+    assert Lead.objects.filter(reached_sequence__isnull=False).exists()
+    after = LeadFactory(name="After the seed")
     assert rollup_differences(LEAD_ROLLUP) == []
+    assert Lead.objects.get(pk=after.pk).reached_sequence == after.stage.sequence
 
 
 @pytest.mark.django_db
