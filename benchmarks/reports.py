@@ -72,8 +72,10 @@ def checked(client, url: str, sql, compare) -> tuple[str, None]:
 # --- the hand-written SQL of each report -----------------------------------------------------------
 
 
-def funnel_sql(table: str, history: str):
-    """Default pipeline, cohort month, all time: per (cohort, furthest stage reached) the records."""
+def funnel_sql(table: str):
+    """Default pipeline, cohort month, all time: per (cohort, furthest stage reached) the records, read
+    from each record's ``reached_sequence`` (crm.reached; before it, the furthest stage of each record's
+    history was grouped and joined: 1.5 s at a million leads)."""
     return [
         ("SELECT id FROM crm_pipeline WHERE is_default ORDER BY id LIMIT 1", []),
         (
@@ -82,16 +84,10 @@ def funnel_sql(table: str, history: str):
             [],
         ),
         (
-            f"""WITH pipeline AS (SELECT id FROM crm_pipeline WHERE is_default ORDER BY id LIMIT 1),
-            furthest AS (
-                SELECT h.record_id, max(s.sequence) AS m FROM {history} h
-                JOIN crm_stage s ON s.id = h.to_stage_id
-                WHERE s.pipeline_id = (SELECT id FROM pipeline) AND NOT s.is_lost GROUP BY h.record_id)
-            SELECT date_trunc('month', r.created_at) AS cohort,
-                greatest(coalesce(f.m, -1), CASE WHEN s.is_lost THEN -1 ELSE s.sequence END) AS reached,
-                count(*)
-            FROM {table} r JOIN crm_stage s ON s.id = r.stage_id LEFT JOIN furthest f ON f.record_id = r.id
-            WHERE r.pipeline_id = (SELECT id FROM pipeline) GROUP BY 1, 2""",
+            f"""SELECT date_trunc('month', r.created_at) AS cohort, coalesce(r.reached_sequence, -1), count(*)
+            FROM {table} r
+            WHERE r.pipeline_id = (SELECT id FROM crm_pipeline WHERE is_default ORDER BY id LIMIT 1)
+            GROUP BY 1, 2""",
             [],
         ),
     ]
@@ -362,14 +358,14 @@ def cases(args) -> list[h.Case]:
         report(
             "funnel of deals, by month",
             "funnel/",
-            funnel_sql("sales_opportunity", "sales_opportunitystagechange"),
+            funnel_sql("sales_opportunity"),
             funnel_compare,
             sizes=[("by year", "funnel/?cohort=year")],
         ),
         report(
             "funnel of leads, by month",
             "funnel/?kind=lead",
-            funnel_sql("crm_lead", "crm_leadstagechange"),
+            funnel_sql("crm_lead"),
             funnel_compare,
         ),
         report("pipeline velocity", "velocity/", h.sql_call(velocity_sql), velocity_compare),
