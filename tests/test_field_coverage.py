@@ -40,6 +40,12 @@ EXCLUDED = {
             "activity services for lead scoring; the activities themselves are listed on the lead"
             for door in (API, FILES, ADMIN)
         },
+        **{
+            ("reached_sequence", door): "derived: the sequence of the furthest stage the lead has been in, "
+            "kept by database triggers from its stage history for the conversion funnel (crm.reached); the "
+            "history itself is shown on the lead"
+            for door in (API, FILES, ADMIN)
+        },
         ("score", FILES): "derived: lead scoring recomputes it from the lead and its activities, so an "
         "import cannot set it and an export of it is stale the next day",
         ("score_breakdown", FILES): "derived: the lines behind the score, shown in the API and the admin's "
@@ -79,6 +85,12 @@ EXCLUDED = {
             ("last_activity_at", door): "derived: when the deal's newest activity was logged, kept by the "
             "activity services for the automation's 'N days without activity'; the activities themselves "
             "are listed on the deal"
+            for door in (API, FILES, ADMIN)
+        },
+        **{
+            ("reached_sequence", door): "derived: the sequence of the furthest stage the deal has been in, "
+            "kept by database triggers from its stage history for the conversion funnel (crm.reached); the "
+            "history itself is shown on the deal"
             for door in (API, FILES, ADMIN)
         },
     },
