@@ -225,7 +225,9 @@ def next_actions_mine(
             .order_by(Coalesce("last_activity_at", "created_at").asc(), "pk")
             .values("pk")[:MINE_SCAN]
         )
-        records = _annotated(source.open_records(user).filter(pk__in=Subquery(scanned)), rules, context)
+        records = _annotated(
+            source.open_records(user).filter(pk__in=Subquery(scanned)).order_by(), rules, context
+        )
         # Ranked here, not by the database: a rank column, its WHERE and its ORDER BY would each repeat
         # every rule's SQL, and compiling that took longer than the query and these 100 rows.
         flags = [_flag(rule) for rule in rules]

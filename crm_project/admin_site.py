@@ -66,11 +66,14 @@ class CRMAdminSite(admin.AdminSite):
         # Imported here: this module is loaded while the app registry is still being populated.
         from crm_project.dashboard import dashboard_context
 
+        each = self.each_context(request)
         context = {
-            **self.each_context(request),
+            **each,
             "title": self.index_title,
             "subtitle": None,
-            "app_list": self.get_app_list(request),
+            # The list the navigation sidebar shows: built once (it checks every model's permissions
+            # and reverses its URLs), not again for the page.
+            "app_list": each["available_apps"],
             **dashboard_context(request),
             **(extra_context or {}),
         }
