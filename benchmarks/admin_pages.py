@@ -19,6 +19,7 @@ filter form's choices; for the dashboard its figures (lead totals, opportunity t
 funnel, the agenda, the last wins). See benchmarks/_harness.py for how timing works.
 """
 
+import re
 import sys
 from pathlib import Path
 
@@ -61,9 +62,13 @@ YEARS_SQL = """
 """
 
 
-def changelist_steps(where: str = "TRUE", params=(), *, estimate: bool = False) -> list:
+def changelist_steps(
+    where: str = "TRUE", params=(), *, estimate: bool = False, cap: int | None = None
+) -> list:
     """The SQL steps of a changelist page: rows, their tags, the count (or the planner's estimate of
-    the table's rows, as the page shows it), the years, the sidebar."""
+    the table's rows, as the page shows it), the years, the sidebar. With ``cap`` (a filtered page of a
+    big table), the count reads at most ``cap`` + 1 rows and, past ``cap``, the planner's estimate of
+    the filtered rows (EXPLAIN), as the page does."""
 
     def rows(results):
         return (
@@ -83,13 +88,24 @@ def changelist_steps(where: str = "TRUE", params=(), *, estimate: bool = False) 
     def count(results):
         if estimate:
             return "SELECT reltuples::bigint FROM pg_class WHERE oid = 'crm_lead'::regclass", []
+        if cap is not None:
+            return f"SELECT count(*) FROM (SELECT 1 FROM crm_lead l WHERE {where} LIMIT %s) s", [
+                *params,
+                cap + 1,
+            ]
         return f"SELECT count(*) FROM crm_lead l WHERE {where}", list(params)
+
+    def count_estimate(counted):
+        if cap is None or counted[0][0] <= cap:
+            return None
+        return f"EXPLAIN (FORMAT JSON) SELECT 1 FROM crm_lead l WHERE {where}", list(params)
 
     def years(results):
         return YEARS_SQL.format(where=where), [*params, *params]
 
     sidebar = [lambda results, statement=statement: statement for statement in SIDEBAR_SQL]
-    return [rows, tags, count, years, *sidebar]
+    # The estimate runs last, from the count's rows (results[2]), so the parts keep their places.
+    return [rows, tags, count, years, *sidebar, lambda results: count_estimate(results[2])]
 
 
 def same_changelist_rows(client, url: str, sql) -> tuple[str, None]:
@@ -187,16 +203,27 @@ def cases(args) -> list[h.Case]:
     with CaptureQueriesContext(connection) as context:
         h.get_ok(client, CHANGELIST)
     estimate = any("reltuples" in query["sql"] for query in context.captured_queries)
+    # A filtered one counts up to a cap, then shows the planner's estimate of its rows.
+    with CaptureQueriesContext(connection) as context:
+        h.get_ok(client, CHANGELIST + FILTERED)
+    capped = next(
+        (
+            int(found.group(1)) - 1
+            for query in context.captured_queries
+            if (found := re.search(r"LIMIT (\d+)\) subquery$", query["sql"])) and "COUNT(*)" in query["sql"]
+        ),
+        None,
+    )
     unfiltered = changelist_steps(estimate=estimate)
-    filtered = changelist_steps("l.status = %s AND l.priority = %s", ("open", "high"))
+    filtered = changelist_steps("l.status = %s AND l.priority = %s", ("open", "high"), cap=capped)
     unfiltered_sql, filtered_sql = h.sql_chain(*unfiltered), h.sql_chain(*filtered)
 
     def parts(steps):
         return [
             ("rows + tags", h.sql_chain(*steps[:2])),
-            ("count", h.sql_chain(steps[2])),
+            ("count", h.sql_chain(steps[2], lambda results: steps[-1]([[], [], *results]))),
             ("years", h.sql_chain(steps[3])),
-            ("sidebar", h.sql_chain(*steps[4:])),
+            ("sidebar", h.sql_chain(*steps[4:-1])),
         ]
 
     def per_page(size: int, url: str):
@@ -269,6 +296,11 @@ def cases(args) -> list[h.Case]:
                 ("200 a page", per_page(200, CHANGELIST + FILTERED)),
             ],
             parts=parts(filtered),
+            notes=[
+                f"the page counts up to {capped:,} rows, then shows the planner's estimate (as the baseline)"
+            ]
+            if capped is not None
+            else [],
             check=lambda: same_changelist_rows(client, CHANGELIST + FILTERED, filtered_sql),
         ),
         h.Case(
@@ -283,8 +315,8 @@ def cases(args) -> list[h.Case]:
             name="admin dashboard",
             call=h.request_call(client, "/admin/"),
             sql=dashboard_sql,
-            target="p95 ≤ 500 ms",
-            target_p95_ms=500,
+            target="p95 ≤ 100 ms (issue 24)",
+            target_p95_ms=100,
             parts=[
                 (label, h.sql_call(lambda statements=statements: statements))
                 for label, statements in dashboard_statements.items()

@@ -201,6 +201,9 @@ CRM_TERRITORY_VISIBILITY = env.bool("CRM_TERRITORY_VISIBILITY", default=False)
 # An unfiltered admin changelist of a table at least this big shows PostgreSQL's row estimate ("about
 # N") instead of counting every row (crm.admin.scale).
 CRM_ADMIN_ESTIMATED_COUNT_MIN = env.int("CRM_ADMIN_ESTIMATED_COUNT_MIN", default=100_000)
+# On such a table, a filtered or searched changelist counts its rows exactly up to this many; past it
+# the page says "about N" from PostgreSQL's estimate of the filtered rows.
+CRM_ADMIN_EXACT_COUNT_MAX = env.int("CRM_ADMIN_EXACT_COUNT_MAX", default=10_000)
 
 # Bulk import: the largest file accepted (bytes), and where the admin keeps an upload between its
 # preview and the confirmation that imports it for real.

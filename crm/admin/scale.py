@@ -4,8 +4,11 @@ Two costs grow with a table and neither tells the user much on a big unfiltered 
 
 * the paginator's ``COUNT(*)``: with nothing filtered or searched, the count of the whole table is
   PostgreSQL's own estimate (``pg_class.reltuples``, kept by ANALYZE and autovacuum) and the page says
-  "about N". Any filter, search or date drill-down (anything that narrows the rows) counts exactly, as
-  do tables smaller than ``CRM_ADMIN_ESTIMATED_COUNT_MIN`` rows and databases other than PostgreSQL.
+  "about N". A filter, search or date drill-down (anything that narrows the rows) counts exactly up to
+  ``CRM_ADMIN_EXACT_COUNT_MAX`` rows; past that, "about N" from PostgreSQL's estimate of the filtered
+  rows (or "more than" the cap where the estimate is lower): a million open leads are not counted
+  one by one for a page of 100. Tables smaller than ``CRM_ADMIN_ESTIMATED_COUNT_MIN`` rows and
+  databases other than PostgreSQL count exactly.
 * the date hierarchy's ``SELECT DISTINCT date_trunc(...)`` over every row: the years, months or days
   it offers are those between the first and the last date of the rows shown (two index lookups), so
   a period without records can appear, and choosing it shows an empty list.
@@ -13,6 +16,7 @@ Two costs grow with a table and neither tells the user much on a big unfiltered 
 
 import datetime
 import functools
+import json
 import re
 
 from django.conf import settings
@@ -71,6 +75,38 @@ class EstimatedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         return self.estimated_count
+
+
+def query_row_estimate(queryset: QuerySet) -> int | None:
+    """PostgreSQL's estimate of the rows ``queryset`` returns (its plan's top row count), or None."""
+    if connections[queryset.db].vendor != "postgresql":
+        return None
+    plan = json.loads(queryset.order_by().explain(format="json"))
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class CappedCountPaginator(Paginator):
+    """A Paginator that counts at most ``cap`` + 1 rows. Up to ``cap`` the count is exact; past it
+    the page says "about N" from PostgreSQL's estimate of the rows (``count_is_estimate``), or "more
+    than ``cap``" where the estimate is lower than what was counted (``count_is_lower_bound``)."""
+
+    count_is_estimate = count_is_lower_bound = False
+
+    def __init__(self, object_list, per_page, *, cap: int, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.cap = cap
+
+    @cached_property
+    def count(self) -> int:
+        counted = self.object_list.order_by()[: self.cap + 1].count()
+        if counted <= self.cap:
+            return counted
+        estimate = query_row_estimate(self.object_list)
+        if estimate is not None and estimate > self.cap:
+            self.count_is_estimate = True
+            return estimate
+        self.count_is_lower_bound = True
+        return self.cap + 1
 
 
 # Up to this many years between the first and the last record, the year list is every year between
@@ -321,5 +357,15 @@ class ScalableChangeListMixin:
                     orphans=orphans,
                     allow_empty_first_page=allow_empty_first_page,
                     estimated_count=estimate,
+                )
+        if connections[queryset.db].vendor == "postgresql":
+            estimate = table_row_estimate(queryset.model, queryset.db)
+            if estimate is not None and estimate >= settings.CRM_ADMIN_ESTIMATED_COUNT_MIN:
+                return CappedCountPaginator(
+                    queryset,
+                    per_page,
+                    orphans=orphans,
+                    allow_empty_first_page=allow_empty_first_page,
+                    cap=settings.CRM_ADMIN_EXACT_COUNT_MAX,
                 )
         return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)

@@ -1,5 +1,6 @@
-"""Changelists of big tables: an estimated count when unfiltered (PostgreSQL), a date hierarchy without a
-DISTINCT over every row, a tie-break in the sort's direction, and a stage filter named in one query."""
+"""Changelists of big tables: an estimated count when unfiltered or past a cap (PostgreSQL), a date
+hierarchy without a DISTINCT over every row, a tie-break in the sort's direction, and a stage filter named
+in one query."""
 
 import datetime
 
@@ -72,7 +73,79 @@ def test_filtered_or_searched_changelist_counts_exactly(admin_client, stages, se
         assert not getattr(changelist.paginator, "count_is_estimate", False)
         assert changelist.result_count == expected
         assert "about" not in response.content.decode().split('class="paginator"')[1]
-        assert any(sql.startswith('SELECT COUNT(*) AS "__count" FROM "crm_lead" WHERE') for sql in sqls)
+        # Counted, up to CRM_ADMIN_EXACT_COUNT_MAX rows and one more.
+        assert any(
+            sql.startswith('SELECT COUNT(*) FROM (SELECT "crm_lead"."id"')
+            and sql.endswith("LIMIT 10001) subquery")
+            for sql in sqls
+        )
+
+
+def capped_counts(sqls):
+    return [
+        sql
+        for sql in sqls
+        if sql.startswith("SELECT COUNT(*) FROM (SELECT") and sql.endswith("LIMIT 3) subquery")
+    ]
+
+
+@on_postgresql
+@pytest.mark.django_db
+def test_a_filtered_list_past_the_cap_shows_the_estimate_of_its_rows_without_counting_them(
+    admin_client, stages, settings, monkeypatch
+):
+    settings.CRM_ADMIN_ESTIMATED_COUNT_MIN = 1
+    settings.CRM_ADMIN_EXACT_COUNT_MAX = 2
+    monkeypatch.setattr(admin.site._registry[Lead], "list_per_page", 2)
+    LeadFactory.create_batch(40, rating="hot")
+    LeadFactory.create_batch(10, rating="cold")
+    analyze_leads()
+
+    response, sqls = get(admin_client, LEADS + "?rating__exact=hot")
+
+    changelist = response.context["cl"]
+    assert changelist.paginator.count_is_estimate
+    assert 20 <= changelist.result_count <= 60  # the planner's figure from the statistics: not counted
+    assert len(capped_counts(sqls)) == 1
+    assert not [sql for sql in sqls if sql.startswith('SELECT COUNT(*) AS "__count" FROM "crm_lead"')]
+    content = response.content.decode().split('class="paginator"')[1]
+    assert f"about {changelist.result_count}" in content
+    assert len(changelist.result_list) == 2
+    assert {lead.rating for lead in changelist.result_list} == {"hot"}
+
+
+@on_postgresql
+@pytest.mark.django_db
+def test_a_filtered_list_the_planner_thinks_small_says_more_than_the_cap(admin_client, stages, settings):
+    settings.CRM_ADMIN_ESTIMATED_COUNT_MIN = 1
+    settings.CRM_ADMIN_EXACT_COUNT_MAX = 2
+    LeadFactory.create_batch(30, rating="cold")
+    analyze_leads()  # no hot lead in the statistics
+    LeadFactory.create_batch(4, rating="hot")
+
+    response, _sqls = get(admin_client, LEADS + "?rating__exact=hot")
+
+    changelist = response.context["cl"]
+    assert changelist.paginator.count_is_lower_bound and not changelist.paginator.count_is_estimate
+    assert changelist.result_count == 3
+    assert "more than 2" in response.content.decode().split('class="paginator"')[1]
+
+
+@on_postgresql
+@pytest.mark.django_db
+def test_a_filtered_list_within_the_cap_is_counted_exactly(admin_client, stages, settings):
+    settings.CRM_ADMIN_ESTIMATED_COUNT_MIN = 1
+    settings.CRM_ADMIN_EXACT_COUNT_MAX = 2
+    LeadFactory.create_batch(30, rating="cold")
+    LeadFactory.create_batch(2, rating="hot")
+    analyze_leads()
+
+    response, _sqls = get(admin_client, LEADS + "?rating__exact=hot")
+
+    changelist = response.context["cl"]
+    assert changelist.result_count == 2
+    assert not changelist.paginator.count_is_estimate and not changelist.paginator.count_is_lower_bound
+    assert "about" not in response.content.decode().split('class="paginator"')[1]
 
 
 @pytest.mark.django_db
