@@ -283,7 +283,7 @@ REST_FRAMEWORK = {
     ],
     # Search and ordering live in each app's FilterSet, so the selectors share them.
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "crm.api.framework.FilterBackend",
     ],
     # The API reads JSON bodies (a form can't say null or a list); the imports read their multipart file.
     # A body nested absurdly deep is a 400 (crm.api.parsers.DepthLimitedJSONParser).

@@ -18,6 +18,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError, Q, RestrictedError
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -62,6 +63,21 @@ def _positive_int_param(request, name: str) -> None:
         raise exceptions.ValidationError(
             {name: [f"“{value}” is not a page {name.split('_')[-1]}: use 1 or more."]}
         )
+
+
+# Query parameters that only page a list (``ordering`` is a filter of each FilterSet).
+PAGING_PARAMS = frozenset({"page", "page_size", "cursor", "format"})
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend, skipped for a list asked for no more than a page: a FilterSet given no
+    filter leaves the queryset as it is, after building its 30 filters and a form (a millisecond of a
+    20 ms cursor page)."""
+
+    def filter_queryset(self, request, queryset, view):
+        if PAGING_PARAMS.issuperset(request.query_params):
+            return queryset
+        return super().filter_queryset(request, queryset, view)
 
 
 class ApiPagination(PageNumberPagination):

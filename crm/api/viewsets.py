@@ -42,6 +42,23 @@ class ModelPermissions(DjangoModelPermissions):
         "DELETE": ["%(app_label)s.delete_%(model_name)s"],
     }
 
+    def _queryset(self, view):
+        # DRF builds the view's whole queryset (the selector: visibility, joins, annotations) only to
+        # read its model; a resource viewset names it (tests/api: its serializer's model is the
+        # selector's, for every resource).
+        model = served_model(view)
+        if model is not None:
+            return model._default_manager.none()
+        return super()._queryset(view)
+
+
+def served_model(view) -> type[Model] | None:
+    """The model a ServiceModelViewSet serves (its serializer's), None for any other view."""
+    if not isinstance(view, ServiceModelViewSet):
+        return None
+    meta = getattr(view.serializer_class, "Meta", None)
+    return getattr(meta, "model", None)
+
 
 class ImportPermissions(ModelPermissions):
     """A bulk import creates and updates records: it needs add_<model> and change_<model>."""

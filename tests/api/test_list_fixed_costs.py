@@ -1,0 +1,48 @@
+"""What a list request costs besides its rows (issue 24, lists at the speed of their SQL): the
+permission check names the model without building the selector's queryset, and a list asked for a
+page only skips the FilterSet, which would leave it as it is."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from crm.api.viewsets import ServiceModelViewSet, served_model
+from crm_project.api import build_router
+from tests.api.conftest import url
+from tests.factories import LeadFactory, UserFactory
+
+
+def resource_viewsets() -> list[type[ServiceModelViewSet]]:
+    found = {viewset for _prefix, viewset, _basename in build_router().registry}
+    return sorted((v for v in found if issubclass(v, ServiceModelViewSet)), key=lambda v: v.__name__)
+
+
+@pytest.mark.django_db
+def test_every_resource_serves_its_serializers_model(superuser):
+    viewsets = resource_viewsets()
+    assert len(viewsets) >= 20
+    for viewset in viewsets:
+        view = viewset()
+        assert served_model(view) is viewset.selector(user=superuser).model, viewset.__name__
+
+
+@pytest.mark.django_db
+def test_a_user_without_the_view_permission_is_still_refused(db):
+    client = APIClient()
+    client.force_authenticate(UserFactory())  # in no group: no permission
+    for path in ("leads/", "opportunities/", "activities/"):
+        assert client.get(url(path)).status_code == 403, path
+
+
+@pytest.mark.django_db
+def test_a_page_only_list_answers_what_a_filtered_one_with_empty_filters_does(api_as, people, stages):
+    LeadFactory.create_batch(7, stage=stages["New"], owner=people.users["owner"])
+    client = api_as("owner")
+    plain = client.get(url("leads/?page_size=5&cursor=")).json()
+    empty = client.get(url("leads/?page_size=5&cursor=&status=&search=")).json()
+    assert plain["results"] == empty["results"]
+    assert len(plain["results"]) == 5
+    by_name = client.get(url("leads/?page_size=50&ordering=name")).json()["results"]
+    names = [lead["name"] for lead in by_name]
+    assert names == sorted(names)
+    narrowed = client.get(url("leads/?page_size=50&status=converted")).json()
+    assert narrowed["count"] == 0
