@@ -136,6 +136,14 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # PostgreSQL's JIT compiles any query its planner costs above jit_above_cost: for the CRM's pages,
+    # each a few hundred milliseconds at most, compiling took longer than it saved (a rep's funnel at
+    # a million leads: 236 of its 345 ms). DATABASE_JIT=true keeps the server's setting.
+    if not env.bool("DATABASE_JIT", default=False):
+        for alias in DATABASES:
+            options = DATABASES[alias].setdefault("OPTIONS", {})
+            if "jit" not in options.get("options", ""):
+                options["options"] = f"{options.get('options', '')} -c jit=off".strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -618,8 +618,7 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
             for group in _funnel_groups_from_rollups(
                 lead_rollup,
                 later_stages,
-                None if every_lead else won_count,
-                None if every_lead else won_value,
+                None if every_lead else Opportunity.objects.filter(from_leads, status=OpportunityStatus.WON),
                 pipeline=pipeline,
             )
         ]
@@ -678,14 +677,18 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
 
 
 def _funnel_groups_from_rollups(
-    lead_rollup: QuerySet, later_stages: QuerySet[Stage], won_count, won_value, *, pipeline: Pipeline | None
+    lead_rollup: QuerySet,
+    later_stages: QuerySet[Stage],
+    won_deals: QuerySet | None,
+    *,
+    pipeline: Pipeline | None,
 ) -> list[dict[str, Any]]:
     """The funnel's groups (status and stage of the leads, with the won deals from leads) from the lead
     rollup, in one query as the live one. When every lead counts (all pipelines, a superuser), the won
     deals from leads come from the opportunities' rollup too (read first): their count as kept, their
     value as kept, converted a close month at a time where in another currency (``_split_currencies``).
-    ``won_count`` and ``won_value`` (live subqueries) serve otherwise."""
-    if pipeline is None and won_count is None:
+    ``won_deals`` (the won deals from the reader's leads) are counted otherwise."""
+    if pipeline is None and won_deals is None:
         won = OpportunityRollup.objects.filter(from_lead=1, status=OpportunityStatus.WON)
         kept, counted = _split_currencies(
             list(
@@ -704,12 +707,10 @@ def _funnel_groups_from_rollups(
             + sum((row["value"] or Decimal("0") for row in counted), Decimal("0")),
         }
     else:
-        won = {
-            "won": _PerGroup(Coalesce(Subquery(won_count), 0)),
-            "won_value": _PerGroup(
-                Coalesce(Subquery(won_value, output_field=MONEY), _zero(), output_field=MONEY)
-            ),
-        }
+        # Read on their own, once: as two subqueries of the groups' query, the won deals were joined
+        # to the reader's leads twice (a rep's funnel at a million leads: 2 × 100 ms).
+        totals = won_deals.aggregate(n=count_rows(), value=Sum(converted()))
+        won = {"won": totals["n"] or 0, "won_value": totals["value"] or Decimal("0")}
     known = {name: value for name, value in won.items() if not hasattr(value, "resolve_expression")}
     groups = (
         lead_rollup.order_by()
