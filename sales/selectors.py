@@ -51,6 +51,7 @@ from crm.selectors import (
     register_record_access,
     rollup_column_totals,
     tags_prefetch,
+    user_sees_everything,
 )
 from sales.currencies import MIXED, conversion_note, converted, month_bounds, monthly_rates
 from sales.filters import OpportunityFilter
@@ -612,7 +613,8 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
     won_value = won_deals.annotate(total=Sum(converted())).values("total")
     lead_rollup = lead_rollup_visible_to(user=user, pipeline=pipeline)
     if lead_rollup is not None:
-        every_lead = not leads.query.where.children
+        # A superuser or a CRM Admin sees every lead: the won deals from leads are the rollup's.
+        every_lead = pipeline is None and user_sees_everything(user)
         grouped = [
             {**group, "value": _cents(group["cents"])}
             for group in _funnel_groups_from_rollups(

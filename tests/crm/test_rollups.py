@@ -242,10 +242,12 @@ def test_pages_read_what_counting_the_records_shows_each_reader(people, stages):
         stage = rng.choice(list(stages.values()))
         owner = rng.choice(users)
         open_stage = rng.choice([stages["New"], stages["Qualified"], stages["Proposal"]])
-        LeadFactory(
+        lead = LeadFactory(
             stage=open_stage, pipeline=stage.pipeline, owner=owner, expected_revenue=rng.randint(0, 900)
         )
         OpportunityFactory(
+            # Half come from a lead, whose owner may be another than the deal's.
+            lead=lead if rng.random() < 0.5 else None,
             stage=stage,
             pipeline=stage.pipeline,
             owner=owner,
@@ -278,6 +280,10 @@ def test_pages_read_what_counting_the_records_shows_each_reader(people, stages):
         assert forecast(user=user)["totals"]["count"] == deals.filter(status="open").count()
         funnel = {step["key"]: step["count"] for step in conversion_funnel(user=user)}
         assert funnel["leads"] == leads.count()
+        # The won deals converted from the leads this user sees (a CRM Admin's from the rollup).
+        won_from_leads = Opportunity.objects.filter(status="won", lead__in=leads).count()
+        assert funnel["won"] == won_from_leads, name
+        assert won_from_leads > 0 or name != "crm_admin"
         # An unfiltered API list counts from the rollup; a filtered one counts its records.
         client = APIClient()
         client.force_authenticate(user)
