@@ -25,6 +25,7 @@ from crm.next_actions import (
     register_next_action_link,
     register_next_action_rule,
 )
+from crm.selectors import owned_records_visible_listed
 
 # The record kinds these rules read, and the activity's link to each.
 RECORDS = {"crm.lead": "lead", "sales.opportunity": "opportunity"}
@@ -34,11 +35,20 @@ def _open(fk: str):
     return Activity.objects.filter(**{fk: OuterRef("pk")}).exclude(status__in=CLOSED_ACTIVITY_STATUSES)
 
 
+def _visible_activities(context: Context):
+    """The activities the reader sees, their owners listed once for every rule of the call: the rule
+    is repeated in a subquery per record and per annotation (a rep's dashboard: 78 -> 63 ms)."""
+    rule = context.remember(
+        "visible_activities", lambda: owned_records_visible_listed(Activity, context.user)
+    )
+    return activity_visible_to(context.user) if rule is None else Activity.objects.filter(rule)
+
+
 def _overdue_annotations(fk: str):
     def annotations(context: Context) -> dict:
         # What the reader sees of them: the subject of a colleague's hidden task is not shown.
         overdue = (
-            activity_visible_to(context.user)
+            _visible_activities(context)
             .filter(**{fk: OuterRef("pk")}, due_date__lt=context.now)
             .exclude(status__in=CLOSED_ACTIVITY_STATUSES)
         )
@@ -89,7 +99,7 @@ def _overdue(record, context: Context) -> NextAction:
 def _meeting_annotations(fk: str):
     def annotations(context: Context) -> dict:
         held = (
-            activity_visible_to(context.user)
+            _visible_activities(context)
             .filter(**{fk: OuterRef("pk")}, activity_type=ActivityType.MEETING)
             .filter(status=ActivityStatus.COMPLETED)
             .annotate(held_at=Coalesce("completed_at", "due_date", "updated_at"))

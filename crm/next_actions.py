@@ -53,6 +53,13 @@ class NextAction:
 class Context:
     user: Actor
     now: datetime.datetime
+    # What the rules of one call share (a visibility rule read once for all of them): ``remember``.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def remember(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
     @property
     def today(self) -> datetime.date:

@@ -142,6 +142,22 @@ def owned_records_visible_to(queryset: QuerySet, user: Actor) -> QuerySet:
     return queryset.filter(condition)
 
 
+def owned_records_visible_listed(model: type[Model], user: Actor) -> Q | None:
+    """The rule of ``owned_records_visible_to`` with the owners ``user`` sees read now (one small query)
+    and written into it as a list: ``Q()`` for whoever sees every record, else no owner or one of
+    those. Where the rule is repeated (a correlated subquery per record) it compiles and runs faster,
+    and an index on the owner can answer it. None where a grant widens the rule: use
+    ``owned_records_visible_to`` then."""
+    if not user.is_authenticated or not user.is_active:
+        return Q(pk__in=[])
+    if user_sees_everything(user):
+        return Q()
+    if any(grant(model, user) is not None for grant in _VISIBILITY_GRANTS):
+        return None
+    owners = list(user_managed_ids(user).values_list("pk", flat=True))
+    return Q(owner__isnull=True) | Q(owner__in=owners)
+
+
 def owned_records_visible_owners(model: type[Model], user: Actor) -> Q | None:
     """The rule of ``owned_records_visible_to`` as a condition on an ``owner_id`` column where 0 means
     no owner, for figures kept per owner (the rollups): a rep's figures sum the owners they may see.

@@ -1,0 +1,44 @@
+"""``owned_records_visible_listed``: the visibility rule with the owners read first and listed (crm
+selectors), which "my next actions" repeats in its subqueries, sees exactly what the rule sees."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from activities.models import Activity
+from activities.selectors import activity_visible_to
+from crm.models import Lead
+from crm.selectors import lead_visible_to, owned_records_visible_listed
+from sales.models import Opportunity
+from sales.selectors import opportunity_visible_to
+from tests.factories import ActivityFactory, LeadFactory, OpportunityFactory, UserFactory
+
+
+@pytest.mark.django_db
+def test_each_reader_sees_through_the_listed_rule_what_the_rule_shows(people, stages):
+    owners = [*people.users.values(), None]
+    for index, owner in enumerate(owners * 2):
+        lead = LeadFactory(stage=stages["New"], owner=owner)
+        OpportunityFactory(stage=stages["New"], owner=owner)
+        ActivityFactory(lead=lead, owner=owners[(index + 1) % len(owners)])
+    inactive = UserFactory(is_active=False)
+    readers = {**people.users, "inactive": inactive, "plain": UserFactory()}
+    for name, reader in readers.items():
+        reader = get_user_model().objects.get(pk=reader.pk)
+        for model, visible_to in (
+            (Lead, lead_visible_to),
+            (Opportunity, opportunity_visible_to),
+            (Activity, activity_visible_to),
+        ):
+            rule = owned_records_visible_listed(model, reader)
+            assert rule is not None, (name, model)
+            listed = set(model.objects.filter(rule).values_list("pk", flat=True))
+            assert listed == set(visible_to(reader).values_list("pk", flat=True)), (name, model)
+    assert set(Activity.objects.filter(owned_records_visible_listed(Activity, people.users["owner"]))) != set(
+        Activity.objects.all()
+    )
+
+
+@pytest.mark.django_db
+def test_a_territory_grant_leaves_the_rule_to_the_selector(people, settings):
+    settings.CRM_TERRITORY_VISIBILITY = True
+    assert owned_records_visible_listed(Opportunity, people.users["owner"]) is None
