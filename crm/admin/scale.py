@@ -348,24 +348,10 @@ class ScalableChangeListMixin:
         return queryset, may_have_duplicates
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
-        if is_whole_table(queryset):
-            estimate = table_row_estimate(queryset.model, queryset.db)
-            if estimate is not None and estimate >= settings.CRM_ADMIN_ESTIMATED_COUNT_MIN:
-                return EstimatedCountPaginator(
-                    queryset,
-                    per_page,
-                    orphans=orphans,
-                    allow_empty_first_page=allow_empty_first_page,
-                    estimated_count=estimate,
-                )
-        if connections[queryset.db].vendor == "postgresql":
-            estimate = table_row_estimate(queryset.model, queryset.db)
-            if estimate is not None and estimate >= settings.CRM_ADMIN_ESTIMATED_COUNT_MIN:
-                return CappedCountPaginator(
-                    queryset,
-                    per_page,
-                    orphans=orphans,
-                    allow_empty_first_page=allow_empty_first_page,
-                    cap=settings.CRM_ADMIN_EXACT_COUNT_MAX,
-                )
+        estimate = table_row_estimate(queryset.model, queryset.db)  # None but on PostgreSQL
+        if estimate is not None and estimate >= settings.CRM_ADMIN_ESTIMATED_COUNT_MIN:
+            options = {"orphans": orphans, "allow_empty_first_page": allow_empty_first_page}
+            if is_whole_table(queryset):
+                return EstimatedCountPaginator(queryset, per_page, estimated_count=estimate, **options)
+            return CappedCountPaginator(queryset, per_page, cap=settings.CRM_ADMIN_EXACT_COUNT_MAX, **options)
         return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
