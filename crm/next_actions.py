@@ -2,10 +2,12 @@
 
 Each app registers the rules over the records it knows (crm: leads; sales: deals and their quotes;
 activities: overdue tasks and meetings without a follow-up, on both) with ``register_next_action_rule``.
-A rule is small: the values it needs as annotations, the SQL condition under which it fires, its weight,
-and a function that words the action for one record. Every rule of a kind of record is read in the same
-query, so a page of records (one record's page, the API, the dashboard's "my next actions") costs one
-query per kind of record, whatever the number of rules.
+A rule is small: the values it needs as annotations, the condition under which it fires, its weight,
+and a function that words the action for one record. Every rule's values for a kind of record are read in
+the same query, so a page of records (one record's page, the API, the dashboard's "my next actions") costs
+one query per kind of record, whatever the number of rules. The condition is a Q object of plain lookups
+on those values and the record's fields, asked of the values read (``fires``, with SQL's answer for
+NULL): as a CASE in the query it repeated each annotation it named, subqueries and all.
 
 The app that owns a kind of record registers where its open records come from
 (``register_next_action_source``: visibility applied, what the rules word with joined), and the app that
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.db.models import Case, IntegerField, Model, Q, QuerySet, Value, When
+from django.db.models import Model, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -72,7 +74,8 @@ class NextActionRule:
     weight: int
     # (context) -> {annotation name: expression}; names start with "nba_" and are the rule's own
     annotations: Callable[[Context], dict[str, Any]]
-    # (context) -> when the rule fires, over the record's fields and the annotations
+    # (context) -> when the rule fires: a Q of exact, isnull, lt, lte, gt, gte or in lookups on the
+    # record's own fields and the annotations, combined with &, | and ~
     condition: Callable[[Context], Q]
     # (record, context) -> the action (the condition held), or None after all
     action: Callable[[Model, Context], NextAction | None]
@@ -133,33 +136,91 @@ def record_admin_url(record: Model) -> str:
         return ""
 
 
-def _flag(rule: NextActionRule) -> str:
-    return f"nba_fires_{rule.key}"
-
-
 def _annotated(queryset: QuerySet, rules: list[NextActionRule], context: Context) -> QuerySet:
-    """``queryset`` with every rule's values and, per rule, its weight where it fires (else 0)."""
+    """``queryset`` with every rule's values. Whether a rule fires is asked of the values read
+    (``fires``), not of the database: a CASE per rule would repeat in SQL each annotation its condition
+    names, subqueries and all, to compile and to run."""
     for rule in rules:
         queryset = queryset.annotate(**rule.annotations(context))
-    flags = {
-        _flag(rule): Case(
-            When(rule.condition(context), then=Value(rule.weight)),
-            default=Value(0),
-            output_field=IntegerField(),
-        )
-        for rule in rules
-    }
-    return queryset.annotate(**flags)
+    return queryset
 
 
-def _actions_of(record: Model, rules: list[NextActionRule], context: Context) -> list[NextAction]:
+class UnsupportedCondition(ValueError):
+    """A rule's condition that ``fires`` cannot ask of values read: a join, an expression, a lookup it
+    does not know."""
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "exact": lambda value, other: value == other,
+    "lt": lambda value, other: value < other,
+    "lte": lambda value, other: value <= other,
+    "gt": lambda value, other: value > other,
+    "gte": lambda value, other: value >= other,
+    "in": lambda value, other: value in other,
+}
+
+
+def fires(condition: Q, value: Callable[[str], Any]) -> bool:
+    """Whether ``condition`` holds of a record whose field or annotation ``name`` is ``value(name)``,
+    as SQL would answer it: a comparison with NULL is unknown, and unknown is not a yes."""
+    return _truth(condition, value) is True
+
+
+def _truth(condition: Q, value: Callable[[str], Any]) -> bool | None:
+    answers = []
+    for child in condition.children:
+        if isinstance(child, Q):
+            answers.append(_truth(child, value))
+        else:
+            answers.append(_leaf(*child, value=value))
+    if condition.connector == Q.AND:
+        answer = False if False in answers else None if None in answers else True
+    else:
+        answer = True if True in answers else None if None in answers else False
+    if condition.negated and answer is not None:
+        return not answer
+    return answer
+
+
+def _leaf(path: str, other: Any, *, value: Callable[[str], Any]) -> bool | None:
+    name, _, lookup = path.partition("__")
+    lookup = lookup or "exact"
+    if hasattr(other, "resolve_expression") or (lookup != "isnull" and lookup not in _COMPARISONS):
+        raise UnsupportedCondition(f"A next-action condition cannot ask {path}={other!r} of a record.")
+    current = value(name)
+    if lookup == "exact" and other is None:  # Django's field=None is IS NULL
+        lookup, other = "isnull", True
+    if lookup == "isnull":
+        return (current is None) == bool(other)
+    if current is None or other is None:
+        return None
+    return _COMPARISONS[lookup](current, other)
+
+
+def _record_value(record: Model) -> Callable[[str], Any]:
+    """A record's field (a foreign key's id, never its row) or annotation, by name."""
+    fields = {field.name: field.attname for field in record._meta.concrete_fields}
+    return lambda name: getattr(record, fields.get(name, name))
+
+
+def _conditions(rules: list[NextActionRule], context: Context) -> list[tuple[NextActionRule, Q]]:
+    return [(rule, rule.condition(context)) for rule in rules]
+
+
+def _firing(conditions: list[tuple[NextActionRule, Q]], value: Callable[[str], Any]) -> list[NextActionRule]:
+    """The rules whose condition holds of the record whose values ``value`` gives."""
+    return [rule for rule, condition in conditions if fires(condition, value)]
+
+
+def _actions_of(
+    record: Model, conditions: list[tuple[NextActionRule, Q]], context: Context
+) -> list[NextAction]:
     """The record's actions, ranked, one per kind (the more pressing reason wins), links made."""
     found = []
-    for rule in rules:
-        if getattr(record, _flag(rule)):
-            action = rule.action(record, context)
-            if action is not None:
-                found.append(replace(action, priority=rule.weight))
+    for rule in _firing(conditions, _record_value(record)):
+        action = rule.action(record, context)
+        if action is not None:
+            found.append(replace(action, priority=rule.weight))
     found.sort(key=lambda action: (-action.priority, -action.urgency, action.rule))
     kept, kinds = [], set()
     for action in found:
@@ -199,8 +260,9 @@ def next_actions_for(
     records = source.open_records(user).filter(pk__in=ids)
     if not rules:
         return {record.pk: RecordActions(record, source.record_type) for record in records}
+    conditions = _conditions(rules, context)
     return {
-        record.pk: RecordActions(record, source.record_type, _actions_of(record, rules, context))
+        record.pk: RecordActions(record, source.record_type, _actions_of(record, conditions, context))
         for record in _annotated(records, rules, context)
     }
 
@@ -215,9 +277,9 @@ def next_actions_mine(
     *, user: Actor, limit: int = 10, now: datetime.datetime | None = None
 ) -> list[RecordActions]:
     """``user``'s own open records (those they own, of the kinds they may read) whose actions are the
-    most pressing, each with its best action first; at most ``limit`` records. Two queries per kind
-    (one where the user owns none): the records untouched the longest, then the rules over them; the
-    records where a rule fires come first, the weightiest first."""
+    most pressing, each with its best action first; at most ``limit`` records. Three queries per kind
+    (one where the user owns none): the records untouched the longest, the rules' values over them,
+    then the records shown; the records where a rule fires come first, the weightiest first."""
     context = Context(user=user, now=now or timezone.now())
     limit = max(1, min(limit, MINE_MAX))
     found: list[RecordActions] = []
@@ -237,20 +299,47 @@ def next_actions_mine(
         )
         if not scanned:
             continue
-        records = _annotated(source.open_records(user).filter(pk__in=scanned).order_by(), rules, context)
-        # Ranked here, not by the database: a rank column, its WHERE and its ORDER BY would each repeat
-        # every rule's SQL, and compiling that took longer than the query and these 100 rows.
-        flags = [_flag(rule) for rule in rules]
-        ranked = sorted(
-            ((max(getattr(record, flag) for flag in flags), record) for record in records),
-            key=lambda item: (-item[0], item[1].updated_at, item[1].pk),
+        # The rules' values of the scanned records are read as values, and whether each rule fires is
+        # asked of them: building a hundred records with their related rows cost more than reading
+        # them. Only the records shown are built, after, with the values read.
+        annotations = {name: value for rule in rules for name, value in rule.annotations(context).items()}
+        conditions = _conditions(rules, context)
+        fields = {path.partition("__")[0] for _rule, condition in conditions for path in _paths(condition)}
+        rows = (
+            source.open_records(user)
+            .filter(pk__in=scanned)
+            .order_by()
+            .annotate(**annotations)
+            .values("pk", "updated_at", *sorted(fields - set(annotations)), *annotations)
         )
-        for record in [record for rank, record in ranked if rank > 0][:limit]:
-            actions = _actions_of(record, rules, context)
+        ranked = sorted(
+            (
+                (max(rule.weight for rule in firing), row)
+                for row in rows
+                if (firing := _firing(conditions, row.__getitem__))
+            ),
+            key=lambda item: (-item[0], item[1]["updated_at"], item[1]["pk"]),
+        )
+        shown = {row["pk"]: row for _rank, row in ranked[:limit]}
+        records = source.open_records(user).filter(pk__in=list(shown)).in_bulk()
+        for pk, row in shown.items():
+            if (record := records.get(pk)) is None:
+                continue  # closed or handed over between the two reads
+            for name in annotations:
+                setattr(record, name, row[name])
+            actions = _actions_of(record, conditions, context)
             if actions:
                 found.append(RecordActions(record, source.record_type, actions))
     found.sort(key=lambda item: (-item.actions[0].priority, -item.actions[0].urgency, item.record_type))
     return found[:limit]
+
+
+def _paths(condition: Q) -> list[str]:
+    """The field and annotation paths ``condition`` names ("last_activity_at__lt", ...)."""
+    paths = []
+    for child in condition.children:
+        paths.extend(_paths(child) if isinstance(child, Q) else [child[0]])
+    return paths
 
 
 def days_since(moment: datetime.datetime | datetime.date | None, context: Context) -> int:

@@ -164,7 +164,7 @@ def make_book(stages, n: int, owner=None):
 @pytest.mark.django_db
 def test_dashboard_query_count_does_not_grow_with_the_data(admin_client, admin_user, stages):
     # The user's own leads and deals, each with next actions (no next step planned, a close date gone
-    # by): "My next actions" reads them in two queries per kind, whatever their number.
+    # by): "My next actions" reads them in three queries per kind, whatever their number.
     make_book(stages, 2, owner=admin_user)
     OpportunityFactory._meta.model.objects.update(close_date=datetime.date(2026, 1, 1))
     admin_client.get(reverse("admin:index"))  # warm the session and content types
@@ -180,7 +180,7 @@ def test_dashboard_query_count_does_not_grow_with_the_data(admin_client, admin_u
     assert len(first.context["my_next_actions"]) == 1
     assert len(second.context["my_next_actions"]) == 8
     assert len(large) == len(small)
-    # "My next actions" costs two queries for leads and two for deals (the records scanned, the rules
-    # over them); the won deals from leads are read from the deals' rollup before the funnel's query
-    # (18 in all, for a superuser).
-    assert len(large) <= 18, len(large)
+    # "My next actions" costs two queries for leads (the records scanned, the rules' values over them:
+    # none fires) and three for deals (and the deals shown); the won deals from leads are read from the
+    # deals' rollup before the funnel's query (19 in all, for a superuser).
+    assert len(large) <= 19, len(large)

@@ -13,7 +13,15 @@ from django.utils.formats import date_format
 
 from activities.models import Activity, ActivityStatus
 from crm.models import Lead
-from crm.next_actions import next_actions_for, next_actions_mine, next_actions_of
+from crm.next_actions import (
+    Context,
+    UnsupportedCondition,
+    fires,
+    next_action_rules,
+    next_actions_for,
+    next_actions_mine,
+    next_actions_of,
+)
 from sales.models import Opportunity
 from sales.models_quotes import Quote, QuoteStatus
 from tests.factories import ActivityFactory, ContactFactory, LeadFactory, OpportunityFactory
@@ -290,6 +298,101 @@ def test_no_next_step_on_lead_and_deal(superuser, stages):
     assert actions(superuser, lead) == {} and actions(superuser, deal) == {}
 
 
+# --- whether a rule fires: asked of the values read, as the database would answer ---------------------
+
+
+def test_every_rule_fires_on_the_values_read_where_the_database_says_it_does(superuser, people, stages):
+    """The rules' conditions are Q objects asked of the values a query read (``fires``), not a CASE in
+    SQL: on records made so that each rule's values are there, missing (NULL) or on either side of its
+    threshold, the answer must be the database's, rule by rule."""
+    owner = people.users["owner"]
+    leads = [
+        make_lead(stages["New"], rating="hot", created_days=5),  # unowned, hot, never contacted
+        make_lead(stages["New"], owner=owner, created_days=40, last_activity_days=20),
+        make_lead(stages["New"], owner=owner, created_days=40, last_activity_days=1),
+        make_lead(stages["New"], owner=owner, created_days=0),
+    ]
+    planned(leads[1])
+    ActivityFactory(lead=leads[2], activity_type="task", due_date=ago(2))
+    ActivityFactory(
+        lead=leads[3],
+        activity_type="meeting",
+        status=ActivityStatus.COMPLETED,
+        due_date=ago(3),
+        completed_at=ago(3),
+    )
+    # Logging those activities touched the leads: one has been quiet for 20 days, one for a day.
+    Lead.objects.filter(pk=leads[1].pk).update(last_activity_at=ago(20))
+    Lead.objects.filter(pk=leads[2].pk).update(last_activity_at=ago(1))
+    deals = [
+        make_deal(stages["Proposal"], owner=owner, created_days=30, last_activity_days=20),
+        make_deal(stages["Proposal"], owner=owner, created_days=30, last_activity_days=0),
+        make_deal(
+            stages["New"], created_days=2, close_date=timezone.localdate(NOW) - datetime.timedelta(days=1)
+        ),
+        make_deal(stages["New"], owner=owner, created_days=30),
+    ]
+    quote(deals[0], status=QuoteStatus.SENT, number="Q-1", sent_days=10)
+    quote(deals[1], status=QuoteStatus.ACCEPTED, number="Q-2", sent_days=3, answered_at=ago(1))
+    quote(deals[2], status=QuoteStatus.DRAFT, number="Q-3", created_days=2)
+    quote(deals[3], status=QuoteStatus.SENT, number="Q-4", sent_days=1)
+    planned(deals[1])
+    ActivityFactory(opportunity=deals[0], activity_type="task", due_date=ago(2))
+    for deal in (deals[2], deals[3]):  # a meeting held; on the last deal, a call after it
+        meeting = ActivityFactory(
+            opportunity=deal,
+            activity_type="meeting",
+            status=ActivityStatus.COMPLETED,
+            due_date=ago(5),
+            completed_at=ago(5),
+        )
+        Activity.objects.filter(pk=meeting.pk).update(created_at=ago(6))
+    ActivityFactory(
+        opportunity=deals[3],
+        activity_type="call",
+        status=ActivityStatus.COMPLETED,
+        due_date=ago(1),
+        completed_at=ago(1),
+    )
+    context = Context(user=superuser, now=NOW)
+    asked = {}
+    for model, records in ((Lead, leads), (Opportunity, deals)):
+        rules = next_action_rules(model._meta.label)
+        fields = {field.name: field.attname for field in model._meta.concrete_fields}
+        annotated = model.objects.filter(pk__in=[record.pk for record in records])
+        for rule in rules:
+            annotated = annotated.annotate(**rule.annotations(context))
+        for rule in rules:
+            condition = rule.condition(context)
+            in_sql = set(annotated.filter(condition).values_list("pk", flat=True))
+            in_python = {
+                record.pk
+                for record in annotated
+                if fires(
+                    condition,
+                    lambda name, record=record, fields=fields: getattr(record, fields.get(name, name)),
+                )
+            }
+            assert in_python == in_sql, rule.key
+            asked[rule.key] = (len(in_sql), len(records) - len(in_sql))
+    # Each rule was asked where it fires and where it does not.
+    assert all(fired and not_fired for fired, not_fired in asked.values()), asked
+
+
+def test_a_condition_the_values_cannot_answer_is_refused_not_guessed():
+    from django.db.models import F, Q
+
+    with pytest.raises(UnsupportedCondition):
+        fires(Q(stage__is_won=True), lambda name: None)
+    with pytest.raises(UnsupportedCondition):
+        fires(Q(created_at__lt=F("updated_at")), lambda name: None)
+    # NULL: unknown, whether asked or denied; IS NULL is a plain answer.
+    assert not fires(Q(score__gt=1), lambda name: None)
+    assert not fires(~Q(score__gt=1), lambda name: None)
+    assert fires(Q(score__isnull=True) | Q(score__gt=1), lambda name: None)
+    assert fires(Q(score=None), lambda name: None)
+
+
 # --- closed and hidden records, my next actions -------------------------------------------------------
 
 
@@ -346,11 +449,12 @@ def test_a_page_of_records_costs_one_query_per_kind(superuser, stages, django_as
         "activity_overdue",
     }
     # Mine: a kind of record the user owns none of costs one query (the permission checks of a
-    # superuser need none), one they own two: the records scanned, then the rules over them.
+    # superuser need none), one they own three: the records scanned, the rules' values over them, and
+    # the records shown.
     with django_assert_max_num_queries(2):
         assert next_actions_mine(user=superuser, limit=10, now=NOW) == []
     Opportunity.objects.update(owner=superuser)
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(4):
         assert len(next_actions_mine(user=superuser, limit=10, now=NOW)) == 10
 
 
