@@ -43,6 +43,7 @@ from crm.selectors import (
     lead_visible_to,
     owned_records_editable_by,
     owned_records_visible_owners,
+    owned_records_visible_owners_listed,
     owned_records_visible_to,
     pipeline_for_board,
     pipeline_kanban,
@@ -144,8 +145,10 @@ def opportunity_kanban(
 # not a matter of owners (a territory grant), the records are counted as before.
 
 
-def _rollup_visible_to(rollup: QuerySet, model, user: Actor, pipeline: Pipeline | None) -> QuerySet | None:
-    owners = owned_records_visible_owners(model, user)
+def _rollup_visible_to(
+    rollup: QuerySet, model, user: Actor, pipeline: Pipeline | None, *, listed: bool = False
+) -> QuerySet | None:
+    owners = (owned_records_visible_owners_listed if listed else owned_records_visible_owners)(model, user)
     if owners is None:
         return None
     rollup = rollup.filter(owners)
@@ -153,7 +156,8 @@ def _rollup_visible_to(rollup: QuerySet, model, user: Actor, pipeline: Pipeline 
 
 
 def opportunity_rollup_visible_to(*, user: Actor, pipeline: Pipeline | None = None) -> QuerySet | None:
-    return _rollup_visible_to(OpportunityRollup.objects.all(), Opportunity, user, pipeline)
+    # Rows by owner and close month (110,000 at 5M leads): the owners listed, read from its owner index.
+    return _rollup_visible_to(OpportunityRollup.objects.all(), Opportunity, user, pipeline, listed=True)
 
 
 def lead_rollup_visible_to(*, user: Actor, pipeline: Pipeline | None = None) -> QuerySet | None:

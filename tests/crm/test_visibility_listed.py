@@ -7,8 +7,13 @@ from django.contrib.auth import get_user_model
 from activities.models import Activity
 from activities.selectors import activity_visible_to
 from crm.models import Lead
-from crm.selectors import lead_visible_to, owned_records_visible_listed
-from sales.models import Opportunity
+from crm.selectors import (
+    lead_visible_to,
+    owned_records_visible_listed,
+    owned_records_visible_owners,
+    owned_records_visible_owners_listed,
+)
+from sales.models import Opportunity, OpportunityRollup
 from sales.selectors import opportunity_visible_to
 from tests.factories import ActivityFactory, LeadFactory, OpportunityFactory, UserFactory
 
@@ -42,3 +47,23 @@ def test_each_reader_sees_through_the_listed_rule_what_the_rule_shows(people, st
 def test_a_territory_grant_leaves_the_rule_to_the_selector(people, settings):
     settings.CRM_TERRITORY_VISIBILITY = True
     assert owned_records_visible_listed(Opportunity, people.users["owner"]) is None
+    assert owned_records_visible_owners_listed(Opportunity, people.users["owner"]) is None
+
+
+@pytest.mark.django_db
+def test_each_reader_sums_through_the_listed_owners_the_rollup_rows_the_rule_sums(people, stages):
+    """``owned_records_visible_owners_listed`` (a rep's figures from the deals' rollup, read from its
+    owner index) picks the rollup rows the one-condition rule picks, for every kind of reader."""
+    for owner in [*people.users.values(), None, None]:
+        OpportunityFactory(stage=stages["New"], owner=owner)
+    readers = {**people.users, "inactive": UserFactory(is_active=False), "plain": UserFactory()}
+    picked = {}
+    for name, reader in readers.items():
+        reader = get_user_model().objects.get(pk=reader.pk)
+        rule = owned_records_visible_owners(Opportunity, reader)
+        listed = owned_records_visible_owners_listed(Opportunity, reader)
+        rows = set(OpportunityRollup.objects.filter(rule).values_list("pk", flat=True))
+        assert set(OpportunityRollup.objects.filter(listed).values_list("pk", flat=True)) == rows, name
+        picked[name] = len(rows)
+    # Not everyone alike: the rule narrows some readers, and the unowned deals' rows are always there.
+    assert len(set(picked.values())) > 1 and picked["plain"] > 0 and picked["inactive"] == 0
