@@ -132,6 +132,19 @@ class Activity(TimeStampedModel):
         ordering = ["-due_date", "-id"]
         indexes = [
             models.Index(fields=["owner", "status", "due_date"], name="act_owner_status_due"),
+            # An agenda: the open activities of an owner (or of everyone) by due date, the overdue
+            # first. Without them the oldest due dates of every owner's closed activities were read
+            # and thrown away, more of them as the table grows (16,000 rows at 10M activities).
+            models.Index(
+                fields=["owner", "due_date", "id"],
+                condition=~Q(status__in=CLOSED_ACTIVITY_STATUSES),
+                name="act_owner_open_due",
+            ),
+            models.Index(
+                fields=["due_date", "id"],
+                condition=~Q(status__in=CLOSED_ACTIVITY_STATUSES),
+                name="act_open_due",
+            ),
             # The performance board's activities logged per owner in a period.
             models.Index(fields=["owner", "created_at"], name="act_owner_created"),
             # The reminders' periodic claim reads only the reminders not yet sent.

@@ -78,3 +78,43 @@ def test_calendar_lists_a_few_per_day_but_counts_them_all(stages):
     first, second = days[datetime.date(2026, 3, 2)], days[datetime.date(2026, 3, 3)]
     assert ([a.subject for a in first.activities], first.count) == (["at 8", "at 9", "at 10", "at 11"], 6)
     assert ([a.subject for a in second.activities], second.count) == (["next day"], 1)
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the partial indexes' plans are PostgreSQL's")
+def test_the_agenda_reads_the_open_activities_by_due_date_not_every_closed_one(stages):
+    """An owner's overdue activities come from the partial index of open activities by owner and due
+    date (act_owner_open_due), everyone's from one of the open activities' (act_open_due at volume):
+    read by the due-date index, the oldest closed activities of every owner were read and thrown away,
+    more of them as the table grew."""
+    from activities.models import Activity
+
+    me = UserFactory()
+    lead = LeadFactory(stage=stages["New"])
+    now = timezone.now()
+    closed = [
+        Activity(
+            lead=lead,
+            owner=me if index % 3 else None,
+            subject=f"Done {index}",
+            activity_type="call",
+            status="completed",
+            due_date=now - datetime.timedelta(days=400 - index % 300),
+            completed_at=now - datetime.timedelta(days=400 - index % 300),
+        )
+        for index in range(3000)
+    ]
+    Activity.objects.bulk_create(closed)
+    ActivityFactory(lead=lead, owner=me, subject="Late", due_date=now - datetime.timedelta(days=2))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE activities_activity")
+    superuser = UserFactory(is_superuser=True, is_staff=True)
+    for owner, everyone, index in ((me, False, "act_owner_open_due"), (superuser, True, "open_due")):
+        with CaptureQueriesContext(connection) as queries:
+            agenda = activity_agenda(user=superuser, owner=owner, everyone=everyone)
+        assert [activity.subject for activity in agenda.overdue] == ["Late"]
+        overdue_sql = queries.captured_queries[0]["sql"]
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN {overdue_sql}")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert index in plan, plan
