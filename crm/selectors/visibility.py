@@ -2,6 +2,7 @@
 registry other apps add their records' rules to.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,14 +149,19 @@ def owned_records_visible_listed(model: type[Model], user: Actor) -> Q | None:
     those. Where the rule is repeated (a correlated subquery per record) it compiles and runs faster,
     and an index on the owner can answer it. None where a grant widens the rule: use
     ``owned_records_visible_to`` then."""
+    return _listed(model, user, lambda owners: Q(owner__isnull=True) | Q(owner__in=owners))
+
+
+def _listed(model: type[Model], user: Actor, rule: Callable[[list[int]], Q]) -> Q | None:
+    """Nothing for an inactive user, ``Q()`` for whoever sees every record, None where a grant widens
+    the rule, else ``rule`` of the owners ``user`` sees, read now."""
     if not user.is_authenticated or not user.is_active:
         return Q(pk__in=[])
     if user_sees_everything(user):
         return Q()
     if any(grant(model, user) is not None for grant in _VISIBILITY_GRANTS):
         return None
-    owners = list(user_managed_ids(user).values_list("pk", flat=True))
-    return Q(owner__isnull=True) | Q(owner__in=owners)
+    return rule(list(user_managed_ids(user).values_list("pk", flat=True)))
 
 
 def owned_records_visible_owners(model: type[Model], user: Actor) -> Q | None:
@@ -181,13 +187,7 @@ def owned_records_visible_owners_listed(model: type[Model], user: Actor) -> Q | 
     one-condition form (an OR with the CRM Admin membership) has every row read. Costs a small query
     (and the membership's, once per user object); for a rollup of many rows (the deals' by close month:
     110,000 at 5M leads), not for one of a few hundred. None as there."""
-    if not user.is_authenticated or not user.is_active:
-        return Q(pk__in=[])
-    if user_sees_everything(user):
-        return Q()
-    if any(grant(model, user) is not None for grant in _VISIBILITY_GRANTS):
-        return None
-    return Q(owner_id__in=[0, *user_managed_ids(user).values_list("pk", flat=True)])
+    return _listed(model, user, lambda owners: Q(owner_id__in=[0, *owners]))
 
 
 def shared_records_editable_by(queryset: QuerySet, user: Actor) -> QuerySet:
