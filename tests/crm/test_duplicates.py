@@ -2,6 +2,8 @@
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from crm.duplicates import PUBLIC_EMAIL_DOMAINS, find_duplicates
@@ -72,6 +74,39 @@ def test_similar_contact_and_lead_names(stages):
     LeadFactory(name="L2", email="", contact_name="", company_name="Initech Software Inc")
     LeadFactory(name="L3", email="", contact_name="", company_name="Umbrella")
     assert list(found(lead)) == ["L2"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigram indexes are PostgreSQL's")
+@pytest.mark.parametrize("kind", ["lead", "contact", "account"])
+def test_similar_names_are_found_through_the_trigram_indexes_not_by_reading_every_record(stages, kind):
+    # similarity(name, value) >= 0.5 alone is answered by reading every row: 300 ms for each name of
+    # a lead created among a million, 400 ms for a contact's page among 300,000.
+    record = {
+        "lead": lambda: LeadFactory(email="", contact_name="Jonathan Smith", company_name="Initech Software"),
+        "contact": lambda: ContactFactory(first_name="Jonathan", last_name="Smith", email=""),
+        "account": lambda: AccountFactory(name="Initech Software"),
+    }[kind]()
+    indexes = {
+        "lead": {"crm_lead_contact_name_trgm", "crm_lead_company_name_trgm"},
+        "contact": {"crm_contact_full_name_trgm"},
+        "account": {"crm_account_name_trgm"},
+    }[kind]
+    with CaptureQueriesContext(connection) as ctx:
+        find_duplicates(record)
+    similar = [q["sql"] for q in ctx.captured_queries if "SIMILARITY(" in q["sql"]]
+    assert len(similar) == len(indexes)
+    used = set()
+    with connection.cursor() as cursor:
+        # A handful of rows would be read faster without an index: ask what the planner can use.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        for sql in similar:
+            cursor.execute(f"EXPLAIN {sql}")
+            text = "\n".join(row[0] for row in cursor.fetchall())
+            used |= {name for name in indexes if name in text}
+        # The threshold the index answers at is ours for the statement only.
+        cursor.execute("SELECT current_setting('pg_trgm.similarity_threshold')")
+        assert cursor.fetchone()[0] == "0.3"
+    assert used == indexes
 
 
 def test_an_account_website_domain_matches_unless_public(db):
