@@ -13,7 +13,7 @@ from django.db.models import Case, F, IntegerField, JSONField, Q, QuerySet, Valu
 
 from crm.actors import Actor, actor_ensure_given
 from crm.models import AccountChurnRisk, ChurnModel, StageTiming
-from crm.selectors import account_editable_by, user_sees_everything
+from crm.selectors import shared_records_editable_condition, user_sees_everything
 
 WRITE_BATCH = 5000
 
@@ -51,7 +51,7 @@ def account_churn_annotations(user: Actor) -> dict:
     """``churn_score`` and ``churn_reasons`` of each account, None where ``user`` may not change it."""
     if user_sees_everything(user) or getattr(user, "is_superuser", False):
         return {"churn_score": F("churn_risk__score"), "churn_reasons": F("churn_risk__reasons")}
-    shown = Q(pk__in=account_editable_by(user).values("pk"))
+    shown = shared_records_editable_condition(user)
     return {
         "churn_score": Case(
             When(shown, then=F("churn_risk__score")), default=Value(None), output_field=IntegerField()

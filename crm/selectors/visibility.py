@@ -196,9 +196,19 @@ def shared_records_editable_by(queryset: QuerySet, user: Actor) -> QuerySet:
         return queryset.none()
     if user.is_superuser:
         return queryset
-    return queryset.filter(
-        Q(owner__isnull=True) | Q(owner__in=user_team_ids(user)) | Q(_crm_admin_membership(user))
-    )
+    return queryset.filter(shared_records_editable_condition(user))
+
+
+def shared_records_editable_condition(user: Actor) -> Q:
+    """The rule of ``shared_records_editable_by`` as a condition on the record's own columns, for a
+    value shown only where it holds (``Case(When(...))``). Written as ``pk IN (the editable records)``
+    instead, PostgreSQL hashes every editable record of the table before the first row: 30 ms per
+    annotation at 100,000 accounts. Nothing for an inactive user, ``Q()`` for a superuser."""
+    if not user.is_authenticated or not user.is_active:
+        return Q(pk__in=[])
+    if user.is_superuser:
+        return Q()
+    return Q(owner__isnull=True) | Q(owner__in=user_team_ids(user)) | Q(_crm_admin_membership(user))
 
 
 def owner_assignable_by(user: Actor) -> QuerySet:
