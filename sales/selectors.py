@@ -34,12 +34,11 @@ from django.db.models.functions import Coalesce, TruncMonth, TruncQuarter
 from crm.actors import Actor
 from crm.db.aggregates import count_rows
 from crm.filters import filter_queryset
-from crm.models import Lead, LeadRollup, Pipeline, Stage
+from crm.models import Lead, LeadRollup, Pipeline, Stage, StageTiming
 from crm.selectors import (
     KANBAN_DEFAULT_LIMIT,
     Filters,
     KanbanBoard,
-    filters_narrow,
     lead_visible_to,
     owned_records_editable_by,
     owned_records_visible_owners,
@@ -51,6 +50,7 @@ from crm.selectors import (
     priority_rank,
     register_record_access,
     rollup_column_totals,
+    rollup_where,
     tags_prefetch,
     user_managed_ids,
     user_sees_everything,
@@ -89,14 +89,17 @@ register_record_access(Opportunity, visible_to=opportunity_visible_to, editable_
 
 
 def opportunity_annotate_stage_time(queryset: QuerySet[Opportunity]) -> QuerySet[Opportunity]:
-    """When each deal entered its stage (its latest stage change) and the stage's usual time (a join):
-    what ``Opportunity.is_rotting`` needs, without a query per row."""
+    """When each deal entered its stage (its latest stage change) and the stage's usual time: what
+    ``Opportunity.is_rotting`` needs, without a query per row. Both are subqueries, not joins: a join
+    to the stage and its timing stays in every query of the list (its count too) and makes its plan
+    costlier to find (crm.api.listing.ListRows.queryset)."""
     entered = Subquery(
         OpportunityStageChange.objects.filter(record=OuterRef("pk"))
         .order_by("-changed_at", "-pk")
         .values("changed_at")[:1]
     )
-    return queryset.annotate(stage_entered_at=entered, stage_usual_days=F("stage__timing__usual_days"))
+    usual = Subquery(StageTiming.objects.filter(stage_id=OuterRef("stage_id")).values("usual_days")[:1])
+    return queryset.annotate(stage_entered_at=entered, stage_usual_days=usual)
 
 
 def opportunity_list(*, user: Actor, filters: Filters = None) -> QuerySet[Opportunity]:
@@ -120,6 +123,9 @@ def opportunity_kanban(
     """The opportunities board of ``pipeline`` (default: the default pipeline); ``total`` sums amount.
     ``cards``: see ``crm.selectors.pipeline_kanban``."""
 
+    # The board's rollup keeps deals by pipeline, stage and owner alone.
+    where = rollup_where(filters, {"owner": "owner_id", "stage": "stage_id"})
+
     def from_rollup(stages):
         return rollup_column_totals(
             OpportunityBoardRollup.objects.all(),
@@ -127,6 +133,7 @@ def opportunity_kanban(
             user=user,
             model=Opportunity,
             sum_field="amount_cents",
+            where=where,
         )
 
     return pipeline_kanban(
@@ -134,7 +141,7 @@ def opportunity_kanban(
         pipeline=pipeline_for_board(pipeline),
         value_field="amount",
         limit=limit,
-        column_totals=None if filters_narrow(filters) else from_rollup,
+        column_totals=None if where is None else from_rollup,
         cards=cards,
     )
 

@@ -12,7 +12,9 @@ tests/crm/test_api_list_rows.py checks both give the same JSON for varied record
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from django.db.models import QuerySet
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Model, OuterRef, QuerySet, Subquery
+from django.db.models.constants import LOOKUP_SEP
 from rest_framework import serializers
 
 # Field types whose JSON is not the stored value itself (a datetime's ISO text in the current time
@@ -34,7 +36,18 @@ _PAGING = frozenset({"page", "page_size", "cursor", "ordering", "format"})
 def list_narrowed(params: Mapping[str, Any]) -> bool:
     """Whether a list's query parameters may leave records out (a filter, a search): if not, its count
     is every record the reader sees, which a rollup knows."""
-    return any(value not in (None, "") for name, value in params.items() if name not in _PAGING)
+    return bool(list_narrowing(params))
+
+
+# The list filters that the rollups of leads and deals (crm.rollups) keep their rows by: query
+# parameter → rollup column. Each takes one value (an id, a status).
+ROLLUP_FILTERS = {"status": "status", "owner": "owner_id", "pipeline": "pipeline_id", "stage": "stage_id"}
+
+
+def list_narrowing(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The query parameters that may leave records out (a filter, a search), with their values (the last
+    given, as the filters read them)."""
+    return {name: value for name, value in params.items() if name not in _PAGING and value not in (None, "")}
 
 
 class ListRows:
@@ -78,9 +91,21 @@ class ListRows:
 
     def queryset(self, queryset: QuerySet, counted: Callable[[], int | None] | None = None) -> "CountedRows":
         """``queryset`` (the selector's, filtered and ordered) reading only the page's columns, and
-        counted without the joins that read its labels, or by ``counted()`` when it gives a number."""
+        counted without the joins that read its labels, or by ``counted()`` when it gives a number.
+
+        A label of a related record (``account__name``) is read by a subquery on that record's primary
+        key, not a join: each join multiplies the orders PostgreSQL weighs when it plans the page, and
+        the deal list's seven took 28 ms to plan for 3 ms of execution; a page's 25 rows then cost 25
+        index lookups per label, a fraction of a millisecond."""
         extra = [lookup for lookup in self.extra_lookups() if lookup not in self.lookups.values()]
-        rows = queryset.prefetch_related(None).values(*self.lookups.values(), *extra)
+        columns, labels = [], {}
+        for lookup in (*self.lookups.values(), *extra):
+            label = related_label(queryset.model, lookup)
+            if label is None:
+                columns.append(lookup)
+            else:
+                labels[lookup] = label
+        rows = queryset.prefetch_related(None).values(*columns, **labels)
         return CountedRows(rows, queryset, counted)
 
     def extra_lookups(self) -> tuple[str, ...]:
@@ -106,6 +131,28 @@ class ListRows:
 
     def complete(self, records: list[dict], rows: list[dict]) -> None:
         """Fill the ``computed`` fields of ``rows`` (the JSON) from ``records`` (the rows read)."""
+
+
+def related_label(model: type[Model], lookup: str) -> Subquery | None:
+    """``lookup`` (``account__name``, ``contact__account__name``) as a subquery reading it from the
+    related record by its primary key, when every step of it is a foreign key or one-to-one link
+    followed forwards (one row or none, as the left join gives); None for a column of ``model``, or a
+    path through a many-valued relation."""
+    head, _, rest = lookup.partition(LOOKUP_SEP)
+    if not rest:
+        return None
+    step, target = model, [*lookup.split(LOOKUP_SEP)]
+    for name in target[:-1]:
+        try:
+            field = step._meta.get_field(name)
+        except FieldDoesNotExist:
+            return None
+        if not field.concrete or not (field.many_to_one or field.one_to_one):
+            return None
+        step = field.related_model
+    first = model._meta.get_field(head)
+    related = first.related_model._base_manager.filter(pk=OuterRef(first.attname))
+    return Subquery(related.order_by().values(rest)[:1])
 
 
 class CountedRows:

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from crm import selectors, services
 from crm.api.duplicates import DuplicatesViewSetMixin
 from crm.api.import_export import ImportExportViewSetMixin
-from crm.api.listing import kanban_data, read_as_rows
+from crm.api.listing import ROLLUP_FILTERS, kanban_data, read_as_rows
 from crm.api.merge import MergeInputSerializer, MergeViewSetMixin
 from crm.api.next_actions import NextActionsViewSetMixin
 from crm.api.serializers import (
@@ -69,6 +69,7 @@ class LeadViewSet(
     serializer_class = LeadSerializer
     list_rows = LeadListRows
     list_rollup = LeadRollup
+    list_rollup_filters = ROLLUP_FILTERS
     filterset_class = LeadFilter
     selector = staticmethod(selectors.lead_list)
     # Input serializers per action (their field names also name the fields in error responses).

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from crm import services
 from crm.api import schema
-from crm.api.listing import list_narrowed
+from crm.api.listing import list_narrowing
 from crm.selectors import rollup_count
 
 # --- permissions ----------------------------------------------------------------------------------
@@ -237,6 +237,9 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
     list_rows: type | None = None
     # A rollup of the records (``n`` per owner, crm.rollups) that counts an unfiltered list page.
     list_rollup: type[Model] | None = None
+    # The filters the rollup's rows answer too (query parameter → rollup column, such as status →
+    # status): a list narrowed by these alone is counted from the rollup as well.
+    list_rollup_filters: dict[str, str] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -277,9 +280,13 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
             return super().list(request, *args, **kwargs)
         builder = list_rows(self.get_serializer_context())
         rollup, counted = type(self).list_rollup, None
-        if rollup is not None and not list_narrowed(request.query_params):
-            model = builder.serializer_class.Meta.model
-            counted = partial(rollup_count, rollup, model=model, user=request.user)
+        if rollup is not None:
+            # Reached once the filters have accepted the parameters (a bad value is a 400 first).
+            narrowing, columns = list_narrowing(request.query_params), type(self).list_rollup_filters
+            if narrowing.keys() <= columns.keys():
+                model = builder.serializer_class.Meta.model
+                where = {columns[name]: value for name, value in narrowing.items()}
+                counted = partial(rollup_count, rollup, model=model, user=request.user, where=where)
         queryset = builder.queryset(self.filter_queryset(self.get_queryset()), counted)
         page = self.paginate_queryset(queryset)
         if page is None:

@@ -34,7 +34,6 @@ from .kanban import (
     KanbanColumn,
     _kanban_first_cards,
     _window_ordering,
-    filters_narrow,
     lead_kanban,
     lead_kanban_cards,
     pipeline_for_board,
@@ -42,6 +41,7 @@ from .kanban import (
     pipeline_kanban_cards,
     rollup_column_totals,
     rollup_count,
+    rollup_where,
 )
 from .lists import (
     Filters,
@@ -122,7 +122,6 @@ __all__ = [
     "contact_visible_to",
     "conversion_account_match",
     "conversion_contact_match",
-    "filters_narrow",
     "lead_editable_by",
     "lead_kanban",
     "lead_kanban_cards",
@@ -155,6 +154,7 @@ __all__ = [
     "related_shown",
     "rollup_column_totals",
     "rollup_count",
+    "rollup_where",
     "sales_team_visible_to",
     "shared_records_editable_by",
     "shared_records_editable_condition",

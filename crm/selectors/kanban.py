@@ -2,7 +2,7 @@
 board's size.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -27,7 +27,7 @@ from crm.db.aggregates import count_rows
 from crm.models import Lead, LeadRollup, Pipeline, Stage
 
 from .lists import Filters, lead_list
-from .visibility import owned_records_visible_owners
+from .visibility import owned_records_visible_owners, owned_records_visible_owners_listed
 
 # --- kanban boards --------------------------------------------------------------------------------
 
@@ -80,22 +80,42 @@ def _window_ordering(queryset: QuerySet) -> list:
 _NOT_NARROWING = frozenset({"pipeline", "limit", "ordering", "offset", "format"})
 
 
-def filters_narrow(filters: Filters) -> bool:
-    """Whether ``filters`` (query parameters) may leave records out: if not, a board's or a report's
-    figures are the rollups' (a bad value narrows: the live query reports it)."""
-    if not filters:
-        return False
-    return any(value not in (None, "") for name, value in filters.items() if name not in _NOT_NARROWING)
+# The leads board's filters that LeadRollup's rows answer: query parameter → rollup column.
+LEAD_BOARD_ROLLUP_FILTERS = {"owner": "owner_id", "status": "status", "stage": "stage_id"}
 
 
-def rollup_column_totals(rollup: QuerySet, *, stages: list[Stage], user: Actor, model, sum_field: str):
+def rollup_where(filters: Filters, columns: Mapping[str, str]) -> dict[str, object] | None:
+    """``filters`` (query parameters) as conditions on a rollup's columns (``columns``: query parameter
+    → column, such as owner → owner_id), or None when one of them is not a column of the rollup: then
+    the records are counted. A bad value is reported by the records' filters first (a board builds
+    their queryset before it counts)."""
+    narrowing = {
+        name: value
+        for name, value in (filters or {}).items()
+        if name not in _NOT_NARROWING and value not in (None, "")
+    }
+    if not narrowing.keys() <= columns.keys():
+        return None
+    return {columns[name]: value for name, value in narrowing.items()}
+
+
+def rollup_column_totals(
+    rollup: QuerySet,
+    *,
+    stages: list[Stage],
+    user: Actor,
+    model,
+    sum_field: str,
+    where: dict[str, object] | None = None,
+):
     """Each stage's count and value total from a rollup (``n`` and ``sum_field`` in cents), over the
-    owners ``user`` sees; None when visibility is not a matter of owners (then the board counts)."""
+    owners ``user`` sees and the rows ``where`` keeps (see ``rollup_where``); None when visibility is
+    not a matter of owners (then the board counts)."""
     owners = owned_records_visible_owners(model, user)
     if owners is None:
         return None
     rows = (
-        rollup.filter(owners, stage_id__in=[stage.pk for stage in stages])
+        rollup.filter(owners, stage_id__in=[stage.pk for stage in stages], **(where or {}))
         .order_by()
         .values("stage_id")
         .annotate(count=Sum("n"), cents=Sum(sum_field))
@@ -106,14 +126,18 @@ def rollup_column_totals(rollup: QuerySet, *, stages: list[Stage], user: Actor, 
     ]
 
 
-def rollup_count(rollup: type[Model], *, model: type[Model], user: Actor) -> int | None:
+def rollup_count(
+    rollup: type[Model], *, model: type[Model], user: Actor, where: dict[str, object] | None = None
+) -> int | None:
     """How many records of ``model`` ``user`` sees, summed from ``rollup`` (its ``n`` per owner), or None
     when visibility is not a matter of owners (then the caller counts the records): a list's count of a
-    million rows read from a few hundred."""
-    owners = owned_records_visible_owners(model, user)
+    million rows read from a few hundred. ``where`` narrows the rollup's rows (column → value: those
+    whose records a list's filters keep, such as ``status`` and ``owner_id``). The owners are listed
+    first, so an index on the rollup's owner answers it (the deals' rollup has 22,000 rows at 1M)."""
+    owners = owned_records_visible_owners_listed(model, user)
     if owners is None:
         return None
-    return rollup.objects.filter(owners).aggregate(n=Sum("n"))["n"] or 0
+    return rollup.objects.filter(owners, **(where or {})).aggregate(n=Sum("n"))["n"] or 0
 
 
 def pipeline_kanban(
@@ -213,10 +237,16 @@ def lead_kanban(
     """The leads board of ``pipeline`` (default: the default pipeline); ``total`` sums expected revenue.
     ``cards``: see ``pipeline_kanban``."""
     pipeline = pipeline_for_board(pipeline)
+    where = rollup_where(filters, LEAD_BOARD_ROLLUP_FILTERS)
 
     def from_rollup(stages):
         return rollup_column_totals(
-            LeadRollup.objects.all(), stages=stages, user=user, model=Lead, sum_field="expected_revenue_cents"
+            LeadRollup.objects.all(),
+            stages=stages,
+            user=user,
+            model=Lead,
+            sum_field="expected_revenue_cents",
+            where=where,
         )
 
     return pipeline_kanban(
@@ -224,7 +254,7 @@ def lead_kanban(
         pipeline=pipeline,
         value_field="expected_revenue",
         limit=limit,
-        column_totals=None if filters_narrow(filters) else from_rollup,
+        column_totals=None if where is None else from_rollup,
         cards=cards,
     )
 

@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import (
-    F,
+    OuterRef,
     Prefetch,
     QuerySet,
+    Subquery,
 )
 
 from crm.actors import Actor
@@ -38,9 +39,18 @@ def lead_list(*, user: Actor, filters: Filters = None) -> QuerySet[Lead]:
         lead_visible_to(user)
         .select_related("pipeline", "stage", "owner", "lost_reason", "score_breakdown")
         .prefetch_related(tags_prefetch())
-        .annotate(priority_rank=priority_rank(), converted_opportunity_pk=F("converted_opportunity__id"))
+        .annotate(priority_rank=priority_rank(), converted_opportunity_pk=_converted_opportunity_pk())
     )
     return filter_queryset(LeadFilter, queryset, filters)
+
+
+def _converted_opportunity_pk() -> Subquery:
+    """The id of the deal a lead was converted into: a subquery on the deal's lead, not a join, which
+    would stay in every query of the list, its count too (crm.api.listing.ListRows.queryset). The deal
+    model is sales', reached through the relation it declares."""
+    relation = Lead._meta.get_field("converted_opportunity")
+    deals = relation.related_model._base_manager.filter(**{relation.field.name: OuterRef("pk")})
+    return Subquery(deals.order_by().values("pk")[:1])
 
 
 def account_list(*, user: Actor, filters: Filters = None) -> QuerySet[Account]:

@@ -7,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from crm.api.listing import kanban_data, read_as_rows
+from crm.api.listing import ROLLUP_FILTERS, kanban_data, read_as_rows
 from crm.api.next_actions import NextActionsViewSetMixin
 from crm.api.serializers import (
     KanbanQuerySerializer,
@@ -58,6 +58,7 @@ class OpportunityViewSet(
     selector = staticmethod(selectors.opportunity_list)
     list_rows = OpportunityListRows
     list_rollup = OpportunityRollup
+    list_rollup_filters = ROLLUP_FILTERS
     # Input serializers per action (their field names also name the fields in error responses).
     action_serializers = {
         "kanban": KanbanQuerySerializer,

@@ -268,6 +268,18 @@ def test_pages_read_what_counting_the_records_shows_each_reader(people, stages):
             in_stage = deals.filter(stage=column.stage)
             assert column.count == in_stage.count(), name
             assert column.total == sum((deal.amount or 0 for deal in in_stage), Decimal("0.00")), name
+        # A board of one owner's records (a rep's own) reads the rollup's rows of that owner.
+        for other in people.users.values():
+            mine = {"owner": str(other.pk)}
+            for column in lead_kanban(user=user, filters={**mine, "status": "open"}).columns:
+                in_stage = leads.filter(stage=column.stage, owner=other, status="open")
+                assert (column.count, column.total) == (
+                    in_stage.count(),
+                    sum((lead.expected_revenue or 0 for lead in in_stage), Decimal("0.00")),
+                ), (name, other.username)
+            for column in opportunity_kanban(user=user, filters=mine).columns:
+                in_stage = deals.filter(stage=column.stage, owner=other)
+                assert column.count == in_stage.count(), (name, other.username)
         figures = dashboard(user=user)
         assert figures["total_leads"] == leads.count()
         assert figures["open_opportunities"]["count"] == deals.filter(status="open").count()
@@ -284,7 +296,7 @@ def test_pages_read_what_counting_the_records_shows_each_reader(people, stages):
         won_from_leads = Opportunity.objects.filter(status="won", lead__in=leads).count()
         assert funnel["won"] == won_from_leads, name
         assert won_from_leads > 0 or name != "crm_admin"
-        # An unfiltered API list counts from the rollup; a filtered one counts its records.
+        # An API list unfiltered, or filtered by the rollup's columns, counts from the rollup.
         client = APIClient()
         client.force_authenticate(user)
         for path, records in (("leads/", leads), ("opportunities/", deals)):
@@ -294,6 +306,10 @@ def test_pages_read_what_counting_the_records_shows_each_reader(people, stages):
             assert page.json()["count"] == records.count(), (name, path)
             page = client.get(f"/api/v1/crm/{path}?page_size=1&status=open")
             assert page.json()["count"] == records.filter(status="open").count(), (name, path)
+            for other in people.users.values():
+                page = client.get(f"/api/v1/crm/{path}?page_size=1&status=open&owner={other.pk}")
+                expected = records.filter(status="open", owner=other).count()
+                assert page.json()["count"] == expected, (name, path, other.username)
 
 
 @pytest.mark.django_db(transaction=True)
