@@ -22,6 +22,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Concat, Lower, Replace, Upper
 
 from crm.models import Account, Contact, Lead
+from crm.selectors import with_email
 
 PUBLIC_EMAIL_DOMAINS = frozenset(
     {
@@ -138,7 +139,7 @@ def find_duplicates(record, *, queryset=None, limit: int = MAX_MATCHES) -> list[
 
     email = (getattr(record, rules.email) or "").strip() if rules.email else ""
     if email:
-        add(base.filter(**{f"{rules.email}__iexact": email})[:limit], "same email")
+        add(with_email(base, email, rules.email)[:limit], "same email")
 
     domain = company_domain(record)
     if domain:

@@ -18,13 +18,14 @@ from activities.service.models import Ticket, TicketChannel, TicketMessage, Tick
 from activities.service.services import ticket_create, ticket_message_create
 from crm.actors import SYSTEM
 from crm.models import Contact
+from crm.selectors import with_email
 
 NUMBER = re.compile(r"\bT-(\d{6,})\b")
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 
 
 def _contact_of(address: str) -> Contact | None:
-    return Contact.objects.filter(email__iexact=address).select_related("account").order_by("pk").first()
+    return with_email(Contact.objects.all(), address).select_related("account").order_by("pk").first()
 
 
 @transaction.atomic

@@ -53,7 +53,7 @@ from .lists import (
     stage_list,
     tag_list,
 )
-from .matching import conversion_account_match, conversion_contact_match
+from .matching import conversion_account_match, conversion_contact_match, with_email
 from .visibility import (
     _RECORD_ACCESS,
     CRM_ADMIN_GROUP,
@@ -167,4 +167,5 @@ __all__ = [
     "user_manages_a_team",
     "user_sees_everything",
     "user_team_ids",
+    "with_email",
 ]
