@@ -33,12 +33,6 @@ CONVERTED = (
 _PAGING = frozenset({"page", "page_size", "cursor", "ordering", "format"})
 
 
-def list_narrowed(params: Mapping[str, Any]) -> bool:
-    """Whether a list's query parameters may leave records out (a filter, a search): if not, its count
-    is every record the reader sees, which a rollup knows."""
-    return bool(list_narrowing(params))
-
-
 # The list filters that the rollups of leads and deals (crm.rollups) keep their rows by: query
 # parameter → rollup column. Each takes one value (an id, a status).
 ROLLUP_FILTERS = {"status": "status", "owner": "owner_id", "pipeline": "pipeline_id", "stage": "stage_id"}
@@ -46,7 +40,8 @@ ROLLUP_FILTERS = {"status": "status", "owner": "owner_id", "pipeline": "pipeline
 
 def list_narrowing(params: Mapping[str, Any]) -> dict[str, Any]:
     """The query parameters that may leave records out (a filter, a search), with their values (the last
-    given, as the filters read them)."""
+    given, as the filters read them). Without any, a list's count is every record the reader sees,
+    which a rollup knows; with only those of ``ROLLUP_FILTERS``, the rollup's rows of those values."""
     return {name: value for name, value in params.items() if name not in _PAGING and value not in (None, "")}
 
 
@@ -141,8 +136,8 @@ def related_label(model: type[Model], lookup: str) -> Subquery | None:
     head, _, rest = lookup.partition(LOOKUP_SEP)
     if not rest:
         return None
-    step, target = model, [*lookup.split(LOOKUP_SEP)]
-    for name in target[:-1]:
+    step = model
+    for name in lookup.split(LOOKUP_SEP)[:-1]:
         try:
             field = step._meta.get_field(name)
         except FieldDoesNotExist:
