@@ -49,8 +49,7 @@ from crm.selectors import (
     pipeline_kanban_cards,
     priority_rank,
     register_record_access,
-    rollup_column_totals,
-    rollup_where,
+    rollup_board_totals,
     tags_prefetch,
     user_managed_ids,
     user_sees_everything,
@@ -122,26 +121,20 @@ def opportunity_kanban(
 ) -> KanbanBoard:
     """The opportunities board of ``pipeline`` (default: the default pipeline); ``total`` sums amount.
     ``cards``: see ``crm.selectors.pipeline_kanban``."""
-
-    # The board's rollup keeps deals by pipeline, stage and owner alone.
-    where = rollup_where(filters, {"owner": "owner_id", "stage": "stage_id"})
-
-    def from_rollup(stages):
-        return rollup_column_totals(
-            OpportunityBoardRollup.objects.all(),
-            stages=stages,
-            user=user,
-            model=Opportunity,
-            sum_field="amount_cents",
-            where=where,
-        )
-
     return pipeline_kanban(
         queryset=opportunity_list(user=user, filters=filters),
         pipeline=pipeline_for_board(pipeline),
         value_field="amount",
         limit=limit,
-        column_totals=None if where is None else from_rollup,
+        column_totals=rollup_board_totals(
+            OpportunityBoardRollup,
+            user=user,
+            model=Opportunity,
+            sum_field="amount_cents",
+            filters=filters,
+            # The board's rollup keeps deals by pipeline, stage and owner alone.
+            columns={"owner": "owner_id", "stage": "stage_id"},
+        ),
         cards=cards,
     )
 

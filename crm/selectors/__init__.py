@@ -39,9 +39,8 @@ from .kanban import (
     pipeline_for_board,
     pipeline_kanban,
     pipeline_kanban_cards,
-    rollup_column_totals,
+    rollup_board_totals,
     rollup_count,
-    rollup_where,
 )
 from .lists import (
     Filters,
@@ -152,9 +151,8 @@ __all__ = [
     "registered_annotations",
     "related_seen_annotations",
     "related_shown",
-    "rollup_column_totals",
+    "rollup_board_totals",
     "rollup_count",
-    "rollup_where",
     "sales_team_visible_to",
     "shared_records_editable_by",
     "shared_records_editable_condition",

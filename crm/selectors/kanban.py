@@ -99,6 +99,26 @@ def rollup_where(filters: Filters, columns: Mapping[str, str]) -> dict[str, obje
     return {columns[name]: value for name, value in narrowing.items()}
 
 
+def rollup_board_totals(
+    rollup: type[Model],
+    *,
+    user: Actor,
+    model: type[Model],
+    sum_field: str,
+    filters: Filters,
+    columns: Mapping[str, str],
+) -> Callable[[list[Stage]], list[dict] | None] | None:
+    """A board's ``column_totals`` (see ``pipeline_kanban``) read from ``rollup``'s rows that
+    ``filters`` keep (``columns``: see ``rollup_where``), or None when a filter is not one of its
+    columns: then the board counts its records."""
+    where = rollup_where(filters, columns)
+    if where is None:
+        return None
+    return lambda stages: rollup_column_totals(
+        rollup.objects.all(), stages=stages, user=user, model=model, sum_field=sum_field, where=where
+    )
+
+
 def rollup_column_totals(
     rollup: QuerySet,
     *,
@@ -236,25 +256,19 @@ def lead_kanban(
 ) -> KanbanBoard:
     """The leads board of ``pipeline`` (default: the default pipeline); ``total`` sums expected revenue.
     ``cards``: see ``pipeline_kanban``."""
-    pipeline = pipeline_for_board(pipeline)
-    where = rollup_where(filters, LEAD_BOARD_ROLLUP_FILTERS)
-
-    def from_rollup(stages):
-        return rollup_column_totals(
-            LeadRollup.objects.all(),
-            stages=stages,
+    return pipeline_kanban(
+        queryset=lead_list(user=user, filters=filters),
+        pipeline=pipeline_for_board(pipeline),
+        value_field="expected_revenue",
+        limit=limit,
+        column_totals=rollup_board_totals(
+            LeadRollup,
             user=user,
             model=Lead,
             sum_field="expected_revenue_cents",
-            where=where,
-        )
-
-    return pipeline_kanban(
-        queryset=lead_list(user=user, filters=filters),
-        pipeline=pipeline,
-        value_field="expected_revenue",
-        limit=limit,
-        column_totals=None if where is None else from_rollup,
+            filters=filters,
+            columns=LEAD_BOARD_ROLLUP_FILTERS,
+        ),
         cards=cards,
     )
 
