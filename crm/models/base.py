@@ -1,10 +1,18 @@
 """Building blocks shared by every CRM model: timestamps, choice lists, constraint error mapping."""
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+import logging
+from contextlib import nullcontext
+
+from django.core.exceptions import NON_FIELD_ERRORS, FieldError, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
-from django.db.models import Q
+from django.db import DatabaseError, connections, models, router, transaction
+from django.db.models import BooleanField, Q, Value
+from django.db.models.functions import Coalesce
+from django.db.models.sql import Query
+from django.db.models.sql.constants import SINGLE
 from simple_history.models import HistoricalRecords
+
+logger = logging.getLogger(__name__)
 
 PROBABILITY_VALIDATORS = [MinValueValidator(0), MaxValueValidator(100)]
 
@@ -62,17 +70,73 @@ class TimeStampedModel(models.Model):
         abstract = True
 
     def validate_constraints(self, exclude=None):
-        try:
-            super().validate_constraints(exclude=exclude)
-        except ValidationError as exc:
-            errors: dict[str, list[ValidationError]] = {}
-            for field, field_errors in exc.error_dict.items():
+        """Django's validation of the model's constraints, but its check constraints are asked in one
+        query (Django asks each in its own query and savepoint: three round trips a constraint, on
+        every save of a record), and a violation is filed under the field it concerns."""
+        using = router.db_for_write(type(self), instance=self)
+        errors: dict = {}
+        checks = []
+        for model_class, constraints in self.get_constraints():
+            for constraint in constraints:
+                if isinstance(constraint, models.CheckConstraint):
+                    checks.append(constraint)
+                    continue
+                try:
+                    constraint.validate(model_class, self, exclude=exclude, using=using)
+                except ValidationError as exc:
+                    if getattr(exc, "code", None) == "unique" and len(constraint.fields) == 1:
+                        errors.setdefault(constraint.fields[0], []).append(exc)
+                    else:
+                        errors = exc.update_error_dict(errors)
+        for constraint in violated_checks(self, checks, exclude=exclude, using=using):
+            error = ValidationError(
+                constraint.get_violation_error_message(), code=constraint.violation_error_code
+            )
+            errors = error.update_error_dict(errors)
+        if errors:
+            filed: dict[str, list[ValidationError]] = {}
+            for field, field_errors in errors.items():
                 for error in field_errors:
                     target = field
                     if field == NON_FIELD_ERRORS:
                         target = self.constraint_error_fields.get(error.code, field)
-                    errors.setdefault(target, []).append(error)
-            raise ValidationError(errors) from exc
+                    filed.setdefault(target, []).append(error)
+            raise ValidationError(filed)
+
+
+def violated_checks(
+    instance: models.Model, checks: list[models.CheckConstraint], *, exclude=None, using: str
+) -> list[models.CheckConstraint]:
+    """The check constraints of ``checks`` that ``instance``'s values would violate, asked of the
+    database in one ``SELECT``, each as Django's ``CheckConstraint.validate`` asks it: a constraint on
+    an excluded field is not asked, NULL passes (as in SQL), and a database error lets it pass (the
+    database enforces it on save anyway)."""
+    if not checks:
+        return []
+    query = Query(None)
+    for name, value in instance._get_field_expression_map(meta=instance._meta, exclude=exclude).items():
+        if not hasattr(value, "resolve_expression"):
+            value = Value(value)
+        query.add_annotation(value, name, select=False)
+    asked = []
+    for constraint in checks:
+        condition = Coalesce(Q(constraint.condition), True, output_field=BooleanField())
+        try:
+            query.add_annotation(condition, f"_check_{len(asked)}")
+        except FieldError:  # it concerns an excluded field
+            continue
+        asked.append(constraint)
+    if not asked:
+        return []
+    connection = connections[using]
+    savepoint = transaction.atomic(using=using) if connection.in_atomic_block else nullcontext()
+    try:
+        with savepoint:
+            row = query.get_compiler(using=using).execute_sql(SINGLE)
+    except DatabaseError as exc:
+        logger.warning("Got a database error checking %r: %s", asked, exc)
+        return []
+    return [constraint for constraint, passed in zip(asked, row, strict=True) if not passed]
 
 
 class _AllFieldsBut:

@@ -2,7 +2,9 @@
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from activities.models import Activity
 from crm.models import Contact, Lead, Pipeline, Stage, Tag
@@ -170,3 +172,25 @@ def test_account_cannot_be_its_own_ancestor():
     assert "circular" in field_errors(top)["parent"][0]
     top.parent = top
     assert "An account cannot be its own parent." in field_errors(top)["parent"]
+
+
+@pytest.mark.django_db
+def test_a_records_check_constraints_are_asked_in_one_query_and_each_violation_named(pipeline):
+    """Django asks each check constraint in its own query and savepoint; a save of a deal (four check
+    constraints) asks them all in one SELECT and still names every one it violates, under its field."""
+    opp = OpportunityFactory(amount=10, probability=40)
+    opp.status, opp.closed_at, opp.probability = "won", None, 60
+    with CaptureQueriesContext(connection) as ctx, pytest.raises(ValidationError) as excinfo:
+        opp.validate_constraints()
+    assert excinfo.value.message_dict == {
+        "closed_at": ["A won or lost opportunity needs the date it was closed."],
+        "probability": ["A won opportunity has a probability of 100."],
+    }
+    asked = [q["sql"] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"].upper()]
+    assert len(asked) == 1, asked
+    # A constraint on an excluded field (one whose own validation failed) is not asked.
+    with pytest.raises(ValidationError) as excinfo:
+        opp.validate_constraints(exclude={"closed_at"})
+    assert excinfo.value.message_dict == {"probability": ["A won opportunity has a probability of 100."]}
+    opp.probability, opp.closed_at = 100, timezone.now()
+    opp.validate_constraints()
