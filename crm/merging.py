@@ -9,9 +9,12 @@ audit-trail versions are written in bulk too (one INSERT ... SELECT per kind of 
 """
 
 from dataclasses import dataclass, field
+from functools import reduce
+from operator import or_
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from crm.actors import Actor
@@ -165,7 +168,7 @@ def record_merge(
         deals, deal_counts = win_snapshots_of_account_deals([r.pk for r in locked])
     now = timezone.now()
     reason = f"Merged {model._meta.verbose_name_plural} {', '.join(map(str, other_ids))} into {survivor.pk}"
-    moved_models: set[type[models.Model]] = set()
+    moved: dict[type[models.Model], list[str]] = {}  # model → the relations of it that moved
 
     if model is Account and survivor.parent_id in _hierarchy_below(Account.parent.field, plan_ids):
         # Merging an account with its parent (or an ancestor of its parent): the survivor takes the
@@ -188,12 +191,19 @@ def record_merge(
         if _has_history(related_model):
             # Stamped, so the ETag changes and record_history finds exactly these rows.
             if moving.update(**{field_name: survivor, "updated_at": now}):
-                moved_models.add(related_model)
+                moved.setdefault(related_model, []).append(field_name)
         else:
             moving.update(**{field_name: survivor})
     # One version per moved record, even when two of its relations moved (after all the moves).
-    for related_model in sorted(moved_models, key=lambda m: m._meta.label):
-        record_history(related_model, now=now, user_id=getattr(user, "pk", None), reason=reason)
+    for related_model, field_names in sorted(moved.items(), key=lambda item: item[0]._meta.label):
+        # Found through the relations' indexes, not by the stamp, which has none.
+        now_survivors = reduce(or_, (Q(**{name: survivor}) for name in field_names))
+        ids = related_model._default_manager.filter(now_survivors, updated_at=now).values_list(
+            "pk", flat=True
+        )
+        record_history(
+            related_model, ids=list(ids), now=now, user_id=getattr(user, "pk", None), reason=reason
+        )
 
     if any(field.name == "last_activity_at" for field in model._meta.concrete_fields):
         # Every activity of the merged records is the survivor's now: so is the newest of them.

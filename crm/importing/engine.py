@@ -225,6 +225,7 @@ class _Run:
         self.ctx = ImportContext()
         self.tag_ids: dict[str, int] | None = None  # set once tags exist (before streaming, or at write)
         self.streamed_ids: list[int] = []  # new records written batch by batch as the file was read
+        self.written_ids: list[int] = []  # every record the import wrote (for their history rows)
         self.references: writing.ReferenceChecks | None = None
         self.breakdowns: Breakdowns | None = None  # score breakdowns stored so far (leads)
         # (row number, id or None) of the rows whose won stage converts their lead after the write.
@@ -802,7 +803,9 @@ class _Run:
         if not result.ok or result.dry_run:
             return
         self.write(write_attnames, insert_attnames, inserts, updates, tag_sets, released, now=now)
-        writing.record_history(self.model, now=now, user_id=getattr(person(self.access.user), "pk", None))
+        writing.record_history(
+            self.model, ids=self.written_ids, now=now, user_id=getattr(person(self.access.user), "pk", None)
+        )
         if self.converts:
             self.convert_won_leads()
             if not result.ok:
@@ -911,7 +914,7 @@ class _Run:
             user=self.default_owner,
             now=now,
         )
-        written = [*self.streamed_ids, *new_ids, *(pk for pk, _ in updates), *released]
+        written = self.written_ids = [*self.streamed_ids, *new_ids, *(pk for pk, _ in updates), *released]
         self.references.finish(written)
         if model is Lead:
             win_counts_after_bulk_write(LEAD, before=win_before, written_pks=written)

@@ -8,6 +8,7 @@ several times faster for large files.
 
 import contextlib
 import json
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist
@@ -534,18 +535,22 @@ class BatchInserter:
 
 
 IMPORT_CHANGE_REASON = "Imported from a file"
+# Keys per INSERT ... SELECT of history rows: well under SQLite's limit of bound parameters.
+HISTORY_KEYS_PER_STATEMENT = 5_000
 
 
-def record_history(model, *, now, user_id, reason: str = IMPORT_CHANGE_REASON) -> int:
-    """One history row for every record the import wrote, in one INSERT ... SELECT that the database
-    runs by itself: the rows the import created or changed are those it stamped ``updated_at = now``
-    (created ones also have ``created_at = now``). Returns the number of history rows.
+def record_history(model, *, ids: Sequence[int], now, user_id, reason: str = IMPORT_CHANGE_REASON) -> int:
+    """One history row for each of the records ``ids`` that a set-based write stamped ``updated_at =
+    now`` (created ones also have ``created_at = now``), by INSERT ... SELECT statements that the
+    database runs by itself. Returns the number of history rows.
 
-    Any other set-based write (a merge moving related records with QuerySet.update(), which
-    django-simple-history does not see) records its history the same way: stamp ``updated_at = now``
-    and call this with its own ``reason``. A model without an audit trail (a price in a price list)
-    records nothing."""
-    if not hasattr(model, "history"):
+    The rows are found by their keys: the stamp alone has no index, and finding it read every row of
+    the table (180 ms at a million leads, for an import of 100 rows). Any other set-based write (a
+    merge moving related records with QuerySet.update(), which django-simple-history does not see)
+    records its history the same way: stamp ``updated_at = now`` and call this with the keys it
+    wrote and its own ``reason``. A model without an audit trail (a price in a price list) records
+    nothing."""
+    if not hasattr(model, "history") or not ids:
         return 0
     history_model = model.history.model
     quote = connection.ops.quote_name
@@ -553,14 +558,19 @@ def record_history(model, *, now, user_id, reason: str = IMPORT_CHANGE_REASON) -
     kept = {field.column for field in history_model._meta.concrete_fields}
     columns = [field.column for field in model._meta.concrete_fields if field.column in kept]
     names = ", ".join(quote(column) for column in columns)
-    sql = (
-        f"INSERT INTO {quote(history_model._meta.db_table)} "
-        f"({names}, history_date, history_type, history_user_id, history_change_reason) "
-        f"SELECT {names}, %s, CASE WHEN {quote('created_at')} = %s THEN '+' ELSE '~' END, %s, %s "
-        f"FROM {quote(model._meta.db_table)} WHERE {quote('updated_at')} = %s"
-    )
     field = model._meta.get_field("updated_at")
     stamp = field.get_db_prep_value(now, connection)
+    written = 0
     with connection.cursor() as cursor:
-        cursor.execute(sql, [stamp, stamp, user_id, reason, stamp])
-        return cursor.rowcount
+        for chunk in chunked(sorted(set(ids)), HISTORY_KEYS_PER_STATEMENT):
+            keys = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {quote(history_model._meta.db_table)} "
+                f"({names}, history_date, history_type, history_user_id, history_change_reason) "
+                f"SELECT {names}, %s, CASE WHEN {quote('created_at')} = %s THEN '+' ELSE '~' END, %s, %s "
+                f"FROM {quote(model._meta.db_table)} "
+                f"WHERE {quote(model._meta.pk.column)} IN ({keys}) AND {quote('updated_at')} = %s",
+                [stamp, stamp, user_id, reason, *chunk, stamp],
+            )
+            written += cursor.rowcount
+    return written

@@ -5,6 +5,7 @@ from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from activities.models import Activity
@@ -124,7 +125,8 @@ def test_the_records_a_merge_moves_get_a_version_in_the_audit_trail(stages):
     untouched = ContactFactory(first_name="Bob", account=keep)
     before = {ann.pk: ann.history.count(), deal.pk: deal.history.count()}
 
-    record_merge(records=[keep, gone], survivor=keep, user=boss)
+    with CaptureQueriesContext(connection) as ctx:
+        record_merge(records=[keep, gone], survivor=keep, user=boss)
 
     for record in (Contact.objects.get(pk=ann.pk), Opportunity.objects.get(pk=deal.pk)):
         versions = record.history.order_by("-history_date", "-history_id")
@@ -135,6 +137,19 @@ def test_the_records_a_merge_moves_get_a_version_in_the_audit_trail(stages):
         # The version is the record as it is now, and its ETag changed with it.
         assert latest.updated_at == record.updated_at
     assert untouched.history.count() == 1
+    # The moved records are found by their keys, not by the merge's stamp, which no index answers
+    # (it read every contact and every deal of the database).
+    inserts = [
+        q["sql"] for q in ctx.captured_queries if q["sql"].startswith("INSERT") and ") SELECT " in q["sql"]
+    ]
+    assert {sql.split('"')[1] for sql in inserts} == {"crm_historicalcontact", "sales_historicalopportunity"}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")  # ask what the planner can use
+            for sql in inserts:
+                cursor.execute(f"EXPLAIN {sql}")
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+                assert "Seq Scan" not in plan, plan
 
 
 def test_a_converted_lead_can_only_survive(stages):
