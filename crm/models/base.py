@@ -69,6 +69,19 @@ class TimeStampedModel(models.Model):
     class Meta:
         abstract = True
 
+    def clean_fields(self, exclude=None):
+        """Django's validation of the fields, less the existence query of a foreign key whose related
+        record this instance holds as read from (or written to) the database: a service that sets a
+        deal's account, contact, stage and owner as records asked Django to look up each of them
+        again, a query apiece on every save. A key given as a bare id, or one whose choices are
+        limited, is still looked up; the database's constraint stays the last word either way."""
+        known = {
+            field.name
+            for field in self._meta.concrete_fields
+            if field.many_to_one and _holds_stored(self, field) and not field.get_limit_choices_to()
+        }
+        super().clean_fields(exclude={*(exclude or ()), *known})
+
     def validate_constraints(self, exclude=None):
         """Django's validation of the model's constraints, but its check constraints are asked in one
         query (Django asks each in its own query and savepoint: three round trips a constraint, on
@@ -102,6 +115,19 @@ class TimeStampedModel(models.Model):
                         target = self.constraint_error_fields.get(error.code, field)
                     filed.setdefault(target, []).append(error)
             raise ValidationError(filed)
+
+
+def _holds_stored(instance: models.Model, field) -> bool:
+    """Whether ``instance`` holds, for the foreign key ``field``, the related record its value
+    names, and that record is stored (read from the database, or saved)."""
+    if not field.is_cached(instance):
+        return False
+    related = field.get_cached_value(instance)
+    return (
+        related is not None
+        and not related._state.adding
+        and getattr(related, field.target_field.attname) == getattr(instance, field.attname)
+    )
 
 
 def violated_checks(

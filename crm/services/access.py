@@ -117,12 +117,15 @@ def owner_ensure_allowed(*, user: Actor, record: models.Model, data: Mapping[str
 
     if user_sees_everything(user):
         return
+    record_exists = record.pk is not None
     problem = owner_change_problem(
-        record_exists=record.pk is not None,
+        record_exists=record_exists,
         old_owner_id=record.owner_id,
         new_owner_id=new_id,
-        manages_a_team=user_manages_a_team(user),
-        may_assign=lambda pk: owner_assignable_by(user).filter(pk=pk).exists(),
+        # Asked only where it decides: taking an owned record from its owner.
+        manages_a_team=record_exists and record.owner_id is not None and user_manages_a_team(user),
+        # Anyone may give a record to themselves (owner_assignable_by always holds the user).
+        may_assign=lambda pk: pk == user.pk or owner_assignable_by(user).filter(pk=pk).exists(),
     )
     if problem is not None:
         message, code = problem

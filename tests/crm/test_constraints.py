@@ -194,3 +194,21 @@ def test_a_records_check_constraints_are_asked_in_one_query_and_each_violation_n
     assert excinfo.value.message_dict == {"probability": ["A won opportunity has a probability of 100."]}
     opp.probability, opp.closed_at = 100, timezone.now()
     opp.validate_constraints()
+
+
+@pytest.mark.django_db
+def test_a_foreign_key_held_as_a_stored_record_is_not_looked_up_again_a_bare_id_is(pipeline):
+    """Validation looked up every foreign key of a record, a query apiece, even when the record was
+    given its related records as read from the database: a conversion asked for the same account,
+    contact, stage and owner again, save after save."""
+    deal = OpportunityFactory(account=AccountFactory())
+    deal = Opportunity.objects.select_related("account", "pipeline", "stage", "owner").get(pk=deal.pk)
+    with CaptureQueriesContext(connection) as ctx:
+        deal.clean_fields()
+    assert ctx.captured_queries == []
+    # A key given as a bare id is still looked up, and one that names nothing is refused.
+    deal.account_id = deal.account_id + 1000
+    with CaptureQueriesContext(connection) as ctx, pytest.raises(ValidationError) as excinfo:
+        deal.clean_fields()
+    assert list(excinfo.value.message_dict) == ["account"]
+    assert len(ctx.captured_queries) == 1

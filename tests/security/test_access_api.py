@@ -5,8 +5,12 @@ import csv
 import io
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from crm import services
+from crm.selectors import user_sees_everything
 from tests.api.conftest import url
 
 # Who sees the leads, deals and activities a persona owns (besides unowned ones, seen by everyone).
@@ -229,6 +233,22 @@ def test_a_new_record_goes_only_to_someone_in_the_creators_team(people, api_as, 
             ]
         }
     assert type(people.records["owner"].lead).objects.filter(name="Assigned").exists() is allowed
+
+
+@pytest.mark.django_db
+def test_giving_a_new_record_to_oneself_asks_nothing_of_the_teams(people):
+    # A rep or a manager may always own what they create: the owner rule asked the database whether
+    # they manage a team and whether they are in their own team, on every create that named them.
+    from crm.services import with_default_owner
+
+    for persona in ("owner", "manager"):
+        user = people.users[persona]
+        user_sees_everything(user)  # read once per user, as every request does first
+        with CaptureQueriesContext(connection) as ctx:
+            assert with_default_owner({"owner": user}, user) == {"owner": user}
+        assert ctx.captured_queries == []
+    with pytest.raises(ValidationError):
+        with_default_owner({"owner": people.users["outsider"]}, people.users["owner"])
 
 
 @pytest.mark.django_db
