@@ -14,8 +14,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from crm.admin.base import with_changelist_tool
-from crm.duplicates import MIN_PHONE_DIGITS, RULES, digits_expression, find_duplicates, phone_digits
+from crm.duplicates import MIN_PHONE_DIGITS, RULES, find_duplicates, phone_digits
 from crm.merging import merge_check, merge_ensure_allowed, merge_plan, merge_survivor, record_merge
+from crm.models.base import phone_digits_expression
 
 REPORT_GROUPS = 100
 
@@ -86,7 +87,7 @@ class DuplicatesAdminMixin:
         for phone_field in rules.phones:
             shared = (
                 scope.exclude(**{phone_field: ""})
-                .annotate(_key=digits_expression(phone_field))
+                .annotate(_key=phone_digits_expression(phone_field))
                 .values("_key")
                 .annotate(n=Count("pk"))
                 .filter(n__gt=1)
@@ -95,7 +96,9 @@ class DuplicatesAdminMixin:
             keys = [row["_key"] for row in shared if len(phone_digits(row["_key"])) >= MIN_PHONE_DIGITS]
             if keys:
                 members = (
-                    scope.annotate(_key=digits_expression(phone_field)).filter(_key__in=keys).order_by("pk")
+                    scope.annotate(_key=phone_digits_expression(phone_field))
+                    .filter(_key__in=keys)
+                    .order_by("pk")
                 )
                 groups += self._groups(f"same {phone_field}", keys, members, lambda r: r._key)
         context = {

@@ -6,7 +6,14 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Coalesce, Lower, Upper
 
-from .base import Rating, TimeStampedModel, audit_history, non_negative_constraint
+from .base import (
+    Rating,
+    TimeStampedModel,
+    audit_history,
+    email_domain_expression,
+    non_negative_constraint,
+    phone_digits_expression,
+)
 from .tag import Tag
 
 
@@ -92,6 +99,7 @@ class Account(TimeStampedModel):
         indexes = [
             models.Index(fields=["name"], name="crm_account_name"),
             models.Index(Upper("name"), name="crm_account_name_upper"),
+            models.Index(phone_digits_expression("phone"), name="crm_account_phone_digits"),
             # "Quiet since": the automation's time scan finds the accounts crossing N days through it.
             models.Index(Coalesce("last_activity_at", "created_at"), name="crm_account_quiet_since"),
         ]
@@ -174,6 +182,9 @@ class Contact(TimeStampedModel):
         indexes = [
             models.Index(fields=["last_name", "first_name"], name="crm_contact_name"),
             models.Index(Lower("email"), name="crm_contact_email_lower"),
+            models.Index(email_domain_expression(), name="crm_contact_email_domain"),
+            models.Index(phone_digits_expression("phone"), name="crm_contact_phone_digits"),
+            models.Index(phone_digits_expression("mobile"), name="crm_contact_mobile_digits"),
             models.Index(Coalesce("last_activity_at", "created_at"), name="crm_contact_quiet_since"),
         ]
         constraints = [
