@@ -5,6 +5,9 @@ Rules, each against records of the same kind:
 - same company email domain (the part after @; an account's website domain) unless it is a public
   provider in ``PUBLIC_EMAIL_DOMAINS``, where sharing a domain says nothing;
 - same phone digits (formatting ignored; at least ``MIN_PHONE_DIGITS`` digits);
+- same company name (a lead's company, an account's name) once case, punctuation, a leading "the" and
+  the legal forms that end it are set aside: "Globex Corp." is "GLOBEX, Inc." (``company_name_key``;
+  on PostgreSQL the indexed ``crm.models.base.CompanyNameKey``);
 - similar names: trigram similarity (pg_trgm) at least ``TRIGRAM_THRESHOLD`` on PostgreSQL; on other
   databases difflib's ratio at least ``DIFFLIB_THRESHOLD`` over at most ``FALLBACK_CANDIDATES``
   records that share a word of the name, found in SQL first.
@@ -22,7 +25,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Concat, Lower, Upper
 
 from crm.models import Account, Contact, Lead
-from crm.models.base import email_domain_expression, phone_digits_expression
+from crm.models.base import LEGAL_FORMS, CompanyNameKey, email_domain_expression, phone_digits_expression
 from crm.selectors import with_email
 
 PUBLIC_EMAIL_DOMAINS = frozenset(
@@ -57,7 +60,11 @@ PUBLIC_EMAIL_DOMAINS = frozenset(
     }
 )
 MIN_PHONE_DIGITS = 6
-TRIGRAM_THRESHOLD = 0.5
+# 0.5 called every "Cheryl W…" a duplicate of Cheryl Wilson (at a million leads each of 40 names drawn had
+# 20 or more such matches), and its loose index scan read 16,000 rows for a common company name. A
+# company's legal form, what mostly kept the same company under 0.6 ("Acme Analytics Inc" and "… Ltd":
+# 0.64; "Globex Corporation" and "Globex Corp": 0.55), is the same-company-name rule's now.
+TRIGRAM_THRESHOLD = 0.6
 DIFFLIB_THRESHOLD = 0.8
 FALLBACK_CANDIDATES = 200
 MAX_MATCHES = 20
@@ -77,12 +84,15 @@ class DuplicateRules:
     email: str | None
     phones: tuple[str, ...]
     names: tuple[str, ...]  # "first_name+last_name" joins fields with a space
+    company: str | None = None  # the field holding a company's name, for the same-company-name rule
 
 
 RULES = {
-    Lead: DuplicateRules(email="email", phones=("phone",), names=("contact_name", "company_name")),
+    Lead: DuplicateRules(
+        email="email", phones=("phone",), names=("contact_name", "company_name"), company="company_name"
+    ),
     Contact: DuplicateRules(email="email", phones=("phone", "mobile"), names=("first_name+last_name",)),
-    Account: DuplicateRules(email=None, phones=("phone",), names=("name",)),
+    Account: DuplicateRules(email=None, phones=("phone",), names=("name",), company="name"),
 }
 
 
@@ -92,6 +102,17 @@ def phone_digits(value: str) -> str:
 
 def email_domain(email: str) -> str:
     return email.rpartition("@")[2].strip().lower() if "@" in (email or "") else ""
+
+
+_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+_LEADING_THE = re.compile(r"^\s*the\s+")
+_TRAILING_LEGAL_FORMS = re.compile(r"(\s+(" + "|".join(LEGAL_FORMS) + r"))+\s*$")
+
+
+def company_name_key(name: str) -> str:
+    """What ``crm.models.base.CompanyNameKey`` computes in SQL, in Python: "The Globex Corp." → "globex"."""
+    key = _NOT_ALPHANUMERIC.sub(" ", (name or "").lower())
+    return _TRAILING_LEGAL_FORMS.sub("", _LEADING_THE.sub("", key), count=1).strip()
 
 
 def website_domain(url: str) -> str:
@@ -162,11 +183,26 @@ def find_duplicates(record, *, queryset=None, limit: int = MAX_MATCHES) -> list[
         ]
         add(found[:limit], "same phone")
 
+    same_company = set()
+    company = (getattr(record, rules.company) or "") if rules.company else ""
+    if len(company_name_key(company)) >= 3:
+        found = _same_company_name(base, rules.company, company, limit)
+        add(found, "same company name", 1.0)
+        same_company = {r.pk for r in found}
+
     for name in rules.names:
         value = _name_value(record, name)
         if len(value) < 3:
             continue
-        for other, similarity in _similar_names(base, name, value, limit):
+        among = base
+        if name == rules.company and len(same_company) >= limit:
+            # The same company name filled the list: a similar one ranks below those, unless another rule
+            # found it already, so only those are compared (a common name has thousands of near
+            # namesakes: 3 s through the trigram index at five million leads).
+            among = base.filter(pk__in=[pk for pk in matches if pk not in same_company])
+        for other, similarity in _similar_names(among, name, value, limit):
+            if name == rules.company and other.pk in same_company:
+                continue  # one reason for one name
             add([other], f"similar name ({similarity:.0%})", similarity)
 
     ranked = sorted(matches.values(), key=lambda m: (-len(m.reasons), -m.similarity, m.record.pk))
@@ -176,6 +212,19 @@ def find_duplicates(record, *, queryset=None, limit: int = MAX_MATCHES) -> list[
 def _shares_phone(record, rules: DuplicateRules, phones: set[str]) -> bool:
     # The SQL only strips common separators; this confirms on the digits alone.
     return any(phone_digits(getattr(record, f)) in phones for f in rules.phones)
+
+
+def _same_company_name(base, field: str, value: str, limit: int) -> list[models.Model]:
+    if connections[base.db].vendor == "postgresql":
+        # Through the key's index (crm 0043). No order: an order would let the planner walk the whole
+        # table in it; the matches are ranked by the caller.
+        keyed = base.alias(_key=CompanyNameKey(F(field))).filter(_key=CompanyNameKey(Value(value)))
+        return list(keyed.order_by()[:limit])
+    # Elsewhere: the records holding the key's longest word, found in SQL, compared in Python.
+    key = company_name_key(value)
+    word = max(key.split(), key=len)
+    candidates = base.filter(**{f"{field}__icontains": word}).order_by("pk")[:FALLBACK_CANDIDATES]
+    return [r for r in candidates if company_name_key(getattr(r, field)) == key][:limit]
 
 
 def _similar_names(base, name: str, value: str, limit: int) -> list[tuple[models.Model, float]]:

@@ -17,7 +17,8 @@ class DuplicateMatchSerializer(serializers.Serializer):
     label = serializers.CharField(source="record")
     reasons = serializers.ListField(
         child=serializers.CharField(),
-        help_text="Why it matched: same email, same company domain (…), same phone, similar name (…%).",
+        help_text="Why it matched: same email, same company domain (…), same phone, same company name, "
+        "similar name (…%).",
     )
     similarity = serializers.FloatField(help_text="Name similarity 0–1, 0 when the name did not match.")
 
@@ -41,8 +42,9 @@ class DuplicatesViewSetMixin:
         summary="Likely duplicates",
         description="Records of the same kind that look like this one, best first, each with its reasons: "
         "same email (any case), same company email domain (public providers such as gmail.com excluded), "
-        "same phone digits, similar names. A create answers with their ids in the "
-        f"`{LIKELY_DUPLICATES_HEADER}` header.",
+        "same phone digits, the same company name once case, punctuation and legal forms (Inc, Ltd, GmbH…) "
+        "are set aside, similar names (trigram similarity at least 0.6). A create answers with their ids in "
+        f"the `{LIKELY_DUPLICATES_HEADER}` header.",
         request=None,
         responses={200: DuplicatesSerializer, 404: NOT_FOUND},
     )

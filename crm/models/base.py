@@ -5,8 +5,8 @@ from contextlib import nullcontext
 
 from django.core.exceptions import NON_FIELD_ERRORS, FieldError, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import DatabaseError, connections, models, router, transaction
-from django.db.models import BooleanField, F, Q, Value
+from django.db import DatabaseError, NotSupportedError, connections, models, router, transaction
+from django.db.models import BooleanField, F, Func, Q, Value
 from django.db.models.functions import Coalesce, Lower, Replace, StrIndex, Substr
 from django.db.models.sql import Query
 from django.db.models.sql.constants import SINGLE
@@ -70,6 +70,45 @@ def phone_digits_expression(field: str):
     for separator in PHONE_SEPARATORS:
         expression = Replace(expression, Value(separator), Value(""))
     return expression
+
+
+# The legal forms a company's name may end with; its name key leaves them out ("Globex Corp." and
+# "GLOBEX Corporation" are one company).
+LEGAL_FORMS = (
+    "inc", "incorporated", "llc", "llp", "lp", "ltd", "limited", "corp", "corporation", "co", "company",
+    "gmbh", "ag", "kg", "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "plc", "pty", "oy", "ab",
+)  # fmt: skip
+
+
+class CompanyNameKey(Func):
+    """A company's name as the duplicate rule compares it, in SQL (PostgreSQL): lower case, every run of
+    punctuation or spaces one space, a leading "the" and the trailing legal forms (``LEGAL_FORMS``) left
+    out. "The Globex Corp." and "GLOBEX, Inc." both give "globex".
+
+    Indexed (btree) on a lead's company and an account's name (crm 0043), so that the records of the
+    same company are looked up: similar names through the trigram index cost 15-40 ms at a million
+    leads, and seconds for a common name at five million. ``crm.duplicates.company_name_key`` is the
+    same in Python, for the other databases.
+    """
+
+    arity = 1
+    output_field = models.CharField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        raise NotSupportedError(
+            "CompanyNameKey is PostgreSQL's; crm.duplicates.company_name_key is Python's."
+        )
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        forms = "|".join(LEGAL_FORMS)
+        # The patterns are written into the statement, not passed as parameters: the planner uses the
+        # index only for an expression equal to the indexed one.
+        return (
+            "BTRIM(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE("
+            f"LOWER({sql}), '[^[:alnum:]]+', ' ', 'g'), '^\\s*the\\s+', ''), '(\\s+({forms}))+\\s*$', ''))",
+            params,
+        )
 
 
 class TimeStampedModel(models.Model):

@@ -3,10 +3,13 @@
 import pytest
 from django.contrib.messages import get_messages
 from django.db import connection
+from django.db.models import Value
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from crm.duplicates import PUBLIC_EMAIL_DOMAINS, find_duplicates
+from crm.duplicates import PUBLIC_EMAIL_DOMAINS, TRIGRAM_THRESHOLD, company_name_key, find_duplicates
+from crm.models import Account
+from crm.models.base import CompanyNameKey
 from tests.factories import AccountFactory, ContactFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -56,13 +59,90 @@ def test_short_phone_numbers_do_not_match(db):
 
 
 def test_similar_names(db):
-    account = AccountFactory(name="Acme Corporation")
-    AccountFactory(name="ACME Corporation Ltd")
+    account = AccountFactory(name="Acme Analytics")
+    AccountFactory(name="ACME Analytix")
     AccountFactory(name="Globex Industries")
     matches = find_duplicates(account)
-    assert [str(m.record) for m in matches] == ["ACME Corporation Ltd"]
+    assert [str(m.record) for m in matches] == ["ACME Analytix"]
     assert matches[0].reasons[0].startswith("similar name (")
-    assert 0.5 <= matches[0].similarity <= 1
+    assert TRIGRAM_THRESHOLD <= matches[0].similarity <= 1
+
+
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("Globex Corporation", "globex"),
+        ("GLOBEX, Inc.", "globex"),
+        ("The Globex Corp.", "globex"),
+        ("Acme GmbH & Co. KG", "acme"),
+        ("Rivera-Peterson Co", "rivera peterson"),
+        ("Acme Coffee", "acme coffee"),
+        ("Theory Labs Ltd", "theory labs"),
+        ("  Initech   Software  ", "initech software"),
+        ("Inc", "inc"),
+        ("", ""),
+    ],
+)
+def test_a_company_names_key_sets_aside_case_punctuation_a_leading_the_and_legal_forms(db, name, key):
+    assert company_name_key(name) == key
+    if connection.vendor == "postgresql":
+        # The indexed SQL says the same.
+        query = Account.objects.all().query
+        sql, params = query.get_compiler(connection=connection).compile(
+            CompanyNameKey(Value(name)).resolve_expression(query)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {sql}", params)
+            assert cursor.fetchone()[0] == key
+
+
+def test_the_same_company_whatever_its_legal_form_case_and_punctuation(stages):
+    account = AccountFactory(name="Globex Corporation")
+    AccountFactory(name="GLOBEX, Inc.")
+    AccountFactory(name="The Globex Corp.")
+    AccountFactory(name="Globex Industries")  # another company of the group, not a duplicate
+    AccountFactory(name="Globe")
+    assert found(account) == {
+        "GLOBEX, Inc.": ["same company name"],
+        "The Globex Corp.": ["same company name"],
+    }
+    lead = LeadFactory(name="L1", email="", contact_name="", company_name="Acme Analytics Inc")
+    LeadFactory(name="L2", email="", contact_name="", company_name="acme analytics ltd")
+    LeadFactory(name="L3", email="", contact_name="", company_name="Acme Analytics Europe")
+    matches = find_duplicates(lead)
+    assert [(str(m.record), m.reasons, m.similarity) for m in matches] == [("L2", ["same company name"], 1.0)]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigram similarity is PostgreSQL's")
+def test_similar_names_at_the_threshold_not_every_namesake(db):
+    # At 0.5 every "Cheryl W…" was a duplicate of Cheryl Wilson: 20 or more for each name at a million.
+    contact = ContactFactory(first_name="Cheryl", last_name="Wilson", email="")
+    ContactFactory(first_name="Sheryl", last_name="Wilson", email="")  # 0.65
+    ContactFactory(first_name="Cheryl", last_name="Wilkins", email="")  # 0.53
+    ContactFactory(first_name="Cheryl", last_name="Watson", email="")  # 0.56
+    assert found(contact) == {"Sheryl Wilson": ["similar name (65%)"]}
+
+
+def test_when_the_same_company_name_fills_the_list_similar_names_are_asked_only_of_the_others_found(stages):
+    lead = LeadFactory(name="L0", email="ann@acme.test", contact_name="", company_name="Acme Analytics Inc")
+    for i in (1, 2):
+        LeadFactory(name=f"L{i}", email="", contact_name="", company_name="ACME Analytics")
+    LeadFactory(name="Typo", email="", contact_name="", company_name="Acme Analytix Inc")
+    LeadFactory(name="Domain", email="bob@acme.test", contact_name="", company_name="Acme Analytic Inc")
+    with CaptureQueriesContext(connection) as ctx:
+        matches = find_duplicates(lead, limit=2)
+    # The lead of the same domain and a similar name has two reasons and comes first; the typo, a
+    # similar name alone, would rank below the same company name and is not looked for.
+    assert [(str(m.record), m.reasons[:1]) for m in matches] == [
+        ("Domain", ["same company domain (acme.test)"]),
+        ("L1", ["same company name"]),
+    ]
+    assert matches[0].reasons[1].startswith("similar name (")
+    if connection.vendor == "postgresql":
+        similar = [
+            q["sql"] for q in ctx.captured_queries if "SIMILARITY(" in q["sql"] and "company_name" in q["sql"]
+        ]
+        assert len(similar) == 1 and ' "crm_lead"."id" IN (' in similar[0]
 
 
 def test_similar_contact_and_lead_names(stages):
@@ -109,9 +189,9 @@ def test_likely_duplicates_are_found_through_indexes_not_by_reading_every_record
     assert len(similar) == len(indexes)
     similar += [q["sql"] for q in ctx.captured_queries if "REPLACE(" in q["sql"]]
     indexes |= {
-        "lead": {"crm_lead_phone_digits"},
+        "lead": {"crm_lead_phone_digits", "crm_lead_company_name_key"},
         "contact": {"crm_contact_phone_digits", "crm_contact_mobile_digits"},
-        "account": {"crm_account_phone_digits"},
+        "account": {"crm_account_phone_digits", "crm_account_name_key"},
     }[kind]
     if kind != "account":
         # The same email in any case: the LOWER(email) index, not the trigram one (12 ms at 1M).
