@@ -31,11 +31,47 @@ def trigram_index_name(table: str, column: str) -> str:
     return f"{table}_{column}_trgm"
 
 
+# How many values ANALYZE keeps of a searched expression (PostgreSQL's default is 100). The planner
+# guesses how many rows ``LIKE '%term%'`` matches by trying the term on that histogram: with 100 values
+# one hit stands for 1% of the table, and at five million leads a contact's name matching 0.26% was
+# sometimes (depending on ANALYZE's sample) guessed at 2%, which made reading the whole table to
+# collect narrow_to_matches' ids look cheaper than the trigram indexes: 3.8 s instead of 0.1 s.
+SEARCH_STATISTICS_TARGET = 1000
+
+
 def trigram_index_sql(table: str, column: str) -> str:
     return (
         f'CREATE INDEX IF NOT EXISTS "{trigram_index_name(table, column)}" ON "{table}" '
         f'USING gin ((UPPER("{column}"::text)) gin_trgm_ops)'
     )
+
+
+def search_statistics_sql(table: str, column: str) -> str:
+    """Gives a search index, where it exists, ``SEARCH_STATISTICS_TARGET`` (ANALYZE then reads it)."""
+    return (
+        f'ALTER INDEX IF EXISTS "{trigram_index_name(table, column)}" '
+        f"ALTER COLUMN 1 SET STATISTICS {SEARCH_STATISTICS_TARGET}"
+    )
+
+
+def set_search_statistics(*tables: str) -> migrations.RunPython:
+    """A migration operation giving the search indexes of ``tables`` (default: every registered one)
+    their statistics target, then analyzing the tables; a no-op off PostgreSQL."""
+
+    def forward(apps, schema_editor):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        chosen = list(tables or SEARCH_TRIGRAM_INDEXES)
+        for table in chosen:
+            for column in SEARCH_TRIGRAM_INDEXES[table]:
+                schema_editor.execute(search_statistics_sql(table, column))
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute("SELECT relname FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r'", [chosen])
+            present = [name for (name,) in cursor.fetchall()]
+        if present:
+            schema_editor.execute(f"ANALYZE {', '.join(present)}")
+
+    return migrations.RunPython(forward, migrations.RunPython.noop)
 
 
 def create_trigram_indexes(*tables: str) -> migrations.RunPython:
@@ -47,6 +83,7 @@ def create_trigram_indexes(*tables: str) -> migrations.RunPython:
         for table in tables:
             for column in SEARCH_TRIGRAM_INDEXES[table]:
                 schema_editor.execute(trigram_index_sql(table, column))
+                schema_editor.execute(search_statistics_sql(table, column))
 
     def backward(apps, schema_editor):
         if schema_editor.connection.vendor != "postgresql":

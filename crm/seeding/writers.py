@@ -131,9 +131,17 @@ class CopyWriter(RowWriter):
             [qn(table)],
         )
         constraints = cursor.fetchall()
+        # An index's own statistics targets (crm 0044 raises the search indexes') go with it; a rebuilt
+        # index would come back without them.
         cursor.execute(
             """
-            SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+            SELECT i.indexrelid::regclass::text,
+                   pg_get_indexdef(i.indexrelid) || COALESCE((
+                       SELECT string_agg('; ALTER INDEX ' || i.indexrelid::regclass::text || ' ALTER COLUMN '
+                                         || a.attnum || ' SET STATISTICS ' || a.attstattarget, ''
+                                         ORDER BY a.attnum)
+                       FROM pg_attribute a WHERE a.attrelid = i.indexrelid AND a.attstattarget > 0
+                   ), '')
             FROM pg_index i
             WHERE i.indrelid = %s::regclass AND NOT i.indisprimary
               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid

@@ -12,7 +12,7 @@ from activities.selectors import activity_list
 from crm import selectors
 from crm.filters import AccountFilter, ContactFilter, LeadFilter
 from crm.models import Account, Contact, Lead
-from crm.search_indexes import SEARCH_TRIGRAM_INDEXES, trigram_index_name
+from crm.search_indexes import SEARCH_STATISTICS_TARGET, SEARCH_TRIGRAM_INDEXES, trigram_index_name
 from sales.filters import OpportunityFilter
 from sales.models import Opportunity
 from tests.factories import AccountFactory, ActivityFactory, ContactFactory, LeadFactory, UserFactory
@@ -67,6 +67,28 @@ def test_every_searched_column_has_a_trigram_index_on_the_icontains_expression(m
             f"upper(({column})::text) gin_trgm_ops" in definition
             or f"upper({column}) gin_trgm_ops" in definition
         )
+
+
+def statistics_targets(names) -> dict[str, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, a.attstattarget FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+            "WHERE c.relname = ANY(%s) AND a.attnum = 1",
+            [list(names)],
+        )
+        return dict(cursor.fetchall())
+
+
+def test_every_search_index_keeps_a_fine_histogram_for_the_planner():
+    # With PostgreSQL's 100 values, one histogram hit stood for 1% of the table: a contact's name
+    # matching 0.26% of five million leads was at times guessed at 2%, and reading the whole table to
+    # collect the matches' ids looked cheaper than the trigram indexes (3.8 s instead of 0.1 s).
+    names = {
+        trigram_index_name(table, column)
+        for table, columns in SEARCH_TRIGRAM_INDEXES.items()
+        for column in columns
+    }
+    assert statistics_targets(names) == dict.fromkeys(names, SEARCH_STATISTICS_TARGET)
 
 
 @pytest.fixture

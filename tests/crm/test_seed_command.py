@@ -354,10 +354,26 @@ def test_indexes_and_constraints_are_all_back_after_the_load():
         with connection.cursor() as cursor:
             return {table: set(connection.introspection.get_constraints(cursor, table)) for table in tables}
 
+    def statistics_targets():
+        # An index's own statistics target (the search indexes', crm 0044) comes back with it.
+        if connection.vendor != "postgresql":
+            return set()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT a.attrelid::regclass::text, a.attnum, a.attstattarget FROM pg_attribute a "
+                "JOIN pg_index i ON i.indexrelid = a.attrelid WHERE i.indrelid = ANY(%s::regclass[])",
+                [tables],
+            )
+            return set(cursor.fetchall())
+
     before = constraints()
+    targets = statistics_targets()
     seed()
 
     assert constraints() == before
+    assert statistics_targets() == targets
+    if connection.vendor == "postgresql":
+        assert ("crm_lead_contact_name_trgm", 1, 1000) in targets
 
 
 @pytest.mark.django_db
