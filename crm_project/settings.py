@@ -73,6 +73,8 @@ MIDDLEWARE = [
 AUTHENTICATION_BACKENDS = [
     # Refuses logins for a username + address pair after too many failures (brute-force guard).
     "axes.backends.AxesStandaloneBackend",
+    # Model permissions read in one query a request (it signs nobody in); then Django's own.
+    "crm_project.auth_backends.OneQueryPermissionsBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
