@@ -291,9 +291,9 @@ def next_actions_mine(
         # them: a rep with a thousand open leads would otherwise wait seconds for the dashboard.
         # Read first, on their own: a user who owns none of them (a manager, an admin) costs one
         # small query rather than the rules' SQL, which takes longer to compile than to run.
+        open_records = source.open_records(user)
         scanned = list(
-            source.open_records(user)
-            .filter(owner=user)
+            open_records.filter(owner=user)
             .order_by(Coalesce("last_activity_at", "created_at").asc(), "pk")
             .values_list("pk", flat=True)[:MINE_SCAN]
         )
@@ -301,13 +301,14 @@ def next_actions_mine(
             continue
         # The rules' values of the scanned records are read as values, and whether each rule fires is
         # asked of them: building a hundred records with their related rows cost more than reading
-        # them. Only the records shown are built, after, with the values read.
+        # them. Only the records shown are built, after, with the values read, and read again as the
+        # user sees them open: the values are read by key alone, without the visibility rule and the
+        # joins, which cost more to compile than the hundred keys cost to read.
         annotations = {name: value for rule in rules for name, value in rule.annotations(context).items()}
         conditions = _conditions(rules, context)
         fields = {path.partition("__")[0] for _rule, condition in conditions for path in _paths(condition)}
         rows = (
-            source.open_records(user)
-            .filter(pk__in=scanned)
+            open_records.model._default_manager.filter(pk__in=scanned)
             .order_by()
             .annotate(**annotations)
             .values("pk", "updated_at", *sorted(fields - set(annotations)), *annotations)
@@ -321,7 +322,7 @@ def next_actions_mine(
             key=lambda item: (-item[0], item[1]["updated_at"], item[1]["pk"]),
         )
         shown = {row["pk"]: row for _rank, row in ranked[:limit]}
-        records = source.open_records(user).filter(pk__in=list(shown)).in_bulk()
+        records = open_records.filter(pk__in=list(shown)).in_bulk()
         for pk, row in shown.items():
             if (record := records.get(pk)) is None:
                 continue  # closed or handed over between the two reads

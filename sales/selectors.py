@@ -594,9 +594,6 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
     percent, two decimals; 0 when the base is 0), and a value: expected revenue for the lead steps,
     the won opportunities' amount for the last.
     """
-    leads = lead_visible_to(user)
-    if pipeline is not None:
-        leads = leads.filter(pipeline=pipeline)
     # The stages past their pipeline's first open stage: a handful of rows, matched once per query
     # rather than once per lead.
     first_open_sequence = Subquery(
@@ -607,15 +604,6 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
     later_stages = Stage.objects.annotate(first_open_sequence=first_open_sequence).filter(
         sequence__gt=F("first_open_sequence")
     )
-    # The won deals that came from these leads, read from the opportunities (a fifth of the rows):
-    # uncorrelated subqueries, which PostgreSQL runs once for the whole query.
-    # Every lead counts (no visibility or pipeline condition): any deal converted from a lead will do.
-    from_leads = Q(lead__isnull=False) if not leads.query.where.children else Q(lead__in=leads.values("pk"))
-    won_deals = (
-        Opportunity.objects.filter(from_leads, status=OpportunityStatus.WON).order_by().values("status")
-    )
-    won_count = won_deals.annotate(n=Count("pk")).values("n")
-    won_value = won_deals.annotate(total=Sum(converted())).values("total")
     lead_rollup = lead_rollup_visible_to(user=user, pipeline=pipeline)
     if lead_rollup is not None:
         # A superuser or a CRM Admin sees every lead: the won deals from leads are the rollup's.
@@ -630,6 +618,20 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
             )
         ]
     else:
+        leads = lead_visible_to(user)
+        if pipeline is not None:
+            leads = leads.filter(pipeline=pipeline)
+        # The won deals that came from these leads, read from the opportunities (a fifth of the rows):
+        # uncorrelated subqueries, which PostgreSQL runs once for the whole query.
+        # Every lead counts (no visibility or pipeline condition): any deal converted from a lead will do.
+        from_leads = (
+            Q(lead__isnull=False) if not leads.query.where.children else Q(lead__in=leads.values("pk"))
+        )
+        won_deals = (
+            Opportunity.objects.filter(from_leads, status=OpportunityStatus.WON).order_by().values("status")
+        )
+        won_count = won_deals.annotate(n=Count("pk")).values("n")
+        won_value = won_deals.annotate(total=Sum(converted())).values("total")
         # One pass over the leads grouped by status and stage (a few dozen rows; PostgreSQL can read
         # the stage index alone, which carries status, revenue, owner and pipeline). Whether a stage is
         # past its pipeline's first open one is asked once per group, not once per lead.
