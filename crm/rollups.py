@@ -51,10 +51,30 @@ class Rollup:
     sums: dict[str, str]
     watched: tuple[str, ...]
     vendor_keys: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Only the source rows where this holds (SQL over ``{row}``) are summed; None: every row.
+    condition: str | None = None
+    # A table the keys also read, through a foreign key of the source (``Joined``): its columns are
+    # written ``{joined.column}`` in the keys, and a change of them there moves the figures too.
+    joined: "Joined | None" = None
 
-    def key_expressions(self, vendor: str, row: str) -> list[str]:
+    def key_expressions(self, vendor: str, row: str, joined: "object | None" = None) -> list[str]:
+        """The keys of ``row``; the joined table's columns read from ``joined`` (an alias or
+        ``ABSENT``), by default looked up from ``row``'s foreign key."""
         keys = {**self.keys, **self.vendor_keys.get(vendor, {})}
-        return [keys[column].format(row=row) for column in self.keys]
+        if joined is None and self.joined is not None:
+            joined = _LookedUp(self.joined, row, lock=False)
+        return [keys[column].format(row=row, joined=joined) for column in self.keys]
+
+    def trigger_keys(self, vendor: str, row: str) -> list[str]:
+        """The keys as a trigger on the source reads them: on PostgreSQL, the joined row is read
+        FOR SHARE, so that a change of it in another transaction waits for this one (or this for it)
+        and the figures land under the keys it ends with (see ``Joined``)."""
+        if self.joined is None or vendor != "postgresql":
+            return self.key_expressions(vendor, row)
+        return self.key_expressions(vendor, row, _LookedUp(self.joined, row, lock=True))
+
+    def where(self, row: str) -> str:
+        return "TRUE" if self.condition is None else f"({self.condition.format(row=row)})"
 
     def sum_expressions(self, row: str) -> list[str]:
         return ["1", *(expression.format(row=row) for expression in self.sums.values())]
@@ -66,6 +86,58 @@ class Rollup:
     @property
     def trigger(self) -> str:
         return f"{self.table}_keep"
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The table a rollup's keys also read (``table``), by the source's foreign key ``fk`` to its id,
+    and the ``columns`` of it they read. Its own triggers move a source row's figures when one of those
+    columns changes, and when the row appears or goes (a fixture may load a deal before its lead).
+
+    Concurrency on PostgreSQL: the source's trigger reads the joined row FOR SHARE. A change of that
+    row waits for it, then moves the figures it committed; a source write that comes second waits for
+    the change, then reads the new values. Either way the figures end under the joined row's last
+    values."""
+
+    table: str
+    fk: str
+    columns: tuple[str, ...]
+
+    @property
+    def trigger(self) -> str:
+        return f"{self.table}_follow"
+
+
+class _LookedUp:
+    """``{joined.column}`` as a scalar subquery from ``row``'s foreign key."""
+
+    def __init__(self, joined: Joined, row: str, *, lock: bool):
+        self._joined, self._row, self._lock = joined, row, lock
+
+    def __getattr__(self, column: str) -> str:
+        lock = " FOR SHARE" if self._lock else ""
+        joined = self._joined
+        return f"(SELECT j.{column} FROM {joined.table} j WHERE j.id = {self._row}.{joined.fk}{lock})"
+
+
+class _Alias:
+    """``{joined.column}`` as a column of a row (a trigger's NEW or OLD, a transition table's alias)."""
+
+    def __init__(self, alias: str):
+        self._alias = alias
+
+    def __getattr__(self, column: str) -> str:
+        return f"{self._alias}.{column}"
+
+
+class _Absent:
+    """``{joined.column}`` of a joined row that is not there: NULL."""
+
+    def __getattr__(self, column: str) -> str:
+        return "NULL"
+
+
+ABSENT = _Absent()
 
 
 def register_rollup(rollup: Rollup) -> None:
@@ -84,8 +156,11 @@ def _add(rollup: Rollup, vendor: str, row: str) -> str:
     columns = [*rollup.keys, *rollup.sum_columns]
     values = [*rollup.key_expressions(vendor, row), *rollup.sum_expressions(row)]
     updates = ", ".join(f"{c} = {rollup.table}.{c} + excluded.{c}" for c in rollup.sum_columns)
+    # A SELECT with a WHERE, not VALUES: the row is added only where the condition holds (and the
+    # WHERE keeps SQLite's parser from reading ON CONFLICT as a join's ON).
     return (
-        f"INSERT INTO {rollup.table} ({', '.join(columns)}) VALUES ({', '.join(values)}) "
+        f"INSERT INTO {rollup.table} ({', '.join(columns)}) SELECT {', '.join(values)} "
+        f"WHERE {rollup.where(row)} "
         f"ON CONFLICT ({', '.join(rollup.keys)}) DO UPDATE SET {updates}"
     )
 
@@ -98,7 +173,7 @@ def _take(rollup: Rollup, vendor: str, row: str) -> str:
     where = " AND ".join(
         f"{c} = {e}" for c, e in zip(rollup.keys, rollup.key_expressions(vendor, row), strict=True)
     )
-    return f"UPDATE {rollup.table} SET {sets} WHERE {where}"
+    return f"UPDATE {rollup.table} SET {sets} WHERE {where} AND {rollup.where(row)}"
 
 
 def _net_deltas(rollup: Rollup, parts: list[tuple[str, str]]) -> str:
@@ -108,13 +183,20 @@ def _net_deltas(rollup: Rollup, parts: list[tuple[str, str]]) -> str:
     writes nothing and locks nothing. Every writer takes its rollup rows in key order, so moves that
     cross the same two stages in opposite directions wait for each other rather than deadlock.
     """
-    keys = list(rollup.keys)
     selects = []
     for table, sign in parts:
         sums = [f"{sign}({e})" for e in rollup.sum_expressions("t")]
         selects.append(
-            f"SELECT {', '.join(rollup.key_expressions('postgresql', 't'))}, {', '.join(sums)} FROM {table} t"
+            f"SELECT {', '.join(rollup.trigger_keys('postgresql', 't'))}, {', '.join(sums)} FROM {table} t "
+            f"WHERE {rollup.where('t')}"
         )
+    return _upsert_deltas(rollup, selects)
+
+
+def _upsert_deltas(rollup: Rollup, selects: list[str]) -> str:
+    """One upsert of the rows of ``selects`` (each: the keys, then the signed sums), net by key, in key
+    order (see ``_net_deltas``)."""
+    keys = list(rollup.keys)
     columns = [*keys, *rollup.sum_columns]
     totals = [f"SUM(d.{c})" for c in rollup.sum_columns]
     union = " UNION ALL ".join(selects)
@@ -200,15 +282,158 @@ def _sqlite_triggers(rollup: Rollup) -> list[str]:
     ]
 
 
+def _moved(
+    rollup: Rollup, vendor: str, rows: str, joined_row: str, before, after, *, signed: bool
+) -> list[str]:
+    """Two SELECTs of the source rows that reference ``joined_row`` (an alias among ``rows``, the FROM
+    items that come before the source's): their keys under the joined row's values ``before`` (an
+    alias or ``ABSENT``), to take away, and under those ``after``, to add. ``signed``: the first one's
+    sums negated."""
+    joined = rollup.joined
+    selects = []
+    for values, sign in ((before, "-" if signed else ""), (after, "")):
+        alias = ABSENT if values is ABSENT else _Alias(values)
+        expressions = rollup.key_expressions(vendor, "t", alias)
+        keys = [f"{e} AS {c}" for c, e in zip(rollup.keys, expressions, strict=True)]
+        sums = [
+            f"{sign}({e}) AS {c}"
+            for c, e in zip(rollup.sum_columns, rollup.sum_expressions("t"), strict=True)
+        ]
+        selects.append(
+            f"SELECT {', '.join(keys)}, {', '.join(sums)} FROM {rows}{rollup.source} t "
+            f"WHERE t.{joined.fk} = {joined_row}.id AND {rollup.where('t')}"
+        )
+    return selects
+
+
+def _joined_postgresql_triggers(rollup: Rollup) -> list[str]:
+    joined = rollup.joined
+    changed = " OR ".join(f"o.{c} IS DISTINCT FROM n.{c}" for c in joined.columns)
+    name = f"{rollup.trigger}_{joined.trigger}"
+
+    def statement(rows: str, joined_row: str, before, after) -> str:
+        return _upsert_deltas(
+            rollup, _moved(rollup, "postgresql", rows, joined_row, before, after, signed=True)
+        )
+
+    # The joined rows whose read columns changed: their values before ("o") and after ("n").
+    update = statement(
+        f"old_rows o JOIN new_rows n ON n.id = o.id AND ({changed}) CROSS JOIN ", "n", "o", "n"
+    )
+    insert = statement("new_rows n CROSS JOIN ", "n", ABSENT, "n")
+    delete = statement("old_rows o CROSS JOIN ", "o", "o", ABSENT)
+    function = f"""
+CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $rollup$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        {insert};
+    ELSIF TG_OP = 'DELETE' THEN
+        {delete};
+    ELSE
+        {update};
+    END IF;
+    RETURN NULL;
+END
+$rollup$"""
+    events = {
+        "insert": "INSERT ON {table} REFERENCING NEW TABLE AS new_rows",
+        "delete": "DELETE ON {table} REFERENCING OLD TABLE AS old_rows",
+        "update": "UPDATE ON {table} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
+    }
+    creates = "\n".join(
+        f"""
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_trigger WHERE tgname = '{name}_{event}'
+        AND tgrelid = '{joined.table}'::regclass AND tgenabled = 'A'
+    ) THEN
+        DROP TRIGGER IF EXISTS {name}_{event} ON {joined.table};
+        CREATE TRIGGER {name}_{event} AFTER {clause.format(table=joined.table)}
+            FOR EACH STATEMENT EXECUTE FUNCTION {name}();
+        ALTER TABLE {joined.table} ENABLE ALWAYS TRIGGER {name}_{event};
+    END IF;"""
+        for event, clause in events.items()
+    )
+    return [function, f"DO $install$\nBEGIN{creates}\nEND\n$install$"]
+
+
+def _sqlite_take_selected(rollup: Rollup, select: str) -> str:
+    """Take the grouped rows of ``select`` (keys, then sums, named as the rollup's columns) away."""
+    keys, sums = list(rollup.keys), rollup.sum_columns
+    sets = ", ".join(f"{c} = {rollup.table}.{c} - d.{c}" for c in sums)
+    where = " AND ".join(f"{rollup.table}.{k} = d.{k}" for k in keys)
+    return f"UPDATE {rollup.table} SET {sets} FROM ({select}) d WHERE {where}"
+
+
+def _sqlite_add_selected(rollup: Rollup, select: str) -> str:
+    columns = [*rollup.keys, *rollup.sum_columns]
+    updates = ", ".join(f"{c} = {rollup.table}.{c} + excluded.{c}" for c in rollup.sum_columns)
+    return (
+        f"INSERT INTO {rollup.table} ({', '.join(columns)}) SELECT * FROM ({select}) WHERE TRUE "
+        f"ON CONFLICT ({', '.join(rollup.keys)}) DO UPDATE SET {updates}"
+    )
+
+
+def _grouped(rollup: Rollup, select: str) -> str:
+    """``select``'s rows summed by key, the columns named as the rollup's."""
+    keys, sums = list(rollup.keys), rollup.sum_columns
+    totals = ", ".join(f"SUM(u.{c}) AS {c}" for c in sums)
+    return (
+        f"SELECT {', '.join(f'u.{k} AS {k}' for k in keys)}, {totals} FROM ({select}) u "
+        f"GROUP BY {', '.join(f'u.{k}' for k in keys)}"
+    )
+
+
+def _joined_sqlite_triggers(rollup: Rollup) -> list[str]:
+    # Row-level, as the source's: take the referencing rows away under the joined row's values before,
+    # add them under its values after.
+    joined = rollup.joined
+    name = f"{rollup.trigger}_{joined.trigger}"
+    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in joined.columns)
+
+    def body(row: str, before, after) -> str:
+        take, add = _moved(rollup, "sqlite", "", row, before, after, signed=False)
+        return (
+            f"{_sqlite_take_selected(rollup, _grouped(rollup, take))}; "
+            f"{_sqlite_add_selected(rollup, _grouped(rollup, add))};"
+        )
+
+    columns = ", ".join(joined.columns)
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {name}_update AFTER UPDATE OF {columns} ON {joined.table} "
+        f"WHEN {changed} BEGIN {body('NEW', 'OLD', 'NEW')} END",
+        f"CREATE TRIGGER IF NOT EXISTS {name}_insert AFTER INSERT ON {joined.table} "
+        f"BEGIN {body('NEW', ABSENT, 'NEW')} END",
+        f"CREATE TRIGGER IF NOT EXISTS {name}_delete AFTER DELETE ON {joined.table} "
+        f"BEGIN {body('OLD', 'OLD', ABSENT)} END",
+    ]
+
+
 def trigger_statements(rollup: Rollup, vendor: str) -> list[str]:
     if vendor == "postgresql":
-        return _postgresql_triggers(rollup)
+        own = _postgresql_triggers(rollup)
+        return own if rollup.joined is None else [*own, *_joined_postgresql_triggers(rollup)]
     if vendor == "sqlite":
-        return _sqlite_triggers(rollup)
+        own = _sqlite_triggers(rollup)
+        return own if rollup.joined is None else [*own, *_joined_sqlite_triggers(rollup)]
     raise NotImplementedError(f"Rollups are kept on PostgreSQL and SQLite, not on {vendor}.")
 
 
 def drop_statements(rollup: Rollup, vendor: str) -> list[str]:
+    joined = []
+    if rollup.joined is not None:
+        name, table = f"{rollup.trigger}_{rollup.joined.trigger}", rollup.joined.table
+        events = ("insert", "delete", "update")
+        if vendor == "postgresql":
+            joined = [
+                *(f"DROP TRIGGER IF EXISTS {name}_{e} ON {table}" for e in events),
+                f"DROP FUNCTION IF EXISTS {name}()",
+            ]
+        else:
+            joined = [f"DROP TRIGGER IF EXISTS {name}_{e}" for e in events]
+    return joined + _own_drop_statements(rollup, vendor)
+
+
+def _own_drop_statements(rollup: Rollup, vendor: str) -> list[str]:
     if vendor == "postgresql":
         return [
             f"DROP TRIGGER IF EXISTS {rollup.trigger} ON {rollup.source}",
@@ -234,7 +459,8 @@ def install_triggers(connection=None, rollups: list[Rollup] | None = None) -> No
     tables = _tables(connection)
     with connection.cursor() as cursor:
         for rollup in rollups if rollups is not None else registered_rollups():
-            if rollup.table in tables and rollup.source in tables:
+            needed = {rollup.table, rollup.source, *([rollup.joined.table] if rollup.joined else [])}
+            if needed <= tables:
                 for statement in trigger_statements(rollup, connection.vendor):
                     cursor.execute(statement)
 
@@ -254,7 +480,10 @@ def _recount_sql(rollup: Rollup, vendor: str) -> str:
     keys = rollup.key_expressions(vendor, "r")
     sums = [f"SUM({e})" for e in rollup.sum_expressions("r")]
     positions = ", ".join(str(i) for i in range(1, len(keys) + 1))
-    return f"SELECT {', '.join(keys + sums)} FROM {rollup.source} r GROUP BY {positions}"
+    return (
+        f"SELECT {', '.join(keys + sums)} FROM {rollup.source} r WHERE {rollup.where('r')} "
+        f"GROUP BY {positions}"
+    )
 
 
 def _hold_writes(rollup: Rollup, cursor, vendor: str) -> None:
@@ -262,6 +491,8 @@ def _hold_writes(rollup: Rollup, cursor, vendor: str) -> None:
     # the swap. (SQLite's writer already holds the whole database.)
     if vendor == "postgresql":
         cursor.execute(f"LOCK TABLE {rollup.source} IN SHARE MODE")
+        if rollup.joined is not None:
+            cursor.execute(f"LOCK TABLE {rollup.joined.table} IN SHARE MODE")
 
 
 def rollup_rebuild(rollup: Rollup, connection=None) -> int:

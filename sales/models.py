@@ -448,7 +448,7 @@ from sales.models_quotes import (  # noqa: E402
     QuoteLine,
     QuoteStatus,
 )
-from sales.models_rollups import OpportunityBoardRollup, OpportunityRollup  # noqa: E402
+from sales.models_rollups import OpportunityBoardRollup, OpportunityRollup, WonFromLeadRollup  # noqa: E402
 from sales.models_territories import (  # noqa: E402
     AccountTerritory,
     Territory,
@@ -488,4 +488,5 @@ __all__ = [
     "TerritoryRule",
     "TerritoryRun",
     "TerritoryRunStatus",
+    "WonFromLeadRollup",
 ]

@@ -63,3 +63,28 @@ class OpportunityBoardRollup(models.Model):
 
     def __str__(self) -> str:
         return f"pipeline {self.pipeline_id} stage {self.stage_id} owner {self.owner_id}: {self.n}"
+
+
+class WonFromLeadRollup(models.Model):
+    """The won deals converted from a lead, counted and summed by the **lead's** owner and pipeline
+    (and the deal's currency and close month, to convert): the last step of the conversion funnel, "won
+    deals from these leads", for a reader who sees some owners' leads. Kept by triggers on the deals
+    and on the leads (a lead handed to another owner takes its won deal's figures along)."""
+
+    lead_owner_id = models.BigIntegerField(help_text="The lead's owner; 0: none.")
+    lead_pipeline_id = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    close_month = models.IntegerField(help_text="Year × 100 + month of the close date; 0: none.")
+    n = models.BigIntegerField(default=0)
+    amount_cents = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lead_owner_id", "lead_pipeline_id", "currency", "close_month"],
+                name="sales_wonfromleadrollup_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"lead owner {self.lead_owner_id} pipeline {self.lead_pipeline_id}: {self.n}"

@@ -2,7 +2,7 @@
 sales.models.OpportunityRollup)."""
 
 from crm.reached import Reach, register_reach
-from crm.rollups import CENTS, Rollup, register_rollup
+from crm.rollups import CENTS, Joined, Rollup, register_rollup
 
 OPPORTUNITY_ROLLUP = Rollup(
     name="opportunities",
@@ -56,6 +56,29 @@ OPPORTUNITY_BOARD_ROLLUP = Rollup(
     watched=("pipeline_id", "stage_id", "owner_id", "amount"),
 )
 register_rollup(OPPORTUNITY_BOARD_ROLLUP)
+
+CLOSE_MONTH = OPPORTUNITY_ROLLUP.keys["close_month"]
+
+# The funnel's last step for a reader who sees some owners' leads: the won deals from leads by the lead's
+# owner and pipeline (read through the deal's lead). Only won deals from a lead count: an open deal
+# created, moved or lost writes nothing here.
+WON_FROM_LEAD_ROLLUP = Rollup(
+    name="won deals from leads",
+    table="sales_wonfromleadrollup",
+    source="sales_opportunity",
+    keys={
+        "lead_owner_id": "COALESCE({joined.owner_id}, 0)",
+        "lead_pipeline_id": "COALESCE({joined.pipeline_id}, 0)",
+        "currency": "{row}.currency",
+        "close_month": CLOSE_MONTH,
+    },
+    vendor_keys={"sqlite": {"close_month": OPPORTUNITY_ROLLUP.vendor_keys["sqlite"]["close_month"]}},
+    sums={"amount_cents": CENTS.format(column="amount")},
+    watched=("status", "lead_id", "currency", "close_date", "amount"),
+    condition="{row}.status = 'won' AND {row}.lead_id IS NOT NULL",
+    joined=Joined(table="crm_lead", fk="lead_id", columns=("owner_id", "pipeline_id")),
+)
+register_rollup(WON_FROM_LEAD_ROLLUP)
 
 # How far each deal got (crm.reached): what the conversion funnel of deals reads.
 OPPORTUNITY_REACH = Reach(

@@ -51,7 +51,6 @@ from crm.selectors import (
     register_record_access,
     rollup_board_totals,
     tags_prefetch,
-    user_managed_ids,
     user_sees_everything,
 )
 from sales.currencies import MIXED, conversion_note, converted, month_bounds, monthly_rates
@@ -62,6 +61,7 @@ from sales.models import (
     OpportunityRollup,
     OpportunityStageChange,
     OpportunityStatus,
+    WonFromLeadRollup,
     company_currency,
 )
 from sales.quotas import quota_attainment_of, quota_targets, user_is_person
@@ -606,15 +606,10 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
     )
     lead_rollup = lead_rollup_visible_to(user=user, pipeline=pipeline)
     if lead_rollup is not None:
-        # A superuser or a CRM Admin sees every lead: the won deals from leads are the rollup's.
-        every_lead = pipeline is None and user_sees_everything(user)
         grouped = [
             {**group, "value": _cents(group["cents"])}
             for group in _funnel_groups_from_rollups(
-                lead_rollup,
-                later_stages,
-                None if every_lead else _won_from_visible_leads(user, pipeline),
-                pipeline=pipeline,
+                lead_rollup, later_stages, _won_from_visible_leads(user, pipeline)
             )
         ]
     else:
@@ -685,60 +680,51 @@ def conversion_funnel(*, user: Actor, pipeline: Pipeline | None = None) -> list[
     return steps
 
 
-def _won_from_visible_leads(user: Actor, pipeline: Pipeline | None) -> list[QuerySet]:
-    """The won deals from the leads ``user`` sees where that is a matter of owners (the rollups' case):
-    those of unowned leads, and those of the leads of the owners ``user`` sees, as two querysets. Each
-    reads the leads' owner index and the won deals' partial index; one OR of both would make
-    PostgreSQL read every lead (a rep at a million leads: 100 ms against 14)."""
-    if not user.is_authenticated or not user.is_active:
-        return []
-    won = Opportunity.objects.filter(status=OpportunityStatus.WON, lead__isnull=False)
-    if pipeline is not None:
-        won = won.filter(lead__pipeline=pipeline)
-    owners = list(user_managed_ids(user).values_list("pk", flat=True))
-    return [won.filter(lead__owner__isnull=True), won.filter(lead__owner__in=owners)]
+def _won_from_visible_leads(user: Actor, pipeline: Pipeline | None) -> dict[str, Any]:
+    """The count and value of the won deals from the leads ``user`` sees, where that is a matter of
+    owners (the rollups' case): from the deals' rollup when every lead counts (all pipelines, a
+    superuser or a CRM Admin), else from the won deals from leads by the lead's owner and pipeline
+    (``sales.rollups.WON_FROM_LEAD_ROLLUP``), a few rows a reader. Another currency converts a close
+    month at a time (``_split_currencies``)."""
+    won = Opportunity.objects.filter(lead__isnull=False, status=OpportunityStatus.WON)
+    if pipeline is None and user_sees_everything(user):
+        rows = OpportunityRollup.objects.filter(from_lead=1, status=OpportunityStatus.WON)
+    else:
+        rule = owned_records_visible_owners_listed(Lead, user, "lead_owner_id")
+        if rule is None:  # a grant widens who sees leads: the funnel then counts its leads live
+            raise ValueError("The won deals from leads are read from the rollup only by owner.")
+        rows = WonFromLeadRollup.objects.filter(rule)
+        # The same deals, read live for the months the rollup cannot convert: the listed owners' leads
+        # and the leads without an owner (the rollup's 0), or every lead (``Q()``).
+        owners = dict(rule.children).get("lead_owner_id__in")
+        if owners is not None:
+            won = won.filter(Q(lead__owner__isnull=True) | Q(lead__owner__in=[pk for pk in owners if pk]))
+        if pipeline is not None:
+            rows = rows.filter(lead_pipeline_id=pipeline.pk)
+            won = won.filter(lead__pipeline=pipeline)
+    kept, counted = _split_currencies(
+        list(
+            _with_rate_month(rows)
+            .order_by()
+            .values("currency", "rate_month")
+            .annotate(n=Sum("n"), cents=Sum("amount_cents"))
+        ),
+        won,
+        ["status"],
+        {"n": count_rows(), "value": Sum(converted())},
+    )
+    return {
+        "won": sum(row["n"] or 0 for row in kept + counted),
+        "won_value": sum((_cents(row["cents"]) for row in kept), Decimal("0"))
+        + sum((row["value"] or Decimal("0") for row in counted), Decimal("0")),
+    }
 
 
 def _funnel_groups_from_rollups(
-    lead_rollup: QuerySet,
-    later_stages: QuerySet[Stage],
-    won_parts: list[QuerySet] | None,
-    *,
-    pipeline: Pipeline | None,
+    lead_rollup: QuerySet, later_stages: QuerySet[Stage], won: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """The funnel's groups (status and stage of the leads, with the won deals from leads) from the lead
-    rollup, in one query as the live one. When every lead counts (all pipelines, a superuser), the won
-    deals from leads come from the opportunities' rollup too (read first): their count as kept, their
-    value as kept, converted a close month at a time where in another currency (``_split_currencies``).
-    ``won_parts`` (the won deals from the reader's leads, in parts that do not overlap) are counted
-    otherwise."""
-    if pipeline is None and won_parts is None:
-        won = OpportunityRollup.objects.filter(from_lead=1, status=OpportunityStatus.WON)
-        kept, counted = _split_currencies(
-            list(
-                _with_rate_month(won)
-                .order_by()
-                .values("currency", "rate_month")
-                .annotate(n=Sum("n"), cents=Sum("amount_cents"))
-            ),
-            Opportunity.objects.filter(lead__isnull=False, status=OpportunityStatus.WON),
-            ["status"],
-            {"n": count_rows(), "value": Sum(converted())},
-        )
-        won = {
-            "won": sum(row["n"] or 0 for row in kept + counted),
-            "won_value": sum((_cents(row["cents"]) for row in kept), Decimal("0"))
-            + sum((row["value"] or Decimal("0") for row in counted), Decimal("0")),
-        }
-    else:
-        # Read on their own, once: as two subqueries of the groups' query, the won deals were joined
-        # to the reader's leads twice (a rep's funnel at a million leads: 2 × 100 ms).
-        won = {"won": 0, "won_value": Decimal("0")}
-        for part in won_parts:
-            totals = part.aggregate(n=count_rows(), value=Sum(converted()))
-            won["won"] += totals["n"] or 0
-            won["won_value"] += totals["value"] or Decimal("0")
-    known = {name: value for name, value in won.items() if not hasattr(value, "resolve_expression")}
+    """The funnel's groups (status and stage of the leads) from the lead rollup, in one query as the
+    live one, each with the won deals from those leads (``won``, read before)."""
     groups = (
         lead_rollup.order_by()
         .values("status", "stage_id")
@@ -746,11 +732,10 @@ def _funnel_groups_from_rollups(
             count=Sum("n"),
             cents=Sum("expected_revenue_cents"),
             later_stage=_PerGroup(_in_stages(later_stages)),
-            **{name: value for name, value in won.items() if name not in known},
         )
         .filter(count__gt=0)
     )
-    return [{**group, **known} for group in groups]
+    return [{**group, **won} for group in groups]
 
 
 def _percent(part: int, whole: int) -> float:

@@ -181,13 +181,16 @@ def owned_records_visible_owners(model: type[Model], user: Actor) -> Q | None:
     return Q(owner_id=0) | Q(owner_id__in=user_managed_ids(user)) | Q(_crm_admin_membership(user))
 
 
-def owned_records_visible_owners_listed(model: type[Model], user: Actor) -> Q | None:
+def owned_records_visible_owners_listed(
+    model: type[Model], user: Actor, column: str = "owner_id"
+) -> Q | None:
     """``owned_records_visible_owners`` with the owners ``user`` sees read now and written into the
-    condition as a list (``owner_id IN (0, ...)``): an index on the owner then answers it, where the
-    one-condition form (an OR with the CRM Admin membership) has every row read. Costs a small query
-    (and the membership's, once per user object); for a rollup of many rows (the deals' by close month:
-    110,000 at 5M leads), not for one of a few hundred. None as there."""
-    return _listed(model, user, lambda owners: Q(owner_id__in=[0, *owners]))
+    condition as a list (``owner_id IN (0, ...)``; ``column``: another column holding a ``model``
+    record's owner): an index on the owner then answers it, where the one-condition form (an OR with the
+    CRM Admin membership) has every row read. Costs a small query (and the membership's, once per user
+    object); for a rollup of many rows (the deals' by close month: 110,000 at 5M leads), not for one of
+    a few hundred. None as there."""
+    return _listed(model, user, lambda owners: Q(**{f"{column}__in": [0, *owners]}))
 
 
 def shared_records_editable_by(queryset: QuerySet, user: Actor) -> QuerySet:

@@ -20,7 +20,12 @@ from crm.reached import LEAD_REACH, reached_differences
 from crm.rollups import LEAD_ROLLUP, rollup_differences, rollup_rebuild
 from crm.selectors import lead_kanban, lead_visible_to
 from sales.models import Opportunity
-from sales.rollups import OPPORTUNITY_BOARD_ROLLUP, OPPORTUNITY_REACH, OPPORTUNITY_ROLLUP
+from sales.rollups import (
+    OPPORTUNITY_BOARD_ROLLUP,
+    OPPORTUNITY_REACH,
+    OPPORTUNITY_ROLLUP,
+    WON_FROM_LEAD_ROLLUP,
+)
 from sales.selectors import conversion_funnel, dashboard, forecast, opportunity_kanban, opportunity_visible_to
 from tests.admin.test_admin_writes import lead_form
 from tests.crm.importing_helpers import csv_bytes
@@ -37,6 +42,7 @@ def assert_exact():
     assert rollup_differences(LEAD_ROLLUP) == []
     assert rollup_differences(OPPORTUNITY_ROLLUP) == []
     assert rollup_differences(OPPORTUNITY_BOARD_ROLLUP) == []
+    assert rollup_differences(WON_FROM_LEAD_ROLLUP) == []
     # Each record's furthest stage, kept by triggers at the same doors (crm.reached).
     assert reached_differences(LEAD_REACH) == (0, [])
     assert reached_differences(OPPORTUNITY_REACH) == (0, [])
