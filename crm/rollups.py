@@ -308,7 +308,6 @@ def _moved(
 
 def _joined_postgresql_triggers(rollup: Rollup) -> list[str]:
     joined = rollup.joined
-    changed = " OR ".join(f"o.{c} IS DISTINCT FROM n.{c}" for c in joined.columns)
     name = f"{rollup.trigger}_{joined.trigger}"
 
     def statement(rows: str, joined_row: str, before, after) -> str:
@@ -316,9 +315,17 @@ def _joined_postgresql_triggers(rollup: Rollup) -> list[str]:
             rollup, _moved(rollup, "postgresql", rows, joined_row, before, after, signed=True)
         )
 
-    # The joined rows whose read columns changed: their values before ("o") and after ("n").
-    update = statement(
-        f"old_rows o JOIN new_rows n ON n.id = o.id AND ({changed}) CROSS JOIN ", "n", "o", "n"
+    # Updated joined rows: their referencing rows taken away under the values before ("o") and added
+    # under those after ("n"), unpaired, as the source's own update: where nothing the keys read changed,
+    # the two cancel out and nothing is written. (Pairing old and new rows by id, a join of two
+    # transition tables PostgreSQL has no statistics for, made an update of 100,000 leads take 18 s
+    # longer.)
+    update = _upsert_deltas(
+        rollup,
+        [
+            _moved(rollup, "postgresql", "old_rows o CROSS JOIN ", "o", "o", ABSENT, signed=True)[0],
+            _moved(rollup, "postgresql", "new_rows n CROSS JOIN ", "n", ABSENT, "n", signed=True)[1],
+        ],
     )
     insert = statement("new_rows n CROSS JOIN ", "n", ABSENT, "n")
     delete = statement("old_rows o CROSS JOIN ", "o", "o", ABSENT)
