@@ -214,46 +214,64 @@ def _upsert_deltas(rollup: Rollup, selects: list[str]) -> str:
     )
 
 
-def _postgresql_triggers(rollup: Rollup) -> list[str]:
-    # Statement-level triggers with transition tables: an import's COPY of 100,000 leads or a bulk
-    # update applies its deltas in one grouped upsert, not one upsert a row (about 96 µs a row).
-    function = f"""
-CREATE OR REPLACE FUNCTION {rollup.trigger}_delta() RETURNS trigger LANGUAGE plpgsql AS $rollup$
+def _statement_function(name: str, insert: str, delete: str, update: str) -> str:
+    """A PL/pgSQL trigger function running ``insert``, ``delete`` or ``update`` by the event."""
+    return f"""
+CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $rollup$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        {_net_deltas(rollup, [("new_rows", "")])};
+        {insert};
     ELSIF TG_OP = 'DELETE' THEN
-        {_net_deltas(rollup, [("old_rows", "-")])};
+        {delete};
     ELSE
-        {_net_deltas(rollup, [("old_rows", "-"), ("new_rows", "")])};
+        {update};
     END IF;
     RETURN NULL;
 END
 $rollup$"""
-    # The triggers fire with session_replication_role = replica too (ENABLE ALWAYS): the import turns the
-    # per-row foreign-key triggers off that way (crm/importing/writing.py) and the rollups must still
-    # follow its rows. They are made only when missing: ALTER TABLE is refused while the table has
-    # pending trigger events (deferred foreign-key checks earlier in the same transaction), which a
-    # repair by `crm_rollups --rebuild` may meet. A database from before them has one row-level trigger
-    # (named as the rollup's trigger), dropped here once.
+
+
+def _statement_triggers(name: str, table: str, function: str) -> str:
+    """PL/pgSQL that makes ``table``'s three statement-level triggers ``name``_insert, _delete and
+    _update run ``function`` with their transition tables, where they are missing.
+
+    The triggers fire with session_replication_role = replica too (ENABLE ALWAYS): the import turns the
+    per-row foreign-key triggers off that way (crm/importing/writing.py) and the rollups must still
+    follow its rows. They are made only when missing: ALTER TABLE is refused while the table has
+    pending trigger events (deferred foreign-key checks earlier in the same transaction), which a
+    repair by `crm_rollups --rebuild` may meet."""
     events = {
-        "insert": "INSERT ON {source} REFERENCING NEW TABLE AS new_rows",
-        "delete": "DELETE ON {source} REFERENCING OLD TABLE AS old_rows",
-        "update": "UPDATE ON {source} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
+        "insert": "INSERT ON {table} REFERENCING NEW TABLE AS new_rows",
+        "delete": "DELETE ON {table} REFERENCING OLD TABLE AS old_rows",
+        "update": "UPDATE ON {table} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
     }
-    creates = "\n".join(
+    return "\n".join(
         f"""
     IF NOT EXISTS (
-        SELECT 1 FROM pg_trigger WHERE tgname = '{rollup.trigger}_{event}'
-        AND tgrelid = '{rollup.source}'::regclass AND tgenabled = 'A'
+        SELECT 1 FROM pg_trigger WHERE tgname = '{name}_{event}'
+        AND tgrelid = '{table}'::regclass AND tgenabled = 'A'
     ) THEN
-        DROP TRIGGER IF EXISTS {rollup.trigger}_{event} ON {rollup.source};
-        CREATE TRIGGER {rollup.trigger}_{event} AFTER {clause.format(source=rollup.source)}
-            FOR EACH STATEMENT EXECUTE FUNCTION {rollup.trigger}_delta();
-        ALTER TABLE {rollup.source} ENABLE ALWAYS TRIGGER {rollup.trigger}_{event};
+        DROP TRIGGER IF EXISTS {name}_{event} ON {table};
+        CREATE TRIGGER {name}_{event} AFTER {clause.format(table=table)}
+            FOR EACH STATEMENT EXECUTE FUNCTION {function}();
+        ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}_{event};
     END IF;"""
         for event, clause in events.items()
     )
+
+
+def _postgresql_triggers(rollup: Rollup) -> list[str]:
+    # Statement-level triggers with transition tables: an import's COPY of 100,000 leads or a bulk
+    # update applies its deltas in one grouped upsert, not one upsert a row (about 96 µs a row).
+    function = _statement_function(
+        f"{rollup.trigger}_delta",
+        _net_deltas(rollup, [("new_rows", "")]),
+        _net_deltas(rollup, [("old_rows", "-")]),
+        _net_deltas(rollup, [("old_rows", "-"), ("new_rows", "")]),
+    )
+    creates = _statement_triggers(rollup.trigger, rollup.source, f"{rollup.trigger}_delta")
+    # A database from before them has one row-level trigger (named as the rollup's trigger), dropped
+    # here once.
     trigger = f"""
 DO $install$
 BEGIN
@@ -329,38 +347,8 @@ def _joined_postgresql_triggers(rollup: Rollup) -> list[str]:
     )
     insert = statement("new_rows n CROSS JOIN ", "n", ABSENT, "n")
     delete = statement("old_rows o CROSS JOIN ", "o", "o", ABSENT)
-    function = f"""
-CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $rollup$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        {insert};
-    ELSIF TG_OP = 'DELETE' THEN
-        {delete};
-    ELSE
-        {update};
-    END IF;
-    RETURN NULL;
-END
-$rollup$"""
-    events = {
-        "insert": "INSERT ON {table} REFERENCING NEW TABLE AS new_rows",
-        "delete": "DELETE ON {table} REFERENCING OLD TABLE AS old_rows",
-        "update": "UPDATE ON {table} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
-    }
-    creates = "\n".join(
-        f"""
-    IF NOT EXISTS (
-        SELECT 1 FROM pg_trigger WHERE tgname = '{name}_{event}'
-        AND tgrelid = '{joined.table}'::regclass AND tgenabled = 'A'
-    ) THEN
-        DROP TRIGGER IF EXISTS {name}_{event} ON {joined.table};
-        CREATE TRIGGER {name}_{event} AFTER {clause.format(table=joined.table)}
-            FOR EACH STATEMENT EXECUTE FUNCTION {name}();
-        ALTER TABLE {joined.table} ENABLE ALWAYS TRIGGER {name}_{event};
-    END IF;"""
-        for event, clause in events.items()
-    )
-    return [function, f"DO $install$\nBEGIN{creates}\nEND\n$install$"]
+    function = _statement_function(name, insert, delete, update)
+    return [function, f"DO $install$\nBEGIN{_statement_triggers(name, joined.table, name)}\nEND\n$install$"]
 
 
 def _sqlite_take_selected(rollup: Rollup, select: str) -> str:
