@@ -4,11 +4,21 @@ meeting" or "schedule a task" one click (the activity form, filled in, back to t
 
 import datetime
 
-from django.db.models import Count, Exists, JSONField, OuterRef, Q, Subquery
+from django.db.models import (
+    BooleanField,
+    CharField,
+    Count,
+    DateTimeField,
+    Exists,
+    IntegerField,
+    JSONField,
+    OuterRef,
+    Q,
+    Subquery,
+)
 from django.db.models.functions import Coalesce, JSONObject
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.formats import date_format
 from django.utils.http import urlencode
 
@@ -17,9 +27,11 @@ from activities.models import CLOSED_ACTIVITY_STATUSES, Activity, ActivityStatus
 from activities.selectors import activity_visible_to
 from crm.next_actions import (
     Context,
+    JSONPart,
     NextAction,
     NextActionRule,
     days_since,
+    json_datetime,
     plural,
     record_admin_url,
     register_next_action_link,
@@ -67,18 +79,10 @@ def _overdue_annotations(fk: str):
     return annotations
 
 
-def _json_datetime(value: str) -> datetime.datetime:
-    """A date and time read back from JSON: PostgreSQL writes its offset, SQLite a UTC time without."""
-    moment = parse_datetime(value)
-    if moment is None:
-        raise ValueError(f"Not a date and time: {value!r}")
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, datetime.UTC)
-
-
 def _overdue(record, context: Context) -> NextAction:
     first = record.nba_overdue
     kind = ActivityType(first["type"]).label.lower()
-    days = days_since(_json_datetime(first["due"]), context)
+    days = days_since(json_datetime(first["due"]), context)
     more = record.nba_overdue_count - 1
     due = f"due {plural(days, 'day')} ago" if days else "due earlier today"
     reason = f"Overdue {kind}: “{first['subject']}”, {due}"
@@ -98,29 +102,37 @@ def _overdue(record, context: Context) -> NextAction:
 
 def _meeting_annotations(fk: str):
     def annotations(context: Context) -> dict:
+        # Anything but the meeting planned after it, or logged after it (a call, an email), follows it
+        # up, whoever owns it.
+        follow_up = (
+            Activity.objects.filter(**{fk: OuterRef(fk)})
+            .exclude(status=ActivityStatus.CANCELLED)
+            .exclude(pk=OuterRef("pk"))
+            .filter(Q(due_date__gt=OuterRef("held_at")) | Q(created_at__gt=OuterRef("held_at")))
+        )
         held = (
             _visible_activities(context)
             .filter(**{fk: OuterRef("pk")}, activity_type=ActivityType.MEETING)
             .filter(status=ActivityStatus.COMPLETED)
-            .annotate(held_at=Coalesce("completed_at", "due_date", "updated_at"))
+            .annotate(held_at=Coalesce("completed_at", "due_date", "updated_at"), followed=Exists(follow_up))
             .order_by("-held_at", "-pk")
         )
-        # Anything but the meeting planned after it, or logged after it (a call, an email), follows it
-        # up, whoever owns it.
-        follow_up = (
-            Activity.objects.filter(**{fk: OuterRef("pk")})
-            .exclude(status=ActivityStatus.CANCELLED)
-            .exclude(pk=OuterRef("nba_meeting_id"))
-            .filter(Q(due_date__gt=OuterRef("nba_meeting_at")) | Q(created_at__gt=OuterRef("nba_meeting_at")))
+        # The last meeting held, and whether anything followed it, in one subquery: one per value
+        # repeated the meeting's subquery in the follow-up's, to build, compile and run.
+        meeting = held.values(
+            meeting=JSONObject(id="pk", subject="subject", at="held_at", followed="followed")
         )
-        return {
-            "nba_meeting_id": Subquery(held.values("pk")[:1]),
-            "nba_meeting_subject": Subquery(held.values("subject")[:1]),
-            "nba_meeting_at": Subquery(held.values("held_at")[:1]),
-            "nba_meeting_followed": Exists(follow_up),
-        }
+        return {"nba_meeting": Subquery(meeting[:1], output_field=JSONField())}
 
     return annotations
+
+
+MEETING_PARTS = {
+    "nba_meeting_id": JSONPart("nba_meeting", "id", IntegerField()),
+    "nba_meeting_subject": JSONPart("nba_meeting", "subject", CharField()),
+    "nba_meeting_at": JSONPart("nba_meeting", "at", DateTimeField()),
+    "nba_meeting_followed": JSONPart("nba_meeting", "followed", BooleanField()),
+}
 
 
 def _meeting(record, context: Context) -> NextAction:
@@ -159,6 +171,7 @@ def _rules(fk: str) -> list[NextActionRule]:
             key="meeting_without_follow_up",
             weight=75,
             annotations=_meeting_annotations(fk),
+            parts=MEETING_PARTS,
             condition=lambda context: Q(nba_meeting_id__isnull=False, nba_meeting_followed=False),
             action=_meeting,
         ),

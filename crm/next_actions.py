@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.db.models import Model, Q, QuerySet
+from django.db.models import DateTimeField, Field, Model, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from crm.actors import Actor
 
@@ -79,6 +80,29 @@ class NextActionRule:
     condition: Callable[[Context], Q]
     # (record, context) -> the action (the condition held), or None after all
     action: Callable[[Model, Context], NextAction | None]
+    # {name: where in an annotation that is a JSON object}: the values the condition and the action read
+    # besides the annotations. Several values of one related row read as one JSON object cost one
+    # subquery, not one per value, to build, compile and run.
+    parts: dict[str, "JSONPart"] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JSONPart:
+    """A value a rule reads inside one of its annotations that is a JSON object: its ``key``, typed as
+    ``output_field`` (JSON has no dates, and SQLite writes a truth as 1 or 0)."""
+
+    annotation: str
+    key: str
+    output_field: Field
+
+    def read(self, values: dict[str, Any]) -> Any:
+        """The value in ``values`` (the annotations' values as read, by name); None where it is."""
+        raw = (values[self.annotation] or {}).get(self.key)
+        if raw is None:
+            return None
+        if isinstance(self.output_field, DateTimeField):
+            return json_datetime(raw)
+        return self.output_field.to_python(raw)
 
 
 @dataclass(frozen=True)
@@ -136,13 +160,17 @@ def record_admin_url(record: Model) -> str:
         return ""
 
 
-def _annotated(queryset: QuerySet, rules: list[NextActionRule], context: Context) -> QuerySet:
-    """``queryset`` with every rule's values. Whether a rule fires is asked of the values read
-    (``fires``), not of the database: a CASE per rule would repeat in SQL each annotation its condition
-    names, subqueries and all, to compile and to run."""
-    for rule in rules:
-        queryset = queryset.annotate(**rule.annotations(context))
-    return queryset
+def _annotations(rules: list[NextActionRule], context: Context) -> dict[str, Any]:
+    """Every rule's annotations. Whether a rule fires is asked of the values read (``fires``), not of
+    the database: a CASE per rule would repeat in SQL each annotation its condition names, subqueries
+    and all, to compile and to run."""
+    return {name: value for rule in rules for name, value in rule.annotations(context).items()}
+
+
+def _parts(rules: list[NextActionRule], values: dict[str, Any]) -> dict[str, Any]:
+    """The rules' values read inside their JSON annotations, by name, from ``values`` (the
+    annotations' values as read)."""
+    return {name: part.read(values) for rule in rules for name, part in rule.parts.items()}
 
 
 class UnsupportedCondition(ValueError):
@@ -261,10 +289,12 @@ def next_actions_for(
     if not rules:
         return {record.pk: RecordActions(record, source.record_type) for record in records}
     conditions = _conditions(rules, context)
-    return {
-        record.pk: RecordActions(record, source.record_type, _actions_of(record, conditions, context))
-        for record in _annotated(records, rules, context)
-    }
+    found = {}
+    for record in records.annotate(**_annotations(rules, context)):
+        for name, value in _parts(rules, vars(record)).items():
+            setattr(record, name, value)
+        found[record.pk] = RecordActions(record, source.record_type, _actions_of(record, conditions, context))
+    return found
 
 
 def next_actions_of(*, user: Actor, record: Model, now: datetime.datetime | None = None) -> list[NextAction]:
@@ -304,15 +334,18 @@ def next_actions_mine(
         # them. Only the records shown are built, after, with the values read, and read again as the
         # user sees them open: the values are read by key alone, without the visibility rule and the
         # joins, which cost more to compile than the hundred keys cost to read.
-        annotations = {name: value for rule in rules for name, value in rule.annotations(context).items()}
+        annotations = _annotations(rules, context)
         conditions = _conditions(rules, context)
-        fields = {path.partition("__")[0] for _rule, condition in conditions for path in _paths(condition)}
-        rows = (
-            open_records.model._default_manager.filter(pk__in=scanned)
+        model = open_records.model
+        named = {path.partition("__")[0] for _rule, condition in conditions for path in _paths(condition)}
+        fields = named & {field.name for field in model._meta.concrete_fields}
+        read = (
+            model._default_manager.filter(pk__in=scanned)
             .order_by()
             .annotate(**annotations)
-            .values("pk", "updated_at", *sorted(fields - set(annotations)), *annotations)
+            .values("pk", "updated_at", *sorted(fields), *annotations)
         )
+        rows = [{**row, **_parts(rules, row)} for row in read]
         ranked = sorted(
             (
                 (max(rule.weight for rule in firing), row)
@@ -326,8 +359,9 @@ def next_actions_mine(
         for pk, row in shown.items():
             if (record := records.get(pk)) is None:
                 continue  # closed or handed over between the two reads
-            for name in annotations:
-                setattr(record, name, row[name])
+            for name, value in row.items():
+                if name not in fields and name not in ("pk", "updated_at"):
+                    setattr(record, name, value)
             actions = _actions_of(record, conditions, context)
             if actions:
                 found.append(RecordActions(record, source.record_type, actions))
@@ -350,6 +384,14 @@ def days_since(moment: datetime.datetime | datetime.date | None, context: Contex
     if isinstance(moment, datetime.datetime):
         return max(0, (context.now - moment).days)
     return max(0, (context.today - moment).days)
+
+
+def json_datetime(value: str) -> datetime.datetime:
+    """A date and time read back from JSON: PostgreSQL writes its offset, SQLite a UTC time without."""
+    moment = parse_datetime(value)
+    if moment is None:
+        raise ValueError(f"Not a date and time: {value!r}")
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, datetime.UTC)
 
 
 def plural(count: int, word: str) -> str:

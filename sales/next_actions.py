@@ -4,13 +4,24 @@ sent quote left unanswered, a drafted quote never sent, a close date gone by, a 
 import datetime
 
 from django.conf import settings
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import (
+    CharField,
+    DateField,
+    DateTimeField,
+    IntegerField,
+    JSONField,
+    OuterRef,
+    Q,
+    Subquery,
+)
+from django.db.models.functions import JSONObject
 from django.urls import reverse
 from django.utils.formats import date_format
 
 from crm.admin.next_actions import register_next_actions_panel
 from crm.next_actions import (
     Context,
+    JSONPart,
     NextAction,
     NextActionRule,
     NextActionSource,
@@ -35,16 +46,28 @@ def opportunity_open_records(user):
     )
 
 
-def _current_quote(status: str, prefix: str, moment: str) -> dict:
-    """The deal's newest current (not superseded) quote in ``status``: its id, number and ``moment``."""
+def _current_quote(status: str, prefix: str, moment: str, *, valid_until: bool = False) -> dict:
+    """The deal's newest current (not superseded) quote in ``status``: its id, number and ``moment``
+    (and until when it is valid), as one JSON object read by one subquery; ``_quote_parts`` names them."""
     quotes = Quote.objects.filter(
         opportunity=OuterRef("pk"), status=status, superseded_at__isnull=True
     ).order_by(f"-{moment}", "-pk")
-    return {
-        f"{prefix}_id": Subquery(quotes.values("pk")[:1]),
-        f"{prefix}_number": Subquery(quotes.values("number")[:1]),
-        f"{prefix}_at": Subquery(quotes.values(moment)[:1]),
+    keys = {"id": "pk", "number": "number", "at": moment}
+    if valid_until:
+        keys["valid_until"] = "valid_until"
+    return {prefix: Subquery(quotes.values(quote=JSONObject(**keys))[:1], output_field=JSONField())}
+
+
+def _quote_parts(prefix: str, *, valid_until: bool = False) -> dict[str, JSONPart]:
+    """``{prefix}_id``, ``_number``, ``_at`` (and ``_valid_until``) of the quote ``_current_quote`` read."""
+    parts = {
+        f"{prefix}_id": JSONPart(prefix, "id", IntegerField()),
+        f"{prefix}_number": JSONPart(prefix, "number", CharField()),
+        f"{prefix}_at": JSONPart(prefix, "at", DateTimeField()),
     }
+    if valid_until:
+        parts[f"{prefix}_valid_until"] = JSONPart(prefix, "valid_until", DateField())
+    return parts
 
 
 def _days_ago(context: Context, days: int) -> datetime.datetime:
@@ -133,26 +156,22 @@ def _quiet_since(context: Context, days: int) -> Q:
     return Q(last_activity_at__lt=before) | Q(last_activity_at__isnull=True, created_at__lt=before)
 
 
-def _sent_quote(context: Context) -> dict:
-    annotations = _current_quote(QuoteStatus.SENT, "nba_sent_quote", "sent_at")
-    quotes = Quote.objects.filter(
-        opportunity=OuterRef("pk"), status=QuoteStatus.SENT, superseded_at__isnull=True
-    ).order_by("-sent_at", "-pk")
-    return {**annotations, "nba_sent_quote_valid_until": Subquery(quotes.values("valid_until")[:1])}
-
-
 RULES = (
     NextActionRule(
         key="quote_accepted_deal_open",
         weight=95,
         annotations=lambda context: _current_quote(QuoteStatus.ACCEPTED, "nba_accepted_quote", "answered_at"),
+        parts=_quote_parts("nba_accepted_quote"),
         condition=lambda context: Q(nba_accepted_quote_id__isnull=False),
         action=_quote_accepted,
     ),
     NextActionRule(
         key="quote_unanswered",
         weight=80,
-        annotations=_sent_quote,
+        annotations=lambda context: _current_quote(
+            QuoteStatus.SENT, "nba_sent_quote", "sent_at", valid_until=True
+        ),
+        parts=_quote_parts("nba_sent_quote", valid_until=True),
         # Sent long enough ago, and nothing logged on the deal since (a call about it, an email).
         condition=lambda context: (
             Q(nba_sent_quote_at__lt=_days_ago(context, settings.CRM_NEXT_ACTION_QUOTE_DAYS))
@@ -171,6 +190,7 @@ RULES = (
         key="quote_not_sent",
         weight=65,
         annotations=lambda context: _current_quote(QuoteStatus.DRAFT, "nba_draft_quote", "created_at"),
+        parts=_quote_parts("nba_draft_quote"),
         condition=lambda context: Q(nba_draft_quote_at__lt=_days_ago(context, 1)),
         action=_quote_unsent,
     ),

@@ -6,6 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -304,7 +306,8 @@ def test_no_next_step_on_lead_and_deal(superuser, stages):
 def test_every_rule_fires_on_the_values_read_where_the_database_says_it_does(superuser, people, stages):
     """The rules' conditions are Q objects asked of the values a query read (``fires``), not a CASE in
     SQL: on records made so that each rule's values are there, missing (NULL) or on either side of its
-    threshold, the answer must be the database's, rule by rule."""
+    threshold, the answer must be the database's, rule by rule. A value a rule reads inside a JSON
+    object (its ``parts``) is asked of the database as that key of the object, cast to its type."""
     owner = people.users["owner"]
     leads = [
         make_lead(stages["New"], rating="hot", created_days=5),  # unowned, hot, never contacted
@@ -363,6 +366,13 @@ def test_every_rule_fires_on_the_values_read_where_the_database_says_it_does(sup
         for rule in rules:
             annotated = annotated.annotate(**rule.annotations(context))
         for rule in rules:
+            annotated = annotated.annotate(
+                **{
+                    name: Cast(KT(f"{part.annotation}__{part.key}"), part.output_field)
+                    for name, part in rule.parts.items()
+                }
+            )
+        for rule in rules:
             condition = rule.condition(context)
             in_sql = set(annotated.filter(condition).values_list("pk", flat=True))
             in_python = {
@@ -370,7 +380,11 @@ def test_every_rule_fires_on_the_values_read_where_the_database_says_it_does(sup
                 for record in annotated
                 if fires(
                     condition,
-                    lambda name, record=record, fields=fields: getattr(record, fields.get(name, name)),
+                    lambda name, record=record, fields=fields, rule=rule: (
+                        rule.parts[name].read(vars(record))
+                        if name in rule.parts
+                        else getattr(record, fields.get(name, name))
+                    ),
                 )
             }
             assert in_python == in_sql, rule.key
