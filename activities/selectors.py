@@ -43,6 +43,22 @@ def activity_list(*, user: Actor, filters: Filters = None) -> QuerySet[Activity]
     return filter_queryset(ActivityFilter, activity_visible_to(user).select_related("owner"), filters)
 
 
+# What an agenda shows of an activity: its type, subject, due date and state, and the name of the record
+# it is about (the four relations' ``__str__``).
+AGENDA_FIELDS = (
+    "activity_type",
+    "subject",
+    "due_date",
+    "status",
+    *RELATED,
+    "lead__name",
+    "opportunity__name",
+    "contact__first_name",
+    "contact__last_name",
+    "account__name",
+)
+
+
 @dataclass
 class Agenda:
     overdue: list[Activity]
@@ -67,7 +83,9 @@ def activity_agenda(
     """``owner``'s open activities (``everyone``: all those ``user`` sees): the overdue ones (oldest
     first) and those due in the next ``days``.
 
-    Two queries, each with the related records joined, whatever the number of activities.
+    Two queries, each with the related records joined, whatever the number of activities. Only what an
+    agenda shows is read (``AGENDA_FIELDS``): the four related records' every column made compiling
+    each query cost more than running it.
     """
     now = now or timezone.now()
     visible = activity_visible_to(user)
@@ -75,6 +93,7 @@ def activity_agenda(
         (visible if everyone else visible.filter(owner=owner))
         .exclude(status__in=CLOSED_ACTIVITY_STATUSES)
         .select_related(*RELATED)
+        .only(*AGENDA_FIELDS)
     )
     overdue = open_activities.filter(due_date__lt=now).order_by("due_date", "pk")[:limit]
     upcoming = open_activities.filter(

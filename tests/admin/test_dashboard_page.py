@@ -13,7 +13,14 @@ from django.utils import timezone
 from crm import services as crm_services
 from crm.actors import SYSTEM
 from sales import selectors, services
-from tests.factories import ActivityFactory, LeadFactory, OpportunityFactory, UserFactory
+from tests.factories import (
+    AccountFactory,
+    ActivityFactory,
+    ContactFactory,
+    LeadFactory,
+    OpportunityFactory,
+    UserFactory,
+)
 
 D = Decimal
 
@@ -132,6 +139,41 @@ def test_dashboard_lists_my_overdue_and_upcoming_activities_only(admin_client, a
     assert [a.subject for a in agenda.upcoming] == ["Soon meeting"]
     html = response.content.decode()
     assert "Overdue call" in html and "Someone else" not in html and "Next month" not in html
+
+
+@pytest.mark.django_db
+def test_the_agenda_names_the_record_of_each_activity_without_a_query_each(admin_client, admin_user, stages):
+    """The agenda reads only what it shows; the name of the lead, deal, contact or account an activity is
+    about is read with it, not by a query per activity."""
+    soon = timezone.now() + datetime.timedelta(hours=1)
+    ActivityFactory(
+        subject="About the lead", owner=admin_user, due_date=soon, lead=LeadFactory(name="Lead Ltd")
+    )
+    get_dashboard(admin_client)
+    with CaptureQueriesContext(connection) as one:
+        get_dashboard(admin_client)
+    ActivityFactory(
+        subject="About the deal",
+        owner=admin_user,
+        due_date=soon,
+        opportunity=OpportunityFactory(name="Big deal", stage=stages["Proposal"]),
+    )
+    ActivityFactory(
+        subject="About the contact",
+        owner=admin_user,
+        due_date=soon,
+        contact=ContactFactory(first_name="Ada", last_name="Byron"),
+    )
+    ActivityFactory(
+        subject="About the account", owner=admin_user, due_date=soon, account=AccountFactory(name="Acme Corp")
+    )
+    with CaptureQueriesContext(connection) as four:
+        response = get_dashboard(admin_client)
+
+    html = response.content.decode()
+    for name in ("Lead Ltd", "Big deal", "Ada Byron", "Acme Corp"):
+        assert f'<span class="crm-activity-record">· {name}</span>' in html
+    assert len(four) == len(one)
 
 
 @pytest.mark.django_db
