@@ -16,6 +16,7 @@ Matches come best first: more reasons, then a higher name similarity, then the o
 
 import difflib
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import reduce
 from urllib.parse import urlsplit
@@ -94,6 +95,21 @@ RULES = {
     Contact: DuplicateRules(email="email", phones=("phone", "mobile"), names=("first_name+last_name",)),
     Account: DuplicateRules(email=None, phones=("phone",), names=("name",), company="name"),
 }
+
+
+def rule_fields(model: type[models.Model]) -> list[str]:
+    """The fields ``find_duplicates`` reads of the records it compares (an account's domain comes from
+    its website): enough for ``queryset.only(...)`` where only the matches' ids are wanted."""
+    rules = RULES[model]
+    fields = [
+        "pk",
+        *rules.phones,
+        *([rules.email] if rules.email else []),
+        *([rules.company] if rules.company else []),
+    ]
+    if model is Account:
+        fields.append("website")
+    return fields
 
 
 def phone_digits(value: str) -> str:
@@ -190,20 +206,19 @@ def find_duplicates(record, *, queryset=None, limit: int = MAX_MATCHES) -> list[
         add(found, "same company name", 1.0)
         same_company = {r.pk for r in found}
 
-    for name in rules.names:
-        value = _name_value(record, name)
-        if len(value) < 3:
-            continue
-        among = base
-        if name == rules.company and len(same_company) >= limit:
-            # The same company name filled the list: a similar one ranks below those, unless another rule
-            # found it already, so only those are compared (a common name has thousands of near
-            # namesakes: 3 s through the trigram index at five million leads).
-            among = base.filter(pk__in=[pk for pk in matches if pk not in same_company])
-        for other, similarity in _similar_names(among, name, value, limit):
-            if name == rules.company and other.pk in same_company:
-                continue  # one reason for one name
-            add([other], f"similar name ({similarity:.0%})", similarity)
+    names = [(name, value) for name in rules.names if len(value := _name_value(record, name)) >= 3]
+    with _trigram_threshold(base.db, bool(names)):
+        for name, value in names:
+            among = base
+            if name == rules.company and len(same_company) >= limit:
+                # The same company name filled the list: a similar one ranks below those, unless another
+                # rule found it already, so only those are compared (a common name has thousands of near
+                # namesakes: 3 s through the trigram index at five million leads).
+                among = base.filter(pk__in=[pk for pk in matches if pk not in same_company])
+            for other, similarity in _similar_names(among, name, value, limit):
+                if name == rules.company and other.pk in same_company:
+                    continue  # one reason for one name
+                add([other], f"similar name ({similarity:.0%})", similarity)
 
     ranked = sorted(matches.values(), key=lambda m: (-len(m.reasons), -m.similarity, m.record.pk))
     return ranked[:limit]
@@ -248,12 +263,13 @@ def _similar_names(base, name: str, value: str, limit: int) -> list[tuple[models
 
 
 def _similar_names_by_trigram(base, expression, value: str, limit: int) -> list[tuple[models.Model, float]]:
-    """Names at least ``TRIGRAM_THRESHOLD`` similar, found through the trigram index on ``UPPER(name)``.
+    """Names at least ``TRIGRAM_THRESHOLD`` similar, found through the trigram index on ``UPPER(name)``,
+    inside ``_trigram_threshold``.
 
     ``similarity(name, value) >= t`` alone reads every row of the table (300 ms at a million leads): no
     index answers a function's result. The ``%`` operator is what a trigram index answers, at the
-    threshold ``pg_trgm.similarity_threshold`` says; it is set to ours for this statement, then put
-    back, so the index hands over only the names that can reach it (trigrams ignore case, so
+    threshold ``pg_trgm.similarity_threshold`` says, which ``_trigram_threshold`` sets to ours, so the
+    index hands over only the names that can reach it (trigrams ignore case, so
     ``UPPER(name) % UPPER(value)`` finds what ``name % value`` would). The similarity is then computed
     on those alone.
     """
@@ -265,14 +281,24 @@ def _similar_names_by_trigram(base, expression, value: str, limit: int) -> list[
         .filter(TrigramSimilar(Upper(expression), Value(value.upper())), _similarity__gte=TRIGRAM_THRESHOLD)
         .order_by("-_similarity", "pk")[:limit]
     )
+    return [(other, float(other._similarity)) for other in found]
+
+
+@contextmanager
+def _trigram_threshold(db: str, needed: bool):
+    """On PostgreSQL, ``pg_trgm.similarity_threshold`` at ``TRIGRAM_THRESHOLD`` for the statements run
+    inside, then put back as it was: set once for all of a record's names (each set and reset is two
+    statements more)."""
+    if not needed or connections[db].vendor != "postgresql":
+        yield
+        return
     setting = "pg_trgm.similarity_threshold"
-    with transaction.atomic(using=base.db, savepoint=False), connections[base.db].cursor() as cursor:
+    with transaction.atomic(using=db, savepoint=False), connections[db].cursor() as cursor:
         # similarity() loads pg_trgm's library, and with it its setting, before the row is read.
         cursor.execute(
             "SELECT similarity('', ''), current_setting(%s), set_config(%s, %s, true)",
             [setting, setting, str(TRIGRAM_THRESHOLD)],
         )
         previous = cursor.fetchone()[1]
-        rows = [(other, float(other._similarity)) for other in found]
+        yield
         cursor.execute("SELECT set_config(%s, %s, true)", [setting, previous])
-    return rows

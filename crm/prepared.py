@@ -20,7 +20,7 @@ _KEY = -2_147_000_123  # within a 32-bit integer column's range
 
 
 class NotPreparable(Exception):
-    """The queryset's SQL does not take the key as exactly one parameter: use the ORM instead."""
+    """The queryset's SQL does not take the key as a parameter: use the ORM instead."""
 
 
 class PreparedQuery:
@@ -34,9 +34,9 @@ class PreparedQuery:
         except (EmptyResultSet, FullResultSet) as exc:
             raise NotPreparable(str(queryset.query.__class__)) from exc
         positions = [n for n, value in enumerate(params) if type(value) is int and value == _KEY]
-        if len(positions) != 1:
+        if not positions:
             raise NotPreparable(self.sql)
-        self.params, self.position = list(params), positions[0]
+        self.params, self.positions = list(params), positions
         self.compiler = compiler
         self.columns = [alias for _, _, alias in compiler.select]
         self.converters = compiler.get_converters([expression for expression, _, _ in compiler.select])
@@ -50,7 +50,8 @@ class PreparedQuery:
 
     def rows(self, key) -> list[tuple]:
         params = list(self.params)
-        params[self.position] = key
+        for position in self.positions:
+            params[position] = key
         with connections[self.db].cursor() as cursor:
             cursor.execute(self.sql, params)
             rows = cursor.fetchall()

@@ -10,7 +10,10 @@ same three caches are filled (``_user_perm_cache``, ``_group_perm_cache``, ``_pe
 
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
-from django.db.models import Value
+from django.db import router
+from django.db.models import QuerySet, Value
+
+from crm.prepared import prepared
 
 
 class OneQueryPermissionsBackend(ModelBackend):
@@ -38,18 +41,31 @@ class OneQueryPermissionsBackend(ModelBackend):
             found = {"user": every, "group": every}
         else:
             found = {"user": set(), "group": set()}
-            mine = Permission.objects.filter(user=user_obj).annotate(source=Value("user"))
-            theirs = Permission.objects.filter(group__user=user_obj).annotate(source=Value("group"))
-            fields = ("source", "content_type__app_label", "codename")
-            for source, app, codename in (
-                mine.values_list(*fields).order_by().union(theirs.values_list(*fields).order_by(), all=True)
-            ):
+            for source, app, codename in _own_and_groups_permissions(user_obj.pk):
                 found[source].add(f"{app}.{codename}")
         # A cache an earlier call filled (get_user_permissions alone) is kept as it was read.
         found.update(cached)
         user_obj._user_perm_cache = found["user"]
         user_obj._group_perm_cache = found["group"]
         user_obj._perm_cache = found["user"] | found["group"]
+
+
+def _own_and_groups_permissions_query(user_pk) -> QuerySet:
+    mine = Permission.objects.filter(user=user_pk).annotate(source=Value("user"))
+    theirs = Permission.objects.filter(group__user=user_pk).annotate(source=Value("group"))
+    fields = ("source", "content_type__app_label", "codename")
+    return mine.values_list(*fields).order_by().union(theirs.values_list(*fields).order_by(), all=True)
+
+
+def _own_and_groups_permissions(user_pk) -> list[tuple[str, str, str]]:
+    """(source, app label, codename) of the user's own permissions and their groups'. The SQL is
+    compiled once per database and thread and run again with the next user (building and compiling the
+    union cost more than running it): every request reads it."""
+    db = router.db_for_read(Permission)
+    query = prepared(("permissions", db), lambda key: _own_and_groups_permissions_query(key).using(db))
+    if query is None:
+        return list(_own_and_groups_permissions_query(user_pk).using(db))
+    return query.rows(user_pk)
 
 
 def _names(permissions):

@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm.api.viewsets import NOT_FOUND
-from crm.duplicates import find_duplicates
+from crm.duplicates import find_duplicates, rule_fields
 
 LIKELY_DUPLICATES_HEADER = "X-Likely-Duplicates"
 
@@ -53,11 +53,18 @@ class DuplicatesViewSetMixin:
         matches = self._duplicates_of(self.get_object())
         return Response(DuplicatesSerializer({"results": matches}).data)
 
+    def perform_create(self, serializer):
+        super().perform_create(serializer)
+        self._created = serializer.instance
+
     def create(self, request, *args, **kwargs):
         response = super().create(request, *args, **kwargs)
         if response.status_code == status.HTTP_201_CREATED:
-            created = self.get_queryset().model._default_manager.get(pk=response.data["id"])
-            matches = self._duplicates_of(created)
+            # The record as created and read again for the answer; of the matches only their ids are
+            # wanted, so only what the rules compare is read of them.
+            created = self._created
+            scope = type(self).duplicates_scope(request.user).only(*rule_fields(type(created)))
+            matches = find_duplicates(created, queryset=scope)
             if matches:
                 response[LIKELY_DUPLICATES_HEADER] = ", ".join(str(m.record.pk) for m in matches)
         return response

@@ -265,6 +265,52 @@ def test_api_create_names_the_likely_duplicates_in_a_header(admin_client, stages
     assert unique.status_code == 201 and "X-Likely-Duplicates" not in unique
 
 
+@pytest.mark.parametrize(
+    "path, body, twin",
+    [
+        (
+            "leads",
+            {
+                "name": "Enquiry",
+                "email": "ann@acme.test",
+                "phone": "+1 555 010 999",
+                "company_name": "Acme Ltd",
+            },
+            {"email": "ANN@acme.test", "phone": "(555) 010-999", "company_name": "The ACME Inc."},
+        ),
+        (
+            "contacts",
+            {"first_name": "Ann", "last_name": "Lee", "email": "ann@acme.test", "mobile": "555 010 999"},
+            {"email": "bob@ACME.test", "phone": "555-010-999"},
+        ),
+        ("accounts", {"name": "Acme Ltd", "website": "https://acme.test", "phone": "555 010 999"}, {}),
+    ],
+)
+def test_a_create_reads_each_rule_of_its_matches_and_no_query_a_match(admin_client, stages, path, body, twin):
+    """The header compares every rule on the fields it reads of the matches (only those are read) and
+    costs the same whatever the number of matches."""
+    factory = {"leads": LeadFactory, "contacts": ContactFactory, "accounts": AccountFactory}[path]
+    twins = {"leads": {"name": "Other"}, "contacts": {"first_name": "Bob", "last_name": "Stone"}}.get(
+        path, {"name": "Acme Limited", "website": "www.acme.test/about", "phone": "+1 (555) 010-999"}
+    )
+
+    def create():
+        with CaptureQueriesContext(connection) as queries:
+            response = admin_client.post(f"/api/v1/crm/{path}/", body, content_type="application/json")
+        assert response.status_code == 201, response.content
+        return response, len(queries)
+
+    warm_up, _ = create()  # reads what a process reads once, such as the scoring rules
+    first = factory(**twins, **twin)
+    second, two_matches = create()
+    assert set(second["X-Likely-Duplicates"].split(", ")) == {str(warm_up.json()["id"]), str(first.pk)}
+    more = [factory(**twins, **twin) for _ in range(3)]
+    response, six_matches = create()
+    expected = {warm_up.json()["id"], first.pk, second.json()["id"], *(record.pk for record in more)}
+    assert set(response["X-Likely-Duplicates"].split(", ")) == {str(pk) for pk in expected}
+    assert six_matches == two_matches
+
+
 # --- admin ----------------------------------------------------------------------------------------
 
 

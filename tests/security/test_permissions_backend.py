@@ -89,3 +89,21 @@ def test_signing_in_still_goes_through_djangos_backend_and_sessions_name_it(clie
     assert client.session["_auth_user_backend"] == "django.contrib.auth.backends.ModelBackend"
     backend = OneQueryPermissionsBackend()
     assert backend.authenticate(None, username="perm-member", password="pw-test-123!") is None
+
+
+def test_each_user_gets_their_own_permissions_from_the_query_compiled_once(member):
+    """The union is compiled once and run again with the next user's id, in both of its halves."""
+    other = UserFactory(username="perm-other")
+    other.user_permissions.add(_perm("delete_lead"))
+    nobody = UserFactory(username="perm-nobody")
+    for _ in range(2):
+        assert _fresh(member).get_all_permissions() == {
+            "crm.view_lead",
+            "crm.view_account",
+            "crm.change_contact",
+        }
+        assert _fresh(other).get_all_permissions() == {"crm.delete_lead"}
+        assert _fresh(nobody).get_all_permissions() == set()
+        Group.objects.get(name="Perm others").user_set.add(nobody)
+        assert _fresh(nobody).get_all_permissions() == {"crm.delete_lead"}
+        Group.objects.get(name="Perm others").user_set.remove(nobody)
