@@ -13,9 +13,10 @@ seeded database (``createdb -T crm_full crm_copy``), never at one people use. It
    (DEBUG off, the throttles' counters and the broker in Redis, behind a TLS proxy: the requests say
    ``X-Forwarded-Proto: https``), waits for ``/healthz``, runs locust headless for ``--run-time``
    seconds with one simulated user per rep (``--reps``), samples the database's connections
-   (``pg_stat_activity``) every second, then stops gunicorn;
+   (``pg_stat_activity``) every second and measures the CPU time gunicorn, the database's backends
+   and locust spent in the run (``CpuMeter``), then stops gunicorn;
 3. prints a markdown table per worker count (throughput, p50/p95/p99 per request type, failures,
-   connections, load average) and writes the numbers to ``<out>/results.json``.
+   connections, CPU per request, load average) and writes the numbers to ``<out>/results.json``.
 
 No Celery worker runs: what the writes queue for the background (webhook relay and the like) waits in
 Redis, as it would for workers on other machines; ``--redis-db`` is flushed afterwards.
@@ -25,6 +26,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -106,14 +108,19 @@ class ConnectionSampler(threading.Thread):
         self.dbname = dbname
         self.samples: list[tuple[int, int]] = []
         self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    def query(self, sql: str, params: list) -> list[tuple]:
+        with self.lock:
+            return self.connection.execute(sql, params).fetchall()
 
     def run(self):
         while not self.stopping.wait(1.0):
-            total, active = self.connection.execute(
+            ((total, active),) = self.query(
                 "SELECT count(*), count(*) FILTER (WHERE state = 'active') FROM pg_stat_activity "
                 "WHERE datname = %s",
                 [self.dbname],
-            ).fetchone()
+            )
             self.samples.append((total, active))
 
     def stop(self) -> dict:
@@ -127,6 +134,68 @@ class ConnectionSampler(threading.Thread):
             "median": statistics.median(totals),
             "max_active": max(actives),
             "median_active": statistics.median(actives),
+        }
+
+
+class CpuMeter:
+    """CPU seconds (user + system) spent during the measured run by gunicorn (the master and its
+    workers), by the PostgreSQL backends serving the target database, and by locust: where the two
+    cores went. A backend that connects during the run counts whole; one that leaves before its end is
+    missed (the import's writer connection, if it closes). Locust's count includes its own start-up
+    (about a second)."""
+
+    def __init__(self, gunicorn_pid: int, sampler: ConnectionSampler):
+        import psutil
+
+        self.psutil = psutil
+        self.gunicorn_pid = gunicorn_pid
+        self.sampler = sampler
+        self.started = self._snapshot()
+
+    def _backends(self) -> list[int]:
+        rows = self.sampler.query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.sampler.dbname]
+        )
+        return [pid for (pid,) in rows]
+
+    def _gunicorn(self) -> list[int]:
+        try:
+            master = self.psutil.Process(self.gunicorn_pid)
+            return [master.pid, *(child.pid for child in master.children(recursive=True))]
+        except self.psutil.NoSuchProcess:
+            return []
+
+    def _seconds(self, pids) -> dict[int, float]:
+        found = {}
+        for pid in pids:
+            try:
+                times = self.psutil.Process(pid).cpu_times()
+            except (self.psutil.NoSuchProcess, self.psutil.AccessDenied):
+                continue
+            found[pid] = times.user + times.system
+        return found
+
+    def _snapshot(self) -> dict:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "gunicorn": self._seconds(self._gunicorn()),
+            "postgres": self._seconds(self._backends()),
+            "children": children.ru_utime + children.ru_stime,
+        }
+
+    def stop(self, seconds: float) -> dict:
+        ended = self._snapshot()
+
+        def spent(kind):
+            before = self.started[kind]
+            return sum(now - before.get(pid, 0.0) for pid, now in ended[kind].items())
+
+        return {
+            "gunicorn": round(spent("gunicorn"), 1),
+            "postgres": round(spent("postgres"), 1),
+            # locust ran and ended between the two snapshots; gunicorn, a child too, is not reaped yet
+            "locust": round(ended["children"] - self.started["children"], 1),
+            "available": round(seconds * (os.cpu_count() or 1), 1),
         }
 
 
@@ -257,9 +326,11 @@ def run_one(args, n: int, port: int, env: dict, out: Path) -> dict:
         load_before = os.getloadavg()
         prefix = out / f"workers-{workers}"
         sampler.start()
+        cpu = CpuMeter(gunicorn.pid, sampler)
         started = time.monotonic()
         locust(args, port, args.run_time, prefix, out / f"locust-{workers}.log", 2 * n + 1)
         seconds = time.monotonic() - started
+        cpu_seconds = cpu.stop(seconds)
         connections = sampler.stop()
         load_after = os.getloadavg()
     finally:
@@ -276,9 +347,24 @@ def run_one(args, n: int, port: int, env: dict, out: Path) -> dict:
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in load_after],
         "connections": connections,
+        "cpu_seconds": cpu_seconds,
         "stats": read_stats(prefix),
         "failures": read_failures(prefix),
     }
+
+
+def cpu_line(cpu: dict, requests: int) -> str:
+    """Where the cores went during the measured run, in seconds and per request."""
+    each = max(requests, 1)
+    parts = [
+        f"{label} {cpu[key]:.1f} s ({1000 * cpu[key] / each:.1f} ms a request)"
+        for key, label in (("gunicorn", "gunicorn"), ("postgres", "PostgreSQL"), ("locust", "locust"))
+    ]
+    used = cpu["gunicorn"] + cpu["postgres"] + cpu["locust"]
+    return (
+        f"CPU in the measured run: {', '.join(parts)}; {used:.0f} of the {cpu['available']:.0f} s "
+        "the cores had."
+    )
 
 
 def markdown(result: dict) -> str:
@@ -294,6 +380,8 @@ def markdown(result: dict) -> str:
         f"connections max {c['max']} (median {c['median']:.0f}; active at once max {c['max_active']}); load "
         f"average before {' '.join(map(str, result['load_before']))}, after "
         f"{' '.join(map(str, result['load_after']))}.",
+        "",
+        cpu_line(result["cpu_seconds"], total["requests"]),
         "",
         "| request type | requests | req/s | p50 ms | p95 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|---:|---:|",
