@@ -105,12 +105,12 @@ def table_rows(models: list[type[Model]], using: str) -> dict[type[Model], float
         return {tables[name]: rows for name, rows in cursor.fetchall()}
 
 
-def first_match_ids(matches: QuerySet, count: int, rows: float | None = None) -> list:
+def first_match_ids(matches: QuerySet, count: int, rows: float) -> list:
     """The ids of up to ``count`` of ``matches``, in no order.
 
     On PostgreSQL the path is chosen from the planner's estimate of the matches (``EXPLAIN``, which
-    applies the pattern to the column's statistics) against the table's rows (``rows``, read when not
-    given): a common term is read with the LIMIT, a rare one through the trigram indexes
+    applies the pattern to the column's statistics) against the table's rows (``rows``: ``table_rows``;
+    0 or less when unknown): a common term is read with the LIMIT, a rare one through the trigram indexes
     (``common_term``). The latter is a materialized CTE: planned with the LIMIT in sight, the planner
     would read the table from the start hoping to meet a few matches soon, which for a rare term is every
     row (300,000 contacts: 100 ms quiet, seconds under load); the CTE is still read lazily, so it too
@@ -120,8 +120,6 @@ def first_match_ids(matches: QuerySet, count: int, rows: float | None = None) ->
     connection = connections[ids.db]
     if connection.vendor != "postgresql":
         return list(ids[:count])
-    if rows is None:
-        rows = table_rows([matches.model], ids.db).get(matches.model, -1)
     sql, params = ids.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)

@@ -35,8 +35,12 @@ class DuplicatesViewSetMixin:
 
     duplicates_scope = None
 
-    def _duplicates_of(self, record):
-        return find_duplicates(record, queryset=type(self).duplicates_scope(self.request.user))
+    def _duplicates_of(self, record, *, ids_only: bool = False):
+        scope = type(self).duplicates_scope(self.request.user)
+        if ids_only:
+            # Of the matches only their ids are wanted: only what the rules compare is read of them.
+            scope = scope.only(*rule_fields(type(record)))
+        return find_duplicates(record, queryset=scope)
 
     @extend_schema(
         summary="Likely duplicates",
@@ -60,11 +64,8 @@ class DuplicatesViewSetMixin:
     def create(self, request, *args, **kwargs):
         response = super().create(request, *args, **kwargs)
         if response.status_code == status.HTTP_201_CREATED:
-            # The record as created and read again for the answer; of the matches only their ids are
-            # wanted, so only what the rules compare is read of them.
-            created = self._created
-            scope = type(self).duplicates_scope(request.user).only(*rule_fields(type(created)))
-            matches = find_duplicates(created, queryset=scope)
+            # The record as created and read again for the answer.
+            matches = self._duplicates_of(self._created, ids_only=True)
             if matches:
                 response[LIKELY_DUPLICATES_HEADER] = ", ".join(str(m.record.pk) for m in matches)
         return response
