@@ -7,7 +7,6 @@ user may not see is never found, nor counted. crm registers leads, contacts and 
 registers deals; tickets and articles join the same way (``register_search_source``).
 """
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import reduce
@@ -19,6 +18,7 @@ from django.urls import NoReverseMatch, reverse
 
 from crm.actors import Actor
 from crm.models import Account, Contact, Lead
+from crm.search_indexes import first_match_ids, table_rows
 from crm.selectors import record_visible_to
 
 SEARCH_MIN_LENGTH = 2
@@ -73,65 +73,6 @@ def search_matches(source: SearchSource, user: Actor, term: str) -> QuerySet:
     """The records of ``source`` that ``user`` sees and whose searched columns contain ``term``."""
     condition = reduce(or_, (Q(**{f"{name}__icontains": term}) for name in source.fields))
     return record_visible_to(source.model, user).filter(condition)
-
-
-# A term the planner expects to match at least this share of a table's rows is read from the table in
-# its order, which meets the first few matches within its first pages and stops (a three-letter fragment:
-# a few ms); a rarer one through the trigram indexes (a materialized CTE), since that read would go
-# through every row to find none. A share, not a number of rows: the planner's estimate of a long
-# pattern grows with the table (an email address in 5,000,000 leads: 2,421 expected, 52 found), and
-# the read in table order then went through 300,000 rows for its first six (0.3-1 s).
-COMMON_TERM_SHARE = 0.001
-# Where the table's size is unknown (never analysed): the matches expected that make a term common.
-COMMON_TERM_ROWS = 1000
-
-
-def common_term(estimate: float, table_rows: float) -> bool:
-    """Whether a term the planner expects in ``estimate`` rows of a table of ``table_rows`` (0 or less:
-    unknown, as for a table never analysed) is read in table order rather than through the trigram
-    indexes."""
-    if table_rows <= 0:
-        return estimate >= COMMON_TERM_ROWS
-    return estimate >= COMMON_TERM_SHARE * table_rows
-
-
-def table_rows(models: list[type[Model]], using: str) -> dict[type[Model], float]:
-    """The planner's count of each model's rows (``pg_class.reltuples``: -1 never analysed), one query."""
-    tables = {model._meta.db_table: model for model in models}
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT relname, reltuples FROM pg_class WHERE oid = ANY(%s::regclass[])", [list(tables)]
-        )
-        return {tables[name]: rows for name, rows in cursor.fetchall()}
-
-
-def first_match_ids(matches: QuerySet, count: int, rows: float) -> list:
-    """The ids of up to ``count`` of ``matches``, in no order.
-
-    On PostgreSQL the path is chosen from the planner's estimate of the matches (``EXPLAIN``, which
-    applies the pattern to the column's statistics) against the table's rows (``rows``: ``table_rows``;
-    0 or less when unknown): a common term is read with the LIMIT, a rare one through the trigram indexes
-    (``common_term``). The latter is a materialized CTE: planned with the LIMIT in sight, the planner
-    would read the table from the start hoping to meet a few matches soon, which for a rare term is every
-    row (300,000 contacts: 100 ms quiet, seconds under load); the CTE is still read lazily, so it too
-    stops at ``count``. One path for every term was 1 s or more for the other kind of term.
-    """
-    ids = matches.order_by().values_list("pk", flat=True)
-    connection = connections[ids.db]
-    if connection.vendor != "postgresql":
-        return list(ids[:count])
-    sql, params = ids.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-        estimate = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"]
-        if common_term(estimate, rows):
-            cursor.execute(f"{sql} LIMIT %s", [*params, count])
-        else:
-            cursor.execute(
-                f"WITH matches AS MATERIALIZED ({sql}) SELECT * FROM matches LIMIT %s", [*params, count]
-            )
-        return [row[0] for row in cursor.fetchall()]
 
 
 def _admin_url(model: type[Model], name: str, *args) -> str:

@@ -74,7 +74,7 @@ def test_search_needs_a_login(client):
 @pytest.mark.django_db
 def test_search_costs_a_fixed_number_of_queries_a_kind(admin_user, stages, django_assert_max_num_queries):
     """The matching ids and their records; on PostgreSQL first the planner's estimate of the term,
-    which chooses how the ids are read (crm.search.first_match_ids): at most three a kind."""
+    which chooses how the ids are read (crm.search_indexes.first_match_ids): at most three a kind."""
 
     def run():
         return global_search(user=admin_user, term="zed")
@@ -154,7 +154,7 @@ def test_a_term_is_common_by_its_share_of_the_table_not_by_a_number_of_rows():
     """The planner's estimate of a long pattern grows with the table: at 5,000,000 leads an email address
     was expected in 2,421 rows and found in 52, and reading the table in its order for the first six went
     through 300,000 rows. A term is common when it is expected in one row in a thousand or more."""
-    from crm.search import COMMON_TERM_ROWS, COMMON_TERM_SHARE, common_term
+    from crm.search_indexes import COMMON_TERM_ROWS, COMMON_TERM_SHARE, common_term
 
     assert COMMON_TERM_SHARE == 0.001
     assert not common_term(2_421, 5_000_000)
