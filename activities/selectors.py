@@ -27,7 +27,13 @@ from activities.models import (
 )
 from crm.actors import Actor, is_system
 from crm.filters import filter_queryset
-from crm.selectors import Filters, owned_records_visible_to, record_visible_to, register_record_access
+from crm.selectors import (
+    Filters,
+    owned_records_visible_listed,
+    owned_records_visible_to,
+    record_visible_to,
+    register_record_access,
+)
 
 RELATED = ("lead", "opportunity", "contact", "account")
 
@@ -36,7 +42,9 @@ def activity_visible_to(user: Actor) -> QuerySet[Activity]:
     return owned_records_visible_to(Activity.objects.all(), user)
 
 
-register_record_access(Activity, visible_to=activity_visible_to)
+register_record_access(
+    Activity, visible_to=activity_visible_to, listed=lambda user: owned_records_visible_listed(Activity, user)
+)
 
 
 def activity_list(*, user: Actor, filters: Filters = None) -> QuerySet[Activity]:

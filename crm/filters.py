@@ -55,13 +55,19 @@ class SearchFilterSet(django_filters.FilterSet):
 
     search = django_filters.CharFilter(method="filter_search", label="Search")
 
+    def __init__(self, *args, search_scope: Q | None = None, **kwargs):
+        # The reader's visibility rule with the owners listed, for the read of a search's matching ids
+        # (crm.search_indexes.narrow_to_matches); the API's filter backend passes it.
+        self.search_scope = search_scope
+        super().__init__(*args, **kwargs)
+
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         for term in value.split():
             match = Q()
             for field in self.search_fields:
                 match |= Q(**{f"{field}__icontains": term})
             queryset = queryset.filter(match)
-        return narrow_to_matches(queryset)
+        return narrow_to_matches(queryset, self.search_scope)
 
 
 def filter_queryset(filterset_class: type[django_filters.FilterSet], queryset: QuerySet, filters) -> QuerySet:

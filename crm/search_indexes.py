@@ -13,7 +13,7 @@ every searched column of every list and changelist has one.
 import json
 
 from django.db import connections, migrations
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 SEARCH_TRIGRAM_INDEXES: dict[str, tuple[str, ...]] = {
@@ -169,7 +169,7 @@ SEARCH_ID_LIST_MAX = 5000
 SEARCH_ID_LIST_COMMON_SHARE = 0.1
 
 
-def narrow_to_matches(queryset: QuerySet) -> QuerySet:
+def narrow_to_matches(queryset: QuerySet, scope: Q | None = None) -> QuerySet:
     """``queryset`` (already filtered by a search) restricted to the ids of its matches, when they are few.
 
     PostgreSQL cannot estimate how many rows ``LIKE '%term%'`` matches. Ordered by the list's index
@@ -179,13 +179,19 @@ def narrow_to_matches(queryset: QuerySet) -> QuerySet:
     over the table for a common term), it bounds the work. Up to SEARCH_ID_LIST_MAX matches, the page
     and its count are then read by primary key; beyond that, matches are common enough for the index
     walk to find a page quickly. Three queries: the table's size, the estimate, the ids.
+
+    ``scope``: the reader's visibility rule with the owners listed (``record_visible_listed``), which
+    ``queryset`` already applies in its own form; added to the read of the ids (and, past
+    SEARCH_ID_LIST_MAX, to the page and its count), it lets the owner index and the trigram indexes
+    answer it together: a rep's "mar" at a million leads, 82 ms instead of 317.
     """
     if connections[queryset.db].vendor != "postgresql":
         return queryset
     rows = table_rows([queryset.model], queryset.db).get(queryset.model, -1)
-    ids = first_match_ids(queryset, SEARCH_ID_LIST_MAX + 1, rows, share=SEARCH_ID_LIST_COMMON_SHARE)
+    matches = queryset.filter(scope) if scope else queryset
+    ids = first_match_ids(matches, SEARCH_ID_LIST_MAX + 1, rows, share=SEARCH_ID_LIST_COMMON_SHARE)
     if len(ids) > SEARCH_ID_LIST_MAX:
-        return queryset
+        return matches
     # One array parameter rather than an IN list of up to SEARCH_ID_LIST_MAX placeholders, which
     # the count and the page would each build, send and have parsed.
     return queryset.filter(pk__in=RawSQL("SELECT unnest(%s::bigint[])", (ids,)))

@@ -41,6 +41,7 @@ from crm.selectors import (
     KanbanBoard,
     lead_visible_to,
     owned_records_editable_by,
+    owned_records_visible_listed,
     owned_records_visible_owners,
     owned_records_visible_owners_listed,
     owned_records_visible_to,
@@ -83,7 +84,12 @@ def opportunity_editable_by(user: Actor) -> QuerySet[Opportunity]:
     return owned_records_editable_by(Opportunity.objects.all(), user)
 
 
-register_record_access(Opportunity, visible_to=opportunity_visible_to, editable_by=opportunity_editable_by)
+register_record_access(
+    Opportunity,
+    visible_to=opportunity_visible_to,
+    editable_by=opportunity_editable_by,
+    listed=lambda user: owned_records_visible_listed(Opportunity, user),
+)
 
 
 def opportunity_annotate_stage_time(queryset: QuerySet[Opportunity]) -> QuerySet[Opportunity]:

@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from crm.search_indexes import narrow_to_matches
+from crm.selectors import record_visible_listed
 
 
 def table_row_estimate(model, using: str = "default") -> int | None:
@@ -344,7 +345,7 @@ class ScalableChangeListMixin:
     def get_search_results(self, request, queryset, search_term):
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if search_term.strip():
-            queryset = narrow_to_matches(queryset)
+            queryset = narrow_to_matches(queryset, record_visible_listed(queryset.model, request.user))
         return queryset, may_have_duplicates
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):

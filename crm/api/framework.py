@@ -29,6 +29,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from crm import services
+from crm.filters import SearchFilterSet
+from crm.selectors import record_visible_listed
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,14 @@ class FilterBackend(DjangoFilterBackend):
         if PAGING_PARAMS.issuperset(request.query_params):
             return queryset
         return super().filter_queryset(request, queryset, view)
+
+    def get_filterset_kwargs(self, request, queryset, view):
+        kwargs = super().get_filterset_kwargs(request, queryset, view)
+        if request.query_params.get("search") and issubclass(
+            self.get_filterset_class(view, queryset), SearchFilterSet
+        ):
+            kwargs["search_scope"] = record_visible_listed(queryset.model, request.user)
+        return kwargs
 
 
 class ApiPagination(PageNumberPagination):
