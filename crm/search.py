@@ -19,7 +19,7 @@ from django.urls import NoReverseMatch, reverse
 from crm.actors import Actor
 from crm.models import Account, Contact, Lead
 from crm.search_indexes import first_match_ids, table_rows
-from crm.selectors import record_visible_listed, record_visible_to
+from crm.selectors import record_visible_to
 
 SEARCH_MIN_LENGTH = 2
 SEARCH_MAX_LENGTH = 100
@@ -86,8 +86,7 @@ def _admin_url(model: type[Model], name: str, *args) -> str:
 def global_search(*, user: Actor, term: str, per_kind: int = SEARCH_PER_KIND) -> list[SearchGroup]:
     """The first ``per_kind`` matches of each kind the user may view, grouped; empty groups left out.
 
-    Two queries a kind (three on PostgreSQL, one more for a kind whose visibility lists the owners the
-    user sees, and one for the tables' sizes): the matching ids
+    Two queries a kind (three on PostgreSQL, and one for the tables' sizes): the matching ids
     (unordered, by the path the term's estimate chooses, stopping at ``per_kind + 1``:
     ``first_match_ids``), then those records with what their lines show.
     """
@@ -100,12 +99,8 @@ def global_search(*, user: Actor, term: str, per_kind: int = SEARCH_PER_KIND) ->
     for source in sources:
         matches = search_matches(source, user, term)
         if sizes is None:
-            postgresql = connections[matches.db].vendor == "postgresql"
-            sizes = table_rows([s.model for s in sources], matches.db) if postgresql else {}
-        # The owners the user sees, listed, where the kind's rule is the owner rule: the owner index
-        # then narrows the trigram indexes' matches (crm.search_indexes.narrow_to_matches).
-        if postgresql and (scope := record_visible_listed(source.model, user)):
-            matches = matches.filter(scope)
+            vendor = connections[matches.db].vendor
+            sizes = table_rows([s.model for s in sources], matches.db) if vendor == "postgresql" else {}
         ids = first_match_ids(matches, per_kind + 1, sizes.get(source.model, -1))
         if not ids:
             continue

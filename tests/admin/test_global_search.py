@@ -162,28 +162,3 @@ def test_a_term_is_common_by_its_share_of_the_table_not_by_a_number_of_rows():
     assert common_term(3_000, 3_001) and not common_term(1, 3_001)
     # A table never analysed: the planner's estimate alone decides.
     assert common_term(COMMON_TERM_ROWS, -1) and not common_term(COMMON_TERM_ROWS - 1, 0)
-
-
-@pytest.mark.django_db
-def test_a_reps_global_search_reads_the_matches_with_the_owners_the_rep_sees_listed(people):
-    """As in the lists' search (crm.search_indexes.narrow_to_matches): a rep's read of the matching
-    leads and deals names the owners whose records the rep sees, so PostgreSQL can narrow the trigram
-    indexes' matches with the owner index instead of reading everyone's and dropping most."""
-    import re
-
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    if connection.vendor != "postgresql":
-        pytest.skip("the owner index and the trigram indexes answer it together on PostgreSQL")
-    owner = people.users["owner"]
-    for word, key, table in (("lead", "leads", "crm_lead"), ("deal", "deals", "sales_opportunity")):
-        with CaptureQueriesContext(connection) as queries:
-            groups = {group.key: group for group in global_search(user=owner, term=word)}
-        (read,) = [
-            q["sql"]
-            for q in queries
-            if f'FROM "{table}"' in q["sql"] and "LIMIT" in q["sql"] and not q["sql"].startswith("EXPLAIN")
-        ]
-        assert re.search(rf'"owner_id" IN \({owner.pk}\)', read), read
-        assert {hit.title for hit in groups[key].hits} == {f"owner {word}", f"nobody {word}"}
