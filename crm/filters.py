@@ -62,12 +62,13 @@ class SearchFilterSet(django_filters.FilterSet):
         super().__init__(*args, **kwargs)
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        searched = queryset
         for term in value.split():
             match = Q()
             for field in self.search_fields:
                 match |= Q(**{f"{field}__icontains": term})
-            queryset = queryset.filter(match)
-        return narrow_to_matches(queryset, self.search_scope)
+            searched = searched.filter(match)
+        return narrow_to_matches(searched, self.search_scope, unsearched=queryset)
 
 
 def filter_queryset(filterset_class: type[django_filters.FilterSet], queryset: QuerySet, filters) -> QuerySet:

@@ -343,10 +343,11 @@ class ScalableChangeListMixin:
         return ScalableChangeList
 
     def get_search_results(self, request, queryset, search_term):
-        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        searched, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if search_term.strip():
-            queryset = narrow_to_matches(queryset, record_visible_listed(queryset.model, request.user))
-        return queryset, may_have_duplicates
+            scope = record_visible_listed(queryset.model, request.user)
+            searched = narrow_to_matches(searched, scope, unsearched=queryset)
+        return searched, may_have_duplicates
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         estimate = table_row_estimate(queryset.model, queryset.db)  # None but on PostgreSQL
