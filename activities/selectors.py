@@ -42,9 +42,7 @@ def activity_visible_to(user: Actor) -> QuerySet[Activity]:
     return owned_records_visible_to(Activity.objects.all(), user)
 
 
-register_record_access(
-    Activity, visible_to=activity_visible_to, listed=lambda user: owned_records_visible_listed(Activity, user)
-)
+register_record_access(Activity, visible_to=activity_visible_to, listed=owned_records_visible_listed)
 
 
 def activity_list(*, user: Actor, filters: Filters = None) -> QuerySet[Activity]:

@@ -88,7 +88,7 @@ register_record_access(
     Opportunity,
     visible_to=opportunity_visible_to,
     editable_by=opportunity_editable_by,
-    listed=lambda user: owned_records_visible_listed(Opportunity, user),
+    listed=owned_records_visible_listed,
 )
 
 

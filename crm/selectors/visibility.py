@@ -262,8 +262,8 @@ class RecordAccess:
     visible_to: Any  # (user) -> QuerySet of the records ``user`` sees
     editable_by: Any  # (user) -> QuerySet of the records ``user`` may change
     shared: bool  # seen by every signed-in user (accounts, contacts)
-    # (user) -> the rule of ``visible_to`` with the owners read now and listed (a Q an index on the
-    # owner answers: owned_records_visible_listed), or None; for the kinds whose rule is the owner rule
+    # (model, user) -> the rule of ``visible_to`` with the owners read now and listed (a Q an index on
+    # the owner answers): owned_records_visible_listed, for the kinds whose rule is the owner rule
     listed: Any = None
 
 
@@ -274,8 +274,8 @@ def register_record_access(
     model: type[Model], *, visible_to, editable_by=None, shared: bool = False, listed=None
 ) -> None:
     """Declare who sees (``visible_to(user)``) and who changes (``editable_by(user)``, by default the
-    same) the records of ``model``; ``listed(user)``: the same rule as a Q with what it depends on
-    read now (``owned_records_visible_listed``), where the kind has one."""
+    same) the records of ``model``; ``listed(model, user)``: the same rule as a Q with what it depends
+    on read now (``owned_records_visible_listed``), where the kind has one."""
     _RECORD_ACCESS[model] = RecordAccess(visible_to, editable_by or visible_to, shared, listed)
 
 
@@ -300,7 +300,7 @@ def record_visible_listed(model: type[Model], user: Actor) -> Q | None:
     access = _access(model)
     if access is None or access.listed is None:
         return None
-    return access.listed(user)
+    return access.listed(model, user)
 
 
 def record_editable_by(model: type[Model], user: Actor) -> QuerySet:
@@ -351,7 +351,7 @@ register_record_access(
     Lead,
     visible_to=lead_visible_to,
     editable_by=lead_editable_by,
-    listed=lambda user: owned_records_visible_listed(Lead, user),
+    listed=owned_records_visible_listed,
 )
 register_record_access(Account, visible_to=account_visible_to, editable_by=account_editable_by, shared=True)
 register_record_access(Contact, visible_to=contact_visible_to, editable_by=contact_editable_by, shared=True)
