@@ -26,7 +26,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import IntegerField, Max, Min, QuerySet
+from django.db.models import F, IntegerField, Max, Min, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -167,6 +167,29 @@ class DateRangeQuerySetMixin:
     """``dates()`` and ``datetimes()`` from the first and last value (index lookups) rather than a
     DISTINCT over every row: for the admin's date hierarchy, which is all that calls them on a
     changelist's queryset."""
+
+    def aggregate(self, *args, **kwargs):
+        """Django's, but the first and last value of a field, which the date hierarchy asks for twice
+        of the same queryset (to choose its level, then in ``dates()``), are read once."""
+        first, last = kwargs.get("first"), kwargs.get("last")
+        bounds_of = (
+            first.source_expressions[0].name
+            if not args
+            and len(kwargs) == 2
+            and type(first) is Min
+            and type(last) is Max
+            and not first.filter
+            and not last.filter
+            and isinstance(first.source_expressions[0], F)
+            and first.source_expressions == last.source_expressions
+            else None
+        )
+        if bounds_of is None:
+            return super().aggregate(*args, **kwargs)
+        known = self.__dict__.setdefault("_bounds_read", {})
+        if bounds_of not in known:
+            known[bounds_of] = super().aggregate(first=first, last=last)
+        return dict(known[bounds_of])
 
     def _period_range(self, field_name: str, kind: str, is_datetime: bool) -> list:
         bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
