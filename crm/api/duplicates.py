@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from crm.api.viewsets import NOT_FOUND
 from crm.duplicates import find_duplicates, rule_fields
+from crm.selectors import record_visible_listed
 
 LIKELY_DUPLICATES_HEADER = "X-Likely-Duplicates"
 
@@ -36,7 +37,14 @@ class DuplicatesViewSetMixin:
     duplicates_scope = None
 
     def _duplicates_of(self, record, *, ids_only: bool = False):
-        scope = type(self).duplicates_scope(self.request.user)
+        model, user = type(record), self.request.user
+        # The visibility rule with the owners the user sees listed, where it is a matter of owners: each
+        # rule's query repeats it, and as a list it compiles and plans in a fraction of the subqueries'
+        # time (a rep's create: five queries).
+        listed = record_visible_listed(model, user)
+        scope = (
+            model._default_manager.filter(listed) if listed is not None else type(self).duplicates_scope(user)
+        )
         if ids_only:
             # Of the matches only their ids are wanted: only what the rules compare is read of them.
             scope = scope.only(*rule_fields(type(record)))

@@ -371,3 +371,46 @@ def test_duplicates_report_groups_shared_emails_and_phones(admin_client, stages)
         ("same email", "ann@acme.test"): [a.pk, b.pk],
         ("same phone", "5550001111"): [a.pk, c.pk],
     }
+
+
+@pytest.mark.parametrize("persona", ["owner", "manager", "crm_admin", "superuser", "outsider"])
+def test_a_creates_likely_duplicates_are_those_its_author_sees_read_with_the_owners_listed(
+    people, api_as, persona
+):
+    """The header names only the matches the author may see; for a user who sees some owners' records,
+    each rule's query lists those owners rather than repeating the rule's subqueries (issue 24: a
+    rep's create)."""
+    from crm.models import Lead
+    from crm.selectors import lead_visible_to
+
+    user = people.users[persona]
+    twins = {
+        name: LeadFactory(name=f"{name} twin", email="pat@twin.test", owner=people.users.get(name))
+        for name in ("owner", "teammate", "outsider", "manager")
+    }
+    unowned = LeadFactory(name="unowned twin", email="pat@twin.test", owner=None)
+    client = api_as(persona)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            "/api/v1/crm/leads/",
+            {"name": "Enquiry", "email": "PAT@twin.test", "owner_id": user.pk},
+            content_type="application/json",
+        )
+    assert response.status_code == 201, response.content
+    created = response.json()["id"]
+    seen = set(
+        lead_visible_to(user)
+        .exclude(pk=created)
+        .filter(email__iexact="pat@twin.test")
+        .values_list("pk", flat=True)
+    )
+    assert seen <= {record.pk for record in [*twins.values(), unowned]}
+    assert {int(pk) for pk in response["X-Likely-Duplicates"].split(", ")} == seen
+    assert unowned.pk in seen
+    if persona == "owner":
+        assert twins["outsider"].pk not in seen and twins["owner"].pk in seen
+    matching = [q["sql"] for q in queries.captured_queries if 'LOWER("crm_lead"."email") =' in q["sql"]]
+    assert len(matching) == 1
+    if persona in ("owner", "manager", "outsider"):
+        assert "sales_salesteam" not in matching[0] and '"crm_lead"."owner_id" IN (' in matching[0]
+    assert Lead.objects.filter(pk=created).exists()
