@@ -190,12 +190,14 @@ def kanban_data(board, builder: ListRows) -> dict[str, Any]:
 
     cards = builder.rows([card for column in board.columns for card in column.results])
     total = serializers.DecimalField(max_digits=20, decimal_places=2)
+    # One serializer for every column's stage: a ModelSerializer builds its fields when first asked.
+    stages = StageBriefSerializer([column.stage for column in board.columns], many=True).data
     columns, start = [], 0
-    for column in board.columns:
+    for column, stage in zip(board.columns, stages, strict=True):
         end = start + len(column.results)
         columns.append(
             {
-                "stage": StageBriefSerializer(column.stage).data,
+                "stage": stage,
                 "count": column.count,
                 "total": total.to_representation(column.total),
                 "results": cards[start:end],
