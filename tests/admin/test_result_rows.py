@@ -89,3 +89,33 @@ def test_an_editable_or_popup_list_keeps_djangos_rows(admin_client, varied_recor
     response, cl = changelist_of(admin_client, url)
     assert cl.is_popup and not rows_are_ours(cl)
     assert 'data-popup-opener="' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_rows_table_is_djangos_template_output(admin_client, varied_records):
+    """templates/admin/change_list_results.html joins each row's cells with one filter: the table it
+    writes is Django's, on a plain, an editable (form errors included) and a popup list."""
+    from pathlib import Path
+
+    import django.contrib.admin
+    from django.template import Context, Template
+    from django.template.loader import get_template
+
+    djangos = Template(
+        (Path(django.contrib.admin.__file__).parent / "templates/admin/change_list_results.html").read_text()
+    )
+    ours = get_template("admin/change_list_results.html")
+    for url in (
+        reverse("admin:crm_lead_changelist"),
+        reverse("admin:crm_lead_changelist") + "?_popup=1&_to_field=id",
+        reverse("admin:crm_tag_changelist"),
+    ):
+        _response, cl = changelist_of(admin_client, url)
+        context = admin_list.result_list(cl)
+        if cl.formset is None:  # an editable list's rows as Django writes them, errors and all
+            rows = context["results"]
+            if rows:
+                rows[0] = admin_list.ResultList(type("F", (), {"non_field_errors": "<ul>x</ul>"})(), rows[0])
+        expected = djangos.render(Context(context))
+        assert ours.render(context) == expected, url
+        assert expected.count("<tr>") >= 2
