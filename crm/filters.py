@@ -55,10 +55,17 @@ class SearchFilterSet(django_filters.FilterSet):
 
     search = django_filters.CharFilter(method="filter_search", label="Search")
 
-    def __init__(self, *args, search_scope: Q | None = None, **kwargs):
+    def __init__(self, *args, search_scope: Q | None = None, only_given: bool = False, **kwargs):
         # The reader's visibility rule with the owners listed, for the read of a search's matching ids
         # (crm.search_indexes.narrow_to_matches); the API's filter backend passes it.
         self.search_scope = search_scope
+        if only_given and not kwargs.get("prefix"):
+            # Only the filters the data names are copied, built into the form and cleaned: a filter
+            # given no value leaves the queryset as it is, and django-filter deep-copies every filter
+            # (querysets included) and builds a form field for each, about thirty a list, on every
+            # request. Not for a form shown to fill in (the browsable API's): it lists them all.
+            data = kwargs.get("data", args[0] if args else None)
+            self.base_filters = given_filters(self.base_filters, () if data is None else data.keys())
         super().__init__(*args, **kwargs)
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
@@ -69,6 +76,17 @@ class SearchFilterSet(django_filters.FilterSet):
                 match |= Q(**{f"{field}__icontains": term})
             searched = searched.filter(match)
         return narrow_to_matches(searched, self.search_scope, unsearched=queryset)
+
+
+def given_filters(filters: dict, keys) -> dict:
+    """The ``filters`` (name → filter) that query parameters ``keys`` give a value: a parameter named as
+    the filter, or as one of its parts (``close_date_after``, ``amount_min``)."""
+    keys = [key for key in keys if key]
+    return {
+        name: filter_
+        for name, filter_ in filters.items()
+        if any(key == name or key.startswith(f"{name}_") for key in keys)
+    }
 
 
 def filter_queryset(filterset_class: type[django_filters.FilterSet], queryset: QuerySet, filters) -> QuerySet:

@@ -76,17 +76,21 @@ class FilterBackend(DjangoFilterBackend):
     filter leaves the queryset as it is, after building its 30 filters and a form (a millisecond of a
     20 ms cursor page)."""
 
+    filtering = False  # building the FilterSet to filter with, not to show its form
+
     def filter_queryset(self, request, queryset, view):
         if PAGING_PARAMS.issuperset(request.query_params):
             return queryset
+        self.filtering = True
         return super().filter_queryset(request, queryset, view)
 
     def get_filterset_kwargs(self, request, queryset, view):
         kwargs = super().get_filterset_kwargs(request, queryset, view)
-        if request.query_params.get("search") and issubclass(
-            self.get_filterset_class(view, queryset), SearchFilterSet
-        ):
-            kwargs["search_scope"] = record_visible_listed(queryset.model, request.user)
+        if issubclass(self.get_filterset_class(view, queryset), SearchFilterSet):
+            if request.query_params.get("search"):
+                kwargs["search_scope"] = record_visible_listed(queryset.model, request.user)
+            # Only the filters the request names are built (SearchFilterSet's only_given).
+            kwargs["only_given"] = self.filtering
         return kwargs
 
 
