@@ -1,4 +1,5 @@
-"""Querysets compiled once and run again with another primary key: the hot reads of a write's event.
+"""Querysets compiled once and run again with another key: the hot reads of a write's event, and of every
+API request (its token, its user's permissions, role and team).
 
 Building and compiling a queryset costs Django about half a millisecond, ten times the round trip of
 the statement itself; a service publishing an event reads a few small things by primary key (the
@@ -17,6 +18,8 @@ from django.db.models.expressions import Col
 
 # An id no row has: compiled in place of the real key, then swapped for it at each run.
 _KEY = -2_147_000_123  # within a 32-bit integer column's range
+# The same for a text key (an API token): a text no key is.
+_TEXT_KEY = "crm-prepared-key-5b7f0e2c"
 
 
 class NotPreparable(Exception):
@@ -24,8 +27,9 @@ class NotPreparable(Exception):
 
 
 class PreparedQuery:
-    def __init__(self, build: Callable[[Any], QuerySet]):
-        queryset = build(_KEY)
+    def __init__(self, build: Callable[[Any], QuerySet], *, text: bool = False):
+        sentinel = _TEXT_KEY if text else _KEY
+        queryset = build(sentinel)
         self.model = queryset.model
         self.db = queryset.db
         compiler = queryset.query.get_compiler(using=self.db)
@@ -33,7 +37,9 @@ class PreparedQuery:
             self.sql, params = compiler.as_sql()
         except (EmptyResultSet, FullResultSet) as exc:
             raise NotPreparable(str(queryset.query.__class__)) from exc
-        positions = [n for n, value in enumerate(params) if type(value) is int and value == _KEY]
+        positions = [
+            n for n, value in enumerate(params) if type(value) is type(sentinel) and value == sentinel
+        ]
         if not positions:
             raise NotPreparable(self.sql)
         self.params, self.positions = list(params), positions
@@ -89,15 +95,16 @@ class PreparedQuery:
 _local = threading.local()
 
 
-def prepared(key: Hashable, build: Callable[[Any], QuerySet]) -> PreparedQuery | None:
+def prepared(key: Hashable, build: Callable[[Any], QuerySet], *, text: bool = False) -> PreparedQuery | None:
     """The PreparedQuery of ``key`` in this thread (a compiler holds its thread's connection), built
-    from ``build(pk)`` on first use; None when the queryset cannot be prepared (use the ORM)."""
+    from ``build(pk)`` on first use (``text``: the key is a text, not an integer); None when the
+    queryset cannot be prepared (use the ORM)."""
     cache = getattr(_local, "queries", None)
     if cache is None:
         cache = _local.queries = {}
     if key not in cache:
         try:
-            cache[key] = PreparedQuery(build)
+            cache[key] = PreparedQuery(build, text=text)
         except NotPreparable:
             cache[key] = None
     return cache[key]

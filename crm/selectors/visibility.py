@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import router
 from django.db.models import (
     Exists,
     Model,
@@ -18,6 +19,7 @@ from django.db.models.signals import m2m_changed
 
 from crm.actors import Actor
 from crm.models import Account, Contact, Lead, SalesTeam
+from crm.prepared import prepared
 
 # --- visibility: the one place per model that decides which records a user sees ------------------
 
@@ -47,9 +49,23 @@ def user_sees_everything(user: Actor) -> bool:
         return True
     known = getattr(user, _SEES_EVERYTHING, None)
     if known is None:
-        known = user.groups.filter(name=CRM_ADMIN_GROUP).exists()
+        known = _is_crm_admin(user.pk)
         setattr(user, _SEES_EVERYTHING, known)  # on the user itself through request.user's lazy proxy
     return known
+
+
+def _is_crm_admin(user_pk: int) -> bool:
+    """Whether the user is in the CRM Admin group: most requests ask, so the query is compiled once per
+    database and thread and run again with the next user (crm.prepared)."""
+    membership = get_user_model().groups.through
+    db = router.db_for_read(membership)
+
+    def build(key):
+        memberships = membership.objects.using(db).filter(user=key, group__name=CRM_ADMIN_GROUP)
+        return memberships.values_list("pk")[:1]
+
+    query = prepared(("crm-admin-membership", db), build)
+    return bool(query.rows(user_pk) if query is not None else list(build(user_pk)))
 
 
 def _forget_sees_everything(sender, instance, action, reverse, **kwargs) -> None:
@@ -97,6 +113,26 @@ def user_team_ids(user: Actor) -> QuerySet:
     return UserModel.objects.filter(
         Q(pk=user.pk) | Q(sales_teams__in=teams) | Q(managed_teams__in=teams)
     ).values("pk")
+
+
+def user_managed_id_list(user: Actor) -> list[int]:
+    """``user_managed_ids`` read now: the ids of ``user`` and of the members of the active teams
+    ``user`` manages. A list's visibility reads it on most requests: compiled once per database and
+    thread (crm.prepared)."""
+    UserModel = get_user_model()
+    db = router.db_for_read(UserModel)
+
+    def build(key):
+        return (
+            UserModel.objects.using(db)
+            .filter(Q(pk=key) | Q(sales_teams__in=_teams().filter(manager=key)))
+            .values_list("pk")
+            .order_by()
+        )
+
+    query = prepared(("user-managed-ids", db), build)
+    rows = query.rows(user.pk) if query is not None else list(build(user.pk))
+    return list(dict.fromkeys(pk for (pk,) in rows))
 
 
 def user_manages_a_team(user: Actor) -> bool:
@@ -161,7 +197,7 @@ def _listed(model: type[Model], user: Actor, rule: Callable[[list[int]], Q]) -> 
         return Q()
     if any(grant(model, user) is not None for grant in _VISIBILITY_GRANTS):
         return None
-    return rule(list(user_managed_ids(user).values_list("pk", flat=True)))
+    return rule(user_managed_id_list(user))
 
 
 def owned_records_visible_owners(model: type[Model], user: Actor) -> Q | None:

@@ -1,6 +1,7 @@
 """Authentication (session, token) and Django model permissions on every endpoint."""
 
 import pytest
+from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -148,3 +149,52 @@ def test_session_authentication_with_csrf(records, crm_admin):
     response = client.post(url("leads/"), {"name": "x"})
     assert response.status_code == 403
     assert "CSRF" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_each_token_is_its_own_user_with_its_role_and_team_read_afresh(people, stages):
+    """The token, the CRM Admin role and a manager's team are read by statements compiled once and run
+    again with the next key (crm.prepared): each request is still its own user, with the role and team
+    they have now."""
+    from crm.prepared import _TEXT_KEY
+    from crm.selectors.visibility import CRM_ADMIN_GROUP
+
+    users = people.users
+    clients = {}
+    for persona in ("owner", "outsider", "manager", "teammate"):
+        clients[persona] = APIClient()
+        clients[persona].credentials(
+            HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=users[persona]).key}"
+        )
+
+    def seen(persona) -> set[str]:
+        response = clients[persona].get(url("leads/") + "?page_size=200")
+        assert response.status_code == 200, response.content
+        return {row["name"] for row in response.json()["results"]}
+
+    def lead(persona) -> str:
+        return f"{users[persona].username} lead"
+
+    for _round in range(2):  # alternate users on the same compiled statements
+        assert lead("owner") in seen("owner") and lead("outsider") not in seen("owner")
+        assert lead("outsider") in seen("outsider") and lead("owner") not in seen("outsider")
+    # The West team's manager sees its members' leads; not once no longer its manager.
+    assert lead("owner") in seen("manager")
+    west = people.teams["West"]
+    west.manager = users["outsider"]
+    west.save()
+    assert lead("owner") not in seen("manager")
+    assert lead("teammate") in seen("outsider")
+    # A CRM Admin sees everything from their next request on.
+    users["owner"].groups.add(Group.objects.get(name=CRM_ADMIN_GROUP))
+    assert lead("outsider") in seen("owner")
+
+    for key in ("not-a-real-key", "x'OR'1'='1;--", _TEXT_KEY, "a" * 400):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        response = client.get(url("leads/"))
+        assert response.status_code == 401 and response.json() == {"detail": "Invalid token."}, key
+    users["teammate"].is_active = False
+    users["teammate"].save()
+    response = clients["teammate"].get(url("leads/"))
+    assert response.status_code == 401 and response.json() == {"detail": "User inactive or deleted."}
