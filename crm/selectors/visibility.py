@@ -32,8 +32,12 @@ from crm.prepared import prepared
 CRM_ADMIN_GROUP = "CRM Admin"
 
 
+def _crm_admin_memberships(user_pk) -> QuerySet:
+    return get_user_model().groups.through.objects.filter(user=user_pk, group__name=CRM_ADMIN_GROUP)
+
+
 def _crm_admin_membership(user: Actor) -> Exists:
-    return Exists(get_user_model().groups.through.objects.filter(user=user.pk, group__name=CRM_ADMIN_GROUP))
+    return Exists(_crm_admin_memberships(user.pk))
 
 
 _SEES_EVERYTHING = "_crm_sees_everything"
@@ -57,12 +61,10 @@ def user_sees_everything(user: Actor) -> bool:
 def _is_crm_admin(user_pk: int) -> bool:
     """Whether the user is in the CRM Admin group: most requests ask, so the query is compiled once per
     database and thread and run again with the next user (crm.prepared)."""
-    membership = get_user_model().groups.through
-    db = router.db_for_read(membership)
+    db = router.db_for_read(get_user_model().groups.through)
 
     def build(key):
-        memberships = membership.objects.using(db).filter(user=key, group__name=CRM_ADMIN_GROUP)
-        return memberships.values_list("pk")[:1]
+        return _crm_admin_memberships(key).using(db).values_list("pk")[:1]
 
     query = prepared(("crm-admin-membership", db), build)
     return bool(query.rows(user_pk) if query is not None else list(build(user_pk)))
@@ -99,10 +101,12 @@ def sales_team_visible_to(user: Actor) -> QuerySet[SalesTeam]:
 
 def user_managed_ids(user: Actor) -> QuerySet:
     """The ids of ``user`` and of the members of the active teams ``user`` manages (a subquery)."""
-    UserModel = get_user_model()
-    return UserModel.objects.filter(Q(pk=user.pk) | Q(sales_teams__in=_teams().filter(manager=user))).values(
-        "pk"
-    )
+    return _managed_users(user.pk).values("pk")
+
+
+def _managed_users(user_pk) -> QuerySet:
+    managed_teams = _teams().filter(manager=user_pk)
+    return get_user_model().objects.filter(Q(pk=user_pk) | Q(sales_teams__in=managed_teams))
 
 
 def user_team_ids(user: Actor) -> QuerySet:
@@ -119,16 +123,10 @@ def user_managed_id_list(user: Actor) -> list[int]:
     """``user_managed_ids`` read now: the ids of ``user`` and of the members of the active teams
     ``user`` manages. A list's visibility reads it on most requests: compiled once per database and
     thread (crm.prepared)."""
-    UserModel = get_user_model()
-    db = router.db_for_read(UserModel)
+    db = router.db_for_read(get_user_model())
 
     def build(key):
-        return (
-            UserModel.objects.using(db)
-            .filter(Q(pk=key) | Q(sales_teams__in=_teams().filter(manager=key)))
-            .values_list("pk")
-            .order_by()
-        )
+        return _managed_users(key).using(db).values_list("pk").order_by()
 
     query = prepared(("user-managed-ids", db), build)
     rows = query.rows(user.pk) if query is not None else list(build(user.pk))
