@@ -264,7 +264,15 @@ def _last_activity_refresh(model: type[models.Model], link: str, ids: Iterable[i
     last_activity_at = quote(model._meta.get_field("last_activity_at").column)
     pk = quote(model._meta.pk.column)
     link_id, created_at = (quote(Activity._meta.get_field(name).column) for name in (link, "created_at"))
+    # The records without activities first: the two statements touch disjoint rows, and before the
+    # other has filled the column, this one's anti-join probes only the records that had a last activity
+    # (none in a seed, which writes the column empty and may not have the activities' indexes yet).
     with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {last_activity_at} = NULL WHERE {last_activity_at} IS NOT NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM {activity} WHERE {activity}.{link_id} = {table}.{pk})"
+        )
+        emptied = cursor.rowcount
         cursor.execute(
             f"UPDATE {table} SET {last_activity_at} = newest.last "
             f"FROM (SELECT {link_id} AS link_id, MAX({created_at}) AS last FROM {activity} "
@@ -272,12 +280,7 @@ def _last_activity_refresh(model: type[models.Model], link: str, ids: Iterable[i
             f"WHERE {table}.{pk} = newest.link_id "
             f"AND ({table}.{last_activity_at} IS NULL OR {table}.{last_activity_at} <> newest.last)"
         )
-        written = cursor.rowcount
-        cursor.execute(
-            f"UPDATE {table} SET {last_activity_at} = NULL WHERE {last_activity_at} IS NOT NULL "
-            f"AND NOT EXISTS (SELECT 1 FROM {activity} WHERE {activity}.{link_id} = {table}.{pk})"
-        )
-        return written + cursor.rowcount
+        return emptied + cursor.rowcount
 
 
 def _template_defaults(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,13 @@ from django.db.models import Max
 from django.utils import timezone
 
 from activities.models import Activity, ActivityStatus
-from activities.services import activity_create, activity_delete, activity_update, lead_last_activity_refresh
+from activities.services import (
+    activity_create,
+    activity_delete,
+    activity_update,
+    every_last_activity_refresh,
+    lead_last_activity_refresh,
+)
 from crm.actors import SYSTEM
 from crm.models import Lead, ScoringRule
 from crm.services import record_delete
@@ -236,6 +242,20 @@ def test_logging_an_activity_makes_it_the_leads_last_activity(people):
 
     assert stored_last_activity(lead) == Activity.objects.get(pk=activity.pk).created_at
     assert stored_last_activity(lead) == newest_created(lead)
+
+
+def test_every_records_last_activity_recomputed_at_once_empties_it_where_no_activity_is_left(people):
+    """The set-based form a seed and bulk loads use: a stale value without activities is emptied, a
+    wrong one set to the newest activity's, whichever of the two statements runs first."""
+    with_activities, without = people.records["owner"].lead, LeadFactory(owner=people.users["owner"])
+    activity_create(user=people.users["owner"], data=call(lead=with_activities))
+    stale = timezone.now() - datetime.timedelta(days=30)
+    Lead.objects.filter(pk__in=[with_activities.pk, without.pk]).update(last_activity_at=stale)
+
+    every_last_activity_refresh()
+
+    assert stored_last_activity(with_activities) == newest_created(with_activities) != stale
+    assert stored_last_activity(without) is None
 
 
 def test_rescheduling_or_completing_an_activity_keeps_the_leads_last_activity(people):
