@@ -1,7 +1,9 @@
 """crm_seed: fill a database with a large, realistic CRM data set in one transaction."""
 
 import random
+import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 
@@ -21,6 +23,7 @@ from crm.registries import seed_tables
 from crm.rollups import drop_triggers, install_triggers, registered_rollups, rollup_rebuild
 from crm.seeding import words
 from crm.seeding.generators import Clock, DataSetGenerator, PipelineInfo, SeedContext, StageInfo
+from crm.seeding.parallel import StatementPool, index_table, table_sizes
 from crm.seeding.progress import Progress
 from crm.seeding.writers import writer_for
 from crm.services import pipeline_save, pipeline_set_default
@@ -144,51 +147,152 @@ def crm_seed(
     end_date: date | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> SeedResult:
     """Generate users, pipelines, tags, lost reasons and ``sizes`` records, all or nothing.
 
     The same ``seed`` and ``end_date`` give the same records. Dates spread over the two years before
     ``end_date`` (default: today, UTC). Refuses with ``SeedRefused`` when the database already holds
     leads, opportunities, accounts, contacts or activities, unless ``force``.
+
+    With ``jobs`` above 1 (PostgreSQL, a database without CRM records), the rows are committed first
+    and their indexes built on ``jobs`` connections at once (``crm.seeding.parallel``); if anything
+    fails after that commit, the records written are removed and every index and constraint made again.
     """
     sizes = sizes or SeedSizes()
     progress = progress or Progress(lambda text: None, enabled=False)
+    if jobs < 1:
+        raise ValueError("--jobs must be 1 or more.")
+    if jobs > 1 and connection.vendor != "postgresql":
+        raise ValueError("--jobs builds indexes on several PostgreSQL connections: use it on PostgreSQL.")
+    if jobs > 1 and connection.in_atomic_block:
+        raise ValueError(
+            "--jobs commits as it goes (the other connections build indexes on committed rows only): "
+            "run it outside a transaction."
+        )
     existing = {name: count for name, count in crm_record_counts().items() if count}
     if existing and not force:
         raise SeedRefused(existing)
-
-    writer = writer_for(connection)
-    end_date = end_date or datetime.now(UTC).date()
-    clock = Clock(
-        end=int(datetime(end_date.year, end_date.month, end_date.day, tzinfo=UTC).timestamp()),
-        utc_suffix=writer.utc_suffix,
-    )
-    registered = [(table, apps.get_model(table.model_label)) for table in seed_tables()]
+    if existing and jobs > 1:
+        raise ValueError(
+            "--jobs commits the records before their indexes are built and removes them all if a build "
+            "fails, so it seeds only a database without CRM records: leave out --force or --jobs."
+        )
+    run = _Seed(sizes=sizes, seed=seed, end_date=end_date, progress=progress)
     started = time.monotonic()
-    result = SeedResult()
+    if jobs == 1:
+        with transaction.atomic():
+            run.prepare()
+            run.load(build=True)
+            run.write_histories(build=True)
+            run.statistics([*run.tables, *run.histories])
+            run.feed(build=True)
+            run.finish()
+    else:
+        _seed_in_parallel(run, jobs)
+    run.result.seconds = time.monotonic() - started
+    return run.result
 
+
+def _seed_in_parallel(run: "_Seed", jobs: int) -> None:
+    """The rows in one transaction. Then, on ``jobs`` other connections, the loaded tables' indexes
+    while the seed's own writes the first history versions and what the activities feed; the fed
+    tables' and the histories' indexes; the foreign keys' validation (added unvalidated) and the
+    statistics. The rollups last, in one transaction."""
     with transaction.atomic():
-        writer.begin()
+        run.prepare()
+        run.load(build=False)
+        run.statistics(run.tables)  # what the history and feed statements are planned with
+    pool = StatementPool(jobs)
+    try:
+        with pool:
+            total = run.hand_over(pool, [table for table in run.tables if table not in run.waiting])
+            with transaction.atomic():
+                run.writer.begin()
+                run.write_histories(build=False)
+                run.feed(build=False)
+            total += run.hand_over(pool, [*run.waiting, *run.histories])
+            with run.progress.phase(f"indexes, {jobs} at a time", total, "indexes") as tick:
+                pool.wait(tick)
+            with transaction.atomic():
+                run.writer.begin()
+                with run.progress.phase("constraints", len(run.constraints), "constraints") as tick:
+                    validations = run.add_constraints(tick)
+            tables = [*run.tables, *run.histories]
+            sizes = table_sizes(tables)
+            # Statistics where the first ones are out of date: the histories (none yet), the fed tables,
+            # and the tables with an index on an expression (its statistics come with the index).
+            analyzed = [*run.waiting, *run.histories, *_with_expression_indexes(run.tables)]
+            total = pool.add(validations, sizes) + pool.add(
+                (
+                    (f"ANALYZE {connection.ops.quote_name(table)}", table)
+                    for table in tables
+                    if table in analyzed
+                ),
+                sizes,
+            )
+            label = f"foreign keys and statistics, {jobs} at a time"
+            with run.progress.phase(label, total, "statements") as tick:
+                pool.wait(tick)
+        with transaction.atomic():
+            run.writer.begin()
+            run.finish()
+    except BaseException:
+        with run.progress.phase("undoing the seed", None, "tables") as tick:
+            run.undo([statement for statement in pool.pending() if statement.startswith("CREATE ")], tick)
+        raise
+
+
+class _Seed:
+    """One run of crm_seed, step by step; ``crm_seed`` says which run in which transaction."""
+
+    def __init__(self, *, sizes: SeedSizes, seed: int, end_date: date | None, progress: Progress):
+        self.sizes, self.seed, self.progress = sizes, seed, progress
+        self.writer = writer_for(connection)
+        end_date = end_date or datetime.now(UTC).date()
+        self.clock = Clock(
+            end=int(datetime(end_date.year, end_date.month, end_date.day, tzinfo=UTC).timestamp()),
+            utc_suffix=self.writer.utc_suffix,
+        )
+        self.registered = [(table, apps.get_model(table.model_label)) for table in seed_tables()]
+        self.result = SeedResult()
+        self.tables: list[str] = []  # written by COPY, in order
+        self.histories: list[str] = []  # the first history versions' tables, in order
+        # The tables an after_write rewrites keep only their primary key until it has run.
+        self.rewritten = {
+            apps.get_model(label)._meta.db_table
+            for table, _model in self.registered
+            for label in table.rewrites
+        }
+        self.waiting: list[str] = []  # rewritten tables whose indexes wait for it
+        self.labels: dict[str, str] = {}
+        self.constraints: list[str] = []  # those of the tables handed to a pool, added at the end
+        self.emptied: dict[str, int | None] = {}  # table -> its highest key before the seed (None: empty)
+
+    def prepare(self) -> None:
+        """Users, pipelines, tags and lost reasons; the generator; triggers dropped for the bulk load."""
+        self.writer.begin()
         # A million rows are counted once at the end, not one trigger delta at a time.
         drop_triggers()
         drop_reach_triggers()  # each record's furthest stage is generated with it
-        user_ids = _sales_users(seed=seed, count=sizes.users)
+        sizes = self.sizes
+        user_ids = _sales_users(seed=self.seed, count=sizes.users)
         pipelines = _pipelines()
         tag_ids = _named(Tag, [{"name": name, "color": color} for name, color in words.TAGS])
         lost_reason_ids = _named(LostReason, [{"name": name} for name in words.LOST_REASONS])
-        base_ids = {
+        self.base_ids = {
             label: model.objects.aggregate(top=Max("id"))["top"] or 0
             for label, model in (
                 ("account", Account),
                 ("contact", Contact),
                 ("lead", Lead),
-                *((table.base_id, model) for table, model in registered),
+                *((table.base_id, model) for table, model in self.registered),
             )
         }
-        generator = DataSetGenerator(
+        self.generator = g = DataSetGenerator(
             SeedContext(
-                seed=seed,
-                clock=clock,
+                seed=self.seed,
+                clock=self.clock,
                 users=user_ids,
                 pipelines=pipelines,
                 tags=tag_ids,
@@ -196,13 +300,12 @@ def crm_seed(
                 accounts=sizes.accounts,
                 contacts=sizes.contacts,
                 leads=sizes.leads,
-                **{table.label: getattr(sizes, table.label) for table, _ in registered},
-                base_ids=base_ids,
+                **{table.label: getattr(sizes, table.label) for table, _ in self.registered},
+                base_ids=self.base_ids,
             )
         )
         # Dependency order: each table refers only to tables written before it.
-        g = generator
-        steps = [
+        self.steps = [
             ("accounts", Account, g.ACCOUNT_FIELDS, g.accounts, sizes.accounts),
             ("contacts", Contact, g.CONTACT_FIELDS, g.contacts, sizes.contacts),
             ("leads", Lead, g.LEAD_FIELDS, g.leads, sizes.leads),
@@ -214,33 +317,16 @@ def crm_seed(
                     getattr(g, table.rows),
                     getattr(sizes, table.label),
                 )
-                for table, model in registered
+                for table, model in self.registered
             ),
         ]
-        tables = []
-        # The tables an after_write rewrites keep only their primary key until it has run.
-        rewritten = {
-            apps.get_model(label)._meta.db_table for table, _model in registered for label in table.rewrites
-        }
-        waiting: list[tuple[str, str]] = []
 
-        def rebuild(label: str, table: str) -> None:
-            if pending := writer.indexes_to_rebuild(table):
-                with progress.phase(f"{label} indexes", pending, "indexes") as tick:
-                    writer.rebuild_indexes(table, tick)
-
-        def load(label: str, table: str, columns: list[str], rows, total: int | None) -> None:
-            with progress.phase(label, total) as tick:
-                result.rows[label] = writer.write(table, columns, rows, tick)
-            if table in rewritten and writer.indexes_to_rebuild(table):
-                waiting.append((label, table))
-            else:
-                rebuild(label, table)
-            tables.append(table)
-
-        for label, model, fields, rows, total in steps:
+    def load(self, *, build: bool) -> None:
+        """Every table's rows, and each record's tags; with ``build``, each table's indexes after it
+        (but those of the tables after_write rewrites, which wait for it)."""
+        for label, model, fields, rows, total in self.steps:
             columns, tail = seed_columns(model, fields)
-            load(label, model._meta.db_table, columns, _with_tail(rows(), tail), total)
+            self._load(label, model._meta.db_table, columns, _with_tail(rows(), tail), total, build=build)
             if "tags" in {f.name for f in model._meta.many_to_many}:
                 relation = model._meta.get_field("tags")
                 through = relation.remote_field.through
@@ -249,47 +335,216 @@ def crm_seed(
                     through._meta.get_field(relation.m2m_reverse_field_name()).column,
                 ]
                 kind = model._meta.model_name
-                load(f"{kind} tags", through._meta.db_table, columns, generator.tags(kind, total), None)
-        # Each record's first version in its audit trail, so that its first change shows what it was.
-        for _label, model, *_ in steps:
-            history = model.history.model
-            columns, select, params = _first_versions(model, after_id=base_ids[model._meta.model_name])
-            with progress.phase(f"{model._meta.model_name} history", None) as tick:
-                written = writer.insert_select(history._meta.db_table, columns, select, params)
+                rows = self.generator.tags(kind, total)
+                self._load(f"{kind} tags", through._meta.db_table, columns, rows, None, build=build)
+
+    def _load(self, label: str, table: str, columns: list[str], rows, total: int | None, *, build) -> None:
+        self.emptied[table] = self._top(table)
+        with self.progress.phase(label, total) as tick:
+            self.result.rows[label] = self.writer.write(table, columns, rows, tick)
+        self.labels[table] = label
+        self.tables.append(table)
+        if table in self.rewritten and self.writer.indexes_to_rebuild(table):
+            self.waiting.append(table)
+        elif build:
+            self.rebuild(table)
+
+    def rebuild(self, table: str) -> None:
+        if pending := self.writer.indexes_to_rebuild(table):
+            with self.progress.phase(f"{self.labels[table]} indexes", pending, "indexes") as tick:
+                self.writer.rebuild_indexes(table, tick)
+
+    def write_histories(self, *, build: bool) -> None:
+        """Each record's first version in its audit trail, so that its first change shows what it was."""
+        for _label, model, *_ in self.steps:
+            table, columns, select, params = self._history_of(model)
+            label = self.labels[table]
+            with self.progress.phase(label, None) as tick:
+                written = self.writer.insert_select(table, columns, select, params)
                 tick(written)
-            result.rows[f"{model._meta.model_name} history"] = written
-            if pending := writer.indexes_to_rebuild(history._meta.db_table):
-                with progress.phase(f"{model._meta.model_name} history indexes", pending, "indexes") as tick:
-                    writer.rebuild_indexes(history._meta.db_table, tick)
-            tables.append(history._meta.db_table)
-        writer.reset_sequences([model for _label, model, *_ in steps])
-        with progress.phase("statistics", len(tables), "tables") as tick:
-            writer.finish(tables)
+            self.result.rows[label] = written
+            if build:
+                self.rebuild(table)
+        self.writer.reset_sequences([model for _label, model, *_ in self.steps])
+
+    def _history_of(self, model) -> tuple[str, list[str], str, list]:
+        """The history table of ``model`` (noted as written), and the columns and SELECT of its first
+        versions."""
+        history = model.history.model
+        table = history._meta.db_table
+        self.emptied[table] = self._top(table)
+        self.labels[table] = f"{model._meta.model_name} history"
+        self.histories.append(table)
+        return table, *_first_versions(model, after_id=self.base_ids[model._meta.model_name])
+
+    def statistics(self, tables: list[str]) -> None:
+        with self.progress.phase("statistics", len(tables), "tables") as tick:
+            self.writer.finish(tables)
             tick(len(tables))
-        # What the registered tables feed elsewhere (a lead's last activity), once all are written.
-        for table, _model in registered:
+
+    def feed(self, *, build: bool) -> None:
+        """What the registered tables feed elsewhere (a lead's last activity), once all are written;
+        then the tables it rewrote compacted, and with ``build`` their indexes made."""
+        for table, _model in self.registered:
             if table.after_write is not None:
-                with progress.phase(f"what the {table.label} feed", 1, "steps") as tick:
+                with self.progress.phase(f"what the {table.label} feed", 1, "steps") as tick:
                     table.after_write()
                     tick(1)
-        for label, table in waiting:
-            with progress.phase(f"{label} compacted", 1, "tables") as tick:
-                writer.compact(table)
+        for table in self.waiting:
+            with self.progress.phase(f"{self.labels[table]} compacted", 1, "tables") as tick:
+                self.writer.compact(table)
                 tick(1)
-            rebuild(label, table)
-        if waiting:
-            writer.finish([table for _label, table in waiting])  # the new indexes' statistics
+            if build:
+                self.rebuild(table)
+        if build and self.waiting:
+            self.writer.finish(self.waiting)  # the new indexes' statistics
+
+    def finish(self) -> None:
         # The seeded history is what the win-probability models learn from.
-        with progress.phase("win probability models", 1, "steps") as tick:
+        with self.progress.phase("win probability models", 1, "steps") as tick:
             win_models_rebuild()
             tick(1)
         install_triggers()
         install_reach_triggers()
         for rollup in registered_rollups():
-            with progress.phase(f"{rollup.name} rollup", None) as tick:
+            with self.progress.phase(f"{rollup.name} rollup", None) as tick:
                 tick(rollup_rebuild(rollup))
-    result.seconds = time.monotonic() - started
-    return result
+
+    # --- parallel runs -------------------------------------------------------------------------------
+
+    def hand_over(self, pool: StatementPool, tables: list[str]) -> int:
+        """Queue ``tables``' set-aside indexes on ``pool`` (return how many); keep their constraints
+        for the end."""
+        sizes = table_sizes(tables)
+        added = 0
+        for table in tables:
+            indexes, constraints = self.writer.take_rebuild(table)
+            added += pool.add(((statement, index_table(statement)) for statement in indexes), sizes)
+            self.constraints += constraints
+        return added
+
+    def add_constraints(self, tick: Callable[[int], None]) -> list[tuple[str, str]]:
+        """The set-aside constraints: unique ones made, foreign keys added unvalidated (each a moment,
+        locking its two tables); return the statements (and tables) that validate those."""
+        validations = []
+        with connection.cursor() as cursor:
+            for statement in self.constraints:
+                table, name = _constraint_name(statement)
+                if " FOREIGN KEY " in statement:
+                    cursor.execute(f"{statement} NOT VALID")
+                    validations.append(
+                        (f'ALTER TABLE {table} VALIDATE CONSTRAINT "{name}"', table.strip('"'))
+                    )
+                else:
+                    cursor.execute(statement)
+                tick(1)
+        return validations
+
+    def undo(self, pending: list[str], tick: Callable[[int], None]) -> None:
+        """After a failure past the rows' commit: remove what the seed wrote, make every index and
+        constraint not yet made, put the triggers back and recount the rollups (to nothing)."""
+        qn = connection.ops.quote_name
+        written = [*self.tables, *self.histories]
+        statements = list(pending)
+        for table in written:
+            indexes, constraints = self.writer.take_rebuild(table)
+            statements += indexes
+            self.constraints += constraints
+        with transaction.atomic():
+            self.writer.begin()
+            empty = [table for table in written if self.emptied.get(table) is None]
+            with connection.cursor() as cursor:
+                for table in reversed(written):
+                    if (top := self.emptied.get(table)) is not None:
+                        pk = _primary_key_column(table)
+                        cursor.execute(f"DELETE FROM {qn(table)} WHERE {qn(pk)} > %s", [top])
+                        tick(1)
+                _empty_tables(cursor, empty)
+                tick(len(empty))
+                # What a rolled-back transaction dropped is back already.
+                for statement in statements + self.constraints:
+                    if not _made(cursor, statement):
+                        cursor.execute(statement)
+                for statement in self.constraints:  # a foreign key added unvalidated
+                    table, name = _constraint_name(statement)
+                    cursor.execute(
+                        "SELECT convalidated FROM pg_constraint "
+                        "WHERE conrelid = %s::regclass AND conname = %s",
+                        [table, name],
+                    )
+                    if not cursor.fetchone()[0]:
+                        cursor.execute(f'ALTER TABLE {table} VALIDATE CONSTRAINT "{name}"')
+            self.finish()
+
+    def _top(self, table: str) -> int | None:
+        qn = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT MAX({qn(_primary_key_column(table))}) FROM {qn(table)}")
+            return cursor.fetchone()[0]
+
+
+def _primary_key_column(table: str) -> str:
+    with connection.cursor() as cursor:
+        return connection.introspection.get_primary_key_column(cursor, table)
+
+
+def _made(cursor, statement: str) -> bool:
+    """Whether the index or constraint ``statement`` makes exists (pg_get_indexdef's and the
+    writer's forms: "CREATE [UNIQUE] INDEX name ON …", 'ALTER TABLE "t" ADD CONSTRAINT "name" …')."""
+    if index := re.match(r"CREATE (?:UNIQUE )?INDEX (\S+) ON ", statement):
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [index[1]])
+    else:
+        table, name = _constraint_name(statement)
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = %s::regclass AND conname = %s)",
+            [table, name],
+        )
+    return cursor.fetchone()[0]
+
+
+def _with_expression_indexes(tables: list[str]) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT indrelid::regclass::text FROM pg_index "
+            "WHERE indrelid = ANY(%s::regclass[]) AND indexprs IS NOT NULL",
+            [[connection.ops.quote_name(table) for table in tables]],
+        )
+        return {name.strip('"') for (name,) in cursor.fetchall()}
+
+
+def _constraint_name(statement: str) -> tuple[str, str]:
+    """The quoted table and the name of the writer's 'ALTER TABLE "t" ADD CONSTRAINT "name" …'."""
+    table, name = re.match(r'ALTER TABLE ("[^"]+") ADD CONSTRAINT "([^"]+)" ', statement).groups()
+    return table, name
+
+
+def _empty_tables(cursor, tables: list[str]) -> None:
+    """Empty ``tables``, which the seed found empty: one TRUNCATE with the tables that refer to them,
+    when those are empty too (TRUNCATE takes every referring table along); else DELETE, child first."""
+    if not tables:
+        return
+    qn = connection.ops.quote_name
+    cursor.execute(
+        """
+        WITH RECURSIVE referring(oid) AS (
+            SELECT unnest(%s::regclass[])::oid
+            UNION
+            SELECT c.conrelid FROM pg_constraint c JOIN referring r ON c.confrelid = r.oid
+            WHERE c.contype = 'f'
+        )
+        SELECT oid::regclass::text FROM referring
+        """,
+        [[qn(table) for table in tables]],
+    )
+    named = {qn(table) for table in tables}
+    others = [name for (name,) in cursor.fetchall() if name not in named]
+    for name in others:
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {name})")
+        if cursor.fetchone()[0]:
+            for table in reversed(tables):
+                cursor.execute(f"DELETE FROM {qn(table)}")
+            return
+    cursor.execute(f"TRUNCATE {', '.join([*named, *others])}")
 
 
 def seed_columns(model, fields) -> tuple[list[str], tuple]:

@@ -54,6 +54,11 @@ class RowWriter:
     def rebuild_indexes(self, table: str, tick: Callable[[int], None]) -> None:
         """Make the indexes and constraints that ``write`` set aside for the load."""
 
+    def take_rebuild(self, table: str) -> tuple[list[str], list[str]]:
+        """The statements that make ``table``'s set-aside indexes, then its constraints (unique ones
+        before foreign keys), handed to the caller to run elsewhere (``crm.seeding.parallel``)."""
+        return [], []
+
     def finish(self, tables: Sequence[str]) -> None:
         """Bring the planner's statistics up to date with the new rows."""
 
@@ -78,7 +83,8 @@ class CopyWriter(RowWriter):
 
     def __init__(self, connection: BaseDatabaseWrapper):
         super().__init__(connection)
-        self._rebuild: dict[str, list[str]] = {}
+        # By table: the statements that make its dropped indexes, and those of its constraints.
+        self._rebuild: dict[str, tuple[list[str], list[str]]] = {}
 
     def begin(self) -> None:
         with self.connection.cursor() as cursor:
@@ -110,16 +116,21 @@ class CopyWriter(RowWriter):
         return super().insert_select(table, columns, select, params)
 
     def indexes_to_rebuild(self, table: str) -> int:
-        return len(self._rebuild.get(table, ()))
+        return sum(map(len, self._rebuild.get(table, ())))
 
     def rebuild_indexes(self, table: str, tick: Callable[[int], None]) -> None:
+        indexes, constraints = self.take_rebuild(table)
         with self.connection.cursor() as cursor:
-            for statement in self._rebuild.pop(table, ()):
+            for statement in indexes + constraints:
                 cursor.execute(statement)
                 tick(1)
 
-    def _drop_indexes_and_constraints(self, cursor, table: str) -> list[str]:
-        """Drop what slows a bulk load down; return the statements that make it all again."""
+    def take_rebuild(self, table: str) -> tuple[list[str], list[str]]:
+        return self._rebuild.pop(table, ([], []))
+
+    def _drop_indexes_and_constraints(self, cursor, table: str) -> tuple[list[str], list[str]]:
+        """Drop what slows a bulk load down; return the statements that make its indexes again, and
+        those that add its constraints back."""
         qn = self.connection.ops.quote_name
         cursor.execute(
             """
@@ -156,7 +167,7 @@ class CopyWriter(RowWriter):
         for name, _definition in indexes:
             cursor.execute(f"DROP INDEX {name}")
         # Unique constraints ('u') before foreign keys ('f'), as the query ordered them.
-        return [definition for _name, definition in indexes] + [
+        return [definition for _name, definition in indexes], [
             f"ALTER TABLE {qn(table)} ADD CONSTRAINT {qn(name)} {definition}"
             for name, _type, definition in constraints
         ]

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.db.models import Count, F, Max, Min, Sum
 
 from activities.models import Activity
@@ -582,3 +582,144 @@ def test_a_lead_field_the_generator_does_not_write_gets_its_model_default(monkey
 
     assert Lead.objects.count() == SIZES["leads"]
     assert set(Lead.objects.values_list("priority", "lost_note").distinct()) == {("medium", "")}
+
+
+# --- --jobs: the indexes built on several connections after the rows are committed (PostgreSQL) ------
+
+on_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="--jobs builds indexes on several PostgreSQL connections"
+)
+
+
+def catalog() -> dict[str, list]:
+    """Every index, constraint (and whether it is validated), trigger and index statistics target of
+    the CRM's tables: what a seed must leave as the migrations made it."""
+    queries = {
+        "indexes": "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indrelid WHERE c.relnamespace = 'public'::regnamespace",
+        "constraints": "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated "
+        "FROM pg_constraint WHERE connamespace = 'public'::regnamespace",
+        "triggers": "SELECT tgrelid::regclass::text, tgname, tgenabled FROM pg_trigger "
+        "WHERE NOT tgisinternal",
+        "statistics": "SELECT a.attrelid::regclass::text, a.attnum, a.attstattarget FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid WHERE c.relkind = 'i' AND a.attstattarget > 0 "
+        "AND c.relnamespace = 'public'::regnamespace",
+    }
+    found = {}
+    with connection.cursor() as cursor:
+        for name, sql in queries.items():
+            cursor.execute(sql)
+            found[name] = sorted(cursor.fetchall())
+    return found
+
+
+def names(found: dict[str, list]) -> dict[str, list]:
+    """``catalog()`` with the indexes by name alone."""
+    return {**found, "indexes": sorted(name for name, _definition in found["indexes"])}
+
+
+def derived_differences() -> list:
+    """What the rollups and each record's furthest stage differ by from a recount (nothing)."""
+    return [
+        *(rollup_differences(rollup) for rollup in (LEAD_ROLLUP, OPPORTUNITY_ROLLUP)),
+        *(reached_differences(reach) for reach in (LEAD_REACH, OPPORTUNITY_REACH)),
+    ]
+
+
+def empty_seeded_tables() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE crm_account, crm_contact, crm_lead, sales_opportunity, activities_activity, "
+            "crm_historicalaccount, crm_historicalcontact, crm_historicallead, "
+            "sales_historicalopportunity, activities_historicalactivity CASCADE"
+        )
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_jobs_give_the_records_indexes_and_constraints_of_one_transaction():
+    schema = catalog()
+    assert any(" USING gin " in definition for _name, definition in schema["indexes"])
+
+    output = seed("--jobs=2")
+    parallel, parallel_schema = fingerprint(), catalog()
+    histories = Lead.history.model.objects.count(), Activity.history.model.objects.count()
+    assert derived_differences() == [[], [], (0, []), (0, [])]
+    assert "indexes, 2 at a time: " in output
+    assert "constraints: " in output
+    empty_seeded_tables()
+    seed()
+
+    assert parallel == fingerprint()
+    assert parallel_schema == catalog()
+    # Against the migrations' own, by name: an index rebuilt from its definition may print its
+    # predicate's casts another way ("ANY ((ARRAY[…])::text[])" comes back as "ANY (ARRAY[(…)::text])").
+    assert names(parallel_schema) == names(schema)
+    assert histories == (Lead.history.model.objects.count(), Activity.history.model.objects.count())
+    assert histories == (SIZES["leads"], SIZES["activities"])
+    assert Lead.objects.filter(last_activity_at__isnull=False).exists()
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "rule",
+    [
+        # A unique index (built by the other connections) and a unique constraint (added in the last
+        # transaction) that the generated leads break: a DBA's rule the seed cannot know of.
+        "CREATE UNIQUE INDEX test_one_lead_a_status ON crm_lead (status)",
+        "ALTER TABLE crm_lead ADD CONSTRAINT test_one_lead_a_status UNIQUE (status)",
+    ],
+    ids=["index", "constraint"],
+)
+def test_a_build_failing_after_the_commit_removes_the_records_and_makes_every_index_again(rule):
+    with connection.cursor() as cursor:
+        cursor.execute(rule)
+    schema = catalog()
+
+    with pytest.raises(IntegrityError, match="test_one_lead_a_status"):
+        seed("--jobs=2")
+
+    assert [model.objects.count() for model in (Account, Contact, Lead, Opportunity, Activity)] == [0] * 5
+    assert Lead.history.model.objects.count() == Activity.history.model.objects.count() == 0
+    assert Lead.tags.through.objects.count() == 0
+    assert LeadRollup.objects.count() == 0
+    assert names(catalog()) == names(schema)
+    # The users, pipelines and tags it made stay, and the next seed takes them up again.
+    assert Pipeline.objects.count() == 2
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE crm_lead DROP CONSTRAINT IF EXISTS test_one_lead_a_status")
+        cursor.execute("DROP INDEX IF EXISTS test_one_lead_a_status")
+    seed("--jobs=2")
+    assert Lead.objects.count() == SIZES["leads"]
+    assert get_user_model().objects.count() == SIZES["users"]
+    assert derived_differences() == [[], [], (0, []), (0, [])]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["--jobs=0"], "--jobs must be 1 or more"),
+        # Inside a transaction (this test's) the other connections could not see the rows.
+        (
+            ["--jobs=2"],
+            "--jobs commits as it goes" if connection.vendor == "postgresql" else "use it on PostgreSQL",
+        ),
+    ],
+)
+def test_jobs_are_refused_where_they_cannot_work(args, error):
+    with pytest.raises(CommandError, match=error):
+        seed(*args)
+    assert Lead.objects.count() == 0
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_jobs_refuse_to_add_to_existing_records(pipeline):
+    LeadFactory(pipeline=pipeline)
+
+    with pytest.raises(CommandError, match="only a database without CRM records"):
+        seed("--jobs=2", "--force")
+
+    assert Lead.objects.count() == 1

@@ -62,9 +62,19 @@ class Command(BaseCommand):
             action="store_true",
             help="seed even though the database already holds CRM records, adding to them",
         )
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            default=1,
+            help=(
+                "PostgreSQL: build the indexes on this many connections at once, after committing the "
+                "records (like pg_restore --jobs); only into a database without CRM records, and a "
+                "failure removes the records again (default 1: everything in one transaction)"
+            ),
+        )
         parser.add_argument("--no-progress", action="store_true", help="print no progress, only the summary")
 
-    def handle(self, *args, seed, end_date, force, no_progress, verbosity, **options):
+    def handle(self, *args, seed, end_date, force, jobs, no_progress, verbosity, **options):
         try:
             sizes = SeedSizes.scaled(
                 options["leads"],
@@ -85,7 +95,9 @@ class Command(BaseCommand):
                 f"and {sizes.users:,} sales users (seed {seed})."
             )
         try:
-            result = crm_seed(sizes=sizes, seed=seed, end_date=end_date, force=force, progress=progress)
+            result = crm_seed(
+                sizes=sizes, seed=seed, end_date=end_date, force=force, progress=progress, jobs=jobs
+            )
         except SeedRefused as exc:
             raise CommandError(str(exc)) from exc
         except ValueError as exc:
