@@ -188,6 +188,10 @@ def crm_seed(
             run.statistics([*run.tables, *run.histories])
             run.feed(build=True)
             run.finish()
+        if connection.vendor == "postgresql":
+            with progress.phase("index statistics", 1, "steps") as tick:
+                run.writer.restat([*run.tables, *run.histories])
+                tick(1)
     else:
         _seed_in_parallel(run, jobs)
     run.result.seconds = time.monotonic() - started

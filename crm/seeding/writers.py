@@ -65,6 +65,9 @@ class RowWriter:
     def compact(self, table: str) -> None:
         """Rewrite ``table`` without the dead row versions an UPDATE of its rows left behind."""
 
+    def restat(self, tables: Sequence[str]) -> None:
+        """After the commit: the statistics that the seed's own transaction could not gather."""
+
 
 class CopyWriter(RowWriter):
     """Streams rows into PostgreSQL with ``COPY ... FROM STDIN`` (psycopg 3's ``cursor.copy``).
@@ -189,6 +192,27 @@ class CopyWriter(RowWriter):
             )
             (primary_key,) = cursor.fetchone()
             cursor.execute(f"CLUSTER {qn(table)} USING {primary_key}")
+
+    def restat(self, tables) -> None:
+        # An index's own statistics target (crm 0044 gives the search indexes 1,000) is cached with
+        # the index, and the connection that rebuilt the index keeps the cached one (PostgreSQL
+        # reloads a cached index only in part): its ANALYZE gathered those statistics at the default
+        # target, 100 values. A new connection reads the target afresh.
+        if self.connection.in_atomic_block:
+            return  # a caller's transaction: no new connection inside it
+        qn = self.connection.ops.quote_name
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT i.indrelid::regclass::text FROM pg_index i "
+                "JOIN pg_attribute a ON a.attrelid = i.indexrelid "
+                "WHERE a.attstattarget > 0 AND i.indrelid = ANY(%s::regclass[]) ORDER BY 1",
+                [[qn(table) for table in tables]],
+            )
+            targeted = [name for (name,) in cursor.fetchall()]
+        if targeted:
+            self.connection.close()
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {', '.join(targeted)}")
 
 
 class InsertWriter(RowWriter):

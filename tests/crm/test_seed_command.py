@@ -723,3 +723,19 @@ def test_jobs_refuse_to_add_to_existing_records(pipeline):
         seed("--jobs=2", "--force")
 
     assert Lead.objects.count() == 1
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("jobs", ["--jobs=1", "--jobs=2"])
+def test_the_search_indexes_statistics_are_gathered_at_their_own_target(jobs):
+    """crm 0044 gives the search indexes a statistics target of 1,000: the 200 seeded leads' emails
+    make a histogram of nearly 200 bounds, not the default target's 101 at most."""
+    seed(jobs)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT array_length(histogram_bounds::text::text[], 1) FROM pg_stats "
+            "WHERE tablename = 'crm_lead_email_trgm'"
+        )
+        assert cursor.fetchone()[0] > 150
