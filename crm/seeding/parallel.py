@@ -134,13 +134,6 @@ class StatementPool:
             pass  # that connection is gone too: the statements end with the seed's process
 
 
-def index_table(statement: str) -> str:
-    """The table of pg_get_indexdef's "CREATE [UNIQUE] INDEX name ON [ONLY] public.crm_lead USING …"."""
-    after = statement.split(" ON ", 1)[1].split()
-    name = after[1] if after[0] == "ONLY" else after[0]
-    return name.rsplit(".", 1)[-1].strip('"')
-
-
 def table_sizes(tables: Iterable[str]) -> dict[str, float]:
     """Each table's size in bytes on disk, what the pool ranks its statements by."""
     tables = list(tables)

@@ -23,7 +23,7 @@ from crm.registries import seed_tables
 from crm.rollups import drop_triggers, install_triggers, registered_rollups, rollup_rebuild
 from crm.seeding import words
 from crm.seeding.generators import Clock, DataSetGenerator, PipelineInfo, SeedContext, StageInfo
-from crm.seeding.parallel import StatementPool, index_table, table_sizes
+from crm.seeding.parallel import StatementPool, table_sizes
 from crm.seeding.progress import Progress
 from crm.seeding.writers import writer_for
 from crm.services import pipeline_save, pipeline_set_default
@@ -423,7 +423,7 @@ class _Seed:
         added = 0
         for table in tables:
             indexes, constraints = self.writer.take_rebuild(table)
-            added += pool.add(((statement, index_table(statement)) for statement in indexes), sizes)
+            added += pool.add(((statement, table) for statement in indexes), sizes)
             self.constraints += constraints
         return added
 
