@@ -18,7 +18,7 @@ from activities.services import (
     activities_create_bulk,
     activity_create,
     contact_last_activity_refresh,
-    every_last_activity_refresh,
+    last_activity_recount_statements,
     lead_last_activity_refresh,
     opportunity_last_activity_refresh,
     record_attachments_delete,
@@ -141,10 +141,6 @@ def _attachments_of_deleted_record(instance: models.Model):
     return record_attachments_delete(record=instance)
 
 
-def _last_activity_of_everything() -> None:
-    every_last_activity_refresh()
-
-
 def _register_search_sources() -> None:
     """Tickets and knowledge-base articles in the header's global search, after crm's and sales' kinds:
     tickets through their visibility rule (assignee, queue, managers), articles to every agent."""
@@ -215,7 +211,7 @@ def register_with_crm() -> None:
             fields="ACTIVITY_FIELDS",
             rows="activities",
             # Written around the services: the leads' and deals' last activity recomputed once, set-based.
-            after_write=_last_activity_of_everything,
+            after_write=last_activity_recount_statements,
             rewrites=("crm.Lead", "sales.Opportunity", "crm.Contact", "crm.Account"),
         )
     )

@@ -259,6 +259,28 @@ def _last_activity_refresh(model: type[models.Model], link: str, ids: Iterable[i
         )
         return model._default_manager.filter(pk__in=ids).update(last_activity_at=Subquery(last))
     # Every record: two set-based statements (a correlated subquery per lead of a million costs minutes).
+    emptied, filled = last_activity_recount_sql(model, link)
+    with connection.cursor() as cursor:
+        cursor.execute(emptied)
+        count = cursor.rowcount
+        cursor.execute(filled)
+        return count + cursor.rowcount
+
+
+# The records that carry a last activity, by the activity's link to them.
+LAST_ACTIVITY_LINKS = (
+    ("lead", Lead),
+    ("opportunity", Opportunity),
+    ("contact", Contact),
+    ("account", Account),
+)
+
+
+def last_activity_recount_sql(model: type[models.Model], link: str) -> tuple[str, str]:
+    """The two statements that recompute every ``model`` record's ``last_activity_at`` from the
+    activities' ``link``, to run in this order: those left without an activity emptied, then the others
+    filled where they differ. Without parameters, so that the seed can run them on another connection
+    (``last_activity_recount_statements``)."""
     quote = connection.ops.quote_name
     table, activity = quote(model._meta.db_table), quote(Activity._meta.db_table)
     last_activity_at = quote(model._meta.get_field("last_activity_at").column)
@@ -267,20 +289,25 @@ def _last_activity_refresh(model: type[models.Model], link: str, ids: Iterable[i
     # The records without activities first: the two statements touch disjoint rows, and before the
     # other has filled the column, this one's anti-join probes only the records that had a last activity
     # (none in a seed, which writes the column empty and may not have the activities' indexes yet).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {last_activity_at} = NULL WHERE {last_activity_at} IS NOT NULL "
-            f"AND NOT EXISTS (SELECT 1 FROM {activity} WHERE {activity}.{link_id} = {table}.{pk})"
-        )
-        emptied = cursor.rowcount
-        cursor.execute(
-            f"UPDATE {table} SET {last_activity_at} = newest.last "
-            f"FROM (SELECT {link_id} AS link_id, MAX({created_at}) AS last FROM {activity} "
-            f"WHERE {link_id} IS NOT NULL GROUP BY {link_id}) AS newest "
-            f"WHERE {table}.{pk} = newest.link_id "
-            f"AND ({table}.{last_activity_at} IS NULL OR {table}.{last_activity_at} <> newest.last)"
-        )
-        return emptied + cursor.rowcount
+    return (
+        f"UPDATE {table} SET {last_activity_at} = NULL WHERE {last_activity_at} IS NOT NULL "
+        f"AND NOT EXISTS (SELECT 1 FROM {activity} WHERE {activity}.{link_id} = {table}.{pk})",
+        f"UPDATE {table} SET {last_activity_at} = newest.last "
+        f"FROM (SELECT {link_id} AS link_id, MAX({created_at}) AS last FROM {activity} "
+        f"WHERE {link_id} IS NOT NULL GROUP BY {link_id}) AS newest "
+        f"WHERE {table}.{pk} = newest.link_id "
+        f"AND ({table}.{last_activity_at} IS NULL OR {table}.{last_activity_at} <> newest.last)",
+    )
+
+
+def last_activity_recount_statements() -> list[tuple[str, str]]:
+    """``every_last_activity_refresh`` as (statement, table) pairs, in order: what the seed runs after
+    writing the activities, on one connection or, per table, on several (``crm.seeding.parallel``)."""
+    return [
+        (statement, model._meta.db_table)
+        for link, model in LAST_ACTIVITY_LINKS
+        for statement in last_activity_recount_sql(model, link)
+    ]
 
 
 def _template_defaults(data: Mapping[str, Any]) -> dict[str, Any]:

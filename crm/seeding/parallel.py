@@ -4,8 +4,11 @@ PostgreSQL 15 builds a trigram (GIN) index with one process, and a seed of five 
 dozens of them and a hundred B-tree indexes. Another connection cannot build an index on rows that are
 not committed, so with ``--jobs`` the seed commits its rows first and builds the indexes the way
 ``pg_restore --jobs`` does: each ``CREATE INDEX`` in its own transaction, on ``jobs`` connections, the
-biggest first. Then the foreign keys, added unvalidated by the seed's own connection (adding one locks
-two tables, and two at once could deadlock), are validated here, beside each table's statistics.
+biggest first. A table whose rows a later statement rewrites (a lead's last activity) is first given
+those statements and its compaction as a chain, run in order on one connection, and its indexes are
+queued once the chain has run. Then the foreign keys, added unvalidated by the seed's own connection
+(adding one locks two tables, and two at once could deadlock), are validated here, beside each
+table's statistics.
 """
 
 import queue
@@ -47,22 +50,46 @@ class StatementPool:
             self._stop.set()
             self._cancel_running()
         for _ in self._threads:  # one end marker a thread, ranked after every statement
-            self._queue.put((float("inf"), 0, None))
+            self._queue.put((float("inf"), 0, None, (), {}))
         for thread in self._threads:
             thread.join()
 
     def add(self, statements: Iterable[tuple[str, str]], sizes: dict[str, float]) -> int:
         """Queue (statement, table) pairs, ranked by the table's size (a trigram index's by more);
         return how many."""
-        added = 0
-        for statement, table in statements:
+        return sum(self.add_chain([statement], table, sizes) for statement, table in statements)
+
+    def add_chain(
+        self,
+        statements: list[str],
+        table: str,
+        sizes: dict[str, float],
+        *,
+        then: Iterable[tuple[str, str]] = (),
+        first: bool = False,
+    ) -> int:
+        """Queue ``statements`` to run in order on one connection (each its own transaction), and once
+        they all have, the (statement, table) pairs ``then``, ranked as ``add`` ranks them. ``first``:
+        ahead of every statement queued without it (among those with it, in the order added). Return
+        how many statements that is in all."""
+        then = tuple(then)
+        with self._lock:
+            self._added.extend(statements)
+            self._added.extend(statement for statement, _table in then)
+        cost = float("inf") if first else self._cost(statements, table, sizes)
+        self._put(cost, tuple(statements), then, sizes)
+        return len(statements) + len(then)
+
+    @staticmethod
+    def _cost(statements, table: str, sizes: dict[str, float]) -> float:
+        gin = any(" USING gin " in statement for statement in statements)
+        return sizes.get(table, 0) * (GIN_WEIGHT if gin else 1)
+
+    def _put(self, cost: float, statements: tuple[str, ...], then: tuple, sizes: dict[str, float]) -> None:
+        with self._lock:
             self._order += 1
-            cost = sizes.get(table, 0) * (GIN_WEIGHT if " USING gin " in statement else 1)
-            with self._lock:
-                self._added.append(statement)
-            self._queue.put((-cost, self._order, statement))
-            added += 1
-        return added
+            order = self._order
+        self._queue.put((-cost, order, statements, then, sizes))
 
     def wait(self, tick: Callable[[int], None]) -> None:
         """Block until every statement added so far has run, calling ``tick`` with how many more have
@@ -97,20 +124,11 @@ class StatementPool:
                 # The jobs are the parallelism: a B-tree build's own workers would only compete with them.
                 cursor.execute("SET max_parallel_maintenance_workers = 0")
                 while not self._stop.is_set():
-                    _cost, _order, statement = self._queue.get()
-                    if statement is None:
+                    _cost, _order, statements, then, sizes = self._queue.get()
+                    if statements is None or not self._run(cursor, pid, statements):
                         break
-                    with self._lock:
-                        if self._stop.is_set():
-                            break
-                        self._running[pid] = statement
-                    try:
-                        cursor.execute(statement)  # autocommit: each statement its own transaction
-                    finally:
-                        with self._lock:
-                            self._running.pop(pid, None)
-                    with self._lock:
-                        self._done.add(statement)
+                    for statement, table in then:  # what waited for the chain
+                        self._put(self._cost([statement], table, sizes), (statement,), (), sizes)
         except BaseException as exc:  # handed to the thread that waits
             with self._lock:
                 if self._error is None and not self._stop.is_set():
@@ -119,6 +137,22 @@ class StatementPool:
             self._cancel_running()
         finally:
             db.close()
+
+    def _run(self, cursor, pid: int, statements: tuple[str, ...]) -> bool:
+        """Run ``statements`` in order; False if the pool stopped before all had run."""
+        for statement in statements:
+            with self._lock:
+                if self._stop.is_set():
+                    return False
+                self._running[pid] = statement
+            try:
+                cursor.execute(statement)  # autocommit: each statement its own transaction
+            finally:
+                with self._lock:
+                    self._running.pop(pid, None)
+            with self._lock:
+                self._done.add(statement)
+        return True
 
     def _cancel_running(self) -> None:
         """Cancel the statements the threads are running (from the calling thread's connection)."""

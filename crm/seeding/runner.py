@@ -200,9 +200,10 @@ def crm_seed(
 
 def _seed_in_parallel(run: "_Seed", jobs: int) -> None:
     """The rows in one transaction. Then, on ``jobs`` other connections, the loaded tables' indexes
-    while the seed's own writes the first history versions and what the activities feed; the fed
-    tables' and the histories' indexes; the foreign keys' validation (added unvalidated) and the
-    statistics. The rollups last, in one transaction."""
+    while the seed's own writes the first history versions; the histories' indexes, and beside them
+    what the activities feed, each fed table's statements on one connection followed by its indexes;
+    the foreign keys' validation (added unvalidated) and the statistics. The rollups last, in one
+    transaction."""
     with transaction.atomic():
         run.prepare()
         run.load(build=False)
@@ -214,9 +215,10 @@ def _seed_in_parallel(run: "_Seed", jobs: int) -> None:
             with transaction.atomic():
                 run.writer.begin()
                 run.write_histories(build=False)
-                run.feed(build=False)
-            total += run.hand_over(pool, [*run.waiting, *run.histories])
-            with run.progress.phase(f"indexes, {jobs} at a time", total, "indexes") as tick:
+            total += run.hand_over(pool, run.histories)
+            total += run.feed_on(pool)
+            label = f"what the activities feed, and indexes, {jobs} at a time"
+            with run.progress.phase(label, total, "statements") as tick:
                 pool.wait(tick)
             with transaction.atomic():
                 run.writer.begin()
@@ -391,9 +393,12 @@ class _Seed:
         then the tables it rewrote compacted, and with ``build`` their indexes made."""
         for table, _model in self.registered:
             if table.after_write is not None:
-                with self.progress.phase(f"what the {table.label} feed", 1, "steps") as tick:
-                    table.after_write()
-                    tick(1)
+                statements = table.after_write()
+                phase = self.progress.phase(f"what the {table.label} feed", len(statements), "steps")
+                with phase as tick, connection.cursor() as cursor:
+                    for statement, _table in statements:
+                        cursor.execute(statement)
+                        tick(1)
         for table in self.waiting:
             with self.progress.phase(f"{self.labels[table]} compacted", 1, "tables") as tick:
                 self.writer.compact(table)
@@ -425,6 +430,30 @@ class _Seed:
             indexes, constraints = self.writer.take_rebuild(table)
             added += pool.add(((statement, table) for statement in indexes), sizes)
             self.constraints += constraints
+        return added
+
+    def feed_on(self, pool: StatementPool) -> int:
+        """``feed`` on ``pool``'s connections: each fed table's statements in order on one connection,
+        then its compaction, ahead of the indexes queued (the biggest table first); once they have
+        run, the table's set-aside indexes are queued. Its constraints are kept for the end. Return
+        how many statements were queued."""
+        fed: dict[str, list[str]] = {}
+        for table, _model in self.registered:
+            if table.after_write is not None:
+                for statement, target in table.after_write():
+                    fed.setdefault(target, []).append(statement)
+        tables = [*fed, *(table for table in self.waiting if table not in fed)]
+        sizes = table_sizes(tables)
+        added = 0
+        for table in sorted(tables, key=lambda table: -sizes[table]):
+            statements, indexes = fed.get(table, []), []
+            if table in self.waiting:
+                if compaction := self.writer.compaction(table):
+                    statements.append(compaction)
+                indexes, constraints = self.writer.take_rebuild(table)
+                self.constraints += constraints
+            then = [(statement, table) for statement in indexes]
+            added += pool.add_chain(statements, table, sizes, then=then, first=True)
         return added
 
     def add_constraints(self, tick: Callable[[int], None]) -> list[tuple[str, str]]:

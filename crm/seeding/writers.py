@@ -64,6 +64,13 @@ class RowWriter:
 
     def compact(self, table: str) -> None:
         """Rewrite ``table`` without the dead row versions an UPDATE of its rows left behind."""
+        if statement := self.compaction(table):
+            with self.connection.cursor() as cursor:
+                cursor.execute(statement)
+
+    def compaction(self, table: str) -> str | None:
+        """The statement ``compact`` runs (None: nothing to do here), for another connection to run."""
+        return None
 
     def restat(self, tables: Sequence[str]) -> None:
         """After the commit: the statistics that the seed's own transaction could not gather."""
@@ -180,7 +187,7 @@ class CopyWriter(RowWriter):
         with self.connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {', '.join(qn(table) for table in tables)}")
 
-    def compact(self, table: str) -> None:
+    def compaction(self, table: str) -> str:
         # CLUSTER, unlike VACUUM FULL, may run in the seed's transaction. With only the primary key
         # left on the table (its other indexes wait), it is a sort-free rewrite in key order.
         qn = self.connection.ops.quote_name
@@ -191,7 +198,7 @@ class CopyWriter(RowWriter):
                 [qn(table)],
             )
             (primary_key,) = cursor.fetchone()
-            cursor.execute(f"CLUSTER {qn(table)} USING {primary_key}")
+        return f"CLUSTER {qn(table)} USING {primary_key}"
 
     def restat(self, tables) -> None:
         # An index's own statistics target (crm 0044 gives the search indexes 1,000) is cached with
