@@ -659,17 +659,25 @@ class DataSetGenerator:
             )
         self.converted = Conversions()
 
+    # Activities are drawn in chunks of this many rows, each from its own random stream (activities()).
+    ACTIVITY_CHUNK = 65_536
+
     ACTIVITY_FIELDS = (
         "id", "created_at", "updated_at", "subject", "activity_type", "description", "due_date",
         "completed_at", "status", "priority", "lead_id", "opportunity_id", "contact_id", "account_id",
         "owner_id",
     )  # fmt: skip
 
-    def activities(self) -> Iterator[tuple]:
+    def activities(self, start: int = 0, stop: int | None = None) -> Iterator[tuple]:
+        """Activities ``start`` (a multiple of ``ACTIVITY_CHUNK``) to ``stop`` (default: all): each chunk
+        draws from its own random stream, so another process may draw a later share at the same time
+        (``share_start``, ``crm.seeding.share``) and the rows are the same however they are shared out."""
         ctx, clock = self.ctx, self.clock
-        rng = random.Random(f"{ctx.seed}:activities")
-        r = rng.random
         n = ctx.activities
+        stop = n if stop is None else min(stop, n)
+        chunk = self.ACTIVITY_CHUNK
+        if start % chunk:
+            raise ValueError(f"Activities are drawn in chunks of {chunk:,}: start at a multiple.")
         kinds = [
             (kind, weight)
             for kind, weight, count in (
@@ -692,7 +700,9 @@ class DataSetGenerator:
         ts, owner, end = clock.ts, self.owner, clock.end
         opp_times, opp_accounts, opp_contacts = self.opp_times, self.opp_accounts, self.opp_contacts
         accounts = ctx.accounts
-        for m in range(n):
+        for m in range(start, stop):
+            if m == start or not m % chunk:
+                r = random.Random(f"{ctx.seed}:activities:{m // chunk}").random
             t = clock.slot_time(m, n, r())
             kind = kind_table[int(r() * len(kind_table))]
             lead = opportunity = contact = account = None
@@ -750,6 +760,14 @@ class DataSetGenerator:
                 account,
                 record_owner if record_owner is not None and r() < 0.85 else owner(5, m),
             )
+
+    def share_start(self, method: str, total: int) -> int | None:
+        """The row from which another process may draw the rest of ``method``'s ``total`` rows while this
+        one draws those before it: about half way, at a chunk's start (activities only); None if none."""
+        chunk = self.ACTIVITY_CHUNK
+        if method != "activities" or total < 2 * chunk:
+            return None
+        return round(total / 2 / chunk) * chunk
 
     def tags(self, table: str, count: int) -> Iterator[tuple[int, int]]:
         """(record id, tag id) pairs: 0 to 3 distinct tags per record, the fewer the likelier."""

@@ -25,6 +25,7 @@ from crm.seeding import words
 from crm.seeding.generators import Clock, DataSetGenerator, PipelineInfo, SeedContext, StageInfo
 from crm.seeding.parallel import StatementPool, table_sizes
 from crm.seeding.progress import Progress
+from crm.seeding.share import RowShare, copies_as_text
 from crm.seeding.writers import writer_for
 from crm.services import pipeline_save, pipeline_set_default
 from crm.win_probability import win_models_rebuild
@@ -312,15 +313,15 @@ class _Seed:
         )
         # Dependency order: each table refers only to tables written before it.
         self.steps = [
-            ("accounts", Account, g.ACCOUNT_FIELDS, g.accounts, sizes.accounts),
-            ("contacts", Contact, g.CONTACT_FIELDS, g.contacts, sizes.contacts),
-            ("leads", Lead, g.LEAD_FIELDS, g.leads, sizes.leads),
+            ("accounts", Account, g.ACCOUNT_FIELDS, "accounts", sizes.accounts),
+            ("contacts", Contact, g.CONTACT_FIELDS, "contacts", sizes.contacts),
+            ("leads", Lead, g.LEAD_FIELDS, "leads", sizes.leads),
             *(
                 (
                     table.label,
                     model,
                     getattr(g, table.fields),
-                    getattr(g, table.rows),
+                    table.rows,
                     getattr(sizes, table.label),
                 )
                 for table, model in self.registered
@@ -330,9 +331,17 @@ class _Seed:
     def load(self, *, build: bool) -> None:
         """Every table's rows, and each record's tags; with ``build``, each table's indexes after it
         (but those of the tables after_write rewrites, which wait for it)."""
-        for label, model, fields, rows, total in self.steps:
+        for label, model, fields, method, total in self.steps:
             columns, tail = seed_columns(model, fields)
-            self._load(label, model._meta.db_table, columns, _with_tail(rows(), tail), total, build=build)
+            rows = getattr(self.generator, method)
+            start = self.generator.share_start(method, total)
+            if start is None or not self.writer.shares or not copies_as_text(tail):
+                self._load(label, model._meta.db_table, columns, _with_tail(rows(), tail), total, build=build)
+            else:
+                # The rows from ``start`` on drawn by a second process, on the core the load leaves idle.
+                with RowShare(rows, start, total, tail) as share:
+                    mine = _with_tail(rows(0, start), tail)
+                    self._load(label, model._meta.db_table, columns, mine, total, build=build, share=share)
             if "tags" in {f.name for f in model._meta.many_to_many}:
                 relation = model._meta.get_field("tags")
                 through = relation.remote_field.through
@@ -344,10 +353,12 @@ class _Seed:
                 rows = self.generator.tags(kind, total)
                 self._load(f"{kind} tags", through._meta.db_table, columns, rows, None, build=build)
 
-    def _load(self, label: str, table: str, columns: list[str], rows, total: int | None, *, build) -> None:
+    def _load(
+        self, label: str, table: str, columns: list[str], rows, total: int | None, *, build, share=None
+    ) -> None:
         self.emptied[table] = self._top(table)
         with self.progress.phase(label, total) as tick:
-            self.result.rows[label] = self.writer.write(table, columns, rows, tick)
+            self.result.rows[label] = self.writer.write(table, columns, rows, tick, share)
         self.labels[table] = label
         self.tables.append(table)
         if table in self.rewritten and self.writer.indexes_to_rebuild(table):

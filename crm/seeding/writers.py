@@ -6,6 +6,8 @@ from itertools import islice
 from django.core.management.color import no_style
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from crm.seeding.share import RowShare
+
 
 def _batches(rows: Iterable[tuple], size: int) -> Iterable[list[tuple]]:
     iterator = iter(rows)
@@ -19,13 +21,22 @@ class RowWriter:
     # Timestamps are written as text; PostgreSQL needs the zone, SQLite stores naive UTC text.
     utc_suffix = ""
     batch_size = 5000
+    # Whether ``write`` takes a share of the rows drawn by another process (crm.seeding.share).
+    shares = False
 
     def __init__(self, connection: BaseDatabaseWrapper):
         self.connection = connection
 
     def write(
-        self, table: str, columns: Sequence[str], rows: Iterable[tuple], tick: Callable[[int], None]
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[tuple],
+        tick: Callable[[int], None],
+        share: RowShare | None = None,
     ) -> int:
+        """``rows``, then with ``share`` (where ``shares``) the rest, drawn by another process; return how
+        many rows were written."""
         raise NotImplementedError
 
     def insert_select(self, table: str, columns: Sequence[str], select: str, params: Sequence) -> int:
@@ -104,7 +115,9 @@ class CopyWriter(RowWriter):
             # pipelines and tags made before the load): check each write at once instead.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
-    def write(self, table, columns, rows, tick) -> int:
+    shares = True
+
+    def write(self, table, columns, rows, tick, share=None) -> int:
         qn = self.connection.ops.quote_name
         sql = f"COPY {qn(table)} ({', '.join(qn(column) for column in columns)}) FROM STDIN"
         written = 0
@@ -117,6 +130,17 @@ class CopyWriter(RowWriter):
                         write_row(row)
                     written += len(batch)
                     tick(len(batch))
+                    # The other process's rows as they come: whole lines, like write_row's buffer.
+                    if share is not None and (data := share.take()):
+                        copy.write(data)
+                if share is not None:
+                    forwarded = share.lines
+                    tick(forwarded)
+                    for data in share.rest():
+                        copy.write(data)
+                        tick(share.lines - forwarded)
+                        forwarded = share.lines
+                    written += share.lines
         self._rebuild[table] = rebuild
         return written
 
@@ -227,7 +251,7 @@ class InsertWriter(RowWriter):
 
     batch_size = 2000
 
-    def write(self, table, columns, rows, tick) -> int:
+    def write(self, table, columns, rows, tick, share=None) -> int:
         qn = self.connection.ops.quote_name
         placeholders = ", ".join(["%s"] * len(columns))
         sql = (

@@ -1,5 +1,6 @@
 """manage.py crm_seed on a small size, against the real database (SQLite locally, PostgreSQL in CI)."""
 
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from io import StringIO
@@ -23,8 +24,10 @@ from crm.models import Account, Contact, Lead, LeadRollup, LeadStatus, LostReaso
 from crm.reached import LEAD_REACH, reached_differences
 from crm.rollups import LEAD_ROLLUP, rollup_differences
 from crm.seeding import Progress, SeedSizes
-from crm.seeding.generators import DataSetGenerator
+from crm.seeding.generators import Clock, DataSetGenerator, SeedContext
 from crm.seeding.runner import seed_columns
+from crm.seeding.share import RowShare
+from crm.seeding.writers import CopyWriter
 from sales.models import Opportunity
 from sales.rollups import OPPORTUNITY_REACH, OPPORTUNITY_ROLLUP
 from tests.factories import LeadFactory
@@ -756,3 +759,103 @@ def test_the_search_indexes_statistics_are_gathered_at_their_own_target(jobs):
             "WHERE tablename = 'crm_lead_email_trgm'"
         )
         assert cursor.fetchone()[0] > 150
+
+
+# --- a share of the activities drawn by a second process while the seed's loads the rest (PostgreSQL) ---
+
+
+@pytest.fixture
+def shares(monkeypatch):
+    """Activities drawn in chunks of 64, so that the test's 400 are shared out (from 192 on), and the
+    shares the seed made."""
+    made = []
+
+    class Recorded(RowShare):
+        def __enter__(self):
+            made.append(self)
+            return super().__enter__()
+
+    monkeypatch.setattr(DataSetGenerator, "ACTIVITY_CHUNK", 64)
+    monkeypatch.setattr("crm.seeding.runner.RowShare", Recorded)
+    return made
+
+
+def last_activities() -> list:
+    return [
+        list(model.objects.order_by("pk").values_list("last_activity_at", flat=True))
+        for model in (Lead, Opportunity, Contact, Account)
+    ]
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("jobs", ["--jobs=1", "--jobs=2"])
+def test_a_second_process_draws_the_later_activities_and_the_data_is_the_same(shares, monkeypatch, jobs):
+    seed(jobs)
+    [share] = shares
+    assert (share.start, share.stop, share.lines) == (192, 400, 208)
+    assert Activity.objects.count() == SIZES["activities"]
+    shared = fingerprint(), last_activities(), list(Activity.objects.order_by("pk").values_list())
+    empty_seeded_tables()
+
+    monkeypatch.setattr(CopyWriter, "shares", False)
+    seed(jobs)
+
+    assert len(shares) == 1
+    assert shared == (
+        fingerprint(),
+        last_activities(),
+        list(Activity.objects.order_by("pk").values_list()),
+    )
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_the_second_process_failing_fails_the_seed_and_leaves_nothing(shares, monkeypatch):
+    activities = DataSetGenerator.activities
+
+    def broken_later(self, start=0, stop=None):
+        yield from activities(self, start, stop)
+        if start:  # the second process's share
+            raise ValueError("the second share broke")
+
+    monkeypatch.setattr(DataSetGenerator, "activities", broken_later)
+    schema = catalog()
+
+    with pytest.raises(RuntimeError, match=r"(?s)second process failed.*the second share broke"):
+        seed()
+
+    assert [model.objects.count() for model in (Account, Contact, Lead, Opportunity, Activity)] == [0] * 5
+    assert names(catalog()) == names(schema)
+    [share] = shares
+    assert share.pid is None  # waited for
+    assert not os.path.exists(share.path)
+
+
+def test_activities_drawn_in_shares_are_the_activities_drawn_at_once(monkeypatch):
+    """Each chunk of activities draws from its own random stream: where a share starts changes nothing."""
+    monkeypatch.setattr(DataSetGenerator, "ACTIVITY_CHUNK", 64)
+    generator = DataSetGenerator(
+        SeedContext(
+            seed=3,
+            clock=Clock(end=int(datetime(2026, 6, 30, tzinfo=UTC).timestamp())),
+            users=[1, 2, 3],
+            pipelines=[],
+            tags=[],
+            lost_reasons=[],
+            accounts=10,
+            contacts=30,
+            leads=100,
+            base_ids={"account": 0, "contact": 0, "lead": 0, "opportunity": 0, "activity": 0},
+            activities=300,
+        )
+    )
+    whole = list(generator.activities())
+    assert len(whole) == 300
+    assert generator.share_start("activities", 300) == 128
+    assert generator.share_start("activities", 127) is None
+    assert generator.share_start("leads", 300) is None
+    for start in (64, 128, 256):
+        assert list(generator.activities(0, start)) + list(generator.activities(start)) == whole
+    with pytest.raises(ValueError, match="chunks of 64"):
+        list(generator.activities(100))
