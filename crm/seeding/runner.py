@@ -238,12 +238,15 @@ def _seed_in_parallel(run: "_Seed", jobs: int) -> None:
                 ),
                 sizes,
             )
+            # The seed's own connection is free meanwhile: the models read the records and their tags.
+            with transaction.atomic():
+                run.learn("win probability models, beside the foreign keys and statistics")
             label = f"foreign keys and statistics, {jobs} at a time"
             with run.progress.phase(label, total, "statements") as tick:
                 pool.wait(tick)
         with transaction.atomic():
             run.writer.begin()
-            run.finish()
+            run.finish(learned=True)
     except BaseException:
         with run.progress.phase("undoing the seed", None, "tables") as tick:
             run.undo([statement for statement in pool.pending() if statement.startswith("CREATE ")], tick)
@@ -419,11 +422,15 @@ class _Seed:
         if build and self.waiting:
             self.writer.finish(self.waiting)  # the new indexes' statistics
 
-    def finish(self) -> None:
+    def learn(self, label: str = "win probability models") -> None:
         # The seeded history is what the win-probability models learn from.
-        with self.progress.phase("win probability models", 1, "steps") as tick:
+        with self.progress.phase(label, 1, "steps") as tick:
             win_models_rebuild()
             tick(1)
+
+    def finish(self, *, learned: bool = False) -> None:
+        if not learned:
+            self.learn()
         install_triggers()
         install_reach_triggers()
         for rollup in registered_rollups():
