@@ -5,6 +5,7 @@ import pytest
 from django.db import DatabaseError, connection
 
 from crm.seeding.parallel import StatementPool
+from crm.seeding.share import copy_line
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the pool runs PostgreSQL connections"),
@@ -80,3 +81,28 @@ def test_a_chain_that_fails_leaves_its_rest_and_its_followers_pending_and_unrun(
     assert written() == ["feed"]
     # What the seed's undo makes again, the index among it.
     assert pool.pending() == [failing, insert("compacted"), insert("index")]
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        (1, "plain", None, "", True, "x"),
+        (2, "plain", "", None, False, "y"),
+        (3, "a\ttab", "back\\slash", "new\nline", None, "carriage\rreturn"),
+        (4, "\\N", "N", "\\", False, "\t"),
+        (5, "\\N", "back\\slash", "", None, "no tab"),
+    ],
+    ids=["plain", "false", "escaped", "null-like", "backslash-only"],
+)
+def test_a_shared_row_reads_back_as_written(row):
+    """What the seed's second process writes (crm.seeding.share.copy_line), read by PostgreSQL's COPY."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE test_copy_line (n int, a text, b text, c text, flag boolean, d text)"
+        )
+        with cursor.cursor.copy("COPY test_copy_line FROM STDIN") as copy:
+            copy.write(copy_line(row) + "\n")
+        cursor.execute("SELECT * FROM test_copy_line")
+        read = cursor.fetchone()
+        cursor.execute("DROP TABLE test_copy_line")
+    assert read == row
