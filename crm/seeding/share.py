@@ -134,8 +134,12 @@ class RowShare:
         while data := self.take():  # what it wrote before it left
             yield data
         if self._status:
-            with open(self._error_path) as error:
-                raise RuntimeError(f"The seed's second process failed:\n{error.read()}")
+            try:
+                with open(self._error_path) as error:
+                    reason = error.read()
+            except FileNotFoundError:  # killed before it could say why (a signal, the OOM killer)
+                reason = f"it ended with status {self._status}."
+            raise RuntimeError(f"The seed's second process failed: {reason}")
         if self._partial or self.lines != self.stop - self.start:
             raise RuntimeError(
                 f"The seed's second process wrote {self.lines:,} rows of {self.stop - self.start:,}."

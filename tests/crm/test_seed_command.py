@@ -2,6 +2,7 @@
 
 import os
 import re
+import signal
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
@@ -809,20 +810,33 @@ def test_a_second_process_draws_the_later_activities_and_the_data_is_the_same(sh
     )
 
 
+def _share_raises():
+    raise ValueError("the second share broke")
+
+
+def _share_is_killed():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 @on_postgresql
 @pytest.mark.django_db(transaction=True)
-def test_the_second_process_failing_fails_the_seed_and_leaves_nothing(shares, monkeypatch):
+@pytest.mark.parametrize(
+    "breaks, error",
+    [(_share_raises, "the second share broke"), (_share_is_killed, "ended with status -9")],
+    ids=["raises", "killed"],
+)
+def test_the_second_process_failing_fails_the_seed_and_leaves_nothing(shares, monkeypatch, breaks, error):
     activities = DataSetGenerator.activities
 
     def broken_later(self, start=0, stop=None):
         yield from activities(self, start, stop)
         if start:  # the second process's share
-            raise ValueError("the second share broke")
+            breaks()
 
     monkeypatch.setattr(DataSetGenerator, "activities", broken_later)
     schema = catalog()
 
-    with pytest.raises(RuntimeError, match=r"(?s)second process failed.*the second share broke"):
+    with pytest.raises(RuntimeError, match=rf"(?s)second process failed.*{error}"):
         seed()
 
     assert [model.objects.count() for model in (Account, Contact, Lead, Opportunity, Activity)] == [0] * 5
