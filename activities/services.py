@@ -237,12 +237,19 @@ def last_activities_refresh(activities: Iterable[Activity]) -> None:
     account_last_activity_refresh(account_ids=[a.account_id for a in activities if a.account_id])
 
 
+# The records that carry a last activity, by the activity's link to them.
+LAST_ACTIVITY_LINKS = (
+    ("lead", Lead),
+    ("opportunity", Opportunity),
+    ("contact", Contact),
+    ("account", Account),
+)
+
+
 def every_last_activity_refresh() -> None:
     """Every record's last activity, set-based (after activities were written around the services)."""
-    lead_last_activity_refresh()
-    opportunity_last_activity_refresh()
-    contact_last_activity_refresh()
-    account_last_activity_refresh()
+    for link, model in LAST_ACTIVITY_LINKS:
+        _last_activity_refresh(model, link, None)
 
 
 def _last_activity_refresh(model: type[models.Model], link: str, ids: Iterable[int] | None) -> int:
@@ -265,15 +272,6 @@ def _last_activity_refresh(model: type[models.Model], link: str, ids: Iterable[i
         count = cursor.rowcount
         cursor.execute(filled)
         return count + cursor.rowcount
-
-
-# The records that carry a last activity, by the activity's link to them.
-LAST_ACTIVITY_LINKS = (
-    ("lead", Lead),
-    ("opportunity", Opportunity),
-    ("contact", Contact),
-    ("account", Account),
-)
 
 
 def last_activity_recount_sql(model: type[models.Model], link: str) -> tuple[str, str]:

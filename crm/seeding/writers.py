@@ -101,6 +101,7 @@ class CopyWriter(RowWriter):
     """
 
     utc_suffix = "+00"
+    shares = True
 
     def __init__(self, connection: BaseDatabaseWrapper):
         super().__init__(connection)
@@ -114,8 +115,6 @@ class CopyWriter(RowWriter):
             # A foreign key cannot be dropped while checks of it wait for the commit (the users,
             # pipelines and tags made before the load): check each write at once instead.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-
-    shares = True
 
     def write(self, table, columns, rows, tick, share=None) -> int:
         qn = self.connection.ops.quote_name

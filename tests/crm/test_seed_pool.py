@@ -56,7 +56,8 @@ def test_a_chain_queued_first_runs_ahead_of_what_was_queued_before_and_then_lets
 def test_what_waits_for_a_chain_starts_after_its_last_statement_on_any_connection(log):
     pool = StatementPool(2)
     sizes = {"t": 1.0}
-    chain = [insert("feed"), "SELECT pg_sleep(0.3)", insert("compacted")]
+    # Long enough for the other connection to be up and take "other" even on a busy machine.
+    chain = [insert("feed"), "SELECT pg_sleep(1)", insert("compacted")]
     pool.add_chain(chain, "t", sizes, then=[(insert(f"index {k}"), "t") for k in range(3)], first=True)
     # The other connection is free all along: only the chain holds the followers back.
     pool.add([(insert("other"), "t")], sizes)
