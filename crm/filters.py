@@ -14,7 +14,18 @@ from django.db.models import F, OrderBy, Q, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from crm.models import Account, Contact, Lead, LostReason, Pipeline, Segment, SegmentKind, Stage, Tag
+from crm.models import (
+    LEAD_SEARCH_FIELDS,
+    Account,
+    Contact,
+    Lead,
+    LostReason,
+    Pipeline,
+    Segment,
+    SegmentKind,
+    Stage,
+    Tag,
+)
 from crm.search_indexes import narrow_to_matches
 
 
@@ -55,10 +66,19 @@ class SearchFilterSet(django_filters.FilterSet):
 
     search = django_filters.CharFilter(method="filter_search", label="Search")
 
-    def __init__(self, *args, search_scope: Q | None = None, only_given: bool = False, **kwargs):
+    def __init__(
+        self,
+        *args,
+        search_scope: Q | None = None,
+        search_counted: bool = False,
+        only_given: bool = False,
+        **kwargs,
+    ):
         # The reader's visibility rule with the owners listed, for the read of a search's matching ids
-        # (crm.search_indexes.narrow_to_matches); the API's filter backend passes it.
+        # (crm.search_indexes.narrow_to_matches), and whether the list will be counted (a page-number
+        # page: the matches are then counted as their ids are read); the API's filter backend passes them.
         self.search_scope = search_scope
+        self.search_counted = search_counted
         if only_given and not kwargs.get("prefix"):
             # Only the filters the data names are copied, built into the form and cleaned: a filter
             # given no value leaves the queryset as it is, and django-filter deep-copies every filter
@@ -75,7 +95,20 @@ class SearchFilterSet(django_filters.FilterSet):
             for field in self.search_fields:
                 match |= Q(**{f"{field}__icontains": term})
             searched = searched.filter(match)
-        return narrow_to_matches(searched, self.search_scope, unsearched=queryset)
+        return narrow_to_matches(
+            searched, self.search_scope, unsearched=queryset, counted=self.search_counted
+        )
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        """Every other filter first, the search last: its read of the matching ids (and their count)
+        then has every condition of the list in it."""
+        data = self.form.cleaned_data
+        for name, value in data.items():
+            if name != "search":
+                queryset = self.filters[name].filter(queryset, value)
+        if "search" in data:
+            queryset = self.filters["search"].filter(queryset, data["search"])
+        return queryset
 
 
 def given_filters(filters: dict, keys) -> dict:
@@ -160,7 +193,7 @@ class SegmentFilterMixin:
 
 
 class LeadFilter(SegmentFilterMixin, SearchFilterSet):
-    search_fields = ("name", "contact_name", "email", "company_name", "phone")
+    search_fields = LEAD_SEARCH_FIELDS
 
     pipeline = id_filter(Pipeline.objects.all(), label="Pipeline id")
     stage = id_filter(Stage.objects.all(), label="Stage id")

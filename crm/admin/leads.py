@@ -35,7 +35,7 @@ from crm.automation.admin_actions import RunAutomationRuleMixin
 from crm.filters import LeadFilter
 from crm.marketing.admin_actions import AddToCampaignMixin, AddToSegmentMixin
 from crm.marketing.admin_filters import SegmentListFilter
-from crm.models import Lead, LeadStatus
+from crm.models import LEAD_SEARCH_FIELDS, Lead, LeadStatus
 from crm.scoring import shown_breakdown
 from crm.sequences.admin_actions import EnrollInSequenceMixin
 
@@ -126,7 +126,7 @@ class LeadAdmin(
         SegmentListFilter,
     )
     list_select_related = ("stage", "owner")
-    search_fields = ("name", "contact_name", "email", "company_name", "phone")
+    search_fields = LEAD_SEARCH_FIELDS
     autocomplete_fields = ("pipeline", "stage", "owner", "tags", "campaign")
     date_hierarchy = "created_at"
     readonly_fields = (

@@ -31,7 +31,7 @@ from django.db.models.constants import LOOKUP_SEP
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from crm.search_indexes import narrow_to_matches
+from crm.search_indexes import narrow_to_matches, reads_every_visible_row
 from crm.selectors import record_visible_listed
 
 
@@ -368,7 +368,10 @@ class ScalableChangeListMixin:
     def get_search_results(self, request, queryset, search_term):
         searched, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if search_term.strip():
-            scope = record_visible_listed(queryset.model, request.user)
+            by_key = reads_every_visible_row(search_term)
+            scope = record_visible_listed(queryset.model, request.user, by_key=by_key)
+            # Not counted: past CRM_ADMIN_ESTIMATED_COUNT_MIN rows the page counts at most
+            # CRM_ADMIN_EXACT_COUNT_MAX + 1 of them (CappedCountPaginator), less than every match.
             searched = narrow_to_matches(searched, scope, unsearched=queryset)
         return searched, may_have_duplicates
 

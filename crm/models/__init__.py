@@ -8,7 +8,7 @@ from .consent import Channel, ChannelPreference, ConsentPurpose, ConsentRecord, 
 from .history import LeadStageChange, StageChange
 from .insights import AccountChurnRisk, ChurnModel, StageTiming
 from .jobs import Job, JobKind, JobStatus
-from .lead import Lead, LeadSource, LeadStatus, PipelineRecordMixin
+from .lead import LEAD_SEARCH_FIELDS, Lead, LeadSource, LeadStatus, PipelineRecordMixin
 from .marketing import (
     Campaign,
     CampaignMember,
@@ -56,6 +56,7 @@ from .winning import WinModel, WinModelKind
 __all__ = [
     "COMPLETENESS_FIELDS",
     "DEFAULT_CHANNELS",
+    "LEAD_SEARCH_FIELDS",
     "Account",
     "AccountChurnRisk",
     "AccountTier",

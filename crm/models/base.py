@@ -57,6 +57,14 @@ def email_domain_expression(field: str = "email"):
     return Lower(Substr(field, StrIndex(field, Value("@")) + 1))
 
 
+def owner_key_expression():
+    """A record's owner id in SQL, 0 for none (no user has id 0): ``COALESCE(owner_id, 0)``. The owner
+    rule written on it (``owner_key IN (0, <the owners a reader sees>)``) is one condition an index on
+    it answers alone, where ``owner_id IS NULL OR owner_id IN (...)`` needs two index reads joined as a
+    bitmap, which must then visit the table's pages."""
+    return Coalesce("owner_id", Value(0))
+
+
 # What a phone number's digits are written between; a duplicate's phone is compared without them.
 PHONE_SEPARATORS = (" ", "-", "(", ")", ".", "+", "/")
 

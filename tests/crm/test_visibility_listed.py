@@ -1,5 +1,6 @@
 """``owned_records_visible_listed``: the visibility rule with the owners read first and listed (crm
-selectors), which "my next actions" repeats in its subqueries, sees exactly what the rule sees."""
+selectors), which "my next actions" repeats in its subqueries, sees exactly what the rule sees; so does
+its form on the owner key (``owned_records_visible_listed_by_key``)."""
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -12,7 +13,9 @@ from crm.selectors import (
     owned_records_visible_listed,
     owned_records_visible_owners,
     owned_records_visible_owners_listed,
+    record_visible_listed,
 )
+from crm.selectors.visibility import owned_records_visible_listed_by_key
 from sales.models import Opportunity, OpportunityRollup
 from sales.selectors import opportunity_visible_to
 from tests.factories import ActivityFactory, LeadFactory, OpportunityFactory, UserFactory
@@ -38,6 +41,13 @@ def test_each_reader_sees_through_the_listed_rule_what_the_rule_shows(people, st
             assert rule is not None, (name, model)
             listed = set(model.objects.filter(rule).values_list("pk", flat=True))
             assert listed == set(visible_to(reader).values_list("pk", flat=True)), (name, model)
+        # The leads' rule on the owner key (COALESCE(owner_id, 0) IN (0, ...)), which a search no
+        # trigram index serves is read with: the same leads.
+        keyed = owned_records_visible_listed_by_key(Lead, reader)
+        assert set(Lead.objects.filter(keyed).values_list("pk", flat=True)) == set(
+            lead_visible_to(reader).values_list("pk", flat=True)
+        ), name
+        assert record_visible_listed(Lead, reader, by_key=True) == keyed, name
     assert set(Activity.objects.filter(owned_records_visible_listed(Activity, people.users["owner"]))) != set(
         Activity.objects.all()
     )
