@@ -70,14 +70,17 @@ class SearchFilterSet(django_filters.FilterSet):
         self,
         *args,
         search_scope: Q | None = None,
+        search_keyed_scope: Q | None = None,
         search_counted: bool = False,
         only_given: bool = False,
         **kwargs,
     ):
-        # The reader's visibility rule with the owners listed, for the read of a search's matching ids
-        # (crm.search_indexes.narrow_to_matches), and whether the list will be counted (a page-number
-        # page: the matches are then counted as their ids are read); the API's filter backend passes them.
+        # The reader's visibility rule with the owners listed and on the owner key, for the read of a
+        # search's matching ids (crm.search_indexes.narrow_to_matches), and whether the list will be
+        # counted (a page-number page: the matches are then counted as their ids are read); the API's
+        # filter backend passes them.
         self.search_scope = search_scope
+        self.search_keyed_scope = search_keyed_scope
         self.search_counted = search_counted
         if only_given and not kwargs.get("prefix"):
             # Only the filters the data names are copied, built into the form and cleaned: a filter
@@ -90,13 +93,21 @@ class SearchFilterSet(django_filters.FilterSet):
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         searched = queryset
+        terms = Q()
         for term in value.split():
             match = Q()
             for field in self.search_fields:
                 match |= Q(**{f"{field}__icontains": term})
             searched = searched.filter(match)
+            terms &= match
         return narrow_to_matches(
-            searched, self.search_scope, unsearched=queryset, counted=self.search_counted
+            searched,
+            self.search_scope,
+            unsearched=queryset,
+            counted=self.search_counted,
+            keyed_scope=self.search_keyed_scope,
+            search=value,
+            terms=terms,
         )
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:

@@ -131,6 +131,15 @@ def table_rows(models: list[type[Model]], using: str) -> dict[type[Model], float
         return {tables[name]: rows for name, rows in cursor.fetchall()}
 
 
+def plan_rows(queryset: QuerySet) -> float:
+    """The planner's estimate of the rows ``queryset`` returns (``EXPLAIN``, PostgreSQL)."""
+    sql, params = queryset.query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    return (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"]
+
+
 def first_match_ids(matches: QuerySet, count: int, rows: float, *, share: float = COMMON_TERM_SHARE) -> list:
     """The ids of up to ``count`` of ``matches``, in no order.
 
@@ -146,11 +155,9 @@ def first_match_ids(matches: QuerySet, count: int, rows: float, *, share: float 
     connection = connections[ids.db]
     if connection.vendor != "postgresql":
         return list(ids[:count])
+    estimate = plan_rows(ids)
     sql, params = ids.query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-        estimate = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"]
         if common_term(estimate, rows, share):
             cursor.execute(f"{sql} LIMIT %s", [*params, count])
         else:
@@ -168,11 +175,34 @@ _TRIGRAM_RUN = re.compile(r"\w{3}")
 def reads_every_visible_row(search: str) -> bool:
     """Whether no word of ``search`` can be looked up in a trigram index (every word shorter than
     three letters), so that the search tests each row its reader sees: the reader's rule is then
-    given on the owner key (``record_visible_listed(by_key=True)``), whose index on the leads carries
-    the searched columns. A rep's "an" at a million leads: 34,186 rows tested on 25,374 table pages
-    (150-200 ms to count them) or on 730 of that index's (66-88 ms)."""
+    given on the owner key (``record_visible_keyed``), whose index on the leads carries the searched
+    columns. A rep's "an" at a million leads: 34,186 rows tested on 25,374 table pages (150-200 ms to
+    count them) or on 730 of that index's (66-88 ms)."""
     words = search.split()
     return bool(words) and not any(_TRIGRAM_RUN.search(word) for word in words)
+
+
+# A term the planner expects in at least this many times more rows of the table than its reader sees
+# is read on the owner key too. Testing the reader's rows one by one from that index costs the same for
+# every term: a rep's 33,693 leads at a million, 56-93 ms; 111,291 at five million, 182-221 ms. Reading
+# through the trigram indexes grows with the term's matches in the whole table, and faster once their
+# bitmaps outgrow work_mem and turn to whole pages: at a million, "mar" (expected 5.9 times the rep's
+# rows) 58 ms and "son" (12.2 times) 61; at five million, "mar" (8.6 times) 496-519 ms, "son" (18.9)
+# 645-707, "Alexander" (1.9) 182-193 (rep barbara.thompson, p50).
+KEYED_READ_RATIO = 8
+
+
+def reads_keyed(queryset: QuerySet, keyed_scope: Q, search: str, terms: Q | None) -> bool:
+    """Whether a search of ``queryset``'s table reads its reader's rows on the owner key
+    (``keyed_scope``, ``record_visible_keyed``) rather than through the trigram indexes: when no word
+    of ``search`` has a trigram, or when the planner expects ``terms`` (the search's conditions) in
+    KEYED_READ_RATIO times the rows ``keyed_scope`` has or more (two ``EXPLAIN``)."""
+    if reads_every_visible_row(search):
+        return True
+    if terms is None:
+        return False
+    rows = queryset.model._default_manager.db_manager(queryset.db).order_by().values("pk")
+    return plan_rows(rows.filter(terms)) >= KEYED_READ_RATIO * plan_rows(rows.filter(keyed_scope))
 
 
 # A search matching at most this many records is answered from their ids (see narrow_to_matches).
@@ -192,6 +222,9 @@ def narrow_to_matches(
     unsearched: QuerySet | None = None,
     *,
     counted: bool = False,
+    keyed_scope: Q | None = None,
+    search: str = "",
+    terms: Q | None = None,
 ) -> QuerySet:
     """``queryset`` (already filtered by a search) restricted to the ids of its matches, when they are few.
 
@@ -214,12 +247,18 @@ def narrow_to_matches(
     SEARCH_ID_LIST_MAX, to the page and its count), it lets the owner index and the trigram indexes
     answer it together: a rep's "mar" at a million leads, 82 ms instead of 317.
 
+    ``keyed_scope``: the same rule on the owner key (``record_visible_keyed``), where the kind has an
+    index on it carrying the searched columns; used instead of ``scope`` where ``reads_keyed`` (given
+    the words searched, ``search``, and their conditions, ``terms``) finds it cheaper.
+
     ``unsearched``: ``queryset`` before the search's conditions. The ids found are then read from it,
     so the page and its count neither plan the search's patterns again (PostgreSQL estimates each
     against a thousand sampled values of its column, a few ms a query on the leads) nor recheck them.
     """
     if connections[queryset.db].vendor != "postgresql":
         return queryset
+    if keyed_scope is not None and reads_keyed(queryset, keyed_scope, search, terms):
+        scope = keyed_scope
     matches = queryset.filter(scope) if scope else queryset
     if counted:
         total, ids = match_count_and_ids(matches, SEARCH_ID_LIST_MAX)

@@ -31,8 +31,8 @@ from django.db.models.constants import LOOKUP_SEP
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from crm.search_indexes import narrow_to_matches, reads_every_visible_row
-from crm.selectors import record_visible_listed
+from crm.search_indexes import narrow_to_matches
+from crm.selectors import record_visible_keyed, record_visible_listed
 
 
 def table_row_estimate(model, using: str = "default") -> int | None:
@@ -368,11 +368,14 @@ class ScalableChangeListMixin:
     def get_search_results(self, request, queryset, search_term):
         searched, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if search_term.strip():
-            by_key = reads_every_visible_row(search_term)
-            scope = record_visible_listed(queryset.model, request.user, by_key=by_key)
+            scope = record_visible_listed(queryset.model, request.user)
+            keyed_scope = record_visible_keyed(queryset.model, request.user)
             # Not counted: past CRM_ADMIN_ESTIMATED_COUNT_MIN rows the page counts at most
-            # CRM_ADMIN_EXACT_COUNT_MAX + 1 of them (CappedCountPaginator), less than every match.
-            searched = narrow_to_matches(searched, scope, unsearched=queryset)
+            # CRM_ADMIN_EXACT_COUNT_MAX + 1 of them (CappedCountPaginator), less than every match. Read
+            # on the owner key only where no word has a trigram (Django builds the search's conditions).
+            searched = narrow_to_matches(
+                searched, scope, unsearched=queryset, keyed_scope=keyed_scope, search=search_term
+            )
         return searched, may_have_duplicates
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):

@@ -30,8 +30,7 @@ from rest_framework.views import set_rollback
 
 from crm import services
 from crm.filters import SearchFilterSet
-from crm.search_indexes import reads_every_visible_row
-from crm.selectors import record_visible_listed
+from crm.selectors import record_visible_keyed, record_visible_listed
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +87,9 @@ class FilterBackend(DjangoFilterBackend):
     def get_filterset_kwargs(self, request, queryset, view):
         kwargs = super().get_filterset_kwargs(request, queryset, view)
         if issubclass(self.get_filterset_class(view, queryset), SearchFilterSet):
-            if search := request.query_params.get("search"):
-                by_key = reads_every_visible_row(search)
-                kwargs["search_scope"] = record_visible_listed(queryset.model, request.user, by_key=by_key)
+            if request.query_params.get("search"):
+                kwargs["search_scope"] = record_visible_listed(queryset.model, request.user)
+                kwargs["search_keyed_scope"] = record_visible_keyed(queryset.model, request.user)
                 # A list paged by number is counted; by cursor (or an export, a board), it is not.
                 numbered = isinstance(getattr(view, "paginator", None), ApiPagination)
                 numbered = numbered and getattr(view, "action", None) == "list"

@@ -280,11 +280,11 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
             ),
             # "My leads" (the owner filter, a rep's view) newest first.
             models.Index(fields=["owner", "-created_at", "-id"], name="crm_lead_owner_created"),
-            # A reader's leads by the owner rule in one condition (crm.selectors.owned_records_visible_
-            # listed_by_key), carrying what a search matches and returns: a rep's count of a fragment
-            # too common to narrow to ids (two letters, past 5,000 matches) is read from this index
-            # alone. Through crm_lead_owner_created it visited the table's page of each of the rep's and
-            # the unowned leads: "an" at a million leads, 34,186 rows on 25,374 pages, 141 ms -> 42 ms.
+            # A reader's leads by the owner rule in one condition (crm.selectors.record_visible_keyed),
+            # carrying what a search matches and returns: a rep's search of a fragment no trigram
+            # narrows enough (two letters, or a common one) is read and counted from this index alone.
+            # Through crm_lead_owner_created it visited the table's page of each of the rep's and the
+            # unowned leads: "an" at a million leads, 34,186 rows on 25,374 pages, 141 ms -> 42 ms.
             models.Index(
                 owner_key_expression(),
                 include=["id", "owner", *LEAD_SEARCH_FIELDS],

@@ -347,22 +347,29 @@ def record_visible_to(model: type[Model], user: Actor) -> QuerySet:
     return access.visible_to(user)
 
 
-def record_visible_listed(model: type[Model], user: Actor, *, by_key: bool = False) -> Q | None:
+def record_visible_listed(model: type[Model], user: Actor) -> Q | None:
     """The rule of ``record_visible_to`` as a condition with the owners ``user`` sees read now and
     listed, for the kinds whose rule is the owner rule (``Q()`` for whoever sees every record); None
     for any other kind, or where a grant widens the rule. Added to a search's read of its matching ids,
     it lets PostgreSQL combine the owner index with the trigram indexes: a rep who sees one lead in
-    fifty otherwise has every match of the term, everyone's, read and then dropped.
-
-    ``by_key``: for a search no trigram index can serve (crm.search_indexes.reads_every_visible_row),
-    the rule on the owner key where the kind registers it, so that the reader's rows are read from the
-    index carrying what the search matches, not from the table."""
+    fifty otherwise has every match of the term, everyone's, read and then dropped."""
     access = _access(model)
     if access is None or access.listed is None:
         return None
-    if by_key and access.listed_by_key is not None:
-        return access.listed_by_key(model, user)
     return access.listed(model, user)
+
+
+def record_visible_keyed(model: type[Model], user: Actor) -> Q | None:
+    """The rule of ``record_visible_listed`` on the owner key, for the kinds that register it (the
+    leads, whose ``crm_lead_owner_search`` carries what a search matches); None for the other kinds,
+    for whoever sees every record (nothing to narrow) and where a grant widens the rule. A search
+    reads its reader's rows on it where testing them all costs less than the term's trigram matches
+    (crm.search_indexes.narrow_to_matches)."""
+    access = _access(model)
+    if access is None or access.listed_by_key is None:
+        return None
+    keyed = access.listed_by_key(model, user)
+    return keyed if keyed else None
 
 
 def record_editable_by(model: type[Model], user: Actor) -> QuerySet:

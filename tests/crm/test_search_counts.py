@@ -224,3 +224,40 @@ def test_a_known_count_is_read_again_once_something_changes_what_it_counts(stage
     assert known.values("priority").distinct().count() == 2
     assert known.values("priority").annotate(n=Count("pk")).count() == 2
     assert known.filter(Q(name="Known 0") | Q(name="Known 2")).count() == 2
+
+
+@on_postgresql
+@pytest.mark.django_db
+def test_a_term_expected_in_many_more_rows_than_the_reader_sees_is_read_on_the_owner_key(
+    people, api_as, monkeypatch
+):
+    """At five million leads a rep sees 112,257 of them, and the planner expects "mar" in 951,995:
+    intersecting the trigram indexes' bitmaps with the rep's rows took 496-519 ms, testing the rep's
+    rows one by one from the owner key index 183-186. A term the planner expects in KEYED_READ_RATIO
+    times the rows the reader sees or more is read on the owner key; a rarer one through the trigram
+    indexes. Both find what the rule shows."""
+    stage = people.stages["New"]
+    outsider = people.users["outsider"]
+    owner = people.users["owner"]
+    Lead.objects.bulk_create(
+        Lead(name=f"Commonplace {n}", owner=outsider, pipeline=stage.pipeline, stage=stage, probability=10)
+        for n in range(400)
+    )
+    mine = LeadFactory(name="Commonplace mine", owner=owner, stage=stage)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE crm_lead")
+    for term, keyed in (("commonplace", True), ("owner", False)):
+        with CaptureQueriesContext(connection) as queries:
+            response = api_as("owner").get("/api/v1/crm/leads/", {"search": term})
+        assert response.status_code == 200
+        found = {row["id"] for row in response.json()["results"]}
+        assert found == visible_matches(owner, term) and found, term
+        (read,) = ids_read(queries)
+        assert bool(KEYED_OWNERS.search(read)) is keyed, (term, read)
+    assert mine.pk in visible_matches(owner, "commonplace")
+    # The line is the ratio: at a thousand times, "commonplace" is no longer common enough.
+    monkeypatch.setattr(search_indexes, "KEYED_READ_RATIO", 1000)
+    with CaptureQueriesContext(connection) as queries:
+        api_as("owner").get("/api/v1/crm/leads/", {"search": "commonplace"})
+    (read,) = ids_read(queries)
+    assert not KEYED_OWNERS.search(read), read
