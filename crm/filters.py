@@ -107,7 +107,7 @@ class SearchFilterSet(django_filters.FilterSet):
             counted=self.search_counted,
             keyed_scope=self.search_keyed_scope,
             search=value,
-            terms=terms,
+            terms=terms or None,
         )
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:

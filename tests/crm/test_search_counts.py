@@ -261,3 +261,23 @@ def test_a_term_expected_in_many_more_rows_than_the_reader_sees_is_read_on_the_o
         api_as("owner").get("/api/v1/crm/leads/", {"search": "commonplace"})
     (read,) = ids_read(queries)
     assert not KEYED_OWNERS.search(read), read
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("search", ["an", "lead"])
+@pytest.mark.parametrize("counted", [True, False])
+def test_a_rule_that_matches_nothing_finds_nothing_without_an_error(people, search, counted):
+    """An inactive reader's rule is ``pk IN ()``, which Django does not compile into SQL: the reads of
+    the matches and the planner's estimates must not fail on it."""
+    nothing = Q(pk__in=[])
+    filterset = LeadFilter(
+        data={"search": search},
+        queryset=Lead.objects.all(),
+        search_scope=nothing,
+        search_keyed_scope=nothing,
+        search_counted=counted,
+    )
+    assert filterset.is_valid()
+    found = filterset.qs.filter(nothing)
+    assert found.count() == 0
+    assert list(found) == []
