@@ -146,6 +146,16 @@ else:
             options = DATABASES[alias].setdefault("OPTIONS", {})
             if "jit" not in options.get("options", ""):
                 options["options"] = f"{options.get('options', '')} -c jit=off".strip()
+    # Prepared statements: the values sent apart from the SQL (server-side binding), and a statement a
+    # connection runs a second time prepared, so PostgreSQL parses it once and may keep its plan
+    # (crm/db/backends/postgresql/base.py). The load test's PostgreSQL CPU a request: 17 → 11-12 ms.
+    # DATABASE_PREPARED_STATEMENTS=false behind a pooler in transaction mode that does not keep
+    # prepared statements apart per client (PgBouncer before 1.21).
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        for alias in DATABASES:
+            options = DATABASES[alias].setdefault("OPTIONS", {})
+            options.setdefault("server_side_binding", True)
+            options.setdefault("prepare_threshold", 2)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,0 +1,78 @@
+"""Prepared statements on PostgreSQL (crm/db/backends/postgresql/base.py, settings'
+DATABASE_PREPARED_STATEMENTS): a statement a connection runs again is prepared, a search's is not, and a
+statement with more values than the protocol carries still runs, on both databases."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from crm.models import Lead, Tag
+from tests.factories import LeadFactory, UserFactory
+
+on_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's prepared statements"
+)
+
+
+def prepared_statements(fragment: str) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall() if fragment in row[0]]
+
+
+@on_postgresql
+@pytest.mark.django_db
+def test_a_statement_a_connection_runs_again_is_prepared_with_its_values_apart(stages):
+    owners = [UserFactory() for _ in range(3)]
+    LeadFactory(owner=owners[0], stage=stages["New"], pipeline=stages["New"].pipeline)
+    counts = [Lead.objects.filter(owner=owner).count() for owner in owners]
+    assert counts == [1, 0, 0]
+    (statement,) = prepared_statements('FROM "crm_lead" WHERE "crm_lead"."owner_id" = $1')
+    assert statement.startswith("SELECT COUNT(*)")
+
+
+@on_postgresql
+@pytest.mark.django_db
+def test_a_search_is_planned_for_its_own_pattern_each_time(stages):
+    LeadFactory(name="Anderson and Sons", stage=stages["New"], pipeline=stages["New"].pipeline)
+    found = [Lead.objects.filter(name__icontains=term).count() for term in ("son", "zzq", "and", "an")]
+    assert found == [1, 0, 1, 1]
+    assert prepared_statements('FROM "crm_lead"') == []
+    assert prepared_statements("LIKE") == []
+
+
+@pytest.mark.django_db
+def test_a_statement_with_more_values_than_the_protocol_carries_still_runs(stages):
+    """PostgreSQL's extended protocol takes at most 65,535 values a statement: a longer ``__in`` and
+    a ``bulk_create`` of 17,000 rows of four columns are sent with their values in the SQL."""
+    leads = [LeadFactory(stage=stages["New"], pipeline=stages["New"].pipeline) for _ in range(2)]
+    ids = [lead.pk for lead in leads] + list(range(-70_000, 0))
+    for _ in range(3):  # again: such a statement is not prepared either
+        assert Lead.objects.filter(pk__in=ids).count() == 2
+    created = Tag.objects.bulk_create(Tag(name=f"bulk-{n}") for n in range(17_000))
+    assert len(created) == 17_000
+    assert Tag.objects.filter(name__startswith="bulk-").count() == 17_000
+
+
+@on_postgresql
+def test_prepared_statements_are_on_by_default_and_off_when_the_setting_says_so():
+    assert settings.DATABASES["default"]["OPTIONS"]["server_side_binding"] is True
+    assert settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"] == 2
+    script = (
+        "import django; django.setup(); from django.conf import settings; "
+        "options = settings.DATABASES['default']['OPTIONS']; "
+        "print(options.get('server_side_binding'), options.get('prepare_threshold'))"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_PREPARED_STATEMENTS": "false",
+        "DJANGO_SETTINGS_MODULE": "crm_project.settings",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["None", "None"]
