@@ -17,7 +17,6 @@ from django.db.models import (
     Subquery,
 )
 from django.db.models.functions import Coalesce, JSONObject
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.http import urlencode
@@ -25,6 +24,7 @@ from django.utils.http import urlencode
 from activities.admin.pages import _person, _related_params
 from activities.models import CLOSED_ACTIVITY_STATUSES, Activity, ActivityStatus, ActivityType
 from activities.selectors import activity_visible_to
+from crm.admin_links import admin_change_url, admin_url
 from crm.next_actions import (
     Context,
     JSONPart,
@@ -93,7 +93,7 @@ def _overdue(record, context: Context) -> NextAction:
         reason=reason,
         label=f"Open the {kind}",
         kind="open",
-        url=reverse("admin:activities_activity_change", args=[first["id"]]),
+        url=admin_change_url(Activity._meta, first["id"]),
         urgency=days,
         target_type="activity",
         target_id=first["id"],
@@ -211,7 +211,7 @@ def activity_link(*, record, action: NextAction, user) -> str:
         "due_date": now.isoformat(),
         "next": record_admin_url(record),
     }
-    return f"{reverse('admin:activities_activity_add')}?{urlencode(params)}"
+    return f"{admin_url('admin:activities_activity_add')}?{urlencode(params)}"
 
 
 def register() -> None:

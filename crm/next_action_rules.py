@@ -19,13 +19,19 @@ from crm.next_actions import (
     register_next_action_rule,
     register_next_action_source,
 )
-from crm.selectors import lead_visible_to
+from crm.selectors import lead_visible_to, owned_records_owned_by
 
 LEAD = "crm.lead"
 
 
 def lead_open_records(user):
     return lead_visible_to(user).filter(status=LeadStatus.OPEN).select_related("stage", "owner")
+
+
+def lead_owned_open_records(user):
+    return owned_records_owned_by(Lead.objects.filter(status=LeadStatus.OPEN), user).select_related(
+        "stage", "owner"
+    )
 
 
 def _hot_unowned(lead: Lead, context: Context) -> NextAction:
@@ -99,7 +105,11 @@ RULES = (
 def register() -> None:
     register_next_action_source(
         NextActionSource(
-            model_label=LEAD, record_type="lead", permission="crm.view_lead", open_records=lead_open_records
+            model_label=LEAD,
+            record_type="lead",
+            permission="crm.view_lead",
+            open_records=lead_open_records,
+            owned_open_records=lead_owned_open_records,
         )
     )
     for rule in RULES:

@@ -22,11 +22,12 @@ from typing import Any
 
 from django.db.models import DateTimeField, Field, Model, Q, QuerySet
 from django.db.models.functions import Coalesce
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from crm.actors import Actor
+from crm.admin_links import admin_change_url
 
 # How many actions a record's list keeps, and the most "my next actions" answers.
 PER_RECORD = 5
@@ -112,6 +113,10 @@ class NextActionSource:
     permission: str  # what reading it needs ("crm.view_lead")
     # (user) -> the open records ``user`` sees, with what the rules word with joined
     open_records: Callable[[Actor], QuerySet]
+    # (user) -> the open records ``user`` owns, joined alike (``crm.selectors.owned_records_owned_by``:
+    # each is one ``open_records`` gives, read without the visibility rule): what "my next actions"
+    # reads. Without it, ``open_records`` narrowed to the user's.
+    owned_open_records: Callable[[Actor], QuerySet] | None = None
 
 
 @dataclass
@@ -153,9 +158,8 @@ def next_action_sources() -> list[NextActionSource]:
 
 
 def record_admin_url(record: Model) -> str:
-    opts = record._meta
     try:
-        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[record.pk])
+        return admin_change_url(record._meta, record.pk)
     except NoReverseMatch:
         return ""
 
@@ -191,38 +195,72 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 def fires(condition: Q, value: Callable[[str], Any]) -> bool:
     """Whether ``condition`` holds of a record whose field or annotation ``name`` is ``value(name)``,
     as SQL would answer it: a comparison with NULL is unknown, and unknown is not a yes."""
-    return _truth(condition, value) is True
+    return compile_condition(condition)(value) is True
 
 
-def _truth(condition: Q, value: Callable[[str], Any]) -> bool | None:
-    answers = []
-    for child in condition.children:
-        if isinstance(child, Q):
-            answers.append(_truth(child, value))
-        else:
-            answers.append(_leaf(*child, value=value))
+Truth = Callable[[Callable[[str], Any]], bool | None]
+
+
+def compile_condition(condition: Q) -> Truth:
+    """``condition`` as a function of a record's values (``value(name)``) answering SQL's three-valued
+    truth: True, False or None (unknown). Built once per call for every record asked: walking the Q
+    object again for each of a hundred records cost more than reading them. A lookup the values cannot
+    answer is refused here (``UnsupportedCondition``), before any record is asked."""
+    parts = [
+        compile_condition(child) if isinstance(child, Q) else _compile_leaf(*child)
+        for child in condition.children
+    ]
+    negated = condition.negated
+
     if condition.connector == Q.AND:
-        answer = False if False in answers else None if None in answers else True
+
+        def combined(value):
+            answer = True
+            for part in parts:
+                found = part(value)
+                if found is False:
+                    answer = False
+                    break
+                if found is None:
+                    answer = None
+            return answer
     else:
-        answer = True if True in answers else None if None in answers else False
-    if condition.negated and answer is not None:
-        return not answer
-    return answer
+
+        def combined(value):
+            answer = False
+            for part in parts:
+                found = part(value)
+                if found is True:
+                    answer = True
+                    break
+                if found is None:
+                    answer = None
+            return answer
+
+    if not negated:
+        return combined
+    return lambda value: None if (answer := combined(value)) is None else not answer
 
 
-def _leaf(path: str, other: Any, *, value: Callable[[str], Any]) -> bool | None:
+def _compile_leaf(path: str, other: Any) -> Truth:
     name, _, lookup = path.partition("__")
     lookup = lookup or "exact"
     if hasattr(other, "resolve_expression") or (lookup != "isnull" and lookup not in _COMPARISONS):
         raise UnsupportedCondition(f"A next-action condition cannot ask {path}={other!r} of a record.")
-    current = value(name)
     if lookup == "exact" and other is None:  # Django's field=None is IS NULL
         lookup, other = "isnull", True
     if lookup == "isnull":
-        return (current is None) == bool(other)
-    if current is None or other is None:
-        return None
-    return _COMPARISONS[lookup](current, other)
+        wanted = bool(other)
+        return lambda value: (value(name) is None) == wanted
+    if other is None:
+        return lambda value: None
+    compare = _COMPARISONS[lookup]
+
+    def leaf(value):
+        current = value(name)
+        return None if current is None else compare(current, other)
+
+    return leaf
 
 
 def _record_value(record: Model) -> Callable[[str], Any]:
@@ -231,18 +269,23 @@ def _record_value(record: Model) -> Callable[[str], Any]:
     return lambda name: getattr(record, fields.get(name, name))
 
 
-def _conditions(rules: list[NextActionRule], context: Context) -> list[tuple[NextActionRule, Q]]:
-    return [(rule, rule.condition(context)) for rule in rules]
+Conditions = list[tuple[NextActionRule, Q, Truth]]
 
 
-def _firing(conditions: list[tuple[NextActionRule, Q]], value: Callable[[str], Any]) -> list[NextActionRule]:
+def _conditions(rules: list[NextActionRule], context: Context) -> Conditions:
+    conditions = []
+    for rule in rules:
+        condition = rule.condition(context)
+        conditions.append((rule, condition, compile_condition(condition)))
+    return conditions
+
+
+def _firing(conditions: Conditions, value: Callable[[str], Any]) -> list[NextActionRule]:
     """The rules whose condition holds of the record whose values ``value`` gives."""
-    return [rule for rule, condition in conditions if fires(condition, value)]
+    return [rule for rule, _condition, truth in conditions if truth(value) is True]
 
 
-def _actions_of(
-    record: Model, conditions: list[tuple[NextActionRule, Q]], context: Context
-) -> list[NextAction]:
+def _actions_of(record: Model, conditions: Conditions, context: Context) -> list[NextAction]:
     """The record's actions, ranked, one per kind (the more pressing reason wins), links made."""
     found = []
     for rule in _firing(conditions, _record_value(record)):
@@ -255,8 +298,9 @@ def _actions_of(
         if action.kind in kinds:
             continue
         kinds.add(action.kind)
-        kept.append(_linked(record, action, context.user))
-    return kept[:PER_RECORD]
+        kept.append(action)
+    # Links are made for the actions kept only: each is a URL or two to reverse.
+    return [_linked(record, action, context.user) for action in kept[:PER_RECORD]]
 
 
 def _linked(record: Model, action: NextAction, user: Actor) -> NextAction:
@@ -321,23 +365,27 @@ def next_actions_mine(
         # them: a rep with a thousand open leads would otherwise wait seconds for the dashboard.
         # Read first, on their own: a user who owns none of them (a manager, an admin) costs one
         # small query rather than the rules' SQL, which takes longer to compile than to run.
-        open_records = source.open_records(user)
+        mine = (
+            source.owned_open_records(user)
+            if source.owned_open_records is not None
+            else source.open_records(user).filter(owner=user)
+        )
         scanned = list(
-            open_records.filter(owner=user)
-            .order_by(Coalesce("last_activity_at", "created_at").asc(), "pk")
-            .values_list("pk", flat=True)[:MINE_SCAN]
+            mine.order_by(Coalesce("last_activity_at", "created_at").asc(), "pk").values_list(
+                "pk", flat=True
+            )[:MINE_SCAN]
         )
         if not scanned:
             continue
         # The rules' values of the scanned records are read as values, and whether each rule fires is
         # asked of them: building a hundred records with their related rows cost more than reading
-        # them. Only the records shown are built, after, with the values read, and read again as the
-        # user sees them open: the values are read by key alone, without the visibility rule and the
-        # joins, which cost more to compile than the hundred keys cost to read.
+        # them. Only the records shown are built, after, with the values read, and read again still open
+        # and the user's: the values are read by key alone, without the joins, which cost more to
+        # compile than the hundred keys cost to read.
         annotations = _annotations(rules, context)
         conditions = _conditions(rules, context)
-        model = open_records.model
-        named = {path.partition("__")[0] for _rule, condition in conditions for path in _paths(condition)}
+        model = mine.model
+        named = {path.partition("__")[0] for _rule, condition, _ in conditions for path in _paths(condition)}
         fields = named & {field.name for field in model._meta.concrete_fields}
         read = (
             model._default_manager.filter(pk__in=scanned)
@@ -355,7 +403,7 @@ def next_actions_mine(
             key=lambda item: (-item[0], item[1]["updated_at"], item[1]["pk"]),
         )
         shown = {row["pk"]: row for _rank, row in ranked[:limit]}
-        records = open_records.filter(pk__in=list(shown)).in_bulk()
+        records = mine.filter(pk__in=list(shown)).in_bulk()
         for pk, row in shown.items():
             if (record := records.get(pk)) is None:
                 continue  # closed or handed over between the two reads

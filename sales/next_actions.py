@@ -31,6 +31,7 @@ from crm.next_actions import (
     register_next_action_rule,
     register_next_action_source,
 )
+from crm.selectors import owned_records_owned_by
 from sales.models import Opportunity, OpportunityStatus
 from sales.models_quotes import Quote, QuoteStatus
 from sales.selectors import opportunity_visible_to
@@ -44,6 +45,12 @@ def opportunity_open_records(user):
         .filter(status=OpportunityStatus.OPEN)
         .select_related("stage", "owner", "account", "contact")
     )
+
+
+def opportunity_owned_open_records(user):
+    return owned_records_owned_by(
+        Opportunity.objects.filter(status=OpportunityStatus.OPEN), user
+    ).select_related("stage", "owner", "account", "contact")
 
 
 def _current_quote(status: str, prefix: str, moment: str, *, valid_until: bool = False) -> dict:
@@ -211,6 +218,7 @@ def register() -> None:
             record_type="opportunity",
             permission="sales.view_opportunity",
             open_records=opportunity_open_records,
+            owned_open_records=opportunity_owned_open_records,
         )
     )
     for rule in RULES:

@@ -179,6 +179,16 @@ def owned_records_visible_to(queryset: QuerySet, user: Actor) -> QuerySet:
     return queryset.filter(condition)
 
 
+def owned_records_owned_by(queryset: QuerySet, user: Actor) -> QuerySet:
+    """The records of ``queryset`` that ``user`` owns. Each is one ``owned_records_visible_to`` shows
+    them (the owner rule lets everyone see their own records, and a grant only widens it), read without
+    the rule's subqueries: a page listing only the user's own records ("my next actions") compiles and
+    runs less for the same rows. Nothing for an inactive user, as there."""
+    if not user.is_authenticated or not user.is_active:
+        return queryset.none()
+    return queryset.filter(owner=user.pk)
+
+
 def owned_records_visible_listed(model: type[Model], user: Actor) -> Q | None:
     """The rule of ``owned_records_visible_to`` with the owners ``user`` sees read now (one small query)
     and written into it as a list: ``Q()`` for whoever sees every record, else no owner or one of

@@ -11,6 +11,7 @@ from activities.selectors import activity_visible_to
 from crm.models import Lead
 from crm.selectors import (
     lead_visible_to,
+    owned_records_owned_by,
     owned_records_visible_listed,
     owned_records_visible_owners,
     owned_records_visible_owners_listed,
@@ -79,3 +80,31 @@ def test_each_reader_sums_through_the_listed_owners_the_rollup_rows_the_rule_sum
         picked[name] = len(rows)
     # Not everyone alike: the rule narrows some readers, and the unowned deals' rows are always there.
     assert len(set(picked.values())) > 1 and picked["plain"] > 0 and picked["inactive"] == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("territories", [False, True])
+def test_the_records_a_reader_owns_are_those_the_rule_shows_them_as_theirs(
+    people, stages, settings, territories
+):
+    """``owned_records_owned_by`` ("my next actions" reads it without the rule's subqueries): for every
+    reader, the records the visibility rule shows them that they own, and nothing for an inactive user,
+    with a territory grant widening the rule or not."""
+    settings.CRM_TERRITORY_VISIBILITY = territories
+    owners = [*people.users.values(), None]
+    for owner in owners * 2:
+        LeadFactory(stage=stages["New"], owner=owner)
+        OpportunityFactory(stage=stages["New"], owner=owner)
+    inactive = UserFactory(is_active=False)
+    Lead.objects.filter(pk=LeadFactory(stage=stages["New"]).pk).update(owner=inactive)
+    readers = {**people.users, "inactive": inactive, "plain": UserFactory()}
+    for name, reader in readers.items():
+        reader = get_user_model().objects.get(pk=reader.pk)
+        for model, visible_to in ((Lead, lead_visible_to), (Opportunity, opportunity_visible_to)):
+            owned = set(owned_records_owned_by(model.objects.all(), reader).values_list("pk", flat=True))
+            shown = set(visible_to(reader).filter(owner=reader).values_list("pk", flat=True))
+            assert owned == shown, (name, model)
+            # Every reader but these two owns some: the comparison is not of two empty sets.
+            assert bool(owned) == (name not in ("inactive", "plain")), (name, model)
+    assert not owned_records_owned_by(Lead.objects.all(), inactive).exists()
+    assert Lead.objects.filter(owner=inactive).exists()

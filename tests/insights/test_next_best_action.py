@@ -407,6 +407,84 @@ def test_a_condition_the_values_cannot_answer_is_refused_not_guessed():
     assert fires(Q(score=None), lambda name: None)
 
 
+_SQL_OPERATORS = {"exact": "=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+
+
+def _as_sql(condition, params: list) -> str:
+    """``condition`` written as plain SQL (no IS NOT NULL added to a negation, as Django's filter does),
+    so the database answers it with its own three-valued logic."""
+    from django.db.models import Q
+
+    parts = []
+    for child in condition.children:
+        if isinstance(child, Q):
+            parts.append(_as_sql(child, params))
+            continue
+        path, value = child
+        column, _, lookup = path.partition("__")
+        lookup = lookup or "exact"
+        if lookup == "exact" and value is None:
+            lookup, value = "isnull", True
+        if lookup == "isnull":
+            parts.append(f"({column} IS {'' if value else 'NOT '}NULL)")
+        elif lookup == "in":
+            params.extend(value)
+            parts.append(f"({column} IN ({', '.join(['%s'] * len(value))}))")
+        else:
+            params.append(value)
+            parts.append(f"({column} {_SQL_OPERATORS[lookup]} %s)")
+    joined = f" {condition.connector} ".join(parts) or ("1 = 1" if condition.connector == "AND" else "1 = 0")
+    return f"(NOT ({joined}))" if condition.negated else f"({joined})"
+
+
+def test_a_compiled_condition_answers_and_or_and_not_as_the_database_does(stages):
+    """``compile_condition`` builds each condition once for every record asked; its three-valued answer
+    (True, False or unknown) must be the database's for nested AND, OR and NOT over values that are
+    NULL, below, at or above a threshold, record by record."""
+    from django.db.models import Q
+
+    from crm.next_actions import compile_condition
+
+    leads = [
+        make_lead(stages["New"], score=score, rating=rating, probability=probability)
+        for score in (None, 10, 50)
+        for rating in ("hot", "cold")
+        for probability in (None, 20, 80)
+    ]
+    conditions = [
+        Q(score__gt=20),
+        ~Q(score__gt=20),
+        Q(score__gt=20, probability__lt=50),
+        Q(score__gt=20) | Q(probability__lt=50),
+        ~(Q(score__gt=20) | Q(probability__lt=50)),
+        ~(Q(score__gt=20) & ~Q(probability__gte=50)),
+        Q(rating="hot") & (Q(score__isnull=True) | ~Q(probability__in=[20, 30])),
+        (Q(score__lte=10) | Q(score=None)) & ~Q(rating="cold", probability__gt=10),
+        Q(probability=None) | (Q(score__gte=50) & Q(probability__lte=80)),
+        ~Q(score__isnull=False, probability=None),
+        Q(),
+        ~Q(),
+    ]
+    ids = [lead.pk for lead in leads]
+    rows = {lead.pk: lead for lead in Lead.objects.filter(pk__in=ids)}
+    answered = set()
+    for condition in conditions:
+        params: list = []
+        sql = _as_sql(condition, params)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, {sql} FROM crm_lead WHERE id IN ({', '.join(['%s'] * len(ids))})",
+                [*params, *ids],
+            )
+            in_sql = {pk: None if answer is None else bool(answer) for pk, answer in cursor.fetchall()}
+        truth = compile_condition(condition)
+        in_python = {pk: truth(lambda name, lead=lead: getattr(lead, name)) for pk, lead in rows.items()}
+        assert in_python == in_sql, (condition, sql)
+        answered |= set(in_sql.values())
+    # Every answer was given somewhere, unknown included.
+    assert answered == {True, False, None}
+
+
 # --- closed and hidden records, my next actions -------------------------------------------------------
 
 
