@@ -125,7 +125,12 @@ def quota_attainment(*, user: Actor, day: datetime.date | None = None, filters=N
 def quota_attainment_of(*, user: Actor, holder, day: datetime.date | None = None) -> list[dict[str, Any]]:
     """``holder``'s own quotas in force on ``day`` (today): the dashboard's "my attainment"."""
     day = day or timezone.localdate()
-    quotas = quota_visible_to(user).filter(user=holder, period_start__lte=day, period_end__gte=day)
+    if user_is_person(user) and user.is_active and getattr(holder, "pk", holder) == user.pk:
+        # One's own quotas are always among those one sees: read without the rule's subqueries.
+        quotas = Quota.objects.filter(user=user.pk)
+    else:
+        quotas = quota_visible_to(user).filter(user=holder)
+    quotas = quotas.filter(period_start__lte=day, period_end__gte=day)
     return [attainment_row(quota) for quota in with_attainment(quotas.select_related("user", "team"))]
 
 

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from activities.models import Activity
-from activities.selectors import activity_visible_to
+from activities.selectors import activity_owned_by, activity_visible_to
 from crm.models import Lead
 from crm.selectors import (
     lead_visible_to,
@@ -91,17 +91,25 @@ def test_the_records_a_reader_owns_are_those_the_rule_shows_them_as_theirs(
     reader, the records the visibility rule shows them that they own, and nothing for an inactive user,
     with a territory grant widening the rule or not."""
     settings.CRM_TERRITORY_VISIBILITY = territories
+    Activity.objects.all().delete()  # the personas' own: made below, one per owner and lead
     owners = [*people.users.values(), None]
     for owner in owners * 2:
-        LeadFactory(stage=stages["New"], owner=owner)
+        lead = LeadFactory(stage=stages["New"], owner=owner)
         OpportunityFactory(stage=stages["New"], owner=owner)
+        ActivityFactory(lead=lead, owner=owner)
     inactive = UserFactory(is_active=False)
     Lead.objects.filter(pk=LeadFactory(stage=stages["New"]).pk).update(owner=inactive)
     readers = {**people.users, "inactive": inactive, "plain": UserFactory()}
     for name, reader in readers.items():
         reader = get_user_model().objects.get(pk=reader.pk)
-        for model, visible_to in ((Lead, lead_visible_to), (Opportunity, opportunity_visible_to)):
+        for model, visible_to in (
+            (Lead, lead_visible_to),
+            (Opportunity, opportunity_visible_to),
+            (Activity, activity_visible_to),
+        ):
             owned = set(owned_records_owned_by(model.objects.all(), reader).values_list("pk", flat=True))
+            if model is Activity:  # the agenda's and "owns any" read
+                assert owned == set(activity_owned_by(reader).values_list("pk", flat=True)), name
             shown = set(visible_to(reader).filter(owner=reader).values_list("pk", flat=True))
             assert owned == shown, (name, model)
             # Every reader but these two owns some: the comparison is not of two empty sets.

@@ -125,6 +125,41 @@ def test_a_rep_sees_their_quota_and_their_teams_not_another_teams(quarter):
     assert listed["count"] == 2
 
 
+def test_my_attainment_is_my_quotas_among_those_i_see(quarter):
+    """``quota_attainment_of`` for one's own quotas reads them without the visibility rule: for every
+    persona, the same rows as the rule's quotas held by them; an inactive user's, none; another
+    holder's, only where the rule shows them."""
+    from django.contrib.auth import get_user_model
+
+    from sales.quotas import quota_attainment_of, quota_visible_to
+
+    users = quarter["users"]
+    inactive = UserFactory(is_active=False)
+    Quota.objects.create(
+        user=inactive,
+        period="quarter",
+        period_start=day(2026, 10, 1),
+        period_end=day(2026, 12, 31),
+        target_count=1,
+    )
+    for name, reader in {**users, "inactive": inactive}.items():
+        reader = get_user_model().objects.get(pk=reader.pk)
+        for holder in (reader, users["owner"], users["outsider"]):
+            mine = {row["quota_id"] for row in quota_attainment_of(user=reader, holder=holder, day=Q4)}
+            seen = set(
+                quota_visible_to(reader)
+                .filter(user=holder, period_start__lte=Q4, period_end__gte=Q4)
+                .values_list("pk", flat=True)
+            )
+            assert mine == seen, (name, holder.username)
+    owner = users["owner"]
+    assert [row["quota_id"] for row in quota_attainment_of(user=owner, holder=owner, day=Q4)] == [
+        quarter["quotas"]["owner"].pk
+    ]
+    assert quota_attainment_of(user=owner, holder=users["outsider"], day=Q4) == []
+    assert quota_attainment_of(user=inactive, holder=inactive, day=Q4) == []
+
+
 def test_a_manager_sets_quotas_for_their_team_only(quarter):
     manager = client_for(quarter["users"]["manager"])
     body = {"user_id": quarter["users"]["teammate"].pk, "period": "month", "period_start": "2026-11-20"}
