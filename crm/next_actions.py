@@ -211,31 +211,18 @@ def compile_condition(condition: Q) -> Truth:
         for child in condition.children
     ]
     negated = condition.negated
+    # AND: the first False decides, else unknown if any part is, else True; OR the same with True.
+    decisive = condition.connector != Q.AND
 
-    if condition.connector == Q.AND:
-
-        def combined(value):
-            answer = True
-            for part in parts:
-                found = part(value)
-                if found is False:
-                    answer = False
-                    break
-                if found is None:
-                    answer = None
-            return answer
-    else:
-
-        def combined(value):
-            answer = False
-            for part in parts:
-                found = part(value)
-                if found is True:
-                    answer = True
-                    break
-                if found is None:
-                    answer = None
-            return answer
+    def combined(value):
+        answer = not decisive
+        for part in parts:
+            found = part(value)
+            if found is decisive:
+                return decisive
+            if found is None:
+                answer = None
+        return answer
 
     if not negated:
         return combined
