@@ -26,7 +26,7 @@ from crm.models import (
     Stage,
     Tag,
 )
-from crm.search_indexes import narrow_to_matches
+from crm.search_indexes import narrow_to_matches, search_condition
 
 
 class StrictBooleanField(forms.NullBooleanField):
@@ -93,21 +93,16 @@ class SearchFilterSet(django_filters.FilterSet):
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         searched = queryset
-        terms = Q()
         for term in value.split():
-            match = Q()
-            for field in self.search_fields:
-                match |= Q(**{f"{field}__icontains": term})
-            searched = searched.filter(match)
-            terms &= match
+            searched = searched.filter(
+                search_condition(queryset.model, self.search_fields, term, queryset.db)
+            )
         return narrow_to_matches(
             searched,
             self.search_scope,
             unsearched=queryset,
             counted=self.search_counted,
             keyed_scope=self.search_keyed_scope,
-            search=value,
-            terms=terms or None,
         )
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:

@@ -9,16 +9,14 @@ registers deals; tickets and articles join the same way (``register_search_sourc
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import reduce
-from operator import or_
 
 from django.db import connections
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model, QuerySet
 from django.urls import NoReverseMatch, reverse
 
 from crm.actors import Actor
 from crm.models import Account, Contact, Lead
-from crm.search_indexes import first_match_ids, table_rows
+from crm.search_indexes import first_match_ids, search_condition, table_rows
 from crm.selectors import record_visible_to
 
 SEARCH_MIN_LENGTH = 2
@@ -71,8 +69,8 @@ def search_sources() -> list[SearchSource]:
 
 def search_matches(source: SearchSource, user: Actor, term: str) -> QuerySet:
     """The records of ``source`` that ``user`` sees and whose searched columns contain ``term``."""
-    condition = reduce(or_, (Q(**{f"{name}__icontains": term}) for name in source.fields))
-    return record_visible_to(source.model, user).filter(condition)
+    visible = record_visible_to(source.model, user)
+    return visible.filter(search_condition(source.model, source.fields, term, visible.db))
 
 
 def _admin_url(model: type[Model], name: str, *args) -> str:

@@ -7,23 +7,87 @@ indexes exist on PostgreSQL only (pg_trgm, migration crm 0004); other databases 
 
 ``SEARCH_TRIGRAM_INDEXES`` lists them by table (sales and activities register theirs with
 ``register_trigram_indexes``); the migrations create them and the tests check that
-every searched column of every list and changelist has one.
+every searched column of every list and changelist has one, or is in its table's search text.
+
+The search text (``SEARCH_TEXT_COLUMNS``, the leads'): on PostgreSQL the database keeps a table's
+searched columns in one more column, upper-cased and joined by a separator no searched word holds
+(crm 0046: a stored generated column the models do not name). A word is then one ``LIKE`` on it
+(``search_condition``) rather than five ``UPPER(column) LIKE``, which is what testing a rep's rows one
+by one costs: at five million leads, 111,000 rows in 150 ms through the five columns, 35-45 ms
+through the search text. It carries one trigram index instead of five, and the owner key's index
+carries it (crm_lead_owner_search), so that a rep's search is read and counted from that index alone.
 """
 
 import json
-import re
+from functools import cache, reduce
+from operator import or_
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, migrations
-from django.db.models import Model, Q, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import Expression, F, Model, Q, QuerySet, TextField, Value
+from django.db.models.expressions import Col, RawSQL
+from django.db.models.functions import Upper
+from django.db.models.lookups import Contains
 from django.db.models.sql import Query
 
 SEARCH_TRIGRAM_INDEXES: dict[str, tuple[str, ...]] = {
-    "crm_lead": ("name", "contact_name", "email", "company_name", "phone"),
+    # The leads' searches go through their search text (SEARCH_TEXT_COLUMNS); these two stay for the
+    # duplicate rules' similar names (crm.duplicates: ``UPPER(column) % value``).
+    "crm_lead": ("contact_name", "company_name"),
     "crm_account": ("name", "website", "phone", "billing_city", "billing_country"),
     "crm_contact": ("first_name", "last_name", "email", "phone", "mobile"),
 }
+
+
+# Table → the searched columns its search text joins, in order (PostgreSQL; crm 0046 makes it). The
+# leads' are crm.models.LEAD_SEARCH_FIELDS (a test checks that the two agree).
+SEARCH_TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "crm_lead": ("name", "contact_name", "email", "company_name", "phone"),
+}
+SEARCH_TEXT_COLUMN = "search_text"
+# Between two columns in the search text: a search word never holds it (it is whitespace to
+# ``str.split``), so a word found in the search text is found in one column, as ``icontains`` finds it.
+SEARCH_TEXT_SEPARATOR = "\x1f"
+
+
+def search_text_sql(columns: tuple[str, ...]) -> str:
+    """The search text's SQL (PostgreSQL): the columns upper-cased and joined by the separator."""
+    joined = " || E'\\x1f' || ".join(f"{column}::text" for column in columns)
+    return f"UPPER({joined})"
+
+
+@cache
+def _search_text_field(model: type[Model]) -> TextField:
+    field = TextField()
+    field.set_attributes_from_name(SEARCH_TEXT_COLUMN)
+    field.model = model
+    return field
+
+
+class SearchText(Expression):
+    """A table's search text column, under the alias the query gives the table (PostgreSQL)."""
+
+    output_field = TextField()
+
+    def resolve_expression(self, query=None, allow_joins=True, reuse=None, summarize=False, for_save=False):
+        base = F("pk").resolve_expression(query, allow_joins, reuse, summarize, for_save)
+        return Col(base.alias, _search_text_field(query.model), output_field=TextField())
+
+
+def searches_text(model: type[Model], fields, using: str) -> bool:
+    """Whether a search of ``fields`` (plain column names) on ``model``'s table is read from its search
+    text: on PostgreSQL, for exactly the columns the search text joins."""
+    columns = SEARCH_TEXT_COLUMNS.get(model._meta.db_table)
+    return columns is not None and tuple(fields) == columns and connections[using].vendor == "postgresql"
+
+
+def search_condition(model: type[Model], fields, word: str, using: str) -> Q:
+    """``word`` in one of ``fields`` of ``model``, case aside (``icontains``): one ``LIKE`` on the
+    search text where ``searches_text``, the column's ``UPPER()`` against the word's as Django's
+    ``icontains`` has it (so ``ß``, accents and ``%``, ``_`` or ``\\`` in the word match alike)."""
+    if SEARCH_TEXT_SEPARATOR not in word and searches_text(model, fields, using):
+        return Q(Contains(SearchText(), Upper(Value(word))))
+    return reduce(or_, (Q(**{f"{field}__icontains": word}) for field in fields))
 
 
 def register_trigram_indexes(table: str, columns: tuple[str, ...]) -> None:
@@ -168,44 +232,6 @@ def first_match_ids(matches: QuerySet, count: int, rows: float, *, share: float 
         return [row[0] for row in cursor.fetchall()]
 
 
-# pg_trgm looks a LIKE pattern up by the trigrams of its runs of word characters: a term without a run
-# of three ("an", "j.d") has none, and its search tests every row the reader may see.
-_TRIGRAM_RUN = re.compile(r"\w{3}")
-
-
-def reads_every_visible_row(search: str) -> bool:
-    """Whether no word of ``search`` can be looked up in a trigram index (every word shorter than
-    three letters), so that the search tests each row its reader sees: the reader's rule is then
-    given on the owner key (``record_visible_keyed``), whose index on the leads carries the searched
-    columns. A rep's "an" at a million leads: 34,186 rows tested on 25,374 table pages (150-200 ms to
-    count them) or on 730 of that index's (66-88 ms)."""
-    words = search.split()
-    return bool(words) and not any(_TRIGRAM_RUN.search(word) for word in words)
-
-
-# A term the planner expects in at least this many times more rows of the table than its reader sees
-# is read on the owner key too. Testing the reader's rows one by one from that index costs the same for
-# every term: a rep's 33,693 leads at a million, 56-93 ms; 111,291 at five million, 182-221 ms. Reading
-# through the trigram indexes grows with the term's matches in the whole table, and faster once their
-# bitmaps outgrow work_mem and turn to whole pages: at a million, "mar" (expected 5.9 times the rep's
-# rows) 58 ms and "son" (12.2 times) 61; at five million, "mar" (8.6 times) 496-519 ms, "son" (18.9)
-# 645-707, "Alexander" (1.9) 182-193 (rep barbara.thompson, p50).
-KEYED_READ_RATIO = 8
-
-
-def reads_keyed(queryset: QuerySet, keyed_scope: Q, search: str, terms: Q | None) -> bool:
-    """Whether a search of ``queryset``'s table reads its reader's rows on the owner key
-    (``keyed_scope``, ``record_visible_keyed``) rather than through the trigram indexes: when no word
-    of ``search`` has a trigram, or when the planner expects ``terms`` (the search's conditions) in
-    KEYED_READ_RATIO times the rows ``keyed_scope`` has or more (two ``EXPLAIN``)."""
-    if reads_every_visible_row(search):
-        return True
-    if terms is None:
-        return False
-    rows = queryset.model._default_manager.db_manager(queryset.db).order_by().values("pk")
-    return plan_rows(rows.filter(terms)) >= KEYED_READ_RATIO * plan_rows(rows.filter(keyed_scope))
-
-
 # A search matching at most this many records is answered from their ids (see narrow_to_matches).
 SEARCH_ID_LIST_MAX = 5000
 # A term expected in this share of the table or more has its ids read in table order: it meets
@@ -224,8 +250,6 @@ def narrow_to_matches(
     *,
     counted: bool = False,
     keyed_scope: Q | None = None,
-    search: str = "",
-    terms: Q | None = None,
 ) -> QuerySet:
     """``queryset`` (already filtered by a search) restricted to the ids of its matches, when they are few.
 
@@ -250,8 +274,11 @@ def narrow_to_matches(
     answer it together: a rep's "mar" at a million leads, 82 ms instead of 317.
 
     ``keyed_scope``: the same rule on the owner key (``record_visible_keyed``), where the kind has an
-    index on it carrying the searched columns; used instead of ``scope`` where ``reads_keyed`` (given
-    the words searched, ``search``, and their conditions, ``terms``) finds it cheaper.
+    index on it carrying its search text (the leads'); used instead of ``scope``. The planner then
+    tests the reader's rows one by one from that index, one LIKE each (a rep's "mar", "son" or "an" at
+    five million leads: 37-65 ms for 111,000 rows, where the trigram and owner indexes' bitmaps took
+    520-620 ms), or, for a term its trigrams narrow to a few rows ("bob@"), goes through the trigram
+    index: both are priced right now that a row costs one LIKE, not five ``UPPER() LIKE``.
 
     ``unsearched``: ``queryset`` before the search's conditions. The ids found are then read from it,
     so the page and its count neither plan the search's patterns again (PostgreSQL estimates each
@@ -260,7 +287,7 @@ def narrow_to_matches(
     if connections[queryset.db].vendor != "postgresql":
         return queryset
     try:
-        if keyed_scope is not None and reads_keyed(queryset, keyed_scope, search, terms):
+        if keyed_scope is not None:
             scope = keyed_scope
         matches = queryset.filter(scope) if scope else queryset
         if counted:

@@ -26,12 +26,13 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import F, IntegerField, Max, Min, QuerySet
+from django.db.models import F, IntegerField, Max, Min, Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.text import smart_split, unescape_string_literal
 
-from crm.search_indexes import narrow_to_matches
+from crm.search_indexes import narrow_to_matches, search_condition, searches_text
 from crm.selectors import record_visible_keyed, record_visible_listed
 
 
@@ -366,16 +367,24 @@ class ScalableChangeListMixin:
         return ScalableChangeList
 
     def get_search_results(self, request, queryset, search_term):
-        searched, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        fields = self.get_search_fields(request)
+        if search_term and searches_text(queryset.model, fields, queryset.db):
+            # Django's search (each word, or quoted phrase, in one of the fields), each word one LIKE
+            # on the table's search text (crm.search_indexes.search_condition).
+            words = [
+                unescape_string_literal(bit) if bit.startswith(('"', "'")) and bit[0] == bit[-1] else bit
+                for bit in smart_split(search_term)
+            ]
+            conditions = [search_condition(queryset.model, fields, word, queryset.db) for word in words]
+            searched, may_have_duplicates = queryset.filter(Q.create(conditions)), False
+        else:
+            searched, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if search_term.strip():
             scope = record_visible_listed(queryset.model, request.user)
             keyed_scope = record_visible_keyed(queryset.model, request.user)
             # Not counted: past CRM_ADMIN_ESTIMATED_COUNT_MIN rows the page counts at most
-            # CRM_ADMIN_EXACT_COUNT_MAX + 1 of them (CappedCountPaginator), less than every match. Read
-            # on the owner key only where no word has a trigram (Django builds the search's conditions).
-            searched = narrow_to_matches(
-                searched, scope, unsearched=queryset, keyed_scope=keyed_scope, search=search_term
-            )
+            # CRM_ADMIN_EXACT_COUNT_MAX + 1 of them (CappedCountPaginator), less than every match.
+            searched = narrow_to_matches(searched, scope, unsearched=queryset, keyed_scope=keyed_scope)
         return searched, may_have_duplicates
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):

@@ -15,15 +15,15 @@ from .base import (
     audit_history,
     email_domain_expression,
     non_negative_constraint,
-    owner_key_expression,
     phone_digits_expression,
     probability_constraint,
 )
 from .pipeline import Pipeline, Stage, first_open_stage
 from .tag import LostReason, Tag
 
-# What a search of the leads matches (the API's ?search=, the admin changelist's), and what the index of
-# their owners carries so that a rep's search can be counted from it alone (crm_lead_owner_search).
+# What a search of the leads matches (the API's ?search=, the admin changelist's, the global search's). On
+# PostgreSQL the database also keeps them in one column, the search text (crm.search_indexes), which the
+# index of their owners carries so that a rep's search can be counted from it alone (crm_lead_owner_search).
 LEAD_SEARCH_FIELDS = ("name", "contact_name", "email", "company_name", "phone")
 
 
@@ -281,15 +281,9 @@ class Lead(PipelineRecordMixin, TimeStampedModel):
             # "My leads" (the owner filter, a rep's view) newest first.
             models.Index(fields=["owner", "-created_at", "-id"], name="crm_lead_owner_created"),
             # A reader's leads by the owner rule in one condition (crm.selectors.record_visible_keyed),
-            # carrying what a search matches and returns: a rep's search of a fragment no trigram
-            # narrows enough (two letters, or a common one) is read and counted from this index alone.
-            # Through crm_lead_owner_created it visited the table's page of each of the rep's and the
-            # unowned leads: "an" at a million leads, 34,186 rows on 25,374 pages, 141 ms -> 42 ms.
-            models.Index(
-                owner_key_expression(),
-                include=["id", "owner", *LEAD_SEARCH_FIELDS],
-                name="crm_lead_owner_search",
-            ),
+            # carrying the search text, is crm_lead_owner_search: made on PostgreSQL by crm 0046, since
+            # the search text is a column the database keeps and the models do not name
+            # (crm.search_indexes.SEARCH_TEXT_COLUMNS).
             # Few distinct values over a million rows: with the id after them, a changelist sorted by
             # one of these columns (either way: crm.admin.scale keeps the id in the same direction)
             # reads its page from the index instead of sorting every row that shares a value.
