@@ -143,3 +143,31 @@ def test_the_search_text_follows_every_change_of_a_lead(leads, api_as):
     Lead.objects.filter(pk=lead.pk).update(email="new@quasar.test")
     assert found("quasar") == {lead.pk}
     assert lead.pk not in found("bob@acme")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the owner key's index is PostgreSQL's")
+def test_a_reps_global_search_reads_the_leads_on_the_owner_key(leads, people):
+    """The global search's read of a rep's matching leads carries the rule on the owner key too, so
+    that the owner key's index (which carries the search text) answers it; whoever sees every lead
+    reads without it. Each finds the leads the rule shows."""
+    import re
+
+    keyed = re.compile(r'COALESCE\("crm_lead"\."owner_id", 0\) IN \((\d+(?:, \d+)*)\)')
+    LeadFactory(name="Acme elsewhere", owner=people.users["outsider"])
+    for persona, owners in (("owner", {0, people.users["owner"].pk}), ("superuser", None)):
+        user = people.users[persona]
+        with CaptureQueriesContext(connection) as queries:
+            groups = {group.key: group for group in global_search(user=user, term="acme")}
+        (read,) = [
+            q["sql"]
+            for q in queries
+            if q["sql"].startswith(
+                ('SELECT "crm_lead"."id" AS "pk"', 'WITH matches AS MATERIALIZED (SELECT "crm_lead"')
+            )
+        ]
+        found = keyed.search(read)
+        assert (found and {int(pk) for pk in found.group(1).split(", ")}) == owners, (persona, read)
+        expected = lead_visible_to(user).filter(search_condition(Lead, LEAD_SEARCH_FIELDS, "acme", "default"))
+        assert len(groups["leads"].hits) == min(expected.count(), 5), persona
+    outsiders = {hit.title for hit in groups["leads"].hits}
+    assert "Acme elsewhere" in outsiders
