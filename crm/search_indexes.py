@@ -23,7 +23,7 @@ from functools import cache, reduce
 from operator import or_
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connections, migrations
+from django.db import DEFAULT_DB_ALIAS, connections, migrations
 from django.db.models import Expression, F, Model, Q, QuerySet, TextField, Value
 from django.db.models.expressions import Col, RawSQL
 from django.db.models.functions import Upper
@@ -88,6 +88,19 @@ def search_condition(model: type[Model], fields, word: str, using: str) -> Q:
     if SEARCH_TEXT_SEPARATOR not in word and searches_text(model, fields, using):
         return Q(Contains(SearchText(), Upper(Value(word))))
     return reduce(or_, (Q(**{f"{field}__icontains": word}) for field in fields))
+
+
+def column_contains(model: type[Model], field: str, value: str, using: str = DEFAULT_DB_ALIAS) -> Q:
+    """``field__icontains=value``; where ``field`` is a column of ``model``'s search text (PostgreSQL),
+    with the value looked up in the search text too, whose trigram index finds the candidates (the
+    leads' name, email and phone have no index of their own): an automation rule's "email contains"
+    over every lead reads the index, not the table. The same rows: what the column holds, the search
+    text holds."""
+    plain = Q(**{f"{field}__icontains": value})
+    columns = SEARCH_TEXT_COLUMNS.get(model._meta.db_table, ())
+    if field in columns and SEARCH_TEXT_SEPARATOR not in value and connections[using].vendor == "postgresql":
+        return Q(Contains(SearchText(), Upper(Value(value)))) & plain
+    return plain
 
 
 def register_trigram_indexes(table: str, columns: tuple[str, ...]) -> None:

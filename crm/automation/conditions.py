@@ -13,6 +13,8 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
+from crm.search_indexes import column_contains
+
 MAX_DEPTH = 3  # relation hops in a field path: owner__sales_teams__name
 MAX_CONDITIONS = 50
 
@@ -206,7 +208,10 @@ def _leaf_q(model, node: dict) -> Q:
             q = Q(**{f"{lookup}__isnull": False})
         positive, negate = q, op == "is_empty"
     elif op in ("eq", "ne", "contains", "not_contains"):
-        if op in TEXT_ONLY and not field.is_relation:
+        if op in TEXT_ONLY and not field.is_relation and "__" not in lookup:
+            # Through the search text's index where the column has none of its own (crm.search_indexes).
+            key, v = None, column_contains(model, lookup, value)
+        elif op in TEXT_ONLY and not field.is_relation:
             key, v = f"{lookup}__icontains", value
         elif op in TEXT_ONLY or field.is_relation:
             key, v = related_lookup(value)
@@ -214,7 +219,7 @@ def _leaf_q(model, node: dict) -> Q:
             key, v = f"{lookup}__iexact", value
         else:
             key, v = lookup, field.to_python(value)
-        positive, negate = Q(**{key: v}), op in ("ne", "not_contains")
+        positive, negate = (v if key is None else Q(**{key: v})), op in ("ne", "not_contains")
     elif op in ("in", "not_in"):
         if field.is_relation:
             names = [v for v in value if isinstance(v, str)]

@@ -201,10 +201,9 @@ def owned_records_visible_listed(model: type[Model], user: Actor) -> Q | None:
 def owned_records_visible_listed_by_key(model: type[Model], user: Actor) -> Q | None:
     """``owned_records_visible_listed`` as one condition on the owner key (``owner_key_expression``:
     ``COALESCE(owner_id, 0) IN (0, ...)``), for a kind with an index on that key: the leads'
-    ``crm_lead_owner_search``, which also carries what a search matches, so that a search no trigram
-    index serves is read and counted from that index alone. Not for every search: the planner prices
-    that read by its rows, not by the patterns it tests on each (five ``UPPER() LIKE`` a lead), and
-    chose it over the trigram and owner indexes' bitmaps for "Alexander" (74 ms against 30)."""
+    ``crm_lead_owner_search``, which also carries the leads' search text (crm.search_indexes), so that
+    a rep's search is read and counted from that index alone, one ``LIKE`` a row, or through the
+    trigram index where the planner finds the term rare enough (crm.search_indexes.narrow_to_matches)."""
     return _listed(model, user, lambda owners: Q(In(owner_key_expression(), [0, *owners])))
 
 
@@ -371,10 +370,11 @@ def record_visible_listed(model: type[Model], user: Actor) -> Q | None:
 
 def record_visible_keyed(model: type[Model], user: Actor) -> Q | None:
     """The rule of ``record_visible_listed`` on the owner key, for the kinds that register it (the
-    leads, whose ``crm_lead_owner_search`` carries what a search matches); None for the other kinds,
-    for whoever sees every record (nothing to narrow) and where a grant widens the rule. A search
-    reads its reader's rows on it where testing them all costs less than the term's trigram matches
-    (crm.search_indexes.narrow_to_matches)."""
+    leads, whose ``crm_lead_owner_search`` carries their search text); None for the other kinds, for
+    whoever sees every record (nothing to narrow) and where a grant widens the rule. A search of the
+    leads (the API list, the admin changelist, the global search) gives its reader's rule in this form
+    too, and the planner reads the reader's rows on it or the term's trigram matches, whichever costs
+    less (crm.search_indexes.narrow_to_matches)."""
     access = _access(model)
     if access is None or access.listed_by_key is None:
         return None

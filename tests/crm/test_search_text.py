@@ -171,3 +171,25 @@ def test_a_reps_global_search_reads_the_leads_on_the_owner_key(leads, people):
         assert len(groups["leads"].hits) == min(expected.count(), 5), persona
     outsiders = {hit.title for hit in groups["leads"].hits}
     assert "Acme elsewhere" in outsiders
+
+
+def test_a_rules_contains_on_a_searched_column_finds_what_the_column_holds(leads):
+    """An automation rule's "contains" on the name, email or phone (columns with no trigram index of
+    their own on PostgreSQL) also looks the value up in the search text, for its index; the rows are
+    those whose column holds it, not those whose other columns do, and "not contains" the rest."""
+    from crm.automation.conditions import conditions_q
+
+    for field, value in (("email", "ACME.test"), ("name", "rollout"), ("phone", "555"), ("name", "bob")):
+        for op in ("contains", "not_contains"):
+            condition = conditions_q(Lead, {"field": field, "op": op, "value": value})
+            plain = Q(**{f"{field}__icontains": value})
+            expected = Lead.objects.filter(~plain if op == "not_contains" else plain)
+            found = Lead.objects.filter(condition)
+            assert set(found.values_list("pk", flat=True)) == set(expected.values_list("pk", flat=True)), (
+                field,
+                op,
+            )
+            if connection.vendor == "postgresql":
+                assert '"search_text"' in str(found.query), (field, op)
+    # "bob" is the contact's, not the name's: a name condition does not find it through the search text.
+    assert not Lead.objects.filter(conditions_q(Lead, {"field": "name", "op": "contains", "value": "bob"}))
