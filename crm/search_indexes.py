@@ -86,7 +86,7 @@ def search_condition(model: type[Model], fields, word: str, using: str) -> Q:
     search text where ``searches_text``, the column's ``UPPER()`` against the word's as Django's
     ``icontains`` has it (so ``ß``, accents and ``%``, ``_`` or ``\\`` in the word match alike)."""
     if SEARCH_TEXT_SEPARATOR not in word and searches_text(model, fields, using):
-        return Q(Contains(SearchText(), Upper(Value(word))))
+        return _in_search_text(word)
     return reduce(or_, (Q(**{f"{field}__icontains": word}) for field in fields))
 
 
@@ -99,8 +99,12 @@ def column_contains(model: type[Model], field: str, value: str, using: str = DEF
     plain = Q(**{f"{field}__icontains": value})
     columns = SEARCH_TEXT_COLUMNS.get(model._meta.db_table, ())
     if field in columns and SEARCH_TEXT_SEPARATOR not in value and connections[using].vendor == "postgresql":
-        return Q(Contains(SearchText(), Upper(Value(value)))) & plain
+        return _in_search_text(value) & plain
     return plain
+
+
+def _in_search_text(word: str) -> Q:
+    return Q(Contains(SearchText(), Upper(Value(word))))
 
 
 def register_trigram_indexes(table: str, columns: tuple[str, ...]) -> None:
