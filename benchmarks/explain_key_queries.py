@@ -44,9 +44,13 @@ LEAD_TRIGRAMS = [
 
 
 def sql_of(queryset) -> str:
+    import psycopg
+
     sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        return cursor.mogrify(sql, params)
+    connection.ensure_connection()
+    # A client-side cursor: with prepared statements on (DATABASE_PREPARED_STATEMENTS), Django's
+    # cursors bind on the server and cannot write the values into the SQL.
+    return psycopg.ClientCursor(connection.connection).mogrify(sql, params)
 
 
 def execution_ms(sql: str, hide: tuple[str, ...] = ()) -> float:
