@@ -208,11 +208,9 @@ def _leaf_q(model, node: dict) -> Q:
             q = Q(**{f"{lookup}__isnull": False})
         positive, negate = q, op == "is_empty"
     elif op in ("eq", "ne", "contains", "not_contains"):
-        if op in TEXT_ONLY and not field.is_relation and "__" not in lookup:
-            # Through the search text's index where the column has none of its own (crm.search_indexes).
+        if op in TEXT_ONLY and not field.is_relation:
+            # icontains, through the search text's index where the column has none of its own.
             key, v = None, column_contains(model, lookup, value)
-        elif op in TEXT_ONLY and not field.is_relation:
-            key, v = f"{lookup}__icontains", value
         elif op in TEXT_ONLY or field.is_relation:
             key, v = related_lookup(value)
         elif isinstance(field, models.CharField | models.TextField) and not field.choices:
