@@ -15,7 +15,8 @@ import random
 import uuid
 from datetime import UTC, datetime
 
-from locust import HttpUser, between, task
+from locust import between, task
+from locust.contrib.fasthttp import FastHttpUser
 
 API = "/api/v1/crm"
 
@@ -57,7 +58,7 @@ _PHASE, _PHASES = (int(part) for part in os.environ.get("LOADTEST_PHASE", "0/1")
 _next_rep = itertools.count()
 
 
-class SalesRep(HttpUser):
+class SalesRep(FastHttpUser):
     # A rep reads a page, thinks briefly, acts again; the runner sets the number of reps.
     wait_time = between(
         float(os.environ.get("LOADTEST_WAIT_MIN", "0.5")), float(os.environ.get("LOADTEST_WAIT_MAX", "1.5"))
@@ -66,63 +67,78 @@ class SalesRep(HttpUser):
     def on_start(self):
         rep = PLAN[next(_next_rep) % len(PLAN)]
         self.rep = rep
-        self.client.headers.update(
-            {
-                "Authorization": f"Token {rep['token']}",
-                # What the TLS-terminating proxy in front of gunicorn says (production's setting).
-                "X-Forwarded-Proto": "https",
-                "Accept": "application/json",
-            }
-        )
+        self.headers = {
+            "Authorization": f"Token {rep['token']}",
+            # What the TLS-terminating proxy in front of gunicorn says (production's setting).
+            "X-Forwarded-Proto": "https",
+            "Accept": "application/json",
+        }
         self.my_leads = list(rep["open_leads"])
         self.open_leads = self.my_leads[_PHASE::_PHASES]
         random.shuffle(self.open_leads)
         self.deals = [tuple(deal) for deal in rep["open_deals"]]
         self.stages = {int(pipeline): ids for pipeline, ids in rep["open_stages"].items()}
 
+    def _get(self, url: str, *, name: str):
+        return self.client.get(url, name=name, headers=self.headers)
+
+    def _post(self, url: str, *, name: str, json=None, files: dict | None = None):
+        if files is None:
+            return self.client.post(url, name=name, json=json, headers=self.headers)
+        # One file as multipart/form-data, written here: the client sends the body it is given.
+        (field, (filename, content, content_type)), boundary = next(iter(files.items())), uuid.uuid4().hex
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+                f"Content-Type: {content_type}\r\n\r\n"
+            ).encode()
+            + content
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        headers = {**self.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+        return self.client.post(url, name=name, data=body, headers=headers)
+
     # -- reads -------------------------------------------------------------------------------------
 
     @task(READS["lead_list"])
     def lead_list(self):
-        self.client.get(
-            f"{API}/leads/?status=open&owner={self.rep['user_id']}", name="GET leads/ (mine, open)"
-        )
+        self._get(f"{API}/leads/?status=open&owner={self.rep['user_id']}", name="GET leads/ (mine, open)")
 
     @task(READS["opportunity_list"])
     def opportunity_list(self):
-        self.client.get(f"{API}/opportunities/?status=open", name="GET opportunities/ (open)")
+        self._get(f"{API}/opportunities/?status=open", name="GET opportunities/ (open)")
 
     @task(READS["lead_kanban"])
     def lead_kanban(self):
-        self.client.get(f"{API}/leads/kanban/?owner={self.rep['user_id']}", name="GET leads/kanban/ (mine)")
+        self._get(f"{API}/leads/kanban/?owner={self.rep['user_id']}", name="GET leads/kanban/ (mine)")
 
     @task(READS["opportunity_kanban"])
     def opportunity_kanban(self):
-        self.client.get(f"{API}/opportunities/kanban/", name="GET opportunities/kanban/")
+        self._get(f"{API}/opportunities/kanban/", name="GET opportunities/kanban/")
 
     @task(READS["lead_detail"])
     def lead_detail(self):
-        self.client.get(f"{API}/leads/{random.choice(self.my_leads)}/", name="GET leads/{id}/")
+        self._get(f"{API}/leads/{random.choice(self.my_leads)}/", name="GET leads/{id}/")
 
     @task(READS["opportunity_detail"])
     def opportunity_detail(self):
         deal_id, _pipeline = random.choice(self.deals)
-        self.client.get(f"{API}/opportunities/{deal_id}/", name="GET opportunities/{id}/")
+        self._get(f"{API}/opportunities/{deal_id}/", name="GET opportunities/{id}/")
 
     @task(READS["lead_search"])
     def lead_search(self):
-        self.client.get(f"{API}/leads/?search={random.choice(self.rep['search'])}", name="GET leads/?search=")
+        self._get(f"{API}/leads/?search={random.choice(self.rep['search'])}", name="GET leads/?search=")
 
     @task(READS["dashboard"])
     def dashboard(self):
-        self.client.get(f"{API}/dashboard/", name="GET dashboard/")
+        self._get(f"{API}/dashboard/", name="GET dashboard/")
 
     # -- writes ------------------------------------------------------------------------------------
 
     @task(WRITES["lead_create"])
     def lead_create(self):
         tag = uuid.uuid4().hex[:12]
-        response = self.client.post(
+        response = self._post(
             f"{API}/leads/",
             json={
                 "name": f"Load test {tag} — inbound enquiry",
@@ -143,7 +159,7 @@ class SalesRep(HttpUser):
 
     @task(WRITES["activity_log"])
     def activity_log(self):
-        self.client.post(
+        self._post(
             f"{API}/activities/",
             json={
                 "subject": "Call: discussed next steps",
@@ -159,7 +175,7 @@ class SalesRep(HttpUser):
     @task(WRITES["opportunity_move_stage"])
     def opportunity_move_stage(self):
         deal_id, pipeline = random.choice(self.deals)
-        self.client.post(
+        self._post(
             f"{API}/opportunities/{deal_id}/move-stage/",
             json={"stage_id": random.choice(self.stages[pipeline])},
             name="POST opportunities/{id}/move-stage/",
@@ -170,7 +186,7 @@ class SalesRep(HttpUser):
         if not self.open_leads:
             return
         lead_id = self.open_leads.pop()
-        self.client.post(f"{API}/leads/{lead_id}/convert/", json={}, name="POST leads/{id}/convert/")
+        self._post(f"{API}/leads/{lead_id}/convert/", json={}, name="POST leads/{id}/convert/")
 
     @task(WRITES["lead_import_100"])
     def lead_import_100(self):
@@ -190,7 +206,7 @@ class SalesRep(HttpUser):
                     self.rep["username"],
                 ]
             )
-        self.client.post(
+        self._post(
             f"{API}/leads/import/",
             files={"file": (f"expo-{batch}.csv", out.getvalue().encode(), "text/csv")},
             name="POST leads/import/ (100 rows)",
