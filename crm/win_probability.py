@@ -48,6 +48,7 @@ from django.db import models, transaction
 from django.db.models import Case, Count, F, OuterRef, Subquery, When
 
 from crm.models import LeadStatus, Pipeline, WinModel, WinModelKind
+from crm.selectors.annotations import record_tags
 
 TAGS = "tags"
 WON, LOST = 0, 1
@@ -184,7 +185,7 @@ def win_estimate(record, win_models: dict[int, WinModel]) -> WinEstimate:
         spec,
         win_models.get(record.pipeline_id),
         values=record_values(spec, record),
-        tag_ids=(tag.pk for tag in record.tags.all()),
+        tag_ids=(tag.pk for tag in record_tags(record)),
     )
 
 

@@ -10,10 +10,16 @@ from crm.admin.base import (
     color_swatch,
 )
 from crm.models import Tag
+from crm.selectors import attach_tags, record_tags
 
 
 class TagListMixin:
-    """Shows a record's tags in a changelist with one prefetch query for the whole page."""
+    """Shows a record's tags in a changelist with one query for the whole page.
+
+    The admin's reads prefetch the tags (a record page, an action's records, the board). A changelist
+    page reads them as rows instead (``attach_tags``): a prefetch builds a queryset and a manager for
+    each of the page's records, 5 ms of a 100-row page. A mixin before this one in the class (the win
+    estimate) finds the page's records and their tags already read."""
 
     def get_queryset(self, request):
         return (
@@ -22,9 +28,22 @@ class TagListMixin:
             .prefetch_related(Prefetch("tags", queryset=Tag.objects.only("id", "name", "color")))
         )
 
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        if request.method == "GET":
+            results = changelist.result_list
+            others = [
+                lookup
+                for lookup in results._prefetch_related_lookups
+                if getattr(lookup, "prefetch_to", lookup) != "tags"
+            ]
+            changelist.result_list = results = results.prefetch_related(None).prefetch_related(*others)
+            attach_tags(results)
+        return changelist
+
     @admin.display(description="tags")
     def tag_list(self, obj):
-        return ", ".join(tag.name for tag in obj.tags.all()) or "—"
+        return ", ".join(tag.name for tag in record_tags(obj)) or "—"
 
 
 @admin.register(Tag)
