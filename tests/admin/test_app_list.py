@@ -114,3 +114,30 @@ def assert_html_equal(ours, djangos) -> None:
     from django.test.html import parse_html
 
     assert parse_html(str(ours)) == parse_html(str(djangos))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", ["superuser", "owner", "manager", "crm_admin", "outsider", "nobody"])
+def test_the_sites_app_dict_is_djangos_for_every_user(people, persona, settings):
+    """CRMAdminSite builds the list with the URLs reversed once (crm_project.admin_site): the same
+    models, permissions and URLs as Django's own ``_build_app_dict``, for the whole site and one app,
+    and again under another script prefix."""
+    from django.urls import set_script_prefix
+
+    user = people.users.get(persona) or UserFactory(username="no-rights", is_staff=True)
+    request = RequestFactory().get("/admin/")
+    request.user = user
+    for prefix in ("/", "/crm/"):
+        set_script_prefix(prefix)
+        try:
+            for label in (None, "crm", "sales"):
+                ours = admin.site._build_app_dict(request, label)
+                assert ours == admin.AdminSite._build_app_dict(admin.site, request, label)
+                if persona == "superuser":
+                    assert ours and all(
+                        model["admin_url"].startswith(f"{prefix}admin/")
+                        for app in ours.values()
+                        for model in app["models"]
+                    )
+        finally:
+            set_script_prefix("/")
