@@ -125,10 +125,52 @@ def trigram_index_name(table: str, column: str) -> str:
 SEARCH_STATISTICS_TARGET = 1000
 
 
+# How much a trigram index holds of new rows before they are merged into it (kB; PostgreSQL's default
+# is 4 MB). GIN keeps the entries of new rows in a pending list, and every search of the index reads all
+# of it: a lead created after a few thousand others (an import, a day of web forms) looked for its
+# similar names through 4 MB of pending entries, which doubled the duplicate check's cost (the company's
+# name 5-8 ms on a merged index, 22 ms beside a full list; a create's database time 32-40 ms against
+# 16-19). At 128 kB the list is read in well under a millisecond, and merged every few hundred rows,
+# which costs an import no more (benchmarks/BENCHMARKS.md, "Nineteenth pass").
+TRIGRAM_PENDING_LIST_KB = 128
+
+
 def trigram_index_sql(table: str, column: str) -> str:
     return (
         f'CREATE INDEX IF NOT EXISTS "{trigram_index_name(table, column)}" ON "{table}" '
-        f'USING gin ((UPPER("{column}"::text)) gin_trgm_ops)'
+        f'USING gin ((UPPER("{column}"::text)) gin_trgm_ops) '
+        f"WITH (gin_pending_list_limit = {TRIGRAM_PENDING_LIST_KB})"
+    )
+
+
+# Every trigram index of the schema: the searched columns', the search text's, the duplicate rules'.
+_TRIGRAM_INDEXES_SQL = """
+    SELECT DISTINCT c.relname FROM pg_index i
+    JOIN pg_class c ON c.oid = i.indexrelid
+    JOIN pg_opclass o ON o.oid = ANY(i.indclass)
+    WHERE o.opcname = 'gin_trgm_ops' AND c.relnamespace = current_schema()::regnamespace
+    ORDER BY c.relname
+"""
+
+
+def trigram_pending_lists() -> migrations.RunPython:
+    """A migration operation giving every trigram index of the schema ``TRIGRAM_PENDING_LIST_KB`` of
+    pending list (a setting: nothing is rebuilt); a no-op off PostgreSQL."""
+
+    def alter(schema_editor, setting: str) -> None:
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(_TRIGRAM_INDEXES_SQL)
+            indexes = [name for (name,) in cursor.fetchall()]
+        for index in indexes:
+            schema_editor.execute(f'ALTER INDEX "{index}" {setting}')
+
+    return migrations.RunPython(
+        lambda apps, schema_editor: alter(
+            schema_editor, f"SET (gin_pending_list_limit = {TRIGRAM_PENDING_LIST_KB})"
+        ),
+        lambda apps, schema_editor: alter(schema_editor, "RESET (gin_pending_list_limit)"),
     )
 
 

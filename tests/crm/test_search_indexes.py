@@ -18,6 +18,7 @@ from crm.search_indexes import (
     SEARCH_STATISTICS_TARGET,
     SEARCH_TEXT_COLUMNS,
     SEARCH_TRIGRAM_INDEXES,
+    TRIGRAM_PENDING_LIST_KB,
     trigram_index_name,
 )
 from sales.filters import OpportunityFilter
@@ -120,6 +121,27 @@ def test_every_search_index_keeps_a_fine_histogram_for_the_planner():
         for column in columns
     }
     assert statistics_targets(names) == dict.fromkeys(names, SEARCH_STATISTICS_TARGET)
+
+
+def test_every_trigram_index_keeps_a_short_pending_list():
+    """A search of a GIN index reads all of its pending list (the entries of rows not yet merged): at
+    PostgreSQL's 4 MB, a lead created after a few thousand others doubled its duplicate check's cost.
+    Every trigram index of the schema, the searches', the search text's and the duplicate rules', is
+    made or altered (activities 0026) with 128 kB."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT c.relname, c.reloptions FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_opclass o ON o.oid = ANY(i.indclass) WHERE o.opcname = 'gin_trgm_ops'"
+        )
+        found = dict(cursor.fetchall())
+    expected = {
+        trigram_index_name(table, column)
+        for table, columns in SEARCH_TRIGRAM_INDEXES.items()
+        for column in columns
+    } | {"crm_lead_search_text_trgm", "crm_contact_full_name_trgm"}
+    assert expected <= set(found)
+    setting = [f"gin_pending_list_limit={TRIGRAM_PENDING_LIST_KB}"]
+    assert [index for index, options in found.items() if options != setting] == []
 
 
 @pytest.fixture
