@@ -1,7 +1,6 @@
 """Tags: their admin, and the tag column every record changelist shows."""
 
 from django.contrib import admin
-from django.db.models import Prefetch
 
 from crm import services
 from crm.admin.base import (
@@ -10,7 +9,7 @@ from crm.admin.base import (
     color_swatch,
 )
 from crm.models import Tag
-from crm.selectors import attach_tags, record_tags
+from crm.selectors import attach_tags, record_tags, tags_prefetch
 
 
 class TagListMixin:
@@ -22,11 +21,7 @@ class TagListMixin:
     estimate) finds the page's records and their tags already read."""
 
     def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .prefetch_related(Prefetch("tags", queryset=Tag.objects.only("id", "name", "color")))
-        )
+        return super().get_queryset(request).prefetch_related(tags_prefetch())
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)

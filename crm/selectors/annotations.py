@@ -123,7 +123,9 @@ def attach_tags(records) -> None:
         return
     relation = type(records[0])._meta.get_field("tags")
     source, target = relation.m2m_field_name(), relation.m2m_reverse_field_name()
-    links = relation.remote_field.through.objects
+    # From the database the records came from (the primary or the replica), as a prefetch reads.
+    db = records[0]._state.db or DEFAULT_DB_ALIAS
+    links = relation.remote_field.through.objects.using(db)
     rows = (
         links.filter(**{f"{source}_id__in": [record.pk for record in records]})
         .order_by(f"{target}__name", f"{target}_id")
@@ -133,7 +135,7 @@ def attach_tags(records) -> None:
     for record_id, tag_id, name, color in rows:
         tag = made.get(tag_id)
         if tag is None:
-            tag = made[tag_id] = Tag.from_db(DEFAULT_DB_ALIAS, ["id", "name", "color"], (tag_id, name, color))
+            tag = made[tag_id] = Tag.from_db(db, ["id", "name", "color"], (tag_id, name, color))
         tags_of[record_id].append(tag)
     for record in records:
         setattr(record, _PAGE_TAGS, tags_of.get(record.pk, []))

@@ -118,7 +118,7 @@ def assert_html_equal(ours, djangos) -> None:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("persona", ["superuser", "owner", "manager", "crm_admin", "outsider", "nobody"])
-def test_the_sites_app_dict_is_djangos_for_every_user(people, persona, settings):
+def test_the_sites_app_dict_is_djangos_for_every_user(people, persona):
     """CRMAdminSite builds the list with the URLs reversed once (crm_project.admin_site): the same
     models, permissions and URLs as Django's own ``_build_app_dict``, for the whole site and one app,
     and again under another script prefix."""
