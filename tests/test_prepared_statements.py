@@ -76,3 +76,51 @@ def test_prepared_statements_are_on_by_default_and_off_when_the_setting_says_so(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.split() == ["None", "None"]
+
+
+@on_postgresql
+@pytest.mark.django_db
+def test_timestamps_are_read_by_the_c_loader_as_django_reads_them():
+    """A ``timestamptz`` comes back as Django's own loader gives it (the instant, in UTC with
+    ``datetime.timezone.utc``; naive in the connection's zone without USE_TZ), parsed by psycopg's C
+    loader where psycopg has its C module."""
+    import datetime
+
+    from django.db.backends.postgresql.psycopg_any import get_adapters_template
+    from psycopg import _cmodule
+
+    from crm.db.backends.postgresql import base
+
+    texts = [
+        "2026-01-01 10:00:00.5+02",
+        "0001-01-01 00:00:00+00",
+        "9999-12-31 23:59:59.999999+00",
+        "2026-06-01 12:00:00+05:30",
+        "2026-03-29 01:30:00.000123-09:30",
+    ]
+    sql = "SELECT " + ", ".join(f"'{text}'::timestamptz" for text in texts)
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        ours = cursor.fetchone()
+        loader = cursor.cursor.adapters.get_loader(1184, 0)
+    assert issubclass(loader, base.TimestamptzLoader)
+    assert (base._CLoader is not None) == (_cmodule._psycopg is not None)
+    assert [value.tzinfo for value in ours] == [datetime.UTC] * len(texts)
+    assert ours[0] == datetime.datetime(2026, 1, 1, 8, 0, 0, 500000, tzinfo=datetime.UTC)
+    assert ours[3] == datetime.datetime(2026, 6, 1, 6, 30, tzinfo=datetime.UTC)
+    # Django's own loader on the same connection reads the same values.
+    raw = connection.connection
+    django_adapters = get_adapters_template(True, datetime.UTC)
+    with raw.cursor() as cursor:
+        cursor.adapters.register_loader("timestamptz", django_adapters.get_loader(1184, 0))
+        assert not issubclass(cursor.adapters.get_loader(1184, 0), base.TimestamptzLoader)
+        cursor.execute(sql)
+        assert cursor.fetchone() == ours
+    # Without time zones, Django's create_cursor() registers its loader for the connection's zone.
+    loader = base.adapters_template(django_adapters, None).get_loader(1184, 0)
+    with raw.cursor() as cursor:
+        cursor.adapters.register_loader("timestamptz", loader)
+        cursor.execute(sql)
+        naive = cursor.fetchone()
+    assert [value.tzinfo for value in naive] == [None] * len(texts)
+    assert naive[0] == datetime.datetime(2026, 1, 1, 8, 0, 0, 500000)
