@@ -178,3 +178,29 @@ def test_the_deploy_check_accepts_redis():
     )
 
     assert result.returncode == 0, result.stderr
+
+
+def test_the_redis_cache_makes_one_client_for_all_its_operations(redis_db):
+    """CACHE_URL=redis://… is Django's Redis cache with its client made once per connection pool
+    (crm_project/cache.py), not once per operation: the values are Django's, the client is reused."""
+    from crm_project.cache import RedisCache
+
+    cache = RedisCache(REDIS_URL, {"KEY_PREFIX": "t"})
+    cache.set("answer", {"n": 42}, 60)
+    assert cache.add("answer", 1, 60) is False
+    assert cache.add("hits", 1, 60) is True
+    assert cache.incr("hits") == 2
+    assert cache.get_many(["answer", "hits", "none"]) == {"answer": {"n": 42}, "hits": 2}
+    client = cache._cache.get_client(write=True)
+    assert cache._cache.get_client() is client
+    assert cache._cache.get_client("answer", write=False) is client
+    cache.delete("answer")
+    assert cache.get("answer") is None
+    # The settings pick it for a redis:// CACHE_URL.
+    result = run_python(
+        "import django; django.setup(); from django.core.cache import caches; "
+        "print(type(caches['default']).__module__)",
+        CACHE_URL=REDIS_URL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["crm_project.cache"]
