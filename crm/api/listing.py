@@ -9,13 +9,15 @@ answers, events, the schema) still goes through the serializer, which stays the 
 tests/crm/test_api_list_rows.py checks both give the same JSON for varied records.
 """
 
+import datetime
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.db.models.constants import LOOKUP_SEP
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
 
 # Field types whose JSON is not the stored value itself (a datetime's ISO text in the current time
 # zone, a decimal's fixed-point text): their own to_representation converts them.
@@ -74,9 +76,7 @@ class ListRows:
         names = [name for name, field in fields.items() if not field.write_only]
         read = [name for name in names if name not in cls.computed]
         lookups = {name: cls.columns.get(name, name) for name in read}
-        converters = [
-            (name, fields[name].to_representation) for name in read if isinstance(fields[name], CONVERTED)
-        ]
+        converters = [(name, fields[name]) for name in read if isinstance(fields[name], CONVERTED)]
         unknown = set(cls.columns) | set(cls.computed)
         unknown.difference_update(names)
         if unknown:
@@ -110,7 +110,7 @@ class ListRows:
     def rows(self, records: list[dict]) -> list[dict]:
         """The page's JSON objects, keys in the serializer's order."""
         plan = [(name, self.lookups.get(name)) for name in self.names]
-        converters = self.converters
+        converters = [(name, _page_converter(field)) for name, field in self.converters]
         result = []
         for record in records:
             # The computed fields hold their place in the serializer's order until ``complete``.
@@ -126,6 +126,31 @@ class ListRows:
 
     def complete(self, records: list[dict], rows: list[dict]) -> None:
         """Fill the ``computed`` fields of ``rows`` (the JSON) from ``records`` (the rows read)."""
+
+
+def _page_converter(field: serializers.Field) -> Callable[[Any], Any]:
+    """``field.to_representation`` for a page's values. A datetime in ISO 8601 is written here, in the
+    time zone DRF's field would choose (looked up once a page, not once a value: DRF's
+    ``enforce_timezone`` asks for the current zone each time), as DRF writes it; anything else, and
+    any value that is not an aware datetime, is DRF's."""
+    convert = field.to_representation
+    if type(field) is not serializers.DateTimeField:
+        return convert
+    output = getattr(field, "format", api_settings.DATETIME_FORMAT)
+    zone = field.timezone if hasattr(field, "timezone") else field.default_timezone()
+    if output is None or output.lower() != ISO_8601 or zone is None:
+        return convert
+
+    def iso(value):
+        if value.__class__ is not datetime.datetime or value.tzinfo is None:
+            return convert(value)
+        try:
+            text = value.astimezone(zone).isoformat()
+        except OverflowError:  # DRF's error
+            return convert(value)
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return iso
 
 
 def related_label(model: type[Model], lookup: str) -> Subquery | None:

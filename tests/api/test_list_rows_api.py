@@ -89,6 +89,19 @@ def test_every_listed_lead_is_its_detail_key_for_key(api, varied_leads):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("zone", ["America/St_Johns", "Asia/Kathmandu"])
+def test_a_lists_times_are_its_details_in_the_sites_time_zone(api, varied_leads, settings, zone):
+    """The rows write a page's datetimes themselves (crm.api.listing._page_converter): in a zone
+    other than UTC they are still what DRF's field writes for the record's detail."""
+    settings.TIME_ZONE = zone
+    rows = {row["id"]: row for row in api.get(url("leads/?page_size=200")).json()["results"]}
+    for lead in varied_leads:
+        assert rows[lead.pk] == api.get(url(f"leads/{lead.pk}/")).json()
+    offsets = {"America/St_Johns": ("-03:30", "-02:30"), "Asia/Kathmandu": ("+05:45",)}[zone]
+    assert all(row[key][-6:] in offsets for row in rows.values() for key in ("created_at", "updated_at"))
+
+
+@pytest.mark.django_db
 def test_the_cursor_pages_list_the_same_rows(api, varied_leads):
     numbered = api.get(url("leads/?page_size=200")).json()["results"]
     first = api.get(url("leads/?page_size=4&cursor=")).json()
