@@ -115,10 +115,29 @@ def _value(value) -> str:
 # --- the estimate: pure arithmetic on a model's counts -----------------------------------------------
 
 
+def tag_terms(won: int, lost: int, counts: dict) -> list[tuple[str, float, float, float, float]]:
+    """What each tag of a model adds to the log-odds: (tag, log P(tag|won), log P(tag|lost),
+    log P(no tag|won), log P(no tag|lost)), in the model's order. The same for every record the
+    model estimates: a page works them out once a model (``win_models_by_pipeline``), not once a row."""
+    terms = []
+    for tag, (won_with, lost_with) in (counts.get(TAGS) or {}).items():
+        p_won = (won_with + 1) / (won + 2)
+        p_lost = (lost_with + 1) / (lost + 2)
+        terms.append((tag, math.log(p_won), math.log(p_lost), math.log(1 - p_won), math.log(1 - p_lost)))
+    return terms
+
+
 def win_probability(
-    *, won: int, lost: int, counts: dict, values: dict[str, str], tags: Iterable[str]
+    *,
+    won: int,
+    lost: int,
+    counts: dict,
+    values: dict[str, str],
+    tags: Iterable[str],
+    terms: list[tuple[str, float, float, float, float]] | None = None,
 ) -> float:
-    """P(won | values, tags) under naive Bayes with add-one smoothing (see the module docstring)."""
+    """P(won | values, tags) under naive Bayes with add-one smoothing (see the module docstring).
+    ``terms``: ``tag_terms`` of the same counts, when the caller has them."""
     log_won = math.log((won + 1) / (won + lost + 2))
     log_lost = math.log((lost + 1) / (won + lost + 2))
     for variable, value in values.items():
@@ -130,15 +149,15 @@ def win_probability(
         log_won += math.log((won_with + 1) / (won + k))
         log_lost += math.log((lost_with + 1) / (lost + k))
     tags = set(tags)
-    for tag, (won_with, lost_with) in (counts.get(TAGS) or {}).items():
-        p_won = (won_with + 1) / (won + 2)
-        p_lost = (lost_with + 1) / (lost + 2)
+    for tag, with_won, with_lost, without_won, without_lost in (
+        tag_terms(won, lost, counts) if terms is None else terms
+    ):
         if tag in tags:
-            log_won += math.log(p_won)
-            log_lost += math.log(p_lost)
+            log_won += with_won
+            log_lost += with_lost
         else:
-            log_won += math.log(1 - p_won)
-            log_lost += math.log(1 - p_lost)
+            log_won += without_won
+            log_lost += without_lost
     return 1 / (1 + math.exp(log_lost - log_won))
 
 
@@ -214,13 +233,28 @@ def open_estimate(
         counts=model.counts,
         values=values,
         tags=(str(pk) for pk in tag_ids),
+        terms=model.__dict__.get(_TERMS),
     )
     return WinEstimate(round(probability * 100), None)
 
 
+# Where a model read for estimating keeps its ``tag_terms`` (a model being counted has none).
+_TERMS = "_tag_terms"
+
+
+def _for_estimates(models: Iterable[WinModel]) -> dict[int, WinModel]:
+    """``models`` by pipeline, each with its ``tag_terms`` worked out: read to estimate records, not
+    changed afterwards."""
+    by_pipeline = {}
+    for model in models:
+        setattr(model, _TERMS, tag_terms(model.won, model.lost, model.counts))
+        by_pipeline[model.pipeline_id] = model
+    return by_pipeline
+
+
 def win_models_by_pipeline(kind: str) -> dict[int, WinModel]:
     """Every pipeline's model of ``kind``, in one query (there are as many as pipelines)."""
-    return {model.pipeline_id: model for model in WinModel.objects.filter(kind=kind)}
+    return _for_estimates(WinModel.objects.filter(kind=kind))
 
 
 def win_models_context(record) -> dict:
@@ -236,11 +270,7 @@ def win_models_context(record) -> dict:
     )
     if query is None:
         return {}
-    return {
-        f"_win_models_{spec.kind}": {
-            model.pipeline_id: model for model in query.instances(record.pipeline_id)
-        }
-    }
+    return {f"_win_models_{spec.kind}": _for_estimates(query.instances(record.pipeline_id))}
 
 
 def win_estimate_cached(record, cache_holder: dict) -> WinEstimate:

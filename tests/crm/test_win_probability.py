@@ -62,6 +62,27 @@ def test_no_history_gives_even_odds():
     assert win_probability(won=0, lost=0, counts={}, values={"priority": "high"}, tags=[]) == 0.5
 
 
+def test_a_models_tag_terms_worked_out_once_give_the_same_figure_to_the_last_bit():
+    """A page works out each model's tag terms once (``tag_terms``) and hands them to every row's
+    estimate: the figure is the one worked out from the counts, exactly, for any tags a record has."""
+    import random
+
+    from crm.win_probability import tag_terms
+
+    rng = random.Random(24)
+    for _ in range(200):
+        won, lost = rng.randint(0, 500), rng.randint(0, 500)
+        counts = {
+            "priority": {"high": [rng.randint(0, won), rng.randint(0, lost)], "low": [1, 2]},
+            "tags": {
+                str(tag): [rng.randint(0, won), rng.randint(0, lost)] for tag in range(rng.randint(0, 40))
+            },
+        }
+        tags = [str(tag) for tag in rng.sample(range(45), rng.randint(0, 6))]
+        args = {"won": won, "lost": lost, "counts": counts, "values": {"priority": "high"}, "tags": tags}
+        assert win_probability(**args, terms=tag_terms(won, lost, counts)) == win_probability(**args)
+
+
 # --- the history, kept by the services ------------------------------------------------------------
 
 
