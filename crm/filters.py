@@ -132,7 +132,10 @@ def filter_queryset(filterset_class: type[django_filters.FilterSet], queryset: Q
     """Apply ``filters`` (query parameters) with ``filterset_class``; bad values raise ValidationError."""
     if filters is None:
         return queryset
-    filterset = filterset_class(data=filters, queryset=queryset)
+    # Only the filters given a value are built (SearchFilterSet's only_given): a board or a selector's
+    # list names two or three of some thirty.
+    given = {"only_given": True} if issubclass(filterset_class, SearchFilterSet) else {}
+    filterset = filterset_class(data=filters, queryset=queryset, **given)
     if not filterset.is_valid():
         raise ValidationError(filterset.errors.as_data())
     return filterset.qs

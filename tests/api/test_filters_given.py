@@ -127,3 +127,33 @@ def test_the_browsable_apis_filter_form_still_offers_every_filter(records, clien
     page = client.get("/api/v1/crm/leads/?status=open", HTTP_ACCEPT="text/html").content.decode()
     for name in ("priority", "score_min", "created_after", "tag", "segment", "ordering"):
         assert f'name="{name}"' in page, name
+
+
+def test_a_selectors_filters_build_only_the_named_ones_too(records):
+    """The selectors' filter_queryset (boards, segments, reports) builds the filters the data names,
+    as the API's list does, and gives the same records and errors as every filter would."""
+    from django.core.exceptions import ValidationError
+
+    from crm.filters import filter_queryset
+
+    built = []
+
+    class Recording(LeadFilter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(set(self.filters))
+
+    for raw in CASES[LeadFilter]:
+        params, built[:] = _filled(raw, records), []
+        every = LeadFilter(data=params, queryset=Lead.objects.all())
+        try:
+            found = list(filter_queryset(Recording, Lead.objects.all(), params).values_list("pk", flat=True))
+        except ValidationError as error:
+            assert not every.is_valid(), params
+            assert set(error.message_dict) == set(every.errors), params
+        else:
+            assert found == list(every.qs.values_list("pk", flat=True)), params
+        assert built == [set(given_filters(LeadFilter.base_filters, params))], params
+    built[:] = []
+    assert filter_queryset(Recording, Lead.objects.all(), {}).count() == Lead.objects.count()
+    assert built == [set()]
