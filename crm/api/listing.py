@@ -10,6 +10,7 @@ tests/crm/test_api_list_rows.py checks both give the same JSON for varied record
 """
 
 import datetime
+import decimal
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -129,13 +130,24 @@ class ListRows:
 
 
 def _page_converter(field: serializers.Field) -> Callable[[Any], Any]:
-    """``field.to_representation`` for a page's values. A datetime in ISO 8601 is written here, in the
-    time zone DRF's field would choose (looked up once a page, not once a value: DRF's
-    ``enforce_timezone`` asks for the current zone each time), as DRF writes it; anything else, and
-    any value that is not an aware datetime, is DRF's."""
+    """``field.to_representation`` for a page's values, with what DRF works out again for every value
+    worked out once a page:
+
+    * a datetime in ISO 8601, in the time zone DRF's field would choose (DRF's ``enforce_timezone``
+      asks for the current zone each time);
+    * a decimal as fixed-point text, quantized as DRF's ``quantize`` does (it copies the decimal
+      context and raises ten to a power each time).
+
+    Anything else, and any value not of the expected type, is DRF's."""
     convert = field.to_representation
-    if type(field) is not serializers.DateTimeField:
-        return convert
+    if type(field) is serializers.DateTimeField:
+        return _iso_datetimes(field, convert)
+    if type(field) is serializers.DecimalField:
+        return _fixed_decimals(field, convert)
+    return convert
+
+
+def _iso_datetimes(field: serializers.DateTimeField, convert):
     output = getattr(field, "format", api_settings.DATETIME_FORMAT)
     zone = field.timezone if hasattr(field, "timezone") else field.default_timezone()
     if output is None or output.lower() != ISO_8601 or zone is None:
@@ -151,6 +163,23 @@ def _page_converter(field: serializers.Field) -> Callable[[Any], Any]:
         return text[:-6] + "Z" if text.endswith("+00:00") else text
 
     return iso
+
+
+def _fixed_decimals(field: serializers.DecimalField, convert):
+    as_text = getattr(field, "coerce_to_string", api_settings.COERCE_DECIMAL_TO_STRING)
+    if not as_text or field.localize or field.normalize_output or field.decimal_places is None:
+        return convert
+    context = decimal.getcontext().copy()
+    if field.max_digits is not None:
+        context.prec = field.max_digits
+    exponent, rounding = decimal.Decimal(".1") ** field.decimal_places, field.rounding
+
+    def fixed(value):
+        if value.__class__ is not decimal.Decimal:
+            return convert(value)
+        return f"{value.quantize(exponent, rounding=rounding, context=context):f}"
+
+    return fixed
 
 
 def related_label(model: type[Model], lookup: str) -> Subquery | None:

@@ -273,3 +273,42 @@ def test_a_pages_labels_are_read_by_subqueries_not_joins(api, varied_leads, vari
     # The tables the page reads: the records' own, then its joins up to the conditions.
     joined = rows.rsplit(f'FROM "{table}"', 1)[1].split(" WHERE ", 1)[0]
     assert "JOIN" not in joined, joined
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/St_Johns"])
+def test_a_pages_converters_write_what_drfs_fields_write(settings, zone):
+    """crm.api.listing works out a datetime's zone and a decimal's quantum once a page: each value
+    comes out as DRF's field writes it, whatever the value (rounding, scale, sign, other types)."""
+    from decimal import Decimal
+
+    from rest_framework import serializers
+
+    from crm.api.listing import _page_converter
+
+    settings.TIME_ZONE = zone
+    fields = [
+        serializers.DecimalField(max_digits=14, decimal_places=2),
+        serializers.DecimalField(max_digits=5, decimal_places=3, coerce_to_string=True),
+        serializers.DecimalField(max_digits=10, decimal_places=2, coerce_to_string=False),
+        serializers.DateTimeField(),
+        serializers.DateTimeField(format="%Y-%m-%d %H:%M"),
+    ]
+    decimals = [Decimal("1234.5"), Decimal("0.10"), Decimal("-7"), Decimal("1.005"), Decimal("2.675"), 3, 2.5]
+    decimals += [Decimal("12.3456"), Decimal("0E-10"), Decimal("999999999999.99")]
+    moments = [
+        datetime.datetime(2026, 1, 1, 8, 0, 0, 500000, tzinfo=datetime.UTC),
+        datetime.datetime(2026, 7, 1, 23, 59, 59, tzinfo=datetime.UTC),
+        datetime.datetime(2026, 3, 29, 1, 30),  # naive
+        "2026-01-01T00:00:00Z",
+    ]
+    for field in fields:
+        convert = _page_converter(field)
+        values = moments if isinstance(field, serializers.DateTimeField) else decimals
+        for value in values:
+            try:
+                expected = field.to_representation(value)
+            except Exception as error:  # the same error, whichever it is
+                with pytest.raises(type(error)):
+                    convert(value)
+            else:
+                assert convert(value) == expected, (field, value)
