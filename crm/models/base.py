@@ -140,16 +140,34 @@ class TimeStampedModel(models.Model):
     class Meta:
         abstract = True
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # The keys as read: a key still holding its read value names a record that existed then.
+        instance._read_keys = (field_names, values)
+        return instance
+
+    def refresh_from_db(self, *args, **kwargs):
+        # Read again: what was read before no longer vouches for anything.
+        self.__dict__.pop("_read_keys", None)
+        super().refresh_from_db(*args, **kwargs)
+
     def clean_fields(self, exclude=None):
         """Django's validation of the fields, less the existence query of a foreign key whose related
-        record this instance holds as read from (or written to) the database: a service that sets a
-        deal's account, contact, stage and owner as records asked Django to look up each of them
-        again, a query apiece on every save. A key given as a bare id, or one whose choices are
-        limited, is still looked up; the database's constraint stays the last word either way."""
+        record this instance holds as read from (or written to) the database, or whose value is the
+        one read with the instance: a service that sets a deal's account, contact, stage and owner as
+        records, or moves a deal it read, asked Django to look up each of them again, a query apiece
+        on every save. A key given a new bare id, or one whose choices are limited, is still looked
+        up; the database's constraint stays the last word either way."""
+        read = _read_keys(self)
         known = {
             field.name
             for field in self._meta.concrete_fields
-            if field.many_to_one and _holds_stored(self, field) and not field.get_limit_choices_to()
+            if field.many_to_one
+            and not field.get_limit_choices_to()
+            and (
+                read.get(field.attname, _UNREAD) == getattr(self, field.attname) or _holds_stored(self, field)
+            )
         }
         super().clean_fields(exclude={*(exclude or ()), *known})
 
@@ -186,6 +204,21 @@ class TimeStampedModel(models.Model):
                         target = self.constraint_error_fields.get(error.code, field)
                     filed.setdefault(target, []).append(error)
             raise ValidationError(filed)
+
+
+_UNREAD = object()
+
+
+def _read_keys(instance: models.Model) -> dict:
+    """The values ``instance`` was read with from the database (``from_db``), by attname; empty for
+    an instance made in Python."""
+    read = instance.__dict__.get("_read_keys")
+    if read is None:
+        return {}
+    if instance._state.adding:  # read, then made to stand for a new record (a copy)
+        return {}
+    names, values = read
+    return dict(zip(names, values, strict=True))
 
 
 def _holds_stored(instance: models.Model, field) -> bool:

@@ -212,3 +212,44 @@ def test_a_foreign_key_held_as_a_stored_record_is_not_looked_up_again_a_bare_id_
         deal.clean_fields()
     assert list(excinfo.value.message_dict) == ["account"]
     assert len(ctx.captured_queries) == 1
+
+
+@pytest.mark.django_db
+def test_a_foreign_key_still_holding_the_value_it_was_read_with_is_not_looked_up_again(pipeline):
+    """A deal read from the database and moved (the service locks and re-reads it, without its related
+    records) was validated with an existence query for each of its keys: account, contact, pipeline,
+    lead, owner. A key still holding the value read names a record that existed then, and the
+    database's constraint stays the last word; a key given another value is looked up."""
+    from tests.factories import UserFactory
+
+    deal = OpportunityFactory(account=AccountFactory(), owner=UserFactory())
+    read = Opportunity.objects.get(pk=deal.pk)
+    with CaptureQueriesContext(connection) as ctx:
+        read.clean_fields()
+    assert ctx.captured_queries == []
+    other = AccountFactory()
+    read.account_id = other.pk
+    with CaptureQueriesContext(connection) as ctx:
+        read.clean_fields()
+    assert len(ctx.captured_queries) == 1  # the new account is looked up
+    read.account_id = other.pk + 1000
+    with pytest.raises(ValidationError) as excinfo:
+        read.clean_fields()
+    assert list(excinfo.value.message_dict) == ["account"]
+    read.account_id = deal.account_id  # back to the value read
+    with CaptureQueriesContext(connection) as ctx:
+        read.clean_fields()
+    assert ctx.captured_queries == []
+    # Read again, or made in Python: nothing vouches for the keys, each is looked up.
+    read.refresh_from_db()
+    with CaptureQueriesContext(connection) as ctx:
+        read.clean_fields()
+    looked_up = " ".join(query["sql"] for query in ctx.captured_queries)
+    assert '"crm_account"' in looked_up and '"auth_user"' in looked_up and '"crm_pipeline"' in looked_up
+    made = Opportunity(
+        name="New", account_id=deal.account_id, pipeline_id=deal.pipeline_id, stage_id=deal.stage_id
+    )
+    with CaptureQueriesContext(connection) as ctx:
+        made.clean_fields()
+    looked_up = " ".join(query["sql"] for query in ctx.captured_queries)
+    assert '"crm_account"' in looked_up and '"crm_pipeline"' in looked_up
