@@ -6,7 +6,7 @@ relations) and calls 36 fields' ``get_attribute`` and ``to_representation`` per 
 database, was most of the list's time (issue 24). A viewset names a ``ListRows`` subclass in
 ``list_rows``; its ``list`` action then reads the rows here. Anything else (retrieve, the writes'
 answers, events, the schema) still goes through the serializer, which stays the contract:
-tests/crm/test_api_list_rows.py checks both give the same JSON for varied records.
+tests/api/test_list_rows_api.py checks both give the same JSON for varied records.
 """
 
 import datetime

@@ -5,7 +5,15 @@ from contextlib import nullcontext
 
 from django.core.exceptions import NON_FIELD_ERRORS, FieldError, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import DatabaseError, NotSupportedError, connections, models, router, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    NotSupportedError,
+    connections,
+    models,
+    router,
+    transaction,
+)
 from django.db.models import BooleanField, F, Func, Q, Value
 from django.db.models.functions import Coalesce, Lower, Replace, StrIndex, Substr
 from django.db.models.sql import Query
@@ -210,13 +218,15 @@ _UNREAD = object()
 
 
 def _read_keys(instance: models.Model) -> dict:
-    """The values ``instance`` was read with from the database (``from_db``), by attname; empty for
-    an instance made in Python."""
+    """The values ``instance`` was read with from the database it is written to (``from_db``), by
+    attname; empty for an instance made in Python or read from a replica."""
     read = instance.__dict__.get("_read_keys")
     if read is None:
         return {}
     if instance._state.adding:  # read, then made to stand for a new record (a copy)
         return {}
+    if instance._state.db != DEFAULT_DB_ALIAS:
+        return {}  # read from a replica, which may lag behind the database written to
     names, values = read
     return dict(zip(names, values, strict=True))
 
