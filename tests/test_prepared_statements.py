@@ -87,9 +87,12 @@ def test_timestamps_are_read_by_the_c_loader_as_django_reads_them():
     import datetime
 
     from django.db.backends.postgresql.psycopg_any import get_adapters_template
-    from psycopg import _cmodule
+    from psycopg import _cmodule, adapters
+    from psycopg.pq import Format
 
     from crm.db.backends.postgresql import base
+
+    timestamptz = (adapters.types["timestamptz"].oid, Format.TEXT)
 
     texts = [
         "2026-01-01 10:00:00.5+02",
@@ -102,7 +105,7 @@ def test_timestamps_are_read_by_the_c_loader_as_django_reads_them():
     with connection.cursor() as cursor:
         cursor.execute(sql)
         ours = cursor.fetchone()
-        loader = cursor.cursor.adapters.get_loader(1184, 0)
+        loader = cursor.cursor.adapters.get_loader(*timestamptz)
     assert issubclass(loader, base.TimestamptzLoader)
     assert (base._CLoader is not None) == (_cmodule._psycopg is not None)
     assert [value.tzinfo for value in ours] == [datetime.UTC] * len(texts)
@@ -112,12 +115,12 @@ def test_timestamps_are_read_by_the_c_loader_as_django_reads_them():
     raw = connection.connection
     django_adapters = get_adapters_template(True, datetime.UTC)
     with raw.cursor() as cursor:
-        cursor.adapters.register_loader("timestamptz", django_adapters.get_loader(1184, 0))
-        assert not issubclass(cursor.adapters.get_loader(1184, 0), base.TimestamptzLoader)
+        cursor.adapters.register_loader("timestamptz", django_adapters.get_loader(*timestamptz))
+        assert not issubclass(cursor.adapters.get_loader(*timestamptz), base.TimestamptzLoader)
         cursor.execute(sql)
         assert cursor.fetchone() == ours
     # Without time zones, Django's create_cursor() registers its loader for the connection's zone.
-    loader = base.adapters_template(django_adapters, None).get_loader(1184, 0)
+    loader = base.adapters_template(django_adapters, None).get_loader(*timestamptz)
     with raw.cursor() as cursor:
         cursor.adapters.register_loader("timestamptz", loader)
         cursor.execute(sql)

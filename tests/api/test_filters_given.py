@@ -6,11 +6,12 @@ import datetime
 from types import SimpleNamespace
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from activities.filters import ActivityFilter
 from activities.models import Activity
-from crm.filters import LeadFilter, given_filters
+from crm.filters import LeadFilter, filter_queryset, given_filters
 from crm.models import Lead
 from sales.filters import OpportunityFilter
 from sales.models import Opportunity
@@ -132,10 +133,6 @@ def test_the_browsable_apis_filter_form_still_offers_every_filter(records, clien
 def test_a_selectors_filters_build_only_the_named_ones_too(records):
     """The selectors' filter_queryset (boards, segments, reports) builds the filters the data names,
     as the API's list does, and gives the same records and errors as every filter would."""
-    from django.core.exceptions import ValidationError
-
-    from crm.filters import filter_queryset
-
     built = []
 
     class Recording(LeadFilter):

@@ -10,8 +10,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
+from crm.api.listing import _page_converter
 from crm.models import Campaign, Lead, ScoreBreakdown, StageTiming
 from sales.models import ExchangeRate, OpportunityStageChange
 from tests.api.conftest import url
@@ -279,12 +281,6 @@ def test_a_pages_labels_are_read_by_subqueries_not_joins(api, varied_leads, vari
 def test_a_pages_converters_write_what_drfs_fields_write(settings, zone):
     """crm.api.listing works out a datetime's zone and a decimal's quantum once a page: each value
     comes out as DRF's field writes it, whatever the value (rounding, scale, sign, other types)."""
-    from decimal import Decimal
-
-    from rest_framework import serializers
-
-    from crm.api.listing import _page_converter
-
     settings.TIME_ZONE = zone
     fields = [
         serializers.DecimalField(max_digits=14, decimal_places=2),

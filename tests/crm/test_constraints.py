@@ -18,6 +18,7 @@ from tests.factories import (
     PipelineFactory,
     StageFactory,
     TagFactory,
+    UserFactory,
 )
 
 
@@ -220,8 +221,6 @@ def test_a_foreign_key_still_holding_the_value_it_was_read_with_is_not_looked_up
     records) was validated with an existence query for each of its keys: account, contact, pipeline,
     lead, owner. A key still holding the value read names a record that existed then, and the
     database's constraint stays the last word; a key given another value is looked up."""
-    from tests.factories import UserFactory
-
     deal = OpportunityFactory(account=AccountFactory(), owner=UserFactory())
     read = Opportunity.objects.get(pk=deal.pk)
     with CaptureQueriesContext(connection) as ctx:

@@ -1,5 +1,6 @@
 """Predictive win probability: naive Bayes figures, the history that feeds them, and where they show."""
 
+import random
 from io import StringIO
 
 import pytest
@@ -12,7 +13,7 @@ from rest_framework.test import APIClient
 from crm import services as crm_services
 from crm.actors import SYSTEM
 from crm.models import Lead, WinModel
-from crm.win_probability import LEAD, win_models_rebuild, win_probability
+from crm.win_probability import LEAD, tag_terms, win_models_rebuild, win_probability
 from sales import services as sales_services
 from sales.models import Opportunity
 from sales.win_probability import OPPORTUNITY
@@ -65,10 +66,6 @@ def test_no_history_gives_even_odds():
 def test_a_models_tag_terms_worked_out_once_give_the_same_figure_to_the_last_bit():
     """A page works out each model's tag terms once (``tag_terms``) and hands them to every row's
     estimate: the figure is the one worked out from the counts, exactly, for any tags a record has."""
-    import random
-
-    from crm.win_probability import tag_terms
-
     rng = random.Random(24)
     for _ in range(200):
         won, lost = rng.randint(0, 500), rng.randint(0, 500)
