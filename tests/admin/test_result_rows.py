@@ -119,3 +119,88 @@ def test_the_rows_table_is_djangos_template_output(admin_client, varied_records)
         expected = djangos.render(Context(context))
         assert ours.render(context) == expected, url
         assert expected.count("<tr>") >= 2
+
+
+# Languages whose formats differ in what a cell shows: separators (German, French's narrow space,
+# Swiss German's apostrophe), grouping (Hindi's 3-2-2), month and day names (Russian, Greek, Japanese,
+# Arabic), 24-hour clocks.
+LANGUAGES = ("en-us", "en-gb", "de", "de-ch", "fr", "ru", "el", "ja", "ar", "hi", "pt-br")
+ZONES = ("UTC", "America/St_Johns", "Asia/Kathmandu", "Pacific/Chatham")
+
+
+def _datetimes():
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    utc = dt.UTC
+    values = [
+        dt.datetime(2026, month, 1 + month, hour, minute, 7, 123, tzinfo=utc)
+        for month in range(1, 13)
+        for hour, minute in ((0, 0), (0, 5), (11, 59), (12, 0), (12, 30), (23, 0))
+    ]
+    values += [
+        dt.datetime(2026, 3, 8, 6, 30, tzinfo=utc),  # the hour New York's clocks skip, seen from UTC
+        dt.datetime(2026, 11, 1, 5, 30, tzinfo=utc),  # and the hour they repeat
+        dt.datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York")),
+        dt.datetime(1, 1, 1, 12, 0, tzinfo=utc),
+        dt.datetime(2024, 2, 29, 0, 0),  # naive: shown as it is
+    ]
+    return values
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_pages_formats_write_what_djangos_display_for_field_writes(language):
+    """PageFormats reads the language's separators, zone, date format and words once a page; every
+    value it writes equals Django's own formatting of it, in every zone."""
+    from decimal import Decimal
+
+    from django.contrib.admin.utils import display_for_field
+    from django.db import models
+    from django.utils import dateformat, timezone, translation
+
+    from crm.admin.result_rows import PageFormats
+
+    when = models.DateTimeField()
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    ratio = models.DecimalField(max_digits=5, decimal_places=0)
+    count, share = models.IntegerField(), models.FloatField()
+    numbers = [
+        (amount, Decimal("1234567.891")),
+        (amount, Decimal("-0.005")),
+        (amount, Decimal("12")),
+        (ratio, Decimal("45.5")),
+        (count, 0),
+        (count, -98765432),
+        (count, 1234),
+        (share, 1234.5678),
+        (share, 1e21),
+        (share, -0.25),
+    ]
+    with translation.override(language):
+        for zone in ZONES:
+            with timezone.override(zone):
+                page = PageFormats()
+                for value in _datetimes():
+                    assert page.datetime(value) == display_for_field(value, when, "-"), (zone, value)
+                    # Every word the format letters name, whichever format the language uses.
+                    for letter in "aAbDEFlMNP":
+                        assert page.date_format(value).format(letter) == dateformat.format(value, letter)
+        page = PageFormats()
+        for field, value in numbers:
+            places = getattr(field, "decimal_places", None)
+            assert page.number(value, places) == display_for_field(value, field, "-"), (field, value)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language,zone", [("de", "Asia/Kathmandu"), ("hi", "America/St_Johns")])
+def test_a_changelist_in_another_language_and_zone_writes_djangos_rows(
+    admin_client, varied_records, language, zone
+):
+    from django.utils import timezone, translation
+
+    for url in (reverse("admin:crm_lead_changelist"), reverse("admin:sales_opportunity_changelist")):
+        _response, cl = changelist_of(admin_client, url)
+        with translation.override(language), timezone.override(zone):
+            ours = our_rows(cl)
+            assert ours == djangos_rows(cl), url
+        assert ours != our_rows(cl), url  # the dates and numbers are not those of en-us and UTC
