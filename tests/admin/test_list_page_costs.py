@@ -46,9 +46,18 @@ def test_joining_the_crm_admins_is_seen_by_the_same_user_object(db):
 
 
 def test_the_row_checkbox_is_djangos_html():
+    from django.utils import translation
+
     model_admin = admin.site._registry[Lead]
-    for lead in (Lead(pk=5, name='Acme <b>"big"</b> & co'), Lead(pk=12, name="Plain")):
-        assert model_admin.action_checkbox(lead) == ModelAdmin.action_checkbox(model_admin, lead)
+    leads = (
+        Lead(pk=5, name='Acme <b>"big"</b> & co'),
+        Lead(pk=12, name="Plain"),
+        Lead(pk=7, name="O'Hara {0} {}"),
+    )
+    for language in ("en-us", "de", "ja"):
+        with translation.override(language):
+            for lead in leads:
+                assert model_admin.action_checkbox(lead) == ModelAdmin.action_checkbox(model_admin, lead)
 
 
 @pytest.mark.django_db
