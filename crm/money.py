@@ -7,6 +7,7 @@ short scale's words from the small table below (Babel's CLDR data is not a depen
 locales the CRM is used in, and any other falls back to English words with its own separators).
 """
 
+import functools
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -64,6 +65,7 @@ STYLES = {
 SCALE = (Decimal(1_000), Decimal(1_000_000), Decimal(1_000_000_000))
 
 
+@functools.lru_cache(maxsize=64)
 def _style(language: str) -> MoneyStyle:
     return STYLES.get(language.split("-")[0].lower(), ENGLISH)
 
@@ -80,6 +82,8 @@ def _number(value: Decimal, decimals: int, language: str) -> str:
 
 
 def _decimal(value) -> Decimal | None:
+    if type(value) is Decimal:  # a model's amount: the same number as Decimal(str(value))
+        return value if value.is_finite() else None
     if value is None or value == "":
         return None
     try:

@@ -75,3 +75,17 @@ def test_the_titled_filter_shows_the_full_amount_on_hover(settings):
     settings.CRM_CURRENCY = "USD"
     with translation.override("en-us"):
         assert render("{{ a|money_compact_titled }}", a=334120) == '<span title="$334,120">$334K</span>'
+
+
+@pytest.mark.parametrize("language", ["en-us", "de", "fr"])
+def test_an_amount_read_as_a_decimal_is_written_as_its_text_is(settings, language):
+    """A model's Decimal is taken as it is, not through its text again: the same amount either way,
+    negative zero, exponents and non-numbers included."""
+    settings.CRM_CURRENCY = "EUR"
+    amounts = ["0", "-0.00", "1E+3", "12345.675", "-99.995", "0.001", "1234567890.10", "NaN", "Infinity"]
+    with translation.override(language):
+        for text in amounts:
+            for compact in (False, True):
+                assert money_format(Decimal(text), compact=compact) == money_format(text, compact=compact), (
+                    text
+                )
