@@ -20,6 +20,7 @@ every changelist of the site with Django's.
 """
 
 import datetime
+import functools
 import html
 
 from django.conf import settings
@@ -99,11 +100,15 @@ class PageFormats:
     them in several languages and zones)."""
 
     def __init__(self):
-        language = translation.get_language()
+        self.language = language = translation.get_language()
         self.decimal_sep = formats.get_format("DECIMAL_SEPARATOR", language, use_l10n=True)
         self.grouping = formats.get_format("NUMBER_GROUPING", language, use_l10n=True)
         self.thousand_sep = formats.get_format("THOUSAND_SEPARATOR", language, use_l10n=True)
         self.zone = timezone.get_current_timezone() if settings.USE_TZ else None
+
+    @functools.cached_property
+    def date_format(self) -> type[_PageDateFormat]:
+        """``DateFormat`` with this language's words, translated at the page's first date."""
         words = {
             name: {key: str(word) for key, word in getattr(dates, name).items()}
             for name in ("MONTHS", "MONTHS_3", "MONTHS_ALT", "MONTHS_AP", "WEEKDAYS", "WEEKDAYS_ABBR")
@@ -120,10 +125,13 @@ class PageFormats:
                 "noon": _("noon"),
             }
         )
-        self.date_format = type("PageDateFormat", (_PageDateFormat,), {"words": words})
-        # Django's Formatter.format, its format string split once: (True, letter) or (False, text).
-        datetime_format = str(formats.get_format("DATETIME_FORMAT", language, use_l10n=True))
-        self.datetime_pieces = [
+        return type("PageDateFormat", (_PageDateFormat,), {"words": words})
+
+    @functools.cached_property
+    def datetime_pieces(self) -> list[tuple[bool, str]]:
+        """Django's Formatter.format, its format string split once: (True, letter) or (False, text)."""
+        datetime_format = str(formats.get_format("DATETIME_FORMAT", self.language, use_l10n=True))
+        return [
             (True, piece) if index % 2 else (False, dateformat.re_escaped.sub(r"\1", piece))
             for index, piece in enumerate(dateformat.re_formatchars.split(datetime_format))
             if index % 2 or piece
