@@ -139,6 +139,8 @@ class PageFormats:
 
     def datetime(self, value) -> str:
         """``formats.localize(timezone.template_localtime(value))`` for a datetime."""
+        if not isinstance(value, datetime.datetime):  # a date set on the instance, say: Django's way
+            return formats.localize(timezone.template_localtime(value))
         if (
             self.zone is not None
             and value.utcoffset() is not None

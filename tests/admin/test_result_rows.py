@@ -185,6 +185,9 @@ def test_a_pages_formats_write_what_djangos_display_for_field_writes(language):
                     # Every word the format letters name, whichever format the language uses.
                     for letter in "aAbDEFlMNP":
                         assert page.date_format(value).format(letter) == dateformat.format(value, letter)
+                # A date set on an instance's date-time field is written as a date, as Django does.
+                day = _datetimes()[0].date()
+                assert page.datetime(day) == display_for_field(day, when, "-")
         page = PageFormats()
         for field, value in numbers:
             places = getattr(field, "decimal_places", None)
