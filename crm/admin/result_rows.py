@@ -22,6 +22,7 @@ every changelist of the site with Django's.
 import datetime
 import functools
 import html
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.admin.templatetags import admin_list
@@ -55,7 +56,9 @@ class _PageDateFormat(dateformat.DateFormat):
     """Django's ``DateFormat`` with the month and day names, "a.m.", "noon" and the like read from
     ``words`` (translated once a page) instead of translated again for every value."""
 
-    words: dict
+    def __init__(self, obj, *, words: dict):
+        super().__init__(obj)
+        self.words = words
 
     def a(self):
         return self.words["p.m."] if self.data.hour > 11 else self.words["a.m."]
@@ -107,8 +110,8 @@ class PageFormats:
         self.zone = timezone.get_current_timezone() if settings.USE_TZ else None
 
     @functools.cached_property
-    def date_format(self) -> type[_PageDateFormat]:
-        """``DateFormat`` with this language's words, translated at the page's first date."""
+    def date_format(self) -> Callable[..., _PageDateFormat]:
+        """``DateFormat(value)`` with this language's words, translated at the page's first date."""
         words = {
             name: {key: str(word) for key, word in getattr(dates, name).items()}
             for name in ("MONTHS", "MONTHS_3", "MONTHS_ALT", "MONTHS_AP", "WEEKDAYS", "WEEKDAYS_ABBR")
@@ -125,7 +128,7 @@ class PageFormats:
                 "noon": _("noon"),
             }
         )
-        return type("PageDateFormat", (_PageDateFormat,), {"words": words})
+        return functools.partial(_PageDateFormat, words=words)
 
     @functools.cached_property
     def datetime_pieces(self) -> list[tuple[bool, str]]:
