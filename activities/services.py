@@ -298,12 +298,14 @@ def last_activity_recount_sql(model: type[models.Model], link: str) -> tuple[str
     )
 
 
-def last_activity_recount_statements() -> list[tuple[str, str]]:
-    """``every_last_activity_refresh`` as (statement, table) pairs, in order: what the seed runs after
-    writing the activities, on one connection or, per table, on several (``crm.seeding.parallel``)."""
+def last_activity_recount_statements(*links: str) -> list[tuple[str, str]]:
+    """``every_last_activity_refresh`` of the kinds of record ``links`` names (default: all) as
+    (statement, table) pairs, in order: what the seed runs after writing the activities, on one
+    connection or, per table, on several (``crm.seeding.parallel``)."""
     return [
         (statement, model._meta.db_table)
         for link, model in LAST_ACTIVITY_LINKS
+        if not links or link in links
         for statement in last_activity_recount_sql(model, link)
     ]
 

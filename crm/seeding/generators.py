@@ -448,7 +448,7 @@ class DataSetGenerator:
         "id", "created_at", "updated_at", "name", "contact_name", "email", "phone", "company_name",
         "job_title", "pipeline_id", "stage_id", "priority", "rating", "source", "expected_revenue",
         "probability", "description", "status", "lost_reason_id", "lost_note", "converted_at",
-        "converted_account_id", "converted_contact_id", "owner_id", "reached_sequence",
+        "converted_account_id", "converted_contact_id", "owner_id", "reached_sequence", "last_activity_at",
     )  # fmt: skip
 
     def leads(self) -> Iterator[tuple]:
@@ -473,6 +473,7 @@ class DataSetGenerator:
         # About 12% of leads convert, each into one opportunity, so never more than there are deals.
         conversions_left = ctx.opportunities
         pipeline_positions = {id(info): position for position, (info, _share) in enumerate(ctx.pipelines)}
+        last_activities = self.lead_last_activities()
         for i in range(n):
             t = clock.slot_time(i, n, r())
             age = clock.end - t
@@ -547,6 +548,7 @@ class DataSetGenerator:
                 converted_contact,
                 lead_owner,
                 stage.reached,
+                None if (last := last_activities[i]) < 0 else ts(last),
             )
         self.converted.sort()
 
@@ -668,16 +670,9 @@ class DataSetGenerator:
         "owner_id",
     )  # fmt: skip
 
-    def activities(self, start: int = 0, stop: int | None = None) -> Iterator[tuple]:
-        """Activities ``start`` (a multiple of ``ACTIVITY_CHUNK``) to ``stop`` (default: all): each chunk
-        draws from its own random stream, so another process may draw a later share at the same time
-        (``share_start``, ``crm.seeding.share``) and the rows are the same however they are shared out."""
-        ctx, clock = self.ctx, self.clock
-        n = ctx.activities
-        stop = n if stop is None else min(stop, n)
-        chunk = self.ACTIVITY_CHUNK
-        if start % chunk:
-            raise ValueError(f"Activities are drawn in chunks of {chunk:,}: start at a multiple.")
+    def _activity_kinds(self) -> list[str]:
+        """The kinds of record an activity is logged on, as a lookup list of their shares."""
+        ctx = self.ctx
         kinds = [
             (kind, weight)
             for kind, weight, count in (
@@ -688,9 +683,51 @@ class DataSetGenerator:
             )
             if count
         ]
-        if n and not kinds:
+        if ctx.activities and not kinds:
             raise ValueError("Activities need at least one lead, opportunity, contact or account to link to.")
-        kind_table = _table(kinds, 100)
+        return _table(kinds, 100)
+
+    def _activity_links(self, chunk: int):
+        """The random stream of a chunk's links: three draws an activity, its time, the kind of record it
+        is logged on and which of those records (whatever the kind), apart from the stream of the rest
+        of its fields, so that ``lead_last_activities`` replays the links alone."""
+        return random.Random(f"{self.ctx.seed}:activity-links:{chunk}").random
+
+    def lead_last_activities(self) -> array:
+        """When each lead's last activity was logged (-1: never), known before the leads are written:
+        the links of every activity ``activities`` will draw, replayed (a few seconds for ten million,
+        where writing the leads once and then updating and compacting them took minutes)."""
+        ctx, clock = self.ctx, self.clock
+        n, leads = ctx.activities, ctx.leads
+        last = array("q", [-1]) * leads
+        if not n or not leads:
+            return last
+        kind_table = self._activity_kinds()
+        size = len(kind_table)
+        on_lead = [kind == "lead" for kind in kind_table]
+        slot_time, existing, chunk = clock.slot_time, clock.existing, self.ACTIVITY_CHUNK
+        for first in range(0, n, chunk):
+            link = self._activity_links(first // chunk)
+            for m in range(first, min(n, first + chunk)):
+                u, k, pick = link(), link(), link()
+                if on_lead[int(k * size)]:
+                    t = slot_time(m, n, u)
+                    i = int(pick * max(1, existing(leads, t)))
+                    if t > last[i]:
+                        last[i] = t
+        return last
+
+    def activities(self, start: int = 0, stop: int | None = None) -> Iterator[tuple]:
+        """Activities ``start`` (a multiple of ``ACTIVITY_CHUNK``) to ``stop`` (default: all): each chunk
+        draws from its own random streams, so another process may draw a later share at the same time
+        (``share_start``, ``crm.seeding.share``) and the rows are the same however they are shared out."""
+        ctx, clock = self.ctx, self.clock
+        n = ctx.activities
+        stop = n if stop is None else min(stop, n)
+        chunk = self.ACTIVITY_CHUNK
+        if start % chunk:
+            raise ValueError(f"Activities are drawn in chunks of {chunk:,}: start at a multiple.")
+        kind_table = self._activity_kinds()
         types = _table([("call", 30), ("email", 25), ("task", 20), ("meeting", 15), ("note", 10)])
         subjects = {kind: list(values) for kind, values in words.ACTIVITY_SUBJECTS.items()}
         past_statuses = _table([("completed", 72), ("cancelled", 8), ("scheduled", 12), ("in_progress", 8)])
@@ -703,28 +740,30 @@ class DataSetGenerator:
         for m in range(start, stop):
             if m == start or not m % chunk:
                 r = random.Random(f"{ctx.seed}:activities:{m // chunk}").random
-            t = clock.slot_time(m, n, r())
-            kind = kind_table[int(r() * len(kind_table))]
+                link = self._activity_links(m // chunk)
+            t = clock.slot_time(m, n, link())
+            kind = kind_table[int(link() * len(kind_table))]
+            pick = link()
             lead = opportunity = contact = account = None
             if kind == "lead":
-                i = int(r() * max(1, clock.existing(ctx.leads, t)))
+                i = int(pick * max(1, clock.existing(ctx.leads, t)))
                 lead, record_owner = self.id("lead", i), owner(3, i)
             elif kind == "opportunity":
-                o = int(r() * max(1, bisect.bisect_right(opp_times, t)))
+                o = int(pick * max(1, bisect.bisect_right(opp_times, t)))
                 opportunity, record_owner = self.id("opportunity", o), None
                 if opp_accounts[o] >= 0:
                     account = self.id("account", opp_accounts[o])
                 if opp_contacts[o] >= 0 and r() < 0.5:
                     contact = self.id("contact", opp_contacts[o])
             elif kind == "contact":
-                j = int(r() * max(1, clock.existing(ctx.contacts, t)))
+                j = int(pick * max(1, clock.existing(ctx.contacts, t)))
                 contact = self.id("contact", j)
                 a = j % accounts if j < self.contacts_with_account else None
                 if a is not None:
                     account = self.id("account", a)
                 record_owner = owner(1, a) if a is not None else owner(2, j)
             else:
-                a = int(r() * max(1, clock.existing(accounts, t)))
+                a = int(pick * max(1, clock.existing(accounts, t)))
                 account, record_owner = self.id("account", a), owner(1, a)
             activity_type = types[int(r() * len(types))]
             kind_subjects = subjects[activity_type]
