@@ -95,14 +95,14 @@ class SeedTable:
     base_id: str  # the generator's name for the table's ids ("opportunity")
     fields: str  # the generator's attribute listing the generated columns ("OPPORTUNITY_FIELDS")
     rows: str  # the generator's method yielding the rows ("opportunities")
-    # The statements that recompute what the rows feed elsewhere once they are written
-    # (lead.last_activity_at), each with the table it updates: (statement, table) pairs without
+    # The statements that recompute what the rows feed elsewhere once they are written (an
+    # opportunity's last_activity_at), each with the table it updates: (statement, table) pairs without
     # parameters. The seed runs them in order on its connection, or with --jobs each table's in order on
     # another connection, the tables side by side.
     after_write: Callable[[], list[tuple[str, str]]] | None = None
-    # The seeded models whose rows ``after_write`` rewrites ("crm.Lead"): their indexes are built after
-    # it, so that it updates a table with its primary key alone (not a million entries in each of
-    # thirty indexes), and the tables are compacted before.
+    # The seeded models whose rows ``after_write`` rewrites ("sales.Opportunity"): their indexes are
+    # built after it, so that it updates a table with its primary key alone (not a million entries in
+    # each of twenty indexes), and the tables are compacted before.
     rewrites: tuple[str, ...] = ()
 
 

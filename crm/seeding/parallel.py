@@ -4,7 +4,7 @@ PostgreSQL 15 builds a trigram (GIN) index with one process, and a seed of five 
 dozens of them and a hundred B-tree indexes. Another connection cannot build an index on rows that are
 not committed, so with ``--jobs`` the seed commits its rows first and builds the indexes the way
 ``pg_restore --jobs`` does: each ``CREATE INDEX`` in its own transaction, on ``jobs`` connections, the
-biggest first. A table whose rows a later statement rewrites (a lead's last activity) is first given
+biggest first. A table whose rows a later statement rewrites (a deal's last activity) is first given
 those statements and its compaction as a chain, run in order on one connection, and its indexes are
 queued once the chain has run. Then the foreign keys, added unvalidated by the seed's own connection
 (adding one locks two tables, and two at once could deadlock), are validated here, beside each

@@ -1,5 +1,6 @@
 """crm_seed: fill a database with a large, realistic CRM data set in one transaction."""
 
+import contextlib
 import random
 import re
 import time
@@ -25,7 +26,7 @@ from crm.seeding import words
 from crm.seeding.generators import Clock, DataSetGenerator, PipelineInfo, SeedContext, StageInfo
 from crm.seeding.parallel import StatementPool, table_sizes
 from crm.seeding.progress import Progress
-from crm.seeding.share import RowShare, copies_as_text
+from crm.seeding.share import ArrayInChild, RowShare, copies_as_text
 from crm.seeding.writers import writer_for
 from crm.services import pipeline_save, pipeline_set_default
 from crm.win_probability import win_models_rebuild
@@ -334,6 +335,16 @@ class _Seed:
     def load(self, *, build: bool) -> None:
         """Every table's rows, and each record's tags; with ``build``, each table's indexes after it
         (but those of the tables after_write rewrites, which wait for it)."""
+        with contextlib.ExitStack() as stack:
+            ctx = self.generator.ctx
+            if self.writer.shares and ctx.leads and ctx.activities:
+                # Each lead's last activity, replayed from the activities' links by a child process while
+                # this one draws the accounts and contacts.
+                foreseen = stack.enter_context(ArrayInChild(self.generator.lead_last_activities))
+                self.generator.foreseen_last_activities = foreseen.result
+            self._load_steps(build=build)
+
+    def _load_steps(self, *, build: bool) -> None:
         for label, model, fields, method, total in self.steps:
             columns, tail = seed_columns(model, fields)
             rows = getattr(self.generator, method)
@@ -403,7 +414,7 @@ class _Seed:
             tick(len(tables))
 
     def feed(self, *, build: bool) -> None:
-        """What the registered tables feed elsewhere (a lead's last activity), once all are written;
+        """What the registered tables feed elsewhere (a deal's last activity), once all are written;
         then the tables it rewrote compacted, and with ``build`` their indexes made."""
         for table, _model in self.registered:
             if table.after_write is not None:

@@ -17,6 +17,7 @@ import signal
 import tempfile
 import time
 import traceback
+from array import array
 from collections.abc import Callable, Iterator
 
 # COPY's text format: a backslash, a tab, a newline or a carriage return inside a value is escaped.
@@ -55,7 +56,80 @@ def copies_as_text(values) -> bool:
     return all(value is None or type(value) in (str, bool, int) for value in values)
 
 
-class RowShare:
+class _Child:
+    """A forked child doing one job (``_job``) into a file of its own (``path``), which it leaves with
+    ``os._exit`` and touching no connection, so that nothing the parent holds (its connection's socket,
+    its temporary files) is closed or flushed by it. Use as a context manager: leaving it kills a child
+    still at work, waits for it and removes its files."""
+
+    suffix = ".seed"
+
+    def __init__(self):
+        self.pid: int | None = None
+        self._status: int | None = None
+
+    def __enter__(self):
+        fd, self.path = tempfile.mkstemp(prefix="crm-seed-", suffix=self.suffix)
+        os.close(fd)
+        self._opened()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child
+            status = 1
+            try:
+                self._job()
+                status = 0
+            except BaseException:
+                with open(self._error_path, "w") as error:
+                    error.write(traceback.format_exc())
+            finally:
+                os._exit(status)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self._wait()
+        self._closing()
+        for path in (self.path, self._error_path):
+            if os.path.exists(path):
+                os.unlink(path)
+
+    def _opened(self) -> None:
+        """In the parent, before the fork."""
+
+    def _closing(self) -> None:
+        """In the parent, on leaving, before the files are removed."""
+
+    def _job(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def _error_path(self) -> str:
+        return f"{self.path}.error"
+
+    def _raise_if_failed(self) -> None:
+        if self._status:
+            try:
+                with open(self._error_path) as error:
+                    reason = error.read()
+            except FileNotFoundError:  # killed before it could say why (a signal, the OOM killer)
+                reason = f"it ended with status {self._status}."
+            raise RuntimeError(f"The seed's second process failed: {reason}")
+
+    def _exited(self) -> bool:
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
+            return False
+        self.pid, self._status = None, os.waitstatus_to_exitcode(status)
+        return True
+
+    def _wait(self) -> None:
+        _pid, status = os.waitpid(self.pid, 0)
+        self.pid, self._status = None, os.waitstatus_to_exitcode(status)
+
+
+class RowShare(_Child):
     """Rows ``start`` to ``stop`` of ``rows`` (``rows(start, stop)``), each followed by ``tail``, drawn
     by a child process into a spool file. Use as a context manager; ``take()`` returns the whole lines
     written since the last call, ``rest()`` yields the others as they come until the child is done, and
@@ -64,56 +138,31 @@ class RowShare:
     # Lines the child joins before each write; and how long ``rest`` waits for more between reads.
     LINES_A_WRITE = 2000
     POLL = 0.02
+    suffix = ".copy"
 
     def __init__(self, rows: Callable[[int, int], Iterator[tuple]], start: int, stop: int, tail: tuple):
+        super().__init__()
         self.rows, self.start, self.stop, self.tail = rows, start, stop, tail
-        self.pid: int | None = None
-        self._status: int | None = None
         self.lines = 0  # forwarded so far
         self._partial = b""
 
-    def __enter__(self) -> "RowShare":
-        fd, self.path = tempfile.mkstemp(prefix="crm-seed-", suffix=".copy")
-        os.close(fd)
-        self._reader = open(self.path, "rb", buffering=0)  # closed in __exit__
-        self.pid = os.fork()
-        if self.pid == 0:  # the child
-            self._draw()
-        return self
+    def _opened(self) -> None:
+        self._reader = open(self.path, "rb", buffering=0)  # noqa: SIM115  (closed in _closing)
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self.pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-            self._wait()
+    def _closing(self) -> None:
         self._reader.close()
-        for path in (self.path, self._error_path):
-            if os.path.exists(path):
-                os.unlink(path)
 
-    @property
-    def _error_path(self) -> str:
-        return f"{self.path}.error"
-
-    def _draw(self) -> None:
-        """In the child: write the rows and leave, never returning to the caller's code."""
-        status = 1
-        try:
-            tail = "".join(f"\t{copy_text(value)}" for value in self.tail) + "\n"
-            with open(self.path, "wb") as out:
-                lines: list[str] = []
-                for row in self.rows(self.start, self.stop):
-                    lines.append(copy_line(row) + tail)
-                    if len(lines) == self.LINES_A_WRITE:
-                        out.write("".join(lines).encode())
-                        lines.clear()
-                out.write("".join(lines).encode())
-            status = 0
-        except BaseException:
-            with open(self._error_path, "w") as error:
-                error.write(traceback.format_exc())
-        finally:
-            os._exit(status)
+    def _job(self) -> None:
+        """In the child: write the rows."""
+        tail = "".join(f"\t{copy_text(value)}" for value in self.tail) + "\n"
+        with open(self.path, "wb") as out:
+            lines: list[str] = []
+            for row in self.rows(self.start, self.stop):
+                lines.append(copy_line(row) + tail)
+                if len(lines) == self.LINES_A_WRITE:
+                    out.write("".join(lines).encode())
+                    lines.clear()
+            out.write("".join(lines).encode())
 
     def take(self) -> bytes:
         """The whole lines the child has written since the last call (b"" if none)."""
@@ -133,25 +182,37 @@ class RowShare:
                 time.sleep(self.POLL)
         while data := self.take():  # what it wrote before it left
             yield data
-        if self._status:
-            try:
-                with open(self._error_path) as error:
-                    reason = error.read()
-            except FileNotFoundError:  # killed before it could say why (a signal, the OOM killer)
-                reason = f"it ended with status {self._status}."
-            raise RuntimeError(f"The seed's second process failed: {reason}")
+        self._raise_if_failed()
         if self._partial or self.lines != self.stop - self.start:
             raise RuntimeError(
                 f"The seed's second process wrote {self.lines:,} rows of {self.stop - self.start:,}."
             )
 
-    def _exited(self) -> bool:
-        pid, status = os.waitpid(self.pid, os.WNOHANG)
-        if pid == 0:
-            return False
-        self.pid, self._status = None, os.waitstatus_to_exitcode(status)
-        return True
 
-    def _wait(self) -> None:
-        _pid, status = os.waitpid(self.pid, 0)
-        self.pid, self._status = None, os.waitstatus_to_exitcode(status)
+class ArrayInChild(_Child):
+    """``compute()``, an ``array``, worked out by a forked child while the seed's process loads other
+    tables; ``result()`` waits for it (a known fact the rows drawn later need: each lead's last activity,
+    replayed from every activity's links, takes the child as long as the accounts and contacts take the
+    seed)."""
+
+    suffix = ".array"
+
+    def __init__(self, compute: Callable[[], array]):
+        super().__init__()
+        self.compute = compute
+
+    def _job(self) -> None:
+        values = self.compute()
+        with open(self.path, "wb") as out:
+            out.write(values.typecode.encode())
+            values.tofile(out)
+
+    def result(self) -> array:
+        """The child's array, once it has left; raises if it failed."""
+        if self.pid is not None:
+            self._wait()
+        self._raise_if_failed()
+        with open(self.path, "rb") as data:
+            values = array(data.read(1).decode())
+            values.frombytes(data.read())
+        return values

@@ -27,7 +27,7 @@ from crm.rollups import LEAD_ROLLUP, rollup_differences
 from crm.seeding import Progress, SeedSizes
 from crm.seeding.generators import Clock, DataSetGenerator, SeedContext
 from crm.seeding.runner import seed_columns
-from crm.seeding.share import RowShare
+from crm.seeding.share import ArrayInChild, RowShare
 from crm.seeding.writers import CopyWriter
 from sales.models import Opportunity
 from sales.rollups import OPPORTUNITY_REACH, OPPORTUNITY_ROLLUP
@@ -425,7 +425,8 @@ def test_progress_without_a_terminal_is_plain_lines():
     assert all(re.fullmatch(r"[a-z ]+: [\d,/]+ (rows|indexes|tables|steps) .*", line) for line in lines[1:-1])
     # The tables the activities' feed rewrites are compacted; the leads, written with their last
     # activity, are not rewritten.
-    assert any(line.startswith("contacts compacted: ") for line in lines) == (connection.vendor == "postgresql")
+    compacted = any(line.startswith("contacts compacted: ") for line in lines)
+    assert compacted == (connection.vendor == "postgresql")
     assert not any(line.startswith("leads compacted: ") for line in lines)
 
 
@@ -880,3 +881,77 @@ def test_activities_drawn_in_shares_are_the_activities_drawn_at_once(monkeypatch
         assert list(generator.activities(0, start)) + list(generator.activities(start)) == whole
     with pytest.raises(ValueError, match="chunks of 64"):
         list(generator.activities(100))
+
+
+# --- each lead's last activity, replayed from the activities' links before the leads are drawn ---------
+
+
+@pytest.fixture
+def foreseen(monkeypatch):
+    """The child processes that worked out the leads' last activities."""
+    made = []
+
+    class Recorded(ArrayInChild):
+        def __enter__(self):
+            made.append(self)
+            return super().__enter__()
+
+    monkeypatch.setattr("crm.seeding.runner.ArrayInChild", Recorded)
+    return made
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_child_process_replays_the_leads_last_activities_while_the_accounts_are_loaded(foreseen):
+    seed()
+
+    [child] = foreseen
+    assert child.pid is None  # waited for
+    assert not os.path.exists(child.path)
+    newest = dict(
+        Activity.objects.filter(lead__isnull=False).values_list("lead_id").annotate(last=Max("created_at"))
+    )
+    written = dict(Lead.objects.filter(last_activity_at__isnull=False).values_list("pk", "last_activity_at"))
+    assert newest and written == newest
+    # What the child worked out is what the generator works out in the seed's own process.
+    generator = DataSetGenerator(
+        SeedContext(
+            seed=0,
+            clock=Clock(end=int(datetime(2026, 6, 30, tzinfo=UTC).timestamp())),
+            users=[1],
+            pipelines=[],
+            tags=[],
+            lost_reasons=[],
+            accounts=20,
+            contacts=60,
+            leads=200,
+            base_ids={"account": 0, "contact": 0, "lead": 0, "opportunity": 0, "activity": 0},
+            opportunities=40,
+            activities=400,
+        )
+    )
+    with ArrayInChild(generator.lead_last_activities) as child:
+        assert child.result() == generator.lead_last_activities()
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "breaks, error",
+    [(_share_raises, "the second share broke"), (_share_is_killed, "ended with status -9")],
+    ids=["raises", "killed"],
+)
+def test_the_leads_last_activities_failing_in_the_child_fails_the_seed_and_leaves_nothing(
+    foreseen, monkeypatch, breaks, error
+):
+    monkeypatch.setattr(DataSetGenerator, "lead_last_activities", lambda self: breaks())
+    schema = catalog()
+
+    with pytest.raises(RuntimeError, match=rf"(?s)second process failed.*{error}"):
+        seed()
+
+    assert [model.objects.count() for model in (Account, Contact, Lead, Opportunity, Activity)] == [0] * 5
+    assert names(catalog()) == names(schema)
+    [child] = foreseen
+    assert child.pid is None
+    assert not os.path.exists(child.path)
