@@ -161,13 +161,34 @@ def test_seeded_leads_know_when_their_last_activity_was_logged():
     scoring reads), known from the activities' links replayed before the leads are drawn."""
     seed()
 
+    assert_leads_carry_their_last_activity()
+
+
+def assert_leads_carry_their_last_activity() -> None:
     newest = dict(
         Activity.objects.filter(lead__isnull=False).values_list("lead_id").annotate(last=Max("created_at"))
     )
-    assert newest
-    assert dict(
-        Lead.objects.filter(last_activity_at__isnull=False).values_list("pk", "last_activity_at")
-    ) == (newest)
+    written = dict(Lead.objects.filter(last_activity_at__isnull=False).values_list("pk", "last_activity_at"))
+    assert newest and written == newest
+
+
+def small_generator(*, seed: int = 0, leads: int = 200, **sizes: int) -> DataSetGenerator:
+    """A generator of a few records, ending on 2026-06-30, without pipelines or tags."""
+    return DataSetGenerator(
+        SeedContext(
+            seed=seed,
+            clock=Clock(end=int(datetime(2026, 6, 30, tzinfo=UTC).timestamp())),
+            users=[1, 2, 3],
+            pipelines=[],
+            tags=[],
+            lost_reasons=[],
+            accounts=sizes.pop("accounts", leads // 10),
+            contacts=sizes.pop("contacts", leads * 3 // 10),
+            leads=leads,
+            base_ids={"account": 0, "contact": 0, "lead": 0, "opportunity": 0, "activity": 0},
+            **sizes,
+        )
+    )
 
 
 @pytest.mark.django_db
@@ -857,21 +878,7 @@ def test_the_second_process_failing_fails_the_seed_and_leaves_nothing(shares, mo
 def test_activities_drawn_in_shares_are_the_activities_drawn_at_once(monkeypatch):
     """Each chunk of activities draws from its own random stream: where a share starts changes nothing."""
     monkeypatch.setattr(DataSetGenerator, "ACTIVITY_CHUNK", 64)
-    generator = DataSetGenerator(
-        SeedContext(
-            seed=3,
-            clock=Clock(end=int(datetime(2026, 6, 30, tzinfo=UTC).timestamp())),
-            users=[1, 2, 3],
-            pipelines=[],
-            tags=[],
-            lost_reasons=[],
-            accounts=10,
-            contacts=30,
-            leads=100,
-            base_ids={"account": 0, "contact": 0, "lead": 0, "opportunity": 0, "activity": 0},
-            activities=300,
-        )
-    )
+    generator = small_generator(seed=3, leads=100, activities=300)
     whole = list(generator.activities())
     assert len(whole) == 300
     assert generator.share_start("activities", 300) == 128
@@ -908,28 +915,9 @@ def test_a_child_process_replays_the_leads_last_activities_while_the_accounts_ar
     [child] = foreseen
     assert child.pid is None  # waited for
     assert not os.path.exists(child.path)
-    newest = dict(
-        Activity.objects.filter(lead__isnull=False).values_list("lead_id").annotate(last=Max("created_at"))
-    )
-    written = dict(Lead.objects.filter(last_activity_at__isnull=False).values_list("pk", "last_activity_at"))
-    assert newest and written == newest
+    assert_leads_carry_their_last_activity()
     # What the child worked out is what the generator works out in the seed's own process.
-    generator = DataSetGenerator(
-        SeedContext(
-            seed=0,
-            clock=Clock(end=int(datetime(2026, 6, 30, tzinfo=UTC).timestamp())),
-            users=[1],
-            pipelines=[],
-            tags=[],
-            lost_reasons=[],
-            accounts=20,
-            contacts=60,
-            leads=200,
-            base_ids={"account": 0, "contact": 0, "lead": 0, "opportunity": 0, "activity": 0},
-            opportunities=40,
-            activities=400,
-        )
-    )
+    generator = small_generator(opportunities=40, activities=400)
     with ArrayInChild(generator.lead_last_activities) as child:
         assert child.result() == generator.lead_last_activities()
 
