@@ -27,7 +27,7 @@ from crm.seeding.generators import Clock, DataSetGenerator, PipelineInfo, SeedCo
 from crm.seeding.parallel import StatementPool, table_sizes
 from crm.seeding.progress import Progress
 from crm.seeding.share import ArrayInChild, RowShare, copies_as_text
-from crm.seeding.writers import writer_for
+from crm.seeding.writers import empty_tables, writer_for
 from crm.services import pipeline_save, pipeline_set_default
 from crm.win_probability import win_models_rebuild
 
@@ -194,6 +194,14 @@ def crm_seed(
             with progress.phase("index statistics", 1, "steps") as tick:
                 run.writer.restat([*run.tables, *run.histories])
                 tick(1)
+            if run.waiting and not connection.in_atomic_block:
+                with (
+                    progress.phase("compacted tables vacuumed", 1, "steps") as tick,
+                    connection.cursor() as cursor,
+                ):
+                    for table in run.waiting:
+                        cursor.execute(_vacuum_statement(table))
+                    tick(1)
     else:
         _seed_in_parallel(run, jobs)
     run.result.seconds = time.monotonic() - started
@@ -245,13 +253,27 @@ def _seed_in_parallel(run: "_Seed", jobs: int) -> None:
             label = f"foreign keys and statistics, {jobs} at a time"
             with run.progress.phase(label, total, "statements") as tick:
                 pool.wait(tick)
-        with transaction.atomic():
-            run.writer.begin()
-            run.finish(learned=True)
+            # Beside the rollups: the compacted tables' visibility map (see _vacuum_statement).
+            total = pool.add(((_vacuum_statement(table), table) for table in run.waiting), sizes)
+            with transaction.atomic():
+                run.writer.begin()
+                run.finish(learned=True)
+            with run.progress.phase(f"compacted tables vacuumed, {jobs} at a time", total, "tables") as tick:
+                pool.wait(tick)
     except BaseException:
         with run.progress.phase("undoing the seed", None, "tables") as tick:
             run.undo([statement for statement in pool.pending() if statement.startswith("CREATE ")], tick)
         raise
+
+
+def _vacuum_statement(table: str) -> str:
+    """VACUUM of a table the seed compacted. Its copy was frozen (see CopyWriter._emptied), but CLUSTER
+    writes a new file without the visibility map, and VACUUM, which makes it again, cannot run in a
+    transaction. It runs once nothing else of the seed's does: a statement that began before the
+    table's last-activity UPDATE committed (an index build beside it) keeps its old row versions
+    through CLUSTER, and any VACUUM while such a statement runs can neither remove them nor mark
+    their pages all-visible."""
+    return f"VACUUM {connection.ops.quote_name(table)}"
 
 
 class _Seed:
@@ -521,7 +543,7 @@ class _Seed:
                         pk = _primary_key_column(table)
                         cursor.execute(f"DELETE FROM {qn(table)} WHERE {qn(pk)} > %s", [top])
                         tick(1)
-                _empty_tables(cursor, empty)
+                empty_tables(cursor, empty)
                 tick(len(empty))
                 # What a rolled-back transaction dropped is back already.
                 for statement in statements + self.constraints:
@@ -578,35 +600,6 @@ def _constraint_name(statement: str) -> tuple[str, str]:
     """The quoted table and the name of the writer's 'ALTER TABLE "t" ADD CONSTRAINT "name" …'."""
     table, name = re.match(r'ALTER TABLE ("[^"]+") ADD CONSTRAINT "([^"]+)" ', statement).groups()
     return table, name
-
-
-def _empty_tables(cursor, tables: list[str]) -> None:
-    """Empty ``tables``, which the seed found empty: one TRUNCATE with the tables that refer to them,
-    when those are empty too (TRUNCATE takes every referring table along); else DELETE, child first."""
-    if not tables:
-        return
-    qn = connection.ops.quote_name
-    cursor.execute(
-        """
-        WITH RECURSIVE referring(oid) AS (
-            SELECT unnest(%s::regclass[])::oid
-            UNION
-            SELECT c.conrelid FROM pg_constraint c JOIN referring r ON c.confrelid = r.oid
-            WHERE c.contype = 'f'
-        )
-        SELECT oid::regclass::text FROM referring
-        """,
-        [[qn(table) for table in tables]],
-    )
-    named = {qn(table) for table in tables}
-    others = [name for (name,) in cursor.fetchall() if name not in named]
-    for name in others:
-        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {name})")
-        if cursor.fetchone()[0]:
-            for table in reversed(tables):
-                cursor.execute(f"DELETE FROM {qn(table)}")
-            return
-    cursor.execute(f"TRUNCATE {', '.join([*named, *others])}")
 
 
 def seed_columns(model, fields) -> tuple[list[str], tuple]:
