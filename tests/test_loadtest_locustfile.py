@@ -1,4 +1,5 @@
-"""The load test's locustfile (benchmarks/loadtest/) imports and mixes 70% reads with 30% writes.
+"""The load test's locustfile (benchmarks/loadtest/) imports and mixes 70% reads with 30% writes; the
+in-process replay of its requests (in_process.py) sends the same request types.
 
 Imported in a child process: locust patches the standard library with gevent when imported."""
 
@@ -42,3 +43,28 @@ def test_locustfile_imports_and_its_task_weights_are_70_reads_to_30_writes():
         "lead_convert",
         "lead_import_100",
     }
+
+
+IN_PROCESS_PROBE = """
+import json, sys
+sys.path.insert(0, "benchmarks/loadtest")
+import in_process
+print(json.dumps({"requests": sorted(in_process.REQUESTS), "weights": in_process.mix_weights(),
+                  "locust": "locust" in sys.modules}))
+"""
+
+
+def test_the_in_process_replay_sends_each_request_type_of_the_mix_without_importing_locust():
+    result = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS_PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["requests"] == sorted(found["weights"])
+    assert sum(found["weights"].values()) == 100
+    assert found["locust"] is False
