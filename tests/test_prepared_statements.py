@@ -1,6 +1,7 @@
 """Prepared statements on PostgreSQL (crm/db/backends/postgresql/base.py, settings'
-DATABASE_PREPARED_STATEMENTS): a statement a connection runs again is prepared, a search's is not, and a
-statement with more values than the protocol carries still runs, on both databases."""
+DATABASE_PREPARED_STATEMENTS): a statement a connection runs again is prepared, a search's and an
+existence check's are not, and a statement with more values than the protocol carries still runs, on
+both databases."""
 
 import os
 import subprocess
@@ -10,8 +11,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from activities.selectors import activity_owns_any
 from crm.models import Lead, Tag
-from tests.factories import LeadFactory, UserFactory
+from tests.factories import ActivityFactory, LeadFactory, UserFactory
 
 on_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="PostgreSQL's prepared statements"
@@ -43,6 +45,22 @@ def test_a_search_is_planned_for_its_own_pattern_each_time(stages):
     assert found == [1, 0, 1, 1]
     assert prepared_statements('FROM "crm_lead"') == []
     assert prepared_statements("LIKE") == []
+
+
+@on_postgresql
+@pytest.mark.django_db
+def test_an_existence_check_is_planned_for_its_own_key_each_time(stages):
+    """A generic plan of ``exists()`` expects a match early in a sequential scan, and reads the whole
+    table for a key without rows: the admin dashboard's "does this user own any activity"."""
+    owners = [UserFactory() for _ in range(4)]
+    lead = LeadFactory(stage=stages["New"], pipeline=stages["New"].pipeline)
+    ActivityFactory(owner=owners[0], lead=lead)
+    answers = [activity_owns_any(user=owner) for owner in owners * 2]
+    assert answers == [True, False, False, False] * 2
+    assert prepared_statements('AS "a" FROM "activities_activity"') == []
+    # The statements around it still are.
+    assert [Lead.objects.filter(owner=owner).count() for owner in owners] == [0] * 4
+    assert prepared_statements('FROM "crm_lead" WHERE "crm_lead"."owner_id" = $1')
 
 
 @pytest.mark.django_db
