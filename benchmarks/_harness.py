@@ -409,11 +409,27 @@ def database_summary() -> str:
             "(SELECT count(*) FROM activities_activity), current_setting('server_version')"
         )
         leads, opportunities, accounts, contacts, activities, version = cursor.fetchone()
+        # The planner prices an index-only scan by the share of pages the visibility map marks: a board
+        # measured without it reads another way (BENCHMARKS.md, twenty-third pass).
+        cursor.execute(
+            "SELECT COALESCE(sum(relallvisible), 0), COALESCE(sum(relpages), 0) FROM pg_class "
+            "WHERE oid = ANY(%s::regclass[])",
+            [list(RECORD_TABLES)],
+        )
+        visible, pages = cursor.fetchone()
     return (
         f"{connection.settings_dict['NAME']} (PostgreSQL {version}): {leads:,} leads, "
         f"{opportunities:,} opportunities, {accounts:,} accounts, {contacts:,} contacts, "
-        f"{activities:,} activities"
+        f"{activities:,} activities; {visible / pages if pages else 0:.0%} of their pages all-visible"
+        + (
+            ""
+            if pages and visible >= pages * 0.9
+            else " (VACUUM them first: crm_seed does, autovacuum may not)"
+        )
     )
+
+
+RECORD_TABLES = ("crm_lead", "sales_opportunity", "crm_account", "crm_contact", "activities_activity")
 
 
 def _ms(value: float | None) -> str:

@@ -46,6 +46,8 @@ def test_benchmark_scripts_run(seeded_database_url):
             timeout=300,
         )
         assert result.returncode == 0, f"{script}:\n{result.stdout}{result.stderr}"
+        # The seed leaves every page of the records' tables all-visible, and the header says so.
+        assert "; 100% of their pages all-visible\n" in result.stdout, script
         table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
         assert table[0].startswith("| what | p50 ms | p95 ms | queries/request"), script
         assert len(table) > 2, script  # the header, its rule, then a row per case

@@ -221,10 +221,11 @@ def main(argv=None) -> None:
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the timed requests")
     args = parser.parse_args(argv)
 
-    from _harness import setup_django
+    from _harness import commit, database_summary, load, setup_django
     from run import prepare_plan
 
     setup_django()
+    print(f"commit {commit()}; database {database_summary()}; load {load()}")
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
