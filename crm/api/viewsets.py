@@ -21,7 +21,8 @@ from rest_framework.response import Response
 from crm import services
 from crm.api import schema
 from crm.api.listing import list_narrowing
-from crm.selectors import rollup_count
+from crm.events.registry import represented
+from crm.selectors import record_visible_as_held, rollup_count
 
 # --- permissions ----------------------------------------------------------------------------------
 
@@ -210,6 +211,30 @@ def _attach_action(viewset: type, name: str, function: Callable, input_serialize
         viewset.action_serializers = {**viewset.action_serializers, name: input_serializer}
 
 
+# --- a write's answer -----------------------------------------------------------------------------
+
+
+def represented_for(user, record: Model, selector: Callable, serializer_class: type) -> dict[str, Any] | None:
+    """``record``, just written by a service and returned by it, as ``serializer_class`` represents it
+    read through ``selector`` for ``user``, built as its events are (crm.events.registry.represented:
+    statements compiled once instead of the selector's queryset built and compiled again); None unless
+    the user sees it as held and its event source represents it with that selector and serializer."""
+    if record_visible_as_held(user=user, record=record) is not True:
+        return None
+    return represented(record, selector=selector, serializer_class=serializer_class)
+
+
+def record_answer(view, record: Model, *, selector: Callable, serializer_class: type) -> Any:
+    """What ``GET`` of ``record`` answers (``selector`` and ``serializer_class``: its resource's), right
+    after a service wrote and returned it: ``represented_for``, else read again through ``selector``."""
+    user = view.request.user
+    data = represented_for(user, record, selector, serializer_class)
+    if data is None:
+        reread = selector(user=user).get(pk=record.pk)
+        data = serializer_class(reread, context=view.get_serializer_context()).data
+    return data
+
+
 # --- the base viewset -----------------------------------------------------------------------------
 
 
@@ -330,19 +355,36 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
         services.record_delete(instance=instance, user=self.request.user)
 
     def perform_create(self, serializer):
-        serializer.instance = self.reread(self.create_record(dict(serializer.validated_data)))
+        self._answer_with(serializer, self.create_record(dict(serializer.validated_data)))
 
     def perform_update(self, serializer):
-        serializer.instance = self._updated = self.reread(
-            self.update_record(serializer.instance, dict(serializer.validated_data))
+        self._answer_with(
+            serializer, self.update_record(serializer.instance, dict(serializer.validated_data))
         )
+        self._updated = serializer.instance
 
     def perform_destroy(self, instance):
         self._deleting = instance
         self.delete_record(instance)
 
+    def _answer_with(self, serializer, instance: Model) -> None:
+        # DRF answers serializer.data: where the record can be represented as held, that is the answer.
+        answer = None
+        if type(serializer) is self.serializer_class:
+            answer = represented_for(self.request.user, instance, type(self).selector, self.serializer_class)
+        if answer is None:
+            serializer.instance = self.reread(instance)
+        else:
+            serializer.instance, serializer._data = instance, answer
+
     def reread(self, instance: Model) -> Model:
         return self.get_queryset().get(pk=instance.pk)
+
+    def answer(self, instance: Model) -> Any:
+        """``instance`` as its GET answers it, right after a service wrote and returned it."""
+        return record_answer(
+            self, instance, selector=type(self).selector, serializer_class=self.serializer_class
+        )
 
     def validated_input(self, serializer_class: type[serializers.Serializer], data=None) -> dict[str, Any]:
         """An action's body (or ``data``) checked by its input serializer; errors raise 400."""
@@ -353,8 +395,7 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
         return dict(serializer.validated_data)
 
     def record_response(self, instance: Model, status_code: int = status.HTTP_200_OK) -> Response:
-        data = self.serializer_class(self.reread(instance), context=self.get_serializer_context()).data
-        return Response(data, status=status_code)
+        return Response(self.answer(instance), status=status_code)
 
 
 # --- the audit trail ------------------------------------------------------------------------------

@@ -193,7 +193,27 @@ def api_representation(selector: Callable, serializer_class: type) -> Callable[[
 
     serialize.from_instance = from_instance
     serialize.many = many
+    # What it reads through, so that an API view serving the same may answer a write the same way
+    # (``represented``).
+    serialize.selector, serialize.serializer_class = selector, serializer_class
     return serialize
+
+
+def represented(
+    instance: models.Model, *, selector: Callable, serializer_class: type
+) -> dict[str, Any] | None:
+    """``instance``, just saved, as ``serializer_class`` represents it read through ``selector``: built
+    as its events are (``from_instance``: the statements compiled once, not the selector's queryset
+    built and compiled again). None unless the record's event source represents it with that very
+    selector and serializer (the caller then reads it again itself)."""
+    source = source_for(instance)
+    serialize = source.serialize if source is not None else None
+    if (
+        getattr(serialize, "selector", None) is not selector
+        or getattr(serialize, "serializer_class", None) is not serializer_class
+    ):
+        return None
+    return source.represent(instance)
 
 
 def _read_orm(record: models.Model, queryset: models.QuerySet) -> None:

@@ -2,6 +2,7 @@
 registry other apps add their records' rules to.
 """
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from django.db.models import (
     QuerySet,
 )
 from django.db.models.lookups import In
-from django.db.models.signals import m2m_changed
+from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from crm.actors import Actor
 from crm.models import Account, Contact, Lead, SalesTeam
@@ -121,10 +122,22 @@ def user_team_ids(user: Actor) -> QuerySet:
     ).values("pk")
 
 
+_MANAGED_IDS = "_crm_managed_ids"
+# Bumped by every change of a team in this process (_forget_managed_ids): a list read before is read
+# again.
+_teams_changed = itertools.count()
+_teams_version = 0
+
+
 def user_managed_id_list(user: Actor) -> list[int]:
     """``user_managed_ids`` read now: the ids of ``user`` and of the members of the active teams
     ``user`` manages. A list's visibility reads it on most requests: compiled once per database and
-    thread (crm.prepared)."""
+    thread (crm.prepared), and read once per user object (a request's user: its list, its duplicate
+    check and its answer each asked) until a team changes, as the CRM Admin membership is
+    (``user_sees_everything``)."""
+    known = getattr(user, _MANAGED_IDS, None)
+    if known is not None and known[0] == _teams_version:
+        return list(known[1])
     db = router.db_for_read(get_user_model())
 
     def build(key):
@@ -132,7 +145,22 @@ def user_managed_id_list(user: Actor) -> list[int]:
 
     query = prepared(("user-managed-ids", db), build)
     rows = query.rows(user.pk) if query is not None else list(build(user.pk))
-    return list(dict.fromkeys(pk for (pk,) in rows))
+    ids = list(dict.fromkeys(pk for (pk,) in rows))
+    if user.pk is not None:
+        setattr(user, _MANAGED_IDS, (_teams_version, tuple(ids)))
+    return ids
+
+
+def _forget_managed_ids(**kwargs) -> None:
+    global _teams_version
+    _teams_version = next(_teams_changed) + 1
+
+
+for _signal in (post_save, post_delete):
+    _signal.connect(_forget_managed_ids, sender=SalesTeam, dispatch_uid=f"crm_forget_managed_ids_{_signal}")
+m2m_changed.connect(
+    _forget_managed_ids, sender=SalesTeam.members.through, dispatch_uid="crm_forget_managed_ids_members"
+)
 
 
 def user_manages_a_team(user: Actor) -> bool:
@@ -420,6 +448,28 @@ def related_shown(record: Model, name: str) -> Model | str | None:
 
 def record_is_visible(*, user: Actor, record: Model) -> bool:
     return record_visible_to(type(record), user).filter(pk=record.pk).exists()
+
+
+def record_visible_as_held(*, user: Actor, record: Model) -> bool | None:
+    """Whether ``user`` sees ``record``, answered from the record as held (its owner) without reading
+    it again: for a kind seen by every signed-in user or whose rule is the owner rule
+    (``owned_records_visible_listed``: no owner, or an owner ``user`` sees; all for a CRM Admin). None
+    where the rule asks more than that (a grant widens it, another kind's rule): ask the database."""
+    access = _access(type(record))
+    if access is None:
+        return None
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if access.shared:
+        return True
+    if access.listed is not owned_records_visible_listed:
+        return None
+    # As _listed decides it for the listed rule.
+    if user_sees_everything(user):
+        return True
+    if any(grant(type(record), user) is not None for grant in _VISIBILITY_GRANTS):
+        return None
+    return record.owner_id is None or record.owner_id in user_managed_id_list(user)
 
 
 def record_is_changeable(*, user: Actor, record: Model) -> bool:

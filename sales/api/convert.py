@@ -11,15 +11,22 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm import selectors
-from crm.api.serializers import LeadConvertInputSerializer, LeadConvertResultSerializer
+from crm.api.serializers import (
+    AccountSerializer,
+    ContactSerializer,
+    LeadConvertInputSerializer,
+    LeadConvertResultSerializer,
+)
 from crm.api.viewsets import (
     BAD_REQUEST,
     CONFLICT,
     NOT_FOUND,
     TransitionPermissions,
+    record_answer,
     register_viewset_action,
     requires,
 )
+from sales.api.serializers import OpportunitySerializer
 from sales.selectors import opportunity_list
 from sales.services import lead_convert
 
@@ -50,14 +57,23 @@ def convert(self, request: Request, pk=None) -> Response:
     lead = self.get_object()
     data = self.validated_input(LeadConvertInputSerializer)
     result = lead_convert(lead=lead, user=request.user, **data)
-    user = request.user
+    # Each record as its own GET answers it (the result serializer nests their serializers).
     payload = {
-        "lead": self.reread(result.lead),
-        "account": result.account and selectors.account_list(user=user).get(pk=result.account.pk),
-        "contact": result.contact and selectors.contact_list(user=user).get(pk=result.contact.pk),
-        "opportunity": result.opportunity and opportunity_list(user=user).get(pk=result.opportunity.pk),
+        "lead": self.answer(result.lead),
+        "account": result.account
+        and record_answer(
+            self, result.account, selector=selectors.account_list, serializer_class=AccountSerializer
+        ),
+        "contact": result.contact
+        and record_answer(
+            self, result.contact, selector=selectors.contact_list, serializer_class=ContactSerializer
+        ),
+        "opportunity": result.opportunity
+        and record_answer(
+            self, result.opportunity, selector=opportunity_list, serializer_class=OpportunitySerializer
+        ),
     }
-    return Response(LeadConvertResultSerializer(payload, context=self.get_serializer_context()).data)
+    return Response(payload)
 
 
 def register() -> None:

@@ -1,0 +1,156 @@
+"""A write answers with the record exactly as a GET right after shows it, for every persona and door.
+
+The answer of a create, an update, a transition and a conversion is built from the record the service
+wrote and returned, as its events are (crm.events.registry.represented), where the user sees it as held;
+else the record is read again through the resource's selector. Either way it must be what a read gives.
+"""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from crm.selectors import record_visible_as_held
+from tests.api.conftest import url
+from tests.factories import AccountFactory, LeadFactory, TagFactory
+
+
+def _same_as_get(client, path: str, answered: dict) -> None:
+    read = client.get(url(f"{path}/{answered['id']}/"))
+    assert read.status_code == 200, read.content
+    assert answered == read.json(), path
+
+
+def _ok(response, status_code: int = 200) -> dict:
+    assert response.status_code == status_code, response.content
+    return response.json()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", ["owner", "manager", "crm_admin", "superuser"])
+def test_every_write_answers_with_what_a_get_right_after_shows(api_as, people, persona):
+    client, user, stages = api_as(persona), people.users[persona], people.stages
+    hot, vip = TagFactory(name="Hot"), TagFactory(name="VIP")
+    account = AccountFactory(name="Globex", owner=user if persona != "superuser" else None)
+
+    lead = _ok(
+        client.post(
+            url("leads/"),
+            {
+                "name": "Globex — 40 seats",
+                "company_name": "Globex Ltd",
+                "contact_name": "Ann Lee",
+                "email": "ann@globex.test",
+                "expected_revenue": "1500.5",
+                "tags": [vip.pk, hot.pk],
+            },
+        ),
+        201,
+    )
+    _same_as_get(client, "leads", lead)
+    lead = _ok(client.patch(url(f"leads/{lead['id']}/"), {"rating": "hot", "tags": [hot.pk]}))
+    _same_as_get(client, "leads", lead)
+    lead = _ok(client.post(url(f"leads/{lead['id']}/move-stage/"), {"stage_id": stages["Qualified"].pk}))
+    _same_as_get(client, "leads", lead)
+
+    converted = _ok(client.post(url(f"leads/{lead['id']}/convert/")))
+    # The account was created before its contact and deal: its counts are read after them.
+    assert (converted["account"]["contact_count"], converted["account"]["opportunity_count"]) == (1, 1)
+    for path, key in (("leads", "lead"), ("accounts", "account"), ("contacts", "contact")):
+        _same_as_get(client, path, converted[key])
+    _same_as_get(client, "opportunities", converted["opportunity"])
+
+    deal = _ok(
+        client.post(
+            url("opportunities/"),
+            {"name": "Globex renewal", "amount": "2500", "account_id": account.pk, "tags": [vip.pk]},
+        ),
+        201,
+    )
+    _same_as_get(client, "opportunities", deal)
+    deal = _ok(client.patch(url(f"opportunities/{deal['id']}/"), {"amount": "2600.10"}))
+    _same_as_get(client, "opportunities", deal)
+    deal = _ok(
+        client.post(url(f"opportunities/{deal['id']}/move-stage/"), {"stage_id": stages["Qualified"].pk})
+    )
+    _same_as_get(client, "opportunities", deal)
+
+    activity = _ok(
+        client.post(
+            url("activities/"),
+            {
+                "subject": "Call: next steps",
+                "activity_type": "call",
+                "status": "completed",
+                "due_date": datetime.now(UTC).isoformat(),
+                "lead_id": converted["lead"]["id"],
+            },
+        ),
+        201,
+    )
+    _same_as_get(client, "activities", activity)
+
+    account = _ok(client.post(url("accounts/"), {"name": "Initech"}), 201)
+    _same_as_get(client, "accounts", account)
+    contact = _ok(client.post(url("contacts/"), {"first_name": "Bo", "account_id": account["id"]}), 201)
+    _same_as_get(client, "contacts", contact)
+    account = _ok(client.patch(url(f"accounts/{account['id']}/"), {"industry": "technology"}))
+    assert account["contact_count"] == 1
+    _same_as_get(client, "accounts", account)
+
+
+@pytest.mark.django_db
+def test_a_managers_write_on_a_members_record_answers_as_the_managers_get_shows(api_as, people):
+    client = api_as("manager")
+    lead = people.records["owner"].lead
+
+    answered = _ok(client.patch(url(f"leads/{lead.pk}/"), {"priority": "urgent"}))
+
+    assert answered["owner_id"] == people.users["owner"].pk
+    _same_as_get(client, "leads", answered)
+
+
+def _owner_lists_read(queries) -> int:
+    # The owners a user sees: the user and the members of the active teams they manage.
+    return sum(
+        'FROM "auth_user" LEFT OUTER JOIN "sales_salesteam_members"' in query["sql"]
+        and "salesteam_id" in query["sql"]
+        for query in queries.captured_queries
+    )
+
+
+@pytest.mark.django_db
+def test_a_reps_create_reads_the_owners_they_see_once(api_as, people):
+    client = api_as("owner")
+
+    with CaptureQueriesContext(connection) as queries:
+        _ok(client.post(url("leads/"), {"name": "Initech — 5 seats", "email": "bo@initech.test"}), 201)
+
+    # Asked by the answer and by the duplicate check: read once for the request's user.
+    assert _owner_lists_read(queries) == 1
+
+
+@pytest.mark.django_db
+def test_a_team_change_is_seen_by_the_next_request_of_the_same_user_object(api_as, people):
+    """The owners a user sees are read once per user object (the API client here keeps one for every
+    request) until a team changes: a member removed, added, a team made inactive."""
+    client, team, manager = api_as("manager"), people.teams["West"], people.users["manager"]
+    owner = people.users["owner"]
+    member_lead = LeadFactory(name="Zanzibar member lead", stage=people.stages["New"], owner=owner)
+
+    def seen() -> tuple[bool, bool]:
+        found = _ok(client.get(url("leads/?search=Zanzibar")))["results"]
+        return (
+            member_lead.pk in {row["id"] for row in found},
+            record_visible_as_held(user=manager, record=member_lead),
+        )
+
+    assert seen() == (True, True)
+    team.members.remove(owner)
+    assert seen() == (False, False)
+    team.members.add(owner)
+    assert seen() == (True, True)
+    team.is_active = False
+    team.save()
+    assert seen() == (False, False)
