@@ -34,6 +34,7 @@ from crm.selectors import (
     owned_records_visible_to,
     record_visible_to,
     register_record_access,
+    same_for_every_reader,
 )
 
 RELATED = ("lead", "opportunity", "contact", "account")
@@ -46,6 +47,7 @@ def activity_visible_to(user: Actor) -> QuerySet[Activity]:
 register_record_access(Activity, visible_to=activity_visible_to, listed=owned_records_visible_listed)
 
 
+@same_for_every_reader
 def activity_list(*, user: Actor, filters: Filters = None) -> QuerySet[Activity]:
     return filter_queryset(ActivityFilter, activity_visible_to(user).select_related("owner"), filters)
 

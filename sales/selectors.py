@@ -52,6 +52,7 @@ from crm.selectors import (
     priority_rank,
     register_record_access,
     rollup_board_totals,
+    same_for_every_reader,
     tags_prefetch,
 )
 from sales.currencies import MIXED, conversion_note, converted, month_bounds, monthly_rates
@@ -107,6 +108,7 @@ def opportunity_annotate_stage_time(queryset: QuerySet[Opportunity]) -> QuerySet
     return queryset.annotate(stage_entered_at=entered, stage_usual_days=usual)
 
 
+@same_for_every_reader
 def opportunity_list(*, user: Actor, filters: Filters = None) -> QuerySet[Opportunity]:
     queryset = opportunity_annotate_stage_time(
         opportunity_visible_to(user)

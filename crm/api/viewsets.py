@@ -218,7 +218,11 @@ def represented_for(user, record: Model, selector: Callable, serializer_class: t
     """``record``, just written by a service and returned by it, as ``serializer_class`` represents it
     read through ``selector`` for ``user``, built as its events are (crm.events.registry.represented:
     statements compiled once instead of the selector's queryset built and compiled again); None unless
-    the user sees it as held and its event source represents it with that selector and serializer."""
+    the selector's columns are the same for every reader (``same_for_every_reader``: the events'
+    are the system's), the user sees the record as held, and its event source represents it with that
+    selector and serializer."""
+    if not getattr(selector, "same_for_every_reader", False):
+        return None
     if record_visible_as_held(user=user, record=record) is not True:
         return None
     return represented(record, selector=selector, serializer_class=serializer_class)

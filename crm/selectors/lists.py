@@ -26,7 +26,7 @@ from crm.filters import (
 from crm.models import Account, Contact, Lead, LostReason, Pipeline, Stage, Tag
 
 from .annotations import account_annotate_aggregates, priority_rank, tags_prefetch
-from .visibility import account_visible_to, contact_visible_to, lead_visible_to
+from .visibility import account_visible_to, contact_visible_to, lead_visible_to, same_for_every_reader
 
 Filters = Mapping[str, Any] | None
 
@@ -34,6 +34,7 @@ Filters = Mapping[str, Any] | None
 # --- lists ----------------------------------------------------------------------------------------
 
 
+@same_for_every_reader
 def lead_list(*, user: Actor, filters: Filters = None) -> QuerySet[Lead]:
     queryset = (
         lead_visible_to(user)
@@ -61,6 +62,7 @@ def account_list(*, user: Actor, filters: Filters = None) -> QuerySet[Account]:
     return filter_queryset(AccountFilter, queryset, filters)
 
 
+@same_for_every_reader
 def contact_list(*, user: Actor, filters: Filters = None) -> QuerySet[Contact]:
     queryset = contact_visible_to(user).select_related("account", "owner").prefetch_related(tags_prefetch())
     return filter_queryset(ContactFilter, queryset, filters)

@@ -450,6 +450,16 @@ def record_is_visible(*, user: Actor, record: Model) -> bool:
     return record_visible_to(type(record), user).filter(pk=record.pk).exists()
 
 
+def same_for_every_reader(selector: Callable) -> Callable:
+    """Mark a list selector (``(*, user, filters=None) -> QuerySet``) whose columns are the same for
+    every user who sees a record: the user narrows its rows and nothing else (no count of what the
+    user sees, no value shown only to some). A record a service just wrote may then be represented for
+    any of those users as it is for its events (crm.api.viewsets.represented_for); tests/api/
+    test_write_answers.py compares the columns for a rep and for the system."""
+    selector.same_for_every_reader = True
+    return selector
+
+
 def record_visible_as_held(*, user: Actor, record: Model) -> bool | None:
     """Whether ``user`` sees ``record``, answered from the record as held (its owner) without reading
     it again: for a kind seen by every signed-in user or whose rule is the owner rule

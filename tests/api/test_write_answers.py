@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from crm.selectors import record_visible_as_held
 from tests.api.conftest import url
-from tests.factories import AccountFactory, LeadFactory, TagFactory
+from tests.factories import AccountFactory, LeadFactory, OpportunityFactory, TagFactory
 
 
 def _same_as_get(client, path: str, answered: dict) -> None:
@@ -95,8 +95,13 @@ def test_every_write_answers_with_what_a_get_right_after_shows(api_as, people, p
     _same_as_get(client, "accounts", account)
     contact = _ok(client.post(url("contacts/"), {"first_name": "Bo", "account_id": account["id"]}), 201)
     _same_as_get(client, "contacts", contact)
+    # Another team's deal on the account: an account's counts are of what the reader sees.
+    OpportunityFactory(
+        name="East deal", account_id=account["id"], owner=people.users["outsider"], stage=stages["New"]
+    )
     account = _ok(client.patch(url(f"accounts/{account['id']}/"), {"industry": "technology"}))
     assert account["contact_count"] == 1
+    assert account["opportunity_count"] == (1 if persona in ("crm_admin", "superuser") else 0)
     _same_as_get(client, "accounts", account)
 
 
@@ -109,6 +114,31 @@ def test_a_managers_write_on_a_members_record_answers_as_the_managers_get_shows(
 
     assert answered["owner_id"] == people.users["owner"].pk
     _same_as_get(client, "leads", answered)
+
+
+def _select_list(queryset) -> list:
+    compiler = queryset.query.get_compiler(using=queryset.db)
+    compiler.setup_query()
+    return [compiler.compile(expression) for expression, _, _ in compiler.select]
+
+
+@pytest.mark.django_db
+def test_the_selectors_marked_same_for_every_reader_read_the_same_columns_for_a_rep_as_for_the_system(
+    people,
+):
+    """What a write's answer built as the events' (the system's) relies on; the accounts' list counts
+    what its reader sees, and is not marked."""
+    from activities.selectors import activity_list
+    from crm.actors import SYSTEM
+    from crm.selectors import account_list, contact_list, lead_list
+    from sales.selectors import opportunity_list
+
+    rep = people.users["owner"]
+    for selector in (lead_list, contact_list, opportunity_list, activity_list):
+        assert selector.same_for_every_reader, selector.__name__
+        assert _select_list(selector(user=rep)) == _select_list(selector(user=SYSTEM)), selector.__name__
+    assert not getattr(account_list, "same_for_every_reader", False)
+    assert _select_list(account_list(user=rep)) != _select_list(account_list(user=SYSTEM))
 
 
 def _owner_lists_read(queries) -> int:
