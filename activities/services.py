@@ -28,7 +28,7 @@ from crm.db.backends.hooks import on_rollback
 from crm.events.publishing import records_created_publish
 from crm.models import Account, Contact, Lead, NotificationKind
 from crm.notifications.services import notify
-from crm.scoring import lead_score_refresh, lead_scores_refresh
+from crm.scoring import lead_score_assign, lead_score_refresh, lead_scores_refresh
 from crm.selectors import record_is_visible, record_visible_to
 from crm.services import (
     owner_ensure_allowed,
@@ -191,11 +191,20 @@ def _rescore(activity: Activity) -> Activity:
     if activity.account_id:
         account_last_activity_refresh(account_ids=[activity.account_id])
     if activity.lead_id:
-        lead_last_activity_refresh(lead_ids=[activity.lead_id])
-        lead = activity.lead
-        lead.refresh_from_db(fields=["last_activity_at"])
-        lead_score_refresh(lead=lead)
+        _lead_activity_rescore(activity.lead)
     return activity
+
+
+def _lead_activity_rescore(lead: Lead) -> None:
+    """The lead's last activity and the score it gives, read and written together: one write of the
+    row, not one for each (both columns are indexed: each write of the row writes every index of the
+    leads again)."""
+    newest = Activity.objects.filter(lead=lead.pk).order_by().aggregate(last=Max("created_at"))["last"]
+    lead.last_activity_at = newest
+    lead_score_assign(lead=lead)
+    Lead.objects.filter(pk=lead.pk).update(
+        last_activity_at=newest, score=lead.score, score_breakdown_id=lead.score_breakdown_id
+    )
 
 
 def lead_last_activity_refresh(*, lead_ids: Iterable[int] | None = None) -> int:

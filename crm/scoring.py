@@ -228,14 +228,22 @@ def last_activities(lead_ids: list[int]) -> dict[int, datetime.datetime]:
     return found
 
 
-def lead_score_refresh(*, lead: Lead, rules: list[ScoringRule] | None = None) -> Lead:
-    """Recompute and store one lead's score (an UPDATE of two columns, not a save)."""
+def lead_score_assign(*, lead: Lead, rules: list[ScoringRule] | None = None) -> Lead:
+    """Set one lead's score and breakdown on ``lead`` (the breakdown stored if new), for the save about
+    to write the lead to write them too."""
     score, breakdown = lead_score(
         lead, active_rules() if rules is None else rules, last_activity_at=lead.last_activity_at
     )
-    breakdown_id = Breakdowns().store([lines := stored_breakdown(breakdown)])[lines]
-    Lead.objects.filter(pk=lead.pk).update(score=score, score_breakdown_id=breakdown_id)
-    lead.score, lead.score_breakdown_id = score, breakdown_id
+    lead.score = score
+    lead.score_breakdown_id = Breakdowns().store([lines := stored_breakdown(breakdown)])[lines]
+    return lead
+
+
+def lead_score_refresh(*, lead: Lead, rules: list[ScoringRule] | None = None) -> Lead:
+    """Recompute and store one lead's score (an UPDATE of two columns, not a save), for a change that
+    does not save the lead (an activity logged on it)."""
+    lead_score_assign(lead=lead, rules=rules)
+    Lead.objects.filter(pk=lead.pk).update(score=lead.score, score_breakdown_id=lead.score_breakdown_id)
     return lead
 
 

@@ -15,7 +15,7 @@ from crm.models import (
     LostReason,
     Stage,
 )
-from crm.scoring import lead_score_refresh
+from crm.scoring import lead_score_assign
 from crm.win_probability import (
     win_counts_record_change,
     win_snapshots_of,
@@ -59,10 +59,11 @@ def pipeline_record_save(*, instance: M, data: Mapping[str, Any] | None = None, 
             from_stage = field.get_cached_value(instance)
         else:
             from_stage = Stage.objects.filter(pk=instance.stage_id).first()
-    instance = record_save(instance=instance, data=data, publish=False)
+    # A lead's score is computed from the fields saved: written by the same save (an UPDATE after it
+    # would write the whole row and every index of the leads once more).
+    derive = (lambda lead: lead_score_assign(lead=lead)) if isinstance(instance, Lead) else None
+    instance = record_save(instance=instance, data=data, publish=False, derive=derive)
     stage_change_record(record=instance, from_stage=from_stage, user=user)
-    if isinstance(instance, Lead):
-        lead_score_refresh(lead=instance)
     win_counts_record_change(instance, counted)
     events.record_published(instance, before=before, user=user)
     return instance

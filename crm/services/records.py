@@ -4,7 +4,7 @@ its effects, the conflict codes.
 
 import zlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -54,13 +54,22 @@ def record_assign(*, instance: models.Model, data: Mapping[str, Any]) -> dict[st
 
 
 def record_save(
-    *, instance: M, data: Mapping[str, Any] | None = None, user: Actor | None = None, publish: bool = True
+    *,
+    instance: M,
+    data: Mapping[str, Any] | None = None,
+    user: Actor | None = None,
+    publish: bool = True,
+    derive: Callable[[M], Any] | None = None,
 ) -> M:
     """Assign ``data`` to ``instance``, validate the whole record with ``full_clean()``, save it,
-    and publish its domain event (``user`` is its actor) unless the caller publishes it later."""
+    and publish its domain event (``user`` is its actor) unless the caller publishes it later.
+    ``derive(instance)``, called once it is valid and before it is saved, sets the fields computed from
+    the others (a lead's score), so that the one save writes them."""
     before = events.record_snapshot(instance, data) if publish else None
     m2m = record_assign(instance=instance, data=data or {})
     instance.full_clean()
+    if derive is not None:
+        derive(instance)
     reason = _m2m_change_reason(instance, m2m)
     if reason:
         # The audit trail keeps fields, not many-to-many sets: the version this save writes says

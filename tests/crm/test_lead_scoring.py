@@ -135,6 +135,45 @@ def test_services_keep_the_score_current(rules, stages):
     assert Lead.objects.get(pk=lead.pk).score == 50
 
 
+def _lead_row_writes(queries) -> list[str]:
+    return [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith(('INSERT INTO "crm_lead" ', 'UPDATE "crm_lead" '))
+    ]
+
+
+def test_a_leads_score_is_written_by_the_save_that_writes_the_lead(rules, stages):
+    """No UPDATE after the save: the score is an indexed column, and a second write of the row writes
+    every index of the leads again."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        lead = services.lead_create(data={"name": "L", "email": "a@b.test", "rating": "hot"}, user=SYSTEM)
+    assert len(_lead_row_writes(queries)) == 1
+    stored = Lead.objects.get(pk=lead.pk)
+    assert (stored.score, lead.score, stored.score_breakdown_id) == (35, 35, lead.score_breakdown_id)
+    assert [line["points"] for line in shown_breakdown(stored.score_breakdown)] == [30, 5]
+
+    with CaptureQueriesContext(connection) as queries:
+        lead = services.lead_move_stage(lead=lead, stage=stages["Qualified"], user=SYSTEM)
+        lead = services.lead_update(
+            lead=lead, data={"priority": "urgent", "phone": "+1 555 0100"}, user=SYSTEM
+        )
+    assert len(_lead_row_writes(queries)) == 2
+    assert Lead.objects.get(pk=lead.pk).score == lead.score == 60
+
+    # An activity logged on it: its last activity and the score that gives, in one write of the row.
+    with CaptureQueriesContext(connection) as queries:
+        activity = activity_services.activity_create(
+            data={"subject": "Call", "activity_type": "call", "lead": lead}, user=SYSTEM
+        )
+    assert len(_lead_row_writes(queries)) == 1
+    stored = Lead.objects.get(pk=lead.pk)
+    assert (stored.score, stored.last_activity_at) == (75, activity.created_at)
+
+
 def test_moving_an_activity_to_another_lead_rescores_both(rules, stages):
     first = services.lead_create(data={"name": "A", "email": ""}, user=SYSTEM)
     second = services.lead_create(data={"name": "B", "email": ""}, user=SYSTEM)
