@@ -214,29 +214,38 @@ def _attach_action(viewset: type, name: str, function: Callable, input_serialize
 # --- a write's answer -----------------------------------------------------------------------------
 
 
-def represented_for(user, record: Model, selector: Callable, serializer_class: type) -> dict[str, Any] | None:
+def represented_for(
+    user, record: Model, selector: Callable, serializer_class: type, *, seen: bool = False
+) -> dict[str, Any] | None:
     """``record``, just written by a service and returned by it, as ``serializer_class`` represents it
     read through ``selector`` for ``user``, built as its events are (crm.events.registry.represented:
     statements compiled once instead of the selector's queryset built and compiled again); None unless
     the selector's columns are the same for every reader (``same_for_every_reader``: the events'
-    are the system's), the user sees the record as held, and its event source represents it with that
+    are the system's), the user sees the record as held (``seen``: the request read it through the
+    selector, with the same owner, before writing it), and its event source represents it with that
     selector and serializer."""
     if not getattr(selector, "same_for_every_reader", False):
         return None
-    if record_visible_as_held(user=user, record=record) is not True:
+    if not seen and record_visible_as_held(user=user, record=record) is not True:
         return None
     return represented(record, selector=selector, serializer_class=serializer_class)
 
 
-def record_answer(view, record: Model, *, selector: Callable, serializer_class: type) -> Any:
+def record_answer(
+    view, record: Model, *, selector: Callable, serializer_class: type, seen: bool = False
+) -> Any:
     """What ``GET`` of ``record`` answers (``selector`` and ``serializer_class``: its resource's), right
     after a service wrote and returned it: ``represented_for``, else read again through ``selector``."""
     user = view.request.user
-    data = represented_for(user, record, selector, serializer_class)
+    data = represented_for(user, record, selector, serializer_class, seen=seen)
     if data is None:
         reread = selector(user=user).get(pk=record.pk)
         data = serializer_class(reread, context=view.get_serializer_context()).data
     return data
+
+
+def _held_as(instance: Model) -> tuple:
+    return (type(instance), instance.pk, getattr(instance, "owner_id", None))
 
 
 # --- the base viewset -----------------------------------------------------------------------------
@@ -290,7 +299,13 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
             and not editable(self.request.user).filter(pk=instance.pk).exists()
         ):
             raise PermissionDenied("Only the owner's team may change this record.")
+        self._read_as = _held_as(instance)
         return instance
+
+    def _seen(self, instance: Model) -> bool:
+        """Whether this request read ``instance`` through the selector (get_object), with the owner it
+        has now: the user sees it, by the same rule, without asking again."""
+        return getattr(self, "_read_as", None) == _held_as(instance)
 
     def check_if_match(self, instance: Model) -> None:
         """412 unless If-Match (when sent) names the stored version of ``instance``. Call inside the
@@ -375,7 +390,13 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
         # DRF answers serializer.data: where the record can be represented as held, that is the answer.
         answer = None
         if type(serializer) is self.serializer_class:
-            answer = represented_for(self.request.user, instance, type(self).selector, self.serializer_class)
+            answer = represented_for(
+                self.request.user,
+                instance,
+                type(self).selector,
+                self.serializer_class,
+                seen=self._seen(instance),
+            )
         if answer is None:
             serializer.instance = self.reread(instance)
         else:
@@ -387,7 +408,11 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
     def answer(self, instance: Model) -> Any:
         """``instance`` as its GET answers it, right after a service wrote and returned it."""
         return record_answer(
-            self, instance, selector=type(self).selector, serializer_class=self.serializer_class
+            self,
+            instance,
+            selector=type(self).selector,
+            serializer_class=self.serializer_class,
+            seen=self._seen(instance),
         )
 
     def validated_input(self, serializer_class: type[serializers.Serializer], data=None) -> dict[str, Any]:

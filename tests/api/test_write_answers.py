@@ -184,3 +184,20 @@ def test_a_team_change_is_seen_by_the_next_request_of_the_same_user_object(api_a
     team.is_active = False
     team.save()
     assert seen() == (False, False)
+
+
+@pytest.mark.django_db
+def test_a_transition_on_a_record_the_request_read_asks_nothing_more_about_who_sees_it(api_as, people):
+    """The request read the deal through the selector before moving it, and the move kept its owner:
+    the answer is built without reading the owners the rep sees."""
+    client, deal = api_as("owner"), people.records["owner"].opportunity
+
+    with CaptureQueriesContext(connection) as queries:
+        answered = _ok(
+            client.post(
+                url(f"opportunities/{deal.pk}/move-stage/"), {"stage_id": people.stages["Qualified"].pk}
+            )
+        )
+
+    assert _owner_lists_read(queries) == 0
+    _same_as_get(client, "opportunities", answered)
