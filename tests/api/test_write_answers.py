@@ -201,3 +201,30 @@ def test_a_transition_on_a_record_the_request_read_asks_nothing_more_about_who_s
 
     assert _owner_lists_read(queries) == 0
     _same_as_get(client, "opportunities", answered)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", ["owner", "manager", "outsider", "crm_admin", "superuser"])
+def test_a_records_get_is_what_its_list_shows_and_a_record_out_of_sight_is_404(api_as, people, persona):
+    """A GET of one record is read by statements compiled once where the user sees it as held (else
+    through the selector): the same JSON as the record's row in its list, and 404 for a record the
+    list does not show."""
+    client = api_as(persona)
+    people.records["owner"].lead.tags.add(TagFactory(name="Hot"))
+    for path, kind in (
+        ("leads", "lead"),
+        ("opportunities", "opportunity"),
+        ("activities", "activity"),
+        ("contacts", "contact"),
+    ):
+        listed = {row["id"]: row for row in _ok(client.get(url(f"{path}/?page_size=100")))["results"]}
+        everything = {getattr(records, kind).pk for records in (*people.records.values(), people.unowned)}
+        assert listed, path
+        for pk in everything:
+            response = client.get(url(f"{path}/{pk}/"))
+            if pk in listed:
+                assert response.status_code == 200, (path, pk)
+                assert response.json() == listed[pk], (path, pk)
+                assert response["ETag"]
+            else:
+                assert response.status_code == 404, (path, pk)
