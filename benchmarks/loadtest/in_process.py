@@ -15,7 +15,9 @@ among the reps. Per type it prints the process's CPU time a request (least and m
 shared), the CPU time its PostgreSQL backend spent (``/proc/<pid>/stat``, so PostgreSQL on this
 machine) and the statements a request; then the medians weighted by the load test's mix
 (``locustfile.READS`` and ``WRITES``, read from its text). ``--profile`` writes a cProfile of the
-timed requests.
+timed requests. ``--calls`` sends each type ``--n`` times more under cProfile and prints the Python
+function calls a request: unlike the times, a count the machine's load does not move, to compare two
+versions of the code on a shared machine.
 """
 
 import argparse
@@ -25,6 +27,7 @@ import csv
 import io
 import json
 import os
+import pstats
 import random
 import statistics
 import sys
@@ -219,6 +222,12 @@ def main(argv=None) -> None:
     parser.add_argument("--reps", type=int, default=5, help="reps taking turns (default 5)")
     parser.add_argument("--only", default="", help="comma-separated parts of the type names to run")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the timed requests")
+    parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="also send each type --n times more under cProfile and print the Python function calls a "
+        "request: a count that the machine's load does not change, to compare two versions of the code",
+    )
     args = parser.parse_args(argv)
 
     from _harness import commit, database_summary, load, setup_django
@@ -234,9 +243,11 @@ def main(argv=None) -> None:
     reps = [Rep(plan) for plan in prepare_plan(args.reps, 300, 100)["reps"]]
     wanted = [part for part in args.only.split(",") if part]
     profile = cProfile.Profile() if args.profile else None
-    weighted = {"python": 0.0, "postgres": 0.0, "weight": 0}
+    weighted = {"python": 0.0, "postgres": 0.0, "calls": 0.0, "weight": 0}
     print(
-        f"{'request type':24} {'weight':>6} {'py min':>7} {'py med':>7} {'pg':>6} {'stmts':>6}  (ms a req.)"
+        f"{'request type':24} {'weight':>6} {'py min':>7} {'py med':>7} {'pg':>6} {'stmts':>6}"
+        + (f" {'calls':>8}" if args.calls else "")
+        + "  (ms a req.)"
     )
     for name, send in REQUESTS.items():
         if wanted and not any(part in name for part in wanted):
@@ -264,9 +275,19 @@ def main(argv=None) -> None:
         weighted["python"] += median * weights[name]
         weighted["postgres"] += postgres * weights[name]
         weighted["weight"] += weights[name]
+        calls = ""
+        if args.calls:
+            counted = cProfile.Profile()
+            for n in range(args.n):
+                counted.enable()
+                send(reps[n % len(reps)])
+                counted.disable()
+            per_request = pstats.Stats(counted).total_calls / args.n
+            weighted["calls"] += per_request * weights[name]
+            calls = f" {per_request:8,.0f}"
         print(
             f"{name:24} {weights[name]:>6} {min(times):7.1f} {median:7.1f} {postgres:6.1f} "
-            f"{statements / args.n:6.1f}",
+            f"{statements / args.n:6.1f}{calls}",
             flush=True,
         )
     if weighted["weight"]:
@@ -274,6 +295,7 @@ def main(argv=None) -> None:
         print(
             f"weighted by the mix: Python {weighted['python'] / total:.1f} ms, "
             f"PostgreSQL {weighted['postgres'] / total:.1f} ms a request"
+            + (f", {weighted['calls'] / total:,.0f} Python function calls" if args.calls else "")
         )
     if profile:
         profile.dump_stats(args.profile)
