@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from django.db import models
+from django.db import connections, models
 from django.db.models.expressions import Combinable
 
 Classifier = Callable[[Mapping[str, Any], models.Model], str]
@@ -297,6 +297,11 @@ def record_read(model: type[models.Model], selector: Callable, pk: int) -> model
         (selector, "record"), lambda key: selector(user=SYSTEM).filter(pk=key).prefetch_related(None)
     )
     if query is None:
+        return None
+    # An id out of the column's range matches nothing: the ORM says so without asking the database,
+    # which would refuse the value (SQLite: OverflowError).
+    low, high = connections[query.db].ops.integer_field_range(model._meta.pk.get_internal_type())
+    if (low is not None and pk < low) or (high is not None and pk > high):
         return None
     try:
         found = query.objects(pk)
