@@ -273,13 +273,19 @@ def _read_prepared(record: models.Model, selector: Callable) -> bool:
             setattr(record, name, getattr(found[0], name))
         for name in missing:
             record._meta.get_field(name).set_cached_value(record, getattr(found[0], name))
+    _prefetch_prepared(record, prefetches)
+    return True
+
+
+def _prefetch_prepared(record: models.Model, prefetches) -> None:
+    """Each of the plan's many-to-many prefetches read for ``record`` by its compiled statement and
+    kept as the ORM's prefetch_related keeps it."""
     for name, query in prefetches:
         manager = getattr(record, name)
         cached = manager.get_queryset()
         cached._result_cache = query.instances(record.pk)
         cached._prefetch_done = True
         record._prefetched_objects_cache[getattr(manager, "prefetch_cache_name", name)] = cached
-    return True
 
 
 def record_read(model: type[models.Model], selector: Callable, pk: int) -> models.Model | None:
@@ -311,12 +317,7 @@ def record_read(model: type[models.Model], selector: Callable, pk: int) -> model
         return None
     record = found[0]
     record._prefetched_objects_cache = {}
-    for name, prefetch in plan[2]:
-        manager = getattr(record, name)
-        cached = manager.get_queryset()
-        cached._result_cache = prefetch.instances(record.pk)
-        cached._prefetch_done = True
-        record._prefetched_objects_cache[getattr(manager, "prefetch_cache_name", name)] = cached
+    _prefetch_prepared(record, plan[2])
     return record
 
 
