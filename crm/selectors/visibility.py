@@ -16,6 +16,7 @@ from django.db.models import (
     Q,
     QuerySet,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.lookups import In
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
@@ -190,21 +191,61 @@ def owned_records_editable_by(queryset: QuerySet, user: Actor) -> QuerySet:
         return queryset.none()
     if user.is_superuser:
         return queryset
-    return queryset.filter(_owner_rule(user))
+    return _narrowed(queryset, _owner_listed(user))
 
 
 def owned_records_visible_to(queryset: QuerySet, user: Actor) -> QuerySet:
-    """``queryset`` narrowed to the records ``user`` may see: the owner rule, widened by the grants."""
+    """``queryset`` narrowed to the records ``user`` may see: the owner rule, widened by the grants.
+
+    Without a grant, it is written with the CRM Admin membership read first (once per user object, by a
+    statement compiled once): no condition at all for a CRM Admin, else no owner or an owner of the
+    subquery of the owners ``user`` sees, its SQL compiled once (``_owner_listed``). Built with the ORM,
+    that subquery and an ``EXISTS`` on the membership were built and compiled again by every list, board,
+    page and check that read records (a tenth of a list request's Python)."""
     if not user.is_authenticated or not user.is_active:
         return queryset.none()
     if user.is_superuser:
         return queryset
+    if not any(grant(queryset.model, user) is not None for grant in _VISIBILITY_GRANTS):
+        return _narrowed(queryset, _owner_listed(user))
     condition = _owner_rule(user)
     for grant in _VISIBILITY_GRANTS:
         extra = grant(queryset.model, user)
         if extra is not None:
             condition |= extra
     return queryset.filter(condition)
+
+
+def _owner_listed(user: Actor) -> Q:
+    """The owner rule with the CRM Admin membership read now (once per user object): ``Q()`` for a CRM
+    Admin, else no owner or one of the owners ``user`` sees, by a subquery whose SQL is compiled once
+    (``_managed_ids_sql``).
+
+    Not the owners as a list of ids: with a list, a page narrowed to one owner (``owner=`` the rep)
+    repeats the condition on the same column, which PostgreSQL takes as two independent ones and
+    underestimates forty times over; it then read and sorted a rep's 13,000 open leads for a page of
+    25 where an index on the owner in the page's order reads 25."""
+    if user_sees_everything(user):
+        return Q()
+    return Q(owner__isnull=True) | Q(owner__in=_managed_ids_sql(user.pk))
+
+
+def _managed_ids_sql(user_pk: int) -> RawSQL | QuerySet:
+    """``user_managed_ids`` as SQL compiled once per database and thread (crm.prepared)."""
+    db = router.db_for_read(get_user_model())
+    query = prepared(
+        ("user-managed-ids-subquery", db), lambda key: _managed_users(key).using(db).values("pk")
+    )
+    if query is None:
+        return _managed_users(user_pk).values("pk")
+    params = list(query.params)
+    for position in query.positions:
+        params[position] = user_pk
+    return RawSQL(query.sql, params)
+
+
+def _narrowed(queryset: QuerySet, condition: Q) -> QuerySet:
+    return queryset.filter(condition) if condition else queryset
 
 
 def owned_records_owned_by(queryset: QuerySet, user: Actor) -> QuerySet:

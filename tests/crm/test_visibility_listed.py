@@ -4,6 +4,7 @@ its form on the owner key (``owned_records_visible_listed_by_key``)."""
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Q
 
 from activities.models import Activity
@@ -116,3 +117,32 @@ def test_the_records_a_reader_owns_are_those_the_rule_shows_them_as_theirs(
             assert bool(owned) == (name not in ("inactive", "plain")), (name, model)
     assert not owned_records_owned_by(Lead.objects.all(), inactive).exists()
     assert Lead.objects.filter(owner=inactive).exists()
+
+
+@pytest.mark.django_db
+def test_the_rule_is_written_with_what_the_reader_is_and_reads_the_team_live(people, stages):
+    """``owned_records_visible_to`` without a grant: no condition at all for a CRM Admin (their
+    membership read once per user object), and for anyone else no owner or an owner of the subquery
+    of the owners they see, whose SQL is compiled once. That subquery is read by each statement, so a
+    team changed by another process (here: behind the ORM's back, no signal) is seen by the next read
+    of the same user object."""
+    admin = get_user_model().objects.get(pk=people.users["crm_admin"].pk)
+    assert "WHERE" not in str(lead_visible_to(admin).query)
+    assert Lead.objects.count() == lead_visible_to(admin).count() > 0
+
+    manager = get_user_model().objects.get(pk=people.users["manager"].pk)
+    sql = str(lead_visible_to(manager).query)
+    assert "auth_user_groups" not in sql and '"owner_id" IS NULL OR' in sql
+    newcomer = UserFactory()
+    theirs = LeadFactory(stage=stages["New"], owner=newcomer)
+    assert not lead_visible_to(manager).filter(pk=theirs.pk).exists()
+    team = people.teams["West"]
+    assert team.manager_id == manager.pk
+    through = type(team).members.through
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {through._meta.db_table} (salesteam_id, user_id) VALUES (%s, %s)",
+            [team.pk, newcomer.pk],
+        )
+    assert lead_visible_to(manager).filter(pk=theirs.pk).exists()
+    assert not lead_visible_to(people.users["outsider"]).filter(pk=theirs.pk).exists()
