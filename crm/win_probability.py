@@ -44,7 +44,7 @@ from functools import cache
 
 from django.apps import apps
 from django.conf import settings
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.db.models import Case, Count, F, OuterRef, Subquery, When
 
 from crm.models import LeadStatus, Pipeline, WinModel, WinModelKind
@@ -253,8 +253,17 @@ def _for_estimates(models: Iterable[WinModel]) -> dict[int, WinModel]:
 
 
 def win_models_by_pipeline(kind: str) -> dict[int, WinModel]:
-    """Every pipeline's model of ``kind``, in one query (there are as many as pipelines)."""
-    return _for_estimates(WinModel.objects.filter(kind=kind))
+    """Every pipeline's model of ``kind``, in one query (there are as many as pipelines), compiled once
+    per database and thread (crm.prepared): every page of leads or deals reads it."""
+    from crm.prepared import prepared
+
+    db = router.db_for_read(WinModel)
+    query = prepared(
+        (WinModel, "by-pipeline", db),
+        lambda key: WinModel.objects.using(db).filter(kind=key).order_by(),
+        text=True,
+    )
+    return _for_estimates(query.instances(kind) if query is not None else WinModel.objects.filter(kind=kind))
 
 
 def win_models_context(record) -> dict:
@@ -265,8 +274,10 @@ def win_models_context(record) -> dict:
     spec = spec_for(record)
     if record.status != LeadStatus.OPEN:
         return {f"_win_models_{spec.kind}": {}}
+    db = router.db_for_read(WinModel)
     query = prepared(
-        (WinModel, spec.kind), lambda key: WinModel.objects.filter(kind=spec.kind, pipeline_id=key).order_by()
+        (WinModel, spec.kind, db),
+        lambda key: WinModel.objects.using(db).filter(kind=spec.kind, pipeline_id=key).order_by(),
     )
     if query is None:
         return {}
