@@ -49,7 +49,9 @@ register_record_access(Activity, visible_to=activity_visible_to, listed=owned_re
 
 @same_for_every_reader
 def activity_list(*, user: Actor, filters: Filters = None) -> QuerySet[Activity]:
-    return filter_queryset(ActivityFilter, activity_visible_to(user).select_related("owner"), filters)
+    return filter_queryset(
+        ActivityFilter, activity_visible_to(user).select_related("owner"), filters, reader=user
+    )
 
 
 # What an agenda shows of an activity: its type, subject, due date and state, and the name of the record

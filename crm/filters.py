@@ -128,14 +128,18 @@ def given_filters(filters: dict, keys) -> dict:
     }
 
 
-def filter_queryset(filterset_class: type[django_filters.FilterSet], queryset: QuerySet, filters) -> QuerySet:
-    """Apply ``filters`` (query parameters) with ``filterset_class``; bad values raise ValidationError."""
+def filter_queryset(
+    filterset_class: type[django_filters.FilterSet], queryset: QuerySet, filters, *, reader=None
+) -> QuerySet:
+    """Apply ``filters`` (query parameters) with ``filterset_class``; bad values raise ValidationError.
+    ``reader``: the user reading, whom an owner filter naming them takes as read (OwnerChoiceFilter)."""
     if filters is None:
         return queryset
     # Only the filters given a value are built (SearchFilterSet's only_given): a board or a selector's
     # list names two or three of some thirty.
     given = {"only_given": True} if issubclass(filterset_class, SearchFilterSet) else {}
     filterset = filterset_class(data=filters, queryset=queryset, **given)
+    filterset.reader = reader
     if not filterset.is_valid():
         raise ValidationError(filterset.errors.as_data())
     return filterset.qs
@@ -168,8 +172,34 @@ def ordering(*fields: str | tuple[str, str], help_text: str = "") -> django_filt
     )
 
 
+class OwnerChoiceField(forms.ModelChoiceField):
+    """A user's id; the requesting user's own (``known``: "my records", the commonest owner filter) is
+    taken as the user already read, without reading the row again."""
+
+    known = None
+
+    def to_python(self, value):
+        known = self.known
+        if known is not None and isinstance(value, str | int) and str(value) == str(known.pk):
+            return known
+        return super().to_python(value)
+
+
+class OwnerChoiceFilter(django_filters.ModelChoiceFilter):
+    field_class = OwnerChoiceField
+
+    @property
+    def field(self):
+        field = super().field
+        user = getattr(self.parent, "reader", None)
+        if user is None:
+            user = getattr(getattr(self.parent, "request", None), "user", None)
+        field.known = user if isinstance(user, get_user_model()) and user.pk is not None else None
+        return field
+
+
 def owner_filter() -> django_filters.ModelChoiceFilter:
-    return django_filters.ModelChoiceFilter(queryset=get_user_model().objects.all(), label="Owner (user id)")
+    return OwnerChoiceFilter(queryset=get_user_model().objects.all(), label="Owner (user id)")
 
 
 def tag_filter() -> django_filters.ModelChoiceFilter:

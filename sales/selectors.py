@@ -116,7 +116,7 @@ def opportunity_list(*, user: Actor, filters: Filters = None) -> QuerySet[Opport
         .prefetch_related(tags_prefetch())
         .annotate(priority_rank=priority_rank())
     )
-    return filter_queryset(OpportunityFilter, queryset, filters)
+    return filter_queryset(OpportunityFilter, queryset, filters, reader=user)
 
 
 def opportunity_kanban(

@@ -42,7 +42,7 @@ def lead_list(*, user: Actor, filters: Filters = None) -> QuerySet[Lead]:
         .prefetch_related(tags_prefetch())
         .annotate(priority_rank=priority_rank(), converted_opportunity_pk=_converted_opportunity_pk())
     )
-    return filter_queryset(LeadFilter, queryset, filters)
+    return filter_queryset(LeadFilter, queryset, filters, reader=user)
 
 
 def _converted_opportunity_pk() -> Subquery:
@@ -59,13 +59,13 @@ def account_list(*, user: Actor, filters: Filters = None) -> QuerySet[Account]:
         account_visible_to(user).select_related("owner", "parent").prefetch_related(tags_prefetch()),
         user=user,
     )
-    return filter_queryset(AccountFilter, queryset, filters)
+    return filter_queryset(AccountFilter, queryset, filters, reader=user)
 
 
 @same_for_every_reader
 def contact_list(*, user: Actor, filters: Filters = None) -> QuerySet[Contact]:
     queryset = contact_visible_to(user).select_related("account", "owner").prefetch_related(tags_prefetch())
-    return filter_queryset(ContactFilter, queryset, filters)
+    return filter_queryset(ContactFilter, queryset, filters, reader=user)
 
 
 def pipeline_list(*, user: Actor, filters: Filters = None) -> QuerySet[Pipeline]:
