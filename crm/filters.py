@@ -191,9 +191,11 @@ class OwnerChoiceFilter(django_filters.ModelChoiceFilter):
     @property
     def field(self):
         field = super().field
-        user = getattr(self.parent, "reader", None)
+        # Unbound (a class's base_filters, read for its keys and widgets), a filter has no parent.
+        parent = getattr(self, "parent", None)
+        user = getattr(parent, "reader", None)
         if user is None:
-            user = getattr(getattr(self.parent, "request", None), "user", None)
+            user = getattr(getattr(parent, "request", None), "user", None)
         field.known = user if isinstance(user, get_user_model()) and user.pk is not None else None
         return field
 

@@ -87,3 +87,19 @@ def test_a_list_of_the_readers_own_records_takes_them_as_the_owner_without_readi
     unknown = client.get(url(f"{path}?owner=987654321"))
     # (The boards name the field as their selector's error does: owner_id.)
     assert unknown.status_code == 400 and {"owner", "owner_id"} & set(unknown.json())
+
+
+@pytest.mark.django_db
+def test_an_owner_filter_read_outside_a_filterset_still_gives_its_field(api_as, people):
+    """A class's own owner filter (read for its keys and widgets: a segment's definition is checked so)
+    has no filterset, so no reader: its field is the plain one."""
+    from crm.filters import LeadFilter, segment_filter_keys
+
+    assert LeadFilter.base_filters["owner"].field.known is None
+    assert "owner" in segment_filter_keys("lead")
+    created = api_as("crm_admin").post(
+        url("segments/"),
+        {"name": "Mine", "entity": "lead", "definition": {"owner": people.users["owner"].pk}},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
