@@ -60,11 +60,16 @@ class EventSource:
 
     def represent(self, instance: models.Model) -> dict[str, Any]:
         """The record as the API represents it, from ``instance`` just saved: what ``serialize``
-        builds from ``pk``, without reading again what the instance already holds."""
+        builds from ``pk``, without reading again what the instance already holds. Kept on the
+        instance with the values it was built from (``represented`` gives it again while they hold)."""
         from_instance = getattr(self.serialize, "from_instance", None)
         if from_instance is None:
             return self.serialize(instance.pk)
-        return from_instance(instance)
+        record = from_instance(instance)
+        held = _held_values(instance)
+        if held is not None:
+            instance.__dict__[_REPRESENTED] = (self.serialize, held, record)
+        return record
 
     def represent_many(self, instances: Iterable[models.Model]) -> dict[Any, dict[str, Any]]:
         """``{pk: dict}``: each of ``instances`` as the API represents it, read together when the
@@ -213,7 +218,24 @@ def represented(
         or getattr(serialize, "serializer_class", None) is not serializer_class
     ):
         return None
+    kept = instance.__dict__.get(_REPRESENTED)
+    if kept is not None and kept[0] is serialize and kept[1] == _held_values(instance):
+        # The write's own event built it from these very values: a copy, not the same reads again.
+        return copy.deepcopy(kept[2])
     return source.represent(instance)
+
+
+# Where EventSource.represent keeps what it built on the instance.
+_REPRESENTED = "_crm_represented"
+
+
+def _held_values(instance: models.Model) -> tuple | None:
+    """The values of ``instance``'s columns, to tell later whether it still holds what a
+    representation was built from; None when one is an expression still to be resolved."""
+    values = tuple(instance.__dict__.get(f.attname) for f in instance._meta.concrete_fields)
+    if any(isinstance(value, Combinable) for value in values):
+        return None
+    return values
 
 
 def _read_orm(record: models.Model, queryset: models.QuerySet) -> None:

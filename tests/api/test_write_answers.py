@@ -230,3 +230,30 @@ def test_a_records_get_is_what_its_list_shows_and_a_record_out_of_sight_is_404(a
                 assert response["ETag"]
             else:
                 assert response.status_code == 404, (path, pk)
+
+
+@pytest.mark.django_db
+def test_a_write_answers_with_what_its_own_event_built_without_reading_it_again(api_as, people):
+    """The write's event represented the record from the values it saved: the answer is that same
+    representation (a copy), not the record's tags and annotations read a second time; a later write
+    that changes the record builds both again."""
+    client, hot = api_as("owner"), TagFactory(name="Hot")
+
+    def tag_reads(queries) -> int:
+        # The representation's read of the lead's tags (the tags' set reads only their ids).
+        shown = 'SELECT "crm_tag"."id", "crm_tag"."name"'
+        return sum(
+            query["sql"].startswith(shown) and '"crm_lead_tags"' in query["sql"]
+            for query in queries.captured_queries
+        )
+
+    with CaptureQueriesContext(connection) as queries:
+        lead = _ok(client.post(url("leads/"), {"name": "Once", "tags": [hot.pk]}, format="json"), 201)
+    assert tag_reads(queries) == 1  # the event's
+    assert lead["tags"] == [hot.pk]
+    _same_as_get(client, "leads", lead)
+
+    with CaptureQueriesContext(connection) as queries:
+        moved = _ok(client.patch(url(f"leads/{lead['id']}/"), {"rating": "hot", "tags": []}, format="json"))
+    assert moved["tags"] == [] and moved["rating"] == "hot"
+    _same_as_get(client, "leads", moved)
