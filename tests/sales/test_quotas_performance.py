@@ -160,6 +160,30 @@ def test_my_attainment_is_my_quotas_among_those_i_see(quarter):
     assert quota_attainment_of(user=inactive, holder=inactive, day=Q4) == []
 
 
+def test_my_attainment_read_by_its_compiled_statement_is_what_the_orm_reads(quarter, settings):
+    """One's own attainment is read by a statement compiled once a day and currency (crm.prepared): for
+    each day and each company currency, the figures the ORM's query gives the same quotas."""
+    from sales.quotas import quota_attainment_of
+
+    users = quarter["users"]
+    owner = users["owner"]
+
+    def by_orm(when):
+        return [
+            row for row in quota_attainment(user=users["crm_admin"], day=when) if row["user_id"] == owner.pk
+        ]
+
+    figures = {}
+    for currency in ("USD", "EUR"):
+        settings.CRM_CURRENCY = currency
+        for when in (Q4, day(2026, 1, 15), Q4):
+            mine = quota_attainment_of(user=owner, holder=owner, day=when)
+            assert mine == by_orm(when), (currency, when)
+            figures[currency, when] = [(row["won_amount"], row["won_count"]) for row in mine]
+    assert figures["USD", Q4] == [(D("900.00"), 2)]
+    assert figures["EUR", Q4] != figures["USD", Q4]
+
+
 def test_a_manager_sets_quotas_for_their_team_only(quarter):
     manager = client_for(quarter["users"]["manager"])
     body = {"user_id": quarter["users"]["teammate"].pk, "period": "month", "period_start": "2026-11-20"}
