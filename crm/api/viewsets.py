@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from crm import services
 from crm.api import schema
 from crm.api.listing import list_narrowing
-from crm.events.registry import record_read, represented
+from crm.events.registry import record_read, represented, represented_read
 from crm.selectors import record_visible_as_held, rollup_count
 
 # --- permissions ----------------------------------------------------------------------------------
@@ -338,8 +338,18 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
         return self.get_paginated_response(builder.rows(page))
 
     def retrieve(self, request, *args, **kwargs):
-        instance = self._read_as_held() or self.get_object()
-        response = Response(self.get_serializer(instance).data)
+        instance = self._read_as_held()
+        data = None
+        if instance is not None:
+            # Read as the events read it: represented by the serializer they keep built.
+            data = represented_read(
+                instance, selector=type(self).selector, serializer_class=self.get_serializer_class()
+            )
+        else:
+            instance = self.get_object()
+        if data is None:
+            data = self.get_serializer(instance).data
+        response = Response(data)
         response["ETag"] = record_etag(instance)
         return response
 

@@ -196,7 +196,14 @@ def api_representation(selector: Callable, serializer_class: type) -> Callable[[
         records = selector(user=SYSTEM).filter(pk__in=list(pks))
         return {record.pk: dict(serializer().to_representation(record)) for record in records}
 
+    def of_read(record: models.Model) -> dict[str, Any]:
+        """The dict of a record read as the selector reads it (``record_read``), by the serializer
+        whose fields this thread built once."""
+        context_for = getattr(serializer_class, "representation_context", None)
+        return dict(serializer(context_for(record) if context_for else None).to_representation(record))
+
     serialize.from_instance = from_instance
+    serialize.of_read = of_read
     serialize.many = many
     # What it reads through, so that an API view serving the same may answer a write the same way
     # (``represented``).
@@ -236,6 +243,23 @@ def _held_values(instance: models.Model) -> tuple | None:
     if any(isinstance(value, Combinable) for value in values):
         return None
     return values
+
+
+def represented_read(
+    record: models.Model, *, selector: Callable, serializer_class: type
+) -> dict[str, Any] | None:
+    """``record``, read whole as ``selector`` reads it (``record_read``), as ``serializer_class``
+    represents it, by the serializer its event source keeps built (a GET's answer without building the
+    serializer's fields again); None unless that source represents it with that selector and
+    serializer."""
+    source = source_for(record)
+    serialize = source.serialize if source is not None else None
+    if (
+        getattr(serialize, "selector", None) is not selector
+        or getattr(serialize, "serializer_class", None) is not serializer_class
+    ):
+        return None
+    return serialize.of_read(record)
 
 
 def _read_orm(record: models.Model, queryset: models.QuerySet) -> None:

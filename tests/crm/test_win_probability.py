@@ -18,7 +18,15 @@ from sales import services as sales_services
 from sales.models import Opportunity
 from sales.win_probability import OPPORTUNITY
 from tests.api.conftest import url
-from tests.factories import AccountFactory, LeadFactory, OpportunityFactory, TagFactory, UserFactory
+from tests.factories import (
+    AccountFactory,
+    LeadFactory,
+    OpportunityFactory,
+    PipelineFactory,
+    StageFactory,
+    TagFactory,
+    UserFactory,
+)
 
 
 @pytest.fixture
@@ -605,3 +613,26 @@ def test_an_account_import_that_changes_industries_moves_their_closed_deals(stag
 
     assert result.ok, result.errors
     assert deal_model(pipeline).counts["industry"] == {"finance": [1, 0]}
+
+
+@pytest.mark.django_db
+def test_a_records_get_estimates_with_its_own_pipelines_model_whatever_was_read_before(
+    api, stages, pipeline, settings
+):
+    """A GET is represented by a serializer kept built across requests (crm.events.registry.of_read);
+    each record's estimate still comes from its own pipeline's model, read after read, as its list
+    row's does."""
+    settings.CRM_WIN_MODEL_MIN_CLOSED = 5
+    close_five_leads(api, stages, TagFactory())
+    other = PipelineFactory(name="Partners")
+    StageFactory(pipeline=other, name="Intro", sequence=1)
+    estimated = LeadFactory(stage=stages["New"], source="referral", priority="high")
+    unknown = LeadFactory(pipeline=other, stage=other.stages.get())
+    for lead, has_estimate in ((estimated, True), (unknown, False), (estimated, True), (unknown, False)):
+        body = api.get(url(f"leads/{lead.pk}/")).json()
+        listed = {
+            row["id"]: row for row in api.get(url("leads/?status=open&page_size=100")).json()["results"]
+        }
+        assert body == listed[lead.pk]
+        assert (body["automated_probability"] is not None) == has_estimate, lead.pipeline.name
+    assert "0 closed leads" in api.get(url(f"leads/{unknown.pk}/")).json()["automated_probability_note"]
