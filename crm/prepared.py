@@ -27,8 +27,8 @@ class NotPreparable(Exception):
 
 
 class PreparedQuery:
-    def __init__(self, build: Callable[[Any], QuerySet], *, text: bool = False):
-        sentinel = _TEXT_KEY if text else _KEY
+    def __init__(self, build: Callable[[Any], QuerySet], *, text: bool = False, keyless: bool = False):
+        sentinel = None if keyless else _TEXT_KEY if text else _KEY
         queryset = build(sentinel)
         self.model = queryset.model
         self.db = queryset.db
@@ -40,7 +40,7 @@ class PreparedQuery:
         positions = [
             n for n, value in enumerate(params) if type(value) is type(sentinel) and value == sentinel
         ]
-        if not positions:
+        if not positions and not keyless:
             raise NotPreparable(self.sql)
         self.params, self.positions = list(params), positions
         self.compiler = compiler
@@ -95,16 +95,19 @@ class PreparedQuery:
 _local = threading.local()
 
 
-def prepared(key: Hashable, build: Callable[[Any], QuerySet], *, text: bool = False) -> PreparedQuery | None:
+def prepared(
+    key: Hashable, build: Callable[[Any], QuerySet], *, text: bool = False, keyless: bool = False
+) -> PreparedQuery | None:
     """The PreparedQuery of ``key`` in this thread (a compiler holds its thread's connection), built
-    from ``build(pk)`` on first use (``text``: the key is a text, not an integer); None when the
+    from ``build(pk)`` on first use (``text``: the key is a text, not an integer; ``keyless``: a query
+    that takes none, built from ``build(None)`` and run as it is, with any key); None when the
     queryset cannot be prepared (use the ORM)."""
     cache = getattr(_local, "queries", None)
     if cache is None:
         cache = _local.queries = {}
     if key not in cache:
         try:
-            cache[key] = PreparedQuery(build, text=text)
+            cache[key] = PreparedQuery(build, text=text, keyless=keyless)
         except NotPreparable:
             cache[key] = None
     return cache[key]

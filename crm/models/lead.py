@@ -18,7 +18,7 @@ from .base import (
     phone_digits_expression,
     probability_constraint,
 )
-from .pipeline import Pipeline, Stage, first_open_stage
+from .pipeline import Pipeline, Stage, default_pipeline, first_open_stage, pipeline_stages
 from .tag import LostReason, Tag
 
 # What a search of the leads matches (the API's ?search=, the admin changelist's, the global search's). On
@@ -71,12 +71,10 @@ class DatabasePipelineSource:
         return self.objects.get((Stage, stage_id))
 
     def default_pipeline(self):
-        return self._remember(Pipeline.objects.default())
+        return self._remember(default_pipeline())
 
     def first_stage(self, pipeline_id: int):
-        return self._remember(
-            first_open_stage(Stage.objects.filter(pipeline_id=pipeline_id).order_by("sequence", "id"))
-        )
+        return self._remember(first_open_stage(pipeline_stages(pipeline_id)))
 
 
 def pipeline_defaults(

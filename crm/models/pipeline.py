@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import models, router
 from django.db.models import Q
 from django.db.models.functions import Lower
 
@@ -24,6 +24,40 @@ def first_open_stage(stages):
 class PipelineQuerySet(models.QuerySet):
     def default(self) -> "Pipeline | None":
         return self.filter(is_default=True).first()
+
+
+def default_pipeline() -> "Pipeline | None":
+    """``Pipeline.objects.default()`` by a statement compiled once per database and thread
+    (crm.prepared): every new lead or deal and every board without a pipeline reads it."""
+    from crm.prepared import prepared
+
+    db = router.db_for_read(Pipeline)
+    query = prepared(
+        ("default-pipeline", db),
+        lambda _key: (
+            Pipeline.objects.using(db).filter(is_default=True).order_by(*Pipeline._meta.ordering)[:1]
+        ),
+        keyless=True,
+    )
+    if query is None:
+        return Pipeline.objects.default()
+    found = query.instances(None)
+    return found[0] if found else None
+
+
+def pipeline_stages(pipeline_id: int) -> list["Stage"]:
+    """The stages of pipeline ``pipeline_id`` in their order (sequence, id), by a statement compiled
+    once per database and thread (crm.prepared): a board's columns, a new record's first stage."""
+    from crm.prepared import prepared
+
+    db = router.db_for_read(Stage)
+    query = prepared(
+        ("pipeline-stages", db),
+        lambda key: Stage.objects.using(db).filter(pipeline_id=key).order_by("sequence", "id"),
+    )
+    if query is None:
+        return list(Stage.objects.filter(pipeline_id=pipeline_id).order_by("sequence", "id"))
+    return query.instances(pipeline_id)
 
 
 class Pipeline(TimeStampedModel):

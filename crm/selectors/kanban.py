@@ -25,6 +25,7 @@ from django.db.models.functions import Coalesce, RowNumber
 from crm.actors import Actor
 from crm.db.aggregates import count_rows
 from crm.models import Lead, LeadRollup, Pipeline, Stage
+from crm.models.pipeline import default_pipeline, pipeline_stages
 
 from .lists import Filters, lead_list
 from .visibility import owned_records_visible_owners, owned_records_visible_owners_listed
@@ -56,7 +57,7 @@ def pipeline_for_board(pipeline: Pipeline | None) -> Pipeline:
     """The pipeline a board, forecast or dashboard shows: the one asked for, else the default one."""
     if pipeline is not None:
         return pipeline
-    default = Pipeline.objects.default()
+    default = default_pipeline()
     if default is None:
         raise ValidationError({"pipeline": "There is no default pipeline: choose a pipeline."})
     return default
@@ -179,7 +180,9 @@ def pipeline_kanban(
     reads the first cards some other way than as model instances (the API's rows, crm.api.listing).
     """
     limit = max(0, min(limit, KANBAN_MAX_LIMIT))
-    stages = list(pipeline.stages.order_by("sequence", "id"))
+    stages = pipeline_stages(pipeline.pk)
+    for stage in stages:
+        Stage.pipeline.field.set_cached_value(stage, pipeline)
     columns = {stage.pk: KanbanColumn(stage=stage) for stage in stages}
     money = DecimalField(max_digits=16, decimal_places=2)
     in_stages = queryset.filter(stage__in=[stage.pk for stage in stages])

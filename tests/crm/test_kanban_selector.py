@@ -79,3 +79,37 @@ def test_kanban_with_a_search_nothing_matches_has_empty_columns(stages):
     board = selectors.lead_kanban(user=UserFactory(), filters={"search": "zzzz-nothing"})
 
     assert [(column.count, column.results) for column in board.columns] == [(0, [])] * len(board.columns)
+
+
+@pytest.mark.django_db
+def test_the_default_pipeline_and_its_stages_are_read_as_they_are_now(stages):
+    """``default_pipeline`` and ``pipeline_stages`` run statements compiled once (crm.prepared) and give
+    what the ORM reads at each call: another default, a new stage, a reordering are seen at once, by the
+    board and by a new lead."""
+    from crm.models import Pipeline
+    from crm.models.pipeline import default_pipeline, pipeline_stages
+
+    sales = stages["New"].pipeline
+    assert default_pipeline() == Pipeline.objects.default() == sales
+    assert pipeline_stages(sales.pk) == list(sales.stages.order_by("sequence", "id"))
+
+    other = PipelineFactory(name="Partners")
+    second, first = (
+        StageFactory(pipeline=other, name="Second", sequence=2),
+        StageFactory(pipeline=other, name="First", sequence=1),
+    )
+    Pipeline.objects.filter(pk=sales.pk).update(is_default=False)
+    Pipeline.objects.filter(pk=other.pk).update(is_default=True)
+    assert default_pipeline() == other and pipeline_stages(other.pk) == [first, second]
+    assert [
+        column.stage for column in selectors.lead_kanban(user=UserFactory(is_superuser=True)).columns
+    ] == [
+        first,
+        second,
+    ]
+    assert LeadFactory(pipeline=None, stage=None).stage == first
+
+    type(first).objects.filter(pk=first.pk).update(sequence=3)
+    assert pipeline_stages(other.pk) == [second, first]
+    Pipeline.objects.filter(pk=other.pk).update(is_default=False)
+    assert default_pipeline() is None
