@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
+from django.db import router
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -17,6 +18,7 @@ from crm.api.listing import ListRows
 from crm.models import Account, Campaign, Contact, Lead, LeadStatus, LostReason, Pipeline, Stage, Tag
 from crm.scoring import shown_breakdown, shown_lines
 from crm.selectors import KANBAN_DEFAULT_LIMIT, KANBAN_MAX_LIMIT
+from crm.selectors.annotations import page_tag_rows
 from crm.win_probability import (
     WinEstimate,
     closed_estimate,
@@ -399,11 +401,9 @@ class TaggedWinRows(ListRows):
 
     def complete(self, records: list[dict], rows: list[dict]) -> None:
         model = self.serializer_class.Meta.model
-        through = model.tags.through
-        link = f"{model._meta.model_name}_id"
         tags = defaultdict(list)
-        links = through.objects.filter(**{f"{link}__in": [record["id"] for record in records]})
-        for record_id, tag_id in links.order_by("tag__name", "tag_id").values_list(link, "tag_id"):
+        db = router.db_for_read(model.tags.through)
+        for record_id, tag_id in page_tag_rows(model, [record["id"] for record in records], db):
             tags[record_id].append(tag_id)
         spec = win_spec_for(model)
         statuses = dict(model._meta.get_field("status").choices)
