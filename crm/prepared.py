@@ -37,8 +37,11 @@ class PreparedQuery:
             self.sql, params = compiler.as_sql()
         except (EmptyResultSet, FullResultSet) as exc:
             raise NotPreparable(str(queryset.query.__class__)) from exc
+        # A keyless query has nothing to swap (a None among its values is a value, not the key).
         positions = [
-            n for n, value in enumerate(params) if type(value) is type(sentinel) and value == sentinel
+            n
+            for n, value in enumerate(params)
+            if not keyless and type(value) is type(sentinel) and value == sentinel
         ]
         if not positions and not keyless:
             raise NotPreparable(self.sql)
