@@ -218,18 +218,29 @@ def represented(
     as its events are (``from_instance``: the statements compiled once, not the selector's queryset
     built and compiled again). None unless the record's event source represents it with that very
     selector and serializer (the caller then reads it again itself)."""
-    source = source_for(instance)
+    source = _source_representing(instance, selector, serializer_class)
+    if source is None:
+        return None
+    kept = instance.__dict__.get(_REPRESENTED)
+    if kept is not None and kept[0] is source.serialize and kept[1] == _held_values(instance):
+        # The write's own event built it from these very values: a copy, not the same reads again.
+        return copy.deepcopy(kept[2])
+    return source.represent(instance)
+
+
+def _source_representing(
+    record: models.Model, selector: Callable, serializer_class: type
+) -> EventSource | None:
+    """``record``'s event source when it represents records read through ``selector`` as
+    ``serializer_class`` does (``api_representation``), else None."""
+    source = source_for(record)
     serialize = source.serialize if source is not None else None
     if (
         getattr(serialize, "selector", None) is not selector
         or getattr(serialize, "serializer_class", None) is not serializer_class
     ):
         return None
-    kept = instance.__dict__.get(_REPRESENTED)
-    if kept is not None and kept[0] is serialize and kept[1] == _held_values(instance):
-        # The write's own event built it from these very values: a copy, not the same reads again.
-        return copy.deepcopy(kept[2])
-    return source.represent(instance)
+    return source
 
 
 # Where EventSource.represent keeps what it built on the instance.
@@ -252,14 +263,8 @@ def represented_read(
     represents it, by the serializer its event source keeps built (a GET's answer without building the
     serializer's fields again); None unless that source represents it with that selector and
     serializer."""
-    source = source_for(record)
-    serialize = source.serialize if source is not None else None
-    if (
-        getattr(serialize, "selector", None) is not selector
-        or getattr(serialize, "serializer_class", None) is not serializer_class
-    ):
-        return None
-    return serialize.of_read(record)
+    source = _source_representing(record, selector, serializer_class)
+    return None if source is None else source.serialize.of_read(record)
 
 
 def _read_orm(record: models.Model, queryset: models.QuerySet) -> None:
