@@ -14,9 +14,9 @@ from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from crm.api.throttling import ScopedRateThrottle
 from crm.api.viewsets import BAD_REQUEST, DetailSerializer
 
 BAD_CREDENTIALS = "Unable to log in with these credentials."

@@ -319,9 +319,10 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     # Per-user (per-address without credentials) request budgets; 429 with Retry-After beyond them.
+    # DRF's, counted in one step in Redis (crm.api.throttling).
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "crm.api.throttling.AnonRateThrottle",
+        "crm.api.throttling.UserRateThrottle",
         "crm.api.authentication.ApiKeyRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {

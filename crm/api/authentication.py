@@ -16,8 +16,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import SAFE_METHODS
-from rest_framework.throttling import SimpleRateThrottle
 
+from crm.api.throttling import SimpleRateThrottle
 from crm.models import ApiKey
 from crm.prepared import prepared
 
