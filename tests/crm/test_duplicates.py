@@ -44,6 +44,26 @@ def test_a_public_email_domain_does_not_match(db):
     assert found(contact) == {}
 
 
+def test_a_domain_of_many_records_reads_only_as_many_as_are_listed(stages):
+    """Of a company domain with more records than a list of matches holds, only that many are read: the
+    domain's index gives those of the domain alone (the load test's leads, all of one domain, read 100
+    to list 20)."""
+    from crm.duplicates import MAX_MATCHES
+
+    lead = LeadFactory(name="New", email="new@bigco.test", company_name="", contact_name="", phone="")
+    for n in range(MAX_MATCHES + 5):
+        LeadFactory(name=f"Old {n}", email=f"old{n}@BigCo.test", company_name="", contact_name="", phone="")
+    LeadFactory(name="Other", email="x@bigco.test.example", company_name="", contact_name="", phone="")
+
+    with CaptureQueriesContext(connection) as queries:
+        matches = find_duplicates(lead)
+
+    assert len(matches) == MAX_MATCHES
+    assert all(m.reasons == ["same company domain (bigco.test)"] for m in matches)
+    (domain_read,) = [q["sql"] for q in queries.captured_queries if "'bigco.test'" in q["sql"]]
+    assert domain_read.rstrip().endswith(f"LIMIT {MAX_MATCHES}"), domain_read
+
+
 def test_same_phone_digits_whatever_the_formatting(db):
     contact = ContactFactory(first_name="Ann", last_name="Lee", email="", phone="+1 (555) 123-4567")
     ContactFactory(first_name="Bob", last_name="Stone", email="", phone="", mobile="1.555.123.4567")
