@@ -184,28 +184,27 @@ def test_my_attainment_read_by_its_compiled_statement_is_what_the_orm_reads(quar
     assert figures["EUR", Q4] != figures["USD", Q4]
 
 
-@pytest.mark.postgres_only
-def test_attainment_reads_the_won_deals_from_their_covering_index_alone(quarter):
-    """Both figures of a quota's attainment (its won amount and its won count) are answered by the won
-    deals' covering index without reading the table: counting the deals' ids read every deal closing
-    in the period from the table (94 ms for a rep's quarter at a million deals)."""
+def test_attainment_reads_of_the_won_deals_only_what_their_covering_index_holds(quarter):
+    """Both figures of a quota's attainment (its won amount and its won count) read of the won deals only
+    columns of their covering index, so PostgreSQL answers them from the index alone: counting the
+    deals' ids read every deal closing in the period from the table (94 ms for a rep's quarter at a
+    million deals, against 4 for the amount beside it)."""
+    import re
+
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from sales.quotas import quota_attainment_of
 
+    (index,) = [i for i in Opportunity._meta.indexes if i.name == "sales_opp_status_close_inc"]
+    covered = {Opportunity._meta.get_field(name).column for name in (*index.fields, *index.include)}
     owner = quarter["users"]["owner"]
     with CaptureQueriesContext(connection) as queries:
         assert quota_attainment_of(user=owner, holder=owner, day=Q4)[0]["won_count"] == 2
     (statement,) = [q["sql"] for q in queries.captured_queries if "won_count" in q["sql"]]
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE sales_opportunity")
-        # As on a large table, where reading it is what costs.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        cursor.execute(f"EXPLAIN {statement}")
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert plan.count("Index Only Scan using sales_opp_status_close_inc") == 2, plan
+    read = set(re.findall(r'V0\."(\w+)"', statement))
+    assert {"close_date", "status", "amount", "currency"} <= read
+    assert read <= covered, read - covered
 
 
 def test_a_manager_sets_quotas_for_their_team_only(quarter):
