@@ -2,18 +2,16 @@
 
 ``ModelBackend`` reads a user's own permissions and their groups' in two queries, each with its join to
 the content types, the first time a request asks ``has_perm`` (every API request and admin page
-does); for a superuser it reads every permission twice. Here both come in one ``UNION ALL``, and the
-same three caches are filled (``_user_perm_cache``, ``_group_perm_cache``, ``_perm_cache``), so
-``get_user_permissions``, ``get_group_permissions`` and ``has_perm`` answer exactly as Django's, and
-``ModelBackend`` after it reads nothing more.
+does); for a superuser it reads every permission twice. Here both come in one ``UNION ALL``, with what
+the request asks of its user next (whether a CRM Admin, whom they manage:
+``crm.selectors.visibility.user_access_read``), and the same three caches are filled
+(``_user_perm_cache``, ``_group_perm_cache``, ``_perm_cache``), so ``get_user_permissions``,
+``get_group_permissions`` and ``has_perm`` answer exactly as Django's, and ``ModelBackend`` after it
+reads nothing more.
 """
 
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
-from django.db import router
-from django.db.models import QuerySet, Value
-
-from crm.prepared import prepared
 
 
 class OneQueryPermissionsBackend(ModelBackend):
@@ -30,42 +28,34 @@ class OneQueryPermissionsBackend(ModelBackend):
             self._load_permissions(user_obj)
         return user_obj._perm_cache
 
+    def get_user_permissions(self, user_obj, obj=None):
+        self.get_all_permissions(user_obj, obj)  # both caches, in the one read
+        return super().get_user_permissions(user_obj, obj)
+
+    def get_group_permissions(self, user_obj, obj=None):
+        self.get_all_permissions(user_obj, obj)
+        return super().get_group_permissions(user_obj, obj)
+
     def _load_permissions(self, user_obj) -> None:
+        if not user_obj.is_superuser:
+            # With the CRM Admin membership and the managed team, which the request asks next
+            # (crm.selectors.visibility.user_access_read): one statement for the three.
+            from crm.selectors.visibility import user_access_read
+
+            user_access_read(user_obj)
+            return
         cached = {
             source: getattr(user_obj, f"_{source}_perm_cache")
             for source in ("user", "group")
             if hasattr(user_obj, f"_{source}_perm_cache")
         }
-        if user_obj.is_superuser:
-            every = {f"{app}.{codename}" for app, codename in _names(Permission.objects.all())}
-            found = {"user": every, "group": every}
-        else:
-            found = {"user": set(), "group": set()}
-            for source, app, codename in _own_and_groups_permissions(user_obj.pk):
-                found[source].add(f"{app}.{codename}")
+        every = {f"{app}.{codename}" for app, codename in _names(Permission.objects.all())}
+        found = {"user": every, "group": every}
         # A cache an earlier call filled (get_user_permissions alone) is kept as it was read.
         found.update(cached)
         user_obj._user_perm_cache = found["user"]
         user_obj._group_perm_cache = found["group"]
         user_obj._perm_cache = found["user"] | found["group"]
-
-
-def _own_and_groups_permissions_query(user_pk) -> QuerySet:
-    mine = Permission.objects.filter(user=user_pk).annotate(source=Value("user"))
-    theirs = Permission.objects.filter(group__user=user_pk).annotate(source=Value("group"))
-    fields = ("source", "content_type__app_label", "codename")
-    return mine.values_list(*fields).order_by().union(theirs.values_list(*fields).order_by(), all=True)
-
-
-def _own_and_groups_permissions(user_pk) -> list[tuple[str, str, str]]:
-    """(source, app label, codename) of the user's own permissions and their groups'. The SQL is
-    compiled once per database and thread and run again with the next user (building and compiling the
-    union cost more than running it): every request reads it."""
-    db = router.db_for_read(Permission)
-    query = prepared(("permissions", db), lambda key: _own_and_groups_permissions_query(key).using(db))
-    if query is None:
-        return list(_own_and_groups_permissions_query(user_pk).using(db))
-    return query.rows(user_pk)
 
 
 def _names(permissions):

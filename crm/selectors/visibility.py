@@ -8,15 +8,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db import router
 from django.db.models import (
+    CharField,
     Exists,
+    IntegerField,
     Model,
     OuterRef,
     Q,
     QuerySet,
+    Value,
 )
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast
 from django.db.models.lookups import In
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
@@ -57,21 +62,9 @@ def user_sees_everything(user: Actor) -> bool:
         return True
     known = getattr(user, _SEES_EVERYTHING, None)
     if known is None:
-        known = _is_crm_admin(user.pk)
-        setattr(user, _SEES_EVERYTHING, known)  # on the user itself through request.user's lazy proxy
+        user_access_read(user)
+        known = getattr(user, _SEES_EVERYTHING)
     return known
-
-
-def _is_crm_admin(user_pk: int) -> bool:
-    """Whether the user is in the CRM Admin group: most requests ask, so the query is compiled once per
-    database and thread and run again with the next user (crm.prepared)."""
-    db = router.db_for_read(get_user_model().groups.through)
-
-    def build(key):
-        return _crm_admin_memberships(key).using(db).values_list("pk")[:1]
-
-    query = prepared(("crm-admin-membership", db), build)
-    return bool(query.rows(user_pk) if query is not None else list(build(user_pk)))
 
 
 def _forget_sees_everything(sender, instance, action, reverse, **kwargs) -> None:
@@ -142,19 +135,9 @@ def user_managed_id_list(user: Actor) -> list[int]:
     check and its answer each asked) until a team changes, as the CRM Admin membership is
     (``user_sees_everything``)."""
     known = getattr(user, _MANAGED_IDS, None)
-    if known is not None and known[0] == _teams_version:
-        return list(known[1])
-    db = router.db_for_read(get_user_model())
-
-    def build(key):
-        return _managed_users(key).using(db).values_list("pk").order_by()
-
-    query = prepared(("user-managed-ids", db), build)
-    rows = query.rows(user.pk) if query is not None else list(build(user.pk))
-    ids = list(dict.fromkeys(pk for (pk,) in rows))
-    if user.pk is not None:
-        setattr(user, _MANAGED_IDS, (_teams_version, tuple(ids)))
-    return ids
+    if known is None or known[0] != _teams_version:
+        known = user_access_read(user)[_MANAGED_IDS]
+    return list(known[1])
 
 
 def _forget_managed_ids(**kwargs) -> None:
@@ -167,6 +150,80 @@ for _signal in (post_save, post_delete):
 m2m_changed.connect(
     _forget_managed_ids, sender=SalesTeam.members.through, dispatch_uid="crm_forget_managed_ids_members"
 )
+
+
+# --- what most requests ask of their user, read in one statement ---------------------------------
+
+_TEXT, _NUMBER = CharField(), IntegerField()
+
+
+def _access_query(user_pk) -> QuerySet:
+    """A user's own permissions and their groups' (as Django's ModelBackend reads them), their CRM
+    Admin membership and the ids ``user_managed_ids`` gives, as one UNION ALL of (kind, app label,
+    codename, id) rows."""
+
+    def typed_nulls(**names):
+        return {name: Cast(Value(None), kind) for name, kind in names.items()}
+
+    def permissions(source: str, **lookup) -> QuerySet:
+        return (
+            Permission.objects.filter(**lookup)
+            .annotate(_kind=Value(source, output_field=_TEXT), **typed_nulls(_id=_NUMBER))
+            .values_list("_kind", "content_type__app_label", "codename", "_id")
+            .order_by()
+        )
+
+    crm_admin = (
+        _crm_admin_memberships(user_pk)
+        .annotate(
+            _kind=Value("crm-admin", output_field=_TEXT), **typed_nulls(_app=_TEXT, _code=_TEXT, _id=_NUMBER)
+        )
+        .values_list("_kind", "_app", "_code", "_id")
+        .order_by()
+    )
+    managed = (
+        _managed_users(user_pk)
+        .annotate(_kind=Value("managed", output_field=_TEXT), **typed_nulls(_app=_TEXT, _code=_TEXT))
+        .values_list("_kind", "_app", "_code", "pk")
+        .order_by()
+    )
+    return permissions("user", user=user_pk).union(
+        permissions("group", group__user=user_pk), crm_admin, managed, all=True
+    )
+
+
+def user_access_read(user: Actor) -> dict[str, Any]:
+    """Read now, in one statement, what nearly every request asks of its user: their model permissions
+    (unless a superuser's, which are all of them), whether they are a CRM Admin
+    (``user_sees_everything``) and the ids of the users they manage (``user_managed_id_list``); and
+    keep each on the user object as its own reader does, where that reader finds it. Three statements
+    a request were one. A permission cache already on the object is kept, as Django keeps it.
+
+    The SQL is compiled once per database and thread (crm.prepared). Returns what was kept."""
+    version = _teams_version  # a team changed while this reads is read again next time
+    db = router.db_for_read(get_user_model())
+    query = prepared(("user-access", db), lambda key: _access_query(key).using(db))
+    rows = query.rows(user.pk) if query is not None else list(_access_query(user.pk).using(db))
+    permissions: dict[str, set[str]] = {"user": set(), "group": set()}
+    crm_admin, managed = False, {}
+    for kind, app_label, codename, pk in rows:
+        if kind == "managed":
+            managed[pk] = None
+        elif kind == "crm-admin":
+            crm_admin = True
+        else:
+            permissions[kind].add(f"{app_label}.{codename}")
+    kept = {_SEES_EVERYTHING: crm_admin, _MANAGED_IDS: (version, tuple(managed))}
+    if not user.is_superuser:
+        for source, found in permissions.items():
+            kept[f"_{source}_perm_cache"] = getattr(user, f"_{source}_perm_cache", found)
+        kept["_perm_cache"] = getattr(
+            user, "_perm_cache", kept["_user_perm_cache"] | kept["_group_perm_cache"]
+        )
+    for name, value in kept.items():
+        if name != _MANAGED_IDS or user.pk is not None:
+            setattr(user, name, value)  # on the user itself through request.user's lazy proxy
+    return kept
 
 
 def user_manages_a_team(user: Actor) -> bool:

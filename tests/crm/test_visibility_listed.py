@@ -146,3 +146,45 @@ def test_the_rule_is_written_with_what_the_reader_is_and_reads_the_team_live(peo
         )
     assert lead_visible_to(manager).filter(pk=theirs.pk).exists()
     assert not lead_visible_to(people.users["outsider"]).filter(pk=theirs.pk).exists()
+
+
+def test_a_users_permissions_role_and_team_are_read_in_one_statement_as_each_reader_reads_them(people):
+    """What nearly every request asks of its user (model permissions, whether a CRM Admin, whom they
+    manage) is read in one statement, and each reader answers what its own read gives: Django's
+    ModelBackend for the permissions, the group for the role, the managed teams' members for the team.
+    A direct permission and a permission of another group are among them."""
+    from django.contrib.auth.backends import ModelBackend
+    from django.contrib.auth.models import Group, Permission
+    from django.test.utils import CaptureQueriesContext
+
+    from crm.selectors import CRM_ADMIN_GROUP, user_sees_everything
+    from crm.selectors.visibility import _managed_users, user_managed_id_list
+
+    users = people.users
+    users["teammate"].user_permissions.add(Permission.objects.get(codename="manage_all_mailboxes"))
+    auditors = Group.objects.create(name="Auditors")
+    auditors.permissions.add(Permission.objects.get(codename="view_token"))
+    users["owner"].groups.add(auditors)
+    plain = UserFactory()
+    for name, person in {**users, "no group": plain}.items():
+        fresh = get_user_model().objects.get(pk=person.pk)
+        django_reads = get_user_model().objects.get(pk=person.pk)
+        expected = (
+            ModelBackend().get_user_permissions(django_reads),
+            ModelBackend().get_group_permissions(django_reads),
+            fresh.is_superuser or fresh.groups.filter(name=CRM_ADMIN_GROUP).exists(),
+            set(_managed_users(person.pk).values_list("pk", flat=True)),
+        )
+        with CaptureQueriesContext(connection) as queries:
+            read = (
+                fresh.get_user_permissions(),
+                fresh.get_group_permissions(),
+                user_sees_everything(fresh),
+                set(user_managed_id_list(fresh)),
+            )
+            assert fresh.has_perm("crm.view_lead") == ("crm.view_lead" in expected[0] | expected[1])
+        assert read == expected, name
+        # A superuser has every permission: those are read on their own, and the role is not read.
+        assert len(queries) == (2 if fresh.is_superuser else 1), (name, queries.captured_queries)
+    assert "activities.manage_all_mailboxes" in users["teammate"].get_user_permissions()
+    assert "authtoken.view_token" in get_user_model().objects.get(pk=users["owner"].pk).get_all_permissions()
