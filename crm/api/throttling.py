@@ -14,14 +14,23 @@ The rules are DRF's: at most ``num_requests`` in any ``duration`` seconds, a ref
 counted, and ``wait()`` is the time until the oldest counted request leaves the window. The time is
 the web process's (``timer``), as in DRF: the machines' clocks are assumed to agree (NTP).
 
-With another cache (the database cache, one process's memory) DRF's own way is kept.
+With the database cache on PostgreSQL (production without ``CACHE_URL``) the window is DRF's list,
+kept in the cache's row as the cache keeps it, but read and written back inside one transaction that
+holds the row's lock (``SELECT … FOR UPDATE``): a request of the same user at another worker waits
+for the lock, then reads the list with this request in it. In one process's memory (development) and
+on SQLite DRF's own way is kept.
 """
 
+import base64
+import pickle
 import secrets
+from datetime import UTC, datetime
 
 from django.core.cache import cache as proxied_default_cache
 from django.core.cache import caches
+from django.core.cache.backends.db import DatabaseCache
 from django.core.cache.backends.redis import RedisCache
+from django.db import connections, router, transaction
 from rest_framework import throttling
 
 # KEYS[1] the window; ARGV: now, duration (s), the budget, a member unique to this request.
@@ -41,10 +50,17 @@ return {0, count, oldest[2]}
 """
 
 
-def _redis_backend(cache):
-    """The Redis cache behind ``cache`` (Django's default-cache proxy or a backend), or None."""
-    backend = caches["default"] if cache is proxied_default_cache else cache
-    return backend if isinstance(backend, RedisCache) else None
+def _backend(cache):
+    """The cache backend behind ``cache`` (Django's default-cache proxy or a backend)."""
+    return caches["default"] if cache is proxied_default_cache else cache
+
+
+def _locking_database(backend) -> str | None:
+    """The database alias of a database cache on PostgreSQL, whose rows can be locked; else None."""
+    if not isinstance(backend, DatabaseCache):
+        return None
+    db = router.db_for_write(backend.cache_model_class)
+    return db if connections[db].vendor == "postgresql" else None
 
 
 def _window_script(backend):
@@ -57,20 +73,24 @@ def _window_script(backend):
 
 
 class AtomicWindowMixin:
-    """DRF's sliding window, kept and checked in one step in Redis (see the module's docstring)."""
+    """DRF's sliding window, kept and checked in one step in Redis, under a row lock in the database
+    cache on PostgreSQL (see the module's docstring)."""
 
     _refused = None  # (requests counted in the window, the oldest's time) when refused in Redis
 
     def allow_request(self, request, view):
         if self.rate is None:
             return True
-        backend = _redis_backend(self.cache)
-        if backend is None:
+        backend = _backend(self.cache)
+        db = None if isinstance(backend, RedisCache) else _locking_database(backend)
+        if db is None and not isinstance(backend, RedisCache):
             return super().allow_request(request, view)
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
         self.now = self.timer()
+        if db is not None:
+            return self._database_window(backend, db)
         answer = _window_script(backend)(
             keys=[backend.make_and_validate_key(self.key)],
             args=[repr(self.now), self.duration, self.num_requests, f"{self.now!r}:{secrets.token_hex(6)}"],
@@ -79,6 +99,37 @@ class AtomicWindowMixin:
             return True
         self._refused = (int(answer[1]), float(answer[2]))
         return self.throttle_failure()
+
+    def _database_window(self, backend, db: str) -> bool:
+        """DRF's list of times in the database cache's row, read and written under the row's lock."""
+        connection = connections[db]
+        table, key = connection.ops.quote_name(backend._table), backend.make_and_validate_key(self.key)
+        # As DatabaseCache writes a value and its expiry (whole seconds).
+        expires = datetime.fromtimestamp(int(self.now + self.duration) + 1, tz=UTC)
+
+        def encoded(value) -> str:
+            return base64.b64encode(pickle.dumps(value, backend.pickle_protocol)).decode("latin1")
+
+        with transaction.atomic(using=db), connection.cursor() as cursor:
+            # The row exists (an empty window if it did not), then is locked and read.
+            cursor.execute(
+                f"INSERT INTO {table} (cache_key, value, expires) VALUES (%s, %s, %s) "
+                "ON CONFLICT (cache_key) DO NOTHING",
+                [key, encoded([]), expires],
+            )
+            cursor.execute(f"SELECT value, expires FROM {table} WHERE cache_key = %s FOR UPDATE", [key])
+            value, until = cursor.fetchone()
+            history = pickle.loads(base64.b64decode(value.encode())) if until.timestamp() > self.now else []
+            self.history = [moment for moment in history if moment > self.now - self.duration]
+            if len(self.history) >= self.num_requests:
+                return self.throttle_failure()  # the row is left as it was
+            # Newest first, as DRF keeps it (a request that waited for the lock may be older).
+            self.history = sorted([*self.history, self.now], reverse=True)
+            cursor.execute(
+                f"UPDATE {table} SET value = %s, expires = %s WHERE cache_key = %s",
+                [encoded(self.history), expires, key],
+            )
+        return True
 
     def wait(self):
         if self._refused is None:

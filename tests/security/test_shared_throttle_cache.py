@@ -15,6 +15,7 @@ import pytest
 from django.apps import apps
 from django.core.cache.backends.db import DatabaseCache
 from django.core.cache.backends.locmem import LocMemCache
+from django.db import connection as db_connection
 from django.db.models.signals import post_migrate
 from rest_framework.throttling import UserRateThrottle
 
@@ -275,3 +276,48 @@ def test_without_redis_the_throttle_is_djangos_cache_as_before(settings):
 
     assert allowed == [True, True, False]
     assert len(cache.get("throttle_user_11")) == 2
+
+
+@pytest.mark.postgres_only
+@pytest.mark.skipif(
+    db_connection.vendor != "postgresql", reason="on SQLite the database cache counts as DRF does"
+)
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_through_the_database_cache_never_exceed_the_budget(settings):
+    """Production without CACHE_URL counts in the database cache: there too, requests of one user
+    arriving at once at several workers (threads, each with its own connection) draw on one budget
+    exactly, the row locked while its list is read and written back. DRF's class let all 30 through at
+    5 a minute here."""
+    from django.core.management import call_command
+    from django.db import connection, connections
+
+    from crm.api.throttling import UserRateThrottle
+
+    table = "crm_throttle_test_cache"
+    backend = "django.core.cache.backends.db.DatabaseCache"
+    settings.CACHES = {"default": {"BACKEND": backend, "LOCATION": table}}
+    call_command("createcachetable", verbosity=0)
+    request = SimpleNamespace(user=SimpleNamespace(is_authenticated=True, pk=12), META={})
+    start = threading.Barrier(30)
+
+    def send(n: int) -> bool:
+        try:
+            throttle = _throttle(UserRateThrottle, DatabaseCache(table, {}), "5/minute")
+            start.wait()
+            return throttle.allow_request(request, None)
+        finally:
+            connections.close_all()
+
+    try:
+        with ThreadPoolExecutor(max_workers=30) as pool:
+            allowed = list(pool.map(send, range(30)))
+        assert allowed.count(True) == 5
+        # The list is the cache's value, as DRF keeps it: the five times, newest first.
+        history = DatabaseCache(table, {}).get("throttle_user_12")
+        assert len(history) == 5 and history == sorted(history, reverse=True)
+        refused = _throttle(UserRateThrottle, DatabaseCache(table, {}), "5/minute")
+        assert refused.allow_request(request, None) is False
+        assert 0 < refused.wait() <= 60
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
