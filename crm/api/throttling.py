@@ -1,4 +1,4 @@
-"""The API's request budgets, counted in one step where the cache is Redis.
+"""The API's request budgets, counted in one step where the cache is Redis or PostgreSQL.
 
 DRF's throttles keep a list of the timestamps of the last ``duration`` seconds' requests in the cache:
 they read it, drop what has left the window, and write it back with the new request. Between the read
@@ -82,15 +82,18 @@ class AtomicWindowMixin:
         if self.rate is None:
             return True
         backend = _backend(self.cache)
-        db = None if isinstance(backend, RedisCache) else _locking_database(backend)
-        if db is None and not isinstance(backend, RedisCache):
+        in_redis = isinstance(backend, RedisCache)
+        db = None if in_redis else _locking_database(backend)
+        if not in_redis and db is None:
             return super().allow_request(request, view)
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
         self.now = self.timer()
-        if db is not None:
-            return self._database_window(backend, db)
+        return self._redis_window(backend) if in_redis else self._database_window(backend, db)
+
+    def _redis_window(self, backend) -> bool:
+        """The window's sorted set, trimmed, counted and added to by one script."""
         answer = _window_script(backend)(
             keys=[backend.make_and_validate_key(self.key)],
             args=[repr(self.now), self.duration, self.num_requests, f"{self.now!r}:{secrets.token_hex(6)}"],
