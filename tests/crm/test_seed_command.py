@@ -822,9 +822,9 @@ def test_a_seed_into_empty_tables_leaves_every_page_of_its_records_all_visible(j
     """COPY FREEZE into the tables it truncates, VACUUM after the tables it compacts: the planner prices
     an index-only scan at what it costs (a board reads each stage's index) from the first request,
     without a VACUUM of its own (autovacuum may be off, as on the machines the benchmarks run on)."""
-    seed(jobs, leads=2000, activities=4000, contacts=600, opportunities=400)
+    printed = seed(jobs, leads=2000, activities=4000, contacts=600, opportunities=400)
 
-    assert pages_not_all_visible(SEEDED_BY_COPY) == {}
+    assert pages_not_all_visible(SEEDED_BY_COPY) == {}, printed  # names what it waited for, if anything
     assert derived_differences() == [[], [], (0, []), (0, [])]
 
 
