@@ -14,23 +14,27 @@ The rules are DRF's: at most ``num_requests`` in any ``duration`` seconds, a ref
 counted, and ``wait()`` is the time until the oldest counted request leaves the window. The time is
 the web process's (``timer``), as in DRF: the machines' clocks are assumed to agree (NTP).
 
-With the database cache on PostgreSQL (production without ``CACHE_URL``) the window is DRF's list,
-kept in the cache's row as the cache keeps it, but read and written back inside one transaction that
-holds the row's lock (``SELECT … FOR UPDATE``): a request of the same user at another worker waits
-for the lock, then reads the list with this request in it. In one process's memory (development) and
-on SQLite DRF's own way is kept.
+With the database cache (production without ``CACHE_URL``) the window is DRF's list, kept in the
+cache's row as the cache keeps it, but read and written back inside one transaction that holds the
+row's lock: ``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite the transaction begins IMMEDIATE (the
+settings' ``transaction_mode``), holding the database's write lock from its start. A request of the
+same user at another worker waits for the lock, then reads the list with this request in it. In one
+process's memory (development: one server, its threads) DRF's read and write are made one step by a
+lock of the process's.
 """
 
 import base64
 import pickle
 import secrets
+import threading
 from datetime import UTC, datetime
 
 from django.core.cache import cache as proxied_default_cache
 from django.core.cache import caches
 from django.core.cache.backends.db import DatabaseCache
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
-from django.db import connections, router, transaction
+from django.db import connections, models, router, transaction
 from rest_framework import throttling
 
 # KEYS[1] the window; ARGV: now, duration (s), the budget, a member unique to this request.
@@ -56,11 +60,25 @@ def _backend(cache):
 
 
 def _locking_database(backend) -> str | None:
-    """The database alias of a database cache on PostgreSQL, whose rows can be locked; else None."""
+    """The database alias of a database cache whose row can be held while its window is read and
+    written: PostgreSQL's (a row lock), SQLite's when its transactions begin IMMEDIATE (the database's
+    write lock, as the settings make them); else None."""
     if not isinstance(backend, DatabaseCache):
         return None
     db = router.db_for_write(backend.cache_model_class)
-    return db if connections[db].vendor == "postgresql" else None
+    connection = connections[db]
+    if connection.vendor == "postgresql":
+        return db
+    # The settings' option: the connection reads it only when it connects.
+    mode = connection.settings_dict.get("OPTIONS", {}).get("transaction_mode") or ""
+    if connection.vendor == "sqlite" and mode.upper() == "IMMEDIATE":
+        return db
+    return None
+
+
+# One process's memory is one process's: its lock makes DRF's read and write of a window one step for
+# the threads that serve its requests.
+_MEMORY_LOCK = threading.Lock()
 
 
 def _window_script(backend):
@@ -85,6 +103,9 @@ class AtomicWindowMixin:
         in_redis = isinstance(backend, RedisCache)
         db = None if in_redis else _locking_database(backend)
         if not in_redis and db is None:
+            if isinstance(backend, LocMemCache):
+                with _MEMORY_LOCK:
+                    return super().allow_request(request, view)
             return super().allow_request(request, view)
         self.key = self.get_cache_key(request, view)
         if self.key is None:
@@ -104,24 +125,30 @@ class AtomicWindowMixin:
         return self.throttle_failure()
 
     def _database_window(self, backend, db: str) -> bool:
-        """DRF's list of times in the database cache's row, read and written under the row's lock."""
+        """DRF's list of times in the database cache's row, read and written while the row is held
+        (see ``_locking_database``)."""
         connection = connections[db]
         table, key = connection.ops.quote_name(backend._table), backend.make_and_validate_key(self.key)
         # As DatabaseCache writes a value and its expiry (whole seconds).
-        expires = datetime.fromtimestamp(int(self.now + self.duration) + 1, tz=UTC)
+        expires = connection.ops.adapt_datetimefield_value(
+            datetime.fromtimestamp(int(self.now + self.duration) + 1, tz=UTC)
+        )
+        # SQLite's transaction holds the database's write lock from its BEGIN IMMEDIATE.
+        held = " FOR UPDATE" if connection.vendor == "postgresql" else ""
 
         def encoded(value) -> str:
             return base64.b64encode(pickle.dumps(value, backend.pickle_protocol)).decode("latin1")
 
         with transaction.atomic(using=db), connection.cursor() as cursor:
-            # The row exists (an empty window if it did not), then is locked and read.
+            # The row exists (an empty window if it did not), then is held and read.
             cursor.execute(
                 f"INSERT INTO {table} (cache_key, value, expires) VALUES (%s, %s, %s) "
                 "ON CONFLICT (cache_key) DO NOTHING",
                 [key, encoded([]), expires],
             )
-            cursor.execute(f"SELECT value, expires FROM {table} WHERE cache_key = %s FOR UPDATE", [key])
+            cursor.execute(f"SELECT value, expires FROM {table} WHERE cache_key = %s{held}", [key])
             value, until = cursor.fetchone()
+            until = _as_datetime(connection, until)
             history = pickle.loads(base64.b64decode(value.encode())) if until.timestamp() > self.now else []
             self.history = [moment for moment in history if moment > self.now - self.duration]
             if len(self.history) >= self.num_requests:
@@ -142,6 +169,14 @@ class AtomicWindowMixin:
         if available <= 0:
             return None
         return (self.duration - (self.now - oldest)) / available
+
+
+def _as_datetime(connection, value) -> datetime:
+    """A cache row's expiry as the database cache reads it (SQLite gives it back as text)."""
+    expression = models.Expression(output_field=models.DateTimeField())
+    for converter in connection.ops.get_db_converters(expression) + expression.get_db_converters(connection):
+        value = converter(value, expression, connection)
+    return value
 
 
 class SimpleRateThrottle(AtomicWindowMixin, throttling.SimpleRateThrottle):
