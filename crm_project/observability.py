@@ -5,7 +5,8 @@
 with neither setting the endpoint does not exist (404). It shows:
 
 - ``crm_http_request_duration_seconds{view,method,status}``: request latency by view (the URL
-  pattern's name, never the path: ids would make a series each);
+  pattern's name, never the path: ids would make a series each; a method outside HTTP's usual seven
+  is ``other``, for the same reason);
 - ``crm_http_request_queries{view}``: database statements per request;
 - ``crm_celery_queue_length{queue}``: tasks waiting in the broker (Redis ``LLEN`` of each queue);
 - ``crm_celery_tasks_total{task,outcome}``: task outcomes (success, failure, retry), counted by the
@@ -122,11 +123,16 @@ class MetricsMiddleware:
                     connection.execute_wrappers.remove(counter)
         view = _view_name(request)
         if view != "metrics":
-            REQUEST_LATENCY.labels(view, request.method, str(response.status_code)).observe(
+            method = request.method if request.method in _METHODS else "other"
+            REQUEST_LATENCY.labels(view, method, str(response.status_code)).observe(
                 time.perf_counter() - started
             )
             REQUEST_QUERIES.labels(view).observe(counter.count)
         return response
+
+
+# Any token is a method to the server; labelled as sent, each would make a series of its own.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _view_name(request) -> str:
@@ -269,7 +275,9 @@ def _registry() -> CollectorRegistry:
 def _allowed(request) -> bool:
     token = settings.CRM_METRICS_TOKEN
     header = request.headers.get("Authorization", "")
-    if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), token):
+    # Bytes: a header arrives decoded as latin-1, and compare_digest refuses a str that is not ASCII.
+    offered = header[7:].strip().encode()
+    if token and header.startswith("Bearer ") and hmac.compare_digest(offered, token.encode()):
         return True
     return request.META.get("REMOTE_ADDR", "") in settings.CRM_METRICS_ALLOWED_IPS
 

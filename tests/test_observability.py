@@ -42,6 +42,25 @@ def test_an_anonymous_caller_or_a_wrong_token_is_refused(client, admin_client, t
     assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
 
 
+def test_a_token_of_any_characters_is_refused_not_a_server_error(client, token):
+    # Header values reach Django decoded as latin-1; hmac.compare_digest refuses a str with non-ASCII
+    # characters (TypeError), which was a 500.
+    for offered in ("Bearer caf\u00e9", f"Bearer {token}\u00ff", "Bearer \u00e9" * 40):
+        assert client.get("/metrics", HTTP_AUTHORIZATION=offered).status_code == 403
+
+
+def test_a_made_up_http_method_does_not_make_a_series_of_its_own(client, token):
+    # Any token is a method to the server: each one labelled as sent would be a new series, so a
+    # caller could grow the metrics (and a multiprocess directory's files) without bound.
+    for number in range(5):
+        client.generic(f"PROBE{number}", "/api/v1/crm/leads/")
+    text = scrape(client, token)
+    assert "PROBE" not in text
+    assert re.search(
+        r'crm_http_request_duration_seconds_count\{method="other",status="\d+",view="[^"]*"\} 5\.0', text
+    ), [line for line in text.splitlines() if "method=" in line and "_count" in line]
+
+
 def test_an_allowed_address_needs_no_token(client, settings):
     settings.CRM_METRICS_TOKEN = ""
     settings.CRM_METRICS_ALLOWED_IPS = ["10.0.0.9"]
