@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "crm_project.observability.RequestIdMiddleware",
     "crm_project.observability.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # A query parameter holding a null character is a 400 here, before any page reads it.
+    "crm_project.input_guard.NullCharacterQueryMiddleware",
     # Serves collected static files in production (gunicorn), with compression and caching headers.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -9,6 +9,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
+from crm import services as crm_services
+from crm.actors import SYSTEM
 from crm.models import Lead
 from crm_project.auth import BAD_CREDENTIALS, LOCKED_OUT, TokenThrottle
 from tests.api.conftest import url
@@ -176,3 +178,30 @@ def api_client_for_rep(rep, stages):
     client = APIClient()
     client.force_authenticate(rep)
     return client
+
+
+@pytest.mark.django_db
+def test_a_query_parameter_with_a_null_character_is_a_400_naming_it_at_every_door(
+    admin_client, admin_user, stages
+):
+    # On PostgreSQL these were 500s: the admin hands ?<field>=... to the queryset, and the text cannot
+    # hold a NUL when the statement runs (the crawler in test_hostile_admin_crawler.py sends one to
+    # every parameter of every admin page).
+    crm_services.lead_create(user=SYSTEM, data={"name": "Kept"})
+    page = admin_client.get("/admin/crm/lead/?status__exact=a%00b")
+    assert page.status_code == 400
+    assert "Null characters are not allowed" in page.content.decode()
+    assert "status__exact" in page.content.decode()
+    assert admin_client.get("/admin/crm/lead/?name=%00").status_code == 400
+    assert admin_client.get("/admin/crm/lead/?a%00b=1").status_code == 400  # in a name too
+
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    answer = api.get("/api/v1/crm/leads/?name=x%00&status=open")
+    assert answer.status_code == 400
+    assert answer.json() == {"name": ["Null characters are not allowed."]}
+
+    # A percent sign that is not a NUL goes through, and so does the same page without one.
+    assert admin_client.get("/admin/crm/lead/?q=100%25").status_code == 200
+    assert admin_client.get("/admin/crm/lead/?status__exact=open").status_code == 200
+    assert api.get("/api/v1/crm/leads/?search=a%2500b").status_code == 200

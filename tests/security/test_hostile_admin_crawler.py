@@ -85,8 +85,17 @@ ID_PARAMS |= {"owner", "tag", "record", "parent", "manager", "members", "tags", 
 DATE_PARAMS = {"date", "date_from", "date_to", "start", "end", "close_date_from", "close_date_to"}
 
 
+# A null character: PostgreSQL's text cannot hold one, so a value carrying it into a query is an error
+# there (SQLite stores it). Every parameter gets it besides the values of its kind.
+NUL = "a\x00b"
+
+
 def hostile_values(name: str) -> list[str]:
     """The hostile values for one query parameter, by what its name says it holds."""
+    return [*_values_of_its_kind(name), NUL]
+
+
+def _values_of_its_kind(name: str) -> list[str]:
     if name.endswith("__year"):
         return BAD_YEARS
     if name.endswith(("__month", "__day")):
