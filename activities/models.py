@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from crm.models import Account, Contact, Lead, Priority, TimeStampedModel
-from crm.models.base import audit_history
+from crm.models.base import ValidatedModel, audit_history
 from sales.models import Opportunity
 
 
@@ -227,7 +227,7 @@ class ActivityTemplate(TimeStampedModel):
         return self.name
 
 
-class RecordAttachmentBase(models.Model):
+class RecordAttachmentBase(ValidatedModel):
     """Something kept on a record of any attachable kind (activities.attachables): a file, a note."""
 
     record_type = models.CharField(max_length=32, help_text="lead, opportunity, account, contact, activity…")
@@ -282,7 +282,7 @@ class Note(RecordAttachmentBase):
         return first[:80] or f"Note #{self.pk}"
 
 
-class CalendarFeed(models.Model):
+class CalendarFeed(ValidatedModel):
     """A user's secret calendar URL. Only a hash of its token is kept, with the first characters in clear
     to find the row; regenerating replaces both, so the old URL stops working at once."""
 
@@ -344,7 +344,7 @@ class Mailbox(TimeStampedModel):
         return self.name
 
 
-class EmailMessage(models.Model):
+class EmailMessage(ValidatedModel):
     """One email on the timeline, received (from a mailbox or the BCC address) or sent from a record;
     its Message-ID is unique, so a message read twice is logged once. The activities it is logged as
     carry its subject and text; its attachments are files on the first of them."""

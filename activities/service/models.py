@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from crm.models import Account, AccountTier, Contact, Priority, SalesTeam, Tag, TimeStampedModel
-from crm.models.base import audit_history
+from crm.models.base import ValidatedModel, audit_history
 from sales.models import Opportunity
 
 
@@ -78,7 +78,7 @@ class Weekday(models.IntegerChoices):
     SUNDAY = 6, "Sunday"
 
 
-class WorkingHours(models.Model):
+class WorkingHours(ValidatedModel):
     """One span of working time on a weekday, in the calendar's time zone. An end of 00:00 means
     midnight at the end of the day. Spans of one day may not overlap (the services check it)."""
 
@@ -101,7 +101,7 @@ class WorkingHours(models.Model):
             raise ValidationError({"end": "The span must end after it starts (00:00: at midnight)."})
 
 
-class Holiday(models.Model):
+class Holiday(ValidatedModel):
     """A day off in a calendar's time zone: no SLA time counts on it."""
 
     calendar = models.ForeignKey(WorkingCalendar, on_delete=models.CASCADE, related_name="holidays")
@@ -345,7 +345,7 @@ class TicketMessageKind(models.TextChoices):
     NOTE = "note", "Internal note"
 
 
-class TicketMessage(models.Model):
+class TicketMessage(ValidatedModel):
     """One entry of a ticket's thread: a public reply (to or from the customer) or an internal note
     (agents only). Files are kept on it through the files registry (record type ``ticket_message``)."""
 
@@ -454,7 +454,7 @@ class Article(TimeStampedModel):
         return self.status == ArticleStatus.PUBLISHED
 
 
-class ArticleVersion(models.Model):
+class ArticleVersion(ValidatedModel):
     """The text of an article as it was published: one row per publication and per edit of a published
     article, numbered 1, 2, 3... Never changed afterwards."""
 
@@ -482,7 +482,7 @@ class ArticleVersion(models.Model):
 # --- satisfaction ----------------------------------------------------------------------------------------
 
 
-class SatisfactionSurvey(models.Model):
+class SatisfactionSurvey(ValidatedModel):
     """The rating asked of a ticket's contact when it is first resolved: one per ticket, answered once
     through its signed link. Who worked it (agent, team) is kept as it was at resolution."""
 

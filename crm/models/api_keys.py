@@ -8,6 +8,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .base import ValidatedModel
+
 RATE = re.compile(r"^\d{1,9}/(second|minute|hour|day|s|m|h|d)$")
 
 
@@ -33,7 +35,7 @@ def rate_validator(value: str) -> None:
         raise ValidationError("Write a rate as 100/minute (second, minute, hour or day).", code="rate")
 
 
-class ApiKey(models.Model):
+class ApiKey(ValidatedModel):
     """A named key acting as ``user``, limited to ``scopes``, until ``expires_at`` or revocation.
 
     The key is shown once, at creation: ``<prefix>.<secret>``. The prefix finds the row; only a hash of

@@ -127,7 +127,40 @@ class CompanyNameKey(Func):
         )
 
 
-class TimeStampedModel(models.Model):
+NULL_CHARACTERS_MESSAGE = "Null characters are not allowed."
+
+
+class ValidatedModel(models.Model):
+    """A model whose validation refuses a null character in any text it holds.
+
+    PostgreSQL's text cannot hold a NUL: saved, it is a DataError when the statement runs. Django's
+    form fields and DRF's string fields refuse one, but a service's ``full_clean()`` did not, so a door
+    that hands a service a string no form field checked (an admin page reading ``request.POST``, a
+    job, an email) reached the database with it. Filed under the field, with Django's other errors.
+    """
+
+    class Meta:
+        abstract = True
+
+    def clean_fields(self, exclude=None):
+        errors: dict = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        for field in self._meta.concrete_fields:
+            if field.name in errors or (exclude and field.name in exclude):
+                continue
+            value = getattr(self, field.attname)
+            if isinstance(value, str) and "\x00" in value:
+                errors[field.name] = [
+                    ValidationError(NULL_CHARACTERS_MESSAGE, code="null_characters_not_allowed")
+                ]
+        if errors:
+            raise ValidationError(errors)
+
+
+class TimeStampedModel(ValidatedModel):
     """Adds created_at / updated_at, and files constraint violations under the field they concern.
 
     Django reports a violated CheckConstraint or expression UniqueConstraint as a non-field error;

@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from .account import Account, Contact
-from .base import TimeStampedModel, non_negative_constraint
+from .base import TimeStampedModel, ValidatedModel, non_negative_constraint
 from .consent import ConsentPurpose
 from .lead import Lead
 from .messaging import EmailTemplate
@@ -229,7 +229,7 @@ class CampaignMember(TimeStampedModel):
         return f"{self.campaign}: {self.lead or self.contact}"
 
 
-class EmailUnsubscribe(models.Model):
+class EmailUnsubscribe(ValidatedModel):
     """An address that asked for no more marketing email (the campaign link or a mail client's
     one-click button): never sent a campaign again, and treated as opted out by every sender."""
 

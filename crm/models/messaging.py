@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from .account import Contact
-from .base import TimeStampedModel
+from .base import TimeStampedModel, ValidatedModel
 from .lead import Lead
 
 
@@ -51,7 +51,7 @@ class OutgoingEmailStatus(models.TextChoices):
     SUPPRESSED = "suppressed", "Not sent: the address opted out"
 
 
-class OutgoingEmail(models.Model):
+class OutgoingEmail(ValidatedModel):
     """One rendered message to one record, written in the transaction that decides to send it and
     sent after it commits (claimed first, so it goes out once however many senders try)."""
 

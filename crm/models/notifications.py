@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from .base import ValidatedModel
+
 
 class NotificationKind(models.TextChoices):
     ASSIGNED = "assigned", "A record is assigned to me"
@@ -52,7 +54,7 @@ def time_zone_validator(value: str) -> None:
         )
 
 
-class Notification(models.Model):
+class Notification(ValidatedModel):
     """One thing a user is told. ``event_id`` names what caused it (a domain event's id, or
     ``reminder:<activity>:<time>``...): the same cause never notifies the same user twice, however
     often the relay or a periodic task hands it over."""
@@ -89,7 +91,7 @@ class Notification(models.Model):
         return self.title
 
 
-class NotificationPreference(models.Model):
+class NotificationPreference(ValidatedModel):
     """How ``user`` wants to hear of ``kind``; without a row, DEFAULT_CHANNELS says."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
@@ -106,7 +108,7 @@ class NotificationPreference(models.Model):
         return f"{self.user}: {self.kind} {self.channel}"
 
 
-class UserProfile(models.Model):
+class UserProfile(ValidatedModel):
     """What the CRM keeps about a user besides Django's user: their time zone (the daily digest's 08:00)."""
 
     user = models.OneToOneField(

@@ -5,6 +5,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 
+from .base import ValidatedModel
+
 
 class PrivacyRequestKind(models.TextChoices):
     EXPORT = "export", "Export (everything held about a person)"
@@ -12,7 +14,7 @@ class PrivacyRequestKind(models.TextChoices):
     RETENTION = "retention", "Retention (leads past the retention period anonymised)"
 
 
-class PrivacyRequest(models.Model):
+class PrivacyRequest(ValidatedModel):
     """One export, erasure or retention run: when, by whom (empty: the system), which records.
 
     An erasure keeps only a keyed hash of the address (``email_hash``), so one can later check whether

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from .account import Contact
-from .base import TimeStampedModel
+from .base import TimeStampedModel, ValidatedModel
 from .lead import Lead
 from .messaging import EmailTemplate
 
@@ -64,7 +64,7 @@ class ConditionOperator(models.TextChoices):
     LESS_THAN = "less_than", "is less than"
 
 
-class SequenceStep(models.Model):
+class SequenceStep(ValidatedModel):
     """One step. A branch goes to the step at ``branch_to`` (a later position; none there: the end)
     when its condition holds, and to the next step otherwise."""
 

@@ -252,3 +252,23 @@ def test_a_foreign_key_still_holding_the_value_it_was_read_with_is_not_looked_up
         made.clean_fields()
     looked_up = " ".join(query["sql"] for query in ctx.captured_queries)
     assert '"crm_account"' in looked_up and '"crm_pipeline"' in looked_up
+
+
+@pytest.mark.django_db
+def test_a_null_character_in_any_text_field_is_refused_by_validation_with_the_others(pipeline):
+    # PostgreSQL's text cannot hold a NUL: saved, it was a DataError (a 500 at the admin's saved-view
+    # form and any door that hands a service a string no form field has checked).
+    lead = Lead(name="A\x00B", pipeline=pipeline, email="a\x00@example.com", description="ok", probability=150)
+    errors = field_errors(lead)
+    assert errors["name"] == ["Null characters are not allowed."]
+    assert errors["email"][0] in ("Null characters are not allowed.", "Enter a valid email address.")
+    assert "description" not in errors
+    assert errors["probability"]  # the other checks still run
+
+    from crm import services as crm_services
+    from crm.actors import SYSTEM
+
+    with pytest.raises(ValidationError) as refused:
+        crm_services.lead_create(user=SYSTEM, data={"name": "Lead\x00"})
+    assert refused.value.message_dict["name"] == ["Null characters are not allowed."]
+    assert not Lead.objects.filter(name__startswith="Lead").exists()
