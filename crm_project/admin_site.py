@@ -2,10 +2,14 @@
 
 from django.apps import apps
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, path, reverse
 from django.utils.text import capfirst
+from django.utils.translation import gettext as _
 
 
 class SafeChangeListAdminMixin:
@@ -15,6 +19,24 @@ class SafeChangeListAdminMixin:
 
         changelist = super().get_changelist(request, **kwargs)
         return changelist if issubclass(changelist, SafeChangeList) else safe_changelist(changelist)
+
+    def response_action(self, request, queryset):
+        """An action's selection that holds a value no record's id can be (a tampered form) is refused
+        with a message and changes nothing; Django's filters by it, and the conversion was a 500."""
+        pk = self.model._meta.pk
+        try:
+            for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                pk.to_python(value)
+                if isinstance(value, str) and "\x00" in value:
+                    raise ValidationError("null character")
+        except ValidationError:
+            self.message_user(
+                request,
+                _("The selection holds a value that is not the id of a record. No items have been changed."),
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
 
 
 class CRMAdminSite(admin.AdminSite):

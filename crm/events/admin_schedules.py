@@ -40,8 +40,22 @@ def register() -> None:
         if current is None or isinstance(current, ManagedByCrmAdminsMixin):
             continue
         base = type(current)
+        attributes = {"__module__": base.__module__}
+        if model is PeriodicTask:
+            attributes["form"] = _task_form(base.form)
         admin.site.unregister(model)
-        admin.site.register(
-            model,
-            type(base.__name__, (ManagedByCrmAdminsMixin, base), {"__module__": base.__module__}),
-        )
+        admin.site.register(model, type(base.__name__, (ManagedByCrmAdminsMixin, base), attributes))
+
+
+def _task_form(form):
+    """Beat's periodic task form reads ``cleaned_data["task"]`` in ``clean()``: when the field itself
+    was refused (a null character, too long), that was a KeyError and a 500. The field's own error is
+    the answer then."""
+
+    class PeriodicTaskForm(form):
+        def clean(self):
+            if "task" not in self.cleaned_data and not self.cleaned_data.get("regtask"):
+                return self.cleaned_data
+            return super().clean()
+
+    return PeriodicTaskForm

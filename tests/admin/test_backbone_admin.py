@@ -107,6 +107,19 @@ def test_the_beat_schedules_are_in_the_admin(admin_client):
     )
 
 
+def test_a_periodic_task_whose_task_field_is_refused_is_a_form_error_not_a_500(admin_client):
+    # Beat's form read cleaned_data["task"] in clean(): a refused task (a null character, or longer
+    # than the field) was a KeyError, and the add page a 500.
+    from django_celery_beat.models import PeriodicTask
+
+    url = reverse("admin:django_celery_beat_periodictask_add")
+    for task in ("a\x00b", "x" * 300):
+        response = admin_client.post(url, {"name": "Nightly", "task": task, "enabled": "on"})
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors["task"]
+    assert not PeriodicTask.objects.filter(name="Nightly").exists()
+
+
 def test_a_sales_rep_does_not_see_the_backbone_pages(client):
     rep = UserFactory(username="rep", is_staff=True)
     rep.groups.add(Group.objects.get(name="Sales Rep"))

@@ -4,6 +4,7 @@ its brute-force lockout, and request size limits."""
 import json
 
 import pytest
+from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -205,3 +206,23 @@ def test_a_query_parameter_with_a_null_character_is_a_400_naming_it_at_every_doo
     assert admin_client.get("/admin/crm/lead/?q=100%25").status_code == 200
     assert admin_client.get("/admin/crm/lead/?status__exact=open").status_code == 200
     assert api.get("/api/v1/crm/leads/?search=a%2500b").status_code == 200
+
+
+@pytest.mark.django_db
+def test_an_admin_action_over_a_tampered_selection_changes_nothing_and_says_why(admin_client, stages):
+    # Django's admin filters the changelist by the posted ids: one that is no id (a tampered form)
+    # raised ValueError there, a 500 on every changelist of the site.
+    lead = crm_services.lead_create(user=SYSTEM, data={"name": "Kept"})
+    for selected in (["abc", str(lead.pk)], [str(lead.pk), "a\x00b"]):
+        response = admin_client.post(
+            "/admin/crm/lead/", {"action": "delete_selected", "index": "0", "_selected_action": selected}
+        )
+        assert response.status_code == 302
+        shown = [str(message) for message in get_messages(response.wsgi_request)]
+        assert any("not the id of a record" in message for message in shown), shown
+    assert Lead.objects.filter(pk=lead.pk).exists()
+    # A sound selection still reaches the action (its confirmation page).
+    page = admin_client.post(
+        "/admin/crm/lead/", {"action": "delete_selected", "index": "0", "_selected_action": [str(lead.pk)]}
+    )
+    assert page.status_code == 200 and "Are you sure" in page.content.decode()

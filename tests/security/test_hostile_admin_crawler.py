@@ -20,6 +20,7 @@ failure of a pattern is collected and reported together.
 import datetime
 import re
 from types import SimpleNamespace
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib import admin
@@ -27,7 +28,7 @@ from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
-from django.http import QueryDict
+from django.http import HttpRequest, QueryDict
 from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RegexPattern
 from django.utils import timezone
@@ -179,6 +180,9 @@ class RecordQueryReads:
     def __call__(self, request):
         READS.names, READS.everything = set(), False
         request.GET = RecordingQueryDict(request.META.get("QUERY_STRING", ""), encoding=request.encoding)
+        if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+            # The crawler's POSTs are form-encoded: the form's fields are read through the same record.
+            request.POST = RecordingQueryDict(request.body.decode(), encoding=request.encoding)
         return self.get_response(request)
 
 
@@ -188,6 +192,8 @@ PARAM = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
 SKIPPED = {
     "logout",  # a GET logs nobody out (405) and a POST would end the crawler's session
 }
+# Pages not sent a POST: the password change would end the crawler's session (its form checks NUL).
+NOT_POSTED = {"password_change", "auth_user_password_change"}
 
 
 def _walk(patterns, prefix="", model_admin=None):
@@ -407,6 +413,72 @@ def get(client, url: str, failures: list[str] | None = None, query: dict | None 
     return True
 
 
+def post(client, url: str, failures: list[str] | None, data: dict) -> bool:
+    """One form-encoded POST, rolled back; an exception or a 5xx is noted as a failure."""
+    label = f"POST {url} " + ", ".join(f"{k}={v!r}" for k, v in sorted(data.items()))
+    try:
+        with transaction.atomic():
+            response = client.post(
+                url, urlencode(data, doseq=True), content_type="application/x-www-form-urlencoded"
+            )
+            transaction.set_rollback(True)
+    except Exception as exc:
+        if failures is not None:
+            failures.append(f"{label}: {type(exc).__name__}: {exc}")
+        return False
+    if response.status_code >= 500:
+        if failures is not None:
+            failures.append(f"{label}: answered {response.status_code}")
+        return False
+    return True
+
+
+# What a POST gets in every field it reads: a null character, not a number, a number past any id, an
+# impossible date.
+POST_VALUES = [NUL, "abc", HUGE, "2026-13-45"]
+
+
+def together(names: set[str], value: str) -> dict:
+    """Every field given ``value``, but a formset's form counts (``…-TOTAL_FORMS``) a small one: a
+    huge count is Django's to cap (at 2,000 forms), and building them only slowed the crawl (a
+    list-editable changelist took minutes). Alone, each count still gets every value."""
+    return {name: "2" if name.endswith("_FORMS") and value == HUGE else value for name in names}
+
+
+def crawl_posts(client, user, url: str, pattern: URLPattern, model_admin, failures: list[str]) -> None:
+    """POST the page what it reads: each field alone with a null character (a field's own check may
+    be all that stands before the database, and another field's refusal would hide it; an add or
+    change form gets them all at once), then all fields together with each other hostile value, one
+    at a time where together failed. The fields read by a POST that carried the others are tried too
+    (a form's second step). A changelist also gets an action over a tampered selection."""
+    post(client, url, failures, {})
+    names = set(READS.names)
+    for value in POST_VALUES:
+        post(client, url, None, together(names, value))
+        names |= READS.names
+    if is_form(pattern):
+        # A model form checks each field on its own (Django's fields refuse a NUL): together is enough,
+        # and keeps the crawl of some two hundred forms short.
+        if not post(client, url, None, together(names, NUL)):
+            for name in sorted(names):
+                post(client, url, failures, {name: NUL})
+    else:
+        for name in sorted(names):
+            post(client, url, failures, {name: NUL})
+    for value in POST_VALUES[1:]:
+        if not post(client, url, None, together(names, value)):
+            for name in sorted(names):
+                post(client, url, failures, {name: value})
+    if model_admin is not None and pattern.name and pattern.name.endswith("_changelist"):
+        request = HttpRequest()
+        request.user = user
+        actions = list(model_admin.get_actions(request))
+        for action in [*actions[:1], NUL]:
+            for selected in ([NUL], ["abc"], [HUGE], ["1", NUL]):
+                post(client, url, failures, {"action": action, "index": "0", "_selected_action": selected})
+            post(client, url, failures, {"action": action, "index": NUL, "_selected_action": ["1"]})
+
+
 def is_form(pattern: URLPattern) -> bool:
     """An add or change form: each query parameter is one field's initial value, shown independently
     of the others, so one request can carry them all (and each is tried alone only if it fails)."""
@@ -448,5 +520,9 @@ def test_no_hostile_input_makes_an_admin_page_answer_500(crawler, crawl_data, en
         for name in sorted(params):
             for value in hostile_values(name):
                 get(crawler, url, failures, {name: value})
+
+    # Hostile form bodies: every field the page reads from a POST, and a changelist's actions.
+    if pattern.name not in NOT_POSTED:
+        crawl_posts(crawler, crawl_data.boss, url, pattern, model_admin, failures)
 
     assert not failures, "\n".join(failures)
