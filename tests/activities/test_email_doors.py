@@ -134,6 +134,31 @@ def test_the_bcc_endpoint_logs_a_raw_message_once_for_the_right_secret(people, s
     assert EmailMessage.objects.get().activities.get().lead == lead
 
 
+def test_a_message_with_null_characters_in_its_headers_and_body_is_logged_without_them(people, settings):
+    # Real mail carries NUL bytes now and then (a broken client, an 8-bit body); PostgreSQL's text
+    # cannot hold one. The message is still logged, its text without them.
+    settings.CRM_INBOUND_EMAIL_SECRET = "bcc-secret"
+    lead = people.records["owner"].lead
+    raw = (
+        RAW.replace(b"{email}", lead.email.encode())
+        .replace(b"Subject: Catch-up", b"Subject: Catch\x00-up")
+        .replace(b"See you Monday.", b"See you\x00 Monday.")
+    )
+    response = APIClient().post(
+        "/api/v1/crm/mailboxes/inbound/",
+        raw,
+        content_type="message/rfc822",
+        HTTP_X_CRM_INBOUND_SECRET="bcc-secret",
+    )
+
+    assert response.status_code == 201, response.content
+    message = EmailMessage.objects.get()
+    assert message.subject == "Catch-up"
+    activity = message.activities.get()
+    assert activity.lead == lead
+    assert activity.subject == "Catch-up" and "See you Monday." in activity.description
+
+
 def test_the_bcc_endpoint_answers_a_400_for_what_is_not_an_email(settings, db):
     settings.CRM_INBOUND_EMAIL_SECRET = "bcc-secret"
     client = APIClient()
