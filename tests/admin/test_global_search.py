@@ -61,9 +61,11 @@ def test_search_never_finds_what_the_reader_cannot_see(admin_as, people):
 
 @pytest.mark.django_db
 def test_search_takes_odd_input_without_failing(admin_client):
-    for term in ("", "\x00\x00", "%", "_", "x" * 5000, "'; drop table crm_lead; --"):
+    for term in ("", "%", "_", "x" * 5000, "'; drop table crm_lead; --"):
         assert admin_client.get(URL, {"q": term}).status_code == 200
         assert admin_client.get(URL, {"q": term, "format": "json"}).status_code == 200
+    # A null character is refused at the door of every page (crm_project.input_guard), with a 400.
+    assert admin_client.get(URL, {"q": "\x00\x00"}).status_code == 400
 
 
 @pytest.mark.django_db
