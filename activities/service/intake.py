@@ -53,6 +53,12 @@ class Inbound:
     message: TicketMessage
 
 
+def _text(value) -> str:
+    """``value`` as text without null characters: real mail carries one now and then (a broken
+    client, an 8-bit body, a ``=00`` in a header), and PostgreSQL's text cannot hold it."""
+    return str(value).replace("\x00", "")
+
+
 def _text_of(message) -> str:
     part = message.get_body(preferencelist=("plain", "html"))
     if part is None:
@@ -92,11 +98,12 @@ def ticket_from_email(*, raw: bytes) -> Inbound:
     new ticket (a closed one stays closed). Files the settings refuse are left out, named in the text."""
     try:
         message = email.message_from_bytes(raw, policy=email.policy.default)
-        sender = email.utils.parseaddr(str(message.get("From", "")))[1].strip().lower()
-        subject = str(message.get("Subject", "")).strip() or "(no subject)"
-        message_id = str(message.get("Message-ID", "")).strip()
-        references = MESSAGE_ID.findall(f"{message.get('In-Reply-To', '')} {message.get('References', '')}")
-        body = _text_of(message)
+        sender = email.utils.parseaddr(_text(message.get("From", "")))[1].strip().lower()
+        subject = _text(message.get("Subject", "")).strip() or "(no subject)"
+        message_id = _text(message.get("Message-ID", "")).strip()
+        threading = f"{message.get('In-Reply-To', '')} {message.get('References', '')}"
+        references = MESSAGE_ID.findall(_text(threading))
+        body = _text(_text_of(message))
         uploads = _uploads_of(message)
     except (ValueError, TypeError, LookupError, UnicodeError, AttributeError) as exc:
         raise ValidationError({"message": f"Not a message that can be read: {exc}."}) from exc

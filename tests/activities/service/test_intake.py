@@ -176,3 +176,20 @@ def test_garbage_is_a_400_and_stores_nothing(inbound):
     assert inbound(b"\x00\xff not a message").status_code == 400
     assert inbound(b"   ").status_code == 400
     assert not Ticket.objects.exists()
+
+
+def test_an_email_with_null_characters_opens_its_ticket_without_them(inbound):
+    # PostgreSQL's text cannot hold a NUL: the Message-ID's lookup was a 500, and the subject and body
+    # would have refused the ticket. The customer's mail opens one, its text as it reads.
+    raw = raw_email(subject="Printer on fire", body="Help!", message_id="<a9@mail.example>").as_bytes()
+    raw = raw.replace(b"Printer on fire", b"Printer\x00 on fire").replace(b"Help!", b"He\x00lp!")
+    raw = raw.replace(b"<a9@mail.example>", b"<a9\x00@mail.example>")
+    raw = raw.replace(b"Subject: Printer\x00 on fire", b"Subject: =?utf-8?q?Printer=00_on_fire?=")
+    response = inbound(raw)
+
+    assert response.status_code == 201, response.content
+    ticket = Ticket.objects.get()
+    assert ticket.subject == "Printer on fire"
+    posted = ticket.messages.get()
+    assert posted.body == "Help!" and posted.message_id == "<a9@mail.example>"
+    assert inbound(raw).status_code in (200, 201) and Ticket.objects.count() == 1  # kept once
