@@ -178,13 +178,8 @@ def test_a_hostile_inbound_url_is_a_404_never_a_500(client, stages):
     lead = LeadFactory(stage=stages["New"])
     good = f"{URL}{the_rule.pk}/inbound/?token={the_rule.webhook_token}"
 
-    # A null character in any query parameter is refused at the door, before the rule is looked up:
-    # a 400 that says so, the same whichever rule the URL names (it tells nothing of the token).
-    nul = client.post(
-        f"{URL}{the_rule.pk}/inbound/?token=%00abc", {"record_id": lead.pk}, content_type="application/json"
-    )
-    assert nul.status_code == 400 and nul.json() == {"token": ["Null characters are not allowed."]}
     for url in (
+        f"{URL}{the_rule.pk}/inbound/?token=%00abc",
         f"{URL}{the_rule.pk}/inbound/?token={'a' * 65}",
         f"{URL}99999999999999999999999/inbound/?token={the_rule.webhook_token}",
     ):
