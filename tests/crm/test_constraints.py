@@ -7,6 +7,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from activities.models import Activity
+from crm import services as crm_services
+from crm.actors import SYSTEM
 from crm.models import Contact, Lead, Pipeline, Stage, Tag
 from sales.models import Opportunity
 from tests.factories import (
@@ -258,15 +260,14 @@ def test_a_foreign_key_still_holding_the_value_it_was_read_with_is_not_looked_up
 def test_a_null_character_in_any_text_field_is_refused_by_validation_with_the_others(pipeline):
     # PostgreSQL's text cannot hold a NUL: saved, it was a DataError (a 500 at the admin's saved-view
     # form and any door that hands a service a string no form field has checked).
-    lead = Lead(name="A\x00B", pipeline=pipeline, email="a\x00@example.com", description="ok", probability=150)
+    lead = Lead(
+        name="A\x00B", pipeline=pipeline, email="a\x00@example.com", description="ok", probability=150
+    )
     errors = field_errors(lead)
     assert errors["name"] == ["Null characters are not allowed."]
     assert errors["email"][0] in ("Null characters are not allowed.", "Enter a valid email address.")
     assert "description" not in errors
     assert errors["probability"]  # the other checks still run
-
-    from crm import services as crm_services
-    from crm.actors import SYSTEM
 
     with pytest.raises(ValidationError) as refused:
         crm_services.lead_create(user=SYSTEM, data={"name": "Lead\x00"})
