@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
+from django.db import connections, router
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, path, reverse
@@ -24,11 +25,18 @@ class SafeChangeListAdminMixin:
         """An action's selection that holds a value no record's id can be (a tampered form) is refused
         with a message and changes nothing; Django's filters by it, and the conversion was a 500."""
         pk = self.model._meta.pk
+        operations = connections[router.db_for_read(self.model)].ops
+        try:
+            low, high = operations.integer_field_range(pk.get_internal_type())
+        except KeyError:  # a key that is no integer
+            low = high = None
         try:
             for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
-                pk.to_python(value)
+                key = pk.to_python(value)
                 if isinstance(value, str) and "\x00" in value:
                     raise ValidationError("null character")
+                if low is not None and isinstance(key, int) and not low <= key <= high:
+                    raise ValidationError("past the column's range")  # SQLite: OverflowError
         except ValidationError:
             self.message_user(
                 request,
