@@ -156,15 +156,15 @@ def _ids(value: str) -> list[str]:
 
 
 def _addresses(values: Iterable[str]) -> list[str]:
-    return [_text(v).strip().lower()[:320] for v in values if v and "@" in v]
+    return [without_nulls(v).strip().lower()[:320] for v in values if v and "@" in v]
 
 
 def _header(message: MailMessage, name: str) -> str:
     values = message.headers.get(name.lower()) or ()
-    return _text(" ".join(str(v) for v in values))
+    return without_nulls(" ".join(str(v) for v in values))
 
 
-def _text(value: str) -> str:
+def without_nulls(value: str) -> str:
     """``value`` without null characters: real mail carries one now and then (a broken client, an
     8-bit body), and PostgreSQL's text cannot hold it."""
     return value.replace("\x00", "") if "\x00" in value else value
@@ -185,7 +185,7 @@ def message_read(message: MailMessage, raw_size: int | None = None) -> Incoming:
     except Exception as exc:  # a body the parser cannot decode: logged without it
         text = ""
         skipped.append(f"The body could not be read ({type(exc).__name__}).")
-    text = _text(text)
+    text = without_nulls(text)
     attachments: list[tuple[str, bytes]] = []
     try:
         parts = list(message.attachments)
@@ -193,7 +193,8 @@ def message_read(message: MailMessage, raw_size: int | None = None) -> Incoming:
         parts = []
         skipped.append(f"The attachments could not be read ({type(exc).__name__}).")
     for part in parts:
-        name = _text(part.filename or "attachment").replace("/", "_").replace("\\", "_")[:200] or "attachment"
+        name = without_nulls(part.filename or "attachment").replace("/", "_").replace("\\", "_")[:200]
+        name = name or "attachment"
         try:
             payload = part.payload or b""
         except Exception as exc:
@@ -212,7 +213,7 @@ def message_read(message: MailMessage, raw_size: int | None = None) -> Incoming:
             continue
         attachments.append((name, payload))
     from_values = message.from_values
-    from_address = _text(from_values.email if from_values else "").strip().lower()[:320]
+    from_address = without_nulls(from_values.email if from_values else "").strip().lower()[:320]
     message_ids = _ids(_header(message, "message-id"))
     if message_ids:
         message_id = message_ids[0]
@@ -229,10 +230,10 @@ def message_read(message: MailMessage, raw_size: int | None = None) -> Incoming:
     return Incoming(
         message_id=message_id,
         from_address=from_address,
-        from_name=_text((from_values.name if from_values else "") or "").strip()[:200],
+        from_name=without_nulls((from_values.name if from_values else "") or "").strip()[:200],
         to=_addresses(message.to),
         cc=_addresses(message.cc),
-        subject=_text(message.subject or "").strip()[:255],
+        subject=without_nulls(message.subject or "").strip()[:255],
         text=text,
         date=date,
         in_reply_to=(_ids(_header(message, "in-reply-to")) or [""])[0],

@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.mail import EmailMessage
 from django.db import transaction
 
+from activities.mail.inbound import without_nulls
 from activities.service.models import Ticket, TicketChannel, TicketMessage, TicketStatus
 from activities.service.services import ticket_create, ticket_message_create
 from crm.actors import SYSTEM
@@ -53,10 +54,9 @@ class Inbound:
     message: TicketMessage
 
 
-def _text(value) -> str:
-    """``value`` as text without null characters: real mail carries one now and then (a broken
-    client, an 8-bit body, a ``=00`` in a header), and PostgreSQL's text cannot hold it."""
-    return str(value).replace("\x00", "")
+def _header_text(value) -> str:
+    """A header as text, without null characters (see ``without_nulls``)."""
+    return without_nulls(str(value))
 
 
 def _text_of(message) -> str:
@@ -98,12 +98,12 @@ def ticket_from_email(*, raw: bytes) -> Inbound:
     new ticket (a closed one stays closed). Files the settings refuse are left out, named in the text."""
     try:
         message = email.message_from_bytes(raw, policy=email.policy.default)
-        sender = email.utils.parseaddr(_text(message.get("From", "")))[1].strip().lower()
-        subject = _text(message.get("Subject", "")).strip() or "(no subject)"
-        message_id = _text(message.get("Message-ID", "")).strip()
+        sender = email.utils.parseaddr(_header_text(message.get("From", "")))[1].strip().lower()
+        subject = _header_text(message.get("Subject", "")).strip() or "(no subject)"
+        message_id = _header_text(message.get("Message-ID", "")).strip()
         threading = f"{message.get('In-Reply-To', '')} {message.get('References', '')}"
-        references = MESSAGE_ID.findall(_text(threading))
-        body = _text(_text_of(message))
+        references = MESSAGE_ID.findall(_header_text(threading))
+        body = without_nulls(_text_of(message))
         uploads = _uploads_of(message)
     except (ValueError, TypeError, LookupError, UnicodeError, AttributeError) as exc:
         raise ValidationError({"message": f"Not a message that can be read: {exc}."}) from exc

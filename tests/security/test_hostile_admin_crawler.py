@@ -398,29 +398,24 @@ def get(client, url: str, failures: list[str] | None = None, query: dict | None 
     """One GET; an exception (the test client re-raises it) or a 5xx is noted as a failure.
     Returns whether the page answered without failing."""
     label = url + (f"?{'&'.join(f'{k}={v}' for k, v in query.items())}" if query else "")
-    try:
-        with transaction.atomic():
-            response = client.get(url, query or {})
-            transaction.set_rollback(True)
-    except Exception as exc:
-        if failures is not None:
-            failures.append(f"{label}: {type(exc).__name__}: {exc}")
-        return False
-    if response.status_code >= 500:
-        if failures is not None:
-            failures.append(f"{label}: answered {response.status_code}")
-        return False
-    return True
+    return answered(label, lambda: client.get(url, query or {}), failures)
 
 
 def post(client, url: str, failures: list[str] | None, data: dict) -> bool:
     """One form-encoded POST, rolled back; an exception or a 5xx is noted as a failure."""
     label = f"POST {url} " + ", ".join(f"{k}={v!r}" for k, v in sorted(data.items()))
+    body = urlencode(data, doseq=True)
+    return answered(
+        label, lambda: client.post(url, body, content_type="application/x-www-form-urlencoded"), failures
+    )
+
+
+def answered(label: str, send, failures: list[str] | None) -> bool:
+    """Send one request in a transaction rolled back after it; an exception (the test client re-raises
+    it) or a 5xx is noted in ``failures`` under ``label``. Returns whether it answered without failing."""
     try:
         with transaction.atomic():
-            response = client.post(
-                url, urlencode(data, doseq=True), content_type="application/x-www-form-urlencoded"
-            )
+            response = send()
             transaction.set_rollback(True)
     except Exception as exc:
         if failures is not None:
