@@ -32,6 +32,7 @@ from tests.factories import (
     StageFactory,
     UserFactory,
 )
+from tests.fast_reset import remember_as_migrated
 
 # The roles (groups and their permissions) as the migrations made them, read once per test process.
 _ROLES: dict[str, list[tuple[str, str]]] = {}
@@ -53,6 +54,7 @@ def _roles_as_migrated(django_db_setup, django_db_blocker):
             return
         for group in Group.objects.prefetch_related("permissions__content_type"):
             _ROLES[group.name] = [(p.content_type.app_label, p.codename) for p in group.permissions.all()]
+        remember_as_migrated()
 
 
 def _is_transactional(item) -> bool:
@@ -64,9 +66,10 @@ def _is_transactional(item) -> bool:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
-    """A transactional test ends by emptying every table, the roles that the migrations made included;
-    put them back (committed), so the tests after it on the same process find them as a fresh database
-    has them."""
+    """Where a transactional test ends with Django's flush (SQLite, or a test that resets sequences),
+    every table is emptied, the roles that the migrations made included; put them back (committed), so
+    the tests after it on the same process find them as a fresh database has them. Elsewhere
+    tests/fast_reset.py has put the database back as the migrations left it, roles included."""
     yield
     # After the last test of a process its teardown has dropped the test database too: nothing to restore.
     if nextitem is None or not _ROLES or not _is_transactional(item):
