@@ -12,6 +12,7 @@ The personas, one meaning each in every suite:
 unowned; ``api_as(persona)`` and ``admin_as(persona)`` are API and admin clients logged in as one.
 """
 
+import contextlib
 from types import SimpleNamespace
 
 import pytest
@@ -33,6 +34,7 @@ from tests.factories import (
     UserFactory,
 )
 from tests.fast_reset import remember_as_migrated
+from tests.template_db import database_from_template
 
 # The roles (groups and their permissions) as the migrations made them, read once per test process.
 _ROLES: dict[str, list[tuple[str, str]]] = {}
@@ -42,6 +44,46 @@ _TRANSACTIONAL_FIXTURES = {
     "django_db_reset_sequences",
     "django_db_serialized_rollback",
 }
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(
+    request,
+    django_test_environment,
+    django_db_blocker,
+    django_db_use_migrations,
+    django_db_keepdb,
+    django_db_createdb,
+    django_db_modify_db_settings,
+):
+    """pytest-django's, but the database of each test process is copied from one the migrations made
+    once (tests/template_db.py)."""
+    from django.test.utils import setup_databases, teardown_databases
+    from pytest_django.fixtures import _disable_migrations, _get_databases_for_setup
+
+    if not django_db_use_migrations:
+        _disable_migrations()
+    keepdb = django_db_keepdb and not django_db_createdb
+    aliases, serialized_aliases = _get_databases_for_setup(request.session.items)
+    with django_db_blocker.unblock():
+        copied = contextlib.nullcontext(False)
+        if "default" in aliases and django_db_use_migrations and not keepdb:
+            copied = database_from_template("default")
+        with copied as from_template:
+            db_cfg = setup_databases(
+                verbosity=request.config.option.verbose,
+                interactive=False,
+                aliases=aliases,
+                serialized_aliases=serialized_aliases,
+                keepdb=keepdb or from_template,
+            )
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            try:
+                teardown_databases(db_cfg, verbosity=request.config.option.verbose)
+            except Exception as exc:
+                request.node.warn(pytest.PytestWarning(f"The test databases were not dropped: {exc!r}"))
 
 
 @pytest.fixture(scope="session", autouse=True)

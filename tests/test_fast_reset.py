@@ -1,4 +1,5 @@
-"""The end of a transactional test (tests/fast_reset.py) puts the database back as the migrations left it,
+"""The test databases: each starts as a copy of a template the migrations made (tests/template_db.py),
+and the end of a transactional test (tests/fast_reset.py) puts the database back as the migrations left it,
 on both databases: what it wrote is gone and what the migrations made (the roles and their permissions,
 the content types, the default scoring rules) is there again, whatever the test did to it."""
 
@@ -10,6 +11,7 @@ from django.test import TransactionTestCase
 from crm.models import ScoringRule
 from tests.conftest import roles_restore
 from tests.factories import LeadFactory, OpportunityFactory, PipelineFactory, StageFactory
+from tests.template_db import PROJECT, migration_sources
 
 REMADE = {"django_content_type", "auth_permission", "auth_group", "auth_group_permissions"}
 
@@ -62,3 +64,20 @@ def test_a_transactional_test_leaves_the_database_as_the_migrations_made_it():
         roles_restore()  # the suite's hook, after every transactional test
 
     assert contents() == as_migrated
+
+
+def test_the_template_of_the_test_databases_is_named_after_every_migration_and_the_code_they_import():
+    """A template older than what the migrations would make now is never used: its name changes with
+    any migration file, with the project's modules a migration imports, and with the backends."""
+    paths = migration_sources()
+    sources = {str(p.relative_to(PROJECT)) if p.is_relative_to(PROJECT) else str(p) for p in paths}
+    assert {
+        "crm/migrations/0001_initial.py",
+        "crm/rollups.py",
+        "sales/rollups.py",
+        "crm/search_indexes.py",
+        "crm/reached.py",
+        "crm/db/backends/postgresql/base.py",
+        "crm/db/backends/sqlite3/base.py",
+    } <= sources
+    assert len([s for s in sources if "/migrations/" in s]) >= 170  # the project's and the libraries'
