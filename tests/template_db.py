@@ -30,6 +30,7 @@ from pathlib import Path
 
 import django
 from django.db import Error, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -114,6 +115,7 @@ def _postgresql_from_template(connection):
 
 @contextlib.contextmanager
 def _sqlite_from_template(connection):
+    test_alias = connection.alias
     folder = Path(tempfile.gettempdir())
     template = folder / f"crm-test{PREFIX}{migrations_digest()}.sqlite3"
     with open(folder / f"crm-test{PREFIX}lock", "w") as lock:
@@ -121,8 +123,8 @@ def _sqlite_from_template(connection):
         try:
             if template.exists():
 
-                def load(sender, connection, **kwargs):
-                    if connection.alias == alias:
+                def load(sender, connection: BaseDatabaseWrapper, **kwargs):
+                    if connection.alias == test_alias:
                         connection_created.disconnect(load)
                         source = sqlite3.connect(template)
                         try:
@@ -130,7 +132,6 @@ def _sqlite_from_template(connection):
                         finally:
                             source.close()
 
-                alias = connection.alias
                 connection_created.connect(load, weak=False)
                 try:
                     yield

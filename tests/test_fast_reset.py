@@ -11,9 +11,8 @@ from django.test import TransactionTestCase
 from crm.models import ScoringRule
 from tests.conftest import roles_restore
 from tests.factories import LeadFactory, OpportunityFactory, PipelineFactory, StageFactory
+from tests.fast_reset import REMADE
 from tests.template_db import PROJECT, migration_sources
-
-REMADE = {"django_content_type", "auth_permission", "auth_group", "auth_group_permissions"}
 
 
 def contents() -> dict[str, list[tuple]]:
