@@ -410,22 +410,39 @@ def post(client, url: str, failures: list[str] | None, data: dict) -> bool:
     )
 
 
+# What each request of the pattern being crawled did, by its label (its method, URL and data): the
+# same request is not sent twice. Each one is rolled back, so a second would answer as the first did;
+# a page that reads no field got the same empty POST nine times, 18 % of the crawl's requests.
+SENT: dict[str, tuple[str | None, set[str], bool]] = {}
+
+
 def answered(label: str, send, failures: list[str] | None) -> bool:
     """Send one request in a transaction rolled back after it; an exception (the test client re-raises
-    it) or a 5xx is noted in ``failures`` under ``label``. Returns whether it answered without failing."""
+    it) or a 5xx is noted in ``failures`` under ``label``. Returns whether it answered without failing.
+    A request already sent for this pattern is not sent again: its failure, if any, and what it read
+    (``READS``) are those of the first time."""
+    if label in SENT:
+        failure, READS.names, READS.everything = SENT[label]
+        READS.names = set(READS.names)
+    else:
+        failure = _send(label, send)
+        SENT[label] = (failure, set(READS.names), READS.everything)
+    if failure is not None and failures is not None:
+        failures.append(failure)
+    return failure is None
+
+
+def _send(label: str, send) -> str | None:
+    """The failure of one request, rolled back after it, or None."""
     try:
         with transaction.atomic():
             response = send()
             transaction.set_rollback(True)
     except Exception as exc:
-        if failures is not None:
-            failures.append(f"{label}: {type(exc).__name__}: {exc}")
-        return False
+        return f"{label}: {type(exc).__name__}: {exc}"
     if response.status_code >= 500:
-        if failures is not None:
-            failures.append(f"{label}: answered {response.status_code}")
-        return False
-    return True
+        return f"{label}: answered {response.status_code}"
+    return None
 
 
 # What a POST gets in every field it reads: a null character, not a number, a number past any id, an
@@ -485,6 +502,7 @@ def is_form(pattern: URLPattern) -> bool:
 def test_no_hostile_input_makes_an_admin_page_answer_500(crawler, crawl_data, entry):
     prefix, pattern, model_admin = entry
     failures: list[str] = []
+    SENT.clear()
 
     url = fill(prefix, pattern, model_admin, crawl_data)
     if url is None:
