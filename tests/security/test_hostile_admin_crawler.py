@@ -422,8 +422,8 @@ def answered(label: str, send, failures: list[str] | None) -> bool:
     A request already sent for this pattern is not sent again: its failure, if any, and what it read
     (``READS``) are those of the first time."""
     if label in SENT:
-        failure, READS.names, READS.everything = SENT[label]
-        READS.names = set(READS.names)
+        failure, names, everything = SENT[label]
+        READS.names, READS.everything = set(names), everything
     else:
         failure = _send(label, send)
         SENT[label] = (failure, set(READS.names), READS.everything)
