@@ -4,6 +4,7 @@ import re
 
 import pytest
 from django.core.management import call_command
+from playwright.sync_api import expect
 
 from crm.actors import SYSTEM
 from crm.models import Lead, LeadStatus, Stage
@@ -25,6 +26,10 @@ def demo(transactional_db):
 def column(page, stage_name: str):
     stage = Stage.objects.get(pipeline__is_default=True, name=stage_name)
     return page.locator(f'.kanban-column[data-stage-id="{stage.pk}"]')
+
+
+def current_tab(page, nav_label: str):
+    return page.locator(f'nav.crm-tabs[aria-label="{nav_label}"] a[aria-current=page]')
 
 
 def card(page, lead: Lead):
@@ -195,18 +200,25 @@ def test_open_the_calendar(demo, logged_in_page):
     # The demo activities belong to nobody: a login that owns none sees everyone's, and says so.
     assert page.locator("[data-calendar-everyone]").is_visible()
     assert page.locator(".crm-cal-item").count() > 0
+    # Each tab is a link: wait for the page it opens (its tab current) before reading the calendar.
     page.click(".crm-tabs >> text=Mine")
-    assert page.locator(".crm-cal-item").count() == 0
+    expect(current_tab(page, "Whose activities")).to_have_text("Mine")
+    expect(page.locator(".crm-cal-item")).to_have_count(0)
 
     page.click(".crm-tabs >> text=Everyone")
+    expect(current_tab(page, "Whose activities")).to_have_text("Everyone")
     item = page.locator(".crm-cal-item", has_text="Discovery call with Laura")
-    assert item.is_visible()
-    assert page.locator('td[data-date="2026-11-24"]').get_by_text("Discovery call with Laura").is_visible()
+    expect(item).to_be_visible()
+    on_the_24th = page.locator('td[data-date="2026-11-24"]')
+    expect(on_the_24th.get_by_text("Discovery call with Laura")).to_be_visible()
     screenshot(page, "calendar-month")
 
     page.click(".crm-tabs >> text=Week")
+    expect(current_tab(page, "View")).to_have_text("Week")
+    this_week = page.locator("h1").inner_text()
     page.click("text=Next ›")
-    assert page.locator("h1").inner_text().startswith("Week of")
+    expect(page.locator("h1")).not_to_have_text(this_week)
+    expect(page.locator("h1")).to_have_text(re.compile(r"^Week of"))
     screenshot(page, "calendar-week")
     item = page.locator(".crm-cal-item a").first
     item.click()

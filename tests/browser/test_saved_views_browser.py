@@ -3,6 +3,7 @@ a view, and opening the view later restores it all."""
 
 import pytest
 from django.core.management import call_command
+from playwright.sync_api import expect
 
 from crm.models import Lead, SavedView
 from tests.browser.conftest import screenshot
@@ -41,16 +42,18 @@ def test_a_saved_view_restores_filters_and_columns(demo, logged_in_page):
     for _ in range(12):
         revenue.locator("[data-move=up]").click()
     screenshot(page, "saved-views-column-chooser")
+    # Each of these clicks opens another page: wait for what it shows, not for the old page's load.
     chooser.locator("[data-columns-apply]").click()
-    page.wait_for_load_state()
+    columns = page.locator('#result_list thead th[class*="column-"]:not(.action-checkbox-column)')
+    expect(columns).to_have_count(3)
     assert headers(page) == ["expected revenue", "name", "owner"]
     assert set(listed(page)) == high_leads
 
     # Sort by revenue (descending), then save the list as a view.
     page.locator("#result_list thead th.column-revenue a").first.click()
-    page.wait_for_load_state()
+    expect(page.locator("#result_list thead th.column-revenue.sorted.ascending")).to_have_count(1)
     page.locator("#result_list thead th.column-revenue a.toggle").first.click()
-    page.wait_for_load_state()
+    expect(page.locator("#result_list thead th.column-revenue.sorted.descending")).to_have_count(1)
     save = page.locator("[data-view-save]")
     save.locator("summary").click()
     save.locator("[data-view-name]").fill("High priority by revenue")
