@@ -106,9 +106,9 @@ def _roles_as_migrated(django_db_setup, django_db_blocker):
 # some 4,000 times in tests/admin, and each full collection walked every object its imports and its
 # database set-up had made: 6 s of the 70 s CPU that tests/admin takes on SQLite alone (14 s of 84 with
 # the other core busy, as in CI), 2.5 s of the crawl's 49 s for three models. With these thresholds and
-# that set-up frozen (below): 2.5 and 1.2 s. CI as a whole gained about 1 %: much of its time is spent
-# in PostgreSQL, browsers and worker processes. Cycles are collected all the same, in larger batches
-# (the processes' peak memory did not change).
+# that set-up frozen (below): 2.5 and 1.2 s. CI as a whole gained nothing it could show (1,215 and
+# 1,242 s with it, 1,228 s without): much of its time is spent in PostgreSQL, browsers and workers.
+# Cycles are collected all the same, in larger batches (the processes' peak memory did not change).
 GC_THRESHOLDS = (20_000, 10, 10)
 
 
