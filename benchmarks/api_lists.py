@@ -9,7 +9,9 @@ Run against a database seeded with ``manage.py crm_seed`` (full volume: 1,000,00
 * a deep page, 500,000 leads in: with ``?cursor=`` (keyset pagination) when the API offers it, else
   ``?page=10001`` (an OFFSET of 500,000 rows) — the note under the table says which;
 * ``?search=`` for a contact's name, an email and a company name (substring, any case), with whether
-  PostgreSQL's plan reads an index.
+  PostgreSQL's plan reads an index;
+* ``GET /api/v1/crm/opportunities/?search=`` for a word of an account's name (a deal's search reads its
+  name, its description and its account's name), and for a word found nowhere.
 
 Baselines, in the same run: the hand-written SQL returning the same rows and columns (the page joined
 to its pipeline, stage, owner, lost reason and converted opportunity; the tags of its rows; the count
@@ -265,6 +267,71 @@ def cases(args) -> list[h.Case]:
                     lambda plan: (f"{same_rows(client, url, search_sql)}; {plan[0]}", plan[1])
                 )(search_plan(term)),
                 notes=[f"{matches:,} of {Lead.objects.count():,} leads match"],
+            )
+        )
+    result.extend(deal_search_cases(client))
+    return result
+
+
+DEALS = "/api/v1/crm/opportunities/"
+# A deal's search (sales.filters.OpportunityFilter): its name, its description or its account's name,
+# written by hand: the ids of the accounts whose name matches first, then the deals.
+ACCOUNTS_NAMED = "SELECT coalesce(array_agg(id), '{}') FROM crm_account WHERE UPPER(name) LIKE UPPER(%s)"
+DEAL_SEARCH_WHERE = (
+    "WHERE UPPER(o.name) LIKE UPPER(%s) OR UPPER(o.description) LIKE UPPER(%s) OR o.account_id = ANY(%s)"
+)
+
+
+def deal_search_terms() -> list[tuple[str, str]]:
+    """A word of the account at the middle id's name (a surname, in the seeded names), and a word that
+    no deal or account holds."""
+    from crm.models import Account
+
+    ids = Account.objects.order_by("id").values_list("id", flat=True)
+    account = Account.objects.filter(id__gte=ids.last() // 2).order_by("id").first()
+    word = account.name.replace("-", " ").replace(",", " ").split()[0]
+    return [("an account's name", word), ("a word found nowhere", "zqxjv")]
+
+
+def deal_search_cases(client) -> list[h.Case]:
+    from sales.models import Opportunity
+
+    result = []
+    for label, term in deal_search_terms():
+        pattern = f"%{term}%"
+        url = f"{DEALS}?{urlencode({'search': term, 'page_size': PAGE_SIZE})}"
+
+        def accounts(results, pattern=pattern):
+            return ACCOUNTS_NAMED, [pattern]
+
+        def page(results, pattern=pattern):
+            return (
+                f"SELECT o.id, o.name, o.amount, o.stage_id, o.account_id, o.owner_id, o.created_at "
+                f"FROM sales_opportunity o {DEAL_SEARCH_WHERE} "
+                "ORDER BY o.created_at DESC, o.id DESC LIMIT %s",
+                [pattern, pattern, results[0][0][0], PAGE_SIZE],
+            )
+
+        def count(results, pattern=pattern):
+            params = [pattern, pattern, results[0][0][0]]
+            return f"SELECT count(*) FROM sales_opportunity o {DEAL_SEARCH_WHERE}", params
+
+        steps = h.sql_chain(accounts, page, count)
+
+        def search_sql(steps=steps):
+            return steps()[1:]  # the page's rows first, as same_rows reads them
+
+        matches = h.get_ok(client, url).json()["count"]
+        result.append(
+            h.Case(
+                name=f"API deal search, {label} “{term}”",
+                call=h.request_call(client, url),
+                sql=search_sql,
+                target="p95 ≤ 150 ms",
+                target_p95_ms=150,
+                sizes=[("page_size=10", h.request_call(client, url.replace("page_size=50", "page_size=10")))],
+                check=lambda url=url, search_sql=search_sql: (same_rows(client, url, search_sql), None),
+                notes=[f"{matches:,} of {Opportunity.objects.count():,} deals match"],
             )
         )
     return result

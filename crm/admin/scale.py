@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.text import smart_split, unescape_string_literal
 
-from crm.search_indexes import narrow_to_matches, search_condition, searches_text
+from crm.search_indexes import narrow_to_matches, plain_search, search_condition
 from crm.selectors import record_visible_keyed, record_visible_listed
 
 
@@ -368,9 +368,10 @@ class ScalableChangeListMixin:
 
     def get_search_results(self, request, queryset, search_term):
         fields = self.get_search_fields(request)
-        if search_term and searches_text(queryset.model, fields, queryset.db):
+        if search_term and plain_search(queryset.model, fields, queryset.db):
             # Django's search (each word, or quoted phrase, in one of the fields), each word one LIKE
-            # on the table's search text (crm.search_indexes.search_condition).
+            # on the table's search text, or a field across a foreign key looked up by its key
+            # (crm.search_indexes.search_condition).
             words = [
                 unescape_string_literal(bit) if bit.startswith(('"', "'")) and bit[0] == bit[-1] else bit
                 for bit in smart_split(search_term)
