@@ -222,9 +222,13 @@ def fresh_cache():
     cache.clear()
 
 
+def make_superuser():
+    return get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss-123!")
+
+
 @pytest.fixture
 def admin_user(db):
-    return get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss-123!")
+    return make_superuser()
 
 
 @pytest.fixture
@@ -266,6 +270,11 @@ def crm_admin(personas):
 def people(personas, superuser, stages):
     """``people.users[persona]`` (superuser included) and ``people.records[persona]`` (what that
     persona owns); ``people.unowned`` are records without an owner."""
+    return make_people(personas, superuser, stages)
+
+
+def make_people(personas, superuser, stages) -> SimpleNamespace:
+    """What ``people`` gives; a plain function so module-scoped fixtures can call it."""
     records = {name: make_records(user, stages) for name, user in personas.users.items()}
     unowned = make_records(UserFactory(username="nobody"), stages)
     for record in vars(unowned).values():
@@ -302,6 +311,10 @@ def admin_client(client, admin_user):
 @pytest.fixture
 def pipeline(db):
     """A default pipeline with New → Qualified → Proposal → Won / Lost."""
+    return make_pipeline()
+
+
+def make_pipeline():
     pipeline = PipelineFactory(name="Sales", is_default=True)
     for seq, (name, prob, won, lost) in enumerate(
         [

@@ -12,6 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from crm import services
 from crm.selectors import user_sees_everything
 from tests.api.conftest import url
+from tests.conftest import make_people, make_personas, make_pipeline, make_superuser
+from tests.module_data import fresh, made_once
 
 # Who sees the leads, deals and activities a persona owns (besides unowned ones, seen by everyone).
 SEES = {
@@ -33,6 +35,20 @@ EDIT = {
     "accounts": {"phone": "555-0100"},
     "contacts": {"job_title": "edited"},
 }
+
+
+@pytest.fixture(scope="module")
+def people_once(django_db_setup, django_db_blocker):
+    """tests/conftest.py's ``people``, made once for the module (tests/module_data.py)."""
+    with made_once(django_db_blocker):
+        stages = {stage.name: stage for stage in make_pipeline().stages.all()}
+        yield make_people(make_personas(), make_superuser(), stages)
+
+
+@pytest.fixture
+def people(db, people_once):
+    """The module's people as fresh instances: tests change them (refresh_from_db, is_active)."""
+    return fresh(people_once)
 
 
 def visible_ids(people, persona, kind):
