@@ -23,7 +23,9 @@ from crm.win_probability import win_models_rebuild
 from sales import services as sales_services
 from tests.admin.form_data import change_form_data
 from tests.api.conftest import url
+from tests.conftest import make_pipeline, make_superuser
 from tests.factories import AccountFactory, LeadFactory, OpportunityFactory, TagFactory, UserFactory
+from tests.module_data import fresh, made_once
 
 
 def models_state():
@@ -34,9 +36,16 @@ def models_state():
     }
 
 
-@pytest.fixture
-def doors(db, stages, admin_user, admin_client):
-    """Some closed history in both kinds, and the API and the admin as a superuser."""
+@pytest.fixture(scope="module")
+def history(django_db_setup, django_db_blocker):
+    """Some closed history in both kinds and a superuser, made once for the module
+    (tests/module_data.py)."""
+    with made_once(django_db_blocker):
+        stages = {stage.name: stage for stage in make_pipeline().stages.all()}
+        yield SimpleNamespace(stages=stages, admin_user=make_superuser(), tag=_closed_history(stages))
+
+
+def _closed_history(stages):
     tag = TagFactory()
     for priority in ("low", "high"):
         lead = LeadFactory(stage=stages["New"], priority=priority, source="website")
@@ -51,9 +60,17 @@ def doors(db, stages, admin_user, admin_client):
         sales_services.opportunity_mark_lost(
             opportunity=OpportunityFactory(stage=stages["New"], priority=priority), user=SYSTEM
         )
+    return tag
+
+
+@pytest.fixture
+def doors(db, history, client):
+    """The history's stages and tag as fresh instances, and the API and the admin as a superuser."""
+    history = fresh(history)
     api = APIClient()
-    api.force_authenticate(admin_user)
-    return SimpleNamespace(api=api, admin=admin_client, stages=stages, tag=tag)
+    api.force_authenticate(history.admin_user)
+    client.force_login(history.admin_user)
+    return SimpleNamespace(api=api, admin=client, stages=history.stages, tag=history.tag)
 
 
 # --- the records a case starts from -----------------------------------------------------------------
