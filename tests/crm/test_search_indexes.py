@@ -441,3 +441,23 @@ def test_a_deal_search_across_the_account_uses_the_key_and_trigram_indexes(acros
     assert trigram_index_name("sales_opportunity", "name") in text, text
     # The accounts were read before (their own trigram index); the deals' read only joins them to show them.
     assert trigram_index_name("crm_account", "name") not in text, text
+
+
+ODD_TERMS = ["%", "_", "\\", "'", '"unterminated', "   ", "a" * 5000, "ac%me", "é", "ß", '"acme industries"']
+
+
+@pytest.mark.parametrize("term", ODD_TERMS)
+def test_an_odd_search_across_the_account_finds_what_the_admins_own_search_finds(across, client, term):
+    """Wildcards, quotes, accents and a long word: the changelists answer, and find the records
+    Django's own admin search (the join) finds."""
+    AccountFactory(name="Acme Industries 100% _x\\y é ß")
+    client.force_login(UserFactory(is_superuser=True, is_staff=True))
+    request = RequestFactory().get("/")
+    request.user = across.user
+    for model in (Contact, Opportunity):
+        model_admin = admin.site._registry[model]
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        assert client.get(url, {"q": term}).status_code == 200, (url, term)
+        ours, _ = model_admin.get_search_results(request, model.objects.all(), term)
+        django, _ = admin.ModelAdmin.get_search_results(model_admin, request, model.objects.all(), term)
+        assert set(ours.values_list("pk", flat=True)) == set(django.values_list("pk", flat=True)), model
