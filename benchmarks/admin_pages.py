@@ -354,8 +354,8 @@ def cases(args) -> list[h.Case]:
 
 
 # The contacts' and the deals' changelist searches (their admins' search_fields), written by hand: the
-# ids of the accounts whose name matches first, then the records by their own columns or that key.
-ACCOUNTS_NAMED = "SELECT coalesce(array_agg(id), '{}') FROM crm_account WHERE UPPER(name) LIKE UPPER(%s)"
+# ids of the accounts whose name matches first (api_lists.ACCOUNTS_NAMED), then the records by their own
+# columns or that key.
 SEARCHED_CHANGELISTS = [
     (
         "contact",
@@ -390,7 +390,7 @@ def search_cases(client, cap: int | None) -> list[h.Case]:
         page = f"{url}?q={term}"
 
         def accounts(results):
-            return ACCOUNTS_NAMED, [pattern]
+            return api_lists.ACCOUNTS_NAMED, [pattern]
 
         def rows(results, table=table, alias=alias, where=where, columns=columns, order=order):
             params = [*[pattern] * len(columns), results[0][0][0]]
